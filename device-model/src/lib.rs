@@ -1,0 +1,31 @@
+//! # rnic-device: the emulated RDMA NIC
+//!
+//! This crate *is* the hardware our users design: a PCI Express function with a
+//! register BAR, an MSI-X BAR, an admin queue, RDMA verbs objects (PD, MR, CQ, QP),
+//! Ethernet queues, a wire to other devices and a scriptable fault engine. The
+//! written contract is `docs/device-spec.md`; this crate follows it exactly.
+//!
+//! What it owns: everything the device does. What it must not touch: KVM, vCPUs,
+//! host files other than wire/pcap backends the caller hands it. It reaches the
+//! outside world only through three seams:
+//!
+//! * guest memory: a [`vm_memory::GuestMemoryMmap`], every access bounds-checked
+//!   ([`dma`]);
+//! * interrupts: the [`irq::InterruptSink`] trait, implemented by the monitor
+//!   (KVM irqfd) or by tests (a recorder);
+//! * the wire: the [`wire::WireBackend`] trait (in-process pair, Unix socket, UDP).
+//!
+//! The device never trusts the guest: every index, count, length, address and key
+//! read from registers or guest memory is validated, and bad input produces a
+//! device-visible error status, never a panic and never an access outside guest RAM.
+//!
+//! Module map:
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`pci`] | configuration space, capabilities, BAR sizing, the [`pci::PciFunction`] trait |
+//! | [`regs`] | BAR0 register offsets and bit definitions (mirrors the spec) |
+//! | [`msix`] | MSI-X table and PBA, mask/pending semantics |
+//! | [`irq`] | the interrupt seam to the monitor |
+//! | [`dma`] | bounds-checked guest memory access, fault hooks |
+//! | [`device`] | [`device::Rnic`], the top-level device |

@@ -1,0 +1,61 @@
+//! `NDIS_STATUS` and `NTSTATUS` codes (both are 32-bit; NDIS codes are NTSTATUS values).
+
+/// `NDIS_STATUS`: 32-bit, same space as NTSTATUS. Kept unsigned so hex literals read naturally.
+pub type NDIS_STATUS = u32;
+/// `NTSTATUS`: 32-bit; negative (bit 31 set) means failure.
+pub type NTSTATUS = u32;
+
+pub const STATUS_SUCCESS: NTSTATUS = 0x0000_0000;
+pub const STATUS_TIMEOUT: NTSTATUS = 0x0000_0102;
+pub const STATUS_PENDING: NTSTATUS = 0x0000_0103;
+pub const STATUS_UNSUCCESSFUL: NTSTATUS = 0xC000_0001;
+pub const STATUS_INVALID_PARAMETER: NTSTATUS = 0xC000_000D;
+pub const STATUS_INSUFFICIENT_RESOURCES: NTSTATUS = 0xC000_009A;
+pub const STATUS_NOT_SUPPORTED: NTSTATUS = 0xC000_00BB;
+
+pub const NDIS_STATUS_SUCCESS: NDIS_STATUS = STATUS_SUCCESS;
+pub const NDIS_STATUS_PENDING: NDIS_STATUS = STATUS_PENDING;
+pub const NDIS_STATUS_NOT_ACCEPTED: NDIS_STATUS = 0x0001_0003;
+pub const NDIS_STATUS_FAILURE: NDIS_STATUS = STATUS_UNSUCCESSFUL;
+pub const NDIS_STATUS_RESOURCES: NDIS_STATUS = STATUS_INSUFFICIENT_RESOURCES;
+pub const NDIS_STATUS_INVALID_PARAMETER: NDIS_STATUS = STATUS_INVALID_PARAMETER;
+pub const NDIS_STATUS_NOT_SUPPORTED: NDIS_STATUS = STATUS_NOT_SUPPORTED;
+pub const NDIS_STATUS_CLOSING: NDIS_STATUS = 0xC001_0002;
+pub const NDIS_STATUS_BAD_VERSION: NDIS_STATUS = 0xC001_0004;
+pub const NDIS_STATUS_BAD_CHARACTERISTICS: NDIS_STATUS = 0xC001_0005;
+pub const NDIS_STATUS_ADAPTER_NOT_FOUND: NDIS_STATUS = 0xC001_0006;
+pub const NDIS_STATUS_DEVICE_FAILED: NDIS_STATUS = 0xC001_0008;
+pub const NDIS_STATUS_REQUEST_ABORTED: NDIS_STATUS = 0xC001_000C;
+pub const NDIS_STATUS_RESET_IN_PROGRESS: NDIS_STATUS = 0xC001_000D;
+pub const NDIS_STATUS_ADAPTER_NOT_READY: NDIS_STATUS = 0xC001_0011;
+pub const NDIS_STATUS_INVALID_LENGTH: NDIS_STATUS = 0xC001_0014;
+pub const NDIS_STATUS_BUFFER_TOO_SHORT: NDIS_STATUS = 0xC001_0016;
+pub const NDIS_STATUS_INVALID_OID: NDIS_STATUS = 0xC001_0017;
+/// `STATUS_NDIS_PAUSED`: returned for sends while the miniport is paused.
+pub const NDIS_STATUS_PAUSED: NDIS_STATUS = 0xC023_002A;
+
+/// `NT_SUCCESS()`: true for success and informational codes (bit 31 clear).
+pub const fn nt_success(status: NTSTATUS) -> bool {
+    (status as i32) >= 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_predicate() {
+        assert!(nt_success(NDIS_STATUS_SUCCESS));
+        assert!(nt_success(NDIS_STATUS_PENDING));
+        assert!(!nt_success(NDIS_STATUS_FAILURE));
+        assert!(!nt_success(NDIS_STATUS_ADAPTER_NOT_FOUND));
+    }
+
+    #[test]
+    fn ndis_codes_alias_nt_codes() {
+        assert_eq!(NDIS_STATUS_RESOURCES, 0xC000_009A);
+        assert_eq!(NDIS_STATUS_NOT_SUPPORTED, 0xC000_00BB);
+        assert_eq!(NDIS_STATUS_INVALID_PARAMETER, 0xC000_000D);
+        assert_eq!(NDIS_STATUS_BAD_VERSION, 0xC001_0004);
+    }
+}

@@ -1,0 +1,83 @@
+//! Guest boot tests: the monitor boots our guest, which loads the real rnic.sys and
+//! plays NDIS. See the crate docs for where artifacts come from.
+
+use std::time::Duration;
+
+use guest_boot_tests::{kvm_available, rename_import, run_vmm, Artifacts, Outcome};
+
+const LIMIT: Duration = Duration::from_secs(180);
+
+/// Locates artifacts and checks KVM; `None` means skipped on purpose.
+fn setup() -> Option<Artifacts> {
+    match kvm_available() {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(e) => panic!("{e}"),
+    }
+    Some(Artifacts::locate().unwrap_or_else(|e| panic!("{e}")))
+}
+
+fn boot(a: &Artifacts, extra: &[&str], driver: &str) -> Outcome {
+    let kernel = a.kernel.to_str().expect("utf-8 path");
+    let mut args = vec!["--kernel", kernel, "--module", driver, "--memory", "256"];
+    args.extend_from_slice(extra);
+    run_vmm(&a.vmm, &args, LIMIT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn boot_with_rnic_runs_the_driver_life_cycle() {
+    let Some(a) = setup() else { return };
+    let out = boot(&a, &[], a.driver.to_str().unwrap());
+    println!(
+        "boot figure: rnic-vmm took {} ms from start to the guest's verdict",
+        out.elapsed.as_millis()
+    );
+    out.assert_in_order(&[
+        "ndis: DriverEntry",
+        "ndis: miniport registered",
+        "ndis: MiniportInitializeEx",
+        "ndis: interrupt registered",
+        "ndis: MSI-X vector fired",
+        "ndis: MiniportMessageInterrupt ",
+        "ndis: MiniportMessageInterruptDpc",
+        "rnic: NOP completed",
+        "ndis: MiniportHaltEx",
+        "ndis: MiniportDriverUnload",
+        "verdict: PASS",
+    ]);
+    assert_eq!(
+        out.status,
+        Some(0),
+        "monitor exit status\n{}\n{}",
+        out.serial,
+        out.stderr
+    );
+}
+
+#[test]
+fn boot_without_rnic_reports_it_and_fails() {
+    let Some(a) = setup() else { return };
+    let out = boot(&a, &["--no-rnic"], a.driver.to_str().unwrap());
+    out.assert_in_order(&["pci: no rnic found", "verdict: FAIL (no RNIC)"]);
+    assert_eq!(out.status, Some(2), "{}\n{}", out.serial, out.stderr);
+}
+
+#[test]
+fn loader_refuses_an_import_the_guest_does_not_provide() {
+    let Some(a) = setup() else { return };
+    let image = std::fs::read(&a.driver).expect("read rnic.sys");
+    let bad = rename_import(&image, "NdisMRegisterInterruptEx", "NdisMRegisterInterruptXx")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = std::env::temp_dir().join(format!("rnic-badimport-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("rnic.sys");
+    std::fs::write(&path, bad).unwrap();
+    let out = boot(&a, &[], path.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    out.assert_in_order(&[
+        "loader: unresolved import ndis.sys!NdisMRegisterInterruptXx",
+        "verdict: FAIL (load",
+    ]);
+    assert_eq!(out.status, Some(3), "{}\n{}", out.serial, out.stderr);
+    assert!(!out.serial.contains("ndis: DriverEntry"));
+}

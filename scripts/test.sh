@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test: sets up the toolchain, builds everything, then runs the unit
+# tests and the guest boot tests (cargo test --workspace). Exits non-zero on any
+# failure.
+#
+# The guest boot tests need /dev/kvm. Without it this script fails, unless you set
+# RNIC_ALLOW_NO_KVM=1 to skip them on purpose (they then say so).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$RIG_ROOT"
+
+require_kvm
+"$RIG_ROOT/scripts/setup-packages.sh"
+"$RIG_ROOT/scripts/build.sh"
+
+export RNIC_VMM="$(host_target_dir)/debug/rnic-vmm"
+export RNIC_ARTIFACT_DIR="$RIG_ROOT/target/images"
+log "running all tests (cargo test --workspace)"
+set +e
+cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee "$(host_target_dir)/test-output.log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" != 0 ]; then
+    log "FAILED (exit $status); full output in $(host_target_dir)/test-output.log"
+    exit "$status"
+fi
+log "all tests passed"

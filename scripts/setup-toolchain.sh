@@ -56,6 +56,28 @@ fi
 command -v apt-get >/dev/null && command -v dpkg >/dev/null \
     || die "rust-src missing, rustup failed and apt-get/dpkg are not available; install rust-src for rustc $RUSTC_VER by hand into $LIB_DST"
 
+CACHE="${RNIC_TOOLCHAIN_CACHE:-/var/cache/rnic-rig}"
+
+link_library() { # $1 = unpacked library dir
+    mkdir -p "$(dirname "$LIB_DST")"
+    if [ -L "$LIB_DST" ] || [ -e "$LIB_DST" ]; then
+        [ -L "$LIB_DST" ] || die "$LIB_DST exists but is not a complete rust-src; remove it and rerun"
+        rm -f "$LIB_DST"
+    fi
+    ln -s "$1" "$LIB_DST"
+    have_src || die "linked $1 to $LIB_DST but $LIB_DST/core/Cargo.toml is still missing"
+}
+
+# A package unpacked by an earlier run for this exact upstream version: relink, no network.
+for dir in "$CACHE"/rust-src-"$RUSTC_VER"+* "$CACHE"/rust-src-"$RUSTC_VER"-*; do
+    if [ -f "$dir/usr/lib/rustlib/src/rust/library/core/Cargo.toml" ]; then
+        link_library "$dir/usr/lib/rustlib/src/rust/library"
+        log "rust-src ${dir##*/rust-src-} (cached in $CACHE) linked at $LIB_DST"
+        check_lld
+        exit 0
+    fi
+done
+
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$KEYRING" ] || die "$KEYRING not found; install the 'debian-archive-keyring' package"
 
@@ -79,7 +101,6 @@ fi
 [ -n "$MIRROR" ] || die "no Debian mirror configured in /etc/apt; set RNIC_DEBIAN_MIRROR=http://deb.debian.org/debian (or your mirror)"
 log "using Debian mirror $MIRROR (suite trixie-backports, private apt configuration)"
 
-CACHE="${RNIC_TOOLCHAIN_CACHE:-/var/cache/rnic-rig}"
 APTDIR="$CACHE/apt"
 mkdir -p "$APTDIR/lists/partial" "$APTDIR/archives/partial" "$APTDIR/state" \
     || die "cannot create $APTDIR; run as a user who may write there or set RNIC_TOOLCHAIN_CACHE"
@@ -116,7 +137,7 @@ while read -r v; do
     if [ "$upstream" = "$RUSTC_VER" ]; then PKG_VER="$v"; break; fi
 done <<<"$CANDIDATES"
 if [ -z "$PKG_VER" ]; then
-    die "installed rustc is $RUSTC_VER but trixie-backports only has rust-src $(echo "$CANDIDATES" | tr '\n' ' '); install a rustc with one of those versions (rustup toolchain install <version>) or install rust-src $RUSTC_VER by other means"
+    die "installed rustc is $RUSTC_VER but trixie-backports only has rust-src $(echo "$CANDIDATES" | paste -sd, -); install a rustc with one of those versions (rustup toolchain install <version>) or install rust-src $RUSTC_VER by other means"
 fi
 log "rustc $RUSTC_VER matches Debian rust-src $PKG_VER"
 
@@ -140,12 +161,6 @@ if [ ! -f "$PKG_LIB/core/Cargo.toml" ]; then
     log "unpacked into $UNPACK"
 fi
 
-mkdir -p "$(dirname "$LIB_DST")"
-if [ -L "$LIB_DST" ] || [ -e "$LIB_DST" ]; then
-    [ -L "$LIB_DST" ] || die "$LIB_DST exists but is not a complete rust-src; remove it and rerun"
-    rm -f "$LIB_DST"
-fi
-ln -s "$PKG_LIB" "$LIB_DST"
-have_src || die "linked $PKG_LIB to $LIB_DST but $LIB_DST/core/Cargo.toml is still missing"
+link_library "$PKG_LIB"
 log "rust-src $PKG_VER linked at $LIB_DST"
 check_lld

@@ -29,3 +29,25 @@
 //! | [`irq`] | the interrupt seam to the monitor |
 //! | [`dma`] | bounds-checked guest memory access, fault hooks |
 //! | [`device`] | [`device::Rnic`], the top-level device |
+//! | [`admin`] | admin queue rings and command formats |
+//! | [`eth`] | Ethernet: MAC address |
+
+pub mod admin;
+pub mod device;
+pub mod dma;
+pub mod eth;
+pub mod irq;
+pub mod msix;
+pub mod pci;
+pub mod regs;
+
+// Modules owned by other helpers (faults, verbs, wire/roce).
+pub mod fault;
+pub mod roce;
+pub mod wire;
+
+pub use device::{Rnic, RnicConfig};
+pub use dma::{Dma, DmaError};
+pub use eth::MacAddress;
+pub use irq::{InterruptError, InterruptSink, MsiMessage, RecordingSink};
+pub use pci::{BarKind, BarRegion, PciFunction};

@@ -13,7 +13,12 @@
 //! This crate holds definitions only. It owns no behaviour: the driver lives in
 //! `guest-driver/rnic-miniport`, the NDIS implementation in `images/ndis-guest`.
 #![no_std]
-#![allow(non_camel_case_types, non_snake_case, clippy::upper_case_acronyms)]
+#![allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    clippy::upper_case_acronyms
+)]
 
 pub mod attributes;
 pub mod characteristics;

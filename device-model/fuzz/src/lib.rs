@@ -1,0 +1,5 @@
+//! Fuzzing support for `rnic-device`: the scripted driver ([`script`]) that the
+//! `mmio` fuzz target drives. This crate owns `device-model/fuzz/` only and must
+//! not be used by the device itself.
+
+pub mod script;

@@ -1,0 +1,491 @@
+//! The admin queue: a submission ring (64-byte commands) and a completion ring
+//! (16-byte completions with a phase tag) in guest memory (`docs/device-spec.md` §2-3).
+//!
+//! This module owns the ring state and the ring formats. It does not execute
+//! commands: [`crate::device::Rnic`] fetches a command with [`AdminQueue::fetch`],
+//! dispatches it by opcode, and posts the result with [`AdminQueue::complete`].
+//!
+//! Flow control: the device fetches a command only when the completion ring has a
+//! free slot, so it never overwrites a completion the driver has not released
+//! through `ACQ_HEAD`. A completion ring of N entries holds at most N-1 unreleased
+//! completions (`ACQ_TAIL == ACQ_HEAD` means empty).
+
+use thiserror::Error;
+
+use crate::dma::{Dma, DmaError, DmaPort};
+use crate::regs::{self, admin_error};
+
+/// Completion status: success.
+pub const STATUS_SUCCESS: u16 = 0;
+
+/// Operand bytes in a command.
+pub const OPERANDS_LEN: usize = 56;
+
+/// A failed admin command's status (the completion's status field). `SUCCESS` (0)
+/// is not a variant: success is `Ok(..)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Error)]
+#[repr(u16)]
+pub enum AdminStatus {
+    /// Unknown opcode.
+    #[error("unknown admin opcode")]
+    InvalidOpcode = 1,
+    /// An operand (or a reserved field) is out of range.
+    #[error("an admin operand is out of range")]
+    InvalidParam = 2,
+    /// The device has no room for another object of this kind.
+    #[error("the device is out of resources for this object")]
+    NoResources = 0x10,
+    /// A handle does not name a live object.
+    #[error("the handle does not name a live object")]
+    InvalidHandle = 0x11,
+    /// The object is not in a state that allows this command.
+    #[error("the object is in the wrong state for this command")]
+    InvalidState = 0x13,
+    /// The object is still in use (for example it has children).
+    #[error("the object is still in use")]
+    Busy = 0x12,
+    /// A guest buffer named by the command could not be accessed.
+    #[error("a buffer named by the command is not accessible guest memory")]
+    DmaError = 0x14,
+    /// An internal device error (or an injected failure).
+    #[error("internal device error")]
+    DeviceError = 0x15,
+    /// The command is valid but the feature is not supported by this device.
+    #[error("the feature is not supported by this device")]
+    NotSupported = 0x16,
+}
+
+impl AdminStatus {
+    /// The status code written to the completion.
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    /// The status for a failed operand-buffer access.
+    pub fn from_dma(_e: &DmaError) -> Self {
+        AdminStatus::DmaError
+    }
+}
+
+/// A parsed admin command entry (§3.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminCommand {
+    /// Opcode.
+    pub opcode: u8,
+    /// Flags (RsvdZ).
+    pub flags: u8,
+    /// Command identifier, echoed in the completion.
+    pub id: u16,
+    /// Reserved dword (RsvdZ).
+    pub reserved: u32,
+    /// Opcode-specific operands.
+    pub operands: [u8; OPERANDS_LEN],
+}
+
+impl AdminCommand {
+    /// A command with zero flags and operands.
+    pub fn new(opcode: u8, id: u16) -> Self {
+        AdminCommand {
+            opcode,
+            flags: 0,
+            id,
+            reserved: 0,
+            operands: [0; OPERANDS_LEN],
+        }
+    }
+
+    /// Parses a 64-byte entry.
+    pub fn from_bytes(b: &[u8; 64]) -> Self {
+        let mut operands = [0u8; OPERANDS_LEN];
+        operands.copy_from_slice(&b[8..64]);
+        AdminCommand {
+            opcode: b[0],
+            flags: b[1],
+            id: u16::from_le_bytes([b[2], b[3]]),
+            reserved: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            operands,
+        }
+    }
+
+    /// Encodes the entry.
+    pub fn to_bytes(&self) -> [u8; 64] {
+        let mut b = [0u8; 64];
+        b[0] = self.opcode;
+        b[1] = self.flags;
+        b[2..4].copy_from_slice(&self.id.to_le_bytes());
+        b[4..8].copy_from_slice(&self.reserved.to_le_bytes());
+        b[8..].copy_from_slice(&self.operands);
+        b
+    }
+}
+
+/// A completion entry (§3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AdminCompletion {
+    /// Result 0.
+    pub result0: u32,
+    /// Result 1.
+    pub result1: u32,
+    /// Command identifier.
+    pub id: u16,
+    /// ASQ head after this command.
+    pub sq_head: u16,
+    /// Status code.
+    pub status: u16,
+    /// Phase tag.
+    pub phase: bool,
+}
+
+impl AdminCompletion {
+    /// Encodes the entry.
+    pub fn to_bytes(&self) -> [u8; 16] {
+        let mut b = [0u8; 16];
+        b[0..4].copy_from_slice(&self.result0.to_le_bytes());
+        b[4..8].copy_from_slice(&self.result1.to_le_bytes());
+        b[8..10].copy_from_slice(&self.id.to_le_bytes());
+        b[10..12].copy_from_slice(&self.sq_head.to_le_bytes());
+        b[12..14].copy_from_slice(&self.status.to_le_bytes());
+        b[14..16].copy_from_slice(&(self.phase as u16).to_le_bytes());
+        b
+    }
+
+    /// Parses a 16-byte entry.
+    pub fn from_bytes(b: &[u8; 16]) -> Self {
+        AdminCompletion {
+            result0: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+            result1: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
+            id: u16::from_le_bytes([b[8], b[9]]),
+            sq_head: u16::from_le_bytes([b[10], b[11]]),
+            status: u16::from_le_bytes([b[12], b[13]]),
+            phase: b[14] & 1 != 0,
+        }
+    }
+}
+
+/// The ring geometry latched at enable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Rings {
+    asq_base: u64,
+    asq_size: u32,
+    acq_base: u64,
+    acq_size: u32,
+}
+
+/// What a register write asks the device to do next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdminRegEffect {
+    /// Nothing.
+    None,
+    /// Process submissions (the tail moved or completion space was freed).
+    Process,
+    /// Stop the queue with this `ADMIN_ERROR` cause.
+    Error(u32),
+}
+
+/// Admin queue registers and ring state.
+#[derive(Clone, Debug, Default)]
+pub struct AdminQueue {
+    asq_base: u64,
+    asq_size: u32,
+    acq_base: u64,
+    acq_size: u32,
+    asq_tail: u32,
+    asq_head: u32,
+    acq_head: u32,
+    acq_tail: u32,
+    phase: bool,
+    live: Option<Rings>,
+}
+
+fn valid_size(n: u32) -> bool {
+    (regs::ADMIN_RING_MIN..=regs::ADMIN_RING_MAX).contains(&n) && n.is_power_of_two()
+}
+
+/// Maps a ring access failure to its `ADMIN_ERROR` cause.
+pub fn dma_cause(e: &DmaError) -> u32 {
+    match e {
+        DmaError::BusMasterDisabled { .. } => admin_error::BUS_MASTER_DISABLED,
+        _ => admin_error::DMA_ERROR,
+    }
+}
+
+impl AdminQueue {
+    /// Reset state: every register 0, queue not live.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the rings are latched and valid.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// Stops the queue (after an error); registers keep their values.
+    pub fn halt(&mut self) {
+        self.live = None;
+    }
+
+    /// Reads an admin register; `None` when `offset` is not one.
+    pub fn reg_read(&self, offset: u64) -> Option<u32> {
+        Some(match offset {
+            regs::ASQ_BASE_LO => self.asq_base as u32,
+            regs::ASQ_BASE_HI => (self.asq_base >> 32) as u32,
+            regs::ASQ_SIZE => self.asq_size,
+            regs::ACQ_BASE_LO => self.acq_base as u32,
+            regs::ACQ_BASE_HI => (self.acq_base >> 32) as u32,
+            regs::ACQ_SIZE => self.acq_size,
+            regs::ASQ_TAIL => self.asq_tail,
+            regs::ASQ_HEAD => self.asq_head,
+            regs::ACQ_HEAD => self.acq_head,
+            regs::ACQ_TAIL => self.acq_tail,
+            _ => return None,
+        })
+    }
+
+    /// Writes an admin register (`offset` must be one of §2's admin registers;
+    /// others are ignored). Base/size writes take effect at the next enable;
+    /// doorbells are ignored while the queue is not live.
+    pub fn reg_write(&mut self, offset: u64, value: u32) -> AdminRegEffect {
+        let lo = |old: u64| (old & !0xFFFF_FFFF) | value as u64;
+        let hi = |old: u64| (old & 0xFFFF_FFFF) | ((value as u64) << 32);
+        match offset {
+            regs::ASQ_BASE_LO => self.asq_base = lo(self.asq_base),
+            regs::ASQ_BASE_HI => self.asq_base = hi(self.asq_base),
+            regs::ASQ_SIZE => self.asq_size = value,
+            regs::ACQ_BASE_LO => self.acq_base = lo(self.acq_base),
+            regs::ACQ_BASE_HI => self.acq_base = hi(self.acq_base),
+            regs::ACQ_SIZE => self.acq_size = value,
+            regs::ASQ_TAIL => {
+                let Some(r) = self.live else {
+                    return AdminRegEffect::None;
+                };
+                if value >= r.asq_size {
+                    return AdminRegEffect::Error(admin_error::BAD_TAIL);
+                }
+                self.asq_tail = value;
+                return AdminRegEffect::Process;
+            }
+            regs::ACQ_HEAD => {
+                let Some(r) = self.live else {
+                    return AdminRegEffect::None;
+                };
+                // The new head may only move forward over produced entries:
+                // (value - head) mod N <= (tail - head) mod N.
+                let mask = r.acq_size - 1;
+                let produced = self.acq_tail.wrapping_sub(self.acq_head) & mask;
+                let advance = value.wrapping_sub(self.acq_head) & mask;
+                if value >= r.acq_size || advance > produced {
+                    return AdminRegEffect::Error(admin_error::BAD_HEAD);
+                }
+                self.acq_head = value;
+                return AdminRegEffect::Process;
+            }
+            _ => {}
+        }
+        AdminRegEffect::None
+    }
+
+    /// Latches and validates the ring registers (DEV_CTRL.ENABLE 0→1). On error
+    /// returns the `ADMIN_ERROR` cause and the queue stays not live.
+    pub fn enable(&mut self, dma: &Dma) -> Result<(), u32> {
+        self.asq_tail = 0;
+        self.asq_head = 0;
+        self.acq_head = 0;
+        self.acq_tail = 0;
+        self.phase = true;
+        self.live = None;
+        if !valid_size(self.asq_size) || !valid_size(self.acq_size) {
+            return Err(admin_error::BAD_SIZE);
+        }
+        if self.asq_base & (regs::ASQ_ALIGN - 1) != 0
+            || dma
+                .check_range(self.asq_base, self.asq_size as u64 * regs::ASQ_ENTRY_SIZE)
+                .is_err()
+        {
+            return Err(admin_error::BAD_ASQ);
+        }
+        if self.acq_base & (regs::ACQ_ALIGN - 1) != 0
+            || dma
+                .check_range(self.acq_base, self.acq_size as u64 * regs::ACQ_ENTRY_SIZE)
+                .is_err()
+        {
+            return Err(admin_error::BAD_ACQ);
+        }
+        self.live = Some(Rings {
+            asq_base: self.asq_base,
+            asq_size: self.asq_size,
+            acq_base: self.acq_base,
+            acq_size: self.acq_size,
+        });
+        Ok(())
+    }
+
+    /// Whether the completion ring has a free slot.
+    pub fn has_completion_space(&self) -> bool {
+        match self.live {
+            Some(r) => (self.acq_tail + 1) & (r.acq_size - 1) != self.acq_head,
+            None => false,
+        }
+    }
+
+    /// Whether submissions are waiting (head != tail).
+    pub fn has_work(&self) -> bool {
+        self.live.is_some() && self.asq_head != self.asq_tail
+    }
+
+    /// Consumes the next command if there is one and a completion slot is free.
+    /// On a ring access failure returns the `ADMIN_ERROR` cause.
+    pub fn fetch(&mut self, dma: &mut dyn DmaPort) -> Result<Option<AdminCommand>, u32> {
+        let Some(r) = self.live else { return Ok(None) };
+        if self.asq_head == self.asq_tail || !self.has_completion_space() {
+            return Ok(None);
+        }
+        let mut b = [0u8; 64];
+        let addr = r.asq_base + self.asq_head as u64 * regs::ASQ_ENTRY_SIZE;
+        dma.dma_read(addr, &mut b).map_err(|e| dma_cause(&e))?;
+        self.asq_head = (self.asq_head + 1) & (r.asq_size - 1);
+        Ok(Some(AdminCommand::from_bytes(&b)))
+    }
+
+    /// Posts a completion for command `id`. The body is written before the word
+    /// holding the phase tag, so a driver polling the phase never sees a torn entry.
+    pub fn complete(
+        &mut self,
+        dma: &Dma,
+        id: u16,
+        status: u16,
+        r0: u32,
+        r1: u32,
+    ) -> Result<(), u32> {
+        let Some(r) = self.live else { return Ok(()) };
+        let c = AdminCompletion {
+            result0: r0,
+            result1: r1,
+            id,
+            sq_head: self.asq_head as u16,
+            status,
+            phase: self.phase,
+        };
+        let b = c.to_bytes();
+        let addr = r.acq_base + self.acq_tail as u64 * regs::ACQ_ENTRY_SIZE;
+        dma.dma_write(addr, &b[..14]).map_err(|e| dma_cause(&e))?;
+        dma.dma_write(addr + 14, &b[14..]).map_err(|e| dma_cause(&e))?;
+        self.acq_tail = (self.acq_tail + 1) & (r.acq_size - 1);
+        if self.acq_tail == 0 {
+            self.phase = !self.phase;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dma::test_memory;
+
+    fn dma() -> Dma {
+        let mut d = Dma::new(test_memory(0x10_0000));
+        d.set_bus_master(true);
+        d
+    }
+
+    fn configure(q: &mut AdminQueue, asq: u64, asz: u32, acq: u64, csz: u32) {
+        q.reg_write(regs::ASQ_BASE_LO, asq as u32);
+        q.reg_write(regs::ASQ_BASE_HI, (asq >> 32) as u32);
+        q.reg_write(regs::ASQ_SIZE, asz);
+        q.reg_write(regs::ACQ_BASE_LO, acq as u32);
+        q.reg_write(regs::ACQ_BASE_HI, (acq >> 32) as u32);
+        q.reg_write(regs::ACQ_SIZE, csz);
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        let mut c = AdminCommand::new(0x12, 0xBEEF);
+        c.operands[55] = 9;
+        assert_eq!(AdminCommand::from_bytes(&c.to_bytes()), c);
+        let k = AdminCompletion {
+            result0: 1,
+            result1: 2,
+            id: 3,
+            sq_head: 4,
+            status: 5,
+            phase: true,
+        };
+        assert_eq!(AdminCompletion::from_bytes(&k.to_bytes()), k);
+        assert_eq!(k.to_bytes()[14], 1);
+    }
+
+    #[test]
+    fn validation_causes() {
+        let d = dma();
+        let mut q = AdminQueue::new();
+        configure(&mut q, 0x1000, 3, 0x2000, 4);
+        assert_eq!(q.enable(&d), Err(admin_error::BAD_SIZE));
+        configure(&mut q, 0x1000, 8192, 0x2000, 4);
+        assert_eq!(q.enable(&d), Err(admin_error::BAD_SIZE));
+        configure(&mut q, 0x1000, 1, 0x2000, 4);
+        assert_eq!(q.enable(&d), Err(admin_error::BAD_SIZE));
+        configure(&mut q, 0x1020, 4, 0x2000, 4);
+        assert_eq!(q.enable(&d), Err(admin_error::BAD_ASQ));
+        configure(&mut q, 0xFFFC0, 4, 0x2000, 4);
+        assert_eq!(
+            q.enable(&d),
+            Err(admin_error::BAD_ASQ),
+            "ring crosses end of RAM"
+        );
+        configure(&mut q, 0x1000, 4, 0x2008, 4);
+        assert_eq!(q.enable(&d), Err(admin_error::BAD_ACQ));
+        configure(&mut q, 0x1000, 4, 0xFFFF_FFFF_FFFF_FFF0, 4096);
+        assert_eq!(q.enable(&d), Err(admin_error::BAD_ACQ), "wrap-around");
+        assert!(!q.is_live());
+        configure(&mut q, 0x1000, 4, 0x2000, 4);
+        assert_eq!(q.enable(&d), Ok(()));
+        assert!(q.is_live());
+    }
+
+    #[test]
+    fn doorbell_validation() {
+        let d = dma();
+        let mut q = AdminQueue::new();
+        assert_eq!(
+            q.reg_write(regs::ASQ_TAIL, 1),
+            AdminRegEffect::None,
+            "not live"
+        );
+        assert_eq!(q.reg_read(regs::ASQ_TAIL), Some(0));
+        configure(&mut q, 0x1000, 4, 0x2000, 4);
+        q.enable(&d).unwrap();
+        assert_eq!(
+            q.reg_write(regs::ASQ_TAIL, 4),
+            AdminRegEffect::Error(admin_error::BAD_TAIL)
+        );
+        assert_eq!(
+            q.reg_write(regs::ACQ_HEAD, 1),
+            AdminRegEffect::Error(admin_error::BAD_HEAD)
+        );
+        assert_eq!(q.reg_write(regs::ASQ_TAIL, 2), AdminRegEffect::Process);
+        assert!(q.fetch(&mut d).unwrap().is_some());
+        q.complete(&mut d, 0, 0, 0, 0).unwrap();
+        assert_eq!(q.reg_write(regs::ACQ_HEAD, 1), AdminRegEffect::Process);
+        assert_eq!(q.reg_read(0x999), None);
+    }
+
+    #[test]
+    fn ring_full_back_pressure() {
+        let mut d = dma();
+        let mut q = AdminQueue::new();
+        configure(&mut q, 0x1000, 8, 0x2000, 2);
+        q.enable(&d).unwrap();
+        q.reg_write(regs::ASQ_TAIL, 3);
+        let c = q.fetch(&d).unwrap().unwrap();
+        q.complete(&d, c.id, 0, 0, 0).unwrap();
+        assert_eq!(
+            q.fetch(&d),
+            Ok(None),
+            "one slot of a 2-entry ring in use: full"
+        );
+        assert_eq!(q.reg_read(regs::ASQ_HEAD), Some(1));
+        q.reg_write(regs::ACQ_HEAD, 1);
+        assert!(q.fetch(&mut d).unwrap().is_some());
+    }
+}

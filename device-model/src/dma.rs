@@ -1,0 +1,344 @@
+//! Bounds-checked device access to guest memory.
+//!
+//! Every access by the device goes through [`Dma`]. A range is accepted only when
+//! it does not wrap around the 64-bit address space, lies entirely in guest RAM
+//! (possibly spanning adjacent regions), does not overlap the device's own BARs and
+//! PCI bus mastering is enabled. A refused or failed access returns a [`DmaError`];
+//! nothing here panics on guest input.
+//!
+//! Fault hooks: [`faulted_read`] and [`faulted_write`] apply the fault engine's answer
+//! at the `DmaRead`/`DmaWrite` sites (the device core asks the engine, with the scope
+//! of the access, and passes the answer in). Engines inside the device reach guest
+//! memory through the [`DmaPort`] trait, which the device core implements with the
+//! hooks applied.
+
+use thiserror::Error;
+
+use crate::fault::FaultAction;
+use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+/// Why a device access to guest memory failed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DmaError {
+    /// `addr + len` wraps around the address space.
+    #[error("DMA range {addr:#x}+{len:#x} wraps around the address space; the driver passed a bad address")]
+    Overflow { addr: u64, len: u64 },
+    /// Part of the range is not guest RAM.
+    #[error("DMA range {addr:#x}+{len:#x} is not entirely inside guest RAM; the driver passed a bad address or length")]
+    OutOfRange { addr: u64, len: u64 },
+    /// The range overlaps one of the device's own BARs.
+    #[error("DMA range {addr:#x}+{len:#x} overlaps the device's own BAR; the device never DMAs into its registers")]
+    DeviceRegion { addr: u64, len: u64 },
+    /// PCI bus mastering is off.
+    #[error(
+        "DMA to {addr:#x} refused: PCI bus mastering is disabled; set Command.Bus Master Enable"
+    )]
+    BusMasterDisabled { addr: u64 },
+    /// The memory backend reported an error.
+    #[error("guest memory access at {addr:#x}+{len:#x} failed: {reason}")]
+    Memory { addr: u64, len: u64, reason: String },
+    /// The fault engine made this access fail.
+    #[error("DMA at {addr:#x}+{len:#x} failed by fault injection")]
+    Injected { addr: u64, len: u64 },
+}
+
+/// The device's DMA engine over guest RAM.
+#[derive(Clone, Debug)]
+pub struct Dma {
+    mem: GuestMemoryMmap,
+    /// Ranges (start, size) the device must never touch: its own BARs.
+    excluded: Vec<(u64, u64)>,
+    bus_master: bool,
+}
+
+impl Dma {
+    /// A DMA engine over `mem`, bus mastering off, nothing excluded.
+    pub fn new(mem: GuestMemoryMmap) -> Self {
+        Dma {
+            mem,
+            excluded: Vec::new(),
+            bus_master: false,
+        }
+    }
+
+    /// The guest memory.
+    pub fn memory(&self) -> &GuestMemoryMmap {
+        &self.mem
+    }
+
+    /// Sets the ranges the device must never access (its own BARs).
+    pub fn set_excluded(&mut self, ranges: Vec<(u64, u64)>) {
+        self.excluded = ranges;
+    }
+
+    /// Mirrors PCI Command.Bus Master Enable.
+    pub fn set_bus_master(&mut self, on: bool) {
+        self.bus_master = on;
+    }
+
+    /// Whether bus mastering is on.
+    pub fn bus_master(&self) -> bool {
+        self.bus_master
+    }
+
+    /// Checks that `[addr, addr+len)` is inside guest RAM, outside the device's BARs
+    /// and does not wrap; does not look at bus mastering.
+    pub fn check_range(&self, addr: u64, len: u64) -> Result<(), DmaError> {
+        let end = addr
+            .checked_add(len)
+            .ok_or(DmaError::Overflow { addr, len })?;
+        if len == 0 {
+            return Ok(());
+        }
+        if self
+            .excluded
+            .iter()
+            .any(|&(s, sz)| addr < s.saturating_add(sz) && s < end)
+        {
+            return Err(DmaError::DeviceRegion { addr, len });
+        }
+        let Ok(ulen) = usize::try_from(len) else {
+            return Err(DmaError::OutOfRange { addr, len });
+        };
+        if !self.mem.check_range(GuestAddress(addr), ulen) {
+            return Err(DmaError::OutOfRange { addr, len });
+        }
+        Ok(())
+    }
+
+    fn check(&self, addr: u64, len: usize) -> Result<(), DmaError> {
+        if !self.bus_master {
+            return Err(DmaError::BusMasterDisabled { addr });
+        }
+        self.check_range(addr, len as u64)
+    }
+
+    /// Reads `buf.len()` bytes at `addr`.
+    pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.check(addr, buf.len())?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        self.mem
+            .read_slice(buf, GuestAddress(addr))
+            .map_err(|e| DmaError::Memory {
+                addr,
+                len: buf.len() as u64,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Writes `data` at `addr`.
+    pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+        self.check(addr, data.len())?;
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.mem
+            .write_slice(data, GuestAddress(addr))
+            .map_err(|e| DmaError::Memory {
+                addr,
+                len: data.len() as u64,
+                reason: e.to_string(),
+            })
+    }
+
+    /// Reads a plain-data object (little-endian layout, as on the x86 host).
+    pub fn read_obj<T: ByteValued + Default>(&self, addr: u64) -> Result<T, DmaError> {
+        let mut v = T::default();
+        self.read(addr, v.as_mut_slice())?;
+        Ok(v)
+    }
+
+    /// Writes a plain-data object.
+    pub fn write_obj<T: ByteValued>(&self, addr: u64, v: &T) -> Result<(), DmaError> {
+        self.write(addr, v.as_slice())
+    }
+
+    /// Reads a little-endian u16.
+    pub fn read_u16(&self, addr: u64) -> Result<u16, DmaError> {
+        let mut b = [0u8; 2];
+        self.read(addr, &mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian u32.
+    pub fn read_u32(&self, addr: u64) -> Result<u32, DmaError> {
+        let mut b = [0u8; 4];
+        self.read(addr, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// Reads a little-endian u64.
+    pub fn read_u64(&self, addr: u64) -> Result<u64, DmaError> {
+        let mut b = [0u8; 8];
+        self.read(addr, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Writes a little-endian u16.
+    pub fn write_u16(&self, addr: u64, v: u16) -> Result<(), DmaError> {
+        self.write(addr, &v.to_le_bytes())
+    }
+
+    /// Writes a little-endian u32.
+    pub fn write_u32(&self, addr: u64, v: u32) -> Result<(), DmaError> {
+        self.write(addr, &v.to_le_bytes())
+    }
+
+    /// Writes a little-endian u64.
+    pub fn write_u64(&self, addr: u64, v: u64) -> Result<(), DmaError> {
+        self.write(addr, &v.to_le_bytes())
+    }
+}
+
+/// Guest memory as seen by an engine inside the device (admin queue, event queue).
+pub trait DmaPort {
+    /// Reads `buf.len()` bytes at `addr`.
+    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
+    /// Writes `data` at `addr`.
+    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError>;
+}
+
+impl DmaPort for Dma {
+    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.read(addr, buf)
+    }
+    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+        self.write(addr, data)
+    }
+}
+
+/// A read with the fault engine's answer at the `DmaRead` site applied: `DmaError`
+/// and `Fatal` fail the access (nothing is read), `Corrupt` flips one byte of what
+/// was read; other answers are ignored.
+pub fn faulted_read(
+    dma: &Dma,
+    action: Option<FaultAction>,
+    addr: u64,
+    buf: &mut [u8],
+) -> Result<(), DmaError> {
+    if let Some(FaultAction::DmaError | FaultAction::Fatal) = action {
+        return Err(DmaError::Injected { addr, len: buf.len() as u64 });
+    }
+    dma.read(addr, buf)?;
+    if let Some(a) = action {
+        a.corrupt_in_place(buf);
+    }
+    Ok(())
+}
+
+/// A write with the fault engine's answer at the `DmaWrite` site applied:
+/// `DmaError` and `Fatal` fail the access (nothing is written), `Corrupt` writes the
+/// data with one byte flipped; other answers are ignored.
+pub fn faulted_write(
+    dma: &Dma,
+    action: Option<FaultAction>,
+    addr: u64,
+    data: &[u8],
+) -> Result<(), DmaError> {
+    match action {
+        Some(FaultAction::DmaError | FaultAction::Fatal) => {
+            Err(DmaError::Injected { addr, len: data.len() as u64 })
+        }
+        Some(a @ FaultAction::Corrupt { .. }) => {
+            let mut copy = data.to_vec();
+            a.corrupt_in_place(&mut copy);
+            dma.write(addr, &copy)
+        }
+        _ => dma.write(addr, data),
+    }
+}
+
+/// Test helper: guest memory with RAM at `[0, size)`.
+#[cfg(test)]
+pub(crate) fn test_memory(size: usize) -> GuestMemoryMmap {
+    GuestMemoryMmap::from_ranges(&[(GuestAddress(0), size)]).expect("test memory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dma() -> Dma {
+        let mem = GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0), 0x10000),
+            (GuestAddress(0x10000), 0x10000),
+            (GuestAddress(0x40000), 0x1000),
+        ])
+        .unwrap();
+        let mut d = Dma::new(mem);
+        d.set_bus_master(true);
+        d
+    }
+
+    #[test]
+    fn round_trip_and_le() {
+        let d = dma();
+        d.write_u32(0x100, 0x1122_3344).unwrap();
+        assert_eq!(d.read_u16(0x100).unwrap(), 0x3344);
+        assert_eq!(d.read_u32(0x100).unwrap(), 0x1122_3344);
+        d.write_u64(0x200, u64::MAX - 1).unwrap();
+        assert_eq!(d.read_u64(0x200).unwrap(), u64::MAX - 1);
+        d.write_obj(0x300, &7u32).unwrap();
+        assert_eq!(d.read_obj::<u32>(0x300).unwrap(), 7);
+        // Spanning two adjacent regions is fine.
+        d.write(0xFFFC, &[1; 8]).unwrap();
+        let mut b = [0; 8];
+        d.read(0xFFFC, &mut b).unwrap();
+        assert_eq!(b, [1; 8]);
+    }
+
+    #[test]
+    fn refusals() {
+        let mut d = dma();
+        let mut b = [0u8; 16];
+        assert!(matches!(
+            d.read(0x1FFF8, &mut b),
+            Err(DmaError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            d.read(0x30000, &mut b),
+            Err(DmaError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            d.read(u64::MAX - 4, &mut b),
+            Err(DmaError::Overflow { .. })
+        ));
+        assert!(matches!(
+            d.check_range(0, u64::MAX),
+            Err(DmaError::OutOfRange { .. })
+        ));
+        d.set_excluded(vec![(0x40000, 0x1000)]);
+        assert!(matches!(
+            d.write(0x40800, &b),
+            Err(DmaError::DeviceRegion { .. })
+        ));
+        d.set_bus_master(false);
+        assert!(matches!(
+            d.read(0, &mut b),
+            Err(DmaError::BusMasterDisabled { .. })
+        ));
+        d.set_bus_master(true);
+        assert!(d.read(0x1000, &mut []).is_ok());
+    }
+
+    #[test]
+    fn fault_hooks() {
+        let d = dma();
+        d.write(0x100, &[0u8; 4]).unwrap();
+        let mut b = [0u8; 4];
+        assert!(matches!(
+            faulted_read(&d, Some(FaultAction::DmaError), 0x100, &mut b),
+            Err(DmaError::Injected { addr: 0x100, len: 4 })
+        ));
+        faulted_read(&d, Some(FaultAction::Corrupt { offset: 5, mask: 0x80 }), 0x100, &mut b).unwrap();
+        assert_eq!(b, [0, 0x80, 0, 0]);
+        faulted_write(&d, Some(FaultAction::Corrupt { offset: 2, mask: 1 }), 0x100, &[9; 4]).unwrap();
+        assert_eq!(d.read_u32(0x100).unwrap(), u32::from_le_bytes([9, 9, 8, 9]));
+        assert!(faulted_write(&d, Some(FaultAction::Fatal), 0x100, &[0; 4]).is_err());
+        assert_eq!(d.read_u32(0x100).unwrap(), u32::from_le_bytes([9, 9, 8, 9]), "nothing written");
+        faulted_write(&d, None, 0x100, &[1; 4]).unwrap();
+        assert_eq!(d.read_u32(0x100).unwrap(), 0x0101_0101);
+    }
+}

@@ -1,0 +1,278 @@
+//! Completion queues: the CQE ring in guest memory, the phase tag, arming and
+//! interrupt moderation.
+
+use super::abi::{self, CQE_SIZE};
+use super::env::{AsyncEvent, VerbsEnv};
+use crate::dma::DmaError;
+use serde::Serialize;
+use std::time::Duration;
+
+/// One completion, before encoding.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Cqe {
+    pub wr_id: u64,
+    pub byte_len: u32,
+    /// Immediate data or invalidated key (see `flags`).
+    pub imm_inv: u32,
+    pub qpn: u32,
+    pub opcode: u8,
+    pub status: u8,
+    pub flags: u8,
+    /// Free-form detail for error completions (see the spec, §6.3).
+    pub vendor_err: u32,
+}
+
+impl Cqe {
+    /// The 32-byte ring entry, with the phase bit for the given pass.
+    pub fn encode(&self, phase: bool) -> [u8; CQE_SIZE] {
+        let mut b = [0u8; CQE_SIZE];
+        abi::wr_u64(&mut b, 0, self.wr_id);
+        abi::wr_u32(&mut b, 8, self.byte_len);
+        abi::wr_u32(&mut b, 12, self.imm_inv);
+        abi::wr_u32(&mut b, 16, self.qpn);
+        b[20] = self.opcode;
+        b[21] = self.status;
+        b[22] = self.flags;
+        b[23] = u8::from(phase);
+        abi::wr_u32(&mut b, 24, self.vendor_err);
+        b
+    }
+
+    /// Parses an entry (used by tests and CQ resize).
+    pub fn decode(b: &[u8; CQE_SIZE]) -> (Cqe, bool) {
+        (
+            Cqe {
+                wr_id: abi::rd_u64(b, 0),
+                byte_len: abi::rd_u32(b, 8),
+                imm_inv: abi::rd_u32(b, 12),
+                qpn: abi::rd_u32(b, 16),
+                opcode: b[20],
+                status: b[21],
+                flags: b[22],
+                vendor_err: abi::rd_u32(b, 24),
+            },
+            b[23] & 1 != 0,
+        )
+    }
+}
+
+/// Arming state of a CQ.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arm {
+    Off,
+    Next,
+    Solicited,
+}
+
+/// Per-CQ counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct CqStats {
+    pub cqn: u32,
+    pub size: u32,
+    pub vector: u16,
+    pub producer: u32,
+    pub consumer: u32,
+    pub cqes: u64,
+    pub error_cqes: u64,
+    pub interrupts: u64,
+    pub overflows: u64,
+    pub bad_doorbells: u64,
+    pub in_error: bool,
+    pub armed: Option<Arm>,
+}
+
+#[derive(Debug)]
+pub struct Cq {
+    pub cqn: u32,
+    pub base: u64,
+    pub size: u32,
+    /// Device producer count (free running).
+    pub pi: u32,
+    /// Driver consumer count (free running, from the CI doorbell).
+    pub ci: u32,
+    pub vector: u16,
+    pub mod_count: u16,
+    pub mod_usec: u32,
+    pub arm: Arm,
+    pending: u32,
+    pending_since: Option<Duration>,
+    pub error: bool,
+    pub stats: CqStats,
+}
+
+/// Why a CQE could not be written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CqFull;
+
+impl Cq {
+    pub fn new(cqn: u32, base: u64, size: u32, vector: u16, mod_count: u16, mod_usec: u32) -> Self {
+        Cq {
+            cqn,
+            base,
+            size,
+            pi: 0,
+            ci: 0,
+            vector,
+            mod_count,
+            mod_usec,
+            arm: Arm::Off,
+            pending: 0,
+            pending_since: None,
+            error: false,
+            stats: CqStats::default(),
+        }
+    }
+
+    fn slot_addr(&self, idx: u32) -> u64 {
+        self.base + u64::from(idx & (self.size - 1)) * CQE_SIZE as u64
+    }
+
+    fn phase(&self, idx: u32) -> bool {
+        (idx / self.size) & 1 == 0
+    }
+
+    fn set_error(&mut self, env: &mut dyn VerbsEnv) {
+        if !self.error {
+            self.error = true;
+            env.post_async_event(AsyncEvent::CqError { cqn: self.cqn });
+        }
+    }
+
+    /// Writes one CQE. Fails (and puts the CQ in error) on overflow or DMA error.
+    pub fn push(&mut self, env: &mut dyn VerbsEnv, cqe: &Cqe, solicited: bool) -> Result<(), CqFull> {
+        if self.error {
+            return Err(CqFull);
+        }
+        if self.pi.wrapping_sub(self.ci) >= self.size {
+            self.stats.overflows += 1;
+            tracing::warn!(cqn = self.cqn, "completion queue overflow");
+            self.set_error(env);
+            return Err(CqFull);
+        }
+        let bytes = cqe.encode(self.phase(self.pi));
+        if env.dma_write(self.slot_addr(self.pi), &bytes).is_err() {
+            self.set_error(env);
+            return Err(CqFull);
+        }
+        self.pi = self.pi.wrapping_add(1);
+        self.stats.cqes += 1;
+        let is_error = cqe.status != abi::WcStatus::Success.code();
+        if is_error {
+            self.stats.error_cqes += 1;
+        }
+        let counts = match self.arm {
+            Arm::Off => false,
+            Arm::Next => true,
+            Arm::Solicited => solicited || is_error,
+        };
+        if counts {
+            self.pending += 1;
+            if self.pending_since.is_none() {
+                self.pending_since = Some(env.now());
+            }
+            self.maybe_fire(env);
+        }
+        Ok(())
+    }
+
+    fn fire(&mut self, env: &mut dyn VerbsEnv) {
+        env.raise_vector(self.vector);
+        self.stats.interrupts += 1;
+        self.arm = Arm::Off;
+        self.pending = 0;
+        self.pending_since = None;
+    }
+
+    fn maybe_fire(&mut self, env: &mut dyn VerbsEnv) {
+        if self.arm == Arm::Off || self.pending == 0 {
+            return;
+        }
+        let by_count = self.mod_count > 0 && self.pending >= u32::from(self.mod_count);
+        let immediate = self.mod_count == 0 && self.mod_usec == 0;
+        let by_time = self.mod_usec > 0
+            && self.pending_since.is_some_and(|t| {
+                env.now().saturating_sub(t) >= Duration::from_micros(u64::from(self.mod_usec))
+            });
+        if immediate || by_count || by_time {
+            self.fire(env);
+        }
+    }
+
+    /// Timer check for time-based moderation.
+    pub fn poll(&mut self, env: &mut dyn VerbsEnv) {
+        self.maybe_fire(env);
+    }
+
+    /// The CI doorbell. Returns false (and ignores the value) if it is not between
+    /// the previous consumer index and the producer index.
+    pub fn set_ci(&mut self, ci: u32) -> bool {
+        let adv = ci.wrapping_sub(self.ci);
+        let avail = self.pi.wrapping_sub(self.ci);
+        if adv > avail {
+            self.stats.bad_doorbells += 1;
+            return false;
+        }
+        self.ci = ci;
+        true
+    }
+
+    /// The arm doorbell.
+    pub fn arm(&mut self, env: &mut dyn VerbsEnv, value: u32) -> bool {
+        let mode = match value {
+            abi::db::ARM_NEXT => Arm::Next,
+            abi::db::ARM_SOLICITED => Arm::Solicited,
+            _ => {
+                self.stats.bad_doorbells += 1;
+                return false;
+            }
+        };
+        self.arm = mode;
+        self.pending = 0;
+        self.pending_since = None;
+        // Entries the driver has not consumed yet: report them at once so an
+        // arm that races with a completion never loses the event.
+        if mode == Arm::Next && self.pi != self.ci {
+            self.fire(env);
+        }
+        true
+    }
+
+    /// Moves the unconsumed entries to a new ring; returns how many.
+    pub fn resize(&mut self, env: &mut dyn VerbsEnv, base: u64, size: u32) -> Result<u32, DmaError> {
+        let n = self.pi.wrapping_sub(self.ci);
+        let mut entries = Vec::with_capacity(n as usize);
+        for i in 0..n {
+            let mut b = [0u8; CQE_SIZE];
+            env.dma_read(self.slot_addr(self.ci.wrapping_add(i)), &mut b)?;
+            entries.push(b);
+        }
+        let old = (self.base, self.size);
+        self.base = base;
+        self.size = size;
+        for (i, mut b) in entries.into_iter().enumerate() {
+            let i = i as u32;
+            b[23] = u8::from(self.phase(i));
+            if let Err(e) = env.dma_write(self.slot_addr(i), &b) {
+                (self.base, self.size) = old;
+                return Err(e);
+            }
+        }
+        self.pi = n;
+        self.ci = 0;
+        Ok(n)
+    }
+
+    pub fn stats(&self) -> CqStats {
+        CqStats {
+            cqn: self.cqn,
+            size: self.size,
+            vector: self.vector,
+            producer: self.pi,
+            consumer: self.ci,
+            in_error: self.error,
+            armed: Some(self.arm),
+            ..self.stats.clone()
+        }
+    }
+}

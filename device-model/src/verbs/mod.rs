@@ -1,0 +1,737 @@
+//! # The RDMA verbs engine
+//!
+//! Protection domains, memory regions, completion queues and RC queue pairs, the
+//! admin commands that manage them (opcodes `0x10..=0x3F`), their doorbells (BAR0
+//! `0x2000..=0xFFFF`) and the RC transport over RoCEv2 frames. The driver-visible
+//! contract is `docs/spec-parts/verbs.md`.
+//!
+//! What it owns: everything under `src/verbs`. What it must not touch: PCI, MSI-X,
+//! the admin queue itself, DMA, the wire backends and the fault engine. It reaches
+//! them only through [`VerbsEnv`], which the device core implements; frames are
+//! encoded and decoded with [`crate::roce`].
+//!
+//! The engine never trusts the guest: every handle, index, count, length, key and
+//! address is validated; bad input becomes an admin status, a completion status or
+//! a QP error, never a panic. Work per call is bounded (ring sizes, window, a cap on
+//! loopback frames per call).
+
+pub mod abi;
+pub mod cq;
+pub mod env;
+pub mod mr;
+pub mod qp;
+mod transport;
+
+#[cfg(test)]
+mod tests;
+
+pub use abi::{AdminStatus, QpState, WcStatus};
+pub use env::{AsyncEvent, VerbsEnv};
+
+use abi::{access, op, QUERY_OUT_SIZE};
+use cq::{Cq, CqStats};
+use mr::{load_page_list, pages_needed, Mr, MrState, MrTable};
+use qp::{Ctx, ModifyAttrs, ModifyError, Qp, QpConfig, QpStats};
+use serde::Serialize;
+use std::collections::VecDeque;
+
+use crate::roce::{self, RocePacket};
+
+/// Device limits of the verbs engine (reported by QUERY_CAPS).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct VerbsLimits {
+    pub max_pd: u32,
+    /// At most [`abi::db::MAX_CQN`].
+    pub max_cq: u32,
+    /// At most [`abi::db::MAX_QPN`].
+    pub max_qp: u32,
+    /// At most 2^24 - 1.
+    pub max_mr: u32,
+    /// Largest CQ (entries, power of two).
+    pub max_cqe: u32,
+    /// Largest SQ / RQ (entries, power of two).
+    pub max_qp_wr: u32,
+    /// Largest page list of one MR.
+    pub max_mr_pages: u32,
+    /// Page entries held by all MRs together.
+    pub max_total_pages: u64,
+    /// Largest message (SEND, WRITE or READ length).
+    pub max_msg_size: u32,
+    /// MSI-X vectors a CQ may name (vector < this).
+    pub num_vectors: u16,
+    /// Unacknowledged packets a QP may have in flight.
+    pub max_inflight: u32,
+    /// Largest path MTU code (5 = 4096).
+    pub max_mtu_code: u8,
+    pub min_page_shift: u8,
+    pub max_page_shift: u8,
+    /// Loopback frames processed per call before the rest waits for `poll`.
+    pub max_loopback_per_call: usize,
+}
+
+impl Default for VerbsLimits {
+    fn default() -> Self {
+        VerbsLimits {
+            max_pd: 1024,
+            max_cq: 1024,
+            max_qp: 1024,
+            max_mr: 8192,
+            max_cqe: 65536,
+            max_qp_wr: 16384,
+            max_mr_pages: 262_144,
+            max_total_pages: 1 << 22,
+            max_msg_size: 16 << 20,
+            num_vectors: 16,
+            max_inflight: 128,
+            max_mtu_code: 5,
+            min_page_shift: 12,
+            max_page_shift: 30,
+            max_loopback_per_call: 65536,
+        }
+    }
+}
+
+impl VerbsLimits {
+    /// The limits with every value clamped to what the ABI can express.
+    pub fn clamped(mut self) -> Self {
+        self.max_cq = self.max_cq.min(abi::db::MAX_CQN);
+        self.max_qp = self.max_qp.min(abi::db::MAX_QPN);
+        self.max_mr = self.max_mr.min(crate::roce::PSN_MASK);
+        self.max_cqe = prev_pow2(self.max_cqe.max(2));
+        self.max_qp_wr = prev_pow2(self.max_qp_wr.max(2));
+        self.max_inflight = self.max_inflight.clamp(1, 1 << 20);
+        self.max_mtu_code = self.max_mtu_code.clamp(1, 5);
+        self.min_page_shift = self.min_page_shift.clamp(12, 30);
+        self.max_page_shift = self.max_page_shift.clamp(self.min_page_shift, 30);
+        self.max_loopback_per_call = self.max_loopback_per_call.max(1);
+        self
+    }
+
+    /// The 64-byte QUERY_CAPS record.
+    pub fn encode(&self) -> [u8; QUERY_OUT_SIZE] {
+        let mut b = [0u8; QUERY_OUT_SIZE];
+        abi::wr_u32(&mut b, 0, self.max_qp);
+        abi::wr_u32(&mut b, 4, self.max_cq);
+        abi::wr_u32(&mut b, 8, self.max_pd);
+        abi::wr_u32(&mut b, 12, self.max_mr);
+        abi::wr_u32(&mut b, 16, self.max_qp_wr);
+        abi::wr_u32(&mut b, 20, self.max_cqe);
+        b[24] = abi::MAX_SGE;
+        b[25] = abi::MAX_SGE;
+        abi::wr_u16(&mut b, 26, abi::MAX_INLINE as u16);
+        abi::wr_u32(&mut b, 28, self.max_msg_size);
+        abi::wr_u32(&mut b, 32, self.max_mr_pages);
+        b[36] = self.min_page_shift;
+        b[37] = self.max_page_shift;
+        b[38] = self.max_mtu_code;
+        b[39] = self.num_vectors.min(255) as u8;
+        abi::wr_u32(&mut b, 40, self.max_mr_pages);
+        abi::wr_u16(&mut b, 44, abi::WQE_SIZE as u16);
+        abi::wr_u16(&mut b, 46, abi::CQE_SIZE as u16);
+        abi::wr_u32(&mut b, 48, self.max_inflight);
+        abi::wr_u32(&mut b, 52, access::ALL);
+        b
+    }
+}
+
+fn prev_pow2(v: u32) -> u32 {
+    1 << (31 - v.leading_zeros())
+}
+
+/// The port's own addresses (source of every frame; loopback when a QP's
+/// destination IP equals `ip`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Port {
+    pub mac: [u8; 6],
+    pub ip: [u8; 4],
+}
+
+/// A handle-indexed object table; handle 0 is never used.
+#[derive(Debug)]
+pub struct Table<T> {
+    slots: Vec<Option<T>>,
+}
+
+impl<T> Table<T> {
+    pub fn new(max: u32) -> Self {
+        Table {
+            slots: (0..=max).map(|_| None).collect(),
+        }
+    }
+    pub fn get(&self, h: u32) -> Option<&T> {
+        if h == 0 {
+            return None;
+        }
+        self.slots.get(h as usize)?.as_ref()
+    }
+    pub fn get_mut(&mut self, h: u32) -> Option<&mut T> {
+        if h == 0 {
+            return None;
+        }
+        self.slots.get_mut(h as usize)?.as_mut()
+    }
+    fn alloc(&mut self, v: T) -> Option<u32> {
+        let i = (1..self.slots.len()).find(|&i| self.slots[i].is_none())?;
+        self.slots[i] = Some(v);
+        Some(i as u32)
+    }
+    fn take(&mut self, h: u32) -> Option<T> {
+        if h == 0 {
+            return None;
+        }
+        self.slots.get_mut(h as usize)?.take()
+    }
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.as_ref().map(|v| (i as u32, v)))
+    }
+    fn handles(&self) -> Vec<u32> {
+        self.iter().map(|(h, _)| h).collect()
+    }
+    fn clear(&mut self) {
+        for s in &mut self.slots {
+            *s = None;
+        }
+    }
+}
+
+/// A protection domain (no state besides its existence).
+#[derive(Debug, Clone, Copy)]
+pub struct Pd;
+
+/// Engine-wide counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct GlobalStats {
+    pub admin_commands: u64,
+    pub admin_failures: u64,
+    pub bad_doorbells: u64,
+    pub frames_received: u64,
+    pub frames_dropped: u64,
+    pub frames_sent: u64,
+    pub loopback_packets: u64,
+    pub encode_errors: u64,
+}
+
+/// Everything [`Verbs::stats`] reports (serde-serializable).
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct VerbsStats {
+    pub global: GlobalStats,
+    pub pds: u32,
+    pub mrs: u32,
+    pub mr_pages: u64,
+    pub qps: Vec<QpStats>,
+    pub cqs: Vec<CqStats>,
+}
+
+/// The verbs engine.
+#[derive(Debug)]
+pub struct Verbs {
+    limits: VerbsLimits,
+    port: Port,
+    pds: Table<Pd>,
+    cqs: Table<Cq>,
+    qps: Table<Qp>,
+    mrs: MrTable,
+    loopback: VecDeque<RocePacket>,
+    stats: GlobalStats,
+}
+
+fn o32(o: &[u8; 56], at: usize) -> u32 {
+    abi::rd_u32(o, at)
+}
+fn o64(o: &[u8; 56], at: usize) -> u64 {
+    abi::rd_u64(o, at)
+}
+
+impl Verbs {
+    pub fn new(limits: VerbsLimits) -> Self {
+        let limits = limits.clamped();
+        Verbs {
+            pds: Table::new(limits.max_pd),
+            cqs: Table::new(limits.max_cq),
+            qps: Table::new(limits.max_qp),
+            mrs: MrTable::new(limits.max_mr),
+            limits,
+            port: Port::default(),
+            loopback: VecDeque::new(),
+            stats: GlobalStats::default(),
+        }
+    }
+
+    /// The limits in force (after clamping).
+    pub fn limits(&self) -> &VerbsLimits {
+        &self.limits
+    }
+
+    /// Sets the port's MAC and IPv4 address (the device core calls this with its
+    /// configured MAC; SET_PORT_ADDR lets the driver change both).
+    pub fn set_port_addr(&mut self, mac: [u8; 6], ip: [u8; 4]) {
+        self.port = Port { mac, ip };
+    }
+
+    pub fn port(&self) -> Port {
+        self.port
+    }
+
+    /// Device reset: drops every object and all queue state. The port address is kept.
+    pub fn reset(&mut self) {
+        self.pds.clear();
+        self.cqs.clear();
+        self.qps.clear();
+        self.mrs.clear();
+        self.loopback.clear();
+        self.stats = GlobalStats::default();
+    }
+
+    /// Counters, per QP and per CQ.
+    pub fn stats(&self) -> VerbsStats {
+        VerbsStats {
+            global: self.stats.clone(),
+            pds: self.pds.iter().count() as u32,
+            mrs: self.mrs.iter().count() as u32,
+            mr_pages: self.mrs.total_pages,
+            qps: self.qps.iter().map(|(_, q)| q.stats()).collect(),
+            cqs: self.cqs.iter().map(|(_, c)| c.stats()).collect(),
+        }
+    }
+
+    /// Runs `f` on QP `qpn` with a context over the other tables, then routes the
+    /// packets it produced.
+    fn with_qp<R>(
+        &mut self,
+        env: &mut dyn VerbsEnv,
+        qpn: u32,
+        f: impl FnOnce(&mut Qp, &mut Ctx) -> R,
+    ) -> Option<R> {
+        let mut out = Vec::new();
+        let r = {
+            let qp = self.qps.get_mut(qpn)?;
+            let mut cx = Ctx {
+                env: &mut *env,
+                mrs: &mut self.mrs,
+                cqs: &mut self.cqs,
+                out: &mut out,
+                port: &self.port,
+                limits: &self.limits,
+            };
+            f(qp, &mut cx)
+        };
+        self.route(env, out);
+        Some(r)
+    }
+
+    fn route(&mut self, env: &mut dyn VerbsEnv, out: Vec<RocePacket>) {
+        for p in out {
+            if p.ip.dst == self.port.ip {
+                self.stats.loopback_packets += 1;
+                self.loopback.push_back(p);
+            } else {
+                match roce::encode(&p) {
+                    Ok(frame) => {
+                        self.stats.frames_sent += 1;
+                        env.send_frame(&frame);
+                    }
+                    Err(e) => {
+                        self.stats.encode_errors += 1;
+                        tracing::error!(error = %e, "verbs: could not encode a frame");
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_loopback(&mut self, env: &mut dyn VerbsEnv) {
+        let mut n = 0;
+        while n < self.limits.max_loopback_per_call {
+            let Some(p) = self.loopback.pop_front() else { break };
+            self.deliver(env, &p);
+            n += 1;
+        }
+    }
+
+    /// A decoded packet addressed to this port.
+    fn deliver(&mut self, env: &mut dyn VerbsEnv, p: &RocePacket) {
+        let qpn = p.bth.dest_qp;
+        let known = self
+            .qps
+            .get(qpn)
+            .is_some_and(|q| q.remote_ip == p.ip.src && q.state != QpState::Reset);
+        if !known {
+            self.stats.frames_dropped += 1;
+            return;
+        }
+        let opc = p.bth.opcode;
+        self.with_qp(env, qpn, |qp, cx| {
+            qp.stats.rx_packets += 1;
+            if opc == roce::opcode::ACKNOWLEDGE {
+                qp.on_ack(cx, p);
+            } else if roce::opcode::is_response(opc) {
+                if (roce::opcode::RDMA_READ_RESPONSE_FIRST..=roce::opcode::RDMA_READ_RESPONSE_ONLY)
+                    .contains(&opc)
+                {
+                    qp.on_read_response(cx, p);
+                }
+            } else {
+                qp.on_request(cx, p);
+            }
+        });
+    }
+
+    /// A frame from the wire.
+    pub fn receive_frame(&mut self, env: &mut dyn VerbsEnv, frame: &[u8]) {
+        self.stats.frames_received += 1;
+        match roce::decode(frame) {
+            Ok(p) if p.ip.dst == self.port.ip => {
+                self.deliver(env, &p);
+            }
+            Ok(_) => self.stats.frames_dropped += 1,
+            Err(e) => {
+                self.stats.frames_dropped += 1;
+                tracing::debug!(error = %e, "verbs: dropped a frame");
+            }
+        }
+        self.drain_loopback(env);
+    }
+
+    /// Timers: retransmission, RNR waits, time-based interrupt moderation, and any
+    /// loopback traffic left over from a previous call.
+    pub fn poll(&mut self, env: &mut dyn VerbsEnv) {
+        for qpn in self.qps.handles() {
+            self.with_qp(env, qpn, |qp, cx| qp.on_timer(cx));
+        }
+        for cqn in self.cqs.handles() {
+            if let Some(cq) = self.cqs.get_mut(cqn) {
+                cq.poll(env);
+            }
+        }
+        self.drain_loopback(env);
+    }
+
+    /// A doorbell write at BAR0 `offset` (`0x2000..=0xFFFF`).
+    pub fn doorbell(&mut self, env: &mut dyn VerbsEnv, offset: u64, value: u32) {
+        if offset % 4 != 0 {
+            self.stats.bad_doorbells += 1;
+            return;
+        }
+        if (abi::db::QP_BASE..abi::db::QP_END).contains(&offset) {
+            let rel = offset - abi::db::QP_BASE;
+            let qpn = (rel / 8) as u32;
+            let rq = rel % 8 == 4;
+            let r = self.with_qp(env, qpn, |qp, cx| {
+                if rq {
+                    qp.rq_doorbell(cx, value);
+                } else {
+                    qp.sq_doorbell(cx, value);
+                }
+            });
+            if r.is_none() {
+                self.stats.bad_doorbells += 1;
+            }
+        } else if (abi::db::CQ_BASE..abi::db::CQ_END).contains(&offset) {
+            let rel = offset - abi::db::CQ_BASE;
+            let cqn = (rel / 8) as u32;
+            let Some(cq) = self.cqs.get_mut(cqn) else {
+                self.stats.bad_doorbells += 1;
+                return;
+            };
+            let ok = if rel % 8 == 4 {
+                cq.arm(env, value)
+            } else {
+                cq.set_ci(value)
+            };
+            if !ok {
+                self.stats.bad_doorbells += 1;
+            }
+        } else {
+            self.stats.bad_doorbells += 1;
+        }
+        self.drain_loopback(env);
+    }
+
+    /// Executes admin command `opcode` (`0x10..=0x3F`) with its 56 operand bytes.
+    /// Returns (result 0, result 1) or the failure status.
+    pub fn admin(
+        &mut self,
+        env: &mut dyn VerbsEnv,
+        opcode: u8,
+        operands: &[u8; 56],
+    ) -> Result<(u32, u32), AdminStatus> {
+        self.stats.admin_commands += 1;
+        let r = self.admin_inner(env, opcode, operands);
+        if let Err(s) = r {
+            self.stats.admin_failures += 1;
+            tracing::debug!(opcode, status = ?s, "verbs admin command failed");
+        }
+        self.drain_loopback(env);
+        r
+    }
+
+    fn admin_inner(
+        &mut self,
+        env: &mut dyn VerbsEnv,
+        opcode: u8,
+        o: &[u8; 56],
+    ) -> Result<(u32, u32), AdminStatus> {
+        use AdminStatus::*;
+        match opcode {
+            op::QUERY_CAPS => {
+                let out = o64(o, 0);
+                env.dma_write(out, &self.limits.encode()).map_err(|_| DmaError)?;
+                Ok((QUERY_OUT_SIZE as u32, 0))
+            }
+            op::CREATE_PD => self.pds.alloc(Pd).map(|h| (h, 0)).ok_or(NoResources),
+            op::DESTROY_PD => {
+                let pdn = o32(o, 0);
+                self.pds.get(pdn).ok_or(InvalidHandle)?;
+                let used = self.qps.iter().any(|(_, q)| q.pdn == pdn) || self.mrs.iter().any(|m| m.pdn == pdn);
+                if used {
+                    return Err(Busy);
+                }
+                self.pds.take(pdn);
+                Ok((0, 0))
+            }
+            op::SET_PORT_ADDR => {
+                let mac = [o[0], o[1], o[2], o[3], o[4], o[5]];
+                if mac[0] & 1 != 0 {
+                    return Err(InvalidParam);
+                }
+                self.port = Port {
+                    mac,
+                    ip: [o[8], o[9], o[10], o[11]],
+                };
+                Ok((0, 0))
+            }
+            op::CREATE_CQ => {
+                let base = o64(o, 0);
+                let size = o32(o, 8);
+                let vector = abi::rd_u16(o, 12);
+                let mod_count = abi::rd_u16(o, 14);
+                let mod_usec = o32(o, 16);
+                self.check_ring(env, base, size, abi::CQE_SIZE, self.limits.max_cqe, false)?;
+                if vector >= self.limits.num_vectors {
+                    return Err(InvalidParam);
+                }
+                let cqn = self.cqs.alloc(Cq::new(0, base, size, vector, mod_count, mod_usec)).ok_or(NoResources)?;
+                if let Some(cq) = self.cqs.get_mut(cqn) {
+                    cq.cqn = cqn;
+                }
+                Ok((cqn, 0))
+            }
+            op::DESTROY_CQ => {
+                let cqn = o32(o, 0);
+                self.cqs.get(cqn).ok_or(InvalidHandle)?;
+                if self.qps.iter().any(|(_, q)| q.send_cqn == cqn || q.recv_cqn == cqn) {
+                    return Err(Busy);
+                }
+                self.cqs.take(cqn);
+                Ok((0, 0))
+            }
+            op::RESIZE_CQ => {
+                let cqn = o32(o, 0);
+                let base = o64(o, 8);
+                let size = o32(o, 16);
+                self.cqs.get(cqn).ok_or(InvalidHandle)?;
+                self.check_ring(env, base, size, abi::CQE_SIZE, self.limits.max_cqe, false)?;
+                let cq = self.cqs.get_mut(cqn).ok_or(InvalidHandle)?;
+                if cq.pi.wrapping_sub(cq.ci) > size {
+                    return Err(InvalidParam);
+                }
+                let n = cq.resize(env, base, size).map_err(|_| DmaError)?;
+                Ok((n, 0))
+            }
+            op::MODIFY_CQ => {
+                let cqn = o32(o, 0);
+                let cq = self.cqs.get_mut(cqn).ok_or(InvalidHandle)?;
+                cq.mod_count = abi::rd_u16(o, 4);
+                cq.mod_usec = o32(o, 8);
+                Ok((0, 0))
+            }
+            op::CREATE_QP => self.create_qp(env, o),
+            op::MODIFY_QP => {
+                let qpn = o32(o, 0);
+                let attrs = ModifyAttrs::parse(o);
+                let r = self.with_qp(env, qpn, |qp, cx| qp.modify(cx, &attrs)).ok_or(InvalidHandle)?;
+                match r {
+                    Ok(()) => Ok((0, 0)),
+                    Err(ModifyError::State) => Err(InvalidState),
+                    Err(ModifyError::Param) => Err(InvalidParam),
+                }
+            }
+            op::QUERY_QP => {
+                let qpn = o32(o, 0);
+                let out = o64(o, 8);
+                let qp = self.qps.get(qpn).ok_or(InvalidHandle)?;
+                let (bytes, state) = (qp.query(), qp.state as u32);
+                env.dma_write(out, &bytes).map_err(|_| DmaError)?;
+                Ok((state, 0))
+            }
+            op::DESTROY_QP => {
+                let qpn = o32(o, 0);
+                self.qps.take(qpn).ok_or(InvalidHandle)?;
+                self.loopback.retain(|p| p.bth.dest_qp != qpn);
+                Ok((0, 0))
+            }
+            op::REG_MR => self.reg_mr(env, o),
+            op::DEREG_MR => {
+                let key = o32(o, 0);
+                self.mrs.by_index(key >> 8).ok_or(InvalidHandle)?;
+                self.mrs.remove(key >> 8);
+                Ok((0, 0))
+            }
+            op::ALLOC_FR_MR => {
+                let pdn = o32(o, 0);
+                let max_pages = o32(o, 4);
+                let key_byte = o[8];
+                self.pds.get(pdn).ok_or(InvalidHandle)?;
+                if max_pages == 0 || max_pages > self.limits.max_mr_pages {
+                    return Err(InvalidParam);
+                }
+                let index = self.mrs.free_index().ok_or(NoResources)?;
+                let key = (index << 8) | u32::from(key_byte);
+                self.mrs.insert(Mr {
+                    key,
+                    pdn,
+                    access: 0,
+                    state: MrState::Free,
+                    fast_reg: Some(max_pages),
+                    iova: 0,
+                    length: 0,
+                    fbo: 0,
+                    page_shift: self.limits.min_page_shift,
+                    pages: Vec::new(),
+                });
+                Ok((key, index))
+            }
+            op::QUERY_MR => {
+                let key = o32(o, 0);
+                let out = o64(o, 8);
+                let mr = self.mrs.by_index(key >> 8).ok_or(InvalidHandle)?;
+                let mut b = [0u8; QUERY_OUT_SIZE];
+                abi::wr_u32(&mut b, 0, mr.key);
+                abi::wr_u32(&mut b, 4, mr.pdn);
+                abi::wr_u32(&mut b, 8, mr.access);
+                b[12] = match mr.state {
+                    MrState::Free => 1,
+                    MrState::Valid => 2,
+                };
+                b[13] = u8::from(mr.fast_reg.is_some());
+                b[14] = mr.page_shift;
+                abi::wr_u64(&mut b, 16, mr.iova);
+                abi::wr_u64(&mut b, 24, mr.length);
+                abi::wr_u32(&mut b, 32, mr.pages.len() as u32);
+                abi::wr_u32(&mut b, 36, mr.fbo as u32);
+                abi::wr_u32(&mut b, 40, mr.fast_reg.unwrap_or(0));
+                let state = u32::from(b[12]);
+                env.dma_write(out, &b).map_err(|_| DmaError)?;
+                Ok((state, 0))
+            }
+            _ => Err(InvalidOpcode),
+        }
+    }
+
+    /// Validates a ring: power-of-two size in `min..=max`, aligned, inside guest RAM.
+    fn check_ring(
+        &self,
+        env: &mut dyn VerbsEnv,
+        base: u64,
+        size: u32,
+        entry: usize,
+        max: u32,
+        allow_zero: bool,
+    ) -> Result<(), AdminStatus> {
+        if allow_zero && size == 0 {
+            return Ok(());
+        }
+        if size < 2 || !size.is_power_of_two() || base % entry as u64 != 0 {
+            return Err(AdminStatus::InvalidParam);
+        }
+        if size > max {
+            return Err(AdminStatus::NoResources);
+        }
+        env.dma_check(base, u64::from(size) * entry as u64)
+            .map_err(|_| AdminStatus::InvalidParam)
+    }
+
+    fn create_qp(&mut self, env: &mut dyn VerbsEnv, o: &[u8; 56]) -> Result<(u32, u32), AdminStatus> {
+        use AdminStatus::*;
+        let c = QpConfig {
+            pdn: o32(o, 0),
+            send_cqn: o32(o, 4),
+            recv_cqn: o32(o, 8),
+            sq_size: o32(o, 12),
+            rq_size: o32(o, 16),
+            sq_base: o64(o, 20),
+            rq_base: o64(o, 28),
+            max_send_sge: o[36],
+            max_recv_sge: o[37],
+            max_inline: u32::from(abi::rd_u16(o, 38)),
+            sig_all: o[41] & 1 != 0,
+        };
+        if o[40] != 0 || o[41] & !1 != 0 {
+            return Err(InvalidParam);
+        }
+        self.pds.get(c.pdn).ok_or(InvalidHandle)?;
+        self.cqs.get(c.send_cqn).ok_or(InvalidHandle)?;
+        self.cqs.get(c.recv_cqn).ok_or(InvalidHandle)?;
+        if c.max_send_sge > abi::MAX_SGE || c.max_recv_sge > abi::MAX_SGE || c.max_inline > abi::MAX_INLINE {
+            return Err(InvalidParam);
+        }
+        self.check_ring(env, c.sq_base, c.sq_size, abi::WQE_SIZE, self.limits.max_qp_wr, false)?;
+        self.check_ring(env, c.rq_base, c.rq_size, abi::WQE_SIZE, self.limits.max_qp_wr, true)?;
+        let qpn = self.qps.alloc(Qp::new(0, c)).ok_or(NoResources)?;
+        if let Some(qp) = self.qps.get_mut(qpn) {
+            qp.qpn = qpn;
+        }
+        Ok((qpn, 0))
+    }
+
+    fn reg_mr(&mut self, env: &mut dyn VerbsEnv, o: &[u8; 56]) -> Result<(u32, u32), AdminStatus> {
+        use AdminStatus::*;
+        let pdn = o32(o, 0);
+        let acc = o32(o, 4);
+        let iova = o64(o, 8);
+        let length = o64(o, 16);
+        let list = o64(o, 24);
+        let count = o32(o, 32);
+        let fbo = u64::from(o32(o, 36));
+        let shift = o[40];
+        let key_byte = o[41];
+        self.pds.get(pdn).ok_or(InvalidHandle)?;
+        if acc & !access::ALL != 0
+            || (acc & access::REMOTE_WRITE != 0 && acc & access::LOCAL_WRITE == 0)
+            || shift < self.limits.min_page_shift
+            || shift > self.limits.max_page_shift
+            || fbo >= 1u64 << shift
+            || iova.checked_add(length).is_none()
+            || pages_needed(fbo, length, shift) != Some(u64::from(count))
+        {
+            return Err(InvalidParam);
+        }
+        if count > self.limits.max_mr_pages
+            || self.mrs.total_pages + u64::from(count) > self.limits.max_total_pages
+        {
+            return Err(NoResources);
+        }
+        let index = self.mrs.free_index().ok_or(NoResources)?;
+        let pages = load_page_list(env, list, count, shift).map_err(|e| match e {
+            mr::PageListError::Dma(_) => DmaError,
+            mr::PageListError::BadPage => InvalidParam,
+        })?;
+        let key = (index << 8) | u32::from(key_byte);
+        self.mrs.insert(Mr {
+            key,
+            pdn,
+            access: acc,
+            state: MrState::Valid,
+            fast_reg: None,
+            iova,
+            length,
+            fbo,
+            page_shift: shift,
+            pages,
+        });
+        Ok((key, index))
+    }
+}

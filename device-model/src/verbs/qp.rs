@@ -1,0 +1,806 @@
+//! Queue pairs: attributes, the RC state machine, WQE parsing, completions and
+//! flushing. The RC transport itself (requester and responder) is in
+//! [`super::transport`].
+
+use super::abi::{
+    self, access, cqe_op, qp_attr, wqe_flags, wr, QpState, WcStatus, MAX_INLINE, SGE_SIZE,
+    WQE_SGE_OFFSET, WQE_SIZE,
+};
+use super::cq::{Cq, Cqe};
+use super::env::{AsyncEvent, VerbsEnv, CAUSE_CQ_ERROR, CAUSE_DMA};
+use super::mr::{MrError, MrTable, Need};
+use super::{Port, Table, VerbsLimits};
+use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
+use crate::roce::RocePacket;
+use serde::Serialize;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Everything a QP operation may touch besides the QP itself.
+pub(crate) struct Ctx<'a> {
+    pub env: &'a mut dyn VerbsEnv,
+    pub mrs: &'a mut MrTable,
+    pub cqs: &'a mut Table<Cq>,
+    pub out: &'a mut Vec<RocePacket>,
+    pub port: &'a Port,
+    pub limits: &'a VerbsLimits,
+}
+
+/// One scatter/gather element.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sge {
+    pub addr: u64,
+    pub len: u32,
+    pub lkey: u32,
+}
+
+/// Fields of a FAST_REG WQE.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FastReg {
+    pub iova: u64,
+    pub key: u32,
+    pub access: u32,
+    pub length: u64,
+    pub page_list: u64,
+    pub page_count: u32,
+    pub fbo: u32,
+    pub page_shift: u8,
+}
+
+/// A send WQE the device has fetched and not yet retired.
+#[derive(Clone, Debug, Default)]
+pub struct SqWqe {
+    pub wr_id: u64,
+    pub opcode: u8,
+    pub flags: u8,
+    pub imm_inv: u32,
+    pub remote_addr: u64,
+    pub rkey: u32,
+    pub sges: Vec<Sge>,
+    pub inline: Option<Vec<u8>>,
+    pub len: u32,
+    pub fr: FastReg,
+    pub first_psn: u32,
+    pub npkts: u32,
+    /// READ: response packets received so far.
+    pub read_rcvd: u32,
+    /// Some packet of this WQE has been transmitted (or a local op executed).
+    pub transmitted: bool,
+    /// Local operation executed.
+    pub done: bool,
+    pub error: Option<(WcStatus, u32)>,
+}
+
+impl SqWqe {
+    pub fn is_local(&self) -> bool {
+        matches!(self.opcode, wr::FAST_REG | wr::LOCAL_INV)
+    }
+
+    pub fn last_psn(&self) -> u32 {
+        crate::roce::psn_add(self.first_psn, self.npkts.saturating_sub(1))
+    }
+
+    pub fn cqe_opcode(&self) -> u8 {
+        match self.opcode {
+            wr::SEND | wr::SEND_WITH_IMM | wr::SEND_WITH_INV => cqe_op::SEND,
+            wr::RDMA_WRITE | wr::RDMA_WRITE_WITH_IMM => cqe_op::RDMA_WRITE,
+            wr::RDMA_READ => cqe_op::RDMA_READ,
+            wr::FAST_REG => cqe_op::FAST_REG,
+            _ => cqe_op::LOCAL_INV,
+        }
+    }
+}
+
+/// A receive WQE.
+#[derive(Clone, Debug, Default)]
+pub struct RqWqe {
+    pub wr_id: u64,
+    pub sges: Vec<Sge>,
+    pub capacity: u64,
+}
+
+/// A message the responder is in the middle of.
+#[derive(Clone, Debug)]
+pub enum InMsg {
+    Send { wqe: RqWqe, offset: u64 },
+    Write { va: u64, rkey: u32, total: u32, offset: u32 },
+}
+
+/// Requester state.
+#[derive(Clone, Debug, Default)]
+pub struct Requester {
+    /// PSN given to the next fetched WQE.
+    pub next_psn: u32,
+    /// Oldest unacknowledged PSN.
+    pub una: u32,
+    /// One past the highest PSN ever transmitted.
+    pub sent_hwm: u32,
+    /// Transmit cursor: WQE index in `outstanding` and packet index inside it.
+    pub send_idx: usize,
+    pub send_pkt: u32,
+    pub outstanding: VecDeque<SqWqe>,
+    pub retries_left: u8,
+    pub rnr_left: u8,
+    pub timer: Option<Duration>,
+    pub rnr_until: Option<(Duration, u32)>,
+    /// Packets sent since the last ACK request.
+    pub since_ackreq: u32,
+}
+
+/// Responder state.
+#[derive(Clone, Debug, Default)]
+pub struct Responder {
+    pub epsn: u32,
+    pub msn: u32,
+    pub cur: Option<InMsg>,
+    pub nak_seq_sent: bool,
+}
+
+/// Per-QP counters.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct QpStats {
+    pub qpn: u32,
+    pub state: Option<QpState>,
+    pub sq_posted: u32,
+    pub sq_completed: u64,
+    pub rq_completed: u64,
+    pub error_completions: u64,
+    pub flushed: u64,
+    pub tx_packets: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub retransmitted_packets: u64,
+    pub timeouts: u64,
+    pub acks_sent: u64,
+    pub acks_received: u64,
+    pub seq_naks_sent: u64,
+    pub seq_naks_received: u64,
+    pub rnr_naks_sent: u64,
+    pub rnr_naks_received: u64,
+    pub error_naks_sent: u64,
+    pub error_naks_received: u64,
+    pub duplicates_received: u64,
+    pub out_of_order_dropped: u64,
+    pub bad_doorbells: u64,
+}
+
+/// One queue pair.
+#[derive(Debug)]
+pub struct Qp {
+    pub qpn: u32,
+    pub pdn: u32,
+    pub send_cqn: u32,
+    pub recv_cqn: u32,
+    pub sq_base: u64,
+    pub sq_size: u32,
+    pub rq_base: u64,
+    pub rq_size: u32,
+    pub max_send_sge: u8,
+    pub max_recv_sge: u8,
+    pub max_inline: u32,
+    pub sig_all: bool,
+    pub state: QpState,
+    pub mtu_code: u8,
+    pub retry_cnt: u8,
+    pub rnr_retry: u8,
+    pub timeout: u8,
+    pub min_rnr_timer: u8,
+    pub access: u32,
+    pub dest_qpn: u32,
+    pub remote_mac: [u8; 6],
+    pub remote_ip: [u8; 4],
+    pub sq_pi: u32,
+    pub sq_head: u32,
+    pub sq_retired: u32,
+    pub rq_pi: u32,
+    pub rq_head: u32,
+    pub req: Requester,
+    pub resp: Responder,
+    pub drained_reported: bool,
+    pub stats: QpStats,
+}
+
+/// Creation parameters (CREATE_QP operands after validation).
+#[derive(Clone, Copy, Debug)]
+pub struct QpConfig {
+    pub pdn: u32,
+    pub send_cqn: u32,
+    pub recv_cqn: u32,
+    pub sq_base: u64,
+    pub sq_size: u32,
+    pub rq_base: u64,
+    pub rq_size: u32,
+    pub max_send_sge: u8,
+    pub max_recv_sge: u8,
+    pub max_inline: u32,
+    pub sig_all: bool,
+}
+
+/// MODIFY_QP operands.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ModifyAttrs {
+    pub mask: u32,
+    pub state: u8,
+    pub mtu_code: u8,
+    pub retry_cnt: u8,
+    pub rnr_retry: u8,
+    pub timeout: u8,
+    pub access: u8,
+    pub min_rnr_timer: u8,
+    pub dest_qpn: u32,
+    pub sq_psn: u32,
+    pub rq_psn: u32,
+    pub mac: [u8; 6],
+    pub ip: [u8; 4],
+}
+
+impl ModifyAttrs {
+    pub fn parse(o: &[u8; 56]) -> Self {
+        ModifyAttrs {
+            mask: abi::rd_u32(o, 4),
+            state: o[8],
+            mtu_code: o[9],
+            retry_cnt: o[10],
+            rnr_retry: o[11],
+            timeout: o[12],
+            access: o[13],
+            min_rnr_timer: o[14],
+            dest_qpn: abi::rd_u32(o, 16),
+            sq_psn: abi::rd_u32(o, 20),
+            rq_psn: abi::rd_u32(o, 24),
+            mac: [o[28], o[29], o[30], o[31], o[32], o[33]],
+            ip: [o[36], o[37], o[38], o[39]],
+        }
+    }
+}
+
+/// Why MODIFY_QP failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModifyError {
+    /// The transition is not allowed from the current state.
+    State,
+    /// A required attribute is missing, a forbidden one present, or a value is out of range.
+    Param,
+}
+
+/// Required and optional attributes of a transition, or `None` if illegal.
+fn transition(cur: QpState, new: QpState) -> Option<(u32, u32)> {
+    use QpState::*;
+    let rts_opt = qp_attr::ACCESS
+        | qp_attr::TIMEOUT
+        | qp_attr::RETRY_CNT
+        | qp_attr::RNR_RETRY
+        | qp_attr::MIN_RNR_TIMER;
+    Some(match (cur, new) {
+        (_, Reset) | (_, Err) => (0, 0),
+        (Reset, Init) | (Init, Init) => (0, qp_attr::ACCESS),
+        (Init, Rtr) => (
+            qp_attr::DEST_QPN | qp_attr::RQ_PSN | qp_attr::AV | qp_attr::PATH_MTU,
+            qp_attr::ACCESS | qp_attr::MIN_RNR_TIMER,
+        ),
+        (Rtr, Rts) => (
+            qp_attr::SQ_PSN | qp_attr::TIMEOUT | qp_attr::RETRY_CNT | qp_attr::RNR_RETRY,
+            qp_attr::ACCESS | qp_attr::MIN_RNR_TIMER,
+        ),
+        (Rts, Rts) | (Sqd, Rts) | (Sqe, Rts) | (Rtr, Rtr) => (0, rts_opt),
+        (Rts, Sqd) | (Sqd, Sqd) => (0, 0),
+        _ => return None,
+    })
+}
+
+impl Qp {
+    pub fn new(qpn: u32, c: QpConfig) -> Self {
+        Qp {
+            qpn,
+            pdn: c.pdn,
+            send_cqn: c.send_cqn,
+            recv_cqn: c.recv_cqn,
+            sq_base: c.sq_base,
+            sq_size: c.sq_size,
+            rq_base: c.rq_base,
+            rq_size: c.rq_size,
+            max_send_sge: c.max_send_sge,
+            max_recv_sge: c.max_recv_sge,
+            max_inline: c.max_inline,
+            sig_all: c.sig_all,
+            state: QpState::Reset,
+            mtu_code: 1,
+            retry_cnt: 0,
+            rnr_retry: 0,
+            timeout: 0,
+            min_rnr_timer: 0,
+            access: 0,
+            dest_qpn: 0,
+            remote_mac: [0; 6],
+            remote_ip: [0; 4],
+            sq_pi: 0,
+            sq_head: 0,
+            sq_retired: 0,
+            rq_pi: 0,
+            rq_head: 0,
+            req: Requester::default(),
+            resp: Responder::default(),
+            drained_reported: false,
+            stats: QpStats::default(),
+        }
+    }
+
+    pub fn mtu(&self) -> u32 {
+        abi::mtu_bytes(self.mtu_code).unwrap_or(256)
+    }
+
+    fn reset_state(&mut self) {
+        self.state = QpState::Reset;
+        self.mtu_code = 1;
+        self.retry_cnt = 0;
+        self.rnr_retry = 0;
+        self.timeout = 0;
+        self.min_rnr_timer = 0;
+        self.access = 0;
+        self.dest_qpn = 0;
+        self.remote_mac = [0; 6];
+        self.remote_ip = [0; 4];
+        self.sq_pi = 0;
+        self.sq_head = 0;
+        self.sq_retired = 0;
+        self.rq_pi = 0;
+        self.rq_head = 0;
+        self.req = Requester::default();
+        self.resp = Responder::default();
+        self.drained_reported = false;
+    }
+
+    /// MODIFY_QP.
+    pub(crate) fn modify(&mut self, cx: &mut Ctx, a: &ModifyAttrs) -> Result<(), ModifyError> {
+        if a.mask & !qp_attr::ALL != 0 {
+            return Err(ModifyError::Param);
+        }
+        let new = if a.mask & qp_attr::STATE != 0 {
+            QpState::from_u8(a.state).ok_or(ModifyError::Param)?
+        } else {
+            self.state
+        };
+        let (required, optional) = transition(self.state, new).ok_or(ModifyError::State)?;
+        let attrs = a.mask & !qp_attr::STATE;
+        if attrs & required != required || attrs & !(required | optional) != 0 {
+            return Err(ModifyError::Param);
+        }
+        let has = |bit: u32| attrs & bit != 0;
+        // Validate every value before changing anything.
+        if has(qp_attr::PATH_MTU)
+            && (abi::mtu_bytes(a.mtu_code).is_none() || a.mtu_code > cx.limits.max_mtu_code)
+        {
+            return Err(ModifyError::Param);
+        }
+        if (has(qp_attr::RETRY_CNT) && a.retry_cnt > 7)
+            || (has(qp_attr::RNR_RETRY) && a.rnr_retry > 7)
+            || (has(qp_attr::TIMEOUT) && a.timeout > 31)
+            || (has(qp_attr::MIN_RNR_TIMER) && a.min_rnr_timer > 31)
+            || (has(qp_attr::ACCESS)
+                && u32::from(a.access) & !(access::REMOTE_READ | access::REMOTE_WRITE) != 0)
+            || (has(qp_attr::DEST_QPN) && a.dest_qpn > crate::roce::PSN_MASK)
+            || (has(qp_attr::SQ_PSN) && a.sq_psn > crate::roce::PSN_MASK)
+            || (has(qp_attr::RQ_PSN) && a.rq_psn > crate::roce::PSN_MASK)
+        {
+            return Err(ModifyError::Param);
+        }
+
+        if new == QpState::Reset {
+            self.reset_state();
+            return Ok(());
+        }
+        if new == QpState::Err {
+            if self.state != QpState::Err {
+                self.enter_err(cx, None);
+            }
+            return Ok(());
+        }
+        if has(qp_attr::PATH_MTU) {
+            self.mtu_code = a.mtu_code;
+        }
+        if has(qp_attr::RETRY_CNT) {
+            self.retry_cnt = a.retry_cnt;
+            self.req.retries_left = a.retry_cnt;
+        }
+        if has(qp_attr::RNR_RETRY) {
+            self.rnr_retry = a.rnr_retry;
+            self.req.rnr_left = a.rnr_retry;
+        }
+        if has(qp_attr::TIMEOUT) {
+            self.timeout = a.timeout;
+        }
+        if has(qp_attr::MIN_RNR_TIMER) {
+            self.min_rnr_timer = a.min_rnr_timer;
+        }
+        if has(qp_attr::ACCESS) {
+            self.access = u32::from(a.access);
+        }
+        if has(qp_attr::DEST_QPN) {
+            self.dest_qpn = a.dest_qpn;
+        }
+        if has(qp_attr::AV) {
+            self.remote_mac = a.mac;
+            self.remote_ip = a.ip;
+        }
+        if has(qp_attr::RQ_PSN) {
+            self.resp.epsn = a.rq_psn;
+            self.resp.msn = 0;
+        }
+        if has(qp_attr::SQ_PSN) {
+            self.req.next_psn = a.sq_psn;
+            self.req.una = a.sq_psn;
+            self.req.sent_hwm = a.sq_psn;
+        }
+        let old = self.state;
+        self.state = new;
+        match new {
+            QpState::Rts => {
+                self.drained_reported = false;
+                if old != QpState::Rts {
+                    self.kick_sq(cx);
+                }
+            }
+            QpState::Sqd => self.check_drained(cx),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// QUERY_QP output (64 bytes).
+    pub fn query(&self) -> [u8; abi::QUERY_OUT_SIZE] {
+        let mut b = [0u8; abi::QUERY_OUT_SIZE];
+        abi::wr_u32(&mut b, 0, self.qpn);
+        abi::wr_u32(&mut b, 4, self.pdn);
+        b[8] = self.state as u8;
+        b[9] = self.mtu_code;
+        b[10] = self.retry_cnt;
+        b[11] = self.rnr_retry;
+        b[12] = self.timeout;
+        b[13] = self.access as u8;
+        b[14] = self.min_rnr_timer;
+        abi::wr_u32(&mut b, 16, self.dest_qpn);
+        abi::wr_u32(&mut b, 20, self.req.next_psn);
+        abi::wr_u32(&mut b, 24, self.resp.epsn);
+        b[28..34].copy_from_slice(&self.remote_mac);
+        b[36..40].copy_from_slice(&self.remote_ip);
+        abi::wr_u32(&mut b, 40, self.send_cqn);
+        abi::wr_u32(&mut b, 44, self.recv_cqn);
+        abi::wr_u32(&mut b, 48, self.sq_size);
+        abi::wr_u32(&mut b, 52, self.rq_size);
+        abi::wr_u32(&mut b, 56, self.sq_head);
+        abi::wr_u32(&mut b, 60, self.rq_head);
+        b
+    }
+
+    pub fn stats(&self) -> QpStats {
+        QpStats {
+            qpn: self.qpn,
+            state: Some(self.state),
+            sq_posted: self.sq_pi,
+            ..self.stats.clone()
+        }
+    }
+
+    // ---- doorbells -------------------------------------------------------
+
+    /// SQ producer index doorbell.
+    pub(crate) fn sq_doorbell(&mut self, cx: &mut Ctx, pi: u32) {
+        if self.state == QpState::Reset {
+            self.stats.bad_doorbells += 1;
+            return;
+        }
+        let posted = pi.wrapping_sub(self.sq_retired);
+        let new = pi.wrapping_sub(self.sq_pi);
+        if posted > self.sq_size || new > self.sq_size {
+            self.stats.bad_doorbells += 1;
+            tracing::warn!(qpn = self.qpn, pi, "SQ doorbell with impossible producer index");
+            self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
+            return;
+        }
+        self.sq_pi = pi;
+        if self.state == QpState::Err {
+            self.flush_unfetched(cx);
+            return;
+        }
+        self.kick_sq(cx);
+    }
+
+    /// RQ producer index doorbell.
+    pub(crate) fn rq_doorbell(&mut self, cx: &mut Ctx, pi: u32) {
+        if self.state == QpState::Reset || self.rq_size == 0 {
+            self.stats.bad_doorbells += 1;
+            return;
+        }
+        if pi.wrapping_sub(self.rq_head) > self.rq_size {
+            self.stats.bad_doorbells += 1;
+            tracing::warn!(qpn = self.qpn, pi, "RQ doorbell with impossible producer index");
+            self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
+            return;
+        }
+        self.rq_pi = pi;
+        if self.state == QpState::Err {
+            self.flush_rq(cx);
+        }
+    }
+
+    // ---- WQE parsing -----------------------------------------------------
+
+    fn read_wqe(&self, cx: &mut Ctx, base: u64, size: u32, idx: u32) -> Option<[u8; WQE_SIZE]> {
+        let addr = base + u64::from(idx & (size - 1)) * WQE_SIZE as u64;
+        let mut b = [0u8; WQE_SIZE];
+        cx.env.dma_read(addr, &mut b).ok()?;
+        Some(b)
+    }
+
+    fn parse_sges(b: &[u8; WQE_SIZE], n: u8) -> Vec<Sge> {
+        (0..usize::from(n))
+            .map(|i| {
+                let o = WQE_SGE_OFFSET + i * SGE_SIZE;
+                Sge {
+                    addr: abi::rd_u64(b, o),
+                    len: abi::rd_u32(b, o + 8),
+                    lkey: abi::rd_u32(b, o + 12),
+                }
+            })
+            .collect()
+    }
+
+    /// Parses and validates a send WQE. Errors are recorded in the WQE.
+    fn parse_sq_wqe(&self, cx: &mut Ctx, b: &[u8; WQE_SIZE]) -> SqWqe {
+        let mut w = SqWqe {
+            wr_id: abi::rd_u64(b, 0),
+            opcode: b[8],
+            flags: b[9],
+            imm_inv: abi::rd_u32(b, 12),
+            remote_addr: abi::rd_u64(b, 16),
+            rkey: abi::rd_u32(b, 24),
+            ..SqWqe::default()
+        };
+        let num_sge = b[10];
+        let op_err = Some((WcStatus::LocalQpOperationError, 0));
+        if w.opcode > wr::LOCAL_INV || w.flags & !wqe_flags::ALL != 0 {
+            w.error = op_err;
+            return w;
+        }
+        match w.opcode {
+            wr::FAST_REG => {
+                w.fr = FastReg {
+                    iova: abi::rd_u64(b, 16),
+                    key: abi::rd_u32(b, 24),
+                    access: abi::rd_u32(b, 28),
+                    length: abi::rd_u64(b, 32),
+                    page_list: abi::rd_u64(b, 40),
+                    page_count: abi::rd_u32(b, 48),
+                    fbo: abi::rd_u32(b, 52),
+                    page_shift: b[56],
+                };
+                if w.flags & wqe_flags::INLINE != 0 {
+                    w.error = op_err;
+                }
+                return w;
+            }
+            wr::LOCAL_INV => {
+                if w.flags & wqe_flags::INLINE != 0 {
+                    w.error = op_err;
+                }
+                return w;
+            }
+            _ => {}
+        }
+        let need = if w.opcode == wr::RDMA_READ {
+            Need::ReadSink
+        } else {
+            Need::LocalRead
+        };
+        if w.flags & wqe_flags::INLINE != 0 {
+            let len = abi::rd_u32(b, 28);
+            if w.opcode == wr::RDMA_READ || len > self.max_inline.min(MAX_INLINE) {
+                w.error = op_err;
+                return w;
+            }
+            w.len = len;
+            w.inline = Some(b[WQE_SGE_OFFSET..WQE_SGE_OFFSET + len as usize].to_vec());
+        } else {
+            if num_sge > self.max_send_sge {
+                w.error = op_err;
+                return w;
+            }
+            w.sges = Self::parse_sges(b, num_sge);
+            let mut total: u64 = 0;
+            for s in &w.sges {
+                total += u64::from(s.len);
+            }
+            if total > u64::from(cx.limits.max_msg_size) {
+                w.error = Some((WcStatus::LocalLengthError, 0));
+                return w;
+            }
+            w.len = total as u32;
+            for s in &w.sges {
+                if s.len == 0 {
+                    continue;
+                }
+                if let Err(e) = cx.mrs.check(s.lkey, self.pdn, need, s.addr, u64::from(s.len)) {
+                    w.error = Some((WcStatus::LocalProtectionError, mr_err_code(e)));
+                    return w;
+                }
+            }
+        }
+        w.npkts = w.len.div_ceil(self.mtu()).max(1);
+        w
+    }
+
+    /// Parses a receive WQE; `None` on a malformed one.
+    pub(crate) fn parse_rq_wqe(&self, b: &[u8; WQE_SIZE]) -> Result<RqWqe, u64> {
+        let wr_id = abi::rd_u64(b, 0);
+        let n = b[8];
+        if n > self.max_recv_sge {
+            return Err(wr_id);
+        }
+        let sges = Self::parse_sges(b, n);
+        let capacity = sges.iter().map(|s| u64::from(s.len)).sum();
+        Ok(RqWqe {
+            wr_id,
+            sges,
+            capacity,
+        })
+    }
+
+    pub(crate) fn fetch_rq_wqe(&self, cx: &mut Ctx) -> Option<Result<RqWqe, u64>> {
+        let b = self.read_wqe(cx, self.rq_base, self.rq_size, self.rq_head)?;
+        Some(self.parse_rq_wqe(&b))
+    }
+
+    /// Fetches newly posted send WQEs (RTS only; stops after a WQE in error).
+    pub(crate) fn fetch_sq(&mut self, cx: &mut Ctx) {
+        while self.state == QpState::Rts
+            && self.sq_head != self.sq_pi
+            && self.req.outstanding.len() < self.sq_size as usize
+            && !self.req.outstanding.iter().any(|w| w.error.is_some())
+        {
+            let Some(b) = self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head) else {
+                self.fail(cx, CAUSE_DMA);
+                return;
+            };
+            let mut w = self.parse_sq_wqe(cx, &b);
+            if w.error.is_some() {
+                w.npkts = 0;
+            }
+            w.first_psn = self.req.next_psn;
+            self.req.next_psn = crate::roce::psn_add(self.req.next_psn, w.npkts);
+            self.req.outstanding.push_back(w);
+            self.sq_head = self.sq_head.wrapping_add(1);
+        }
+    }
+
+    // ---- completions -----------------------------------------------------
+
+    /// Writes a completion through the CQE fault hook. Returns the status that was
+    /// written, or `None` if the CQ could not take it.
+    pub(crate) fn complete(&mut self, cx: &mut Ctx, recv: bool, mut cqe: Cqe, solicited: bool) -> Option<u8> {
+        cqe.qpn = self.qpn;
+        let point = FaultPoint {
+            site: FaultSite::Cqe,
+            scope: FaultScope {
+                queue: Some(self.qpn),
+                ..FaultScope::default()
+            },
+        };
+        if let Some(FaultAction::CqeError { status }) = cx.env.fault(point) {
+            tracing::info!(qpn = self.qpn, status, "fault: CQE status overridden");
+            cqe.status = status;
+        }
+        let cqn = if recv { self.recv_cqn } else { self.send_cqn };
+        let cq = cx.cqs.get_mut(cqn)?;
+        cq.push(cx.env, &cqe, solicited).ok()?;
+        if recv {
+            self.stats.rq_completed += 1;
+        } else {
+            self.stats.sq_completed += 1;
+        }
+        if cqe.status != WcStatus::Success.code() {
+            self.stats.error_completions += 1;
+        }
+        Some(cqe.status)
+    }
+
+    /// Completes a WQE and moves the QP to ERR if the CQ failed or the written
+    /// status is an error. Returns false if the QP went to ERR.
+    pub(crate) fn complete_checked(&mut self, cx: &mut Ctx, recv: bool, cqe: Cqe, solicited: bool) -> bool {
+        match self.complete(cx, recv, cqe, solicited) {
+            None => {
+                self.fail(cx, CAUSE_CQ_ERROR);
+                false
+            }
+            Some(s) if s != WcStatus::Success.code() => {
+                self.fail(cx, s);
+                false
+            }
+            Some(_) => true,
+        }
+    }
+
+    /// The device moves the QP to ERR on its own: async event, then flush.
+    pub(crate) fn fail(&mut self, cx: &mut Ctx, cause: u8) {
+        if self.state == QpState::Err || self.state == QpState::Reset {
+            return;
+        }
+        cx.env.post_async_event(AsyncEvent::QpError { qpn: self.qpn, cause });
+        self.enter_err(cx, Some(cause));
+    }
+
+    /// Enters ERR and flushes every outstanding and posted WQE with FLUSHED.
+    pub(crate) fn enter_err(&mut self, cx: &mut Ctx, cause: Option<u8>) {
+        tracing::debug!(qpn = self.qpn, ?cause, "QP enters ERR");
+        self.state = QpState::Err;
+        let outstanding = std::mem::take(&mut self.req.outstanding);
+        self.req = Requester::default();
+        self.resp = Responder::default();
+        for w in outstanding {
+            self.flush_one(cx, false, w.wr_id, w.cqe_opcode());
+            self.sq_retired = self.sq_retired.wrapping_add(1);
+        }
+        self.flush_unfetched(cx);
+        self.flush_rq(cx);
+    }
+
+    fn flush_one(&mut self, cx: &mut Ctx, recv: bool, wr_id: u64, opcode: u8) {
+        let cqe = Cqe {
+            wr_id,
+            opcode,
+            status: WcStatus::Flushed.code(),
+            ..Cqe::default()
+        };
+        self.stats.flushed += 1;
+        let _ = self.complete(cx, recv, cqe, false);
+    }
+
+    /// Flushes SQ WQEs posted but not fetched (ERR state).
+    fn flush_unfetched(&mut self, cx: &mut Ctx) {
+        while self.sq_head != self.sq_pi {
+            let (wr_id, opcode) = match self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head) {
+                Some(b) => {
+                    let w = SqWqe {
+                        opcode: b[8],
+                        ..SqWqe::default()
+                    };
+                    (abi::rd_u64(&b, 0), w.cqe_opcode())
+                }
+                None => (0, cqe_op::SEND),
+            };
+            self.flush_one(cx, false, wr_id, opcode);
+            self.sq_head = self.sq_head.wrapping_add(1);
+            self.sq_retired = self.sq_head;
+        }
+    }
+
+    /// Flushes every posted receive WQE (ERR state).
+    fn flush_rq(&mut self, cx: &mut Ctx) {
+        while self.rq_size > 0 && self.rq_head != self.rq_pi {
+            let wr_id = self
+                .read_wqe(cx, self.rq_base, self.rq_size, self.rq_head)
+                .map_or(0, |b| abi::rd_u64(&b, 0));
+            self.flush_one(cx, true, wr_id, cqe_op::RECV);
+            self.rq_head = self.rq_head.wrapping_add(1);
+        }
+    }
+
+    /// SQD: report the drain once nothing is outstanding.
+    pub(crate) fn check_drained(&mut self, cx: &mut Ctx) {
+        if self.state == QpState::Sqd && !self.drained_reported && self.req.outstanding.is_empty() {
+            self.drained_reported = true;
+            cx.env.post_async_event(AsyncEvent::SqDrained { qpn: self.qpn });
+        }
+    }
+}
+
+/// Vendor error detail for an MR check failure (CQE `vendor_err`).
+pub fn mr_err_code(e: MrError) -> u32 {
+    match e {
+        MrError::BadKey => 1,
+        MrError::WrongPd => 2,
+        MrError::NoAccess => 3,
+        MrError::NotValid => 4,
+        MrError::Bounds => 5,
+    }
+}

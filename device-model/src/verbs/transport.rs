@@ -1,0 +1,1112 @@
+//! The RC transport: requester (segmentation, PSNs, ACK/NAK handling, go-back-N
+//! retransmission, RDMA READ responses) and responder (expected PSN, duplicate
+//! detection, data placement, protection checks, ACK/NAK generation).
+
+use super::abi::{self, cqe_flags, cqe_op, wqe_flags, wr, QpState, WcStatus};
+use super::cq::Cqe;
+use super::env::AsyncEvent;
+use super::mr::{pages_needed, MrError, MrState, Need};
+use super::qp::{mr_err_code, Ctx, InMsg, Qp, Sge, SqWqe};
+use crate::roce::{
+    opcode as op, psn_add, psn_cmp, psn_distance, syndrome, Aeth, AethKind, Bth, EthHeader,
+    Ipv4Info, Reth, RocePacket, DEFAULT_PKEY, DEFAULT_TTL,
+};
+use std::cmp::Ordering;
+use std::time::Duration;
+
+/// Why moving data between guest memory and a packet failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum XferError {
+    Prot(MrError),
+    Dma,
+    Length,
+}
+
+/// Reads `len` bytes at byte `offset` of an SGE list.
+pub(crate) fn gather(cx: &mut Ctx, pdn: u32, sges: &[Sge], offset: u64, len: usize) -> Result<Vec<u8>, XferError> {
+    let mut out = vec![0u8; len];
+    walk_sges(cx, pdn, sges, offset, len, Need::LocalRead, |cx, gpa, pos, n| {
+        cx.env
+            .dma_read(gpa, &mut out[pos..pos + n])
+            .map_err(|_| XferError::Dma)
+    })?;
+    Ok(out)
+}
+
+/// Writes `data` at byte `offset` of an SGE list.
+pub(crate) fn scatter(cx: &mut Ctx, pdn: u32, sges: &[Sge], offset: u64, data: &[u8], need: Need) -> Result<(), XferError> {
+    walk_sges(cx, pdn, sges, offset, data.len(), need, |cx, gpa, pos, n| {
+        cx.env
+            .dma_write(gpa, &data[pos..pos + n])
+            .map_err(|_| XferError::Dma)
+    })
+}
+
+fn walk_sges(
+    cx: &mut Ctx,
+    pdn: u32,
+    sges: &[Sge],
+    mut offset: u64,
+    len: usize,
+    need: Need,
+    mut f: impl FnMut(&mut Ctx, u64, usize, usize) -> Result<(), XferError>,
+) -> Result<(), XferError> {
+    let mut pos = 0usize;
+    for s in sges {
+        if pos == len {
+            break;
+        }
+        let slen = u64::from(s.len);
+        if offset >= slen {
+            offset -= slen;
+            continue;
+        }
+        let n = (slen - offset).min((len - pos) as u64);
+        let va = s.addr.checked_add(offset).ok_or(XferError::Prot(MrError::Bounds))?;
+        let pieces = {
+            let mr = cx.mrs.check(s.lkey, pdn, need, va, n).map_err(XferError::Prot)?;
+            let mut v = Vec::new();
+            let _ = mr.for_each_piece::<()>(va, n, |gpa, l| {
+                v.push((gpa, l as usize));
+                Ok(())
+            });
+            v
+        };
+        for (gpa, l) in pieces {
+            f(cx, gpa, pos, l)?;
+            pos += l;
+        }
+        offset = 0;
+    }
+    if pos == len {
+        Ok(())
+    } else {
+        Err(XferError::Length)
+    }
+}
+
+/// Reads or writes `[va, va+len)` of a remote-access MR.
+fn mr_access(
+    cx: &mut Ctx,
+    rkey: u32,
+    pdn: u32,
+    need: Need,
+    va: u64,
+    buf: &mut [u8],
+    write: bool,
+) -> Result<(), XferError> {
+    let len = buf.len() as u64;
+    let pieces = {
+        let mr = cx.mrs.check(rkey, pdn, need, va, len).map_err(XferError::Prot)?;
+        let mut v = Vec::new();
+        let _ = mr.for_each_piece::<()>(va, len, |gpa, l| {
+            v.push((gpa, l as usize));
+            Ok(())
+        });
+        v
+    };
+    let mut pos = 0;
+    for (gpa, l) in pieces {
+        let r = if write {
+            cx.env.dma_write(gpa, &buf[pos..pos + l])
+        } else {
+            cx.env.dma_read(gpa, &mut buf[pos..pos + l])
+        };
+        r.map_err(|_| XferError::Dma)?;
+        pos += l;
+    }
+    Ok(())
+}
+
+fn xfer_status(e: XferError) -> (WcStatus, u32) {
+    match e {
+        XferError::Prot(m) => (WcStatus::LocalProtectionError, mr_err_code(m)),
+        XferError::Dma => (WcStatus::Fatal, 0),
+        XferError::Length => (WcStatus::LocalLengthError, 0),
+    }
+}
+
+/// Local ACK timeout of the IBA encoding: 4.096 µs × 2^t; 0 means infinite.
+fn ack_timeout(t: u8) -> Option<Duration> {
+    (t != 0).then(|| Duration::from_nanos(4096u64 << t.min(31)))
+}
+
+impl Qp {
+    fn new_pkt(&self, cx: &Ctx, opcode: u8, psn: u32) -> RocePacket {
+        RocePacket {
+            eth: EthHeader {
+                dst: self.remote_mac,
+                src: cx.port.mac,
+            },
+            ip: Ipv4Info {
+                src: cx.port.ip,
+                dst: self.remote_ip,
+                ttl: DEFAULT_TTL,
+                dscp_ecn: 0,
+                id: 0,
+            },
+            udp_src_port: 0xC000 | (self.qpn & 0x3FFF) as u16,
+            bth: Bth {
+                opcode,
+                pkey: DEFAULT_PKEY,
+                dest_qp: self.dest_qpn,
+                psn,
+                ..Bth::default()
+            },
+            ..RocePacket::default()
+        }
+    }
+
+    fn emit(&mut self, cx: &mut Ctx, p: RocePacket) {
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += p.payload.len() as u64;
+        cx.out.push(p);
+    }
+
+    // =====================================================================
+    // Requester
+    // =====================================================================
+
+    /// Runs the send side: fetch new WQEs, transmit, retire.
+    pub(crate) fn kick_sq(&mut self, cx: &mut Ctx) {
+        if !matches!(self.state, QpState::Rts | QpState::Sqd) {
+            return;
+        }
+        self.fetch_sq(cx);
+        self.transmit(cx);
+        self.retire(cx);
+        if matches!(self.state, QpState::Rts | QpState::Sqd) {
+            self.rearm_timer(cx, false);
+            self.check_drained(cx);
+        }
+    }
+
+    fn wqe_complete(&self, w: &SqWqe) -> bool {
+        if w.is_local() {
+            w.done
+        } else if w.opcode == wr::RDMA_READ {
+            w.read_rcvd >= w.npkts
+        } else {
+            w.transmitted && psn_cmp(self.req.una, w.last_psn()) == Ordering::Greater
+        }
+    }
+
+    fn in_window(&self, cx: &Ctx, psn: u32) -> bool {
+        psn_cmp(psn, self.req.una) == Ordering::Less
+            || psn_distance(self.req.una, psn) < cx.limits.max_inflight
+    }
+
+    fn note_sent(&mut self, psn: u32) {
+        let next = psn_add(psn, 1);
+        if psn_cmp(next, self.req.sent_hwm) == Ordering::Greater {
+            self.req.sent_hwm = next;
+        } else {
+            self.stats.retransmitted_packets += 1;
+        }
+    }
+
+    fn transmit(&mut self, cx: &mut Ctx) {
+        if !matches!(self.state, QpState::Rts | QpState::Sqd) || self.req.rnr_until.is_some() {
+            return;
+        }
+        let mtu = self.mtu();
+        while self.req.send_idx < self.req.outstanding.len() {
+            let i = self.req.send_idx;
+            if self.req.outstanding[i].error.is_some() {
+                break;
+            }
+            if self.req.outstanding[i].flags & wqe_flags::FENCE != 0
+                && self
+                    .req
+                    .outstanding
+                    .iter()
+                    .take(i)
+                    .any(|w| w.opcode == wr::RDMA_READ && w.read_rcvd < w.npkts)
+            {
+                break;
+            }
+            if self.req.outstanding[i].is_local() {
+                if !self.req.outstanding[i].done {
+                    self.exec_local(cx, i);
+                    if self.req.outstanding[i].error.is_some() {
+                        break;
+                    }
+                }
+                self.req.send_idx += 1;
+                self.req.send_pkt = 0;
+                continue;
+            }
+            let w = self.req.outstanding[i].clone();
+            if w.opcode == wr::RDMA_READ {
+                let psn = psn_add(w.first_psn, w.read_rcvd);
+                if w.read_rcvd >= w.npkts {
+                    self.req.send_idx += 1;
+                    self.req.send_pkt = 0;
+                    continue;
+                }
+                if !self.in_window(cx, psn) {
+                    break;
+                }
+                let done = u64::from(w.read_rcvd) * u64::from(mtu);
+                let mut p = self.new_pkt(cx, op::RDMA_READ_REQUEST, psn);
+                p.reth = Some(Reth {
+                    va: w.remote_addr.wrapping_add(done),
+                    rkey: w.rkey,
+                    dma_len: (u64::from(w.len) - done.min(u64::from(w.len))) as u32,
+                });
+                self.emit(cx, p);
+                // A READ request covers all PSNs of its responses.
+                self.note_sent(psn_add(w.first_psn, w.npkts - 1));
+                self.req.outstanding[i].transmitted = true;
+                self.req.send_idx += 1;
+                self.req.send_pkt = 0;
+                continue;
+            }
+            while self.req.send_pkt < w.npkts {
+                let k = self.req.send_pkt;
+                let psn = psn_add(w.first_psn, k);
+                if !self.in_window(cx, psn) {
+                    break;
+                }
+                let off = u64::from(k) * u64::from(mtu);
+                let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
+                let payload = match &w.inline {
+                    Some(d) => d[off as usize..off as usize + n].to_vec(),
+                    None => match gather(cx, self.pdn, &w.sges, off, n) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            self.req.outstanding[i].error = Some(xfer_status(e));
+                            break;
+                        }
+                    },
+                };
+                let first = k == 0;
+                let last = k + 1 == w.npkts;
+                let opcode = packet_opcode(w.opcode, first, last);
+                let mut p = self.new_pkt(cx, opcode, psn);
+                if first && matches!(w.opcode, wr::RDMA_WRITE | wr::RDMA_WRITE_WITH_IMM) {
+                    p.reth = Some(Reth {
+                        va: w.remote_addr,
+                        rkey: w.rkey,
+                        dma_len: w.len,
+                    });
+                }
+                if last {
+                    match w.opcode {
+                        wr::SEND_WITH_IMM | wr::RDMA_WRITE_WITH_IMM => p.imm = Some(w.imm_inv),
+                        wr::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
+                        _ => {}
+                    }
+                    p.bth.solicited = w.flags & wqe_flags::SOLICITED != 0 && w.opcode != wr::RDMA_WRITE;
+                }
+                self.req.since_ackreq += 1;
+                if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
+                    p.bth.ack_req = true;
+                    self.req.since_ackreq = 0;
+                }
+                p.payload = payload;
+                self.emit(cx, p);
+                self.note_sent(psn);
+                self.req.outstanding[i].transmitted = true;
+                self.req.send_pkt += 1;
+            }
+            if self.req.outstanding[i].error.is_some() || self.req.send_pkt < w.npkts {
+                break;
+            }
+            self.req.send_idx += 1;
+            self.req.send_pkt = 0;
+        }
+    }
+
+    /// FAST_REG and LOCAL_INV, executed in order when the transmit cursor reaches them.
+    fn exec_local(&mut self, cx: &mut Ctx, i: usize) {
+        let w = self.req.outstanding[i].clone();
+        let result = if w.opcode == wr::FAST_REG {
+            self.fast_register(cx, &w)
+        } else {
+            invalidate(cx, w.imm_inv, self.pdn).map_err(|_| 0)
+        };
+        let slot = &mut self.req.outstanding[i];
+        slot.transmitted = true;
+        match result {
+            Ok(()) => slot.done = true,
+            Err(detail) => slot.error = Some((WcStatus::MemoryManagementError, detail)),
+        }
+    }
+
+    fn fast_register(&mut self, cx: &mut Ctx, w: &SqWqe) -> Result<(), u32> {
+        let f = w.fr;
+        let index = f.key >> 8;
+        let mr = cx.mrs.by_index(index).ok_or(1u32)?;
+        let Some(max_pages) = mr.fast_reg else {
+            return Err(2);
+        };
+        if mr.pdn != self.pdn {
+            return Err(3);
+        }
+        if mr.state != MrState::Free {
+            return Err(4);
+        }
+        if f.page_shift < cx.limits.min_page_shift
+            || f.page_shift > cx.limits.max_page_shift
+            || u64::from(f.fbo) >= 1u64 << f.page_shift
+            || f.iova.checked_add(f.length).is_none()
+            || f.access & !abi::access::ALL != 0
+            || (f.access & abi::access::REMOTE_WRITE != 0 && f.access & abi::access::LOCAL_WRITE == 0)
+        {
+            return Err(5);
+        }
+        if f.page_count > max_pages
+            || pages_needed(u64::from(f.fbo), f.length, f.page_shift) != Some(u64::from(f.page_count))
+        {
+            return Err(6);
+        }
+        let pages = super::mr::load_page_list(cx.env, f.page_list, f.page_count, f.page_shift)
+            .map_err(|_| 7u32)?;
+        let old_pages = mr.pages.len() as u64;
+        if cx.mrs.total_pages - old_pages + pages.len() as u64 > cx.limits.max_total_pages {
+            return Err(8);
+        }
+        cx.mrs.set_pages(index, pages);
+        if let Some(mr) = cx.mrs.by_index_mut(index) {
+            mr.key = f.key;
+            mr.access = f.access;
+            mr.iova = f.iova;
+            mr.length = f.length;
+            mr.fbo = u64::from(f.fbo);
+            mr.page_shift = f.page_shift;
+            mr.state = MrState::Valid;
+        }
+        Ok(())
+    }
+
+    /// Retires completed WQEs from the head, in order.
+    fn retire(&mut self, cx: &mut Ctx) {
+        while let Some(w) = self.req.outstanding.front() {
+            if let Some((status, vendor)) = w.error {
+                let w = self.req.outstanding.pop_front().unwrap_or_default();
+                self.req.send_idx = self.req.send_idx.saturating_sub(1);
+                self.sq_retired = self.sq_retired.wrapping_add(1);
+                let cqe = Cqe {
+                    wr_id: w.wr_id,
+                    opcode: w.cqe_opcode(),
+                    status: status.code(),
+                    vendor_err: vendor,
+                    ..Cqe::default()
+                };
+                let written = self.complete(cx, false, cqe, true);
+                self.fail(cx, written.unwrap_or(status.code()));
+                return;
+            }
+            if !self.wqe_complete(w) {
+                break;
+            }
+            let w = self.req.outstanding.pop_front().unwrap_or_default();
+            self.req.send_idx = self.req.send_idx.saturating_sub(1);
+            self.sq_retired = self.sq_retired.wrapping_add(1);
+            if w.flags & wqe_flags::SIGNALED != 0 || self.sig_all {
+                let byte_len = if w.is_local() { 0 } else { w.len };
+                let cqe = Cqe {
+                    wr_id: w.wr_id,
+                    opcode: w.cqe_opcode(),
+                    byte_len,
+                    ..Cqe::default()
+                };
+                if !self.complete_checked(cx, false, cqe, false) {
+                    return;
+                }
+            }
+        }
+    }
+
+    fn rearm_timer(&mut self, cx: &mut Ctx, progress: bool) {
+        let limit = self.req.send_idx + 1;
+        let in_flight = self
+            .req
+            .outstanding
+            .iter()
+            .take(limit)
+            .any(|w| w.npkts > 0 && w.transmitted && w.error.is_none() && !self.wqe_complete(w));
+        if !in_flight || self.req.rnr_until.is_some() {
+            self.req.timer = None;
+        } else if progress || self.req.timer.is_none() {
+            self.req.timer = ack_timeout(self.timeout).map(|d| cx.env.now() + d);
+        }
+    }
+
+    /// Moves the transmit cursor back to `psn` (never forward).
+    fn seek(&mut self, psn: u32) {
+        let found = self.req.outstanding.iter().enumerate().find(|(_, w)| {
+            w.npkts > 0 && w.error.is_none() && !self.wqe_complete(w) && psn_cmp(w.last_psn(), psn) != Ordering::Less
+        });
+        let Some((i, w)) = found else {
+            return;
+        };
+        let pkt = if w.opcode == wr::RDMA_READ {
+            0
+        } else if psn_cmp(psn, w.first_psn) == Ordering::Greater {
+            psn_distance(w.first_psn, psn)
+        } else {
+            0
+        };
+        if i < self.req.send_idx || (i == self.req.send_idx && pkt < self.req.send_pkt) {
+            self.req.send_idx = i;
+            self.req.send_pkt = pkt;
+        }
+    }
+
+    /// Go back to the oldest unfinished packet (timeout).
+    fn seek_oldest(&mut self) {
+        let found = self
+            .req
+            .outstanding
+            .iter()
+            .enumerate()
+            .find(|(_, w)| w.npkts > 0 && w.error.is_none() && !self.wqe_complete(w));
+        if let Some((i, w)) = found {
+            let pkt = if w.opcode == wr::RDMA_READ {
+                0
+            } else if psn_cmp(self.req.una, w.first_psn) == Ordering::Greater {
+                psn_distance(w.first_psn, self.req.una)
+            } else {
+                0
+            };
+            if i <= self.req.send_idx {
+                self.req.send_idx = i;
+                self.req.send_pkt = pkt;
+            }
+        }
+    }
+
+    fn error_at(&mut self, psn: u32, status: WcStatus) {
+        if let Some(w) = self
+            .req
+            .outstanding
+            .iter_mut()
+            .find(|w| w.npkts > 0 && psn_cmp(w.last_psn(), psn) != Ordering::Less)
+        {
+            if w.error.is_none() {
+                w.error = Some((status, 0));
+            }
+        }
+    }
+
+    fn error_oldest(&mut self, status: WcStatus) {
+        let una = self.req.una;
+        let idx = self.req.outstanding.iter().position(|w| {
+            w.npkts > 0
+                && w.error.is_none()
+                && !(if w.opcode == wr::RDMA_READ {
+                    w.read_rcvd >= w.npkts
+                } else {
+                    w.transmitted && psn_cmp(una, w.last_psn()) == Ordering::Greater
+                })
+        });
+        if let Some(i) = idx {
+            self.req.outstanding[i].error = Some((status, 0));
+        }
+    }
+
+    /// Advances the oldest unacknowledged PSN to `psn` if that is forward.
+    fn advance_una(&mut self, psn: u32) -> bool {
+        if psn_cmp(psn, self.req.una) == Ordering::Greater {
+            self.req.una = psn;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn after_progress(&mut self) {
+        self.req.retries_left = self.retry_cnt;
+        self.req.rnr_left = self.rnr_retry;
+        // A READ that the responder has moved past without its responses arriving
+        // lost them: ask again (IBA implicit NAK).
+        let una = self.req.una;
+        if let Some(first) = self
+            .req
+            .outstanding
+            .iter()
+            .find(|w| {
+                w.opcode == wr::RDMA_READ
+                    && w.read_rcvd < w.npkts
+                    && w.transmitted
+                    && psn_cmp(una, w.last_psn()) == Ordering::Greater
+            })
+            .map(|w| w.first_psn)
+        {
+            self.seek(first);
+        }
+    }
+
+    /// ACKNOWLEDGE packets (ACK, RNR NAK, NAK).
+    pub(crate) fn on_ack(&mut self, cx: &mut Ctx, p: &RocePacket) {
+        let Some(aeth) = p.aeth else { return };
+        let psn = p.bth.psn;
+        // Valid: una - 1 <= psn < sent_hwm.
+        let lo = crate::roce::psn_sub(self.req.una, 1);
+        if psn_cmp(psn, lo) == Ordering::Less || psn_cmp(psn, self.req.sent_hwm) != Ordering::Less {
+            self.stats.out_of_order_dropped += 1;
+            return;
+        }
+        match aeth.kind() {
+            AethKind::Ack { .. } => {
+                self.stats.acks_received += 1;
+                if self.advance_una(psn_add(psn, 1)) {
+                    self.after_progress();
+                    self.retire(cx);
+                    if !matches!(self.state, QpState::Rts | QpState::Sqd) {
+                        return;
+                    }
+                    self.rearm_timer(cx, true);
+                    self.kick_sq(cx);
+                }
+            }
+            AethKind::Nak { code } if code == (syndrome::NAK_PSN_SEQUENCE_ERROR & 0x1F) => {
+                self.stats.seq_naks_received += 1;
+                if self.advance_una(psn) {
+                    self.retire(cx);
+                    if !matches!(self.state, QpState::Rts | QpState::Sqd) {
+                        return;
+                    }
+                }
+                if self.req.retries_left == 0 {
+                    self.error_at(psn, WcStatus::RetryExceeded);
+                    self.retire(cx);
+                    return;
+                }
+                self.req.retries_left -= 1;
+                self.seek(psn);
+                self.transmit(cx);
+                self.rearm_timer(cx, true);
+            }
+            AethKind::RnrNak { timer } => {
+                self.stats.rnr_naks_received += 1;
+                self.advance_una(psn);
+                self.retire(cx);
+                if !matches!(self.state, QpState::Rts | QpState::Sqd) {
+                    return;
+                }
+                if self.rnr_retry != 7 {
+                    if self.req.rnr_left == 0 {
+                        self.error_at(psn, WcStatus::RnrRetryExceeded);
+                        self.retire(cx);
+                        return;
+                    }
+                    self.req.rnr_left -= 1;
+                }
+                let wait = Duration::from_micros(u64::from(abi::RNR_TIMER_US[usize::from(timer & 0x1F)]));
+                self.req.rnr_until = Some((cx.env.now() + wait, psn));
+                self.req.timer = None;
+            }
+            AethKind::Nak { code } => {
+                self.stats.error_naks_received += 1;
+                let status = match code | 0x60 {
+                    syndrome::NAK_REMOTE_ACCESS_ERROR => WcStatus::RemoteAccessError,
+                    syndrome::NAK_REMOTE_OPERATIONAL_ERROR => WcStatus::RemoteOperationError,
+                    _ => WcStatus::RemoteInvalidRequest,
+                };
+                self.advance_una(psn);
+                self.error_at(psn, status);
+                self.retire(cx);
+            }
+            AethKind::Reserved => {
+                self.error_at(psn, WcStatus::BadResponse);
+                self.retire(cx);
+            }
+        }
+    }
+
+    /// RDMA READ response packets.
+    pub(crate) fn on_read_response(&mut self, cx: &mut Ctx, p: &RocePacket) {
+        let psn = p.bth.psn;
+        let Some(i) = self.req.outstanding.iter().position(|w| {
+            w.opcode == wr::RDMA_READ
+                && w.transmitted
+                && psn_cmp(psn, w.first_psn) != Ordering::Less
+                && psn_cmp(psn, w.last_psn()) != Ordering::Greater
+        }) else {
+            self.stats.out_of_order_dropped += 1;
+            return;
+        };
+        let w = self.req.outstanding[i].clone();
+        if psn != psn_add(w.first_psn, w.read_rcvd) {
+            // A duplicate or a gap: the timer recovers.
+            self.stats.out_of_order_dropped += 1;
+            return;
+        }
+        // The response implicitly acknowledges everything before the READ.
+        let mut progress = self.advance_una(w.first_psn);
+        let k = w.read_rcvd;
+        let mtu = self.mtu();
+        // A re-requested READ restarts with FIRST (or ONLY) at the resume point.
+        let opc = p.bth.opcode;
+        let ends = matches!(opc, op::RDMA_READ_RESPONSE_LAST | op::RDMA_READ_RESPONSE_ONLY);
+        let starts = matches!(opc, op::RDMA_READ_RESPONSE_FIRST | op::RDMA_READ_RESPONSE_ONLY);
+        let off = u64::from(k) * u64::from(mtu);
+        let expected_len = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
+        if ends != (k + 1 == w.npkts) || (k == 0 && !starts) || p.payload.len() != expected_len {
+            self.req.outstanding[i].error = Some((WcStatus::BadResponse, 0));
+            self.retire(cx);
+            return;
+        }
+        if let Err(e) = scatter(cx, self.pdn, &w.sges, off, &p.payload, Need::ReadSink) {
+            self.req.outstanding[i].error = Some(xfer_status(e));
+            self.retire(cx);
+            return;
+        }
+        self.req.outstanding[i].read_rcvd += 1;
+        if self.req.outstanding[i].read_rcvd == w.npkts {
+            progress |= self.advance_una(psn_add(w.last_psn(), 1));
+        }
+        if progress || k + 1 == w.npkts {
+            self.after_progress();
+        }
+        self.retire(cx);
+        if !matches!(self.state, QpState::Rts | QpState::Sqd) {
+            return;
+        }
+        self.rearm_timer(cx, true);
+        self.kick_sq(cx);
+    }
+
+    /// Timers: retransmission timeout and RNR wait.
+    pub(crate) fn on_timer(&mut self, cx: &mut Ctx) {
+        if !matches!(self.state, QpState::Rts | QpState::Sqd) {
+            return;
+        }
+        let now = cx.env.now();
+        if let Some((t, psn)) = self.req.rnr_until {
+            if now >= t {
+                self.req.rnr_until = None;
+                self.seek(psn);
+                self.transmit(cx);
+                self.rearm_timer(cx, true);
+            }
+            return;
+        }
+        let Some(t) = self.req.timer else { return };
+        if now < t {
+            return;
+        }
+        self.stats.timeouts += 1;
+        if self.req.retries_left == 0 {
+            tracing::debug!(qpn = self.qpn, "retry count exhausted");
+            self.error_oldest(WcStatus::RetryExceeded);
+            self.req.timer = None;
+            self.retire(cx);
+            return;
+        }
+        self.req.retries_left -= 1;
+        self.seek_oldest();
+        self.transmit(cx);
+        self.rearm_timer(cx, true);
+    }
+
+    // =====================================================================
+    // Responder
+    // =====================================================================
+
+    fn send_ack(&mut self, cx: &mut Ctx, psn: u32, aeth: Aeth) {
+        let mut p = self.new_pkt(cx, op::ACKNOWLEDGE, psn);
+        p.aeth = Some(aeth);
+        match aeth.kind() {
+            AethKind::Ack { .. } => self.stats.acks_sent += 1,
+            AethKind::RnrNak { .. } => self.stats.rnr_naks_sent += 1,
+            AethKind::Nak { code } if code == 0 => self.stats.seq_naks_sent += 1,
+            _ => self.stats.error_naks_sent += 1,
+        }
+        self.emit(cx, p);
+    }
+
+    /// A responder-detected error: NAK, async event, QP → ERR.
+    fn resp_fail(&mut self, cx: &mut Ctx, psn: u32, nak: u8) {
+        let msn = self.resp.msn;
+        self.send_ack(cx, psn, Aeth::nak(msn, nak));
+        let ev = match nak {
+            syndrome::NAK_REMOTE_ACCESS_ERROR => AsyncEvent::QpAccessError { qpn: self.qpn },
+            syndrome::NAK_INVALID_REQUEST => AsyncEvent::QpRequestError { qpn: self.qpn },
+            _ => AsyncEvent::QpError {
+                qpn: self.qpn,
+                cause: WcStatus::RemoteOperationError.code(),
+            },
+        };
+        if !matches!(self.state, QpState::Err | QpState::Reset) {
+            cx.env.post_async_event(ev);
+            self.enter_err(cx, Some(nak));
+        }
+    }
+
+    /// Completes the receive WQE at the RQ head with an error, then fails.
+    fn recv_fail(&mut self, cx: &mut Ctx, wr_id: u64, status: WcStatus, vendor: u32, psn: u32, nak: u8) {
+        let cqe = Cqe {
+            wr_id,
+            opcode: cqe_op::RECV,
+            status: status.code(),
+            vendor_err: vendor,
+            ..Cqe::default()
+        };
+        self.rq_head = self.rq_head.wrapping_add(1);
+        let _ = self.complete(cx, true, cqe, true);
+        self.resp.cur = None;
+        self.resp_fail(cx, psn, nak);
+    }
+
+    /// Requests arriving at this QP.
+    pub(crate) fn on_request(&mut self, cx: &mut Ctx, p: &RocePacket) {
+        if !matches!(self.state, QpState::Rtr | QpState::Rts | QpState::Sqd) {
+            return;
+        }
+        let psn = p.bth.psn;
+        match psn_cmp(psn, self.resp.epsn) {
+            Ordering::Less => {
+                self.stats.duplicates_received += 1;
+                if p.bth.opcode == op::RDMA_READ_REQUEST {
+                    // Re-execute the read: responses are resent from this PSN.
+                    if let Some(reth) = p.reth {
+                        let _ = self.read_responses(cx, psn, reth);
+                    }
+                } else {
+                    let last = crate::roce::psn_sub(self.resp.epsn, 1);
+                    let msn = self.resp.msn;
+                    self.send_ack(cx, last, Aeth::ack(msn));
+                }
+                return;
+            }
+            Ordering::Greater => {
+                if !self.resp.nak_seq_sent {
+                    self.resp.nak_seq_sent = true;
+                    let (epsn, msn) = (self.resp.epsn, self.resp.msn);
+                    self.send_ack(cx, epsn, Aeth::nak(msn, syndrome::NAK_PSN_SEQUENCE_ERROR));
+                } else {
+                    self.stats.out_of_order_dropped += 1;
+                }
+                return;
+            }
+            Ordering::Equal => self.resp.nak_seq_sent = false,
+        }
+        let opc = p.bth.opcode;
+        let mtu = self.mtu() as usize;
+        let len = p.payload.len();
+        let (first, last) = position(opc);
+        let is_send = matches!(
+            opc,
+            op::SEND_FIRST..=op::SEND_ONLY_WITH_IMMEDIATE
+                | op::SEND_LAST_WITH_INVALIDATE
+                | op::SEND_ONLY_WITH_INVALIDATE
+        );
+        let is_write = (op::RDMA_WRITE_FIRST..=op::RDMA_WRITE_ONLY_WITH_IMMEDIATE).contains(&opc);
+        // Opcode sequence.
+        let seq_ok = match &self.resp.cur {
+            None => first || opc == op::RDMA_READ_REQUEST,
+            Some(InMsg::Send { .. }) => is_send && !first,
+            Some(InMsg::Write { .. }) => is_write && !first,
+        };
+        let len_ok = if last { len <= mtu && (first || len > 0) } else { len == mtu };
+        if !seq_ok || (!(is_send || is_write) && opc != op::RDMA_READ_REQUEST) || ((is_send || is_write) && !len_ok) {
+            self.resp.cur = None;
+            self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
+            return;
+        }
+        self.stats.rx_bytes += len as u64;
+        if opc == op::RDMA_READ_REQUEST {
+            let Some(reth) = p.reth else { return };
+            match self.read_responses(cx, psn, reth) {
+                Ok(n) => {
+                    self.resp.epsn = psn_add(self.resp.epsn, n);
+                    self.resp.msn = psn_add(self.resp.msn, 1);
+                }
+                Err(nak) => self.resp_fail(cx, psn, nak),
+            }
+            return;
+        }
+        if is_send {
+            self.on_send_packet(cx, p, first, last);
+        } else {
+            self.on_write_packet(cx, p, first, last);
+        }
+    }
+
+    fn finish_packet(&mut self, cx: &mut Ctx, p: &RocePacket, last: bool) {
+        self.resp.epsn = psn_add(self.resp.epsn, 1);
+        if last {
+            self.resp.msn = psn_add(self.resp.msn, 1);
+            self.resp.cur = None;
+        }
+        if p.bth.ack_req {
+            let msn = self.resp.msn;
+            self.send_ack(cx, p.bth.psn, Aeth::ack(msn));
+        }
+    }
+
+    fn rnr_nak(&mut self, cx: &mut Ctx, psn: u32) {
+        let (msn, t) = (self.resp.msn, self.min_rnr_timer);
+        self.send_ack(cx, psn, Aeth::rnr_nak(msn, t));
+    }
+
+    fn on_send_packet(&mut self, cx: &mut Ctx, p: &RocePacket, first: bool, last: bool) {
+        let psn = p.bth.psn;
+        if first {
+            if self.rq_size == 0 || self.rq_head == self.rq_pi {
+                self.rnr_nak(cx, psn);
+                return;
+            }
+            match self.fetch_rq_wqe(cx) {
+                None => {
+                    self.fail(cx, super::env::CAUSE_DMA);
+                    return;
+                }
+                Some(Err(wr_id)) => {
+                    self.recv_fail(cx, wr_id, WcStatus::LocalQpOperationError, 0, psn, syndrome::NAK_REMOTE_OPERATIONAL_ERROR);
+                    return;
+                }
+                Some(Ok(wqe)) => self.resp.cur = Some(InMsg::Send { wqe, offset: 0 }),
+            }
+        }
+        let Some(InMsg::Send { wqe, offset }) = self.resp.cur.clone() else {
+            return;
+        };
+        let end = offset + p.payload.len() as u64;
+        if end > wqe.capacity {
+            self.recv_fail(cx, wqe.wr_id, WcStatus::LocalLengthError, 0, psn, syndrome::NAK_INVALID_REQUEST);
+            return;
+        }
+        if let Err(e) = scatter(cx, self.pdn, &wqe.sges, offset, &p.payload, Need::LocalWrite) {
+            let (st, vendor) = xfer_status(e);
+            self.recv_fail(cx, wqe.wr_id, st, vendor, psn, syndrome::NAK_REMOTE_OPERATIONAL_ERROR);
+            return;
+        }
+        self.resp.cur = Some(InMsg::Send {
+            wqe: wqe.clone(),
+            offset: end,
+        });
+        if last {
+            let mut cqe = Cqe {
+                wr_id: wqe.wr_id,
+                opcode: cqe_op::RECV,
+                byte_len: end as u32,
+                ..Cqe::default()
+            };
+            if let Some(imm) = p.imm {
+                cqe.imm_inv = imm;
+                cqe.flags |= cqe_flags::IMM;
+            }
+            if let Some(rkey) = p.ieth {
+                if invalidate(cx, rkey, self.pdn).is_err() {
+                    self.recv_fail(cx, wqe.wr_id, WcStatus::MemoryManagementError, 0, psn, syndrome::NAK_INVALID_REQUEST);
+                    return;
+                }
+                cqe.imm_inv = rkey;
+                cqe.flags |= cqe_flags::INV;
+            }
+            if p.bth.solicited {
+                cqe.flags |= cqe_flags::SOLICITED;
+            }
+            self.rq_head = self.rq_head.wrapping_add(1);
+            self.finish_packet(cx, p, true);
+            self.complete_checked(cx, true, cqe, p.bth.solicited);
+        } else {
+            self.finish_packet(cx, p, false);
+        }
+    }
+
+    fn on_write_packet(&mut self, cx: &mut Ctx, p: &RocePacket, first: bool, last: bool) {
+        let psn = p.bth.psn;
+        if first {
+            let Some(reth) = p.reth else { return };
+            if reth.dma_len > cx.limits.max_msg_size {
+                self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
+                return;
+            }
+            if reth.dma_len > 0 {
+                let ok = self.access & abi::access::REMOTE_WRITE != 0
+                    && cx
+                        .mrs
+                        .check(reth.rkey, self.pdn, Need::RemoteWrite, reth.va, u64::from(reth.dma_len))
+                        .is_ok();
+                if !ok {
+                    self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
+                    return;
+                }
+            }
+            self.resp.cur = Some(InMsg::Write {
+                va: reth.va,
+                rkey: reth.rkey,
+                total: reth.dma_len,
+                offset: 0,
+            });
+        }
+        let Some(InMsg::Write { va, rkey, total, offset }) = self.resp.cur.clone() else {
+            return;
+        };
+        let n = p.payload.len() as u32;
+        let end = offset.checked_add(n).unwrap_or(u32::MAX);
+        if end > total || (last && end != total) {
+            self.resp.cur = None;
+            self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
+            return;
+        }
+        let with_imm = p.imm.is_some();
+        if with_imm && (self.rq_size == 0 || self.rq_head == self.rq_pi) {
+            self.rnr_nak(cx, psn);
+            return;
+        }
+        if n > 0 {
+            let mut data = p.payload.clone();
+            let target = va.wrapping_add(u64::from(offset));
+            match mr_access(cx, rkey, self.pdn, Need::RemoteWrite, target, &mut data, true) {
+                Ok(()) => {}
+                Err(XferError::Prot(_)) => {
+                    self.resp.cur = None;
+                    self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
+                    return;
+                }
+                Err(_) => {
+                    self.resp.cur = None;
+                    self.resp_fail(cx, psn, syndrome::NAK_REMOTE_OPERATIONAL_ERROR);
+                    return;
+                }
+            }
+        }
+        self.resp.cur = Some(InMsg::Write {
+            va,
+            rkey,
+            total,
+            offset: end,
+        });
+        if last && with_imm {
+            let wr_id = match self.fetch_rq_wqe(cx) {
+                None => {
+                    self.fail(cx, super::env::CAUSE_DMA);
+                    return;
+                }
+                Some(Err(wr_id)) | Some(Ok(super::qp::RqWqe { wr_id, .. })) => wr_id,
+            };
+            let cqe = Cqe {
+                wr_id,
+                opcode: cqe_op::RECV_RDMA_WITH_IMM,
+                byte_len: total,
+                imm_inv: p.imm.unwrap_or(0),
+                flags: cqe_flags::IMM | if p.bth.solicited { cqe_flags::SOLICITED } else { 0 },
+                ..Cqe::default()
+            };
+            self.rq_head = self.rq_head.wrapping_add(1);
+            self.finish_packet(cx, p, true);
+            self.complete_checked(cx, true, cqe, p.bth.solicited);
+        } else {
+            self.finish_packet(cx, p, last);
+        }
+    }
+
+    /// Validates a READ request and emits its responses starting at `psn`.
+    /// Returns the number of response packets, or the NAK syndrome.
+    fn read_responses(&mut self, cx: &mut Ctx, psn: u32, reth: Reth) -> Result<u32, u8> {
+        if reth.dma_len > cx.limits.max_msg_size {
+            return Err(syndrome::NAK_INVALID_REQUEST);
+        }
+        if reth.dma_len > 0
+            && (self.access & abi::access::REMOTE_READ == 0
+                || cx
+                    .mrs
+                    .check(reth.rkey, self.pdn, Need::RemoteRead, reth.va, u64::from(reth.dma_len))
+                    .is_err())
+        {
+            return Err(syndrome::NAK_REMOTE_ACCESS_ERROR);
+        }
+        let mtu = self.mtu();
+        let npkts = reth.dma_len.div_ceil(mtu).max(1);
+        let msn = psn_add(self.resp.msn, 1);
+        for k in 0..npkts {
+            let off = u64::from(k) * u64::from(mtu);
+            let n = (u64::from(reth.dma_len) - off).min(u64::from(mtu)) as usize;
+            let mut data = vec![0u8; n];
+            if n > 0 {
+                mr_access(cx, reth.rkey, self.pdn, Need::RemoteRead, reth.va.wrapping_add(off), &mut data, false)
+                    .map_err(|e| match e {
+                        XferError::Prot(_) => syndrome::NAK_REMOTE_ACCESS_ERROR,
+                        _ => syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
+                    })?;
+            }
+            let opcode = if npkts == 1 {
+                op::RDMA_READ_RESPONSE_ONLY
+            } else if k == 0 {
+                op::RDMA_READ_RESPONSE_FIRST
+            } else if k + 1 == npkts {
+                op::RDMA_READ_RESPONSE_LAST
+            } else {
+                op::RDMA_READ_RESPONSE_MIDDLE
+            };
+            let mut r = self.new_pkt(cx, opcode, psn_add(psn, k));
+            if opcode != op::RDMA_READ_RESPONSE_MIDDLE {
+                r.aeth = Some(Aeth::ack(msn));
+            }
+            r.payload = data;
+            self.emit(cx, r);
+        }
+        Ok(npkts)
+    }
+}
+
+/// Local or remote invalidation of a fast-register MR: exact key, same PD.
+pub(crate) fn invalidate(cx: &mut Ctx, key: u32, pdn: u32) -> Result<(), MrError> {
+    let mr = cx.mrs.by_key(key).ok_or(MrError::BadKey)?;
+    if mr.fast_reg.is_none() {
+        return Err(MrError::NoAccess);
+    }
+    if mr.pdn != pdn {
+        return Err(MrError::WrongPd);
+    }
+    if let Some(mr) = cx.mrs.by_index_mut(key >> 8) {
+        mr.state = MrState::Free;
+    }
+    Ok(())
+}
+
+/// (first, last) position of a request opcode inside its message.
+fn position(opc: u8) -> (bool, bool) {
+    match opc {
+        op::SEND_FIRST | op::RDMA_WRITE_FIRST => (true, false),
+        op::SEND_MIDDLE | op::RDMA_WRITE_MIDDLE => (false, false),
+        op::SEND_LAST
+        | op::SEND_LAST_WITH_IMMEDIATE
+        | op::SEND_LAST_WITH_INVALIDATE
+        | op::RDMA_WRITE_LAST
+        | op::RDMA_WRITE_LAST_WITH_IMMEDIATE => (false, true),
+        _ => (true, true),
+    }
+}
+
+/// BTH opcode of packet `first/last` of a send-queue operation.
+fn packet_opcode(wr_op: u8, first: bool, last: bool) -> u8 {
+    let write = matches!(wr_op, wr::RDMA_WRITE | wr::RDMA_WRITE_WITH_IMM);
+    match (first, last) {
+        (true, true) => match wr_op {
+            wr::SEND_WITH_IMM => op::SEND_ONLY_WITH_IMMEDIATE,
+            wr::SEND_WITH_INV => op::SEND_ONLY_WITH_INVALIDATE,
+            wr::RDMA_WRITE => op::RDMA_WRITE_ONLY,
+            wr::RDMA_WRITE_WITH_IMM => op::RDMA_WRITE_ONLY_WITH_IMMEDIATE,
+            _ => op::SEND_ONLY,
+        },
+        (true, false) => {
+            if write {
+                op::RDMA_WRITE_FIRST
+            } else {
+                op::SEND_FIRST
+            }
+        }
+        (false, false) => {
+            if write {
+                op::RDMA_WRITE_MIDDLE
+            } else {
+                op::SEND_MIDDLE
+            }
+        }
+        (false, true) => match wr_op {
+            wr::SEND_WITH_IMM => op::SEND_LAST_WITH_IMMEDIATE,
+            wr::SEND_WITH_INV => op::SEND_LAST_WITH_INVALIDATE,
+            wr::RDMA_WRITE => op::RDMA_WRITE_LAST,
+            wr::RDMA_WRITE_WITH_IMM => op::RDMA_WRITE_LAST_WITH_IMMEDIATE,
+            _ => op::SEND_LAST,
+        },
+    }
+}

@@ -1,0 +1,188 @@
+//! Typedefs of every function `rnic.sys` imports, and [`SKELETON_IMPORTS`], the exact import
+//! list. The guest implements each of these with the matching typedef (`extern "win64"`).
+
+use core::ffi::{c_char, c_void};
+
+use crate::attributes::NDIS_MINIPORT_ADAPTER_ATTRIBUTES;
+use crate::characteristics::NDIS_MINIPORT_DRIVER_CHARACTERISTICS;
+use crate::dma::NDIS_SG_DMA_DESCRIPTION;
+use crate::interrupt::NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS;
+use crate::nbl::NET_BUFFER_LIST;
+use crate::status::NDIS_STATUS;
+use crate::types::{BOOLEAN, EX_POOL_PRIORITY, NDIS_HANDLE, NDIS_PHYSICAL_ADDRESS};
+use crate::wdm::{DRIVER_OBJECT, NDIS_EVENT, UNICODE_STRING};
+
+pub const NDIS_SYS: &str = "ndis.sys";
+pub const NTOSKRNL_EXE: &str = "ntoskrnl.exe";
+
+/// `(module, function)` for every import of the skeleton `rnic.sys`, in no particular order.
+/// `artifact-check` verifies the built image imports exactly these; the guest must export them.
+pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
+    (NDIS_SYS, "NdisMRegisterMiniportDriver"),
+    (NDIS_SYS, "NdisMDeregisterMiniportDriver"),
+    (NDIS_SYS, "NdisMSetMiniportAttributes"),
+    (NDIS_SYS, "NdisMMapIoSpace"),
+    (NDIS_SYS, "NdisMUnmapIoSpace"),
+    (NDIS_SYS, "NdisMRegisterInterruptEx"),
+    (NDIS_SYS, "NdisMDeregisterInterruptEx"),
+    (NDIS_SYS, "NdisMRegisterScatterGatherDma"),
+    (NDIS_SYS, "NdisMDeregisterScatterGatherDma"),
+    (NDIS_SYS, "NdisMAllocateSharedMemory"),
+    (NDIS_SYS, "NdisMFreeSharedMemory"),
+    (NDIS_SYS, "NdisAllocateMemoryWithTagPriority"),
+    (NDIS_SYS, "NdisFreeMemory"),
+    (NDIS_SYS, "NdisInitializeEvent"),
+    (NDIS_SYS, "NdisSetEvent"),
+    (NDIS_SYS, "NdisResetEvent"),
+    (NDIS_SYS, "NdisWaitEvent"),
+    (NDIS_SYS, "NdisMSendNetBufferListsComplete"),
+    (NTOSKRNL_EXE, "DbgPrint"),
+];
+
+/// `NDIS_STATUS NdisMRegisterMiniportDriver(PDRIVER_OBJECT, PUNICODE_STRING RegistryPath,
+/// NDIS_HANDLE MiniportDriverContext, PNDIS_MINIPORT_DRIVER_CHARACTERISTICS, PNDIS_HANDLE)`.
+/// `MiniportSetOptions` is called synchronously from inside this call.
+pub type NdisMRegisterMiniportDriverFn = unsafe extern "win64" fn(
+    DriverObject: *mut DRIVER_OBJECT,
+    RegistryPath: *mut UNICODE_STRING,
+    MiniportDriverContext: NDIS_HANDLE,
+    MiniportDriverCharacteristics: *mut NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
+    NdisMiniportDriverHandle: *mut NDIS_HANDLE,
+) -> NDIS_STATUS;
+/// `VOID NdisMDeregisterMiniportDriver(NDIS_HANDLE NdisMiniportDriverHandle)`.
+pub type NdisMDeregisterMiniportDriverFn =
+    unsafe extern "win64" fn(NdisMiniportDriverHandle: NDIS_HANDLE);
+/// `NDIS_STATUS NdisMSetMiniportAttributes(NDIS_HANDLE MiniportAdapterHandle,
+/// PNDIS_MINIPORT_ADAPTER_ATTRIBUTES)`.
+pub type NdisMSetMiniportAttributesFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    MiniportAttributes: *mut NDIS_MINIPORT_ADAPTER_ATTRIBUTES,
+) -> NDIS_STATUS;
+/// `NDIS_STATUS NdisMMapIoSpace(PVOID* VirtualAddress, NDIS_HANDLE MiniportAdapterHandle,
+/// NDIS_PHYSICAL_ADDRESS PhysicalAddress (by value), UINT Length)`.
+pub type NdisMMapIoSpaceFn = unsafe extern "win64" fn(
+    VirtualAddress: *mut *mut c_void,
+    MiniportAdapterHandle: NDIS_HANDLE,
+    PhysicalAddress: NDIS_PHYSICAL_ADDRESS,
+    Length: u32,
+) -> NDIS_STATUS;
+/// `VOID NdisMUnmapIoSpace(NDIS_HANDLE MiniportAdapterHandle, PVOID VirtualAddress, UINT Length)`.
+pub type NdisMUnmapIoSpaceFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    VirtualAddress: *mut c_void,
+    Length: u32,
+);
+/// `NDIS_STATUS NdisMRegisterInterruptEx(NDIS_HANDLE MiniportAdapterHandle, NDIS_HANDLE
+/// MiniportInterruptContext, PNDIS_MINIPORT_INTERRUPT_CHARACTERISTICS, PNDIS_HANDLE
+/// NdisInterruptHandle)`.
+pub type NdisMRegisterInterruptExFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    MiniportInterruptContext: NDIS_HANDLE,
+    MiniportInterruptCharacteristics: *mut NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS,
+    NdisInterruptHandle: *mut NDIS_HANDLE,
+) -> NDIS_STATUS;
+/// `VOID NdisMDeregisterInterruptEx(NDIS_HANDLE NdisInterruptHandle)`.
+pub type NdisMDeregisterInterruptExFn = unsafe extern "win64" fn(NdisInterruptHandle: NDIS_HANDLE);
+/// `NDIS_STATUS NdisMRegisterScatterGatherDma(NDIS_HANDLE MiniportAdapterHandle,
+/// PNDIS_SG_DMA_DESCRIPTION, PNDIS_HANDLE NdisMiniportDmaHandle)`.
+pub type NdisMRegisterScatterGatherDmaFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    DmaDescription: *mut NDIS_SG_DMA_DESCRIPTION,
+    NdisMiniportDmaHandle: *mut NDIS_HANDLE,
+) -> NDIS_STATUS;
+/// `VOID NdisMDeregisterScatterGatherDma(NDIS_HANDLE NdisMiniportDmaHandle)`.
+pub type NdisMDeregisterScatterGatherDmaFn =
+    unsafe extern "win64" fn(NdisMiniportDmaHandle: NDIS_HANDLE);
+/// `VOID NdisMAllocateSharedMemory(NDIS_HANDLE MiniportAdapterHandle, ULONG Length, BOOLEAN
+/// Cached, PVOID* VirtualAddress, PNDIS_PHYSICAL_ADDRESS PhysicalAddress)`. On failure
+/// `*VirtualAddress` is NULL.
+pub type NdisMAllocateSharedMemoryFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    Length: u32,
+    Cached: BOOLEAN,
+    VirtualAddress: *mut *mut c_void,
+    PhysicalAddress: *mut NDIS_PHYSICAL_ADDRESS,
+);
+/// `VOID NdisMFreeSharedMemory(NDIS_HANDLE MiniportAdapterHandle, ULONG Length, BOOLEAN Cached,
+/// PVOID VirtualAddress, NDIS_PHYSICAL_ADDRESS PhysicalAddress (by value))`.
+pub type NdisMFreeSharedMemoryFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    Length: u32,
+    Cached: BOOLEAN,
+    VirtualAddress: *mut c_void,
+    PhysicalAddress: NDIS_PHYSICAL_ADDRESS,
+);
+/// `PVOID NdisAllocateMemoryWithTagPriority(NDIS_HANDLE NdisHandle, UINT Length, ULONG Tag,
+/// EX_POOL_PRIORITY Priority)`. NULL on failure; memory is not zeroed.
+pub type NdisAllocateMemoryWithTagPriorityFn = unsafe extern "win64" fn(
+    NdisHandle: NDIS_HANDLE,
+    Length: u32,
+    Tag: u32,
+    Priority: EX_POOL_PRIORITY,
+) -> *mut c_void;
+/// `VOID NdisFreeMemory(PVOID VirtualAddress, UINT Length, UINT MemoryFlags)` (flags 0 for memory
+/// from NdisAllocateMemoryWithTagPriority).
+pub type NdisFreeMemoryFn =
+    unsafe extern "win64" fn(VirtualAddress: *mut c_void, Length: u32, MemoryFlags: u32);
+/// `VOID NdisInitializeEvent(PNDIS_EVENT)`: notification event, initially not signalled.
+pub type NdisInitializeEventFn = unsafe extern "win64" fn(Event: *mut NDIS_EVENT);
+/// `VOID NdisSetEvent(PNDIS_EVENT)`; callable at IRQL <= DISPATCH_LEVEL.
+pub type NdisSetEventFn = unsafe extern "win64" fn(Event: *mut NDIS_EVENT);
+/// `VOID NdisResetEvent(PNDIS_EVENT)`.
+pub type NdisResetEventFn = unsafe extern "win64" fn(Event: *mut NDIS_EVENT);
+/// `BOOLEAN NdisWaitEvent(PNDIS_EVENT, UINT MsToWait)`: TRUE if signalled, FALSE on timeout;
+/// `MsToWait == 0` waits forever. PASSIVE_LEVEL only.
+pub type NdisWaitEventFn =
+    unsafe extern "win64" fn(Event: *mut NDIS_EVENT, MsToWait: u32) -> BOOLEAN;
+/// `VOID NdisMSendNetBufferListsComplete(NDIS_HANDLE MiniportAdapterHandle, PNET_BUFFER_LIST,
+/// ULONG SendCompleteFlags)`: returns a chain (linked by `Next`) of sent NBLs to NDIS.
+pub type NdisMSendNetBufferListsCompleteFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    NetBufferList: *mut NET_BUFFER_LIST,
+    SendCompleteFlags: u32,
+);
+/// `ULONG DbgPrint(PCSTR Format, ...)` (C varargs, Microsoft x64 convention: the first four
+/// arguments in RCX, RDX, R8, R9, the rest on the stack above 32 bytes of home space). The driver
+/// only uses `%s %d %u %x %lx %llx %p` and plain text.
+pub type DbgPrintFn = unsafe extern "win64" fn(Format: *const c_char, ...) -> u32;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_list_has_no_duplicates_and_known_modules() {
+        for (i, a) in SKELETON_IMPORTS.iter().enumerate() {
+            assert!(
+                a.0 == NDIS_SYS || a.0 == NTOSKRNL_EXE,
+                "unexpected module {}",
+                a.0
+            );
+            for b in &SKELETON_IMPORTS[i + 1..] {
+                assert_ne!(a, b, "duplicate import");
+            }
+        }
+        assert_eq!(SKELETON_IMPORTS.len(), 19);
+        assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
+    }
+
+    #[test]
+    fn import_typedefs_are_pointer_sized() {
+        assert_eq!(core::mem::size_of::<NdisMRegisterMiniportDriverFn>(), 8);
+        assert_eq!(core::mem::size_of::<Option<DbgPrintFn>>(), 8);
+    }
+
+    // A varargs win64 function is callable through the typedef: checks the typedef is usable the
+    // way the guest's dispatch uses it (the guest implements DbgPrint in its own way).
+    unsafe extern "win64" fn wait(_e: *mut NDIS_EVENT, ms: u32) -> BOOLEAN {
+        (ms == 2000) as BOOLEAN
+    }
+
+    #[test]
+    fn wait_event_typedef_callable() {
+        let f: NdisWaitEventFn = wait;
+        let mut e = NDIS_EVENT::default();
+        // SAFETY: `wait` ignores its pointer argument.
+        assert_eq!(unsafe { f(&mut e, 2000) }, 1);
+    }
+}

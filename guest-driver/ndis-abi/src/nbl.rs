@@ -1,0 +1,72 @@
+//! `NET_BUFFER_LIST`: only the fixed prefix the skeleton touches (`Next` to walk a chain,
+//! `Status` to complete a send).
+//!
+//! The real structure continues with `NetBufferListInfo[]` at 0x90, whose length grows with the
+//! Windows release (26 entries in 10 1709, 29 later); anyone who *allocates* NBLs (the guest)
+//! must allocate at least [`NET_BUFFER_LIST_MIN_ALLOCATION`] bytes, 16-byte aligned.
+
+use core::ffi::c_void;
+
+/// `NDIS_SEND_FLAGS_DISPATCH_LEVEL`: the send handler runs at DISPATCH_LEVEL.
+pub const NDIS_SEND_FLAGS_DISPATCH_LEVEL: u32 = 0x0000_0001;
+/// `NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL`: the caller of NdisMSendNetBufferListsComplete
+/// is at DISPATCH_LEVEL.
+pub const NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL: u32 = 0x0000_0001;
+/// `NDIS_RETURN_FLAGS_DISPATCH_LEVEL`.
+pub const NDIS_RETURN_FLAGS_DISPATCH_LEVEL: u32 = 0x0000_0001;
+
+/// Number of `NetBufferListInfo` slots in the newest layout this crate knows (29).
+pub const NET_BUFFER_LIST_INFO_MAX: usize = 29;
+/// Bytes a host must allocate per NBL so a driver built for any NDIS 6.x release stays in bounds.
+pub const NET_BUFFER_LIST_MIN_ALLOCATION: usize = 0x90 + NET_BUFFER_LIST_INFO_MAX * 8;
+
+/// Fixed prefix of `NET_BUFFER_LIST` (x64). 16-byte aligned because its first member overlays an
+/// `SLIST_HEADER`; `NdisReserved` is declared `DECLSPEC_ALIGN(16)`, hence the hole at 0x28.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct NET_BUFFER_LIST {
+    pub Next: *mut NET_BUFFER_LIST,
+    pub FirstNetBuffer: *mut c_void,
+    pub Context: *mut c_void,
+    pub ParentNetBufferList: *mut NET_BUFFER_LIST,
+    pub NdisPoolHandle: *mut c_void,
+    pub _AlignmentHole: u64,
+    pub NdisReserved: [*mut c_void; 2],
+    pub ProtocolReserved: [*mut c_void; 4],
+    pub MiniportReserved: [*mut c_void; 2],
+    pub Scratch: *mut c_void,
+    pub SourceHandle: *mut c_void,
+    pub NblFlags: u32,
+    pub ChildRefCount: i32,
+    pub Flags: u32,
+    /// `NET_BUFFER_LIST_STATUS()`: set by the miniport before completing a send.
+    pub Status: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn prefix_layout() {
+        type T = NET_BUFFER_LIST;
+        assert_eq!(align_of::<T>(), 16);
+        assert_eq!(size_of::<T>(), 0x90);
+        assert_eq!(offset_of!(T, Next), 0x00);
+        assert_eq!(offset_of!(T, FirstNetBuffer), 0x08);
+        assert_eq!(offset_of!(T, Context), 0x10);
+        assert_eq!(offset_of!(T, ParentNetBufferList), 0x18);
+        assert_eq!(offset_of!(T, NdisPoolHandle), 0x20);
+        assert_eq!(offset_of!(T, NdisReserved), 0x30);
+        assert_eq!(offset_of!(T, ProtocolReserved), 0x40);
+        assert_eq!(offset_of!(T, MiniportReserved), 0x60);
+        assert_eq!(offset_of!(T, Scratch), 0x70);
+        assert_eq!(offset_of!(T, SourceHandle), 0x78);
+        assert_eq!(offset_of!(T, NblFlags), 0x80);
+        assert_eq!(offset_of!(T, ChildRefCount), 0x84);
+        assert_eq!(offset_of!(T, Flags), 0x88);
+        assert_eq!(offset_of!(T, Status), 0x8C);
+        assert_eq!(NET_BUFFER_LIST_MIN_ALLOCATION, 0x180 - 8);
+    }
+}

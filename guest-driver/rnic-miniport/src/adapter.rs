@@ -1,0 +1,756 @@
+//! Per-adapter state and the adapter-level miniport handlers: initialize (bring-up + NOP),
+//! halt, interrupts and DPC, and the minimal data-path / OID handlers of the skeleton.
+//!
+//! The adapter context is shared between PASSIVE_LEVEL handlers, the ISR and the DPC, so it is
+//! only ever accessed through a raw `*mut Adapter` (never a long-lived `&mut`); fields touched by
+//! more than one context are atomics.
+
+use core::ffi::c_void;
+use core::mem::size_of;
+use core::ptr::{addr_of_mut, null_mut, read_volatile, write_bytes, write_volatile};
+use core::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+
+use ndis_abi::*;
+
+use crate::ffi::{self, log};
+use crate::logic::{self, reg, AdminCompletion, CqCursor};
+
+/// Pool tag "rnic" (appears as "cinr" in a byte dump, as with any MSVC multi-char tag).
+const TAG: u32 = pool_tag(*b"rnic");
+/// How long InitializeEx waits for the NOP completion.
+const NOP_TIMEOUT_MS: u32 = 2000;
+/// Bound on DEV_STATUS polls (each one is an MMIO exit, roughly 10 µs here).
+const POLL_LIMIT: u32 = 100_000;
+/// Largest single DMA transfer the device performs.
+const MAX_PHYSICAL_MAPPING: u32 = 0x1_0000;
+
+const NOP_PENDING: u32 = 0;
+const NOP_OK: u32 = 1;
+const NOP_BAD: u32 = 2;
+
+#[repr(C)]
+pub struct Adapter {
+    miniport: NDIS_HANDLE,
+    /// Mapped BAR0, null until NdisMMapIoSpace succeeded.
+    regs: *mut u8,
+    dma: NDIS_HANDLE,
+    interrupt: NDIS_HANDLE,
+    asq_va: *mut u8,
+    asq_pa: NDIS_PHYSICAL_ADDRESS,
+    acq_va: *mut u8,
+    acq_pa: NDIS_PHYSICAL_ADDRESS,
+    asq_tail: u32,
+    /// Completion-ring consumer position; only the DPC (under `dpc_busy`) moves it.
+    cq: CqCursor,
+    /// Set (Release) once the rings are programmed and `cq` is valid.
+    rings_live: AtomicBool,
+    dpc_busy: AtomicBool,
+    paused: AtomicBool,
+    nop_state: AtomicU32,
+    nop_status: AtomicU32,
+    nop_result0: AtomicU32,
+    nop_event: NDIS_EVENT,
+}
+
+/// Volatile 32-bit BAR0 read (a plain `mov`).
+///
+/// # Safety
+/// `(*a).regs` must be the live BAR0 mapping and `off` a register offset below 64 KiB.
+unsafe fn rd(a: *const Adapter, off: usize) -> u32 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { read_volatile((*a).regs.add(off).cast::<u32>()) }
+}
+
+/// Volatile 32-bit BAR0 write (a plain `mov`).
+///
+/// # Safety
+/// As for [`rd`].
+unsafe fn wr(a: *const Adapter, off: usize, value: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { write_volatile((*a).regs.add(off).cast::<u32>(), value) }
+}
+
+/// MiniportInitializeEx.
+///
+/// # Safety
+/// Called by NDIS with its adapter handle and valid init parameters.
+pub unsafe extern "win64" fn MiniportInitializeEx(
+    miniport: NDIS_HANDLE,
+    _driver_context: NDIS_HANDLE,
+    params: *mut NDIS_MINIPORT_INIT_PARAMETERS,
+) -> NDIS_STATUS {
+    log!("InitializeEx\n");
+    let size = size_of::<Adapter>() as u32;
+    // SAFETY: FFI allocation; the result is checked before use.
+    let a =
+        unsafe { ffi::NdisAllocateMemoryWithTagPriority(miniport, size, TAG, NormalPoolPriority) }
+            .cast::<Adapter>();
+    if a.is_null() {
+        log!("adapter context allocation failed\n");
+        return NDIS_STATUS_RESOURCES;
+    }
+    // SAFETY: `a` points to `size` writable bytes; all-zero is a valid Adapter (null pointers,
+    // false/0 atomics, zeroed event).
+    unsafe {
+        write_bytes(a.cast::<u8>(), 0, size as usize);
+        (*a).miniport = miniport;
+    }
+    // SAFETY: `a` is a valid, exclusively owned context; `params` comes from NDIS.
+    let status = unsafe { bring_up(a, params) };
+    if status != NDIS_STATUS_SUCCESS {
+        log!("InitializeEx failed: %x\n", status);
+        // SAFETY: releases exactly what bring_up recorded as taken.
+        unsafe { teardown(a) };
+        return status;
+    }
+    log!("adapter ready\n");
+    NDIS_STATUS_SUCCESS
+}
+
+/// Everything InitializeEx does after allocating the context. Each resource taken is recorded
+/// in the context at once, so `teardown` can undo a partial bring-up.
+///
+/// # Safety
+/// `a` is a valid zero-initialised context owned by the caller; `params` comes from NDIS.
+unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) -> NDIS_STATUS {
+    // SAFETY (whole body): `a` is valid per the contract; every FFI call gets valid pointers to
+    // locals or to the context; register accesses happen only after BAR0 is mapped.
+    unsafe {
+        let miniport = (*a).miniport;
+
+        // 1. Registration attributes: tells NDIS our context pointer.
+        let mut attrs = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
+            RegistrationAttributes: NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES {
+                Header: NDIS_OBJECT_HEADER::new(
+                    NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES,
+                    NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES_REVISION_1,
+                    NDIS_SIZEOF_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES_REVISION_1,
+                ),
+                MiniportAdapterContext: a.cast::<c_void>(),
+                AttributeFlags: NDIS_MINIPORT_ATTRIBUTES_HARDWARE_DEVICE
+                    | NDIS_MINIPORT_ATTRIBUTES_BUS_MASTER,
+                CheckForHangTimeInSeconds: 0,
+                InterfaceType: NdisInterfacePci,
+            },
+        };
+        let status = ffi::NdisMSetMiniportAttributes(miniport, &mut attrs);
+        if status != NDIS_STATUS_SUCCESS {
+            log!("NdisMSetMiniportAttributes failed: %x\n", status);
+            return status;
+        }
+
+        // 2. BAR0: the 64 KiB memory resource.
+        if params.is_null() || (*params).AllocatedResources.is_null() {
+            log!("no resources assigned\n");
+            return NDIS_STATUS_ADAPTER_NOT_FOUND;
+        }
+        let descriptors = CM_PARTIAL_RESOURCE_LIST::descriptors((*params).AllocatedResources);
+        let Some(bar0) = logic::find_bar0(descriptors) else {
+            log!(
+                "BAR0 (64 KiB memory resource) not found among %u resources\n",
+                descriptors.len() as u32
+            );
+            return NDIS_STATUS_ADAPTER_NOT_FOUND;
+        };
+        let mut va: *mut c_void = null_mut();
+        let status = ffi::NdisMMapIoSpace(&mut va, miniport, bar0, logic::BAR0_LEN);
+        if status != NDIS_STATUS_SUCCESS || va.is_null() {
+            log!("NdisMMapIoSpace(%llx) failed: %x\n", bar0 as u64, status);
+            return failure_or(status);
+        }
+        (*a).regs = va.cast::<u8>();
+        let version = rd(a, reg::VERSION);
+        log!(
+            "BAR0 %llx mapped at %p, VERSION %x\n",
+            bar0 as u64,
+            va,
+            version
+        );
+        if version >> 16 != logic::SUPPORTED_MAJOR {
+            log!("unsupported register interface version %x\n", version);
+            return NDIS_STATUS_ADAPTER_NOT_FOUND;
+        }
+
+        // 3. Scatter/gather DMA (also required before shared-memory allocation).
+        let mut dma = NDIS_SG_DMA_DESCRIPTION {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_SG_DMA_DESCRIPTION,
+                NDIS_SG_DMA_DESCRIPTION_REVISION_1,
+                NDIS_SIZEOF_SG_DMA_DESCRIPTION_REVISION_1,
+            ),
+            Flags: NDIS_SG_DMA_64_BIT_ADDRESS,
+            MaximumPhysicalMapping: MAX_PHYSICAL_MAPPING,
+            ProcessSGListHandler: Some(process_sg_list),
+            SharedMemAllocateCompleteHandler: None,
+            ScatterGatherListSize: 0,
+        };
+        let mut handle: NDIS_HANDLE = null_mut();
+        let status = ffi::NdisMRegisterScatterGatherDma(miniport, &mut dma, &mut handle);
+        if status != NDIS_STATUS_SUCCESS || handle.is_null() {
+            log!("NdisMRegisterScatterGatherDma failed: %x\n", status);
+            return failure_or(status);
+        }
+        (*a).dma = handle;
+
+        // 4. Message-signalled interrupts.
+        let mut ic = NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_MINIPORT_INTERRUPT,
+                NDIS_MINIPORT_INTERRUPT_REVISION_1,
+                NDIS_SIZEOF_MINIPORT_INTERRUPT_CHARACTERISTICS_REVISION_1,
+            ),
+            InterruptHandler: Some(line_isr),
+            InterruptDpcHandler: Some(line_dpc),
+            DisableInterruptHandler: None,
+            EnableInterruptHandler: None,
+            MsiSupported: TRUE,
+            MsiSyncWithAllMessages: FALSE,
+            MessageInterruptHandler: Some(message_isr),
+            MessageInterruptDpcHandler: Some(message_dpc),
+            DisableMessageInterruptHandler: None,
+            EnableMessageInterruptHandler: None,
+            InterruptType: 0,
+            MessageInfoTable: null_mut(),
+        };
+        let mut handle: NDIS_HANDLE = null_mut();
+        let status =
+            ffi::NdisMRegisterInterruptEx(miniport, a.cast::<c_void>(), &mut ic, &mut handle);
+        if status != NDIS_STATUS_SUCCESS || handle.is_null() {
+            log!("NdisMRegisterInterruptEx failed: %x\n", status);
+            return failure_or(status);
+        }
+        (*a).interrupt = handle;
+        if ic.InterruptType != NDIS_CONNECT_MESSAGE_BASED || ic.MessageInfoTable.is_null() {
+            log!(
+                "message-signalled interrupts not granted (InterruptType %u)\n",
+                ic.InterruptType
+            );
+            return NDIS_STATUS_FAILURE;
+        }
+        log!(
+            "MSI-X granted: %u messages\n",
+            (*ic.MessageInfoTable).MessageCount
+        );
+
+        // 5. Device reset.
+        wr(a, reg::DEV_CTRL, reg::DEV_CTRL_RESET);
+        let busy = reg::DEV_STATUS_READY | reg::DEV_STATUS_FATAL | reg::DEV_STATUS_ADMIN_ERR;
+        if !poll(a, |s| s & busy == 0) {
+            log!(
+                "device reset timed out (DEV_STATUS %x)\n",
+                rd(a, reg::DEV_STATUS)
+            );
+            return NDIS_STATUS_FAILURE;
+        }
+
+        // 6. Admin rings in shared memory, zeroed.
+        let Some((asq_va, asq_pa)) = alloc_ring(a, logic::ASQ_BYTES, logic::ASQ_ALIGN) else {
+            return NDIS_STATUS_RESOURCES;
+        };
+        (*a).asq_va = asq_va;
+        (*a).asq_pa = asq_pa;
+        let Some((acq_va, acq_pa)) = alloc_ring(a, logic::ACQ_BYTES, logic::ACQ_ALIGN) else {
+            return NDIS_STATUS_RESOURCES;
+        };
+        (*a).acq_va = acq_va;
+        (*a).acq_pa = acq_pa;
+
+        // 7. Program the rings.
+        let (lo, hi) = logic::split_phys(asq_pa);
+        wr(a, reg::ASQ_BASE_LO, lo);
+        wr(a, reg::ASQ_BASE_HI, hi);
+        wr(a, reg::ASQ_SIZE, logic::ASQ_ENTRIES);
+        let (lo, hi) = logic::split_phys(acq_pa);
+        wr(a, reg::ACQ_BASE_LO, lo);
+        wr(a, reg::ACQ_BASE_HI, hi);
+        wr(a, reg::ACQ_SIZE, logic::ACQ_ENTRIES);
+        (*a).asq_tail = 0;
+        (*a).cq = CqCursor::new(logic::ACQ_ENTRIES);
+        ffi::NdisInitializeEvent(addr_of_mut!((*a).nop_event));
+        (*a).rings_live.store(true, Ordering::Release);
+
+        // 8. Enable and wait for READY.
+        wr(a, reg::DEV_CTRL, reg::DEV_CTRL_ENABLE);
+        let mut status_reg = 0;
+        let ready = poll(a, |s| {
+            status_reg = s;
+            s & (reg::DEV_STATUS_READY | reg::DEV_STATUS_ADMIN_ERR | reg::DEV_STATUS_FATAL) != 0
+        });
+        if !ready || status_reg & reg::DEV_STATUS_READY == 0 {
+            log!(
+                "device not ready after enable: DEV_STATUS %x ADMIN_ERROR %u\n",
+                rd(a, reg::DEV_STATUS),
+                rd(a, reg::ADMIN_ERROR)
+            );
+            return NDIS_STATUS_FAILURE;
+        }
+        log!("device enabled, admin queue live\n");
+
+        // 9. One NOP through the admin queue; its completion arrives via MSI-X message 0.
+        ffi::NdisResetEvent(addr_of_mut!((*a).nop_event));
+        (*a).nop_state.store(NOP_PENDING, Ordering::Relaxed);
+        submit(
+            a,
+            &logic::encode_command(logic::OPCODE_NOP, logic::NOP_COMMAND_ID, &[0; 14]),
+        );
+        log!("NOP posted\n");
+        if ffi::NdisWaitEvent(addr_of_mut!((*a).nop_event), NOP_TIMEOUT_MS) == FALSE {
+            log!(
+                "NOP timed out after %u ms (ASQ_HEAD %u ACQ_TAIL %u DEV_STATUS %x)\n",
+                NOP_TIMEOUT_MS,
+                rd(a, reg::ASQ_HEAD),
+                rd(a, reg::ACQ_TAIL),
+                rd(a, reg::DEV_STATUS)
+            );
+            return NDIS_STATUS_FAILURE;
+        }
+        if (*a).nop_state.load(Ordering::Acquire) != NOP_OK {
+            log!(
+                "NOP failed: status %u result0 %x\n",
+                (*a).nop_status.load(Ordering::Relaxed),
+                (*a).nop_result0.load(Ordering::Relaxed)
+            );
+            return NDIS_STATUS_FAILURE;
+        }
+        NDIS_STATUS_SUCCESS
+    }
+}
+
+/// A failed NDIS call's status, or FAILURE if it claimed success without producing a result.
+fn failure_or(status: NDIS_STATUS) -> NDIS_STATUS {
+    if status == NDIS_STATUS_SUCCESS {
+        NDIS_STATUS_FAILURE
+    } else {
+        status
+    }
+}
+
+/// Polls DEV_STATUS until `done` holds, at most `POLL_LIMIT` times.
+///
+/// # Safety
+/// BAR0 must be mapped.
+unsafe fn poll(a: *const Adapter, mut done: impl FnMut(u32) -> bool) -> bool {
+    for _ in 0..POLL_LIMIT {
+        // SAFETY: guaranteed by the caller.
+        if done(unsafe { rd(a, reg::DEV_STATUS) }) {
+            return true;
+        }
+        core::hint::spin_loop();
+    }
+    false
+}
+
+/// Allocates and zeroes one ring of shared memory, checking the alignment the device needs.
+/// On an alignment failure the memory is freed again.
+///
+/// # Safety
+/// `a` is valid and its SG DMA is registered.
+unsafe fn alloc_ring(a: *mut Adapter, len: u32, align: i64) -> Option<(*mut u8, i64)> {
+    // SAFETY: FFI calls with valid out-pointers; the memory is used only after the checks.
+    unsafe {
+        let mut va: *mut c_void = null_mut();
+        let mut pa: NDIS_PHYSICAL_ADDRESS = 0;
+        ffi::NdisMAllocateSharedMemory((*a).miniport, len, FALSE, &mut va, &mut pa);
+        if va.is_null() {
+            log!("NdisMAllocateSharedMemory(%u) failed\n", len);
+            return None;
+        }
+        if pa % align != 0 {
+            log!(
+                "shared memory at %llx is not %u-byte aligned\n",
+                pa as u64,
+                align as u32
+            );
+            ffi::NdisMFreeSharedMemory((*a).miniport, len, FALSE, va, pa);
+            return None;
+        }
+        write_bytes(va.cast::<u8>(), 0, len as usize);
+        Some((va.cast::<u8>(), pa))
+    }
+}
+
+/// Writes one 64-byte command at the ASQ tail and rings the ASQ_TAIL doorbell.
+///
+/// # Safety
+/// Rings live, BAR0 mapped, called from a single submitter.
+unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
+    // SAFETY: the slot lies inside the ASQ allocation (tail < ASQ_ENTRIES).
+    unsafe {
+        let tail = (*a).asq_tail;
+        let slot = (*a)
+            .asq_va
+            .add((tail * logic::ASQ_ENTRY_BYTES) as usize)
+            .cast::<u32>();
+        for (i, word) in command.iter().enumerate() {
+            write_volatile(slot.add(i), *word);
+        }
+        // The entry must be globally visible before the doorbell write.
+        fence(Ordering::Release);
+        let next = logic::ring_next(tail, logic::ASQ_ENTRIES);
+        (*a).asq_tail = next;
+        wr(a, reg::ASQ_TAIL, next);
+    }
+}
+
+/// True if the ACQ slot at the consumer position holds a new entry.
+///
+/// # Safety
+/// Rings live.
+unsafe fn completion_pending(a: *const Adapter) -> bool {
+    // SAFETY: head < ACQ_ENTRIES, so the read is inside the ACQ allocation.
+    unsafe {
+        let cq = (*a).cq;
+        let entry = (*a)
+            .acq_va
+            .add((cq.head * logic::ACQ_ENTRY_BYTES) as usize)
+            .cast::<u32>();
+        cq.is_new(((read_volatile(entry.add(3)) >> 16) & 1) as u8)
+    }
+}
+
+/// Consumes every new ACQ entry (phase-tag protocol), then publishes ACQ_HEAD.
+///
+/// # Safety
+/// `a` is a live adapter context.
+unsafe fn process_admin_completions(a: *mut Adapter) {
+    // SAFETY: the context outlives its interrupt registration (halt deregisters the interrupt,
+    // which waits for running DPCs, before freeing anything); ring accesses stay in bounds.
+    unsafe {
+        if !(*a).rings_live.load(Ordering::Acquire) {
+            return;
+        }
+        loop {
+            // One consumer at a time, even if DPCs for message 0 overlap on two CPUs.
+            if (*a).dpc_busy.swap(true, Ordering::Acquire) {
+                return;
+            }
+            let mut consumed = 0u32;
+            while completion_pending(a) {
+                // Read the rest of the entry only after its phase tag said it is complete.
+                fence(Ordering::Acquire);
+                let entry = (*a)
+                    .acq_va
+                    .add(((*a).cq.head * logic::ACQ_ENTRY_BYTES) as usize)
+                    .cast::<u32>();
+                let c = AdminCompletion::decode([
+                    read_volatile(entry),
+                    read_volatile(entry.add(1)),
+                    read_volatile(entry.add(2)),
+                    read_volatile(entry.add(3)),
+                ]);
+                handle_completion(a, &c);
+                (*a).cq.advance();
+                consumed += 1;
+            }
+            if consumed != 0 {
+                wr(a, reg::ACQ_HEAD, (*a).cq.head);
+            }
+            (*a).dpc_busy.store(false, Ordering::Release);
+            // An entry may have landed after the last check but before the flag was released,
+            // while another DPC was turned away: look once more.
+            if !completion_pending(a) {
+                return;
+            }
+        }
+    }
+}
+
+/// Acts on one admin completion.
+///
+/// # Safety
+/// `a` is a live adapter context.
+unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
+    // SAFETY: atomics and the event live in the context, valid per the contract.
+    unsafe {
+        if c.command_id != logic::NOP_COMMAND_ID
+            || (*a).nop_state.load(Ordering::Relaxed) != NOP_PENDING
+        {
+            log!(
+                "unexpected admin completion: id %u status %u result0 %x\n",
+                c.command_id as u32,
+                c.status as u32,
+                c.result0
+            );
+            return;
+        }
+        (*a).nop_status.store(c.status as u32, Ordering::Relaxed);
+        (*a).nop_result0.store(c.result0, Ordering::Relaxed);
+        if c.is_good_nop() {
+            log!("NOP completed\n");
+            (*a).nop_state.store(NOP_OK, Ordering::Release);
+        } else {
+            log!(
+                "NOP completion bad: status %u result0 %x\n",
+                c.status as u32,
+                c.result0
+            );
+            (*a).nop_state.store(NOP_BAD, Ordering::Release);
+        }
+        ffi::NdisSetEvent(addr_of_mut!((*a).nop_event));
+    }
+}
+
+/// Releases everything the context records as taken, in reverse order, then the context.
+///
+/// # Safety
+/// `a` is a valid context no longer used by anyone else (NDIS stopped calling the adapter, or
+/// InitializeEx is failing).
+unsafe fn teardown(a: *mut Adapter) {
+    // SAFETY: each handle/pointer is released once, only if recorded as taken.
+    unsafe {
+        let miniport = (*a).miniport;
+        if !(*a).regs.is_null() {
+            // Stop the device before its rings go away.
+            wr(a, reg::DEV_CTRL, 0);
+        }
+        if !(*a).interrupt.is_null() {
+            ffi::NdisMDeregisterInterruptEx((*a).interrupt);
+            (*a).interrupt = null_mut();
+        }
+        (*a).rings_live.store(false, Ordering::Release);
+        if !(*a).asq_va.is_null() {
+            ffi::NdisMFreeSharedMemory(
+                miniport,
+                logic::ASQ_BYTES,
+                FALSE,
+                (*a).asq_va.cast(),
+                (*a).asq_pa,
+            );
+            (*a).asq_va = null_mut();
+        }
+        if !(*a).acq_va.is_null() {
+            ffi::NdisMFreeSharedMemory(
+                miniport,
+                logic::ACQ_BYTES,
+                FALSE,
+                (*a).acq_va.cast(),
+                (*a).acq_pa,
+            );
+            (*a).acq_va = null_mut();
+        }
+        if !(*a).dma.is_null() {
+            ffi::NdisMDeregisterScatterGatherDma((*a).dma);
+            (*a).dma = null_mut();
+        }
+        if !(*a).regs.is_null() {
+            ffi::NdisMUnmapIoSpace(miniport, (*a).regs.cast(), logic::BAR0_LEN);
+            (*a).regs = null_mut();
+        }
+        ffi::NdisFreeMemory(a.cast(), size_of::<Adapter>() as u32, 0);
+    }
+}
+
+/// MiniportHaltEx: disable the device and release everything.
+///
+/// # Safety
+/// Called by NDIS with the context registered in InitializeEx.
+pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_HALT_ACTION) {
+    log!("HaltEx (action %u)\n", action);
+    // SAFETY: NDIS guarantees no other handler runs for this adapter during or after halt.
+    unsafe { teardown(context.cast::<Adapter>()) };
+    log!("halted\n");
+}
+
+/// MiniportMessageInterrupt: message 0 is the admin completion queue; defer to the DPC.
+unsafe extern "win64" fn message_isr(
+    _context: NDIS_HANDLE,
+    message_id: u32,
+    queue_default_dpc: *mut BOOLEAN,
+    _target_processors: *mut u32,
+) -> BOOLEAN {
+    let ours = message_id == 0;
+    if !queue_default_dpc.is_null() {
+        // SAFETY: NDIS passes a valid out-pointer.
+        unsafe { *queue_default_dpc = ours as BOOLEAN };
+    }
+    ours as BOOLEAN
+}
+
+/// MiniportMessageInterruptDpc.
+unsafe extern "win64" fn message_dpc(
+    context: NDIS_HANDLE,
+    message_id: u32,
+    _dpc_context: *mut c_void,
+    _receive_throttle: *mut c_void,
+    _reserved: *mut c_void,
+) {
+    if message_id == 0 {
+        // SAFETY: the interrupt context is our adapter, live while the interrupt is registered.
+        unsafe { process_admin_completions(context.cast::<Adapter>()) };
+    }
+}
+
+/// MiniportInterrupt (line-based): the device has no INTx pin, so a line interrupt is never
+/// ours. Registered only because NDIS requires the line-based handlers.
+unsafe extern "win64" fn line_isr(
+    _context: NDIS_HANDLE,
+    queue_default_dpc: *mut BOOLEAN,
+    _target_processors: *mut u32,
+) -> BOOLEAN {
+    if !queue_default_dpc.is_null() {
+        // SAFETY: NDIS passes a valid out-pointer.
+        unsafe { *queue_default_dpc = FALSE };
+    }
+    FALSE
+}
+
+/// MiniportInterruptDpc (line-based): drains the admin queue like the message DPC would.
+unsafe extern "win64" fn line_dpc(
+    context: NDIS_HANDLE,
+    _dpc_context: *mut c_void,
+    _receive_throttle: *mut c_void,
+    _reserved: *mut c_void,
+) {
+    // SAFETY: as in `message_dpc`.
+    unsafe { process_admin_completions(context.cast::<Adapter>()) };
+}
+
+/// MiniportProcessSGList: the skeleton never maps NET_BUFFERs, so NDIS never calls this.
+unsafe extern "win64" fn process_sg_list(
+    _device_object: *mut c_void,
+    _reserved: *mut c_void,
+    _sg_list: *mut c_void,
+    _context: *mut c_void,
+) {
+    log!("unexpected ProcessSGList\n");
+}
+
+/// MiniportPause: nothing is in flight (sends complete synchronously), so pausing is immediate.
+pub unsafe extern "win64" fn MiniportPause(
+    context: NDIS_HANDLE,
+    _params: *mut c_void,
+) -> NDIS_STATUS {
+    log!("Pause\n");
+    // SAFETY: context is our adapter.
+    unsafe {
+        (*context.cast::<Adapter>())
+            .paused
+            .store(true, Ordering::Release)
+    };
+    NDIS_STATUS_SUCCESS
+}
+
+/// MiniportRestart.
+pub unsafe extern "win64" fn MiniportRestart(
+    context: NDIS_HANDLE,
+    _params: *mut c_void,
+) -> NDIS_STATUS {
+    log!("Restart\n");
+    // SAFETY: context is our adapter.
+    unsafe {
+        (*context.cast::<Adapter>())
+            .paused
+            .store(false, Ordering::Release)
+    };
+    NDIS_STATUS_SUCCESS
+}
+
+/// MiniportOidRequest: no OID is supported yet; completes synchronously (never pends).
+pub unsafe extern "win64" fn MiniportOidRequest(
+    _context: NDIS_HANDLE,
+    _request: *mut c_void,
+) -> NDIS_STATUS {
+    NDIS_STATUS_NOT_SUPPORTED
+}
+
+/// MiniportDirectOidRequest: as MiniportOidRequest.
+pub unsafe extern "win64" fn MiniportDirectOidRequest(
+    _context: NDIS_HANDLE,
+    _request: *mut c_void,
+) -> NDIS_STATUS {
+    NDIS_STATUS_NOT_SUPPORTED
+}
+
+/// MiniportCancelOidRequest: requests never pend, so there is nothing to cancel.
+pub unsafe extern "win64" fn MiniportCancelOidRequest(
+    _context: NDIS_HANDLE,
+    _request_id: *mut c_void,
+) {
+}
+
+/// MiniportCancelDirectOidRequest: as MiniportCancelOidRequest.
+pub unsafe extern "win64" fn MiniportCancelDirectOidRequest(
+    _context: NDIS_HANDLE,
+    _request_id: *mut c_void,
+) {
+}
+
+/// MiniportSendNetBufferLists: the skeleton has no transmit path; it completes every NBL at
+/// once (PAUSED while paused, FAILURE otherwise), so nothing is ever left outstanding.
+pub unsafe extern "win64" fn MiniportSendNetBufferLists(
+    context: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
+    _port: NDIS_PORT_NUMBER,
+    send_flags: u32,
+) {
+    if nbls.is_null() {
+        return;
+    }
+    // SAFETY: context is our adapter; `nbls` is a valid NDIS-owned chain linked by `Next`.
+    unsafe {
+        let a = context.cast::<Adapter>();
+        let status = if (*a).paused.load(Ordering::Acquire) {
+            NDIS_STATUS_PAUSED
+        } else {
+            NDIS_STATUS_FAILURE
+        };
+        let mut nbl = nbls;
+        while !nbl.is_null() {
+            (*nbl).Status = status;
+            nbl = (*nbl).Next;
+        }
+        let complete_flags = if send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0 {
+            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
+        } else {
+            0
+        };
+        ffi::NdisMSendNetBufferListsComplete((*a).miniport, nbls, complete_flags);
+    }
+}
+
+/// MiniportReturnNetBufferLists: the skeleton never indicates receives, so NDIS has nothing of
+/// ours to return; a call means the host broke the contract.
+pub unsafe extern "win64" fn MiniportReturnNetBufferLists(
+    _context: NDIS_HANDLE,
+    _nbls: *mut NET_BUFFER_LIST,
+    _return_flags: u32,
+) {
+    log!("unexpected ReturnNetBufferLists (no receive was indicated)\n");
+}
+
+/// MiniportCancelSend: sends never stay queued, so there is nothing to cancel.
+pub unsafe extern "win64" fn MiniportCancelSend(_context: NDIS_HANDLE, _cancel_id: *mut c_void) {}
+
+/// MiniportResetEx: nothing queued to reset; completes synchronously.
+pub unsafe extern "win64" fn MiniportResetEx(
+    _context: NDIS_HANDLE,
+    addressing_reset: *mut BOOLEAN,
+) -> NDIS_STATUS {
+    log!("ResetEx\n");
+    if !addressing_reset.is_null() {
+        // SAFETY: NDIS passes a valid out-pointer.
+        unsafe { *addressing_reset = FALSE };
+    }
+    NDIS_STATUS_SUCCESS
+}
+
+/// MiniportDevicePnPEventNotify: no PnP event needs action in the skeleton.
+pub unsafe extern "win64" fn MiniportDevicePnPEventNotify(
+    _context: NDIS_HANDLE,
+    _event: *mut c_void,
+) {
+}
+
+/// MiniportShutdownEx: may run at high IRQL (bug check): only stop the device, call nothing.
+pub unsafe extern "win64" fn MiniportShutdownEx(
+    context: NDIS_HANDLE,
+    _action: NDIS_SHUTDOWN_ACTION,
+) {
+    let a = context.cast::<Adapter>();
+    // SAFETY: context is our adapter; a mapped BAR0 stays mapped until halt.
+    unsafe {
+        if !(*a).regs.is_null() {
+            wr(a, reg::DEV_CTRL, 0);
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! rnic.sys: the NDIS 6.30 miniport for the emulated RNIC (docs/device-spec.md).
+//!
+//! A Windows kernel-mode PE32+ image (`/DRIVER /SUBSYSTEM:NATIVE /ENTRY:DriverEntry`) built on
+//! Linux by scripts/build-driver.sh. This skeleton brings the adapter up (BAR0, scatter/gather
+//! DMA, MSI-X, admin queue), proves the interrupt path with one NOP command and tears everything
+//! down again on halt. Every log line goes through `DbgPrint` and starts with `rnic: `.
+//!
+//! This crate owns the driver only; the ABI it compiles against is `guest-driver/ndis-abi`
+//! (shared with the guest) and must not be redefined here.
+#![no_std]
+#![no_main]
+#![allow(non_snake_case)]
+
+mod adapter;
+mod ffi;
+#[allow(dead_code)] // the full register map and helpers, not all used by the skeleton yet
+mod logic;
+
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+use ffi::log;
+use ndis_abi::*;
+
+/// Handle returned by NdisMRegisterMiniportDriver; needed by MiniportDriverUnload.
+static DRIVER_HANDLE: AtomicPtr<c_void> = AtomicPtr::new(null_mut());
+
+/// # Safety
+/// Called once by the OS loader with a valid driver object and registry path.
+#[no_mangle]
+pub unsafe extern "win64" fn DriverEntry(
+    driver_object: *mut DRIVER_OBJECT,
+    registry_path: *mut UNICODE_STRING,
+) -> NTSTATUS {
+    log!("DriverEntry\n");
+    let mut chars = NDIS_MINIPORT_DRIVER_CHARACTERISTICS {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_MINIPORT_DRIVER_CHARACTERISTICS,
+            NDIS_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_2,
+            NDIS_SIZEOF_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_2,
+        ),
+        MajorNdisVersion: NDIS_MINIPORT_MAJOR_VERSION,
+        MinorNdisVersion: NDIS_MINIPORT_MINOR_VERSION,
+        MajorDriverVersion: 0,
+        MinorDriverVersion: 1,
+        Flags: 0,
+        SetOptionsHandler: Some(MiniportSetOptions),
+        InitializeHandlerEx: Some(adapter::MiniportInitializeEx),
+        HaltHandlerEx: Some(adapter::MiniportHaltEx),
+        UnloadHandler: Some(MiniportDriverUnload),
+        PauseHandler: Some(adapter::MiniportPause),
+        RestartHandler: Some(adapter::MiniportRestart),
+        OidRequestHandler: Some(adapter::MiniportOidRequest),
+        SendNetBufferListsHandler: Some(adapter::MiniportSendNetBufferLists),
+        ReturnNetBufferListsHandler: Some(adapter::MiniportReturnNetBufferLists),
+        CancelSendHandler: Some(adapter::MiniportCancelSend),
+        CheckForHangHandlerEx: None,
+        ResetHandlerEx: Some(adapter::MiniportResetEx),
+        DevicePnPEventNotifyHandler: Some(adapter::MiniportDevicePnPEventNotify),
+        ShutdownHandlerEx: Some(adapter::MiniportShutdownEx),
+        CancelOidRequestHandler: Some(adapter::MiniportCancelOidRequest),
+        DirectOidRequestHandler: Some(adapter::MiniportDirectOidRequest),
+        CancelDirectOidRequestHandler: Some(adapter::MiniportCancelDirectOidRequest),
+        SynchronousOidRequestHandler: None,
+    };
+    let mut handle: NDIS_HANDLE = null_mut();
+    // SAFETY: FFI call with valid pointers to locals; NDIS copies the characteristics.
+    let status = unsafe {
+        ffi::NdisMRegisterMiniportDriver(
+            driver_object,
+            registry_path,
+            null_mut(),
+            &mut chars,
+            &mut handle,
+        )
+    };
+    if status != NDIS_STATUS_SUCCESS {
+        log!("NdisMRegisterMiniportDriver failed: %x\n", status);
+        return status;
+    }
+    DRIVER_HANDLE.store(handle, Ordering::Release);
+    log!("miniport driver registered (NDIS %u.%u)\n", 6u32, 30u32);
+    STATUS_SUCCESS
+}
+
+/// MiniportSetOptions: called synchronously inside NdisMRegisterMiniportDriver. Optional
+/// handlers (NDK) are registered here in a later stage.
+unsafe extern "win64" fn MiniportSetOptions(
+    _ndis_driver_handle: NDIS_HANDLE,
+    _driver_context: NDIS_HANDLE,
+) -> NDIS_STATUS {
+    log!("SetOptions\n");
+    NDIS_STATUS_SUCCESS
+}
+
+/// MiniportDriverUnload: undoes DriverEntry.
+unsafe extern "win64" fn MiniportDriverUnload(_driver_object: *mut DRIVER_OBJECT) {
+    log!("DriverUnload\n");
+    let handle = DRIVER_HANDLE.swap(null_mut(), Ordering::AcqRel);
+    if !handle.is_null() {
+        // SAFETY: `handle` came from a successful NdisMRegisterMiniportDriver and is
+        // deregistered exactly once (the swap above clears it).
+        unsafe { ffi::NdisMDeregisterMiniportDriver(handle) };
+    }
+}
+
+/// MSVC's marker that floating point is in use; compiler_builtins references it and the CRT
+/// that normally defines it is not linked (/NODEFAULTLIB).
+#[used]
+#[no_mangle]
+static _fltused: i32 = 0;
+
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    // No bug-check import in the skeleton: raise #UD so the host sees a precise fault.
+    // SAFETY: `ud2` only raises an invalid-opcode exception.
+    unsafe { core::arch::asm!("ud2", options(noreturn)) }
+}

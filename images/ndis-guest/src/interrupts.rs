@@ -1,0 +1,459 @@
+//! IDT, TSS, exception reporting, the interrupt entry path, the local APIC and the tick timer.
+//!
+//! Every vector has a 16-byte stub. Exceptions (0..31) end in `exception_handler`, which prints
+//! the exception and exits with status 4. Vectors 32..255 go through `irq_common`, which saves
+//! all general registers and the full FPU/SSE state (`fxsave64`), loads the default x87/MXCSR
+//! control words, calls `irq_dispatch(vector)` and restores everything: interrupted code (the
+//! driver's SSE code included) never sees a difference.
+
+use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::cpu;
+
+/// LAPIC timer vector (1 kHz tick).
+pub const TIMER_VECTOR: u8 = 0x20;
+/// MSI-X message `m` is delivered on IDT vector `MSG_VECTOR_BASE + m`.
+pub const MSG_VECTOR_BASE: u8 = 0x30;
+/// Number of message vectors reserved.
+pub const MSG_VECTORS: u8 = 32;
+pub const SPURIOUS_VECTOR: u8 = 0xFF;
+const DOUBLE_FAULT: usize = 8;
+const NMI: usize = 2;
+const MACHINE_CHECK: usize = 18;
+
+pub const LAPIC_BASE: u64 = 0xFEE0_0000;
+const LAPIC_ID: usize = 0x20;
+const LAPIC_TPR: usize = 0x80;
+const LAPIC_EOI: usize = 0xB0;
+const LAPIC_SVR: usize = 0xF0;
+const LAPIC_LVT_TIMER: usize = 0x320;
+const LAPIC_TIMER_INIT: usize = 0x380;
+const LAPIC_TIMER_CUR: usize = 0x390;
+const LAPIC_TIMER_DIV: usize = 0x3E0;
+/// KVM and QEMU both run the LAPIC timer from a 1 GHz bus clock; divide by 16.
+const LAPIC_TIMER_HZ: u64 = 1_000_000_000 / 16;
+const TICK_HZ: u64 = 1000;
+
+global_asm!(
+    r#"
+    .section .text.isr, "ax"
+    .balign 16
+    .global exc_stubs
+exc_stubs:
+    .set vec, 0
+    .rept 32
+    .balign 16
+    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    jmp exc_common
+    .set vec, vec + 1
+    .endr
+
+    .balign 16
+    .global irq_stubs
+irq_stubs:
+    .set vec, 32
+    .rept 224
+    .balign 16
+    pushq $vec
+    jmp irq_common
+    .set vec, vec + 1
+    .endr
+
+exc_common:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rbx
+    pushq %rbp
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    cld
+    movq %rsp, %rdi
+    andq $-16, %rsp
+    call exception_handler
+5:
+    cli
+    hlt
+    jmp 5b
+
+irq_common:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rbx
+    pushq %rbp
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    cld
+    movq %rsp, %rbp
+    andq $-16, %rsp
+    subq $512, %rsp
+    fxsave64 (%rsp)
+    ldmxcsr default_mxcsr(%rip)
+    fldcw default_fpucw(%rip)
+    movq 120(%rbp), %rdi
+    call irq_dispatch
+    fxrstor64 (%rsp)
+    movq %rbp, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rbp
+    popq %rbx
+    popq %rdx
+    popq %rcx
+    popq %rax
+    addq $8, %rsp
+    iretq
+
+    .section .rodata.isr, "a"
+    .balign 4
+default_mxcsr:
+    .long 0x1F80
+default_fpucw:
+    .word 0x27F
+    "#,
+    options(att_syntax)
+);
+
+extern "C" {
+    static exc_stubs: [u8; 32 * 16];
+    static irq_stubs: [u8; 224 * 16];
+    static mut boot_gdt: [u64; 5];
+}
+
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+struct IdtEntry {
+    offset_lo: u16,
+    selector: u16,
+    ist: u8,
+    attr: u8,
+    offset_mid: u16,
+    offset_hi: u32,
+    zero: u32,
+}
+
+impl IdtEntry {
+    const EMPTY: IdtEntry = IdtEntry {
+        offset_lo: 0,
+        selector: 0,
+        ist: 0,
+        attr: 0,
+        offset_mid: 0,
+        offset_hi: 0,
+        zero: 0,
+    };
+
+    fn gate(handler: u64, ist: u8) -> IdtEntry {
+        IdtEntry {
+            offset_lo: handler as u16,
+            selector: 0x08,
+            ist,
+            attr: 0x8E,
+            offset_mid: (handler >> 16) as u16,
+            offset_hi: (handler >> 32) as u32,
+            zero: 0,
+        }
+    }
+}
+
+#[repr(C, packed(4))]
+struct Tss {
+    reserved0: u32,
+    rsp: [u64; 3],
+    reserved1: u64,
+    ist: [u64; 7],
+    reserved2: u64,
+    reserved3: u16,
+    iomap_base: u16,
+}
+
+#[repr(C, align(16))]
+struct IstStack([u8; 16384]);
+
+static mut IDT: [IdtEntry; 256] = [IdtEntry::EMPTY; 256];
+static mut TSS: Tss = Tss {
+    reserved0: 0,
+    rsp: [0; 3],
+    reserved1: 0,
+    ist: [0; 7],
+    reserved2: 0,
+    reserved3: 0,
+    iomap_base: 104,
+};
+static mut IST1_STACK: IstStack = IstStack([0; 16384]);
+
+/// Installs the TSS (IST1 for #DF, NMI, #MC) and the IDT.
+pub fn init_idt() {
+    // SAFETY: single-threaded boot, interrupts masked; the statics are only touched here and
+    // read by the CPU afterwards.
+    unsafe {
+        let ist_top = (&raw mut IST1_STACK) as u64 + 16384;
+        let tss = &raw mut TSS;
+        (*tss).ist[0] = ist_top;
+        let base = tss as u64;
+        let limit = (core::mem::size_of::<Tss>() - 1) as u64;
+        let gdt = &raw mut boot_gdt;
+        (*gdt)[3] = (limit & 0xFFFF)
+            | ((base & 0xFF_FFFF) << 16)
+            | (0x89u64 << 40)
+            | (((limit >> 16) & 0xF) << 48)
+            | (((base >> 24) & 0xFF) << 56);
+        (*gdt)[4] = base >> 32;
+        asm!("ltr {0:x}", in(reg) 0x18u16, options(nostack));
+
+        let idt = &raw mut IDT;
+        let exc = (&raw const exc_stubs) as u64;
+        for v in 0..32usize {
+            let ist = if matches!(v, DOUBLE_FAULT | NMI | MACHINE_CHECK) {
+                1
+            } else {
+                0
+            };
+            (*idt)[v] = IdtEntry::gate(exc + 16 * v as u64, ist);
+        }
+        let irq = (&raw const irq_stubs) as u64;
+        for v in 32..256usize {
+            (*idt)[v] = IdtEntry::gate(irq + 16 * (v as u64 - 32), 0);
+        }
+        #[repr(C, packed)]
+        struct Ptr {
+            limit: u16,
+            base: u64,
+        }
+        let p = Ptr {
+            limit: (256 * 16 - 1) as u16,
+            base: idt as u64,
+        };
+        asm!("lidt [{}]", in(reg) &p, options(nostack));
+    }
+}
+
+/// Register image pushed by `exc_common`.
+#[repr(C)]
+pub struct ExceptionFrame {
+    r15: u64,
+    r14: u64,
+    r13: u64,
+    r12: u64,
+    r11: u64,
+    r10: u64,
+    r9: u64,
+    r8: u64,
+    rdi: u64,
+    rsi: u64,
+    rbp: u64,
+    rbx: u64,
+    rdx: u64,
+    rcx: u64,
+    rax: u64,
+    vector: u64,
+    error: u64,
+    rip: u64,
+    cs: u64,
+    rflags: u64,
+    rsp: u64,
+    ss: u64,
+}
+
+const EXCEPTION_NAMES: [&str; 32] = [
+    "#DE divide error",
+    "#DB debug",
+    "NMI",
+    "#BP breakpoint",
+    "#OF overflow",
+    "#BR bound range",
+    "#UD invalid opcode",
+    "#NM device not available",
+    "#DF double fault",
+    "coprocessor segment overrun",
+    "#TS invalid TSS",
+    "#NP segment not present",
+    "#SS stack fault",
+    "#GP general protection",
+    "#PF page fault",
+    "reserved 15",
+    "#MF x87 floating point",
+    "#AC alignment check",
+    "#MC machine check",
+    "#XM SIMD floating point",
+    "#VE virtualization",
+    "#CP control protection",
+    "reserved 22",
+    "reserved 23",
+    "reserved 24",
+    "reserved 25",
+    "reserved 26",
+    "reserved 27",
+    "#HV hypervisor injection",
+    "#VC VMM communication",
+    "#SX security",
+    "reserved 31",
+];
+
+#[no_mangle]
+extern "C" fn exception_handler(f: &ExceptionFrame) -> ! {
+    use core::fmt::Write;
+    let mut w = crate::serial::RawSerial;
+    let name = EXCEPTION_NAMES
+        .get(f.vector as usize)
+        .copied()
+        .unwrap_or("?");
+    let cr2: u64;
+    // SAFETY: reading CR2 has no side effects.
+    unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let _ = writeln!(
+        w,
+        "\nexception: {name} (vector {}) error {:#x} at rip {:#x}{} cr2 {:#x}",
+        f.vector,
+        f.error,
+        f.rip,
+        crate::loader::describe_address(f.rip),
+        cr2
+    );
+    let _ = writeln!(
+        w,
+        "  rax {:#x} rbx {:#x} rcx {:#x} rdx {:#x} rsi {:#x} rdi {:#x}",
+        f.rax, f.rbx, f.rcx, f.rdx, f.rsi, f.rdi
+    );
+    let _ = writeln!(
+        w,
+        "  rbp {:#x} rsp {:#x} r8 {:#x} r9 {:#x} r10 {:#x} r11 {:#x}",
+        f.rbp, f.rsp, f.r8, f.r9, f.r10, f.r11
+    );
+    let _ = writeln!(
+        w,
+        "  r12 {:#x} r13 {:#x} r14 {:#x} r15 {:#x} cs {:#x} ss {:#x} rflags {:#x}",
+        f.r12, f.r13, f.r14, f.r15, f.cs, f.ss, f.rflags
+    );
+    let _ = writeln!(
+        w,
+        "verdict: FAIL (cpu exception: {name} at rip {:#x})",
+        f.rip
+    );
+    cpu::exit(crate::STATUS_EXCEPTION);
+}
+
+fn lapic_read(off: usize) -> u32 {
+    // SAFETY: the LAPIC page is identity-mapped uncached; aligned 32-bit MMIO read.
+    unsafe { core::ptr::read_volatile((LAPIC_BASE as usize + off) as *const u32) }
+}
+
+fn lapic_write(off: usize, v: u32) {
+    // SAFETY: as for `lapic_read`.
+    unsafe { core::ptr::write_volatile((LAPIC_BASE as usize + off) as *mut u32, v) }
+}
+
+pub fn eoi() {
+    lapic_write(LAPIC_EOI, 0);
+}
+
+pub fn apic_id() -> u32 {
+    lapic_read(LAPIC_ID) >> 24
+}
+
+static TICKS: AtomicU64 = AtomicU64::new(0);
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+static UNEXPECTED: AtomicU64 = AtomicU64::new(0);
+
+/// Milliseconds since the timer started.
+pub fn now_ms() -> u64 {
+    TICKS.load(Ordering::Relaxed) * 1000 / TICK_HZ
+}
+
+/// Enables the xAPIC and a periodic 1 kHz timer; checks the timer really counts.
+pub fn init_apic() -> Result<(), &'static str> {
+    if cpu::cpuid(1, 0)[3] & (1 << 9) == 0 {
+        return Err("CPU has no local APIC");
+    }
+    let base = cpu::rdmsr(0x1B);
+    if base & (1 << 10) != 0 {
+        return Err("local APIC is in x2APIC mode; the guest drives the xAPIC at 0xFEE00000");
+    }
+    if base & 0xF_FFFF_F000 != LAPIC_BASE {
+        return Err("local APIC is not at 0xFEE00000");
+    }
+    // Mask the legacy PICs: everything arrives through the LAPIC.
+    cpu::outb(0x21, 0xFF);
+    cpu::outb(0xA1, 0xFF);
+    lapic_write(LAPIC_SVR, 0x100 | SPURIOUS_VECTOR as u32);
+    lapic_write(LAPIC_TPR, 0);
+    lapic_write(LAPIC_TIMER_DIV, 0x3);
+    lapic_write(LAPIC_LVT_TIMER, (1 << 17) | TIMER_VECTOR as u32);
+    lapic_write(LAPIC_TIMER_INIT, (LAPIC_TIMER_HZ / TICK_HZ) as u32);
+    let first = lapic_read(LAPIC_TIMER_CUR);
+    let mut moved = false;
+    for _ in 0..1_000_000 {
+        if lapic_read(LAPIC_TIMER_CUR) != first {
+            moved = true;
+            break;
+        }
+        core::hint::spin_loop();
+    }
+    if !moved {
+        return Err("LAPIC timer does not count");
+    }
+    Ok(())
+}
+
+/// Counters for the final report: (ticks, spurious, unexpected vectors).
+pub fn counters() -> (u64, u64, u64) {
+    (
+        TICKS.load(Ordering::Relaxed),
+        SPURIOUS.load(Ordering::Relaxed),
+        UNEXPECTED.load(Ordering::Relaxed),
+    )
+}
+
+#[no_mangle]
+extern "C" fn irq_dispatch(vector: u64) {
+    let v = vector as u8;
+    match v {
+        TIMER_VECTOR => {
+            TICKS.fetch_add(1, Ordering::Relaxed);
+            eoi();
+        }
+        SPURIOUS_VECTOR => {
+            SPURIOUS.fetch_add(1, Ordering::Relaxed);
+        }
+        _ if (MSG_VECTOR_BASE..MSG_VECTOR_BASE + MSG_VECTORS).contains(&v) => {
+            crate::ndis::interrupt::on_message_vector(v, (v - MSG_VECTOR_BASE) as u32);
+        }
+        _ => {
+            if UNEXPECTED.fetch_add(1, Ordering::Relaxed) == 0 {
+                crate::println!("irq: unexpected interrupt on vector {v:#x}");
+            }
+            eoi();
+        }
+    }
+    crate::ndis::interrupt::run_dpcs_on_irq_exit();
+}

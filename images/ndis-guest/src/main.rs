@@ -1,0 +1,218 @@
+//! # ndis-guest: a bare-metal guest kernel that hosts the real `rnic.sys`
+//!
+//! Booted by PVH (see `boot.rs`), it brings up serial, IDT, LAPIC timer and heap, finds the
+//! RNIC on PCI bus 0, loads the driver module (a PE32+ image) with its own loader, resolves the
+//! driver's imports against its NDIS/ntoskrnl personality (`ndis/`), drives the NDIS life cycle
+//! and verifies the driver's contract. The verdict goes to COM1; the exit port carries the status:
+//!
+//! | status | meaning |
+//! | --- | --- |
+//! | 0 | pass |
+//! | 1 | contract violation / driver failure |
+//! | 2 | no RNIC on the bus |
+//! | 3 | driver load failure (missing module, malformed image, unresolved import) |
+//! | 4 | CPU exception or kernel panic |
+//!
+//! This crate owns `images/ndis-guest` only; pure logic lives in `images/guest-core` and the
+//! Windows ABI definitions in `guest-driver/ndis-abi`.
+#![no_std]
+#![no_main]
+
+extern crate alloc;
+
+mod boot;
+mod cpu;
+mod heap;
+mod interrupts;
+mod loader;
+mod ndis;
+mod pci;
+mod serial;
+mod start_info;
+mod sync;
+
+use guest_core::memmap::{largest_free, Range};
+
+use crate::start_info::StartInfo;
+
+pub const STATUS_PASS: u32 = 0;
+pub const STATUS_VIOLATION: u32 = 1;
+pub const STATUS_NO_RNIC: u32 = 2;
+pub const STATUS_LOAD: u32 = 3;
+pub const STATUS_EXCEPTION: u32 = 4;
+
+extern "C" {
+    static __kernel_start: u8;
+    static __kernel_end: u8;
+}
+
+fn fail(reason: &str, status: u32) -> ! {
+    println!("verdict: FAIL ({reason})");
+    cpu::exit(status)
+}
+
+#[no_mangle]
+extern "C" fn kmain(start_info_phys: u64) -> ! {
+    serial::init();
+    interrupts::init_idt();
+    if let Err(what) = cpu::init_fpu() {
+        println!("guest: the CPU lacks {what}, which the driver needs");
+        fail("CPU lacks FXSR/SSE/SSE2", STATUS_EXCEPTION);
+    }
+    // SAFETY: the value comes from ebx at the PVH entry.
+    let si = match unsafe { StartInfo::parse(start_info_phys) } {
+        Ok(si) => si,
+        Err(e) => {
+            println!("guest: {e}");
+            fail("no PVH start info", STATUS_LOAD);
+        }
+    };
+
+    // Heap: the largest RAM range that holds neither the kernel nor anything the loader left.
+    let mut reserved = [Range::new(0, 0); 48];
+    let n = si.reserved(&mut reserved);
+    // Linker-provided symbols; only their addresses are used.
+    let (kstart, kend) = (
+        &raw const __kernel_start as u64,
+        &raw const __kernel_end as u64,
+    );
+    reserved[n] = Range::new(kstart, kend);
+    let heap_range = largest_free(si.ram(), &reserved[..=n], 0x10_0000, 0xC000_0000, 4096);
+    let Some(heap_range) = heap_range.filter(|r| r.len() >= 4 << 20) else {
+        fail("less than 4 MiB of free RAM for the heap", STATUS_LOAD);
+    };
+    // SAFETY: the range is RAM from the memory map, overlapping no reserved range, below 3 GiB
+    // (identity-mapped).
+    unsafe { heap::init(heap_range.start, heap_range.len()) };
+
+    if let Err(e) = interrupts::init_apic() {
+        fail(e, STATUS_EXCEPTION);
+    }
+    cpu::sti();
+    if let Err((m, f)) = ndis::exports::check_covers_abi() {
+        println!("guest: the export table lacks {m}!{f} listed by ndis-abi");
+        fail("guest export table incomplete", STATUS_LOAD);
+    }
+
+    println!(
+        "guest: boot ok (memory {} MiB, {} modules)",
+        si.ram_bytes() >> 20,
+        si.module_count()
+    );
+    println!(
+        "guest: heap {:#x}..{:#x} ({} MiB), apic id {}, cmdline \"{}\"",
+        heap_range.start,
+        heap_range.end,
+        heap_range.len() >> 20,
+        interrupts::apic_id(),
+        si.cmdline()
+    );
+
+    for t in si.cmdline().split_whitespace() {
+        if let Some(what) = t.strip_prefix("guest.selftest=") {
+            selftest(what);
+        }
+    }
+
+    pci::for_each_function(|b| {
+        let (v, d) = b.vendor_device();
+        let class = b.read32(0x08) >> 8;
+        println!("pci: {b} {v:04x}:{d:04x} class {class:06x}");
+    });
+    let Some(bdf) = pci::find(pci::RNIC_VENDOR, pci::RNIC_DEVICE) else {
+        println!("pci: no rnic found");
+        fail("no RNIC", STATUS_NO_RNIC);
+    };
+    let dev = pci::probe(bdf);
+    println!(
+        "pci: rnic found at {bdf} bar0={:#x} bar2={:#x}",
+        dev.bars[0].addr, dev.bars[2].addr
+    );
+    for (i, b) in dev.bars.iter().enumerate().filter(|(_, b)| b.size != 0) {
+        println!(
+            "pci: rnic bar{i} {:#x} size {:#x} ({}-bit)",
+            b.addr,
+            b.size,
+            if b.is64 { 64 } else { 32 }
+        );
+    }
+    if let Some(m) = dev.msix {
+        println!(
+            "pci: msi-x {} vectors, table bar{} +{:#x}, pba bar{} +{:#x}",
+            m.table_size, m.table_bar, m.table_offset, m.pba_bar, m.pba_offset
+        );
+    }
+    if dev.bars[0].addr == 0 || dev.bars[0].size == 0 || dev.bars[2].addr == 0 {
+        fail("RNIC BARs are not assigned", STATUS_NO_RNIC);
+    }
+    if dev.msix.is_none() {
+        fail("RNIC has no MSI-X capability", STATUS_NO_RNIC);
+    }
+
+    // The driver: the module whose name ends in ".sys" (or a lone unnamed module, as some
+    // monitors pass no module names).
+    let module = si
+        .modules()
+        .find(|m| m.name.len() > 4 && m.name[m.name.len() - 4..].eq_ignore_ascii_case(".sys"))
+        .or_else(|| {
+            let mut it = si.modules();
+            match (it.next(), it.next()) {
+                (Some(m), None) if m.name.is_empty() && m.bytes().starts_with(b"MZ") => Some(m),
+                _ => None,
+            }
+        });
+    let Some(module) = module else {
+        println!("loader: no driver module (a PVH boot module whose name ends in .sys)");
+        fail("load: no driver module", STATUS_LOAD);
+    };
+    let baseline = heap::stats().live_allocs;
+    let image = match loader::load(&module) {
+        Ok(img) => img,
+        Err(e) => {
+            println!("loader: {e}");
+            fail(&alloc::format!("load: {e}"), STATUS_LOAD);
+        }
+    };
+    println!(
+        "loader: {} loaded at {:#x} ({} imports resolved)",
+        image.name, image.base, image.imports
+    );
+    ndis::run(dev, image, baseline)
+}
+
+/// Boot-time self tests selected by `guest.selftest=<name>` on the kernel command line: they
+/// prove the exception and panic paths report and exit (status 4) instead of hanging.
+fn selftest(what: &str) {
+    println!("guest: selftest {what}");
+    match what {
+        // SAFETY (all arms): deliberately faulting instructions; the IDT reports and exits.
+        "ud" => unsafe { core::arch::asm!("ud2") },
+        "de" => unsafe {
+            core::arch::asm!("xor ecx, ecx", "div ecx", out("ecx") _, out("eax") _, out("edx") _)
+        },
+        "pf" => unsafe {
+            // 8 GiB: beyond the identity map.
+            core::ptr::read_volatile(0x2_0000_0000 as *const u64);
+        },
+        "panic" => panic!("selftest panic"),
+        "timer" => {
+            let t0 = interrupts::now_ms();
+            ndis::interrupt::idle(100);
+            println!(
+                "guest: selftest timer: {} ms elapsed",
+                interrupts::now_ms() - t0
+            );
+        }
+        other => println!("guest: unknown selftest {other}"),
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    use core::fmt::Write;
+    cpu::cli();
+    let mut w = serial::RawSerial;
+    let _ = writeln!(w, "\npanic: {info}");
+    let _ = writeln!(w, "verdict: FAIL (guest kernel panic)");
+    cpu::exit(STATUS_EXCEPTION)
+}

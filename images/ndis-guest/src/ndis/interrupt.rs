@@ -1,0 +1,176 @@
+//! Message-signalled interrupt delivery to the driver, and DPCs.
+//!
+//! An MSI-X message `m` arrives on IDT vector `MSG_VECTOR_BASE + m` (`interrupts::irq_dispatch`
+//! has already saved the FPU/SSE state). The driver's `MessageInterruptHandler` runs at DIRQL;
+//! the LAPIC gets its EOI afterwards; a DPC the ISR asks for is queued. Queued DPCs run, with
+//! interrupts enabled and at DISPATCH_LEVEL, whenever the CPU drops back to PASSIVE_LEVEL: at the
+//! end of an interrupt that interrupted passive code (like Windows' DPC software interrupt) and
+//! in every wait loop.
+
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use super::{DEVICE_IRQL, DISPATCH_LEVEL, IRQL, PASSIVE_LEVEL, STATE};
+use crate::cpu::{self, FxArea};
+use crate::interrupts;
+
+static DPC_PENDING: AtomicU32 = AtomicU32::new(0);
+static DPC_ACTIVE: AtomicBool = AtomicBool::new(false);
+static SEEN_FIRE: AtomicU32 = AtomicU32::new(0);
+static SEEN_ISR: AtomicU32 = AtomicU32::new(0);
+static SEEN_DPC: AtomicU32 = AtomicU32::new(0);
+static ISR_CALLS: AtomicU64 = AtomicU64::new(0);
+static ISR_CLAIMED: AtomicU64 = AtomicU64::new(0);
+static DPC_RUNS: AtomicU64 = AtomicU64::new(0);
+static STRAY: AtomicU64 = AtomicU64::new(0);
+
+/// (ISR calls, ISRs that claimed, DPC runs, stray message interrupts).
+pub fn counters() -> (u64, u64, u64, u64) {
+    (
+        ISR_CALLS.load(Ordering::Relaxed),
+        ISR_CLAIMED.load(Ordering::Relaxed),
+        DPC_RUNS.load(Ordering::Relaxed),
+        STRAY.load(Ordering::Relaxed),
+    )
+}
+
+fn first_time(set: &AtomicU32, m: u32) -> bool {
+    set.fetch_or(1 << m, Ordering::Relaxed) & (1 << m) == 0
+}
+
+/// Called from `irq_dispatch` (interrupts masked) for message vectors.
+pub fn on_message_vector(vector: u8, msg: u32) {
+    let reg = STATE.lock().interrupt;
+    let reg = match reg {
+        Some(r) if msg < r.messages => r,
+        _ => {
+            if STRAY.fetch_add(1, Ordering::Relaxed) == 0 {
+                crate::println!(
+                    "ndis: stray interrupt on idt vector {vector:#x} (message {msg}, no handler registered)"
+                );
+            }
+            interrupts::eoi();
+            return;
+        }
+    };
+    if first_time(&SEEN_FIRE, msg) {
+        crate::println!("ndis: MSI-X vector fired (message {msg}, idt vector {vector:#x})");
+    }
+    if first_time(&SEEN_ISR, msg) {
+        crate::println!("ndis: MiniportMessageInterrupt (message {msg})");
+    }
+    let prev = IRQL.swap(DEVICE_IRQL, Ordering::Relaxed);
+    let mut queue_dpc: u8 = 0;
+    let mut targets: u32 = 0;
+    // SAFETY: the handler was registered by the driver with this context; both out-pointers
+    // are live locals.
+    let claimed = unsafe { (reg.isr)(reg.ctx, msg, &mut queue_dpc, &mut targets) };
+    IRQL.store(prev, Ordering::Relaxed);
+    ISR_CALLS.fetch_add(1, Ordering::Relaxed);
+    interrupts::eoi();
+    if claimed != 0 {
+        ISR_CLAIMED.fetch_add(1, Ordering::Relaxed);
+        if queue_dpc != 0 {
+            DPC_PENDING.fetch_or(1 << msg, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Tail of every interrupt: run queued DPCs if the interrupted code was at PASSIVE_LEVEL.
+pub fn run_dpcs_on_irq_exit() {
+    if DPC_PENDING.load(Ordering::Relaxed) != 0 {
+        run_pending_dpcs();
+    }
+}
+
+/// Runs every queued DPC, if the CPU is at PASSIVE_LEVEL and no DPC is already running.
+pub fn run_pending_dpcs() {
+    if IRQL.load(Ordering::Relaxed) != PASSIVE_LEVEL || DPC_ACTIVE.swap(true, Ordering::Acquire) {
+        return;
+    }
+    let were_enabled = cpu::interrupts_enabled();
+    loop {
+        cpu::cli();
+        let pending = DPC_PENDING.swap(0, Ordering::Relaxed);
+        if pending == 0 {
+            break;
+        }
+        cpu::sti();
+        for m in 0..32 {
+            if pending & (1 << m) != 0 {
+                run_dpc(m);
+            }
+        }
+    }
+    DPC_ACTIVE.store(false, Ordering::Release);
+    if were_enabled {
+        cpu::sti();
+    }
+}
+
+fn run_dpc(msg: u32) {
+    let Some(reg) = STATE.lock().interrupt else {
+        return;
+    };
+    if msg >= reg.messages {
+        return;
+    }
+    if first_time(&SEEN_DPC, msg) {
+        crate::println!("ndis: MiniportMessageInterruptDpc (message {msg})");
+    }
+    let mut fx = FxArea::new();
+    fx.save();
+    IRQL.store(DISPATCH_LEVEL, Ordering::Relaxed);
+    // SAFETY: the DPC handler registered by the driver with its interrupt context.
+    unsafe {
+        (reg.dpc)(
+            reg.ctx,
+            msg,
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+            core::ptr::null_mut(),
+        )
+    };
+    IRQL.store(PASSIVE_LEVEL, Ordering::Relaxed);
+    fx.restore();
+    DPC_RUNS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Waits (interrupts enabled, DPCs running) until `done()` or `timeout_ms` elapse.
+/// Returns whether `done()` became true.
+pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = interrupts::now_ms().saturating_add(timeout_ms);
+    let were_enabled = cpu::interrupts_enabled();
+    let result = loop {
+        cpu::sti();
+        run_pending_dpcs();
+        if done() {
+            break true;
+        }
+        if interrupts::now_ms() >= deadline {
+            break false;
+        }
+        cpu::cli();
+        if DPC_PENDING.load(Ordering::Relaxed) == 0 && !done() {
+            // Atomically re-enables interrupts and sleeps until the next one (the 1 kHz tick
+            // bounds the sleep).
+            cpu::wait_for_interrupt();
+        }
+    };
+    if were_enabled {
+        cpu::sti();
+    } else {
+        cpu::cli();
+    }
+    result
+}
+
+/// Lets the system run for `ms` milliseconds (interrupts and DPCs are serviced).
+pub fn idle(ms: u64) {
+    wait_until(ms, || false);
+}
+
+/// Tears down a registration the driver failed to remove (so no handler of an unloaded
+/// driver can run).
+pub fn force_deregister() {
+    super::api::deregister_interrupt_inner();
+}

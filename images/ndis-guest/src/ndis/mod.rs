@@ -1,0 +1,470 @@
+//! The NDIS personality: state shared by the exported functions, the contract verifier, and the
+//! life cycle the guest drives (as Windows would): DriverEntry -> MiniportInitializeEx ->
+//! MiniportHaltEx -> MiniportDriverUnload, with checks after each step.
+
+pub mod api;
+pub mod dbgprint;
+pub mod exports;
+pub mod interrupt;
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use ndis_abi::*;
+
+use crate::loader::LoadedImage;
+use crate::pci;
+use crate::sync::IrqLock;
+
+/// Interrupt request levels the verifier tracks.
+pub const PASSIVE_LEVEL: u8 = 0;
+pub const DISPATCH_LEVEL: u8 = 2;
+/// The DIRQL the guest reports for every message (what ISRs run at).
+pub const DEVICE_IRQL: u8 = 5;
+
+/// IRQL of the code running right now.
+pub static IRQL: AtomicU8 = AtomicU8::new(PASSIVE_LEVEL);
+
+/// Where the driver is in its life cycle.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Phase {
+    Loaded,
+    DriverEntry,
+    Registered,
+    Initializing,
+    Running,
+    Halting,
+    Halted,
+    Unloading,
+    Unloaded,
+}
+
+/// Distinct cookies handed out as NDIS handles (their addresses are the handle values).
+pub struct Cookies {
+    pub driver: u8,
+    pub adapter: u8,
+    pub interrupt: u8,
+    pub dma: u8,
+}
+
+pub static COOKIES: Cookies = Cookies {
+    driver: 0,
+    adapter: 0,
+    interrupt: 0,
+    dma: 0,
+};
+
+pub fn driver_handle() -> NDIS_HANDLE {
+    &COOKIES.driver as *const u8 as NDIS_HANDLE
+}
+pub fn adapter_handle() -> NDIS_HANDLE {
+    &COOKIES.adapter as *const u8 as NDIS_HANDLE
+}
+pub fn interrupt_handle() -> NDIS_HANDLE {
+    &COOKIES.interrupt as *const u8 as NDIS_HANDLE
+}
+pub fn dma_handle() -> NDIS_HANDLE {
+    &COOKIES.dma as *const u8 as NDIS_HANDLE
+}
+
+/// What `NdisMRegisterInterruptEx` recorded.
+#[derive(Clone, Copy)]
+pub struct InterruptReg {
+    pub ctx: NDIS_HANDLE,
+    pub isr: MiniportMessageIsrFn,
+    pub dpc: MiniportMessageInterruptDpcFn,
+    pub messages: u32,
+    pub info_table: *mut IO_INTERRUPT_MESSAGE_INFO,
+    pub info_layout: core::alloc::Layout,
+}
+
+/// All NDIS-side state of the one driver/adapter.
+pub struct State {
+    pub phase: Phase,
+    pub device: Option<pci::Device>,
+    pub driver_object: *mut DRIVER_OBJECT,
+    pub registry_path: *mut UNICODE_STRING,
+    pub driver_context: NDIS_HANDLE,
+    pub chars: Option<NDIS_MINIPORT_DRIVER_CHARACTERISTICS>,
+    pub ndis_version: (u8, u8),
+    pub registered_ever: bool,
+    pub deregistered: bool,
+    pub adapter_context: Option<NDIS_HANDLE>,
+    pub interrupt: Option<InterruptReg>,
+    pub interrupt_registered_ever: bool,
+    pub dma_registered: bool,
+    pub maps: Vec<(u64, u32)>,
+    pub shared: BTreeMap<u64, (u32, bool)>,
+    pub pool: BTreeMap<u64, (u32, u32)>,
+    pub violations: Vec<String>,
+}
+
+// SAFETY: raw pointers in State refer to guest-owned memory; access is serialized by IrqLock.
+unsafe impl Send for State {}
+
+pub static STATE: IrqLock<State> = IrqLock::new(State {
+    phase: Phase::Loaded,
+    device: None,
+    driver_object: core::ptr::null_mut(),
+    registry_path: core::ptr::null_mut(),
+    driver_context: core::ptr::null_mut(),
+    chars: None,
+    ndis_version: (0, 0),
+    registered_ever: false,
+    deregistered: false,
+    adapter_context: None,
+    interrupt: None,
+    interrupt_registered_ever: false,
+    dma_registered: false,
+    maps: Vec::new(),
+    shared: BTreeMap::new(),
+    pool: BTreeMap::new(),
+    violations: Vec::new(),
+});
+
+/// Records a contract violation (reported on serial now, and in the verdict).
+pub fn violation(msg: String) {
+    crate::println!("ndis: contract violation: {msg}");
+    STATE.lock().violations.push(msg);
+}
+
+/// Records a violation when the current IRQL is above `max`; returns false then.
+pub fn check_irql(func: &str, max: u8) -> bool {
+    let irql = IRQL.load(Ordering::Relaxed);
+    if irql > max {
+        violation(format!("{func} called at IRQL {irql} (allowed <= {max})"));
+        return false;
+    }
+    true
+}
+
+/// Checks a handle argument against the expected cookie.
+pub fn check_handle(func: &str, got: NDIS_HANDLE, want: NDIS_HANDLE, what: &str) -> bool {
+    if got != want {
+        violation(format!(
+            "{func}: {got:p} is not the {what} handle NDIS gave ({want:p})"
+        ));
+        return false;
+    }
+    true
+}
+
+fn ends(reason: &str, status: u32) -> ! {
+    crate::println!("verdict: FAIL ({reason})");
+    crate::cpu::exit(status)
+}
+
+fn status_name(s: NDIS_STATUS) -> String {
+    match s {
+        NDIS_STATUS_SUCCESS => String::from("NDIS_STATUS_SUCCESS"),
+        NDIS_STATUS_PENDING => String::from("NDIS_STATUS_PENDING"),
+        NDIS_STATUS_FAILURE => String::from("NDIS_STATUS_FAILURE"),
+        NDIS_STATUS_RESOURCES => String::from("NDIS_STATUS_RESOURCES"),
+        NDIS_STATUS_NOT_SUPPORTED => String::from("NDIS_STATUS_NOT_SUPPORTED"),
+        NDIS_STATUS_BAD_VERSION => String::from("NDIS_STATUS_BAD_VERSION"),
+        NDIS_STATUS_BAD_CHARACTERISTICS => String::from("NDIS_STATUS_BAD_CHARACTERISTICS"),
+        NDIS_STATUS_DEVICE_FAILED => String::from("NDIS_STATUS_DEVICE_FAILED"),
+        NDIS_STATUS_ADAPTER_NOT_FOUND => String::from("NDIS_STATUS_ADAPTER_NOT_FOUND"),
+        other => format!("{other:#010x}"),
+    }
+}
+
+fn utf16(s: &str) -> Vec<u16> {
+    s.encode_utf16().collect()
+}
+
+/// Builds `CM_PARTIAL_RESOURCE_LIST` for the adapter: BAR0, BAR2 and one message interrupt.
+fn resource_list(dev: &pci::Device) -> Vec<u64> {
+    let descs = [
+        CM_PARTIAL_RESOURCE_DESCRIPTOR::memory(
+            dev.bars[0].addr as i64,
+            dev.bars[0].size as u32,
+            CM_RESOURCE_MEMORY_READ_WRITE,
+        ),
+        CM_PARTIAL_RESOURCE_DESCRIPTOR::memory(
+            dev.bars[2].addr as i64,
+            dev.bars[2].size as u32,
+            CM_RESOURCE_MEMORY_READ_WRITE,
+        ),
+        CM_PARTIAL_RESOURCE_DESCRIPTOR::message_interrupt(
+            crate::interrupts::MSG_VECTOR_BASE as u32,
+            DEVICE_IRQL as u16,
+            1,
+        ),
+    ];
+    let bytes = cm_partial_resource_list_size(descs.len());
+    let mut buf: Vec<u64> = alloc::vec![0; bytes.div_ceil(8)];
+    let list = buf.as_mut_ptr() as *mut CM_PARTIAL_RESOURCE_LIST;
+    // SAFETY: `buf` holds `bytes` bytes, 8-aligned; descriptors start at offset 8.
+    unsafe {
+        (*list).Version = 1;
+        (*list).Revision = 1;
+        (*list).Count = descs.len() as u32;
+        let first = (list as *mut u8).add(CM_PARTIAL_RESOURCE_LIST_DESCRIPTORS_OFFSET)
+            as *mut CM_PARTIAL_RESOURCE_DESCRIPTOR;
+        for (i, d) in descs.iter().enumerate() {
+            first.add(i).write_unaligned(*d);
+        }
+    }
+    buf
+}
+
+/// Drives the whole life cycle of the loaded driver; never returns (exits with the verdict).
+pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
+    // Kernel-side objects the driver sees.
+    let mut drv: Box<DRIVER_OBJECT> = Box::new(
+        // SAFETY: DRIVER_OBJECT is plain data (integers, raw pointers, nullable fn pointers):
+        // all-zero is a valid value.
+        unsafe { core::mem::zeroed() },
+    );
+    let mut name16 = utf16("\\Driver\\rnic");
+    let mut reg16 = utf16("\\Registry\\Machine\\System\\CurrentControlSet\\Services\\rnic");
+    drv.Type = IO_TYPE_DRIVER;
+    drv.Size = core::mem::size_of::<DRIVER_OBJECT>() as i16;
+    drv.DriverStart = image.base as *mut c_void;
+    drv.DriverSize = image.size as u32;
+    drv.DriverInit = image.entry as *mut c_void;
+    drv.DriverName = UNICODE_STRING {
+        Length: (name16.len() * 2) as u16,
+        MaximumLength: (name16.len() * 2) as u16,
+        Buffer: name16.as_mut_ptr(),
+    };
+    let mut reg = Box::new(UNICODE_STRING {
+        Length: (reg16.len() * 2) as u16,
+        MaximumLength: (reg16.len() * 2) as u16,
+        Buffer: reg16.as_mut_ptr(),
+    });
+    let drv_ptr: *mut DRIVER_OBJECT = &mut *drv;
+    let reg_ptr: *mut UNICODE_STRING = &mut *reg;
+    {
+        let mut s = STATE.lock();
+        s.device = Some(dev);
+        s.driver_object = drv_ptr;
+        s.registry_path = reg_ptr;
+        s.phase = Phase::DriverEntry;
+    }
+    pci::enable_memory_and_bus_master(dev.bdf);
+
+    // DriverEntry
+    crate::println!("ndis: DriverEntry");
+    // SAFETY: `entry` is the image's entry point (inside the loaded image, checked by the
+    // parser); DriverEntry has this signature by the Windows contract.
+    let entry: DriverEntryFn = unsafe { core::mem::transmute::<u64, DriverEntryFn>(image.entry) };
+    // SAFETY: calling into the driver with valid kernel objects, at PASSIVE_LEVEL.
+    let st = unsafe { entry(drv_ptr, reg_ptr) };
+    let (registered, deregistered) = {
+        let s = STATE.lock();
+        (s.chars.is_some(), s.deregistered)
+    };
+    if !nt_success(st) {
+        if registered && !deregistered {
+            violation(String::from(
+                "DriverEntry failed after NdisMRegisterMiniportDriver without NdisMDeregisterMiniportDriver",
+            ));
+        }
+        ends(
+            &format!("DriverEntry returned {st:#010x}"),
+            crate::STATUS_VIOLATION,
+        );
+    }
+    let chars = match STATE.lock().chars {
+        Some(c) => c,
+        None => ends(
+            "DriverEntry succeeded without registering a miniport driver",
+            crate::STATUS_VIOLATION,
+        ),
+    };
+    STATE.lock().phase = Phase::Registered;
+
+    // MiniportInitializeEx
+    let resources = resource_list(&dev);
+    let mut params = Box::new(NDIS_MINIPORT_INIT_PARAMETERS {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_MINIPORT_INIT_PARAMETERS,
+            NDIS_MINIPORT_INIT_PARAMETERS_REVISION_1,
+            NDIS_SIZEOF_MINIPORT_INIT_PARAMETER_REVISION_1,
+        ),
+        Flags: 0,
+        AllocatedResources: resources.as_ptr() as *mut NDIS_RESOURCE_LIST,
+        IMDeviceInstanceContext: core::ptr::null_mut(),
+        MiniportAddDeviceContext: core::ptr::null_mut(),
+        IfIndex: 1,
+        NetLuid: 0x0006_0000_0000_0001,
+        DefaultPortAuthStates: core::ptr::null_mut(),
+        PciDeviceCustomProperties: core::ptr::null_mut(),
+    });
+    let Some(init) = chars.InitializeHandlerEx else {
+        ends("no InitializeHandlerEx", crate::STATUS_VIOLATION)
+    };
+    let driver_context = STATE.lock().driver_context;
+    STATE.lock().phase = Phase::Initializing;
+    crate::println!("ndis: MiniportInitializeEx");
+    // SAFETY: handler supplied by the driver; arguments are live kernel objects.
+    let st = unsafe { init(adapter_handle(), driver_context, &mut *params) };
+    interrupt::run_pending_dpcs();
+    crate::println!("ndis: MiniportInitializeEx returned {}", status_name(st));
+    let adapter_ctx = STATE.lock().adapter_context;
+    let init_ok = st == NDIS_STATUS_SUCCESS;
+    if init_ok && adapter_ctx.is_none() {
+        violation(String::from(
+            "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(registration attributes)",
+        ));
+    }
+    if st == NDIS_STATUS_PENDING {
+        violation(String::from(
+            "MiniportInitializeEx may not return NDIS_STATUS_PENDING",
+        ));
+    }
+
+    if init_ok {
+        STATE.lock().phase = Phase::Running;
+        // Let anything still in flight settle (interrupts, DPCs), then halt.
+        interrupt::idle(20);
+        STATE.lock().phase = Phase::Halting;
+        crate::println!("ndis: MiniportHaltEx");
+        if let (Some(halt), Some(ctx)) = (chars.HaltHandlerEx, adapter_ctx) {
+            // SAFETY: driver handler with the context it registered.
+            unsafe { halt(ctx, NdisHaltDeviceDisabled) };
+        }
+        interrupt::run_pending_dpcs();
+        STATE.lock().phase = Phase::Halted;
+    } else {
+        // Windows does not halt an adapter whose initialization failed; the driver must have
+        // released everything itself.
+        STATE.lock().phase = Phase::Halted;
+    }
+    check_adapter_released(if init_ok {
+        "MiniportHaltEx"
+    } else {
+        "failed MiniportInitializeEx"
+    });
+
+    // Unload
+    STATE.lock().phase = Phase::Unloading;
+    crate::println!("ndis: MiniportDriverUnload");
+    match chars.UnloadHandler {
+        // SAFETY: driver handler, called with its own DRIVER_OBJECT.
+        Some(unload) => unsafe { unload(drv_ptr) },
+        None => violation(String::from("no UnloadHandler")),
+    }
+    interrupt::run_pending_dpcs();
+    {
+        let mut s = STATE.lock();
+        s.phase = Phase::Unloaded;
+        if !s.deregistered {
+            drop(s);
+            violation(String::from(
+                "MiniportDriverUnload returned without NdisMDeregisterMiniportDriver",
+            ));
+        }
+    }
+    let leaked_pool: Vec<(u64, (u32, u32))> =
+        STATE.lock().pool.iter().map(|(k, v)| (*k, *v)).collect();
+    for (va, (len, tag)) in &leaked_pool {
+        let tag_s: String = tag
+            .to_le_bytes()
+            .iter()
+            .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+            .collect();
+        violation(format!(
+            "memory leak: {len} bytes at {va:#x} (tag '{tag_s}') from NdisAllocateMemoryWithTagPriority never freed"
+        ));
+    }
+    drop(leaked_pool);
+
+    // Release kernel-side objects, then compare the heap with the baseline taken before the
+    // driver was loaded: every allocation made on the driver's behalf must be gone.
+    drop(params);
+    drop(resources);
+    drop(reg);
+    drop(drv);
+    drop(reg16);
+    drop(name16);
+    let (isr_calls, isr_claimed, dpc_runs, stray) = interrupt::counters();
+    let (ticks, spurious, unexpected) = crate::interrupts::counters();
+    let nop_seen = dbgprint::nop_completed_seen();
+    crate::loader::unload(image);
+    let mut reasons: Vec<String> = {
+        let mut s = STATE.lock();
+        s.device = None;
+        s.maps = Vec::new();
+        s.shared = BTreeMap::new();
+        s.pool = BTreeMap::new();
+        core::mem::take(&mut s.violations)
+    };
+    let heap = crate::heap::stats();
+    // Allocations owned by the violation list itself (its buffer and its strings).
+    let own =
+        (reasons.capacity() > 0) as usize + reasons.iter().filter(|r| r.capacity() > 0).count();
+    let leaked = heap.live_allocs.saturating_sub(heap_baseline + own);
+    crate::println!(
+        "ndis: summary: {isr_calls} ISR calls ({isr_claimed} claimed), {dpc_runs} DPCs, {stray} stray; {ticks} timer ticks, {spurious} spurious, {unexpected} unexpected vectors; heap: {leaked} allocations live beyond the pre-load baseline"
+    );
+    if leaked > 0 {
+        reasons.push(format!(
+            "heap: {leaked} allocations still live after unload"
+        ));
+    }
+    if !init_ok {
+        reasons.insert(
+            0,
+            format!("MiniportInitializeEx returned {}", status_name(st)),
+        );
+    } else {
+        if isr_claimed == 0 {
+            reasons.push(String::from(
+                "the driver's message ISR never claimed an interrupt",
+            ));
+        }
+        if dpc_runs == 0 {
+            reasons.push(String::from("no message DPC ran"));
+        }
+        if !nop_seen {
+            reasons.push(String::from("the driver never reported the NOP completion"));
+        }
+    }
+    if let Some(first) = reasons.first() {
+        ends(first, crate::STATUS_VIOLATION);
+    }
+    crate::println!("verdict: PASS");
+    crate::cpu::exit(crate::STATUS_PASS)
+}
+
+/// After halt (or a failed initialize): the adapter's resources must all be released.
+fn check_adapter_released(when: &str) {
+    let (irq, dma, maps, shared) = {
+        let s = STATE.lock();
+        (
+            s.interrupt.is_some(),
+            s.dma_registered,
+            s.maps.clone(),
+            s.shared.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+        )
+    };
+    if irq {
+        violation(format!(
+            "{when} returned with the interrupt still registered (no NdisMDeregisterInterruptEx)"
+        ));
+        interrupt::force_deregister();
+    }
+    if dma {
+        violation(format!(
+            "{when} returned with scatter/gather DMA still registered"
+        ));
+    }
+    for (va, len) in maps {
+        violation(format!(
+            "{when} returned with I/O space {va:#x} (+{len:#x}) still mapped"
+        ));
+    }
+    for (va, (len, _)) in shared {
+        violation(format!(
+            "{when} returned with shared memory {va:#x} (+{len:#x}) not freed"
+        ));
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# build-guest.sh: build the guest kernel images/ndis-guest (bare-metal x86_64, PVH-bootable ELF)
+# and copy it to <repo>/target/images/ndis-guest.elf.
+#
+# Needs rust-src (scripts/setup-toolchain.sh provides it). Uses $CARGO_TARGET_DIR when set,
+# else <repo>/target/cross. Extra arguments go to cargo (e.g. --quiet).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$ROOT/scripts/setup-toolchain.sh"
+
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/cross}"
+OUT_DIR="$ROOT/target/images"
+mkdir -p "$OUT_DIR"
+
+cd "$ROOT/images/ndis-guest"
+# -Zbuild-std on the installed stable compiler (as the Linux kernel does for its Rust code).
+RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release \
+    --target x86_64-unknown-none \
+    -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem "$@"
+
+ELF="$TARGET_DIR/x86_64-unknown-none/release/ndis-guest"
+[ -f "$ELF" ] || { echo "build-guest: error: $ELF was not produced" >&2; exit 1; }
+cp "$ELF" "$OUT_DIR/ndis-guest.elf"
+echo "build-guest: $OUT_DIR/ndis-guest.elf" >&2

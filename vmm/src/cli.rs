@@ -1,0 +1,318 @@
+//! Command line: parsing (clap) and the checks that need no VM.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgAction, Parser};
+
+use crate::error::{Result, VmmError};
+use crate::layout::{MAX_MEMORY_MIB, MIN_MEMORY_MIB};
+
+/// rnic-vmm: boot a PVH kernel under KVM with the emulated RNIC attached.
+#[derive(Parser, Debug)]
+#[command(
+    name = "rnic-vmm",
+    version,
+    about = "KVM monitor: boots a PVH kernel with the emulated RNIC on PCI 00:01.0",
+    after_help = "Exit status: the guest's status written to port 0xF4 (0-255); \
+                  123 guest crash (triple fault, failed entry); 124 timeout; \
+                  125 monitor error; 130 interrupted (SIGINT)."
+)]
+pub struct Cli {
+    /// PVH kernel (ELF64 with a XEN_ELFNOTE_PHYS32_ENTRY note).
+    #[arg(long, value_name = "PATH")]
+    pub kernel: PathBuf,
+
+    /// Boot module, in order; NAME (the module's command line) defaults to the
+    /// file's base name.
+    #[arg(long = "module", value_name = "PATH[=NAME]")]
+    pub modules: Vec<String>,
+
+    /// Guest RAM in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    pub memory: u64,
+
+    /// Kernel command line.
+    #[arg(long, value_name = "STR", default_value = "")]
+    pub cmdline: String,
+
+    /// Where COM1 output goes: `stdout` or a file path.
+    #[arg(long, value_name = "stdout|PATH", default_value = "stdout")]
+    pub serial: String,
+
+    /// Attach the emulated RNIC at PCI 00:01.0 (default).
+    #[arg(long, overrides_with = "no_rnic")]
+    pub rnic: bool,
+
+    /// Boot without the RNIC.
+    #[arg(long = "no-rnic", overrides_with = "rnic")]
+    pub no_rnic: bool,
+
+    /// Wall-clock limit for the guest in seconds (0 = none).
+    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    pub timeout: u64,
+
+    /// Number of vCPUs (1 or 2; vCPU 0 boots).
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub vcpus: u8,
+
+    /// More logging on stderr (-v debug, -vv trace); RUST_LOG overrides.
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+}
+
+/// A `--module` argument.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ModuleSpec {
+    /// File to load.
+    pub path: PathBuf,
+    /// Name the guest sees.
+    pub name: String,
+}
+
+/// Validated monitor configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Kernel image path.
+    pub kernel: PathBuf,
+    /// Boot modules in order.
+    pub modules: Vec<ModuleSpec>,
+    /// Guest RAM in MiB.
+    pub memory_mib: u64,
+    /// Kernel command line.
+    pub cmdline: String,
+    /// `stdout` or a file path.
+    pub serial: String,
+    /// RNIC attached.
+    pub rnic: bool,
+    /// Guest wall-clock limit.
+    pub timeout: Option<Duration>,
+    /// vCPU count.
+    pub vcpus: u8,
+    /// Verbosity.
+    pub verbose: u8,
+}
+
+/// What the command line asks for.
+#[derive(Debug)]
+pub enum Parsed {
+    /// Run a VM.
+    Run(Config),
+    /// Print this text to stdout and exit 0 (`--help`, `--version`).
+    Print(String),
+}
+
+/// Splits `PATH[=NAME]`. The split is at the last `=` when what follows it is a
+/// plain name (no `/`), so paths containing `=` still work without a name.
+pub fn parse_module_spec(spec: &str) -> Result<ModuleSpec> {
+    let (path, name) = match spec.rsplit_once('=') {
+        Some((p, n)) if !n.contains('/') && !p.is_empty() => {
+            if n.is_empty() {
+                return Err(VmmError::Usage(format!(
+                    "--module {spec}: the name after '=' is empty"
+                )));
+            }
+            (PathBuf::from(p), n.to_string())
+        }
+        _ => {
+            let path = PathBuf::from(spec);
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .ok_or_else(|| {
+                    VmmError::Usage(format!("--module {spec:?} does not name a file"))
+                })?;
+            (path, name)
+        }
+    };
+    if path.as_os_str().is_empty() {
+        return Err(VmmError::Usage("--module needs a file path".into()));
+    }
+    Ok(ModuleSpec { path, name })
+}
+
+/// Turns a clap error into one line: its first paragraph, without the `error:`
+/// prefix.
+fn clap_error_line(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let para: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.trim().is_empty())
+        .map(str::trim)
+        .collect();
+    let line = para.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
+}
+
+/// Parses and validates `args` (including the program name).
+pub fn parse<I, T>(args: I) -> Result<Parsed>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            return match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    Ok(Parsed::Print(e.render().to_string()))
+                }
+                _ => Err(VmmError::Usage(clap_error_line(&e))),
+            };
+        }
+    };
+    if cli.memory < MIN_MEMORY_MIB || cli.memory > MAX_MEMORY_MIB {
+        return Err(VmmError::Usage(format!(
+            "--memory {} is out of range: give {MIN_MEMORY_MIB}..={MAX_MEMORY_MIB} MiB",
+            cli.memory
+        )));
+    }
+    let modules = cli
+        .modules
+        .iter()
+        .map(|s| parse_module_spec(s))
+        .collect::<Result<Vec<_>>>()?;
+    if cli.serial.is_empty() {
+        return Err(VmmError::Usage(
+            "--serial needs `stdout` or a file path".into(),
+        ));
+    }
+    Ok(Parsed::Run(Config {
+        kernel: cli.kernel,
+        modules,
+        memory_mib: cli.memory,
+        cmdline: cli.cmdline,
+        serial: cli.serial,
+        rnic: !cli.no_rnic,
+        timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
+        vcpus: cli.vcpus,
+        verbose: cli.verbose,
+    }))
+}
+
+/// Reads a file named on the command line; the error says which and why.
+pub fn read_input(what: &'static str, path: &Path) -> Result<Vec<u8>> {
+    let err = |reason: String| VmmError::File {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| err(format!("{e}; check the path")))?;
+    if !meta.is_file() {
+        return Err(err(
+            "it is not a regular file (a directory, FIFO or device); pass a file".into(),
+        ));
+    }
+    std::fs::read(path).map_err(|e| err(format!("{e}; check its permissions")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Config> {
+        let mut v = vec!["rnic-vmm"];
+        v.extend_from_slice(args);
+        match parse(v)? {
+            Parsed::Run(c) => Ok(c),
+            Parsed::Print(_) => panic!("unexpected help"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let c = run(&["--kernel", "k.elf"]).unwrap();
+        assert_eq!(c.kernel, PathBuf::from("k.elf"));
+        assert_eq!(c.memory_mib, 256);
+        assert!(c.rnic);
+        assert_eq!(c.timeout, Some(Duration::from_secs(120)));
+        assert_eq!(c.vcpus, 1);
+        assert_eq!(c.serial, "stdout");
+        assert_eq!(c.cmdline, "");
+        assert!(c.modules.is_empty());
+    }
+
+    #[test]
+    fn all_options() {
+        let c = run(&[
+            "--kernel", "k", "--module", "/x/rnic.sys", "--module", "/y/plan.bin=plan",
+            "--memory", "512", "--cmdline", "a b", "--serial", "/tmp/s", "--no-rnic",
+            "--timeout", "0", "--vcpus", "2", "-vv",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.modules,
+            vec![
+                ModuleSpec { path: "/x/rnic.sys".into(), name: "rnic.sys".into() },
+                ModuleSpec { path: "/y/plan.bin".into(), name: "plan".into() },
+            ]
+        );
+        assert_eq!(c.memory_mib, 512);
+        assert_eq!(c.cmdline, "a b");
+        assert_eq!(c.serial, "/tmp/s");
+        assert!(!c.rnic);
+        assert_eq!(c.timeout, None);
+        assert_eq!(c.vcpus, 2);
+        assert_eq!(c.verbose, 2);
+    }
+
+    #[test]
+    fn last_of_rnic_and_no_rnic_wins() {
+        assert!(run(&["--kernel", "k", "--no-rnic", "--rnic"]).unwrap().rnic);
+        assert!(!run(&["--kernel", "k", "--rnic", "--no-rnic"]).unwrap().rnic);
+    }
+
+    #[test]
+    fn bad_values_are_one_line_usage_errors() {
+        for args in [
+            &["--kernel", "k", "--memory", "0"][..],
+            &["--kernel", "k", "--memory", "999999999"],
+            &["--kernel", "k", "--vcpus", "3"],
+            &["--kernel", "k", "--vcpus", "0"],
+            &["--kernel", "k", "--timeout", "-1"],
+            &["--kernel", "k", "--bogus"],
+            &["--memory", "64"],
+            &["--kernel", "k", "--module", "x="],
+        ] {
+            let e = run(args).unwrap_err();
+            assert!(matches!(e, VmmError::Usage(_)), "{args:?}");
+            let msg = e.to_string();
+            assert!(!msg.contains('\n'), "{msg}");
+            assert!(msg.contains("--help"), "{msg}");
+        }
+        let msg = run(&["--kernel", "k", "--vcpus", "3"]).unwrap_err().to_string();
+        assert!(msg.contains("--vcpus"), "{msg}");
+        let msg = run(&["--memory", "64"]).unwrap_err().to_string();
+        assert!(msg.contains("--kernel"), "{msg}");
+    }
+
+    #[test]
+    fn help_is_printed_not_an_error() {
+        assert!(matches!(parse(["rnic-vmm", "--help"]).unwrap(), Parsed::Print(_)));
+    }
+
+    #[test]
+    fn module_specs() {
+        assert_eq!(
+            parse_module_spec("a/b=c/d.sys").unwrap(),
+            ModuleSpec { path: "a/b=c/d.sys".into(), name: "d.sys".into() }
+        );
+        assert_eq!(
+            parse_module_spec("m.bin=drv.sys").unwrap(),
+            ModuleSpec { path: "m.bin".into(), name: "drv.sys".into() }
+        );
+        assert!(parse_module_spec("/").is_err());
+        assert!(parse_module_spec("").is_err());
+    }
+
+    #[test]
+    fn read_input_rejects_directories_and_missing_files() {
+        let e = read_input("module", Path::new("/")).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let e = read_input("kernel", Path::new("/nonexistent/k")).unwrap_err().to_string();
+        assert!(e.contains("cannot read kernel /nonexistent/k"), "{e}");
+    }
+}

@@ -1,0 +1,74 @@
+//! # rnic-vmm: the KVM monitor
+//!
+//! Boots a PVH kernel (docs/platform.md) under KVM and hosts the emulated RNIC
+//! (`rnic-device`) on PCI 00:01.0: PIO/MMIO exits go to COM1, the exit port, PCI
+//! configuration mechanism #1 and the RNIC's BARs; the RNIC's MSI-X goes through
+//! KVM GSI routing and irqfds.
+//!
+//! Owns: everything under `vmm/`. Must not touch: the device model's behaviour
+//! (it only calls the `rnic-device` seams), the guest, or other folders.
+//!
+//! | module | what |
+//! | --- | --- |
+//! | [`cli`] | command line and input file checks |
+//! | [`layout`] | guest memory map and boot data addresses |
+//! | [`elf`] | PVH kernel validation |
+//! | [`boot`] | kernel/module loading, `hvm_start_info` |
+//! | [`cpu`] | vCPU CPUID and 32-bit PVH entry state |
+//! | [`pci`] | PCI bus 0, host bridge, BAR placement and MMIO routing |
+//! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
+//! | [`serial`] | COM1 (vm-superio 16550) |
+//! | [`rnic`] | the RNIC's adapters to the PCI bus and interrupt routing |
+//! | [`vm`] | VM set-up, vCPU and event loop threads, shutdown |
+//! | [`fixture`] | tiny PVH test kernels built in memory |
+
+pub mod boot;
+pub mod cli;
+pub mod cpu;
+pub mod elf;
+pub mod error;
+pub mod fixture;
+pub mod irq;
+pub mod layout;
+pub mod pci;
+pub mod rnic;
+pub mod serial;
+pub mod vm;
+
+use cli::Config;
+use error::{Result, VmmError};
+
+/// Checks every input, then builds and runs the VM described by `config`.
+pub fn launch(config: &Config) -> Result<vm::RunResult> {
+    let layout = layout::MemoryLayout::new(config.memory_mib)?;
+    let image = cli::read_input("kernel", &config.kernel)?;
+    let kernel = elf::parse_pvh_kernel(&image).map_err(|reason| VmmError::Kernel {
+        path: config.kernel.clone(),
+        reason,
+    })?;
+    let modules = config
+        .modules
+        .iter()
+        .map(|m| {
+            Ok(boot::BootModule {
+                name: m.name.clone(),
+                data: cli::read_input("module", &m.path)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let plan = boot::BootPlan::new(layout.clone(), kernel, image, modules, config.cmdline.clone())?;
+    let serial_out = serial::open_sink(&config.serial)?;
+    let kvm = vm::open_kvm()?;
+    let device = config.rnic.then(rnic::factory);
+    vm::run(
+        &kvm,
+        vm::VmSpec {
+            layout,
+            plan,
+            serial_out,
+            vcpus: config.vcpus,
+            timeout: config.timeout,
+        },
+        device,
+    )
+}

@@ -1,0 +1,537 @@
+//! The running VM: KVM set-up, the vCPU threads, the event loop thread and the
+//! shutdown protocol.
+//!
+//! Threads:
+//!
+//! * one thread per vCPU runs `KVM_RUN` and dispatches PIO/MMIO exits to the
+//!   devices ([`Devices`]);
+//! * the event loop thread (event-manager) owns the guest timeout (TimerFd), the
+//!   periodic device tick (TimerFd) and SIGINT (an eventfd written by the signal
+//!   handler);
+//! * the main thread waits for the first [`Outcome`], then kicks the vCPU threads
+//!   out of `KVM_RUN` with a real-time signal until they have all stopped.
+//!
+//! The first outcome wins: the exit port, a timeout, a guest crash, a monitor
+//! error or SIGINT.
+
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
+use kvm_bindings::{kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
+use tracing::{debug, error, info, trace, warn};
+use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
+use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
+use vmm_sys_util::timerfd::TimerFd;
+
+use crate::boot::{self, BootPlan};
+use crate::error::{
+    Result, VmmError, EXIT_GUEST_CRASH, EXIT_INTERRUPTED, EXIT_MONITOR_ERROR, EXIT_TIMEOUT,
+};
+use crate::irq::{default_irqchip_routes, GsiRouter, KvmIrqBackend};
+use crate::layout::{self, MemoryLayout};
+use crate::pci::PciBus;
+use crate::serial::{Com1, COM1_GSI};
+
+/// Exit port.
+pub const EXIT_PORT: u16 = 0xF4;
+/// Period of the device tick.
+pub const TICK_PERIOD: Duration = Duration::from_millis(10);
+
+/// How a run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest wrote its status to the exit port.
+    GuestExit(u8),
+    /// `--timeout` expired.
+    Timeout(Duration),
+    /// The guest crashed (triple fault, failed entry, KVM internal error).
+    GuestCrash(String),
+    /// The monitor failed while the guest ran.
+    MonitorError(String),
+    /// SIGINT.
+    Interrupted,
+}
+
+impl Outcome {
+    /// Process exit status for this outcome.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Outcome::GuestExit(s) => i32::from(*s),
+            Outcome::Timeout(_) => EXIT_TIMEOUT,
+            Outcome::GuestCrash(_) => EXIT_GUEST_CRASH,
+            Outcome::MonitorError(_) => EXIT_MONITOR_ERROR,
+            Outcome::Interrupted => EXIT_INTERRUPTED,
+        }
+    }
+
+    /// The one line printed on stderr at the end.
+    pub fn summary(&self, elapsed: Duration) -> String {
+        let ms = elapsed.as_millis();
+        match self {
+            Outcome::GuestExit(s) => {
+                format!("rnic-vmm: guest exited with status {s} after {ms} ms")
+            }
+            Outcome::Timeout(t) => format!(
+                "rnic-vmm: error: guest did not exit within {} s (--timeout); \
+                 it hung or needs a longer --timeout",
+                t.as_secs()
+            ),
+            Outcome::GuestCrash(why) => format!(
+                "rnic-vmm: error: guest crashed after {ms} ms: {why}; \
+                 check the guest's serial output"
+            ),
+            Outcome::MonitorError(why) => format!("rnic-vmm: error: {why}"),
+            Outcome::Interrupted => {
+                format!("rnic-vmm: error: interrupted (SIGINT) after {ms} ms")
+            }
+        }
+    }
+}
+
+/// Shared stop state: the first outcome and a stop flag the vCPU loops check.
+#[derive(Default)]
+pub struct Shutdown {
+    outcome: Mutex<Option<(Outcome, Instant)>>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+impl Shutdown {
+    /// Records `o` if no outcome exists yet; returns whether it was recorded.
+    pub fn finish(&self, o: Outcome) -> bool {
+        let mut g = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        self.stop.store(true, Ordering::SeqCst);
+        if g.is_some() {
+            return false;
+        }
+        debug!(?o, "outcome");
+        *g = Some((o, Instant::now()));
+        self.cv.notify_all();
+        true
+    }
+
+    /// True once any outcome was recorded.
+    pub fn stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Blocks until an outcome exists.
+    pub fn wait(&self) -> (Outcome, Instant) {
+        let mut g = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        while g.is_none() {
+            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+        g.clone().expect("checked above")
+    }
+}
+
+/// A periodic device hook, called from the event loop thread.
+pub type TickFn = Box<dyn FnMut(Duration) + Send>;
+
+/// The devices behind port and MMIO exits.
+pub struct Devices {
+    /// COM1.
+    pub serial: Mutex<Com1>,
+    /// PCI bus 0.
+    pub pci: Mutex<PciBus>,
+}
+
+impl Devices {
+    fn pio_write(&self, port: u16, data: &[u8]) {
+        if Com1::handles_port(port) {
+            lock(&self.serial).pio_write(port, data);
+        } else if PciBus::handles_port(port) {
+            lock(&self.pci).pio_write(port, data);
+        } else {
+            trace!(port, ?data, "write to unclaimed port ignored");
+        }
+    }
+
+    fn pio_read(&self, port: u16, data: &mut [u8]) {
+        if Com1::handles_port(port) {
+            lock(&self.serial).pio_read(port, data);
+        } else if PciBus::handles_port(port) {
+            lock(&self.pci).pio_read(port, data);
+        } else {
+            data.fill(0xFF);
+            trace!(port, len = data.len(), "read of unclaimed port: all ones");
+        }
+    }
+
+    fn mmio_read(&self, addr: u64, data: &mut [u8]) {
+        if !lock(&self.pci).mmio_read(addr, data) {
+            trace!(addr, len = data.len(), "MMIO read outside any BAR: all ones");
+        }
+    }
+
+    fn mmio_write(&self, addr: u64, data: &[u8]) {
+        if !lock(&self.pci).mmio_write(addr, data) {
+            trace!(addr, ?data, "MMIO write outside any BAR ignored");
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Opens `/dev/kvm` with an error that says what to do.
+pub fn open_kvm() -> Result<Kvm> {
+    Kvm::new().map_err(|e| {
+        let msg = match e.errno() {
+            libc::ENOENT => "/dev/kvm does not exist: KVM is not available on this host; \
+                             load the kvm module or run on a machine with KVM"
+                .to_string(),
+            libc::EACCES | libc::EPERM => "permission denied opening /dev/kvm; \
+                                           add your user to the `kvm` group or run as root"
+                .to_string(),
+            _ => format!("cannot open /dev/kvm: {e}"),
+        };
+        VmmError::KvmUnavailable(msg)
+    })
+}
+
+/// Everything needed to start a VM, checked beforehand.
+pub struct VmSpec {
+    /// Memory layout.
+    pub layout: MemoryLayout,
+    /// Kernel, modules and command line.
+    pub plan: BootPlan,
+    /// Serial sink.
+    pub serial_out: Box<dyn Write + Send>,
+    /// vCPU count.
+    pub vcpus: u8,
+    /// Guest time limit.
+    pub timeout: Option<Duration>,
+}
+
+/// A hook to plug a PCI device into the VM once memory and interrupt routing exist.
+pub type DeviceFactory = Box<
+    dyn FnOnce(
+        &GuestMemoryMmap,
+        Arc<GsiRouter<KvmIrqBackend>>,
+        &mut PciBus,
+    ) -> Result<Option<TickFn>>,
+>;
+
+static SIGINT_FD: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_sigint(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    let fd = SIGINT_FD.load(Ordering::SeqCst);
+    if fd >= 0 {
+        let one: u64 = 1;
+        // SAFETY: write(2) is async-signal-safe; `one` lives for the call and `fd` is
+        // an eventfd that stays open for the life of the process once published.
+        unsafe {
+            libc::write(fd, (&one as *const u64).cast(), 8);
+        }
+    }
+}
+
+extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
+
+/// Event loop subscriber: timeout, SIGINT, device tick, stop.
+struct Controller {
+    shutdown: Arc<Shutdown>,
+    timeout: Option<(TimerFd, Duration)>,
+    tick: Option<(TimerFd, TickFn)>,
+    sigint: EventFd,
+    stop: EventFd,
+    started: Instant,
+    done: Arc<AtomicBool>,
+}
+
+impl MutEventSubscriber for Controller {
+    fn init(&mut self, ops: &mut EventOps) {
+        let mut add = |fd: i32| {
+            if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
+                error!("event loop: cannot watch fd {fd}: {e:?}");
+            }
+        };
+        if let Some((t, _)) = &self.timeout {
+            add(t.as_raw_fd());
+        }
+        if let Some((t, _)) = &self.tick {
+            add(t.as_raw_fd());
+        }
+        add(self.sigint.as_raw_fd());
+        add(self.stop.as_raw_fd());
+    }
+
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        let fd = events.fd();
+        if let Some((t, limit)) = &mut self.timeout {
+            if fd == t.as_raw_fd() {
+                let _ = t.wait();
+                self.shutdown.finish(Outcome::Timeout(*limit));
+                return;
+            }
+        }
+        if let Some((t, f)) = &mut self.tick {
+            if fd == t.as_raw_fd() {
+                let _ = t.wait();
+                f(self.started.elapsed());
+                return;
+            }
+        }
+        if fd == self.sigint.as_raw_fd() {
+            let _ = self.sigint.read();
+            self.shutdown.finish(Outcome::Interrupted);
+        } else if fd == self.stop.as_raw_fd() {
+            let _ = self.stop.read();
+            self.done.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn vcpu_loop(mut vcpu: VcpuFd, id: u8, devices: Arc<Devices>, shutdown: Arc<Shutdown>) {
+    while !shutdown.stopping() {
+        let crash = match vcpu.run() {
+            Ok(VcpuExit::IoOut(port, data)) => {
+                if port == EXIT_PORT {
+                    let mut v = [0u8; 4];
+                    let n = data.len().min(4);
+                    v[..n].copy_from_slice(&data[..n]);
+                    let status = u32::from_le_bytes(v);
+                    info!(vcpu = id, status, "guest wrote the exit port");
+                    lock(&devices.serial).flush();
+                    shutdown.finish(Outcome::GuestExit((status & 0xFF) as u8));
+                    break;
+                }
+                devices.pio_write(port, data);
+                None
+            }
+            Ok(VcpuExit::IoIn(port, data)) => {
+                devices.pio_read(port, data);
+                None
+            }
+            Ok(VcpuExit::MmioRead(addr, data)) => {
+                devices.mmio_read(addr, data);
+                None
+            }
+            Ok(VcpuExit::MmioWrite(addr, data)) => {
+                devices.mmio_write(addr, data);
+                None
+            }
+            Ok(VcpuExit::Hlt) => {
+                // With the in-kernel irqchip HLT does not exit; if it does, the guest
+                // has nothing left to do that could ever wake it.
+                Some("HLT exit with no way to wake the vCPU".to_string())
+            }
+            Ok(VcpuExit::Shutdown) => Some("triple fault (KVM_EXIT_SHUTDOWN)".to_string()),
+            Ok(VcpuExit::FailEntry(reason, cpu)) => Some(format!(
+                "VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason {reason:#x}, cpu {cpu})"
+            )),
+            Ok(VcpuExit::InternalError) => {
+                // SAFETY: exit_reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the
+                // active member of the exit union.
+                let sub = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                Some(format!(
+                    "KVM internal error, suberror {sub} (1 = instruction emulation failed); \
+                     the guest used an instruction this KVM cannot emulate"
+                ))
+            }
+            Ok(VcpuExit::SystemEvent(kind, _)) => {
+                Some(format!("guest requested system event {kind} (reset/shutdown)"))
+            }
+            Ok(other) => Some(format!("unexpected vCPU exit {other:?}")),
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                vcpu.set_kvm_immediate_exit(0);
+                None
+            }
+            Err(e) => {
+                shutdown.finish(Outcome::MonitorError(format!(
+                    "KVM_RUN on vCPU {id} failed: {e}"
+                )));
+                break;
+            }
+        };
+        if let Some(why) = crash {
+            let rip = vcpu
+                .get_regs()
+                .map(|r| format!(" at rip {:#x}", r.rip))
+                .unwrap_or_default();
+            lock(&devices.serial).flush();
+            shutdown.finish(Outcome::GuestCrash(format!("vCPU {id}: {why}{rip}")));
+            break;
+        }
+    }
+    debug!(vcpu = id, "vCPU thread stopped");
+}
+
+/// Result of a finished run.
+pub struct RunResult {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Time from starting the vCPUs to the outcome.
+    pub elapsed: Duration,
+}
+
+/// Builds the VM from `spec`, runs it to an outcome and tears it down.
+pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<RunResult> {
+    let vm = Arc::new(kvm.create_vm().map_err(VmmError::kvm("KVM_CREATE_VM"))?);
+    if let Err(e) = vm.set_tss_address(layout::KVM_TSS_ADDRESS as usize) {
+        warn!("KVM_SET_TSS_ADDR failed ({e}); continuing");
+    }
+    vm.create_irq_chip()
+        .map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
+
+    let mem = boot::create_guest_memory(&spec.layout)?;
+    register_memory(&vm, &mem)?;
+    let start_info = spec.plan.write(&mem)?;
+    debug!(
+        entry = %format!("{:#x}", spec.plan.entry()),
+        start_info = %format!("{start_info:#x}"),
+        modules = ?spec.plan.placed_modules(),
+        "boot image loaded"
+    );
+
+    let router = Arc::new(
+        GsiRouter::new(KvmIrqBackend::new(vm.clone()), default_irqchip_routes())
+            .map_err(|e| VmmError::Device(e.to_string()))?,
+    );
+    let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
+    vm.register_irqfd(&serial_irq, COM1_GSI)
+        .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;
+    let mut pci = PciBus::new();
+    let tick = match device {
+        Some(factory) => factory(&mem, router.clone(), &mut pci)?,
+        None => None,
+    };
+    let devices = Arc::new(Devices {
+        serial: Mutex::new(Com1::new(spec.serial_out, serial_irq)),
+        pci: Mutex::new(pci),
+    });
+
+    let supported = kvm
+        .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+        .map_err(VmmError::kvm("KVM_GET_SUPPORTED_CPUID"))?;
+    let mut vcpus = Vec::new();
+    for id in 0..spec.vcpus {
+        let vcpu = vm
+            .create_vcpu(u64::from(id))
+            .map_err(VmmError::kvm("KVM_CREATE_VCPU"))?;
+        let boot = (id == 0).then(|| (spec.plan.entry(), start_info));
+        crate::cpu::configure_vcpu(&vcpu, id, &supported, boot)?;
+        vcpus.push(vcpu);
+    }
+
+    // Signals: a no-op real-time signal to kick vCPUs out of KVM_RUN, and SIGINT.
+    // Both handlers only do async-signal-safe work (nothing, or write(2)).
+    register_signal_handler(SIGRTMIN(), on_kick).map_err(VmmError::host("signal handler"))?;
+    let sigint = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
+    let sigint_reader = sigint.try_clone().map_err(VmmError::host("eventfd"))?;
+    // The fd is leaked on purpose: the signal handler may use it until exit.
+    SIGINT_FD.store(sigint.as_raw_fd(), Ordering::SeqCst);
+    std::mem::forget(sigint);
+    register_signal_handler(libc::SIGINT, on_sigint).map_err(VmmError::host("signal handler"))?;
+
+    let shutdown = Arc::new(Shutdown::default());
+    let started = Instant::now();
+
+    // Event loop thread.
+    let stop_evt = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
+    let done = Arc::new(AtomicBool::new(false));
+    let timeout = match spec.timeout {
+        Some(limit) => {
+            let mut t = TimerFd::new().map_err(VmmError::host("timerfd"))?;
+            t.reset(limit, None).map_err(VmmError::host("timerfd"))?;
+            Some((t, limit))
+        }
+        None => None,
+    };
+    let tick = match tick {
+        Some(f) => {
+            let mut t = TimerFd::new().map_err(VmmError::host("timerfd"))?;
+            t.reset(TICK_PERIOD, Some(TICK_PERIOD))
+                .map_err(VmmError::host("timerfd"))?;
+            Some((t, f))
+        }
+        None => None,
+    };
+    let controller = Controller {
+        shutdown: shutdown.clone(),
+        timeout,
+        tick,
+        sigint: sigint_reader,
+        stop: stop_evt.try_clone().map_err(VmmError::host("eventfd"))?,
+        started,
+        done: done.clone(),
+    };
+    let mut em: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>> =
+        EventManager::new().map_err(VmmError::host("event manager"))?;
+    em.add_subscriber(Arc::new(Mutex::new(controller)));
+    let loop_shutdown = shutdown.clone();
+    let event_thread = std::thread::Builder::new()
+        .name("rnic-vmm-events".into())
+        .spawn(move || {
+            while !done.load(Ordering::SeqCst) {
+                if let Err(e) = em.run_with_timeout(100) {
+                    loop_shutdown.finish(Outcome::MonitorError(format!("event loop: {e:?}")));
+                    break;
+                }
+            }
+        })
+        .map_err(VmmError::host("event loop thread"))?;
+
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    for (id, vcpu) in vcpus.into_iter().enumerate() {
+        let d = devices.clone();
+        let s = shutdown.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("rnic-vmm-vcpu{id}"))
+            .spawn(move || vcpu_loop(vcpu, id as u8, d, s))
+            .map_err(VmmError::host("vCPU thread"));
+        match t {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                shutdown.finish(Outcome::MonitorError(e.to_string()));
+                break;
+            }
+        }
+    }
+
+    let (outcome, at) = shutdown.wait();
+    let elapsed = at.duration_since(started);
+
+    // Kick every vCPU out of KVM_RUN until all threads have returned.
+    while threads.iter().any(|t| !t.is_finished()) {
+        for t in threads.iter().filter(|t| !t.is_finished()) {
+            let _ = t.kill(SIGRTMIN());
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    for t in threads {
+        let _ = t.join();
+    }
+    let _ = stop_evt.write(1);
+    let _ = event_thread.join();
+    lock(&devices.serial).flush();
+    Ok(RunResult { outcome, elapsed })
+}
+
+fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<()> {
+    for (slot, region) in mem.iter().enumerate() {
+        let host = region.as_ptr() as u64;
+        let r = kvm_userspace_memory_region {
+            slot: slot as u32,
+            guest_phys_addr: region.start_addr().0,
+            memory_size: region.len(),
+            userspace_addr: host,
+            flags: 0,
+        };
+        // SAFETY: the region is a live mmap owned by `mem`, which outlives the VM
+        // (both are dropped at the end of `run`, the VM's vCPUs having stopped).
+        unsafe { vm.set_user_memory_region(r) }
+            .map_err(VmmError::kvm("KVM_SET_USER_MEMORY_REGION"))?;
+    }
+    Ok(())
+}

@@ -351,7 +351,7 @@ impl AdminQueue {
     /// holding the phase tag, so a driver polling the phase never sees a torn entry.
     pub fn complete(
         &mut self,
-        dma: &Dma,
+        dma: &mut dyn DmaPort,
         id: u16,
         status: u16,
         r0: u32,
@@ -369,7 +369,8 @@ impl AdminQueue {
         let b = c.to_bytes();
         let addr = r.acq_base + self.acq_tail as u64 * regs::ACQ_ENTRY_SIZE;
         dma.dma_write(addr, &b[..14]).map_err(|e| dma_cause(&e))?;
-        dma.dma_write(addr + 14, &b[14..]).map_err(|e| dma_cause(&e))?;
+        dma.dma_write(addr + 14, &b[14..])
+            .map_err(|e| dma_cause(&e))?;
         self.acq_tail = (self.acq_tail + 1) & (r.acq_size - 1);
         if self.acq_tail == 0 {
             self.phase = !self.phase;
@@ -445,7 +446,7 @@ mod tests {
 
     #[test]
     fn doorbell_validation() {
-        let d = dma();
+        let mut d = dma();
         let mut q = AdminQueue::new();
         assert_eq!(
             q.reg_write(regs::ASQ_TAIL, 1),
@@ -477,10 +478,10 @@ mod tests {
         configure(&mut q, 0x1000, 8, 0x2000, 2);
         q.enable(&d).unwrap();
         q.reg_write(regs::ASQ_TAIL, 3);
-        let c = q.fetch(&d).unwrap().unwrap();
-        q.complete(&d, c.id, 0, 0, 0).unwrap();
+        let c = q.fetch(&mut d).unwrap().unwrap();
+        q.complete(&mut d, c.id, 0, 0, 0).unwrap();
         assert_eq!(
-            q.fetch(&d),
+            q.fetch(&mut d),
             Ok(None),
             "one slot of a 2-entry ring in use: full"
         );

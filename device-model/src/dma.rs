@@ -219,7 +219,10 @@ pub fn faulted_read(
     buf: &mut [u8],
 ) -> Result<(), DmaError> {
     if let Some(FaultAction::DmaError | FaultAction::Fatal) = action {
-        return Err(DmaError::Injected { addr, len: buf.len() as u64 });
+        return Err(DmaError::Injected {
+            addr,
+            len: buf.len() as u64,
+        });
     }
     dma.read(addr, buf)?;
     if let Some(a) = action {
@@ -238,9 +241,10 @@ pub fn faulted_write(
     data: &[u8],
 ) -> Result<(), DmaError> {
     match action {
-        Some(FaultAction::DmaError | FaultAction::Fatal) => {
-            Err(DmaError::Injected { addr, len: data.len() as u64 })
-        }
+        Some(FaultAction::DmaError | FaultAction::Fatal) => Err(DmaError::Injected {
+            addr,
+            len: data.len() as u64,
+        }),
         Some(a @ FaultAction::Corrupt { .. }) => {
             let mut copy = data.to_vec();
             a.corrupt_in_place(&mut copy);
@@ -330,14 +334,36 @@ mod tests {
         let mut b = [0u8; 4];
         assert!(matches!(
             faulted_read(&d, Some(FaultAction::DmaError), 0x100, &mut b),
-            Err(DmaError::Injected { addr: 0x100, len: 4 })
+            Err(DmaError::Injected {
+                addr: 0x100,
+                len: 4
+            })
         ));
-        faulted_read(&d, Some(FaultAction::Corrupt { offset: 5, mask: 0x80 }), 0x100, &mut b).unwrap();
+        faulted_read(
+            &d,
+            Some(FaultAction::Corrupt {
+                offset: 5,
+                mask: 0x80,
+            }),
+            0x100,
+            &mut b,
+        )
+        .unwrap();
         assert_eq!(b, [0, 0x80, 0, 0]);
-        faulted_write(&d, Some(FaultAction::Corrupt { offset: 2, mask: 1 }), 0x100, &[9; 4]).unwrap();
+        faulted_write(
+            &d,
+            Some(FaultAction::Corrupt { offset: 2, mask: 1 }),
+            0x100,
+            &[9; 4],
+        )
+        .unwrap();
         assert_eq!(d.read_u32(0x100).unwrap(), u32::from_le_bytes([9, 9, 8, 9]));
         assert!(faulted_write(&d, Some(FaultAction::Fatal), 0x100, &[0; 4]).is_err());
-        assert_eq!(d.read_u32(0x100).unwrap(), u32::from_le_bytes([9, 9, 8, 9]), "nothing written");
+        assert_eq!(
+            d.read_u32(0x100).unwrap(),
+            u32::from_le_bytes([9, 9, 8, 9]),
+            "nothing written"
+        );
         faulted_write(&d, None, 0x100, &[1; 4]).unwrap();
         assert_eq!(d.read_u32(0x100).unwrap(), 0x0101_0101);
     }

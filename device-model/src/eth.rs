@@ -92,7 +92,6 @@ impl<'de> Deserialize<'de> for MacAddress {
     }
 }
 
-
 /// Number of TX queues and of RX queues.
 pub const MAX_QUEUES: usize = 8;
 /// Descriptor size in bytes.
@@ -433,9 +432,18 @@ impl Ethernet {
     }
 
     /// `CREATE_TXQ` / `CREATE_RXQ`.
-    pub fn create(&mut self, env: &dyn EthEnv, rx: bool, p: &QueueParams) -> Result<u32, AdminStatus> {
+    pub fn create(
+        &mut self,
+        env: &dyn EthEnv,
+        rx: bool,
+        p: &QueueParams,
+    ) -> Result<u32, AdminStatus> {
         Self::validate(env, p)?;
-        let slot = if rx { &mut self.rx[p.queue as usize] } else { &mut self.tx[p.queue as usize] };
+        let slot = if rx {
+            &mut self.rx[p.queue as usize]
+        } else {
+            &mut self.tx[p.queue as usize]
+        };
         if slot.is_some() {
             return Err(AdminStatus::Busy);
         }
@@ -473,7 +481,11 @@ impl Ethernet {
     fn fail(env: &mut dyn EthEnv, ring: &mut Ring, handle: u32, cause: u32) {
         tracing::warn!(queue = handle, cause, "Ethernet queue error");
         ring.failed = true;
-        env.event(Event { code: code::ETH_QUEUE_ERROR, handle, detail: cause });
+        env.event(Event {
+            code: code::ETH_QUEUE_ERROR,
+            handle,
+            detail: cause,
+        });
     }
 
     /// Handles a doorbell write (offset relative to BAR0).
@@ -482,7 +494,9 @@ impl Ethernet {
         match (offset - db::BASE) % db::STRIDE {
             db::TX_TAIL => self.tx_doorbell(env, q, value),
             db::RX_TAIL => {
-                let Some(ring) = self.rx.get_mut(q).and_then(|r| r.as_mut()) else { return };
+                let Some(ring) = self.rx.get_mut(q).and_then(|r| r.as_mut()) else {
+                    return;
+                };
                 if ring.failed {
                     return;
                 }
@@ -498,7 +512,9 @@ impl Ethernet {
 
     fn tx_doorbell(&mut self, env: &mut dyn EthEnv, q: usize, value: u32) {
         let max_frame = self.max_frame();
-        let Some(ring) = self.tx.get_mut(q).and_then(|r| r.as_mut()) else { return };
+        let Some(ring) = self.tx.get_mut(q).and_then(|r| r.as_mut()) else {
+            return;
+        };
         if ring.failed {
             return;
         }
@@ -561,10 +577,16 @@ impl Ethernet {
             return RxOutcome::Filtered;
         }
         let max_frame = self.max_frame();
-        let Some(q) = self.rx.iter().position(|r| r.as_ref().is_some_and(|r| !r.failed)) else {
+        let Some(q) = self
+            .rx
+            .iter()
+            .position(|r| r.as_ref().is_some_and(|r| !r.failed))
+        else {
             return RxOutcome::NoQueue;
         };
-        let Some(ring) = self.rx[q].as_mut() else { return RxOutcome::NoQueue };
+        let Some(ring) = self.rx[q].as_mut() else {
+            return RxOutcome::NoQueue;
+        };
         let handle = q as u32 | 1 << 16;
         if frame.len() > max_frame {
             ring.stats.drops += 1;
@@ -613,10 +635,19 @@ impl Ethernet {
         RxOutcome::Delivered(q as u16)
     }
 
+    /// Zeroes every queue's counters.
+    pub fn clear_stats(&mut self) {
+        for r in self.tx.iter_mut().chain(self.rx.iter_mut()).flatten() {
+            r.stats = EthQueueStats::default();
+        }
+    }
+
     /// Per-queue counters: (tx, rx), `MAX_QUEUES` each, zero for absent queues.
     pub fn queue_stats(&self) -> (Vec<EthQueueStats>, Vec<EthQueueStats>) {
         let f = |t: &[Option<Ring>; MAX_QUEUES]| {
-            t.iter().map(|r| r.as_ref().map(|r| r.stats).unwrap_or_default()).collect()
+            t.iter()
+                .map(|r| r.as_ref().map(|r| r.stats).unwrap_or_default())
+                .collect()
         };
         (f(&self.tx), f(&self.rx))
     }
@@ -639,7 +670,13 @@ mod tests {
         fn new() -> Env {
             let mut dma = Dma::new(test_memory(0x10_0000));
             dma.set_bus_master(true);
-            Env { dma, sent: vec![], link: true, raised: vec![], events: vec![] }
+            Env {
+                dma,
+                sent: vec![],
+                link: true,
+                raised: vec![],
+                events: vec![],
+            }
         }
     }
 
@@ -670,7 +707,12 @@ mod tests {
     const MAC: MacAddress = MacAddress([2, 0x7E, 0x57, 0, 0, 1]);
 
     fn params(base: u64, size: u32, vector: u16, queue: u16) -> QueueParams {
-        QueueParams { base, size, vector, queue }
+        QueueParams {
+            base,
+            size,
+            vector,
+            queue,
+        }
     }
 
     fn frame(dst: MacAddress, len: usize) -> Vec<u8> {
@@ -699,7 +741,10 @@ mod tests {
         assert_eq!(env.sent, vec![f]);
         assert_eq!(env.raised, vec![3]);
         assert_eq!(env.dma.read_obj::<u8>(0x1000 + 11).unwrap(), status::DONE);
-        assert_eq!(env.dma.read_obj::<u8>(0x1010 + 11).unwrap(), status::DONE | status::ERROR);
+        assert_eq!(
+            env.dma.read_obj::<u8>(0x1010 + 11).unwrap(),
+            status::DONE | status::ERROR
+        );
         assert_eq!(e.doorbell_read(db::BASE + db::TX_HEAD), 2);
         let s = e.tx_queue(0).unwrap().stats();
         assert_eq!((s.frames, s.bytes, s.errors), (1, 60, 1));
@@ -717,7 +762,14 @@ mod tests {
         e.create(&env, false, &params(0x1000, 4, 1, 2)).unwrap();
         e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 4);
         assert!(e.tx_queue(2).unwrap().failed());
-        assert_eq!(env.events, vec![Event { code: code::ETH_QUEUE_ERROR, handle: 2, detail: eth_cause::BAD_DOORBELL }]);
+        assert_eq!(
+            env.events,
+            vec![Event {
+                code: code::ETH_QUEUE_ERROR,
+                handle: 2,
+                detail: eth_cause::BAD_DOORBELL
+            }]
+        );
         // Further doorbells ignored; destroy + recreate recovers.
         e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 1);
         assert_eq!(e.doorbell_read(db::BASE + 2 * db::STRIDE + db::TX_HEAD), 0);
@@ -741,10 +793,17 @@ mod tests {
             params(0x1000, 4, 0, 8),
             params(0xFFFF0, 4096, 0, 0),
         ] {
-            assert_eq!(e.create(&env, true, &p), Err(AdminStatus::InvalidParam), "{p:?}");
+            assert_eq!(
+                e.create(&env, true, &p),
+                Err(AdminStatus::InvalidParam),
+                "{p:?}"
+            );
         }
         e.create(&env, true, &params(0x1000, 4, 0, 0)).unwrap();
-        assert_eq!(e.create(&env, true, &params(0x1000, 4, 0, 0)), Err(AdminStatus::Busy));
+        assert_eq!(
+            e.create(&env, true, &params(0x1000, 4, 0, 0)),
+            Err(AdminStatus::Busy)
+        );
     }
 
     #[test]
@@ -767,17 +826,29 @@ mod tests {
         assert_eq!(e.receive(&mut env, &frame(mcast, 60)), RxOutcome::Filtered);
         assert_eq!(e.receive(&mut env, &frame(MAC, 10)), RxOutcome::Runt);
         assert_eq!(e.receive(&mut env, &frame(MAC, 1600)), RxOutcome::TooLong);
-        assert_eq!(e.receive(&mut env, &frame(MAC, 100)), RxOutcome::Delivered(0));
+        assert_eq!(
+            e.receive(&mut env, &frame(MAC, 100)),
+            RxOutcome::Delivered(0)
+        );
         let mut b = [0u8; 100];
         env.dma.read(0x9000, &mut b).unwrap();
         assert_eq!(&b[..], &frame(MAC, 100)[..]);
         assert_eq!(env.dma.read_u16(0x2000 + 10).unwrap(), 100);
         assert_eq!(env.dma.read_obj::<u8>(0x2000 + 13).unwrap(), status::DONE);
-        assert_eq!(e.receive(&mut env, &frame(MacAddress::BROADCAST, 60)), RxOutcome::Delivered(0));
-        assert_eq!(env.dma.read_obj::<u8>(0x2010 + 13).unwrap(), status::DONE | status::BROADCAST);
+        assert_eq!(
+            e.receive(&mut env, &frame(MacAddress::BROADCAST, 60)),
+            RxOutcome::Delivered(0)
+        );
+        assert_eq!(
+            env.dma.read_obj::<u8>(0x2010 + 13).unwrap(),
+            status::DONE | status::BROADCAST
+        );
         e.set_multicast(vec![mcast]).unwrap();
         e.set_filter(filter::DEFAULT | filter::MULTICAST).unwrap();
-        assert_eq!(e.receive(&mut env, &frame(mcast, 60)), RxOutcome::Delivered(0));
+        assert_eq!(
+            e.receive(&mut env, &frame(mcast, 60)),
+            RxOutcome::Delivered(0)
+        );
         assert_eq!(env.raised, vec![2, 2, 2]);
         assert_eq!(e.receive(&mut env, &frame(MAC, 60)), RxOutcome::NoBuffer);
         e.set_filter(filter::PROMISCUOUS).unwrap();
@@ -794,11 +865,20 @@ mod tests {
         assert_eq!(e.set_mtu(9001), Err(AdminStatus::InvalidParam));
         e.set_mtu(9000).unwrap();
         assert_eq!(e.max_frame(), 9018);
-        assert_eq!(e.set_mac(MacAddress::BROADCAST), Err(AdminStatus::InvalidParam));
-        assert_eq!(e.set_mac(MacAddress([0; 6])), Err(AdminStatus::InvalidParam));
+        assert_eq!(
+            e.set_mac(MacAddress::BROADCAST),
+            Err(AdminStatus::InvalidParam)
+        );
+        assert_eq!(
+            e.set_mac(MacAddress([0; 6])),
+            Err(AdminStatus::InvalidParam)
+        );
         e.set_mac(MacAddress([2, 1, 1, 1, 1, 1])).unwrap();
         e.reset();
-        assert_eq!((e.mac(), e.mtu(), e.filter()), (MAC, DEFAULT_MTU, filter::DEFAULT));
+        assert_eq!(
+            (e.mac(), e.mtu(), e.filter()),
+            (MAC, DEFAULT_MTU, filter::DEFAULT)
+        );
     }
 
     #[test]

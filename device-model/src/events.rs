@@ -174,11 +174,16 @@ impl EventQueue {
             && self.size.is_power_of_two();
         if !size_ok
             || self.base & (EQ_ALIGN - 1) != 0
-            || dma.check_range(self.base, self.size as u64 * EQ_ENTRY_SIZE).is_err()
+            || dma
+                .check_range(self.base, self.size as u64 * EQ_ENTRY_SIZE)
+                .is_err()
         {
             return Err(BadEq);
         }
-        self.live = Some(Ring { base: self.base, size: self.size });
+        self.live = Some(Ring {
+            base: self.base,
+            size: self.size,
+        });
         Ok(())
     }
 
@@ -220,7 +225,10 @@ impl EventQueue {
         }
         let b = encode(ev, self.seq, self.phase);
         let addr = r.base + self.tail as u64 * EQ_ENTRY_SIZE;
-        if let Err(e) = dma.dma_write(addr, &b[..14]).and_then(|_| dma.dma_write(addr + 14, &b[14..])) {
+        if let Err(e) = dma
+            .dma_write(addr, &b[..14])
+            .and_then(|_| dma.dma_write(addr + 14, &b[14..]))
+        {
             self.live = None;
             self.failed = true;
             return PostResult::Dma(e);
@@ -253,7 +261,11 @@ mod tests {
     fn post_phase_and_overflow() {
         let (mut d, mut q) = setup(4);
         q.enable(&d).unwrap();
-        let ev = Event { code: code::LINK_UP, handle: 0, detail: 0 };
+        let ev = Event {
+            code: code::LINK_UP,
+            handle: 0,
+            detail: 0,
+        };
         for _ in 0..3 {
             assert_eq!(q.post(&mut d, &ev), PostResult::Written);
         }
@@ -266,9 +278,10 @@ mod tests {
         assert_eq!(q.post(&mut d, &ev), PostResult::Written);
         assert_eq!(q.post(&mut d, &ev), PostResult::Written);
         d.read(0x1000, &mut b).unwrap();
-        assert_eq!(decode(&b).2, false, "second pass has phase 0");
+        assert!(!decode(&b).2, "second pass has phase 0");
         assert_eq!(q.reg_read(regs::EQ_TAIL), Some(1));
-        assert_eq!(q.reg_write(regs::EQ_HEAD, 3), Err(BadEq), "head past tail");
+        assert_eq!(q.reg_write(regs::EQ_HEAD, 2), Err(BadEq), "head past tail");
+        assert_eq!(q.reg_write(regs::EQ_HEAD, 1), Ok(()));
     }
 
     #[test]
@@ -276,12 +289,22 @@ mod tests {
         let (mut d, mut q) = setup(0);
         assert_eq!(q.enable(&d), Ok(()));
         assert!(!q.is_live());
-        assert_eq!(q.post(&mut d, &Event { code: 1, handle: 0, detail: 0 }), PostResult::NoQueue);
-        let (mut d, mut q) = setup(3);
+        assert_eq!(
+            q.post(
+                &mut d,
+                &Event {
+                    code: 1,
+                    handle: 0,
+                    detail: 0
+                }
+            ),
+            PostResult::NoQueue
+        );
+        let (d, mut q) = setup(3);
         assert_eq!(q.enable(&d), Err(BadEq));
-        let (mut d, mut q) = setup(4096);
+        let (d, mut q) = setup(4096);
         assert_eq!(q.enable(&d), Err(BadEq), "ring beyond RAM");
-        let (mut d, mut q) = setup(4);
+        let (d, mut q) = setup(4);
         q.reg_write(regs::EQ_BASE_LO, 0x1004).unwrap();
         assert_eq!(q.enable(&d), Err(BadEq));
     }

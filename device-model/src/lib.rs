@@ -30,24 +30,31 @@
 //! | [`dma`] | bounds-checked guest memory access, fault hooks |
 //! | [`device`] | [`device::Rnic`], the top-level device |
 //! | [`admin`] | admin queue rings and command formats |
-//! | [`eth`] | Ethernet: MAC address |
+//! | [`eth`] | Ethernet: MAC address, filter, MTU, TX/RX descriptor rings |
+//! | [`events`] | asynchronous event queue |
+//! | [`stats`] | counters and the guest statistics block |
 
 pub mod admin;
 pub mod device;
 pub mod dma;
 pub mod eth;
+pub mod events;
 pub mod irq;
 pub mod msix;
 pub mod pci;
 pub mod regs;
+pub mod stats;
 
 // Modules owned by other helpers (faults, verbs, wire/roce).
 pub mod fault;
 pub mod roce;
+pub mod verbs;
 pub mod wire;
 
 pub use device::{Rnic, RnicConfig};
 pub use dma::{Dma, DmaError};
 pub use eth::MacAddress;
+pub use events::Event;
 pub use irq::{InterruptError, InterruptSink, MsiMessage, RecordingSink};
 pub use pci::{BarKind, BarRegion, PciFunction};
+pub use stats::RnicStats;

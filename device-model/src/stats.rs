@@ -13,6 +13,7 @@ use crate::eth::{EthQueueStats, MAX_QUEUES};
 use crate::events::EventCounters;
 use crate::fault::FaultStats;
 use crate::msix::MsixCounters;
+use crate::verbs::VerbsStats;
 
 /// Counters of the port (everything that crosses the wire).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,7 +84,7 @@ pub struct DeviceCounters {
 }
 
 /// Everything the device counts, for the host (control API, tests).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct RnicStats {
     /// Port counters.
     pub port: PortStats,
@@ -97,31 +98,10 @@ pub struct RnicStats {
     pub msix: MsixCounters,
     /// Event queue counters.
     pub events: EventCounters,
-    /// Verbs engine statistics (per QP, per CQ, totals) as it reports them.
-    pub verbs: serde_json_value::Value,
+    /// Verbs engine statistics (totals, per QP, per CQ).
+    pub verbs: VerbsStats,
     /// Fault engine statistics.
     pub faults: FaultStats,
-}
-
-/// Minimal JSON-like value so the verbs engine's statistics can be carried without
-/// this module knowing their type (serialized through `serde`).
-pub mod serde_json_value {
-    use serde::Serialize;
-
-    /// An opaque, already-serializable statistics tree.
-    #[derive(Clone, Debug, Default, PartialEq)]
-    pub struct Value(pub Vec<(String, u64)>);
-
-    impl Serialize for Value {
-        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-            use serde::ser::SerializeMap;
-            let mut m = s.serialize_map(Some(self.0.len()))?;
-            for (k, v) in &self.0 {
-                m.serialize_entry(k, v)?;
-            }
-            m.end()
-        }
-    }
 }
 
 /// Version of the `GET_STATS` buffer layout.
@@ -192,13 +172,22 @@ mod tests {
 
     fn sample() -> RnicStats {
         RnicStats {
-            port: PortStats { tx_frames: 3, ..Default::default() },
-            device: DeviceCounters { admin_commands: 7, ..Default::default() },
-            eth_tx: vec![EthQueueStats { frames: 5, ..Default::default() }],
+            port: PortStats {
+                tx_frames: 3,
+                ..Default::default()
+            },
+            device: DeviceCounters {
+                admin_commands: 7,
+                ..Default::default()
+            },
+            eth_tx: vec![EthQueueStats {
+                frames: 5,
+                ..Default::default()
+            }],
             eth_rx: vec![],
             msix: MsixCounters::default(),
             events: EventCounters::default(),
-            verbs: serde_json_value::Value(vec![("qps".into(), 2)]),
+            verbs: VerbsStats::default(),
             faults: FaultEngine::new().stats(),
         }
     }
@@ -223,6 +212,6 @@ mod tests {
         fn is_serialize<T: Serialize>(_: &T) {}
         let s = sample();
         is_serialize(&s);
-        assert_eq!(s.verbs.0[0].1, 2);
+        assert_eq!(s.port.tx_frames, 3);
     }
 }

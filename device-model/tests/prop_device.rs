@@ -25,7 +25,7 @@ fn operand_word() -> impl Strategy<Value = u64> {
 
 fn admin_op() -> impl Strategy<Value = Op> {
     (
-        0u8..0x40,
+        0u8..0x50,
         prop_oneof![9 => Just(0u8), 1 => any::<u8>()],
         any::<u16>(),
         proptest::collection::vec(operand_word(), 7),
@@ -65,11 +65,14 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (any::<u64>(), any::<u32>()).prop_map(|(offset, value)| Op::Doorbell { offset, value }),
         2 => (0u32..2_000_000).prop_map(|advance_us| Op::Poll { advance_us }),
         1 => (0u32..80, 0u32..80).prop_map(|(asq_size, acq_size)| Op::BringUp { asq_size, acq_size }),
+        1 => (any::<u8>(), any::<u8>(), any::<u32>(), any::<u8>(), any::<u32>())
+            .prop_map(|(site, action, param, trigger, n)| Op::Fault { site, action, param, trigger, n }),
+        1 => Just(Op::ClearFaults),
     ]
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 192, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
 
     /// Random driver scripts after a normal bring-up.
     #[test]

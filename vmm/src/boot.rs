@@ -27,8 +27,8 @@ pub const HVM_START_VERSION: u32 = 1;
 /// Alignment of boot modules in guest memory.
 pub const MODULE_ALIGN: u64 = 0x1000;
 /// Most boot modules accepted (the module list area holds this many entries).
-pub const MAX_MODULES: usize =
-    ((layout::MODLIST_END - layout::MODLIST_ADDR) as usize) / std::mem::size_of::<hvm_modlist_entry>();
+pub const MAX_MODULES: usize = ((layout::MODLIST_END - layout::MODLIST_ADDR) as usize)
+    / std::mem::size_of::<hvm_modlist_entry>();
 
 /// A boot module: its bytes and the name the guest sees.
 #[derive(Clone, Debug)]
@@ -391,8 +391,14 @@ mod tests {
         a.exit(0);
         let img = PvhImage::new(0x8000, a.finish()).build();
         let k = parse_pvh_kernel(&img).unwrap();
-        let e = BootPlan::new(MemoryLayout::new(16).unwrap(), k, img, vec![], String::new())
-            .unwrap_err();
+        let e = BootPlan::new(
+            MemoryLayout::new(16).unwrap(),
+            k,
+            img,
+            vec![],
+            String::new(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("below 1 MiB"), "{e}");
     }
 

@@ -30,7 +30,12 @@ pub struct Cli {
     pub modules: Vec<String>,
 
     /// Guest RAM in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 256)]
+    #[arg(
+        long,
+        value_name = "MIB",
+        default_value_t = 256,
+        allow_negative_numbers = true
+    )]
     pub memory: u64,
 
     /// Kernel command line.
@@ -50,12 +55,22 @@ pub struct Cli {
     pub no_rnic: bool,
 
     /// Wall-clock limit for the guest in seconds (0 = none).
-    #[arg(long, value_name = "SECS", default_value_t = 120)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 120,
+        allow_negative_numbers = true
+    )]
     pub timeout: u64,
 
     /// Number of vCPUs (1 or 2; vCPU 0 boots).
-    #[arg(long, value_name = "N", default_value_t = 1,
-          value_parser = clap::value_parser!(u8).range(1..=2))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u8).range(1..=2)
+    )]
     pub vcpus: u8,
 
     /// More logging on stderr (-v debug, -vv trace); RUST_LOG overrides.
@@ -238,16 +253,37 @@ mod tests {
     #[test]
     fn all_options() {
         let c = run(&[
-            "--kernel", "k", "--module", "/x/rnic.sys", "--module", "/y/plan.bin=plan",
-            "--memory", "512", "--cmdline", "a b", "--serial", "/tmp/s", "--no-rnic",
-            "--timeout", "0", "--vcpus", "2", "-vv",
+            "--kernel",
+            "k",
+            "--module",
+            "/x/rnic.sys",
+            "--module",
+            "/y/plan.bin=plan",
+            "--memory",
+            "512",
+            "--cmdline",
+            "a b",
+            "--serial",
+            "/tmp/s",
+            "--no-rnic",
+            "--timeout",
+            "0",
+            "--vcpus",
+            "2",
+            "-vv",
         ])
         .unwrap();
         assert_eq!(
             c.modules,
             vec![
-                ModuleSpec { path: "/x/rnic.sys".into(), name: "rnic.sys".into() },
-                ModuleSpec { path: "/y/plan.bin".into(), name: "plan".into() },
+                ModuleSpec {
+                    path: "/x/rnic.sys".into(),
+                    name: "rnic.sys".into()
+                },
+                ModuleSpec {
+                    path: "/y/plan.bin".into(),
+                    name: "plan".into()
+                },
             ]
         );
         assert_eq!(c.memory_mib, 512);
@@ -283,7 +319,9 @@ mod tests {
             assert!(!msg.contains('\n'), "{msg}");
             assert!(msg.contains("--help"), "{msg}");
         }
-        let msg = run(&["--kernel", "k", "--vcpus", "3"]).unwrap_err().to_string();
+        let msg = run(&["--kernel", "k", "--vcpus", "3"])
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("--vcpus"), "{msg}");
         let msg = run(&["--memory", "64"]).unwrap_err().to_string();
         assert!(msg.contains("--kernel"), "{msg}");
@@ -291,18 +329,27 @@ mod tests {
 
     #[test]
     fn help_is_printed_not_an_error() {
-        assert!(matches!(parse(["rnic-vmm", "--help"]).unwrap(), Parsed::Print(_)));
+        assert!(matches!(
+            parse(["rnic-vmm", "--help"]).unwrap(),
+            Parsed::Print(_)
+        ));
     }
 
     #[test]
     fn module_specs() {
         assert_eq!(
             parse_module_spec("a/b=c/d.sys").unwrap(),
-            ModuleSpec { path: "a/b=c/d.sys".into(), name: "d.sys".into() }
+            ModuleSpec {
+                path: "a/b=c/d.sys".into(),
+                name: "d.sys".into()
+            }
         );
         assert_eq!(
             parse_module_spec("m.bin=drv.sys").unwrap(),
-            ModuleSpec { path: "m.bin".into(), name: "drv.sys".into() }
+            ModuleSpec {
+                path: "m.bin".into(),
+                name: "drv.sys".into()
+            }
         );
         assert!(parse_module_spec("/").is_err());
         assert!(parse_module_spec("").is_err());
@@ -310,9 +357,13 @@ mod tests {
 
     #[test]
     fn read_input_rejects_directories_and_missing_files() {
-        let e = read_input("module", Path::new("/")).unwrap_err().to_string();
+        let e = read_input("module", Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not a regular file"), "{e}");
-        let e = read_input("kernel", Path::new("/nonexistent/k")).unwrap_err().to_string();
+        let e = read_input("kernel", Path::new("/nonexistent/k"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot read kernel /nonexistent/k"), "{e}");
     }
 }

@@ -165,10 +165,16 @@ mod tests {
         assert_eq!(s.cs.base, 0);
         assert_eq!(s.cs.limit, 0xFFFF_FFFF);
         assert_eq!(s.cs.selector, CODE_SELECTOR);
-        assert_eq!((s.cs.type_, s.cs.db, s.cs.l, s.cs.s, s.cs.present), (0xB, 1, 0, 1, 1));
+        assert_eq!(
+            (s.cs.type_, s.cs.db, s.cs.l, s.cs.s, s.cs.present),
+            (0xB, 1, 0, 1, 1)
+        );
         assert_eq!(s.ss.limit, 0xFFFF_FFFF);
         assert_eq!((s.ds.type_, s.ds.db, s.ds.s), (0x3, 1, 1));
-        assert_eq!((s.tr.type_, s.tr.s, s.tr.limit, s.tr.present), (0xB, 0, 0x67, 1));
+        assert_eq!(
+            (s.tr.type_, s.tr.s, s.tr.limit, s.tr.present),
+            (0xB, 0, 0x67, 1)
+        );
         assert_eq!(s.cr0 & 1, 1, "protected mode");
         assert_eq!(s.cr0 & (1 << 31), 0, "paging off");
         assert_eq!(s.efer, 0);

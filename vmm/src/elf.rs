@@ -83,7 +83,9 @@ pub fn parse_pvh_kernel(image: &[u8]) -> Result<PvhKernel, String> {
     let phentsize = u16_at(image, 54).unwrap_or(0) as usize;
     let phnum = u16_at(image, 56).unwrap_or(0) as usize;
     if phentsize != PHDR_SIZE {
-        return Err(format!("ELF program header size is {phentsize}, expected 56"));
+        return Err(format!(
+            "ELF program header size is {phentsize}, expected 56"
+        ));
     }
     let ph_table_end = usize::try_from(phoff)
         .ok()
@@ -202,9 +204,11 @@ mod tests {
 
     #[test]
     fn rejects_non_elf() {
-        assert!(parse_pvh_kernel(b"hello world, this is not an ELF file at all......................")
-            .unwrap_err()
-            .contains("not an ELF"));
+        assert!(parse_pvh_kernel(
+            b"hello world, this is not an ELF file at all......................"
+        )
+        .unwrap_err()
+        .contains("not an ELF"));
         assert!(parse_pvh_kernel(b"").is_err());
     }
 
@@ -213,7 +217,9 @@ mod tests {
         let mut a = Asm::new();
         a.exit(0);
         let img = PvhImage::new(0x10_0000, a.finish()).without_note().build();
-        assert!(parse_pvh_kernel(&img).unwrap_err().contains("no PVH entry note"));
+        assert!(parse_pvh_kernel(&img)
+            .unwrap_err()
+            .contains("no PVH entry note"));
     }
 
     #[test]
@@ -237,7 +243,9 @@ mod tests {
     fn rejects_entry_outside_segments() {
         let mut a = Asm::new();
         a.exit(0);
-        let img = PvhImage::new(0x10_0000, a.finish()).entry(0x40_0000).build();
+        let img = PvhImage::new(0x10_0000, a.finish())
+            .entry(0x40_0000)
+            .build();
         assert!(parse_pvh_kernel(&img).unwrap_err().contains("not inside"));
     }
 }

@@ -105,6 +105,16 @@ impl Asm {
         self.bytes(&[0xED])
     }
 
+    /// `in al, dx`.
+    pub fn in_al(&mut self) -> &mut Self {
+        self.bytes(&[0xEC])
+    }
+
+    /// `cmp al, v`.
+    pub fn cmp_al(&mut self, v: u8) -> &mut Self {
+        self.bytes(&[0x3C, v])
+    }
+
     /// `cmp eax, v`.
     pub fn cmp_eax(&mut self, v: u32) -> &mut Self {
         self.code.push(0x3D);
@@ -170,6 +180,20 @@ impl Asm {
     pub fn load_abs(&mut self, addr: u32) -> &mut Self {
         self.code.push(0xA1);
         self.code.extend_from_slice(&addr.to_le_bytes());
+        self
+    }
+
+    /// `mov esp, v` (the PVH entry leaves the stack pointer undefined).
+    pub fn mov_esp(&mut self, v: u32) -> &mut Self {
+        self.code.push(0xBC);
+        self.code.extend_from_slice(&v.to_le_bytes());
+        self
+    }
+
+    /// `add esi, v`.
+    pub fn add_esi(&mut self, v: u32) -> &mut Self {
+        self.bytes(&[0x81, 0xC6]);
+        self.code.extend_from_slice(&v.to_le_bytes());
         self
     }
 
@@ -389,7 +413,8 @@ mod tests {
         assert_eq!(
             a.finish(),
             vec![
-                0xC7, 0x05, 0x00, 0x02, 0x02, 0x00, 0x11, 0, 0, 0, // mov dword [0x20200], 0x11
+                0xC7, 0x05, 0x00, 0x02, 0x02, 0x00, 0x11, 0, 0,
+                0, // mov dword [0x20200], 0x11
                 0xC7, 0x46, 0x0C, 0, 0, 0, 0, // mov dword [esi+12], 0
                 0x0F, 0x01, 0x1D, 0x00, 0x10, 0x02, 0x00, // lidt [0x21000]
                 0x25, 0xF0, 0xFF, 0xFF, 0xFF, // and eax, 0xfffffff0

@@ -175,20 +175,19 @@ impl<B: IrqBackend> RouterState<B> {
                 "vector {vector} is beyond the monitor's limit of {MAX_VECTORS}"
             )));
         }
-        if !self.vectors.contains_key(&vector) {
-            let evt = EventFd::new(EFD_NONBLOCK)
-                .map_err(|e| RouteError(format!("eventfd for vector {vector}: {e}")))?;
-            self.vectors.insert(
-                vector,
-                VectorSlot {
+        match self.vectors.entry(vector) {
+            std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                let evt = EventFd::new(EFD_NONBLOCK)
+                    .map_err(|e| RouteError(format!("eventfd for vector {vector}: {e}")))?;
+                Ok(v.insert(VectorSlot {
                     gsi: FIRST_MSI_GSI + u32::from(vector),
                     evt,
                     route: None,
                     assigned: false,
-                },
-            );
+                }))
+            }
         }
-        Ok(self.vectors.get_mut(&vector).expect("inserted above"))
     }
 
     fn update(&mut self, vector: u16, msg: Option<(u64, u32)>) -> Result<(), RouteError> {
@@ -346,9 +345,21 @@ mod tests {
     fn default_routes_cover_24_pins() {
         let d = default_irqchip_routes();
         assert_eq!(d.len(), 16 * 2 + 8);
-        assert!(d.contains(&Route::Irqchip { gsi: 4, chip: 0, pin: 4 }));
-        assert!(d.contains(&Route::Irqchip { gsi: 10, chip: 1, pin: 2 }));
-        assert!(d.contains(&Route::Irqchip { gsi: 23, chip: 2, pin: 23 }));
+        assert!(d.contains(&Route::Irqchip {
+            gsi: 4,
+            chip: 0,
+            pin: 4
+        }));
+        assert!(d.contains(&Route::Irqchip {
+            gsi: 10,
+            chip: 1,
+            pin: 2
+        }));
+        assert!(d.contains(&Route::Irqchip {
+            gsi: 23,
+            chip: 2,
+            pin: 23
+        }));
     }
 
     #[test]
@@ -387,7 +398,9 @@ mod tests {
         let ops = fake.ops.lock().unwrap().clone();
         assert_eq!(ops.len(), 3);
         assert_eq!(ops[1], Op::Assign(25));
-        assert!(matches!(&ops[2], Op::Set(t) if t.last() == Some(&Route::Msi { gsi: 25, address: 0xFEE0_1000, data: 0x51 })));
+        assert!(
+            matches!(&ops[2], Op::Set(t) if t.last() == Some(&Route::Msi { gsi: 25, address: 0xFEE0_1000, data: 0x51 }))
+        );
     }
 
     #[test]
@@ -420,12 +433,20 @@ mod tests {
 
     #[test]
     fn kvm_entries_encode_msi_and_irqchip() {
-        let e = kvm_entry(&Route::Msi { gsi: 30, address: 0x1_FEE0_1000, data: 0x42 });
+        let e = kvm_entry(&Route::Msi {
+            gsi: 30,
+            address: 0x1_FEE0_1000,
+            data: 0x42,
+        });
         assert_eq!((e.gsi, e.type_), (30, KVM_IRQ_ROUTING_MSI));
         // SAFETY: the entry was built as an MSI entry just above.
         let m = unsafe { e.u.msi };
         assert_eq!((m.address_lo, m.address_hi, m.data), (0xFEE0_1000, 1, 0x42));
-        let e = kvm_entry(&Route::Irqchip { gsi: 4, chip: 2, pin: 4 });
+        let e = kvm_entry(&Route::Irqchip {
+            gsi: 4,
+            chip: 2,
+            pin: 4,
+        });
         // SAFETY: the entry was built as an irqchip entry just above.
         let c = unsafe { e.u.irqchip };
         assert_eq!((e.type_, c.irqchip, c.pin), (KVM_IRQ_ROUTING_IRQCHIP, 2, 4));

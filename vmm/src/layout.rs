@@ -157,6 +157,21 @@ pub fn align_up(value: u64, align: u64) -> Option<u64> {
     value.checked_add(align - 1).map(|v| v & !(align - 1))
 }
 
+// The fixed areas must not overlap one another or the legacy area, and the APIC
+// and KVM's TSS pages must stay out of RAM and the MMIO window (checked at build
+// time).
+const _: () = {
+    assert!(BOOT_GDT_ADDR + 5 * 8 <= START_INFO_ADDR);
+    assert!(START_INFO_ADDR + 56 <= MEMMAP_ADDR);
+    assert!(MEMMAP_ADDR + 8 * 24 <= MODLIST_ADDR);
+    assert!(MODLIST_END <= MODULE_NAMES_ADDR);
+    assert!(MODULE_NAMES_END <= CMDLINE_ADDR);
+    assert!(CMDLINE_ADDR + (CMDLINE_MAX as u64) < BOOT_DATA_END);
+    assert!(BOOT_DATA_END <= LEGACY_RESERVED_START);
+    assert!(LOW_RAM_MAX_END <= PCI_MMIO_START);
+    assert!(LAPIC_BASE >= PCI_MMIO_END && KVM_TSS_ADDRESS > LAPIC_BASE);
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,14 +184,29 @@ mod tests {
         assert_eq!(l.regions(), vec![(0, 256 * MIB)]);
         let map = l.memmap();
         assert_eq!(map.len(), 3);
-        assert_eq!(map[0], MemmapEntry { addr: 0, size: 0x9_FC00, kind: E820_RAM });
+        assert_eq!(
+            map[0],
+            MemmapEntry {
+                addr: 0,
+                size: 0x9_FC00,
+                kind: E820_RAM
+            }
+        );
         assert_eq!(
             map[1],
-            MemmapEntry { addr: 0x9_FC00, size: 0x10_0000 - 0x9_FC00, kind: E820_RESERVED }
+            MemmapEntry {
+                addr: 0x9_FC00,
+                size: 0x10_0000 - 0x9_FC00,
+                kind: E820_RESERVED
+            }
         );
         assert_eq!(
             map[2],
-            MemmapEntry { addr: 0x10_0000, size: 256 * MIB - 0x10_0000, kind: E820_RAM }
+            MemmapEntry {
+                addr: 0x10_0000,
+                size: 256 * MIB - 0x10_0000,
+                kind: E820_RAM
+            }
         );
     }
 
@@ -188,13 +218,19 @@ mod tests {
         assert_eq!(l.regions(), vec![(0, 3 * GIB), (4 * GIB, GIB)]);
         let map = l.memmap();
         assert_eq!(map.len(), 4);
-        assert_eq!(map[3], MemmapEntry { addr: 4 * GIB, size: GIB, kind: E820_RAM });
+        assert_eq!(
+            map[3],
+            MemmapEntry {
+                addr: 4 * GIB,
+                size: GIB,
+                kind: E820_RAM
+            }
+        );
         // No RAM entry touches the MMIO window or the APIC.
         for e in &map {
             let end = e.addr + e.size;
             assert!(end <= PCI_MMIO_START || e.addr >= RAM_ABOVE_4G_START);
         }
-        assert!(LAPIC_BASE >= PCI_MMIO_END && KVM_TSS_ADDRESS > LAPIC_BASE);
     }
 
     #[test]
@@ -216,14 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn boot_data_areas_do_not_overlap() {
-        assert!(BOOT_GDT_ADDR + 0x28 <= START_INFO_ADDR);
-        assert!(START_INFO_ADDR + 56 <= MEMMAP_ADDR);
-        assert!(MEMMAP_ADDR + 8 * 24 <= MODLIST_ADDR);
-        assert!(MODLIST_END <= MODULE_NAMES_ADDR);
-        assert!(MODULE_NAMES_END <= CMDLINE_ADDR);
-        assert!(CMDLINE_ADDR + CMDLINE_MAX as u64 + 1 <= BOOT_DATA_END);
-        assert!(BOOT_DATA_END <= LEGACY_RESERVED_START);
+    fn align_up_rounds_to_powers_of_two() {
         assert_eq!(align_up(0x1001, 0x1000), Some(0x2000));
         assert_eq!(align_up(0x1000, 0x1000), Some(0x1000));
         assert_eq!(align_up(u64::MAX, 0x1000), None);

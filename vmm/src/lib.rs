@@ -56,7 +56,13 @@ pub fn launch(config: &Config) -> Result<vm::RunResult> {
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    let plan = boot::BootPlan::new(layout.clone(), kernel, image, modules, config.cmdline.clone())?;
+    let plan = boot::BootPlan::new(
+        layout.clone(),
+        kernel,
+        image,
+        modules,
+        config.cmdline.clone(),
+    )?;
     let serial_out = serial::open_sink(&config.serial)?;
     let kvm = vm::open_kvm()?;
     let device = config.rnic.then(rnic::factory);

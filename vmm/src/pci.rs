@@ -175,7 +175,8 @@ impl Slot {
     fn read_bar_base(&mut self, bar: &BarInfo) -> u64 {
         let lo = self.dev.config_read(BAR0_OFFSET + 4 * bar.index as u16);
         let hi = if bar.is_64 {
-            self.dev.config_read(BAR0_OFFSET + 4 * (bar.index as u16 + 1))
+            self.dev
+                .config_read(BAR0_OFFSET + 4 * (bar.index as u16 + 1))
         } else {
             0
         };
@@ -240,9 +241,16 @@ pub fn size_bars(dev: &mut dyn PciSlot) -> Vec<BarInfo> {
         };
         let size = (!mask).wrapping_add(1);
         if size.is_power_of_two() {
-            bars.push(BarInfo { index: i, size, is_64 });
+            bars.push(BarInfo {
+                index: i,
+                size,
+                is_64,
+            });
         } else {
-            warn!(bar = i, mask, "BAR size mask is not a power of two; BAR ignored");
+            warn!(
+                bar = i,
+                mask, "BAR size mask is not a power of two; BAR ignored"
+            );
         }
         i += if is_64 { 2 } else { 1 };
     }
@@ -283,7 +291,9 @@ impl PciBus {
     pub fn add_device(&mut self, dev_no: u8, mut dev: Box<dyn PciSlot>) -> Result<Vec<MappedBar>> {
         let slot_no = dev_no as usize;
         if slot_no >= self.slots.len() || self.slots[slot_no].is_some() {
-            return Err(VmmError::Device(format!("PCI device number {dev_no} is taken")));
+            return Err(VmmError::Device(format!(
+                "PCI device number {dev_no} is taken"
+            )));
         }
         let mut bars = size_bars(dev.as_mut());
         // Largest first keeps the window packed.
@@ -334,7 +344,10 @@ impl PciBus {
             return None;
         }
         let reg = a.reg;
-        self.slots.get_mut(a.dev as usize)?.as_mut().map(|s| (s, reg))
+        self.slots
+            .get_mut(a.dev as usize)?
+            .as_mut()
+            .map(|s| (s, reg))
     }
 
     /// True for the ports this bus decodes.
@@ -369,7 +382,10 @@ impl PciBus {
             return;
         }
         let Some(byte) = port.checked_sub(CONFIG_DATA_PORT).filter(|b| *b < 4) else {
-            trace!(port, "PCI config-address port write that is not 32 bits, ignored");
+            trace!(
+                port,
+                "PCI config-address port write that is not 32 bits, ignored"
+            );
             return;
         };
         if byte as usize + data.len() > 4 {
@@ -421,16 +437,22 @@ mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
 
+    /// (BAR, offset, length, is_write).
+    type BarAccess = (usize, u64, usize, bool);
+
     /// A function with a 64-bit 64 KiB BAR0 and a 32-bit 4 KiB BAR2 that records BAR
     /// accesses.
     struct FakeFn {
         cfg: [u32; 64],
-        log: Arc<Mutex<Vec<(usize, u64, usize, bool)>>>,
+        log: Arc<Mutex<Vec<BarAccess>>>,
     }
 
     impl Default for FakeFn {
         fn default() -> Self {
-            FakeFn { cfg: [0; 64], log: Arc::default() }
+            FakeFn {
+                cfg: [0; 64],
+                log: Arc::default(),
+            }
         }
     }
 
@@ -455,11 +477,17 @@ mod tests {
             self.cfg[i] = u32::from_le_bytes(v);
         }
         fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
-            self.log.lock().unwrap().push((bar, offset, data.len(), false));
+            self.log
+                .lock()
+                .unwrap()
+                .push((bar, offset, data.len(), false));
             data.fill(0xAB);
         }
         fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
-            self.log.lock().unwrap().push((bar, offset, data.len(), true));
+            self.log
+                .lock()
+                .unwrap()
+                .push((bar, offset, data.len(), true));
         }
     }
 
@@ -537,8 +565,16 @@ mod tests {
         assert_eq!(
             placed,
             vec![
-                MappedBar { index: 0, base: 0xC000_0000, size: 0x1_0000 },
-                MappedBar { index: 2, base: 0xC001_0000, size: 0x1000 },
+                MappedBar {
+                    index: 0,
+                    base: 0xC000_0000,
+                    size: 0x1_0000
+                },
+                MappedBar {
+                    index: 2,
+                    base: 0xC001_0000,
+                    size: 0x1000
+                },
             ]
         );
         // Decoding is off until the guest sets Memory Space Enable.
@@ -571,6 +607,10 @@ mod tests {
         assert_eq!(a.allocate(0x1000), Some(0xC000_0000));
         assert_eq!(a.allocate(0x1_0000), Some(0xC001_0000));
         assert_eq!(a.allocate(0x3000), None);
-        assert_eq!(a.allocate(1 << 30), None, "1 GiB at 0xC0000000 would pass the window end");
+        assert_eq!(
+            a.allocate(1 << 30),
+            None,
+            "1 GiB at 0xC0000000 would pass the window end"
+        );
     }
 }

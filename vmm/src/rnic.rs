@@ -20,7 +20,11 @@ use crate::vm::{DeviceFactory, TickFn};
 pub struct RouterSink<B: IrqBackend>(pub Arc<GsiRouter<B>>);
 
 impl<B: IrqBackend + 'static> InterruptSink for RouterSink<B> {
-    fn update_route(&self, vector: u16, route: Option<MsiMessage>) -> std::result::Result<(), InterruptError> {
+    fn update_route(
+        &self,
+        vector: u16,
+        route: Option<MsiMessage>,
+    ) -> std::result::Result<(), InterruptError> {
         self.0
             .update_route(vector, route.map(|m| (m.address, m.data)))
             .map_err(|e| InterruptError::Host {
@@ -82,7 +86,11 @@ pub fn factory() -> DeviceFactory {
     Box::new(
         |mem: &GuestMemoryMmap, router: Arc<GsiRouter<KvmIrqBackend>>, bus: &mut PciBus| {
             let sink: Arc<dyn InterruptSink> = Arc::new(RouterSink(router));
-            let rnic = Arc::new(Mutex::new(Rnic::new(RnicConfig::default(), mem.clone(), sink)));
+            let rnic = Arc::new(Mutex::new(Rnic::new(
+                RnicConfig::default(),
+                mem.clone(),
+                sink,
+            )));
             let bars = bus.add_device(RNIC_DEV, Box::new(SharedFunction(rnic.clone())))?;
             for b in &bars {
                 info!(bar = b.index, base = %format!("{:#x}", b.base), size = b.size, "RNIC BAR placed");

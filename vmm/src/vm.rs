@@ -22,7 +22,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
-use kvm_bindings::{kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
+use kvm_bindings::{
+    kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
+};
 use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
 use tracing::{debug, error, info, trace, warn};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
@@ -168,7 +170,11 @@ impl Devices {
 
     fn mmio_read(&self, addr: u64, data: &mut [u8]) {
         if !lock(&self.pci).mmio_read(addr, data) {
-            trace!(addr, len = data.len(), "MMIO read outside any BAR: all ones");
+            trace!(
+                addr,
+                len = data.len(),
+                "MMIO read outside any BAR: all ones"
+            );
         }
     }
 
@@ -339,9 +345,9 @@ fn vcpu_loop(mut vcpu: VcpuFd, id: u8, devices: Arc<Devices>, shutdown: Arc<Shut
                      the guest used an instruction this KVM cannot emulate"
                 ))
             }
-            Ok(VcpuExit::SystemEvent(kind, _)) => {
-                Some(format!("guest requested system event {kind} (reset/shutdown)"))
-            }
+            Ok(VcpuExit::SystemEvent(kind, _)) => Some(format!(
+                "guest requested system event {kind} (reset/shutdown)"
+            )),
             Ok(other) => Some(format!("unexpected vCPU exit {other:?}")),
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 vcpu.set_kvm_immediate_exit(0);
@@ -383,6 +389,14 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
     }
     vm.create_irq_chip()
         .map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
+    // In-kernel PIT (IRQ 0) with KVM's dummy speaker port 0x61: a calibration
+    // source for the guest's TSC/LAPIC timer.
+    let pit = kvm_pit_config {
+        flags: KVM_PIT_SPEAKER_DUMMY,
+        ..Default::default()
+    };
+    vm.create_pit2(pit)
+        .map_err(VmmError::kvm("KVM_CREATE_PIT2"))?;
 
     let mem = boot::create_guest_memory(&spec.layout)?;
     register_memory(&vm, &mem)?;

@@ -14,10 +14,17 @@ fn kernel(s: &Scratch, a: Asm) -> String {
 
 fn assert_guest_exit(o: &std::process::Output, status: i32) {
     let err = stderr(o);
-    assert_eq!(o.status.code(), Some(status), "stdout: {} stderr: {err}", stdout(o));
+    assert_eq!(
+        o.status.code(),
+        Some(status),
+        "stdout: {} stderr: {err}",
+        stdout(o)
+    );
     assert!(!err.contains("panicked"), "{err}");
     assert!(
-        err.contains(&format!("rnic-vmm: guest exited with status {status} after ")),
+        err.contains(&format!(
+            "rnic-vmm: guest exited with status {status} after "
+        )),
         "{err}"
     );
 }
@@ -62,13 +69,21 @@ fn start_info_cmdline_and_modules_reach_the_guest() {
     // Command line, then the two module names, then the first module's bytes.
     a.mov_esi_ebx_disp(24).serial_cstr_at_esi();
     a.serial_str("|");
-    a.mov_esi_ebx_disp(16).mov_esi_esi_disp(16).serial_cstr_at_esi();
+    a.mov_esi_ebx_disp(16)
+        .mov_esi_esi_disp(16)
+        .serial_cstr_at_esi();
     a.serial_str("|");
-    a.mov_esi_ebx_disp(16).mov_esi_esi_disp(32 + 16).serial_cstr_at_esi();
+    a.mov_esi_ebx_disp(16)
+        .mov_esi_esi_disp(32 + 16)
+        .serial_cstr_at_esi();
     a.serial_str("|");
-    a.mov_esi_ebx_disp(16).mov_esi_esi_disp(0).serial_cstr_at_esi();
+    a.mov_esi_ebx_disp(16)
+        .mov_esi_esi_disp(0)
+        .serial_cstr_at_esi();
     // Second module's size.
-    a.mov_esi_ebx_disp(16).mov_eax_esi_disp(32 + 8).expect_eax(3, 13);
+    a.mov_esi_ebx_disp(16)
+        .mov_eax_esi_disp(32 + 8)
+        .expect_eax(3, 13);
     a.exit(0);
     let k = kernel(&s, a);
     let m1 = s.file("driver.bin", b"MZ-payload\0");
@@ -85,7 +100,10 @@ fn start_info_cmdline_and_modules_reach_the_guest() {
         path_str(&m2),
     ]);
     assert_guest_exit(&o, 0);
-    assert_eq!(stdout(&o), "verdict=serial quiet|rnic.sys|plan.txt|MZ-payload");
+    assert_eq!(
+        stdout(&o),
+        "verdict=serial quiet|rnic.sys|plan.txt|MZ-payload"
+    );
 }
 
 #[test]
@@ -99,6 +117,23 @@ fn pci_host_bridge_and_absent_devices() {
     a.pci_read(0, 0, 8).expect_eax(0x0600_0000, 21);
     a.pci_read(1, 0, 0).expect_eax(0xFFFF_FFFF, 22);
     a.pci_read(2, 0, 0).expect_eax(0xFFFF_FFFF, 23);
+    a.exit(0);
+    let o = vmm(&["--kernel", &kernel(&s, a), "--no-rnic"]);
+    assert_guest_exit(&o, 0);
+}
+
+#[test]
+fn in_kernel_pit_answers_port_0x61() {
+    if !kvm_available("in_kernel_pit_answers_port_0x61") {
+        return;
+    }
+    let s = Scratch::new("pit");
+    let mut a = Asm::new();
+    let ok = a.label();
+    // Unclaimed ports read 0xFF; KVM's PIT speaker port has bits 7:6 clear.
+    a.mov_dx(0x61).in_al().cmp_al(0xFF).jne(ok);
+    a.exit(1);
+    a.bind(ok);
     a.exit(0);
     let o = vmm(&["--kernel", &kernel(&s, a), "--no-rnic"]);
     assert_guest_exit(&o, 0);

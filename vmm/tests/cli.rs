@@ -29,7 +29,10 @@ fn kernel_option_is_required() {
 #[test]
 fn kernel_that_is_not_elf() {
     let s = Scratch::new("notelf");
-    let k = s.file("k", b"#!/bin/sh\necho this is not a kernel, but it is long enough to parse\n");
+    let k = s.file(
+        "k",
+        b"#!/bin/sh\necho this is not a kernel, but it is long enough to parse\n",
+    );
     let o = vmm(&["--kernel", path_str(&k)]);
     assert_one_line_error(&o, 125, "not an ELF");
 }
@@ -69,7 +72,10 @@ fn module_that_is_a_fifo_is_rejected_without_blocking() {
     let s = Scratch::new("modfifo");
     let k = good_kernel(&s);
     let fifo = s.0.join("fifo");
-    let st = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(st.success(), "mkfifo failed");
     let o = vmm(&["--kernel", &k, "--module", path_str(&fifo)]);
     assert_one_line_error(&o, 125, "not a regular file");
@@ -131,7 +137,16 @@ fn help_and_version_succeed() {
     let o = vmm(&["--help"]);
     assert_eq!(o.status.code(), Some(0));
     let out = stdout(&o);
-    for opt in ["--kernel", "--module", "--memory", "--cmdline", "--serial", "--no-rnic", "--timeout", "--vcpus"] {
+    for opt in [
+        "--kernel",
+        "--module",
+        "--memory",
+        "--cmdline",
+        "--serial",
+        "--no-rnic",
+        "--timeout",
+        "--vcpus",
+    ] {
         assert!(out.contains(opt), "{opt} missing from help");
     }
     let o = vmm(&["--version"]);

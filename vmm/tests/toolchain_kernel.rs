@@ -52,7 +52,10 @@ bss_word: .long 0
 "#;
 
 fn have(tool: &str) -> bool {
-    Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success())
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 #[test]
@@ -70,16 +73,34 @@ fn boots_a_kernel_built_by_as_and_ld() {
     let src = s.file("k.S", SOURCE.as_bytes());
     let obj = s.0.join("k.o");
     let elf = s.0.join("k.elf");
-    let st = Command::new("as").args(["--64", "-o"]).arg(&obj).arg(&src).status().unwrap();
+    let st = Command::new("as")
+        .args(["--64", "-o"])
+        .arg(&obj)
+        .arg(&src)
+        .status()
+        .unwrap();
     assert!(st.success(), "as failed");
     let st = Command::new("ld")
-        .args(["-m", "elf_x86_64", "-Ttext=0x200000", "-z", "noexecstack", "-o"])
+        .args([
+            "-m",
+            "elf_x86_64",
+            "-Ttext=0x200000",
+            "-z",
+            "noexecstack",
+            "-o",
+        ])
         .arg(&elf)
         .arg(&obj)
         .status()
         .unwrap();
     assert!(st.success(), "ld failed");
     let o = vmm(&["--kernel", path_str(&elf), "--no-rnic"]);
-    assert_eq!(o.status.code(), Some(42), "stdout: {} stderr: {}", stdout(&o), stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(42),
+        "stdout: {} stderr: {}",
+        stdout(&o),
+        stderr(&o)
+    );
     assert_eq!(stdout(&o), "from ld\n");
 }

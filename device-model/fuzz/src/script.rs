@@ -19,6 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use rnic_device::fault::{FaultAction, FaultRule, FaultSite, Trigger};
 use rnic_device::irq::SinkEvent;
 use rnic_device::{PciFunction, RecordingSink, Rnic, RnicConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
@@ -53,6 +54,8 @@ const CFG_MSIX_CTRL: u16 = 0x52;
 const CMD_MEM_BM: u16 = (1 << 1) | (1 << 2);
 const MSIX_ENABLE: u16 = 1 << 15;
 
+const REG_VERSION: u64 = 0x000;
+const VERSION_VALUE: u32 = 0x0001_0000;
 const REG_DEV_CTRL: u64 = 0x008;
 const REG_ASQ_BASE_LO: u64 = 0x020;
 const REG_ASQ_BASE_HI: u64 = 0x024;
@@ -99,6 +102,12 @@ pub enum Op {
     Doorbell { offset: u64, value: u32 },
     /// Advances device time and calls `poll`.
     Poll { advance_us: u32 },
+    /// Installs a fault rule (invalid combinations are refused by the engine and
+    /// ignored here): site and action by index into [`FaultSite::ALL`] and
+    /// [`fault_action`].
+    Fault { site: u8, action: u8, param: u32, trigger: u8, n: u32 },
+    /// Removes every fault rule.
+    ClearFaults,
     /// The standard bring-up: memory + bus master, MSI-X on and unmasked, rings
     /// of the given sizes at `ASQ_AT`/`ACQ_AT`, `DEV_CTRL = ENABLE`.
     BringUp { asq_size: u32, acq_size: u32 },
@@ -188,6 +197,19 @@ impl Rig {
         if st & STATUS_READY != 0 {
             assert_eq!(st & STATUS_FATAL, 0, "READY and FATAL together after {op:?}");
         }
+        let stats = self.dev.stats();
+        let f = &stats.faults;
+        assert_eq!(
+            f.total_hits,
+            f.sites.iter().map(|x| x.hits).sum::<u64>(),
+            "fault hits per site do not add up after {op:?}"
+        );
+        assert!(f.rules.iter().all(|r| r.hits <= r.events), "a rule hit more often than it saw events");
+        let v = &stats.verbs;
+        let lim = self.dev.verbs().limits();
+        assert!(v.pds <= lim.max_pd && v.mrs <= lim.max_mr, "object counts beyond limits after {op:?}");
+        assert!(v.qps.len() as u32 <= lim.max_qp && v.cqs.len() as u32 <= lim.max_cq);
+        assert!(v.mr_pages <= lim.max_total_pages, "MR pages beyond the limit after {op:?}");
         for e in self.sink.take() {
             match e {
                 SinkEvent::Trigger { vector, .. } | SinkEvent::Route { vector, .. } => {
@@ -196,7 +218,9 @@ impl Rig {
             }
         }
         // The ring indices stay inside the largest ring while the device runs.
-        if self.dev.config_space().memory_enabled() && st & STATUS_READY != 0 {
+        // (Only while BAR0 decodes: memory space off or a low-power state reads all ones.)
+        let decoding = self.read32(REG_VERSION) == VERSION_VALUE;
+        if decoding && st & STATUS_READY != 0 {
             for reg in [REG_ACQ_TAIL, REG_ASQ_HEAD] {
                 let v = self.read32(reg);
                 assert!(v < 4096, "ring index register {reg:#x} = {v} after {op:?}");
@@ -288,6 +312,18 @@ impl Rig {
                 self.dev.poll(self.now);
             }
             Op::BringUp { asq_size, acq_size } => self.bring_up(*asq_size, *acq_size),
+            Op::Fault { site, action, param, trigger, n } => {
+                let site = FaultSite::ALL[*site as usize % FaultSite::ALL.len()];
+                let trigger = match trigger % 4 {
+                    0 => Trigger::Always,
+                    1 => Trigger::Once { nth: u64::from(*n % 64) + 1 },
+                    2 => Trigger::Every { n: u64::from(*n % 16) + 1 },
+                    _ => Trigger::Probability { p: f64::from(*n % 1000) / 1000.0, seed: u64::from(*n) },
+                };
+                let rule = FaultRule::new(site, fault_action(*action, *param)).with_trigger(trigger);
+                let _ = self.dev.faults_mut().add_rule(rule);
+            }
+            Op::ClearFaults => self.dev.faults_mut().clear(),
         }
         if device_access {
             self.check_bars_untouched(op);
@@ -327,6 +363,26 @@ impl Rig {
         self.asq_size = asq;
         self.asq_tail = 0;
         self.write32(REG_DEV_CTRL, 1);
+    }
+}
+
+/// The action numbered `i` (modulo the number of actions), with `param` filling its
+/// fields. Delays are kept short so scripts move on.
+pub fn fault_action(i: u8, param: u32) -> FaultAction {
+    match i % 13 {
+        0 => FaultAction::DmaError,
+        1 => FaultAction::Corrupt { offset: param, mask: (param >> 24) as u8 },
+        2 => FaultAction::Drop,
+        3 => FaultAction::Delay { micros: u64::from(param % 5000) },
+        4 => FaultAction::Duplicate,
+        5 => FaultAction::Spurious,
+        6 => FaultAction::Reorder,
+        7 => FaultAction::NeverComplete,
+        8 => FaultAction::FailStatus { status: param as u16 },
+        9 => FaultAction::CqeError { status: param as u8 },
+        10 => FaultAction::LinkDown,
+        11 => FaultAction::LinkUp,
+        _ => FaultAction::Fatal,
     }
 }
 
@@ -402,7 +458,7 @@ impl<'a> Decoder<'a> {
         if self.done() {
             return None;
         }
-        Some(match self.u8() % 14 {
+        Some(match self.u8() % 16 {
             0 => Op::ConfigWrite { offset: self.u16() % 0x1010, data: self.width_data() },
             1 => Op::ConfigRead { offset: self.u16() },
             2 | 3 => {
@@ -424,7 +480,7 @@ impl<'a> Decoder<'a> {
             6 => Op::Bar2Read { offset: u64::from(self.u16() % 0x2100), len: self.u8() % 9 },
             7 => Op::Mem { offset: FREE_AT + u64::from(self.u32()) % (FREE_END - FREE_AT), data: self.bytes(255) },
             8 | 9 => {
-                let opcode = self.u8() % 0x40;
+                let opcode = self.u8() % 0x50;
                 let flags = if self.u8() < 240 { 0 } else { self.u8() };
                 let id = self.u16();
                 let mut operands = [0u8; 56];
@@ -437,6 +493,14 @@ impl<'a> Decoder<'a> {
             10 => Op::ConsumeCompletions,
             11 => Op::Doorbell { offset: u64::from(self.u16()), value: self.u32() },
             12 => Op::Poll { advance_us: self.u32() % 2_000_000 },
+            13 => Op::Fault {
+                site: self.u8(),
+                action: self.u8(),
+                param: self.u32(),
+                trigger: self.u8(),
+                n: self.u32(),
+            },
+            14 => Op::ClearFaults,
             _ => Op::BringUp { asq_size: u32::from(self.u8()), acq_size: u32::from(self.u8()) },
         })
     }

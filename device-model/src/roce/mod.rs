@@ -299,6 +299,24 @@ pub enum DecodeError {
     BadPadding { pad: u8, len: usize },
 }
 
+impl DecodeError {
+    /// True if the frame is simply not RoCEv2 (another ethertype, IP protocol or
+    /// UDP port, IPv4 options or fragments): hand it to the Ethernet path. False
+    /// if it is a damaged or invalid RoCEv2 frame (or too short to tell): drop it
+    /// and count it.
+    pub fn is_not_roce(&self) -> bool {
+        matches!(
+            self,
+            DecodeError::NotIpv4(_)
+                | DecodeError::BadIpVersion(_)
+                | DecodeError::IpOptions(_)
+                | DecodeError::Fragmented(_)
+                | DecodeError::NotUdp(_)
+                | DecodeError::NotRoce(_)
+        )
+    }
+}
+
 /// The InfiniBand GID of an IPv4 address (`::ffff:a.b.c.d`, IPv4-mapped IPv6).
 pub const fn gid_from_ipv4(ip: [u8; 4]) -> [u8; 16] {
     [
@@ -695,7 +713,7 @@ pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
             len: rest,
         });
     }
-    if rest % 4 != 0 || usize::from(pad) > rest {
+    if rest & 3 != 0 || usize::from(pad) > rest {
         return Err(DecodeError::BadPadding { pad, len: rest });
     }
     p.payload = ipd[at..icrc_at - usize::from(pad)].to_vec();

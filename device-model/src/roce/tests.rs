@@ -266,9 +266,19 @@ fn header_errors_are_named() {
     f[ETH_HEADER_LEN + IPV4_HEADER_LEN + 5] += 4;
     assert!(matches!(decode(&f), Err(DecodeError::BadUdpLength { .. })));
 
-    let mut f = good;
+    let mut f = good.clone();
     f[BTH_OFFSET] = 0x64; // UD SEND Only: not RC.
-    assert!(matches!(decode(&f), Err(DecodeError::BadIcrc { .. })));
+    let e = decode(&f).unwrap_err();
+    assert!(matches!(e, DecodeError::BadIcrc { .. }) && !e.is_not_roce());
+
+    // Which failures mean "not RoCEv2 at all" (Ethernet path) and which "damaged".
+    let mut f = good.clone();
+    f[12] = 0x86;
+    assert!(decode(&f).unwrap_err().is_not_roce());
+    let mut f = good.clone();
+    f[ETH_HEADER_LEN + IPV4_HEADER_LEN + 3] = 0x35; // dport 0x1235
+    assert!(decode(&f).unwrap_err().is_not_roce());
+    assert!(!decode(&good[..30]).unwrap_err().is_not_roce());
 }
 
 /// Rewrites the ICRC of an encoded frame after a deliberate header edit.

@@ -140,7 +140,12 @@ impl Cq {
     }
 
     /// Writes one CQE. Fails (and puts the CQ in error) on overflow or DMA error.
-    pub fn push(&mut self, env: &mut dyn VerbsEnv, cqe: &Cqe, solicited: bool) -> Result<(), CqFull> {
+    pub fn push(
+        &mut self,
+        env: &mut dyn VerbsEnv,
+        cqe: &Cqe,
+        solicited: bool,
+    ) -> Result<(), CqFull> {
         if self.error {
             return Err(CqFull);
         }
@@ -239,7 +244,12 @@ impl Cq {
     }
 
     /// Moves the unconsumed entries to a new ring; returns how many.
-    pub fn resize(&mut self, env: &mut dyn VerbsEnv, base: u64, size: u32) -> Result<u32, DmaError> {
+    pub fn resize(
+        &mut self,
+        env: &mut dyn VerbsEnv,
+        base: u64,
+        size: u32,
+    ) -> Result<u32, DmaError> {
         let n = self.pi.wrapping_sub(self.ci);
         let mut entries = Vec::with_capacity(n as usize);
         for i in 0..n {

@@ -345,7 +345,9 @@ impl Verbs {
     fn drain_loopback(&mut self, env: &mut dyn VerbsEnv) {
         let mut n = 0;
         while n < self.limits.max_loopback_per_call {
-            let Some(p) = self.loopback.pop_front() else { break };
+            let Some(p) = self.loopback.pop_front() else {
+                break;
+            };
             self.deliver(env, &p);
             n += 1;
         }
@@ -478,14 +480,16 @@ impl Verbs {
         match opcode {
             op::QUERY_CAPS => {
                 let out = o64(o, 0);
-                env.dma_write(out, &self.limits.encode()).map_err(|_| DmaError)?;
+                env.dma_write(out, &self.limits.encode())
+                    .map_err(|_| DmaError)?;
                 Ok((QUERY_OUT_SIZE as u32, 0))
             }
             op::CREATE_PD => self.pds.alloc(Pd).map(|h| (h, 0)).ok_or(NoResources),
             op::DESTROY_PD => {
                 let pdn = o32(o, 0);
                 self.pds.get(pdn).ok_or(InvalidHandle)?;
-                let used = self.qps.iter().any(|(_, q)| q.pdn == pdn) || self.mrs.iter().any(|m| m.pdn == pdn);
+                let used = self.qps.iter().any(|(_, q)| q.pdn == pdn)
+                    || self.mrs.iter().any(|m| m.pdn == pdn);
                 if used {
                     return Err(Busy);
                 }
@@ -513,7 +517,10 @@ impl Verbs {
                 if vector >= self.limits.num_vectors {
                     return Err(InvalidParam);
                 }
-                let cqn = self.cqs.alloc(Cq::new(0, base, size, vector, mod_count, mod_usec)).ok_or(NoResources)?;
+                let cqn = self
+                    .cqs
+                    .alloc(Cq::new(0, base, size, vector, mod_count, mod_usec))
+                    .ok_or(NoResources)?;
                 if let Some(cq) = self.cqs.get_mut(cqn) {
                     cq.cqn = cqn;
                 }
@@ -522,7 +529,11 @@ impl Verbs {
             op::DESTROY_CQ => {
                 let cqn = o32(o, 0);
                 self.cqs.get(cqn).ok_or(InvalidHandle)?;
-                if self.qps.iter().any(|(_, q)| q.send_cqn == cqn || q.recv_cqn == cqn) {
+                if self
+                    .qps
+                    .iter()
+                    .any(|(_, q)| q.send_cqn == cqn || q.recv_cqn == cqn)
+                {
                     return Err(Busy);
                 }
                 self.cqs.take(cqn);
@@ -552,7 +563,9 @@ impl Verbs {
             op::MODIFY_QP => {
                 let qpn = o32(o, 0);
                 let attrs = ModifyAttrs::parse(o);
-                let r = self.with_qp(env, qpn, |qp, cx| qp.modify(cx, &attrs)).ok_or(InvalidHandle)?;
+                let r = self
+                    .with_qp(env, qpn, |qp, cx| qp.modify(cx, &attrs))
+                    .ok_or(InvalidHandle)?;
                 match r {
                     Ok(()) => Ok((0, 0)),
                     Err(ModifyError::State) => Err(InvalidState),
@@ -654,7 +667,11 @@ impl Verbs {
             .map_err(|_| AdminStatus::InvalidParam)
     }
 
-    fn create_qp(&mut self, env: &mut dyn VerbsEnv, o: &[u8; 56]) -> Result<(u32, u32), AdminStatus> {
+    fn create_qp(
+        &mut self,
+        env: &mut dyn VerbsEnv,
+        o: &[u8; 56],
+    ) -> Result<(u32, u32), AdminStatus> {
         use AdminStatus::*;
         let c = QpConfig {
             pdn: o32(o, 0),
@@ -675,11 +692,28 @@ impl Verbs {
         self.pds.get(c.pdn).ok_or(InvalidHandle)?;
         self.cqs.get(c.send_cqn).ok_or(InvalidHandle)?;
         self.cqs.get(c.recv_cqn).ok_or(InvalidHandle)?;
-        if c.max_send_sge > abi::MAX_SGE || c.max_recv_sge > abi::MAX_SGE || c.max_inline > abi::MAX_INLINE {
+        if c.max_send_sge > abi::MAX_SGE
+            || c.max_recv_sge > abi::MAX_SGE
+            || c.max_inline > abi::MAX_INLINE
+        {
             return Err(InvalidParam);
         }
-        self.check_ring(env, c.sq_base, c.sq_size, abi::WQE_SIZE, self.limits.max_qp_wr, false)?;
-        self.check_ring(env, c.rq_base, c.rq_size, abi::WQE_SIZE, self.limits.max_qp_wr, true)?;
+        self.check_ring(
+            env,
+            c.sq_base,
+            c.sq_size,
+            abi::WQE_SIZE,
+            self.limits.max_qp_wr,
+            false,
+        )?;
+        self.check_ring(
+            env,
+            c.rq_base,
+            c.rq_size,
+            abi::WQE_SIZE,
+            self.limits.max_qp_wr,
+            true,
+        )?;
         let qpn = self.qps.alloc(Qp::new(0, c)).ok_or(NoResources)?;
         if let Some(qp) = self.qps.get_mut(qpn) {
             qp.qpn = qpn;

@@ -143,7 +143,9 @@ impl MrTable {
 
     /// A free index (never 0).
     pub fn free_index(&self) -> Option<u32> {
-        (1..self.slots.len()).find(|&i| self.slots[i].is_none()).map(|i| i as u32)
+        (1..self.slots.len())
+            .find(|&i| self.slots[i].is_none())
+            .map(|i| i as u32)
     }
 
     pub fn insert(&mut self, mr: Mr) {

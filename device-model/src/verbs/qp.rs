@@ -102,8 +102,16 @@ pub struct RqWqe {
 /// A message the responder is in the middle of.
 #[derive(Clone, Debug)]
 pub enum InMsg {
-    Send { wqe: RqWqe, offset: u64 },
-    Write { va: u64, rkey: u32, total: u32, offset: u32 },
+    Send {
+        wqe: RqWqe,
+        offset: u64,
+    },
+    Write {
+        va: u64,
+        rkey: u32,
+        total: u32,
+        offset: u32,
+    },
 }
 
 /// Requester state.
@@ -494,7 +502,11 @@ impl Qp {
         let new = pi.wrapping_sub(self.sq_pi);
         if posted > self.sq_size || new > self.sq_size {
             self.stats.bad_doorbells += 1;
-            tracing::warn!(qpn = self.qpn, pi, "SQ doorbell with impossible producer index");
+            tracing::warn!(
+                qpn = self.qpn,
+                pi,
+                "SQ doorbell with impossible producer index"
+            );
             self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
             return;
         }
@@ -514,7 +526,11 @@ impl Qp {
         }
         if pi.wrapping_sub(self.rq_head) > self.rq_size {
             self.stats.bad_doorbells += 1;
-            tracing::warn!(qpn = self.qpn, pi, "RQ doorbell with impossible producer index");
+            tracing::warn!(
+                qpn = self.qpn,
+                pi,
+                "RQ doorbell with impossible producer index"
+            );
             self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
             return;
         }
@@ -620,7 +636,10 @@ impl Qp {
                 if s.len == 0 {
                     continue;
                 }
-                if let Err(e) = cx.mrs.check(s.lkey, self.pdn, need, s.addr, u64::from(s.len)) {
+                if let Err(e) = cx
+                    .mrs
+                    .check(s.lkey, self.pdn, need, s.addr, u64::from(s.len))
+                {
                     w.error = Some((WcStatus::LocalProtectionError, mr_err_code(e)));
                     return w;
                 }
@@ -677,7 +696,13 @@ impl Qp {
 
     /// Writes a completion through the CQE fault hook. Returns the status that was
     /// written, or `None` if the CQ could not take it.
-    pub(crate) fn complete(&mut self, cx: &mut Ctx, recv: bool, mut cqe: Cqe, solicited: bool) -> Option<u8> {
+    pub(crate) fn complete(
+        &mut self,
+        cx: &mut Ctx,
+        recv: bool,
+        mut cqe: Cqe,
+        solicited: bool,
+    ) -> Option<u8> {
         cqe.qpn = self.qpn;
         let point = FaultPoint {
             site: FaultSite::Cqe,
@@ -706,7 +731,13 @@ impl Qp {
 
     /// Completes a WQE and moves the QP to ERR if the CQ failed or the written
     /// status is an error. Returns false if the QP went to ERR.
-    pub(crate) fn complete_checked(&mut self, cx: &mut Ctx, recv: bool, cqe: Cqe, solicited: bool) -> bool {
+    pub(crate) fn complete_checked(
+        &mut self,
+        cx: &mut Ctx,
+        recv: bool,
+        cqe: Cqe,
+        solicited: bool,
+    ) -> bool {
         match self.complete(cx, recv, cqe, solicited) {
             None => {
                 self.fail(cx, CAUSE_CQ_ERROR);
@@ -725,7 +756,10 @@ impl Qp {
         if self.state == QpState::Err || self.state == QpState::Reset {
             return;
         }
-        cx.env.post_async_event(AsyncEvent::QpError { qpn: self.qpn, cause });
+        cx.env.post_async_event(AsyncEvent::QpError {
+            qpn: self.qpn,
+            cause,
+        });
         self.enter_err(cx, Some(cause));
     }
 
@@ -758,7 +792,8 @@ impl Qp {
     /// Flushes SQ WQEs posted but not fetched (ERR state).
     fn flush_unfetched(&mut self, cx: &mut Ctx) {
         while self.sq_head != self.sq_pi {
-            let (wr_id, opcode) = match self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head) {
+            let (wr_id, opcode) = match self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head)
+            {
                 Some(b) => {
                     let w = SqWqe {
                         opcode: b[8],
@@ -789,7 +824,8 @@ impl Qp {
     pub(crate) fn check_drained(&mut self, cx: &mut Ctx) {
         if self.state == QpState::Sqd && !self.drained_reported && self.req.outstanding.is_empty() {
             self.drained_reported = true;
-            cx.env.post_async_event(AsyncEvent::SqDrained { qpn: self.qpn });
+            cx.env
+                .post_async_event(AsyncEvent::SqDrained { qpn: self.qpn });
         }
     }
 }

@@ -23,23 +23,52 @@ pub(crate) enum XferError {
 }
 
 /// Reads `len` bytes at byte `offset` of an SGE list.
-pub(crate) fn gather(cx: &mut Ctx, pdn: u32, sges: &[Sge], offset: u64, len: usize) -> Result<Vec<u8>, XferError> {
+pub(crate) fn gather(
+    cx: &mut Ctx,
+    pdn: u32,
+    sges: &[Sge],
+    offset: u64,
+    len: usize,
+) -> Result<Vec<u8>, XferError> {
     let mut out = vec![0u8; len];
-    walk_sges(cx, pdn, sges, offset, len, Need::LocalRead, |cx, gpa, pos, n| {
-        cx.env
-            .dma_read(gpa, &mut out[pos..pos + n])
-            .map_err(|_| XferError::Dma)
-    })?;
+    walk_sges(
+        cx,
+        pdn,
+        sges,
+        offset,
+        len,
+        Need::LocalRead,
+        |cx, gpa, pos, n| {
+            cx.env
+                .dma_read(gpa, &mut out[pos..pos + n])
+                .map_err(|_| XferError::Dma)
+        },
+    )?;
     Ok(out)
 }
 
 /// Writes `data` at byte `offset` of an SGE list.
-pub(crate) fn scatter(cx: &mut Ctx, pdn: u32, sges: &[Sge], offset: u64, data: &[u8], need: Need) -> Result<(), XferError> {
-    walk_sges(cx, pdn, sges, offset, data.len(), need, |cx, gpa, pos, n| {
-        cx.env
-            .dma_write(gpa, &data[pos..pos + n])
-            .map_err(|_| XferError::Dma)
-    })
+pub(crate) fn scatter(
+    cx: &mut Ctx,
+    pdn: u32,
+    sges: &[Sge],
+    offset: u64,
+    data: &[u8],
+    need: Need,
+) -> Result<(), XferError> {
+    walk_sges(
+        cx,
+        pdn,
+        sges,
+        offset,
+        data.len(),
+        need,
+        |cx, gpa, pos, n| {
+            cx.env
+                .dma_write(gpa, &data[pos..pos + n])
+                .map_err(|_| XferError::Dma)
+        },
+    )
 }
 
 fn walk_sges(
@@ -62,9 +91,15 @@ fn walk_sges(
             continue;
         }
         let n = (slen - offset).min((len - pos) as u64);
-        let va = s.addr.checked_add(offset).ok_or(XferError::Prot(MrError::Bounds))?;
+        let va = s
+            .addr
+            .checked_add(offset)
+            .ok_or(XferError::Prot(MrError::Bounds))?;
         let pieces = {
-            let mr = cx.mrs.check(s.lkey, pdn, need, va, n).map_err(XferError::Prot)?;
+            let mr = cx
+                .mrs
+                .check(s.lkey, pdn, need, va, n)
+                .map_err(XferError::Prot)?;
             let mut v = Vec::new();
             let _ = mr.for_each_piece::<()>(va, n, |gpa, l| {
                 v.push((gpa, l as usize));
@@ -97,7 +132,10 @@ fn mr_access(
 ) -> Result<(), XferError> {
     let len = buf.len() as u64;
     let pieces = {
-        let mr = cx.mrs.check(rkey, pdn, need, va, len).map_err(XferError::Prot)?;
+        let mr = cx
+            .mrs
+            .check(rkey, pdn, need, va, len)
+            .map_err(XferError::Prot)?;
         let mut v = Vec::new();
         let _ = mr.for_each_piece::<()>(va, len, |gpa, l| {
             v.push((gpa, l as usize));
@@ -124,6 +162,11 @@ fn xfer_status(e: XferError) -> (WcStatus, u32) {
         XferError::Dma => (WcStatus::Fatal, 0),
         XferError::Length => (WcStatus::LocalLengthError, 0),
     }
+}
+
+/// `now + d` without overflow.
+fn later(now: Duration, d: Duration) -> Duration {
+    now.checked_add(d).unwrap_or(Duration::MAX)
 }
 
 /// Local ACK timeout of the IBA encoding: 4.096 µs × 2^t; 0 means infinite.
@@ -297,7 +340,8 @@ impl Qp {
                         wr::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
                         _ => {}
                     }
-                    p.bth.solicited = w.flags & wqe_flags::SOLICITED != 0 && w.opcode != wr::RDMA_WRITE;
+                    p.bth.solicited =
+                        w.flags & wqe_flags::SOLICITED != 0 && w.opcode != wr::RDMA_WRITE;
                 }
                 self.req.since_ackreq += 1;
                 if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
@@ -352,12 +396,14 @@ impl Qp {
             || u64::from(f.fbo) >= 1u64 << f.page_shift
             || f.iova.checked_add(f.length).is_none()
             || f.access & !abi::access::ALL != 0
-            || (f.access & abi::access::REMOTE_WRITE != 0 && f.access & abi::access::LOCAL_WRITE == 0)
+            || (f.access & abi::access::REMOTE_WRITE != 0
+                && f.access & abi::access::LOCAL_WRITE == 0)
         {
             return Err(5);
         }
         if f.page_count > max_pages
-            || pages_needed(u64::from(f.fbo), f.length, f.page_shift) != Some(u64::from(f.page_count))
+            || pages_needed(u64::from(f.fbo), f.length, f.page_shift)
+                != Some(u64::from(f.page_count))
         {
             return Err(6);
         }
@@ -421,23 +467,24 @@ impl Qp {
 
     fn rearm_timer(&mut self, cx: &mut Ctx, progress: bool) {
         let limit = self.req.send_idx + 1;
-        let in_flight = self
-            .req
-            .outstanding
-            .iter()
-            .take(limit)
-            .any(|w| w.npkts > 0 && w.transmitted && w.error.is_none() && !self.wqe_complete(w));
+        let in_flight =
+            self.req.outstanding.iter().take(limit).any(|w| {
+                w.npkts > 0 && w.transmitted && w.error.is_none() && !self.wqe_complete(w)
+            });
         if !in_flight || self.req.rnr_until.is_some() {
             self.req.timer = None;
         } else if progress || self.req.timer.is_none() {
-            self.req.timer = ack_timeout(self.timeout).map(|d| cx.env.now() + d);
+            self.req.timer = ack_timeout(self.timeout).map(|d| later(cx.env.now(), d));
         }
     }
 
     /// Moves the transmit cursor back to `psn` (never forward).
     fn seek(&mut self, psn: u32) {
         let found = self.req.outstanding.iter().enumerate().find(|(_, w)| {
-            w.npkts > 0 && w.error.is_none() && !self.wqe_complete(w) && psn_cmp(w.last_psn(), psn) != Ordering::Less
+            w.npkts > 0
+                && w.error.is_none()
+                && !self.wqe_complete(w)
+                && psn_cmp(w.last_psn(), psn) != Ordering::Less
         });
         let Some((i, w)) = found else {
             return;
@@ -565,6 +612,7 @@ impl Qp {
             AethKind::Nak { code } if code == (syndrome::NAK_PSN_SEQUENCE_ERROR & 0x1F) => {
                 self.stats.seq_naks_received += 1;
                 if self.advance_una(psn) {
+                    self.after_progress();
                     self.retire(cx);
                     if !matches!(self.state, QpState::Rts | QpState::Sqd) {
                         return;
@@ -595,8 +643,9 @@ impl Qp {
                     }
                     self.req.rnr_left -= 1;
                 }
-                let wait = Duration::from_micros(u64::from(abi::RNR_TIMER_US[usize::from(timer & 0x1F)]));
-                self.req.rnr_until = Some((cx.env.now() + wait, psn));
+                let wait =
+                    Duration::from_micros(u64::from(abi::RNR_TIMER_US[usize::from(timer & 0x1F)]));
+                self.req.rnr_until = Some((later(cx.env.now(), wait), psn));
                 self.req.timer = None;
             }
             AethKind::Nak { code } => {
@@ -641,8 +690,14 @@ impl Qp {
         let mtu = self.mtu();
         // A re-requested READ restarts with FIRST (or ONLY) at the resume point.
         let opc = p.bth.opcode;
-        let ends = matches!(opc, op::RDMA_READ_RESPONSE_LAST | op::RDMA_READ_RESPONSE_ONLY);
-        let starts = matches!(opc, op::RDMA_READ_RESPONSE_FIRST | op::RDMA_READ_RESPONSE_ONLY);
+        let ends = matches!(
+            opc,
+            op::RDMA_READ_RESPONSE_LAST | op::RDMA_READ_RESPONSE_ONLY
+        );
+        let starts = matches!(
+            opc,
+            op::RDMA_READ_RESPONSE_FIRST | op::RDMA_READ_RESPONSE_ONLY
+        );
         let off = u64::from(k) * u64::from(mtu);
         let expected_len = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
         if ends != (k + 1 == w.npkts) || (k == 0 && !starts) || p.payload.len() != expected_len {
@@ -713,7 +768,7 @@ impl Qp {
         match aeth.kind() {
             AethKind::Ack { .. } => self.stats.acks_sent += 1,
             AethKind::RnrNak { .. } => self.stats.rnr_naks_sent += 1,
-            AethKind::Nak { code } if code == 0 => self.stats.seq_naks_sent += 1,
+            AethKind::Nak { code: 0 } => self.stats.seq_naks_sent += 1,
             _ => self.stats.error_naks_sent += 1,
         }
         self.emit(cx, p);
@@ -738,7 +793,15 @@ impl Qp {
     }
 
     /// Completes the receive WQE at the RQ head with an error, then fails.
-    fn recv_fail(&mut self, cx: &mut Ctx, wr_id: u64, status: WcStatus, vendor: u32, psn: u32, nak: u8) {
+    fn recv_fail(
+        &mut self,
+        cx: &mut Ctx,
+        wr_id: u64,
+        status: WcStatus,
+        vendor: u32,
+        psn: u32,
+        nak: u8,
+    ) {
         let cqe = Cqe {
             wr_id,
             opcode: cqe_op::RECV,
@@ -791,9 +854,10 @@ impl Qp {
         let (first, last) = position(opc);
         let is_send = matches!(
             opc,
-            op::SEND_FIRST..=op::SEND_ONLY_WITH_IMMEDIATE
-                | op::SEND_LAST_WITH_INVALIDATE
-                | op::SEND_ONLY_WITH_INVALIDATE
+            op::SEND_FIRST
+                ..=op::SEND_ONLY_WITH_IMMEDIATE
+                    | op::SEND_LAST_WITH_INVALIDATE
+                    | op::SEND_ONLY_WITH_INVALIDATE
         );
         let is_write = (op::RDMA_WRITE_FIRST..=op::RDMA_WRITE_ONLY_WITH_IMMEDIATE).contains(&opc);
         // Opcode sequence.
@@ -802,8 +866,15 @@ impl Qp {
             Some(InMsg::Send { .. }) => is_send && !first,
             Some(InMsg::Write { .. }) => is_write && !first,
         };
-        let len_ok = if last { len <= mtu && (first || len > 0) } else { len == mtu };
-        if !seq_ok || (!(is_send || is_write) && opc != op::RDMA_READ_REQUEST) || ((is_send || is_write) && !len_ok) {
+        let len_ok = if last {
+            len <= mtu && (first || len > 0)
+        } else {
+            len == mtu
+        };
+        if !seq_ok
+            || (!(is_send || is_write) && opc != op::RDMA_READ_REQUEST)
+            || ((is_send || is_write) && !len_ok)
+        {
             self.resp.cur = None;
             self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
             return;
@@ -857,7 +928,14 @@ impl Qp {
                     return;
                 }
                 Some(Err(wr_id)) => {
-                    self.recv_fail(cx, wr_id, WcStatus::LocalQpOperationError, 0, psn, syndrome::NAK_REMOTE_OPERATIONAL_ERROR);
+                    self.recv_fail(
+                        cx,
+                        wr_id,
+                        WcStatus::LocalQpOperationError,
+                        0,
+                        psn,
+                        syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
+                    );
                     return;
                 }
                 Some(Ok(wqe)) => self.resp.cur = Some(InMsg::Send { wqe, offset: 0 }),
@@ -868,12 +946,33 @@ impl Qp {
         };
         let end = offset + p.payload.len() as u64;
         if end > wqe.capacity {
-            self.recv_fail(cx, wqe.wr_id, WcStatus::LocalLengthError, 0, psn, syndrome::NAK_INVALID_REQUEST);
+            self.recv_fail(
+                cx,
+                wqe.wr_id,
+                WcStatus::LocalLengthError,
+                0,
+                psn,
+                syndrome::NAK_INVALID_REQUEST,
+            );
             return;
         }
-        if let Err(e) = scatter(cx, self.pdn, &wqe.sges, offset, &p.payload, Need::LocalWrite) {
+        if let Err(e) = scatter(
+            cx,
+            self.pdn,
+            &wqe.sges,
+            offset,
+            &p.payload,
+            Need::LocalWrite,
+        ) {
             let (st, vendor) = xfer_status(e);
-            self.recv_fail(cx, wqe.wr_id, st, vendor, psn, syndrome::NAK_REMOTE_OPERATIONAL_ERROR);
+            self.recv_fail(
+                cx,
+                wqe.wr_id,
+                st,
+                vendor,
+                psn,
+                syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
+            );
             return;
         }
         self.resp.cur = Some(InMsg::Send {
@@ -893,7 +992,14 @@ impl Qp {
             }
             if let Some(rkey) = p.ieth {
                 if invalidate(cx, rkey, self.pdn).is_err() {
-                    self.recv_fail(cx, wqe.wr_id, WcStatus::MemoryManagementError, 0, psn, syndrome::NAK_INVALID_REQUEST);
+                    self.recv_fail(
+                        cx,
+                        wqe.wr_id,
+                        WcStatus::MemoryManagementError,
+                        0,
+                        psn,
+                        syndrome::NAK_INVALID_REQUEST,
+                    );
                     return;
                 }
                 cqe.imm_inv = rkey;
@@ -922,7 +1028,13 @@ impl Qp {
                 let ok = self.access & abi::access::REMOTE_WRITE != 0
                     && cx
                         .mrs
-                        .check(reth.rkey, self.pdn, Need::RemoteWrite, reth.va, u64::from(reth.dma_len))
+                        .check(
+                            reth.rkey,
+                            self.pdn,
+                            Need::RemoteWrite,
+                            reth.va,
+                            u64::from(reth.dma_len),
+                        )
                         .is_ok();
                 if !ok {
                     self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
@@ -936,11 +1048,17 @@ impl Qp {
                 offset: 0,
             });
         }
-        let Some(InMsg::Write { va, rkey, total, offset }) = self.resp.cur.clone() else {
+        let Some(InMsg::Write {
+            va,
+            rkey,
+            total,
+            offset,
+        }) = self.resp.cur.clone()
+        else {
             return;
         };
         let n = p.payload.len() as u32;
-        let end = offset.checked_add(n).unwrap_or(u32::MAX);
+        let end = offset.saturating_add(n);
         if end > total || (last && end != total) {
             self.resp.cur = None;
             self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
@@ -954,7 +1072,15 @@ impl Qp {
         if n > 0 {
             let mut data = p.payload.clone();
             let target = va.wrapping_add(u64::from(offset));
-            match mr_access(cx, rkey, self.pdn, Need::RemoteWrite, target, &mut data, true) {
+            match mr_access(
+                cx,
+                rkey,
+                self.pdn,
+                Need::RemoteWrite,
+                target,
+                &mut data,
+                true,
+            ) {
                 Ok(()) => {}
                 Err(XferError::Prot(_)) => {
                     self.resp.cur = None;
@@ -987,7 +1113,12 @@ impl Qp {
                 opcode: cqe_op::RECV_RDMA_WITH_IMM,
                 byte_len: total,
                 imm_inv: p.imm.unwrap_or(0),
-                flags: cqe_flags::IMM | if p.bth.solicited { cqe_flags::SOLICITED } else { 0 },
+                flags: cqe_flags::IMM
+                    | if p.bth.solicited {
+                        cqe_flags::SOLICITED
+                    } else {
+                        0
+                    },
                 ..Cqe::default()
             };
             self.rq_head = self.rq_head.wrapping_add(1);
@@ -1008,7 +1139,13 @@ impl Qp {
             && (self.access & abi::access::REMOTE_READ == 0
                 || cx
                     .mrs
-                    .check(reth.rkey, self.pdn, Need::RemoteRead, reth.va, u64::from(reth.dma_len))
+                    .check(
+                        reth.rkey,
+                        self.pdn,
+                        Need::RemoteRead,
+                        reth.va,
+                        u64::from(reth.dma_len),
+                    )
                     .is_err())
         {
             return Err(syndrome::NAK_REMOTE_ACCESS_ERROR);
@@ -1021,11 +1158,19 @@ impl Qp {
             let n = (u64::from(reth.dma_len) - off).min(u64::from(mtu)) as usize;
             let mut data = vec![0u8; n];
             if n > 0 {
-                mr_access(cx, reth.rkey, self.pdn, Need::RemoteRead, reth.va.wrapping_add(off), &mut data, false)
-                    .map_err(|e| match e {
-                        XferError::Prot(_) => syndrome::NAK_REMOTE_ACCESS_ERROR,
-                        _ => syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
-                    })?;
+                mr_access(
+                    cx,
+                    reth.rkey,
+                    self.pdn,
+                    Need::RemoteRead,
+                    reth.va.wrapping_add(off),
+                    &mut data,
+                    false,
+                )
+                .map_err(|e| match e {
+                    XferError::Prot(_) => syndrome::NAK_REMOTE_ACCESS_ERROR,
+                    _ => syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
+                })?;
             }
             let opcode = if npkts == 1 {
                 op::RDMA_READ_RESPONSE_ONLY

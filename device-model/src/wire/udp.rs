@@ -24,7 +24,9 @@ pub struct UdpWire {
 
 impl UdpWire {
     /// Binds `local` (port 0 picks a free port; see [`UdpWire::local_addr`]) and
-    /// sends to `peer`.
+    /// sends to `peer`. Only datagrams whose source is exactly `peer` are
+    /// accepted, so each side should bind a specific IP address (not `0.0.0.0`)
+    /// and name that same address as the other side's peer.
     pub fn bind(local: SocketAddr, peer: SocketAddr) -> Result<Self, WireError> {
         let sock = UdpSocket::bind(local)
             .map_err(|e| WireError::io(format!("binding UDP wire socket {local}"), e))?;

@@ -86,13 +86,34 @@ fn cq_ops(base: u64, size: u32, vector: u16) -> [u8; 56] {
 fn cq_create_validation() {
     let mut d = Dev::new(MAC_A, IP_A);
     let base = d.alloc(4096);
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(base, 3, 1)), Err(InvalidParam));
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(base, 1, 1)), Err(InvalidParam));
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(base + 8, 4, 1)), Err(InvalidParam));
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(base, 1 << 20, 1)), Err(NoResources));
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(MEM_SIZE as u64 - 64, 4, 1)), Err(InvalidParam));
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(u64::MAX - 63, 4, 1)), Err(InvalidParam));
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(base, 4, 16)), Err(InvalidParam));
+    assert_eq!(
+        d.admin(op::CREATE_CQ, cq_ops(base, 3, 1)),
+        Err(InvalidParam)
+    );
+    assert_eq!(
+        d.admin(op::CREATE_CQ, cq_ops(base, 1, 1)),
+        Err(InvalidParam)
+    );
+    assert_eq!(
+        d.admin(op::CREATE_CQ, cq_ops(base + 8, 4, 1)),
+        Err(InvalidParam)
+    );
+    assert_eq!(
+        d.admin(op::CREATE_CQ, cq_ops(base, 1 << 20, 1)),
+        Err(NoResources)
+    );
+    assert_eq!(
+        d.admin(op::CREATE_CQ, cq_ops(MEM_SIZE as u64 - 64, 4, 1)),
+        Err(InvalidParam)
+    );
+    assert_eq!(
+        d.admin(op::CREATE_CQ, cq_ops(u64::MAX - 63, 4, 1)),
+        Err(InvalidParam)
+    );
+    assert_eq!(
+        d.admin(op::CREATE_CQ, cq_ops(base, 4, 16)),
+        Err(InvalidParam)
+    );
     assert_eq!(d.admin(op::CREATE_CQ, cq_ops(base, 4, 15)), Ok((1, 0)));
 }
 
@@ -195,9 +216,9 @@ fn qp_state_machine() {
     let qp = d.qp(pd, &cq, &cq, 4, 4);
     let q = qp.qpn;
     // Illegal transitions.
-    assert_eq!(d.to_state(q, QpState::Rtr), Err(InvalidState));
-    assert_eq!(d.to_state(q, QpState::Rts), Err(InvalidState));
-    assert_eq!(d.to_state(q, QpState::Sqd), Err(InvalidState));
+    assert_eq!(d.set_state(q, QpState::Rtr), Err(InvalidState));
+    assert_eq!(d.set_state(q, QpState::Rts), Err(InvalidState));
+    assert_eq!(d.set_state(q, QpState::Sqd), Err(InvalidState));
     // Bad state value, unknown mask bit.
     assert_eq!(d.modify(q, qp_attr::STATE, |o| o[8] = 9), Err(InvalidParam));
     assert_eq!(d.modify(q, 1 << 20, |_| {}), Err(InvalidParam));
@@ -214,11 +235,12 @@ fn qp_state_machine() {
         }),
         Err(InvalidParam)
     );
-    assert_eq!(d.to_state(q, QpState::Init), Ok((0, 0)));
+    assert_eq!(d.set_state(q, QpState::Init), Ok((0, 0)));
     assert_eq!(d.qp_state(q), QpState::Init as u8);
     // INIT -> RTR needs DEST_QPN, RQ_PSN, AV, PATH_MTU.
-    assert_eq!(d.to_state(q, QpState::Rtr), Err(InvalidParam));
-    let rtr = qp_attr::STATE | qp_attr::DEST_QPN | qp_attr::RQ_PSN | qp_attr::AV | qp_attr::PATH_MTU;
+    assert_eq!(d.set_state(q, QpState::Rtr), Err(InvalidParam));
+    let rtr =
+        qp_attr::STATE | qp_attr::DEST_QPN | qp_attr::RQ_PSN | qp_attr::AV | qp_attr::PATH_MTU;
     assert_eq!(
         d.modify(q, rtr, |o| {
             o[8] = 2;
@@ -250,8 +272,12 @@ fn qp_state_machine() {
         }),
         Ok((0, 0))
     );
-    assert_eq!(d.to_state(q, QpState::Init), Err(InvalidState));
-    let rts = qp_attr::STATE | qp_attr::SQ_PSN | qp_attr::TIMEOUT | qp_attr::RETRY_CNT | qp_attr::RNR_RETRY;
+    assert_eq!(d.set_state(q, QpState::Init), Err(InvalidState));
+    let rts = qp_attr::STATE
+        | qp_attr::SQ_PSN
+        | qp_attr::TIMEOUT
+        | qp_attr::RETRY_CNT
+        | qp_attr::RNR_RETRY;
     assert_eq!(
         d.modify(q, rts, |o| {
             o[8] = 3;
@@ -269,23 +295,26 @@ fn qp_state_machine() {
     assert_eq!(d.modify(q, rts, |o| o[8] = 3), Ok((0, 0)));
     // RTS -> RTS with optional attributes; without the state bit.
     assert_eq!(d.modify(q, qp_attr::TIMEOUT, |o| o[12] = 10), Ok((0, 0)));
-    assert_eq!(d.modify(q, qp_attr::PATH_MTU, |o| o[9] = 1), Err(InvalidParam));
+    assert_eq!(
+        d.modify(q, qp_attr::PATH_MTU, |o| o[9] = 1),
+        Err(InvalidParam)
+    );
     // RTS -> SQD -> RTS; SQD reports drained at once (nothing outstanding).
-    assert_eq!(d.to_state(q, QpState::Sqd), Ok((0, 0)));
+    assert_eq!(d.set_state(q, QpState::Sqd), Ok((0, 0)));
     assert!(d.env.events.contains(&AsyncEvent::SqDrained { qpn: q }));
-    assert_eq!(d.to_state(q, QpState::Init), Err(InvalidState));
-    assert_eq!(d.to_state(q, QpState::Rts), Ok((0, 0)));
+    assert_eq!(d.set_state(q, QpState::Init), Err(InvalidState));
+    assert_eq!(d.set_state(q, QpState::Rts), Ok((0, 0)));
     // SQE is reachable only from RESET/ERR paths: RTS -> SQE is illegal.
-    assert_eq!(d.to_state(q, QpState::Sqe), Err(InvalidState));
+    assert_eq!(d.set_state(q, QpState::Sqe), Err(InvalidState));
     // ERR from anywhere, then only RESET (or ERR).
-    assert_eq!(d.to_state(q, QpState::Err), Ok((0, 0)));
+    assert_eq!(d.set_state(q, QpState::Err), Ok((0, 0)));
     assert_eq!(d.qp_state(q), QpState::Err as u8);
-    assert_eq!(d.to_state(q, QpState::Rts), Err(InvalidState));
-    assert_eq!(d.to_state(q, QpState::Err), Ok((0, 0)));
-    assert_eq!(d.to_state(q, QpState::Reset), Ok((0, 0)));
-    assert_eq!(d.to_state(q, QpState::Init), Ok((0, 0)));
+    assert_eq!(d.set_state(q, QpState::Rts), Err(InvalidState));
+    assert_eq!(d.set_state(q, QpState::Err), Ok((0, 0)));
+    assert_eq!(d.set_state(q, QpState::Reset), Ok((0, 0)));
+    assert_eq!(d.set_state(q, QpState::Init), Ok((0, 0)));
     // Unknown QP.
-    assert_eq!(d.to_state(99, QpState::Init), Err(InvalidHandle));
+    assert_eq!(d.set_state(99, QpState::Init), Err(InvalidHandle));
 }
 
 #[test]
@@ -316,7 +345,17 @@ fn qp_query_and_destroy() {
     assert_eq!(l.d.admin(op::DESTROY_CQ, o), Ok((0, 0)));
 }
 
-fn mr_ops(pd: u32, acc: u32, iova: u64, len: u64, list: u64, count: u32, fbo: u32, shift: u8) -> [u8; 56] {
+#[allow(clippy::too_many_arguments)]
+fn mr_ops(
+    pd: u32,
+    acc: u32,
+    iova: u64,
+    len: u64,
+    list: u64,
+    count: u32,
+    fbo: u32,
+    shift: u8,
+) -> [u8; 56] {
     let mut o = ops();
     put32(&mut o, 0, pd);
     put32(&mut o, 4, acc);
@@ -339,7 +378,19 @@ fn reg_mr_success_and_key_format() {
     for i in 0..3u64 {
         d.write_mem(list + i * 8, &(buf + i * PAGE).to_le_bytes());
     }
-    let r = d.admin(op::REG_MR, mr_ops(pd, access::LOCAL_WRITE, 0x1000_0100, 2 * PAGE, list, 3, 0x100, 12));
+    let r = d.admin(
+        op::REG_MR,
+        mr_ops(
+            pd,
+            access::LOCAL_WRITE,
+            0x1000_0100,
+            2 * PAGE,
+            list,
+            3,
+            0x100,
+            12,
+        ),
+    );
     assert_eq!(r, Ok(((1 << 8) | 0x33, 1)));
     // QUERY_MR.
     let out = d.alloc(64);
@@ -373,14 +424,20 @@ fn reg_mr_failures() {
     let ok = mr_ops(pd, 0, 0, 2 * PAGE, list, 2, 0, 12);
     let cases: Vec<([u8; 56], AdminStatus)> = vec![
         (mr_ops(7, 0, 0, 2 * PAGE, list, 2, 0, 12), InvalidHandle),
-        (mr_ops(pd, access::REMOTE_WRITE, 0, 2 * PAGE, list, 2, 0, 12), InvalidParam),
+        (
+            mr_ops(pd, access::REMOTE_WRITE, 0, 2 * PAGE, list, 2, 0, 12),
+            InvalidParam,
+        ),
         (mr_ops(pd, 0x10, 0, 2 * PAGE, list, 2, 0, 12), InvalidParam),
         (mr_ops(pd, 0, 0, 2 * PAGE, list, 3, 0, 12), InvalidParam),
         (mr_ops(pd, 0, 0, 2 * PAGE, list, 1, 0, 12), InvalidParam),
         (mr_ops(pd, 0, 0, 2 * PAGE, list, 2, 4096, 12), InvalidParam),
         (mr_ops(pd, 0, 0, 2 * PAGE, list, 2, 0, 11), InvalidParam),
         (mr_ops(pd, 0, 0, 2 * PAGE, list, 2, 0, 31), InvalidParam),
-        (mr_ops(pd, 0, u64::MAX - 10, 2 * PAGE, list, 2, 0, 12), InvalidParam),
+        (
+            mr_ops(pd, 0, u64::MAX - 10, 2 * PAGE, list, 2, 0, 12),
+            InvalidParam,
+        ),
         (mr_ops(pd, 0, 0, 2 * PAGE, u64::MAX - 4, 2, 0, 12), DmaError),
         (mr_ops(pd, 0, 0, 1 << 40, list, 1 << 28, 0, 12), NoResources),
     ];
@@ -395,7 +452,16 @@ fn reg_mr_failures() {
     d.write_mem(list + 8, &(buf + PAGE).to_le_bytes());
     assert!(d.admin(op::REG_MR, ok).is_ok());
     // Remote write together with local write is fine.
-    let o = mr_ops(pd, access::REMOTE_WRITE | access::LOCAL_WRITE, 0, 2 * PAGE, list, 2, 0, 12);
+    let o = mr_ops(
+        pd,
+        access::REMOTE_WRITE | access::LOCAL_WRITE,
+        0,
+        2 * PAGE,
+        list,
+        2,
+        0,
+        12,
+    );
     assert!(d.admin(op::REG_MR, o).is_ok());
 }
 

@@ -4,6 +4,7 @@
 
 mod admin;
 mod cqs;
+mod fuzz;
 mod protection;
 mod transport;
 mod two_devices;
@@ -47,11 +48,15 @@ impl TestEnv {
     }
 
     fn range(&self, addr: u64, len: usize) -> Result<std::ops::Range<usize>, DmaError> {
-        let end = addr
-            .checked_add(len as u64)
-            .ok_or(DmaError::Overflow { addr, len: len as u64 })?;
+        let end = addr.checked_add(len as u64).ok_or(DmaError::Overflow {
+            addr,
+            len: len as u64,
+        })?;
         if end > self.mem.len() as u64 {
-            return Err(DmaError::OutOfRange { addr, len: len as u64 });
+            return Err(DmaError::OutOfRange {
+                addr,
+                len: len as u64,
+            });
         }
         Ok(addr as usize..end as usize)
     }
@@ -61,7 +66,10 @@ impl VerbsEnv for TestEnv {
     fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
         if let Some((s, e)) = self.fail_reads {
             if addr < e && addr + buf.len() as u64 > s {
-                return Err(DmaError::Injected { addr, len: buf.len() as u64 });
+                return Err(DmaError::Injected {
+                    addr,
+                    len: buf.len() as u64,
+                });
             }
         }
         let r = self.range(addr, buf.len())?;
@@ -143,12 +151,13 @@ impl SendWr {
         put64(&mut b, 0, self.wr_id);
         b[8] = self.opcode;
         b[9] = self.flags;
-        b[10] = self.sges.len() as u8;
         put32(&mut b, 12, self.imm);
-        if self.raw.is_none() {
-            put64(&mut b, 16, self.remote_addr);
-            put32(&mut b, 24, self.rkey);
+        if self.raw.is_some() {
+            return b;
         }
+        b[10] = self.sges.len() as u8;
+        put64(&mut b, 16, self.remote_addr);
+        put32(&mut b, 24, self.rkey);
         if let Some(d) = &self.inline {
             put32(&mut b, 28, d.len() as u32);
             b[32..32 + d.len()].copy_from_slice(d);
@@ -215,14 +224,27 @@ impl Dev {
         o[14..16].copy_from_slice(&count.to_le_bytes());
         put32(&mut o, 16, usec);
         let cqn = self.admin(op::CREATE_CQ, o).unwrap().0;
-        TCq { cqn, base, size, ci: 0 }
+        TCq {
+            cqn,
+            base,
+            size,
+            ci: 0,
+        }
     }
 
     pub fn cq(&mut self, size: u32) -> TCq {
         self.cq_with(size, 1, 0, 0)
     }
 
-    pub fn qp_ops(pd: u32, scq: u32, rcq: u32, sq: u32, rq: u32, sq_base: u64, rq_base: u64) -> [u8; 56] {
+    pub fn qp_ops(
+        pd: u32,
+        scq: u32,
+        rcq: u32,
+        sq: u32,
+        rq: u32,
+        sq_base: u64,
+        rq_base: u64,
+    ) -> [u8; 56] {
         let mut o = [0u8; 56];
         put32(&mut o, 0, pd);
         put32(&mut o, 4, scq);
@@ -254,7 +276,14 @@ impl Dev {
     }
 
     /// Registers `[addr, addr+len)` (page-aligned buffer from `alloc`) as an MR.
-    pub fn reg_mr_at(&mut self, pd: u32, addr: u64, len: u64, acc: u32, iova: u64) -> Result<u32, AdminStatus> {
+    pub fn reg_mr_at(
+        &mut self,
+        pd: u32,
+        addr: u64,
+        len: u64,
+        acc: u32,
+        iova: u64,
+    ) -> Result<u32, AdminStatus> {
         let fbo = addr % PAGE;
         let first = addr - fbo;
         let n = (fbo + len).div_ceil(PAGE);
@@ -303,7 +332,8 @@ impl Dev {
     }
 
     pub fn ring_sq(&mut self, qp: &TQp) {
-        self.v.doorbell(&mut self.env, 0x2000 + 8 * u64::from(qp.qpn), qp.sq_pi);
+        self.v
+            .doorbell(&mut self.env, 0x2000 + 8 * u64::from(qp.qpn), qp.sq_pi);
     }
 
     pub fn post_recv(&mut self, qp: &mut TQp, wr_id: u64, sges: &[(u64, u32, u32)]) {
@@ -319,7 +349,8 @@ impl Dev {
         let slot = qp.rq_base + u64::from(qp.rq_pi & (qp.rq_size - 1)) * 128;
         self.write_mem(slot, &b);
         qp.rq_pi = qp.rq_pi.wrapping_add(1);
-        self.v.doorbell(&mut self.env, 0x2004 + 8 * u64::from(qp.qpn), qp.rq_pi);
+        self.v
+            .doorbell(&mut self.env, 0x2004 + 8 * u64::from(qp.qpn), qp.rq_pi);
     }
 
     /// Reads all new CQEs (phase tag), then rings the CI doorbell.
@@ -337,11 +368,17 @@ impl Dev {
             out.push(cqe);
             cq.ci = cq.ci.wrapping_add(1);
         }
-        self.v.doorbell(&mut self.env, 0x8000 + 8 * u64::from(cq.cqn), cq.ci);
+        self.v
+            .doorbell(&mut self.env, 0x8000 + 8 * u64::from(cq.cqn), cq.ci);
         out
     }
 
-    pub fn modify(&mut self, qpn: u32, mask: u32, f: impl FnOnce(&mut [u8; 56])) -> Result<(u32, u32), AdminStatus> {
+    pub fn modify(
+        &mut self,
+        qpn: u32,
+        mask: u32,
+        f: impl FnOnce(&mut [u8; 56]),
+    ) -> Result<(u32, u32), AdminStatus> {
         let mut o = [0u8; 56];
         put32(&mut o, 0, qpn);
         put32(&mut o, 4, mask);
@@ -349,7 +386,7 @@ impl Dev {
         self.admin(op::MODIFY_QP, o)
     }
 
-    pub fn to_state(&mut self, qpn: u32, s: QpState) -> Result<(u32, u32), AdminStatus> {
+    pub fn set_state(&mut self, qpn: u32, s: QpState) -> Result<(u32, u32), AdminStatus> {
         self.modify(qpn, qp_attr::STATE, |o| o[8] = s as u8)
     }
 
@@ -362,7 +399,14 @@ impl Dev {
     }
 
     /// RESET → INIT → RTR → RTS towards a remote QP.
-    pub fn connect(&mut self, qpn: u32, remote_qpn: u32, mac: [u8; 6], ip: [u8; 4], p: &ConnParams) {
+    pub fn connect(
+        &mut self,
+        qpn: u32,
+        remote_qpn: u32,
+        mac: [u8; 6],
+        ip: [u8; 4],
+        p: &ConnParams,
+    ) {
         self.modify(qpn, qp_attr::STATE | qp_attr::ACCESS, |o| {
             o[8] = QpState::Init as u8;
             o[13] = (access::REMOTE_READ | access::REMOTE_WRITE) as u8;
@@ -370,7 +414,12 @@ impl Dev {
         .unwrap();
         self.modify(
             qpn,
-            qp_attr::STATE | qp_attr::DEST_QPN | qp_attr::RQ_PSN | qp_attr::AV | qp_attr::PATH_MTU | qp_attr::MIN_RNR_TIMER,
+            qp_attr::STATE
+                | qp_attr::DEST_QPN
+                | qp_attr::RQ_PSN
+                | qp_attr::AV
+                | qp_attr::PATH_MTU
+                | qp_attr::MIN_RNR_TIMER,
             |o| {
                 o[8] = QpState::Rtr as u8;
                 o[9] = p.mtu;
@@ -384,7 +433,11 @@ impl Dev {
         .unwrap();
         self.modify(
             qpn,
-            qp_attr::STATE | qp_attr::SQ_PSN | qp_attr::TIMEOUT | qp_attr::RETRY_CNT | qp_attr::RNR_RETRY,
+            qp_attr::STATE
+                | qp_attr::SQ_PSN
+                | qp_attr::TIMEOUT
+                | qp_attr::RETRY_CNT
+                | qp_attr::RNR_RETRY,
             |o| {
                 o[8] = QpState::Rts as u8;
                 o[10] = p.retry;
@@ -506,7 +559,9 @@ impl Loop {
 }
 
 pub fn pattern(n: usize, seed: u8) -> Vec<u8> {
-    (0..n).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..n)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 pub fn signaled(opcode: u8, wr_id: u64) -> SendWr {
@@ -521,4 +576,3 @@ pub fn signaled(opcode: u8, wr_id: u64) -> SendWr {
 pub fn st(s: abi::WcStatus) -> u8 {
     s.code()
 }
-

@@ -37,7 +37,14 @@ fn multi_packet_send_with_sge_lists_and_imm() {
     l.d.write_mem(l.buf_a, &data[..300]);
     l.d.write_mem(l.buf_a + 5000, &data[300..]);
     // Receive into three pieces.
-    l.recv_b(1, &[(l.buf_b, 100, l.key_b), (l.buf_b + 4000, 500, l.key_b), (l.buf_b + 9000, 600, l.key_b)]);
+    l.recv_b(
+        1,
+        &[
+            (l.buf_b, 100, l.key_b),
+            (l.buf_b + 4000, 500, l.key_b),
+            (l.buf_b + 9000, 600, l.key_b),
+        ],
+    );
     let mut w = signaled(wr::SEND_WITH_IMM, 2);
     w.flags |= wqe_flags::SOLICITED;
     w.imm = 0xDEAD_BEEF;
@@ -89,7 +96,10 @@ fn rdma_write_and_write_with_imm() {
     l.send_a(w);
     assert_eq!(l.d.read_mem(l.buf_b + 123, 3000), data);
     let ca = l.cqes_a();
-    assert_eq!((ca[0].wr_id, ca[0].status, ca[0].opcode), (5, 0, cqe_op::RDMA_WRITE));
+    assert_eq!(
+        (ca[0].wr_id, ca[0].status, ca[0].opcode),
+        (5, 0, cqe_op::RDMA_WRITE)
+    );
     assert!(l.cqes_b().is_empty(), "plain WRITE consumes no receive");
     // With immediate: consumes a receive WQE.
     l.recv_b(77, &[]);
@@ -102,7 +112,10 @@ fn rdma_write_and_write_with_imm() {
     let cb = l.cqes_b();
     assert_eq!(cb.len(), 1);
     assert_eq!(cb[0].opcode, cqe_op::RECV_RDMA_WITH_IMM);
-    assert_eq!((cb[0].wr_id, cb[0].imm_inv, cb[0].byte_len), (77, 0x1234, 10));
+    assert_eq!(
+        (cb[0].wr_id, cb[0].imm_inv, cb[0].byte_len),
+        (77, 0x1234, 10)
+    );
     assert_eq!(l.d.read_mem(l.buf_b + 20_000, 10), data[..10].to_vec());
 }
 
@@ -118,7 +131,10 @@ fn rdma_read_multi_packet() {
     l.send_a(w);
     let ca = l.cqes_a();
     assert_eq!(ca.len(), 1);
-    assert_eq!((ca[0].wr_id, ca[0].status, ca[0].opcode, ca[0].byte_len), (8, 0, cqe_op::RDMA_READ, 5000));
+    assert_eq!(
+        (ca[0].wr_id, ca[0].status, ca[0].opcode, ca[0].byte_len),
+        (8, 0, cqe_op::RDMA_READ, 5000)
+    );
     let mut got = l.d.read_mem(l.buf_a, 2000);
     got.extend(l.d.read_mem(l.buf_a + 10_000, 3000));
     assert_eq!(got, data);
@@ -171,7 +187,10 @@ fn many_wqes_batched_in_one_doorbell_and_ring_wrap() {
         l.a = a;
         let ca = l.cqes_a();
         assert_eq!(ca.len(), 16);
-        assert!(ca.iter().enumerate().all(|(i, c)| c.wr_id == round * 100 + i as u64 && c.status == 0));
+        assert!(ca
+            .iter()
+            .enumerate()
+            .all(|(i, c)| c.wr_id == round * 100 + i as u64 && c.status == 0));
     }
 }
 
@@ -223,12 +242,17 @@ fn receive_too_small_is_local_length_error_on_responder() {
     assert_eq!(ca[0].status, st(WcStatus::RemoteInvalidRequest));
     assert_eq!(l.d.qp_state(l.a.qpn), QpState::Err as u8);
     assert_eq!(l.d.qp_state(l.b.qpn), QpState::Err as u8);
-    assert!(l.d.env.events.contains(&AsyncEvent::QpRequestError { qpn: l.b.qpn }));
+    assert!(l
+        .d
+        .env
+        .events
+        .contains(&AsyncEvent::QpRequestError { qpn: l.b.qpn }));
 }
 
 #[test]
 fn malformed_wqes_are_local_qp_operation_errors() {
-    let cases: Vec<Box<dyn Fn(&Loop) -> SendWr>> = vec![
+    type Make = Box<dyn Fn(&Loop) -> SendWr>;
+    let cases: Vec<Make> = vec![
         Box::new(|_| signaled(0x20, 1)),
         Box::new(|_| {
             let mut w = signaled(wr::SEND, 1);
@@ -243,7 +267,10 @@ fn malformed_wqes_are_local_qp_operation_errors() {
         Box::new(|_| {
             let mut w = signaled(wr::SEND, 1);
             w.flags |= wqe_flags::INLINE;
-            w.inline = Some(vec![0; 97]);
+            w.inline = Some(vec![0; 96]);
+            let mut raw = w.encode();
+            put32(&mut raw, 28, 97);
+            w.raw = Some(raw);
             w
         }),
         Box::new(|_| {
@@ -266,7 +293,12 @@ fn malformed_wqes_are_local_qp_operation_errors() {
         l.send_a(w);
         let ca = l.cqes_a();
         assert_eq!(ca[0].status, st(WcStatus::LocalQpOperationError));
-        assert!(l.d.env.events.iter().any(|e| matches!(e, AsyncEvent::QpError { qpn, .. } if *qpn == l.a.qpn)));
+        assert!(l
+            .d
+            .env
+            .events
+            .iter()
+            .any(|e| matches!(e, AsyncEvent::QpError { qpn, .. } if *qpn == l.a.qpn)));
     }
 }
 
@@ -284,9 +316,12 @@ fn error_flushes_outstanding_posted_and_later_wqes() {
     let mut l = Loop::new();
     l.recv_b(1, &[(l.buf_b, 64, l.key_b)]);
     l.recv_b(2, &[(l.buf_b, 64, l.key_b)]);
-    l.d.to_state(l.b.qpn, QpState::Err).unwrap();
+    l.d.set_state(l.b.qpn, QpState::Err).unwrap();
     let cb = l.cqes_b();
-    assert_eq!(cb.iter().map(|c| (c.wr_id, c.status)).collect::<Vec<_>>(), vec![(1, 4), (2, 4)]);
+    assert_eq!(
+        cb.iter().map(|c| (c.wr_id, c.status)).collect::<Vec<_>>(),
+        vec![(1, 4), (2, 4)]
+    );
     // Driver-requested ERR posts no async event.
     assert!(l.d.env.events.is_empty());
     // Posting in ERR completes at once with FLUSHED.
@@ -299,33 +334,43 @@ fn error_flushes_outstanding_posted_and_later_wqes() {
     assert_eq!(cb[1].opcode, cqe_op::SEND);
     assert_eq!(cb[0].opcode, cqe_op::RECV);
     // Back to RESET and reuse.
-    l.d.to_state(l.b.qpn, QpState::Reset).unwrap();
+    l.d.set_state(l.b.qpn, QpState::Reset).unwrap();
     assert_eq!(l.d.qp_state(l.b.qpn), 0);
 }
 
 #[test]
 fn bad_sq_doorbell_moves_qp_to_error() {
     let mut l = Loop::new();
-    l.d.v.doorbell(&mut l.d.env, 0x2000 + 8 * u64::from(l.a.qpn), 17);
+    l.d.v
+        .doorbell(&mut l.d.env, 0x2000 + 8 * u64::from(l.a.qpn), 17);
     assert_eq!(l.d.qp_state(l.a.qpn), QpState::Err as u8);
     assert!(l.d.env.events.contains(&AsyncEvent::QpError {
         qpn: l.a.qpn,
         cause: CAUSE_BAD_DOORBELL
     }));
     // Bad RQ index too.
-    l.d.v.doorbell(&mut l.d.env, 0x2004 + 8 * u64::from(l.b.qpn), 0xFFFF_0000);
+    l.d.v
+        .doorbell(&mut l.d.env, 0x2004 + 8 * u64::from(l.b.qpn), 0xFFFF_0000);
     assert_eq!(l.d.qp_state(l.b.qpn), QpState::Err as u8);
 }
 
 #[test]
 fn stray_doorbells_are_counted_and_ignored() {
     let mut l = Loop::new();
-    for (off, v) in [(0x2000u64 + 8 * 500, 1u32), (0x2002, 1), (0x8000 + 8 * 900, 1), (0x9999 & !3, 3), (0x1000, 1)] {
+    for (off, v) in [
+        (0x2000u64 + 8 * 500, 1u32),
+        (0x2002, 1),
+        (0x8000 + 8 * 900, 1),
+        (0x9999 & !3, 3),
+        (0x1000, 1),
+    ] {
         l.d.v.doorbell(&mut l.d.env, off, v);
     }
     // Arm with an unknown value; CI past the producer.
-    l.d.v.doorbell(&mut l.d.env, 0x8004 + 8 * u64::from(l.cq_a.cqn), 7);
-    l.d.v.doorbell(&mut l.d.env, 0x8000 + 8 * u64::from(l.cq_a.cqn), 5);
+    l.d.v
+        .doorbell(&mut l.d.env, 0x8004 + 8 * u64::from(l.cq_a.cqn), 7);
+    l.d.v
+        .doorbell(&mut l.d.env, 0x8000 + 8 * u64::from(l.cq_a.cqn), 5);
     assert!(l.d.v.stats().global.bad_doorbells >= 6);
     // The QPs still work.
     let mut w = signaled(wr::RDMA_WRITE, 1);
@@ -346,7 +391,7 @@ fn doorbells_in_reset_are_ignored_and_posts_before_rts_run_later() {
     d.ring_sq(&TQp { sq_pi: 1, ..a });
     assert!(d.v.stats().qps[0].bad_doorbells == 1);
     let (buf, key) = d.buf_mr(pd, 4096, ALL_ACCESS);
-    d.to_state(a.qpn, QpState::Init).unwrap();
+    d.set_state(a.qpn, QpState::Init).unwrap();
     let mut w = signaled(wr::RDMA_WRITE, 1);
     w.sges = vec![(buf, 8, key)];
     w.remote_addr = buf + 100;
@@ -354,15 +399,15 @@ fn doorbells_in_reset_are_ignored_and_posts_before_rts_run_later() {
     d.post_send(&mut a, &w);
     d.post_recv(&mut b, 5, &[]);
     assert!(d.poll_cq(&mut cq).is_empty());
-    d.to_state(a.qpn, QpState::Reset).unwrap();
+    d.set_state(a.qpn, QpState::Reset).unwrap();
     a.sq_pi = 0;
     let p = ConnParams::default();
     d.connect(b.qpn, a.qpn, MAC_A, IP_A, &p);
     d.connect(a.qpn, b.qpn, MAC_A, IP_A, &p);
-    d.to_state(a.qpn, QpState::Sqd).unwrap();
+    d.set_state(a.qpn, QpState::Sqd).unwrap();
     d.post_send(&mut a, &w);
     assert!(d.poll_cq(&mut cq).is_empty(), "SQD fetches nothing new");
-    d.to_state(a.qpn, QpState::Rts).unwrap();
+    d.set_state(a.qpn, QpState::Rts).unwrap();
     let c = d.poll_cq(&mut cq);
     assert_eq!(c.len(), 1);
     assert_eq!(c[0].status, 0);
@@ -371,7 +416,10 @@ fn doorbells_in_reset_are_ignored_and_posts_before_rts_run_later() {
 #[test]
 fn cqe_fault_overrides_status_and_fails_qp() {
     let mut l = Loop::new();
-    l.d.env.faults.push_back((crate::fault::FaultSite::Cqe, crate::fault::FaultAction::CqeError { status: 12 }));
+    l.d.env.faults.push_back((
+        crate::fault::FaultSite::Cqe,
+        crate::fault::FaultAction::CqeError { status: 12 },
+    ));
     let mut w = signaled(wr::RDMA_WRITE, 1);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     w.remote_addr = l.buf_b;
@@ -417,12 +465,20 @@ fn sqd_reports_drained_after_outstanding_work() {
     let mut w = signaled(wr::SEND, 1);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     l.send_a(w);
-    l.d.to_state(l.a.qpn, QpState::Sqd).unwrap();
-    assert!(!l.d.env.events.contains(&AsyncEvent::SqDrained { qpn: l.a.qpn }));
+    l.d.set_state(l.a.qpn, QpState::Sqd).unwrap();
+    assert!(!l
+        .d
+        .env
+        .events
+        .contains(&AsyncEvent::SqDrained { qpn: l.a.qpn }));
     l.recv_b(1, &[(l.buf_b, 64, l.key_b)]);
     l.d.advance(Duration::from_micros(20));
     assert_eq!(l.cqes_a()[0].status, 0);
-    assert!(l.d.env.events.contains(&AsyncEvent::SqDrained { qpn: l.a.qpn }));
+    assert!(l
+        .d
+        .env
+        .events
+        .contains(&AsyncEvent::SqDrained { qpn: l.a.qpn }));
 }
 
 #[test]

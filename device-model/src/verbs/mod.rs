@@ -413,7 +413,7 @@ impl Verbs {
 
     /// A doorbell write at BAR0 `offset` (`0x2000..=0xFFFF`).
     pub fn doorbell(&mut self, env: &mut dyn VerbsEnv, offset: u64, value: u32) {
-        if offset % 4 != 0 {
+        if offset & 3 != 0 {
             self.stats.bad_doorbells += 1;
             return;
         }
@@ -657,7 +657,7 @@ impl Verbs {
         if allow_zero && size == 0 {
             return Ok(());
         }
-        if size < 2 || !size.is_power_of_two() || base % entry as u64 != 0 {
+        if size < 2 || !size.is_power_of_two() || base & (entry as u64 - 1) != 0 {
             return Err(AdminStatus::InvalidParam);
         }
         if size > max {

@@ -272,7 +272,7 @@ fn lost_acks_and_read_responses_are_recovered() {
             let b = bth_of(f);
             if roce::opcode::is_response(b.opcode)
                 && dropped.insert((b.opcode, b.psn))
-                && b.psn % 3 == 0
+                && matches!(b.psn % 3, 0)
             {
                 Verdict::Drop
             } else {
@@ -383,12 +383,10 @@ fn random_loss_many_operations() {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            if (x >> 33) % 10 == 0 {
-                Verdict::Drop
-            } else if (x >> 33) % 10 == 1 {
-                Verdict::Hold
-            } else {
-                Verdict::Deliver
+            match (x >> 33) % 10 {
+                0 => Verdict::Drop,
+                1 => Verdict::Hold,
+                _ => Verdict::Deliver,
             }
         },
         30,

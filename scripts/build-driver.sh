@@ -14,8 +14,26 @@ set -euo pipefail
 REPO="$RIG_ROOT"
 "$REPO/scripts/setup-toolchain.sh"
 
-TARGET=x86_64-pc-windows-msvc
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target/cross}"
+# The guest runs under KVM's instruction emulator on this nested (PVM) host, which
+# cannot execute SSE arithmetic (xorps, ...) nor cmpxchg16b (measured: the VM stops
+# with "instruction emulation failed"). So the driver is built soft-float: a custom
+# target derived from rustc's own x86_64-pc-windows-msvc spec (same ABI for integer
+# and pointer arguments, same PE/COFF output) with SSE, MMX and cmpxchg16b off.
+# Generated from the installed rustc each time, so it always matches the compiler.
+TARGET=x86_64-rnic-windows
+SPEC="$TARGET_DIR/$TARGET.json"
+mkdir -p "$TARGET_DIR"
+RUSTC_BOOTSTRAP=1 rustc -Zunstable-options --print target-spec-json --target x86_64-pc-windows-msvc \
+    | python3 -c '
+import json, sys
+spec = json.load(sys.stdin)
+spec.pop("is-builtin", None)
+spec["features"] = "-mmx,-sse,-sse2,-cmpxchg16b,+soft-float"
+spec["rustc-abi"] = "x86-softfloat"
+json.dump(spec, sys.stdout, indent=2, sort_keys=True)
+' > "$SPEC.tmp" || die "could not derive the soft-float target spec from rustc (needs python3)"
+mv "$SPEC.tmp" "$SPEC"
 PROFILE="${PROFILE:-release}"
 case "$PROFILE" in
     release) OUT_SUBDIR=release ;;
@@ -28,7 +46,7 @@ log "building rnic.sys ($PROFILE) into $TARGET_DIR"
 (
     cd "$REPO/guest-driver/rnic-miniport"
     RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR" cargo build \
-        --profile "$PROFILE" --target "$TARGET" \
+        --profile "$PROFILE" --target "$SPEC" -Zjson-target-spec \
         -Zbuild-std=core,compiler_builtins -Zbuild-std-features=compiler-builtins-mem
 ) || die "cargo build of guest-driver/rnic-miniport failed (see the errors above)"
 

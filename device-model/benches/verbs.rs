@@ -40,7 +40,10 @@ impl Env {
         let end = addr
             .checked_add(len as u64)
             .filter(|&e| e <= self.mem.len() as u64)
-            .ok_or(DmaError::OutOfRange { addr, len: len as u64 })?;
+            .ok_or(DmaError::OutOfRange {
+                addr,
+                len: len as u64,
+            })?;
         Ok(addr as usize..end as usize)
     }
 }
@@ -117,11 +120,22 @@ impl Bench {
         v.set_port_addr(MAC, IP);
         let mut b = Bench {
             v,
-            env: Env { mem: vec![0; MEM], now: Duration::ZERO },
+            env: Env {
+                mem: vec![0; MEM],
+                now: Duration::ZERO,
+            },
             next: PAGE,
             pd: 0,
-            cq: Cq { cqn: 0, base: 0, ci: 0 },
-            a: Qp { qpn: 0, sq_base: 0, sq_pi: 0 },
+            cq: Cq {
+                cqn: 0,
+                base: 0,
+                ci: 0,
+            },
+            a: Qp {
+                qpn: 0,
+                sq_base: 0,
+                sq_pi: 0,
+            },
             src: 0,
             src_key: 0,
             dst: 0,
@@ -135,7 +149,11 @@ impl Bench {
         let (qb, _) = b.create_qp(cq_b.cqn);
         b.connect(qa, qb);
         b.connect(qb, qa);
-        b.a = Qp { qpn: qa, sq_base: sq_a, sq_pi: 0 };
+        b.a = Qp {
+            qpn: qa,
+            sq_base: sq_a,
+            sq_pi: 0,
+        };
         let (src, src_key) = b.buf_mr(MAX_MSG);
         let (dst, dst_key) = b.buf_mr(MAX_MSG);
         (b.src, b.src_key, b.dst, b.dst_key) = (src, src_key, dst, dst_key);
@@ -144,7 +162,10 @@ impl Bench {
         let page = b.alloc(PAGE);
         let l = b.list as usize;
         b.env.mem[l..l + 8].copy_from_slice(&page.to_le_bytes());
-        for (i, x) in b.env.mem[src as usize..(src + MAX_MSG) as usize].iter_mut().enumerate() {
+        for (i, x) in b.env.mem[src as usize..(src + MAX_MSG) as usize]
+            .iter_mut()
+            .enumerate()
+        {
             *x = (i * 7) as u8;
         }
         b
@@ -169,7 +190,11 @@ impl Bench {
         put64(&mut o, 0, base);
         put32(&mut o, 8, RING);
         o[12..14].copy_from_slice(&1u16.to_le_bytes());
-        Cq { cqn: self.admin(op::CREATE_CQ, o).0, base, ci: 0 }
+        Cq {
+            cqn: self.admin(op::CREATE_CQ, o).0,
+            base,
+            ci: 0,
+        }
     }
 
     fn create_qp(&mut self, cqn: u32) -> (u32, u64) {
@@ -222,7 +247,11 @@ impl Bench {
         );
         self.modify(
             qpn,
-            qp_attr::STATE | qp_attr::SQ_PSN | qp_attr::TIMEOUT | qp_attr::RETRY_CNT | qp_attr::RNR_RETRY,
+            qp_attr::STATE
+                | qp_attr::SQ_PSN
+                | qp_attr::TIMEOUT
+                | qp_attr::RETRY_CNT
+                | qp_attr::RNR_RETRY,
             |o| {
                 o[8] = QpState::Rts as u8;
                 o[10] = 7;
@@ -237,7 +266,11 @@ impl Bench {
         let n = len.div_ceil(PAGE);
         let mut o = [0u8; 56];
         put32(&mut o, 0, self.pd);
-        put32(&mut o, 4, access::LOCAL_WRITE | access::REMOTE_READ | access::REMOTE_WRITE);
+        put32(
+            &mut o,
+            4,
+            access::LOCAL_WRITE | access::REMOTE_READ | access::REMOTE_WRITE,
+        );
         put64(&mut o, 8, addr);
         put64(&mut o, 16, len);
         put64(&mut o, 24, list);
@@ -276,7 +309,11 @@ impl Bench {
     }
 
     fn ring(&mut self) {
-        self.v.doorbell(&mut self.env, 0x2000 + 8 * u64::from(self.a.qpn), self.a.sq_pi);
+        self.v.doorbell(
+            &mut self.env,
+            0x2000 + 8 * u64::from(self.a.qpn),
+            self.a.sq_pi,
+        );
     }
 
     /// Consumes CQEs until one arrives; returns how many were consumed.
@@ -297,7 +334,11 @@ impl Bench {
                 got += 1;
             }
             if got > 0 {
-                self.v.doorbell(&mut self.env, 0x8000 + 8 * u64::from(self.cq.cqn), self.cq.ci);
+                self.v.doorbell(
+                    &mut self.env,
+                    0x8000 + 8 * u64::from(self.cq.cqn),
+                    self.cq.ci,
+                );
                 return got;
             }
             self.env.now += Duration::from_micros(1);
@@ -308,40 +349,58 @@ impl Bench {
 }
 
 fn limits() -> VerbsLimits {
-    VerbsLimits { max_mr: 1 << 16, ..VerbsLimits::default() }
+    VerbsLimits {
+        max_mr: 1 << 16,
+        ..VerbsLimits::default()
+    }
 }
 
 fn bench_write(c: &mut Criterion) {
     let mut b = Bench::new(limits());
     let mut g = c.benchmark_group("rdma_write");
-    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
     for &size in &SIZES {
         g.throughput(Throughput::Bytes(size));
-        g.bench_with_input(BenchmarkId::from_parameter(kib(size)), &size, |bn, &size| {
-            bn.iter(|| {
-                b.post_write(size as u32, true);
-                b.ring();
-                black_box(b.reap());
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(kib(size)),
+            &size,
+            |bn, &size| {
+                bn.iter(|| {
+                    b.post_write(size as u32, true);
+                    b.ring();
+                    black_box(b.reap());
+                })
+            },
+        );
     }
     g.finish();
     // The destination holds what the source held.
     let (s, d) = (b.src as usize, b.dst as usize);
-    assert_eq!(b.env.mem[s..s + MAX_MSG as usize], b.env.mem[d..d + MAX_MSG as usize]);
+    assert_eq!(
+        b.env.mem[s..s + MAX_MSG as usize],
+        b.env.mem[d..d + MAX_MSG as usize]
+    );
 
     let mut g = c.benchmark_group("memcpy");
-    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
     let src = vec![7u8; MAX_MSG as usize];
     let mut dst = vec![0u8; MAX_MSG as usize];
     for &size in &SIZES {
         g.throughput(Throughput::Bytes(size));
-        g.bench_with_input(BenchmarkId::from_parameter(kib(size)), &size, |bn, &size| {
-            bn.iter(|| {
-                dst[..size as usize].copy_from_slice(black_box(&src[..size as usize]));
-                black_box(&dst);
-            })
-        });
+        g.bench_with_input(
+            BenchmarkId::from_parameter(kib(size)),
+            &size,
+            |bn, &size| {
+                bn.iter(|| {
+                    dst[..size as usize].copy_from_slice(black_box(&src[..size as usize]));
+                    black_box(&dst);
+                })
+            },
+        );
     }
     g.finish();
     ratio_report(&mut b);
@@ -352,7 +411,10 @@ fn ratio_report(b: &mut Bench) {
     let src = vec![7u8; MAX_MSG as usize];
     let mut dst = vec![0u8; MAX_MSG as usize];
     eprintln!("\nrdma_write vs memcpy (same run, same sizes):");
-    eprintln!("{:>8} {:>14} {:>14} {:>8}", "size", "write GB/s", "memcpy GB/s", "ratio");
+    eprintln!(
+        "{:>8} {:>14} {:>14} {:>8}",
+        "size", "write GB/s", "memcpy GB/s", "ratio"
+    );
     for &size in &SIZES {
         let iters = ((64u64 << 20) / size).max(16);
         let t = Instant::now();
@@ -391,7 +453,9 @@ fn bench_wr_rate(c: &mut Criterion) {
     let mut b = Bench::new(limits());
     const BATCH: u32 = 32;
     let mut g = c.benchmark_group("wr_rate");
-    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
     g.throughput(Throughput::Elements(u64::from(BATCH)));
     g.bench_function("write_64B_x32", |bn| {
         bn.iter(|| {
@@ -409,7 +473,9 @@ fn bench_mr_reg(c: &mut Criterion) {
     let mut b = Bench::new(limits());
     let (page, list) = (b.alloc(PAGE), b.list);
     let mut g = c.benchmark_group("mr_reg");
-    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
     g.throughput(Throughput::Elements(1));
     g.bench_function("reg_dereg_4KiB", |bn| {
         bn.iter(|| {
@@ -462,7 +528,9 @@ fn bench_mr_lookup(c: &mut Criterion) {
         })
         .collect();
     let mut g = c.benchmark_group("mr_lookup");
-    g.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2)).sample_size(20);
+    g.warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2))
+        .sample_size(20);
     g.throughput(Throughput::Elements(keys.len() as u64));
     g.bench_function("1M_mrs_check_x4096", |bn| {
         bn.iter(|| {
@@ -476,5 +544,11 @@ fn bench_mr_lookup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_write, bench_wr_rate, bench_mr_reg, bench_mr_lookup);
+criterion_group!(
+    benches,
+    bench_write,
+    bench_wr_rate,
+    bench_mr_reg,
+    bench_mr_lookup
+);
 criterion_main!(benches);

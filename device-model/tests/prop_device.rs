@@ -35,7 +35,12 @@ fn admin_op() -> impl Strategy<Value = Op> {
             for (i, w) in words.iter().enumerate() {
                 operands[i * 8..i * 8 + 8].copy_from_slice(&w.to_le_bytes());
             }
-            Op::Admin { opcode, flags, id, operands }
+            Op::Admin {
+                opcode,
+                flags,
+                id,
+                operands,
+            }
         })
 }
 
@@ -105,10 +110,22 @@ proptest! {
 #[test]
 fn nop_commands_complete_and_interrupt() {
     let mut rig = Rig::new();
-    rig.apply(&Op::BringUp { asq_size: 8, acq_size: 8 });
-    assert_eq!(rig.dev.dev_status() & 1, 1, "device should be READY after bring-up");
+    rig.apply(&Op::BringUp {
+        asq_size: 8,
+        acq_size: 8,
+    });
+    assert_eq!(
+        rig.dev.dev_status() & 1,
+        1,
+        "device should be READY after bring-up"
+    );
     for id in 0..20u16 {
-        rig.apply(&Op::Admin { opcode: 0, flags: 0, id, operands: [0; 56] });
+        rig.apply(&Op::Admin {
+            opcode: 0,
+            flags: 0,
+            id,
+            operands: [0; 56],
+        });
         rig.apply(&Op::ConsumeCompletions);
     }
     assert!(rig.dev.msix().counters() != Default::default());
@@ -119,11 +136,30 @@ fn nop_commands_complete_and_interrupt() {
 #[test]
 fn rings_over_own_bar_are_refused() {
     let mut rig = Rig::new();
-    rig.apply(&Op::BringUp { asq_size: 8, acq_size: 8 });
-    for (off, v) in [(0x008u64, 2u32), (0x020, BAR0_AT as u32), (0x024, 0), (0x028, 8), (0x030, 0x3000), (0x034, 0), (0x038, 8), (0x008, 1)] {
-        rig.apply(&Op::Bar0Write { offset: off, data: v.to_le_bytes().to_vec() });
+    rig.apply(&Op::BringUp {
+        asq_size: 8,
+        acq_size: 8,
+    });
+    for (off, v) in [
+        (0x008u64, 2u32),
+        (0x020, BAR0_AT as u32),
+        (0x024, 0),
+        (0x028, 8),
+        (0x030, 0x3000),
+        (0x034, 0),
+        (0x038, 8),
+        (0x008, 1),
+    ] {
+        rig.apply(&Op::Bar0Write {
+            offset: off,
+            data: v.to_le_bytes().to_vec(),
+        });
     }
-    assert_eq!(rig.dev.dev_status() & 1, 0, "rings over BAR0 must not make the device READY");
+    assert_eq!(
+        rig.dev.dev_status() & 1,
+        0,
+        "rings over BAR0 must not make the device READY"
+    );
     assert_ne!(rig.dev.dev_status() & 4, 0, "ADMIN_ERR expected");
 }
 

@@ -25,7 +25,7 @@ use rnic_device::{PciFunction, RecordingSink, Rnic, RnicConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 /// Start of the arena.
-pub const ARENA_BASE: u64 = 0;
+pub const ARENA_BASE: u64 = 0; // `snapshot_bars` relies on this being 0
 /// Size of the arena.
 pub const ARENA_SIZE: u64 = 0x4_0000;
 /// Where the rig places BAR0 (inside the arena).
@@ -95,7 +95,12 @@ pub enum Op {
     /// The driver writes bytes into the arena (offset is taken modulo the arena).
     Mem { offset: u64, data: Vec<u8> },
     /// Places an admin command at the rig's submission tail and rings `ASQ_TAIL`.
-    Admin { opcode: u8, flags: u8, id: u16, operands: [u8; 56] },
+    Admin {
+        opcode: u8,
+        flags: u8,
+        id: u16,
+        operands: [u8; 56],
+    },
     /// Sets the ACQ head to the device's tail (frees all completions).
     ConsumeCompletions,
     /// A write to the doorbell area (0x1000..0x10000 of BAR0).
@@ -105,7 +110,13 @@ pub enum Op {
     /// Installs a fault rule (invalid combinations are refused by the engine and
     /// ignored here): site and action by index into [`FaultSite::ALL`] and
     /// [`fault_action`].
-    Fault { site: u8, action: u8, param: u32, trigger: u8, n: u32 },
+    Fault {
+        site: u8,
+        action: u8,
+        param: u32,
+        trigger: u8,
+        n: u32,
+    },
     /// Removes every fault rule.
     ClearFaults,
     /// The standard bring-up: memory + bus master, MSI-X on and unmasked, rings
@@ -141,8 +152,11 @@ impl Rig {
             (GuestAddress(GUARD_BASE), GUARD_SIZE as usize),
         ])
         .expect("rig guest memory");
-        mem.write_slice(&vec![GUARD_BYTE; GUARD_SIZE as usize], GuestAddress(GUARD_BASE))
-            .expect("guard fill");
+        mem.write_slice(
+            &vec![GUARD_BYTE; GUARD_SIZE as usize],
+            GuestAddress(GUARD_BASE),
+        )
+        .expect("guard fill");
         let sink = Arc::new(RecordingSink::new());
         let mut dev = Rnic::new(RnicConfig::default(), mem.clone(), sink.clone());
         place_bars(&mut dev);
@@ -161,11 +175,17 @@ impl Rig {
     fn snapshot_bars(&mut self) {
         self.shadow.clear();
         for r in self.dev.bar_regions() {
-            let start = r.address.max(ARENA_BASE);
-            let end = r.address.saturating_add(r.size).min(ARENA_BASE + ARENA_SIZE);
+            // The arena starts at 0, so only its end clips a region.
+            let start = r.address;
+            let end = r
+                .address
+                .saturating_add(r.size)
+                .min(ARENA_BASE + ARENA_SIZE);
             if start < end {
                 let mut buf = vec![0u8; (end - start) as usize];
-                self.mem.read_slice(&mut buf, GuestAddress(start)).expect("arena read");
+                self.mem
+                    .read_slice(&mut buf, GuestAddress(start))
+                    .expect("arena read");
                 self.shadow.push((start, buf));
             }
         }
@@ -174,7 +194,9 @@ impl Rig {
     fn check_bars_untouched(&self, op: &Op) {
         for (start, before) in &self.shadow {
             let mut now = vec![0u8; before.len()];
-            self.mem.read_slice(&mut now, GuestAddress(*start)).expect("arena read");
+            self.mem
+                .read_slice(&mut now, GuestAddress(*start))
+                .expect("arena read");
             if let Some(i) = now.iter().zip(before).position(|(a, b)| a != b) {
                 panic!(
                     "device wrote guest RAM under its own BAR at {:#x} during {op:?}",
@@ -186,16 +208,25 @@ impl Rig {
 
     fn check_guard(&self, op: &Op) {
         let mut buf = vec![0u8; GUARD_SIZE as usize];
-        self.mem.read_slice(&mut buf, GuestAddress(GUARD_BASE)).expect("guard read");
+        self.mem
+            .read_slice(&mut buf, GuestAddress(GUARD_BASE))
+            .expect("guard read");
         if let Some(i) = buf.iter().position(|&b| b != GUARD_BYTE) {
-            panic!("device wrote guard RAM at {:#x} during {op:?}", GUARD_BASE + i as u64);
+            panic!(
+                "device wrote guard RAM at {:#x} during {op:?}",
+                GUARD_BASE + i as u64
+            );
         }
     }
 
     fn check_state(&mut self, op: &Op) {
         let st = self.dev.dev_status();
         if st & STATUS_READY != 0 {
-            assert_eq!(st & STATUS_FATAL, 0, "READY and FATAL together after {op:?}");
+            assert_eq!(
+                st & STATUS_FATAL,
+                0,
+                "READY and FATAL together after {op:?}"
+            );
         }
         let stats = self.dev.stats();
         let f = &stats.faults;
@@ -204,16 +235,28 @@ impl Rig {
             f.sites.iter().map(|x| x.hits).sum::<u64>(),
             "fault hits per site do not add up after {op:?}"
         );
-        assert!(f.rules.iter().all(|r| r.hits <= r.events), "a rule hit more often than it saw events");
+        assert!(
+            f.rules.iter().all(|r| r.hits <= r.events),
+            "a rule hit more often than it saw events"
+        );
         let v = &stats.verbs;
         let lim = self.dev.verbs().limits();
-        assert!(v.pds <= lim.max_pd && v.mrs <= lim.max_mr, "object counts beyond limits after {op:?}");
+        assert!(
+            v.pds <= lim.max_pd && v.mrs <= lim.max_mr,
+            "object counts beyond limits after {op:?}"
+        );
         assert!(v.qps.len() as u32 <= lim.max_qp && v.cqs.len() as u32 <= lim.max_cq);
-        assert!(v.mr_pages <= lim.max_total_pages, "MR pages beyond the limit after {op:?}");
+        assert!(
+            v.mr_pages <= lim.max_total_pages,
+            "MR pages beyond the limit after {op:?}"
+        );
         for e in self.sink.take() {
             match e {
                 SinkEvent::Trigger { vector, .. } | SinkEvent::Route { vector, .. } => {
-                    assert!(vector < 16, "interrupt on nonexistent vector {vector} after {op:?}")
+                    assert!(
+                        vector < 16,
+                        "interrupt on nonexistent vector {vector} after {op:?}"
+                    )
                 }
             }
         }
@@ -225,7 +268,11 @@ impl Rig {
                 let v = self.read32(reg);
                 assert!(v < 4096, "ring index register {reg:#x} = {v} after {op:?}");
             }
-            assert_eq!(self.read32(REG_DEV_STATUS), st, "DEV_STATUS register disagrees after {op:?}");
+            assert_eq!(
+                self.read32(REG_DEV_STATUS),
+                st,
+                "DEV_STATUS register disagrees after {op:?}"
+            );
         }
     }
 
@@ -282,7 +329,12 @@ impl Rig {
                     .write_slice(&data[..n], GuestAddress(ARENA_BASE + off))
                     .expect("arena write");
             }
-            Op::Admin { opcode, flags, id, operands } => {
+            Op::Admin {
+                opcode,
+                flags,
+                id,
+                operands,
+            } => {
                 let size = self.asq_size;
                 if size.is_power_of_two() && (2..=4096).contains(&size) {
                     let mut e = [0u8; 64];
@@ -292,7 +344,9 @@ impl Rig {
                     e[8..].copy_from_slice(operands);
                     let slot = ASQ_AT + u64::from(self.asq_tail % size) * 64;
                     if slot + 64 <= ARENA_SIZE {
-                        self.mem.write_slice(&e, GuestAddress(slot)).expect("asq write");
+                        self.mem
+                            .write_slice(&e, GuestAddress(slot))
+                            .expect("asq write");
                     }
                     self.asq_tail = (self.asq_tail + 1) % size;
                     self.snapshot_bars();
@@ -312,15 +366,29 @@ impl Rig {
                 self.dev.poll(self.now);
             }
             Op::BringUp { asq_size, acq_size } => self.bring_up(*asq_size, *acq_size),
-            Op::Fault { site, action, param, trigger, n } => {
+            Op::Fault {
+                site,
+                action,
+                param,
+                trigger,
+                n,
+            } => {
                 let site = FaultSite::ALL[*site as usize % FaultSite::ALL.len()];
                 let trigger = match trigger % 4 {
                     0 => Trigger::Always,
-                    1 => Trigger::Once { nth: u64::from(*n % 64) + 1 },
-                    2 => Trigger::Every { n: u64::from(*n % 16) + 1 },
-                    _ => Trigger::Probability { p: f64::from(*n % 1000) / 1000.0, seed: u64::from(*n) },
+                    1 => Trigger::Once {
+                        nth: u64::from(*n % 64) + 1,
+                    },
+                    2 => Trigger::Every {
+                        n: u64::from(*n % 16) + 1,
+                    },
+                    _ => Trigger::Probability {
+                        p: f64::from(*n % 1000) / 1000.0,
+                        seed: u64::from(*n),
+                    },
                 };
-                let rule = FaultRule::new(site, fault_action(*action, *param)).with_trigger(trigger);
+                let rule =
+                    FaultRule::new(site, fault_action(*action, *param)).with_trigger(trigger);
                 let _ = self.dev.faults_mut().add_rule(rule);
             }
             Op::ClearFaults => self.dev.faults_mut().clear(),
@@ -334,13 +402,16 @@ impl Rig {
 
     fn bring_up(&mut self, asq_size: u32, acq_size: u32) {
         place_bars(&mut self.dev);
-        self.dev.config_write(CFG_COMMAND, &CMD_MEM_BM.to_le_bytes());
-        self.dev.config_write(CFG_MSIX_CTRL, &MSIX_ENABLE.to_le_bytes());
+        self.dev
+            .config_write(CFG_COMMAND, &CMD_MEM_BM.to_le_bytes());
+        self.dev
+            .config_write(CFG_MSIX_CTRL, &MSIX_ENABLE.to_le_bytes());
         for v in 0..16u64 {
             let e = v * 16;
             self.dev.bar_write(2, e, &0xFEE0_0000u32.to_le_bytes());
             self.dev.bar_write(2, e + 4, &0u32.to_le_bytes());
-            self.dev.bar_write(2, e + 8, &(0x20 + v as u32).to_le_bytes());
+            self.dev
+                .bar_write(2, e + 8, &(0x20 + v as u32).to_le_bytes());
             self.dev.bar_write(2, e + 12, &0u32.to_le_bytes());
         }
         self.write32(REG_DEV_CTRL, 2);
@@ -371,15 +442,24 @@ impl Rig {
 pub fn fault_action(i: u8, param: u32) -> FaultAction {
     match i % 13 {
         0 => FaultAction::DmaError,
-        1 => FaultAction::Corrupt { offset: param, mask: (param >> 24) as u8 },
+        1 => FaultAction::Corrupt {
+            offset: param,
+            mask: (param >> 24) as u8,
+        },
         2 => FaultAction::Drop,
-        3 => FaultAction::Delay { micros: u64::from(param % 5000) },
+        3 => FaultAction::Delay {
+            micros: u64::from(param % 5000),
+        },
         4 => FaultAction::Duplicate,
         5 => FaultAction::Spurious,
         6 => FaultAction::Reorder,
         7 => FaultAction::NeverComplete,
-        8 => FaultAction::FailStatus { status: param as u16 },
-        9 => FaultAction::CqeError { status: param as u8 },
+        8 => FaultAction::FailStatus {
+            status: param as u16,
+        },
+        9 => FaultAction::CqeError {
+            status: param as u8,
+        },
         10 => FaultAction::LinkDown,
         11 => FaultAction::LinkUp,
         _ => FaultAction::Fatal,
@@ -459,7 +539,10 @@ impl<'a> Decoder<'a> {
             return None;
         }
         Some(match self.u8() % 16 {
-            0 => Op::ConfigWrite { offset: self.u16() % 0x1010, data: self.width_data() },
+            0 => Op::ConfigWrite {
+                offset: self.u16() % 0x1010,
+                data: self.width_data(),
+            },
             1 => Op::ConfigRead { offset: self.u16() },
             2 | 3 => {
                 let sel = self.u8();
@@ -475,10 +558,22 @@ impl<'a> Decoder<'a> {
                 };
                 Op::Bar0Write { offset, data }
             }
-            4 => Op::Bar0Read { offset: u64::from(self.u16()), len: self.u8() % 9 },
-            5 => Op::Bar2Write { offset: u64::from(self.u16() % 0x2100), data: self.width_data() },
-            6 => Op::Bar2Read { offset: u64::from(self.u16() % 0x2100), len: self.u8() % 9 },
-            7 => Op::Mem { offset: FREE_AT + u64::from(self.u32()) % (FREE_END - FREE_AT), data: self.bytes(255) },
+            4 => Op::Bar0Read {
+                offset: u64::from(self.u16()),
+                len: self.u8() % 9,
+            },
+            5 => Op::Bar2Write {
+                offset: u64::from(self.u16() % 0x2100),
+                data: self.width_data(),
+            },
+            6 => Op::Bar2Read {
+                offset: u64::from(self.u16() % 0x2100),
+                len: self.u8() % 9,
+            },
+            7 => Op::Mem {
+                offset: FREE_AT + u64::from(self.u32()) % (FREE_END - FREE_AT),
+                data: self.bytes(255),
+            },
             8 | 9 => {
                 let opcode = self.u8() % 0x50;
                 let flags = if self.u8() < 240 { 0 } else { self.u8() };
@@ -488,11 +583,21 @@ impl<'a> Decoder<'a> {
                     let v = self.operand_word();
                     operands[w * 8..w * 8 + 8].copy_from_slice(&v.to_le_bytes());
                 }
-                Op::Admin { opcode, flags, id, operands }
+                Op::Admin {
+                    opcode,
+                    flags,
+                    id,
+                    operands,
+                }
             }
             10 => Op::ConsumeCompletions,
-            11 => Op::Doorbell { offset: u64::from(self.u16()), value: self.u32() },
-            12 => Op::Poll { advance_us: self.u32() % 2_000_000 },
+            11 => Op::Doorbell {
+                offset: u64::from(self.u16()),
+                value: self.u32(),
+            },
+            12 => Op::Poll {
+                advance_us: self.u32() % 2_000_000,
+            },
             13 => Op::Fault {
                 site: self.u8(),
                 action: self.u8(),
@@ -501,7 +606,10 @@ impl<'a> Decoder<'a> {
                 n: self.u32(),
             },
             14 => Op::ClearFaults,
-            _ => Op::BringUp { asq_size: u32::from(self.u8()), acq_size: u32::from(self.u8()) },
+            _ => Op::BringUp {
+                asq_size: u32::from(self.u8()),
+                acq_size: u32::from(self.u8()),
+            },
         })
     }
 }
@@ -509,7 +617,10 @@ impl<'a> Decoder<'a> {
 /// Runs a whole fuzzer input: a bring-up, then the decoded ops.
 pub fn run_bytes(data: &[u8]) -> Rig {
     let mut rig = Rig::new();
-    rig.apply(&Op::BringUp { asq_size: 16, acq_size: 16 });
+    rig.apply(&Op::BringUp {
+        asq_size: 16,
+        acq_size: 16,
+    });
     let mut dec = Decoder::new(data);
     let mut budget = 4096;
     while let Some(op) = dec.next_op() {

@@ -111,8 +111,21 @@ impl FxArea {
     }
 }
 
-/// Checks the CPU has what the driver needs (FXSR, SSE, SSE2) and puts the FPU/SSE units in the
-/// state Windows code expects: x87 control word 0x27F, MXCSR 0x1F80 (all exceptions masked).
+/// The FPU/SSE state Windows code expects on entry: x87 control word 0x27F, MXCSR 0x1F80 (all
+/// exceptions masked), empty x87 stack, zero XMM registers. Loaded with `fxrstor64` only: this
+/// KVM fails to emulate some x87 control instructions (`fldcw` was seen to stop the VM).
+#[no_mangle]
+pub static DEFAULT_FX_AREA: FxArea = {
+    let mut a = [0u8; 512];
+    a[0] = 0x7F;
+    a[1] = 0x02;
+    a[24] = 0x80;
+    a[25] = 0x1F;
+    FxArea(a)
+};
+
+/// Checks the CPU has what the driver needs (FXSR, SSE, SSE2) and loads the default FPU/SSE
+/// state.
 pub fn init_fpu() -> Result<(), &'static str> {
     let edx = cpuid(1, 0)[3];
     for (bit, name) in [(24, "FXSR"), (25, "SSE"), (26, "SSE2")] {
@@ -120,21 +133,6 @@ pub fn init_fpu() -> Result<(), &'static str> {
             return Err(name);
         }
     }
-    let cw: u16 = 0x27F;
-    let mxcsr: u32 = 0x1F80;
-    // SAFETY: CR0/CR4 were set for SSE by the boot code; these load control registers only.
-    unsafe {
-        asm!(
-            "fninit",
-            "fldcw [{cw}]",
-            "ldmxcsr [{mx}]",
-            // Proves SSE is usable (a #UD here would be reported as an exception).
-            "xorps xmm0, xmm0",
-            cw = in(reg) &cw,
-            mx = in(reg) &mxcsr,
-            out("xmm0") _,
-            options(nostack)
-        )
-    };
+    DEFAULT_FX_AREA.restore();
     Ok(())
 }

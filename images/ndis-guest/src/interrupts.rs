@@ -110,8 +110,7 @@ irq_common:
     andq $-16, %rsp
     subq $512, %rsp
     fxsave64 (%rsp)
-    ldmxcsr default_mxcsr(%rip)
-    fldcw default_fpucw(%rip)
+    fxrstor64 DEFAULT_FX_AREA(%rip)
     movq 120(%rbp), %rdi
     call irq_dispatch
     fxrstor64 (%rsp)
@@ -133,13 +132,6 @@ irq_common:
     popq %rax
     addq $8, %rsp
     iretq
-
-    .section .rodata.isr, "a"
-    .balign 4
-default_mxcsr:
-    .long 0x1F80
-default_fpucw:
-    .word 0x27F
     "#,
     options(att_syntax)
 );

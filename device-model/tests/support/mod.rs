@@ -643,9 +643,17 @@ impl Node {
         assert_eq!(id, 0x0001_7E57, "{}: vendor/device id", self.name);
         // BAR sizing.
         self.cfg_write32(cfg::BAR0, 0xFFFF_FFFF);
-        assert_eq!(self.dev.config_read(cfg::BAR0), 0xFFFF_0004, "BAR0 size mask");
+        assert_eq!(
+            self.dev.config_read(cfg::BAR0),
+            0xFFFF_0004,
+            "BAR0 size mask"
+        );
         self.cfg_write32(cfg::BAR2, 0xFFFF_FFFF);
-        assert_eq!(self.dev.config_read(cfg::BAR2), 0xFFFF_E004, "BAR2 size mask");
+        assert_eq!(
+            self.dev.config_read(cfg::BAR2),
+            0xFFFF_E004,
+            "BAR2 size mask"
+        );
         self.cfg_write32(cfg::BAR0, BAR0_ADDR as u32);
         self.cfg_write32(cfg::BAR0 + 4, (BAR0_ADDR >> 32) as u32);
         self.cfg_write32(cfg::BAR2, BAR2_ADDR as u32);
@@ -671,7 +679,11 @@ impl Node {
         let mut polls = 0;
         while self.reg(reg::DEV_STATUS) != 0 {
             polls += 1;
-            assert!(polls < 100, "{}: DEV_STATUS never cleared after RESET", self.name);
+            assert!(
+                polls < 100,
+                "{}: DEV_STATUS never cleared after RESET",
+                self.name
+            );
             let now = self.dev.now();
             self.dev.poll(now);
         }
@@ -693,12 +705,18 @@ impl Node {
         self.set_reg(reg::EQ_SIZE, EQ_ENTRIES);
         self.set_reg(reg::DEV_CTRL, reg::CTRL_ENABLE);
         let st = self.reg(reg::DEV_STATUS);
+        let cause = self.reg(reg::ADMIN_ERROR);
+        assert_eq!(
+            st & (reg::ST_FATAL | reg::ST_ADMIN_ERR),
+            0,
+            "{}: DEV_STATUS {st:#x}",
+            self.name
+        );
         assert_ne!(
             st & reg::ST_READY,
             0,
-            "{}: not READY after enable: DEV_STATUS {st:#x}, ADMIN_ERROR {}",
-            self.name,
-            self.reg(reg::ADMIN_ERROR)
+            "{}: not READY after enable: DEV_STATUS {st:#x}, ADMIN_ERROR {cause}",
+            self.name
         );
         self.admin = Some(AdminState {
             asq,
@@ -720,6 +738,22 @@ impl Node {
         let info = self.read_mem(buf, 64);
         assert_eq!(&info[8..14], &self.mac, "QUERY_DEVICE MAC = MAC_LO/HI");
         self.ip = [info[60], info[61], info[62], info[63]];
+        // The verbs layout this driver was written for.
+        let (n, _) = self.admin_ok(op::QUERY_CAPS, Ops::new().u64(0, buf));
+        assert_eq!(n, 64);
+        let caps = self.read_mem(buf, 64);
+        assert_eq!(
+            (caps[24], caps[25], get16(&caps, 26)),
+            (6, 6, 96),
+            "SGE / inline limits"
+        );
+        assert_eq!(
+            (get16(&caps, 44), get16(&caps, 46)),
+            (128, 32),
+            "WQE / CQE sizes"
+        );
+        assert_eq!(caps[38], 5, "max path MTU code");
+        assert_eq!(get32(&caps, 52), acc::ALL, "supported MR access bits");
     }
 
     // ---- admin queue ------------------------------------------------------
@@ -745,10 +779,10 @@ impl Node {
             let now = self.dev.now();
             self.dev.poll(now);
         }
+        let st = self.reg(reg::DEV_STATUS);
         panic!(
-            "{}: admin command {opcode:#04x} never completed (DEV_STATUS {:#x})",
-            self.name,
-            self.reg(reg::DEV_STATUS)
+            "{}: admin command {opcode:#04x} never completed (DEV_STATUS {st:#x})",
+            self.name
         );
     }
 
@@ -763,7 +797,12 @@ impl Node {
         if get16(&e, 14) & 1 != phase {
             return None;
         }
-        assert_eq!(get16(&e, 8), id, "{}: completion for another command", self.name);
+        assert_eq!(
+            get16(&e, 8),
+            id,
+            "{}: completion for another command",
+            self.name
+        );
         let a = self.admin.as_mut()?;
         a.head = a.head.wrapping_add(1);
         let new_head = a.head % ACQ_ENTRIES;
@@ -985,6 +1024,24 @@ impl Node {
         assert_eq!(r.status, status::SUCCESS, "RTR->RTS");
     }
 
+    /// Moves a QP to RESET; the driver restarts its producer indices at 0.
+    pub fn reset_qp(&mut self, qpn: u32) {
+        let r = self.modify_qp(qpn, attr::STATE, |o| o.u8(8, qps::RESET));
+        assert_eq!(
+            r.status,
+            status::SUCCESS,
+            "{}: QP {qpn} to RESET",
+            self.name
+        );
+        if let Some(q) = self.qps.get_mut(&qpn) {
+            q.sq_pi = 0;
+            q.rq_pi = 0;
+        }
+        // RESET → RTS is not a legal transition.
+        let r = self.modify_qp(qpn, attr::STATE, |o| o.u8(8, qps::RTS));
+        assert_eq!(r.status, status::INVALID_STATE, "RESET -> RTS refused");
+    }
+
     /// QUERY_QP: (state, 64-byte record).
     pub fn query_qp(&mut self, qpn: u32) -> (u8, Vec<u8>) {
         let buf = self.alloc(64, 64);
@@ -1126,23 +1183,30 @@ impl World {
 
     /// Two devices on an in-process wire, brought up.
     pub fn two() -> World {
-        Self::two_with(|_, w| Box::new(w))
+        Self::two_with(|_, w, _| Box::new(w))
     }
 
-    /// Two devices; `wrap(i, end)` may wrap each device's wire end (capture).
+    /// Two devices; `wrap(i, end, clock)` may wrap each device's wire end (e.g. in
+    /// a capture stamped with `clock`, the test's device time in nanoseconds).
     pub fn two_with(
-        mut wrap: impl FnMut(usize, rnic_device::wire::InProcessWire) -> Box<dyn WireBackend>,
+        mut wrap: impl FnMut(
+            usize,
+            rnic_device::wire::InProcessWire,
+            &Arc<AtomicU64>,
+        ) -> Box<dyn WireBackend>,
     ) -> World {
+        let clock = Arc::new(AtomicU64::new(0));
         let (wa, wb) = in_process_pair();
         let mut a = Node::new("A", mac_of(0), ip_of(0));
         let mut b = Node::new("B", mac_of(1), ip_of(1));
-        a.dev.attach_wire(wrap(A, wa));
-        b.dev.attach_wire(wrap(B, wb));
+        a.dev.attach_wire(wrap(A, wa, &clock));
+        b.dev.attach_wire(wrap(B, wb, &clock));
         for n in [&mut a, &mut b] {
             n.pci_setup();
             n.bring_up();
         }
         let mut w = World::from_nodes(vec![a, b]);
+        w.clock = clock;
         for n in &mut w.nodes {
             let evs = n.poll_events();
             assert!(
@@ -1189,18 +1253,14 @@ impl World {
         if done(self) {
             return max_steps;
         }
-        let stats: Vec<String> = self
-            .nodes
-            .iter()
-            .map(|n| {
-                format!(
-                    "{}: {:?}",
-                    n.name,
-                    serde_json::to_string(&n.dev.stats().verbs.qps).unwrap_or_default()
-                )
-            })
-            .collect();
-        panic!("{what}: not done after {max_steps} steps; verbs QPs: {stats:#?}");
+        let mut stats = String::new();
+        for n in &self.nodes {
+            for q in n.dev.stats().verbs.qps {
+                let j = serde_json::to_string(&q).unwrap_or_default();
+                stats.push_str(&format!("\n  {} {j}", n.name));
+            }
+        }
+        panic!("{what}: not done after {max_steps} steps; verbs QPs:{stats}");
     }
 
     /// Collects CQEs from `cqn` on `node` until at least `n` arrived.
@@ -1224,7 +1284,7 @@ impl World {
     /// Creates PD, CQs and QP on `x` and `y` (which may be the same device) and
     /// connects them.
     pub fn connect(&mut self, x: usize, y: usize, c: &QpCfg) -> Conn {
-        let mut mk = |w: &mut World, node: usize| {
+        let mk = |w: &mut World, node: usize| {
             let n = &mut w.nodes[node];
             let pd = n.create_pd();
             let scq = n.create_cq(c.cq_entries, 1);
@@ -1257,6 +1317,28 @@ impl World {
         self.nodes[x].connect_qp(a.qpn, pa, &peer_b, c);
         self.nodes[y].connect_qp(b.qpn, pb, &peer_a, c);
         Conn { a, b }
+    }
+
+    /// Resets both QPs of `c` and connects them again with fresh PSNs.
+    pub fn reconnect(&mut self, c: &Conn, cfg: &QpCfg) {
+        self.nodes[c.a.node].reset_qp(c.a.qpn);
+        self.nodes[c.b.node].reset_qp(c.b.qpn);
+        let (pa, pb) = (self.next_psn, 0xFF_FFF0);
+        self.next_psn = self.next_psn.wrapping_add(0x1234);
+        let peer_b = Peer {
+            qpn: c.b.qpn,
+            mac: self.nodes[c.b.node].mac,
+            ip: self.nodes[c.b.node].ip,
+            psn: pb,
+        };
+        let peer_a = Peer {
+            qpn: c.a.qpn,
+            mac: self.nodes[c.a.node].mac,
+            ip: self.nodes[c.a.node].ip,
+            psn: pa,
+        };
+        self.nodes[c.a.node].connect_qp(c.a.qpn, pa, &peer_b, cfg);
+        self.nodes[c.b.node].connect_qp(c.b.qpn, pb, &peer_a, cfg);
     }
 
     pub fn node(&mut self, i: usize) -> &mut Node {

@@ -31,7 +31,7 @@ use crate::msix::Msix;
 use crate::pci::{BarRegion, ConfigSpace, PciFunction};
 use crate::regs::{self, admin_error, dev_ctrl, dev_status};
 use crate::stats::{self, DeviceCounters, PortStats, RnicStats};
-use crate::verbs::{AsyncEvent, Verbs, VerbsEnv, VerbsLimits};
+use crate::verbs::{AsyncEvent, DmaScope, Verbs, VerbsEnv, VerbsLimits};
 use crate::wire::{FaultyWire, WireBackend, WireClock, WireDecider};
 
 /// Result 0 of the NOP command ("NOP\0").
@@ -146,9 +146,56 @@ impl DmaPort for Scoped<'_> {
     }
 }
 
-fn admin_scope() -> FaultScope {
+/// The `queue` field of fault scopes (`docs/device-spec.md` Appendix A.3): one
+/// numbering shared by every site, so that a number names one object.
+///
+/// | value | object |
+/// | --- | --- |
+/// | `0` ([`ADMIN`](scope_queue::ADMIN)) | the admin queue: its rings and every admin command's buffer |
+/// | `1..=0xFFFF` | the QP with that number (QPNs never reach `0x1_0000`) |
+/// | [`ETH_RX`](scope_queue::ETH_RX)` \| n` | Ethernet RX queue `n` |
+/// | [`ETH_TX`](scope_queue::ETH_TX)` \| n` | Ethernet TX queue `n` |
+/// | [`CQ`](scope_queue::CQ)` \| n` | the ring of CQ `n` |
+/// | [`EVENT_QUEUE`](scope_queue::EVENT_QUEUE) | the event ring |
+pub mod scope_queue {
+    use crate::verbs::DmaOwner;
+
+    /// The admin queue (rings, command buffers; the `admin_command` site).
+    pub const ADMIN: u32 = 0;
+    /// Bit set for Ethernet RX queues (the queue's event handle, too).
+    pub const ETH_RX: u32 = 1 << 16;
+    /// Bit set for Ethernet TX queues (their event handle is the bare number).
+    pub const ETH_TX: u32 = 1 << 17;
+    /// Bit set for CQ rings.
+    pub const CQ: u32 = 1 << 18;
+    /// The event ring.
+    pub const EVENT_QUEUE: u32 = 1 << 19;
+
+    /// Scope number of a verbs DMA owner.
+    pub const fn of_verbs(owner: DmaOwner) -> u32 {
+        match owner {
+            DmaOwner::Admin => ADMIN,
+            DmaOwner::Qp(qpn) => qpn,
+            DmaOwner::Cq(cqn) => CQ | cqn,
+        }
+    }
+}
+
+fn queue_scope(queue: u32) -> FaultScope {
     FaultScope {
-        queue: Some(0),
+        queue: Some(queue),
+        ..FaultScope::default()
+    }
+}
+
+fn admin_scope() -> FaultScope {
+    queue_scope(scope_queue::ADMIN)
+}
+
+fn verbs_scope(s: DmaScope) -> FaultScope {
+    FaultScope {
+        queue: Some(scope_queue::of_verbs(s.owner)),
+        mr: s.mr,
         ..FaultScope::default()
     }
 }
@@ -277,7 +324,7 @@ impl Core {
         let r = eq.post(
             &mut Scoped {
                 core: self,
-                scope: FaultScope::default(),
+                scope: queue_scope(scope_queue::EVENT_QUEUE),
             },
             &ev,
         );
@@ -294,7 +341,10 @@ impl Core {
         }
     }
 
-    fn transmit(&mut self, frame: &[u8]) -> bool {
+    /// Sends a frame to the wire; `queue` is the sending queue in the numbering
+    /// of [`scope_queue`] (the `wire_tx` fault scope): the QPN for RoCEv2 frames,
+    /// `ETH_TX | n` for Ethernet TX queue `n`.
+    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool {
         if !self.link_up() {
             self.port.tx_dropped_link_down += 1;
             return false;
@@ -303,7 +353,7 @@ impl Core {
             self.port.tx_dropped_link_down += 1;
             return false;
         };
-        match w.send(frame) {
+        match w.send_with_scope(frame, queue_scope(queue)) {
             Ok(()) => {
                 self.port.tx_frames += 1;
                 self.port.tx_bytes += frame.len() as u64;
@@ -328,6 +378,10 @@ impl Core {
             cause,
             "device fatal error: registers read all ones until DEV_CTRL.RESET"
         );
+        // Interrupts still pending from before the fatal error are dropped, so the
+        // only interrupt a fatal device can still deliver (on unmask) is the one
+        // announcing the FATAL event (§13.3).
+        self.msix.clear_pending();
         self.post_event(Event {
             code: events::code::FATAL,
             handle: 0,
@@ -350,24 +404,16 @@ impl Core {
 
 impl EthEnv for Core {
     fn dma_read(&mut self, queue: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        let scope = FaultScope {
-            queue: Some(queue),
-            ..FaultScope::default()
-        };
-        self.read_scoped(scope, addr, buf)
+        self.read_scoped(queue_scope(queue), addr, buf)
     }
     fn dma_write(&mut self, queue: u32, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        let scope = FaultScope {
-            queue: Some(queue),
-            ..FaultScope::default()
-        };
-        self.write_scoped(scope, addr, data)
+        self.write_scoped(queue_scope(queue), addr, data)
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.dma.check_range(addr, len)
     }
-    fn transmit(&mut self, frame: &[u8]) -> bool {
-        Core::transmit(self, frame)
+    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool {
+        Core::transmit(self, queue, frame)
     }
     fn raise(&mut self, vector: u16) {
         Core::raise(self, vector)
@@ -384,6 +430,17 @@ impl VerbsEnv for Core {
     fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
         self.write_scoped(FaultScope::default(), addr, buf)
     }
+    fn dma_read_scoped(
+        &mut self,
+        scope: DmaScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
+        self.read_scoped(verbs_scope(scope), addr, buf)
+    }
+    fn dma_write_scoped(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        self.write_scoped(verbs_scope(scope), addr, buf)
+    }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.dma.check_range(addr, len)
     }
@@ -391,7 +448,12 @@ impl VerbsEnv for Core {
         self.raise(vector)
     }
     fn send_frame(&mut self, frame: &[u8]) {
-        if self.transmit(frame) {
+        if self.transmit(scope_queue::ADMIN, frame) {
+            self.port.tx_roce_frames += 1;
+        }
+    }
+    fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
+        if self.transmit(qpn, frame) {
             self.port.tx_roce_frames += 1;
         }
     }
@@ -777,7 +839,7 @@ impl Rnic {
         }
     }
 
-    /// Device reset (`DEV_CTRL.RESET`, or `ENABLE` 1→0): §5.
+    /// Device reset (`DEV_CTRL.RESET`, or `ENABLE` 1→0): §13.1.
     pub fn device_reset(&mut self) {
         tracing::debug!("device reset");
         self.admin = AdminQueue::new();

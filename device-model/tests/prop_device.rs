@@ -87,6 +87,7 @@ proptest! {
         for op in &ops {
             rig.apply(op);
         }
+        rig.finish();
     }
 
     /// Random scripts on a device nobody brought up (BARs placed, decoding off
@@ -97,6 +98,7 @@ proptest! {
         for op in &ops {
             rig.apply(op);
         }
+        rig.finish();
     }
 
     /// The fuzz target's byte decoder on random bytes.
@@ -174,4 +176,16 @@ fn decoder_terminates_on_all_byte_values() {
         assert!(n < 10_000);
     }
     assert!(n > 10);
+}
+
+/// The guard check is live: a write into the guard RAM is reported.
+#[test]
+#[should_panic(expected = "guard RAM")]
+fn guard_check_detects_writes() {
+    use vm_memory::{Bytes, GuestAddress};
+    let rig = Rig::new();
+    rig.mem
+        .write_slice(&[0], GuestAddress(script::GUARD_BASE + 17))
+        .unwrap();
+    rig.finish();
 }

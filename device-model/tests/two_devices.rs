@@ -357,9 +357,10 @@ fn write_with_immediate_consumes_a_recv() {
 /// B answers RNR NAK, and once the receive is posted the retransmission must
 /// succeed (RNR retry 7 = infinite).
 ///
-/// DEVICE BUG #1 (fails until fixed, reported): the RNR-NAKed WRITE ONLY with
-/// immediate leaves the responder's message state set, so its retransmission is
-/// NAKed "invalid request" and A completes with REMOTE_INVALID_REQUEST.
+/// DEVICE BUG #1 = device-spec.md errata D.1 (fails until fixed): the RNR-NAKed
+/// WRITE ONLY with immediate leaves the responder's message state set, so its
+/// retransmission is NAKed "invalid request" and A completes with
+/// REMOTE_INVALID_REQUEST.
 #[test]
 fn write_with_immediate_before_recv_is_retried_after_rnr() {
     let mut w = World::two();
@@ -405,11 +406,12 @@ fn write_with_immediate_before_recv_is_retried_after_rnr() {
     assert_bytes(&w.node(B).read_mem(dst.addr, 100), &data, "data after RNR");
 }
 
-/// Same with a SEND (RNR on SEND ONLY).
+/// Same with a 3-packet SEND (RNR on SEND FIRST).
 ///
-/// DEVICE BUG #2 (fails until fixed, reported): after RNR-NAKing a SEND FIRST the
-/// responder also sends a PSN-sequence NAK for the MIDDLE/LAST packets; each one
-/// costs the requester a retry, so an infinite-RNR-retry SEND ends RETRY_EXCEEDED.
+/// DEVICE BUG #2 (not in the errata; fails until fixed): after RNR-NAKing a SEND
+/// FIRST the responder also sends a PSN-sequence NAK for the MIDDLE/LAST packets;
+/// each one costs the requester a retry, so an infinite-RNR-retry SEND ends
+/// RETRY_EXCEEDED.
 #[test]
 fn send_before_recv_is_retried_after_rnr() {
     let mut w = World::two();
@@ -585,8 +587,8 @@ fn wire_rx_corrupt_recovers() {
 /// QP per device both QPNs are 1, so the rule names the sending QP and the BTH
 /// destination QP at once (the contract says one or the other, see the report).
 ///
-/// DEVICE BUG #4 (fails until fixed, reported): the device sends every frame
-/// with an empty fault scope, so `wire_tx` rules scoped to a QP never match.
+/// DEVICE BUG #4 = device-spec.md errata D.6 (fails until fixed; tests the
+/// intended behaviour): the device sends every frame with an empty fault scope, so `wire_tx` rules scoped to a QP never match.
 #[test]
 fn wire_tx_rule_scoped_to_a_qp_matches_its_frames() {
     let mut w = World::two();
@@ -616,7 +618,7 @@ fn wire_tx_rule_scoped_to_a_qp_matches_its_frames() {
 /// every re-request gets 7 more response packets through): about 9 timeouts in
 /// all, never more than one in a row.
 ///
-/// DEVICE BUG #3 (fails until fixed, reported): READ response packets that
+/// DEVICE BUG #3 (not in the errata; fails until fixed): READ response packets that
 /// arrive do not restore the retry count; only a complete READ does.
 #[test]
 fn read_response_progress_restores_retry_count() {

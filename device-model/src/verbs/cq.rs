@@ -2,10 +2,13 @@
 //! interrupt moderation.
 
 use super::abi::{self, CQE_SIZE};
-use super::env::{AsyncEvent, VerbsEnv};
+use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use crate::dma::DmaError;
 use serde::Serialize;
 use std::time::Duration;
+
+/// Offset of the phase tag in a CQE (bit 0; bits 7:1 are 0).
+pub const CQE_PHASE_BYTE: usize = 23;
 
 /// One completion, before encoding.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -18,7 +21,7 @@ pub struct Cqe {
     pub opcode: u8,
     pub status: u8,
     pub flags: u8,
-    /// Free-form detail for error completions (see the spec, §6.3).
+    /// Detail of an error completion (`docs/device-spec.md` §9.2).
     pub vendor_err: u32,
 }
 
@@ -33,7 +36,7 @@ impl Cqe {
         b[20] = self.opcode;
         b[21] = self.status;
         b[22] = self.flags;
-        b[23] = u8::from(phase);
+        b[CQE_PHASE_BYTE] = u8::from(phase);
         abi::wr_u32(&mut b, 24, self.vendor_err);
         b
     }
@@ -51,7 +54,7 @@ impl Cqe {
                 flags: b[22],
                 vendor_err: abi::rd_u32(b, 24),
             },
-            b[23] & 1 != 0,
+            b[CQE_PHASE_BYTE] & 1 != 0,
         )
     }
 }
@@ -155,8 +158,23 @@ impl Cq {
             self.set_error(env);
             return Err(CqFull);
         }
-        let bytes = cqe.encode(self.phase(self.pi));
-        if env.dma_write(self.slot_addr(self.pi), &bytes).is_err() {
+        // Body first, phase last (§9.2): the first write carries the whole entry with
+        // byte 23 still holding the slot's previous phase (so the entry is not yet
+        // valid to the driver), the second sets the new phase.
+        let phase = self.phase(self.pi);
+        let mut bytes = cqe.encode(phase);
+        bytes[CQE_PHASE_BYTE] = u8::from(!phase);
+        let scope = DmaScope::cq(self.cqn);
+        let addr = self.slot_addr(self.pi);
+        if env.dma_write_scoped(scope, addr, &bytes).is_err()
+            || env
+                .dma_write_scoped(
+                    scope,
+                    addr + CQE_PHASE_BYTE as u64,
+                    &[u8::from(phase)],
+                )
+                .is_err()
+        {
             self.set_error(env);
             return Err(CqFull);
         }
@@ -254,7 +272,11 @@ impl Cq {
         let mut entries = Vec::with_capacity(n as usize);
         for i in 0..n {
             let mut b = [0u8; CQE_SIZE];
-            env.dma_read(self.slot_addr(self.ci.wrapping_add(i)), &mut b)?;
+            env.dma_read_scoped(
+                DmaScope::cq(self.cqn),
+                self.slot_addr(self.ci.wrapping_add(i)),
+                &mut b,
+            )?;
             entries.push(b);
         }
         let old = (self.base, self.size);
@@ -262,8 +284,8 @@ impl Cq {
         self.size = size;
         for (i, mut b) in entries.into_iter().enumerate() {
             let i = i as u32;
-            b[23] = u8::from(self.phase(i));
-            if let Err(e) = env.dma_write(self.slot_addr(i), &b) {
+            b[CQE_PHASE_BYTE] = u8::from(self.phase(i));
+            if let Err(e) = env.dma_write_scoped(DmaScope::cq(self.cqn), self.slot_addr(i), &b) {
                 (self.base, self.size) = old;
                 return Err(e);
             }

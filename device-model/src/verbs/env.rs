@@ -9,7 +9,68 @@ use crate::fault::{FaultAction, FaultPoint};
 use serde::Serialize;
 use std::time::Duration;
 
+/// Which object a verbs DMA access belongs to. The device core turns it into the
+/// `queue` of the fault scope (`docs/device-spec.md` Appendix A.3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DmaOwner {
+    /// An admin command's buffer (`QUERY_CAPS`, `QUERY_QP`, `QUERY_MR`, the
+    /// `REG_MR` page list).
+    #[default]
+    Admin,
+    /// A QP's work: its WQEs, its payload (SGEs, RDMA WRITE targets, RDMA READ
+    /// sources) and the page lists of its `FAST_REG` WQEs.
+    Qp(u32),
+    /// A CQ's ring: CQE writes and the copies of `RESIZE_CQ`.
+    Cq(u32),
+}
+
+/// The fault scope of one verbs DMA access: the owning object and, for accesses
+/// through a memory region (payload, page lists), the MR index (`key >> 8`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DmaScope {
+    pub owner: DmaOwner,
+    pub mr: Option<u32>,
+}
+
+impl DmaScope {
+    /// An admin command buffer.
+    pub const ADMIN: DmaScope = DmaScope {
+        owner: DmaOwner::Admin,
+        mr: None,
+    };
+
+    /// An access on behalf of QP `qpn`.
+    pub const fn qp(qpn: u32) -> Self {
+        DmaScope {
+            owner: DmaOwner::Qp(qpn),
+            mr: None,
+        }
+    }
+
+    /// An access to the ring of CQ `cqn`.
+    pub const fn cq(cqn: u32) -> Self {
+        DmaScope {
+            owner: DmaOwner::Cq(cqn),
+            mr: None,
+        }
+    }
+
+    /// The same scope, through the MR with index `index`.
+    pub const fn with_mr(self, index: u32) -> Self {
+        DmaScope {
+            owner: self.owner,
+            mr: Some(index),
+        }
+    }
+}
+
 /// What the verbs engine needs from the device around it.
+///
+/// The engine itself only calls the scoped methods ([`VerbsEnv::dma_read_scoped`],
+/// [`VerbsEnv::dma_write_scoped`], [`VerbsEnv::send_frame_from`]); their default
+/// implementations drop the scope and call the plain ones, so a simple environment
+/// (tests, benchmarks) implements only those.
 pub trait VerbsEnv {
     /// Reads guest memory. The environment applies bus-master, range and
     /// `DmaRead` fault checks.
@@ -17,6 +78,21 @@ pub trait VerbsEnv {
     /// Writes guest memory. The environment applies bus-master, range and
     /// `DmaWrite` fault checks.
     fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError>;
+    /// [`VerbsEnv::dma_read`] on behalf of `scope` (the fault scope of the access).
+    fn dma_read_scoped(
+        &mut self,
+        scope: DmaScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
+        let _ = scope;
+        self.dma_read(addr, buf)
+    }
+    /// [`VerbsEnv::dma_write`] on behalf of `scope` (the fault scope of the access).
+    fn dma_write_scoped(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        let _ = scope;
+        self.dma_write(addr, buf)
+    }
     /// Checks, without accessing it, that `[addr, addr+len)` is guest RAM the device
     /// may touch (used to validate rings and page lists when they are created).
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError>;
@@ -24,6 +100,12 @@ pub trait VerbsEnv {
     fn raise_vector(&mut self, vector: u16);
     /// Puts one encoded RoCEv2 frame on the wire.
     fn send_frame(&mut self, frame: &[u8]);
+    /// [`VerbsEnv::send_frame`] for a frame sent by local QP `qpn` (the `wire_tx`
+    /// fault scope).
+    fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
+        let _ = qpn;
+        self.send_frame(frame)
+    }
     /// Device time; only differences matter.
     fn now(&self) -> Duration;
     /// Asks the fault engine whether something should go wrong at `point`.
@@ -33,7 +115,7 @@ pub trait VerbsEnv {
     fn post_async_event(&mut self, ev: AsyncEvent);
 }
 
-/// Asynchronous events of the verbs engine. See `docs/spec-parts/verbs.md` §9.
+/// Asynchronous events of the verbs engine (`docs/device-spec.md` §4.2, §12).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum AsyncEvent {

@@ -3,7 +3,7 @@
 //! Protection domains, memory regions, completion queues and RC queue pairs, the
 //! admin commands that manage them (opcodes `0x10..=0x3F`), their doorbells (BAR0
 //! `0x2000..=0xFFFF`) and the RC transport over RoCEv2 frames. The driver-visible
-//! contract is `docs/spec-parts/verbs.md`.
+//! contract is `docs/device-spec.md` §3.9-3.13 and §6-12.
 //!
 //! What it owns: everything under `src/verbs`. What it must not touch: PCI, MSI-X,
 //! the admin queue itself, DMA, the wire backends and the fault engine. It reaches
@@ -26,7 +26,7 @@ mod transport;
 mod tests;
 
 pub use abi::{AdminStatus, QpState, WcStatus};
-pub use env::{AsyncEvent, VerbsEnv};
+pub use env::{AsyncEvent, DmaOwner, DmaScope, VerbsEnv};
 
 use abi::{access, op, QUERY_OUT_SIZE};
 use cq::{Cq, CqStats};
@@ -318,11 +318,13 @@ impl Verbs {
             };
             f(qp, &mut cx)
         };
-        self.route(env, out);
+        self.route(env, qpn, out);
         Some(r)
     }
 
-    fn route(&mut self, env: &mut dyn VerbsEnv, out: Vec<RocePacket>) {
+    /// Sends the packets QP `qpn` produced: to the loopback queue, or encoded to
+    /// the wire.
+    fn route(&mut self, env: &mut dyn VerbsEnv, qpn: u32, out: Vec<RocePacket>) {
         for p in out {
             if p.ip.dst == self.port.ip {
                 self.stats.loopback_packets += 1;
@@ -331,7 +333,7 @@ impl Verbs {
                 match roce::encode(&p) {
                     Ok(frame) => {
                         self.stats.frames_sent += 1;
-                        env.send_frame(&frame);
+                        env.send_frame_from(qpn, &frame);
                     }
                     Err(e) => {
                         self.stats.encode_errors += 1;
@@ -480,7 +482,7 @@ impl Verbs {
         match opcode {
             op::QUERY_CAPS => {
                 let out = o64(o, 0);
-                env.dma_write(out, &self.limits.encode())
+                env.dma_write_scoped(DmaScope::ADMIN, out, &self.limits.encode())
                     .map_err(|_| DmaError)?;
                 Ok((QUERY_OUT_SIZE as u32, 0))
             }
@@ -577,7 +579,8 @@ impl Verbs {
                 let out = o64(o, 8);
                 let qp = self.qps.get(qpn).ok_or(InvalidHandle)?;
                 let (bytes, state) = (qp.query(), qp.state as u32);
-                env.dma_write(out, &bytes).map_err(|_| DmaError)?;
+                env.dma_write_scoped(DmaScope::ADMIN, out, &bytes)
+                    .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
             op::DESTROY_QP => {
@@ -637,7 +640,8 @@ impl Verbs {
                 abi::wr_u32(&mut b, 36, mr.fbo as u32);
                 abi::wr_u32(&mut b, 40, mr.fast_reg.unwrap_or(0));
                 let state = u32::from(b[12]);
-                env.dma_write(out, &b).map_err(|_| DmaError)?;
+                env.dma_write_scoped(DmaScope::ADMIN, out, &b)
+                    .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
             _ => Err(InvalidOpcode),
@@ -749,7 +753,8 @@ impl Verbs {
             return Err(NoResources);
         }
         let index = self.mrs.free_index().ok_or(NoResources)?;
-        let pages = load_page_list(env, list, count, shift).map_err(|e| match e {
+        let scope = DmaScope::ADMIN.with_mr(index);
+        let pages = load_page_list(env, scope, list, count, shift).map_err(|e| match e {
             mr::PageListError::Dma(_) => DmaError,
             mr::PageListError::BadPage => InvalidParam,
         })?;

@@ -4,7 +4,7 @@
 //! allocated, so keys `0x00..=0xFF` are always invalid.
 
 use super::abi::access;
-use super::env::VerbsEnv;
+use super::env::{DmaScope, VerbsEnv};
 use crate::dma::DmaError;
 use serde::Serialize;
 
@@ -216,9 +216,11 @@ pub enum PageListError {
 }
 
 /// Reads `count` page addresses from the guest array at `list`, validating each
-/// one (aligned to the page size, the whole page inside guest RAM).
+/// one (aligned to the page size, the whole page inside guest RAM). `scope` is the
+/// fault scope of the reads.
 pub fn load_page_list(
     env: &mut dyn VerbsEnv,
+    scope: DmaScope,
     list: u64,
     count: u32,
     page_shift: u8,
@@ -234,7 +236,7 @@ pub fn load_page_list(
         let addr = list
             .checked_add(done as u64 * 8)
             .ok_or(PageListError::BadPage)?;
-        env.dma_read(addr, &mut buf[..n * 8])
+        env.dma_read_scoped(scope, addr, &mut buf[..n * 8])
             .map_err(PageListError::Dma)?;
         for e in buf[..n * 8].chunks_exact(8) {
             let mut a = [0u8; 8];

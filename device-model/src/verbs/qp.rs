@@ -7,7 +7,7 @@ use super::abi::{
     WQE_SGE_OFFSET, WQE_SIZE,
 };
 use super::cq::{Cq, Cqe};
-use super::env::{AsyncEvent, VerbsEnv, CAUSE_CQ_ERROR, CAUSE_DMA};
+use super::env::{AsyncEvent, DmaScope, VerbsEnv, CAUSE_CQ_ERROR, CAUSE_DMA};
 use super::mr::{MrError, MrTable, Need};
 use super::{Port, Table, VerbsLimits};
 use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
@@ -133,6 +133,9 @@ pub struct Requester {
     pub rnr_until: Option<(Duration, u32)>,
     /// Packets sent since the last ACK request.
     pub since_ackreq: u32,
+    /// The requester went back (sequence NAK, timeout or RNR NAK) and has seen
+    /// no progress since: further sequence NAKs cost no retry (§10.3).
+    pub going_back: bool,
 }
 
 /// Responder state.
@@ -141,7 +144,9 @@ pub struct Responder {
     pub epsn: u32,
     pub msn: u32,
     pub cur: Option<InMsg>,
-    pub nak_seq_sent: bool,
+    /// An RNR or PSN sequence NAK was sent for ePSN: out-of-sequence packets are
+    /// dropped silently until the packet with ePSN arrives.
+    pub nak_sent: bool,
 }
 
 /// Per-QP counters.
@@ -164,6 +169,8 @@ pub struct QpStats {
     pub acks_received: u64,
     pub seq_naks_sent: u64,
     pub seq_naks_received: u64,
+    /// Sequence NAKs that arrived while already going back (no retry charged).
+    pub seq_naks_absorbed: u64,
     pub rnr_naks_sent: u64,
     pub rnr_naks_received: u64,
     pub error_naks_sent: u64,
@@ -524,7 +531,12 @@ impl Qp {
             self.stats.bad_doorbells += 1;
             return;
         }
-        if pi.wrapping_sub(self.rq_head) > self.rq_size {
+        // Like the SQ (§8.5): the count may not run more than a ring ahead of the
+        // consumed receives, and may not move backwards (a step of more than a
+        // ring, mod 2^32), which would withdraw posted receives.
+        let posted = pi.wrapping_sub(self.rq_head);
+        let new = pi.wrapping_sub(self.rq_pi);
+        if posted > self.rq_size || new > self.rq_size {
             self.stats.bad_doorbells += 1;
             tracing::warn!(
                 qpn = self.qpn,
@@ -545,7 +557,9 @@ impl Qp {
     fn read_wqe(&self, cx: &mut Ctx, base: u64, size: u32, idx: u32) -> Option<[u8; WQE_SIZE]> {
         let addr = base + u64::from(idx & (size - 1)) * WQE_SIZE as u64;
         let mut b = [0u8; WQE_SIZE];
-        cx.env.dma_read(addr, &mut b).ok()?;
+        cx.env
+            .dma_read_scoped(DmaScope::qp(self.qpn), addr, &mut b)
+            .ok()?;
         Some(b)
     }
 

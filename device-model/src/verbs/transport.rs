@@ -4,7 +4,7 @@
 
 use super::abi::{self, cqe_flags, cqe_op, wqe_flags, wr, QpState, WcStatus};
 use super::cq::Cqe;
-use super::env::AsyncEvent;
+use super::env::{AsyncEvent, DmaScope};
 use super::mr::{pages_needed, MrError, MrState, Need};
 use super::qp::{mr_err_code, Ctx, InMsg, Qp, Sge, SqWqe};
 use crate::roce::{
@@ -22,10 +22,24 @@ pub(crate) enum XferError {
     Length,
 }
 
+/// On whose behalf a transfer runs: the QP (fault scope of the DMA) and its PD
+/// (protection check).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Who {
+    pub qpn: u32,
+    pub pdn: u32,
+}
+
+impl Who {
+    fn scope(self, mr_index: u32) -> DmaScope {
+        DmaScope::qp(self.qpn).with_mr(mr_index)
+    }
+}
+
 /// Reads `len` bytes at byte `offset` of an SGE list.
 pub(crate) fn gather(
     cx: &mut Ctx,
-    pdn: u32,
+    who: Who,
     sges: &[Sge],
     offset: u64,
     len: usize,
@@ -33,14 +47,14 @@ pub(crate) fn gather(
     let mut out = vec![0u8; len];
     walk_sges(
         cx,
-        pdn,
+        who.pdn,
         sges,
         offset,
         len,
         Need::LocalRead,
-        |cx, gpa, pos, n| {
+        |cx, mr, gpa, pos, n| {
             cx.env
-                .dma_read(gpa, &mut out[pos..pos + n])
+                .dma_read_scoped(who.scope(mr), gpa, &mut out[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )?;
@@ -50,7 +64,7 @@ pub(crate) fn gather(
 /// Writes `data` at byte `offset` of an SGE list.
 pub(crate) fn scatter(
     cx: &mut Ctx,
-    pdn: u32,
+    who: Who,
     sges: &[Sge],
     offset: u64,
     data: &[u8],
@@ -58,19 +72,22 @@ pub(crate) fn scatter(
 ) -> Result<(), XferError> {
     walk_sges(
         cx,
-        pdn,
+        who.pdn,
         sges,
         offset,
         data.len(),
         need,
-        |cx, gpa, pos, n| {
+        |cx, mr, gpa, pos, n| {
             cx.env
-                .dma_write(gpa, &data[pos..pos + n])
+                .dma_write_scoped(who.scope(mr), gpa, &data[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )
 }
 
+/// Calls `f(cx, mr index, guest address, position, length)` for each physically
+/// contiguous piece of `[offset, offset+len)` of the SGE list, after the
+/// protection check of each SGE.
 fn walk_sges(
     cx: &mut Ctx,
     pdn: u32,
@@ -78,7 +95,7 @@ fn walk_sges(
     mut offset: u64,
     len: usize,
     need: Need,
-    mut f: impl FnMut(&mut Ctx, u64, usize, usize) -> Result<(), XferError>,
+    mut f: impl FnMut(&mut Ctx, u32, u64, usize, usize) -> Result<(), XferError>,
 ) -> Result<(), XferError> {
     let mut pos = 0usize;
     for s in sges {
@@ -108,7 +125,7 @@ fn walk_sges(
             v
         };
         for (gpa, l) in pieces {
-            f(cx, gpa, pos, l)?;
+            f(cx, s.lkey >> 8, gpa, pos, l)?;
             pos += l;
         }
         offset = 0;
@@ -123,18 +140,19 @@ fn walk_sges(
 /// Reads or writes `[va, va+len)` of a remote-access MR.
 fn mr_access(
     cx: &mut Ctx,
+    who: Who,
     rkey: u32,
-    pdn: u32,
     need: Need,
     va: u64,
     buf: &mut [u8],
     write: bool,
 ) -> Result<(), XferError> {
     let len = buf.len() as u64;
+    let scope = who.scope(rkey >> 8);
     let pieces = {
         let mr = cx
             .mrs
-            .check(rkey, pdn, need, va, len)
+            .check(rkey, who.pdn, need, va, len)
             .map_err(XferError::Prot)?;
         let mut v = Vec::new();
         let _ = mr.for_each_piece::<()>(va, len, |gpa, l| {
@@ -146,9 +164,9 @@ fn mr_access(
     let mut pos = 0;
     for (gpa, l) in pieces {
         let r = if write {
-            cx.env.dma_write(gpa, &buf[pos..pos + l])
+            cx.env.dma_write_scoped(scope, gpa, &buf[pos..pos + l])
         } else {
-            cx.env.dma_read(gpa, &mut buf[pos..pos + l])
+            cx.env.dma_read_scoped(scope, gpa, &mut buf[pos..pos + l])
         };
         r.map_err(|_| XferError::Dma)?;
         pos += l;
@@ -175,6 +193,13 @@ fn ack_timeout(t: u8) -> Option<Duration> {
 }
 
 impl Qp {
+    fn who(&self) -> Who {
+        Who {
+            qpn: self.qpn,
+            pdn: self.pdn,
+        }
+    }
+
     fn new_pkt(&self, cx: &Ctx, opcode: u8, psn: u32) -> RocePacket {
         RocePacket {
             eth: EthHeader {
@@ -315,7 +340,7 @@ impl Qp {
                 let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
                 let payload = match &w.inline {
                     Some(d) => d[off as usize..off as usize + n].to_vec(),
-                    None => match gather(cx, self.pdn, &w.sges, off, n) {
+                    None => match gather(cx, self.who(), &w.sges, off, n) {
                         Ok(d) => d,
                         Err(e) => {
                             self.req.outstanding[i].error = Some(xfer_status(e));
@@ -407,8 +432,10 @@ impl Qp {
         {
             return Err(6);
         }
-        let pages = super::mr::load_page_list(cx.env, f.page_list, f.page_count, f.page_shift)
-            .map_err(|_| 7u32)?;
+        let scope = DmaScope::qp(self.qpn).with_mr(index);
+        let pages =
+            super::mr::load_page_list(cx.env, scope, f.page_list, f.page_count, f.page_shift)
+                .map_err(|_| 7u32)?;
         let old_pages = mr.pages.len() as u64;
         if cx.mrs.total_pages - old_pages + pages.len() as u64 > cx.limits.max_total_pages {
             return Err(8);
@@ -564,9 +591,16 @@ impl Qp {
         }
     }
 
-    fn after_progress(&mut self) {
+    /// Progress: the retry and RNR retry counts are restored and the requester is
+    /// no longer going back (§10.3).
+    fn restore_retries(&mut self) {
         self.req.retries_left = self.retry_cnt;
         self.req.rnr_left = self.rnr_retry;
+        self.req.going_back = false;
+    }
+
+    fn after_progress(&mut self) {
+        self.restore_retries();
         // A READ that the responder has moved past without its responses arriving
         // lost them: ask again (IBA implicit NAK).
         let una = self.req.una;
@@ -618,12 +652,21 @@ impl Qp {
                         return;
                     }
                 }
+                if self.req.going_back || self.req.rnr_until.is_some() {
+                    // Already going back (or about to, at the end of an RNR wait)
+                    // without progress since: this NAK belongs to the same loss
+                    // episode. The go-back in progress resends `psn` anyway, so the
+                    // NAK costs no retry and does not rewind again.
+                    self.stats.seq_naks_absorbed += 1;
+                    return;
+                }
                 if self.req.retries_left == 0 {
                     self.error_at(psn, WcStatus::RetryExceeded);
                     self.retire(cx);
                     return;
                 }
                 self.req.retries_left -= 1;
+                self.req.going_back = true;
                 self.seek(psn);
                 self.transmit(cx);
                 self.rearm_timer(cx, true);
@@ -646,6 +689,7 @@ impl Qp {
                 let wait =
                     Duration::from_micros(u64::from(abi::RNR_TIMER_US[usize::from(timer & 0x1F)]));
                 self.req.rnr_until = Some((later(cx.env.now(), wait), psn));
+                self.req.going_back = true;
                 self.req.timer = None;
             }
             AethKind::Nak { code } => {
@@ -705,7 +749,7 @@ impl Qp {
             self.retire(cx);
             return;
         }
-        if let Err(e) = scatter(cx, self.pdn, &w.sges, off, &p.payload, Need::ReadSink) {
+        if let Err(e) = scatter(cx, self.who(), &w.sges, off, &p.payload, Need::ReadSink) {
             self.req.outstanding[i].error = Some(xfer_status(e));
             self.retire(cx);
             return;
@@ -714,8 +758,13 @@ impl Qp {
         if self.req.outstanding[i].read_rcvd == w.npkts {
             progress |= self.advance_una(psn_add(w.last_psn(), 1));
         }
-        if progress || k + 1 == w.npkts {
+        // Every accepted response is progress: it restores the retry counts even
+        // when `una` does not move (a long READ that loses a response now and then
+        // must not run out of retries while it keeps advancing).
+        if progress {
             self.after_progress();
+        } else {
+            self.restore_retries();
         }
         self.retire(cx);
         if !matches!(self.state, QpState::Rts | QpState::Sqd) {
@@ -753,6 +802,7 @@ impl Qp {
             return;
         }
         self.req.retries_left -= 1;
+        self.req.going_back = true;
         self.seek_oldest();
         self.transmit(cx);
         self.rearm_timer(cx, true);
@@ -837,8 +887,10 @@ impl Qp {
                 return;
             }
             Ordering::Greater => {
-                if !self.resp.nak_seq_sent {
-                    self.resp.nak_seq_sent = true;
+                // One NAK per episode: after an RNR NAK or a sequence NAK for ePSN,
+                // later packets are dropped silently until ePSN arrives again.
+                if !self.resp.nak_sent {
+                    self.resp.nak_sent = true;
                     let (epsn, msn) = (self.resp.epsn, self.resp.msn);
                     self.send_ack(cx, epsn, Aeth::nak(msn, syndrome::NAK_PSN_SEQUENCE_ERROR));
                 } else {
@@ -846,7 +898,7 @@ impl Qp {
                 }
                 return;
             }
-            Ordering::Equal => self.resp.nak_seq_sent = false,
+            Ordering::Equal => self.resp.nak_sent = false,
         }
         let opc = p.bth.opcode;
         let mtu = self.mtu() as usize;
@@ -910,8 +962,11 @@ impl Qp {
         }
     }
 
+    /// RNR NAK for the packet with ePSN. Nothing of the packet has been consumed;
+    /// later packets are dropped silently until ePSN arrives again.
     fn rnr_nak(&mut self, cx: &mut Ctx, psn: u32) {
         let (msn, t) = (self.resp.msn, self.min_rnr_timer);
+        self.resp.nak_sent = true;
         self.send_ack(cx, psn, Aeth::rnr_nak(msn, t));
     }
 
@@ -958,7 +1013,7 @@ impl Qp {
         }
         if let Err(e) = scatter(
             cx,
-            self.pdn,
+            self.who(),
             &wqe.sges,
             offset,
             &p.payload,
@@ -1018,6 +1073,15 @@ impl Qp {
 
     fn on_write_packet(&mut self, cx: &mut Ctx, p: &RocePacket, first: bool, last: bool) {
         let psn = p.bth.psn;
+        let with_imm = p.imm.is_some();
+        // The last packet of a WRITE with immediate needs a receive WQE. Without one
+        // the packet is RNR NAKed before anything changes, so the responder is
+        // exactly as if it had never arrived and the retransmission starts afresh
+        // (a WRITE ONLY with immediate opens no message context).
+        if last && with_imm && (self.rq_size == 0 || self.rq_head == self.rq_pi) {
+            self.rnr_nak(cx, psn);
+            return;
+        }
         if first {
             let Some(reth) = p.reth else { return };
             if reth.dma_len > cx.limits.max_msg_size {
@@ -1064,18 +1128,38 @@ impl Qp {
             self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
             return;
         }
-        let with_imm = p.imm.is_some();
-        if with_imm && (self.rq_size == 0 || self.rq_head == self.rq_pi) {
-            self.rnr_nak(cx, psn);
-            return;
-        }
+        // The receive WQE a WRITE with immediate consumes is fetched and checked
+        // before its last packet's data is placed, exactly as a SEND's is before
+        // its first packet's.
+        let recv_wr_id = if last && with_imm {
+            match self.fetch_rq_wqe(cx) {
+                None => {
+                    self.fail(cx, super::env::CAUSE_DMA);
+                    return;
+                }
+                Some(Err(wr_id)) => {
+                    self.recv_fail(
+                        cx,
+                        wr_id,
+                        WcStatus::LocalQpOperationError,
+                        0,
+                        psn,
+                        syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
+                    );
+                    return;
+                }
+                Some(Ok(wqe)) => Some(wqe.wr_id),
+            }
+        } else {
+            None
+        };
         if n > 0 {
             let mut data = p.payload.clone();
             let target = va.wrapping_add(u64::from(offset));
             match mr_access(
                 cx,
+                self.who(),
                 rkey,
-                self.pdn,
                 Need::RemoteWrite,
                 target,
                 &mut data,
@@ -1100,14 +1184,7 @@ impl Qp {
             total,
             offset: end,
         });
-        if last && with_imm {
-            let wr_id = match self.fetch_rq_wqe(cx) {
-                None => {
-                    self.fail(cx, super::env::CAUSE_DMA);
-                    return;
-                }
-                Some(Err(wr_id)) | Some(Ok(super::qp::RqWqe { wr_id, .. })) => wr_id,
-            };
+        if let Some(wr_id) = recv_wr_id {
             let cqe = Cqe {
                 wr_id,
                 opcode: cqe_op::RECV_RDMA_WITH_IMM,
@@ -1160,8 +1237,8 @@ impl Qp {
             if n > 0 {
                 mr_access(
                     cx,
+                    self.who(),
                     reth.rkey,
-                    self.pdn,
                     Need::RemoteRead,
                     reth.va.wrapping_add(off),
                     &mut data,

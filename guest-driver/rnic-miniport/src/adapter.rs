@@ -289,11 +289,13 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         // 9. One NOP through the admin queue; its completion arrives via MSI-X message 0.
         ffi::NdisResetEvent(addr_of_mut!((*a).nop_event));
         (*a).nop_state.store(NOP_PENDING, Ordering::Relaxed);
+        // Logged before the doorbell: the completion interrupt may arrive before
+        // submit() returns.
+        log!("posting NOP\n");
         submit(
             a,
             &logic::encode_command(logic::OPCODE_NOP, logic::NOP_COMMAND_ID, &[0; 14]),
         );
-        log!("NOP posted\n");
         if ffi::NdisWaitEvent(addr_of_mut!((*a).nop_event), NOP_TIMEOUT_MS) == FALSE {
             log!(
                 "NOP timed out after %u ms (ASQ_HEAD %u ACQ_TAIL %u DEV_STATUS %x)\n",

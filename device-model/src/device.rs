@@ -341,10 +341,10 @@ impl Core {
         }
     }
 
-    /// Sends a frame to the wire; `queue` is the sending queue in the numbering
-    /// of [`scope_queue`] (the `wire_tx` fault scope): the QPN for RoCEv2 frames,
-    /// `ETH_TX | n` for Ethernet TX queue `n`.
-    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool {
+    /// Sends a frame to the wire. `scope` is the `wire_tx` fault scope: `queue` =
+    /// the sending queue in the numbering of [`scope_queue`], the QPN for RoCEv2
+    /// frames, `ETH_TX | n` for Ethernet TX queue `n`.
+    fn transmit(&mut self, scope: FaultScope, frame: &[u8]) -> bool {
         if !self.link_up() {
             self.port.tx_dropped_link_down += 1;
             return false;
@@ -353,7 +353,7 @@ impl Core {
             self.port.tx_dropped_link_down += 1;
             return false;
         };
-        match w.send_with_scope(frame, queue_scope(queue)) {
+        match w.send_with_scope(frame, scope) {
             Ok(()) => {
                 self.port.tx_frames += 1;
                 self.port.tx_bytes += frame.len() as u64;
@@ -413,7 +413,7 @@ impl EthEnv for Core {
         self.dma.check_range(addr, len)
     }
     fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool {
-        Core::transmit(self, queue, frame)
+        Core::transmit(self, queue_scope(queue), frame)
     }
     fn raise(&mut self, vector: u16) {
         Core::raise(self, vector)
@@ -448,12 +448,12 @@ impl VerbsEnv for Core {
         self.raise(vector)
     }
     fn send_frame(&mut self, frame: &[u8]) {
-        if self.transmit(scope_queue::ADMIN, frame) {
+        if self.transmit(FaultScope::default(), frame) {
             self.port.tx_roce_frames += 1;
         }
     }
     fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
-        if self.transmit(qpn, frame) {
+        if self.transmit(queue_scope(qpn), frame) {
             self.port.tx_roce_frames += 1;
         }
     }
@@ -965,7 +965,7 @@ impl Rnic {
             };
             self.core.counters.admin_commands += 1;
             let point = FaultPoint::new(FaultSite::AdminCommand)
-                .queue(0)
+                .queue(scope_queue::ADMIN)
                 .opcode(cmd.opcode);
             match self.core.fault(point) {
                 Some(FaultAction::NeverComplete) => {

@@ -175,7 +175,9 @@ pub mod eth_cause {
     pub const RX_BUFFER_DMA: u32 = 3;
 }
 
-/// What the rings need from the device around them.
+/// What the rings need from the device around them. `queue` arguments are fault
+/// scope numbers ([`crate::device::scope_queue`]): `ETH_TX | n` for TX queue `n`,
+/// `ETH_RX | n` for RX queue `n`.
 pub trait EthEnv {
     /// Reads guest memory for queue `queue` (fault hooks applied).
     fn dma_read(&mut self, queue: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
@@ -183,8 +185,9 @@ pub trait EthEnv {
     fn dma_write(&mut self, queue: u32, addr: u64, data: &[u8]) -> Result<(), DmaError>;
     /// Checks a range without touching it.
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError>;
-    /// Puts a frame on the wire; false when it was dropped (link down, wire error).
-    fn transmit(&mut self, frame: &[u8]) -> bool;
+    /// Puts a frame sent by queue `queue` on the wire; false when it was dropped
+    /// (link down, wire error).
+    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool;
     /// Raises an MSI-X vector.
     fn raise(&mut self, vector: u16);
     /// Posts an asynchronous event.
@@ -501,7 +504,7 @@ impl Ethernet {
                     return;
                 }
                 if value >= ring.size {
-                    Self::fail(env, ring, q as u32 | 1 << 16, eth_cause::BAD_DOORBELL);
+                    Self::fail(env, ring, scope_queue::ETH_RX | q as u32, eth_cause::BAD_DOORBELL);
                     return;
                 }
                 ring.tail = value;
@@ -523,14 +526,16 @@ impl Ethernet {
             return;
         }
         ring.tail = value;
-        let qid = q as u32;
+        // The event handle of TX queue `q` is `q`; its fault scope is `ETH_TX | q`.
+        let handle = q as u32;
+        let qid = scope_queue::ETH_TX | handle;
         let mut done = 0;
         while ring.head != ring.tail {
             let addr = ring.desc(ring.head);
             let d = match read_desc(env, qid, addr) {
                 Ok(d) => d,
                 Err(_) => {
-                    Self::fail(env, ring, qid, eth_cause::DMA);
+                    Self::fail(env, ring, handle, eth_cause::DMA);
                     break;
                 }
             };
@@ -543,7 +548,7 @@ impl Ethernet {
                 let mut frame = vec![0u8; len];
                 if env.dma_read(qid, buf, &mut frame).is_err() {
                     st |= status::ERROR;
-                } else if env.transmit(&frame) {
+                } else if env.transmit(qid, &frame) {
                     ring.stats.frames += 1;
                     ring.stats.bytes += len as u64;
                 } else {
@@ -554,7 +559,7 @@ impl Ethernet {
                 ring.stats.errors += 1;
             }
             if env.dma_write(qid, addr + 11, &[st]).is_err() {
-                Self::fail(env, ring, qid, eth_cause::DMA);
+                Self::fail(env, ring, handle, eth_cause::DMA);
                 break;
             }
             ring.head = (ring.head + 1) & ring.mask();
@@ -587,7 +592,8 @@ impl Ethernet {
         let Some(ring) = self.rx[q].as_mut() else {
             return RxOutcome::NoQueue;
         };
-        let handle = q as u32 | 1 << 16;
+        // RX queues: event handle and fault scope are both `ETH_RX | q`.
+        let handle = scope_queue::ETH_RX | q as u32;
         if frame.len() > max_frame {
             ring.stats.drops += 1;
             return RxOutcome::TooLong;

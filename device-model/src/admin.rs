@@ -67,7 +67,7 @@ impl AdminStatus {
     }
 }
 
-/// A parsed admin command entry (§3.1).
+/// A parsed admin command entry (`docs/device-spec.md` §3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdminCommand {
     /// Opcode.
@@ -119,7 +119,7 @@ impl AdminCommand {
     }
 }
 
-/// A completion entry (§3.2).
+/// A completion entry (`docs/device-spec.md` §3.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdminCompletion {
     /// Result 0.
@@ -242,9 +242,10 @@ impl AdminQueue {
         })
     }
 
-    /// Writes an admin register (`offset` must be one of §2's admin registers;
-    /// others are ignored). Base/size writes take effect at the next enable;
-    /// doorbells are ignored while the queue is not live.
+    /// Writes an admin register (`offset` must be one of the admin registers of
+    /// `docs/device-spec.md` §2.2; others are ignored). Base/size writes take
+    /// effect at the next enable; doorbells are ignored while the queue is not
+    /// live.
     pub fn reg_write(&mut self, offset: u64, value: u32) -> AdminRegEffect {
         let lo = |old: u64| (old & !0xFFFF_FFFF) | value as u64;
         let hi = |old: u64| (old & 0xFFFF_FFFF) | ((value as u64) << 32);

@@ -2181,6 +2181,118 @@ mod phase2_tests {
         assert!(a.dev.fatal().is_some());
     }
 
+    /// Creates TX queue 0 (4 descriptors at 0x6_0000, vector `vector`) with one
+    /// 60-byte frame queued in descriptor 0; ring with `a.write(0x1000, 1)`.
+    fn txq_with_one_frame(h: &mut Harness, vector: u16) {
+        let txr = 0x6_0000u64;
+        let c = h.submit(&cmd(op::CREATE_TXQ, 1, |o| {
+            o[0..8].copy_from_slice(&txr.to_le_bytes());
+            o[8] = 4;
+            o[12..14].copy_from_slice(&vector.to_le_bytes());
+        }));
+        assert_eq!(c.status, 0);
+        let mut d = [0u8; 16];
+        d[0..8].copy_from_slice(&0x8_0000u64.to_le_bytes());
+        d[8] = 60;
+        h.mem.write_slice(&d, GuestAddress(txr)).unwrap();
+    }
+
+    #[test]
+    fn fatal_clears_pending_interrupts() {
+        let mut h = with_eq(8);
+        txq_with_one_frame(&mut h, 3);
+        // Mask vectors 0 and 3 (Vector Control of entries 0 and 3): a NOP
+        // completion and a TX completion leave their PBA bits set.
+        h.dev.bar_write(2, 12, &1u32.to_le_bytes());
+        h.dev.bar_write(2, 3 * 16 + 12, &1u32.to_le_bytes());
+        h.submit(&AdminCommand::new(op::NOP, 2));
+        h.write(0x1000, 1);
+        assert_eq!(h.dev.msix().pending_bits(), 1 | 1 << 3);
+        h.sink.take();
+        h.dev.inject_fatal();
+        // Only the FATAL event's own vector-0 interrupt is pending now.
+        assert_eq!(h.dev.msix().pending_bits(), 1);
+        h.dev.bar_write(2, 3 * 16 + 12, &0u32.to_le_bytes());
+        assert!(h.sink.triggers().is_empty(), "no stale TX interrupt");
+        h.dev.bar_write(2, 12, &0u32.to_le_bytes());
+        assert_eq!(h.sink.triggers(), vec![0], "the FATAL event's interrupt");
+        assert_eq!(h.dev.msix().pending_bits(), 0);
+    }
+
+    #[test]
+    fn wire_tx_scope_names_the_ethernet_tx_queue() {
+        let (wa, _wb) = in_process_pair();
+        let mut a = with_eq(0);
+        a.dev.attach_wire(Box::new(wa));
+        let scoped = |queue| {
+            FaultRule::new(FaultSite::WireTx, FaultAction::Drop).with_scope(FaultScope {
+                queue: Some(queue),
+                ..FaultScope::default()
+            })
+        };
+        // Queue 0 is the admin queue, never an Ethernet queue; QP 1 is not it either.
+        add_rule(&mut a, scoped(scope_queue::ADMIN));
+        add_rule(&mut a, scoped(1));
+        add_rule(&mut a, scoped(scope_queue::ETH_TX));
+        txq_with_one_frame(&mut a, 1);
+        a.write(0x1000, 1);
+        let st = a.dev.stats().faults;
+        let events: Vec<u64> = st.rules.iter().map(|r| r.events).collect();
+        assert_eq!(events, vec![0, 0, 1]);
+        assert_eq!(st.rules[2].hits, 1);
+    }
+
+    #[test]
+    fn dma_scope_zero_is_the_admin_queue_only() {
+        let mut a = with_eq(8);
+        // Every admin ring access and command buffer counts for queue 0; the TX
+        // queue's descriptor and buffer accesses and event ring writes do not.
+        let admin = |site| {
+            FaultRule::new(site, FaultAction::Corrupt { offset: 0, mask: 0 }).with_scope(
+                FaultScope {
+                    queue: Some(scope_queue::ADMIN),
+                    ..FaultScope::default()
+                },
+            )
+        };
+        txq_with_one_frame(&mut a, 1);
+        add_rule(&mut a, admin(FaultSite::DmaRead));
+        add_rule(&mut a, admin(FaultSite::DmaWrite));
+        let eq_writes = FaultRule::new(
+            FaultSite::DmaWrite,
+            FaultAction::Corrupt { offset: 0, mask: 0 },
+        )
+        .with_scope(FaultScope {
+            queue: Some(scope_queue::EVENT_QUEUE),
+            ..FaultScope::default()
+        });
+        add_rule(&mut a, eq_writes);
+        let tx_reads = FaultRule::new(
+            FaultSite::DmaRead,
+            FaultAction::Corrupt { offset: 0, mask: 0 },
+        )
+        .with_scope(FaultScope {
+            queue: Some(scope_queue::ETH_TX),
+            ..FaultScope::default()
+        });
+        add_rule(&mut a, tx_reads);
+        a.write(0x1000, 1); // descriptor + buffer reads, status write
+        let ev = |a: &Harness| -> Vec<u64> {
+            a.dev
+                .stats()
+                .faults
+                .rules
+                .iter()
+                .map(|r| r.events)
+                .collect()
+        };
+        assert_eq!(ev(&a), vec![0, 0, 0, 2]);
+        a.submit(&AdminCommand::new(op::NOP, 9)); // command read, completion writes
+        assert_eq!(ev(&a), vec![1, 2, 0, 2]);
+        a.dev.set_carrier(false); // LINK_DOWN event: body + phase word
+        assert_eq!(ev(&a), vec![1, 2, 2, 2]);
+    }
+
     #[test]
     fn flr_keeps_fault_rules() {
         let mut h = with_eq(0);

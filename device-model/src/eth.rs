@@ -1,5 +1,5 @@
 //! Ethernet side of the port: MAC address, receive filter, MTU and the TX/RX
-//! descriptor rings (`docs/device-spec.md` §6).
+//! descriptor rings (`docs/device-spec.md` §5).
 //!
 //! Queues are created and destroyed with admin commands; their doorbells live in
 //! BAR0 at `0x1000 + 16 * queue`. Each descriptor is 16 bytes; one descriptor is one
@@ -16,6 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::admin::AdminStatus;
+use crate::device::scope_queue;
 use crate::dma::DmaError;
 use crate::events::{code, Event};
 
@@ -504,7 +505,12 @@ impl Ethernet {
                     return;
                 }
                 if value >= ring.size {
-                    Self::fail(env, ring, scope_queue::ETH_RX | q as u32, eth_cause::BAD_DOORBELL);
+                    Self::fail(
+                        env,
+                        ring,
+                        scope_queue::ETH_RX | q as u32,
+                        eth_cause::BAD_DOORBELL,
+                    );
                     return;
                 }
                 ring.tail = value;
@@ -670,6 +676,8 @@ mod tests {
         link: bool,
         raised: Vec<u16>,
         events: Vec<Event>,
+        /// Queue (fault scope number) of every DMA access and transmission.
+        scopes: Vec<u32>,
     }
 
     impl Env {
@@ -682,21 +690,25 @@ mod tests {
                 link: true,
                 raised: vec![],
                 events: vec![],
+                scopes: vec![],
             }
         }
     }
 
     impl EthEnv for Env {
-        fn dma_read(&mut self, _q: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        fn dma_read(&mut self, q: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+            self.scopes.push(q);
             self.dma.read(addr, buf)
         }
-        fn dma_write(&mut self, _q: u32, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+        fn dma_write(&mut self, q: u32, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+            self.scopes.push(q);
             self.dma.write(addr, data)
         }
         fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
             self.dma.check_range(addr, len)
         }
-        fn transmit(&mut self, frame: &[u8]) -> bool {
+        fn transmit(&mut self, q: u32, frame: &[u8]) -> bool {
+            self.scopes.push(q);
             if self.link {
                 self.sent.push(frame.to_vec());
             }
@@ -759,6 +771,32 @@ mod tests {
         tx_desc(&env, 0x1000, 2, 0x8000, 60);
         e.doorbell_write(&mut env, db::BASE + db::TX_TAIL, 3);
         assert_eq!(e.tx_queue(0).unwrap().stats().drops, 1);
+    }
+
+    #[test]
+    fn queues_name_themselves_in_fault_scopes() {
+        // TX queue 2: `ETH_TX | 2` for descriptor, buffer and status accesses and
+        // for the transmission; the admin queue's 0 is never used.
+        let mut env = Env::new();
+        let mut e = Ethernet::new(MAC);
+        e.create(&env, false, &params(0x1000, 4, 1, 2)).unwrap();
+        let f = frame(MacAddress::BROADCAST, 60);
+        env.dma.write(0x8000, &f).unwrap();
+        tx_desc(&env, 0x1000, 0, 0x8000, 60);
+        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE + db::TX_TAIL, 1);
+        assert_eq!(env.sent, vec![f.clone()]);
+        assert_eq!(env.scopes, vec![scope_queue::ETH_TX | 2; 4]);
+        // RX queue 1: `ETH_RX | 1`.
+        env.scopes.clear();
+        e.create(&env, true, &params(0x2000, 4, 1, 1)).unwrap();
+        let mut d = [0u8; 16];
+        d[0..8].copy_from_slice(&0x9000u64.to_le_bytes());
+        d[8..10].copy_from_slice(&2048u16.to_le_bytes());
+        env.dma.write(0x2000, &d).unwrap();
+        e.doorbell_write(&mut env, db::BASE + db::STRIDE + db::RX_TAIL, 1);
+        assert_eq!(e.receive(&mut env, &f), RxOutcome::Delivered(1));
+        assert!(!env.scopes.is_empty());
+        assert!(env.scopes.iter().all(|&q| q == scope_queue::ETH_RX | 1));
     }
 
     #[test]

@@ -628,7 +628,7 @@ impl ArmedRule {
         match self.rule.trigger {
             Trigger::Always => true,
             Trigger::Once { nth } => self.events == nth,
-            Trigger::Every { n } => self.events % n == 0,
+            Trigger::Every { n } => self.events.is_multiple_of(n),
             Trigger::Probability { p, .. } => self.rng.next_f64() < p,
         }
     }

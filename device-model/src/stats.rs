@@ -4,7 +4,7 @@
 //!
 //! The guest reads a fixed subset through the `GET_STATS` admin command: a header
 //! (`version` u32 = 1, `count` u32) followed by `count` u64 counters in the order of
-//! [`guest_counters`] (`docs/device-spec.md` §7 lists the indices). New counters are
+//! [`guest_counters`] (`docs/device-spec.md` §14.1 lists the indices). New counters are
 //! only ever appended.
 
 use serde::{Deserialize, Serialize};

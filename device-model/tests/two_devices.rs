@@ -357,10 +357,10 @@ fn write_with_immediate_consumes_a_recv() {
 /// B answers RNR NAK, and once the receive is posted the retransmission must
 /// succeed (RNR retry 7 = infinite).
 ///
-/// DEVICE BUG #1 = device-spec.md errata D.1 (fails until fixed): the RNR-NAKed
-/// WRITE ONLY with immediate leaves the responder's message state set, so its
-/// retransmission is NAKed "invalid request" and A completes with
-/// REMOTE_INVALID_REQUEST.
+/// Regression test for former errata D.1: the RNR-NAKed WRITE ONLY with
+/// immediate used to leave the responder's message state set, so its
+/// retransmission was NAKed "invalid request" (device-spec.md §10.4: an RNR NAK
+/// leaves the responder as if the packet had never arrived).
 #[test]
 fn write_with_immediate_before_recv_is_retried_after_rnr() {
     let mut w = World::two();
@@ -408,10 +408,10 @@ fn write_with_immediate_before_recv_is_retried_after_rnr() {
 
 /// Same with a 3-packet SEND (RNR on SEND FIRST).
 ///
-/// DEVICE BUG #2 (not in the errata; fails until fixed): after RNR-NAKing a SEND
-/// FIRST the responder also sends a PSN-sequence NAK for the MIDDLE/LAST packets;
-/// each one costs the requester a retry, so an infinite-RNR-retry SEND ends
-/// RETRY_EXCEEDED.
+/// Regression test: after RNR-NAKing a SEND FIRST the responder used to send a
+/// PSN-sequence NAK for the MIDDLE/LAST packets too, each costing the requester a
+/// retry, so an infinite-RNR-retry SEND ended RETRY_EXCEEDED (device-spec.md
+/// §10.3, §10.4: one NAK per episode; no retry for a sequence NAK while going back).
 #[test]
 fn send_before_recv_is_retried_after_rnr() {
     let mut w = World::two();
@@ -542,7 +542,8 @@ fn wire_rx_drop_with_probability_recovers() {
     workload_under_fault(rule, 250);
 }
 
-/// Fails because of DEVICE BUG #3 (reordered READ responses of a long READ).
+/// Regression test: reordered READ responses of a long READ used to exhaust the
+/// retry count (device-spec.md §10.3: every accepted response restores it).
 #[test]
 fn wire_tx_reorder_recovers() {
     let rule = FaultRule::new(FaultSite::WireTx, FaultAction::Reorder)
@@ -568,7 +569,8 @@ fn wire_tx_duplicate_recovers() {
     assert!(dups > 0, "B saw no duplicates");
 }
 
-/// Fails because of DEVICE BUG #3 (long READ with several lost responses).
+/// Regression test: a long READ with several lost responses used to exhaust the
+/// retry count (device-spec.md §10.3: every accepted response restores it).
 #[test]
 fn wire_rx_corrupt_recovers() {
     // Corrupted RoCE frames fail the ICRC at the receiver and are dropped.
@@ -583,12 +585,16 @@ fn wire_rx_corrupt_recovers() {
     workload_under_fault(rule, 500);
 }
 
-/// A `wire_tx` rule scoped to a QP number must match that QP's frames. With one
-/// QP per device both QPNs are 1, so the rule names the sending QP and the BTH
-/// destination QP at once (the contract says one or the other, see the report).
+/// A `wire_tx` rule scoped to a QP number must match that QP's frames
+/// (device-spec.md Appendix A.3: at `wire_tx`, `queue` is the sending QP). With
+/// one QP per device both QPNs are 1.
 ///
-/// DEVICE BUG #4 = device-spec.md errata D.6 (fails until fixed; tests the
-/// intended behaviour): the device sends every frame with an empty fault scope, so `wire_tx` rules scoped to a QP never match.
+/// Regression test for former errata D.6: the device used to send every frame
+/// with an empty fault scope, so `wire_tx` rules scoped to a QP never matched.
+///
+/// The period is 5, not 4: dropping every 4th frame of this 65-packet WRITE
+/// livelocks go-back-N (a 60 = 15 × 4 packet resend burst starting on a dropped
+/// frame, every round; device-spec.md §10.3 notes this limit of periodic loss).
 #[test]
 fn wire_tx_rule_scoped_to_a_qp_matches_its_frames() {
     let mut w = World::two();
@@ -599,7 +605,7 @@ fn wire_tx_rule_scoped_to_a_qp_matches_its_frames() {
             queue: Some(1),
             ..FaultScope::default()
         })
-        .with_trigger(Trigger::Every { n: 4 });
+        .with_trigger(Trigger::Every { n: 5 });
     add_rule(&mut w, A, rule);
     write_sizes(&mut w, &c, &[65536 + 123], 600);
     let st = w.node(A).dev.stats();
@@ -611,15 +617,18 @@ fn wire_tx_rule_scoped_to_a_qp_matches_its_frames() {
     );
 }
 
-/// Contract (verbs.md §7.3): "Progress restores the retry count". A long RDMA
-/// READ whose responses are lost now and then makes progress on every
-/// re-request, so it must complete however many re-requests it takes in total.
-/// Here B reads 65 MTUs from A and A's wire drops every 8th frame it sends (so
-/// every re-request gets 7 more response packets through): about 9 timeouts in
-/// all, never more than one in a row.
+/// Contract (device-spec.md §10.3): every accepted READ response is progress and
+/// restores the retry count. A long RDMA READ whose responses are lost now and
+/// then makes progress on every re-request, so it must complete however many
+/// re-requests it takes in total. Here B reads 65 MTUs from A and A's wire drops
+/// every 9th frame it sends.
 ///
-/// DEVICE BUG #3 (not in the errata; fails until fixed): READ response packets that
-/// arrive do not restore the retry count; only a complete READ does.
+///
+/// The period is 9, not 8: with 8 the re-request bursts are 65, 58, 52, then 48
+/// responses, and 48 = 6 × 8 starts on a dropped frame every round (the periodic
+/// loss livelock of go-back-N that `wire_tx_drop_every_nth_frame_recovers`
+/// describes). With 9 it needs more than `retry_cnt` timeouts in total, which only
+/// succeeds because each accepted response restores the retry count.
 #[test]
 fn read_response_progress_restores_retry_count() {
     let mut w = World::two();
@@ -632,7 +641,7 @@ fn read_response_progress_restores_retry_count() {
     add_rule(
         &mut w,
         A,
-        FaultRule::new(FaultSite::WireTx, FaultAction::Drop).with_trigger(Trigger::Every { n: 8 }),
+        FaultRule::new(FaultSite::WireTx, FaultAction::Drop).with_trigger(Trigger::Every { n: 9 }),
     );
     let rev = Conn { a: c.b, b: c.a };
     read_sizes(&mut w, &rev, &[65 * 1024], 700);

@@ -6,7 +6,7 @@
 //! [`crate::wire`]). [`encode`] builds a frame from a [`RocePacket`]; [`decode`]
 //! validates every length, checksum and field of a received frame and never
 //! panics, whatever the input. The frame format is written down in
-//! `docs/spec-parts/wire.md`.
+//! `docs/device-spec.md` §11.
 //!
 //! Scope: IPv4 without options (RoCEv2 over IPv6 is not modelled), the Reliable
 //! Connected transport (every RC opcode, see [`opcode`]). The UDP checksum is sent

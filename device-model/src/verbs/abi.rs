@@ -1,6 +1,7 @@
 //! The driver-visible binary interface of the verbs engine: admin opcodes and
 //! status codes, doorbell offsets, WQE and CQE layouts, access flags, completion
-//! statuses. Every number here is written down in `docs/spec-parts/verbs.md`.
+//! statuses. Every number here is written down in `docs/device-spec.md` (§3.9-3.13,
+//! §6-9, §10.6).
 
 use serde::Serialize;
 

@@ -168,11 +168,7 @@ impl Cq {
         let addr = self.slot_addr(self.pi);
         if env.dma_write_scoped(scope, addr, &bytes).is_err()
             || env
-                .dma_write_scoped(
-                    scope,
-                    addr + CQE_PHASE_BYTE as u64,
-                    &[u8::from(phase)],
-                )
+                .dma_write_scoped(scope, addr + CQE_PHASE_BYTE as u64, &[u8::from(phase)])
                 .is_err()
         {
             self.set_error(env);

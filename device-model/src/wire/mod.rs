@@ -19,7 +19,7 @@
 //!
 //! This module owns the transport of frames only; frame contents belong to
 //! [`crate::roce`] and to the device. The format and the way two monitors connect
-//! are documented in `docs/spec-parts/wire.md`.
+//! are documented in `docs/device-spec.md` §11 and Appendix B.
 
 mod capture;
 mod faulty;

@@ -1,5 +1,5 @@
 //! A small test-only "mini driver" for the emulated RNIC, written from the device
-//! contract (`docs/device-spec.md`, `docs/spec-parts/verbs.md`), not from the
+//! contract (`docs/device-spec.md`), not from the
 //! device's source: every register offset, command layout, WQE/CQE layout and
 //! status code below is typed in from the documents. It drives a device only the
 //! way a guest driver could: PCI configuration space, BAR0/BAR2 accesses, guest
@@ -22,7 +22,7 @@ use rnic_device::{MacAddress, PciFunction, Rnic, RnicConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 // ---------------------------------------------------------------------------
-// Contract constants (device-spec.md and spec-parts/verbs.md)
+// Contract constants (device-spec.md)
 // ---------------------------------------------------------------------------
 
 /// Guest RAM per device.
@@ -636,7 +636,7 @@ impl Node {
 
     // ---- bring-up ---------------------------------------------------------
 
-    /// PCI side of bring-up (§2.3 steps 1-2): BAR sizing and placement, Command
+    /// PCI side of bring-up (device-spec.md §16 steps 1-2): BAR sizing and placement, Command
     /// register, MSI-X table (every vector unmasked), MSI-X enable.
     pub fn pci_setup(&mut self) {
         let id = self.dev.config_read(cfg::VENDOR_DEVICE);
@@ -673,7 +673,7 @@ impl Node {
         assert_ne!(mc & u32::from(cfg::MSIX_ENABLE), 0, "MSI-X enable sticks");
     }
 
-    /// Device side of bring-up (§2.3 steps 3-5), then learns MAC and IP.
+    /// Device side of bring-up (device-spec.md §16 steps 3-6), then learns MAC and IP.
     pub fn bring_up(&mut self) {
         self.set_reg(reg::DEV_CTRL, reg::CTRL_RESET);
         let mut polls = 0;

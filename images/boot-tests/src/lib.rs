@@ -229,7 +229,9 @@ pub fn rename_import(image: &[u8], from: &str, to: &str) -> Result<Vec<u8>, Harn
     }
     let pe = goblin::pe::PE::parse(image).map_err(|e| HarnessError::Patch(e.to_string()))?;
     if !pe.imports.iter().any(|i| i.name == from) {
-        return Err(HarnessError::Patch(format!("the image does not import {from}")));
+        return Err(HarnessError::Patch(format!(
+            "the image does not import {from}"
+        )));
     }
     // The hint/name entry is "<u16 hint><name>\0"; find the name NUL-terminated and
     // NUL- or hint-preceded, and require exactly one such place.

@@ -66,8 +66,12 @@ fn boot_without_rnic_reports_it_and_fails() {
 fn loader_refuses_an_import_the_guest_does_not_provide() {
     let Some(a) = setup() else { return };
     let image = std::fs::read(&a.driver).expect("read rnic.sys");
-    let bad = rename_import(&image, "NdisMRegisterInterruptEx", "NdisMRegisterInterruptXx")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let bad = rename_import(
+        &image,
+        "NdisMRegisterInterruptEx",
+        "NdisMRegisterInterruptXx",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     let dir = std::env::temp_dir().join(format!("rnic-badimport-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("rnic.sys");

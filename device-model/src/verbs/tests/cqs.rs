@@ -205,3 +205,50 @@ fn error_completion_counts_in_stats() {
     let s = l.d.v.stats();
     assert_eq!(s.cqs.iter().map(|c| c.error_cqes).sum::<u64>(), 1);
 }
+
+/// Errata D.2 (fixed): a CQE is written body first (byte 23 still holding the
+/// slot's previous phase), then the phase byte alone, on every pass.
+#[test]
+fn cqe_body_is_written_before_its_phase() {
+    let mut env = TestEnv::new();
+    env.log_dma = true;
+    let base = 0x1000;
+    let mut cq = crate::verbs::cq::Cq::new(5, base, 2, 0, 0, 0);
+    for n in 0..4u32 {
+        let cqe = Cqe {
+            wr_id: u64::from(n) + 1,
+            byte_len: 10 * n,
+            qpn: 3,
+            ..Cqe::default()
+        };
+        cq.push(&mut env, &cqe, false).unwrap();
+        cq.set_ci(n + 1);
+        let phase = (n / 2) % 2 == 0;
+        let slot = base + u64::from(n % 2) * 32;
+        let mut body = cqe.encode(phase);
+        body[23] = u8::from(!phase);
+        let log: Vec<_> = env.dma_log.drain(..).collect();
+        let scope = Some(DmaScope::cq(5));
+        assert_eq!(
+            log,
+            vec![
+                DmaRecord {
+                    scope,
+                    write: true,
+                    addr: slot,
+                    data: body.to_vec(),
+                },
+                DmaRecord {
+                    scope,
+                    write: true,
+                    addr: slot + 23,
+                    data: vec![u8::from(phase)],
+                },
+            ],
+            "CQE {n}"
+        );
+        let mut b = [0u8; 32];
+        b.copy_from_slice(&env.mem[slot as usize..slot as usize + 32]);
+        assert_eq!(Cqe::decode(&b), (cqe, phase));
+    }
+}

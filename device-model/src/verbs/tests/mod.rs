@@ -6,12 +6,13 @@ mod admin;
 mod cqs;
 mod fuzz;
 mod protection;
+mod scopes;
 mod transport;
 mod two_devices;
 
 use super::abi::{self, access, op, qp_attr, wr, QpState};
 use super::cq::Cqe;
-use super::env::{AsyncEvent, VerbsEnv};
+use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use super::{AdminStatus, Verbs, VerbsLimits};
 use crate::dma::DmaError;
 use crate::fault::{FaultAction, FaultPoint, FaultSite};
@@ -32,6 +33,23 @@ pub struct TestEnv {
     pub faults: VecDeque<(FaultSite, FaultAction)>,
     /// DMA reads of addresses in this range fail.
     pub fail_reads: Option<(u64, u64)>,
+    /// Record every DMA access in `dma_log` (off by default: payload is large).
+    pub log_dma: bool,
+    pub dma_log: Vec<DmaRecord>,
+    /// The source QPN of every frame sent with `send_frame_from` (`None`: plain
+    /// `send_frame`).
+    pub frame_sources: Vec<Option<u32>>,
+}
+
+/// One DMA access seen by the test environment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DmaRecord {
+    /// `None`: the unscoped `dma_read` / `dma_write` was used.
+    pub scope: Option<DmaScope>,
+    pub write: bool,
+    pub addr: u64,
+    /// The bytes written (empty for reads).
+    pub data: Vec<u8>,
 }
 
 impl TestEnv {
@@ -44,7 +62,41 @@ impl TestEnv {
             now: Duration::ZERO,
             faults: VecDeque::new(),
             fail_reads: None,
+            log_dma: false,
+            dma_log: Vec::new(),
+            frame_sources: Vec::new(),
         }
+    }
+
+    fn record(&mut self, scope: Option<DmaScope>, write: bool, addr: u64, data: &[u8]) {
+        if self.log_dma {
+            self.dma_log.push(DmaRecord {
+                scope,
+                write,
+                addr,
+                data: if write { data.to_vec() } else { Vec::new() },
+            });
+        }
+    }
+
+    fn read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        if let Some((s, e)) = self.fail_reads {
+            if addr < e && addr + buf.len() as u64 > s {
+                return Err(DmaError::Injected {
+                    addr,
+                    len: buf.len() as u64,
+                });
+            }
+        }
+        let r = self.range(addr, buf.len())?;
+        buf.copy_from_slice(&self.mem[r]);
+        Ok(())
+    }
+
+    fn write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        let r = self.range(addr, buf.len())?;
+        self.mem[r].copy_from_slice(buf);
+        Ok(())
     }
 
     fn range(&self, addr: u64, len: usize) -> Result<std::ops::Range<usize>, DmaError> {
@@ -64,22 +116,29 @@ impl TestEnv {
 
 impl VerbsEnv for TestEnv {
     fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        if let Some((s, e)) = self.fail_reads {
-            if addr < e && addr + buf.len() as u64 > s {
-                return Err(DmaError::Injected {
-                    addr,
-                    len: buf.len() as u64,
-                });
-            }
-        }
-        let r = self.range(addr, buf.len())?;
-        buf.copy_from_slice(&self.mem[r]);
-        Ok(())
+        self.record(None, false, addr, buf);
+        self.read(addr, buf)
     }
     fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
-        let r = self.range(addr, buf.len())?;
-        self.mem[r].copy_from_slice(buf);
-        Ok(())
+        self.record(None, true, addr, buf);
+        self.write(addr, buf)
+    }
+    fn dma_read_scoped(
+        &mut self,
+        scope: DmaScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
+        self.record(Some(scope), false, addr, buf);
+        self.read(addr, buf)
+    }
+    fn dma_write_scoped(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        self.record(Some(scope), true, addr, buf);
+        self.write(addr, buf)
+    }
+    fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
+        self.frame_sources.push(Some(qpn));
+        self.frames.push_back(frame.to_vec());
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.range(addr, len as usize).map(|_| ())
@@ -88,6 +147,7 @@ impl VerbsEnv for TestEnv {
         self.vectors.push(vector);
     }
     fn send_frame(&mut self, frame: &[u8]) {
+        self.frame_sources.push(None);
         self.frames.push_back(frame.to_vec());
     }
     fn now(&self) -> Duration {

@@ -503,3 +503,149 @@ fn fence_waits_for_prior_reads() {
     // The fenced WRITE sent the data the READ brought in.
     assert_eq!(l.d.read_mem(l.buf_b + 1000, 64), pattern(64, 5));
 }
+
+/// Errata D.1 (fixed): a WRITE ONLY with immediate that finds no receive WQE is
+/// RNR NAKed without opening a message context, so its retransmission succeeds.
+#[test]
+fn write_with_imm_before_recv_is_rnr_nakd_then_succeeds() {
+    let mut l = Loop::new();
+    let data = pattern(100, 3);
+    l.d.write_mem(l.buf_a, &data);
+    let mut w = signaled(wr::RDMA_WRITE_WITH_IMM, 1);
+    w.sges = vec![(l.buf_a, 100, l.key_a)];
+    w.remote_addr = l.buf_b;
+    w.rkey = l.key_b;
+    w.imm = 0xAB;
+    l.send_a(w);
+    assert!(l.cqes_a().is_empty());
+    let b = l.d.v.stats().qps[1].clone();
+    assert_eq!((b.qpn, b.rnr_naks_sent, b.error_naks_sent), (l.b.qpn, 1, 0));
+    l.recv_b(9, &[]);
+    l.d.advance(Duration::from_micros(20));
+    let ca = l.cqes_a();
+    assert_eq!(
+        ca.iter().map(|c| (c.wr_id, c.status)).collect::<Vec<_>>(),
+        vec![(1, 0)]
+    );
+    let cb = l.cqes_b();
+    assert_eq!(
+        (
+            cb[0].wr_id,
+            cb[0].opcode,
+            cb[0].status,
+            cb[0].byte_len,
+            cb[0].imm_inv
+        ),
+        (9, abi::cqe_op::RECV_RDMA_WITH_IMM, 0, 100, 0xAB)
+    );
+    assert_eq!(l.d.read_mem(l.buf_b, 100), data);
+    assert_eq!(l.d.qp_state(l.b.qpn), QpState::Rts as u8);
+}
+
+/// An RNR NAK for a SEND FIRST ends the round for the whole message: the
+/// responder drops MIDDLE and LAST silently (no sequence NAK), so waiting for a
+/// receive costs no retry even with RETRY_CNT = 0.
+#[test]
+fn multi_packet_send_before_recv_costs_no_retries() {
+    let mut l = Loop::with(ConnParams {
+        retry: 0,
+        ..ConnParams::default()
+    });
+    let data = pattern(600, 5); // 3 packets at MTU 256
+    l.d.write_mem(l.buf_a, &data);
+    let mut w = signaled(wr::SEND, 1);
+    w.sges = vec![(l.buf_a, 600, l.key_a)];
+    l.send_a(w);
+    for _ in 0..3 {
+        l.d.advance(Duration::from_micros(20));
+    }
+    assert!(l.cqes_a().is_empty(), "still waiting for a receive");
+    let b = l.d.v.stats().qps[1].clone();
+    assert_eq!(b.qpn, l.b.qpn);
+    assert_eq!(
+        (b.rnr_naks_sent, b.seq_naks_sent),
+        (4, 0),
+        "one NAK per round"
+    );
+    assert_eq!(b.out_of_order_dropped, 8);
+    l.recv_b(7, &[(l.buf_b, 1000, l.key_b)]);
+    l.d.advance(Duration::from_micros(20));
+    let ca = l.cqes_a();
+    assert_eq!(
+        ca.iter().map(|c| (c.wr_id, c.status)).collect::<Vec<_>>(),
+        vec![(1, 0)]
+    );
+    let cb = l.cqes_b();
+    assert_eq!((cb[0].wr_id, cb[0].status, cb[0].byte_len), (7, 0, 600));
+    assert_eq!(l.d.read_mem(l.buf_b, 600), data);
+}
+
+/// Posts a receive WQE with `nsge` SGEs (all zero) on B without validation.
+fn post_raw_recv(l: &mut Loop, wr_id: u64, nsge: u8) {
+    let mut b = [0u8; 128];
+    put64(&mut b, 0, wr_id);
+    b[8] = nsge;
+    let slot = l.b.rq_base + u64::from(l.b.rq_pi & (l.b.rq_size - 1)) * 128;
+    l.d.write_mem(slot, &b);
+    l.b.rq_pi += 1;
+    l.d.v
+        .doorbell(&mut l.d.env, 0x2004 + 8 * u64::from(l.b.qpn), l.b.rq_pi);
+}
+
+/// Errata D.4 (fixed): a malformed receive WQE met by an RDMA WRITE with
+/// immediate is an error, as for a SEND: LOCAL_QP_OPERATION_ERROR receive
+/// completion, NAK remote operational error, responder QP to ERR; the last
+/// packet's data is not placed.
+#[test]
+fn write_with_imm_into_malformed_recv_wqe_is_an_error() {
+    let mut l = Loop::new();
+    post_raw_recv(&mut l, 5, 7); // the QP allows 6 receive SGEs
+    l.d.write_mem(l.buf_a, &pattern(100, 9));
+    let mut w = signaled(wr::RDMA_WRITE_WITH_IMM, 1);
+    w.sges = vec![(l.buf_a, 100, l.key_a)];
+    w.remote_addr = l.buf_b;
+    w.rkey = l.key_b;
+    l.send_a(w);
+    let cb = l.cqes_b();
+    assert_eq!(
+        (cb[0].wr_id, cb[0].status),
+        (5, st(WcStatus::LocalQpOperationError))
+    );
+    let ca = l.cqes_a();
+    assert_eq!(
+        (ca[0].wr_id, ca[0].status),
+        (1, st(WcStatus::RemoteOperationError))
+    );
+    assert_eq!(l.d.qp_state(l.b.qpn), QpState::Err as u8);
+    assert!(l.d.env.events.contains(&AsyncEvent::QpError {
+        qpn: l.b.qpn,
+        cause: WcStatus::RemoteOperationError.code()
+    }));
+    assert_eq!(l.d.read_mem(l.buf_b, 100), vec![0; 100]);
+}
+
+/// Errata D.5 (fixed): an RQ producer count that moves backwards is an overrun
+/// like the SQ's: QP to ERR with cause 0xF0, posted receives flushed.
+#[test]
+fn rq_doorbell_moving_backwards_fails_the_qp() {
+    let mut l = Loop::new();
+    for i in 0..3 {
+        l.recv_b(i, &[(l.buf_b, 64, l.key_b)]);
+    }
+    // Writing the current count again is fine.
+    l.d.v
+        .doorbell(&mut l.d.env, 0x2004 + 8 * u64::from(l.b.qpn), 3);
+    assert_eq!(l.d.qp_state(l.b.qpn), QpState::Rts as u8);
+    l.d.v
+        .doorbell(&mut l.d.env, 0x2004 + 8 * u64::from(l.b.qpn), 1);
+    assert_eq!(l.d.qp_state(l.b.qpn), QpState::Err as u8);
+    assert!(l.d.env.events.contains(&AsyncEvent::QpError {
+        qpn: l.b.qpn,
+        cause: CAUSE_BAD_DOORBELL
+    }));
+    let cb = l.cqes_b();
+    assert_eq!(
+        cb.iter().map(|c| (c.wr_id, c.status)).collect::<Vec<_>>(),
+        vec![(0, 4), (1, 4), (2, 4)]
+    );
+}

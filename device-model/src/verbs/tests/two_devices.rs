@@ -575,3 +575,105 @@ fn short_first_packet_is_invalid() {
         .receive_frame(&mut p.b.env, &roce::encode(&pk).unwrap());
     assert_eq!(p.b.qp_state(p.qb.qpn), QpState::Err as u8);
 }
+
+/// A sequence NAK that arrives while the requester is already going back (no
+/// progress since its last go-back) costs no retry and does not rewind again.
+#[test]
+fn sequence_nak_while_going_back_costs_no_retry() {
+    let mut p = Pair::new(ConnParams {
+        retry: 1,
+        ..ConnParams::default()
+    });
+    let data = pattern(600, 4); // 3 packets at MTU 256
+    p.a.write_mem(p.buf_a, &data);
+    let mut w = signaled(wr::RDMA_WRITE, 1);
+    w.sges = vec![(p.buf_a, 600, p.key_a)];
+    w.remote_addr = p.buf_b;
+    w.rkey = p.key_b;
+    p.post_a(&w);
+    let sent: Vec<_> = p.a.env.frames.drain(..).collect();
+    assert_eq!(sent.len(), 3);
+    // The first packet is lost: B NAKs the second once and drops the third.
+    p.b.v.receive_frame(&mut p.b.env, &sent[1]);
+    p.b.v.receive_frame(&mut p.b.env, &sent[2]);
+    let naks: Vec<_> = p.b.env.frames.drain(..).collect();
+    assert_eq!(naks.len(), 1);
+    // A goes back (its one retry) and resends everything.
+    p.a.v.receive_frame(&mut p.a.env, &naks[0]);
+    assert_eq!(p.a.env.frames.len(), 3);
+    // The NAK again (duplicated on the wire): same episode, nothing happens.
+    p.a.v.receive_frame(&mut p.a.env, &naks[0]);
+    assert_eq!(p.a.env.frames.len(), 3);
+    assert_eq!(p.a.qp_state(p.qa.qpn), QpState::Rts as u8);
+    p.pump_all();
+    let ca = p.a.poll_cq(&mut p.cq_a);
+    assert_eq!(
+        ca.iter().map(|c| (c.wr_id, c.status)).collect::<Vec<_>>(),
+        vec![(1, 0)]
+    );
+    assert_eq!(p.b.read_mem(p.buf_b, 600), data);
+    let s = &p.a.v.stats().qps[0];
+    assert_eq!((s.seq_naks_received, s.seq_naks_absorbed), (2, 1));
+}
+
+/// Every accepted READ response is progress and restores the retry count: a
+/// long READ that loses a response four times, each loss recovered by a
+/// timeout, completes with RETRY_CNT = 1.
+#[test]
+fn read_responses_restore_the_retry_count() {
+    let mut p = Pair::new(ConnParams {
+        retry: 1,
+        ..big_params()
+    });
+    let data = pattern(20_000, 8); // 20 responses at MTU 1024, PSNs 100..=119
+    p.b.write_mem(p.buf_b, &data);
+    let mut r = signaled(wr::RDMA_READ, 1);
+    r.sges = vec![(p.buf_a, 20_000, p.key_a)];
+    r.remote_addr = p.buf_b;
+    r.rkey = p.key_b;
+    p.post_a(&r);
+    // Burst k (the k-th READ Response FIRST seen) loses the response with PSN
+    // 103 + 5(k-1): one loss per (re-)request, each after some progress.
+    let mut bursts = 0u32;
+    let mut dropped = Vec::new();
+    let (ca, _) = p.run(
+        |_, f| {
+            let b = bth_of(f);
+            if b.opcode == roce::opcode::RDMA_READ_RESPONSE_FIRST {
+                bursts += 1;
+            }
+            let target = 103 + 5 * bursts.saturating_sub(1);
+            if roce::opcode::is_response(b.opcode) && target < 120 && b.psn == target {
+                dropped.push(b.psn);
+                Verdict::Drop
+            } else {
+                Verdict::Deliver
+            }
+        },
+        8,
+    );
+    assert_eq!(dropped, vec![103, 108, 113, 118]);
+    assert_eq!(
+        ca.iter().map(|c| (c.wr_id, c.status)).collect::<Vec<_>>(),
+        vec![(1, 0)]
+    );
+    assert_eq!(p.a.read_mem(p.buf_a, 20_000), data);
+    assert_eq!(p.a.v.stats().qps[0].timeouts, 4);
+}
+
+/// Every frame tells the environment which QP sent it (the `wire_tx` scope).
+#[test]
+fn frames_name_their_source_qp() {
+    let mut p = Pair::new(big_params());
+    let mut w = signaled(wr::RDMA_WRITE, 1);
+    w.sges = vec![(p.buf_a, 5000, p.key_a)];
+    w.remote_addr = p.buf_b;
+    w.rkey = p.key_b;
+    p.post_a(&w);
+    p.pump_all();
+    assert_eq!(p.a.poll_cq(&mut p.cq_a)[0].status, 0);
+    let (qa, qb) = (p.qa.qpn, p.qb.qpn);
+    assert_eq!(p.a.env.frame_sources, vec![Some(qa); 5]);
+    assert!(!p.b.env.frame_sources.is_empty());
+    assert!(p.b.env.frame_sources.iter().all(|&s| s == Some(qb)));
+}

@@ -38,6 +38,8 @@ pub enum FaultSite {
 }
 
 /// What is happening at a fault site, and to which object. Unknown parts are `None`.
+/// Which fields each site sets is [`FaultSite::scope_fields`]; the full contract is
+/// `docs/device-spec.md` Appendix A.3.
 ///
 /// In a [`FaultRule`] the scope is a filter: every `Some` field must equal the
 /// event's field (an event whose field is `None` does not match it); `None` fields
@@ -45,13 +47,19 @@ pub enum FaultSite {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FaultScope {
-    /// Queue number: QP number, CQ number, Ethernet queue, or 0 for the admin queue.
+    /// The object concerned, in the one numbering shared by every site
+    /// ([`crate::device::scope_queue`]): 0 the admin queue, `1..=0xFFFF` a QP,
+    /// `ETH_RX | n` / `ETH_TX | n` an Ethernet queue, `CQ | n` the ring of a CQ,
+    /// `EVENT_QUEUE` the event ring. Set at `dma_read`, `dma_write`,
+    /// `admin_command`, `cqe`, `wire_tx` and `wire_rx` (RoCEv2 frames only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue: Option<u32>,
-    /// MSI-X vector.
+    /// MSI-X vector: set only at `msix`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vector: Option<u16>,
-    /// Memory region index (key >> 8).
+    /// Memory region index (key >> 8): set only at `dma_read` / `dma_write`, for
+    /// accesses through an MR (payload, and the page lists of `REG_MR` and
+    /// `FAST_REG`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mr: Option<u32>,
     /// Admin opcode, for [`FaultSite::AdminCommand`].
@@ -148,6 +156,21 @@ impl FaultSite {
                 &["drop", "delay", "duplicate", "reorder", "corrupt", "fatal"]
             }
             FaultSite::Device => &["fatal"],
+        }
+    }
+
+    /// The scope fields (JSON names) that events at this site can carry
+    /// (`docs/device-spec.md` Appendix A.3). A rule naming any other field could
+    /// never match and is refused ([`FaultError::ScopeNeverSet`]). Only DMA events
+    /// name an MR: the device sets `mr` for accesses through a memory region
+    /// (payload and page lists), at `dma_read` and `dma_write` only.
+    pub fn scope_fields(self) -> &'static [&'static str] {
+        match self {
+            FaultSite::DmaRead | FaultSite::DmaWrite => &["queue", "mr"],
+            FaultSite::Msix => &["vector"],
+            FaultSite::AdminCommand => &["queue", "opcode"],
+            FaultSite::Cqe | FaultSite::WireTx | FaultSite::WireRx => &["queue"],
+            FaultSite::Link | FaultSite::Device => &[],
         }
     }
 
@@ -417,19 +440,25 @@ impl FaultRule {
                 allowed: self.site.allowed_actions().join(", "),
             });
         }
-        if self.scope.opcode.is_some() && self.site != FaultSite::AdminCommand {
-            return Err(FaultError::ScopeNeverSet {
-                site: self.site,
-                field: "opcode",
-                valid_at: "admin_command",
-            });
-        }
-        if self.scope.vector.is_some() && self.site != FaultSite::Msix {
-            return Err(FaultError::ScopeNeverSet {
-                site: self.site,
-                field: "vector",
-                valid_at: "msix",
-            });
+        let named = [
+            ("queue", self.scope.queue.is_some()),
+            ("vector", self.scope.vector.is_some()),
+            ("mr", self.scope.mr.is_some()),
+            ("opcode", self.scope.opcode.is_some()),
+        ];
+        for (field, present) in named {
+            if present && !self.site.scope_fields().contains(&field) {
+                return Err(FaultError::ScopeNeverSet {
+                    site: self.site,
+                    field,
+                    valid_at: FaultSite::ALL
+                        .iter()
+                        .filter(|s| s.scope_fields().contains(&field))
+                        .map(|s| s.name())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
         }
         match self.trigger {
             Trigger::Once { nth: 0 } => return Err(FaultError::ZeroCount { field: "once.nth" }),
@@ -462,11 +491,12 @@ pub enum FaultError {
         action: &'static str,
         allowed: String,
     },
-    #[error("scope field `{field}` is never set by events at site `{site}` (only at `{valid_at}`), so the rule could never match; remove it from the scope")]
+    #[error("scope field `{field}` is never set by events at site `{site}` (only at: {valid_at}), so the rule could never match; remove it from the scope")]
     ScopeNeverSet {
         site: FaultSite,
         field: &'static str,
-        valid_at: &'static str,
+        /// The sites whose events carry the field, comma-separated.
+        valid_at: String,
     },
     #[error("trigger field `{field}` must be at least 1 (counts are 1-based)")]
     ZeroCount { field: &'static str },
@@ -1335,6 +1365,77 @@ mod tests {
                 .with_scope(op_scope)
         )
         .is_ok());
+    }
+
+    #[test]
+    fn mr_and_queue_scopes_only_where_events_carry_them() {
+        let add = |site, action, scope| {
+            FaultEngine::new().add_rule(FaultRule::new(site, action).with_scope(scope))
+        };
+        let mr = FaultScope {
+            mr: Some(2),
+            ..FaultScope::default()
+        };
+        // Only DMA events name an MR.
+        for site in [FaultSite::DmaRead, FaultSite::DmaWrite] {
+            assert!(add(site, FaultAction::DmaError, mr).is_ok(), "{site}");
+        }
+        for (site, action) in [
+            (FaultSite::Msix, FaultAction::Drop),
+            (FaultSite::AdminCommand, FaultAction::NeverComplete),
+            (FaultSite::Cqe, FaultAction::CqeError { status: 4 }),
+            (FaultSite::Link, FaultAction::LinkDown),
+            (FaultSite::WireTx, FaultAction::Drop),
+            (FaultSite::WireRx, FaultAction::Drop),
+            (FaultSite::Device, FaultAction::Fatal),
+        ] {
+            let err = add(site, action, mr).unwrap_err();
+            assert_eq!(
+                err,
+                FaultError::ScopeNeverSet {
+                    site,
+                    field: "mr",
+                    valid_at: "dma_read, dma_write".into(),
+                }
+            );
+            assert!(err.to_string().contains("remove it"), "{err}");
+        }
+        // `queue` is never set at msix, link or device.
+        let queue = FaultScope {
+            queue: Some(0),
+            ..FaultScope::default()
+        };
+        for (site, action) in [
+            (FaultSite::Msix, FaultAction::Drop),
+            (FaultSite::Link, FaultAction::LinkDown),
+            (FaultSite::Device, FaultAction::Fatal),
+        ] {
+            let err = add(site, action, queue).unwrap_err();
+            assert!(
+                matches!(err, FaultError::ScopeNeverSet { field: "queue", .. }),
+                "{err:?}"
+            );
+        }
+        // JSON rules go through the same check.
+        let rule: FaultRule =
+            serde_json::from_str(r#"{"site":"cqe","scope":{"mr":1},"action":{"kind":"fatal"}}"#)
+                .unwrap();
+        assert!(FaultEngine::new().add_rule(rule).is_err());
+        // Every field a site lists is accepted there.
+        for site in FaultSite::ALL {
+            let action = FaultAction::Fatal;
+            for &f in site.scope_fields() {
+                let mut s = FaultScope::default();
+                match f {
+                    "queue" => s.queue = Some(1),
+                    "vector" => s.vector = Some(1),
+                    "mr" => s.mr = Some(1),
+                    "opcode" => s.opcode = Some(1),
+                    other => panic!("unknown scope field {other}"),
+                }
+                assert!(add(site, action, s).is_ok(), "{site} {f}");
+            }
+        }
     }
 
     #[test]

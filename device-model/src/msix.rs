@@ -13,7 +13,7 @@
 //! Table layout: entry `n` at `16 * n`: `addr_lo`, `addr_hi`, `data`, `vector
 //! control` (bit 0 = mask, other bits reserved, read 0). Accesses are 4 or 8 bytes,
 //! naturally aligned; others read all ones and are ignored on write. The PBA is one
-//! 64-bit word at [`MSIX_PBA_OFFSET`](crate::regs::MSIX_PBA_OFFSET), read-only.
+//! 64-bit word at [`crate::regs::MSIX_PBA_OFFSET`], read-only.
 
 use std::sync::Arc;
 

@@ -18,6 +18,7 @@
 pub mod abi;
 pub mod cq;
 pub mod env;
+pub mod handles;
 pub mod mr;
 pub mod qp;
 mod transport;
@@ -30,6 +31,7 @@ pub use env::{AsyncEvent, DmaOwner, DmaScope, VerbsEnv};
 
 use abi::{access, op, QUERY_OUT_SIZE};
 use cq::{Cq, CqStats};
+use handles::HandleAlloc;
 use mr::{load_page_list, pages_needed, Mr, MrState, MrTable};
 use qp::{Ctx, ModifyAttrs, ModifyError, Qp, QpConfig, QpStats};
 use serde::Serialize;
@@ -146,16 +148,19 @@ pub struct Port {
     pub ip: [u8; 4],
 }
 
-/// A handle-indexed object table; handle 0 is never used.
+/// A handle-indexed object table; handle 0 is never used. Allocation order and cost
+/// are those of [`HandleAlloc`] (O(1), fresh handles first, then FIFO reuse).
 #[derive(Debug)]
 pub struct Table<T> {
     slots: Vec<Option<T>>,
+    ids: HandleAlloc,
 }
 
 impl<T> Table<T> {
     pub fn new(max: u32) -> Self {
         Table {
             slots: (0..=max).map(|_| None).collect(),
+            ids: HandleAlloc::new(max),
         }
     }
     pub fn get(&self, h: u32) -> Option<&T> {
@@ -170,16 +175,25 @@ impl<T> Table<T> {
         }
         self.slots.get_mut(h as usize)?.as_mut()
     }
+    /// Objects in the table.
+    pub fn len(&self) -> u32 {
+        self.ids.in_use()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     fn alloc(&mut self, v: T) -> Option<u32> {
-        let i = (1..self.slots.len()).find(|&i| self.slots[i].is_none())?;
-        self.slots[i] = Some(v);
-        Some(i as u32)
+        let h = self.ids.alloc()?;
+        self.slots[h as usize] = Some(v);
+        Some(h)
     }
     fn take(&mut self, h: u32) -> Option<T> {
         if h == 0 {
             return None;
         }
-        self.slots.get_mut(h as usize)?.take()
+        let v = self.slots.get_mut(h as usize)?.take()?;
+        self.ids.free(h);
+        Some(v)
     }
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.slots
@@ -194,12 +208,16 @@ impl<T> Table<T> {
         for s in &mut self.slots {
             *s = None;
         }
+        self.ids.reset();
     }
 }
 
-/// A protection domain (no state besides its existence).
-#[derive(Debug, Clone, Copy)]
-pub struct Pd;
+/// A protection domain: besides its existence, how many MRs name it (so that
+/// `DESTROY_PD` need not scan the MR table).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pd {
+    mrs: u32,
+}
 
 /// Engine-wide counters.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -265,6 +283,11 @@ impl Verbs {
         &self.limits
     }
 
+    /// The MR table, read-only (inspection, benchmarks of the protection check).
+    pub fn mr_table(&self) -> &MrTable {
+        &self.mrs
+    }
+
     /// Sets the port's MAC and IPv4 address (the device core calls this with its
     /// configured MAC; SET_PORT_ADDR lets the driver change both).
     pub fn set_port_addr(&mut self, mac: [u8; 6], ip: [u8; 4]) {
@@ -289,8 +312,8 @@ impl Verbs {
     pub fn stats(&self) -> VerbsStats {
         VerbsStats {
             global: self.stats.clone(),
-            pds: self.pds.iter().count() as u32,
-            mrs: self.mrs.iter().count() as u32,
+            pds: self.pds.len(),
+            mrs: self.mrs.len(),
             mr_pages: self.mrs.total_pages,
             qps: self.qps.iter().map(|(_, q)| q.stats()).collect(),
             cqs: self.cqs.iter().map(|(_, c)| c.stats()).collect(),
@@ -486,12 +509,15 @@ impl Verbs {
                     .map_err(|_| DmaError)?;
                 Ok((QUERY_OUT_SIZE as u32, 0))
             }
-            op::CREATE_PD => self.pds.alloc(Pd).map(|h| (h, 0)).ok_or(NoResources),
+            op::CREATE_PD => self
+                .pds
+                .alloc(Pd::default())
+                .map(|h| (h, 0))
+                .ok_or(NoResources),
             op::DESTROY_PD => {
                 let pdn = o32(o, 0);
-                self.pds.get(pdn).ok_or(InvalidHandle)?;
-                let used = self.qps.iter().any(|(_, q)| q.pdn == pdn)
-                    || self.mrs.iter().any(|m| m.pdn == pdn);
+                let pd = self.pds.get(pdn).ok_or(InvalidHandle)?;
+                let used = pd.mrs > 0 || self.qps.iter().any(|(_, q)| q.pdn == pdn);
                 if used {
                     return Err(Busy);
                 }
@@ -592,8 +618,10 @@ impl Verbs {
             op::REG_MR => self.reg_mr(env, o),
             op::DEREG_MR => {
                 let key = o32(o, 0);
-                self.mrs.by_index(key >> 8).ok_or(InvalidHandle)?;
-                self.mrs.remove(key >> 8);
+                let mr = self.mrs.remove(key >> 8).ok_or(InvalidHandle)?;
+                if let Some(pd) = self.pds.get_mut(mr.pdn) {
+                    pd.mrs -= 1;
+                }
                 Ok((0, 0))
             }
             op::ALLOC_FR_MR => {
@@ -604,21 +632,25 @@ impl Verbs {
                 if max_pages == 0 || max_pages > self.limits.max_mr_pages {
                     return Err(InvalidParam);
                 }
-                let index = self.mrs.free_index().ok_or(NoResources)?;
-                let key = (index << 8) | u32::from(key_byte);
-                self.mrs.insert(Mr {
-                    key,
-                    pdn,
-                    access: 0,
-                    state: MrState::Free,
-                    fast_reg: Some(max_pages),
-                    iova: 0,
-                    length: 0,
-                    fbo: 0,
-                    page_shift: self.limits.min_page_shift,
-                    pages: Vec::new(),
-                });
-                Ok((key, index))
+                let key = self
+                    .mrs
+                    .insert(Mr {
+                        key: u32::from(key_byte),
+                        pdn,
+                        access: 0,
+                        state: MrState::Free,
+                        fast_reg: Some(max_pages),
+                        iova: 0,
+                        length: 0,
+                        fbo: 0,
+                        page_shift: self.limits.min_page_shift,
+                        pages: Vec::new(),
+                    })
+                    .ok_or(NoResources)?;
+                if let Some(pd) = self.pds.get_mut(pdn) {
+                    pd.mrs += 1;
+                }
+                Ok((key, key >> 8))
             }
             op::QUERY_MR => {
                 let key = o32(o, 0);
@@ -752,25 +784,32 @@ impl Verbs {
         {
             return Err(NoResources);
         }
-        let index = self.mrs.free_index().ok_or(NoResources)?;
+        // The index the MR will get: the page list reads are attributed to it.
+        let index = self.mrs.next_index().ok_or(NoResources)?;
         let scope = DmaScope::ADMIN.with_mr(index);
         let pages = load_page_list(env, scope, list, count, shift).map_err(|e| match e {
             mr::PageListError::Dma(_) => DmaError,
             mr::PageListError::BadPage => InvalidParam,
         })?;
-        let key = (index << 8) | u32::from(key_byte);
-        self.mrs.insert(Mr {
-            key,
-            pdn,
-            access: acc,
-            state: MrState::Valid,
-            fast_reg: None,
-            iova,
-            length,
-            fbo,
-            page_shift: shift,
-            pages,
-        });
-        Ok((key, index))
+        let key = self
+            .mrs
+            .insert(Mr {
+                key: u32::from(key_byte),
+                pdn,
+                access: acc,
+                state: MrState::Valid,
+                fast_reg: None,
+                iova,
+                length,
+                fbo,
+                page_shift: shift,
+                pages,
+            })
+            .ok_or(NoResources)?;
+        debug_assert_eq!(key >> 8, index);
+        if let Some(pd) = self.pds.get_mut(pdn) {
+            pd.mrs += 1;
+        }
+        Ok((key, key >> 8))
     }
 }

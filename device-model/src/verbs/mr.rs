@@ -5,6 +5,7 @@
 
 use super::abi::access;
 use super::env::{DmaScope, VerbsEnv};
+use super::handles::HandleAlloc;
 use crate::dma::DmaError;
 use serde::Serialize;
 
@@ -120,45 +121,91 @@ pub fn pages_needed(fbo: u64, len: u64, page_shift: u8) -> Option<u64> {
 }
 
 /// The MR table.
+///
+/// Indexes come from a [`HandleAlloc`]: O(1), never-used indexes first, then the
+/// index freed longest ago. The table also remembers, per index, the key byte the
+/// index carried when its MR went away (deregistration or reset), and never hands
+/// the index out again with that same key byte: a key held by a consumer or a peer
+/// for the old MR can therefore never match the next MR at that index
+/// (`docs/device-spec.md` §6.1).
 #[derive(Debug, Default)]
 pub struct MrTable {
     slots: Vec<Option<Mr>>,
+    /// Key byte each index carried when its last MR was removed; kept across
+    /// [`MrTable::clear`].
+    last_key_byte: Vec<Option<u8>>,
+    ids: HandleAlloc,
     pub total_pages: u64,
+}
+
+/// The key byte an index gets when `wanted` is asked for and the index's previous
+/// MR carried `last`: `wanted`, or the next byte if that would repeat the old key.
+pub fn key_byte_for(last: Option<u8>, wanted: u8) -> u8 {
+    if last == Some(wanted) {
+        wanted.wrapping_add(1)
+    } else {
+        wanted
+    }
 }
 
 impl MrTable {
     pub fn new(max: u32) -> Self {
         MrTable {
             slots: (0..=max).map(|_| None).collect(),
+            last_key_byte: vec![None; max as usize + 1],
+            ids: HandleAlloc::new(max),
             total_pages: 0,
         }
     }
 
+    /// Removes every MR (device reset). The key bytes they carried are remembered,
+    /// so the reset does not let an old key match a new MR either.
     pub fn clear(&mut self) {
-        for s in &mut self.slots {
-            *s = None;
+        for (s, last) in self.slots.iter_mut().zip(&mut self.last_key_byte) {
+            if let Some(mr) = s.take() {
+                *last = Some(mr.key as u8);
+            }
         }
+        self.ids.reset();
         self.total_pages = 0;
     }
 
-    /// A free index (never 0).
-    pub fn free_index(&self) -> Option<u32> {
-        (1..self.slots.len())
-            .find(|&i| self.slots[i].is_none())
-            .map(|i| i as u32)
+    /// The index the next [`MrTable::insert`] will use (never 0); `None` when
+    /// every index is in use. O(1).
+    pub fn next_index(&self) -> Option<u32> {
+        self.ids.peek()
     }
 
-    pub fn insert(&mut self, mr: Mr) {
-        let idx = (mr.key >> 8) as usize;
+    /// Number of MRs in the table.
+    pub fn len(&self) -> u32 {
+        self.ids.in_use()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stores `mr` under the index [`MrTable::next_index`] reported and returns its
+    /// key. Only the low byte of `mr.key` is used (the key byte asked for); the
+    /// table sets the index bits and, when that byte is the one the index carried
+    /// last, the next byte instead (see [`key_byte_for`]). `None` (and `mr`
+    /// dropped) when the table is full. O(1).
+    pub fn insert(&mut self, mut mr: Mr) -> Option<u32> {
+        let index = self.ids.alloc()?;
+        let last = self.last_key_byte[index as usize];
+        mr.key = (index << 8) | u32::from(key_byte_for(last, mr.key as u8));
         self.total_pages += mr.pages.len() as u64;
-        if let Some(s) = self.slots.get_mut(idx) {
-            *s = Some(mr);
-        }
+        let key = mr.key;
+        self.slots[index as usize] = Some(mr);
+        Some(key)
     }
 
+    /// Removes the MR at `index`, remembering its key byte; the index becomes free.
     pub fn remove(&mut self, index: u32) -> Option<Mr> {
         let mr = self.slots.get_mut(index as usize)?.take()?;
         self.total_pages -= mr.pages.len() as u64;
+        self.last_key_byte[index as usize] = Some(mr.key as u8);
+        self.ids.free(index);
         Some(mr)
     }
 
@@ -250,4 +297,126 @@ pub fn load_page_list(
         done += n;
     }
     Ok(pages)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mr(key_byte: u8, pages: usize) -> Mr {
+        Mr {
+            key: u32::from(key_byte),
+            pdn: 1,
+            access: access::LOCAL_WRITE,
+            state: MrState::Valid,
+            fast_reg: None,
+            iova: 0,
+            length: (pages as u64) << 12,
+            fbo: 0,
+            page_shift: 12,
+            pages: vec![0; pages],
+        }
+    }
+
+    #[test]
+    fn indexes_ascend_from_one_and_keep_the_key_byte() {
+        let mut t = MrTable::new(3);
+        assert_eq!(t.next_index(), Some(1));
+        assert_eq!(t.insert(mr(0x5A, 1)), Some(0x15A));
+        assert_eq!(t.next_index(), Some(2));
+        assert_eq!(t.insert(mr(0x00, 2)), Some(0x200));
+        assert_eq!(t.insert(mr(0xFF, 3)), Some(0x3FF));
+        assert_eq!((t.len(), t.total_pages), (3, 6));
+        assert_eq!(t.by_key(0x200).map(|m| m.pages.len()), Some(2));
+        assert!(t.by_key(0x201).is_none(), "exact key only");
+    }
+
+    #[test]
+    fn full_table_refuses_and_a_removed_index_comes_back() {
+        let mut t = MrTable::new(2);
+        t.insert(mr(1, 1)).unwrap();
+        t.insert(mr(2, 1)).unwrap();
+        assert_eq!(t.next_index(), None);
+        assert_eq!(t.insert(mr(3, 1)), None);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.remove(1).map(|m| m.key), Some(0x101));
+        assert!(t.remove(1).is_none(), "already gone");
+        assert!(t.remove(0).is_none() && t.remove(99).is_none());
+        assert_eq!((t.len(), t.total_pages), (1, 1));
+        assert_eq!(t.next_index(), Some(1));
+        assert_eq!(t.insert(mr(7, 1)), Some(0x107));
+    }
+
+    #[test]
+    fn a_reused_index_never_gets_the_key_byte_it_just_had() {
+        let mut t = MrTable::new(1);
+        let old = t.insert(mr(0x42, 1)).unwrap();
+        t.remove(old >> 8);
+        // The driver asks for the same key byte again: the old key must not match.
+        let new = t.insert(mr(0x42, 1)).unwrap();
+        assert_eq!(new >> 8, old >> 8, "only one index exists");
+        assert_ne!(new, old);
+        assert_eq!(new, 0x143);
+        assert!(t.by_key(old).is_none(), "the stale key matches nothing");
+        // 0xFF wraps to 0x00.
+        t.remove(1);
+        t.insert(mr(0xFF, 1)).unwrap();
+        t.remove(1);
+        assert_eq!(t.insert(mr(0xFF, 1)), Some(0x100));
+        // A different byte is honoured as asked.
+        t.remove(1);
+        assert_eq!(t.insert(mr(0x10, 1)), Some(0x110));
+    }
+
+    #[test]
+    fn the_key_byte_in_force_at_removal_is_the_one_remembered() {
+        let mut t = MrTable::new(1);
+        t.insert(mr(0x10, 1)).unwrap();
+        // A fast registration changed the key byte to 0x11 in the meantime.
+        t.by_index_mut(1).unwrap().key = 0x111;
+        t.remove(1);
+        assert_eq!(
+            t.insert(mr(0x10, 1)),
+            Some(0x110),
+            "0x10 is not the last key"
+        );
+        t.remove(1);
+        assert_eq!(t.insert(mr(0x10, 1)), Some(0x111));
+    }
+
+    #[test]
+    fn clear_frees_every_index_but_remembers_key_bytes() {
+        let mut t = MrTable::new(2);
+        t.insert(mr(0x20, 4)).unwrap();
+        t.insert(mr(0x30, 4)).unwrap();
+        t.clear();
+        assert_eq!((t.len(), t.total_pages), (0, 0));
+        assert_eq!(t.iter().count(), 0);
+        assert_eq!(t.next_index(), Some(1));
+        assert_eq!(t.insert(mr(0x20, 1)), Some(0x121));
+        assert_eq!(t.insert(mr(0x20, 1)), Some(0x220), "index 2 last had 0x30");
+    }
+
+    #[test]
+    fn freed_indexes_are_reused_oldest_first() {
+        let mut t = MrTable::new(4);
+        for b in 0..4 {
+            t.insert(mr(b, 1)).unwrap();
+        }
+        t.remove(2);
+        t.remove(4);
+        t.remove(1);
+        let got: Vec<u32> = (0..3)
+            .map(|_| t.insert(mr(0x99, 1)).unwrap() >> 8)
+            .collect();
+        assert_eq!(got, [2, 4, 1]);
+    }
+
+    #[test]
+    fn key_byte_rule() {
+        assert_eq!(key_byte_for(None, 7), 7);
+        assert_eq!(key_byte_for(Some(6), 7), 7);
+        assert_eq!(key_byte_for(Some(7), 7), 8);
+        assert_eq!(key_byte_for(Some(0xFF), 0xFF), 0);
+    }
 }

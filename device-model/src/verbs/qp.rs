@@ -1,6 +1,6 @@
 //! Queue pairs: attributes, the RC state machine, WQE parsing, completions and
 //! flushing. The RC transport itself (requester and responder) is in
-//! [`super::transport`].
+//! `super::transport`.
 
 use super::abi::{
     self, access, cqe_op, qp_attr, wqe_flags, wr, QpState, WcStatus, MAX_INLINE, SGE_SIZE,

@@ -483,6 +483,127 @@ fn mr_table_full() {
 }
 
 #[test]
+fn a_reused_mr_index_gets_a_new_key_byte() {
+    // One MR index: every registration after a deregistration reuses it.
+    let limits = VerbsLimits {
+        max_mr: 1,
+        ..VerbsLimits::default()
+    };
+    let mut d = Dev::with_limits(MAC_A, IP_A, limits);
+    let pd = d.pd();
+    let (buf, old) = d.buf_mr(pd, 100, 0);
+    assert_eq!(old, 0x15A);
+    let mut o = ops();
+    put32(&mut o, 0, old);
+    assert_eq!(d.admin(op::DEREG_MR, o), Ok((0, 0)));
+    // The driver asks for key byte 0x5A again: the device hands out 0x5B.
+    let new = d.reg_mr_at(pd, buf, 100, 0, buf).unwrap();
+    assert_eq!(new, 0x15B);
+    let out = d.alloc(64);
+    let mut q = ops();
+    put32(&mut q, 0, new);
+    put64(&mut q, 8, out);
+    assert_eq!(d.admin(op::QUERY_MR, q), Ok((2, 0)));
+    assert_eq!(abi::rd_u32(&d.read_mem(out, 4), 0), new, "key in force");
+    // The same holds for ALLOC_FR_MR.
+    put32(&mut o, 0, new);
+    assert_eq!(d.admin(op::DEREG_MR, o), Ok((0, 0)));
+    let mut f = ops();
+    put32(&mut f, 0, pd);
+    put32(&mut f, 4, 4);
+    f[8] = 0x5B;
+    assert_eq!(d.admin(op::ALLOC_FR_MR, f), Ok((0x15C, 1)));
+    // And across a device reset.
+    d.v.reset();
+    let pd = d.pd();
+    put32(&mut f, 0, pd);
+    f[8] = 0x5C;
+    assert_eq!(d.admin(op::ALLOC_FR_MR, f), Ok((0x15D, 1)));
+}
+
+#[test]
+fn handles_fresh_first_then_oldest_freed() {
+    let limits = VerbsLimits {
+        max_pd: 3,
+        max_cq: 3,
+        ..VerbsLimits::default()
+    };
+    let mut d = Dev::with_limits(MAC_A, IP_A, limits);
+    assert_eq!([d.pd(), d.pd()], [1, 2]);
+    let destroy = |d: &mut Dev, opc: u8, h: u32| {
+        let mut o = ops();
+        put32(&mut o, 0, h);
+        assert_eq!(d.admin(opc, o), Ok((0, 0)));
+    };
+    destroy(&mut d, op::DESTROY_PD, 1);
+    // A never-used handle comes before the one just destroyed.
+    assert_eq!(d.pd(), 3);
+    destroy(&mut d, op::DESTROY_PD, 3);
+    destroy(&mut d, op::DESTROY_PD, 2);
+    assert_eq!([d.pd(), d.pd(), d.pd()], [1, 3, 2]);
+    assert_eq!(d.admin(op::CREATE_PD, ops()), Err(NoResources));
+    // CQs follow the same order.
+    let cqs: Vec<u32> = (0..3).map(|_| d.cq(4).cqn).collect();
+    assert_eq!(cqs, [1, 2, 3]);
+    destroy(&mut d, op::DESTROY_CQ, 2);
+    destroy(&mut d, op::DESTROY_CQ, 1);
+    assert_eq!([d.cq(4).cqn, d.cq(4).cqn], [2, 1]);
+    assert_eq!(d.v.stats().pds, 3);
+}
+
+#[test]
+fn qp_handles_are_reused_oldest_first() {
+    let limits = VerbsLimits {
+        max_qp: 2,
+        ..VerbsLimits::default()
+    };
+    let mut d = Dev::with_limits(MAC_A, IP_A, limits);
+    let pd = d.pd();
+    let cq = d.cq(16);
+    let (a, b) = (d.qp(pd, &cq, &cq, 4, 4).qpn, d.qp(pd, &cq, &cq, 4, 4).qpn);
+    assert_eq!((a, b), (1, 2));
+    let mut o = ops();
+    put32(&mut o, 0, a);
+    d.admin(op::DESTROY_QP, o).unwrap();
+    put32(&mut o, 0, b);
+    d.admin(op::DESTROY_QP, o).unwrap();
+    assert_eq!(d.qp(pd, &cq, &cq, 4, 4).qpn, 1);
+    assert_eq!(d.qp(pd, &cq, &cq, 4, 4).qpn, 2);
+    let ring = d.alloc(4 * 128);
+    let o = Dev::qp_ops(pd, cq.cqn, cq.cqn, 4, 4, ring, ring);
+    assert_eq!(d.admin(op::CREATE_QP, o), Err(NoResources));
+}
+
+#[test]
+fn pd_busy_follows_its_mrs() {
+    let mut d = Dev::new(MAC_A, IP_A);
+    let pd = d.pd();
+    let other = d.pd();
+    let (_, k1) = d.buf_mr(pd, 100, 0);
+    let mut f = ops();
+    put32(&mut f, 0, pd);
+    put32(&mut f, 4, 4);
+    let k2 = d.admin(op::ALLOC_FR_MR, f).unwrap().0;
+    let (_, k3) = d.buf_mr(other, 100, 0);
+    let mut p = ops();
+    put32(&mut p, 0, pd);
+    for k in [k1, k2] {
+        assert_eq!(d.admin(op::DESTROY_PD, p), Err(Busy));
+        let mut o = ops();
+        put32(&mut o, 0, k);
+        assert_eq!(d.admin(op::DEREG_MR, o), Ok((0, 0)));
+    }
+    assert_eq!(d.admin(op::DESTROY_PD, p), Ok((0, 0)));
+    put32(&mut p, 0, other);
+    assert_eq!(d.admin(op::DESTROY_PD, p), Err(Busy));
+    let mut o = ops();
+    put32(&mut o, 0, k3);
+    d.admin(op::DEREG_MR, o).unwrap();
+    assert_eq!(d.admin(op::DESTROY_PD, p), Ok((0, 0)));
+    assert_eq!(d.v.stats().mrs, 0);
+}
+
+#[test]
 fn alloc_fr_mr() {
     let mut d = Dev::new(MAC_A, IP_A);
     let pd = d.pd();

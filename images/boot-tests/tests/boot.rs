@@ -85,3 +85,23 @@ fn loader_refuses_an_import_the_guest_does_not_provide() {
     assert_eq!(out.status, Some(3), "{}\n{}", out.serial, out.stderr);
     assert!(!out.serial.contains("ndis: DriverEntry"));
 }
+
+/// The guest's own contract checker: before loading the driver, the guest makes
+/// deliberately bad NDIS calls and checks each is recorded and refused, then boots
+/// normally. Guards the verifier itself (a verifier that accepts everything would
+/// pass every other boot test).
+#[test]
+fn guest_contract_checker_selftest_passes() {
+    let Some(a) = setup() else { return };
+    let out = boot(
+        &a,
+        &["--cmdline", "guest.selftest=contract"],
+        a.driver.to_str().unwrap(),
+    );
+    out.assert_in_order(&[
+        "guest: selftest contract: 15 checks passed",
+        "ndis: DriverEntry",
+        "verdict: PASS",
+    ]);
+    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+}

@@ -575,6 +575,10 @@ pub(crate) mod tests {
         assert_eq!(e.to_string(), "unresolved import ndis.sys!DbgPrint");
     }
 
+    fn bad_header(e: &PeError, want: &str) -> bool {
+        matches!(e, PeError::BadHeader { field, .. } if *field == want)
+    }
+
     #[test]
     fn header_corruptions_are_errors() {
         let good = sample_image();
@@ -592,40 +596,16 @@ pub(crate) mod tests {
             }),
             (0x84 + 18, vec![0, 0], |e| *e == PeError::NotExecutable),
             (0x98 + 32, 0x3000u32.to_le_bytes().to_vec(), |e| {
-                matches!(
-                    e,
-                    PeError::BadHeader {
-                        field: "SectionAlignment",
-                        ..
-                    }
-                )
+                bad_header(e, "SectionAlignment")
             }),
             (0x98 + 56, 0u32.to_le_bytes().to_vec(), |e| {
-                matches!(
-                    e,
-                    PeError::BadHeader {
-                        field: "SizeOfImage",
-                        ..
-                    }
-                )
+                bad_header(e, "SizeOfImage")
             }),
             (0x98 + 16, 0x9000u32.to_le_bytes().to_vec(), |e| {
-                matches!(
-                    e,
-                    PeError::BadHeader {
-                        field: "AddressOfEntryPoint",
-                        ..
-                    }
-                )
+                bad_header(e, "AddressOfEntryPoint")
             }),
             (0x98 + 108, 17u32.to_le_bytes().to_vec(), |e| {
-                matches!(
-                    e,
-                    PeError::BadHeader {
-                        field: "NumberOfRvaAndSizes",
-                        ..
-                    }
-                )
+                bad_header(e, "NumberOfRvaAndSizes")
             }),
             // first section's raw offset beyond the file
             (0x98 + 240 + 20, 0x10000u32.to_le_bytes().to_vec(), |e| {

@@ -37,6 +37,20 @@ const TICK_HZ: u64 = 1000;
 
 global_asm!(
     r#"
+    /* The 15 general registers, pushed so that the last one (r15) is at the lowest
+       address: the layout of `ExceptionFrame` up to `vector`. */
+    .macro save_gprs
+    .irp reg, rax, rcx, rdx, rbx, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15
+    pushq %\reg
+    .endr
+    .endm
+
+    .macro restore_gprs
+    .irp reg, r15, r14, r13, r12, r11, r10, r9, r8, rdi, rsi, rbp, rbx, rdx, rcx, rax
+    popq %\reg
+    .endr
+    .endm
+
     .section .text.isr, "ax"
     .balign 16
     .global exc_stubs
@@ -65,21 +79,7 @@ irq_stubs:
     .endr
 
 exc_common:
-    pushq %rax
-    pushq %rcx
-    pushq %rdx
-    pushq %rbx
-    pushq %rbp
-    pushq %rsi
-    pushq %rdi
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    save_gprs
     cld
     movq %rsp, %rdi
     andq $-16, %rsp
@@ -90,21 +90,7 @@ exc_common:
     jmp 5b
 
 irq_common:
-    pushq %rax
-    pushq %rcx
-    pushq %rdx
-    pushq %rbx
-    pushq %rbp
-    pushq %rsi
-    pushq %rdi
-    pushq %r8
-    pushq %r9
-    pushq %r10
-    pushq %r11
-    pushq %r12
-    pushq %r13
-    pushq %r14
-    pushq %r15
+    save_gprs
     cld
     movq %rsp, %rbp
     andq $-16, %rsp
@@ -115,21 +101,7 @@ irq_common:
     call irq_dispatch
     fxrstor64 (%rsp)
     movq %rbp, %rsp
-    popq %r15
-    popq %r14
-    popq %r13
-    popq %r12
-    popq %r11
-    popq %r10
-    popq %r9
-    popq %r8
-    popq %rdi
-    popq %rsi
-    popq %rbp
-    popq %rbx
-    popq %rdx
-    popq %rcx
-    popq %rax
+    restore_gprs
     addq $8, %rsp
     iretq
     "#,

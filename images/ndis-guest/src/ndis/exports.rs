@@ -2,87 +2,48 @@
 
 use super::api::*;
 
+/// Address of an export: the function of that name, or the one given after `=`.
 macro_rules! addr {
-    ($f:path) => {
+    ($name:ident) => {
+        $name as *const () as u64
+    };
+    ($name:ident, $f:path) => {
         $f as *const () as u64
+    };
+}
+
+/// `(module, function, address)` rows from `module: Name, Name = path, ...;` lists.
+macro_rules! exports {
+    ($($module:literal: $($name:ident $(= $f:path)?),+;)+) => {
+        [$($(($module, stringify!($name), addr!($name $(, $f)?))),+),+]
     };
 }
 
 /// `(module, function, address)`.
 fn table() -> [(&'static str, &'static str, u64); 19] {
-    [
-        (
-            "ndis.sys",
-            "NdisMRegisterMiniportDriver",
-            addr!(NdisMRegisterMiniportDriver),
-        ),
-        (
-            "ndis.sys",
-            "NdisMDeregisterMiniportDriver",
-            addr!(NdisMDeregisterMiniportDriver),
-        ),
-        (
-            "ndis.sys",
-            "NdisMSetMiniportAttributes",
-            addr!(NdisMSetMiniportAttributes),
-        ),
-        ("ndis.sys", "NdisMMapIoSpace", addr!(NdisMMapIoSpace)),
-        ("ndis.sys", "NdisMUnmapIoSpace", addr!(NdisMUnmapIoSpace)),
-        (
-            "ndis.sys",
-            "NdisMRegisterInterruptEx",
-            addr!(NdisMRegisterInterruptEx),
-        ),
-        (
-            "ndis.sys",
-            "NdisMDeregisterInterruptEx",
-            addr!(NdisMDeregisterInterruptEx),
-        ),
-        (
-            "ndis.sys",
-            "NdisMRegisterScatterGatherDma",
-            addr!(NdisMRegisterScatterGatherDma),
-        ),
-        (
-            "ndis.sys",
-            "NdisMDeregisterScatterGatherDma",
-            addr!(NdisMDeregisterScatterGatherDma),
-        ),
-        (
-            "ndis.sys",
-            "NdisMAllocateSharedMemory",
-            addr!(NdisMAllocateSharedMemory),
-        ),
-        (
-            "ndis.sys",
-            "NdisMFreeSharedMemory",
-            addr!(NdisMFreeSharedMemory),
-        ),
-        (
-            "ndis.sys",
-            "NdisAllocateMemoryWithTagPriority",
-            addr!(NdisAllocateMemoryWithTagPriority),
-        ),
-        ("ndis.sys", "NdisFreeMemory", addr!(NdisFreeMemory)),
-        (
-            "ndis.sys",
-            "NdisInitializeEvent",
-            addr!(NdisInitializeEvent),
-        ),
-        ("ndis.sys", "NdisSetEvent", addr!(NdisSetEvent)),
-        ("ndis.sys", "NdisResetEvent", addr!(NdisResetEvent)),
-        ("ndis.sys", "NdisWaitEvent", addr!(NdisWaitEvent)),
-        (
-            "ndis.sys",
-            "NdisMSendNetBufferListsComplete",
-            addr!(NdisMSendNetBufferListsComplete),
-        ),
-        (
-            "ntoskrnl.exe",
-            "DbgPrint",
-            addr!(super::dbgprint::guest_DbgPrint),
-        ),
-    ]
+    exports! {
+        "ndis.sys":
+            NdisMRegisterMiniportDriver,
+            NdisMDeregisterMiniportDriver,
+            NdisMSetMiniportAttributes,
+            NdisMMapIoSpace,
+            NdisMUnmapIoSpace,
+            NdisMRegisterInterruptEx,
+            NdisMDeregisterInterruptEx,
+            NdisMRegisterScatterGatherDma,
+            NdisMDeregisterScatterGatherDma,
+            NdisMAllocateSharedMemory,
+            NdisMFreeSharedMemory,
+            NdisAllocateMemoryWithTagPriority,
+            NdisFreeMemory,
+            NdisInitializeEvent,
+            NdisSetEvent,
+            NdisResetEvent,
+            NdisWaitEvent,
+            NdisMSendNetBufferListsComplete;
+        "ntoskrnl.exe":
+            DbgPrint = super::dbgprint::guest_DbgPrint;
+    }
 }
 
 /// Modules whose exports the guest provides (module names match case-insensitively).

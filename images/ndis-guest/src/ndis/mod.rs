@@ -3,9 +3,11 @@
 //! MiniportHaltEx -> MiniportDriverUnload, with checks after each step.
 
 pub mod api;
+pub mod contract;
 pub mod dbgprint;
 pub mod exports;
 pub mod interrupt;
+pub mod selftest;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -13,7 +15,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU8, Ordering};
+use core::sync::atomic::AtomicU8;
 
 use ndis_abi::*;
 
@@ -131,27 +133,6 @@ pub static STATE: IrqLock<State> = IrqLock::new(State {
 pub fn violation(msg: String) {
     crate::println!("ndis: contract violation: {msg}");
     STATE.lock().violations.push(msg);
-}
-
-/// Records a violation when the current IRQL is above `max`; returns false then.
-pub fn check_irql(func: &str, max: u8) -> bool {
-    let irql = IRQL.load(Ordering::Relaxed);
-    if irql > max {
-        violation(format!("{func} called at IRQL {irql} (allowed <= {max})"));
-        return false;
-    }
-    true
-}
-
-/// Checks a handle argument against the expected cookie.
-pub fn check_handle(func: &str, got: NDIS_HANDLE, want: NDIS_HANDLE, what: &str) -> bool {
-    if got != want {
-        violation(format!(
-            "{func}: {got:p} is not the {what} handle NDIS gave ({want:p})"
-        ));
-        return false;
-    }
-    true
 }
 
 fn ends(reason: &str, status: u32) -> ! {

@@ -3,8 +3,14 @@
 //! panic the device, never make it write guest RAM under its own BARs or outside
 //! the RAM a script names, and keep its status registers consistent.
 //!
+//! They also keep the object tables consistent: a reference model built from the
+//! admin completions (`fuzz/src/model.rs`) must agree with every later completion,
+//! with the tables the device reports host-side after every step, and with
+//! `QUERY_QP` / `QUERY_MR` / `QUERY_DEVICE` answers for live and dead handles.
+//!
 //! The scripted driver and its invariant checks live in `fuzz/src/script.rs` and are
-//! shared with the cargo-fuzz target.
+//! shared with the cargo-fuzz target. `PROPTEST_CASES=N` overrides the case counts
+//! for longer hunts (in `--release`).
 
 #[path = "../fuzz/src/script.rs"]
 #[allow(dead_code)]
@@ -73,11 +79,57 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (any::<u8>(), any::<u8>(), any::<u32>(), any::<u8>(), any::<u32>())
             .prop_map(|(site, action, param, trigger, n)| Op::Fault { site, action, param, trigger, n }),
         1 => Just(Op::ClearFaults),
+        8 => verb_op(),
+        1 => any::<u16>().prop_map(|sel| Op::Audit { sel }),
     ]
 }
 
+/// A well-formed verbs / Ethernet command (see `Op::Verb`).
+fn verb_op() -> impl Strategy<Value = Op> {
+    (any::<u8>(), any::<u16>(), any::<u16>(), any::<u32>()).prop_map(|(kind, a, b, c)| Op::Verb {
+        kind,
+        a,
+        b,
+        c,
+    })
+}
+
+/// Scripts that mostly manage objects like a driver, with some noise (raw
+/// commands, completions released, doorbells, time, memory writes, resets) and no
+/// fault rules, so the reference model stays exact from start to end.
+fn driver_op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        60 => verb_op(),
+        4 => any::<u16>().prop_map(|sel| Op::Audit { sel }),
+        3 => admin_op(),
+        2 => Just(Op::ConsumeCompletions),
+        2 => (any::<u64>(), any::<u32>()).prop_map(|(offset, value)| Op::Doorbell { offset, value }),
+        2 => (0u32..2_000_000).prop_map(|advance_us| Op::Poll { advance_us }),
+        1 => (FREE_AT..FREE_END, proptest::collection::vec(any::<u8>(), 0..256))
+            .prop_map(|(offset, data)| Op::Mem { offset, data }),
+        1 => (proptest::sample::select(INTERESTING_REGS.to_vec()), any::<u32>())
+            .prop_map(|(offset, v)| Op::Bar0Write { offset, data: v.to_le_bytes().to_vec() }),
+        1 => (0u32..80, 0u32..80).prop_map(|(asq_size, acq_size)| Op::BringUp { asq_size, acq_size }),
+    ]
+}
+
+/// `n` cases, or `PROPTEST_CASES` when set (longer hunts:
+/// `PROPTEST_CASES=20000 cargo test --release -p rnic-device --test prop_device`).
+fn cases(n: u32) -> ProptestConfig {
+    let n = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(n);
+    ProptestConfig {
+        cases: n,
+        ..ProptestConfig::default()
+    }
+}
+
+// Case counts keep `cargo test -p rnic-device --test prop_device` (debug) near 15 s
+// on an idle 2-core machine.
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+    #![proptest_config(cases(256))]
 
     /// Random driver scripts after a normal bring-up.
     #[test]
@@ -89,6 +141,10 @@ proptest! {
         }
         rig.finish();
     }
+}
+
+proptest! {
+    #![proptest_config(cases(128))]
 
     /// Random scripts on a device nobody brought up (BARs placed, decoding off
     /// until the script turns it on).
@@ -100,6 +156,27 @@ proptest! {
         }
         rig.finish();
     }
+}
+
+proptest! {
+    #![proptest_config(cases(384))]
+
+    /// Driver-like scripts: the object tables the device reports (host side and
+    /// through QUERY_QP / QUERY_MR / QUERY_DEVICE) always match what its
+    /// completions told the driver.
+    #[test]
+    fn driver_scripts_keep_object_tables_consistent(ops in proptest::collection::vec(driver_op(), 1..160)) {
+        let mut rig = Rig::new();
+        rig.apply(&Op::BringUp { asq_size: 16, acq_size: 16 });
+        for op in &ops {
+            rig.apply(op);
+        }
+        rig.finish();
+    }
+}
+
+proptest! {
+    #![proptest_config(cases(192))]
 
     /// The fuzz target's byte decoder on random bytes.
     #[test]
@@ -165,6 +242,102 @@ fn rings_over_own_bar_are_refused() {
     assert_ne!(rig.dev.dev_status() & 4, 0, "ADMIN_ERR expected");
 }
 
+/// A full PD table refuses with NO_RESOURCES, and destroyed PDNs come back
+/// longest-freed first (§0.1); the model checks every completion.
+#[test]
+fn full_pd_table_reuses_handles_in_fifo_order() {
+    let mut rig = Rig::new();
+    rig.apply(&Op::BringUp {
+        asq_size: 8,
+        acq_size: 4,
+    });
+    rig.apply(&Op::FillPds { destroy: 5 });
+    let live = rig.model.live(script::model::Kind::Pd).len() as u32;
+    assert_eq!(live, rig.dev.verbs().limits().max_pd - 6);
+    let mut dead = rig.model.dead(script::model::Kind::Pd);
+    assert_eq!(dead.len(), 6);
+    // Recreate them (Verb kind 0 = CREATE_PD): the model insists on FIFO order.
+    for _ in 0..6 {
+        rig.apply(&Op::Verb {
+            kind: 0,
+            a: 0,
+            b: 0,
+            c: 0,
+        });
+    }
+    dead.sort_unstable();
+    let mut back: Vec<u32> = rig.model.live(script::model::Kind::Pd);
+    back.retain(|p| dead.binary_search(p).is_ok());
+    assert_eq!(back.len(), 6, "the destroyed PDNs were handed out again");
+    rig.apply(&Op::FillPds { destroy: 0 });
+    rig.finish();
+    assert!(rig.model.exact(), "{:?}", rig.model.taint_reason());
+    assert!(rig.model.seen[&(0x11, 0x10)] >= 2, "NO_RESOURCES seen");
+}
+
+/// The model checks are not vacuous: deterministic driver scripts stay exact
+/// from start to end and exercise every object kind, successes and the refusals
+/// the model predicts (dead handles, PDs and CQs in use, bad transitions).
+#[test]
+fn driver_scripts_exercise_the_model() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    use script::model::{opc, status};
+    let mut runner = TestRunner::deterministic();
+    let strategy = proptest::collection::vec(driver_op(), 100..160);
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..12 {
+        let ops = strategy.new_tree(&mut runner).unwrap().current();
+        let mut rig = Rig::new();
+        rig.apply(&Op::BringUp {
+            asq_size: 16,
+            acq_size: 16,
+        });
+        for op in &ops {
+            rig.apply(op);
+        }
+        rig.finish();
+        assert!(
+            rig.model.exact(),
+            "a fault-free driver script tainted the model: {:?}",
+            rig.model.taint_reason()
+        );
+        for (k, n) in &rig.model.seen {
+            *seen.entry(*k).or_insert(0u32) += n;
+        }
+    }
+    let want = [
+        (opc::CREATE_PD, status::SUCCESS),
+        (opc::DESTROY_PD, status::SUCCESS),
+        (opc::DESTROY_PD, status::BUSY),
+        (opc::CREATE_CQ, status::SUCCESS),
+        (opc::DESTROY_CQ, status::BUSY),
+        (opc::CREATE_QP, status::SUCCESS),
+        (opc::CREATE_QP, status::INVALID_HANDLE),
+        (opc::MODIFY_QP, status::SUCCESS),
+        (opc::MODIFY_QP, status::INVALID_STATE),
+        (opc::QUERY_QP, status::SUCCESS),
+        (opc::QUERY_QP, status::INVALID_HANDLE),
+        (opc::DESTROY_QP, status::SUCCESS),
+        (opc::REG_MR, status::SUCCESS),
+        (opc::ALLOC_FR_MR, status::SUCCESS),
+        (opc::QUERY_MR, status::SUCCESS),
+        (opc::QUERY_MR, status::INVALID_HANDLE),
+        (opc::DEREG_MR, status::SUCCESS),
+        (opc::CREATE_TXQ, status::SUCCESS),
+        (opc::CREATE_RXQ, status::SUCCESS),
+        (opc::QUERY_DEVICE, status::SUCCESS),
+    ];
+    for (o, s) in want {
+        assert!(
+            seen.get(&(o, s)).copied().unwrap_or(0) > 0,
+            "no {} completed with {} in 12 driver scripts: {seen:?}",
+            opc::name(o),
+            status::name(s)
+        );
+    }
+}
+
 /// The decoder is total: any input decodes to a finite script.
 #[test]
 fn decoder_terminates_on_all_byte_values() {
@@ -183,7 +356,7 @@ fn decoder_terminates_on_all_byte_values() {
 #[should_panic(expected = "guard RAM")]
 fn guard_check_detects_writes() {
     use vm_memory::{Bytes, GuestAddress};
-    let rig = Rig::new();
+    let mut rig = Rig::new();
     rig.mem
         .write_slice(&[0], GuestAddress(script::GUARD_BASE + 17))
         .unwrap();

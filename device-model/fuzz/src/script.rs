@@ -3,16 +3,28 @@
 //! includes this file with `#[path]`).
 //!
 //! A script is a list of [`Op`]s: configuration-space and BAR accesses, admin
-//! commands placed in the admin submission ring, doorbell writes, writes of random
-//! bytes to guest memory and device-time advances. [`Rig::apply`] runs one op and
-//! then checks the device's safety invariants; a violation panics with a message
-//! (that is what the fuzzer and proptest catch).
+//! commands placed in the admin submission ring (raw ones with random operands and
+//! well-formed verbs/Ethernet commands built from the driver's view of the device),
+//! audits, doorbell writes, writes of random bytes to guest memory and device-time
+//! advances. [`Rig::apply`] runs one op and then checks the device's invariants; a
+//! violation panics with a message (that is what the fuzzer and proptest catch).
+//!
+//! Besides the safety invariants (no writes outside the RAM a script names, vectors
+//! in range, consistent status, fault statistics that add up, object counts within
+//! limits) the rig keeps a reference model of the object tables ([`model`]): every
+//! admin completion the device writes is matched with the command it completes and
+//! checked against the model, and after every op the model is compared with the
+//! tables the device reports host-side. [`Op::Audit`] (and [`Rig::finish`]) also
+//! query live and dead handles through the admin queue.
 //!
 //! Guest memory layout of the rig:
 //!
 //! | range | what |
 //! | --- | --- |
-//! | `ARENA_BASE .. +ARENA_SIZE` | RAM the script may fill and point the device at (rings, buffers, WQEs) |
+//! | `PAGE_LIST_AT .. +0x800` | page lists of generated `REG_MR` commands |
+//! | `ASQ_AT`, `ACQ_AT` | the admin rings of [`Op::BringUp`] |
+//! | `SCRATCH_AT .. FREE_AT` | output buffers of generated queries |
+//! | `FREE_AT .. FREE_END` | RAM the script may fill and point the device at (rings, buffers, WQEs) |
 //! | `BAR0_AT .. +64 KiB`, `BAR2_AT .. +8 KiB` | inside the arena on purpose: the device's BARs are placed over RAM, so a DMA into its own BARs would show up as changed RAM bytes |
 //! | `GUARD_BASE .. +GUARD_SIZE` | RAM no script ever names: filled with a pattern that must never change |
 
@@ -24,6 +36,11 @@ use rnic_device::irq::SinkEvent;
 use rnic_device::{PciFunction, RecordingSink, Rnic, RnicConfig};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
+#[path = "model.rs"]
+pub mod model;
+
+use model::{attr, opc, qps, Cmd, Cpl, Kind, Model};
+
 /// Start of the arena.
 pub const ARENA_BASE: u64 = 0; // `snapshot_bars` relies on this being 0
 /// Size of the arena.
@@ -32,10 +49,14 @@ pub const ARENA_SIZE: u64 = 0x4_0000;
 pub const BAR0_AT: u64 = 0x2_0000;
 /// Where the rig places BAR2 (inside the arena).
 pub const BAR2_AT: u64 = 0x3_0000;
+/// Page lists of generated `REG_MR` commands (up to 256 entries).
+pub const PAGE_LIST_AT: u64 = 0x800;
 /// Admin submission ring used by [`Op::BringUp`].
 pub const ASQ_AT: u64 = 0x1000;
 /// Admin completion ring used by [`Op::BringUp`].
 pub const ACQ_AT: u64 = 0x3000;
+/// Output buffers (64 bytes each) of generated queries.
+pub const SCRATCH_AT: u64 = 0x3400;
 /// Free arena space for buffers and rings named by admin operands.
 pub const FREE_AT: u64 = 0x4000;
 /// End of the free arena space (BAR0 starts here).
@@ -46,6 +67,8 @@ pub const GUARD_BASE: u64 = 0x0000_7000_0000_0000;
 pub const GUARD_SIZE: u64 = 0x1_0000;
 /// Pattern byte of the guard RAM.
 pub const GUARD_BYTE: u8 = 0xA5;
+
+const SCRATCH_SLOTS: u64 = (FREE_AT - SCRATCH_AT) / 64;
 
 const CFG_COMMAND: u16 = 0x04;
 const CFG_BAR0: u16 = 0x10;
@@ -122,6 +145,45 @@ pub enum Op {
     /// The standard bring-up: memory + bus master, MSI-X on and unmasked, rings
     /// of the given sizes at `ASQ_AT`/`ACQ_AT`, `DEV_CTRL = ENABLE`.
     BringUp { asq_size: u32, acq_size: u32 },
+    /// A well-formed verbs or Ethernet command built from the driver's view (the
+    /// model): `kind` selects the command, `a`/`b` pick handles (mostly live ones,
+    /// sometimes dead ones, 0 or never-used ones) and `c` fills the other fields
+    /// (rings in free arena space, valid attribute sets, now and then a bad value).
+    /// Submitted like a driver would: completions released, `ASQ_TAIL` resynced.
+    /// Does nothing unless the rig's admin rings are live.
+    Verb { kind: u8, a: u16, b: u16, c: u32 },
+    /// Queries the device through the admin queue: `QUERY_DEVICE`, `QUERY_QP` and
+    /// `QUERY_MR` on live and dead handles, `DESTROY_PD`/`DESTROY_CQ` on objects
+    /// still in use (must be `BUSY`); each answer is checked against the model.
+    Audit { sel: u16 },
+    /// Creates PDs until the table is full (the last one must fail
+    /// `NO_RESOURCES`), then destroys `destroy % 8 + 1` unused ones: later creations
+    /// must reuse them longest-freed first (§0.1). Does nothing unless the model is
+    /// exact and the rig's admin rings are live.
+    FillPds { destroy: u16 },
+}
+
+/// Where the device's admin rings are, as far as the rig knows (set by
+/// [`Op::BringUp`], forgotten at a device reset).
+#[derive(Clone, Copy, Debug)]
+struct RingTrack {
+    asq_size: u32,
+    acq_size: u32,
+    /// Next completion slot the rig reads.
+    acq_next: u32,
+    /// Phase tag the rig expects there.
+    phase: bool,
+}
+
+/// Guest memory a generated command names, written by the rig before submitting.
+type Writes = Vec<(u64, Vec<u8>)>;
+
+/// Device counters sampled before a device access.
+#[derive(Clone, Copy)]
+struct PreStep {
+    resets: u64,
+    admin_commands: u64,
+    never_completed: u64,
 }
 
 /// The device plus the guest around it.
@@ -136,6 +198,18 @@ pub struct Rig {
     shadow: Vec<(u64, Vec<u8>)>,
     /// Ops applied so far.
     pub steps: u64,
+    /// The reference model of the object tables.
+    pub model: Model,
+    ring: Option<RingTrack>,
+    /// A fault rule is installed that keeps the model from following the device
+    /// (DMA faults, delayed admin commands, `fail_status` 0).
+    blinding_rules: bool,
+    /// A fault rule at `admin_command` is installed (statuses unpredictable).
+    admin_rules: bool,
+    /// Query buffers of the submission in flight: (ASQ slot, buffer address).
+    pending_bufs: Vec<(u32, u64)>,
+    next_id: u16,
+    next_scratch: u64,
 }
 
 impl Default for Rig {
@@ -160,6 +234,7 @@ impl Rig {
         let sink = Arc::new(RecordingSink::new());
         let mut dev = Rnic::new(RnicConfig::default(), mem.clone(), sink.clone());
         place_bars(&mut dev);
+        let model = Model::new(&dev);
         Rig {
             dev,
             sink,
@@ -169,6 +244,13 @@ impl Rig {
             asq_tail: 0,
             shadow: Vec::new(),
             steps: 0,
+            model,
+            ring: None,
+            blinding_rules: false,
+            admin_rules: false,
+            pending_bufs: Vec::new(),
+            next_id: 0,
+            next_scratch: 0,
         }
     }
 
@@ -197,6 +279,9 @@ impl Rig {
             self.mem
                 .read_slice(&mut now, GuestAddress(*start))
                 .expect("arena read");
+            if now == *before {
+                continue;
+            }
             if let Some(i) = now.iter().zip(before).position(|(a, b)| a != b) {
                 panic!(
                     "device wrote guest RAM under its own BAR at {:#x} during {op:?}",
@@ -206,9 +291,13 @@ impl Rig {
         }
     }
 
-    /// Checks the guard RAM (no script ever writes it, so one check at the end of a
-    /// script covers every step). Call after the last op.
-    pub fn finish(&self) {
+    /// Ends a script: audits the object tables through the admin queue (when the
+    /// model is exact and the rig's admin rings are live), then checks the guard
+    /// RAM (no script ever writes it, so one check at the end covers every step).
+    pub fn finish(&mut self) {
+        let op = Op::Audit { sel: 0 };
+        self.audit(&op, 0);
+        self.check_state(&op);
         self.check_guard(&format!("the script ({} steps)", self.steps));
     }
 
@@ -223,6 +312,17 @@ impl Rig {
                 GUARD_BASE + i as u64
             );
         }
+    }
+
+    /// Panics with a readable account of a disagreement between the model and the
+    /// device.
+    fn model_failure(&self, op: &Op, what: &str) -> ! {
+        panic!(
+            "the device disagrees with the driver's view of its object tables\n  \
+             at step {} ({op:?})\n  {what}\n  driver's view: {}",
+            self.steps,
+            self.model.summary()
+        );
     }
 
     fn check_state(&mut self, op: &Op) {
@@ -256,6 +356,9 @@ impl Rig {
             v.mr_pages <= lim.max_total_pages,
             "MR pages beyond the limit after {op:?}"
         );
+        if let Err(e) = self.model.check_host(&self.dev, &stats) {
+            self.model_failure(op, &e);
+        }
         for e in self.sink.take() {
             match e {
                 SinkEvent::Trigger { vector, .. } | SinkEvent::Route { vector, .. } => {
@@ -292,13 +395,268 @@ impl Rig {
         u32::from_le_bytes(b)
     }
 
+    fn read_mem<const N: usize>(&self, addr: u64) -> [u8; N] {
+        let mut b = [0u8; N];
+        self.mem
+            .read_slice(&mut b, GuestAddress(addr))
+            .expect("arena read");
+        b
+    }
+
+    fn write_mem(&self, addr: u64, data: &[u8]) {
+        self.mem
+            .write_slice(data, GuestAddress(addr))
+            .expect("arena write");
+    }
+
+    /// One device access `f` (the rig's own RAM writes must come before it), with
+    /// the checks around it: nothing written under the BARs, and every admin
+    /// completion the access produced matched with its command and checked
+    /// against the model.
+    fn device_step(&mut self, op: &Op, f: impl FnOnce(&mut Rig)) {
+        self.snapshot_bars();
+        let d = self.dev.stats().device;
+        let pre = PreStep {
+            resets: d.resets,
+            admin_commands: d.admin_commands,
+            never_completed: d.admin_never_completed,
+        };
+        let asq = self.ring.map(|r| self.asq_bytes(r.asq_size));
+        f(self);
+        self.check_bars_untouched(op);
+        self.after_device(op, pre, asq);
+    }
+
+    fn asq_bytes(&self, size: u32) -> Vec<u8> {
+        let mut b = vec![0u8; size as usize * 64];
+        self.mem
+            .read_slice(&mut b, GuestAddress(ASQ_AT))
+            .expect("asq read");
+        b
+    }
+
+    fn after_device(&mut self, op: &Op, pre: PreStep, asq: Option<Vec<u8>>) {
+        let d = self.dev.stats().device;
+        if d.resets > pre.resets {
+            // DEV_CTRL.RESET, ENABLE 1→0 or an FLR: every object is gone and the
+            // admin rings are unprogrammed (no command runs in such a step).
+            self.ring = None;
+            self.model.device_reset(!self.blinding_rules);
+            return;
+        }
+        let (Some(mut ring), Some(asq)) = (self.ring, asq) else {
+            if self.dev.dev_status() & STATUS_READY != 0 {
+                self.model
+                    .taint("the admin queue runs on rings the rig did not set up");
+            }
+            return;
+        };
+        if self.asq_bytes(ring.asq_size) != asq {
+            // Before the completions: a command may have run from altered bytes.
+            self.model
+                .taint("the device wrote into the admin submission ring");
+        }
+        let mut seen = 0u64;
+        let mut since_clear: Option<u64> = None;
+        for _ in 0..ring.acq_size {
+            let at = ACQ_AT + u64::from(ring.acq_next) * 16;
+            let cpl = Cpl::from_bytes(&self.read_mem::<16>(at));
+            if cpl.phase != ring.phase {
+                break;
+            }
+            ring.acq_next = (ring.acq_next + 1) % ring.acq_size;
+            if ring.acq_next == 0 {
+                ring.phase = !ring.phase;
+            }
+            seen += 1;
+            if let Some(n) = since_clear.as_mut() {
+                *n += 1;
+            }
+            if u32::from(cpl.sq_head) >= ring.asq_size {
+                if self.model.exact() {
+                    self.model_failure(
+                        op,
+                        &format!(
+                            "completion {cpl:x?} names ASQ_HEAD {} outside a ring of {}",
+                            cpl.sq_head, ring.asq_size
+                        ),
+                    );
+                }
+                continue;
+            }
+            let slot = (u32::from(cpl.sq_head) + ring.asq_size - 1) % ring.asq_size;
+            let s = slot as usize * 64;
+            let bytes: [u8; 64] = asq[s..s + 64].try_into().expect("64-byte slot");
+            let cmd = Cmd::from_bytes(&bytes);
+            let buf = self
+                .pending_bufs
+                .iter()
+                .find(|&&(sl, addr)| sl == slot && query_buffer(&cmd) == Some(addr))
+                .map(|&(_, addr)| self.read_mem::<64>(addr));
+            if let Err(e) = self.model.on_completion(&cmd, &cpl, buf.as_ref()) {
+                self.model_failure(op, &e);
+            }
+            if cpl.status == model::status::SUCCESS {
+                if cmd.opcode == opc::CLEAR_STATS && cmd.flags == 0 && cmd.reserved == 0 {
+                    since_clear = Some(0);
+                }
+                if let Some((addr, len)) = cmd.device_writes() {
+                    if addr < SCRATCH_AT && addr.saturating_add(len) > ASQ_AT {
+                        self.model.taint(&format!(
+                            "{} makes the device write {addr:#x}+{len:#x}, over the admin rings",
+                            opc::name(cmd.opcode)
+                        ));
+                    }
+                }
+            }
+        }
+        self.ring = Some(ring);
+        // Every command consumed in this step completed, or never_complete held it.
+        let lost = match since_clear {
+            Some(n) => d.admin_commands as i64 - n as i64 - d.admin_never_completed as i64,
+            None => {
+                (d.admin_commands as i64 - pre.admin_commands as i64)
+                    - seen as i64
+                    - (d.admin_never_completed as i64 - pre.never_completed as i64)
+            }
+        };
+        if lost > 0 {
+            self.model
+                .taint("a consumed admin command left no completion (admin error or fatal state)");
+        }
+    }
+
     /// Runs one op, then checks the invariants (panics on a violation).
     pub fn apply(&mut self, op: &Op) {
         self.steps += 1;
-        let device_access = !matches!(op, Op::Mem { .. });
-        if device_access {
-            self.snapshot_bars();
+        match op {
+            Op::Mem { offset, data } => {
+                let off = offset % ARENA_SIZE;
+                let n = data.len().min((ARENA_SIZE - off) as usize);
+                self.write_mem(ARENA_BASE + off, &data[..n]);
+            }
+            Op::Admin {
+                opcode,
+                flags,
+                id,
+                operands,
+            } => {
+                let size = self.asq_size;
+                if size.is_power_of_two() && (2..=4096).contains(&size) {
+                    let mut e = [0u8; 64];
+                    e[0] = *opcode;
+                    e[1] = *flags;
+                    e[2..4].copy_from_slice(&id.to_le_bytes());
+                    e[8..].copy_from_slice(operands);
+                    let slot = ASQ_AT + u64::from(self.asq_tail % size) * 64;
+                    if slot + 64 <= ARENA_SIZE {
+                        if let Some(r) = self.ring {
+                            let acq_end = ACQ_AT + u64::from(r.acq_size) * 16;
+                            if slot < acq_end && slot + 64 > ACQ_AT {
+                                // A raw ASQ_SIZE made the rig write over its own
+                                // completion ring: what it reads there is not the
+                                // device's any more.
+                                self.model
+                                    .taint("the script wrote a command over the completion ring");
+                            }
+                        }
+                        self.write_mem(slot, &e);
+                    }
+                    self.asq_tail = (self.asq_tail + 1) % size;
+                    let tail = self.asq_tail;
+                    self.device_step(op, |r| r.write32(REG_ASQ_TAIL, tail));
+                }
+            }
+            Op::BringUp { asq_size, acq_size } => {
+                self.snapshot_bars();
+                let resets = self.dev.stats().device.resets;
+                let rings = self.bring_up(*asq_size, *acq_size);
+                self.check_bars_untouched(op);
+                if self.dev.stats().device.resets > resets {
+                    // The DEV_CTRL reset emptied the device; the rings are the rig's.
+                    self.model.device_reset(!self.blinding_rules);
+                    self.ring = Some(rings);
+                } else {
+                    // BAR0 did not decode (a low-power state): nothing happened, and
+                    // the rig just zeroed whatever rings the device may be using.
+                    self.ring = None;
+                    if self.dev.dev_status() & STATUS_READY != 0 {
+                        self.model.taint("bring-up did not reach a running device");
+                    }
+                }
+            }
+            Op::Fault {
+                site,
+                action,
+                param,
+                trigger,
+                n,
+            } => {
+                let site = FaultSite::ALL[*site as usize % FaultSite::ALL.len()];
+                let trigger = match trigger % 4 {
+                    0 => Trigger::Always,
+                    1 => Trigger::Once {
+                        nth: u64::from(*n % 64) + 1,
+                    },
+                    2 => Trigger::Every {
+                        n: u64::from(*n % 16) + 1,
+                    },
+                    _ => Trigger::Probability {
+                        p: f64::from(*n % 1000) / 1000.0,
+                        seed: u64::from(*n),
+                    },
+                };
+                let action = fault_action(*action, *param);
+                let rule = FaultRule::new(site, action).with_trigger(trigger);
+                if self.dev.faults_mut().add_rule(rule).is_ok() {
+                    self.note_fault_rule(site, action);
+                }
+            }
+            Op::ClearFaults => {
+                self.dev.faults_mut().clear();
+                self.blinding_rules = false;
+                self.admin_rules = false;
+                self.model.predict = true;
+            }
+            Op::Verb { kind, a, b, c } => self.verb(op, *kind, *a, *b, *c),
+            Op::Audit { sel } => self.audit(op, *sel),
+            Op::FillPds { destroy } => self.fill_pds(op, *destroy),
+            _ => self.device_step(op, |r| r.device_op(op)),
         }
+        self.check_state(op);
+    }
+
+    /// What an installed fault rule means for the model.
+    fn note_fault_rule(&mut self, site: FaultSite, action: FaultAction) {
+        match site {
+            FaultSite::DmaRead | FaultSite::DmaWrite => {
+                // Commands read corrupted, completions lost or corrupted.
+                self.blinding_rules = true;
+                self.model
+                    .taint("a DMA fault rule can corrupt or lose admin traffic");
+            }
+            FaultSite::AdminCommand => {
+                self.admin_rules = true;
+                self.model.predict = false;
+                let blind = match action {
+                    // Executed after its slot may have been reused.
+                    FaultAction::Delay { .. } => true,
+                    // SUCCESS without executing the command.
+                    FaultAction::FailStatus { status } => status == 0,
+                    _ => false,
+                };
+                if blind {
+                    self.blinding_rules = true;
+                    self.model
+                        .taint("an admin_command fault rule hides what the device executed");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The ops that are a single device access.
+    fn device_op(&mut self, op: &Op) {
         match op {
             Op::ConfigWrite { offset, data } => {
                 let n = match data.len() {
@@ -328,37 +686,6 @@ impl Rig {
                 let mut b = vec![0u8; (*len as usize).min(8)];
                 self.dev.bar_read(2, *offset, &mut b);
             }
-            Op::Mem { offset, data } => {
-                let off = offset % ARENA_SIZE;
-                let n = data.len().min((ARENA_SIZE - off) as usize);
-                self.mem
-                    .write_slice(&data[..n], GuestAddress(ARENA_BASE + off))
-                    .expect("arena write");
-            }
-            Op::Admin {
-                opcode,
-                flags,
-                id,
-                operands,
-            } => {
-                let size = self.asq_size;
-                if size.is_power_of_two() && (2..=4096).contains(&size) {
-                    let mut e = [0u8; 64];
-                    e[0] = *opcode;
-                    e[1] = *flags;
-                    e[2..4].copy_from_slice(&id.to_le_bytes());
-                    e[8..].copy_from_slice(operands);
-                    let slot = ASQ_AT + u64::from(self.asq_tail % size) * 64;
-                    if slot + 64 <= ARENA_SIZE {
-                        self.mem
-                            .write_slice(&e, GuestAddress(slot))
-                            .expect("asq write");
-                    }
-                    self.asq_tail = (self.asq_tail + 1) % size;
-                    self.snapshot_bars();
-                    self.write32(REG_ASQ_TAIL, self.asq_tail);
-                }
-            }
             Op::ConsumeCompletions => {
                 let tail = self.read32(REG_ACQ_TAIL);
                 self.write32(REG_ACQ_HEAD, tail);
@@ -371,41 +698,12 @@ impl Rig {
                 self.now += Duration::from_micros(u64::from(*advance_us));
                 self.dev.poll(self.now);
             }
-            Op::BringUp { asq_size, acq_size } => self.bring_up(*asq_size, *acq_size),
-            Op::Fault {
-                site,
-                action,
-                param,
-                trigger,
-                n,
-            } => {
-                let site = FaultSite::ALL[*site as usize % FaultSite::ALL.len()];
-                let trigger = match trigger % 4 {
-                    0 => Trigger::Always,
-                    1 => Trigger::Once {
-                        nth: u64::from(*n % 64) + 1,
-                    },
-                    2 => Trigger::Every {
-                        n: u64::from(*n % 16) + 1,
-                    },
-                    _ => Trigger::Probability {
-                        p: f64::from(*n % 1000) / 1000.0,
-                        seed: u64::from(*n),
-                    },
-                };
-                let rule =
-                    FaultRule::new(site, fault_action(*action, *param)).with_trigger(trigger);
-                let _ = self.dev.faults_mut().add_rule(rule);
-            }
-            Op::ClearFaults => self.dev.faults_mut().clear(),
+            _ => {}
         }
-        if device_access {
-            self.check_bars_untouched(op);
-        }
-        self.check_state(op);
     }
 
-    fn bring_up(&mut self, asq_size: u32, acq_size: u32) {
+    /// The standard bring-up; returns the rings it set up.
+    fn bring_up(&mut self, asq_size: u32, acq_size: u32) -> RingTrack {
         place_bars(&mut self.dev);
         self.dev
             .config_write(CFG_COMMAND, &CMD_MEM_BM.to_le_bytes());
@@ -439,7 +737,437 @@ impl Rig {
         self.asq_size = asq;
         self.asq_tail = 0;
         self.write32(REG_DEV_CTRL, 1);
+        RingTrack {
+            asq_size: asq,
+            acq_size: acq,
+            acq_next: 0,
+            phase: true,
+        }
     }
+
+    // ---- driver-like submissions ------------------------------------------------
+
+    fn new_id(&mut self) -> u16 {
+        self.next_id = self.next_id.wrapping_add(1);
+        0xC000 | (self.next_id & 0x3FFF)
+    }
+
+    fn scratch(&mut self) -> u64 {
+        self.next_scratch = (self.next_scratch + 1) % SCRATCH_SLOTS;
+        SCRATCH_AT + self.next_scratch * 64
+    }
+
+    /// Submits one command like a driver: releases the completions (the rig has
+    /// read them), resyncs with `ASQ_TAIL`, writes the slot (after `writes`, guest
+    /// memory the command names) and rings the doorbell. Returns false when the
+    /// rig's admin queue is not usable (not set up, not READY, BAR0 not decoding,
+    /// ring full).
+    fn submit(&mut self, op: &Op, cmd: &Cmd, writes: &[(u64, Vec<u8>)]) -> bool {
+        let Some(ring) = self.ring else { return false };
+        if self.dev.dev_status() & STATUS_READY == 0 || self.read32(REG_VERSION) != VERSION_VALUE {
+            return false;
+        }
+        let (acq_head, acq_tail) = (self.read32(REG_ACQ_HEAD), self.read32(REG_ACQ_TAIL));
+        if acq_head != acq_tail {
+            self.device_step(op, |r| r.write32(REG_ACQ_HEAD, acq_tail));
+            if self.dev.dev_status() & STATUS_READY == 0 {
+                return false;
+            }
+        }
+        let (head, tail) = (self.read32(REG_ASQ_HEAD), self.read32(REG_ASQ_TAIL));
+        if tail >= ring.asq_size || (tail + 1) % ring.asq_size == head {
+            return false;
+        }
+        for (addr, data) in writes {
+            self.write_mem(*addr, data);
+        }
+        if let Some(addr) = query_buffer(cmd) {
+            self.write_mem(addr, &[0u8; 64]);
+            self.pending_bufs.push((tail, addr));
+        }
+        self.write_mem(ASQ_AT + u64::from(tail) * 64, &cmd.to_bytes());
+        self.asq_size = ring.asq_size;
+        self.asq_tail = (tail + 1) % ring.asq_size;
+        let t = self.asq_tail;
+        self.device_step(op, |r| r.write32(REG_ASQ_TAIL, t));
+        self.pending_bufs.clear();
+        true
+    }
+
+    /// A ring (or buffer) of `bytes` in free arena space, aligned to `align`.
+    fn free_ring(sel: u32, bytes: u64, align: u64) -> u64 {
+        let span = (FREE_END - FREE_AT).saturating_sub(bytes).max(align);
+        FREE_AT + (u64::from(sel) * align) % span / align * align
+    }
+
+    fn verb(&mut self, op: &Op, kind: u8, a: u16, b: u16, c: u32) {
+        if let Some((cmd, writes)) = self.build_verb(kind, a, b, c) {
+            self.submit(op, &cmd, &writes);
+        }
+    }
+
+    fn build_verb(&mut self, kind: u8, a: u16, b: u16, c: u32) -> Option<(Cmd, Writes)> {
+        let id = self.new_id();
+        let buf = self.scratch();
+        let m = &self.model;
+        let mut writes = Vec::new();
+        let opcode = match kind % 20 {
+            0 | 1 => opc::CREATE_PD,
+            2 => opc::DESTROY_PD,
+            3 => opc::CREATE_CQ,
+            4 => opc::DESTROY_CQ,
+            5 | 6 => opc::CREATE_QP,
+            7..=9 => opc::MODIFY_QP,
+            10 => opc::QUERY_QP,
+            11 => opc::DESTROY_QP,
+            12 => opc::REG_MR,
+            13 => opc::ALLOC_FR_MR,
+            14 => opc::DEREG_MR,
+            15 => opc::QUERY_MR,
+            16 => {
+                if b & 1 == 0 {
+                    opc::CREATE_TXQ
+                } else {
+                    opc::CREATE_RXQ
+                }
+            }
+            17 => {
+                if b & 1 == 0 {
+                    opc::DESTROY_TXQ
+                } else {
+                    opc::DESTROY_RXQ
+                }
+            }
+            18 => opc::QUERY_DEVICE,
+            _ => match a % 8 {
+                0 if b.is_multiple_of(4) => opc::RESET_FUNCTION,
+                0 => opc::NOP,
+                1 => opc::SET_MTU,
+                2 => opc::SET_MAC,
+                3 => opc::SET_RX_FILTER,
+                4 => opc::SET_PORT_ADDR,
+                5 => opc::QUERY_CAPS,
+                6 => opc::MODIFY_CQ,
+                _ => opc::RESIZE_CQ,
+            },
+        };
+        // Mostly build up what the command needs first (a driver creates a PD and
+        // CQs before a QP), so scripts reach deep object graphs.
+        let opcode = if a & 3 == 0 {
+            opcode
+        } else {
+            let none = |k: Kind| m.live(k).is_empty();
+            let needs_qp = [opc::MODIFY_QP, opc::QUERY_QP, opc::DESTROY_QP].contains(&opcode);
+            let needs_mr = [opc::DEREG_MR, opc::QUERY_MR].contains(&opcode);
+            let opcode = match opcode {
+                _ if needs_qp && none(Kind::Qp) => opc::CREATE_QP,
+                _ if needs_mr && none(Kind::Mr) => opc::REG_MR,
+                opc::DESTROY_PD if none(Kind::Pd) => opc::CREATE_PD,
+                opc::DESTROY_CQ | opc::MODIFY_CQ | opc::RESIZE_CQ if none(Kind::Cq) => {
+                    opc::CREATE_CQ
+                }
+                o => o,
+            };
+            match opcode {
+                opc::CREATE_QP | opc::REG_MR | opc::ALLOC_FR_MR if none(Kind::Pd) => opc::CREATE_PD,
+                opc::CREATE_QP if none(Kind::Cq) => opc::CREATE_CQ,
+                o => o,
+            }
+        };
+        let mut cmd = Cmd::new(opcode, id);
+        let odd = c >> 28 == 0xF; // now and then a bad value
+        match opcode {
+            opc::DESTROY_PD => {
+                cmd.put32(0, m.pick(Kind::Pd, a));
+            }
+            opc::CREATE_CQ | opc::RESIZE_CQ => {
+                let entries = if odd { 3 } else { 2u32 << (c % 6) };
+                let base = Self::free_ring(c >> 8, u64::from(entries) * 32, 32);
+                if opcode == opc::CREATE_CQ {
+                    let vector = if b % 16 == 15 { 16 } else { b % 16 };
+                    cmd.put64(0, base)
+                        .put32(8, entries)
+                        .put16(12, vector)
+                        .put16(14, b >> 4)
+                        .put32(16, c >> 12);
+                } else {
+                    cmd.put32(0, m.pick(Kind::Cq, b))
+                        .put64(8, base)
+                        .put32(16, entries);
+                }
+            }
+            opc::DESTROY_CQ => {
+                cmd.put32(0, m.pick(Kind::Cq, a));
+            }
+            opc::MODIFY_CQ => {
+                cmd.put32(0, m.pick(Kind::Cq, b))
+                    .put16(4, c as u16)
+                    .put32(8, c >> 16);
+            }
+            opc::CREATE_QP => {
+                let scq = m.pick(Kind::Cq, b);
+                let rcq = if c & 1 == 1 {
+                    scq
+                } else {
+                    m.pick(Kind::Cq, (c >> 16) as u16)
+                };
+                let sq = if odd { 0 } else { 2u32 << ((c >> 1) % 5) };
+                let rq = if c & 0x40 != 0 {
+                    0
+                } else {
+                    2u32 << ((c >> 3) % 4)
+                };
+                cmd.put32(0, m.pick(Kind::Pd, a))
+                    .put32(4, scq)
+                    .put32(8, rcq)
+                    .put32(12, sq)
+                    .put32(16, rq)
+                    .put64(20, Self::free_ring(c >> 7, u64::from(sq) * 128, 128))
+                    .put64(28, Self::free_ring(c >> 13, u64::from(rq) * 128, 128));
+                cmd.o[36] = ((c >> 8) % 7) as u8;
+                cmd.o[37] = ((c >> 11) % 7) as u8;
+                cmd.put16(38, ((c >> 14) % 97) as u16);
+                cmd.o[41] = ((c >> 24) & 1) as u8;
+            }
+            opc::MODIFY_QP => {
+                let qpn = m.pick(Kind::Qp, a);
+                let from = m.qp(qpn).map_or(qps::RESET, |q| q.state);
+                build_modify(&mut cmd, qpn, from, b, c);
+            }
+            opc::QUERY_QP => {
+                cmd.put32(0, m.pick(Kind::Qp, a)).put64(8, buf);
+            }
+            opc::DESTROY_QP => {
+                cmd.put32(0, m.pick(Kind::Qp, a));
+            }
+            opc::REG_MR => {
+                let shift: u8 = if c & 0x100 != 0 { 13 } else { 12 };
+                let page = 1u64 << shift;
+                let n = 1 + u64::from(c % 4);
+                let fbo = u64::from((c >> 4) % 2048);
+                let len = n * page - fbo - u64::from((c >> 16) % 256);
+                let access = [0u32, 1, 3, 5, 7, 9, 0xF, 4][((c >> 24) % 8) as usize];
+                let count = if odd { n + 1 } else { n };
+                let mut list = Vec::new();
+                for i in 0..count {
+                    let p = FREE_AT + ((u64::from(b) + i) * page) % (FREE_END - FREE_AT - page);
+                    list.extend_from_slice(&(p / page * page).to_le_bytes());
+                }
+                writes.push((PAGE_LIST_AT, list));
+                cmd.put32(0, m.pick(Kind::Pd, a))
+                    .put32(4, access)
+                    .put64(8, u64::from(b) << 12)
+                    .put64(16, len)
+                    .put64(24, PAGE_LIST_AT)
+                    .put32(32, count as u32)
+                    .put32(36, fbo as u32);
+                cmd.o[40] = shift;
+                cmd.o[41] = (c >> 8) as u8;
+            }
+            opc::ALLOC_FR_MR => {
+                let max = [1u32, 4, 16, 64, 262_144, 0, 262_145, 2][(c % 8) as usize];
+                cmd.put32(0, m.pick(Kind::Pd, a)).put32(4, max);
+                cmd.o[8] = (c >> 8) as u8;
+            }
+            opc::DEREG_MR => {
+                cmd.put32(0, m.pick(Kind::Mr, a));
+            }
+            opc::QUERY_MR => {
+                cmd.put32(0, m.pick(Kind::Mr, a)).put64(8, buf);
+            }
+            opc::CREATE_TXQ | opc::CREATE_RXQ => {
+                let size = 2u32 << (c % 6);
+                cmd.put64(0, Self::free_ring(c >> 8, u64::from(size) * 16, 16))
+                    .put32(8, size)
+                    .put16(12, (b >> 1) % 17)
+                    .put16(14, a % 9);
+            }
+            opc::DESTROY_TXQ | opc::DESTROY_RXQ => {
+                let rx = opcode == opc::DESTROY_RXQ;
+                let live: Vec<u32> = (0..8u32).filter(|&q| m.eth_queue(rx, q as usize)).collect();
+                let q = if live.is_empty() || c & 7 == 0 {
+                    u32::from(a % 9)
+                } else {
+                    live[(c >> 3) as usize % live.len()]
+                };
+                cmd.put32(0, q);
+            }
+            opc::QUERY_DEVICE => {
+                cmd.put64(0, buf).put32(8, 64 + (c % 3) * 32);
+            }
+            opc::QUERY_CAPS => {
+                cmd.put64(0, buf);
+            }
+            opc::SET_MTU => {
+                cmd.put32(0, 60 + c % 9000);
+            }
+            opc::SET_MAC | opc::SET_PORT_ADDR => {
+                let first = if odd { 0x03 } else { 0x02 };
+                cmd.o[..6].copy_from_slice(&[
+                    first,
+                    0x11,
+                    0x22,
+                    (c >> 8) as u8,
+                    (c >> 16) as u8,
+                    b as u8,
+                ]);
+                cmd.o[8..12].copy_from_slice(&[10, 77, (c >> 4) as u8, 1 + (b >> 8) as u8 % 250]);
+            }
+            opc::SET_RX_FILTER => {
+                cmd.put32(0, c % 0x24);
+            }
+            _ => {}
+        }
+        Some((cmd, writes))
+    }
+
+    /// Queries live and dead handles through the admin queue; the completions are
+    /// checked by the model like any other (with their output buffers).
+    fn audit(&mut self, op: &Op, sel: u16) {
+        if !self.model.exact() || self.ring.is_none() {
+            return;
+        }
+        let mut cmds = Vec::new();
+        let mut q = |opcode: u8, h: u32, rig: &mut Rig| {
+            let id = rig.new_id();
+            let buf = rig.scratch();
+            let mut c = Cmd::new(opcode, id);
+            c.put32(0, h).put64(8, buf);
+            cmds.push(c);
+        };
+        let sel = usize::from(sel);
+        for kind in [Kind::Qp, Kind::Mr] {
+            let opcode = if kind == Kind::Qp {
+                opc::QUERY_QP
+            } else {
+                opc::QUERY_MR
+            };
+            let live = self.model.live(kind);
+            for i in 0..live.len().min(3) {
+                q(opcode, live[(sel + i) % live.len()], self);
+            }
+            let dead = self.model.dead(kind);
+            if !dead.is_empty() {
+                q(opcode, dead[sel % dead.len()], self);
+            }
+        }
+        let id = self.new_id();
+        let buf = self.scratch();
+        let mut dq = Cmd::new(opc::QUERY_DEVICE, id);
+        dq.put64(0, buf).put32(8, 64);
+        cmds.push(dq);
+        // Objects still in use must refuse to go.
+        let mut busy = Vec::new();
+        for qpn in self.model.live(Kind::Qp) {
+            if let Some(qp) = self.model.qp(qpn) {
+                busy.push((opc::DESTROY_PD, qp.pdn));
+                busy.push((opc::DESTROY_CQ, qp.send_cqn));
+            }
+        }
+        for key in self.model.live(Kind::Mr) {
+            if let Some(mr) = self.model.mr(key >> 8) {
+                busy.push((opc::DESTROY_PD, mr.pdn));
+            }
+        }
+        if !busy.is_empty() {
+            let (opcode, h) = busy[sel % busy.len()];
+            let id = self.new_id();
+            let mut c = Cmd::new(opcode, id);
+            c.put32(0, h);
+            cmds.push(c);
+        }
+        for c in cmds {
+            if !self.submit(op, &c, &[]) {
+                break;
+            }
+        }
+    }
+}
+
+impl Rig {
+    fn fill_pds(&mut self, op: &Op, destroy: u16) {
+        if !self.model.exact() || self.ring.is_none() {
+            return;
+        }
+        let max = self.dev.verbs().limits().max_pd as usize;
+        let missing = (max + 1).saturating_sub(self.model.live(Kind::Pd).len());
+        for _ in 0..missing {
+            let id = self.new_id();
+            if !self.submit(op, &Cmd::new(opc::CREATE_PD, id), &[]) {
+                return;
+            }
+        }
+        for i in 0..=u32::from(destroy % 8) {
+            let unused: Vec<u32> = self
+                .model
+                .live(Kind::Pd)
+                .into_iter()
+                .filter(|&p| !self.model.pd_busy(p))
+                .collect();
+            if unused.is_empty() {
+                return;
+            }
+            let pdn = unused
+                [(u32::from(destroy).wrapping_mul(7919) + i * 104_729) as usize % unused.len()];
+            let id = self.new_id();
+            let mut c = Cmd::new(opc::DESTROY_PD, id);
+            c.put32(0, pdn);
+            if !self.submit(op, &c, &[]) {
+                return;
+            }
+        }
+    }
+}
+
+/// The 64-byte output buffer of a query command, if it has one.
+fn query_buffer(c: &Cmd) -> Option<u64> {
+    match c.opcode {
+        opc::QUERY_QP | opc::QUERY_MR => Some(c.u64(8)),
+        opc::QUERY_DEVICE => Some(c.u64(0)),
+        _ => None,
+    }
+}
+
+/// Fills a `MODIFY_QP` for QP `qpn` (model state `from`): the target state is
+/// mostly the next one of a normal bring-up (RESET→INIT→RTR→RTS, RTS↔SQD, back to
+/// RESET from ERR), with the required attributes and some optional ones; `c`
+/// sometimes drops the STATE bit, flips an attribute bit or picks a random target.
+fn build_modify(cmd: &mut Cmd, qpn: u32, from: u8, b: u16, c: u32) {
+    use attr::*;
+    let natural = match from {
+        qps::RESET => qps::INIT,
+        qps::INIT => qps::RTR,
+        qps::RTR => qps::RTS,
+        qps::RTS => qps::SQD,
+        qps::SQD => qps::RTS,
+        _ => qps::RESET,
+    };
+    let to = match b % 8 {
+        1 => qps::ERR,
+        2 => qps::RESET,
+        7 => (c % 8) as u8,
+        _ => natural,
+    };
+    let (req, opt) = model::transition(from, to).unwrap_or((0, 0));
+    let mut mask = STATE | req | (opt & (c >> 4));
+    match c >> 28 {
+        0xF => mask &= !STATE,
+        0xE => mask ^= 1 << ((c >> 20) % 12),
+        _ => {}
+    }
+    cmd.put32(0, qpn).put32(4, mask);
+    cmd.o[8] = to;
+    cmd.o[9] = if c >> 28 == 0xD { 6 } else { 1 + (c % 5) as u8 };
+    cmd.o[10] = ((c >> 3) % 8) as u8;
+    cmd.o[11] = ((c >> 6) % 8) as u8;
+    cmd.o[12] = ((c >> 9) % 32) as u8;
+    cmd.o[13] = (((c >> 14) & 3) << 1) as u8;
+    cmd.o[14] = ((c >> 16) % 32) as u8;
+    cmd.put32(16, (c >> 4) & 0xFF_FFFF)
+        .put32(20, c & 0xFF_FFFF)
+        .put32(24, (c >> 8) & 0xFF_FFFF);
+    cmd.o[28..34].copy_from_slice(&[0x02, 0, 0, 0, 0, 0x02]);
+    cmd.o[36..40].copy_from_slice(&[10, 77, 0, 2]);
 }
 
 /// The action numbered `i` (modulo the number of actions), with `param` filling its
@@ -543,7 +1271,7 @@ impl<'a> Decoder<'a> {
         if self.done() {
             return None;
         }
-        Some(match self.u8() % 16 {
+        Some(match self.u8() % 20 {
             0 => Op::ConfigWrite {
                 offset: self.u16() % 0x1010,
                 data: self.width_data(),
@@ -611,10 +1339,24 @@ impl<'a> Decoder<'a> {
                 n: self.u32(),
             },
             14 => Op::ClearFaults,
-            _ => Op::BringUp {
+            15 => Op::BringUp {
                 asq_size: u32::from(self.u8()),
                 acq_size: u32::from(self.u8()),
             },
+            16..=18 => Op::Verb {
+                kind: self.u8(),
+                a: self.u16(),
+                b: self.u16(),
+                c: self.u32(),
+            },
+            _ => {
+                let sel = self.u16();
+                if sel < 0x400 {
+                    Op::FillPds { destroy: sel }
+                } else {
+                    Op::Audit { sel }
+                }
+            }
         })
     }
 }

@@ -759,7 +759,9 @@ impl Rnic {
         }
         if self.admin_delayed.as_ref().is_some_and(|(t, _)| *t <= now) {
             if let Some((_, cmd)) = self.admin_delayed.take() {
-                self.run_command(&cmd);
+                if self.ready() {
+                    self.run_command(&cmd);
+                }
             }
         }
         if let Some(w) = self.core.wire.as_mut() {
@@ -878,6 +880,9 @@ impl Rnic {
         }
         self.core.counters.admin_queue_errors += 1;
         self.admin.halt();
+        // A command held back by a `delay` fault dies with the queue: its
+        // completion could never be written (device-spec.md Appendix A).
+        self.admin_delayed = None;
         self.core.raise(regs::ADMIN_VECTOR);
     }
 
@@ -1506,7 +1511,7 @@ pub(crate) mod tests {
         );
     }
 
-    fn expect_admin_err(h: &mut Harness, cause: u32) {
+    pub(crate) fn expect_admin_err(h: &mut Harness, cause: u32) {
         assert_eq!(
             h.read(regs::DEV_STATUS) & (dev_status::READY | dev_status::ADMIN_ERR),
             dev_status::ADMIN_ERR
@@ -1809,6 +1814,32 @@ mod phase2_tests {
         );
         let d = h.dev.stats().device;
         assert_eq!((d.admin_never_completed, d.admin_failed), (1, 1));
+    }
+
+    /// A command held back by a `delay` fault must not run once the admin queue
+    /// has halted on an error: its completion could never be written, so running it
+    /// would create an object the driver is never told about.
+    #[test]
+    fn delayed_command_is_discarded_when_the_queue_halts() {
+        let mut h = Harness::enabled(4, 4);
+        add_rule(
+            &mut h,
+            FaultRule::new(FaultSite::AdminCommand, FaultAction::Delay { micros: 100 })
+                .with_trigger(Trigger::Once { nth: 1 }),
+        );
+        h.push(&AdminCommand::new(crate::verbs::abi::op::CREATE_PD, 1));
+        h.ring();
+        assert!(h.pop().is_none(), "held back by the delay");
+        h.write(regs::ASQ_TAIL, 9);
+        super::tests::expect_admin_err(&mut h, admin_error::BAD_TAIL);
+        h.dev.poll(Duration::from_millis(1));
+        assert!(h.pop().is_none());
+        assert_eq!(h.dev.next_deadline(), None, "nothing left to run");
+        assert_eq!(
+            h.dev.stats().verbs.pds,
+            0,
+            "the delayed CREATE_PD never ran"
+        );
     }
 
     #[test]

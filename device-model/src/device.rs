@@ -210,51 +210,50 @@ impl Core {
         a
     }
 
-    fn read_scoped(
+    /// One DMA access of `len` bytes at `addr` through fault `site` on behalf of
+    /// `scope`: refused while the device is fatal, otherwise done by `access` with
+    /// the fault engine's answer. Injected faults and failed accesses are counted.
+    fn scoped_access(
         &mut self,
+        site: FaultSite,
         scope: FaultScope,
         addr: u64,
-        buf: &mut [u8],
+        len: usize,
+        access: impl FnOnce(&Dma, Option<FaultAction>) -> Result<(), DmaError>,
     ) -> Result<(), DmaError> {
         if self.fatal.is_some() {
             return Err(DmaError::Injected {
                 addr,
-                len: buf.len() as u64,
+                len: len as u64,
             });
         }
-        let act = self.fault(FaultPoint {
-            site: FaultSite::DmaRead,
-            scope,
-        });
+        let act = self.fault(FaultPoint { site, scope });
         if act.is_some() {
             self.counters.dma_faults += 1;
         }
-        let r = faulted_read(&self.dma, act, addr, buf);
+        let r = access(&self.dma, act);
         if r.is_err() {
             self.counters.dma_errors += 1;
         }
         r
     }
 
+    fn read_scoped(
+        &mut self,
+        scope: FaultScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
+        let len = buf.len();
+        self.scoped_access(FaultSite::DmaRead, scope, addr, len, |dma, act| {
+            faulted_read(dma, act, addr, buf)
+        })
+    }
+
     fn write_scoped(&mut self, scope: FaultScope, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        if self.fatal.is_some() {
-            return Err(DmaError::Injected {
-                addr,
-                len: data.len() as u64,
-            });
-        }
-        let act = self.fault(FaultPoint {
-            site: FaultSite::DmaWrite,
-            scope,
-        });
-        if act.is_some() {
-            self.counters.dma_faults += 1;
-        }
-        let r = faulted_write(&self.dma, act, addr, data);
-        if r.is_err() {
-            self.counters.dma_errors += 1;
-        }
-        r
+        self.scoped_access(FaultSite::DmaWrite, scope, addr, data.len(), |dma, act| {
+            faulted_write(dma, act, addr, data)
+        })
     }
 
     /// Raises a vector through the MSI-X fault hook.

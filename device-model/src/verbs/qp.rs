@@ -499,22 +499,42 @@ impl Qp {
 
     // ---- doorbells -------------------------------------------------------
 
+    /// Checks a `ring` doorbell's producer index `pi` (§8.5): the count may not
+    /// run more than `size` entries ahead of `consumed`, and may not move
+    /// backwards from `prev` (a step of more than a ring, mod 2^32), which would
+    /// withdraw posted work. An impossible index is counted as a bad doorbell and
+    /// fails the QP; returns whether `pi` was accepted.
+    fn producer_index_ok(
+        &mut self,
+        cx: &mut Ctx,
+        ring: &'static str,
+        pi: u32,
+        consumed: u32,
+        prev: u32,
+        size: u32,
+    ) -> bool {
+        let posted = pi.wrapping_sub(consumed);
+        let new = pi.wrapping_sub(prev);
+        if posted > size || new > size {
+            self.stats.bad_doorbells += 1;
+            tracing::warn!(
+                qpn = self.qpn,
+                pi,
+                "{ring} doorbell with impossible producer index"
+            );
+            self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
+            return false;
+        }
+        true
+    }
+
     /// SQ producer index doorbell.
     pub(crate) fn sq_doorbell(&mut self, cx: &mut Ctx, pi: u32) {
         if self.state == QpState::Reset {
             self.stats.bad_doorbells += 1;
             return;
         }
-        let posted = pi.wrapping_sub(self.sq_retired);
-        let new = pi.wrapping_sub(self.sq_pi);
-        if posted > self.sq_size || new > self.sq_size {
-            self.stats.bad_doorbells += 1;
-            tracing::warn!(
-                qpn = self.qpn,
-                pi,
-                "SQ doorbell with impossible producer index"
-            );
-            self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
+        if !self.producer_index_ok(cx, "SQ", pi, self.sq_retired, self.sq_pi, self.sq_size) {
             return;
         }
         self.sq_pi = pi;
@@ -531,19 +551,8 @@ impl Qp {
             self.stats.bad_doorbells += 1;
             return;
         }
-        // Like the SQ (§8.5): the count may not run more than a ring ahead of the
-        // consumed receives, and may not move backwards (a step of more than a
-        // ring, mod 2^32), which would withdraw posted receives.
-        let posted = pi.wrapping_sub(self.rq_head);
-        let new = pi.wrapping_sub(self.rq_pi);
-        if posted > self.rq_size || new > self.rq_size {
-            self.stats.bad_doorbells += 1;
-            tracing::warn!(
-                qpn = self.qpn,
-                pi,
-                "RQ doorbell with impossible producer index"
-            );
-            self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
+        // Like the SQ (§8.5), checked against the consumed receives.
+        if !self.producer_index_ok(cx, "RQ", pi, self.rq_head, self.rq_pi, self.rq_size) {
             return;
         }
         self.rq_pi = pi;

@@ -6,7 +6,7 @@ use super::abi::{self, cqe_flags, cqe_op, wqe_flags, wr, QpState, WcStatus};
 use super::cq::Cqe;
 use super::env::{AsyncEvent, DmaScope};
 use super::mr::{pages_needed, MrError, MrState, Need};
-use super::qp::{mr_err_code, Ctx, InMsg, Qp, Sge, SqWqe};
+use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SqWqe};
 use crate::roce::{
     opcode as op, psn_add, psn_cmp, psn_distance, syndrome, Aeth, AethKind, Bth, EthHeader,
     Ipv4Info, Reth, RocePacket, DEFAULT_PKEY, DEFAULT_TTL,
@@ -620,6 +620,17 @@ impl Qp {
         }
     }
 
+    /// After acknowledged progress: retires what completed and, if the QP still
+    /// sends, restarts the retransmit timer and sends more.
+    fn retire_and_resume(&mut self, cx: &mut Ctx) {
+        self.retire(cx);
+        if !matches!(self.state, QpState::Rts | QpState::Sqd) {
+            return;
+        }
+        self.rearm_timer(cx, true);
+        self.kick_sq(cx);
+    }
+
     /// ACKNOWLEDGE packets (ACK, RNR NAK, NAK).
     pub(crate) fn on_ack(&mut self, cx: &mut Ctx, p: &RocePacket) {
         let Some(aeth) = p.aeth else { return };
@@ -635,12 +646,7 @@ impl Qp {
                 self.stats.acks_received += 1;
                 if self.advance_una(psn_add(psn, 1)) {
                     self.after_progress();
-                    self.retire(cx);
-                    if !matches!(self.state, QpState::Rts | QpState::Sqd) {
-                        return;
-                    }
-                    self.rearm_timer(cx, true);
-                    self.kick_sq(cx);
+                    self.retire_and_resume(cx);
                 }
             }
             AethKind::Nak { code } if code == (syndrome::NAK_PSN_SEQUENCE_ERROR & 0x1F) => {
@@ -766,12 +772,7 @@ impl Qp {
         } else {
             self.restore_retries();
         }
-        self.retire(cx);
-        if !matches!(self.state, QpState::Rts | QpState::Sqd) {
-            return;
-        }
-        self.rearm_timer(cx, true);
-        self.kick_sq(cx);
+        self.retire_and_resume(cx);
     }
 
     /// Timers: retransmission timeout and RNR wait.
@@ -863,6 +864,30 @@ impl Qp {
         let _ = self.complete(cx, true, cqe, true);
         self.resp.cur = None;
         self.resp_fail(cx, psn, nak);
+    }
+
+    /// Fetches the receive WQE at the RQ head for the message whose packet has
+    /// `psn`. A DMA failure fails the QP; a malformed WQE is completed in error
+    /// and NAKed (remote operational error). Either way `None`: drop the packet.
+    fn take_rq_wqe(&mut self, cx: &mut Ctx, psn: u32) -> Option<RqWqe> {
+        match self.fetch_rq_wqe(cx) {
+            None => {
+                self.fail(cx, super::env::CAUSE_DMA);
+                None
+            }
+            Some(Err(wr_id)) => {
+                self.recv_fail(
+                    cx,
+                    wr_id,
+                    WcStatus::LocalQpOperationError,
+                    0,
+                    psn,
+                    syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
+                );
+                None
+            }
+            Some(Ok(wqe)) => Some(wqe),
+        }
     }
 
     /// Requests arriving at this QP.
@@ -977,24 +1002,10 @@ impl Qp {
                 self.rnr_nak(cx, psn);
                 return;
             }
-            match self.fetch_rq_wqe(cx) {
-                None => {
-                    self.fail(cx, super::env::CAUSE_DMA);
-                    return;
-                }
-                Some(Err(wr_id)) => {
-                    self.recv_fail(
-                        cx,
-                        wr_id,
-                        WcStatus::LocalQpOperationError,
-                        0,
-                        psn,
-                        syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
-                    );
-                    return;
-                }
-                Some(Ok(wqe)) => self.resp.cur = Some(InMsg::Send { wqe, offset: 0 }),
-            }
+            let Some(wqe) = self.take_rq_wqe(cx, psn) else {
+                return;
+            };
+            self.resp.cur = Some(InMsg::Send { wqe, offset: 0 });
         }
         let Some(InMsg::Send { wqe, offset }) = self.resp.cur.clone() else {
             return;
@@ -1132,24 +1143,10 @@ impl Qp {
         // before its last packet's data is placed, exactly as a SEND's is before
         // its first packet's.
         let recv_wr_id = if last && with_imm {
-            match self.fetch_rq_wqe(cx) {
-                None => {
-                    self.fail(cx, super::env::CAUSE_DMA);
-                    return;
-                }
-                Some(Err(wr_id)) => {
-                    self.recv_fail(
-                        cx,
-                        wr_id,
-                        WcStatus::LocalQpOperationError,
-                        0,
-                        psn,
-                        syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
-                    );
-                    return;
-                }
-                Some(Ok(wqe)) => Some(wqe.wr_id),
-            }
+            let Some(wqe) = self.take_rq_wqe(cx, psn) else {
+                return;
+            };
+            Some(wqe.wr_id)
         } else {
             None
         };

@@ -114,6 +114,18 @@ pub fn check_frame_len(frame: &[u8]) -> Result<(), WireError> {
     }
 }
 
+/// The frame a socket backend received as the first `n` bytes of `buf` (a buffer
+/// of [`MAX_FRAME_LEN`]` + 1` bytes, so a longer datagram shows as too large).
+pub(crate) fn received_frame(buf: &[u8], n: usize) -> Result<Vec<u8>, WireError> {
+    if n > MAX_FRAME_LEN {
+        return Err(WireError::FrameTooLarge {
+            len: n,
+            max: MAX_FRAME_LEN,
+        });
+    }
+    Ok(buf[..n].to_vec())
+}
+
 /// One end of a wire. Frames are whole Ethernet frames without FCS.
 pub trait WireBackend: Send {
     /// Puts one frame on the wire. Never blocks. An error means the frame was not

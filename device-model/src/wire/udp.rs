@@ -11,7 +11,7 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, RawFd};
 
-use super::{check_frame_len, WireBackend, WireError, MAX_FRAME_LEN};
+use super::{check_frame_len, received_frame, WireBackend, WireError, MAX_FRAME_LEN};
 
 /// One end of a UDP wire.
 #[derive(Debug)]
@@ -95,13 +95,7 @@ impl WireBackend for UdpWire {
                 self.foreign += 1;
                 continue;
             }
-            if n > MAX_FRAME_LEN {
-                return Err(WireError::FrameTooLarge {
-                    len: n,
-                    max: MAX_FRAME_LEN,
-                });
-            }
-            return Ok(Some(self.buf[..n].to_vec()));
+            return received_frame(&self.buf, n).map(Some);
         }
     }
 

@@ -14,7 +14,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 
-use super::{check_frame_len, WireBackend, WireError, MAX_FRAME_LEN};
+use super::{check_frame_len, received_frame, WireBackend, WireError, MAX_FRAME_LEN};
 
 /// One end of a Unix-datagram wire.
 #[derive(Debug)]
@@ -118,13 +118,7 @@ impl WireBackend for UnixWire {
                 self.foreign += 1;
                 continue;
             }
-            if n > MAX_FRAME_LEN {
-                return Err(WireError::FrameTooLarge {
-                    len: n,
-                    max: MAX_FRAME_LEN,
-                });
-            }
-            return Ok(Some(self.buf[..n].to_vec()));
+            return received_frame(&self.buf, n).map(Some);
         }
     }
 

@@ -146,20 +146,25 @@ fn send_sizes(w: &mut World, c: &Conn, sizes: &[u64], seed: u64) {
     }
 }
 
-#[test]
-fn rdma_write_two_devices_all_sizes() {
-    let mut w = World::two();
-    let c = w.connect(A, B, &QpCfg::default());
-    write_sizes(&mut w, &c, &SIZES, 1);
-    // The path MTU is 4096 on a second connection: fewer, bigger packets.
-    let c4 = w.connect(
+/// A second A→B connection with path MTU 4096: fewer, bigger packets.
+fn connect_mtu_4096(w: &mut World) -> Conn {
+    w.connect(
         A,
         B,
         &QpCfg {
             mtu_code: 5,
             ..QpCfg::default()
         },
-    );
+    )
+}
+
+#[test]
+fn rdma_write_two_devices_all_sizes() {
+    let mut w = World::two();
+    let c = w.connect(A, B, &QpCfg::default());
+    write_sizes(&mut w, &c, &SIZES, 1);
+    // The path MTU is 4096 on a second connection: fewer, bigger packets.
+    let c4 = connect_mtu_4096(&mut w);
     write_sizes(&mut w, &c4, &SIZES, 11);
 }
 
@@ -168,14 +173,7 @@ fn rdma_read_two_devices_all_sizes() {
     let mut w = World::two();
     let c = w.connect(A, B, &QpCfg::default());
     read_sizes(&mut w, &c, &SIZES, 2);
-    let c4 = w.connect(
-        A,
-        B,
-        &QpCfg {
-            mtu_code: 5,
-            ..QpCfg::default()
-        },
-    );
+    let c4 = connect_mtu_4096(&mut w);
     read_sizes(&mut w, &c4, &SIZES, 12);
 }
 

@@ -15,25 +15,9 @@ REPO="$RIG_ROOT"
 "$REPO/scripts/setup-toolchain.sh"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target/cross}"
-# The guest runs under KVM's instruction emulator on this nested (PVM) host, which
-# cannot execute SSE arithmetic (xorps, ...) nor cmpxchg16b (measured: the VM stops
-# with "instruction emulation failed"). So the driver is built soft-float: a custom
-# target derived from rustc's own x86_64-pc-windows-msvc spec (same ABI for integer
-# and pointer arguments, same PE/COFF output) with SSE, MMX and cmpxchg16b off.
-# Generated from the installed rustc each time, so it always matches the compiler.
-TARGET=x86_64-rnic-windows
-SPEC="$TARGET_DIR/$TARGET.json"
-mkdir -p "$TARGET_DIR"
-RUSTC_BOOTSTRAP=1 rustc -Zunstable-options --print target-spec-json --target x86_64-pc-windows-msvc \
-    | python3 -c '
-import json, sys
-spec = json.load(sys.stdin)
-spec.pop("is-builtin", None)
-spec["features"] = "-mmx,-sse,-sse2,-cmpxchg16b,+soft-float"
-spec["rustc-abi"] = "x86-softfloat"
-json.dump(spec, sys.stdout, indent=2, sort_keys=True)
-' > "$SPEC.tmp" || die "could not derive the soft-float target spec from rustc (needs python3)"
-mv "$SPEC.tmp" "$SPEC"
+# Soft-float target: see driver_target_spec in lib.sh for why.
+SPEC="$(driver_target_spec "$TARGET_DIR")"
+TARGET="$(basename "$SPEC" .json)"
 PROFILE="${PROFILE:-release}"
 case "$PROFILE" in
     release) OUT_SUBDIR=release ;;
@@ -53,6 +37,7 @@ log "building rnic.sys ($PROFILE) into $TARGET_DIR"
 BUILT="$TARGET_DIR/$TARGET/$OUT_SUBDIR/rnic.exe"
 [ -f "$BUILT" ] || die "expected linker output $BUILT is missing"
 mkdir -p "$IMAGES"
-cp "$BUILT" "$IMAGES/rnic.sys.tmp"
-mv "$IMAGES/rnic.sys.tmp" "$IMAGES/rnic.sys"
+tmp="$(mktemp "$IMAGES/.rnic.sys.XXXXXX")"
+cp "$BUILT" "$tmp"
+mv "$tmp" "$IMAGES/rnic.sys"
 log "wrote $IMAGES/rnic.sys ($(stat -c %s "$IMAGES/rnic.sys") bytes)"

@@ -21,5 +21,7 @@ RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release \
 
 ELF="$TARGET_DIR/x86_64-unknown-none/release/ndis-guest"
 [ -f "$ELF" ] || { echo "build-guest: error: $ELF was not produced" >&2; exit 1; }
-cp "$ELF" "$OUT_DIR/ndis-guest.elf"
+tmp="$(mktemp "$OUT_DIR/.ndis-guest.elf.XXXXXX")"
+cp "$ELF" "$tmp"
+mv "$tmp" "$OUT_DIR/ndis-guest.elf"
 echo "build-guest: $OUT_DIR/ndis-guest.elf" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: sets up the toolchain, builds everything, then runs the unit
-# tests and the guest boot tests (cargo test --workspace). Exits non-zero on any
+# Runs every test: sets up the toolchain, builds everything, runs the lint gate
+# (scripts/lint.sh), then runs the unit tests and the guest boot tests (cargo test --workspace). Exits non-zero on any
 # failure.
 #
 # The guest boot tests need /dev/kvm. Without it this script fails, unless you set
@@ -12,6 +12,7 @@ cd "$RIG_ROOT"
 require_kvm
 "$RIG_ROOT/scripts/setup-packages.sh"
 "$RIG_ROOT/scripts/build.sh"
+"$RIG_ROOT/scripts/lint.sh"
 
 export RNIC_VMM="$(host_target_dir)/debug/rnic-vmm"
 export RNIC_ARTIFACT_DIR="$RIG_ROOT/target/images"

@@ -193,10 +193,10 @@ impl Heap {
             // SAFETY: valid list node.
             cur = unsafe { (*cur).next };
         }
-        // SAFETY: prev/cur are valid list nodes or null.
         let prev_end = if prev.is_null() {
             0
         } else {
+            // SAFETY: prev is a valid, non-null node of the free list.
             prev as usize + unsafe { (*prev).size }
         };
         if prev_end > addr || (!cur.is_null() && (cur as usize) < end) {

@@ -90,3 +90,25 @@ summarize_test_log() {
     fi
     echo "$passed passed, $failed failed, $skipped skipped"
 }
+
+# The Debian archive to fetch from: $RNIC_DEBIAN_MIRROR, else the first Debian archive URI (not
+# the security archive) configured on this machine in deb822 *.sources or one-line *.list files.
+debian_mirror() {
+    local f mirror="${RNIC_DEBIAN_MIRROR:-}"
+    if [ -z "$mirror" ]; then
+        mirror="$(
+            {
+            for f in /etc/apt/sources.list.d/*.sources; do
+                [ -f "$f" ] || continue
+                awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
+            done
+            for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+                [ -f "$f" ] || continue
+                awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
+            done
+            } | grep -i 'debian' | grep -vi 'security' | head -n1 || true
+        )"
+    fi
+    [ -n "$mirror" ] || die "no Debian mirror configured in /etc/apt; set RNIC_DEBIAN_MIRROR=http://deb.debian.org/debian (or your mirror)"
+    echo "$mirror"
+}

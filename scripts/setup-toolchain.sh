@@ -80,24 +80,7 @@ done
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$KEYRING" ] || die "$KEYRING not found; install the 'debian-archive-keyring' package"
 
-find_mirror() {
-    # First Debian archive URI (not the security archive) configured on this machine, from
-    # deb822 *.sources files or one-line *.list files.
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
-    done
-}
-MIRROR="${RNIC_DEBIAN_MIRROR:-}"
-if [ -z "$MIRROR" ]; then
-    MIRROR="$(find_mirror | grep -i 'debian' | grep -vi 'security' | head -n1 || true)"
-fi
-[ -n "$MIRROR" ] || die "no Debian mirror configured in /etc/apt; set RNIC_DEBIAN_MIRROR=http://deb.debian.org/debian (or your mirror)"
+MIRROR="$(debian_mirror)"
 log "using Debian mirror $MIRROR (suite trixie-backports, private apt configuration)"
 
 APTDIR="$CACHE/apt"

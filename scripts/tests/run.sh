@@ -129,7 +129,7 @@ elif ! qemu="$(scripts/setup-qemu.sh 2>"$WORK/qemu-setup.log")"; then
 elif ! have_kvm; then
     skip $t "/dev/kvm is not usable"
 else
-    out="$(timeout 120 "$qemu" -M microvm,pic=on,pit=on,rtc=off,isa-serial=on -accel kvm -cpu host \
+    out="$(timeout 120 "$qemu" -M microvm,pic=on,pit=on,rtc=off,isa-serial=on -bios qboot.rom -accel kvm -cpu host \
         -m 256 -nodefaults -nographic -serial stdio -kernel target/images/ndis-guest.elf \
         -initrd target/images/rnic.sys -device isa-debug-exit,iobase=0xf4,iosize=0x04 2>&1)"
     st=$?

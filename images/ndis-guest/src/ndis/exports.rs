@@ -56,7 +56,7 @@ pub fn resolve(module: &str, name: &str) -> Option<u64> {
     }
     table()
         .iter()
-        .find(|(m, n, _)| m.eq_ignore_ascii_case(module) && *n == name)
+        .find(|(m, n, _)| *n == name && m.eq_ignore_ascii_case(module))
         .map(|e| e.2)
 }
 

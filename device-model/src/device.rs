@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use vm_memory::GuestMemoryMmap;
 
-use crate::admin::{AdminCommand, AdminQueue, AdminRegEffect, AdminStatus, STATUS_SUCCESS};
+use crate::admin::{AdminQueue, AdminRegEffect, AdminStatus};
 use crate::dma::{faulted_read, faulted_write, Dma, DmaError, DmaPort};
 use crate::eth::{EthEnv, Ethernet, MacAddress, QueueParams, RxOutcome, MAX_QUEUES};
 use crate::events::{self, Event, EventQueue, PostResult};
@@ -29,55 +29,20 @@ use crate::fault::{FaultAction, FaultEngine, FaultPoint, FaultScope, FaultSite};
 use crate::irq::InterruptSink;
 use crate::msix::Msix;
 use crate::pci::{BarRegion, ConfigSpace, PciFunction};
-use crate::regs::{self, admin_error, dev_ctrl, dev_status};
 use crate::stats::{self, DeviceCounters, PortStats, RnicStats};
 use crate::verbs::{AsyncEvent, DmaScope, Verbs, VerbsEnv, VerbsLimits};
 use crate::wire::{FaultyWire, WireBackend, WireClock, WireDecider};
+use rnic_contract::admin::{
+    opcode as op, operands, query_device, CommandRepr, NOP_RESULT0, QUERY_RECORD_SIZE,
+    STATUS_SUCCESS,
+};
+use rnic_contract::bar0::{self, admin_error, dev_ctrl, dev_status};
+use rnic_contract::eth::LINK_SPEED_MBPS;
+use rnic_contract::field::Record;
+use rnic_contract::pci::{ADMIN_VECTOR, BAR0_SIZE, BAR2_SIZE, MSIX_VECTORS};
 
-/// Result 0 of the NOP command ("NOP\0").
-pub const NOP_RESULT: u32 = 0x4E4F_5000;
-
-/// Admin opcodes of the device core (`0x00..=0x0F`, `0x40..=0x4F`). The verbs engine
-/// owns `0x10..=0x3F`.
-pub mod op {
-    /// No operation; result 0 = `NOP_RESULT`.
-    pub const NOP: u8 = 0x00;
-    /// Writes the 64-byte device information record to a guest buffer.
-    pub const QUERY_DEVICE: u8 = 0x01;
-    /// Sets the Ethernet MTU.
-    pub const SET_MTU: u8 = 0x02;
-    /// Sets the port's MAC address.
-    pub const SET_MAC: u8 = 0x03;
-    /// Sets the receive filter.
-    pub const SET_RX_FILTER: u8 = 0x04;
-    /// Loads the multicast address list.
-    pub const SET_MULTICAST: u8 = 0x05;
-    /// Reports link state and speed.
-    pub const QUERY_LINK: u8 = 0x06;
-    /// Writes the statistics block to a guest buffer.
-    pub const GET_STATS: u8 = 0x07;
-    /// Zeroes the guest-visible counters.
-    pub const CLEAR_STATS: u8 = 0x08;
-    /// Destroys every Ethernet queue and verbs object; MAC/MTU/filter to defaults.
-    pub const RESET_FUNCTION: u8 = 0x09;
-    /// Creates an Ethernet TX queue.
-    pub const CREATE_TXQ: u8 = 0x40;
-    /// Destroys an Ethernet TX queue.
-    pub const DESTROY_TXQ: u8 = 0x41;
-    /// Creates an Ethernet RX queue.
-    pub const CREATE_RXQ: u8 = 0x42;
-    /// Destroys an Ethernet RX queue.
-    pub const DESTROY_RXQ: u8 = 0x43;
-}
-
-/// Size of the `QUERY_DEVICE` record.
-pub const DEVICE_INFO_SIZE: usize = 64;
-/// Link speed reported while the link is up, in Mb/s.
-pub const LINK_SPEED_MBPS: u32 = 100_000;
 /// Frames taken from the wire per `poll` call at most.
 pub const RX_BUDGET: usize = 256;
-/// UDP destination port of RoCEv2.
-const ROCE_PORT: u16 = 4791;
 
 /// Host-side configuration of one RNIC.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -329,13 +294,13 @@ impl Core {
         );
         self.eq = eq;
         match r {
-            PostResult::Written | PostResult::NoQueue => self.raise(regs::ADMIN_VECTOR),
+            PostResult::Written | PostResult::NoQueue => self.raise(ADMIN_VECTOR),
             PostResult::Overflow => {
                 tracing::warn!(code = ev.code, "event queue full: event dropped")
             }
             PostResult::Dma(e) => {
                 tracing::warn!(error = %e, "event queue write failed: event queue stopped");
-                self.raise(regs::ADMIN_VECTOR);
+                self.raise(ADMIN_VECTOR);
             }
         }
     }
@@ -504,15 +469,7 @@ pub fn is_roce_frame(frame: &[u8]) -> bool {
         }
         _ => return false,
     };
-    be16(udp + 2) == Some(ROCE_PORT)
-}
-
-fn rd_u32(o: &[u8; 56], at: usize) -> u32 {
-    u32::from_le_bytes([o[at], o[at + 1], o[at + 2], o[at + 3]])
-}
-
-fn rd_u64(o: &[u8; 56], at: usize) -> u64 {
-    rd_u32(o, at) as u64 | (rd_u32(o, at + 4) as u64) << 32
+    be16(udp + 2) == Some(crate::roce::ROCE_UDP_PORT)
 }
 
 /// The emulated RDMA NIC.
@@ -520,7 +477,7 @@ pub struct Rnic {
     config: RnicConfig,
     pci: ConfigSpace,
     admin: AdminQueue,
-    admin_delayed: Option<(Duration, AdminCommand)>,
+    admin_delayed: Option<(Duration, CommandRepr)>,
     eth: Ethernet,
     verbs: Verbs,
     core: Core,
@@ -882,24 +839,24 @@ impl Rnic {
         // A command held back by a `delay` fault dies with the queue: its
         // completion could never be written (device-spec.md Appendix A).
         self.admin_delayed = None;
-        self.core.raise(regs::ADMIN_VECTOR);
+        self.core.raise(ADMIN_VECTOR);
     }
 
     fn reg_read(&mut self, offset: u64) -> u32 {
         match offset {
-            regs::VERSION => regs::VERSION_VALUE,
-            regs::CAPS => regs::CAPS_VALUE,
-            regs::DEV_CTRL => {
+            bar0::VERSION => bar0::VERSION_VALUE,
+            bar0::CAPS => bar0::CAPS_VALUE,
+            bar0::DEV_CTRL => {
                 if self.core.enabled {
                     dev_ctrl::ENABLE
                 } else {
                     0
                 }
             }
-            regs::DEV_STATUS => self.dev_status(),
-            regs::ADMIN_ERROR => self.core.admin_error,
-            regs::MAC_LO => self.eth.mac().low_u32(),
-            regs::MAC_HI => self.eth.mac().high_u32(),
+            bar0::DEV_STATUS => self.dev_status(),
+            bar0::ADMIN_ERROR => self.core.admin_error,
+            bar0::MAC_LO => self.eth.mac().low_u32(),
+            bar0::MAC_HI => self.eth.mac().high_u32(),
             o => self
                 .admin
                 .reg_read(o)
@@ -910,8 +867,8 @@ impl Rnic {
 
     fn reg_write(&mut self, offset: u64, value: u32) {
         match offset {
-            regs::DEV_CTRL => self.write_dev_ctrl(value),
-            regs::EQ_BASE_LO | regs::EQ_BASE_HI | regs::EQ_SIZE | regs::EQ_HEAD => {
+            bar0::DEV_CTRL => self.write_dev_ctrl(value),
+            bar0::EQ_BASE_LO | bar0::EQ_BASE_HI | bar0::EQ_SIZE | bar0::EQ_HEAD => {
                 if self.core.eq.reg_write(offset, value).is_err() && self.ready() {
                     self.set_admin_error(admin_error::BAD_EQ);
                 }
@@ -988,10 +945,10 @@ impl Rnic {
         }
     }
 
-    fn run_command(&mut self, cmd: &AdminCommand) {
+    fn run_command(&mut self, cmd: &CommandRepr) {
         let (status, r0, r1) = match self.execute(cmd) {
             Ok((r0, r1)) => (STATUS_SUCCESS, r0, r1),
-            Err(s) => (s, 0, 0),
+            Err(s) => (s.code(), 0, 0),
         };
         tracing::trace!(opcode = cmd.opcode, id = cmd.id, status, "admin command");
         self.post_completion(cmd.id, status, r0, r1);
@@ -1006,61 +963,63 @@ impl Rnic {
             scope: admin_scope(),
         };
         match self.admin.complete(&mut port, id, status, r0, r1) {
-            Ok(()) => self.core.raise(regs::ADMIN_VECTOR),
+            Ok(()) => self.core.raise(ADMIN_VECTOR),
             Err(cause) => self.set_admin_error(cause),
         }
     }
 
-    fn write_guest(&mut self, addr: u64, data: &[u8]) -> Result<(), u16> {
+    fn write_guest(&mut self, addr: u64, data: &[u8]) -> Result<(), AdminStatus> {
         self.core
             .write_scoped(admin_scope(), addr, data)
-            .map_err(|_| AdminStatus::DmaError.code())
+            .map_err(|_| AdminStatus::DmaError)
     }
 
-    /// Executes one admin command; `Err` carries the status code.
-    fn execute(&mut self, cmd: &AdminCommand) -> Result<(u32, u32), u16> {
-        let bad = AdminStatus::InvalidParam.code();
+    /// Executes one admin command: its results, or the status it failed with.
+    fn execute(&mut self, cmd: &CommandRepr) -> Result<(u32, u32), AdminStatus> {
+        use operands::{buffer, handle, set_mac, set_mtu, set_multicast, set_rx_filter};
+        let bad = AdminStatus::InvalidParam;
         if cmd.flags != 0 || cmd.reserved != 0 {
             return Err(bad);
         }
-        let o = &cmd.operands;
-        let st = |r: Result<(), AdminStatus>| r.map(|_| (0, 0)).map_err(AdminStatus::code);
+        let o = Record::new_unchecked(&cmd.operands);
+        let no_results = |r: Result<(), AdminStatus>| r.map(|_| (0, 0));
         match cmd.opcode {
-            op::NOP => Ok((NOP_RESULT, 0)),
+            op::NOP => Ok((NOP_RESULT0, 0)),
             op::QUERY_DEVICE => {
-                let (addr, len) = (rd_u64(o, 0), rd_u32(o, 8));
-                if (len as usize) < DEVICE_INFO_SIZE {
+                let (addr, len) = (o.u64(buffer::ADDR), o.u32(buffer::LEN));
+                if (len as usize) < QUERY_RECORD_SIZE {
                     return Err(bad);
                 }
                 let info = self.device_info();
                 self.write_guest(addr, &info)?;
-                Ok((DEVICE_INFO_SIZE as u32, 0))
+                Ok((QUERY_RECORD_SIZE as u32, 0))
             }
-            op::SET_MTU => st(self.eth.set_mtu(rd_u32(o, 0))),
+            op::SET_MTU => no_results(self.eth.set_mtu(o.u32(set_mtu::MTU))),
             op::SET_MAC => {
-                let mac = MacAddress([o[0], o[1], o[2], o[3], o[4], o[5]]);
-                self.eth.set_mac(mac).map_err(AdminStatus::code)?;
+                let mac = MacAddress(o.array(set_mac::MAC));
+                self.eth.set_mac(mac)?;
                 let ip = self.verbs.port().ip;
                 self.verbs.set_port_addr(mac.0, ip);
                 Ok((0, 0))
             }
-            op::SET_RX_FILTER => st(self.eth.set_filter(rd_u32(o, 0))),
+            op::SET_RX_FILTER => no_results(self.eth.set_filter(o.u32(set_rx_filter::FILTER))),
             op::SET_MULTICAST => {
-                let (count, addr) = (rd_u32(o, 0) as usize, rd_u64(o, 8));
+                let count = o.u32(set_multicast::COUNT) as usize;
+                let addr = o.u64(set_multicast::LIST);
                 if count > crate::eth::MAX_MULTICAST {
                     return Err(bad);
                 }
-                let mut raw = vec![0u8; count * 8];
+                let mut raw = vec![0u8; count * set_multicast::ENTRY_SIZE];
                 if count > 0 {
                     self.core
                         .read_scoped(admin_scope(), addr, &mut raw)
-                        .map_err(|_| AdminStatus::DmaError.code())?;
+                        .map_err(|_| AdminStatus::DmaError)?;
                 }
                 let list = raw
-                    .chunks_exact(8)
+                    .chunks_exact(set_multicast::ENTRY_SIZE)
                     .map(|c| MacAddress([c[0], c[1], c[2], c[3], c[4], c[5]]))
                     .collect();
-                st(self.eth.set_multicast(list))
+                no_results(self.eth.set_multicast(list))
             }
             op::QUERY_LINK => {
                 if self.core.link_up() {
@@ -1070,7 +1029,7 @@ impl Rnic {
                 }
             }
             op::GET_STATS => {
-                let (addr, len) = (rd_u64(o, 0), rd_u32(o, 8) as usize);
+                let (addr, len) = (o.u64(buffer::ADDR), o.u32(buffer::LEN) as usize);
                 if len < 8 {
                     return Err(bad);
                 }
@@ -1097,43 +1056,41 @@ impl Rnic {
                 Ok((0, 0))
             }
             op::CREATE_TXQ | op::CREATE_RXQ => {
-                let p = QueueParams::parse(o);
+                let p = QueueParams::parse(&cmd.operands);
                 self.eth
                     .create(&self.core, cmd.opcode == op::CREATE_RXQ, &p)
                     .map(|q| (q, 0))
-                    .map_err(AdminStatus::code)
             }
-            op::DESTROY_TXQ | op::DESTROY_RXQ => st(self
-                .eth
-                .destroy(cmd.opcode == op::DESTROY_RXQ, rd_u32(o, 0))),
-            0x10..=0x3F => self
-                .verbs
-                .admin(&mut self.core, cmd.opcode, o)
-                .map_err(|s| s.code()),
-            _ => Err(AdminStatus::InvalidOpcode.code()),
+            op::DESTROY_TXQ | op::DESTROY_RXQ => no_results(
+                self.eth
+                    .destroy(cmd.opcode == op::DESTROY_RXQ, o.u32(handle::HANDLE)),
+            ),
+            0x10..=0x3F => self.verbs.admin(&mut self.core, cmd.opcode, &cmd.operands),
+            _ => Err(AdminStatus::InvalidOpcode),
         }
     }
 
     /// The `QUERY_DEVICE` record.
-    fn device_info(&self) -> [u8; DEVICE_INFO_SIZE] {
-        let mut b = [0u8; DEVICE_INFO_SIZE];
-        let mut put = |at: usize, v: &[u8]| b[at..at + v.len()].copy_from_slice(v);
-        put(0, &regs::VERSION_VALUE.to_le_bytes());
-        put(4, &regs::CAPS_VALUE.to_le_bytes());
-        put(8, &self.eth.mac().0);
-        put(16, &self.eth.mtu().to_le_bytes());
-        put(20, &crate::eth::MIN_MTU.to_le_bytes());
-        put(24, &crate::eth::MAX_MTU.to_le_bytes());
-        put(28, &(MAX_QUEUES as u16).to_le_bytes());
-        put(30, &(MAX_QUEUES as u16).to_le_bytes());
-        put(32, &crate::eth::RING_MAX.to_le_bytes());
-        put(36, &regs::MSIX_VECTORS.to_le_bytes());
-        put(40, &regs::ADMIN_RING_MAX.to_le_bytes());
-        put(44, &regs::ADMIN_RING_MAX.to_le_bytes());
-        put(48, &LINK_SPEED_MBPS.to_le_bytes());
-        put(52, &(crate::eth::MAX_MULTICAST as u32).to_le_bytes());
-        put(56, &self.eth.filter().to_le_bytes());
-        put(60, &self.verbs.port().ip);
+    fn device_info(&self) -> [u8; QUERY_RECORD_SIZE] {
+        use query_device as f;
+        let mut b = [0u8; QUERY_RECORD_SIZE];
+        let mut r = Record::new_unchecked(&mut b);
+        r.set_u32(f::VERSION, bar0::VERSION_VALUE);
+        r.set_u32(f::CAPS, bar0::CAPS_VALUE);
+        r.set_bytes(f::MAC, &self.eth.mac().0);
+        r.set_u32(f::MTU, self.eth.mtu());
+        r.set_u32(f::MIN_MTU, crate::eth::MIN_MTU);
+        r.set_u32(f::MAX_MTU, crate::eth::MAX_MTU);
+        r.set_u16(f::TX_QUEUES, MAX_QUEUES as u16);
+        r.set_u16(f::RX_QUEUES, MAX_QUEUES as u16);
+        r.set_u32(f::ETH_RING_MAX, crate::eth::RING_MAX);
+        r.set_u16(f::MSIX_VECTORS, MSIX_VECTORS);
+        r.set_u32(f::ADMIN_RING_MAX, rnic_contract::admin::RING_MAX);
+        r.set_u32(f::EVENT_RING_MAX, rnic_contract::admin::RING_MAX);
+        r.set_u32(f::LINK_SPEED_MBPS, LINK_SPEED_MBPS);
+        r.set_u32(f::MULTICAST_MAX, crate::eth::MAX_MULTICAST as u32);
+        r.set_u32(f::RX_FILTER, self.eth.filter());
+        r.set_bytes(f::PORT_IPV4, &self.verbs.port().ip);
         b
     }
 
@@ -1168,9 +1125,9 @@ impl Rnic {
         if self.core.fatal.is_some() {
             return 0xFFFF_FFFF;
         }
-        if offset < regs::CONTROL_END {
+        if offset < bar0::CONTROL_END {
             self.reg_read(offset)
-        } else if offset < crate::eth::db::END {
+        } else if offset < rnic_contract::bar0::eth_db::ETH_END {
             self.eth.doorbell_read(offset)
         } else {
             0
@@ -1179,16 +1136,16 @@ impl Rnic {
 
     fn bar0_write(&mut self, offset: u64, value: u32) {
         if self.core.fatal.is_some() {
-            if offset == regs::DEV_CTRL && value & dev_ctrl::RESET != 0 {
+            if offset == bar0::DEV_CTRL && value & dev_ctrl::RESET != 0 {
                 self.device_reset();
             }
             return;
         }
-        if offset < regs::CONTROL_END {
+        if offset < bar0::CONTROL_END {
             self.reg_write(offset, value);
         } else if !self.core.enabled {
             // Doorbells of a disabled device are ignored.
-        } else if offset < crate::eth::db::END {
+        } else if offset < rnic_contract::bar0::eth_db::ETH_END {
             self.eth.doorbell_write(&mut self.core, offset, value);
         } else {
             self.verbs.doorbell(&mut self.core, offset, value);
@@ -1218,14 +1175,14 @@ impl PciFunction for Rnic {
         }
         match bar {
             0 => {
-                if data.len() != 4 || offset & 3 != 0 || offset >= regs::BAR0_SIZE {
+                if data.len() != 4 || offset & 3 != 0 || offset >= BAR0_SIZE {
                     data.fill(0xFF);
                     return;
                 }
                 let v = self.bar0_read(offset);
                 data.copy_from_slice(&v.to_le_bytes());
             }
-            2 if offset < regs::BAR2_SIZE => self.core.msix.bar_read(offset, data),
+            2 if offset < BAR2_SIZE => self.core.msix.bar_read(offset, data),
             _ => data.fill(0xFF),
         }
     }
@@ -1236,13 +1193,13 @@ impl PciFunction for Rnic {
         }
         match bar {
             0 => {
-                if data.len() != 4 || offset & 3 != 0 || offset >= regs::BAR0_SIZE {
+                if data.len() != 4 || offset & 3 != 0 || offset >= BAR0_SIZE {
                     return;
                 }
                 let v = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
                 self.bar0_write(offset, v);
             }
-            2 if offset < regs::BAR2_SIZE => self.core.msix.bar_write(offset, data),
+            2 if offset < BAR2_SIZE => self.core.msix.bar_write(offset, data),
             _ => {}
         }
     }
@@ -1255,11 +1212,11 @@ impl PciFunction for Rnic {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::admin::AdminCompletion;
     use crate::device::op::NOP as OP_NOP;
     use crate::dma::test_memory;
     use crate::irq::RecordingSink;
-    use crate::regs::admin_error;
+    use rnic_contract::admin::CompletionRepr;
+    use rnic_contract::bar0::admin_error;
     use vm_memory::{Bytes, GuestAddress};
 
     pub(crate) const RAM: usize = 0x10_0000;
@@ -1309,21 +1266,21 @@ pub(crate) mod tests {
         pub fn enabled(sq: u32, cq: u32) -> Harness {
             let mut h = Harness::new();
             h.setup_rings(ASQ, sq, ACQ, cq);
-            h.write(regs::DEV_CTRL, dev_ctrl::ENABLE);
+            h.write(bar0::DEV_CTRL, dev_ctrl::ENABLE);
             assert_eq!(
-                h.read(regs::DEV_STATUS) & dev_status::READY,
+                h.read(bar0::DEV_STATUS) & dev_status::READY,
                 dev_status::READY
             );
             h
         }
 
         pub fn setup_rings(&mut self, asq: u64, sq: u32, acq: u64, cq: u32) {
-            self.write(regs::ASQ_BASE_LO, asq as u32);
-            self.write(regs::ASQ_BASE_HI, (asq >> 32) as u32);
-            self.write(regs::ASQ_SIZE, sq);
-            self.write(regs::ACQ_BASE_LO, acq as u32);
-            self.write(regs::ACQ_BASE_HI, (acq >> 32) as u32);
-            self.write(regs::ACQ_SIZE, cq);
+            self.write(bar0::ASQ_BASE_LO, asq as u32);
+            self.write(bar0::ASQ_BASE_HI, (asq >> 32) as u32);
+            self.write(bar0::ASQ_SIZE, sq);
+            self.write(bar0::ACQ_BASE_LO, acq as u32);
+            self.write(bar0::ACQ_BASE_HI, (acq >> 32) as u32);
+            self.write(bar0::ACQ_SIZE, cq);
             self.sq_size = sq;
             self.cq_size = cq;
         }
@@ -1339,7 +1296,7 @@ pub(crate) mod tests {
         }
 
         /// Places a command at the tail (without ringing).
-        pub fn push(&mut self, cmd: &AdminCommand) {
+        pub fn push(&mut self, cmd: &CommandRepr) {
             let addr = ASQ + 64 * self.sq_tail as u64;
             self.mem
                 .write_slice(&cmd.to_bytes(), GuestAddress(addr))
@@ -1349,18 +1306,18 @@ pub(crate) mod tests {
 
         pub fn ring(&mut self) {
             let t = self.sq_tail;
-            self.write(regs::ASQ_TAIL, t);
+            self.write(bar0::ASQ_TAIL, t);
         }
 
         /// Submits one command and returns its completion (releasing the slot).
-        pub fn submit(&mut self, cmd: &AdminCommand) -> AdminCompletion {
+        pub fn submit(&mut self, cmd: &CommandRepr) -> CompletionRepr {
             self.push(cmd);
             self.ring();
             self.pop().expect("a completion")
         }
 
         /// The next completion if its phase matches; releases it through ACQ_HEAD.
-        pub fn pop(&mut self) -> Option<AdminCompletion> {
+        pub fn pop(&mut self) -> Option<CompletionRepr> {
             let c = self.peek_cq(self.cq_head);
             if c.phase != self.phase {
                 return None;
@@ -1370,50 +1327,50 @@ pub(crate) mod tests {
                 self.phase = !self.phase;
             }
             let h = self.cq_head;
-            self.write(regs::ACQ_HEAD, h);
+            self.write(bar0::ACQ_HEAD, h);
             Some(c)
         }
 
-        pub fn peek_cq(&self, i: u32) -> AdminCompletion {
+        pub fn peek_cq(&self, i: u32) -> CompletionRepr {
             let mut b = [0u8; 16];
             self.mem
                 .read_slice(&mut b, GuestAddress(ACQ + 16 * i as u64))
                 .unwrap();
-            AdminCompletion::from_bytes(&b)
+            CompletionRepr::from_bytes(&b)
         }
     }
 
     #[test]
     fn register_reset_values() {
         let mut h = Harness::new();
-        assert_eq!(h.read(regs::VERSION), 0x0001_0000);
-        assert_eq!(h.read(regs::CAPS), regs::CAPS_VALUE);
+        assert_eq!(h.read(bar0::VERSION), 0x0001_0000);
+        assert_eq!(h.read(bar0::CAPS), bar0::CAPS_VALUE);
         for r in [
-            regs::DEV_CTRL,
-            regs::DEV_STATUS,
-            regs::ADMIN_ERROR,
-            regs::ASQ_BASE_LO,
-            regs::ASQ_BASE_HI,
-            regs::ASQ_SIZE,
-            regs::ACQ_BASE_LO,
-            regs::ACQ_BASE_HI,
-            regs::ACQ_SIZE,
-            regs::ASQ_TAIL,
-            regs::ASQ_HEAD,
-            regs::ACQ_HEAD,
-            regs::ACQ_TAIL,
+            bar0::DEV_CTRL,
+            bar0::DEV_STATUS,
+            bar0::ADMIN_ERROR,
+            bar0::ASQ_BASE_LO,
+            bar0::ASQ_BASE_HI,
+            bar0::ASQ_SIZE,
+            bar0::ACQ_BASE_LO,
+            bar0::ACQ_BASE_HI,
+            bar0::ACQ_SIZE,
+            bar0::ASQ_TAIL,
+            bar0::ASQ_HEAD,
+            bar0::ACQ_HEAD,
+            bar0::ACQ_TAIL,
         ] {
             assert_eq!(h.read(r), 0, "register {r:#x}");
         }
-        assert_eq!(h.read(regs::MAC_LO), 0x0057_7E02);
-        assert_eq!(h.read(regs::MAC_HI), 0x0100);
+        assert_eq!(h.read(bar0::MAC_LO), 0x0057_7E02);
+        assert_eq!(h.read(bar0::MAC_HI), 0x0100);
         // RO registers ignore writes; bad widths read all ones.
-        h.write(regs::VERSION, 5);
-        h.write(regs::DEV_STATUS, 0xF);
-        h.write(regs::ASQ_HEAD, 3);
-        assert_eq!(h.read(regs::VERSION), 0x0001_0000);
-        assert_eq!(h.read(regs::DEV_STATUS), 0);
-        assert_eq!(h.read(regs::ASQ_HEAD), 0);
+        h.write(bar0::VERSION, 5);
+        h.write(bar0::DEV_STATUS, 0xF);
+        h.write(bar0::ASQ_HEAD, 3);
+        assert_eq!(h.read(bar0::VERSION), 0x0001_0000);
+        assert_eq!(h.read(bar0::DEV_STATUS), 0);
+        assert_eq!(h.read(bar0::ASQ_HEAD), 0);
         let mut b = [0u8; 2];
         h.dev.bar_read(0, 0, &mut b);
         assert_eq!(b, [0xFF; 2]);
@@ -1430,21 +1387,21 @@ pub(crate) mod tests {
     fn memory_decode_gated_by_command() {
         let mut h = Harness::new();
         h.dev.config_write(4, &0u16.to_le_bytes());
-        assert_eq!(h.read(regs::VERSION), 0xFFFF_FFFF);
-        h.write(regs::ASQ_SIZE, 4);
+        assert_eq!(h.read(bar0::VERSION), 0xFFFF_FFFF);
+        h.write(bar0::ASQ_SIZE, 4);
         h.dev.config_write(4, &6u16.to_le_bytes());
-        assert_eq!(h.read(regs::ASQ_SIZE), 0);
+        assert_eq!(h.read(bar0::ASQ_SIZE), 0);
     }
 
     #[test]
     fn nop_completion_phase_and_vector() {
         let mut h = Harness::enabled(4, 4);
         h.sink.take();
-        let c = h.submit(&AdminCommand::new(OP_NOP, 0x1234));
+        let c = h.submit(&CommandRepr::new(OP_NOP, 0x1234));
         assert_eq!(
             c,
-            AdminCompletion {
-                result0: NOP_RESULT,
+            CompletionRepr {
+                result0: NOP_RESULT0,
                 result1: 0,
                 id: 0x1234,
                 sq_head: 1,
@@ -1453,12 +1410,12 @@ pub(crate) mod tests {
             }
         );
         assert_eq!(h.sink.triggers(), vec![0]);
-        assert_eq!(h.read(regs::ASQ_HEAD), 1);
-        assert_eq!(h.read(regs::ACQ_TAIL), 1);
+        assert_eq!(h.read(bar0::ASQ_HEAD), 1);
+        assert_eq!(h.read(bar0::ACQ_TAIL), 1);
         // Raw bytes at ACQ[0]: id at 8, phase at 14.
         let mut raw = [0u8; 16];
         h.mem.read_slice(&mut raw, GuestAddress(ACQ)).unwrap();
-        assert_eq!(&raw[0..4], &NOP_RESULT.to_le_bytes());
+        assert_eq!(&raw[0..4], &NOP_RESULT0.to_le_bytes());
         assert_eq!(&raw[8..10], &0x1234u16.to_le_bytes());
         assert_eq!(raw[14], 1);
     }
@@ -1467,7 +1424,7 @@ pub(crate) mod tests {
     fn phase_flips_on_wrap() {
         let mut h = Harness::enabled(4, 4);
         for i in 0..10u16 {
-            let c = h.submit(&AdminCommand::new(OP_NOP, i));
+            let c = h.submit(&CommandRepr::new(OP_NOP, i));
             assert_eq!(c.id, i);
             assert_eq!(c.phase, (i / 4) % 2 == 0, "completion {i}");
             assert_eq!(c.sq_head as u32, (i as u32 + 1) % 4);
@@ -1478,44 +1435,44 @@ pub(crate) mod tests {
     fn ring_full_never_overwrites() {
         let mut h = Harness::enabled(8, 4);
         for i in 0..6 {
-            h.push(&AdminCommand::new(OP_NOP, i));
+            h.push(&CommandRepr::new(OP_NOP, i));
         }
         h.sink.take();
         h.ring();
         // 4-entry completion ring: 3 completions, then back-pressure.
-        assert_eq!(h.read(regs::ACQ_TAIL), 3);
-        assert_eq!(h.read(regs::ASQ_HEAD), 3);
+        assert_eq!(h.read(bar0::ACQ_TAIL), 3);
+        assert_eq!(h.read(bar0::ASQ_HEAD), 3);
         assert_eq!(h.sink.trigger_count(0), 3);
         let mut ids = Vec::new();
         while let Some(c) = h.pop() {
             ids.push(c.id);
         }
         assert_eq!(ids, vec![0, 1, 2, 3, 4, 5]);
-        assert_eq!(h.read(regs::ASQ_HEAD), 6);
+        assert_eq!(h.read(bar0::ASQ_HEAD), 6);
     }
 
     #[test]
     fn invalid_opcode_and_reserved_fields() {
         let mut h = Harness::enabled(4, 4);
         assert_eq!(
-            h.submit(&AdminCommand::new(0xEE, 1)).status,
+            h.submit(&CommandRepr::new(0xEE, 1)).status,
             AdminStatus::InvalidOpcode.code()
         );
-        let mut c = AdminCommand::new(OP_NOP, 2);
+        let mut c = CommandRepr::new(OP_NOP, 2);
         c.flags = 1;
         assert_eq!(h.submit(&c).status, AdminStatus::InvalidParam.code());
         assert_eq!(
-            h.read(regs::DEV_STATUS) & dev_status::READY,
+            h.read(bar0::DEV_STATUS) & dev_status::READY,
             dev_status::READY
         );
     }
 
     pub(crate) fn expect_admin_err(h: &mut Harness, cause: u32) {
         assert_eq!(
-            h.read(regs::DEV_STATUS) & (dev_status::READY | dev_status::ADMIN_ERR),
+            h.read(bar0::DEV_STATUS) & (dev_status::READY | dev_status::ADMIN_ERR),
             dev_status::ADMIN_ERR
         );
-        assert_eq!(h.read(regs::ADMIN_ERROR), cause);
+        assert_eq!(h.read(bar0::ADMIN_ERROR), cause);
         assert!(h.sink.trigger_count(0) >= 1, "vector 0 raised");
     }
 
@@ -1532,19 +1489,19 @@ pub(crate) mod tests {
         for (asq, sq, acq, cq, cause) in cases {
             let mut h = Harness::new();
             h.setup_rings(asq, sq, acq, cq);
-            h.write(regs::DEV_CTRL, dev_ctrl::ENABLE);
+            h.write(bar0::DEV_CTRL, dev_ctrl::ENABLE);
             expect_admin_err(&mut h, cause);
             // Doorbells are ignored; reset clears everything.
-            h.write(regs::ASQ_TAIL, 1);
-            h.write(regs::DEV_CTRL, dev_ctrl::RESET);
-            assert_eq!(h.read(regs::DEV_STATUS), 0);
-            assert_eq!(h.read(regs::ADMIN_ERROR), 0);
-            assert_eq!(h.read(regs::ASQ_SIZE), 0);
+            h.write(bar0::ASQ_TAIL, 1);
+            h.write(bar0::DEV_CTRL, dev_ctrl::RESET);
+            assert_eq!(h.read(bar0::DEV_STATUS), 0);
+            assert_eq!(h.read(bar0::ADMIN_ERROR), 0);
+            assert_eq!(h.read(bar0::ASQ_SIZE), 0);
         }
         // Admin ring placed on the device's own BAR.
         let mut h = Harness::new();
         h.setup_rings(0xC000_0000, 4, ACQ, 4);
-        h.write(regs::DEV_CTRL, dev_ctrl::ENABLE);
+        h.write(bar0::DEV_CTRL, dev_ctrl::ENABLE);
         expect_admin_err(&mut h, admin_error::BAD_ASQ);
     }
 
@@ -1552,38 +1509,38 @@ pub(crate) mod tests {
     fn bus_master_off_doorbell() {
         let mut h = Harness::enabled(4, 4);
         h.dev.config_write(4, &2u16.to_le_bytes());
-        h.push(&AdminCommand::new(OP_NOP, 1));
+        h.push(&CommandRepr::new(OP_NOP, 1));
         h.ring();
         expect_admin_err(&mut h, admin_error::BUS_MASTER_DISABLED);
-        assert_eq!(h.read(regs::ACQ_TAIL), 0);
+        assert_eq!(h.read(bar0::ACQ_TAIL), 0);
     }
 
     #[test]
     fn bad_doorbell_values() {
         let mut h = Harness::enabled(4, 4);
-        h.write(regs::ASQ_TAIL, 9);
+        h.write(bar0::ASQ_TAIL, 9);
         expect_admin_err(&mut h, admin_error::BAD_TAIL);
         let mut h = Harness::enabled(4, 4);
-        h.write(regs::ACQ_HEAD, 2);
+        h.write(bar0::ACQ_HEAD, 2);
         expect_admin_err(&mut h, admin_error::BAD_HEAD);
     }
 
     #[test]
     fn reset_and_reenable() {
         let mut h = Harness::enabled(4, 4);
-        h.submit(&AdminCommand::new(OP_NOP, 1));
-        h.write(regs::DEV_CTRL, 0);
-        assert_eq!(h.read(regs::DEV_STATUS), 0);
-        assert_eq!(h.read(regs::ASQ_HEAD), 0);
+        h.submit(&CommandRepr::new(OP_NOP, 1));
+        h.write(bar0::DEV_CTRL, 0);
+        assert_eq!(h.read(bar0::DEV_STATUS), 0);
+        assert_eq!(h.read(bar0::ASQ_HEAD), 0);
         // Bring it up again from scratch.
         h.mem.write_slice(&[0u8; 64], GuestAddress(ACQ)).unwrap();
         h.setup_rings(ASQ, 4, ACQ, 4);
         h.sq_tail = 0;
         h.cq_head = 0;
         h.phase = true;
-        h.write(regs::DEV_CTRL, dev_ctrl::ENABLE);
-        assert_eq!(h.submit(&AdminCommand::new(OP_NOP, 7)).id, 7);
-        assert_ne!(h.read(regs::DEV_STATUS) & dev_status::LINK_UP, 0);
+        h.write(bar0::DEV_CTRL, dev_ctrl::ENABLE);
+        assert_eq!(h.submit(&CommandRepr::new(OP_NOP, 7)).id, 7);
+        assert_ne!(h.read(bar0::DEV_STATUS) & dev_status::LINK_UP, 0);
     }
 
     #[test]
@@ -1591,15 +1548,15 @@ pub(crate) mod tests {
         let mut h = Harness::enabled(4, 4);
         h.dev.bar_write(2, 12, &1u32.to_le_bytes());
         h.sink.take();
-        h.submit(&AdminCommand::new(OP_NOP, 1));
+        h.submit(&CommandRepr::new(OP_NOP, 1));
         assert!(h.sink.triggers().is_empty());
         assert_eq!(h.dev.msix().pending_bits(), 1);
         h.dev.bar_write(2, 12, &0u32.to_le_bytes());
         assert_eq!(h.sink.triggers(), vec![0]);
         // Device reset drops pending interrupts.
         h.dev.bar_write(2, 12, &1u32.to_le_bytes());
-        h.submit(&AdminCommand::new(OP_NOP, 2));
-        h.write(regs::DEV_CTRL, dev_ctrl::RESET);
+        h.submit(&CommandRepr::new(OP_NOP, 2));
+        h.write(bar0::DEV_CTRL, dev_ctrl::RESET);
         assert_eq!(h.dev.msix().pending_bits(), 0);
     }
 
@@ -1633,8 +1590,8 @@ mod phase2_tests {
     use super::tests::{Harness, ACQ, ASQ};
     use super::*;
     use crate::fault::{FaultRule, Trigger};
-    use crate::regs::admin_error;
     use crate::wire::in_process_pair;
+    use rnic_contract::bar0::admin_error;
     use vm_memory::{Bytes, GuestAddress};
 
     const EQ: u64 = 0x3_0000;
@@ -1642,10 +1599,10 @@ mod phase2_tests {
     fn with_eq(size: u32) -> Harness {
         let mut h = Harness::new();
         h.setup_rings(ASQ, 8, ACQ, 8);
-        h.write(regs::EQ_BASE_LO, EQ as u32);
-        h.write(regs::EQ_SIZE, size);
-        h.write(regs::DEV_CTRL, dev_ctrl::ENABLE);
-        assert_ne!(h.read(regs::DEV_STATUS) & dev_status::READY, 0);
+        h.write(bar0::EQ_BASE_LO, EQ as u32);
+        h.write(bar0::EQ_SIZE, size);
+        h.write(bar0::DEV_CTRL, dev_ctrl::ENABLE);
+        assert_ne!(h.read(bar0::DEV_STATUS) & dev_status::READY, 0);
         h
     }
 
@@ -1655,8 +1612,8 @@ mod phase2_tests {
         events::decode(&b)
     }
 
-    fn cmd(opcode: u8, id: u16, f: impl FnOnce(&mut [u8; 56])) -> AdminCommand {
-        let mut c = AdminCommand::new(opcode, id);
+    fn cmd(opcode: u8, id: u16, f: impl FnOnce(&mut [u8; 56])) -> CommandRepr {
+        let mut c = CommandRepr::new(opcode, id);
         f(&mut c.operands);
         c
     }
@@ -1670,32 +1627,32 @@ mod phase2_tests {
         let mut h = with_eq(8);
         let (ev, seq, phase) = event(&h, 0);
         assert_eq!((ev.code, seq, phase), (events::code::LINK_UP, 0, true));
-        assert_ne!(h.read(regs::DEV_STATUS) & dev_status::LINK_UP, 0);
+        assert_ne!(h.read(bar0::DEV_STATUS) & dev_status::LINK_UP, 0);
         h.dev.set_carrier(false);
         assert_eq!(event(&h, 1).0.code, events::code::LINK_DOWN);
-        assert_eq!(h.read(regs::DEV_STATUS) & dev_status::LINK_UP, 0);
-        assert_eq!(h.read(regs::EQ_TAIL), 2);
-        h.write(regs::EQ_HEAD, 2);
-        assert_eq!(h.read(regs::EQ_HEAD), 2);
-        let c = h.submit(&AdminCommand::new(op::QUERY_LINK, 1));
+        assert_eq!(h.read(bar0::DEV_STATUS) & dev_status::LINK_UP, 0);
+        assert_eq!(h.read(bar0::EQ_TAIL), 2);
+        h.write(bar0::EQ_HEAD, 2);
+        assert_eq!(h.read(bar0::EQ_HEAD), 2);
+        let c = h.submit(&CommandRepr::new(op::QUERY_LINK, 1));
         assert_eq!((c.status, c.result0), (0, 0));
         h.dev.set_carrier(true);
-        let c = h.submit(&AdminCommand::new(op::QUERY_LINK, 2));
+        let c = h.submit(&CommandRepr::new(op::QUERY_LINK, 2));
         assert_eq!((c.result0, c.result1), (1, LINK_SPEED_MBPS));
         // A bad EQ_HEAD stops the admin queue.
-        h.write(regs::EQ_HEAD, 7);
-        assert_eq!(h.read(regs::ADMIN_ERROR), admin_error::BAD_EQ);
+        h.write(bar0::EQ_HEAD, 7);
+        assert_eq!(h.read(bar0::ADMIN_ERROR), admin_error::BAD_EQ);
     }
 
     #[test]
     fn bad_eq_at_enable() {
         let mut h = Harness::new();
         h.setup_rings(ASQ, 4, ACQ, 4);
-        h.write(regs::EQ_BASE_LO, EQ as u32 + 8);
-        h.write(regs::EQ_SIZE, 4);
-        h.write(regs::DEV_CTRL, dev_ctrl::ENABLE);
-        assert_eq!(h.read(regs::ADMIN_ERROR), admin_error::BAD_EQ);
-        assert_eq!(h.read(regs::DEV_STATUS) & dev_status::READY, 0);
+        h.write(bar0::EQ_BASE_LO, EQ as u32 + 8);
+        h.write(bar0::EQ_SIZE, 4);
+        h.write(bar0::DEV_CTRL, dev_ctrl::ENABLE);
+        assert_eq!(h.read(bar0::ADMIN_ERROR), admin_error::BAD_EQ);
+        assert_eq!(h.read(bar0::DEV_STATUS) & dev_status::READY, 0);
     }
 
     #[test]
@@ -1714,10 +1671,10 @@ mod phase2_tests {
             "vector 0 raised for the FATAL event"
         );
         for r in [
-            regs::VERSION,
-            regs::DEV_STATUS,
-            regs::ADMIN_ERROR,
-            regs::ASQ_HEAD,
+            bar0::VERSION,
+            bar0::DEV_STATUS,
+            bar0::ADMIN_ERROR,
+            bar0::ASQ_HEAD,
             0x1000,
             0x2000,
         ] {
@@ -1725,15 +1682,15 @@ mod phase2_tests {
         }
         assert_ne!(h.dev.dev_status() & dev_status::FATAL, 0);
         // Writes other than RESET are ignored, nothing is DMA'd or raised.
-        h.push(&AdminCommand::new(op::NOP, 1));
+        h.push(&CommandRepr::new(op::NOP, 1));
         h.ring();
-        h.write(regs::DEV_CTRL, dev_ctrl::ENABLE);
+        h.write(bar0::DEV_CTRL, dev_ctrl::ENABLE);
         h.dev.poll(Duration::from_millis(5));
         assert_eq!(h.sink.triggers(), vec![0]);
         assert!(!h.peek_cq(0).phase);
-        h.write(regs::DEV_CTRL, dev_ctrl::RESET | dev_ctrl::ENABLE);
-        assert_eq!(h.read(regs::DEV_STATUS), 0);
-        assert_eq!(h.read(regs::VERSION), regs::VERSION_VALUE);
+        h.write(bar0::DEV_CTRL, dev_ctrl::RESET | dev_ctrl::ENABLE);
+        assert_eq!(h.read(bar0::DEV_STATUS), 0);
+        assert_eq!(h.read(bar0::VERSION), bar0::VERSION_VALUE);
         assert_eq!(h.dev.stats().device.fatal_errors, 1);
     }
 
@@ -1764,13 +1721,13 @@ mod phase2_tests {
         h.dev.poll(Duration::from_millis(3));
         assert_eq!(h.dev.fatal(), Some(events::fatal_cause::INJECTED));
         assert_eq!(event(&h, 3).0.code, events::code::FATAL);
-        assert_eq!(h.read(regs::DEV_STATUS), 0xFFFF_FFFF);
+        assert_eq!(h.read(bar0::DEV_STATUS), 0xFFFF_FFFF);
     }
 
     #[test]
     fn admin_command_faults() {
         let mut h = with_eq(8);
-        let nop = |id| AdminCommand::new(op::NOP, id);
+        let nop = |id| CommandRepr::new(op::NOP, id);
         add_rule(
             &mut h,
             FaultRule::new(
@@ -1826,10 +1783,10 @@ mod phase2_tests {
             FaultRule::new(FaultSite::AdminCommand, FaultAction::Delay { micros: 100 })
                 .with_trigger(Trigger::Once { nth: 1 }),
         );
-        h.push(&AdminCommand::new(crate::verbs::abi::op::CREATE_PD, 1));
+        h.push(&CommandRepr::new(op::CREATE_PD, 1));
         h.ring();
         assert!(h.pop().is_none(), "held back by the delay");
-        h.write(regs::ASQ_TAIL, 9);
+        h.write(bar0::ASQ_TAIL, 9);
         super::tests::expect_admin_err(&mut h, admin_error::BAD_TAIL);
         h.dev.poll(Duration::from_millis(1));
         assert!(h.pop().is_none());
@@ -1850,7 +1807,7 @@ mod phase2_tests {
             FaultRule::new(FaultSite::Msix, FaultAction::Drop)
                 .with_trigger(Trigger::Once { nth: 1 }),
         );
-        h.submit(&AdminCommand::new(op::NOP, 1));
+        h.submit(&CommandRepr::new(op::NOP, 1));
         assert!(h.sink.triggers().is_empty(), "dropped");
         assert_eq!(
             h.dev.msix().pending_bits(),
@@ -1863,7 +1820,7 @@ mod phase2_tests {
             FaultRule::new(FaultSite::Msix, FaultAction::Duplicate)
                 .with_trigger(Trigger::Once { nth: 1 }),
         );
-        h.submit(&AdminCommand::new(op::NOP, 2));
+        h.submit(&CommandRepr::new(op::NOP, 2));
         assert_eq!(h.sink.take().len(), 2);
         h.dev.faults_mut().clear();
         add_rule(
@@ -1871,7 +1828,7 @@ mod phase2_tests {
             FaultRule::new(FaultSite::Msix, FaultAction::Delay { micros: 100 })
                 .with_trigger(Trigger::Once { nth: 1 }),
         );
-        h.submit(&AdminCommand::new(op::NOP, 3));
+        h.submit(&CommandRepr::new(op::NOP, 3));
         assert!(h.sink.triggers().is_empty());
         h.dev.poll(Duration::from_micros(100));
         assert_eq!(h.sink.triggers(), vec![0]);
@@ -1886,10 +1843,10 @@ mod phase2_tests {
             &mut h,
             FaultRule::new(FaultSite::DmaRead, FaultAction::DmaError),
         );
-        h.push(&AdminCommand::new(op::NOP, 1));
+        h.push(&CommandRepr::new(op::NOP, 1));
         h.ring();
-        assert_eq!(h.read(regs::ADMIN_ERROR), admin_error::DMA_ERROR);
-        assert_eq!(h.read(regs::DEV_STATUS) & dev_status::READY, 0);
+        assert_eq!(h.read(bar0::ADMIN_ERROR), admin_error::DMA_ERROR);
+        assert_eq!(h.read(bar0::DEV_STATUS) & dev_status::READY, 0);
     }
 
     #[test]
@@ -1906,8 +1863,8 @@ mod phase2_tests {
             )
             .with_trigger(Trigger::Once { nth: 1 }),
         );
-        let c = h.submit(&AdminCommand::new(op::NOP, 1));
-        assert_eq!(c.result0, NOP_RESULT ^ 0xFF);
+        let c = h.submit(&CommandRepr::new(op::NOP, 1));
+        assert_eq!(c.result0, NOP_RESULT0 ^ 0xFF);
     }
 
     #[test]
@@ -1921,7 +1878,7 @@ mod phase2_tests {
         assert_eq!((c.status, c.result0), (0, 64));
         let mut info = [0u8; 64];
         h.mem.read_slice(&mut info, GuestAddress(buf)).unwrap();
-        assert_eq!(&info[0..4], &regs::VERSION_VALUE.to_le_bytes());
+        assert_eq!(&info[0..4], &bar0::VERSION_VALUE.to_le_bytes());
         assert_eq!(&info[8..14], &RnicConfig::default().mac.0);
         assert_eq!(&info[16..20], &1500u32.to_le_bytes());
         assert_eq!(&info[60..64], &[10, 77, 0, 1]);
@@ -1951,7 +1908,7 @@ mod phase2_tests {
                 .status,
             0
         );
-        assert_eq!(h.read(regs::MAC_LO), u32::from_le_bytes([2, 1, 2, 3]));
+        assert_eq!(h.read(bar0::MAC_LO), u32::from_le_bytes([2, 1, 2, 3]));
         assert_eq!(h.dev.verbs().port().mac, mac);
         assert_eq!(
             h.submit(&cmd(op::SET_MAC, 7, |o| o[0] = 1)).status,
@@ -1979,12 +1936,12 @@ mod phase2_tests {
             2
         );
         assert_eq!(
-            h.submit(&AdminCommand::new(0x4F, 12)).status,
+            h.submit(&CommandRepr::new(0x4F, 12)).status,
             AdminStatus::InvalidOpcode.code()
         );
         // RESET_FUNCTION restores the defaults.
         assert_eq!(
-            h.submit(&AdminCommand::new(op::RESET_FUNCTION, 13)).status,
+            h.submit(&CommandRepr::new(op::RESET_FUNCTION, 13)).status,
             0
         );
         assert_eq!(h.dev.ethernet().mtu(), 1500);
@@ -1994,7 +1951,7 @@ mod phase2_tests {
     #[test]
     fn get_and_clear_stats() {
         let mut h = with_eq(0);
-        h.submit(&AdminCommand::new(op::NOP, 1));
+        h.submit(&CommandRepr::new(op::NOP, 1));
         let buf = 0x5_0000u64;
         let c = h.submit(&cmd(op::GET_STATS, 2, |o| {
             o[0..8].copy_from_slice(&buf.to_le_bytes());
@@ -2018,22 +1975,22 @@ mod phase2_tests {
             o[8..12].copy_from_slice(&20u32.to_le_bytes());
         }));
         assert_eq!(small.result0, 16, "whole counters only");
-        assert_eq!(h.submit(&AdminCommand::new(op::CLEAR_STATS, 4)).status, 0);
+        assert_eq!(h.submit(&CommandRepr::new(op::CLEAR_STATS, 4)).status, 0);
         assert_eq!(h.dev.stats().device.admin_commands, 0);
     }
 
     #[test]
     fn verbs_opcodes_are_dispatched() {
         let mut h = with_eq(0);
-        let c = h.submit(&AdminCommand::new(crate::verbs::abi::op::CREATE_PD, 1));
+        let c = h.submit(&CommandRepr::new(op::CREATE_PD, 1));
         assert_eq!(c.status, 0);
         assert_ne!(c.result0, 0, "a PD handle");
-        let c = h.submit(&cmd(crate::verbs::abi::op::QUERY_CAPS, 2, |o| {
+        let c = h.submit(&cmd(op::QUERY_CAPS, 2, |o| {
             o[0..8].copy_from_slice(&0x5_0000u64.to_le_bytes());
         }));
         assert_eq!((c.status, c.result0), (0, 64));
         assert_eq!(h.dev.stats().verbs.pds, 1);
-        h.write(regs::DEV_CTRL, dev_ctrl::RESET);
+        h.write(bar0::DEV_CTRL, dev_ctrl::RESET);
         assert_eq!(h.dev.stats().verbs.pds, 0, "reset drops verbs objects");
     }
 
@@ -2235,7 +2192,7 @@ mod phase2_tests {
         // completion and a TX completion leave their PBA bits set.
         h.dev.bar_write(2, 12, &1u32.to_le_bytes());
         h.dev.bar_write(2, 3 * 16 + 12, &1u32.to_le_bytes());
-        h.submit(&AdminCommand::new(op::NOP, 2));
+        h.submit(&CommandRepr::new(op::NOP, 2));
         h.write(0x1000, 1);
         assert_eq!(h.dev.msix().pending_bits(), 1 | 1 << 3);
         h.sink.take();
@@ -2317,7 +2274,7 @@ mod phase2_tests {
                 .collect()
         };
         assert_eq!(ev(&a), vec![0, 0, 0, 2]);
-        a.submit(&AdminCommand::new(op::NOP, 9)); // command read, completion writes
+        a.submit(&CommandRepr::new(op::NOP, 9)); // command read, completion writes
         assert_eq!(ev(&a), vec![1, 2, 0, 2]);
         a.dev.set_carrier(false); // LINK_DOWN event: body + phase word
         assert_eq!(ev(&a), vec![1, 2, 2, 2]);

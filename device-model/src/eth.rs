@@ -93,88 +93,14 @@ impl<'de> Deserialize<'de> for MacAddress {
     }
 }
 
-/// Number of TX queues and of RX queues.
-pub const MAX_QUEUES: usize = 8;
-/// Descriptor size in bytes.
-pub const DESC_SIZE: u64 = 16;
-/// Required ring alignment.
-pub const RING_ALIGN: u64 = 16;
-/// Smallest ring, in descriptors.
-pub const RING_MIN: u32 = 2;
-/// Largest ring, in descriptors.
-pub const RING_MAX: u32 = 4096;
-/// Ethernet header length.
-pub const ETH_HEADER: usize = 14;
-/// Extra bytes a frame may carry beyond MTU + header (one 802.1Q tag).
-pub const VLAN_TAG: usize = 4;
-/// Smallest MTU accepted by `SET_MTU`.
-pub const MIN_MTU: u32 = 68;
-/// Largest MTU accepted by `SET_MTU` (jumbo frames).
-pub const MAX_MTU: u32 = 9000;
-/// MTU after reset.
-pub const DEFAULT_MTU: u32 = 1500;
-
-/// Doorbell block of queue `q`: `0x1000 + 16*q`.
-pub mod db {
-    /// First Ethernet doorbell.
-    pub const BASE: u64 = 0x1000;
-    /// End (exclusive) of the Ethernet doorbell window.
-    pub const END: u64 = 0x2000;
-    /// Bytes per queue.
-    pub const STRIDE: u64 = 16;
-    /// TX producer index (RW; writing it is the doorbell).
-    pub const TX_TAIL: u64 = 0x0;
-    /// TX consumer index (RO).
-    pub const TX_HEAD: u64 = 0x4;
-    /// RX producer index (RW; writing it is the doorbell).
-    pub const RX_TAIL: u64 = 0x8;
-    /// RX consumer index (RO).
-    pub const RX_HEAD: u64 = 0xC;
-}
-
-/// Descriptor status bits (TX byte 11, RX byte 13).
-pub mod status {
-    /// The device is done with the descriptor.
-    pub const DONE: u8 = 1 << 0;
-    /// TX: the frame was not sent (bad length or unreadable buffer).
-    /// RX: never set on a delivered frame (reserved).
-    pub const ERROR: u8 = 1 << 1;
-    /// RX: destination was the broadcast address.
-    pub const BROADCAST: u8 = 1 << 2;
-    /// RX: destination was a multicast address.
-    pub const MULTICAST: u8 = 1 << 3;
-}
-
-/// Receive filter bits (`SET_RX_FILTER`).
-pub mod filter {
-    /// Frames to the port's own MAC.
-    pub const UNICAST: u32 = 1 << 0;
-    /// Broadcast frames.
-    pub const BROADCAST: u32 = 1 << 1;
-    /// Multicast frames whose address is in the multicast list.
-    pub const MULTICAST: u32 = 1 << 2;
-    /// All multicast frames.
-    pub const ALL_MULTICAST: u32 = 1 << 3;
-    /// Every frame.
-    pub const PROMISCUOUS: u32 = 1 << 4;
-    /// Every defined bit.
-    pub const ALL: u32 = 0x1F;
-    /// Filter after reset.
-    pub const DEFAULT: u32 = UNICAST | BROADCAST;
-}
-
-/// Largest multicast list.
-pub const MAX_MULTICAST: usize = 64;
-
-/// `detail` of an `ETH_QUEUE_ERROR` event.
-pub mod eth_cause {
-    /// A doorbell carried an index >= ring size.
-    pub const BAD_DOORBELL: u32 = 1;
-    /// A descriptor could not be read or written.
-    pub const DMA: u32 = 2;
-    /// The RX buffer could not be written.
-    pub const RX_BUFFER_DMA: u32 = 3;
-}
+use rnic_contract::admin::operands::create_eth_queue;
+use rnic_contract::bar0::eth_db;
+pub use rnic_contract::eth::{
+    filter, status, DEFAULT_MTU, ETH_HEADER, MAX_MTU, MAX_MULTICAST, MAX_QUEUES, MIN_MTU,
+    RING_ALIGN, RING_MAX, RING_MIN, VLAN_TAG,
+};
+use rnic_contract::eth::{queue_error, rx_field, tx_field, RxDescriptor, TxDescriptor, DESC_SIZE};
+use rnic_contract::field::Record;
 
 /// What the rings need from the device around them. `queue` arguments are fault
 /// scope numbers ([`crate::device::scope_queue`]): `ETH_TX | n` for TX queue `n`,
@@ -227,7 +153,7 @@ impl Ring {
     }
 
     fn desc(&self, i: u32) -> u64 {
-        self.base + i as u64 * DESC_SIZE
+        self.base + i as u64 * DESC_SIZE as u64
     }
 
     /// Counters.
@@ -256,12 +182,13 @@ pub struct QueueParams {
 
 impl QueueParams {
     /// Parses the operands of `CREATE_TXQ`/`CREATE_RXQ`.
-    pub fn parse(op: &[u8; 56]) -> Self {
+    pub fn parse(operands: &[u8; 56]) -> Self {
+        let o = Record::new_unchecked(operands);
         QueueParams {
-            base: u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8])),
-            size: u32::from_le_bytes([op[8], op[9], op[10], op[11]]),
-            vector: u16::from_le_bytes([op[12], op[13]]),
-            queue: u16::from_le_bytes([op[14], op[15]]),
+            base: o.u64(create_eth_queue::BASE),
+            size: o.u32(create_eth_queue::SIZE),
+            vector: o.u16(create_eth_queue::VECTOR),
+            queue: o.u16(create_eth_queue::QUEUE_ID),
         }
     }
 }
@@ -412,11 +339,13 @@ impl Ethernet {
 
     fn validate(env: &dyn EthEnv, p: &QueueParams) -> Result<(), AdminStatus> {
         if p.queue as usize >= MAX_QUEUES
-            || p.vector >= crate::regs::MSIX_VECTORS
+            || p.vector >= rnic_contract::pci::MSIX_VECTORS
             || !(RING_MIN..=RING_MAX).contains(&p.size)
             || !p.size.is_power_of_two()
             || p.base & (RING_ALIGN - 1) != 0
-            || env.dma_check(p.base, p.size as u64 * DESC_SIZE).is_err()
+            || env
+                .dma_check(p.base, p.size as u64 * DESC_SIZE as u64)
+                .is_err()
         {
             return Err(AdminStatus::InvalidParam);
         }
@@ -469,14 +398,14 @@ impl Ethernet {
 
     /// Reads a doorbell register (offset relative to BAR0).
     pub fn doorbell_read(&self, offset: u64) -> u32 {
-        let q = ((offset - db::BASE) / db::STRIDE) as usize;
-        let reg = (offset - db::BASE) % db::STRIDE;
+        let q = ((offset - eth_db::ETH_BASE) / eth_db::ETH_STRIDE) as usize;
+        let reg = (offset - eth_db::ETH_BASE) % eth_db::ETH_STRIDE;
         let ring = match reg {
-            db::TX_TAIL | db::TX_HEAD => self.tx_queue(q),
+            eth_db::TXQ_TAIL | eth_db::TXQ_HEAD => self.tx_queue(q),
             _ => self.rx_queue(q),
         };
         match (ring, reg) {
-            (Some(r), db::TX_TAIL | db::RX_TAIL) => r.tail,
+            (Some(r), eth_db::TXQ_TAIL | eth_db::RXQ_TAIL) => r.tail,
             (Some(r), _) => r.head,
             (None, _) => 0,
         }
@@ -494,10 +423,10 @@ impl Ethernet {
 
     /// Handles a doorbell write (offset relative to BAR0).
     pub fn doorbell_write(&mut self, env: &mut dyn EthEnv, offset: u64, value: u32) {
-        let q = ((offset - db::BASE) / db::STRIDE) as usize;
-        match (offset - db::BASE) % db::STRIDE {
-            db::TX_TAIL => self.tx_doorbell(env, q, value),
-            db::RX_TAIL => {
+        let q = ((offset - eth_db::ETH_BASE) / eth_db::ETH_STRIDE) as usize;
+        match (offset - eth_db::ETH_BASE) % eth_db::ETH_STRIDE {
+            eth_db::TXQ_TAIL => self.tx_doorbell(env, q, value),
+            eth_db::RXQ_TAIL => {
                 let Some(ring) = self.rx.get_mut(q).and_then(|r| r.as_mut()) else {
                     return;
                 };
@@ -509,7 +438,7 @@ impl Ethernet {
                         env,
                         ring,
                         scope_queue::ETH_RX | q as u32,
-                        eth_cause::BAD_DOORBELL,
+                        queue_error::BAD_DOORBELL,
                     );
                     return;
                 }
@@ -528,7 +457,7 @@ impl Ethernet {
             return;
         }
         if value >= ring.size {
-            Self::fail(env, ring, q as u32, eth_cause::BAD_DOORBELL);
+            Self::fail(env, ring, q as u32, queue_error::BAD_DOORBELL);
             return;
         }
         ring.tail = value;
@@ -541,12 +470,12 @@ impl Ethernet {
             let d = match read_desc(env, qid, addr) {
                 Ok(d) => d,
                 Err(_) => {
-                    Self::fail(env, ring, handle, eth_cause::DMA);
+                    Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
                     break;
                 }
             };
-            let buf = u64::from_le_bytes(d[0..8].try_into().unwrap_or([0; 8]));
-            let len = u16::from_le_bytes([d[8], d[9]]) as usize;
+            let desc = TxDescriptor::new_unchecked(&d[..]);
+            let (buf, len) = (desc.addr(), usize::from(desc.len()));
             let mut st = status::DONE;
             if !(ETH_HEADER..=max_frame).contains(&len) {
                 st |= status::ERROR;
@@ -564,8 +493,11 @@ impl Ethernet {
             if st & status::ERROR != 0 {
                 ring.stats.errors += 1;
             }
-            if env.dma_write(qid, addr + 11, &[st]).is_err() {
-                Self::fail(env, ring, handle, eth_cause::DMA);
+            if env
+                .dma_write(qid, addr + tx_field::STATUS as u64, &[st])
+                .is_err()
+            {
+                Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
                 break;
             }
             ring.head = (ring.head + 1) & ring.mask();
@@ -612,19 +544,19 @@ impl Ethernet {
         let d = match read_desc(env, handle, addr) {
             Ok(d) => d,
             Err(_) => {
-                Self::fail(env, ring, handle, eth_cause::DMA);
+                Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
                 return RxOutcome::Error;
             }
         };
-        let buf = u64::from_le_bytes(d[0..8].try_into().unwrap_or([0; 8]));
-        let cap = u16::from_le_bytes([d[8], d[9]]) as usize;
+        let desc = RxDescriptor::new_unchecked(&d[..]);
+        let (buf, cap) = (desc.addr(), usize::from(desc.buf_len()));
         if frame.len() > cap {
             ring.stats.drops += 1;
             return RxOutcome::TooLong;
         }
         if env.dma_write(handle, buf, frame).is_err() {
             ring.stats.errors += 1;
-            Self::fail(env, ring, handle, eth_cause::RX_BUFFER_DMA);
+            Self::fail(env, ring, handle, queue_error::RX_BUFFER_DMA);
             return RxOutcome::Error;
         }
         let mut st = status::DONE;
@@ -634,10 +566,14 @@ impl Ethernet {
             st |= status::MULTICAST;
         }
         let len = (frame.len() as u16).to_le_bytes();
-        if env.dma_write(handle, addr + 10, &len).is_err()
-            || env.dma_write(handle, addr + 13, &[st]).is_err()
+        if env
+            .dma_write(handle, addr + rx_field::FRAME_LEN.start as u64, &len)
+            .is_err()
+            || env
+                .dma_write(handle, addr + rx_field::STATUS as u64, &[st])
+                .is_err()
         {
-            Self::fail(env, ring, handle, eth_cause::DMA);
+            Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
             return RxOutcome::Error;
         }
         ring.head = (ring.head + 1) & ring.mask();
@@ -755,7 +691,7 @@ mod tests {
         env.dma.write(0x8000, &f).unwrap();
         tx_desc(&env, 0x1000, 0, 0x8000, 60);
         tx_desc(&env, 0x1000, 1, 0x8000, 5); // runt: error
-        e.doorbell_write(&mut env, db::BASE + db::TX_TAIL, 2);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + eth_db::TXQ_TAIL, 2);
         assert_eq!(env.sent, vec![f]);
         assert_eq!(env.raised, vec![3]);
         assert_eq!(env.dma.read_obj::<u8>(0x1000 + 11).unwrap(), status::DONE);
@@ -763,13 +699,13 @@ mod tests {
             env.dma.read_obj::<u8>(0x1010 + 11).unwrap(),
             status::DONE | status::ERROR
         );
-        assert_eq!(e.doorbell_read(db::BASE + db::TX_HEAD), 2);
+        assert_eq!(e.doorbell_read(eth_db::ETH_BASE + eth_db::TXQ_HEAD), 2);
         let s = e.tx_queue(0).unwrap().stats();
         assert_eq!((s.frames, s.bytes, s.errors), (1, 60, 1));
         // Link down: completed but dropped.
         env.link = false;
         tx_desc(&env, 0x1000, 2, 0x8000, 60);
-        e.doorbell_write(&mut env, db::BASE + db::TX_TAIL, 3);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + eth_db::TXQ_TAIL, 3);
         assert_eq!(e.tx_queue(0).unwrap().stats().drops, 1);
     }
 
@@ -783,7 +719,11 @@ mod tests {
         let f = frame(MacAddress::BROADCAST, 60);
         env.dma.write(0x8000, &f).unwrap();
         tx_desc(&env, 0x1000, 0, 0x8000, 60);
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE + db::TX_TAIL, 1);
+        e.doorbell_write(
+            &mut env,
+            eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE + eth_db::TXQ_TAIL,
+            1,
+        );
         assert_eq!(env.sent, vec![f.clone()]);
         assert_eq!(env.scopes, vec![scope_queue::ETH_TX | 2; 4]);
         // RX queue 1: `ETH_RX | 1`.
@@ -793,7 +733,11 @@ mod tests {
         d[0..8].copy_from_slice(&0x9000u64.to_le_bytes());
         d[8..10].copy_from_slice(&2048u16.to_le_bytes());
         env.dma.write(0x2000, &d).unwrap();
-        e.doorbell_write(&mut env, db::BASE + db::STRIDE + db::RX_TAIL, 1);
+        e.doorbell_write(
+            &mut env,
+            eth_db::ETH_BASE + eth_db::ETH_STRIDE + eth_db::RXQ_TAIL,
+            1,
+        );
         assert_eq!(e.receive(&mut env, &f), RxOutcome::Delivered(1));
         assert!(!env.scopes.is_empty());
         assert!(env.scopes.iter().all(|&q| q == scope_queue::ETH_RX | 1));
@@ -804,24 +748,27 @@ mod tests {
         let mut env = Env::new();
         let mut e = Ethernet::new(MAC);
         e.create(&env, false, &params(0x1000, 4, 1, 2)).unwrap();
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 4);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE, 4);
         assert!(e.tx_queue(2).unwrap().failed());
         assert_eq!(
             env.events,
             vec![Event {
                 code: code::ETH_QUEUE_ERROR,
                 handle: 2,
-                detail: eth_cause::BAD_DOORBELL
+                detail: queue_error::BAD_DOORBELL
             }]
         );
         // Further doorbells ignored; destroy + recreate recovers.
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 1);
-        assert_eq!(e.doorbell_read(db::BASE + 2 * db::STRIDE + db::TX_HEAD), 0);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE, 1);
+        assert_eq!(
+            e.doorbell_read(eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE + eth_db::TXQ_HEAD),
+            0
+        );
         e.destroy(false, 2).unwrap();
         assert_eq!(e.destroy(false, 2), Err(AdminStatus::InvalidHandle));
         e.create(&env, false, &params(0x1000, 4, 1, 2)).unwrap();
         env.dma.set_bus_master(false);
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 1);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE, 1);
         assert!(e.tx_queue(2).unwrap().failed());
     }
 
@@ -863,7 +810,7 @@ mod tests {
             env.dma.write(0x2000 + 16 * i, &d).unwrap();
         }
         assert_eq!(e.receive(&mut env, &frame(MAC, 60)), RxOutcome::NoBuffer);
-        e.doorbell_write(&mut env, db::BASE + db::RX_TAIL, 3);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + eth_db::RXQ_TAIL, 3);
         let other = MacAddress([2, 0, 0, 0, 0, 9]);
         let mcast = MacAddress([1, 0, 0x5E, 0, 0, 1]);
         assert_eq!(e.receive(&mut env, &frame(other, 60)), RxOutcome::Filtered);

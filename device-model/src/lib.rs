@@ -24,7 +24,6 @@
 //! | module | what |
 //! | --- | --- |
 //! | [`pci`] | configuration space, capabilities, BAR sizing, the [`pci::PciFunction`] trait |
-//! | [`regs`] | BAR0 register offsets and bit definitions (mirrors the spec) |
 //! | [`msix`] | MSI-X table and PBA, mask/pending semantics |
 //! | [`irq`] | the interrupt seam to the monitor |
 //! | [`dma`] | bounds-checked guest memory access, fault hooks |
@@ -51,7 +50,6 @@ pub mod events;
 pub mod irq;
 pub mod msix;
 pub mod pci;
-pub mod regs;
 pub mod stats;
 
 pub mod fault;

@@ -1,62 +1,17 @@
 //! Completion queues: the CQE ring in guest memory, the phase tag, arming and
 //! interrupt moderation.
 
-use super::abi::{self, CQE_SIZE};
 use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use crate::dma::DmaError;
+use rnic_contract::bar0::verbs_db;
+use rnic_contract::cqe::{cqe_field, Cqe, CqeRepr, WcStatus, CQE_SIZE};
 use serde::Serialize;
 use std::time::Duration;
 
-/// Offset of the phase tag in a CQE (bit 0; bits 7:1 are 0).
-pub const CQE_PHASE_BYTE: usize = 23;
-
-/// One completion, before encoding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Cqe {
-    pub wr_id: u64,
-    pub byte_len: u32,
-    /// Immediate data or invalidated key (see `flags`).
-    pub imm_inv: u32,
-    pub qpn: u32,
-    pub opcode: u8,
-    pub status: u8,
-    pub flags: u8,
-    /// Detail of an error completion (`docs/device-spec.md` §9.2).
-    pub vendor_err: u32,
-}
-
-impl Cqe {
-    /// The 32-byte ring entry, with the phase bit for the given pass.
-    pub fn encode(&self, phase: bool) -> [u8; CQE_SIZE] {
-        let mut b = [0u8; CQE_SIZE];
-        abi::wr_u64(&mut b, 0, self.wr_id);
-        abi::wr_u32(&mut b, 8, self.byte_len);
-        abi::wr_u32(&mut b, 12, self.imm_inv);
-        abi::wr_u32(&mut b, 16, self.qpn);
-        b[20] = self.opcode;
-        b[21] = self.status;
-        b[22] = self.flags;
-        b[CQE_PHASE_BYTE] = u8::from(phase);
-        abi::wr_u32(&mut b, 24, self.vendor_err);
-        b
-    }
-
-    /// Parses an entry (used by tests and CQ resize).
-    pub fn decode(b: &[u8; CQE_SIZE]) -> (Cqe, bool) {
-        (
-            Cqe {
-                wr_id: abi::rd_u64(b, 0),
-                byte_len: abi::rd_u32(b, 8),
-                imm_inv: abi::rd_u32(b, 12),
-                qpn: abi::rd_u32(b, 16),
-                opcode: b[20],
-                status: b[21],
-                flags: b[22],
-                vendor_err: abi::rd_u32(b, 24),
-            },
-            b[CQE_PHASE_BYTE] & 1 != 0,
-        )
-    }
+/// Parses a ring entry into its fields and phase tag (CQ resize and tests).
+pub fn decode_cqe(b: &[u8; CQE_SIZE]) -> (CqeRepr, bool) {
+    let view = Cqe::new_unchecked(&b[..]);
+    (CqeRepr::parse(&view), view.phase())
 }
 
 /// Arming state of a CQ.
@@ -146,7 +101,7 @@ impl Cq {
     pub fn push(
         &mut self,
         env: &mut dyn VerbsEnv,
-        cqe: &Cqe,
+        cqe: &CqeRepr,
         solicited: bool,
     ) -> Result<(), CqFull> {
         if self.error {
@@ -162,13 +117,12 @@ impl Cq {
         // byte 23 still holding the slot's previous phase (so the entry is not yet
         // valid to the driver), the second sets the new phase.
         let phase = self.phase(self.pi);
-        let mut bytes = cqe.encode(phase);
-        bytes[CQE_PHASE_BYTE] = u8::from(!phase);
+        let bytes = cqe.to_bytes(!phase);
         let scope = DmaScope::cq(self.cqn);
         let addr = self.slot_addr(self.pi);
         if env.dma_write_scoped(scope, addr, &bytes).is_err()
             || env
-                .dma_write_scoped(scope, addr + CQE_PHASE_BYTE as u64, &[u8::from(phase)])
+                .dma_write_scoped(scope, addr + cqe_field::PHASE as u64, &[u8::from(phase)])
                 .is_err()
         {
             self.set_error(env);
@@ -176,7 +130,7 @@ impl Cq {
         }
         self.pi = self.pi.wrapping_add(1);
         self.stats.cqes += 1;
-        let is_error = cqe.status != abi::WcStatus::Success.code();
+        let is_error = cqe.status != WcStatus::Success.code();
         if is_error {
             self.stats.error_cqes += 1;
         }
@@ -239,8 +193,8 @@ impl Cq {
     /// The arm doorbell.
     pub fn arm(&mut self, env: &mut dyn VerbsEnv, value: u32) -> bool {
         let mode = match value {
-            abi::db::ARM_NEXT => Arm::Next,
-            abi::db::ARM_SOLICITED => Arm::Solicited,
+            verbs_db::ARM_NEXT => Arm::Next,
+            verbs_db::ARM_SOLICITED => Arm::Solicited,
             _ => {
                 self.stats.bad_doorbells += 1;
                 return false;
@@ -280,7 +234,7 @@ impl Cq {
         self.size = size;
         for (i, mut b) in entries.into_iter().enumerate() {
             let i = i as u32;
-            b[CQE_PHASE_BYTE] = u8::from(self.phase(i));
+            Cqe::new_unchecked(&mut b[..]).set_phase(self.phase(i));
             if let Err(e) = env.dma_write_scoped(DmaScope::cq(self.cqn), self.slot_addr(i), &b) {
                 (self.base, self.size) = old;
                 return Err(e);

@@ -6,6 +6,8 @@
 
 use crate::dma::DmaError;
 use crate::fault::{FaultAction, FaultPoint};
+use rnic_contract::event::code;
+pub use rnic_contract::event::qp_error_cause;
 use serde::Serialize;
 use std::time::Duration;
 
@@ -121,7 +123,7 @@ pub trait VerbsEnv {
 pub enum AsyncEvent {
     /// The device moved a QP to ERR on its own (error completion, bad doorbell,
     /// DMA failure, retry exhausted, CQ overflow). `cause` is a completion status
-    /// code (`WcStatus`) or [`CAUSE_BAD_DOORBELL`] / [`CAUSE_DMA`].
+    /// code (`WcStatus`) or one of [`qp_error_cause`].
     QpError { qpn: u32, cause: u8 },
     /// Responder side: a request violated memory protection (bad rkey, PD, rights
     /// or bounds); the QP was moved to ERR.
@@ -134,22 +136,15 @@ pub enum AsyncEvent {
     CqError { cqn: u32 },
 }
 
-/// `QpError.cause`: a doorbell carried an impossible producer index.
-pub const CAUSE_BAD_DOORBELL: u8 = 0xF0;
-/// `QpError.cause`: reading a WQE or page list from guest memory failed.
-pub const CAUSE_DMA: u8 = 0xF1;
-/// `QpError.cause`: the QP's completion queue is in error (overflow).
-pub const CAUSE_CQ_ERROR: u8 = 0xF2;
-
 impl AsyncEvent {
     /// Event code for the device's event queue entry.
     pub const fn code(&self) -> u8 {
         match self {
-            AsyncEvent::QpError { .. } => 0x10,
-            AsyncEvent::QpAccessError { .. } => 0x11,
-            AsyncEvent::QpRequestError { .. } => 0x12,
-            AsyncEvent::SqDrained { .. } => 0x13,
-            AsyncEvent::CqError { .. } => 0x20,
+            AsyncEvent::QpError { .. } => code::QP_ERROR,
+            AsyncEvent::QpAccessError { .. } => code::QP_ACCESS_ERROR,
+            AsyncEvent::QpRequestError { .. } => code::QP_REQUEST_ERROR,
+            AsyncEvent::SqDrained { .. } => code::SQ_DRAINED,
+            AsyncEvent::CqError { .. } => code::CQ_ERROR,
         }
     }
 

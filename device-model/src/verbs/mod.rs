@@ -15,7 +15,6 @@
 //! a QP error, never a panic. Work per call is bounded (ring sizes, window, a cap on
 //! loopback frames per call).
 
-pub mod abi;
 pub mod cq;
 pub mod env;
 pub mod handles;
@@ -26,14 +25,20 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use abi::{AdminStatus, QpState, WcStatus};
 pub use env::{AsyncEvent, DmaOwner, DmaScope, VerbsEnv};
+pub use rnic_contract::admin::AdminStatus;
+pub use rnic_contract::cqe::WcStatus;
+pub use rnic_contract::verbs::QpState;
 
-use abi::{access, op, QUERY_OUT_SIZE};
 use cq::{Cq, CqStats};
 use handles::HandleAlloc;
 use mr::{load_page_list, pages_needed, Mr, MrState, MrTable};
 use qp::{Ctx, ModifyAttrs, ModifyError, Qp, QpConfig, QpStats};
+use rnic_contract::admin::{opcode as op, operands, query_caps, query_mr, QUERY_RECORD_SIZE};
+use rnic_contract::bar0::verbs_db;
+use rnic_contract::field::Record;
+use rnic_contract::verbs::access;
+use rnic_contract::{cqe, wqe};
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -43,9 +48,9 @@ use crate::roce::{self, RocePacket};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VerbsLimits {
     pub max_pd: u32,
-    /// At most [`abi::db::MAX_CQN`].
+    /// At most [`verbs_db::MAX_CQN`].
     pub max_cq: u32,
-    /// At most [`abi::db::MAX_QPN`].
+    /// At most [`verbs_db::MAX_QPN`].
     pub max_qp: u32,
     /// At most 2^24 - 1.
     pub max_mr: u32,
@@ -96,8 +101,8 @@ impl Default for VerbsLimits {
 impl VerbsLimits {
     /// The limits with every value clamped to what the ABI can express.
     pub fn clamped(mut self) -> Self {
-        self.max_cq = self.max_cq.min(abi::db::MAX_CQN);
-        self.max_qp = self.max_qp.min(abi::db::MAX_QPN);
+        self.max_cq = self.max_cq.min(verbs_db::MAX_CQN);
+        self.max_qp = self.max_qp.min(verbs_db::MAX_QPN);
         self.max_mr = self.max_mr.min(crate::roce::PSN_MASK);
         self.max_cqe = prev_pow2(self.max_cqe.max(2));
         self.max_qp_wr = prev_pow2(self.max_qp_wr.max(2));
@@ -110,28 +115,29 @@ impl VerbsLimits {
     }
 
     /// The 64-byte QUERY_CAPS record.
-    pub fn encode(&self) -> [u8; QUERY_OUT_SIZE] {
-        let mut b = [0u8; QUERY_OUT_SIZE];
-        abi::wr_u32(&mut b, 0, self.max_qp);
-        abi::wr_u32(&mut b, 4, self.max_cq);
-        abi::wr_u32(&mut b, 8, self.max_pd);
-        abi::wr_u32(&mut b, 12, self.max_mr);
-        abi::wr_u32(&mut b, 16, self.max_qp_wr);
-        abi::wr_u32(&mut b, 20, self.max_cqe);
-        b[24] = abi::MAX_SGE;
-        b[25] = abi::MAX_SGE;
-        abi::wr_u16(&mut b, 26, abi::MAX_INLINE as u16);
-        abi::wr_u32(&mut b, 28, self.max_msg_size);
-        abi::wr_u32(&mut b, 32, self.max_mr_pages);
-        b[36] = self.min_page_shift;
-        b[37] = self.max_page_shift;
-        b[38] = self.max_mtu_code;
-        b[39] = self.num_vectors.min(255) as u8;
-        abi::wr_u32(&mut b, 40, self.max_mr_pages);
-        abi::wr_u16(&mut b, 44, abi::WQE_SIZE as u16);
-        abi::wr_u16(&mut b, 46, abi::CQE_SIZE as u16);
-        abi::wr_u32(&mut b, 48, self.max_inflight);
-        abi::wr_u32(&mut b, 52, access::ALL);
+    pub fn encode(&self) -> [u8; QUERY_RECORD_SIZE] {
+        let mut b = [0u8; QUERY_RECORD_SIZE];
+        let mut r = Record::new_unchecked(&mut b);
+        r.set_u32(query_caps::MAX_QP, self.max_qp);
+        r.set_u32(query_caps::MAX_CQ, self.max_cq);
+        r.set_u32(query_caps::MAX_PD, self.max_pd);
+        r.set_u32(query_caps::MAX_MR, self.max_mr);
+        r.set_u32(query_caps::MAX_QP_WR, self.max_qp_wr);
+        r.set_u32(query_caps::MAX_CQE, self.max_cqe);
+        r.set_u8(query_caps::MAX_SEND_SGE, wqe::MAX_SGE);
+        r.set_u8(query_caps::MAX_RECV_SGE, wqe::MAX_SGE);
+        r.set_u16(query_caps::MAX_INLINE, wqe::MAX_INLINE as u16);
+        r.set_u32(query_caps::MAX_MSG_SIZE, self.max_msg_size);
+        r.set_u32(query_caps::MAX_MR_PAGES, self.max_mr_pages);
+        r.set_u8(query_caps::MIN_PAGE_SHIFT, self.min_page_shift);
+        r.set_u8(query_caps::MAX_PAGE_SHIFT, self.max_page_shift);
+        r.set_u8(query_caps::MAX_PATH_MTU, self.max_mtu_code);
+        r.set_u8(query_caps::CQ_VECTORS, self.num_vectors.min(255) as u8);
+        r.set_u32(query_caps::MAX_FR_PAGES, self.max_mr_pages);
+        r.set_u16(query_caps::WQE_SIZE, wqe::WQE_SIZE as u16);
+        r.set_u16(query_caps::CQE_SIZE, cqe::CQE_SIZE as u16);
+        r.set_u32(query_caps::MAX_INFLIGHT, self.max_inflight);
+        r.set_u32(query_caps::ACCESS_BITS, access::ALL);
         b
     }
 }
@@ -254,13 +260,6 @@ pub struct Verbs {
     mrs: MrTable,
     loopback: VecDeque<RocePacket>,
     stats: GlobalStats,
-}
-
-fn o32(o: &[u8; 56], at: usize) -> u32 {
-    abi::rd_u32(o, at)
-}
-fn o64(o: &[u8; 56], at: usize) -> u64 {
-    abi::rd_u64(o, at)
 }
 
 impl Verbs {
@@ -442,8 +441,8 @@ impl Verbs {
             self.stats.bad_doorbells += 1;
             return;
         }
-        if (abi::db::QP_BASE..abi::db::QP_END).contains(&offset) {
-            let rel = offset - abi::db::QP_BASE;
+        if (verbs_db::QP_BASE..verbs_db::QP_END).contains(&offset) {
+            let rel = offset - verbs_db::QP_BASE;
             let qpn = (rel / 8) as u32;
             let rq = rel % 8 == 4;
             let r = self.with_qp(env, qpn, |qp, cx| {
@@ -456,8 +455,8 @@ impl Verbs {
             if r.is_none() {
                 self.stats.bad_doorbells += 1;
             }
-        } else if (abi::db::CQ_BASE..abi::db::CQ_END).contains(&offset) {
-            let rel = offset - abi::db::CQ_BASE;
+        } else if (verbs_db::CQ_BASE..verbs_db::CQ_END).contains(&offset) {
+            let rel = offset - verbs_db::CQ_BASE;
             let cqn = (rel / 8) as u32;
             let Some(cq) = self.cqs.get_mut(cqn) else {
                 self.stats.bad_doorbells += 1;
@@ -499,15 +498,17 @@ impl Verbs {
         &mut self,
         env: &mut dyn VerbsEnv,
         opcode: u8,
-        o: &[u8; 56],
+        operand_bytes: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
         use AdminStatus::*;
+        let o = Record::new_unchecked(operand_bytes);
+        let handle = o.u32(operands::handle::HANDLE);
         match opcode {
             op::QUERY_CAPS => {
-                let out = o64(o, 0);
+                let out = o.u64(operands::query_caps::ADDR);
                 env.dma_write_scoped(DmaScope::ADMIN, out, &self.limits.encode())
                     .map_err(|_| DmaError)?;
-                Ok((QUERY_OUT_SIZE as u32, 0))
+                Ok((QUERY_RECORD_SIZE as u32, 0))
             }
             op::CREATE_PD => self
                 .pds
@@ -515,7 +516,7 @@ impl Verbs {
                 .map(|h| (h, 0))
                 .ok_or(NoResources),
             op::DESTROY_PD => {
-                let pdn = o32(o, 0);
+                let pdn = handle;
                 let pd = self.pds.get(pdn).ok_or(InvalidHandle)?;
                 let used = pd.mrs > 0 || self.qps.iter().any(|(_, q)| q.pdn == pdn);
                 if used {
@@ -525,23 +526,23 @@ impl Verbs {
                 Ok((0, 0))
             }
             op::SET_PORT_ADDR => {
-                let mac = [o[0], o[1], o[2], o[3], o[4], o[5]];
+                let mac: [u8; 6] = o.array(operands::set_port_addr::MAC);
                 if mac[0] & 1 != 0 {
                     return Err(InvalidParam);
                 }
                 self.port = Port {
                     mac,
-                    ip: [o[8], o[9], o[10], o[11]],
+                    ip: o.array(operands::set_port_addr::IPV4),
                 };
                 Ok((0, 0))
             }
             op::CREATE_CQ => {
-                let base = o64(o, 0);
-                let size = o32(o, 8);
-                let vector = abi::rd_u16(o, 12);
-                let mod_count = abi::rd_u16(o, 14);
-                let mod_usec = o32(o, 16);
-                self.check_ring(env, base, size, abi::CQE_SIZE, self.limits.max_cqe, false)?;
+                let base = o.u64(operands::create_cq::BASE);
+                let size = o.u32(operands::create_cq::ENTRIES);
+                let vector = o.u16(operands::create_cq::VECTOR);
+                let mod_count = o.u16(operands::create_cq::MOD_COUNT);
+                let mod_usec = o.u32(operands::create_cq::MOD_TIME_US);
+                self.check_ring(env, base, size, cqe::CQE_SIZE, self.limits.max_cqe, false)?;
                 if vector >= self.limits.num_vectors {
                     return Err(InvalidParam);
                 }
@@ -555,7 +556,7 @@ impl Verbs {
                 Ok((cqn, 0))
             }
             op::DESTROY_CQ => {
-                let cqn = o32(o, 0);
+                let cqn = handle;
                 self.cqs.get(cqn).ok_or(InvalidHandle)?;
                 if self
                     .qps
@@ -568,11 +569,11 @@ impl Verbs {
                 Ok((0, 0))
             }
             op::RESIZE_CQ => {
-                let cqn = o32(o, 0);
-                let base = o64(o, 8);
-                let size = o32(o, 16);
+                let cqn = o.u32(operands::resize_cq::CQN);
+                let base = o.u64(operands::resize_cq::BASE);
+                let size = o.u32(operands::resize_cq::ENTRIES);
                 self.cqs.get(cqn).ok_or(InvalidHandle)?;
-                self.check_ring(env, base, size, abi::CQE_SIZE, self.limits.max_cqe, false)?;
+                self.check_ring(env, base, size, cqe::CQE_SIZE, self.limits.max_cqe, false)?;
                 let cq = self.cqs.get_mut(cqn).ok_or(InvalidHandle)?;
                 if cq.pi.wrapping_sub(cq.ci) > size {
                     return Err(InvalidParam);
@@ -581,16 +582,16 @@ impl Verbs {
                 Ok((n, 0))
             }
             op::MODIFY_CQ => {
-                let cqn = o32(o, 0);
+                let cqn = o.u32(operands::modify_cq::CQN);
                 let cq = self.cqs.get_mut(cqn).ok_or(InvalidHandle)?;
-                cq.mod_count = abi::rd_u16(o, 4);
-                cq.mod_usec = o32(o, 8);
+                cq.mod_count = o.u16(operands::modify_cq::MOD_COUNT);
+                cq.mod_usec = o.u32(operands::modify_cq::MOD_TIME_US);
                 Ok((0, 0))
             }
-            op::CREATE_QP => self.create_qp(env, o),
+            op::CREATE_QP => self.create_qp(env, &o),
             op::MODIFY_QP => {
-                let qpn = o32(o, 0);
-                let attrs = ModifyAttrs::parse(o);
+                let qpn = o.u32(operands::modify_qp::QPN);
+                let attrs = ModifyAttrs::parse(operand_bytes);
                 let r = self
                     .with_qp(env, qpn, |qp, cx| qp.modify(cx, &attrs))
                     .ok_or(InvalidHandle)?;
@@ -601,23 +602,23 @@ impl Verbs {
                 }
             }
             op::QUERY_QP => {
-                let qpn = o32(o, 0);
-                let out = o64(o, 8);
+                let qpn = o.u32(operands::query_object::HANDLE);
+                let out = o.u64(operands::query_object::ADDR);
                 let qp = self.qps.get(qpn).ok_or(InvalidHandle)?;
-                let (bytes, state) = (qp.query(), qp.state as u32);
+                let (bytes, state) = (qp.query(), u32::from(qp.state.code()));
                 env.dma_write_scoped(DmaScope::ADMIN, out, &bytes)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
             op::DESTROY_QP => {
-                let qpn = o32(o, 0);
+                let qpn = handle;
                 self.qps.take(qpn).ok_or(InvalidHandle)?;
                 self.loopback.retain(|p| p.bth.dest_qp != qpn);
                 Ok((0, 0))
             }
-            op::REG_MR => self.reg_mr(env, o),
+            op::REG_MR => self.reg_mr(env, &o),
             op::DEREG_MR => {
-                let key = o32(o, 0);
+                let key = handle;
                 let mr = self.mrs.remove(key >> 8).ok_or(InvalidHandle)?;
                 if let Some(pd) = self.pds.get_mut(mr.pdn) {
                     pd.mrs -= 1;
@@ -625,9 +626,9 @@ impl Verbs {
                 Ok((0, 0))
             }
             op::ALLOC_FR_MR => {
-                let pdn = o32(o, 0);
-                let max_pages = o32(o, 4);
-                let key_byte = o[8];
+                let pdn = o.u32(operands::alloc_fr_mr::PDN);
+                let max_pages = o.u32(operands::alloc_fr_mr::MAX_PAGES);
+                let key_byte = o.u8(operands::alloc_fr_mr::KEY_BYTE);
                 self.pds.get(pdn).ok_or(InvalidHandle)?;
                 if max_pages == 0 || max_pages > self.limits.max_mr_pages {
                     return Err(InvalidParam);
@@ -653,25 +654,27 @@ impl Verbs {
                 Ok((key, key >> 8))
             }
             op::QUERY_MR => {
-                let key = o32(o, 0);
-                let out = o64(o, 8);
+                let key = o.u32(operands::query_object::HANDLE);
+                let out = o.u64(operands::query_object::ADDR);
                 let mr = self.mrs.by_index(key >> 8).ok_or(InvalidHandle)?;
-                let mut b = [0u8; QUERY_OUT_SIZE];
-                abi::wr_u32(&mut b, 0, mr.key);
-                abi::wr_u32(&mut b, 4, mr.pdn);
-                abi::wr_u32(&mut b, 8, mr.access);
-                b[12] = match mr.state {
-                    MrState::Free => 1,
-                    MrState::Valid => 2,
+                let state = match mr.state {
+                    MrState::Free => query_mr::STATE_FREE,
+                    MrState::Valid => query_mr::STATE_VALID,
                 };
-                b[13] = u8::from(mr.fast_reg.is_some());
-                b[14] = mr.page_shift;
-                abi::wr_u64(&mut b, 16, mr.iova);
-                abi::wr_u64(&mut b, 24, mr.length);
-                abi::wr_u32(&mut b, 32, mr.pages.len() as u32);
-                abi::wr_u32(&mut b, 36, mr.fbo as u32);
-                abi::wr_u32(&mut b, 40, mr.fast_reg.unwrap_or(0));
-                let state = u32::from(b[12]);
+                let mut b = [0u8; QUERY_RECORD_SIZE];
+                let mut r = Record::new_unchecked(&mut b);
+                r.set_u32(query_mr::KEY, mr.key);
+                r.set_u32(query_mr::PDN, mr.pdn);
+                r.set_u32(query_mr::ACCESS, mr.access);
+                r.set_u8(query_mr::STATE, state);
+                r.set_u8(query_mr::FAST_REG, u8::from(mr.fast_reg.is_some()));
+                r.set_u8(query_mr::PAGE_SHIFT, mr.page_shift);
+                r.set_u64(query_mr::IOVA, mr.iova);
+                r.set_u64(query_mr::LENGTH, mr.length);
+                r.set_u32(query_mr::PAGE_COUNT, mr.pages.len() as u32);
+                r.set_u32(query_mr::FBO, mr.fbo as u32);
+                r.set_u32(query_mr::MAX_PAGES, mr.fast_reg.unwrap_or(0));
+                let state = u32::from(state);
                 env.dma_write_scoped(DmaScope::ADMIN, out, &b)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
@@ -706,31 +709,33 @@ impl Verbs {
     fn create_qp(
         &mut self,
         env: &mut dyn VerbsEnv,
-        o: &[u8; 56],
+        o: &Record<&[u8; 56]>,
     ) -> Result<(u32, u32), AdminStatus> {
+        use operands::create_qp as f;
         use AdminStatus::*;
+        let flags = o.u8(f::FLAGS);
         let c = QpConfig {
-            pdn: o32(o, 0),
-            send_cqn: o32(o, 4),
-            recv_cqn: o32(o, 8),
-            sq_size: o32(o, 12),
-            rq_size: o32(o, 16),
-            sq_base: o64(o, 20),
-            rq_base: o64(o, 28),
-            max_send_sge: o[36],
-            max_recv_sge: o[37],
-            max_inline: u32::from(abi::rd_u16(o, 38)),
-            sig_all: o[41] & 1 != 0,
+            pdn: o.u32(f::PDN),
+            send_cqn: o.u32(f::SEND_CQN),
+            recv_cqn: o.u32(f::RECV_CQN),
+            sq_size: o.u32(f::SQ_ENTRIES),
+            rq_size: o.u32(f::RQ_ENTRIES),
+            sq_base: o.u64(f::SQ_BASE),
+            rq_base: o.u64(f::RQ_BASE),
+            max_send_sge: o.u8(f::MAX_SEND_SGE),
+            max_recv_sge: o.u8(f::MAX_RECV_SGE),
+            max_inline: u32::from(o.u16(f::MAX_INLINE)),
+            sig_all: flags & f::FLAG_SQ_SIG_ALL != 0,
         };
-        if o[40] != 0 || o[41] & !1 != 0 {
+        if o.u8(f::QP_TYPE) != f::QP_TYPE_RC || flags & !f::FLAG_SQ_SIG_ALL != 0 {
             return Err(InvalidParam);
         }
         self.pds.get(c.pdn).ok_or(InvalidHandle)?;
         self.cqs.get(c.send_cqn).ok_or(InvalidHandle)?;
         self.cqs.get(c.recv_cqn).ok_or(InvalidHandle)?;
-        if c.max_send_sge > abi::MAX_SGE
-            || c.max_recv_sge > abi::MAX_SGE
-            || c.max_inline > abi::MAX_INLINE
+        if c.max_send_sge > wqe::MAX_SGE
+            || c.max_recv_sge > wqe::MAX_SGE
+            || c.max_inline > wqe::MAX_INLINE
         {
             return Err(InvalidParam);
         }
@@ -738,7 +743,7 @@ impl Verbs {
             env,
             c.sq_base,
             c.sq_size,
-            abi::WQE_SIZE,
+            wqe::WQE_SIZE,
             self.limits.max_qp_wr,
             false,
         )?;
@@ -746,7 +751,7 @@ impl Verbs {
             env,
             c.rq_base,
             c.rq_size,
-            abi::WQE_SIZE,
+            wqe::WQE_SIZE,
             self.limits.max_qp_wr,
             true,
         )?;
@@ -757,17 +762,22 @@ impl Verbs {
         Ok((qpn, 0))
     }
 
-    fn reg_mr(&mut self, env: &mut dyn VerbsEnv, o: &[u8; 56]) -> Result<(u32, u32), AdminStatus> {
+    fn reg_mr(
+        &mut self,
+        env: &mut dyn VerbsEnv,
+        o: &Record<&[u8; 56]>,
+    ) -> Result<(u32, u32), AdminStatus> {
+        use operands::reg_mr as f;
         use AdminStatus::*;
-        let pdn = o32(o, 0);
-        let acc = o32(o, 4);
-        let iova = o64(o, 8);
-        let length = o64(o, 16);
-        let list = o64(o, 24);
-        let count = o32(o, 32);
-        let fbo = u64::from(o32(o, 36));
-        let shift = o[40];
-        let key_byte = o[41];
+        let pdn = o.u32(f::PDN);
+        let acc = o.u32(f::ACCESS);
+        let iova = o.u64(f::IOVA);
+        let length = o.u64(f::LENGTH);
+        let list = o.u64(f::PAGE_LIST);
+        let count = o.u32(f::PAGE_COUNT);
+        let fbo = u64::from(o.u32(f::FBO));
+        let shift = o.u8(f::PAGE_SHIFT);
+        let key_byte = o.u8(f::KEY_BYTE);
         self.pds.get(pdn).ok_or(InvalidHandle)?;
         if acc & !access::ALL != 0
             || (acc & access::REMOTE_WRITE != 0 && acc & access::LOCAL_WRITE == 0)

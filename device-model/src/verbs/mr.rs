@@ -3,10 +3,10 @@
 //! One key per MR (lkey == rkey): `key = (index << 8) | key byte`. Index 0 is never
 //! allocated, so keys `0x00..=0xFF` are always invalid.
 
-use super::abi::access;
 use super::env::{DmaScope, VerbsEnv};
 use super::handles::HandleAlloc;
 use crate::dma::DmaError;
+use rnic_contract::verbs::access;
 use serde::Serialize;
 
 /// Registration state of an MR slot that holds an object.

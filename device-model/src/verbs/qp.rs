@@ -1,17 +1,19 @@
 //! Queue pairs: attributes, the RC state machine, WQE parsing, completions and
 //! flushing. The RC transport itself (requester and responder) is in
 //! `super::transport`.
+use rnic_contract::event::qp_error_cause;
 
-use super::abi::{
-    self, access, cqe_op, qp_attr, wqe_flags, wr, QpState, WcStatus, MAX_INLINE, SGE_SIZE,
-    WQE_SGE_OFFSET, WQE_SIZE,
-};
-use super::cq::{Cq, Cqe};
-use super::env::{AsyncEvent, DmaScope, VerbsEnv, CAUSE_CQ_ERROR, CAUSE_DMA};
+use super::cq::Cq;
+use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use super::mr::{MrError, MrTable, Need};
 use super::{Port, Table, VerbsLimits};
 use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
 use crate::roce::RocePacket;
+use rnic_contract::admin::{operands::modify_qp, query_qp, QUERY_RECORD_SIZE};
+use rnic_contract::cqe::{self, CqeRepr, WcStatus};
+use rnic_contract::field::Record;
+use rnic_contract::verbs::{access, qp_attr, QpState};
+use rnic_contract::wqe::{self, RecvWqe, SendWqe, MAX_INLINE, WQE_SIZE};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -73,7 +75,7 @@ pub struct SqWqe {
 
 impl SqWqe {
     pub fn is_local(&self) -> bool {
-        matches!(self.opcode, wr::FAST_REG | wr::LOCAL_INV)
+        matches!(self.opcode, wqe::opcode::FAST_REG | wqe::opcode::LOCAL_INV)
     }
 
     pub fn last_psn(&self) -> u32 {
@@ -82,11 +84,13 @@ impl SqWqe {
 
     pub fn cqe_opcode(&self) -> u8 {
         match self.opcode {
-            wr::SEND | wr::SEND_WITH_IMM | wr::SEND_WITH_INV => cqe_op::SEND,
-            wr::RDMA_WRITE | wr::RDMA_WRITE_WITH_IMM => cqe_op::RDMA_WRITE,
-            wr::RDMA_READ => cqe_op::RDMA_READ,
-            wr::FAST_REG => cqe_op::FAST_REG,
-            _ => cqe_op::LOCAL_INV,
+            wqe::opcode::SEND | wqe::opcode::SEND_WITH_IMM | wqe::opcode::SEND_WITH_INV => {
+                cqe::opcode::SEND
+            }
+            wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM => cqe::opcode::RDMA_WRITE,
+            wqe::opcode::RDMA_READ => cqe::opcode::RDMA_READ,
+            wqe::opcode::FAST_REG => cqe::opcode::FAST_REG,
+            _ => cqe::opcode::LOCAL_INV,
         }
     }
 }
@@ -149,10 +153,22 @@ pub struct Responder {
     pub nak_sent: bool,
 }
 
+/// Serializes a QP state by its spec name (`"rts"`), `null` for none.
+fn serialize_qp_state<S: serde::Serializer>(
+    state: &Option<QpState>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match state {
+        Some(st) => s.serialize_some(st.name()),
+        None => s.serialize_none(),
+    }
+}
+
 /// Per-QP counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct QpStats {
     pub qpn: u32,
+    #[serde(serialize_with = "serialize_qp_state")]
     pub state: Option<QpState>,
     pub sq_posted: u32,
     pub sq_completed: u64,
@@ -251,21 +267,23 @@ pub struct ModifyAttrs {
 }
 
 impl ModifyAttrs {
-    pub fn parse(o: &[u8; 56]) -> Self {
+    /// Reads the `MODIFY_QP` operands (`docs/device-spec.md` §3.12).
+    pub fn parse(operands: &[u8; 56]) -> Self {
+        let o = Record::new_unchecked(operands);
         ModifyAttrs {
-            mask: abi::rd_u32(o, 4),
-            state: o[8],
-            mtu_code: o[9],
-            retry_cnt: o[10],
-            rnr_retry: o[11],
-            timeout: o[12],
-            access: o[13],
-            min_rnr_timer: o[14],
-            dest_qpn: abi::rd_u32(o, 16),
-            sq_psn: abi::rd_u32(o, 20),
-            rq_psn: abi::rd_u32(o, 24),
-            mac: [o[28], o[29], o[30], o[31], o[32], o[33]],
-            ip: [o[36], o[37], o[38], o[39]],
+            mask: o.u32(modify_qp::MASK),
+            state: o.u8(modify_qp::STATE),
+            mtu_code: o.u8(modify_qp::PATH_MTU),
+            retry_cnt: o.u8(modify_qp::RETRY_CNT),
+            rnr_retry: o.u8(modify_qp::RNR_RETRY),
+            timeout: o.u8(modify_qp::TIMEOUT),
+            access: o.u8(modify_qp::ACCESS),
+            min_rnr_timer: o.u8(modify_qp::MIN_RNR_TIMER),
+            dest_qpn: o.u32(modify_qp::DEST_QPN),
+            sq_psn: o.u32(modify_qp::SQ_PSN),
+            rq_psn: o.u32(modify_qp::RQ_PSN),
+            mac: o.array(modify_qp::REMOTE_MAC),
+            ip: o.array(modify_qp::REMOTE_IPV4),
         }
     }
 }
@@ -342,7 +360,7 @@ impl Qp {
     }
 
     pub fn mtu(&self) -> u32 {
-        abi::mtu_bytes(self.mtu_code).unwrap_or(256)
+        rnic_contract::verbs::mtu_bytes(self.mtu_code).unwrap_or(256)
     }
 
     fn reset_state(&mut self) {
@@ -384,7 +402,8 @@ impl Qp {
         let has = |bit: u32| attrs & bit != 0;
         // Validate every value before changing anything.
         if has(qp_attr::PATH_MTU)
-            && (abi::mtu_bytes(a.mtu_code).is_none() || a.mtu_code > cx.limits.max_mtu_code)
+            && (rnic_contract::verbs::mtu_bytes(a.mtu_code).is_none()
+                || a.mtu_code > cx.limits.max_mtu_code)
         {
             return Err(ModifyError::Param);
         }
@@ -463,28 +482,29 @@ impl Qp {
     }
 
     /// QUERY_QP output (64 bytes).
-    pub fn query(&self) -> [u8; abi::QUERY_OUT_SIZE] {
-        let mut b = [0u8; abi::QUERY_OUT_SIZE];
-        abi::wr_u32(&mut b, 0, self.qpn);
-        abi::wr_u32(&mut b, 4, self.pdn);
-        b[8] = self.state as u8;
-        b[9] = self.mtu_code;
-        b[10] = self.retry_cnt;
-        b[11] = self.rnr_retry;
-        b[12] = self.timeout;
-        b[13] = self.access as u8;
-        b[14] = self.min_rnr_timer;
-        abi::wr_u32(&mut b, 16, self.dest_qpn);
-        abi::wr_u32(&mut b, 20, self.req.next_psn);
-        abi::wr_u32(&mut b, 24, self.resp.epsn);
-        b[28..34].copy_from_slice(&self.remote_mac);
-        b[36..40].copy_from_slice(&self.remote_ip);
-        abi::wr_u32(&mut b, 40, self.send_cqn);
-        abi::wr_u32(&mut b, 44, self.recv_cqn);
-        abi::wr_u32(&mut b, 48, self.sq_size);
-        abi::wr_u32(&mut b, 52, self.rq_size);
-        abi::wr_u32(&mut b, 56, self.sq_head);
-        abi::wr_u32(&mut b, 60, self.rq_head);
+    pub fn query(&self) -> [u8; QUERY_RECORD_SIZE] {
+        let mut b = [0u8; QUERY_RECORD_SIZE];
+        let mut r = Record::new_unchecked(&mut b);
+        r.set_u32(query_qp::QPN, self.qpn);
+        r.set_u32(query_qp::PDN, self.pdn);
+        r.set_u8(query_qp::STATE, self.state.code());
+        r.set_u8(query_qp::PATH_MTU, self.mtu_code);
+        r.set_u8(query_qp::RETRY_CNT, self.retry_cnt);
+        r.set_u8(query_qp::RNR_RETRY, self.rnr_retry);
+        r.set_u8(query_qp::TIMEOUT, self.timeout);
+        r.set_u8(query_qp::ACCESS, self.access as u8);
+        r.set_u8(query_qp::MIN_RNR_TIMER, self.min_rnr_timer);
+        r.set_u32(query_qp::DEST_QPN, self.dest_qpn);
+        r.set_u32(query_qp::SQ_PSN, self.req.next_psn);
+        r.set_u32(query_qp::RQ_PSN, self.resp.epsn);
+        r.set_bytes(query_qp::REMOTE_MAC, &self.remote_mac);
+        r.set_bytes(query_qp::REMOTE_IPV4, &self.remote_ip);
+        r.set_u32(query_qp::SEND_CQN, self.send_cqn);
+        r.set_u32(query_qp::RECV_CQN, self.recv_cqn);
+        r.set_u32(query_qp::SQ_ENTRIES, self.sq_size);
+        r.set_u32(query_qp::RQ_ENTRIES, self.rq_size);
+        r.set_u32(query_qp::SQ_HEAD, self.sq_head);
+        r.set_u32(query_qp::RQ_HEAD, self.rq_head);
         b
     }
 
@@ -522,7 +542,7 @@ impl Qp {
                 pi,
                 "{ring} doorbell with impossible producer index"
             );
-            self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
+            self.fail(cx, qp_error_cause::BAD_DOORBELL);
             return false;
         }
         true
@@ -572,80 +592,81 @@ impl Qp {
         Some(b)
     }
 
-    fn parse_sges(b: &[u8; WQE_SIZE], n: u8) -> Vec<Sge> {
+    /// The first `n` SGEs of a WQE (`n` is at most [`wqe::MAX_SGE`], checked by the
+    /// callers against the QP's maximum, which is no larger).
+    fn parse_sges(n: u8, sge: impl Fn(usize) -> Option<wqe::SgeRepr>) -> Vec<Sge> {
         (0..usize::from(n))
-            .map(|i| {
-                let o = WQE_SGE_OFFSET + i * SGE_SIZE;
-                Sge {
-                    addr: abi::rd_u64(b, o),
-                    len: abi::rd_u32(b, o + 8),
-                    lkey: abi::rd_u32(b, o + 12),
-                }
+            .filter_map(sge)
+            .map(|s| Sge {
+                addr: s.addr,
+                len: s.len,
+                lkey: s.lkey,
             })
             .collect()
     }
 
     /// Parses and validates a send WQE. Errors are recorded in the WQE.
-    fn parse_sq_wqe(&self, cx: &mut Ctx, b: &[u8; WQE_SIZE]) -> SqWqe {
+    fn parse_sq_wqe(&self, cx: &mut Ctx, bytes: &[u8; WQE_SIZE]) -> SqWqe {
+        let b = SendWqe::new_unchecked(&bytes[..]);
         let mut w = SqWqe {
-            wr_id: abi::rd_u64(b, 0),
-            opcode: b[8],
-            flags: b[9],
-            imm_inv: abi::rd_u32(b, 12),
-            remote_addr: abi::rd_u64(b, 16),
-            rkey: abi::rd_u32(b, 24),
+            wr_id: b.wr_id(),
+            opcode: b.opcode(),
+            flags: b.flags(),
+            imm_inv: b.imm_inv(),
+            remote_addr: b.remote_addr(),
+            rkey: b.rkey(),
             ..SqWqe::default()
         };
-        let num_sge = b[10];
+        let num_sge = b.num_sge();
         let op_err = Some((WcStatus::LocalQpOperationError, 0));
-        if w.opcode > wr::LOCAL_INV || w.flags & !wqe_flags::ALL != 0 {
+        if w.opcode > wqe::opcode::MAX || w.flags & !wqe::flags::ALL != 0 {
             w.error = op_err;
             return w;
         }
         match w.opcode {
-            wr::FAST_REG => {
+            wqe::opcode::FAST_REG => {
                 w.fr = FastReg {
-                    iova: abi::rd_u64(b, 16),
-                    key: abi::rd_u32(b, 24),
-                    access: abi::rd_u32(b, 28),
-                    length: abi::rd_u64(b, 32),
-                    page_list: abi::rd_u64(b, 40),
-                    page_count: abi::rd_u32(b, 48),
-                    fbo: abi::rd_u32(b, 52),
-                    page_shift: b[56],
+                    iova: b.fr_iova(),
+                    key: b.fr_key(),
+                    access: b.fr_access(),
+                    length: b.fr_length(),
+                    page_list: b.fr_page_list(),
+                    page_count: b.fr_page_count(),
+                    fbo: b.fr_fbo(),
+                    page_shift: b.fr_page_shift(),
                 };
-                if w.flags & wqe_flags::INLINE != 0 {
+                if w.flags & wqe::flags::INLINE != 0 {
                     w.error = op_err;
                 }
                 return w;
             }
-            wr::LOCAL_INV => {
-                if w.flags & wqe_flags::INLINE != 0 {
+            wqe::opcode::LOCAL_INV => {
+                if w.flags & wqe::flags::INLINE != 0 {
                     w.error = op_err;
                 }
                 return w;
             }
             _ => {}
         }
-        let need = if w.opcode == wr::RDMA_READ {
+        let need = if w.opcode == wqe::opcode::RDMA_READ {
             Need::ReadSink
         } else {
             Need::LocalRead
         };
-        if w.flags & wqe_flags::INLINE != 0 {
-            let len = abi::rd_u32(b, 28);
-            if w.opcode == wr::RDMA_READ || len > self.max_inline.min(MAX_INLINE) {
+        if w.flags & wqe::flags::INLINE != 0 {
+            let len = b.inline_len();
+            if w.opcode == wqe::opcode::RDMA_READ || len > self.max_inline.min(MAX_INLINE) {
                 w.error = op_err;
                 return w;
             }
             w.len = len;
-            w.inline = Some(b[WQE_SGE_OFFSET..WQE_SGE_OFFSET + len as usize].to_vec());
+            w.inline = Some(b.payload()[..len as usize].to_vec());
         } else {
             if num_sge > self.max_send_sge {
                 w.error = op_err;
                 return w;
             }
-            w.sges = Self::parse_sges(b, num_sge);
+            w.sges = Self::parse_sges(num_sge, |i| b.sge(i));
             let mut total: u64 = 0;
             for s in &w.sges {
                 total += u64::from(s.len);
@@ -673,13 +694,14 @@ impl Qp {
     }
 
     /// Parses a receive WQE; `None` on a malformed one.
-    pub(crate) fn parse_rq_wqe(&self, b: &[u8; WQE_SIZE]) -> Result<RqWqe, u64> {
-        let wr_id = abi::rd_u64(b, 0);
-        let n = b[8];
+    pub(crate) fn parse_rq_wqe(&self, bytes: &[u8; WQE_SIZE]) -> Result<RqWqe, u64> {
+        let b = RecvWqe::new_unchecked(&bytes[..]);
+        let wr_id = b.wr_id();
+        let n = b.num_sge();
         if n > self.max_recv_sge {
             return Err(wr_id);
         }
-        let sges = Self::parse_sges(b, n);
+        let sges = Self::parse_sges(n, |i| b.sge(i));
         let capacity = sges.iter().map(|s| u64::from(s.len)).sum();
         Ok(RqWqe {
             wr_id,
@@ -701,7 +723,7 @@ impl Qp {
             && !self.req.outstanding.iter().any(|w| w.error.is_some())
         {
             let Some(b) = self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head) else {
-                self.fail(cx, CAUSE_DMA);
+                self.fail(cx, qp_error_cause::WQE_DMA);
                 return;
             };
             let mut w = self.parse_sq_wqe(cx, &b);
@@ -723,7 +745,7 @@ impl Qp {
         &mut self,
         cx: &mut Ctx,
         recv: bool,
-        mut cqe: Cqe,
+        mut cqe: CqeRepr,
         solicited: bool,
     ) -> Option<u8> {
         cqe.qpn = self.qpn;
@@ -758,12 +780,12 @@ impl Qp {
         &mut self,
         cx: &mut Ctx,
         recv: bool,
-        cqe: Cqe,
+        cqe: CqeRepr,
         solicited: bool,
     ) -> bool {
         match self.complete(cx, recv, cqe, solicited) {
             None => {
-                self.fail(cx, CAUSE_CQ_ERROR);
+                self.fail(cx, qp_error_cause::CQ_ERROR);
                 false
             }
             Some(s) if s != WcStatus::Success.code() => {
@@ -802,11 +824,11 @@ impl Qp {
     }
 
     fn flush_one(&mut self, cx: &mut Ctx, recv: bool, wr_id: u64, opcode: u8) {
-        let cqe = Cqe {
+        let cqe = CqeRepr {
             wr_id,
             opcode,
             status: WcStatus::Flushed.code(),
-            ..Cqe::default()
+            ..CqeRepr::default()
         };
         self.stats.flushed += 1;
         let _ = self.complete(cx, recv, cqe, false);
@@ -817,14 +839,15 @@ impl Qp {
         while self.sq_head != self.sq_pi {
             let (wr_id, opcode) = match self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head)
             {
-                Some(b) => {
+                Some(bytes) => {
+                    let b = SendWqe::new_unchecked(&bytes[..]);
                     let w = SqWqe {
-                        opcode: b[8],
+                        opcode: b.opcode(),
                         ..SqWqe::default()
                     };
-                    (abi::rd_u64(&b, 0), w.cqe_opcode())
+                    (b.wr_id(), w.cqe_opcode())
                 }
-                None => (0, cqe_op::SEND),
+                None => (0, cqe::opcode::SEND),
             };
             self.flush_one(cx, false, wr_id, opcode);
             self.sq_head = self.sq_head.wrapping_add(1);
@@ -837,8 +860,8 @@ impl Qp {
         while self.rq_size > 0 && self.rq_head != self.rq_pi {
             let wr_id = self
                 .read_wqe(cx, self.rq_base, self.rq_size, self.rq_head)
-                .map_or(0, |b| abi::rd_u64(&b, 0));
-            self.flush_one(cx, true, wr_id, cqe_op::RECV);
+                .map_or(0, |b| RecvWqe::new_unchecked(&b[..]).wr_id());
+            self.flush_one(cx, true, wr_id, cqe::opcode::RECV);
             self.rq_head = self.rq_head.wrapping_add(1);
         }
     }

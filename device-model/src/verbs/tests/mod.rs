@@ -10,14 +10,34 @@ mod scopes;
 mod transport;
 mod two_devices;
 
-use super::abi::{self, access, op, qp_attr, wr, QpState};
-use super::cq::Cqe;
+use super::cq::decode_cqe;
 use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use super::{AdminStatus, Verbs, VerbsLimits};
 use crate::dma::DmaError;
 use crate::fault::{FaultAction, FaultPoint, FaultSite};
+pub use rnic_contract::admin::opcode;
+pub use rnic_contract::bar0::verbs_db;
+pub use rnic_contract::cqe::{self, CqeRepr, WcStatus};
+pub use rnic_contract::verbs::{access, qp_attr, QpState};
+pub use rnic_contract::wqe;
 use std::collections::VecDeque;
 use std::time::Duration;
+
+/// Little-endian readers for checking output records against the spec's offsets
+/// (an independent copy of the numbers, as the tests keep).
+pub fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+/// See [`le_u16`].
+pub fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// See [`le_u16`].
+pub fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
 
 pub const MEM_SIZE: usize = 4 << 20;
 pub const PAGE: u64 = 4096;
@@ -272,7 +292,7 @@ impl Dev {
     }
 
     pub fn pd(&mut self) -> u32 {
-        self.admin(op::CREATE_PD, [0; 56]).unwrap().0
+        self.admin(opcode::CREATE_PD, [0; 56]).unwrap().0
     }
 
     pub fn cq_with(&mut self, size: u32, vector: u16, count: u16, usec: u32) -> TCq {
@@ -283,7 +303,7 @@ impl Dev {
         o[12..14].copy_from_slice(&vector.to_le_bytes());
         o[14..16].copy_from_slice(&count.to_le_bytes());
         put32(&mut o, 16, usec);
-        let cqn = self.admin(op::CREATE_CQ, o).unwrap().0;
+        let cqn = self.admin(opcode::CREATE_CQ, o).unwrap().0;
         TCq {
             cqn,
             base,
@@ -323,7 +343,7 @@ impl Dev {
         let sq_base = self.alloc(u64::from(sq) * 128);
         let rq_base = self.alloc(u64::from(rq) * 128);
         let o = Self::qp_ops(pd, scq.cqn, rcq.cqn, sq, rq, sq_base, rq_base);
-        let qpn = self.admin(op::CREATE_QP, o).unwrap().0;
+        let qpn = self.admin(opcode::CREATE_QP, o).unwrap().0;
         TQp {
             qpn,
             sq_base,
@@ -362,7 +382,7 @@ impl Dev {
         put32(&mut o, 36, fbo as u32);
         o[40] = 12;
         o[41] = 0x5A;
-        self.admin(op::REG_MR, o).map(|r| r.0)
+        self.admin(opcode::REG_MR, o).map(|r| r.0)
     }
 
     /// Allocates a buffer and registers it with iova = its guest address.
@@ -414,13 +434,13 @@ impl Dev {
     }
 
     /// Reads all new CQEs (phase tag), then rings the CI doorbell.
-    pub fn poll_cq(&mut self, cq: &mut TCq) -> Vec<Cqe> {
+    pub fn poll_cq(&mut self, cq: &mut TCq) -> Vec<CqeRepr> {
         let mut out = Vec::new();
         loop {
             let slot = cq.base + u64::from(cq.ci & (cq.size - 1)) * 32;
             let mut b = [0u8; 32];
             b.copy_from_slice(&self.env.mem[slot as usize..slot as usize + 32]);
-            let (cqe, phase) = Cqe::decode(&b);
+            let (cqe, phase) = decode_cqe(&b);
             let expect = (cq.ci / cq.size) & 1 == 0;
             if phase != expect {
                 break;
@@ -443,7 +463,7 @@ impl Dev {
         put32(&mut o, 0, qpn);
         put32(&mut o, 4, mask);
         f(&mut o);
-        self.admin(op::MODIFY_QP, o)
+        self.admin(opcode::MODIFY_QP, o)
     }
 
     pub fn set_state(&mut self, qpn: u32, s: QpState) -> Result<(u32, u32), AdminStatus> {
@@ -455,7 +475,7 @@ impl Dev {
         let mut o = [0u8; 56];
         put32(&mut o, 0, qpn);
         put64(&mut o, 8, out);
-        self.admin(op::QUERY_QP, o).unwrap().0 as u8
+        self.admin(opcode::QUERY_QP, o).unwrap().0 as u8
     }
 
     /// RESET → INIT → RTR → RTS towards a remote QP.
@@ -591,14 +611,14 @@ impl Loop {
         }
     }
 
-    pub fn cqes_a(&mut self) -> Vec<Cqe> {
+    pub fn cqes_a(&mut self) -> Vec<CqeRepr> {
         let mut cq = self.cq_a;
         let r = self.d.poll_cq(&mut cq);
         self.cq_a = cq;
         r
     }
 
-    pub fn cqes_b(&mut self) -> Vec<Cqe> {
+    pub fn cqes_b(&mut self) -> Vec<CqeRepr> {
         let mut cq = self.cq_b;
         let r = self.d.poll_cq(&mut cq);
         self.cq_b = cq;
@@ -628,11 +648,11 @@ pub fn signaled(opcode: u8, wr_id: u64) -> SendWr {
     SendWr {
         wr_id,
         opcode,
-        flags: abi::wqe_flags::SIGNALED,
+        flags: wqe::flags::SIGNALED,
         ..SendWr::default()
     }
 }
 
-pub fn st(s: abi::WcStatus) -> u8 {
+pub fn st(s: WcStatus) -> u8 {
     s.code()
 }

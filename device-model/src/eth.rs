@@ -16,9 +16,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::admin::AdminStatus;
-use crate::device::scope_queue;
 use crate::dma::DmaError;
 use crate::events::{code, Event};
+use crate::fault::scope_queue;
 
 /// A 48-bit MAC address; serde and `Display`/`FromStr` use `aa:bb:cc:dd:ee:ff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -103,7 +103,7 @@ use rnic_contract::eth::{queue_error, rx_field, tx_field, RxDescriptor, TxDescri
 use rnic_contract::field::Record;
 
 /// What the rings need from the device around them. `queue` arguments are fault
-/// scope numbers ([`crate::device::scope_queue`]): `ETH_TX | n` for TX queue `n`,
+/// scope numbers ([`crate::fault::scope_queue`]): `ETH_TX | n` for TX queue `n`,
 /// `ETH_RX | n` for RX queue `n`.
 pub trait EthEnv {
     /// Reads guest memory for queue `queue` (fault hooks applied).

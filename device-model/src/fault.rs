@@ -48,7 +48,7 @@ pub enum FaultSite {
 #[serde(default, deny_unknown_fields)]
 pub struct FaultScope {
     /// The object concerned, in the one numbering shared by every site
-    /// ([`crate::device::scope_queue`]): 0 the admin queue, `1..=0xFFFF` a QP,
+    /// ([`scope_queue`]): 0 the admin queue, `1..=0xFFFF` a QP,
     /// `ETH_RX | n` / `ETH_TX | n` an Ethernet queue, `CQ | n` the ring of a CQ,
     /// `EVENT_QUEUE` the event ring. Set at `dma_read`, `dma_write`,
     /// `admin_command`, `cqe`, `wire_tx` and `wire_rx` (RoCEv2 frames only).
@@ -907,6 +907,63 @@ impl FaultEngine {
     /// Empty the log, returning its entries (oldest first); the dropped count stays.
     pub fn drain_log(&mut self) -> Vec<FaultHit> {
         self.log.entries.drain(..).collect()
+    }
+}
+
+/// The `queue` field of fault scopes (`docs/device-spec.md` Appendix A.3): one
+/// numbering shared by every site, so that a number names one object.
+///
+/// | value | object |
+/// | --- | --- |
+/// | `0` ([`ADMIN`](scope_queue::ADMIN)) | the admin queue: its rings and every admin command's buffer |
+/// | `1..=0xFFFF` | the QP with that number (QPNs never reach `0x1_0000`) |
+/// | [`ETH_RX`](scope_queue::ETH_RX)` \| n` | Ethernet RX queue `n` |
+/// | [`ETH_TX`](scope_queue::ETH_TX)` \| n` | Ethernet TX queue `n` |
+/// | [`CQ`](scope_queue::CQ)` \| n` | the ring of CQ `n` |
+/// | [`EVENT_QUEUE`](scope_queue::EVENT_QUEUE) | the event ring |
+pub mod scope_queue {
+    use crate::verbs::DmaOwner;
+
+    /// The admin queue (rings, command buffers; the `admin_command` site).
+    pub const ADMIN: u32 = 0;
+    /// Bit set for Ethernet RX queues (the queue's event handle, too).
+    pub const ETH_RX: u32 = 1 << 16;
+    /// Bit set for Ethernet TX queues (their event handle is the bare number).
+    pub const ETH_TX: u32 = 1 << 17;
+    /// Bit set for CQ rings.
+    pub const CQ: u32 = 1 << 18;
+    /// The event ring.
+    pub const EVENT_QUEUE: u32 = 1 << 19;
+
+    /// Scope number of a verbs DMA owner.
+    pub const fn of_verbs(owner: DmaOwner) -> u32 {
+        match owner {
+            DmaOwner::Admin => ADMIN,
+            DmaOwner::Qp(qpn) => qpn,
+            DmaOwner::Cq(cqn) => CQ | cqn,
+        }
+    }
+}
+
+/// The fault scope of everything queue `queue` (numbered as in [`scope_queue`]) does.
+pub(crate) fn queue_scope(queue: u32) -> FaultScope {
+    FaultScope {
+        queue: Some(queue),
+        ..FaultScope::default()
+    }
+}
+
+/// The fault scope of the admin queue.
+pub(crate) fn admin_scope() -> FaultScope {
+    queue_scope(scope_queue::ADMIN)
+}
+
+/// The fault scope of a verbs DMA access.
+pub(crate) fn verbs_scope(s: crate::verbs::DmaScope) -> FaultScope {
+    FaultScope {
+        queue: Some(scope_queue::of_verbs(s.owner)),
+        mr: s.mr,
+        ..FaultScope::default()
     }
 }
 

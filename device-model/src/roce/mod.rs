@@ -12,9 +12,12 @@
 //! Connected transport (every RC opcode, see [`opcode`]). The UDP checksum is sent
 //! as 0 (allowed for IPv4); a non-zero checksum on a received frame is verified.
 
+mod classify;
 pub mod icrc;
 pub mod opcode;
 pub mod psn;
+
+pub use classify::is_roce_frame;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -10,6 +10,10 @@
 //! through `ACQ_HEAD`. A completion ring of N entries holds at most N-1 unreleased
 //! completions (`ACQ_TAIL == ACQ_HEAD` means empty).
 
+mod execute;
+#[cfg(test)]
+mod execute_tests;
+
 use rnic_contract::admin::{
     self as contract, CommandRepr, CompletionRepr, COMMAND_SIZE, COMPLETION_SIZE,
 };

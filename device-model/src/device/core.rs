@@ -1,0 +1,322 @@
+//! The state every engine of the device shares, and the environment the engines
+//! (admin queue, event queue, Ethernet, verbs) reach it through: DMA and MSI-X with
+//! their fault hooks, the event queue, the wire, link and fatal state, counters.
+
+use super::*;
+use crate::fault::{queue_scope, scope_queue, verbs_scope};
+
+/// State shared by every engine of the device.
+pub(crate) struct Core {
+    pub(crate) dma: Dma,
+    pub(crate) msix: Msix,
+    pub(crate) faults: Arc<Mutex<FaultEngine>>,
+    pub(crate) wire: Option<FaultyWire<Box<dyn WireBackend>>>,
+    pub(crate) wire_broken: bool,
+    /// Device time in nanoseconds, for the wire's delay clock.
+    pub(crate) clock: Arc<AtomicU64>,
+    /// Set by the wire's fault decider when a `wire_tx`/`wire_rx` rule answers `fatal`.
+    pub(crate) wire_fatal: Arc<AtomicBool>,
+    pub(crate) eq: EventQueue,
+    pub(crate) now: Duration,
+    pub(crate) enabled: bool,
+    pub(crate) admin_error: u32,
+    pub(crate) carrier: bool,
+    pub(crate) link_fault_down: bool,
+    pub(crate) link_reported: bool,
+    pub(crate) fatal: Option<u32>,
+    pub(crate) pending_fatal: Option<u32>,
+    pub(crate) delayed_irqs: Vec<(Duration, u16)>,
+    pub(crate) port: PortStats,
+    pub(crate) counters: DeviceCounters,
+}
+
+/// DMA through the core's fault hooks with a fixed fault scope.
+pub(crate) struct Scoped<'a> {
+    pub(crate) core: &'a mut Core,
+    pub(crate) scope: FaultScope,
+}
+
+impl DmaPort for Scoped<'_> {
+    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.core.read_scoped(self.scope, addr, buf)
+    }
+    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+        self.core.write_scoped(self.scope, addr, data)
+    }
+}
+
+impl Core {
+    pub(crate) fn fault(&mut self, point: FaultPoint) -> Option<FaultAction> {
+        let a = lock(&self.faults).check(&point, self.now);
+        if a == Some(FaultAction::Fatal) {
+            self.pending_fatal
+                .get_or_insert(events::fatal_cause::INJECTED);
+        }
+        a
+    }
+
+    /// One DMA access of `len` bytes at `addr` through fault `site` on behalf of
+    /// `scope`: refused while the device is fatal, otherwise done by `access` with
+    /// the fault engine's answer. Injected faults and failed accesses are counted.
+    pub(crate) fn scoped_access(
+        &mut self,
+        site: FaultSite,
+        scope: FaultScope,
+        addr: u64,
+        len: usize,
+        access: impl FnOnce(&Dma, Option<FaultAction>) -> Result<(), DmaError>,
+    ) -> Result<(), DmaError> {
+        if self.fatal.is_some() {
+            return Err(DmaError::Injected {
+                addr,
+                len: len as u64,
+            });
+        }
+        let act = self.fault(FaultPoint { site, scope });
+        if act.is_some() {
+            self.counters.dma_faults += 1;
+        }
+        let r = access(&self.dma, act);
+        if r.is_err() {
+            self.counters.dma_errors += 1;
+        }
+        r
+    }
+
+    pub(crate) fn read_scoped(
+        &mut self,
+        scope: FaultScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
+        let len = buf.len();
+        self.scoped_access(FaultSite::DmaRead, scope, addr, len, |dma, act| {
+            faulted_read(dma, act, addr, buf)
+        })
+    }
+
+    pub(crate) fn write_scoped(
+        &mut self,
+        scope: FaultScope,
+        addr: u64,
+        data: &[u8],
+    ) -> Result<(), DmaError> {
+        self.scoped_access(FaultSite::DmaWrite, scope, addr, data.len(), |dma, act| {
+            faulted_write(dma, act, addr, data)
+        })
+    }
+
+    /// Raises a vector through the MSI-X fault hook.
+    pub(crate) fn raise(&mut self, vector: u16) {
+        if self.fatal.is_some() {
+            return;
+        }
+        if !self.msix.deliverable(vector) {
+            self.msix.raise(vector);
+            return;
+        }
+        match self.fault(FaultPoint::new(FaultSite::Msix).vector(vector)) {
+            Some(FaultAction::Drop) => self.counters.msix_dropped += 1,
+            Some(FaultAction::Delay { micros }) => {
+                self.counters.msix_delayed += 1;
+                let due = self.now.saturating_add(Duration::from_micros(micros));
+                self.delayed_irqs.push((due, vector));
+            }
+            Some(FaultAction::Duplicate | FaultAction::Spurious) => {
+                self.counters.msix_extra += 1;
+                self.msix.raise(vector);
+                self.msix.raise(vector);
+            }
+            Some(FaultAction::Fatal) => {}
+            _ => self.msix.raise(vector),
+        }
+    }
+
+    pub(crate) fn link_up(&self) -> bool {
+        self.enabled
+            && self.fatal.is_none()
+            && self.carrier
+            && !self.link_fault_down
+            && !self.wire_broken
+    }
+
+    pub(crate) fn update_link(&mut self) {
+        let up = self.link_up();
+        if up == self.link_reported {
+            return;
+        }
+        self.link_reported = up;
+        tracing::info!(up, "link state changed");
+        if up {
+            self.port.link_up_events += 1;
+            self.post_event(Event {
+                code: events::code::LINK_UP,
+                handle: 0,
+                detail: 0,
+            });
+        } else {
+            self.port.link_down_events += 1;
+            self.post_event(Event {
+                code: events::code::LINK_DOWN,
+                handle: 0,
+                detail: 0,
+            });
+        }
+    }
+
+    /// Writes an event to the EQ (if any) and raises vector 0.
+    pub(crate) fn post_event(&mut self, ev: Event) {
+        if self.fatal.is_some() {
+            return;
+        }
+        let mut eq = std::mem::take(&mut self.eq);
+        let r = eq.post(
+            &mut Scoped {
+                core: self,
+                scope: queue_scope(scope_queue::EVENT_QUEUE),
+            },
+            &ev,
+        );
+        self.eq = eq;
+        match r {
+            PostResult::Written | PostResult::NoQueue => self.raise(ADMIN_VECTOR),
+            PostResult::Overflow => {
+                tracing::warn!(code = ev.code, "event queue full: event dropped")
+            }
+            PostResult::Dma(e) => {
+                tracing::warn!(error = %e, "event queue write failed: event queue stopped");
+                self.raise(ADMIN_VECTOR);
+            }
+        }
+    }
+
+    /// Sends a frame to the wire. `scope` is the `wire_tx` fault scope: `queue` =
+    /// the sending queue in the numbering of [`scope_queue`], the QPN for RoCEv2
+    /// frames, `ETH_TX | n` for Ethernet TX queue `n`.
+    pub(crate) fn transmit(&mut self, scope: FaultScope, frame: &[u8]) -> bool {
+        if !self.link_up() {
+            self.port.tx_dropped_link_down += 1;
+            return false;
+        }
+        let Some(w) = self.wire.as_mut() else {
+            self.port.tx_dropped_link_down += 1;
+            return false;
+        };
+        match w.send_with_scope(frame, scope) {
+            Ok(()) => {
+                self.port.tx_frames += 1;
+                self.port.tx_bytes += frame.len() as u64;
+                true
+            }
+            Err(e) => {
+                self.port.tx_wire_errors += 1;
+                if !e.is_transient() {
+                    tracing::warn!(error = %e, "wire broken: link down");
+                    self.wire_broken = true;
+                }
+                false
+            }
+        }
+    }
+
+    pub(crate) fn enter_fatal(&mut self, cause: u32) {
+        if self.fatal.is_some() {
+            return;
+        }
+        tracing::error!(
+            cause,
+            "device fatal error: registers read all ones until DEV_CTRL.RESET"
+        );
+        // Interrupts still pending from before the fatal error are dropped, so the
+        // only interrupt a fatal device can still deliver (on unmask) is the one
+        // announcing the FATAL event (§13.3).
+        self.msix.clear_pending();
+        self.post_event(Event {
+            code: events::code::FATAL,
+            handle: 0,
+            detail: cause,
+        });
+        self.fatal = Some(cause);
+        self.counters.fatal_errors += 1;
+        self.link_reported = false;
+        self.delayed_irqs.clear();
+    }
+
+    pub(crate) fn set_now(&mut self, now: Duration) {
+        if now > self.now {
+            self.now = now;
+        }
+        let ns = u64::try_from(self.now.as_nanos()).unwrap_or(u64::MAX);
+        self.clock.store(ns, Ordering::Relaxed);
+    }
+}
+
+impl EthEnv for Core {
+    fn dma_read(&mut self, queue: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.read_scoped(queue_scope(queue), addr, buf)
+    }
+    fn dma_write(&mut self, queue: u32, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+        self.write_scoped(queue_scope(queue), addr, data)
+    }
+    fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
+        self.dma.check_range(addr, len)
+    }
+    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool {
+        Core::transmit(self, queue_scope(queue), frame)
+    }
+    fn raise(&mut self, vector: u16) {
+        Core::raise(self, vector)
+    }
+    fn event(&mut self, ev: Event) {
+        self.post_event(ev)
+    }
+}
+
+impl VerbsEnv for Core {
+    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.read_scoped(FaultScope::default(), addr, buf)
+    }
+    fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        self.write_scoped(FaultScope::default(), addr, buf)
+    }
+    fn dma_read_scoped(
+        &mut self,
+        scope: DmaScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
+        self.read_scoped(verbs_scope(scope), addr, buf)
+    }
+    fn dma_write_scoped(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+        self.write_scoped(verbs_scope(scope), addr, buf)
+    }
+    fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
+        self.dma.check_range(addr, len)
+    }
+    fn raise_vector(&mut self, vector: u16) {
+        self.raise(vector)
+    }
+    fn send_frame(&mut self, frame: &[u8]) {
+        if self.transmit(FaultScope::default(), frame) {
+            self.port.tx_roce_frames += 1;
+        }
+    }
+    fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
+        if self.transmit(queue_scope(qpn), frame) {
+            self.port.tx_roce_frames += 1;
+        }
+    }
+    fn now(&self) -> Duration {
+        self.now
+    }
+    fn fault(&mut self, point: FaultPoint) -> Option<FaultAction> {
+        Core::fault(self, point)
+    }
+    fn post_async_event(&mut self, ev: AsyncEvent) {
+        self.post_event(Event {
+            code: ev.code(),
+            handle: ev.handle(),
+            detail: ev.detail(),
+        })
+    }
+}

@@ -9,8 +9,8 @@
 //! Fault hooks: [`faulted_read`] and [`faulted_write`] apply the fault engine's answer
 //! at the `DmaRead`/`DmaWrite` sites (the device core asks the engine, with the scope
 //! of the access, and passes the answer in). Engines inside the device reach guest
-//! memory through the [`DmaPort`] trait, which the device core implements with the
-//! hooks applied.
+//! memory through [`crate::env::DeviceEnv`], which the device core implements with
+//! the hooks applied.
 
 use thiserror::Error;
 
@@ -192,20 +192,39 @@ impl Dma {
     }
 }
 
-/// Guest memory as seen by an engine inside the device (admin queue, event queue).
-pub trait DmaPort {
-    /// Reads `buf.len()` bytes at `addr`.
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
-    /// Writes `data` at `addr`.
-    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError>;
-}
-
-impl DmaPort for Dma {
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+/// A bare DMA engine as the environment of unit tests of the admin and event
+/// queues: guest memory only (no interrupts, no wire, no faults, time 0).
+#[cfg(test)]
+impl crate::env::DeviceEnv for Dma {
+    fn dma_read(
+        &mut self,
+        _scope: crate::env::DmaScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
         self.read(addr, buf)
     }
-    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+    fn dma_write(
+        &mut self,
+        _scope: crate::env::DmaScope,
+        addr: u64,
+        data: &[u8],
+    ) -> Result<(), DmaError> {
         self.write(addr, data)
+    }
+    fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
+        self.check_range(addr, len)
+    }
+    fn raise(&mut self, _vector: u16) {}
+    fn transmit(&mut self, _owner: crate::env::Owner, _frame: &[u8]) -> bool {
+        false
+    }
+    fn post_event(&mut self, _ev: crate::events::Event) {}
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    fn fault(&mut self, _point: crate::fault::FaultPoint) -> Option<crate::fault::FaultAction> {
+        None
     }
 }
 

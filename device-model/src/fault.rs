@@ -922,7 +922,7 @@ impl FaultEngine {
 /// | [`CQ`](scope_queue::CQ)` \| n` | the ring of CQ `n` |
 /// | [`EVENT_QUEUE`](scope_queue::EVENT_QUEUE) | the event ring |
 pub mod scope_queue {
-    use crate::verbs::DmaOwner;
+    use crate::env::Owner;
 
     /// The admin queue (rings, command buffers; the `admin_command` site).
     pub const ADMIN: u32 = 0;
@@ -935,12 +935,15 @@ pub mod scope_queue {
     /// The event ring.
     pub const EVENT_QUEUE: u32 = 1 << 19;
 
-    /// Scope number of a verbs DMA owner.
-    pub const fn of_verbs(owner: DmaOwner) -> u32 {
+    /// Scope number of the object `owner`.
+    pub const fn of(owner: Owner) -> u32 {
         match owner {
-            DmaOwner::Admin => ADMIN,
-            DmaOwner::Qp(qpn) => qpn,
-            DmaOwner::Cq(cqn) => CQ | cqn,
+            Owner::Admin => ADMIN,
+            Owner::Qp(qpn) => qpn,
+            Owner::Cq(cqn) => CQ | cqn,
+            Owner::EthTx(n) => ETH_TX | n as u32,
+            Owner::EthRx(n) => ETH_RX | n as u32,
+            Owner::EventQueue => EVENT_QUEUE,
         }
     }
 }
@@ -958,10 +961,10 @@ pub(crate) fn admin_scope() -> FaultScope {
     queue_scope(scope_queue::ADMIN)
 }
 
-/// The fault scope of a verbs DMA access.
-pub(crate) fn verbs_scope(s: crate::verbs::DmaScope) -> FaultScope {
+/// The fault scope of an access for `s`.
+pub(crate) fn dma_scope(s: crate::env::DmaScope) -> FaultScope {
     FaultScope {
-        queue: Some(scope_queue::of_verbs(s.owner)),
+        queue: Some(scope_queue::of(s.owner)),
         mr: s.mr,
         ..FaultScope::default()
     }

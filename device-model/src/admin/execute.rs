@@ -14,7 +14,7 @@ use rnic_contract::field::Record;
 use rnic_contract::pci::{ADMIN_VECTOR, MSIX_VECTORS};
 
 use super::AdminStatus;
-use crate::device::{Rnic, Scoped};
+use crate::device::Rnic;
 use crate::eth::{MacAddress, QueueParams, MAX_QUEUES};
 use crate::fault::{admin_scope, scope_queue, FaultAction, FaultPoint, FaultSite};
 use crate::stats::{self, DeviceCounters, PortStats};
@@ -36,11 +36,7 @@ impl Rnic {
     /// Processes submissions up to the tail while completion space lasts.
     pub(crate) fn run_admin(&mut self) {
         while self.ready() && self.admin_delayed.is_none() && self.core.pending_fatal.is_none() {
-            let mut port = Scoped {
-                core: &mut self.core,
-                scope: admin_scope(),
-            };
-            let cmd = match self.admin.fetch(&mut port) {
+            let cmd = match self.admin.fetch(&mut self.core) {
                 Ok(Some(c)) => c,
                 Ok(None) => break,
                 Err(cause) => {
@@ -82,11 +78,7 @@ impl Rnic {
         if status != STATUS_SUCCESS {
             self.core.counters.admin_failed += 1;
         }
-        let mut port = Scoped {
-            core: &mut self.core,
-            scope: admin_scope(),
-        };
-        match self.admin.complete(&mut port, id, status, r0, r1) {
+        match self.admin.complete(&mut self.core, id, status, r0, r1) {
             Ok(()) => self.core.raise(ADMIN_VECTOR),
             Err(cause) => self.set_admin_error(cause),
         }

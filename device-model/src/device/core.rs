@@ -3,7 +3,8 @@
 //! their fault hooks, the event queue, the wire, link and fatal state, counters.
 
 use super::*;
-use crate::fault::{queue_scope, scope_queue, verbs_scope};
+use crate::env::{DeviceEnv, DmaScope, Owner};
+use crate::fault::{dma_scope, queue_scope, scope_queue};
 
 /// State shared by every engine of the device.
 pub(crate) struct Core {
@@ -28,21 +29,6 @@ pub(crate) struct Core {
     pub(crate) delayed_irqs: Vec<(Duration, u16)>,
     pub(crate) port: PortStats,
     pub(crate) counters: DeviceCounters,
-}
-
-/// DMA through the core's fault hooks with a fixed fault scope.
-pub(crate) struct Scoped<'a> {
-    pub(crate) core: &'a mut Core,
-    pub(crate) scope: FaultScope,
-}
-
-impl DmaPort for Scoped<'_> {
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.core.read_scoped(self.scope, addr, buf)
-    }
-    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        self.core.write_scoped(self.scope, addr, data)
-    }
 }
 
 impl Core {
@@ -170,13 +156,7 @@ impl Core {
             return;
         }
         let mut eq = std::mem::take(&mut self.eq);
-        let r = eq.post(
-            &mut Scoped {
-                core: self,
-                scope: queue_scope(scope_queue::EVENT_QUEUE),
-            },
-            &ev,
-        );
+        let r = eq.post(self, &ev);
         self.eq = eq;
         match r {
             PostResult::Written | PostResult::NoQueue => self.raise(ADMIN_VECTOR),
@@ -251,72 +231,33 @@ impl Core {
     }
 }
 
-impl EthEnv for Core {
-    fn dma_read(&mut self, queue: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.read_scoped(queue_scope(queue), addr, buf)
+impl DeviceEnv for Core {
+    fn dma_read(&mut self, scope: DmaScope, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+        self.read_scoped(dma_scope(scope), addr, buf)
     }
-    fn dma_write(&mut self, queue: u32, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        self.write_scoped(queue_scope(queue), addr, data)
+    fn dma_write(&mut self, scope: DmaScope, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+        self.write_scoped(dma_scope(scope), addr, data)
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.dma.check_range(addr, len)
-    }
-    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool {
-        Core::transmit(self, queue_scope(queue), frame)
     }
     fn raise(&mut self, vector: u16) {
         Core::raise(self, vector)
     }
-    fn event(&mut self, ev: Event) {
-        self.post_event(ev)
-    }
-}
-
-impl VerbsEnv for Core {
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.read_scoped(FaultScope::default(), addr, buf)
-    }
-    fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
-        self.write_scoped(FaultScope::default(), addr, buf)
-    }
-    fn dma_read_scoped(
-        &mut self,
-        scope: DmaScope,
-        addr: u64,
-        buf: &mut [u8],
-    ) -> Result<(), DmaError> {
-        self.read_scoped(verbs_scope(scope), addr, buf)
-    }
-    fn dma_write_scoped(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
-        self.write_scoped(verbs_scope(scope), addr, buf)
-    }
-    fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
-        self.dma.check_range(addr, len)
-    }
-    fn raise_vector(&mut self, vector: u16) {
-        self.raise(vector)
-    }
-    fn send_frame(&mut self, frame: &[u8]) {
-        if self.transmit(FaultScope::default(), frame) {
+    fn transmit(&mut self, owner: Owner, frame: &[u8]) -> bool {
+        let sent = Core::transmit(self, queue_scope(scope_queue::of(owner)), frame);
+        if sent && matches!(owner, Owner::Qp(_)) {
             self.port.tx_roce_frames += 1;
         }
+        sent
     }
-    fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
-        if self.transmit(queue_scope(qpn), frame) {
-            self.port.tx_roce_frames += 1;
-        }
+    fn post_event(&mut self, ev: Event) {
+        Core::post_event(self, ev)
     }
     fn now(&self) -> Duration {
         self.now
     }
     fn fault(&mut self, point: FaultPoint) -> Option<FaultAction> {
         Core::fault(self, point)
-    }
-    fn post_async_event(&mut self, ev: AsyncEvent) {
-        self.post_event(Event {
-            code: ev.code(),
-            handle: ev.handle(),
-            detail: ev.detail(),
-        })
     }
 }

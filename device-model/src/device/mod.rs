@@ -24,7 +24,7 @@ mod registers;
 #[cfg(test)]
 pub(crate) mod tests;
 
-pub(crate) use self::core::{Core, Scoped};
+pub(crate) use self::core::Core;
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,15 +35,15 @@ use serde::{Deserialize, Serialize};
 use vm_memory::GuestMemoryMmap;
 
 use crate::admin::{AdminQueue, AdminRegEffect};
-use crate::dma::{faulted_read, faulted_write, Dma, DmaError, DmaPort};
-use crate::eth::{EthEnv, Ethernet, MacAddress, RxOutcome};
+use crate::dma::{faulted_read, faulted_write, Dma, DmaError};
+use crate::eth::{Ethernet, MacAddress, RxOutcome};
 use crate::events::{self, Event, EventQueue, PostResult};
 use crate::fault::{FaultAction, FaultEngine, FaultPoint, FaultScope, FaultSite};
 use crate::irq::InterruptSink;
 use crate::msix::Msix;
 use crate::pci::{ConfigSpace, PciFunction};
 use crate::stats::{DeviceCounters, PortStats, RnicStats};
-use crate::verbs::{AsyncEvent, DmaScope, Verbs, VerbsEnv, VerbsLimits};
+use crate::verbs::{Verbs, VerbsLimits};
 use crate::wire::{FaultyWire, WireBackend, WireClock, WireDecider};
 use rnic_contract::admin::CommandRepr;
 use rnic_contract::bar0::{self, admin_error, dev_ctrl, dev_status};

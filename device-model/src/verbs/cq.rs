@@ -1,8 +1,9 @@
 //! Completion queues: the CQE ring in guest memory, the phase tag, arming and
 //! interrupt moderation.
 
-use super::env::{AsyncEvent, DmaScope, VerbsEnv};
+use super::async_event::AsyncEvent;
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope};
 use rnic_contract::bar0::verbs_db;
 use rnic_contract::cqe::{cqe_field, Cqe, CqeRepr, WcStatus, CQE_SIZE};
 use serde::Serialize;
@@ -90,17 +91,17 @@ impl Cq {
         (idx / self.size) & 1 == 0
     }
 
-    fn set_error(&mut self, env: &mut dyn VerbsEnv) {
+    fn set_error(&mut self, env: &mut dyn DeviceEnv) {
         if !self.error {
             self.error = true;
-            env.post_async_event(AsyncEvent::CqError { cqn: self.cqn });
+            env.post_event(AsyncEvent::CqError { cqn: self.cqn }.into());
         }
     }
 
     /// Writes one CQE. Fails (and puts the CQ in error) on overflow or DMA error.
     pub fn push(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         cqe: &CqeRepr,
         solicited: bool,
     ) -> Result<(), CqFull> {
@@ -120,9 +121,9 @@ impl Cq {
         let bytes = cqe.to_bytes(!phase);
         let scope = DmaScope::cq(self.cqn);
         let addr = self.slot_addr(self.pi);
-        if env.dma_write_scoped(scope, addr, &bytes).is_err()
+        if env.dma_write(scope, addr, &bytes).is_err()
             || env
-                .dma_write_scoped(scope, addr + cqe_field::PHASE as u64, &[u8::from(phase)])
+                .dma_write(scope, addr + cqe_field::PHASE as u64, &[u8::from(phase)])
                 .is_err()
         {
             self.set_error(env);
@@ -149,15 +150,15 @@ impl Cq {
         Ok(())
     }
 
-    fn fire(&mut self, env: &mut dyn VerbsEnv) {
-        env.raise_vector(self.vector);
+    fn fire(&mut self, env: &mut dyn DeviceEnv) {
+        env.raise(self.vector);
         self.stats.interrupts += 1;
         self.arm = Arm::Off;
         self.pending = 0;
         self.pending_since = None;
     }
 
-    fn maybe_fire(&mut self, env: &mut dyn VerbsEnv) {
+    fn maybe_fire(&mut self, env: &mut dyn DeviceEnv) {
         if self.arm == Arm::Off || self.pending == 0 {
             return;
         }
@@ -173,7 +174,7 @@ impl Cq {
     }
 
     /// Timer check for time-based moderation.
-    pub fn poll(&mut self, env: &mut dyn VerbsEnv) {
+    pub fn poll(&mut self, env: &mut dyn DeviceEnv) {
         self.maybe_fire(env);
     }
 
@@ -191,7 +192,7 @@ impl Cq {
     }
 
     /// The arm doorbell.
-    pub fn arm(&mut self, env: &mut dyn VerbsEnv, value: u32) -> bool {
+    pub fn arm(&mut self, env: &mut dyn DeviceEnv, value: u32) -> bool {
         let mode = match value {
             verbs_db::ARM_NEXT => Arm::Next,
             verbs_db::ARM_SOLICITED => Arm::Solicited,
@@ -214,7 +215,7 @@ impl Cq {
     /// Moves the unconsumed entries to a new ring; returns how many.
     pub fn resize(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         base: u64,
         size: u32,
     ) -> Result<u32, DmaError> {
@@ -222,7 +223,7 @@ impl Cq {
         let mut entries = Vec::with_capacity(n as usize);
         for i in 0..n {
             let mut b = [0u8; CQE_SIZE];
-            env.dma_read_scoped(
+            env.dma_read(
                 DmaScope::cq(self.cqn),
                 self.slot_addr(self.ci.wrapping_add(i)),
                 &mut b,
@@ -235,7 +236,7 @@ impl Cq {
         for (i, mut b) in entries.into_iter().enumerate() {
             let i = i as u32;
             Cqe::new_unchecked(&mut b[..]).set_phase(self.phase(i));
-            if let Err(e) = env.dma_write_scoped(DmaScope::cq(self.cqn), self.slot_addr(i), &b) {
+            if let Err(e) = env.dma_write(DmaScope::cq(self.cqn), self.slot_addr(i), &b) {
                 (self.base, self.size) = old;
                 return Err(e);
             }

@@ -7,7 +7,7 @@
 //!
 //! What it owns: everything under `src/verbs`. What it must not touch: PCI, MSI-X,
 //! the admin queue itself, DMA, the wire backends and the fault engine. It reaches
-//! them only through [`VerbsEnv`], which the device core implements; frames are
+//! them only through [`DeviceEnv`], which the device core implements; frames are
 //! encoded and decoded with [`crate::roce`].
 //!
 //! The engine never trusts the guest: every handle, index, count, length, key and
@@ -15,8 +15,8 @@
 //! a QP error, never a panic. Work per call is bounded (ring sizes, window, a cap on
 //! loopback frames per call).
 
+pub mod async_event;
 pub mod cq;
-pub mod env;
 pub mod handles;
 pub mod mr;
 pub mod qp;
@@ -25,7 +25,8 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use env::{AsyncEvent, DmaOwner, DmaScope, VerbsEnv};
+pub use crate::env::{DeviceEnv, DmaScope, Owner};
+pub use async_event::AsyncEvent;
 pub use rnic_contract::admin::AdminStatus;
 pub use rnic_contract::cqe::WcStatus;
 pub use rnic_contract::verbs::QpState;
@@ -323,7 +324,7 @@ impl Verbs {
     /// packets it produced.
     fn with_qp<R>(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         qpn: u32,
         f: impl FnOnce(&mut Qp, &mut Ctx) -> R,
     ) -> Option<R> {
@@ -346,7 +347,7 @@ impl Verbs {
 
     /// Sends the packets QP `qpn` produced: to the loopback queue, or encoded to
     /// the wire.
-    fn route(&mut self, env: &mut dyn VerbsEnv, qpn: u32, out: Vec<RocePacket>) {
+    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<RocePacket>) {
         for p in out {
             if p.ip.dst == self.port.ip {
                 self.stats.loopback_packets += 1;
@@ -355,7 +356,7 @@ impl Verbs {
                 match roce::encode(&p) {
                     Ok(frame) => {
                         self.stats.frames_sent += 1;
-                        env.send_frame_from(qpn, &frame);
+                        env.transmit(Owner::Qp(qpn), &frame);
                     }
                     Err(e) => {
                         self.stats.encode_errors += 1;
@@ -366,7 +367,7 @@ impl Verbs {
         }
     }
 
-    fn drain_loopback(&mut self, env: &mut dyn VerbsEnv) {
+    fn drain_loopback(&mut self, env: &mut dyn DeviceEnv) {
         let mut n = 0;
         while n < self.limits.max_loopback_per_call {
             let Some(p) = self.loopback.pop_front() else {
@@ -378,7 +379,7 @@ impl Verbs {
     }
 
     /// A decoded packet addressed to this port.
-    fn deliver(&mut self, env: &mut dyn VerbsEnv, p: &RocePacket) {
+    fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
         let qpn = p.bth.dest_qp;
         let known = self
             .qps
@@ -406,7 +407,7 @@ impl Verbs {
     }
 
     /// A frame from the wire.
-    pub fn receive_frame(&mut self, env: &mut dyn VerbsEnv, frame: &[u8]) {
+    pub fn receive_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
         self.stats.frames_received += 1;
         match roce::decode(frame) {
             Ok(p) if p.ip.dst == self.port.ip => {
@@ -423,7 +424,7 @@ impl Verbs {
 
     /// Timers: retransmission, RNR waits, time-based interrupt moderation, and any
     /// loopback traffic left over from a previous call.
-    pub fn poll(&mut self, env: &mut dyn VerbsEnv) {
+    pub fn poll(&mut self, env: &mut dyn DeviceEnv) {
         for qpn in self.qps.handles() {
             self.with_qp(env, qpn, |qp, cx| qp.on_timer(cx));
         }
@@ -436,7 +437,7 @@ impl Verbs {
     }
 
     /// A doorbell write at BAR0 `offset` (`0x2000..=0xFFFF`).
-    pub fn doorbell(&mut self, env: &mut dyn VerbsEnv, offset: u64, value: u32) {
+    pub fn doorbell(&mut self, env: &mut dyn DeviceEnv, offset: u64, value: u32) {
         if offset & 3 != 0 {
             self.stats.bad_doorbells += 1;
             return;
@@ -480,7 +481,7 @@ impl Verbs {
     /// Returns (result 0, result 1) or the failure status.
     pub fn admin(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         opcode: u8,
         operands: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
@@ -496,7 +497,7 @@ impl Verbs {
 
     fn admin_inner(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         opcode: u8,
         operand_bytes: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
@@ -506,7 +507,7 @@ impl Verbs {
         match opcode {
             op::QUERY_CAPS => {
                 let out = o.u64(operands::query_caps::ADDR);
-                env.dma_write_scoped(DmaScope::ADMIN, out, &self.limits.encode())
+                env.dma_write(DmaScope::ADMIN, out, &self.limits.encode())
                     .map_err(|_| DmaError)?;
                 Ok((QUERY_RECORD_SIZE as u32, 0))
             }
@@ -606,7 +607,7 @@ impl Verbs {
                 let out = o.u64(operands::query_object::ADDR);
                 let qp = self.qps.get(qpn).ok_or(InvalidHandle)?;
                 let (bytes, state) = (qp.query(), u32::from(qp.state.code()));
-                env.dma_write_scoped(DmaScope::ADMIN, out, &bytes)
+                env.dma_write(DmaScope::ADMIN, out, &bytes)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
@@ -675,7 +676,7 @@ impl Verbs {
                 r.set_u32(query_mr::FBO, mr.fbo as u32);
                 r.set_u32(query_mr::MAX_PAGES, mr.fast_reg.unwrap_or(0));
                 let state = u32::from(state);
-                env.dma_write_scoped(DmaScope::ADMIN, out, &b)
+                env.dma_write(DmaScope::ADMIN, out, &b)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
@@ -686,7 +687,7 @@ impl Verbs {
     /// Validates a ring: power-of-two size in `min..=max`, aligned, inside guest RAM.
     fn check_ring(
         &self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         base: u64,
         size: u32,
         entry: usize,
@@ -708,7 +709,7 @@ impl Verbs {
 
     fn create_qp(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         o: &Record<&[u8; 56]>,
     ) -> Result<(u32, u32), AdminStatus> {
         use operands::create_qp as f;
@@ -764,7 +765,7 @@ impl Verbs {
 
     fn reg_mr(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         o: &Record<&[u8; 56]>,
     ) -> Result<(u32, u32), AdminStatus> {
         use operands::reg_mr as f;

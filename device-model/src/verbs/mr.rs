@@ -3,9 +3,9 @@
 //! One key per MR (lkey == rkey): `key = (index << 8) | key byte`. Index 0 is never
 //! allocated, so keys `0x00..=0xFF` are always invalid.
 
-use super::env::{DmaScope, VerbsEnv};
 use super::handles::HandleAlloc;
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope};
 use rnic_contract::verbs::access;
 use serde::Serialize;
 
@@ -266,7 +266,7 @@ pub enum PageListError {
 /// one (aligned to the page size, the whole page inside guest RAM). `scope` is the
 /// fault scope of the reads.
 pub fn load_page_list(
-    env: &mut dyn VerbsEnv,
+    env: &mut dyn DeviceEnv,
     scope: DmaScope,
     list: u64,
     count: u32,
@@ -283,7 +283,7 @@ pub fn load_page_list(
         let addr = list
             .checked_add(done as u64 * 8)
             .ok_or(PageListError::BadPage)?;
-        env.dma_read_scoped(scope, addr, &mut buf[..n * 8])
+        env.dma_read(scope, addr, &mut buf[..n * 8])
             .map_err(PageListError::Dma)?;
         for e in buf[..n * 8].chunks_exact(8) {
             let mut a = [0u8; 8];

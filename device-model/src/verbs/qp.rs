@@ -3,10 +3,11 @@
 //! `super::transport`.
 use rnic_contract::event::qp_error_cause;
 
+use super::async_event::AsyncEvent;
 use super::cq::Cq;
-use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use super::mr::{MrError, MrTable, Need};
 use super::{Port, Table, VerbsLimits};
+use crate::env::{DeviceEnv, DmaScope};
 use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
 use crate::roce::RocePacket;
 use rnic_contract::admin::{operands::modify_qp, query_qp, QUERY_RECORD_SIZE};
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 /// Everything a QP operation may touch besides the QP itself.
 pub(crate) struct Ctx<'a> {
-    pub env: &'a mut dyn VerbsEnv,
+    pub env: &'a mut dyn DeviceEnv,
     pub mrs: &'a mut MrTable,
     pub cqs: &'a mut Table<Cq>,
     pub out: &'a mut Vec<RocePacket>,
@@ -586,9 +587,7 @@ impl Qp {
     fn read_wqe(&self, cx: &mut Ctx, base: u64, size: u32, idx: u32) -> Option<[u8; WQE_SIZE]> {
         let addr = base + u64::from(idx & (size - 1)) * WQE_SIZE as u64;
         let mut b = [0u8; WQE_SIZE];
-        cx.env
-            .dma_read_scoped(DmaScope::qp(self.qpn), addr, &mut b)
-            .ok()?;
+        cx.env.dma_read(DmaScope::qp(self.qpn), addr, &mut b).ok()?;
         Some(b)
     }
 
@@ -801,10 +800,13 @@ impl Qp {
         if self.state == QpState::Err || self.state == QpState::Reset {
             return;
         }
-        cx.env.post_async_event(AsyncEvent::QpError {
-            qpn: self.qpn,
-            cause,
-        });
+        cx.env.post_event(
+            AsyncEvent::QpError {
+                qpn: self.qpn,
+                cause,
+            }
+            .into(),
+        );
         self.enter_err(cx, Some(cause));
     }
 
@@ -871,7 +873,7 @@ impl Qp {
         if self.state == QpState::Sqd && !self.drained_reported && self.req.outstanding.is_empty() {
             self.drained_reported = true;
             cx.env
-                .post_async_event(AsyncEvent::SqDrained { qpn: self.qpn });
+                .post_event(AsyncEvent::SqDrained { qpn: self.qpn }.into());
         }
     }
 }

@@ -35,7 +35,7 @@ impl Rnic {
 
     /// Processes submissions up to the tail while completion space lasts.
     pub(crate) fn run_admin(&mut self) {
-        while self.ready() && self.admin_delayed.is_none() && self.core.pending_fatal.is_none() {
+        while self.ready() && self.admin_delayed.is_none() && !self.core.fatal.is_requested() {
             let cmd = match self.admin.fetch(&mut self.core) {
                 Ok(Some(c)) => c,
                 Ok(None) => break,

@@ -2,6 +2,7 @@
 //! (admin queue, event queue, Ethernet, verbs) reach it through: DMA and MSI-X with
 //! their fault hooks, the event queue, the wire, link and fatal state, counters.
 
+use super::state::{Fatal, Link, LinkInput};
 use super::*;
 use crate::env::{DeviceEnv, DmaScope, Owner};
 use crate::fault::{dma_scope, queue_scope, scope_queue};
@@ -12,7 +13,6 @@ pub(crate) struct Core {
     pub(crate) msix: Msix,
     pub(crate) faults: Arc<Mutex<FaultEngine>>,
     pub(crate) wire: Option<FaultyWire<Box<dyn WireBackend>>>,
-    pub(crate) wire_broken: bool,
     /// Device time in nanoseconds, for the wire's delay clock.
     pub(crate) clock: Arc<AtomicU64>,
     /// Set by the wire's fault decider when a `wire_tx`/`wire_rx` rule answers `fatal`.
@@ -21,11 +21,10 @@ pub(crate) struct Core {
     pub(crate) now: Duration,
     pub(crate) enabled: bool,
     pub(crate) admin_error: u32,
-    pub(crate) carrier: bool,
-    pub(crate) link_fault_down: bool,
-    pub(crate) link_reported: bool,
-    pub(crate) fatal: Option<u32>,
-    pub(crate) pending_fatal: Option<u32>,
+    /// The port link (§5.6).
+    pub(crate) link: Link,
+    /// The fatal state (§13.3).
+    pub(crate) fatal: Fatal,
     pub(crate) delayed_irqs: Vec<(Duration, u16)>,
     pub(crate) port: PortStats,
     pub(crate) counters: DeviceCounters,
@@ -35,8 +34,7 @@ impl Core {
     pub(crate) fn fault(&mut self, point: FaultPoint) -> Option<FaultAction> {
         let a = lock(&self.faults).check(&point, self.now);
         if a == Some(FaultAction::Fatal) {
-            self.pending_fatal
-                .get_or_insert(events::fatal_cause::INJECTED);
+            self.request_fatal(events::fatal_cause::INJECTED);
         }
         a
     }
@@ -52,7 +50,7 @@ impl Core {
         len: usize,
         access: impl FnOnce(&Dma, Option<FaultAction>) -> Result<(), DmaError>,
     ) -> Result<(), DmaError> {
-        if self.fatal.is_some() {
+        if self.fatal.is_fatal() {
             return Err(DmaError::Injected {
                 addr,
                 len: len as u64,
@@ -94,7 +92,7 @@ impl Core {
 
     /// Raises a vector through the MSI-X fault hook.
     pub(crate) fn raise(&mut self, vector: u16) {
-        if self.fatal.is_some() {
+        if self.fatal.is_fatal() {
             return;
         }
         if !self.msix.deliverable(vector) {
@@ -118,41 +116,9 @@ impl Core {
         }
     }
 
-    pub(crate) fn link_up(&self) -> bool {
-        self.enabled
-            && self.fatal.is_none()
-            && self.carrier
-            && !self.link_fault_down
-            && !self.wire_broken
-    }
-
-    pub(crate) fn update_link(&mut self) {
-        let up = self.link_up();
-        if up == self.link_reported {
-            return;
-        }
-        self.link_reported = up;
-        tracing::info!(up, "link state changed");
-        if up {
-            self.port.link_up_events += 1;
-            self.post_event(Event {
-                code: events::code::LINK_UP,
-                handle: 0,
-                detail: 0,
-            });
-        } else {
-            self.port.link_down_events += 1;
-            self.post_event(Event {
-                code: events::code::LINK_DOWN,
-                handle: 0,
-                detail: 0,
-            });
-        }
-    }
-
     /// Writes an event to the EQ (if any) and raises vector 0.
     pub(crate) fn post_event(&mut self, ev: Event) {
-        if self.fatal.is_some() {
+        if self.fatal.is_fatal() {
             return;
         }
         let mut eq = std::mem::take(&mut self.eq);
@@ -192,34 +158,11 @@ impl Core {
                 self.port.tx_wire_errors += 1;
                 if !e.is_transient() {
                     tracing::warn!(error = %e, "wire broken: link down");
-                    self.wire_broken = true;
+                    self.set_link_input(LinkInput::WireBroken(true));
                 }
                 false
             }
         }
-    }
-
-    pub(crate) fn enter_fatal(&mut self, cause: u32) {
-        if self.fatal.is_some() {
-            return;
-        }
-        tracing::error!(
-            cause,
-            "device fatal error: registers read all ones until DEV_CTRL.RESET"
-        );
-        // Interrupts still pending from before the fatal error are dropped, so the
-        // only interrupt a fatal device can still deliver (on unmask) is the one
-        // announcing the FATAL event (§13.3).
-        self.msix.clear_pending();
-        self.post_event(Event {
-            code: events::code::FATAL,
-            handle: 0,
-            detail: cause,
-        });
-        self.fatal = Some(cause);
-        self.counters.fatal_errors += 1;
-        self.link_reported = false;
-        self.delayed_irqs.clear();
     }
 
     pub(crate) fn set_now(&mut self, now: Duration) {

@@ -12,6 +12,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`Rnic`] and [`RnicConfig`]: construction, the host API, polling, resets, receive classification |
 //! | `core.rs` | the state every engine shares (DMA and MSI-X with their fault hooks, event queue, wire, link and fatal state, counters) and the environment the engines reach it through |
+//! | `state.rs` | the link and fatal state types; their transitions post `LINK_UP`/`LINK_DOWN`/`FATAL` themselves, and [`Rnic::operation`] makes a fatal error requested by a fault take effect at the end of the BAR0 write or poll step that requested it |
 //! | `registers.rs` | BAR0 decode: control registers, `DEV_CTRL`, doorbell dispatch, configuration-space effects |
 //! | `pci_function.rs` | the [`PciFunction`] implementation the monitor drives |
 //!
@@ -21,10 +22,12 @@
 mod core;
 mod pci_function;
 mod registers;
+mod state;
 #[cfg(test)]
 pub(crate) mod tests;
 
 pub(crate) use self::core::Core;
+use self::state::{Fatal, Link, LinkInput};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -117,18 +120,14 @@ impl Rnic {
                 msix: Msix::new(irq),
                 faults: Arc::new(Mutex::new(FaultEngine::new())),
                 wire: None,
-                wire_broken: false,
                 clock: Arc::new(AtomicU64::new(0)),
                 wire_fatal: Arc::new(AtomicBool::new(false)),
                 eq: EventQueue::new(),
                 now: Duration::ZERO,
                 enabled: false,
                 admin_error: 0,
-                carrier: config.carrier,
-                link_fault_down: false,
-                link_reported: false,
-                fatal: None,
-                pending_fatal: None,
+                link: Link::new(config.carrier),
+                fatal: Fatal::Running,
                 delayed_irqs: Vec::new(),
                 port: PortStats::default(),
                 counters: DeviceCounters::default(),
@@ -188,15 +187,12 @@ impl Rnic {
         });
         let clk: WireClock = Box::new(move || Duration::from_nanos(clock.load(Ordering::Relaxed)));
         self.core.wire = Some(FaultyWire::with_clock(wire, decide, clk));
-        self.core.wire_broken = false;
-        self.finish();
+        self.core.set_link_input(LinkInput::WireBroken(false));
     }
 
     /// Disconnects the wire (frames are then dropped and counted); returns it.
     pub fn detach_wire(&mut self) -> Option<Box<dyn WireBackend>> {
-        let w = self.core.wire.take().map(FaultyWire::into_inner);
-        self.finish();
-        w
+        self.core.wire.take().map(FaultyWire::into_inner)
     }
 
     /// The wire's file descriptor that becomes readable when frames arrive, if any.
@@ -206,8 +202,7 @@ impl Rnic {
 
     /// Plugs or unplugs the cable (host side): the link follows.
     pub fn set_carrier(&mut self, carrier: bool) {
-        self.core.carrier = carrier;
-        self.finish();
+        self.core.set_link_input(LinkInput::Carrier(carrier));
     }
 
     /// Whether `DEV_STATUS.LINK_UP` is set.
@@ -222,7 +217,7 @@ impl Rnic {
 
     /// The fatal cause, if the device is in the fatal state.
     pub fn fatal(&self) -> Option<u32> {
-        self.core.fatal
+        self.core.fatal.cause()
     }
 
     /// Device time of the last `poll`.
@@ -261,7 +256,7 @@ impl Rnic {
         if self.ready() {
             s |= dev_status::READY;
         }
-        if self.core.fatal.is_some() {
+        if self.core.fatal.is_fatal() {
             s |= dev_status::FATAL;
         }
         if self.core.admin_error != 0 {
@@ -283,7 +278,7 @@ impl Rnic {
         self.core.enabled
             && self.admin.is_live()
             && self.core.admin_error == 0
-            && self.core.fatal.is_none()
+            && !self.core.fatal.is_fatal()
     }
 
     /// Time-driven work; the monitor calls this periodically with a monotonic device
@@ -292,21 +287,31 @@ impl Rnic {
     /// receive (up to [`RX_BUDGET`] frames), verbs timers.
     pub fn poll(&mut self, now: Duration) {
         self.core.set_now(now);
-        let now = self.core.now;
-        if self.core.fatal.is_some() {
+        if self.core.fatal.is_fatal() {
             self.drain_wire();
             return;
         }
-        self.core.fault(FaultPoint::new(FaultSite::Device));
-        match self.core.fault(FaultPoint::new(FaultSite::Link)) {
-            Some(FaultAction::LinkDown) => self.core.link_fault_down = true,
-            Some(FaultAction::LinkUp) => self.core.link_fault_down = false,
-            _ => {}
-        }
-        self.finish();
-        if self.core.fatal.is_some() {
+        // The `device` and `link` fault checks are one step: a `fatal` answer takes
+        // effect before the rest of the poll.
+        self.operation(|dev| {
+            dev.core.fault(FaultPoint::new(FaultSite::Device));
+            match dev.core.fault(FaultPoint::new(FaultSite::Link)) {
+                Some(FaultAction::LinkDown) => dev.core.set_link_input(LinkInput::FaultDown(true)),
+                Some(FaultAction::LinkUp) => dev.core.set_link_input(LinkInput::FaultDown(false)),
+                _ => {}
+            }
+        });
+        if self.core.fatal.is_fatal() {
             return;
         }
+        self.operation(Rnic::poll_work);
+    }
+
+    /// The work of one poll after its fault checks: delayed interrupts and admin
+    /// commands, wire receive, verbs timers, admin commands left by a full
+    /// completion ring.
+    fn poll_work(&mut self) {
+        let now = self.core.now;
         let mut due = Vec::new();
         self.core.delayed_irqs.retain(|&(t, v)| {
             if t <= now {
@@ -340,7 +345,7 @@ impl Rnic {
                     self.core.port.rx_wire_errors += 1;
                     if !e.is_transient() {
                         tracing::warn!(error = %e, "wire broken: link down");
-                        self.core.wire_broken = true;
+                        self.core.set_link_input(LinkInput::WireBroken(true));
                         break;
                     }
                 }
@@ -352,7 +357,6 @@ impl Rnic {
         if self.ready() && self.admin.has_work() {
             self.run_admin();
         }
-        self.finish();
     }
 
     pub(crate) fn drain_wire(&mut self) {
@@ -364,19 +368,6 @@ impl Rnic {
                 }
             }
         }
-    }
-
-    /// Applies a fatal error requested during the operation, then the link state.
-    pub(crate) fn finish(&mut self) {
-        if self.core.wire_fatal.swap(false, Ordering::Relaxed) {
-            self.core
-                .pending_fatal
-                .get_or_insert(events::fatal_cause::INJECTED);
-        }
-        if let Some(c) = self.core.pending_fatal.take() {
-            self.core.enter_fatal(c);
-        }
-        self.core.update_link();
     }
 
     pub(crate) fn receive(&mut self, frame: &[u8]) {
@@ -413,13 +404,11 @@ impl Rnic {
         self.verbs
             .set_port_addr(self.config.mac.0, self.config.ip.octets());
         let c = &mut self.core;
-        c.enabled = false;
+        c.set_enabled(false);
         c.admin_error = 0;
-        c.fatal = None;
-        c.pending_fatal = None;
+        c.fatal = Fatal::Running;
         c.eq = EventQueue::new();
         c.delayed_irqs.clear();
-        c.link_reported = false;
         c.msix.clear_pending();
         c.counters.resets += 1;
     }

@@ -60,12 +60,13 @@ impl Rnic {
         }
         let en = value & dev_ctrl::ENABLE != 0;
         if en && !self.core.enabled {
-            self.core.enabled = true;
             if let Err(cause) = self.admin.enable(&self.core.dma) {
                 self.set_admin_error(cause);
             } else if self.core.eq.enable(&self.core.dma).is_err() {
                 self.set_admin_error(admin_error::BAD_EQ);
             }
+            // Enabling with the link up posts LINK_UP, into the event ring just latched.
+            self.core.set_enabled(true);
         } else if !en && self.core.enabled {
             self.device_reset();
         }
@@ -99,7 +100,7 @@ impl Rnic {
     }
 
     pub(crate) fn bar0_read(&mut self, offset: u64) -> u32 {
-        if self.core.fatal.is_some() {
+        if self.core.fatal.is_fatal() {
             return 0xFFFF_FFFF;
         }
         if offset < bar0::CONTROL_END {
@@ -112,21 +113,22 @@ impl Rnic {
     }
 
     pub(crate) fn bar0_write(&mut self, offset: u64, value: u32) {
-        if self.core.fatal.is_some() {
+        if self.core.fatal.is_fatal() {
             if offset == bar0::DEV_CTRL && value & dev_ctrl::RESET != 0 {
                 self.device_reset();
             }
             return;
         }
-        if offset < bar0::CONTROL_END {
-            self.reg_write(offset, value);
-        } else if !self.core.enabled {
-            // Doorbells of a disabled device are ignored.
-        } else if offset < rnic_contract::bar0::eth_db::ETH_END {
-            self.eth.doorbell_write(&mut self.core, offset, value);
-        } else {
-            self.verbs.doorbell(&mut self.core, offset, value);
-        }
-        self.finish();
+        self.operation(|dev| {
+            if offset < bar0::CONTROL_END {
+                dev.reg_write(offset, value);
+            } else if !dev.core.enabled {
+                // Doorbells of a disabled device are ignored.
+            } else if offset < rnic_contract::bar0::eth_db::ETH_END {
+                dev.eth.doorbell_write(&mut dev.core, offset, value);
+            } else {
+                dev.verbs.doorbell(&mut dev.core, offset, value);
+            }
+        });
     }
 }

@@ -22,24 +22,54 @@ use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryBackend, GuestMemory
 pub enum DmaError {
     /// `addr + len` wraps around the address space.
     #[error("DMA range {addr:#x}+{len:#x} wraps around the address space; the driver passed a bad address")]
-    Overflow { addr: u64, len: u64 },
+    Overflow {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
     /// Part of the range is not guest RAM.
     #[error("DMA range {addr:#x}+{len:#x} is not entirely inside guest RAM; the driver passed a bad address or length")]
-    OutOfRange { addr: u64, len: u64 },
+    OutOfRange {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
     /// The range overlaps one of the device's own BARs.
     #[error("DMA range {addr:#x}+{len:#x} overlaps the device's own BAR; the device never DMAs into its registers")]
-    DeviceRegion { addr: u64, len: u64 },
+    DeviceRegion {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
     /// PCI bus mastering is off.
     #[error(
         "DMA to {addr:#x} refused: PCI bus mastering is disabled; set Command.Bus Master Enable"
     )]
-    BusMasterDisabled { addr: u64 },
+    BusMasterDisabled {
+        /// First guest-physical address of the refused access.
+        addr: u64,
+    },
     /// The memory backend reported an error.
     #[error("guest memory access at {addr:#x}+{len:#x} failed: {reason}")]
-    Memory { addr: u64, len: u64, reason: String },
+    Memory {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+        /// The guest memory backend's error, as text.
+        reason: String,
+    },
     /// The fault engine made this access fail.
     #[error("DMA at {addr:#x}+{len:#x} failed by fault injection")]
-    Injected { addr: u64, len: u64 },
+    Injected {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
 }
 
 /// The device's DMA engine over guest RAM.

@@ -2,7 +2,7 @@
 //! (admin queue, event queue, Ethernet, verbs) reach it through: DMA and MSI-X with
 //! their fault hooks, the event queue, the wire, link and fatal state, counters.
 
-use super::state::{Fatal, Link, LinkInput};
+use super::state::{FatalState, Link, LinkInput};
 use super::*;
 use crate::env::{DeviceEnv, DmaScope, Owner};
 use crate::fault::{dma_scope, queue_scope, scope_queue};
@@ -24,7 +24,7 @@ pub(crate) struct Core {
     /// The port link (§5.6).
     pub(crate) link: Link,
     /// The fatal state (§13.3).
-    pub(crate) fatal: Fatal,
+    pub(crate) fatal: FatalState,
     pub(crate) delayed_irqs: Vec<(Duration, u16)>,
     pub(crate) port: PortStats,
     pub(crate) counters: DeviceCounters,

@@ -27,7 +27,7 @@ mod state;
 pub(crate) mod tests;
 
 pub(crate) use self::core::Core;
-use self::state::{Fatal, Link, LinkInput};
+use self::state::{FatalState, Link, LinkInput};
 use std::net::Ipv4Addr;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -127,7 +127,7 @@ impl Rnic {
                 enabled: false,
                 admin_error: 0,
                 link: Link::new(config.carrier),
-                fatal: Fatal::Running,
+                fatal: FatalState::Running,
                 delayed_irqs: Vec::new(),
                 port: PortStats::default(),
                 counters: DeviceCounters::default(),
@@ -406,7 +406,7 @@ impl Rnic {
         let c = &mut self.core;
         c.set_enabled(false);
         c.admin_error = 0;
-        c.fatal = Fatal::Running;
+        c.fatal = FatalState::Running;
         c.eq = EventQueue::new();
         c.delayed_irqs.clear();
         c.msix.clear_pending();

@@ -35,11 +35,6 @@ impl Link {
     pub(crate) fn inputs_up(&self) -> bool {
         self.carrier && !self.fault_down && !self.wire_broken
     }
-
-    /// Whether the wire broke (and no wire was attached since).
-    pub(crate) fn wire_broken(&self) -> bool {
-        self.wire_broken
-    }
 }
 
 /// One input of the link state.
@@ -55,7 +50,7 @@ pub(crate) enum LinkInput {
 
 /// The fatal state (§13.3).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum Fatal {
+pub(crate) enum FatalState {
     /// Working.
     #[default]
     Running,
@@ -68,23 +63,23 @@ pub(crate) enum Fatal {
     Fatal(u32),
 }
 
-impl Fatal {
+impl FatalState {
     /// The cause, once the device is fatal (or entering it).
     pub(crate) fn cause(self) -> Option<u32> {
         match self {
-            Fatal::Entering(c) | Fatal::Fatal(c) => Some(c),
-            Fatal::Running | Fatal::Requested(_) => None,
+            FatalState::Entering(c) | FatalState::Fatal(c) => Some(c),
+            FatalState::Running | FatalState::Requested(_) => None,
         }
     }
 
     /// Whether the device is fatal: registers read all ones, DMA and interrupts stop.
     pub(crate) fn is_fatal(self) -> bool {
-        matches!(self, Fatal::Fatal(_))
+        matches!(self, FatalState::Fatal(_))
     }
 
     /// Whether a fatal error was requested and not yet entered.
     pub(crate) fn is_requested(self) -> bool {
-        matches!(self, Fatal::Requested(_))
+        matches!(self, FatalState::Requested(_))
     }
 }
 
@@ -143,8 +138,8 @@ impl Core {
     /// Records a fatal error requested by a fault answer; it takes effect when the
     /// current BAR0 write or poll ends ([`Rnic::operation`]).
     pub(crate) fn request_fatal(&mut self, cause: u32) {
-        if self.fatal == Fatal::Running {
-            self.fatal = Fatal::Requested(cause);
+        if self.fatal == FatalState::Running {
+            self.fatal = FatalState::Requested(cause);
         }
     }
 
@@ -154,7 +149,7 @@ impl Core {
         if self.wire_fatal.swap(false, Ordering::Relaxed) {
             self.request_fatal(events::fatal_cause::INJECTED);
         }
-        if let Fatal::Requested(cause) = self.fatal {
+        if let FatalState::Requested(cause) = self.fatal {
             self.enter_fatal(cause);
         }
     }
@@ -162,14 +157,14 @@ impl Core {
     /// Enters the fatal state now (§13.3): drops pending interrupts, posts `FATAL`
     /// (the last event), stops DMA, interrupts and the link (silently).
     pub(crate) fn enter_fatal(&mut self, cause: u32) {
-        if matches!(self.fatal, Fatal::Entering(_) | Fatal::Fatal(_)) {
+        if matches!(self.fatal, FatalState::Entering(_) | FatalState::Fatal(_)) {
             return;
         }
         tracing::error!(
             cause,
             "device fatal error: registers read all ones until DEV_CTRL.RESET"
         );
-        self.fatal = Fatal::Entering(cause);
+        self.fatal = FatalState::Entering(cause);
         // Interrupts still pending from before the fatal error are dropped, so the
         // only interrupt a fatal device can still deliver (on unmask) is the one
         // announcing the FATAL event (§13.3).
@@ -179,7 +174,7 @@ impl Core {
             handle: 0,
             detail: cause,
         });
-        self.fatal = Fatal::Fatal(cause);
+        self.fatal = FatalState::Fatal(cause);
         self.counters.fatal_errors += 1;
         self.link.reported_up = false;
         self.delayed_irqs.clear();
@@ -209,20 +204,20 @@ mod tests {
         assert!(!l.inputs_up());
         l.fault_down = false;
         l.wire_broken = true;
-        assert!(!l.inputs_up() && l.wire_broken());
+        assert!(!l.inputs_up());
         assert!(!Link::new(false).inputs_up());
     }
 
     #[test]
     fn fatal_state_queries() {
-        assert_eq!(Fatal::Running.cause(), None);
-        assert!(Fatal::Requested(1).is_requested() && !Fatal::Requested(1).is_fatal());
-        assert_eq!(Fatal::Entering(1).cause(), Some(1));
+        assert_eq!(FatalState::Running.cause(), None);
+        assert!(FatalState::Requested(1).is_requested() && !FatalState::Requested(1).is_fatal());
+        assert_eq!(FatalState::Entering(1).cause(), Some(1));
         assert!(
-            !Fatal::Entering(1).is_fatal(),
+            !FatalState::Entering(1).is_fatal(),
             "the FATAL event is still written"
         );
-        assert!(Fatal::Fatal(1).is_fatal());
+        assert!(FatalState::Fatal(1).is_fatal());
     }
 
     /// A `fatal` answer at a DMA site during a BAR0 write takes effect when the write

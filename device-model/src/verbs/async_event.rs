@@ -13,16 +13,33 @@ pub enum AsyncEvent {
     /// The device moved a QP to ERR on its own (error completion, bad doorbell,
     /// DMA failure, retry exhausted, CQ overflow). `cause` is a completion status
     /// code (`WcStatus`) or one of [`qp_error_cause`].
-    QpError { qpn: u32, cause: u8 },
+    QpError {
+        /// The QP.
+        qpn: u32,
+        /// A completion status code, or one of [`qp_error_cause`].
+        cause: u8,
+    },
     /// Responder side: a request violated memory protection (bad rkey, PD, rights
     /// or bounds); the QP was moved to ERR.
-    QpAccessError { qpn: u32 },
+    QpAccessError {
+        /// The QP.
+        qpn: u32,
+    },
     /// Responder side: a malformed or unexpected request; the QP was moved to ERR.
-    QpRequestError { qpn: u32 },
+    QpRequestError {
+        /// The QP.
+        qpn: u32,
+    },
     /// A QP in SQD has no outstanding send work any more.
-    SqDrained { qpn: u32 },
+    SqDrained {
+        /// The QP.
+        qpn: u32,
+    },
     /// A CQ overflowed or its ring could not be written; it accepts no more entries.
-    CqError { cqn: u32 },
+    CqError {
+        /// The CQ.
+        cqn: u32,
+    },
 }
 
 impl AsyncEvent {

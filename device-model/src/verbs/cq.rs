@@ -19,45 +19,60 @@ pub fn decode_cqe(b: &[u8; CQE_SIZE]) -> (CqeRepr, bool) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arm {
+    /// Not armed: completions raise no interrupt.
     Off,
+    /// Interrupt on the next completion (`ARM_NEXT`).
     Next,
+    /// Interrupt on the next solicited or error completion (`ARM_SOLICITED`).
     Solicited,
 }
 
 /// Per-CQ counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CqStats {
+    /// The CQ number.
     pub cqn: u32,
+    /// Ring size in CQEs.
     pub size: u32,
+    /// MSI-X vector of the CQ.
     pub vector: u16,
+    /// The device's free-running producer count.
     pub producer: u32,
+    /// The driver's consumer count, as last written to `CQ_CI`.
     pub consumer: u32,
+    /// CQEs written.
     pub cqes: u64,
+    /// CQEs written with a status other than success.
     pub error_cqes: u64,
+    /// Interrupts raised for the CQ.
     pub interrupts: u64,
+    /// CQEs lost because the ring was full.
     pub overflows: u64,
+    /// Doorbell writes that were refused (bad consumer count or arm value).
     pub bad_doorbells: u64,
+    /// Whether the CQ is in its permanent error state.
     pub in_error: bool,
+    /// The arming state, none while in error.
     pub armed: Option<Arm>,
 }
 
 #[derive(Debug)]
-pub struct Cq {
-    pub cqn: u32,
-    pub base: u64,
-    pub size: u32,
+pub(crate) struct Cq {
+    pub(crate) cqn: u32,
+    pub(crate) base: u64,
+    pub(crate) size: u32,
     /// Device producer count (free running).
-    pub pi: u32,
+    pub(crate) pi: u32,
     /// Driver consumer count (free running, from the CI doorbell).
-    pub ci: u32,
-    pub vector: u16,
-    pub mod_count: u16,
-    pub mod_usec: u32,
-    pub arm: Arm,
+    pub(crate) ci: u32,
+    pub(crate) vector: u16,
+    pub(crate) mod_count: u16,
+    pub(crate) mod_usec: u32,
+    pub(crate) arm: Arm,
     pending: u32,
     pending_since: Option<Duration>,
-    pub error: bool,
-    pub stats: CqStats,
+    pub(crate) error: bool,
+    pub(crate) stats: CqStats,
 }
 
 /// Why a CQE could not be written.
@@ -65,7 +80,14 @@ pub struct Cq {
 pub struct CqFull;
 
 impl Cq {
-    pub fn new(cqn: u32, base: u64, size: u32, vector: u16, mod_count: u16, mod_usec: u32) -> Self {
+    pub(crate) fn new(
+        cqn: u32,
+        base: u64,
+        size: u32,
+        vector: u16,
+        mod_count: u16,
+        mod_usec: u32,
+    ) -> Self {
         Cq {
             cqn,
             base,
@@ -99,7 +121,7 @@ impl Cq {
     }
 
     /// Writes one CQE. Fails (and puts the CQ in error) on overflow or DMA error.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         env: &mut dyn DeviceEnv,
         cqe: &CqeRepr,
@@ -174,13 +196,13 @@ impl Cq {
     }
 
     /// Timer check for time-based moderation.
-    pub fn poll(&mut self, env: &mut dyn DeviceEnv) {
+    pub(crate) fn poll(&mut self, env: &mut dyn DeviceEnv) {
         self.maybe_fire(env);
     }
 
     /// The CI doorbell. Returns false (and ignores the value) if it is not between
     /// the previous consumer index and the producer index.
-    pub fn set_ci(&mut self, ci: u32) -> bool {
+    pub(crate) fn set_ci(&mut self, ci: u32) -> bool {
         let adv = ci.wrapping_sub(self.ci);
         let avail = self.pi.wrapping_sub(self.ci);
         if adv > avail {
@@ -192,7 +214,7 @@ impl Cq {
     }
 
     /// The arm doorbell.
-    pub fn arm(&mut self, env: &mut dyn DeviceEnv, value: u32) -> bool {
+    pub(crate) fn arm(&mut self, env: &mut dyn DeviceEnv, value: u32) -> bool {
         let mode = match value {
             verbs_db::ARM_NEXT => Arm::Next,
             verbs_db::ARM_SOLICITED => Arm::Solicited,
@@ -213,7 +235,7 @@ impl Cq {
     }
 
     /// Moves the unconsumed entries to a new ring; returns how many.
-    pub fn resize(
+    pub(crate) fn resize(
         &mut self,
         env: &mut dyn DeviceEnv,
         base: u64,
@@ -246,7 +268,7 @@ impl Cq {
         Ok(n)
     }
 
-    pub fn stats(&self) -> CqStats {
+    pub(crate) fn stats(&self) -> CqStats {
         CqStats {
             cqn: self.cqn,
             size: self.size,

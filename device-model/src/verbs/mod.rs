@@ -48,6 +48,7 @@ use crate::roce::{self, RocePacket};
 /// Device limits of the verbs engine (reported by QUERY_CAPS).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VerbsLimits {
+    /// Most protection domains at once.
     pub max_pd: u32,
     /// At most [`verbs_db::MAX_CQN`].
     pub max_cq: u32,
@@ -71,7 +72,9 @@ pub struct VerbsLimits {
     pub max_inflight: u32,
     /// Largest path MTU code (5 = 4096).
     pub max_mtu_code: u8,
+    /// Smallest MR page shift accepted (12 = 4 KiB).
     pub min_page_shift: u8,
+    /// Largest MR page shift accepted (30 = 1 GiB).
     pub max_page_shift: u8,
     /// Loopback frames processed per call before the rest waits for `poll`.
     pub max_loopback_per_call: usize,
@@ -151,43 +154,42 @@ fn prev_pow2(v: u32) -> u32 {
 /// destination IP equals `ip`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Port {
+    /// Source MAC of every RoCEv2 frame the device sends.
     pub mac: [u8; 6],
+    /// IPv4 address of the port, network byte order (GID `::ffff:a.b.c.d`).
     pub ip: [u8; 4],
 }
 
 /// A handle-indexed object table; handle 0 is never used. Allocation order and cost
 /// are those of [`HandleAlloc`] (O(1), fresh handles first, then FIFO reuse).
 #[derive(Debug)]
-pub struct Table<T> {
+pub(crate) struct Table<T> {
     slots: Vec<Option<T>>,
     ids: HandleAlloc,
 }
 
 impl<T> Table<T> {
-    pub fn new(max: u32) -> Self {
+    pub(crate) fn new(max: u32) -> Self {
         Table {
             slots: (0..=max).map(|_| None).collect(),
             ids: HandleAlloc::new(max),
         }
     }
-    pub fn get(&self, h: u32) -> Option<&T> {
+    pub(crate) fn get(&self, h: u32) -> Option<&T> {
         if h == 0 {
             return None;
         }
         self.slots.get(h as usize)?.as_ref()
     }
-    pub fn get_mut(&mut self, h: u32) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, h: u32) -> Option<&mut T> {
         if h == 0 {
             return None;
         }
         self.slots.get_mut(h as usize)?.as_mut()
     }
     /// Objects in the table.
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.ids.in_use()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
     fn alloc(&mut self, v: T) -> Option<u32> {
         let h = self.ids.alloc()?;
@@ -202,7 +204,7 @@ impl<T> Table<T> {
         self.ids.free(h);
         Some(v)
     }
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.slots
             .iter()
             .enumerate()
@@ -229,24 +231,38 @@ pub struct Pd {
 /// Engine-wide counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GlobalStats {
+    /// Verbs admin commands executed.
     pub admin_commands: u64,
+    /// Verbs admin commands that completed with an error status.
     pub admin_failures: u64,
+    /// Verbs doorbell writes to objects that do not exist.
     pub bad_doorbells: u64,
+    /// RoCEv2 frames handed to the engine.
     pub frames_received: u64,
+    /// Received frames dropped (malformed, wrong address, unknown QP).
     pub frames_dropped: u64,
+    /// RoCEv2 frames the engine sent.
     pub frames_sent: u64,
+    /// Packets delivered between QPs of this device without the wire.
     pub loopback_packets: u64,
+    /// Packets the engine could not encode (an engine bug if ever non-zero).
     pub encode_errors: u64,
 }
 
 /// Everything [`Verbs::stats`] reports (serde-serializable).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerbsStats {
+    /// Engine-wide counters.
     pub global: GlobalStats,
+    /// Protection domains in use.
     pub pds: u32,
+    /// Memory regions in use.
     pub mrs: u32,
+    /// Page entries held by all MRs.
     pub mr_pages: u64,
+    /// Counters of every QP.
     pub qps: Vec<QpStats>,
+    /// Counters of every CQ.
     pub cqs: Vec<CqStats>,
 }
 
@@ -264,6 +280,7 @@ pub struct Verbs {
 }
 
 impl Verbs {
+    /// An engine with the given limits (clamped to what the ABI can express) and no objects.
     pub fn new(limits: VerbsLimits) -> Self {
         let limits = limits.clamped();
         Verbs {
@@ -294,6 +311,7 @@ impl Verbs {
         self.port = Port { mac, ip };
     }
 
+    /// The verbs port's MAC and IPv4 address.
     pub fn port(&self) -> Port {
         self.port
     }

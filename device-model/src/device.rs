@@ -28,7 +28,7 @@ use crate::events::{self, Event, EventQueue, PostResult};
 use crate::fault::{FaultAction, FaultEngine, FaultPoint, FaultScope, FaultSite};
 use crate::irq::InterruptSink;
 use crate::msix::Msix;
-use crate::pci::{BarRegion, ConfigSpace, PciFunction};
+use crate::pci::{bar_moves, BarKind, BarMove, BarRegion, ConfigSpace, PciFunction};
 use crate::regs::{self, admin_error, dev_ctrl, dev_status};
 use crate::stats::{self, DeviceCounters, PortStats, RnicStats};
 use crate::verbs::{AsyncEvent, DmaScope, Verbs, VerbsEnv, VerbsLimits};
@@ -1206,9 +1206,11 @@ impl PciFunction for Rnic {
         self.pci.read(offset)
     }
 
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<BarMove> {
+        let before = self.decoded_bars();
         let fx = self.pci.write(offset, data);
         self.apply_config_effects(fx);
+        bar_moves(&before, &self.decoded_bars())
     }
 
     fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
@@ -1249,6 +1251,15 @@ impl PciFunction for Rnic {
 
     fn bar_regions(&self) -> Vec<BarRegion> {
         self.pci.bar_regions()
+    }
+
+    fn decoded_bars(&self) -> Vec<BarRegion> {
+        if !self.decoding() {
+            return Vec::new();
+        }
+        let mut bars = self.pci.bar_regions();
+        bars.retain(|r| r.kind != BarKind::Io);
+        bars
     }
 }
 

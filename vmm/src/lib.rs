@@ -15,7 +15,9 @@
 //! | [`elf`] | PVH kernel validation |
 //! | [`boot`] | kernel/module loading, `hvm_start_info` |
 //! | [`cpu`] | vCPU CPUID and 32-bit PVH entry state |
+//! | [`bus`] | range bus: address ranges to targets, O(log n) lookup |
 //! | [`pci`] | PCI bus 0, host bridge, BAR placement and MMIO routing |
+//! | [`exit`] | vCPU exit handling and the port bus |
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
 //! | [`rnic`] | the RNIC's adapters to the PCI bus and interrupt routing |
@@ -23,10 +25,12 @@
 //! | [`fixture`] | tiny PVH test kernels built in memory |
 
 pub mod boot;
+pub mod bus;
 pub mod cli;
 pub mod cpu;
 pub mod elf;
 pub mod error;
+pub mod exit;
 pub mod fixture;
 pub mod irq;
 pub mod layout;

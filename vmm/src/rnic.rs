@@ -1,19 +1,18 @@
 //! The RNIC in the monitor: its [`InterruptSink`] (KVM GSI routing + irqfd, via
-//! [`GsiRouter`]) and its [`PciSlot`] adapter (the device behind a mutex, shared
-//! with the event loop's periodic `poll`).
+//! [`GsiRouter`]) and its place on the PCI bus (the device behind a mutex, shared
+//! by the bus on the vCPU threads and the event loop's periodic `poll`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rnic_device::device::{Rnic, RnicConfig};
 use rnic_device::irq::{InterruptError, InterruptSink, MsiMessage};
-use rnic_device::pci::{BarKind, PciFunction};
 use tracing::info;
 use vm_memory::GuestMemoryMmap;
 
 use crate::error::Result;
 use crate::irq::{GsiRouter, IrqBackend, KvmIrqBackend};
-use crate::pci::{MappedBar, PciBus, PciSlot, RNIC_DEV};
+use crate::pci::{PciBus, FIRST_RNIC_DEVICE};
 use crate::vm::{DeviceFactory, TickFn};
 
 /// The device's interrupt sink: every call goes to the monitor's GSI router.
@@ -29,7 +28,7 @@ impl<B: IrqBackend + 'static> InterruptSink for RouterSink<B> {
             .update_route(vector, route.map(|m| (m.address, m.data)))
             .map_err(|e| InterruptError::Host {
                 vector,
-                reason: e.0,
+                reason: e.to_string(),
             })
     }
 
@@ -38,46 +37,8 @@ impl<B: IrqBackend + 'static> InterruptSink for RouterSink<B> {
             .trigger(vector, msg.address, msg.data)
             .map_err(|e| InterruptError::Host {
                 vector,
-                reason: e.0,
+                reason: e.to_string(),
             })
-    }
-}
-
-/// Any [`PciFunction`] behind a mutex, as a bus slot.
-pub struct SharedFunction<F: PciFunction>(pub Arc<Mutex<F>>);
-
-impl<F: PciFunction> SharedFunction<F> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, F> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
-    }
-}
-
-impl<F: PciFunction> PciSlot for SharedFunction<F> {
-    fn config_read(&mut self, offset: u16) -> u32 {
-        self.lock().config_read(offset)
-    }
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
-        self.lock().config_write(offset, data)
-    }
-    fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
-        self.lock().bar_read(bar, offset, data)
-    }
-    fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
-        self.lock().bar_write(bar, offset, data)
-    }
-    fn bar_regions(&self) -> Option<Vec<MappedBar>> {
-        Some(
-            self.lock()
-                .bar_regions()
-                .into_iter()
-                .filter(|r| r.kind != BarKind::Io)
-                .map(|r| MappedBar {
-                    index: r.index,
-                    base: r.address,
-                    size: r.size,
-                })
-                .collect(),
-        )
     }
 }
 
@@ -91,7 +52,7 @@ pub fn factory() -> DeviceFactory {
                 mem.clone(),
                 sink,
             )));
-            let bars = bus.add_device(RNIC_DEV, Box::new(SharedFunction(rnic.clone())))?;
+            let bars = bus.add_device(FIRST_RNIC_DEVICE, rnic.clone())?;
             for b in &bars {
                 info!(bar = b.index, base = %format!("{:#x}", b.base), size = b.size, "RNIC BAR placed");
             }
@@ -101,4 +62,81 @@ pub fn factory() -> DeviceFactory {
             Result::Ok(Some(tick))
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rnic_contract::bar0;
+    use rnic_contract::pci::{
+        BAR0, COMMAND, PCIE_CAP, PCIE_DEVCTL_INITIATE_FLR, PCIE_DEVICE_CONTROL,
+    };
+    use rnic_device::{PciFunction, RecordingSink};
+    use vm_memory::GuestAddress;
+
+    use crate::pci::MappedBar;
+
+    fn write_config(bus: &mut PciBus, register: usize, data: &[u8]) {
+        let address =
+            0x8000_0000u32 | (u32::from(FIRST_RNIC_DEVICE) << 11) | (register as u32 & !3);
+        bus.config_port_write(crate::pci::CONFIG_ADDRESS_PORT, &address.to_le_bytes());
+        bus.config_port_write(crate::pci::CONFIG_DATA_PORT + (register as u16 & 3), data);
+    }
+
+    fn version(bus: &mut PciBus, bar0_base: u64) -> Option<u32> {
+        let mut v = [0u8; 4];
+        bus.mmio_read(bar0_base + bar0::VERSION, &mut v)
+            .then_some(u32::from_le_bytes(v))
+    }
+
+    /// The real device on the bus: its configuration writes report BAR moves and
+    /// the bus routes MMIO by them (enable, move, function level reset).
+    #[test]
+    fn the_rnic_reports_its_bar_moves_to_the_bus() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let rnic = Arc::new(Mutex::new(Rnic::new(
+            RnicConfig::default(),
+            mem,
+            Arc::new(RecordingSink::default()),
+        )));
+        let mut bus = PciBus::new();
+        let placed = bus.add_device(FIRST_RNIC_DEVICE, rnic.clone()).unwrap();
+        assert_eq!(placed.len(), 2, "BAR0 and BAR2: {placed:?}");
+        assert!(bus.mapped_bars(FIRST_RNIC_DEVICE).is_empty());
+        let bar0 = placed[0].base;
+        assert_eq!(version(&mut bus, bar0), None);
+
+        write_config(&mut bus, COMMAND, &2u16.to_le_bytes());
+        assert_eq!(bus.mapped_bars(FIRST_RNIC_DEVICE), placed);
+        let expected = {
+            let mut v = [0u8; 4];
+            rnic.lock().unwrap().bar_read(0, bar0::VERSION, &mut v);
+            u32::from_le_bytes(v)
+        };
+        assert_eq!(version(&mut bus, bar0), Some(expected));
+
+        // The guest moves BAR0 (64-bit: low dword, then high dword).
+        let moved = 0xD000_0000u64;
+        write_config(&mut bus, BAR0, &(moved as u32 | 0x4).to_le_bytes());
+        write_config(&mut bus, BAR0 + 4, &0u32.to_le_bytes());
+        assert_eq!(
+            bus.mapped_bars(FIRST_RNIC_DEVICE)[0],
+            MappedBar {
+                index: 0,
+                base: moved,
+                size: placed[0].size
+            }
+        );
+        assert_eq!(version(&mut bus, bar0), None);
+        assert_eq!(version(&mut bus, moved), Some(expected));
+
+        // A function level reset clears the BARs and Command: nothing is decoded.
+        write_config(
+            &mut bus,
+            PCIE_CAP + PCIE_DEVICE_CONTROL,
+            &PCIE_DEVCTL_INITIATE_FLR.to_le_bytes(),
+        );
+        assert!(bus.mapped_bars(FIRST_RNIC_DEVICE).is_empty());
+        assert_eq!(version(&mut bus, moved), None);
+    }
 }

@@ -25,8 +25,8 @@ use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, Subscrib
 use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
-use tracing::{debug, error, info, trace, warn};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use tracing::{debug, error, info, warn};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
@@ -37,13 +37,12 @@ use crate::boot::{self, BootPlan};
 use crate::error::{
     Result, VmmError, EXIT_GUEST_CRASH, EXIT_INTERRUPTED, EXIT_MONITOR_ERROR, EXIT_TIMEOUT,
 };
+use crate::exit::{handle_exit, internal_error_reason, Devices, ExitAction};
 use crate::irq::{default_irqchip_routes, GsiRouter, KvmIrqBackend};
 use crate::layout::{self, MemoryLayout};
 use crate::pci::PciBus;
 use crate::serial::{Com1, COM1_GSI};
 
-/// Exit port.
-pub const EXIT_PORT: u16 = 0xF4;
 /// Period of the device tick.
 pub const TICK_PERIOD: Duration = Duration::from_millis(10);
 
@@ -107,15 +106,15 @@ pub struct Shutdown {
 }
 
 impl Shutdown {
-    /// Records `o` if no outcome exists yet; returns whether it was recorded.
-    pub fn finish(&self, o: Outcome) -> bool {
-        let mut g = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+    /// Records `outcome` if no outcome exists yet; returns whether it was recorded.
+    pub fn finish(&self, outcome: Outcome) -> bool {
+        let mut recorded = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
         self.stop.store(true, Ordering::SeqCst);
-        if g.is_some() {
+        if recorded.is_some() {
             return false;
         }
-        debug!(?o, "outcome");
-        *g = Some((o, Instant::now()));
+        debug!(?outcome, "outcome");
+        *recorded = Some((outcome, Instant::now()));
         self.cv.notify_all();
         true
     }
@@ -127,67 +126,16 @@ impl Shutdown {
 
     /// Blocks until an outcome exists.
     pub fn wait(&self) -> (Outcome, Instant) {
-        let mut g = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
-        while g.is_none() {
-            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        let mut recorded = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        while recorded.is_none() {
+            recorded = self.cv.wait(recorded).unwrap_or_else(|p| p.into_inner());
         }
-        g.clone().expect("checked above")
+        recorded.clone().expect("checked above")
     }
 }
 
 /// A periodic device hook, called from the event loop thread.
 pub type TickFn = Box<dyn FnMut(Duration) + Send>;
-
-/// The devices behind port and MMIO exits.
-pub struct Devices {
-    /// COM1.
-    pub serial: Mutex<Com1>,
-    /// PCI bus 0.
-    pub pci: Mutex<PciBus>,
-}
-
-impl Devices {
-    fn pio_write(&self, port: u16, data: &[u8]) {
-        if Com1::handles_port(port) {
-            lock(&self.serial).pio_write(port, data);
-        } else if PciBus::handles_port(port) {
-            lock(&self.pci).pio_write(port, data);
-        } else {
-            trace!(port, ?data, "write to unclaimed port ignored");
-        }
-    }
-
-    fn pio_read(&self, port: u16, data: &mut [u8]) {
-        if Com1::handles_port(port) {
-            lock(&self.serial).pio_read(port, data);
-        } else if PciBus::handles_port(port) {
-            lock(&self.pci).pio_read(port, data);
-        } else {
-            data.fill(0xFF);
-            trace!(port, len = data.len(), "read of unclaimed port: all ones");
-        }
-    }
-
-    fn mmio_read(&self, addr: u64, data: &mut [u8]) {
-        if !lock(&self.pci).mmio_read(addr, data) {
-            trace!(
-                addr,
-                len = data.len(),
-                "MMIO read outside any BAR: all ones"
-            );
-        }
-    }
-
-    fn mmio_write(&self, addr: u64, data: &[u8]) {
-        if !lock(&self.pci).mmio_write(addr, data) {
-            trace!(addr, ?data, "MMIO write outside any BAR ignored");
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// Opens `/dev/kvm` with an error that says what to do.
 pub fn open_kvm() -> Result<Kvm> {
@@ -301,54 +249,21 @@ impl MutEventSubscriber for Controller {
 fn vcpu_loop(mut vcpu: VcpuFd, id: u8, devices: Arc<Devices>, shutdown: Arc<Shutdown>) {
     while !shutdown.stopping() {
         let crash = match vcpu.run() {
-            Ok(VcpuExit::IoOut(port, data)) => {
-                if port == EXIT_PORT {
-                    let mut v = [0u8; 4];
-                    let n = data.len().min(4);
-                    v[..n].copy_from_slice(&data[..n]);
-                    let status = u32::from_le_bytes(v);
+            Ok(exit) => match handle_exit(exit, &devices) {
+                ExitAction::Resume => None,
+                ExitAction::GuestExit(status) => {
                     info!(vcpu = id, status, "guest wrote the exit port");
-                    lock(&devices.serial).flush();
-                    shutdown.finish(Outcome::GuestExit((status & 0xFF) as u8));
+                    shutdown.finish(Outcome::GuestExit(status));
                     break;
                 }
-                devices.pio_write(port, data);
-                None
-            }
-            Ok(VcpuExit::IoIn(port, data)) => {
-                devices.pio_read(port, data);
-                None
-            }
-            Ok(VcpuExit::MmioRead(addr, data)) => {
-                devices.mmio_read(addr, data);
-                None
-            }
-            Ok(VcpuExit::MmioWrite(addr, data)) => {
-                devices.mmio_write(addr, data);
-                None
-            }
-            Ok(VcpuExit::Hlt) => {
-                // With the in-kernel irqchip HLT does not exit; if it does, the guest
-                // has nothing left to do that could ever wake it.
-                Some("HLT exit with no way to wake the vCPU".to_string())
-            }
-            Ok(VcpuExit::Shutdown) => Some("triple fault (KVM_EXIT_SHUTDOWN)".to_string()),
-            Ok(VcpuExit::FailEntry(reason, cpu)) => Some(format!(
-                "VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason {reason:#x}, cpu {cpu})"
-            )),
-            Ok(VcpuExit::InternalError) => {
-                // SAFETY: exit_reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the
-                // active member of the exit union.
-                let sub = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
-                Some(format!(
-                    "KVM internal error, suberror {sub} (1 = instruction emulation failed); \
-                     the guest used an instruction this KVM cannot emulate"
-                ))
-            }
-            Ok(VcpuExit::SystemEvent(kind, _)) => Some(format!(
-                "guest requested system event {kind} (reset/shutdown)"
-            )),
-            Ok(other) => Some(format!("unexpected vCPU exit {other:?}")),
+                ExitAction::Crash(why) => Some(why),
+                ExitAction::InternalError => {
+                    // SAFETY: the exit was KVM_EXIT_INTERNAL_ERROR, so `internal` is the
+                    // active member of the exit union.
+                    let sub = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                    Some(internal_error_reason(sub))
+                }
+            },
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 vcpu.set_kvm_immediate_exit(0);
                 None
@@ -365,7 +280,7 @@ fn vcpu_loop(mut vcpu: VcpuFd, id: u8, devices: Arc<Devices>, shutdown: Arc<Shut
                 .get_regs()
                 .map(|r| format!(" at rip {:#x}", r.rip))
                 .unwrap_or_default();
-            lock(&devices.serial).flush();
+            devices.flush_serial();
             shutdown.finish(Outcome::GuestCrash(format!("vCPU {id}: {why}{rip}")));
             break;
         }
@@ -408,10 +323,10 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
         "boot image loaded"
     );
 
-    let router = Arc::new(
-        GsiRouter::new(KvmIrqBackend::new(vm.clone()), default_irqchip_routes())
-            .map_err(|e| VmmError::Device(e.to_string()))?,
-    );
+    let router = Arc::new(GsiRouter::new(
+        KvmIrqBackend::new(vm.clone()),
+        default_irqchip_routes(),
+    )?);
     let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
     vm.register_irqfd(&serial_irq, COM1_GSI)
         .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;
@@ -420,10 +335,7 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
         Some(factory) => factory(&mem, router.clone(), &mut pci)?,
         None => None,
     };
-    let devices = Arc::new(Devices {
-        serial: Mutex::new(Com1::new(spec.serial_out, serial_irq)),
-        pci: Mutex::new(pci),
-    });
+    let devices = Arc::new(Devices::new(Com1::new(spec.serial_out, serial_irq), pci));
 
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -498,14 +410,14 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
 
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for (id, vcpu) in vcpus.into_iter().enumerate() {
-        let d = devices.clone();
-        let s = shutdown.clone();
-        let t = std::thread::Builder::new()
+        let vcpu_devices = devices.clone();
+        let vcpu_shutdown = shutdown.clone();
+        let spawned = std::thread::Builder::new()
             .name(format!("rnic-vmm-vcpu{id}"))
-            .spawn(move || vcpu_loop(vcpu, id as u8, d, s))
+            .spawn(move || vcpu_loop(vcpu, id as u8, vcpu_devices, vcpu_shutdown))
             .map_err(VmmError::host("vCPU thread"));
-        match t {
-            Ok(t) => threads.push(t),
+        match spawned {
+            Ok(thread) => threads.push(thread),
             Err(e) => {
                 shutdown.finish(Outcome::MonitorError(e.to_string()));
                 break;
@@ -528,7 +440,7 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
     }
     let _ = stop_evt.write(1);
     let _ = event_thread.join();
-    lock(&devices.serial).flush();
+    devices.flush_serial();
     Ok(RunResult { outcome, elapsed })
 }
 

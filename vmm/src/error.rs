@@ -16,8 +16,11 @@ pub const EXIT_TIMEOUT: i32 = 124;
 /// Exit status when the guest crashed: triple fault (KVM_EXIT_SHUTDOWN), failed VM
 /// entry or an internal KVM emulation error.
 pub const EXIT_GUEST_CRASH: i32 = 123;
-/// Exit status when the monitor was interrupted by SIGINT (128 + 2, shell convention).
+/// Exit status when the monitor was interrupted by SIGINT (128 + 2, shell
+/// convention); SIGTERM gives 143 and SIGHUP 129 the same way.
 pub const EXIT_INTERRUPTED: i32 = 130;
+/// Exit status when `PUT /v1/vm/shutdown` ended the run before the guest's verdict.
+pub const EXIT_SHUTDOWN_REQUESTED: i32 = 122;
 
 /// Why the boot image (kernel + modules + boot data) does not fit the memory map.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +81,15 @@ pub enum VmmError {
         path: PathBuf,
         /// Why it cannot be used (the OS error, or "is a directory", "is empty").
         reason: String,
+    },
+    /// The `--config` file is not valid JSON of the expected schema.
+    #[error("config file {path}: {source}; see `rnic-vmm --help` for the keys")]
+    ConfigFile {
+        /// The `--config` path.
+        path: PathBuf,
+        /// serde_json's error (it names the line, column and field).
+        #[source]
+        source: serde_json::Error,
     },
     /// The kernel is not a PVH-bootable ELF.
     #[error("kernel {path} is not usable: {reason}")]
@@ -163,9 +175,48 @@ pub enum VmmError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A fault plan file is not valid.
+    #[error("fault plan {path}: {source}")]
+    FaultPlan {
+        /// The plan file.
+        path: PathBuf,
+        /// Which line and field, and why.
+        #[source]
+        source: crate::faultplan::PlanError,
+    },
+    /// The fault engine refused a rule of a plan.
+    #[error("RNIC {id}: fault rule refused: {source}")]
+    FaultRule {
+        /// The RNIC's id.
+        id: String,
+        /// The engine's reason.
+        #[source]
+        source: rnic_device::fault::FaultError,
+    },
+    /// An RNIC's wire could not be opened.
+    #[error("RNIC {id}: cannot open its wire: {source}")]
+    Wire {
+        /// The RNIC's id.
+        id: String,
+        /// The wire backend's reason.
+        #[source]
+        source: rnic_device::wire::WireError,
+    },
+    /// An RNIC's pcap file could not be created.
+    #[error("RNIC {id}: cannot create its pcap file: {source}; pass a writable pcap=FILE")]
+    Pcap {
+        /// The RNIC's id.
+        id: String,
+        /// The capture's reason.
+        #[source]
+        source: rnic_device::wire::pcap::PcapError,
+    },
     /// A device could not be placed on the PCI bus.
     #[error("RNIC set-up failed: {0}; run with --no-rnic to boot without it")]
     Pci(#[from] PciError),
+    /// The control API socket could not be served.
+    #[error("control API: {0}")]
+    Api(#[from] crate::api::ApiError),
     /// The interrupt routing table could not be set up.
     #[error("interrupt routing set-up failed: {0}; check that KVM has an in-kernel irqchip")]
     Routing(#[from] RouteError),

@@ -86,6 +86,8 @@ pub enum ExitAction {
     GuestExit(u8),
     /// The guest crashed; the reason for the summary line.
     Crash(String),
+    /// The monitor cannot go on (the serial output failed); the reason.
+    MonitorError(String),
     /// `KVM_EXIT_INTERNAL_ERROR`: the loop reads the sub-error from `kvm_run` and
     /// reports a crash (see [`internal_error_reason`]).
     InternalError,
@@ -113,8 +115,12 @@ pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
                 ExitAction::GuestExit(status[0])
             }
             Some(PortDevice::Com1) => {
-                lock(&devices.serial).pio_write(port, data);
-                ExitAction::Resume
+                let mut serial = lock(&devices.serial);
+                serial.pio_write(port, data);
+                match serial.take_error() {
+                    Some(why) => ExitAction::MonitorError(why),
+                    None => ExitAction::Resume,
+                }
             }
             Some(PortDevice::PciConfig) => {
                 lock(&devices.pci).config_port_write(port, data);
@@ -184,6 +190,27 @@ mod tests {
         }
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
+        }
+    }
+
+    struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_serial_output_stops_the_run_as_a_monitor_error() {
+        let serial = Com1::new(Box::new(Full), EventFd::new(0).unwrap());
+        let d = Devices::new(serial, PciBus::new());
+        match handle_exit(VcpuExit::IoOut(COM1_BASE, b"x"), &d) {
+            ExitAction::MonitorError(why) => assert!(why.contains("serial output"), "{why}"),
+            other => panic!("expected a monitor error, got {other:?}"),
         }
     }
 

@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use tracing::warn;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -59,7 +58,7 @@ pub fn open_sink(spec: &str) -> Result<Box<dyn Write + Send>> {
 /// COM1 as seen from the port bus.
 pub struct Com1 {
     uart: Serial<EventFdTrigger, vm_superio::serial::NoEvents, FlushingWriter>,
-    write_failed: bool,
+    write_error: Option<String>,
 }
 
 impl Com1 {
@@ -67,7 +66,7 @@ impl Com1 {
     pub fn new(out: Box<dyn Write + Send>, irq: EventFd) -> Self {
         Com1 {
             uart: Serial::new(EventFdTrigger(irq), FlushingWriter(out)),
-            write_failed: false,
+            write_error: None,
         }
     }
 
@@ -77,15 +76,22 @@ impl Com1 {
         data.fill(v);
     }
 
-    /// Port write at `port` (0x3F8..=0x3FF; the low byte of wider writes).
+    /// Port write at `port` (0x3F8..=0x3FF; the low byte of wider writes). A
+    /// failing output (disk full, closed pipe) is kept for [`Com1::take_error`].
     pub fn pio_write(&mut self, port: u16, data: &[u8]) {
         let Some(&v) = data.first() else { return };
         if let Err(e) = self.uart.write((port - COM1_BASE) as u8, v) {
-            if !self.write_failed {
-                warn!("serial output failed: {e:?}; further failures are not reported");
-                self.write_failed = true;
+            if self.write_error.is_none() {
+                self.write_error = Some(format!(
+                    "serial output failed: {e:?}; free space or pass another --serial"
+                ));
             }
         }
+    }
+
+    /// The first output failure since the last call, if any.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.write_error.take()
     }
 
     /// Flushes the sink.
@@ -109,6 +115,27 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    struct Full;
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failing_sink_is_reported_once_per_failure() {
+        let mut c = Com1::new(Box::new(Full), EventFd::new(0).unwrap());
+        assert_eq!(c.take_error(), None);
+        c.pio_write(0x3F8, b"x");
+        c.pio_write(0x3F8, b"y");
+        let e = c.take_error().unwrap();
+        assert!(e.contains("serial output failed"), "{e}");
+        assert_eq!(c.take_error(), None);
     }
 
     #[test]

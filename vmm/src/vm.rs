@@ -6,16 +6,20 @@
 //! * one thread per vCPU runs `KVM_RUN` and dispatches PIO/MMIO exits to the
 //!   devices ([`Devices`]);
 //! * the event loop thread (event-manager) owns the guest timeout (TimerFd), the
-//!   periodic device tick (TimerFd) and SIGINT (an eventfd written by the signal
-//!   handler);
+//!   periodic device service pass (TimerFd) and SIGINT/SIGTERM/SIGHUP (an eventfd
+//!   written by the signal handler);
+//! * with `--api-socket`, the control API thread ([`crate::api`]);
 //! * the main thread waits for the first [`Outcome`], then kicks the vCPU threads
 //!   out of `KVM_RUN` with a real-time signal until they have all stopped.
 //!
 //! The first outcome wins: the exit port, a timeout, a guest crash, a monitor
-//! error or SIGINT.
+//! error, a signal or `PUT /v1/vm/shutdown`. With `--hold`, after the guest's
+//! verdict the API stays up until the shutdown request, a signal or the timeout
+//! releases the hold; the exit status stays the guest's.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -33,17 +37,19 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 use vmm_sys_util::timerfd::TimerFd;
 
+use crate::api::{ApiServer, ApiState};
 use crate::boot::{self, BootPlan};
 use crate::error::{
-    Result, VmmError, EXIT_GUEST_CRASH, EXIT_INTERRUPTED, EXIT_MONITOR_ERROR, EXIT_TIMEOUT,
+    Result, VmmError, EXIT_GUEST_CRASH, EXIT_MONITOR_ERROR, EXIT_SHUTDOWN_REQUESTED, EXIT_TIMEOUT,
 };
 use crate::exit::{handle_exit, internal_error_reason, Devices, ExitAction};
 use crate::irq::{default_irqchip_routes, GsiRouter, KvmIrqBackend};
 use crate::layout::{self, MemoryLayout};
 use crate::pci::PciBus;
+use crate::rnic::{attach_all, AttachedRnic, RnicPlan};
 use crate::serial::{Com1, COM1_GSI};
 
-/// Period of the device tick.
+/// Period of the device service pass.
 pub const TICK_PERIOD: Duration = Duration::from_millis(10);
 
 /// How a run ended.
@@ -57,8 +63,20 @@ pub enum Outcome {
     GuestCrash(String),
     /// The monitor failed while the guest ran.
     MonitorError(String),
-    /// SIGINT.
-    Interrupted,
+    /// A signal (SIGINT, SIGTERM or SIGHUP) ended the run.
+    Signal(i32),
+    /// `PUT /v1/vm/shutdown` ended the run before the guest's verdict.
+    ShutdownRequested,
+}
+
+/// The name of a signal the monitor handles.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
 }
 
 impl Outcome {
@@ -69,7 +87,8 @@ impl Outcome {
             Outcome::Timeout(_) => EXIT_TIMEOUT,
             Outcome::GuestCrash(_) => EXIT_GUEST_CRASH,
             Outcome::MonitorError(_) => EXIT_MONITOR_ERROR,
-            Outcome::Interrupted => EXIT_INTERRUPTED,
+            Outcome::Signal(signal) => 128 + signal,
+            Outcome::ShutdownRequested => EXIT_SHUTDOWN_REQUESTED,
         }
     }
 
@@ -90,19 +109,29 @@ impl Outcome {
                  check the guest's serial output"
             ),
             Outcome::MonitorError(why) => format!("rnic-vmm: error: {why}"),
-            Outcome::Interrupted => {
-                format!("rnic-vmm: error: interrupted (SIGINT) after {ms} ms")
+            Outcome::Signal(signal) => {
+                format!(
+                    "rnic-vmm: error: interrupted ({}) after {ms} ms",
+                    signal_name(*signal)
+                )
             }
+            Outcome::ShutdownRequested => format!(
+                "rnic-vmm: error: shut down through the control API after {ms} ms, \
+                 before the guest's verdict"
+            ),
         }
     }
 }
 
-/// Shared stop state: the first outcome and a stop flag the vCPU loops check.
+/// Shared stop state: the first outcome, a stop flag the vCPU loops check, and
+/// the `--hold` release.
 #[derive(Default)]
 pub struct Shutdown {
     outcome: Mutex<Option<(Outcome, Instant)>>,
     cv: Condvar,
     stop: AtomicBool,
+    released: Mutex<bool>,
+    release_cv: Condvar,
 }
 
 impl Shutdown {
@@ -117,6 +146,29 @@ impl Shutdown {
         *recorded = Some((outcome, Instant::now()));
         self.cv.notify_all();
         true
+    }
+
+    /// The outcome, once there is one.
+    pub fn outcome(&self) -> Option<Outcome> {
+        let recorded = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        recorded.as_ref().map(|(o, _)| o.clone())
+    }
+
+    /// Ends a `--hold` (shutdown request, signal, timeout).
+    pub fn release(&self) {
+        *self.released.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.release_cv.notify_all();
+    }
+
+    /// Blocks until [`Shutdown::release`] was called.
+    pub fn wait_release(&self) {
+        let mut released = self.released.lock().unwrap_or_else(|p| p.into_inner());
+        while !*released {
+            released = self
+                .release_cv
+                .wait(released)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// True once any outcome was recorded.
@@ -165,21 +217,23 @@ pub struct VmSpec {
     pub vcpus: u8,
     /// Guest time limit.
     pub timeout: Option<Duration>,
+    /// RNICs to attach, in PCI order.
+    pub rnics: Vec<RnicPlan>,
+    /// Control API socket.
+    pub api_socket: Option<PathBuf>,
+    /// Keep the API up after the verdict until released.
+    pub hold: bool,
 }
 
-/// A hook to plug a PCI device into the VM once memory and interrupt routing exist.
-pub type DeviceFactory = Box<
-    dyn FnOnce(
-        &GuestMemoryMmap,
-        Arc<GsiRouter<KvmIrqBackend>>,
-        &mut PciBus,
-    ) -> Result<Option<TickFn>>,
->;
+/// Signals that end the run.
+const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-static SIGINT_FD: AtomicI32 = AtomicI32::new(-1);
+static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_sigint(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    let fd = SIGINT_FD.load(Ordering::SeqCst);
+extern "C" fn on_stop_signal(signal: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    LAST_SIGNAL.store(signal, Ordering::SeqCst);
+    let fd = SIGNAL_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         let one: u64 = 1;
         // SAFETY: write(2) is async-signal-safe; `one` lives for the call and `fd` is
@@ -192,12 +246,12 @@ extern "C" fn on_sigint(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c
 
 extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
-/// Event loop subscriber: timeout, SIGINT, device tick, stop.
+/// Event loop subscriber: timeout, stop signals, device service pass, stop.
 struct Controller {
     shutdown: Arc<Shutdown>,
     timeout: Option<(TimerFd, Duration)>,
     tick: Option<(TimerFd, TickFn)>,
-    sigint: EventFd,
+    signals: EventFd,
     stop: EventFd,
     started: Instant,
     done: Arc<AtomicBool>,
@@ -216,7 +270,7 @@ impl MutEventSubscriber for Controller {
         if let Some((t, _)) = &self.tick {
             add(t.as_raw_fd());
         }
-        add(self.sigint.as_raw_fd());
+        add(self.signals.as_raw_fd());
         add(self.stop.as_raw_fd());
     }
 
@@ -226,6 +280,7 @@ impl MutEventSubscriber for Controller {
             if fd == t.as_raw_fd() {
                 let _ = t.wait();
                 self.shutdown.finish(Outcome::Timeout(*limit));
+                self.shutdown.release();
                 return;
             }
         }
@@ -236,9 +291,11 @@ impl MutEventSubscriber for Controller {
                 return;
             }
         }
-        if fd == self.sigint.as_raw_fd() {
-            let _ = self.sigint.read();
-            self.shutdown.finish(Outcome::Interrupted);
+        if fd == self.signals.as_raw_fd() {
+            let _ = self.signals.read();
+            self.shutdown
+                .finish(Outcome::Signal(LAST_SIGNAL.load(Ordering::SeqCst)));
+            self.shutdown.release();
         } else if fd == self.stop.as_raw_fd() {
             let _ = self.stop.read();
             self.done.store(true, Ordering::SeqCst);
@@ -257,6 +314,10 @@ fn vcpu_loop(mut vcpu: VcpuFd, id: u8, devices: Arc<Devices>, shutdown: Arc<Shut
                     break;
                 }
                 ExitAction::Crash(why) => Some(why),
+                ExitAction::MonitorError(why) => {
+                    shutdown.finish(Outcome::MonitorError(why));
+                    break;
+                }
                 ExitAction::InternalError => {
                     // SAFETY: the exit was KVM_EXIT_INTERNAL_ERROR, so `internal` is the
                     // active member of the exit union.
@@ -297,7 +358,7 @@ pub struct RunResult {
 }
 
 /// Builds the VM from `spec`, runs it to an outcome and tears it down.
-pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<RunResult> {
+pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     let vm = Arc::new(kvm.create_vm().map_err(VmmError::kvm("KVM_CREATE_VM"))?);
     if let Err(e) = vm.set_tss_address(layout::KVM_TSS_ADDRESS as usize) {
         warn!("KVM_SET_TSS_ADDR failed ({e}); continuing");
@@ -331,10 +392,8 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
     vm.register_irqfd(&serial_irq, COM1_GSI)
         .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;
     let mut pci = PciBus::new();
-    let tick = match device {
-        Some(factory) => factory(&mem, router.clone(), &mut pci)?,
-        None => None,
-    };
+    let rnics = attach_all(&spec.rnics, &mem, &router, &mut pci)?;
+    let tick = service_pass(&rnics);
     let devices = Arc::new(Devices::new(Com1::new(spec.serial_out, serial_irq), pci));
 
     let supported = kvm
@@ -350,17 +409,31 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
         vcpus.push(vcpu);
     }
 
-    // Signals: a no-op real-time signal to kick vCPUs out of KVM_RUN, and SIGINT.
-    // Both handlers only do async-signal-safe work (nothing, or write(2)).
+    // Signals: a no-op real-time signal to kick vCPUs out of KVM_RUN, and the stop
+    // signals. The handlers only do async-signal-safe work (nothing, or an atomic
+    // store and write(2)).
     register_signal_handler(SIGRTMIN(), on_kick).map_err(VmmError::host("signal handler"))?;
-    let sigint = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
-    let sigint_reader = sigint.try_clone().map_err(VmmError::host("eventfd"))?;
+    let signal_evt = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
+    let signal_reader = signal_evt.try_clone().map_err(VmmError::host("eventfd"))?;
     // The fd is leaked on purpose: the signal handler may use it until exit.
-    SIGINT_FD.store(sigint.as_raw_fd(), Ordering::SeqCst);
-    std::mem::forget(sigint);
-    register_signal_handler(libc::SIGINT, on_sigint).map_err(VmmError::host("signal handler"))?;
+    SIGNAL_FD.store(signal_evt.as_raw_fd(), Ordering::SeqCst);
+    std::mem::forget(signal_evt);
+    for signal in STOP_SIGNALS {
+        register_signal_handler(signal, on_stop_signal)
+            .map_err(VmmError::host("signal handler"))?;
+    }
 
     let shutdown = Arc::new(Shutdown::default());
+    let api = match &spec.api_socket {
+        Some(path) => Some(ApiServer::start(
+            path,
+            ApiState {
+                rnics: rnics.clone(),
+                shutdown: shutdown.clone(),
+            },
+        )?),
+        None => None,
+    };
     let started = Instant::now();
 
     // Event loop thread.
@@ -387,7 +460,7 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
         shutdown: shutdown.clone(),
         timeout,
         tick,
-        sigint: sigint_reader,
+        signals: signal_reader,
         stop: stop_evt.try_clone().map_err(VmmError::host("eventfd"))?,
         started,
         done: done.clone(),
@@ -427,6 +500,15 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
 
     let (outcome, at) = shutdown.wait();
     let elapsed = at.duration_since(started);
+    if spec.hold && api.is_some() && matches!(outcome, Outcome::GuestExit(_)) {
+        info!("guest verdict in; holding the control API");
+        eprintln!(
+            "rnic-vmm: guest exited with status {}; holding (--hold) until \
+             PUT /v1/vm/shutdown, a signal or --timeout",
+            outcome.exit_code()
+        );
+        shutdown.wait_release();
+    }
 
     // Kick every vCPU out of KVM_RUN until all threads have returned.
     while threads.iter().any(|t| !t.is_finished()) {
@@ -441,7 +523,21 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
     let _ = stop_evt.write(1);
     let _ = event_thread.join();
     devices.flush_serial();
+    drop(api);
     Ok(RunResult { outcome, elapsed })
+}
+
+/// The periodic service pass over every RNIC (timed work, fault limits).
+fn service_pass(rnics: &[Arc<AttachedRnic>]) -> Option<TickFn> {
+    if rnics.is_empty() {
+        return None;
+    }
+    let rnics = rnics.to_vec();
+    Some(Box::new(move |now: Duration| {
+        for rnic in &rnics {
+            rnic.service(now);
+        }
+    }))
 }
 
 fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<()> {

@@ -100,7 +100,15 @@ pub struct AttachedRnic {
     /// The device, shared with the PCI bus.
     pub device: Arc<Mutex<Rnic>>,
     /// Hit limits (`times`) of its rules, enforced by [`AttachedRnic::service`].
-    limits: Mutex<Vec<(RuleId, u64)>>,
+    limits: Mutex<Vec<HitLimit>>,
+}
+
+/// A rule's `times` limit and whether the rule has reached it (and was disabled).
+#[derive(Clone, Copy, Debug)]
+struct HitLimit {
+    rule: RuleId,
+    times: u64,
+    reached: bool,
 }
 
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,7 +125,11 @@ impl AttachedRnic {
     pub fn add_fault(&self, fault: PlannedFault) -> std::result::Result<RuleId, FaultError> {
         let id = self.lock().faults_mut().add_rule(fault.rule)?;
         if let Some(times) = fault.times {
-            lock(&self.limits).push((id, times));
+            lock(&self.limits).push(HitLimit {
+                rule: id,
+                times,
+                reached: false,
+            });
         }
         Ok(id)
     }
@@ -125,7 +137,7 @@ impl AttachedRnic {
     /// Removes a fault rule and its limit.
     pub fn remove_fault(&self, id: RuleId) -> std::result::Result<(), FaultError> {
         self.lock().faults_mut().remove_rule(id)?;
-        lock(&self.limits).retain(|(rule, _)| *rule != id);
+        lock(&self.limits).retain(|limit| limit.rule != id);
         Ok(())
     }
 
@@ -133,8 +145,8 @@ impl AttachedRnic {
     pub fn limit_of(&self, id: RuleId) -> Option<u64> {
         lock(&self.limits)
             .iter()
-            .find(|(rule, _)| *rule == id)
-            .map(|(_, times)| *times)
+            .find(|limit| limit.rule == id)
+            .map(|limit| limit.times)
     }
 
     /// Runs the device's timed work up to device time `now`, then disables every
@@ -143,26 +155,31 @@ impl AttachedRnic {
         let mut device = self.lock();
         device.poll(now);
         let mut limits = lock(&self.limits);
-        if limits.is_empty() {
+        if limits.iter().all(|limit| limit.reached) {
             return;
         }
         let mut engine = device.faults_mut();
         let stats = engine.stats();
-        limits.retain(|(id, times)| {
+        for limit in limits.iter_mut().filter(|limit| !limit.reached) {
             let hits = stats
                 .rules
                 .iter()
-                .find(|r| r.rule == *id)
+                .find(|r| r.rule == limit.rule)
                 .map_or(0, |r| r.hits);
-            if hits < *times {
-                return true;
+            if hits < limit.times {
+                continue;
             }
-            if let Err(e) = engine.set_enabled(*id, false) {
-                warn!("fault rule {id}: cannot disable it at its limit: {e}");
+            limit.reached = true;
+            match engine.set_enabled(limit.rule, false) {
+                Ok(()) => {
+                    info!(rule = %limit.rule, hits, "fault rule reached its `times` limit; disabled")
+                }
+                Err(e) => warn!(
+                    "fault rule {}: cannot disable it at its limit: {e}",
+                    limit.rule
+                ),
             }
-            info!(rule = %id, hits, "fault rule reached its `times` limit; disabled");
-            false
-        });
+        }
     }
 }
 
@@ -327,8 +344,9 @@ mod tests {
         assert!(!engine.rules()[0].enabled, "disabled at its limit");
         drop(engine);
         drop(device);
-        assert_eq!(rnics[1].limit_of(rule), None);
+        assert_eq!(rnics[1].limit_of(rule), Some(2), "still reported");
         rnics[1].remove_fault(rule).unwrap();
+        assert_eq!(rnics[1].limit_of(rule), None);
         assert!(rnics[1].remove_fault(rule).is_err());
     }
 

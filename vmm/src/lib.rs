@@ -10,6 +10,7 @@
 //!
 //! | module | what |
 //! | --- | --- |
+//! | [`client`] | the API client `rnicctl` uses |
 //! | [`cli`] | command line and input file checks |
 //! | [`layout`] | guest memory map and boot data addresses |
 //! | [`elf`] | PVH kernel validation |
@@ -31,6 +32,7 @@ pub mod api;
 pub mod boot;
 pub mod bus;
 pub mod cli;
+pub mod client;
 pub mod cpu;
 pub mod elf;
 pub mod error;

@@ -240,6 +240,100 @@ fn hold_keeps_the_api_after_the_verdict_and_exits_with_the_guest_status() {
     }
 }
 
+/// Runs rnicctl against `socket`; returns (exit status, stdout, stderr).
+fn rnicctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_rnicctl"))
+        .args(["--socket", path_str(socket)])
+        .args(args)
+        .output()
+        .expect("spawn rnicctl");
+    (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
+}
+
+#[test]
+fn rnicctl_speaks_the_api() {
+    if !kvm_available("rnicctl_speaks_the_api") {
+        return;
+    }
+    let s = Scratch::new("rnicctl");
+    let socket = s.0.join("api.sock");
+    let child = start(
+        &spinning_kernel(&s),
+        &socket,
+        &["--rnic", "id=left", "--rnic", "id=right"],
+    );
+    let json = |text: &str| -> Value {
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+
+    let (code, out, _) = rnicctl(&socket, &["vm"]);
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["rnics"][1]["id"], "right");
+    // Two RNICs: routes need --rnic.
+    let (code, _, err) = rnicctl(&socket, &["stats"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("rnicctl: error: ") && err.contains("?rnic=ID"),
+        "{err}"
+    );
+    let (code, out, _) = rnicctl(&socket, &["--rnic", "right", "stats"]);
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)["rnic"], "right");
+
+    let (code, out, err) = rnicctl(
+        &socket,
+        &[
+            "--rnic",
+            "right",
+            "faults",
+            "add",
+            "site=msix",
+            "action=drop",
+            "interval=4",
+            "times=2",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let id = json(&out)["id"].as_u64().unwrap().to_string();
+    let (_, out, _) = rnicctl(&socket, &["--rnic", "right", "faults", "list"]);
+    assert_eq!(json(&out)["faults"][0]["trigger"]["n"], 4);
+    let (_, out, _) = rnicctl(&socket, &["--rnic", "left", "faults", "list"]);
+    assert_eq!(json(&out)["faults"], serde_json::json!([]));
+    let (code, _, err) = rnicctl(
+        &socket,
+        &[
+            "--rnic",
+            "right",
+            "faults",
+            "add",
+            "site=msix",
+            "action=fatal",
+            "queue=1",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("HTTP 400") && err.contains("queue"), "{err}");
+    let (code, out, _) = rnicctl(&socket, &["--rnic", "right", "faults", "log"]);
+    assert_eq!(code, 0);
+    assert!(json(&out)["hits"].is_array());
+    let (code, _, _) = rnicctl(&socket, &["--rnic", "right", "faults", "rm", &id]);
+    assert_eq!(code, 0);
+    let (code, _, err) = rnicctl(&socket, &["--rnic", "right", "faults", "rm", &id]);
+    assert_eq!(code, 1, "{err}");
+    let (code, _, _) = rnicctl(&socket, &["--rnic", "left", "link", "down"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = rnicctl(&socket, &["--rnic", "left", "fatal"]);
+    assert_eq!(code, 0);
+    let (code, _, _) = rnicctl(&socket, &["shutdown"]);
+    assert_eq!(code, 0);
+    let o = wait_exit(child);
+    assert_eq!(o.status.code(), Some(122), "{}", stderr(&o));
+    assert!(!socket.exists());
+    let (code, _, err) = rnicctl(&socket, &["vm"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot connect"), "{err}");
+}
+
 #[test]
 fn a_socket_path_in_use_is_a_one_line_error() {
     if !kvm_available("a_socket_path_in_use_is_a_one_line_error") {

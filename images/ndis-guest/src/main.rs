@@ -93,6 +93,9 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
     if let Err(e) = interrupts::init_apic() {
         fail(e, STATUS_EXCEPTION);
     }
+    if let Err(e) = ndis::interrupt::install() {
+        fail(&alloc::format!("{e}"), STATUS_EXCEPTION);
+    }
     cpu::sti();
     if let Err((m, f)) = ndis::exports::check_covers_abi() {
         println!("guest: the export table lacks {m}!{f} listed by ndis-abi");
@@ -171,7 +174,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         fail("load: no driver module", STATUS_LOAD);
     };
     let baseline = heap::stats().live_allocs;
-    let image = match loader::load(&module) {
+    let image = match loader::load(&module, &mut ndis::exports::resolve) {
         Ok(img) => img,
         Err(e) => {
             println!("loader: {e}");

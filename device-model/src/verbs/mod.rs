@@ -38,7 +38,7 @@ use qp::{Ctx, ModifyAttrs, ModifyError, Qp, QpConfig, QpStats};
 use rnic_contract::admin::{opcode as op, operands, query_caps, query_mr, QUERY_RECORD_SIZE};
 use rnic_contract::bar0::verbs_db;
 use rnic_contract::field::Record;
-use rnic_contract::verbs::access;
+use rnic_contract::verbs::{access, FIRST_QPN};
 use rnic_contract::{cqe, wqe};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -106,7 +106,8 @@ impl VerbsLimits {
     /// The limits with every value clamped to what the ABI can express.
     pub fn clamped(mut self) -> Self {
         self.max_cq = self.max_cq.min(verbs_db::MAX_CQN);
-        self.max_qp = self.max_qp.min(verbs_db::MAX_QPN);
+        // QPNs are FIRST_QPN..FIRST_QPN + max_qp and need a doorbell.
+        self.max_qp = self.max_qp.min(verbs_db::MAX_QPN + 1 - FIRST_QPN);
         self.max_mr = self.max_mr.min(crate::roce::PSN_MASK);
         self.max_cqe = prev_pow2(self.max_cqe.max(2));
         self.max_qp_wr = prev_pow2(self.max_qp_wr.max(2));
@@ -170,9 +171,13 @@ pub(crate) struct Table<T> {
 
 impl<T> Table<T> {
     pub(crate) fn new(max: u32) -> Self {
+        Self::with_range(1, max)
+    }
+    /// A table of handles `first..=last`.
+    pub(crate) fn with_range(first: u32, last: u32) -> Self {
         Table {
-            slots: (0..=max).map(|_| None).collect(),
-            ids: HandleAlloc::new(max),
+            slots: (0..=last).map(|_| None).collect(),
+            ids: HandleAlloc::range(first, last),
         }
     }
     pub(crate) fn get(&self, h: u32) -> Option<&T> {
@@ -286,7 +291,7 @@ impl Verbs {
         Verbs {
             pds: Table::new(limits.max_pd),
             cqs: Table::new(limits.max_cq),
-            qps: Table::new(limits.max_qp),
+            qps: Table::with_range(FIRST_QPN, limits.max_qp + FIRST_QPN - 1),
             mrs: MrTable::new(limits.max_mr),
             limits,
             port: Port::default(),

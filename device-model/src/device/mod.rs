@@ -277,12 +277,13 @@ impl Rnic {
     }
 
     /// Whether a bounded service call left work for the next poll (admin commands
-    /// with completion space for them).
+    /// with completion space for them, unfetched send WQEs).
     fn has_pending_work(&self) -> bool {
-        self.ready()
+        let admin = self.ready()
             && self.admin_delayed.is_none()
             && self.admin.has_work()
-            && self.admin.has_completion_space()
+            && self.admin.has_completion_space();
+        admin || (self.core.enabled && self.verbs.has_pending_work())
     }
 
     pub(crate) fn ready(&self) -> bool {

@@ -27,6 +27,11 @@ mod tests;
 
 pub use crate::env::{DeviceEnv, DmaScope, Owner};
 pub use async_event::AsyncEvent;
+
+/// Most send WQEs of one QP the engine fetches in one service call (a doorbell,
+/// a poll, a received frame); the engine's next polls fetch the rest, as a hardware
+/// SQ engine works through a long queue over time (`docs/device-spec.md` §15).
+pub const SQ_WQES_PER_SERVICE: u32 = 64;
 pub use rnic_contract::admin::AdminStatus;
 pub use rnic_contract::cqe::WcStatus;
 pub use rnic_contract::verbs::QpState;
@@ -282,6 +287,10 @@ pub struct Verbs {
     mrs: MrTable,
     loopback: VecDeque<RocePacket>,
     stats: GlobalStats,
+    /// Counts service calls (doorbell, poll, received frame, admin command).
+    service: u64,
+    /// A QP left send WQEs unfetched in the last service call: the next poll fetches.
+    more_work: bool,
 }
 
 impl Verbs {
@@ -297,7 +306,15 @@ impl Verbs {
             port: Port::default(),
             loopback: VecDeque::new(),
             stats: GlobalStats::default(),
+            service: 0,
+            more_work: false,
         }
+    }
+
+    /// Whether a service call left send WQEs unfetched: the next [`Verbs::poll`]
+    /// fetches them (the device asks to be polled at once).
+    pub fn has_pending_work(&self) -> bool {
+        self.more_work
     }
 
     /// The limits in force (after clamping).
@@ -361,6 +378,8 @@ impl Verbs {
                 out: &mut out,
                 port: &self.port,
                 limits: &self.limits,
+                service: self.service,
+                more_work: &mut self.more_work,
             };
             f(qp, &mut cx)
         };
@@ -431,6 +450,7 @@ impl Verbs {
 
     /// A frame from the wire.
     pub fn receive_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
+        self.service += 1;
         self.stats.frames_received += 1;
         match roce::decode(frame) {
             Ok(p) if p.ip.dst == self.port.ip => {
@@ -448,8 +468,15 @@ impl Verbs {
     /// Timers: retransmission, RNR waits, time-based interrupt moderation, and any
     /// loopback traffic left over from a previous call.
     pub fn poll(&mut self, env: &mut dyn DeviceEnv) {
+        self.service += 1;
+        let fetch = std::mem::take(&mut self.more_work);
         for qpn in self.qps.handles() {
-            self.with_qp(env, qpn, |qp, cx| qp.on_timer(cx));
+            self.with_qp(env, qpn, |qp, cx| {
+                qp.on_timer(cx);
+                if fetch && qp.sq_head != qp.sq_pi {
+                    qp.kick_sq(cx);
+                }
+            });
         }
         for cqn in self.cqs.handles() {
             if let Some(cq) = self.cqs.get_mut(cqn) {
@@ -461,6 +488,7 @@ impl Verbs {
 
     /// A doorbell write at BAR0 `offset` (`0x2000..=0xFFFF`).
     pub fn doorbell(&mut self, env: &mut dyn DeviceEnv, offset: u64, value: u32) {
+        self.service += 1;
         if offset & 3 != 0 {
             self.stats.bad_doorbells += 1;
             return;
@@ -508,6 +536,7 @@ impl Verbs {
         opcode: u8,
         operands: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
+        self.service += 1;
         self.stats.admin_commands += 1;
         let r = self.admin_inner(env, opcode, operands);
         if let Err(s) = r {

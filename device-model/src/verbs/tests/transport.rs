@@ -648,3 +648,45 @@ fn rq_doorbell_moving_backwards_fails_the_qp() {
         vec![(0, 4), (1, 4), (2, 4)]
     );
 }
+
+/// Bounded work (issue 10): one SQ doorbell fetches at most
+/// [`crate::verbs::SQ_WQES_PER_SERVICE`] WQEs of a QP; the engine's next polls fetch
+/// the rest (the SQ consumer count of `QUERY_QP` shows how far it got).
+#[test]
+fn one_sq_doorbell_fetches_a_bounded_batch() {
+    let batch = crate::verbs::SQ_WQES_PER_SERVICE;
+    let mut d = Dev::new(MAC_A, IP_A);
+    let pd = d.pd();
+    let cq = d.cq(4096);
+    let mut a = d.qp(pd, &cq, &cq, 1024, 16);
+    let b = d.qp(pd, &cq, &cq, 16, 16);
+    d.connect(a.qpn, b.qpn, MAC_A, IP_A, &ConnParams::default());
+    d.connect(b.qpn, a.qpn, MAC_A, IP_A, &ConnParams::default());
+    let (buf, key) = d.buf_mr(pd, 4096, ALL_ACCESS);
+    let total = 2 * batch + 5;
+    for i in 0..total {
+        let w = SendWr {
+            remote_addr: buf,
+            rkey: key,
+            ..signaled(wqe::opcode::RDMA_WRITE, u64::from(i))
+        };
+        d.post_send_no_db(&mut a, &w);
+    }
+    d.ring_sq(&a);
+    let fetched = |d: &mut Dev| {
+        let out = d.alloc(64);
+        let mut o = [0u8; 56];
+        put32(&mut o, 0, a.qpn);
+        put64(&mut o, 8, out);
+        d.admin(opcode::QUERY_QP, o).unwrap();
+        le_u32(&d.read_mem(out, 64), 56)
+    };
+    assert_eq!(fetched(&mut d), batch, "one batch per doorbell");
+    d.v.poll(&mut d.env);
+    assert_eq!(fetched(&mut d), 2 * batch);
+    d.v.poll(&mut d.env);
+    assert_eq!(fetched(&mut d), total);
+    let mut cq = cq;
+    let ids: Vec<u64> = d.poll_cq(&mut cq).iter().map(|c| c.wr_id).collect();
+    assert_eq!(ids, (0..u64::from(total)).collect::<Vec<_>>());
+}

@@ -81,7 +81,8 @@ pub struct VerbsLimits {
     pub min_page_shift: u8,
     /// Largest MR page shift accepted (30 = 1 GiB).
     pub max_page_shift: u8,
-    /// Loopback frames processed per call before the rest waits for `poll`.
+    /// Loopback packets (between two QPs of this device) delivered per service
+    /// call before the rest waits for the next `poll` (bounded work, spec §15).
     pub max_loopback_per_call: usize,
 }
 
@@ -102,7 +103,7 @@ impl Default for VerbsLimits {
             max_mtu_code: 5,
             min_page_shift: 12,
             max_page_shift: 30,
-            max_loopback_per_call: 65536,
+            max_loopback_per_call: 128,
         }
     }
 }
@@ -311,10 +312,16 @@ impl Verbs {
         }
     }
 
-    /// Whether a service call left send WQEs unfetched: the next [`Verbs::poll`]
-    /// fetches them (the device asks to be polled at once).
+    /// Loopback packets queued for delivery by the next service call.
+    pub fn loopback_pending(&self) -> usize {
+        self.loopback.len()
+    }
+
+    /// Whether a service call left work for the next [`Verbs::poll`]: send WQEs
+    /// unfetched or loopback packets undelivered (the device asks to be polled at
+    /// once).
     pub fn has_pending_work(&self) -> bool {
-        self.more_work
+        self.more_work || !self.loopback.is_empty()
     }
 
     /// The limits in force (after clamping).

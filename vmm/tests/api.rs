@@ -165,6 +165,7 @@ fn every_route_answers_and_bad_requests_get_4xx_json() {
         ("GET", "/v2/anything".to_string(), None, 404),
         ("POST", "/v1/vm".to_string(), Some("{}"), 405),
         ("GET", "/v1/vm/shutdown".to_string(), None, 405),
+        ("DELETE", "/v1/faults/log".to_string(), None, 405),
     ] {
         let (code, answer) = curl(&socket, method, &path, body);
         assert_eq!(code, want, "{method} {path}: {answer}");

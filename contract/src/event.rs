@@ -41,14 +41,15 @@ pub mod fatal_cause {
     pub const EQ_DMA: u32 = 2;
 }
 
-/// `QP_ERROR` causes that are not completion statuses (§4.2).
+/// `QP_ERROR` causes that are not completion statuses (§4.2). A cause is one byte:
+/// below `0xF0` it is a completion status code.
 pub mod qp_error_cause {
     /// An SQ or RQ producer count that overruns the ring (§8.5).
-    pub const BAD_DOORBELL: u32 = 0xF0;
-    /// DMA error reading a WQE.
-    pub const WQE_DMA: u32 = 0xF1;
+    pub const BAD_DOORBELL: u8 = 0xF0;
+    /// DMA error reading a WQE (or a page list).
+    pub const WQE_DMA: u8 = 0xF1;
     /// The QP's CQ is in error.
-    pub const CQ_ERROR: u32 = 0xF2;
+    pub const CQ_ERROR: u8 = 0xF2;
 }
 
 /// `ETH_QUEUE_ERROR` handle bit marking an RX queue (§4.2).

@@ -78,6 +78,13 @@ pub struct Record<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Record<T> {
+    /// Wraps `buffer` without a length check: for a buffer whose size is fixed by
+    /// its type (a `[u8; 56]` operand array, a `[u8; 64]` record), so every field of
+    /// the record's layout is inside it. Getters panic on a field past the end.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Self { buffer }
+    }
+
     /// Wraps `buffer` after checking it holds at least `len` bytes (the record's
     /// size from its spec table).
     pub fn new_checked(buffer: T, len: usize) -> Result<Self, crate::Truncated> {

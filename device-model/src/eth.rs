@@ -6,8 +6,9 @@
 //! whole frame. The device writes a descriptor's status byte last, so a driver that
 //! sees `DONE` also sees the other fields the device wrote.
 //!
-//! The rings talk to the rest of the device through [`EthEnv`] (DMA with fault hooks,
-//! the wire, interrupts, events), so they can be tested alone.
+//! The rings talk to the rest of the device through [`DeviceEnv`] (DMA with fault
+//! hooks, the wire, interrupts, events) as [`Owner::EthTx`] / [`Owner::EthRx`], so
+//! they can be tested alone.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,9 +17,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::admin::AdminStatus;
-use crate::device::scope_queue;
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope, Owner};
 use crate::events::{code, Event};
+use rnic_contract::event::ETH_RX_QUEUE_FLAG;
 
 /// A 48-bit MAC address; serde and `Display`/`FromStr` use `aa:bb:cc:dd:ee:ff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -93,107 +95,14 @@ impl<'de> Deserialize<'de> for MacAddress {
     }
 }
 
-/// Number of TX queues and of RX queues.
-pub const MAX_QUEUES: usize = 8;
-/// Descriptor size in bytes.
-pub const DESC_SIZE: u64 = 16;
-/// Required ring alignment.
-pub const RING_ALIGN: u64 = 16;
-/// Smallest ring, in descriptors.
-pub const RING_MIN: u32 = 2;
-/// Largest ring, in descriptors.
-pub const RING_MAX: u32 = 4096;
-/// Ethernet header length.
-pub const ETH_HEADER: usize = 14;
-/// Extra bytes a frame may carry beyond MTU + header (one 802.1Q tag).
-pub const VLAN_TAG: usize = 4;
-/// Smallest MTU accepted by `SET_MTU`.
-pub const MIN_MTU: u32 = 68;
-/// Largest MTU accepted by `SET_MTU` (jumbo frames).
-pub const MAX_MTU: u32 = 9000;
-/// MTU after reset.
-pub const DEFAULT_MTU: u32 = 1500;
-
-/// Doorbell block of queue `q`: `0x1000 + 16*q`.
-pub mod db {
-    /// First Ethernet doorbell.
-    pub const BASE: u64 = 0x1000;
-    /// End (exclusive) of the Ethernet doorbell window.
-    pub const END: u64 = 0x2000;
-    /// Bytes per queue.
-    pub const STRIDE: u64 = 16;
-    /// TX producer index (RW; writing it is the doorbell).
-    pub const TX_TAIL: u64 = 0x0;
-    /// TX consumer index (RO).
-    pub const TX_HEAD: u64 = 0x4;
-    /// RX producer index (RW; writing it is the doorbell).
-    pub const RX_TAIL: u64 = 0x8;
-    /// RX consumer index (RO).
-    pub const RX_HEAD: u64 = 0xC;
-}
-
-/// Descriptor status bits (TX byte 11, RX byte 13).
-pub mod status {
-    /// The device is done with the descriptor.
-    pub const DONE: u8 = 1 << 0;
-    /// TX: the frame was not sent (bad length or unreadable buffer).
-    /// RX: never set on a delivered frame (reserved).
-    pub const ERROR: u8 = 1 << 1;
-    /// RX: destination was the broadcast address.
-    pub const BROADCAST: u8 = 1 << 2;
-    /// RX: destination was a multicast address.
-    pub const MULTICAST: u8 = 1 << 3;
-}
-
-/// Receive filter bits (`SET_RX_FILTER`).
-pub mod filter {
-    /// Frames to the port's own MAC.
-    pub const UNICAST: u32 = 1 << 0;
-    /// Broadcast frames.
-    pub const BROADCAST: u32 = 1 << 1;
-    /// Multicast frames whose address is in the multicast list.
-    pub const MULTICAST: u32 = 1 << 2;
-    /// All multicast frames.
-    pub const ALL_MULTICAST: u32 = 1 << 3;
-    /// Every frame.
-    pub const PROMISCUOUS: u32 = 1 << 4;
-    /// Every defined bit.
-    pub const ALL: u32 = 0x1F;
-    /// Filter after reset.
-    pub const DEFAULT: u32 = UNICAST | BROADCAST;
-}
-
-/// Largest multicast list.
-pub const MAX_MULTICAST: usize = 64;
-
-/// `detail` of an `ETH_QUEUE_ERROR` event.
-pub mod eth_cause {
-    /// A doorbell carried an index >= ring size.
-    pub const BAD_DOORBELL: u32 = 1;
-    /// A descriptor could not be read or written.
-    pub const DMA: u32 = 2;
-    /// The RX buffer could not be written.
-    pub const RX_BUFFER_DMA: u32 = 3;
-}
-
-/// What the rings need from the device around them. `queue` arguments are fault
-/// scope numbers ([`crate::device::scope_queue`]): `ETH_TX | n` for TX queue `n`,
-/// `ETH_RX | n` for RX queue `n`.
-pub trait EthEnv {
-    /// Reads guest memory for queue `queue` (fault hooks applied).
-    fn dma_read(&mut self, queue: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
-    /// Writes guest memory for queue `queue` (fault hooks applied).
-    fn dma_write(&mut self, queue: u32, addr: u64, data: &[u8]) -> Result<(), DmaError>;
-    /// Checks a range without touching it.
-    fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError>;
-    /// Puts a frame sent by queue `queue` on the wire; false when it was dropped
-    /// (link down, wire error).
-    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool;
-    /// Raises an MSI-X vector.
-    fn raise(&mut self, vector: u16);
-    /// Posts an asynchronous event.
-    fn event(&mut self, ev: Event);
-}
+use rnic_contract::admin::operands::create_eth_queue;
+use rnic_contract::bar0::eth_db;
+pub use rnic_contract::eth::{
+    filter, status, DEFAULT_MTU, ETH_HEADER, MAX_MTU, MAX_MULTICAST, MAX_QUEUES, MIN_MTU,
+    RING_ALIGN, RING_MAX, RING_MIN, VLAN_TAG,
+};
+use rnic_contract::eth::{queue_error, rx_field, tx_field, RxDescriptor, TxDescriptor, DESC_SIZE};
+use rnic_contract::field::Record;
 
 /// Counters of one queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -227,7 +136,7 @@ impl Ring {
     }
 
     fn desc(&self, i: u32) -> u64 {
-        self.base + i as u64 * DESC_SIZE
+        self.base + i as u64 * DESC_SIZE as u64
     }
 
     /// Counters.
@@ -256,12 +165,13 @@ pub struct QueueParams {
 
 impl QueueParams {
     /// Parses the operands of `CREATE_TXQ`/`CREATE_RXQ`.
-    pub fn parse(op: &[u8; 56]) -> Self {
+    pub fn parse(operands: &[u8; 56]) -> Self {
+        let o = Record::new_unchecked(operands);
         QueueParams {
-            base: u64::from_le_bytes(op[0..8].try_into().unwrap_or([0; 8])),
-            size: u32::from_le_bytes([op[8], op[9], op[10], op[11]]),
-            vector: u16::from_le_bytes([op[12], op[13]]),
-            queue: u16::from_le_bytes([op[14], op[15]]),
+            base: o.u64(create_eth_queue::BASE),
+            size: o.u32(create_eth_queue::SIZE),
+            vector: o.u16(create_eth_queue::VECTOR),
+            queue: o.u16(create_eth_queue::QUEUE_ID),
         }
     }
 }
@@ -297,9 +207,9 @@ pub struct Ethernet {
     rx: [Option<Ring>; MAX_QUEUES],
 }
 
-fn read_desc(env: &mut dyn EthEnv, q: u32, addr: u64) -> Result<[u8; 16], DmaError> {
+fn read_desc(env: &mut dyn DeviceEnv, owner: Owner, addr: u64) -> Result<[u8; 16], DmaError> {
     let mut d = [0u8; 16];
-    env.dma_read(q, addr, &mut d)?;
+    env.dma_read(DmaScope::of(owner), addr, &mut d)?;
     Ok(d)
 }
 
@@ -410,13 +320,15 @@ impl Ethernet {
         f & filter::UNICAST != 0 && dst == self.mac
     }
 
-    fn validate(env: &dyn EthEnv, p: &QueueParams) -> Result<(), AdminStatus> {
+    fn validate(env: &dyn DeviceEnv, p: &QueueParams) -> Result<(), AdminStatus> {
         if p.queue as usize >= MAX_QUEUES
-            || p.vector >= crate::regs::MSIX_VECTORS
+            || p.vector >= rnic_contract::pci::MSIX_VECTORS
             || !(RING_MIN..=RING_MAX).contains(&p.size)
             || !p.size.is_power_of_two()
             || p.base & (RING_ALIGN - 1) != 0
-            || env.dma_check(p.base, p.size as u64 * DESC_SIZE).is_err()
+            || env
+                .dma_check(p.base, p.size as u64 * DESC_SIZE as u64)
+                .is_err()
         {
             return Err(AdminStatus::InvalidParam);
         }
@@ -438,7 +350,7 @@ impl Ethernet {
     /// `CREATE_TXQ` / `CREATE_RXQ`.
     pub fn create(
         &mut self,
-        env: &dyn EthEnv,
+        env: &dyn DeviceEnv,
         rx: bool,
         p: &QueueParams,
     ) -> Result<u32, AdminStatus> {
@@ -469,23 +381,25 @@ impl Ethernet {
 
     /// Reads a doorbell register (offset relative to BAR0).
     pub fn doorbell_read(&self, offset: u64) -> u32 {
-        let q = ((offset - db::BASE) / db::STRIDE) as usize;
-        let reg = (offset - db::BASE) % db::STRIDE;
+        let q = ((offset - eth_db::ETH_BASE) / eth_db::ETH_STRIDE) as usize;
+        let reg = (offset - eth_db::ETH_BASE) % eth_db::ETH_STRIDE;
         let ring = match reg {
-            db::TX_TAIL | db::TX_HEAD => self.tx_queue(q),
+            eth_db::TXQ_TAIL | eth_db::TXQ_HEAD => self.tx_queue(q),
             _ => self.rx_queue(q),
         };
         match (ring, reg) {
-            (Some(r), db::TX_TAIL | db::RX_TAIL) => r.tail,
+            (Some(r), eth_db::TXQ_TAIL | eth_db::RXQ_TAIL) => r.tail,
             (Some(r), _) => r.head,
             (None, _) => 0,
         }
     }
 
-    fn fail(env: &mut dyn EthEnv, ring: &mut Ring, handle: u32, cause: u32) {
+    /// Stops `ring` and posts `ETH_QUEUE_ERROR` for the queue with event handle
+    /// `handle` (TX: the queue id; RX: the id with bit 16 set).
+    fn fail(env: &mut dyn DeviceEnv, ring: &mut Ring, handle: u32, cause: u32) {
         tracing::warn!(queue = handle, cause, "Ethernet queue error");
         ring.failed = true;
-        env.event(Event {
+        env.post_event(Event {
             code: code::ETH_QUEUE_ERROR,
             handle,
             detail: cause,
@@ -493,11 +407,11 @@ impl Ethernet {
     }
 
     /// Handles a doorbell write (offset relative to BAR0).
-    pub fn doorbell_write(&mut self, env: &mut dyn EthEnv, offset: u64, value: u32) {
-        let q = ((offset - db::BASE) / db::STRIDE) as usize;
-        match (offset - db::BASE) % db::STRIDE {
-            db::TX_TAIL => self.tx_doorbell(env, q, value),
-            db::RX_TAIL => {
+    pub fn doorbell_write(&mut self, env: &mut dyn DeviceEnv, offset: u64, value: u32) {
+        let q = ((offset - eth_db::ETH_BASE) / eth_db::ETH_STRIDE) as usize;
+        match (offset - eth_db::ETH_BASE) % eth_db::ETH_STRIDE {
+            eth_db::TXQ_TAIL => self.tx_doorbell(env, q, value),
+            eth_db::RXQ_TAIL => {
                 let Some(ring) = self.rx.get_mut(q).and_then(|r| r.as_mut()) else {
                     return;
                 };
@@ -508,8 +422,8 @@ impl Ethernet {
                     Self::fail(
                         env,
                         ring,
-                        scope_queue::ETH_RX | q as u32,
-                        eth_cause::BAD_DOORBELL,
+                        ETH_RX_QUEUE_FLAG | q as u32,
+                        queue_error::BAD_DOORBELL,
                     );
                     return;
                 }
@@ -519,7 +433,7 @@ impl Ethernet {
         }
     }
 
-    fn tx_doorbell(&mut self, env: &mut dyn EthEnv, q: usize, value: u32) {
+    fn tx_doorbell(&mut self, env: &mut dyn DeviceEnv, q: usize, value: u32) {
         let max_frame = self.max_frame();
         let Some(ring) = self.tx.get_mut(q).and_then(|r| r.as_mut()) else {
             return;
@@ -528,33 +442,33 @@ impl Ethernet {
             return;
         }
         if value >= ring.size {
-            Self::fail(env, ring, q as u32, eth_cause::BAD_DOORBELL);
+            Self::fail(env, ring, q as u32, queue_error::BAD_DOORBELL);
             return;
         }
         ring.tail = value;
-        // The event handle of TX queue `q` is `q`; its fault scope is `ETH_TX | q`.
+        // The event handle of TX queue `q` is `q`.
         let handle = q as u32;
-        let qid = scope_queue::ETH_TX | handle;
+        let owner = Owner::EthTx(q as u16);
         let mut done = 0;
         while ring.head != ring.tail {
             let addr = ring.desc(ring.head);
-            let d = match read_desc(env, qid, addr) {
+            let d = match read_desc(env, owner, addr) {
                 Ok(d) => d,
                 Err(_) => {
-                    Self::fail(env, ring, handle, eth_cause::DMA);
+                    Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
                     break;
                 }
             };
-            let buf = u64::from_le_bytes(d[0..8].try_into().unwrap_or([0; 8]));
-            let len = u16::from_le_bytes([d[8], d[9]]) as usize;
+            let desc = TxDescriptor::new_unchecked(&d[..]);
+            let (buf, len) = (desc.addr(), usize::from(desc.len()));
             let mut st = status::DONE;
             if !(ETH_HEADER..=max_frame).contains(&len) {
                 st |= status::ERROR;
             } else {
                 let mut frame = vec![0u8; len];
-                if env.dma_read(qid, buf, &mut frame).is_err() {
+                if env.dma_read(DmaScope::of(owner), buf, &mut frame).is_err() {
                     st |= status::ERROR;
-                } else if env.transmit(qid, &frame) {
+                } else if env.transmit(owner, &frame) {
                     ring.stats.frames += 1;
                     ring.stats.bytes += len as u64;
                 } else {
@@ -564,8 +478,11 @@ impl Ethernet {
             if st & status::ERROR != 0 {
                 ring.stats.errors += 1;
             }
-            if env.dma_write(qid, addr + 11, &[st]).is_err() {
-                Self::fail(env, ring, handle, eth_cause::DMA);
+            if env
+                .dma_write(DmaScope::of(owner), addr + tx_field::STATUS as u64, &[st])
+                .is_err()
+            {
+                Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
                 break;
             }
             ring.head = (ring.head + 1) & ring.mask();
@@ -577,7 +494,7 @@ impl Ethernet {
     }
 
     /// Delivers a received frame: filter, then the lowest-numbered live RX queue.
-    pub fn receive(&mut self, env: &mut dyn EthEnv, frame: &[u8]) -> RxOutcome {
+    pub fn receive(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) -> RxOutcome {
         if frame.len() < ETH_HEADER {
             return RxOutcome::Runt;
         }
@@ -598,8 +515,9 @@ impl Ethernet {
         let Some(ring) = self.rx[q].as_mut() else {
             return RxOutcome::NoQueue;
         };
-        // RX queues: event handle and fault scope are both `ETH_RX | q`.
-        let handle = scope_queue::ETH_RX | q as u32;
+        // The event handle of RX queue `q` is `q` with bit 16 set.
+        let handle = ETH_RX_QUEUE_FLAG | q as u32;
+        let scope = DmaScope::of(Owner::EthRx(q as u16));
         if frame.len() > max_frame {
             ring.stats.drops += 1;
             return RxOutcome::TooLong;
@@ -609,22 +527,22 @@ impl Ethernet {
             return RxOutcome::NoBuffer;
         }
         let addr = ring.desc(ring.head);
-        let d = match read_desc(env, handle, addr) {
+        let d = match read_desc(env, scope.owner, addr) {
             Ok(d) => d,
             Err(_) => {
-                Self::fail(env, ring, handle, eth_cause::DMA);
+                Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
                 return RxOutcome::Error;
             }
         };
-        let buf = u64::from_le_bytes(d[0..8].try_into().unwrap_or([0; 8]));
-        let cap = u16::from_le_bytes([d[8], d[9]]) as usize;
+        let desc = RxDescriptor::new_unchecked(&d[..]);
+        let (buf, cap) = (desc.addr(), usize::from(desc.buf_len()));
         if frame.len() > cap {
             ring.stats.drops += 1;
             return RxOutcome::TooLong;
         }
-        if env.dma_write(handle, buf, frame).is_err() {
+        if env.dma_write(scope, buf, frame).is_err() {
             ring.stats.errors += 1;
-            Self::fail(env, ring, handle, eth_cause::RX_BUFFER_DMA);
+            Self::fail(env, ring, handle, queue_error::RX_BUFFER_DMA);
             return RxOutcome::Error;
         }
         let mut st = status::DONE;
@@ -634,10 +552,14 @@ impl Ethernet {
             st |= status::MULTICAST;
         }
         let len = (frame.len() as u16).to_le_bytes();
-        if env.dma_write(handle, addr + 10, &len).is_err()
-            || env.dma_write(handle, addr + 13, &[st]).is_err()
+        if env
+            .dma_write(scope, addr + rx_field::FRAME_LEN.start as u64, &len)
+            .is_err()
+            || env
+                .dma_write(scope, addr + rx_field::STATUS as u64, &[st])
+                .is_err()
         {
-            Self::fail(env, ring, handle, eth_cause::DMA);
+            Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
             return RxOutcome::Error;
         }
         ring.head = (ring.head + 1) & ring.mask();
@@ -669,6 +591,7 @@ impl Ethernet {
 mod tests {
     use super::*;
     use crate::dma::{test_memory, Dma};
+    use crate::fault::{FaultAction, FaultPoint};
 
     struct Env {
         dma: Dma,
@@ -676,8 +599,8 @@ mod tests {
         link: bool,
         raised: Vec<u16>,
         events: Vec<Event>,
-        /// Queue (fault scope number) of every DMA access and transmission.
-        scopes: Vec<u32>,
+        /// Owner of every DMA access and transmission.
+        scopes: Vec<Owner>,
     }
 
     impl Env {
@@ -695,20 +618,20 @@ mod tests {
         }
     }
 
-    impl EthEnv for Env {
-        fn dma_read(&mut self, q: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-            self.scopes.push(q);
+    impl DeviceEnv for Env {
+        fn dma_read(&mut self, s: DmaScope, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+            self.scopes.push(s.owner);
             self.dma.read(addr, buf)
         }
-        fn dma_write(&mut self, q: u32, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-            self.scopes.push(q);
+        fn dma_write(&mut self, s: DmaScope, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+            self.scopes.push(s.owner);
             self.dma.write(addr, data)
         }
         fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
             self.dma.check_range(addr, len)
         }
-        fn transmit(&mut self, q: u32, frame: &[u8]) -> bool {
-            self.scopes.push(q);
+        fn transmit(&mut self, owner: Owner, frame: &[u8]) -> bool {
+            self.scopes.push(owner);
             if self.link {
                 self.sent.push(frame.to_vec());
             }
@@ -717,8 +640,14 @@ mod tests {
         fn raise(&mut self, vector: u16) {
             self.raised.push(vector);
         }
-        fn event(&mut self, ev: Event) {
+        fn post_event(&mut self, ev: Event) {
             self.events.push(ev);
+        }
+        fn now(&self) -> std::time::Duration {
+            std::time::Duration::ZERO
+        }
+        fn fault(&mut self, _point: FaultPoint) -> Option<FaultAction> {
+            None
         }
     }
 
@@ -755,7 +684,7 @@ mod tests {
         env.dma.write(0x8000, &f).unwrap();
         tx_desc(&env, 0x1000, 0, 0x8000, 60);
         tx_desc(&env, 0x1000, 1, 0x8000, 5); // runt: error
-        e.doorbell_write(&mut env, db::BASE + db::TX_TAIL, 2);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + eth_db::TXQ_TAIL, 2);
         assert_eq!(env.sent, vec![f]);
         assert_eq!(env.raised, vec![3]);
         assert_eq!(env.dma.read_obj::<u8>(0x1000 + 11).unwrap(), status::DONE);
@@ -763,13 +692,13 @@ mod tests {
             env.dma.read_obj::<u8>(0x1010 + 11).unwrap(),
             status::DONE | status::ERROR
         );
-        assert_eq!(e.doorbell_read(db::BASE + db::TX_HEAD), 2);
+        assert_eq!(e.doorbell_read(eth_db::ETH_BASE + eth_db::TXQ_HEAD), 2);
         let s = e.tx_queue(0).unwrap().stats();
         assert_eq!((s.frames, s.bytes, s.errors), (1, 60, 1));
         // Link down: completed but dropped.
         env.link = false;
         tx_desc(&env, 0x1000, 2, 0x8000, 60);
-        e.doorbell_write(&mut env, db::BASE + db::TX_TAIL, 3);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + eth_db::TXQ_TAIL, 3);
         assert_eq!(e.tx_queue(0).unwrap().stats().drops, 1);
     }
 
@@ -783,9 +712,13 @@ mod tests {
         let f = frame(MacAddress::BROADCAST, 60);
         env.dma.write(0x8000, &f).unwrap();
         tx_desc(&env, 0x1000, 0, 0x8000, 60);
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE + db::TX_TAIL, 1);
+        e.doorbell_write(
+            &mut env,
+            eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE + eth_db::TXQ_TAIL,
+            1,
+        );
         assert_eq!(env.sent, vec![f.clone()]);
-        assert_eq!(env.scopes, vec![scope_queue::ETH_TX | 2; 4]);
+        assert_eq!(env.scopes, vec![Owner::EthTx(2); 4]);
         // RX queue 1: `ETH_RX | 1`.
         env.scopes.clear();
         e.create(&env, true, &params(0x2000, 4, 1, 1)).unwrap();
@@ -793,10 +726,14 @@ mod tests {
         d[0..8].copy_from_slice(&0x9000u64.to_le_bytes());
         d[8..10].copy_from_slice(&2048u16.to_le_bytes());
         env.dma.write(0x2000, &d).unwrap();
-        e.doorbell_write(&mut env, db::BASE + db::STRIDE + db::RX_TAIL, 1);
+        e.doorbell_write(
+            &mut env,
+            eth_db::ETH_BASE + eth_db::ETH_STRIDE + eth_db::RXQ_TAIL,
+            1,
+        );
         assert_eq!(e.receive(&mut env, &f), RxOutcome::Delivered(1));
         assert!(!env.scopes.is_empty());
-        assert!(env.scopes.iter().all(|&q| q == scope_queue::ETH_RX | 1));
+        assert!(env.scopes.iter().all(|&q| q == Owner::EthRx(1)));
     }
 
     #[test]
@@ -804,24 +741,27 @@ mod tests {
         let mut env = Env::new();
         let mut e = Ethernet::new(MAC);
         e.create(&env, false, &params(0x1000, 4, 1, 2)).unwrap();
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 4);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE, 4);
         assert!(e.tx_queue(2).unwrap().failed());
         assert_eq!(
             env.events,
             vec![Event {
                 code: code::ETH_QUEUE_ERROR,
                 handle: 2,
-                detail: eth_cause::BAD_DOORBELL
+                detail: queue_error::BAD_DOORBELL
             }]
         );
         // Further doorbells ignored; destroy + recreate recovers.
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 1);
-        assert_eq!(e.doorbell_read(db::BASE + 2 * db::STRIDE + db::TX_HEAD), 0);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE, 1);
+        assert_eq!(
+            e.doorbell_read(eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE + eth_db::TXQ_HEAD),
+            0
+        );
         e.destroy(false, 2).unwrap();
         assert_eq!(e.destroy(false, 2), Err(AdminStatus::InvalidHandle));
         e.create(&env, false, &params(0x1000, 4, 1, 2)).unwrap();
         env.dma.set_bus_master(false);
-        e.doorbell_write(&mut env, db::BASE + 2 * db::STRIDE, 1);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + 2 * eth_db::ETH_STRIDE, 1);
         assert!(e.tx_queue(2).unwrap().failed());
     }
 
@@ -863,7 +803,7 @@ mod tests {
             env.dma.write(0x2000 + 16 * i, &d).unwrap();
         }
         assert_eq!(e.receive(&mut env, &frame(MAC, 60)), RxOutcome::NoBuffer);
-        e.doorbell_write(&mut env, db::BASE + db::RX_TAIL, 3);
+        e.doorbell_write(&mut env, eth_db::ETH_BASE + eth_db::RXQ_TAIL, 3);
         let other = MacAddress([2, 0, 0, 0, 0, 9]);
         let mcast = MacAddress([1, 0, 0x5E, 0, 0, 1]);
         assert_eq!(e.receive(&mut env, &frame(other, 60)), RxOutcome::Filtered);

@@ -9,35 +9,18 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dma::{Dma, DmaError, DmaPort};
-use crate::regs;
+use crate::dma::{Dma, DmaError};
+use crate::env::{DeviceEnv, DmaScope};
+use rnic_contract::admin as admin_contract;
+use rnic_contract::bar0;
+use rnic_contract::event::{EventEntry, EventRepr, ENTRY_SIZE};
+
+pub use rnic_contract::event::{code, fatal_cause};
 
 /// Event entry size in bytes.
-pub const EQ_ENTRY_SIZE: u64 = 16;
-/// Required alignment of `EQ_BASE`.
-pub const EQ_ALIGN: u64 = 16;
-
-/// Event codes (byte 0 of an event entry).
-pub mod code {
-    /// The port's link came up.
-    pub const LINK_UP: u8 = 0x01;
-    /// The port's link went down.
-    pub const LINK_DOWN: u8 = 0x02;
-    /// The device took a fatal error; `detail` = cause (see `fatal_cause`).
-    pub const FATAL: u8 = 0x03;
-    /// An Ethernet queue stopped on an error; `handle` = queue id (bit 16 set for RX),
-    /// `detail` = cause (see `eth_cause`).
-    pub const ETH_QUEUE_ERROR: u8 = 0x08;
-    // 0x10..=0x2F: verbs events (QP and CQ errors), codes from `crate::verbs`.
-}
-
-/// `detail` of a FATAL event.
-pub mod fatal_cause {
-    /// Injected by the fault engine or the host.
-    pub const INJECTED: u32 = 1;
-    /// The event queue itself could not be written.
-    pub const EQ_DMA: u32 = 2;
-}
+const EQ_ENTRY_SIZE: u64 = ENTRY_SIZE as u64;
+/// Offset of the phase word, written after the body.
+const PHASE_AT: usize = rnic_contract::event::entry_field::PHASE.start;
 
 /// One event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,27 +33,28 @@ pub struct Event {
     pub detail: u32,
 }
 
-/// Encoded event entry: `code` u8 at 0, reserved u8 at 1 and u16 at 2, `handle` u32 at
-/// 4, `detail` u32 at 8, sequence number u16 at 12 (counts every event written since
-/// reset, wrapping), phase tag in bit 0 of the u16 at 14.
-pub fn encode(ev: &Event, seq: u16, phase: bool) -> [u8; 16] {
-    let mut b = [0u8; 16];
-    b[0] = ev.code;
-    b[4..8].copy_from_slice(&ev.handle.to_le_bytes());
-    b[8..12].copy_from_slice(&ev.detail.to_le_bytes());
-    b[12..14].copy_from_slice(&seq.to_le_bytes());
-    b[14..16].copy_from_slice(&(phase as u16).to_le_bytes());
-    b
+/// Encodes an event entry (`docs/device-spec.md` §4.1) with sequence number `seq`
+/// and phase tag `phase`.
+pub fn encode(ev: &Event, seq: u16, phase: bool) -> [u8; ENTRY_SIZE] {
+    EventRepr {
+        code: ev.code,
+        handle: ev.handle,
+        detail: ev.detail,
+        sequence: seq,
+        phase,
+    }
+    .to_bytes()
 }
 
 /// Decodes an entry: (event, sequence, phase).
-pub fn decode(b: &[u8; 16]) -> (Event, u16, bool) {
+pub fn decode(b: &[u8; ENTRY_SIZE]) -> (Event, u16, bool) {
+    let r = EventRepr::parse(&EventEntry::new_unchecked(&b[..]));
     let ev = Event {
-        code: b[0],
-        handle: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-        detail: u32::from_le_bytes([b[8], b[9], b[10], b[11]]),
+        code: r.code,
+        handle: r.handle,
+        detail: r.detail,
     };
-    (ev, u16::from_le_bytes([b[12], b[13]]), b[14] & 1 != 0)
+    (ev, r.sequence, r.phase)
 }
 
 /// Result of posting an event.
@@ -131,11 +115,11 @@ impl EventQueue {
     /// Reads an EQ register; `None` when `offset` is not one.
     pub fn reg_read(&self, offset: u64) -> Option<u32> {
         Some(match offset {
-            regs::EQ_BASE_LO => self.base as u32,
-            regs::EQ_BASE_HI => (self.base >> 32) as u32,
-            regs::EQ_SIZE => self.size,
-            regs::EQ_HEAD => self.head,
-            regs::EQ_TAIL => self.tail,
+            bar0::EQ_BASE_LO => self.base as u32,
+            bar0::EQ_BASE_HI => (self.base >> 32) as u32,
+            bar0::EQ_SIZE => self.size,
+            bar0::EQ_HEAD => self.head,
+            bar0::EQ_TAIL => self.tail,
             _ => return None,
         })
     }
@@ -143,10 +127,10 @@ impl EventQueue {
     /// Writes an EQ register. Returns `Err(BadEq)` for an invalid `EQ_HEAD`.
     pub fn reg_write(&mut self, offset: u64, value: u32) -> Result<(), BadEq> {
         match offset {
-            regs::EQ_BASE_LO => self.base = (self.base & !0xFFFF_FFFF) | value as u64,
-            regs::EQ_BASE_HI => self.base = (self.base & 0xFFFF_FFFF) | ((value as u64) << 32),
-            regs::EQ_SIZE => self.size = value,
-            regs::EQ_HEAD => {
+            bar0::EQ_BASE_LO => self.base = (self.base & !0xFFFF_FFFF) | value as u64,
+            bar0::EQ_BASE_HI => self.base = (self.base & 0xFFFF_FFFF) | ((value as u64) << 32),
+            bar0::EQ_SIZE => self.size = value,
+            bar0::EQ_HEAD => {
                 let Some(r) = self.live else { return Ok(()) };
                 let mask = r.size - 1;
                 let produced = self.tail.wrapping_sub(self.head) & mask;
@@ -170,10 +154,10 @@ impl EventQueue {
         if self.size == 0 {
             return Ok(());
         }
-        let size_ok = (regs::ADMIN_RING_MIN..=regs::ADMIN_RING_MAX).contains(&self.size)
+        let size_ok = (admin_contract::RING_MIN..=admin_contract::RING_MAX).contains(&self.size)
             && self.size.is_power_of_two();
         if !size_ok
-            || self.base & (EQ_ALIGN - 1) != 0
+            || self.base & (rnic_contract::event::ALIGN - 1) != 0
             || dma
                 .check_range(self.base, self.size as u64 * EQ_ENTRY_SIZE)
                 .is_err()
@@ -213,7 +197,7 @@ impl EventQueue {
     }
 
     /// Writes `ev` to the ring (body first, then the phase word).
-    pub fn post(&mut self, dma: &mut dyn DmaPort, ev: &Event) -> PostResult {
+    pub fn post(&mut self, env: &mut dyn DeviceEnv, ev: &Event) -> PostResult {
         let Some(r) = self.live else {
             self.counters.unqueued += 1;
             return PostResult::NoQueue;
@@ -225,9 +209,15 @@ impl EventQueue {
         }
         let b = encode(ev, self.seq, self.phase);
         let addr = r.base + self.tail as u64 * EQ_ENTRY_SIZE;
-        if let Err(e) = dma
-            .dma_write(addr, &b[..14])
-            .and_then(|_| dma.dma_write(addr + 14, &b[14..]))
+        if let Err(e) = env
+            .dma_write(DmaScope::EVENT_QUEUE, addr, &b[..PHASE_AT])
+            .and_then(|_| {
+                env.dma_write(
+                    DmaScope::EVENT_QUEUE,
+                    addr + PHASE_AT as u64,
+                    &b[PHASE_AT..],
+                )
+            })
         {
             self.live = None;
             self.failed = true;
@@ -252,8 +242,8 @@ mod tests {
         let mut d = Dma::new(test_memory(0x10000));
         d.set_bus_master(true);
         let mut q = EventQueue::new();
-        q.reg_write(regs::EQ_BASE_LO, 0x1000).unwrap();
-        q.reg_write(regs::EQ_SIZE, size).unwrap();
+        q.reg_write(bar0::EQ_BASE_LO, 0x1000).unwrap();
+        q.reg_write(bar0::EQ_SIZE, size).unwrap();
         (d, q)
     }
 
@@ -274,14 +264,14 @@ mod tests {
         let mut b = [0u8; 16];
         d.read(0x1000 + 32, &mut b).unwrap();
         assert_eq!(decode(&b), (ev, 2, true));
-        q.reg_write(regs::EQ_HEAD, 3).unwrap();
+        q.reg_write(bar0::EQ_HEAD, 3).unwrap();
         assert_eq!(q.post(&mut d, &ev), PostResult::Written);
         assert_eq!(q.post(&mut d, &ev), PostResult::Written);
         d.read(0x1000, &mut b).unwrap();
         assert!(!decode(&b).2, "second pass has phase 0");
-        assert_eq!(q.reg_read(regs::EQ_TAIL), Some(1));
-        assert_eq!(q.reg_write(regs::EQ_HEAD, 2), Err(BadEq), "head past tail");
-        assert_eq!(q.reg_write(regs::EQ_HEAD, 1), Ok(()));
+        assert_eq!(q.reg_read(bar0::EQ_TAIL), Some(1));
+        assert_eq!(q.reg_write(bar0::EQ_HEAD, 2), Err(BadEq), "head past tail");
+        assert_eq!(q.reg_write(bar0::EQ_HEAD, 1), Ok(()));
     }
 
     #[test]
@@ -305,7 +295,7 @@ mod tests {
         let (d, mut q) = setup(4096);
         assert_eq!(q.enable(&d), Err(BadEq), "ring beyond RAM");
         let (d, mut q) = setup(4);
-        q.reg_write(regs::EQ_BASE_LO, 0x1004).unwrap();
+        q.reg_write(bar0::EQ_BASE_LO, 0x1004).unwrap();
         assert_eq!(q.enable(&d), Err(BadEq));
     }
 }

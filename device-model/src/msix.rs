@@ -18,7 +18,7 @@
 use std::sync::Arc;
 
 use crate::irq::{InterruptSink, MsiMessage};
-use crate::regs::{MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
+use rnic_contract::pci::{MSIX_PBA_OFFSET, MSIX_TABLE_OFFSET, MSIX_VECTORS};
 
 const N: usize = MSIX_VECTORS as usize;
 const ENTRY_SIZE: u64 = 16;

@@ -16,64 +16,14 @@
 //! | `0x60` | PCI Express capability (v2, endpoint) |
 //! | `0x100` | no extended capabilities (reads 0) |
 
-/// Vendor ID (chosen for this emulation, not PCI-SIG assigned).
-pub const VENDOR_ID: u16 = 0x7E57;
-/// Device ID.
-pub const DEVICE_ID: u16 = 0x0001;
-/// Revision ID.
-pub const REVISION_ID: u8 = 0x01;
-/// Class code: network controller, Ethernet.
-pub const CLASS_CODE: u32 = 0x02_00_00;
-/// Subsystem vendor ID.
-pub const SUBSYSTEM_VENDOR_ID: u16 = 0x7E57;
-/// Subsystem ID.
-pub const SUBSYSTEM_ID: u16 = 0x0001;
-
-/// Size of the configuration space (PCI Express extended).
-pub const CONFIG_SIZE: usize = 4096;
-
-/// Command register offset.
-pub const COMMAND: usize = 0x04;
-/// Status register offset.
-pub const STATUS: usize = 0x06;
-/// First BAR offset.
-pub const BAR0: usize = 0x10;
-/// Capabilities pointer offset.
-pub const CAP_PTR: usize = 0x34;
-/// Interrupt line offset.
-pub const INTERRUPT_LINE: usize = 0x3C;
-
-/// Power Management capability offset.
-pub const PM_CAP: usize = 0x40;
-/// MSI-X capability offset.
-pub const MSIX_CAP: usize = 0x50;
-/// PCI Express capability offset.
-pub const PCIE_CAP: usize = 0x60;
-
-/// Command: Memory Space Enable.
-pub const CMD_MEMORY: u16 = 1 << 1;
-/// Command: Bus Master Enable.
-pub const CMD_BUS_MASTER: u16 = 1 << 2;
-/// Command: Parity Error Response.
-pub const CMD_PARITY: u16 = 1 << 6;
-/// Command: SERR# Enable.
-pub const CMD_SERR: u16 = 1 << 8;
-/// Command: Interrupt Disable.
-pub const CMD_INTX_DISABLE: u16 = 1 << 10;
-/// Writable Command bits.
-pub const CMD_WRITABLE: u16 =
-    CMD_MEMORY | CMD_BUS_MASTER | CMD_PARITY | CMD_SERR | CMD_INTX_DISABLE;
-
-/// Status: Capabilities List.
-pub const STATUS_CAP_LIST: u16 = 1 << 4;
-
-/// MSI-X Message Control: Enable.
-pub const MSIX_CTRL_ENABLE: u16 = 1 << 15;
-/// MSI-X Message Control: Function Mask.
-pub const MSIX_CTRL_FUNCTION_MASK: u16 = 1 << 14;
-
-/// PCIe Device Control: Initiate Function Level Reset.
-pub const PCIE_DEVCTL_FLR: u16 = 1 << 15;
+use rnic_contract::pci::{
+    self as contract, command, msix_control, status, BAR0, COMMAND, PCIE_DEVCTL_INITIATE_FLR,
+    PCIE_DEVICE_CONTROL, STATUS,
+};
+pub use rnic_contract::pci::{
+    CAP_PTR, CLASS_CODE, CONFIG_SIZE, DEVICE_ID, INTERRUPT_LINE, MSIX_CAP, PCIE_CAP, PM_CAP,
+    REVISION_ID, SUBSYSTEM_ID, SUBSYSTEM_VENDOR_ID, VENDOR_ID,
+};
 
 /// What kind of address space a BAR decodes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,8 +200,8 @@ impl ConfigSpace {
         // Type 0 header.
         self.set16(0x00, VENDOR_ID);
         self.set16(0x02, DEVICE_ID);
-        self.wmask16(COMMAND, CMD_WRITABLE);
-        self.set16(STATUS, STATUS_CAP_LIST);
+        self.wmask16(COMMAND, command::WRITABLE);
+        self.set16(STATUS, status::CAP_LIST);
         self.data[0x08] = REVISION_ID;
         self.data[0x09] = CLASS_CODE as u8;
         self.data[0x0A] = (CLASS_CODE >> 8) as u8;
@@ -265,8 +215,8 @@ impl ConfigSpace {
         self.data[0x3D] = 0; // no INTx pin
 
         // BARs: BAR0/1 64-bit 64 KiB, BAR2/3 64-bit 8 KiB, BAR4/5 unimplemented.
-        self.define_bar64(0, crate::regs::BAR0_SIZE);
-        self.define_bar64(2, crate::regs::BAR2_SIZE);
+        self.define_bar64(0, contract::BAR0_SIZE);
+        self.define_bar64(2, contract::BAR2_SIZE);
 
         // Power Management capability, version 3, no PME, D0 and D3hot only.
         self.data[PM_CAP] = 0x01;
@@ -279,10 +229,13 @@ impl ConfigSpace {
         // MSI-X capability.
         self.data[MSIX_CAP] = 0x11;
         self.data[MSIX_CAP + 1] = PCIE_CAP as u8;
-        self.set16(MSIX_CAP + 2, crate::regs::MSIX_VECTORS - 1);
-        self.wmask16(MSIX_CAP + 2, MSIX_CTRL_ENABLE | MSIX_CTRL_FUNCTION_MASK);
-        self.set32(MSIX_CAP + 4, crate::regs::MSIX_TABLE_OFFSET as u32 | 2);
-        self.set32(MSIX_CAP + 8, crate::regs::MSIX_PBA_OFFSET as u32 | 2);
+        self.set16(MSIX_CAP + 2, contract::MSIX_VECTORS - 1);
+        self.wmask16(
+            MSIX_CAP + 2,
+            msix_control::ENABLE | msix_control::FUNCTION_MASK,
+        );
+        self.set32(MSIX_CAP + 4, contract::MSIX_TABLE_OFFSET as u32 | 2);
+        self.set32(MSIX_CAP + 8, contract::MSIX_PBA_OFFSET as u32 | 2);
 
         // PCI Express capability, version 2, endpoint (device/port type 0).
         let p = PCIE_CAP;
@@ -347,13 +300,13 @@ impl ConfigSpace {
         let old_bars = self.bar_regions();
         let old_msix = self.msix_control();
         let old_pm = self.power_state();
-        let devctl = PCIE_CAP + 0x08;
+        let devctl = PCIE_CAP + PCIE_DEVICE_CONTROL;
         for (i, &b) in data.iter().enumerate() {
             let off = offset as usize + i;
             if off >= CONFIG_SIZE {
                 break;
             }
-            if off == devctl + 1 && b & 0x80 != 0 {
+            if off == devctl + 1 && b & (PCIE_DEVCTL_INITIATE_FLR >> 8) as u8 != 0 {
                 fx.flr = true;
             }
             let w = self.wmask[off];
@@ -375,18 +328,21 @@ impl ConfigSpace {
 
     /// Memory Space Enable.
     pub fn memory_enabled(&self) -> bool {
-        self.command() & CMD_MEMORY != 0
+        self.command() & command::MEMORY != 0
     }
 
     /// Bus Master Enable.
     pub fn bus_master(&self) -> bool {
-        self.command() & CMD_BUS_MASTER != 0
+        self.command() & command::BUS_MASTER != 0
     }
 
     /// MSI-X (Enable, Function Mask).
     pub fn msix_control(&self) -> (bool, bool) {
         let c = self.get16(MSIX_CAP + 2);
-        (c & MSIX_CTRL_ENABLE != 0, c & MSIX_CTRL_FUNCTION_MASK != 0)
+        (
+            c & msix_control::ENABLE != 0,
+            c & msix_control::FUNCTION_MASK != 0,
+        )
     }
 
     /// Power state from PMCSR: 0 = D0, 3 = D3hot (1 and 2 are accepted but unused).
@@ -485,8 +441,8 @@ mod tests {
         assert_eq!(c.read(0x2C), 0x0001_7E57);
         assert_eq!(c.read(0x3C) >> 8 & 0xFF, 0, "no interrupt pin");
         assert_eq!(
-            c.read(4) >> 16 & STATUS_CAP_LIST as u32,
-            STATUS_CAP_LIST as u32
+            c.read(4) >> 16 & status::CAP_LIST as u32,
+            status::CAP_LIST as u32
         );
         assert_eq!(c.read(0x34) & 0xFF, PM_CAP as u32);
     }
@@ -561,8 +517,8 @@ mod tests {
         }
         // Command: only the writable bits stick; status RO.
         c.write(4, &0xFFFF_FFFFu32.to_le_bytes());
-        assert_eq!(c.read(4) & 0xFFFF, CMD_WRITABLE as u32);
-        assert_eq!(c.read(4) >> 16, STATUS_CAP_LIST as u32);
+        assert_eq!(c.read(4) & 0xFFFF, command::WRITABLE as u32);
+        assert_eq!(c.read(4) >> 16, status::CAP_LIST as u32);
         // MSI-X control: table size RO, enable + mask RW.
         c.write(MSIX_CAP as u16 + 2, &0xFFFFu16.to_le_bytes());
         assert_eq!(c.read(MSIX_CAP as u16) >> 16, 0xC00F);
@@ -589,7 +545,10 @@ mod tests {
     #[test]
     fn flr_request_and_power_state() {
         let mut c = ConfigSpace::new();
-        let fx = c.write(PCIE_CAP as u16 + 8, &(PCIE_DEVCTL_FLR | 0x20).to_le_bytes());
+        let fx = c.write(
+            PCIE_CAP as u16 + 8,
+            &(PCIE_DEVCTL_INITIATE_FLR | 0x20).to_le_bytes(),
+        );
         assert!(fx.flr);
         assert_eq!(c.read(PCIE_CAP as u16 + 8) & 0x8000, 0, "FLR bit reads 0");
         let fx = c.write(PM_CAP as u16 + 4, &[3]);

@@ -7,7 +7,7 @@
 //!
 //! What it owns: everything under `src/verbs`. What it must not touch: PCI, MSI-X,
 //! the admin queue itself, DMA, the wire backends and the fault engine. It reaches
-//! them only through [`VerbsEnv`], which the device core implements; frames are
+//! them only through [`DeviceEnv`], which the device core implements; frames are
 //! encoded and decoded with [`crate::roce`].
 //!
 //! The engine never trusts the guest: every handle, index, count, length, key and
@@ -15,9 +15,8 @@
 //! a QP error, never a panic. Work per call is bounded (ring sizes, window, a cap on
 //! loopback frames per call).
 
-pub mod abi;
+pub mod async_event;
 pub mod cq;
-pub mod env;
 pub mod handles;
 pub mod mr;
 pub mod qp;
@@ -26,14 +25,21 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use abi::{AdminStatus, QpState, WcStatus};
-pub use env::{AsyncEvent, DmaOwner, DmaScope, VerbsEnv};
+pub use crate::env::{DeviceEnv, DmaScope, Owner};
+pub use async_event::AsyncEvent;
+pub use rnic_contract::admin::AdminStatus;
+pub use rnic_contract::cqe::WcStatus;
+pub use rnic_contract::verbs::QpState;
 
-use abi::{access, op, QUERY_OUT_SIZE};
 use cq::{Cq, CqStats};
 use handles::HandleAlloc;
 use mr::{load_page_list, pages_needed, Mr, MrState, MrTable};
 use qp::{Ctx, ModifyAttrs, ModifyError, Qp, QpConfig, QpStats};
+use rnic_contract::admin::{opcode as op, operands, query_caps, query_mr, QUERY_RECORD_SIZE};
+use rnic_contract::bar0::verbs_db;
+use rnic_contract::field::Record;
+use rnic_contract::verbs::access;
+use rnic_contract::{cqe, wqe};
 use serde::Serialize;
 use std::collections::VecDeque;
 
@@ -42,10 +48,11 @@ use crate::roce::{self, RocePacket};
 /// Device limits of the verbs engine (reported by QUERY_CAPS).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VerbsLimits {
+    /// Most protection domains at once.
     pub max_pd: u32,
-    /// At most [`abi::db::MAX_CQN`].
+    /// At most [`verbs_db::MAX_CQN`].
     pub max_cq: u32,
-    /// At most [`abi::db::MAX_QPN`].
+    /// At most [`verbs_db::MAX_QPN`].
     pub max_qp: u32,
     /// At most 2^24 - 1.
     pub max_mr: u32,
@@ -65,7 +72,9 @@ pub struct VerbsLimits {
     pub max_inflight: u32,
     /// Largest path MTU code (5 = 4096).
     pub max_mtu_code: u8,
+    /// Smallest MR page shift accepted (12 = 4 KiB).
     pub min_page_shift: u8,
+    /// Largest MR page shift accepted (30 = 1 GiB).
     pub max_page_shift: u8,
     /// Loopback frames processed per call before the rest waits for `poll`.
     pub max_loopback_per_call: usize,
@@ -96,8 +105,8 @@ impl Default for VerbsLimits {
 impl VerbsLimits {
     /// The limits with every value clamped to what the ABI can express.
     pub fn clamped(mut self) -> Self {
-        self.max_cq = self.max_cq.min(abi::db::MAX_CQN);
-        self.max_qp = self.max_qp.min(abi::db::MAX_QPN);
+        self.max_cq = self.max_cq.min(verbs_db::MAX_CQN);
+        self.max_qp = self.max_qp.min(verbs_db::MAX_QPN);
         self.max_mr = self.max_mr.min(crate::roce::PSN_MASK);
         self.max_cqe = prev_pow2(self.max_cqe.max(2));
         self.max_qp_wr = prev_pow2(self.max_qp_wr.max(2));
@@ -110,28 +119,29 @@ impl VerbsLimits {
     }
 
     /// The 64-byte QUERY_CAPS record.
-    pub fn encode(&self) -> [u8; QUERY_OUT_SIZE] {
-        let mut b = [0u8; QUERY_OUT_SIZE];
-        abi::wr_u32(&mut b, 0, self.max_qp);
-        abi::wr_u32(&mut b, 4, self.max_cq);
-        abi::wr_u32(&mut b, 8, self.max_pd);
-        abi::wr_u32(&mut b, 12, self.max_mr);
-        abi::wr_u32(&mut b, 16, self.max_qp_wr);
-        abi::wr_u32(&mut b, 20, self.max_cqe);
-        b[24] = abi::MAX_SGE;
-        b[25] = abi::MAX_SGE;
-        abi::wr_u16(&mut b, 26, abi::MAX_INLINE as u16);
-        abi::wr_u32(&mut b, 28, self.max_msg_size);
-        abi::wr_u32(&mut b, 32, self.max_mr_pages);
-        b[36] = self.min_page_shift;
-        b[37] = self.max_page_shift;
-        b[38] = self.max_mtu_code;
-        b[39] = self.num_vectors.min(255) as u8;
-        abi::wr_u32(&mut b, 40, self.max_mr_pages);
-        abi::wr_u16(&mut b, 44, abi::WQE_SIZE as u16);
-        abi::wr_u16(&mut b, 46, abi::CQE_SIZE as u16);
-        abi::wr_u32(&mut b, 48, self.max_inflight);
-        abi::wr_u32(&mut b, 52, access::ALL);
+    pub fn encode(&self) -> [u8; QUERY_RECORD_SIZE] {
+        let mut b = [0u8; QUERY_RECORD_SIZE];
+        let mut r = Record::new_unchecked(&mut b);
+        r.set_u32(query_caps::MAX_QP, self.max_qp);
+        r.set_u32(query_caps::MAX_CQ, self.max_cq);
+        r.set_u32(query_caps::MAX_PD, self.max_pd);
+        r.set_u32(query_caps::MAX_MR, self.max_mr);
+        r.set_u32(query_caps::MAX_QP_WR, self.max_qp_wr);
+        r.set_u32(query_caps::MAX_CQE, self.max_cqe);
+        r.set_u8(query_caps::MAX_SEND_SGE, wqe::MAX_SGE);
+        r.set_u8(query_caps::MAX_RECV_SGE, wqe::MAX_SGE);
+        r.set_u16(query_caps::MAX_INLINE, wqe::MAX_INLINE as u16);
+        r.set_u32(query_caps::MAX_MSG_SIZE, self.max_msg_size);
+        r.set_u32(query_caps::MAX_MR_PAGES, self.max_mr_pages);
+        r.set_u8(query_caps::MIN_PAGE_SHIFT, self.min_page_shift);
+        r.set_u8(query_caps::MAX_PAGE_SHIFT, self.max_page_shift);
+        r.set_u8(query_caps::MAX_PATH_MTU, self.max_mtu_code);
+        r.set_u8(query_caps::CQ_VECTORS, self.num_vectors.min(255) as u8);
+        r.set_u32(query_caps::MAX_FR_PAGES, self.max_mr_pages);
+        r.set_u16(query_caps::WQE_SIZE, wqe::WQE_SIZE as u16);
+        r.set_u16(query_caps::CQE_SIZE, cqe::CQE_SIZE as u16);
+        r.set_u32(query_caps::MAX_INFLIGHT, self.max_inflight);
+        r.set_u32(query_caps::ACCESS_BITS, access::ALL);
         b
     }
 }
@@ -144,43 +154,42 @@ fn prev_pow2(v: u32) -> u32 {
 /// destination IP equals `ip`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Port {
+    /// Source MAC of every RoCEv2 frame the device sends.
     pub mac: [u8; 6],
+    /// IPv4 address of the port, network byte order (GID `::ffff:a.b.c.d`).
     pub ip: [u8; 4],
 }
 
 /// A handle-indexed object table; handle 0 is never used. Allocation order and cost
 /// are those of [`HandleAlloc`] (O(1), fresh handles first, then FIFO reuse).
 #[derive(Debug)]
-pub struct Table<T> {
+pub(crate) struct Table<T> {
     slots: Vec<Option<T>>,
     ids: HandleAlloc,
 }
 
 impl<T> Table<T> {
-    pub fn new(max: u32) -> Self {
+    pub(crate) fn new(max: u32) -> Self {
         Table {
             slots: (0..=max).map(|_| None).collect(),
             ids: HandleAlloc::new(max),
         }
     }
-    pub fn get(&self, h: u32) -> Option<&T> {
+    pub(crate) fn get(&self, h: u32) -> Option<&T> {
         if h == 0 {
             return None;
         }
         self.slots.get(h as usize)?.as_ref()
     }
-    pub fn get_mut(&mut self, h: u32) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, h: u32) -> Option<&mut T> {
         if h == 0 {
             return None;
         }
         self.slots.get_mut(h as usize)?.as_mut()
     }
     /// Objects in the table.
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.ids.in_use()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
     fn alloc(&mut self, v: T) -> Option<u32> {
         let h = self.ids.alloc()?;
@@ -195,7 +204,7 @@ impl<T> Table<T> {
         self.ids.free(h);
         Some(v)
     }
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.slots
             .iter()
             .enumerate()
@@ -222,24 +231,38 @@ pub struct Pd {
 /// Engine-wide counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GlobalStats {
+    /// Verbs admin commands executed.
     pub admin_commands: u64,
+    /// Verbs admin commands that completed with an error status.
     pub admin_failures: u64,
+    /// Verbs doorbell writes to objects that do not exist.
     pub bad_doorbells: u64,
+    /// RoCEv2 frames handed to the engine.
     pub frames_received: u64,
+    /// Received frames dropped (malformed, wrong address, unknown QP).
     pub frames_dropped: u64,
+    /// RoCEv2 frames the engine sent.
     pub frames_sent: u64,
+    /// Packets delivered between QPs of this device without the wire.
     pub loopback_packets: u64,
+    /// Packets the engine could not encode (an engine bug if ever non-zero).
     pub encode_errors: u64,
 }
 
 /// Everything [`Verbs::stats`] reports (serde-serializable).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerbsStats {
+    /// Engine-wide counters.
     pub global: GlobalStats,
+    /// Protection domains in use.
     pub pds: u32,
+    /// Memory regions in use.
     pub mrs: u32,
+    /// Page entries held by all MRs.
     pub mr_pages: u64,
+    /// Counters of every QP.
     pub qps: Vec<QpStats>,
+    /// Counters of every CQ.
     pub cqs: Vec<CqStats>,
 }
 
@@ -256,14 +279,8 @@ pub struct Verbs {
     stats: GlobalStats,
 }
 
-fn o32(o: &[u8; 56], at: usize) -> u32 {
-    abi::rd_u32(o, at)
-}
-fn o64(o: &[u8; 56], at: usize) -> u64 {
-    abi::rd_u64(o, at)
-}
-
 impl Verbs {
+    /// An engine with the given limits (clamped to what the ABI can express) and no objects.
     pub fn new(limits: VerbsLimits) -> Self {
         let limits = limits.clamped();
         Verbs {
@@ -294,6 +311,7 @@ impl Verbs {
         self.port = Port { mac, ip };
     }
 
+    /// The verbs port's MAC and IPv4 address.
     pub fn port(&self) -> Port {
         self.port
     }
@@ -324,7 +342,7 @@ impl Verbs {
     /// packets it produced.
     fn with_qp<R>(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         qpn: u32,
         f: impl FnOnce(&mut Qp, &mut Ctx) -> R,
     ) -> Option<R> {
@@ -347,7 +365,7 @@ impl Verbs {
 
     /// Sends the packets QP `qpn` produced: to the loopback queue, or encoded to
     /// the wire.
-    fn route(&mut self, env: &mut dyn VerbsEnv, qpn: u32, out: Vec<RocePacket>) {
+    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<RocePacket>) {
         for p in out {
             if p.ip.dst == self.port.ip {
                 self.stats.loopback_packets += 1;
@@ -356,7 +374,7 @@ impl Verbs {
                 match roce::encode(&p) {
                     Ok(frame) => {
                         self.stats.frames_sent += 1;
-                        env.send_frame_from(qpn, &frame);
+                        env.transmit(Owner::Qp(qpn), &frame);
                     }
                     Err(e) => {
                         self.stats.encode_errors += 1;
@@ -367,7 +385,7 @@ impl Verbs {
         }
     }
 
-    fn drain_loopback(&mut self, env: &mut dyn VerbsEnv) {
+    fn drain_loopback(&mut self, env: &mut dyn DeviceEnv) {
         let mut n = 0;
         while n < self.limits.max_loopback_per_call {
             let Some(p) = self.loopback.pop_front() else {
@@ -379,7 +397,7 @@ impl Verbs {
     }
 
     /// A decoded packet addressed to this port.
-    fn deliver(&mut self, env: &mut dyn VerbsEnv, p: &RocePacket) {
+    fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
         let qpn = p.bth.dest_qp;
         let known = self
             .qps
@@ -407,7 +425,7 @@ impl Verbs {
     }
 
     /// A frame from the wire.
-    pub fn receive_frame(&mut self, env: &mut dyn VerbsEnv, frame: &[u8]) {
+    pub fn receive_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
         self.stats.frames_received += 1;
         match roce::decode(frame) {
             Ok(p) if p.ip.dst == self.port.ip => {
@@ -424,7 +442,7 @@ impl Verbs {
 
     /// Timers: retransmission, RNR waits, time-based interrupt moderation, and any
     /// loopback traffic left over from a previous call.
-    pub fn poll(&mut self, env: &mut dyn VerbsEnv) {
+    pub fn poll(&mut self, env: &mut dyn DeviceEnv) {
         for qpn in self.qps.handles() {
             self.with_qp(env, qpn, |qp, cx| qp.on_timer(cx));
         }
@@ -437,13 +455,13 @@ impl Verbs {
     }
 
     /// A doorbell write at BAR0 `offset` (`0x2000..=0xFFFF`).
-    pub fn doorbell(&mut self, env: &mut dyn VerbsEnv, offset: u64, value: u32) {
+    pub fn doorbell(&mut self, env: &mut dyn DeviceEnv, offset: u64, value: u32) {
         if offset & 3 != 0 {
             self.stats.bad_doorbells += 1;
             return;
         }
-        if (abi::db::QP_BASE..abi::db::QP_END).contains(&offset) {
-            let rel = offset - abi::db::QP_BASE;
+        if (verbs_db::QP_BASE..verbs_db::QP_END).contains(&offset) {
+            let rel = offset - verbs_db::QP_BASE;
             let qpn = (rel / 8) as u32;
             let rq = rel % 8 == 4;
             let r = self.with_qp(env, qpn, |qp, cx| {
@@ -456,8 +474,8 @@ impl Verbs {
             if r.is_none() {
                 self.stats.bad_doorbells += 1;
             }
-        } else if (abi::db::CQ_BASE..abi::db::CQ_END).contains(&offset) {
-            let rel = offset - abi::db::CQ_BASE;
+        } else if (verbs_db::CQ_BASE..verbs_db::CQ_END).contains(&offset) {
+            let rel = offset - verbs_db::CQ_BASE;
             let cqn = (rel / 8) as u32;
             let Some(cq) = self.cqs.get_mut(cqn) else {
                 self.stats.bad_doorbells += 1;
@@ -481,7 +499,7 @@ impl Verbs {
     /// Returns (result 0, result 1) or the failure status.
     pub fn admin(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         opcode: u8,
         operands: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
@@ -497,17 +515,19 @@ impl Verbs {
 
     fn admin_inner(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         opcode: u8,
-        o: &[u8; 56],
+        operand_bytes: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
         use AdminStatus::*;
+        let o = Record::new_unchecked(operand_bytes);
+        let handle = o.u32(operands::handle::HANDLE);
         match opcode {
             op::QUERY_CAPS => {
-                let out = o64(o, 0);
-                env.dma_write_scoped(DmaScope::ADMIN, out, &self.limits.encode())
+                let out = o.u64(operands::query_caps::ADDR);
+                env.dma_write(DmaScope::ADMIN, out, &self.limits.encode())
                     .map_err(|_| DmaError)?;
-                Ok((QUERY_OUT_SIZE as u32, 0))
+                Ok((QUERY_RECORD_SIZE as u32, 0))
             }
             op::CREATE_PD => self
                 .pds
@@ -515,7 +535,7 @@ impl Verbs {
                 .map(|h| (h, 0))
                 .ok_or(NoResources),
             op::DESTROY_PD => {
-                let pdn = o32(o, 0);
+                let pdn = handle;
                 let pd = self.pds.get(pdn).ok_or(InvalidHandle)?;
                 let used = pd.mrs > 0 || self.qps.iter().any(|(_, q)| q.pdn == pdn);
                 if used {
@@ -525,23 +545,23 @@ impl Verbs {
                 Ok((0, 0))
             }
             op::SET_PORT_ADDR => {
-                let mac = [o[0], o[1], o[2], o[3], o[4], o[5]];
+                let mac: [u8; 6] = o.array(operands::set_port_addr::MAC);
                 if mac[0] & 1 != 0 {
                     return Err(InvalidParam);
                 }
                 self.port = Port {
                     mac,
-                    ip: [o[8], o[9], o[10], o[11]],
+                    ip: o.array(operands::set_port_addr::IPV4),
                 };
                 Ok((0, 0))
             }
             op::CREATE_CQ => {
-                let base = o64(o, 0);
-                let size = o32(o, 8);
-                let vector = abi::rd_u16(o, 12);
-                let mod_count = abi::rd_u16(o, 14);
-                let mod_usec = o32(o, 16);
-                self.check_ring(env, base, size, abi::CQE_SIZE, self.limits.max_cqe, false)?;
+                let base = o.u64(operands::create_cq::BASE);
+                let size = o.u32(operands::create_cq::ENTRIES);
+                let vector = o.u16(operands::create_cq::VECTOR);
+                let mod_count = o.u16(operands::create_cq::MOD_COUNT);
+                let mod_usec = o.u32(operands::create_cq::MOD_TIME_US);
+                self.check_ring(env, base, size, cqe::CQE_SIZE, self.limits.max_cqe, false)?;
                 if vector >= self.limits.num_vectors {
                     return Err(InvalidParam);
                 }
@@ -555,7 +575,7 @@ impl Verbs {
                 Ok((cqn, 0))
             }
             op::DESTROY_CQ => {
-                let cqn = o32(o, 0);
+                let cqn = handle;
                 self.cqs.get(cqn).ok_or(InvalidHandle)?;
                 if self
                     .qps
@@ -568,11 +588,11 @@ impl Verbs {
                 Ok((0, 0))
             }
             op::RESIZE_CQ => {
-                let cqn = o32(o, 0);
-                let base = o64(o, 8);
-                let size = o32(o, 16);
+                let cqn = o.u32(operands::resize_cq::CQN);
+                let base = o.u64(operands::resize_cq::BASE);
+                let size = o.u32(operands::resize_cq::ENTRIES);
                 self.cqs.get(cqn).ok_or(InvalidHandle)?;
-                self.check_ring(env, base, size, abi::CQE_SIZE, self.limits.max_cqe, false)?;
+                self.check_ring(env, base, size, cqe::CQE_SIZE, self.limits.max_cqe, false)?;
                 let cq = self.cqs.get_mut(cqn).ok_or(InvalidHandle)?;
                 if cq.pi.wrapping_sub(cq.ci) > size {
                     return Err(InvalidParam);
@@ -581,16 +601,16 @@ impl Verbs {
                 Ok((n, 0))
             }
             op::MODIFY_CQ => {
-                let cqn = o32(o, 0);
+                let cqn = o.u32(operands::modify_cq::CQN);
                 let cq = self.cqs.get_mut(cqn).ok_or(InvalidHandle)?;
-                cq.mod_count = abi::rd_u16(o, 4);
-                cq.mod_usec = o32(o, 8);
+                cq.mod_count = o.u16(operands::modify_cq::MOD_COUNT);
+                cq.mod_usec = o.u32(operands::modify_cq::MOD_TIME_US);
                 Ok((0, 0))
             }
-            op::CREATE_QP => self.create_qp(env, o),
+            op::CREATE_QP => self.create_qp(env, &o),
             op::MODIFY_QP => {
-                let qpn = o32(o, 0);
-                let attrs = ModifyAttrs::parse(o);
+                let qpn = o.u32(operands::modify_qp::QPN);
+                let attrs = ModifyAttrs::parse(operand_bytes);
                 let r = self
                     .with_qp(env, qpn, |qp, cx| qp.modify(cx, &attrs))
                     .ok_or(InvalidHandle)?;
@@ -601,23 +621,23 @@ impl Verbs {
                 }
             }
             op::QUERY_QP => {
-                let qpn = o32(o, 0);
-                let out = o64(o, 8);
+                let qpn = o.u32(operands::query_object::HANDLE);
+                let out = o.u64(operands::query_object::ADDR);
                 let qp = self.qps.get(qpn).ok_or(InvalidHandle)?;
-                let (bytes, state) = (qp.query(), qp.state as u32);
-                env.dma_write_scoped(DmaScope::ADMIN, out, &bytes)
+                let (bytes, state) = (qp.query(), u32::from(qp.state.code()));
+                env.dma_write(DmaScope::ADMIN, out, &bytes)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
             op::DESTROY_QP => {
-                let qpn = o32(o, 0);
+                let qpn = handle;
                 self.qps.take(qpn).ok_or(InvalidHandle)?;
                 self.loopback.retain(|p| p.bth.dest_qp != qpn);
                 Ok((0, 0))
             }
-            op::REG_MR => self.reg_mr(env, o),
+            op::REG_MR => self.reg_mr(env, &o),
             op::DEREG_MR => {
-                let key = o32(o, 0);
+                let key = handle;
                 let mr = self.mrs.remove(key >> 8).ok_or(InvalidHandle)?;
                 if let Some(pd) = self.pds.get_mut(mr.pdn) {
                     pd.mrs -= 1;
@@ -625,9 +645,9 @@ impl Verbs {
                 Ok((0, 0))
             }
             op::ALLOC_FR_MR => {
-                let pdn = o32(o, 0);
-                let max_pages = o32(o, 4);
-                let key_byte = o[8];
+                let pdn = o.u32(operands::alloc_fr_mr::PDN);
+                let max_pages = o.u32(operands::alloc_fr_mr::MAX_PAGES);
+                let key_byte = o.u8(operands::alloc_fr_mr::KEY_BYTE);
                 self.pds.get(pdn).ok_or(InvalidHandle)?;
                 if max_pages == 0 || max_pages > self.limits.max_mr_pages {
                     return Err(InvalidParam);
@@ -653,26 +673,28 @@ impl Verbs {
                 Ok((key, key >> 8))
             }
             op::QUERY_MR => {
-                let key = o32(o, 0);
-                let out = o64(o, 8);
+                let key = o.u32(operands::query_object::HANDLE);
+                let out = o.u64(operands::query_object::ADDR);
                 let mr = self.mrs.by_index(key >> 8).ok_or(InvalidHandle)?;
-                let mut b = [0u8; QUERY_OUT_SIZE];
-                abi::wr_u32(&mut b, 0, mr.key);
-                abi::wr_u32(&mut b, 4, mr.pdn);
-                abi::wr_u32(&mut b, 8, mr.access);
-                b[12] = match mr.state {
-                    MrState::Free => 1,
-                    MrState::Valid => 2,
+                let state = match mr.state {
+                    MrState::Free => query_mr::STATE_FREE,
+                    MrState::Valid => query_mr::STATE_VALID,
                 };
-                b[13] = u8::from(mr.fast_reg.is_some());
-                b[14] = mr.page_shift;
-                abi::wr_u64(&mut b, 16, mr.iova);
-                abi::wr_u64(&mut b, 24, mr.length);
-                abi::wr_u32(&mut b, 32, mr.pages.len() as u32);
-                abi::wr_u32(&mut b, 36, mr.fbo as u32);
-                abi::wr_u32(&mut b, 40, mr.fast_reg.unwrap_or(0));
-                let state = u32::from(b[12]);
-                env.dma_write_scoped(DmaScope::ADMIN, out, &b)
+                let mut b = [0u8; QUERY_RECORD_SIZE];
+                let mut r = Record::new_unchecked(&mut b);
+                r.set_u32(query_mr::KEY, mr.key);
+                r.set_u32(query_mr::PDN, mr.pdn);
+                r.set_u32(query_mr::ACCESS, mr.access);
+                r.set_u8(query_mr::STATE, state);
+                r.set_u8(query_mr::FAST_REG, u8::from(mr.fast_reg.is_some()));
+                r.set_u8(query_mr::PAGE_SHIFT, mr.page_shift);
+                r.set_u64(query_mr::IOVA, mr.iova);
+                r.set_u64(query_mr::LENGTH, mr.length);
+                r.set_u32(query_mr::PAGE_COUNT, mr.pages.len() as u32);
+                r.set_u32(query_mr::FBO, mr.fbo as u32);
+                r.set_u32(query_mr::MAX_PAGES, mr.fast_reg.unwrap_or(0));
+                let state = u32::from(state);
+                env.dma_write(DmaScope::ADMIN, out, &b)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
@@ -683,7 +705,7 @@ impl Verbs {
     /// Validates a ring: power-of-two size in `min..=max`, aligned, inside guest RAM.
     fn check_ring(
         &self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         base: u64,
         size: u32,
         entry: usize,
@@ -705,32 +727,34 @@ impl Verbs {
 
     fn create_qp(
         &mut self,
-        env: &mut dyn VerbsEnv,
-        o: &[u8; 56],
+        env: &mut dyn DeviceEnv,
+        o: &Record<&[u8; 56]>,
     ) -> Result<(u32, u32), AdminStatus> {
+        use operands::create_qp as f;
         use AdminStatus::*;
+        let flags = o.u8(f::FLAGS);
         let c = QpConfig {
-            pdn: o32(o, 0),
-            send_cqn: o32(o, 4),
-            recv_cqn: o32(o, 8),
-            sq_size: o32(o, 12),
-            rq_size: o32(o, 16),
-            sq_base: o64(o, 20),
-            rq_base: o64(o, 28),
-            max_send_sge: o[36],
-            max_recv_sge: o[37],
-            max_inline: u32::from(abi::rd_u16(o, 38)),
-            sig_all: o[41] & 1 != 0,
+            pdn: o.u32(f::PDN),
+            send_cqn: o.u32(f::SEND_CQN),
+            recv_cqn: o.u32(f::RECV_CQN),
+            sq_size: o.u32(f::SQ_ENTRIES),
+            rq_size: o.u32(f::RQ_ENTRIES),
+            sq_base: o.u64(f::SQ_BASE),
+            rq_base: o.u64(f::RQ_BASE),
+            max_send_sge: o.u8(f::MAX_SEND_SGE),
+            max_recv_sge: o.u8(f::MAX_RECV_SGE),
+            max_inline: u32::from(o.u16(f::MAX_INLINE)),
+            sig_all: flags & f::FLAG_SQ_SIG_ALL != 0,
         };
-        if o[40] != 0 || o[41] & !1 != 0 {
+        if o.u8(f::QP_TYPE) != f::QP_TYPE_RC || flags & !f::FLAG_SQ_SIG_ALL != 0 {
             return Err(InvalidParam);
         }
         self.pds.get(c.pdn).ok_or(InvalidHandle)?;
         self.cqs.get(c.send_cqn).ok_or(InvalidHandle)?;
         self.cqs.get(c.recv_cqn).ok_or(InvalidHandle)?;
-        if c.max_send_sge > abi::MAX_SGE
-            || c.max_recv_sge > abi::MAX_SGE
-            || c.max_inline > abi::MAX_INLINE
+        if c.max_send_sge > wqe::MAX_SGE
+            || c.max_recv_sge > wqe::MAX_SGE
+            || c.max_inline > wqe::MAX_INLINE
         {
             return Err(InvalidParam);
         }
@@ -738,7 +762,7 @@ impl Verbs {
             env,
             c.sq_base,
             c.sq_size,
-            abi::WQE_SIZE,
+            wqe::WQE_SIZE,
             self.limits.max_qp_wr,
             false,
         )?;
@@ -746,7 +770,7 @@ impl Verbs {
             env,
             c.rq_base,
             c.rq_size,
-            abi::WQE_SIZE,
+            wqe::WQE_SIZE,
             self.limits.max_qp_wr,
             true,
         )?;
@@ -757,17 +781,22 @@ impl Verbs {
         Ok((qpn, 0))
     }
 
-    fn reg_mr(&mut self, env: &mut dyn VerbsEnv, o: &[u8; 56]) -> Result<(u32, u32), AdminStatus> {
+    fn reg_mr(
+        &mut self,
+        env: &mut dyn DeviceEnv,
+        o: &Record<&[u8; 56]>,
+    ) -> Result<(u32, u32), AdminStatus> {
+        use operands::reg_mr as f;
         use AdminStatus::*;
-        let pdn = o32(o, 0);
-        let acc = o32(o, 4);
-        let iova = o64(o, 8);
-        let length = o64(o, 16);
-        let list = o64(o, 24);
-        let count = o32(o, 32);
-        let fbo = u64::from(o32(o, 36));
-        let shift = o[40];
-        let key_byte = o[41];
+        let pdn = o.u32(f::PDN);
+        let acc = o.u32(f::ACCESS);
+        let iova = o.u64(f::IOVA);
+        let length = o.u64(f::LENGTH);
+        let list = o.u64(f::PAGE_LIST);
+        let count = o.u32(f::PAGE_COUNT);
+        let fbo = u64::from(o.u32(f::FBO));
+        let shift = o.u8(f::PAGE_SHIFT);
+        let key_byte = o.u8(f::KEY_BYTE);
         self.pds.get(pdn).ok_or(InvalidHandle)?;
         if acc & !access::ALL != 0
             || (acc & access::REMOTE_WRITE != 0 && acc & access::LOCAL_WRITE == 0)

@@ -1,24 +1,27 @@
 //! Queue pairs: attributes, the RC state machine, WQE parsing, completions and
 //! flushing. The RC transport itself (requester and responder) is in
 //! `super::transport`.
+use rnic_contract::event::qp_error_cause;
 
-use super::abi::{
-    self, access, cqe_op, qp_attr, wqe_flags, wr, QpState, WcStatus, MAX_INLINE, SGE_SIZE,
-    WQE_SGE_OFFSET, WQE_SIZE,
-};
-use super::cq::{Cq, Cqe};
-use super::env::{AsyncEvent, DmaScope, VerbsEnv, CAUSE_CQ_ERROR, CAUSE_DMA};
+use super::async_event::AsyncEvent;
+use super::cq::Cq;
 use super::mr::{MrError, MrTable, Need};
 use super::{Port, Table, VerbsLimits};
+use crate::env::{DeviceEnv, DmaScope};
 use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
 use crate::roce::RocePacket;
+use rnic_contract::admin::{operands::modify_qp, query_qp, QUERY_RECORD_SIZE};
+use rnic_contract::cqe::{self, CqeRepr, WcStatus};
+use rnic_contract::field::Record;
+use rnic_contract::verbs::{access, qp_attr, QpState};
+use rnic_contract::wqe::{self, RecvWqe, SendWqe, MAX_INLINE, WQE_SIZE};
 use serde::Serialize;
 use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Everything a QP operation may touch besides the QP itself.
 pub(crate) struct Ctx<'a> {
-    pub env: &'a mut dyn VerbsEnv,
+    pub env: &'a mut dyn DeviceEnv,
     pub mrs: &'a mut MrTable,
     pub cqs: &'a mut Table<Cq>,
     pub out: &'a mut Vec<RocePacket>,
@@ -28,80 +31,82 @@ pub(crate) struct Ctx<'a> {
 
 /// One scatter/gather element.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sge {
-    pub addr: u64,
-    pub len: u32,
-    pub lkey: u32,
+pub(crate) struct Sge {
+    pub(crate) addr: u64,
+    pub(crate) len: u32,
+    pub(crate) lkey: u32,
 }
 
 /// Fields of a FAST_REG WQE.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FastReg {
-    pub iova: u64,
-    pub key: u32,
-    pub access: u32,
-    pub length: u64,
-    pub page_list: u64,
-    pub page_count: u32,
-    pub fbo: u32,
-    pub page_shift: u8,
+pub(crate) struct FastReg {
+    pub(crate) iova: u64,
+    pub(crate) key: u32,
+    pub(crate) access: u32,
+    pub(crate) length: u64,
+    pub(crate) page_list: u64,
+    pub(crate) page_count: u32,
+    pub(crate) fbo: u32,
+    pub(crate) page_shift: u8,
 }
 
 /// A send WQE the device has fetched and not yet retired.
 #[derive(Clone, Debug, Default)]
-pub struct SqWqe {
-    pub wr_id: u64,
-    pub opcode: u8,
-    pub flags: u8,
-    pub imm_inv: u32,
-    pub remote_addr: u64,
-    pub rkey: u32,
-    pub sges: Vec<Sge>,
-    pub inline: Option<Vec<u8>>,
-    pub len: u32,
-    pub fr: FastReg,
-    pub first_psn: u32,
-    pub npkts: u32,
+pub(crate) struct SqWqe {
+    pub(crate) wr_id: u64,
+    pub(crate) opcode: u8,
+    pub(crate) flags: u8,
+    pub(crate) imm_inv: u32,
+    pub(crate) remote_addr: u64,
+    pub(crate) rkey: u32,
+    pub(crate) sges: Vec<Sge>,
+    pub(crate) inline: Option<Vec<u8>>,
+    pub(crate) len: u32,
+    pub(crate) fr: FastReg,
+    pub(crate) first_psn: u32,
+    pub(crate) npkts: u32,
     /// READ: response packets received so far.
-    pub read_rcvd: u32,
+    pub(crate) read_rcvd: u32,
     /// Some packet of this WQE has been transmitted (or a local op executed).
-    pub transmitted: bool,
+    pub(crate) transmitted: bool,
     /// Local operation executed.
-    pub done: bool,
-    pub error: Option<(WcStatus, u32)>,
+    pub(crate) done: bool,
+    pub(crate) error: Option<(WcStatus, u32)>,
 }
 
 impl SqWqe {
-    pub fn is_local(&self) -> bool {
-        matches!(self.opcode, wr::FAST_REG | wr::LOCAL_INV)
+    pub(crate) fn is_local(&self) -> bool {
+        matches!(self.opcode, wqe::opcode::FAST_REG | wqe::opcode::LOCAL_INV)
     }
 
-    pub fn last_psn(&self) -> u32 {
+    pub(crate) fn last_psn(&self) -> u32 {
         crate::roce::psn_add(self.first_psn, self.npkts.saturating_sub(1))
     }
 
-    pub fn cqe_opcode(&self) -> u8 {
+    pub(crate) fn cqe_opcode(&self) -> u8 {
         match self.opcode {
-            wr::SEND | wr::SEND_WITH_IMM | wr::SEND_WITH_INV => cqe_op::SEND,
-            wr::RDMA_WRITE | wr::RDMA_WRITE_WITH_IMM => cqe_op::RDMA_WRITE,
-            wr::RDMA_READ => cqe_op::RDMA_READ,
-            wr::FAST_REG => cqe_op::FAST_REG,
-            _ => cqe_op::LOCAL_INV,
+            wqe::opcode::SEND | wqe::opcode::SEND_WITH_IMM | wqe::opcode::SEND_WITH_INV => {
+                cqe::opcode::SEND
+            }
+            wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM => cqe::opcode::RDMA_WRITE,
+            wqe::opcode::RDMA_READ => cqe::opcode::RDMA_READ,
+            wqe::opcode::FAST_REG => cqe::opcode::FAST_REG,
+            _ => cqe::opcode::LOCAL_INV,
         }
     }
 }
 
 /// A receive WQE.
 #[derive(Clone, Debug, Default)]
-pub struct RqWqe {
-    pub wr_id: u64,
-    pub sges: Vec<Sge>,
-    pub capacity: u64,
+pub(crate) struct RqWqe {
+    pub(crate) wr_id: u64,
+    pub(crate) sges: Vec<Sge>,
+    pub(crate) capacity: u64,
 }
 
 /// A message the responder is in the middle of.
 #[derive(Clone, Debug)]
-pub enum InMsg {
+pub(crate) enum InMsg {
     Send {
         wqe: RqWqe,
         offset: u64,
@@ -116,163 +121,201 @@ pub enum InMsg {
 
 /// Requester state.
 #[derive(Clone, Debug, Default)]
-pub struct Requester {
+pub(crate) struct Requester {
     /// PSN given to the next fetched WQE.
-    pub next_psn: u32,
+    pub(crate) next_psn: u32,
     /// Oldest unacknowledged PSN.
-    pub una: u32,
+    pub(crate) una: u32,
     /// One past the highest PSN ever transmitted.
-    pub sent_hwm: u32,
+    pub(crate) sent_hwm: u32,
     /// Transmit cursor: WQE index in `outstanding` and packet index inside it.
-    pub send_idx: usize,
-    pub send_pkt: u32,
-    pub outstanding: VecDeque<SqWqe>,
-    pub retries_left: u8,
-    pub rnr_left: u8,
-    pub timer: Option<Duration>,
-    pub rnr_until: Option<(Duration, u32)>,
+    pub(crate) send_idx: usize,
+    pub(crate) send_pkt: u32,
+    pub(crate) outstanding: VecDeque<SqWqe>,
+    pub(crate) retries_left: u8,
+    pub(crate) rnr_left: u8,
+    pub(crate) timer: Option<Duration>,
+    pub(crate) rnr_until: Option<(Duration, u32)>,
     /// Packets sent since the last ACK request.
-    pub since_ackreq: u32,
+    pub(crate) since_ackreq: u32,
     /// The requester went back (sequence NAK, timeout or RNR NAK) and has seen
     /// no progress since: further sequence NAKs cost no retry (§10.3).
-    pub going_back: bool,
+    pub(crate) going_back: bool,
 }
 
 /// Responder state.
 #[derive(Clone, Debug, Default)]
-pub struct Responder {
-    pub epsn: u32,
-    pub msn: u32,
-    pub cur: Option<InMsg>,
+pub(crate) struct Responder {
+    pub(crate) epsn: u32,
+    pub(crate) msn: u32,
+    pub(crate) cur: Option<InMsg>,
     /// An RNR or PSN sequence NAK was sent for ePSN: out-of-sequence packets are
     /// dropped silently until the packet with ePSN arrives.
-    pub nak_sent: bool,
+    pub(crate) nak_sent: bool,
+}
+
+/// Serializes a QP state by its spec name (`"rts"`), `null` for none.
+fn serialize_qp_state<S: serde::Serializer>(
+    state: &Option<QpState>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match state {
+        Some(st) => s.serialize_some(st.name()),
+        None => s.serialize_none(),
+    }
 }
 
 /// Per-QP counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct QpStats {
+    /// The QP number.
     pub qpn: u32,
+    #[serde(serialize_with = "serialize_qp_state")]
+    /// Current state; none once destroyed.
     pub state: Option<QpState>,
+    /// The SQ producer count last written by the driver.
     pub sq_posted: u32,
+    /// Send WQEs completed (with or without a CQE).
     pub sq_completed: u64,
+    /// Receive WQEs completed.
     pub rq_completed: u64,
+    /// Completions with an error status (not flushes).
     pub error_completions: u64,
+    /// WQEs completed with FLUSHED.
     pub flushed: u64,
+    /// Packets sent (including retransmissions and ACKs).
     pub tx_packets: u64,
+    /// Packets received for the QP.
     pub rx_packets: u64,
+    /// Payload bytes sent.
     pub tx_bytes: u64,
+    /// Payload bytes received.
     pub rx_bytes: u64,
+    /// Packets sent again (timeouts, sequence NAKs).
     pub retransmitted_packets: u64,
+    /// Local ACK timeouts that fired.
     pub timeouts: u64,
+    /// ACKs sent by the responder.
     pub acks_sent: u64,
+    /// ACKs received by the requester.
     pub acks_received: u64,
+    /// PSN sequence error NAKs sent.
     pub seq_naks_sent: u64,
+    /// PSN sequence error NAKs received.
     pub seq_naks_received: u64,
     /// Sequence NAKs that arrived while already going back (no retry charged).
     pub seq_naks_absorbed: u64,
+    /// RNR NAKs sent (no receive WQE).
     pub rnr_naks_sent: u64,
+    /// RNR NAKs received.
     pub rnr_naks_received: u64,
+    /// Error NAKs sent (invalid request, access, operational).
     pub error_naks_sent: u64,
+    /// Error NAKs received.
     pub error_naks_received: u64,
+    /// Duplicate requests received (and answered again).
     pub duplicates_received: u64,
+    /// Packets dropped for being ahead of the expected PSN.
     pub out_of_order_dropped: u64,
+    /// SQ/RQ doorbell writes refused or ignored.
     pub bad_doorbells: u64,
 }
 
 /// One queue pair.
 #[derive(Debug)]
-pub struct Qp {
-    pub qpn: u32,
-    pub pdn: u32,
-    pub send_cqn: u32,
-    pub recv_cqn: u32,
-    pub sq_base: u64,
-    pub sq_size: u32,
-    pub rq_base: u64,
-    pub rq_size: u32,
-    pub max_send_sge: u8,
-    pub max_recv_sge: u8,
-    pub max_inline: u32,
-    pub sig_all: bool,
-    pub state: QpState,
-    pub mtu_code: u8,
-    pub retry_cnt: u8,
-    pub rnr_retry: u8,
-    pub timeout: u8,
-    pub min_rnr_timer: u8,
-    pub access: u32,
-    pub dest_qpn: u32,
-    pub remote_mac: [u8; 6],
-    pub remote_ip: [u8; 4],
-    pub sq_pi: u32,
-    pub sq_head: u32,
-    pub sq_retired: u32,
-    pub rq_pi: u32,
-    pub rq_head: u32,
-    pub req: Requester,
-    pub resp: Responder,
-    pub drained_reported: bool,
-    pub stats: QpStats,
+pub(crate) struct Qp {
+    pub(crate) qpn: u32,
+    pub(crate) pdn: u32,
+    pub(crate) send_cqn: u32,
+    pub(crate) recv_cqn: u32,
+    pub(crate) sq_base: u64,
+    pub(crate) sq_size: u32,
+    pub(crate) rq_base: u64,
+    pub(crate) rq_size: u32,
+    pub(crate) max_send_sge: u8,
+    pub(crate) max_recv_sge: u8,
+    pub(crate) max_inline: u32,
+    pub(crate) sig_all: bool,
+    pub(crate) state: QpState,
+    pub(crate) mtu_code: u8,
+    pub(crate) retry_cnt: u8,
+    pub(crate) rnr_retry: u8,
+    pub(crate) timeout: u8,
+    pub(crate) min_rnr_timer: u8,
+    pub(crate) access: u32,
+    pub(crate) dest_qpn: u32,
+    pub(crate) remote_mac: [u8; 6],
+    pub(crate) remote_ip: [u8; 4],
+    pub(crate) sq_pi: u32,
+    pub(crate) sq_head: u32,
+    pub(crate) sq_retired: u32,
+    pub(crate) rq_pi: u32,
+    pub(crate) rq_head: u32,
+    pub(crate) req: Requester,
+    pub(crate) resp: Responder,
+    pub(crate) drained_reported: bool,
+    pub(crate) stats: QpStats,
 }
 
 /// Creation parameters (CREATE_QP operands after validation).
 #[derive(Clone, Copy, Debug)]
-pub struct QpConfig {
-    pub pdn: u32,
-    pub send_cqn: u32,
-    pub recv_cqn: u32,
-    pub sq_base: u64,
-    pub sq_size: u32,
-    pub rq_base: u64,
-    pub rq_size: u32,
-    pub max_send_sge: u8,
-    pub max_recv_sge: u8,
-    pub max_inline: u32,
-    pub sig_all: bool,
+pub(crate) struct QpConfig {
+    pub(crate) pdn: u32,
+    pub(crate) send_cqn: u32,
+    pub(crate) recv_cqn: u32,
+    pub(crate) sq_base: u64,
+    pub(crate) sq_size: u32,
+    pub(crate) rq_base: u64,
+    pub(crate) rq_size: u32,
+    pub(crate) max_send_sge: u8,
+    pub(crate) max_recv_sge: u8,
+    pub(crate) max_inline: u32,
+    pub(crate) sig_all: bool,
 }
 
 /// MODIFY_QP operands.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ModifyAttrs {
-    pub mask: u32,
-    pub state: u8,
-    pub mtu_code: u8,
-    pub retry_cnt: u8,
-    pub rnr_retry: u8,
-    pub timeout: u8,
-    pub access: u8,
-    pub min_rnr_timer: u8,
-    pub dest_qpn: u32,
-    pub sq_psn: u32,
-    pub rq_psn: u32,
-    pub mac: [u8; 6],
-    pub ip: [u8; 4],
+pub(crate) struct ModifyAttrs {
+    pub(crate) mask: u32,
+    pub(crate) state: u8,
+    pub(crate) mtu_code: u8,
+    pub(crate) retry_cnt: u8,
+    pub(crate) rnr_retry: u8,
+    pub(crate) timeout: u8,
+    pub(crate) access: u8,
+    pub(crate) min_rnr_timer: u8,
+    pub(crate) dest_qpn: u32,
+    pub(crate) sq_psn: u32,
+    pub(crate) rq_psn: u32,
+    pub(crate) mac: [u8; 6],
+    pub(crate) ip: [u8; 4],
 }
 
 impl ModifyAttrs {
-    pub fn parse(o: &[u8; 56]) -> Self {
+    /// Reads the `MODIFY_QP` operands (`docs/device-spec.md` §3.12).
+    pub(crate) fn parse(operands: &[u8; 56]) -> Self {
+        let o = Record::new_unchecked(operands);
         ModifyAttrs {
-            mask: abi::rd_u32(o, 4),
-            state: o[8],
-            mtu_code: o[9],
-            retry_cnt: o[10],
-            rnr_retry: o[11],
-            timeout: o[12],
-            access: o[13],
-            min_rnr_timer: o[14],
-            dest_qpn: abi::rd_u32(o, 16),
-            sq_psn: abi::rd_u32(o, 20),
-            rq_psn: abi::rd_u32(o, 24),
-            mac: [o[28], o[29], o[30], o[31], o[32], o[33]],
-            ip: [o[36], o[37], o[38], o[39]],
+            mask: o.u32(modify_qp::MASK),
+            state: o.u8(modify_qp::STATE),
+            mtu_code: o.u8(modify_qp::PATH_MTU),
+            retry_cnt: o.u8(modify_qp::RETRY_CNT),
+            rnr_retry: o.u8(modify_qp::RNR_RETRY),
+            timeout: o.u8(modify_qp::TIMEOUT),
+            access: o.u8(modify_qp::ACCESS),
+            min_rnr_timer: o.u8(modify_qp::MIN_RNR_TIMER),
+            dest_qpn: o.u32(modify_qp::DEST_QPN),
+            sq_psn: o.u32(modify_qp::SQ_PSN),
+            rq_psn: o.u32(modify_qp::RQ_PSN),
+            mac: o.array(modify_qp::REMOTE_MAC),
+            ip: o.array(modify_qp::REMOTE_IPV4),
         }
     }
 }
 
 /// Why MODIFY_QP failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModifyError {
+pub(crate) enum ModifyError {
     /// The transition is not allowed from the current state.
     State,
     /// A required attribute is missing, a forbidden one present, or a value is out of range.
@@ -305,7 +348,7 @@ fn transition(cur: QpState, new: QpState) -> Option<(u32, u32)> {
 }
 
 impl Qp {
-    pub fn new(qpn: u32, c: QpConfig) -> Self {
+    pub(crate) fn new(qpn: u32, c: QpConfig) -> Self {
         Qp {
             qpn,
             pdn: c.pdn,
@@ -341,8 +384,8 @@ impl Qp {
         }
     }
 
-    pub fn mtu(&self) -> u32 {
-        abi::mtu_bytes(self.mtu_code).unwrap_or(256)
+    pub(crate) fn mtu(&self) -> u32 {
+        rnic_contract::verbs::mtu_bytes(self.mtu_code).unwrap_or(256)
     }
 
     fn reset_state(&mut self) {
@@ -384,7 +427,8 @@ impl Qp {
         let has = |bit: u32| attrs & bit != 0;
         // Validate every value before changing anything.
         if has(qp_attr::PATH_MTU)
-            && (abi::mtu_bytes(a.mtu_code).is_none() || a.mtu_code > cx.limits.max_mtu_code)
+            && (rnic_contract::verbs::mtu_bytes(a.mtu_code).is_none()
+                || a.mtu_code > cx.limits.max_mtu_code)
         {
             return Err(ModifyError::Param);
         }
@@ -463,32 +507,33 @@ impl Qp {
     }
 
     /// QUERY_QP output (64 bytes).
-    pub fn query(&self) -> [u8; abi::QUERY_OUT_SIZE] {
-        let mut b = [0u8; abi::QUERY_OUT_SIZE];
-        abi::wr_u32(&mut b, 0, self.qpn);
-        abi::wr_u32(&mut b, 4, self.pdn);
-        b[8] = self.state as u8;
-        b[9] = self.mtu_code;
-        b[10] = self.retry_cnt;
-        b[11] = self.rnr_retry;
-        b[12] = self.timeout;
-        b[13] = self.access as u8;
-        b[14] = self.min_rnr_timer;
-        abi::wr_u32(&mut b, 16, self.dest_qpn);
-        abi::wr_u32(&mut b, 20, self.req.next_psn);
-        abi::wr_u32(&mut b, 24, self.resp.epsn);
-        b[28..34].copy_from_slice(&self.remote_mac);
-        b[36..40].copy_from_slice(&self.remote_ip);
-        abi::wr_u32(&mut b, 40, self.send_cqn);
-        abi::wr_u32(&mut b, 44, self.recv_cqn);
-        abi::wr_u32(&mut b, 48, self.sq_size);
-        abi::wr_u32(&mut b, 52, self.rq_size);
-        abi::wr_u32(&mut b, 56, self.sq_head);
-        abi::wr_u32(&mut b, 60, self.rq_head);
+    pub(crate) fn query(&self) -> [u8; QUERY_RECORD_SIZE] {
+        let mut b = [0u8; QUERY_RECORD_SIZE];
+        let mut r = Record::new_unchecked(&mut b);
+        r.set_u32(query_qp::QPN, self.qpn);
+        r.set_u32(query_qp::PDN, self.pdn);
+        r.set_u8(query_qp::STATE, self.state.code());
+        r.set_u8(query_qp::PATH_MTU, self.mtu_code);
+        r.set_u8(query_qp::RETRY_CNT, self.retry_cnt);
+        r.set_u8(query_qp::RNR_RETRY, self.rnr_retry);
+        r.set_u8(query_qp::TIMEOUT, self.timeout);
+        r.set_u8(query_qp::ACCESS, self.access as u8);
+        r.set_u8(query_qp::MIN_RNR_TIMER, self.min_rnr_timer);
+        r.set_u32(query_qp::DEST_QPN, self.dest_qpn);
+        r.set_u32(query_qp::SQ_PSN, self.req.next_psn);
+        r.set_u32(query_qp::RQ_PSN, self.resp.epsn);
+        r.set_bytes(query_qp::REMOTE_MAC, &self.remote_mac);
+        r.set_bytes(query_qp::REMOTE_IPV4, &self.remote_ip);
+        r.set_u32(query_qp::SEND_CQN, self.send_cqn);
+        r.set_u32(query_qp::RECV_CQN, self.recv_cqn);
+        r.set_u32(query_qp::SQ_ENTRIES, self.sq_size);
+        r.set_u32(query_qp::RQ_ENTRIES, self.rq_size);
+        r.set_u32(query_qp::SQ_HEAD, self.sq_head);
+        r.set_u32(query_qp::RQ_HEAD, self.rq_head);
         b
     }
 
-    pub fn stats(&self) -> QpStats {
+    pub(crate) fn stats(&self) -> QpStats {
         QpStats {
             qpn: self.qpn,
             state: Some(self.state),
@@ -522,7 +567,7 @@ impl Qp {
                 pi,
                 "{ring} doorbell with impossible producer index"
             );
-            self.fail(cx, crate::verbs::env::CAUSE_BAD_DOORBELL);
+            self.fail(cx, qp_error_cause::BAD_DOORBELL);
             return false;
         }
         true
@@ -566,86 +611,85 @@ impl Qp {
     fn read_wqe(&self, cx: &mut Ctx, base: u64, size: u32, idx: u32) -> Option<[u8; WQE_SIZE]> {
         let addr = base + u64::from(idx & (size - 1)) * WQE_SIZE as u64;
         let mut b = [0u8; WQE_SIZE];
-        cx.env
-            .dma_read_scoped(DmaScope::qp(self.qpn), addr, &mut b)
-            .ok()?;
+        cx.env.dma_read(DmaScope::qp(self.qpn), addr, &mut b).ok()?;
         Some(b)
     }
 
-    fn parse_sges(b: &[u8; WQE_SIZE], n: u8) -> Vec<Sge> {
+    /// The first `n` SGEs of a WQE (`n` is at most [`wqe::MAX_SGE`], checked by the
+    /// callers against the QP's maximum, which is no larger).
+    fn parse_sges(n: u8, sge: impl Fn(usize) -> Option<wqe::SgeRepr>) -> Vec<Sge> {
         (0..usize::from(n))
-            .map(|i| {
-                let o = WQE_SGE_OFFSET + i * SGE_SIZE;
-                Sge {
-                    addr: abi::rd_u64(b, o),
-                    len: abi::rd_u32(b, o + 8),
-                    lkey: abi::rd_u32(b, o + 12),
-                }
+            .filter_map(sge)
+            .map(|s| Sge {
+                addr: s.addr,
+                len: s.len,
+                lkey: s.lkey,
             })
             .collect()
     }
 
     /// Parses and validates a send WQE. Errors are recorded in the WQE.
-    fn parse_sq_wqe(&self, cx: &mut Ctx, b: &[u8; WQE_SIZE]) -> SqWqe {
+    fn parse_sq_wqe(&self, cx: &mut Ctx, bytes: &[u8; WQE_SIZE]) -> SqWqe {
+        let b = SendWqe::new_unchecked(&bytes[..]);
         let mut w = SqWqe {
-            wr_id: abi::rd_u64(b, 0),
-            opcode: b[8],
-            flags: b[9],
-            imm_inv: abi::rd_u32(b, 12),
-            remote_addr: abi::rd_u64(b, 16),
-            rkey: abi::rd_u32(b, 24),
+            wr_id: b.wr_id(),
+            opcode: b.opcode(),
+            flags: b.flags(),
+            imm_inv: b.imm_inv(),
+            remote_addr: b.remote_addr(),
+            rkey: b.rkey(),
             ..SqWqe::default()
         };
-        let num_sge = b[10];
+        let num_sge = b.num_sge();
         let op_err = Some((WcStatus::LocalQpOperationError, 0));
-        if w.opcode > wr::LOCAL_INV || w.flags & !wqe_flags::ALL != 0 {
+        if w.opcode > wqe::opcode::MAX || w.flags & !wqe::flags::ALL != 0 {
             w.error = op_err;
             return w;
         }
         match w.opcode {
-            wr::FAST_REG => {
+            wqe::opcode::FAST_REG => {
                 w.fr = FastReg {
-                    iova: abi::rd_u64(b, 16),
-                    key: abi::rd_u32(b, 24),
-                    access: abi::rd_u32(b, 28),
-                    length: abi::rd_u64(b, 32),
-                    page_list: abi::rd_u64(b, 40),
-                    page_count: abi::rd_u32(b, 48),
-                    fbo: abi::rd_u32(b, 52),
-                    page_shift: b[56],
+                    iova: b.fr_iova(),
+                    key: b.fr_key(),
+                    access: b.fr_access(),
+                    length: b.fr_length(),
+                    page_list: b.fr_page_list(),
+                    page_count: b.fr_page_count(),
+                    fbo: b.fr_fbo(),
+                    page_shift: b.fr_page_shift(),
                 };
-                if w.flags & wqe_flags::INLINE != 0 {
+                if w.flags & wqe::flags::INLINE != 0 {
                     w.error = op_err;
                 }
                 return w;
             }
-            wr::LOCAL_INV => {
-                if w.flags & wqe_flags::INLINE != 0 {
+            wqe::opcode::LOCAL_INV => {
+                if w.flags & wqe::flags::INLINE != 0 {
                     w.error = op_err;
                 }
                 return w;
             }
             _ => {}
         }
-        let need = if w.opcode == wr::RDMA_READ {
+        let need = if w.opcode == wqe::opcode::RDMA_READ {
             Need::ReadSink
         } else {
             Need::LocalRead
         };
-        if w.flags & wqe_flags::INLINE != 0 {
-            let len = abi::rd_u32(b, 28);
-            if w.opcode == wr::RDMA_READ || len > self.max_inline.min(MAX_INLINE) {
+        if w.flags & wqe::flags::INLINE != 0 {
+            let len = b.inline_len();
+            if w.opcode == wqe::opcode::RDMA_READ || len > self.max_inline.min(MAX_INLINE) {
                 w.error = op_err;
                 return w;
             }
             w.len = len;
-            w.inline = Some(b[WQE_SGE_OFFSET..WQE_SGE_OFFSET + len as usize].to_vec());
+            w.inline = Some(b.payload()[..len as usize].to_vec());
         } else {
             if num_sge > self.max_send_sge {
                 w.error = op_err;
                 return w;
             }
-            w.sges = Self::parse_sges(b, num_sge);
+            w.sges = Self::parse_sges(num_sge, |i| b.sge(i));
             let mut total: u64 = 0;
             for s in &w.sges {
                 total += u64::from(s.len);
@@ -673,13 +717,14 @@ impl Qp {
     }
 
     /// Parses a receive WQE; `None` on a malformed one.
-    pub(crate) fn parse_rq_wqe(&self, b: &[u8; WQE_SIZE]) -> Result<RqWqe, u64> {
-        let wr_id = abi::rd_u64(b, 0);
-        let n = b[8];
+    pub(crate) fn parse_rq_wqe(&self, bytes: &[u8; WQE_SIZE]) -> Result<RqWqe, u64> {
+        let b = RecvWqe::new_unchecked(&bytes[..]);
+        let wr_id = b.wr_id();
+        let n = b.num_sge();
         if n > self.max_recv_sge {
             return Err(wr_id);
         }
-        let sges = Self::parse_sges(b, n);
+        let sges = Self::parse_sges(n, |i| b.sge(i));
         let capacity = sges.iter().map(|s| u64::from(s.len)).sum();
         Ok(RqWqe {
             wr_id,
@@ -701,7 +746,7 @@ impl Qp {
             && !self.req.outstanding.iter().any(|w| w.error.is_some())
         {
             let Some(b) = self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head) else {
-                self.fail(cx, CAUSE_DMA);
+                self.fail(cx, qp_error_cause::WQE_DMA);
                 return;
             };
             let mut w = self.parse_sq_wqe(cx, &b);
@@ -723,7 +768,7 @@ impl Qp {
         &mut self,
         cx: &mut Ctx,
         recv: bool,
-        mut cqe: Cqe,
+        mut cqe: CqeRepr,
         solicited: bool,
     ) -> Option<u8> {
         cqe.qpn = self.qpn;
@@ -758,12 +803,12 @@ impl Qp {
         &mut self,
         cx: &mut Ctx,
         recv: bool,
-        cqe: Cqe,
+        cqe: CqeRepr,
         solicited: bool,
     ) -> bool {
         match self.complete(cx, recv, cqe, solicited) {
             None => {
-                self.fail(cx, CAUSE_CQ_ERROR);
+                self.fail(cx, qp_error_cause::CQ_ERROR);
                 false
             }
             Some(s) if s != WcStatus::Success.code() => {
@@ -779,10 +824,13 @@ impl Qp {
         if self.state == QpState::Err || self.state == QpState::Reset {
             return;
         }
-        cx.env.post_async_event(AsyncEvent::QpError {
-            qpn: self.qpn,
-            cause,
-        });
+        cx.env.post_event(
+            AsyncEvent::QpError {
+                qpn: self.qpn,
+                cause,
+            }
+            .into(),
+        );
         self.enter_err(cx, Some(cause));
     }
 
@@ -802,11 +850,11 @@ impl Qp {
     }
 
     fn flush_one(&mut self, cx: &mut Ctx, recv: bool, wr_id: u64, opcode: u8) {
-        let cqe = Cqe {
+        let cqe = CqeRepr {
             wr_id,
             opcode,
             status: WcStatus::Flushed.code(),
-            ..Cqe::default()
+            ..CqeRepr::default()
         };
         self.stats.flushed += 1;
         let _ = self.complete(cx, recv, cqe, false);
@@ -817,14 +865,15 @@ impl Qp {
         while self.sq_head != self.sq_pi {
             let (wr_id, opcode) = match self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head)
             {
-                Some(b) => {
+                Some(bytes) => {
+                    let b = SendWqe::new_unchecked(&bytes[..]);
                     let w = SqWqe {
-                        opcode: b[8],
+                        opcode: b.opcode(),
                         ..SqWqe::default()
                     };
-                    (abi::rd_u64(&b, 0), w.cqe_opcode())
+                    (b.wr_id(), w.cqe_opcode())
                 }
-                None => (0, cqe_op::SEND),
+                None => (0, cqe::opcode::SEND),
             };
             self.flush_one(cx, false, wr_id, opcode);
             self.sq_head = self.sq_head.wrapping_add(1);
@@ -837,8 +886,8 @@ impl Qp {
         while self.rq_size > 0 && self.rq_head != self.rq_pi {
             let wr_id = self
                 .read_wqe(cx, self.rq_base, self.rq_size, self.rq_head)
-                .map_or(0, |b| abi::rd_u64(&b, 0));
-            self.flush_one(cx, true, wr_id, cqe_op::RECV);
+                .map_or(0, |b| RecvWqe::new_unchecked(&b[..]).wr_id());
+            self.flush_one(cx, true, wr_id, cqe::opcode::RECV);
             self.rq_head = self.rq_head.wrapping_add(1);
         }
     }
@@ -848,7 +897,7 @@ impl Qp {
         if self.state == QpState::Sqd && !self.drained_reported && self.req.outstanding.is_empty() {
             self.drained_reported = true;
             cx.env
-                .post_async_event(AsyncEvent::SqDrained { qpn: self.qpn });
+                .post_event(AsyncEvent::SqDrained { qpn: self.qpn }.into());
         }
     }
 }

@@ -1,16 +1,19 @@
 //! The RC transport: requester (segmentation, PSNs, ACK/NAK handling, go-back-N
 //! retransmission, RDMA READ responses) and responder (expected PSN, duplicate
 //! detection, data placement, protection checks, ACK/NAK generation).
+use rnic_contract::event::qp_error_cause;
 
-use super::abi::{self, cqe_flags, cqe_op, wqe_flags, wr, QpState, WcStatus};
-use super::cq::Cqe;
-use super::env::{AsyncEvent, DmaScope};
+use super::async_event::AsyncEvent;
 use super::mr::{pages_needed, MrError, MrState, Need};
 use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SqWqe};
+use crate::env::DmaScope;
 use crate::roce::{
     opcode as op, psn_add, psn_cmp, psn_distance, syndrome, Aeth, AethKind, Bth, EthHeader,
     Ipv4Info, Reth, RocePacket, DEFAULT_PKEY, DEFAULT_TTL,
 };
+use rnic_contract::cqe::{self, CqeRepr, WcStatus};
+use rnic_contract::verbs::{access, QpState, RNR_TIMER_US};
+use rnic_contract::wqe;
 use std::cmp::Ordering;
 use std::time::Duration;
 
@@ -54,7 +57,7 @@ pub(crate) fn gather(
         Need::LocalRead,
         |cx, mr, gpa, pos, n| {
             cx.env
-                .dma_read_scoped(who.scope(mr), gpa, &mut out[pos..pos + n])
+                .dma_read(who.scope(mr), gpa, &mut out[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )?;
@@ -79,7 +82,7 @@ pub(crate) fn scatter(
         need,
         |cx, mr, gpa, pos, n| {
             cx.env
-                .dma_write_scoped(who.scope(mr), gpa, &data[pos..pos + n])
+                .dma_write(who.scope(mr), gpa, &data[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )
@@ -164,9 +167,9 @@ fn mr_access(
     let mut pos = 0;
     for (gpa, l) in pieces {
         let r = if write {
-            cx.env.dma_write_scoped(scope, gpa, &buf[pos..pos + l])
+            cx.env.dma_write(scope, gpa, &buf[pos..pos + l])
         } else {
-            cx.env.dma_read_scoped(scope, gpa, &mut buf[pos..pos + l])
+            cx.env.dma_read(scope, gpa, &mut buf[pos..pos + l])
         };
         r.map_err(|_| XferError::Dma)?;
         pos += l;
@@ -252,7 +255,7 @@ impl Qp {
     fn wqe_complete(&self, w: &SqWqe) -> bool {
         if w.is_local() {
             w.done
-        } else if w.opcode == wr::RDMA_READ {
+        } else if w.opcode == wqe::opcode::RDMA_READ {
             w.read_rcvd >= w.npkts
         } else {
             w.transmitted && psn_cmp(self.req.una, w.last_psn()) == Ordering::Greater
@@ -283,13 +286,13 @@ impl Qp {
             if self.req.outstanding[i].error.is_some() {
                 break;
             }
-            if self.req.outstanding[i].flags & wqe_flags::FENCE != 0
+            if self.req.outstanding[i].flags & wqe::flags::FENCE != 0
                 && self
                     .req
                     .outstanding
                     .iter()
                     .take(i)
-                    .any(|w| w.opcode == wr::RDMA_READ && w.read_rcvd < w.npkts)
+                    .any(|w| w.opcode == wqe::opcode::RDMA_READ && w.read_rcvd < w.npkts)
             {
                 break;
             }
@@ -305,7 +308,7 @@ impl Qp {
                 continue;
             }
             let w = self.req.outstanding[i].clone();
-            if w.opcode == wr::RDMA_READ {
+            if w.opcode == wqe::opcode::RDMA_READ {
                 let psn = psn_add(w.first_psn, w.read_rcvd);
                 if w.read_rcvd >= w.npkts {
                     self.req.send_idx += 1;
@@ -352,7 +355,12 @@ impl Qp {
                 let last = k + 1 == w.npkts;
                 let opcode = packet_opcode(w.opcode, first, last);
                 let mut p = self.new_pkt(cx, opcode, psn);
-                if first && matches!(w.opcode, wr::RDMA_WRITE | wr::RDMA_WRITE_WITH_IMM) {
+                if first
+                    && matches!(
+                        w.opcode,
+                        wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM
+                    )
+                {
                     p.reth = Some(Reth {
                         va: w.remote_addr,
                         rkey: w.rkey,
@@ -361,12 +369,14 @@ impl Qp {
                 }
                 if last {
                     match w.opcode {
-                        wr::SEND_WITH_IMM | wr::RDMA_WRITE_WITH_IMM => p.imm = Some(w.imm_inv),
-                        wr::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
+                        wqe::opcode::SEND_WITH_IMM | wqe::opcode::RDMA_WRITE_WITH_IMM => {
+                            p.imm = Some(w.imm_inv)
+                        }
+                        wqe::opcode::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
                         _ => {}
                     }
                     p.bth.solicited =
-                        w.flags & wqe_flags::SOLICITED != 0 && w.opcode != wr::RDMA_WRITE;
+                        w.flags & wqe::flags::SOLICITED != 0 && w.opcode != wqe::opcode::RDMA_WRITE;
                 }
                 self.req.since_ackreq += 1;
                 if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
@@ -390,7 +400,7 @@ impl Qp {
     /// FAST_REG and LOCAL_INV, executed in order when the transmit cursor reaches them.
     fn exec_local(&mut self, cx: &mut Ctx, i: usize) {
         let w = self.req.outstanding[i].clone();
-        let result = if w.opcode == wr::FAST_REG {
+        let result = if w.opcode == wqe::opcode::FAST_REG {
             self.fast_register(cx, &w)
         } else {
             invalidate(cx, w.imm_inv, self.pdn).map_err(|_| 0)
@@ -420,9 +430,8 @@ impl Qp {
             || f.page_shift > cx.limits.max_page_shift
             || u64::from(f.fbo) >= 1u64 << f.page_shift
             || f.iova.checked_add(f.length).is_none()
-            || f.access & !abi::access::ALL != 0
-            || (f.access & abi::access::REMOTE_WRITE != 0
-                && f.access & abi::access::LOCAL_WRITE == 0)
+            || f.access & !access::ALL != 0
+            || (f.access & access::REMOTE_WRITE != 0 && f.access & access::LOCAL_WRITE == 0)
         {
             return Err(5);
         }
@@ -460,12 +469,12 @@ impl Qp {
                 let w = self.req.outstanding.pop_front().unwrap_or_default();
                 self.req.send_idx = self.req.send_idx.saturating_sub(1);
                 self.sq_retired = self.sq_retired.wrapping_add(1);
-                let cqe = Cqe {
+                let cqe = CqeRepr {
                     wr_id: w.wr_id,
                     opcode: w.cqe_opcode(),
                     status: status.code(),
                     vendor_err: vendor,
-                    ..Cqe::default()
+                    ..CqeRepr::default()
                 };
                 let written = self.complete(cx, false, cqe, true);
                 self.fail(cx, written.unwrap_or(status.code()));
@@ -477,13 +486,13 @@ impl Qp {
             let w = self.req.outstanding.pop_front().unwrap_or_default();
             self.req.send_idx = self.req.send_idx.saturating_sub(1);
             self.sq_retired = self.sq_retired.wrapping_add(1);
-            if w.flags & wqe_flags::SIGNALED != 0 || self.sig_all {
+            if w.flags & wqe::flags::SIGNALED != 0 || self.sig_all {
                 let byte_len = if w.is_local() { 0 } else { w.len };
-                let cqe = Cqe {
+                let cqe = CqeRepr {
                     wr_id: w.wr_id,
                     opcode: w.cqe_opcode(),
                     byte_len,
-                    ..Cqe::default()
+                    ..CqeRepr::default()
                 };
                 if !self.complete_checked(cx, false, cqe, false) {
                     return;
@@ -516,7 +525,7 @@ impl Qp {
         let Some((i, w)) = found else {
             return;
         };
-        let pkt = if w.opcode == wr::RDMA_READ {
+        let pkt = if w.opcode == wqe::opcode::RDMA_READ {
             0
         } else if psn_cmp(psn, w.first_psn) == Ordering::Greater {
             psn_distance(w.first_psn, psn)
@@ -538,7 +547,7 @@ impl Qp {
             .enumerate()
             .find(|(_, w)| w.npkts > 0 && w.error.is_none() && !self.wqe_complete(w));
         if let Some((i, w)) = found {
-            let pkt = if w.opcode == wr::RDMA_READ {
+            let pkt = if w.opcode == wqe::opcode::RDMA_READ {
                 0
             } else if psn_cmp(self.req.una, w.first_psn) == Ordering::Greater {
                 psn_distance(w.first_psn, self.req.una)
@@ -570,7 +579,7 @@ impl Qp {
         let idx = self.req.outstanding.iter().position(|w| {
             w.npkts > 0
                 && w.error.is_none()
-                && !(if w.opcode == wr::RDMA_READ {
+                && !(if w.opcode == wqe::opcode::RDMA_READ {
                     w.read_rcvd >= w.npkts
                 } else {
                     w.transmitted && psn_cmp(una, w.last_psn()) == Ordering::Greater
@@ -609,7 +618,7 @@ impl Qp {
             .outstanding
             .iter()
             .find(|w| {
-                w.opcode == wr::RDMA_READ
+                w.opcode == wqe::opcode::RDMA_READ
                     && w.read_rcvd < w.npkts
                     && w.transmitted
                     && psn_cmp(una, w.last_psn()) == Ordering::Greater
@@ -693,7 +702,7 @@ impl Qp {
                     self.req.rnr_left -= 1;
                 }
                 let wait =
-                    Duration::from_micros(u64::from(abi::RNR_TIMER_US[usize::from(timer & 0x1F)]));
+                    Duration::from_micros(u64::from(RNR_TIMER_US[usize::from(timer & 0x1F)]));
                 self.req.rnr_until = Some((later(cx.env.now(), wait), psn));
                 self.req.going_back = true;
                 self.req.timer = None;
@@ -720,7 +729,7 @@ impl Qp {
     pub(crate) fn on_read_response(&mut self, cx: &mut Ctx, p: &RocePacket) {
         let psn = p.bth.psn;
         let Some(i) = self.req.outstanding.iter().position(|w| {
-            w.opcode == wr::RDMA_READ
+            w.opcode == wqe::opcode::RDMA_READ
                 && w.transmitted
                 && psn_cmp(psn, w.first_psn) != Ordering::Less
                 && psn_cmp(psn, w.last_psn()) != Ordering::Greater
@@ -838,7 +847,7 @@ impl Qp {
             },
         };
         if !matches!(self.state, QpState::Err | QpState::Reset) {
-            cx.env.post_async_event(ev);
+            cx.env.post_event(ev.into());
             self.enter_err(cx, Some(nak));
         }
     }
@@ -853,12 +862,12 @@ impl Qp {
         psn: u32,
         nak: u8,
     ) {
-        let cqe = Cqe {
+        let cqe = CqeRepr {
             wr_id,
-            opcode: cqe_op::RECV,
+            opcode: cqe::opcode::RECV,
             status: status.code(),
             vendor_err: vendor,
-            ..Cqe::default()
+            ..CqeRepr::default()
         };
         self.rq_head = self.rq_head.wrapping_add(1);
         let _ = self.complete(cx, true, cqe, true);
@@ -872,7 +881,7 @@ impl Qp {
     fn take_rq_wqe(&mut self, cx: &mut Ctx, psn: u32) -> Option<RqWqe> {
         match self.fetch_rq_wqe(cx) {
             None => {
-                self.fail(cx, super::env::CAUSE_DMA);
+                self.fail(cx, qp_error_cause::WQE_DMA);
                 None
             }
             Some(Err(wr_id)) => {
@@ -1046,15 +1055,15 @@ impl Qp {
             offset: end,
         });
         if last {
-            let mut cqe = Cqe {
+            let mut cqe = CqeRepr {
                 wr_id: wqe.wr_id,
-                opcode: cqe_op::RECV,
+                opcode: cqe::opcode::RECV,
                 byte_len: end as u32,
-                ..Cqe::default()
+                ..CqeRepr::default()
             };
             if let Some(imm) = p.imm {
                 cqe.imm_inv = imm;
-                cqe.flags |= cqe_flags::IMM;
+                cqe.flags |= cqe::flags::IMM;
             }
             if let Some(rkey) = p.ieth {
                 if invalidate(cx, rkey, self.pdn).is_err() {
@@ -1069,10 +1078,10 @@ impl Qp {
                     return;
                 }
                 cqe.imm_inv = rkey;
-                cqe.flags |= cqe_flags::INV;
+                cqe.flags |= cqe::flags::INV;
             }
             if p.bth.solicited {
-                cqe.flags |= cqe_flags::SOLICITED;
+                cqe.flags |= cqe::flags::SOLICITED;
             }
             self.rq_head = self.rq_head.wrapping_add(1);
             self.finish_packet(cx, p, true);
@@ -1100,7 +1109,7 @@ impl Qp {
                 return;
             }
             if reth.dma_len > 0 {
-                let ok = self.access & abi::access::REMOTE_WRITE != 0
+                let ok = self.access & access::REMOTE_WRITE != 0
                     && cx
                         .mrs
                         .check(
@@ -1182,18 +1191,18 @@ impl Qp {
             offset: end,
         });
         if let Some(wr_id) = recv_wr_id {
-            let cqe = Cqe {
+            let cqe = CqeRepr {
                 wr_id,
-                opcode: cqe_op::RECV_RDMA_WITH_IMM,
+                opcode: cqe::opcode::RECV_RDMA_WITH_IMM,
                 byte_len: total,
                 imm_inv: p.imm.unwrap_or(0),
-                flags: cqe_flags::IMM
+                flags: cqe::flags::IMM
                     | if p.bth.solicited {
-                        cqe_flags::SOLICITED
+                        cqe::flags::SOLICITED
                     } else {
                         0
                     },
-                ..Cqe::default()
+                ..CqeRepr::default()
             };
             self.rq_head = self.rq_head.wrapping_add(1);
             self.finish_packet(cx, p, true);
@@ -1210,7 +1219,7 @@ impl Qp {
             return Err(syndrome::NAK_INVALID_REQUEST);
         }
         if reth.dma_len > 0
-            && (self.access & abi::access::REMOTE_READ == 0
+            && (self.access & access::REMOTE_READ == 0
                 || cx
                     .mrs
                     .check(
@@ -1297,13 +1306,16 @@ fn position(opc: u8) -> (bool, bool) {
 
 /// BTH opcode of packet `first/last` of a send-queue operation.
 fn packet_opcode(wr_op: u8, first: bool, last: bool) -> u8 {
-    let write = matches!(wr_op, wr::RDMA_WRITE | wr::RDMA_WRITE_WITH_IMM);
+    let write = matches!(
+        wr_op,
+        wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM
+    );
     match (first, last) {
         (true, true) => match wr_op {
-            wr::SEND_WITH_IMM => op::SEND_ONLY_WITH_IMMEDIATE,
-            wr::SEND_WITH_INV => op::SEND_ONLY_WITH_INVALIDATE,
-            wr::RDMA_WRITE => op::RDMA_WRITE_ONLY,
-            wr::RDMA_WRITE_WITH_IMM => op::RDMA_WRITE_ONLY_WITH_IMMEDIATE,
+            wqe::opcode::SEND_WITH_IMM => op::SEND_ONLY_WITH_IMMEDIATE,
+            wqe::opcode::SEND_WITH_INV => op::SEND_ONLY_WITH_INVALIDATE,
+            wqe::opcode::RDMA_WRITE => op::RDMA_WRITE_ONLY,
+            wqe::opcode::RDMA_WRITE_WITH_IMM => op::RDMA_WRITE_ONLY_WITH_IMMEDIATE,
             _ => op::SEND_ONLY,
         },
         (true, false) => {
@@ -1321,10 +1333,10 @@ fn packet_opcode(wr_op: u8, first: bool, last: bool) -> u8 {
             }
         }
         (false, true) => match wr_op {
-            wr::SEND_WITH_IMM => op::SEND_LAST_WITH_IMMEDIATE,
-            wr::SEND_WITH_INV => op::SEND_LAST_WITH_INVALIDATE,
-            wr::RDMA_WRITE => op::RDMA_WRITE_LAST,
-            wr::RDMA_WRITE_WITH_IMM => op::RDMA_WRITE_LAST_WITH_IMMEDIATE,
+            wqe::opcode::SEND_WITH_IMM => op::SEND_LAST_WITH_IMMEDIATE,
+            wqe::opcode::SEND_WITH_INV => op::SEND_LAST_WITH_INVALIDATE,
+            wqe::opcode::RDMA_WRITE => op::RDMA_WRITE_LAST,
+            wqe::opcode::RDMA_WRITE_WITH_IMM => op::RDMA_WRITE_LAST_WITH_IMMEDIATE,
             _ => op::SEND_LAST,
         },
     }

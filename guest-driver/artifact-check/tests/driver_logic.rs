@@ -1,5 +1,5 @@
-//! Runs the host-testable part of the driver (guest-driver/rnic-miniport/src/logic.rs: register
-//! map, admin command/completion encoding, phase tracking, BAR0 search). The driver crate itself
+//! Runs the host-testable part of the driver (guest-driver/rnic-miniport/src/logic.rs: admin
+//! command/completion encoding over the rnic-contract formats, phase tracking, BAR0 search). The driver crate itself
 //! only builds for x86_64-pc-windows-msvc, so its pure module is compiled here, on the host, and
 //! the unit tests inside it run as part of this test binary.
 

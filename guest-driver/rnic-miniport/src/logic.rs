@@ -1,90 +1,144 @@
-//! Pure device-protocol logic of the driver: BAR0 register map, admin command encoding,
-//! completion decoding with phase tracking, and the BAR0 search in the resource list.
+//! Pure driver logic over the device contract: admin command encoding and completion
+//! decoding in the dword form the driver's volatile accesses use, completion-ring phase
+//! tracking, and the BAR0 search in the resource list.
+//!
+//! Every number and byte layout comes from the `rnic-contract` crate (the device contract
+//! as code, `docs/device-spec.md`); this module only adapts it to the driver's MMIO helpers
+//! (`usize` offsets) and keeps the driver's own choices (ring sizes, the bring-up NOP id).
 //!
 //! No FFI and no MMIO here, so the module also compiles on the host: the
 //! `artifact-check` crate includes this file (`#[path]`) and runs the tests below.
 
 use ndis_abi::{CmResourceTypeMemory, CM_PARTIAL_RESOURCE_DESCRIPTOR};
+use rnic_contract::admin::{self as contract, opcode, CommandRepr, CompletionRepr};
+use rnic_contract::bar0;
 
-/// BAR0 register offsets (docs/device-spec.md section 2). All 32-bit.
+/// BAR0 register offsets as the driver's `rd`/`wr` helpers take them (byte offsets into
+/// the mapped BAR), and the register bits the driver tests. Values: `rnic_contract::bar0`
+/// (docs/device-spec.md section 2).
 pub mod reg {
-    pub const VERSION: usize = 0x000;
-    pub const CAPS: usize = 0x004;
-    pub const DEV_CTRL: usize = 0x008;
-    pub const DEV_STATUS: usize = 0x00C;
-    pub const ADMIN_ERROR: usize = 0x010;
-    pub const ASQ_BASE_LO: usize = 0x020;
-    pub const ASQ_BASE_HI: usize = 0x024;
-    pub const ASQ_SIZE: usize = 0x028;
-    pub const ACQ_BASE_LO: usize = 0x030;
-    pub const ACQ_BASE_HI: usize = 0x034;
-    pub const ACQ_SIZE: usize = 0x038;
-    pub const ASQ_TAIL: usize = 0x040;
-    pub const ASQ_HEAD: usize = 0x044;
-    pub const ACQ_HEAD: usize = 0x048;
-    pub const ACQ_TAIL: usize = 0x04C;
+    use rnic_contract::bar0::{self, dev_ctrl, dev_status};
 
-    pub const DEV_CTRL_ENABLE: u32 = 1 << 0;
-    pub const DEV_CTRL_RESET: u32 = 1 << 1;
+    /// `VERSION`: major (31:16), minor (15:0).
+    pub const VERSION: usize = bar0::VERSION as usize;
+    /// `CAPS`: feature bits.
+    pub const CAPS: usize = bar0::CAPS as usize;
+    /// `DEV_CTRL`: enable and reset.
+    pub const DEV_CTRL: usize = bar0::DEV_CTRL as usize;
+    /// `DEV_STATUS`: ready, fatal, admin error, link.
+    pub const DEV_STATUS: usize = bar0::DEV_STATUS as usize;
+    /// `ADMIN_ERROR`: cause of `DEV_STATUS.ADMIN_ERR`.
+    pub const ADMIN_ERROR: usize = bar0::ADMIN_ERROR as usize;
+    /// Admin submission ring base, low half.
+    pub const ASQ_BASE_LO: usize = bar0::ASQ_BASE_LO as usize;
+    /// Admin submission ring base, high half.
+    pub const ASQ_BASE_HI: usize = bar0::ASQ_BASE_HI as usize;
+    /// Admin submission ring size in entries.
+    pub const ASQ_SIZE: usize = bar0::ASQ_SIZE as usize;
+    /// Admin completion ring base, low half.
+    pub const ACQ_BASE_LO: usize = bar0::ACQ_BASE_LO as usize;
+    /// Admin completion ring base, high half.
+    pub const ACQ_BASE_HI: usize = bar0::ACQ_BASE_HI as usize;
+    /// Admin completion ring size in entries.
+    pub const ACQ_SIZE: usize = bar0::ACQ_SIZE as usize;
+    /// Doorbell: submission producer index.
+    pub const ASQ_TAIL: usize = bar0::ASQ_TAIL as usize;
+    /// Device's submission consumer index.
+    pub const ASQ_HEAD: usize = bar0::ASQ_HEAD as usize;
+    /// Doorbell: completion consumer index.
+    pub const ACQ_HEAD: usize = bar0::ACQ_HEAD as usize;
+    /// Device's completion producer index.
+    pub const ACQ_TAIL: usize = bar0::ACQ_TAIL as usize;
 
-    pub const DEV_STATUS_READY: u32 = 1 << 0;
-    pub const DEV_STATUS_FATAL: u32 = 1 << 1;
-    pub const DEV_STATUS_ADMIN_ERR: u32 = 1 << 2;
-    pub const DEV_STATUS_LINK_UP: u32 = 1 << 3;
+    /// `DEV_CTRL.ENABLE`.
+    pub const DEV_CTRL_ENABLE: u32 = dev_ctrl::ENABLE;
+    /// `DEV_CTRL.RESET`.
+    pub const DEV_CTRL_RESET: u32 = dev_ctrl::RESET;
+    /// `DEV_STATUS.READY`.
+    pub const DEV_STATUS_READY: u32 = dev_status::READY;
+    /// `DEV_STATUS.FATAL`.
+    pub const DEV_STATUS_FATAL: u32 = dev_status::FATAL;
+    /// `DEV_STATUS.ADMIN_ERR`.
+    pub const DEV_STATUS_ADMIN_ERR: u32 = dev_status::ADMIN_ERR;
+    /// `DEV_STATUS.LINK_UP`.
+    pub const DEV_STATUS_LINK_UP: u32 = dev_status::LINK_UP;
 }
 
-/// Size of BAR0 (control registers + doorbells).
-pub const BAR0_LEN: u32 = 0x1_0000;
+/// Size of BAR0 in bytes, as `NdisMMapIoSpace` takes it; also how the BAR0 resource is
+/// recognised.
+pub const BAR0_LEN: u32 = rnic_contract::pci::BAR0_SIZE as u32;
 /// Register-interface major version this driver speaks (`VERSION[31:16]`).
-pub const SUPPORTED_MAJOR: u32 = 1;
+pub const SUPPORTED_MAJOR: u32 = bar0::VERSION_MAJOR;
 
+/// Admin submission ring entries the driver allocates (a driver choice, 2..=4096).
 pub const ASQ_ENTRIES: u32 = 16;
+/// Admin completion ring entries the driver allocates (a driver choice, 2..=4096).
 pub const ACQ_ENTRIES: u32 = 16;
-pub const ASQ_ENTRY_BYTES: u32 = 64;
-pub const ACQ_ENTRY_BYTES: u32 = 16;
+/// Bytes per admin command.
+pub const ASQ_ENTRY_BYTES: u32 = contract::COMMAND_SIZE as u32;
+/// Bytes per admin completion.
+pub const ACQ_ENTRY_BYTES: u32 = contract::COMPLETION_SIZE as u32;
+/// Bytes of the submission ring allocation.
 pub const ASQ_BYTES: u32 = ASQ_ENTRIES * ASQ_ENTRY_BYTES;
+/// Bytes of the completion ring allocation.
 pub const ACQ_BYTES: u32 = ACQ_ENTRIES * ACQ_ENTRY_BYTES;
-pub const ASQ_ALIGN: i64 = 64;
-pub const ACQ_ALIGN: i64 = 16;
+/// Required alignment of the submission ring, as the allocator takes it.
+pub const ASQ_ALIGN: i64 = contract::ASQ_ALIGN as i64;
+/// Required alignment of the completion ring, as the allocator takes it.
+pub const ACQ_ALIGN: i64 = contract::ACQ_ALIGN as i64;
 
-pub const OPCODE_NOP: u8 = 0x00;
-/// Command id of the bring-up NOP.
+/// The `NOP` opcode, sent at bring-up.
+pub const OPCODE_NOP: u8 = opcode::NOP;
+/// Command id of the bring-up NOP (a driver choice).
 pub const NOP_COMMAND_ID: u16 = 1;
 /// `result0` of a successful NOP: "NOP\0".
-pub const NOP_RESULT0: u32 = 0x4E4F_5000;
+pub const NOP_RESULT0: u32 = contract::NOP_RESULT0;
+/// Status of a successful admin command.
+pub const ADMIN_STATUS_SUCCESS: u16 = contract::STATUS_SUCCESS;
 
-pub const ADMIN_STATUS_SUCCESS: u16 = 0;
-
-/// Encodes an admin command as 16 little-endian dwords (64 bytes): opcode in byte 0, flags 0,
-/// command id in bytes 2..4, reserved dword, 56 bytes of operands.
+/// Encodes an admin command as the 16 little-endian dwords (64 bytes) the driver writes to
+/// the submission ring; `operands` are the 56 operand bytes as 14 dwords.
 pub fn encode_command(opcode: u8, command_id: u16, operands: &[u32; 14]) -> [u32; 16] {
+    let mut cmd = CommandRepr::new(opcode, command_id);
+    for (chunk, w) in cmd.operands.chunks_exact_mut(4).zip(operands) {
+        chunk.copy_from_slice(&w.to_le_bytes());
+    }
+    let bytes = cmd.to_bytes();
     let mut d = [0u32; 16];
-    d[0] = opcode as u32 | ((command_id as u32) << 16);
-    d[2..16].copy_from_slice(operands);
+    for (w, chunk) in d.iter_mut().zip(bytes.chunks_exact(4)) {
+        *w = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
+    }
     d
 }
 
-/// A decoded 16-byte admin completion entry.
+/// A decoded admin completion entry, in the form the driver's completion handler uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AdminCompletion {
+    /// Result 0 (opcode-specific).
     pub result0: u32,
+    /// Result 1 (opcode-specific).
     pub result1: u32,
+    /// The completed command's id.
     pub command_id: u16,
+    /// `ASQ_HEAD` after the command was consumed.
     pub sq_head: u16,
+    /// Status (0 = success).
     pub status: u16,
+    /// Phase tag, 0 or 1.
     pub phase: u8,
 }
 
 impl AdminCompletion {
-    /// Decodes the entry from its four little-endian dwords.
+    /// Decodes the entry from its four little-endian dwords (the contract's layout).
     pub fn decode(d: [u32; 4]) -> Self {
+        let c = CompletionRepr::from_dwords(d);
         Self {
-            result0: d[0],
-            result1: d[1],
-            command_id: (d[2] & 0xFFFF) as u16,
-            sq_head: (d[2] >> 16) as u16,
-            status: (d[3] & 0xFFFF) as u16,
-            phase: ((d[3] >> 16) & 1) as u8,
+            result0: c.result0,
+            result1: c.result1,
+            command_id: c.id,
+            sq_head: c.sq_head,
+            status: c.status,
+            phase: u8::from(c.phase),
         }
     }
 
@@ -100,8 +154,11 @@ impl AdminCompletion {
 /// tag a fresh entry carries there (1 on the first pass, inverted on every wrap).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CqCursor {
+    /// Next slot to read.
     pub head: u32,
+    /// Phase tag a fresh entry carries at `head`.
     pub phase: u8,
+    /// Slots in the ring.
     pub entries: u32,
 }
 

@@ -1,7 +1,6 @@
 //! Every admin command: success and each failure status.
 
 use super::*;
-use crate::verbs::abi::{qp_attr, QpState};
 use AdminStatus::*;
 
 fn ops() -> [u8; 56] {
@@ -22,13 +21,13 @@ fn query_caps_writes_limits() {
     let out = d.alloc(64);
     let mut o = ops();
     put64(&mut o, 0, out);
-    assert_eq!(d.admin(op::QUERY_CAPS, o), Ok((64, 0)));
+    assert_eq!(d.admin(opcode::QUERY_CAPS, o), Ok((64, 0)));
     let b = d.read_mem(out, 64);
-    assert_eq!(abi::rd_u32(&b, 0), d.v.limits().max_qp);
-    assert_eq!(b[24], abi::MAX_SGE);
-    assert_eq!(abi::rd_u16(&b, 44), 128);
+    assert_eq!(le_u32(&b, 0), d.v.limits().max_qp);
+    assert_eq!(b[24], wqe::MAX_SGE);
+    assert_eq!(le_u16(&b, 44), 128);
     put64(&mut o, 0, MEM_SIZE as u64 - 8);
-    assert_eq!(d.admin(op::QUERY_CAPS, o), Err(DmaError));
+    assert_eq!(d.admin(opcode::QUERY_CAPS, o), Err(DmaError));
 }
 
 #[test]
@@ -39,15 +38,15 @@ fn pd_create_destroy_and_busy() {
     let (_, _key) = d.buf_mr(pd, 4096, 0);
     let mut o = ops();
     put32(&mut o, 0, pd);
-    assert_eq!(d.admin(op::DESTROY_PD, o), Err(Busy));
+    assert_eq!(d.admin(opcode::DESTROY_PD, o), Err(Busy));
     put32(&mut o, 0, 99);
-    assert_eq!(d.admin(op::DESTROY_PD, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::DESTROY_PD, o), Err(InvalidHandle));
     put32(&mut o, 0, 0);
-    assert_eq!(d.admin(op::DESTROY_PD, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::DESTROY_PD, o), Err(InvalidHandle));
     let pd2 = d.pd();
     put32(&mut o, 0, pd2);
-    assert_eq!(d.admin(op::DESTROY_PD, o), Ok((0, 0)));
-    assert_eq!(d.admin(op::DESTROY_PD, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::DESTROY_PD, o), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::DESTROY_PD, o), Err(InvalidHandle));
 }
 
 #[test]
@@ -59,7 +58,7 @@ fn pd_table_full() {
     let mut d = Dev::with_limits(MAC_A, IP_A, limits);
     d.pd();
     d.pd();
-    assert_eq!(d.admin(op::CREATE_PD, ops()), Err(NoResources));
+    assert_eq!(d.admin(opcode::CREATE_PD, ops()), Err(NoResources));
 }
 
 #[test]
@@ -68,10 +67,10 @@ fn set_port_addr() {
     let mut o = ops();
     o[..6].copy_from_slice(&MAC_B);
     o[8..12].copy_from_slice(&IP_B);
-    assert_eq!(d.admin(op::SET_PORT_ADDR, o), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::SET_PORT_ADDR, o), Ok((0, 0)));
     assert_eq!(d.v.port().ip, IP_B);
     o[0] = 1; // multicast MAC
-    assert_eq!(d.admin(op::SET_PORT_ADDR, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::SET_PORT_ADDR, o), Err(InvalidParam));
 }
 
 fn cq_ops(base: u64, size: u32, vector: u16) -> [u8; 56] {
@@ -87,34 +86,34 @@ fn cq_create_validation() {
     let mut d = Dev::new(MAC_A, IP_A);
     let base = d.alloc(4096);
     assert_eq!(
-        d.admin(op::CREATE_CQ, cq_ops(base, 3, 1)),
+        d.admin(opcode::CREATE_CQ, cq_ops(base, 3, 1)),
         Err(InvalidParam)
     );
     assert_eq!(
-        d.admin(op::CREATE_CQ, cq_ops(base, 1, 1)),
+        d.admin(opcode::CREATE_CQ, cq_ops(base, 1, 1)),
         Err(InvalidParam)
     );
     assert_eq!(
-        d.admin(op::CREATE_CQ, cq_ops(base + 8, 4, 1)),
+        d.admin(opcode::CREATE_CQ, cq_ops(base + 8, 4, 1)),
         Err(InvalidParam)
     );
     assert_eq!(
-        d.admin(op::CREATE_CQ, cq_ops(base, 1 << 20, 1)),
+        d.admin(opcode::CREATE_CQ, cq_ops(base, 1 << 20, 1)),
         Err(NoResources)
     );
     assert_eq!(
-        d.admin(op::CREATE_CQ, cq_ops(MEM_SIZE as u64 - 64, 4, 1)),
+        d.admin(opcode::CREATE_CQ, cq_ops(MEM_SIZE as u64 - 64, 4, 1)),
         Err(InvalidParam)
     );
     assert_eq!(
-        d.admin(op::CREATE_CQ, cq_ops(u64::MAX - 63, 4, 1)),
+        d.admin(opcode::CREATE_CQ, cq_ops(u64::MAX - 63, 4, 1)),
         Err(InvalidParam)
     );
     assert_eq!(
-        d.admin(op::CREATE_CQ, cq_ops(base, 4, 16)),
+        d.admin(opcode::CREATE_CQ, cq_ops(base, 4, 16)),
         Err(InvalidParam)
     );
-    assert_eq!(d.admin(op::CREATE_CQ, cq_ops(base, 4, 15)), Ok((1, 0)));
+    assert_eq!(d.admin(opcode::CREATE_CQ, cq_ops(base, 4, 15)), Ok((1, 0)));
 }
 
 #[test]
@@ -127,13 +126,13 @@ fn cq_destroy_busy_and_invalid() {
     for c in [cq.cqn, cq2.cqn] {
         let mut o = ops();
         put32(&mut o, 0, c);
-        assert_eq!(d.admin(op::DESTROY_CQ, o), Err(Busy));
+        assert_eq!(d.admin(opcode::DESTROY_CQ, o), Err(Busy));
     }
     let cq3 = d.cq(8);
     let mut o = ops();
     put32(&mut o, 0, cq3.cqn);
-    assert_eq!(d.admin(op::DESTROY_CQ, o), Ok((0, 0)));
-    assert_eq!(d.admin(op::DESTROY_CQ, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::DESTROY_CQ, o), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::DESTROY_CQ, o), Err(InvalidHandle));
 }
 
 #[test]
@@ -144,9 +143,9 @@ fn cq_modify_moderation() {
     put32(&mut o, 0, cq.cqn);
     o[4..6].copy_from_slice(&4u16.to_le_bytes());
     put32(&mut o, 8, 100);
-    assert_eq!(d.admin(op::MODIFY_CQ, o), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::MODIFY_CQ, o), Ok((0, 0)));
     put32(&mut o, 0, 77);
-    assert_eq!(d.admin(op::MODIFY_CQ, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::MODIFY_CQ, o), Err(InvalidHandle));
 }
 
 #[test]
@@ -159,39 +158,39 @@ fn qp_create_validation() {
     let good = Dev::qp_ops(pd, cq.cqn, cq.cqn, 16, 16, sq, rq);
     let mut o = good;
     put32(&mut o, 0, 9);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidHandle));
     let mut o = good;
     put32(&mut o, 4, 9);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidHandle));
     let mut o = good;
     put32(&mut o, 8, 0);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidHandle));
     let mut o = good;
     put32(&mut o, 12, 12);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidParam));
     let mut o = good;
     put32(&mut o, 12, 1 << 20);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(NoResources));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(NoResources));
     let mut o = good;
     put64(&mut o, 28, rq + 4);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidParam));
     let mut o = good;
     put64(&mut o, 20, MEM_SIZE as u64 - 128);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidParam));
     let mut o = good;
     o[36] = 7;
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidParam));
     let mut o = good;
     o[38..40].copy_from_slice(&97u16.to_le_bytes());
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidParam));
     let mut o = good;
     o[40] = 1; // QP type other than RC
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(InvalidParam));
     // No receive queue is allowed.
     let mut o = good;
     put32(&mut o, 16, 0);
-    assert_eq!(d.admin(op::CREATE_QP, o), Ok((1, 0)));
-    assert_eq!(d.admin(op::CREATE_QP, good), Ok((2, 0)));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Ok((1, 0)));
+    assert_eq!(d.admin(opcode::CREATE_QP, good), Ok((2, 0)));
 }
 
 #[test]
@@ -205,7 +204,7 @@ fn qp_table_full() {
     let cq = d.cq(8);
     d.qp(pd, &cq, &cq, 4, 4);
     let o = Dev::qp_ops(pd, cq.cqn, cq.cqn, 4, 4, 4096, 4096);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(NoResources));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(NoResources));
 }
 
 #[test]
@@ -324,25 +323,25 @@ fn qp_query_and_destroy() {
     let mut o = ops();
     put32(&mut o, 0, l.a.qpn);
     put64(&mut o, 8, out);
-    assert_eq!(l.d.admin(op::QUERY_QP, o), Ok((QpState::Rts as u32, 0)));
+    assert_eq!(l.d.admin(opcode::QUERY_QP, o), Ok((QpState::Rts as u32, 0)));
     let b = l.d.read_mem(out, 64);
-    assert_eq!(abi::rd_u32(&b, 0), l.a.qpn);
-    assert_eq!(abi::rd_u32(&b, 16), l.b.qpn);
-    assert_eq!(abi::rd_u32(&b, 20), 100);
-    assert_eq!(abi::rd_u32(&b, 24), 100);
+    assert_eq!(le_u32(&b, 0), l.a.qpn);
+    assert_eq!(le_u32(&b, 16), l.b.qpn);
+    assert_eq!(le_u32(&b, 20), 100);
+    assert_eq!(le_u32(&b, 24), 100);
     assert_eq!(&b[36..40], &IP_A);
     assert_eq!(b[9], 1);
     put64(&mut o, 8, u64::MAX - 10);
-    assert_eq!(l.d.admin(op::QUERY_QP, o), Err(DmaError));
+    assert_eq!(l.d.admin(opcode::QUERY_QP, o), Err(DmaError));
     let mut o = ops();
     put32(&mut o, 0, l.a.qpn);
-    assert_eq!(l.d.admin(op::DESTROY_QP, o), Ok((0, 0)));
-    assert_eq!(l.d.admin(op::DESTROY_QP, o), Err(InvalidHandle));
-    assert_eq!(l.d.admin(op::QUERY_QP, o), Err(InvalidHandle));
+    assert_eq!(l.d.admin(opcode::DESTROY_QP, o), Ok((0, 0)));
+    assert_eq!(l.d.admin(opcode::DESTROY_QP, o), Err(InvalidHandle));
+    assert_eq!(l.d.admin(opcode::QUERY_QP, o), Err(InvalidHandle));
     // The CQ is free now that its only QP is gone.
     let mut o = ops();
     put32(&mut o, 0, l.cq_a.cqn);
-    assert_eq!(l.d.admin(op::DESTROY_CQ, o), Ok((0, 0)));
+    assert_eq!(l.d.admin(opcode::DESTROY_CQ, o), Ok((0, 0)));
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -379,7 +378,7 @@ fn reg_mr_success_and_key_format() {
         d.write_mem(list + i * 8, &(buf + i * PAGE).to_le_bytes());
     }
     let r = d.admin(
-        op::REG_MR,
+        opcode::REG_MR,
         mr_ops(
             pd,
             access::LOCAL_WRITE,
@@ -397,19 +396,19 @@ fn reg_mr_success_and_key_format() {
     let mut o = ops();
     put32(&mut o, 0, (1 << 8) | 0x33);
     put64(&mut o, 8, out);
-    assert_eq!(d.admin(op::QUERY_MR, o), Ok((2, 0)));
+    assert_eq!(d.admin(opcode::QUERY_MR, o), Ok((2, 0)));
     let b = d.read_mem(out, 64);
-    assert_eq!(abi::rd_u64(&b, 16), 0x1000_0100);
-    assert_eq!(abi::rd_u32(&b, 32), 3);
+    assert_eq!(le_u64(&b, 16), 0x1000_0100);
+    assert_eq!(le_u32(&b, 32), 3);
     put32(&mut o, 0, 0x5500);
-    assert_eq!(d.admin(op::QUERY_MR, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::QUERY_MR, o), Err(InvalidHandle));
     // DEREG.
     let mut o = ops();
     put32(&mut o, 0, (1 << 8) | 0x33);
-    assert_eq!(d.admin(op::DEREG_MR, o), Ok((0, 0)));
-    assert_eq!(d.admin(op::DEREG_MR, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::DEREG_MR, o), Err(InvalidHandle));
     put32(&mut o, 0, 0x33);
-    assert_eq!(d.admin(op::DEREG_MR, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::DEREG_MR, o), Err(InvalidHandle));
     assert_eq!(d.v.stats().mr_pages, 0);
 }
 
@@ -442,15 +441,15 @@ fn reg_mr_failures() {
         (mr_ops(pd, 0, 0, 1 << 40, list, 1 << 28, 0, 12), NoResources),
     ];
     for (o, want) in cases {
-        assert_eq!(d.admin(op::REG_MR, o), Err(want));
+        assert_eq!(d.admin(opcode::REG_MR, o), Err(want));
     }
     // Page addresses: misaligned, outside RAM.
     d.write_mem(list + 8, &(buf + 100).to_le_bytes());
-    assert_eq!(d.admin(op::REG_MR, ok), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::REG_MR, ok), Err(InvalidParam));
     d.write_mem(list + 8, &(MEM_SIZE as u64).to_le_bytes());
-    assert_eq!(d.admin(op::REG_MR, ok), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::REG_MR, ok), Err(InvalidParam));
     d.write_mem(list + 8, &(buf + PAGE).to_le_bytes());
-    assert!(d.admin(op::REG_MR, ok).is_ok());
+    assert!(d.admin(opcode::REG_MR, ok).is_ok());
     // Remote write together with local write is fine.
     let o = mr_ops(
         pd,
@@ -462,7 +461,7 @@ fn reg_mr_failures() {
         0,
         12,
     );
-    assert!(d.admin(op::REG_MR, o).is_ok());
+    assert!(d.admin(opcode::REG_MR, o).is_ok());
 }
 
 #[test]
@@ -479,7 +478,7 @@ fn mr_table_full() {
     let mut o = ops();
     put32(&mut o, 0, pd);
     put32(&mut o, 4, 4);
-    assert_eq!(d.admin(op::ALLOC_FR_MR, o), Err(NoResources));
+    assert_eq!(d.admin(opcode::ALLOC_FR_MR, o), Err(NoResources));
 }
 
 #[test]
@@ -495,7 +494,7 @@ fn a_reused_mr_index_gets_a_new_key_byte() {
     assert_eq!(old, 0x15A);
     let mut o = ops();
     put32(&mut o, 0, old);
-    assert_eq!(d.admin(op::DEREG_MR, o), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
     // The driver asks for key byte 0x5A again: the device hands out 0x5B.
     let new = d.reg_mr_at(pd, buf, 100, 0, buf).unwrap();
     assert_eq!(new, 0x15B);
@@ -503,22 +502,22 @@ fn a_reused_mr_index_gets_a_new_key_byte() {
     let mut q = ops();
     put32(&mut q, 0, new);
     put64(&mut q, 8, out);
-    assert_eq!(d.admin(op::QUERY_MR, q), Ok((2, 0)));
-    assert_eq!(abi::rd_u32(&d.read_mem(out, 4), 0), new, "key in force");
+    assert_eq!(d.admin(opcode::QUERY_MR, q), Ok((2, 0)));
+    assert_eq!(le_u32(&d.read_mem(out, 4), 0), new, "key in force");
     // The same holds for ALLOC_FR_MR.
     put32(&mut o, 0, new);
-    assert_eq!(d.admin(op::DEREG_MR, o), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
     let mut f = ops();
     put32(&mut f, 0, pd);
     put32(&mut f, 4, 4);
     f[8] = 0x5B;
-    assert_eq!(d.admin(op::ALLOC_FR_MR, f), Ok((0x15C, 1)));
+    assert_eq!(d.admin(opcode::ALLOC_FR_MR, f), Ok((0x15C, 1)));
     // And across a device reset.
     d.v.reset();
     let pd = d.pd();
     put32(&mut f, 0, pd);
     f[8] = 0x5C;
-    assert_eq!(d.admin(op::ALLOC_FR_MR, f), Ok((0x15D, 1)));
+    assert_eq!(d.admin(opcode::ALLOC_FR_MR, f), Ok((0x15D, 1)));
 }
 
 #[test]
@@ -535,18 +534,18 @@ fn handles_fresh_first_then_oldest_freed() {
         put32(&mut o, 0, h);
         assert_eq!(d.admin(opc, o), Ok((0, 0)));
     };
-    destroy(&mut d, op::DESTROY_PD, 1);
+    destroy(&mut d, opcode::DESTROY_PD, 1);
     // A never-used handle comes before the one just destroyed.
     assert_eq!(d.pd(), 3);
-    destroy(&mut d, op::DESTROY_PD, 3);
-    destroy(&mut d, op::DESTROY_PD, 2);
+    destroy(&mut d, opcode::DESTROY_PD, 3);
+    destroy(&mut d, opcode::DESTROY_PD, 2);
     assert_eq!([d.pd(), d.pd(), d.pd()], [1, 3, 2]);
-    assert_eq!(d.admin(op::CREATE_PD, ops()), Err(NoResources));
+    assert_eq!(d.admin(opcode::CREATE_PD, ops()), Err(NoResources));
     // CQs follow the same order.
     let cqs: Vec<u32> = (0..3).map(|_| d.cq(4).cqn).collect();
     assert_eq!(cqs, [1, 2, 3]);
-    destroy(&mut d, op::DESTROY_CQ, 2);
-    destroy(&mut d, op::DESTROY_CQ, 1);
+    destroy(&mut d, opcode::DESTROY_CQ, 2);
+    destroy(&mut d, opcode::DESTROY_CQ, 1);
     assert_eq!([d.cq(4).cqn, d.cq(4).cqn], [2, 1]);
     assert_eq!(d.v.stats().pds, 3);
 }
@@ -564,14 +563,14 @@ fn qp_handles_are_reused_oldest_first() {
     assert_eq!((a, b), (1, 2));
     let mut o = ops();
     put32(&mut o, 0, a);
-    d.admin(op::DESTROY_QP, o).unwrap();
+    d.admin(opcode::DESTROY_QP, o).unwrap();
     put32(&mut o, 0, b);
-    d.admin(op::DESTROY_QP, o).unwrap();
+    d.admin(opcode::DESTROY_QP, o).unwrap();
     assert_eq!(d.qp(pd, &cq, &cq, 4, 4).qpn, 1);
     assert_eq!(d.qp(pd, &cq, &cq, 4, 4).qpn, 2);
     let ring = d.alloc(4 * 128);
     let o = Dev::qp_ops(pd, cq.cqn, cq.cqn, 4, 4, ring, ring);
-    assert_eq!(d.admin(op::CREATE_QP, o), Err(NoResources));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(NoResources));
 }
 
 #[test]
@@ -583,23 +582,23 @@ fn pd_busy_follows_its_mrs() {
     let mut f = ops();
     put32(&mut f, 0, pd);
     put32(&mut f, 4, 4);
-    let k2 = d.admin(op::ALLOC_FR_MR, f).unwrap().0;
+    let k2 = d.admin(opcode::ALLOC_FR_MR, f).unwrap().0;
     let (_, k3) = d.buf_mr(other, 100, 0);
     let mut p = ops();
     put32(&mut p, 0, pd);
     for k in [k1, k2] {
-        assert_eq!(d.admin(op::DESTROY_PD, p), Err(Busy));
+        assert_eq!(d.admin(opcode::DESTROY_PD, p), Err(Busy));
         let mut o = ops();
         put32(&mut o, 0, k);
-        assert_eq!(d.admin(op::DEREG_MR, o), Ok((0, 0)));
+        assert_eq!(d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
     }
-    assert_eq!(d.admin(op::DESTROY_PD, p), Ok((0, 0)));
+    assert_eq!(d.admin(opcode::DESTROY_PD, p), Ok((0, 0)));
     put32(&mut p, 0, other);
-    assert_eq!(d.admin(op::DESTROY_PD, p), Err(Busy));
+    assert_eq!(d.admin(opcode::DESTROY_PD, p), Err(Busy));
     let mut o = ops();
     put32(&mut o, 0, k3);
-    d.admin(op::DEREG_MR, o).unwrap();
-    assert_eq!(d.admin(op::DESTROY_PD, p), Ok((0, 0)));
+    d.admin(opcode::DEREG_MR, o).unwrap();
+    assert_eq!(d.admin(opcode::DESTROY_PD, p), Ok((0, 0)));
     assert_eq!(d.v.stats().mrs, 0);
 }
 
@@ -611,20 +610,20 @@ fn alloc_fr_mr() {
     put32(&mut o, 0, pd);
     put32(&mut o, 4, 16);
     o[8] = 0x77;
-    assert_eq!(d.admin(op::ALLOC_FR_MR, o), Ok((0x177, 1)));
+    assert_eq!(d.admin(opcode::ALLOC_FR_MR, o), Ok((0x177, 1)));
     put32(&mut o, 4, 0);
-    assert_eq!(d.admin(op::ALLOC_FR_MR, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::ALLOC_FR_MR, o), Err(InvalidParam));
     put32(&mut o, 4, 1 << 30);
-    assert_eq!(d.admin(op::ALLOC_FR_MR, o), Err(InvalidParam));
+    assert_eq!(d.admin(opcode::ALLOC_FR_MR, o), Err(InvalidParam));
     put32(&mut o, 0, 55);
     put32(&mut o, 4, 1);
-    assert_eq!(d.admin(op::ALLOC_FR_MR, o), Err(InvalidHandle));
+    assert_eq!(d.admin(opcode::ALLOC_FR_MR, o), Err(InvalidHandle));
     // The FR MR is FREE.
     let out = d.alloc(64);
     let mut q = ops();
     put32(&mut q, 0, 0x177);
     put64(&mut q, 8, out);
-    assert_eq!(d.admin(op::QUERY_MR, q), Ok((1, 0)));
+    assert_eq!(d.admin(opcode::QUERY_MR, q), Ok((1, 0)));
 }
 
 #[test]

@@ -1,10 +1,10 @@
 //! Completion queues: phase tag across wraps, arming, moderation, overflow, resize.
+use rnic_contract::event::qp_error_cause;
 
 use super::*;
-use crate::verbs::abi::{wqe_flags, WcStatus};
 
 fn write_wr(l: &Loop, wr_id: u64, flags: u8) -> SendWr {
-    let mut w = signaled(wr::RDMA_WRITE, wr_id);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, wr_id);
     w.flags |= flags;
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     w.remote_addr = l.buf_b;
@@ -47,7 +47,7 @@ fn arm_next_raises_the_cq_vector_once() {
     l.d.v.doorbell(
         &mut l.d.env,
         0x8004 + 8 * u64::from(l.cq_a.cqn),
-        abi::db::ARM_NEXT,
+        verbs_db::ARM_NEXT,
     );
     let w = write_wr(&l, 2, 0);
     l.send_a(w);
@@ -64,7 +64,7 @@ fn arm_with_unconsumed_entries_fires_at_once() {
     l.d.v.doorbell(
         &mut l.d.env,
         0x8004 + 8 * u64::from(l.cq_a.cqn),
-        abi::db::ARM_NEXT,
+        verbs_db::ARM_NEXT,
     );
     assert_eq!(l.d.env.vectors, vec![1]);
 }
@@ -76,16 +76,16 @@ fn arm_solicited_fires_only_on_solicited_or_error() {
     l.d.v.doorbell(
         &mut l.d.env,
         0x8004 + 8 * u64::from(cq_b),
-        abi::db::ARM_SOLICITED,
+        verbs_db::ARM_SOLICITED,
     );
     for i in 0..2 {
         l.recv_b(i, &[(l.buf_b, 64, l.key_b)]);
     }
-    let mut s = signaled(wr::SEND, 1);
+    let mut s = signaled(wqe::opcode::SEND, 1);
     s.sges = vec![(l.buf_a, 8, l.key_a)];
     l.send_a(s.clone());
     assert!(l.d.env.vectors.is_empty());
-    s.flags |= wqe_flags::SOLICITED;
+    s.flags |= wqe::flags::SOLICITED;
     l.send_a(s);
     assert_eq!(l.d.env.vectors, vec![1]);
 }
@@ -102,12 +102,12 @@ fn moderation_by_count_and_by_time() {
     d.connect(a.qpn, b.qpn, MAC_A, IP_A, &p);
     d.connect(b.qpn, a.qpn, MAC_A, IP_A, &p);
     let (buf, key) = d.buf_mr(pd, 4096, ALL_ACCESS);
-    let mut w = signaled(wr::RDMA_WRITE, 0);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 0);
     w.sges = vec![(buf, 8, key)];
     w.remote_addr = buf + 64;
     w.rkey = key;
     let arm = 0x8004 + 8 * u64::from(cq.cqn);
-    d.v.doorbell(&mut d.env, arm, abi::db::ARM_NEXT);
+    d.v.doorbell(&mut d.env, arm, verbs_db::ARM_NEXT);
     d.post_send(&mut a, &w);
     d.post_send(&mut a, &w);
     assert!(d.env.vectors.is_empty());
@@ -115,7 +115,7 @@ fn moderation_by_count_and_by_time() {
     assert_eq!(d.env.vectors, vec![3], "third completion reaches the count");
     d.poll_cq(&mut cq);
     // By time: one completion, then 50 µs pass.
-    d.v.doorbell(&mut d.env, arm, abi::db::ARM_NEXT);
+    d.v.doorbell(&mut d.env, arm, verbs_db::ARM_NEXT);
     d.post_send(&mut a, &w);
     d.advance(Duration::from_micros(49));
     assert_eq!(d.env.vectors.len(), 1);
@@ -135,7 +135,7 @@ fn overflow_puts_cq_in_error_and_fails_the_qp() {
     d.connect(a.qpn, b.qpn, MAC_A, IP_A, &p);
     d.connect(b.qpn, a.qpn, MAC_A, IP_A, &p);
     let (buf, key) = d.buf_mr(pd, 4096, ALL_ACCESS);
-    let mut w = signaled(wr::RDMA_WRITE, 0);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 0);
     w.sges = vec![(buf, 8, key)];
     w.remote_addr = buf + 64;
     w.rkey = key;
@@ -145,7 +145,7 @@ fn overflow_puts_cq_in_error_and_fails_the_qp() {
     assert!(d.env.events.contains(&AsyncEvent::CqError { cqn: cq.cqn }));
     assert!(d.env.events.contains(&AsyncEvent::QpError {
         qpn: a.qpn,
-        cause: crate::verbs::env::CAUSE_CQ_ERROR
+        cause: qp_error_cause::CQ_ERROR
     }));
     let s = d.v.stats();
     let c = s.cqs.iter().find(|c| c.cqn == cq.cqn).unwrap();
@@ -166,20 +166,29 @@ fn resize_moves_unconsumed_entries() {
     put64(&mut o, 8, new_base);
     put32(&mut o, 16, 2);
     assert_eq!(
-        l.d.admin(op::RESIZE_CQ, o),
+        l.d.admin(opcode::RESIZE_CQ, o),
         Err(AdminStatus::InvalidParam),
         "3 entries do not fit in 2"
     );
     put32(&mut o, 16, 3);
-    assert_eq!(l.d.admin(op::RESIZE_CQ, o), Err(AdminStatus::InvalidParam));
+    assert_eq!(
+        l.d.admin(opcode::RESIZE_CQ, o),
+        Err(AdminStatus::InvalidParam)
+    );
     put32(&mut o, 16, 128);
     put64(&mut o, 8, MEM_SIZE as u64 - 64);
-    assert_eq!(l.d.admin(op::RESIZE_CQ, o), Err(AdminStatus::InvalidParam));
+    assert_eq!(
+        l.d.admin(opcode::RESIZE_CQ, o),
+        Err(AdminStatus::InvalidParam)
+    );
     put64(&mut o, 8, new_base);
     put32(&mut o, 0, 999);
-    assert_eq!(l.d.admin(op::RESIZE_CQ, o), Err(AdminStatus::InvalidHandle));
+    assert_eq!(
+        l.d.admin(opcode::RESIZE_CQ, o),
+        Err(AdminStatus::InvalidHandle)
+    );
     put32(&mut o, 0, l.cq_a.cqn);
-    assert_eq!(l.d.admin(op::RESIZE_CQ, o), Ok((3, 0)));
+    assert_eq!(l.d.admin(opcode::RESIZE_CQ, o), Ok((3, 0)));
     l.cq_a = TCq {
         cqn: l.cq_a.cqn,
         base: new_base,
@@ -215,17 +224,17 @@ fn cqe_body_is_written_before_its_phase() {
     let base = 0x1000;
     let mut cq = crate::verbs::cq::Cq::new(5, base, 2, 0, 0, 0);
     for n in 0..4u32 {
-        let cqe = Cqe {
+        let cqe = CqeRepr {
             wr_id: u64::from(n) + 1,
             byte_len: 10 * n,
             qpn: 3,
-            ..Cqe::default()
+            ..CqeRepr::default()
         };
         cq.push(&mut env, &cqe, false).unwrap();
         cq.set_ci(n + 1);
         let phase = (n / 2) % 2 == 0;
         let slot = base + u64::from(n % 2) * 32;
-        let mut body = cqe.encode(phase);
+        let mut body = cqe.to_bytes(phase);
         body[23] = u8::from(!phase);
         let log: Vec<_> = env.dma_log.drain(..).collect();
         let scope = Some(DmaScope::cq(5));
@@ -249,6 +258,6 @@ fn cqe_body_is_written_before_its_phase() {
         );
         let mut b = [0u8; 32];
         b.copy_from_slice(&env.mem[slot as usize..slot as usize + 32]);
-        assert_eq!(Cqe::decode(&b), (cqe, phase));
+        assert_eq!(decode_cqe(&b), (cqe, phase));
     }
 }

@@ -10,14 +10,36 @@ mod scopes;
 mod transport;
 mod two_devices;
 
-use super::abi::{self, access, op, qp_attr, wr, QpState};
-use super::cq::Cqe;
-use super::env::{AsyncEvent, DmaScope, VerbsEnv};
+use super::async_event::AsyncEvent;
+use super::cq::decode_cqe;
 use super::{AdminStatus, Verbs, VerbsLimits};
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope, Owner};
+use crate::events::Event;
 use crate::fault::{FaultAction, FaultPoint, FaultSite};
+pub use rnic_contract::admin::opcode;
+pub use rnic_contract::bar0::verbs_db;
+pub use rnic_contract::cqe::{self, CqeRepr, WcStatus};
+pub use rnic_contract::verbs::{access, qp_attr, QpState};
+pub use rnic_contract::wqe;
 use std::collections::VecDeque;
 use std::time::Duration;
+
+/// Little-endian readers for checking output records against the spec's offsets
+/// (an independent copy of the numbers, as the tests keep).
+pub fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+/// See [`le_u16`].
+pub fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// See [`le_u16`].
+pub fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
 
 pub const MEM_SIZE: usize = 4 << 20;
 pub const PAGE: u64 = 4096;
@@ -114,41 +136,33 @@ impl TestEnv {
     }
 }
 
-impl VerbsEnv for TestEnv {
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.record(None, false, addr, buf);
-        self.read(addr, buf)
-    }
-    fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
-        self.record(None, true, addr, buf);
-        self.write(addr, buf)
-    }
-    fn dma_read_scoped(
-        &mut self,
-        scope: DmaScope,
-        addr: u64,
-        buf: &mut [u8],
-    ) -> Result<(), DmaError> {
+impl DeviceEnv for TestEnv {
+    fn dma_read(&mut self, scope: DmaScope, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
         self.record(Some(scope), false, addr, buf);
         self.read(addr, buf)
     }
-    fn dma_write_scoped(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+    fn dma_write(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
         self.record(Some(scope), true, addr, buf);
         self.write(addr, buf)
-    }
-    fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
-        self.frame_sources.push(Some(qpn));
-        self.frames.push_back(frame.to_vec());
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.range(addr, len as usize).map(|_| ())
     }
-    fn raise_vector(&mut self, vector: u16) {
+    fn raise(&mut self, vector: u16) {
         self.vectors.push(vector);
     }
-    fn send_frame(&mut self, frame: &[u8]) {
-        self.frame_sources.push(None);
+    fn transmit(&mut self, owner: Owner, frame: &[u8]) -> bool {
+        let qpn = match owner {
+            Owner::Qp(qpn) => Some(qpn),
+            _ => None,
+        };
+        self.frame_sources.push(qpn);
         self.frames.push_back(frame.to_vec());
+        true
+    }
+    fn post_event(&mut self, ev: Event) {
+        let ev = AsyncEvent::from_event(&ev).expect("the verbs engine posts only verbs events");
+        self.events.push(ev);
     }
     fn now(&self) -> Duration {
         self.now
@@ -156,9 +170,6 @@ impl VerbsEnv for TestEnv {
     fn fault(&mut self, point: FaultPoint) -> Option<FaultAction> {
         let i = self.faults.iter().position(|(s, _)| *s == point.site)?;
         self.faults.remove(i).map(|(_, a)| a)
-    }
-    fn post_async_event(&mut self, ev: AsyncEvent) {
-        self.events.push(ev);
     }
 }
 
@@ -272,7 +283,7 @@ impl Dev {
     }
 
     pub fn pd(&mut self) -> u32 {
-        self.admin(op::CREATE_PD, [0; 56]).unwrap().0
+        self.admin(opcode::CREATE_PD, [0; 56]).unwrap().0
     }
 
     pub fn cq_with(&mut self, size: u32, vector: u16, count: u16, usec: u32) -> TCq {
@@ -283,7 +294,7 @@ impl Dev {
         o[12..14].copy_from_slice(&vector.to_le_bytes());
         o[14..16].copy_from_slice(&count.to_le_bytes());
         put32(&mut o, 16, usec);
-        let cqn = self.admin(op::CREATE_CQ, o).unwrap().0;
+        let cqn = self.admin(opcode::CREATE_CQ, o).unwrap().0;
         TCq {
             cqn,
             base,
@@ -323,7 +334,7 @@ impl Dev {
         let sq_base = self.alloc(u64::from(sq) * 128);
         let rq_base = self.alloc(u64::from(rq) * 128);
         let o = Self::qp_ops(pd, scq.cqn, rcq.cqn, sq, rq, sq_base, rq_base);
-        let qpn = self.admin(op::CREATE_QP, o).unwrap().0;
+        let qpn = self.admin(opcode::CREATE_QP, o).unwrap().0;
         TQp {
             qpn,
             sq_base,
@@ -362,7 +373,7 @@ impl Dev {
         put32(&mut o, 36, fbo as u32);
         o[40] = 12;
         o[41] = 0x5A;
-        self.admin(op::REG_MR, o).map(|r| r.0)
+        self.admin(opcode::REG_MR, o).map(|r| r.0)
     }
 
     /// Allocates a buffer and registers it with iova = its guest address.
@@ -414,13 +425,13 @@ impl Dev {
     }
 
     /// Reads all new CQEs (phase tag), then rings the CI doorbell.
-    pub fn poll_cq(&mut self, cq: &mut TCq) -> Vec<Cqe> {
+    pub fn poll_cq(&mut self, cq: &mut TCq) -> Vec<CqeRepr> {
         let mut out = Vec::new();
         loop {
             let slot = cq.base + u64::from(cq.ci & (cq.size - 1)) * 32;
             let mut b = [0u8; 32];
             b.copy_from_slice(&self.env.mem[slot as usize..slot as usize + 32]);
-            let (cqe, phase) = Cqe::decode(&b);
+            let (cqe, phase) = decode_cqe(&b);
             let expect = (cq.ci / cq.size) & 1 == 0;
             if phase != expect {
                 break;
@@ -443,7 +454,7 @@ impl Dev {
         put32(&mut o, 0, qpn);
         put32(&mut o, 4, mask);
         f(&mut o);
-        self.admin(op::MODIFY_QP, o)
+        self.admin(opcode::MODIFY_QP, o)
     }
 
     pub fn set_state(&mut self, qpn: u32, s: QpState) -> Result<(u32, u32), AdminStatus> {
@@ -455,7 +466,7 @@ impl Dev {
         let mut o = [0u8; 56];
         put32(&mut o, 0, qpn);
         put64(&mut o, 8, out);
-        self.admin(op::QUERY_QP, o).unwrap().0 as u8
+        self.admin(opcode::QUERY_QP, o).unwrap().0 as u8
     }
 
     /// RESET → INIT → RTR → RTS towards a remote QP.
@@ -591,14 +602,14 @@ impl Loop {
         }
     }
 
-    pub fn cqes_a(&mut self) -> Vec<Cqe> {
+    pub fn cqes_a(&mut self) -> Vec<CqeRepr> {
         let mut cq = self.cq_a;
         let r = self.d.poll_cq(&mut cq);
         self.cq_a = cq;
         r
     }
 
-    pub fn cqes_b(&mut self) -> Vec<Cqe> {
+    pub fn cqes_b(&mut self) -> Vec<CqeRepr> {
         let mut cq = self.cq_b;
         let r = self.d.poll_cq(&mut cq);
         self.cq_b = cq;
@@ -628,11 +639,11 @@ pub fn signaled(opcode: u8, wr_id: u64) -> SendWr {
     SendWr {
         wr_id,
         opcode,
-        flags: abi::wqe_flags::SIGNALED,
+        flags: wqe::flags::SIGNALED,
         ..SendWr::default()
     }
 }
 
-pub fn st(s: abi::WcStatus) -> u8 {
+pub fn st(s: WcStatus) -> u8 {
     s.code()
 }

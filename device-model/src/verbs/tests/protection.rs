@@ -3,7 +3,6 @@
 //! remote invalidation flows.
 
 use super::*;
-use crate::verbs::abi::{cqe_flags, QpState, WcStatus};
 
 /// A second PD's MR, an MR without rights, for the checks below.
 struct Extra {
@@ -51,7 +50,7 @@ fn requester_lkey_checks() {
         // READ into an MR without local write
         (
             |l, e| {
-                let mut w = signaled(wr::RDMA_READ, 1);
+                let mut w = signaled(wqe::opcode::RDMA_READ, 1);
                 w.sges = vec![(e.no_rights_buf, 8, e.no_rights_key)];
                 w.remote_addr = l.buf_b;
                 w.rkey = l.key_b;
@@ -76,7 +75,7 @@ fn requester_lkey_checks() {
 }
 
 fn sge_send(addr: u64, len: u32, key: u32) -> SendWr {
-    let mut w = signaled(wr::SEND, 1);
+    let mut w = signaled(wqe::opcode::SEND, 1);
     w.sges = vec![(addr, len, key)];
     w
 }
@@ -109,7 +108,11 @@ fn responder_rkey_checks_write_and_read() {
         |l, _| (l.buf_b + 65536 - 4, l.key_b),
         |l, _| (l.buf_b - 8, l.key_b),
     ];
-    for opcode in [wr::RDMA_WRITE, wr::RDMA_READ, wr::RDMA_WRITE_WITH_IMM] {
+    for opcode in [
+        wqe::opcode::RDMA_WRITE,
+        wqe::opcode::RDMA_READ,
+        wqe::opcode::RDMA_WRITE_WITH_IMM,
+    ] {
         for make in &cases {
             let mut l = Loop::new();
             let e = extra(&mut l);
@@ -143,9 +146,8 @@ fn responder_rkey_checks_write_and_read() {
 fn responder_qp_access_flags_are_enforced() {
     let mut l = Loop::new();
     // Remove remote rights from B's QP (RTS -> RTS with ACCESS = 0).
-    l.d.modify(l.b.qpn, crate::verbs::abi::qp_attr::ACCESS, |o| o[13] = 0)
-        .unwrap();
-    let mut w = signaled(wr::RDMA_READ, 3);
+    l.d.modify(l.b.qpn, qp_attr::ACCESS, |o| o[13] = 0).unwrap();
+    let mut w = signaled(wqe::opcode::RDMA_READ, 3);
     w.sges = vec![(l.buf_a, 16, l.key_a)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;
@@ -173,8 +175,8 @@ fn fast_reg_wr(
     raw[56] = 12;
     SendWr {
         wr_id,
-        opcode: wr::FAST_REG,
-        flags: crate::verbs::abi::wqe_flags::SIGNALED,
+        opcode: wqe::opcode::FAST_REG,
+        flags: wqe::flags::SIGNALED,
         raw: Some(raw),
         ..SendWr::default()
     }
@@ -185,7 +187,7 @@ fn alloc_fr(l: &mut Loop, max_pages: u32) -> u32 {
     put32(&mut o, 0, l.pd);
     put32(&mut o, 4, max_pages);
     o[8] = 0x10;
-    l.d.admin(op::ALLOC_FR_MR, o).unwrap().0
+    l.d.admin(opcode::ALLOC_FR_MR, o).unwrap().0
 }
 
 /// Fast-register B's FR MR over 2 pages through B's send queue.
@@ -209,7 +211,7 @@ fn fast_register_write_then_remote_invalidate() {
     {
         let mut l2 = Loop::new();
         let fr2 = alloc_fr(&mut l2, 4);
-        let mut w = signaled(wr::RDMA_WRITE, 1);
+        let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
         w.sges = vec![(l2.buf_a, 8, l2.key_a)];
         w.remote_addr = 0;
         w.rkey = fr2;
@@ -221,12 +223,12 @@ fn fast_register_write_then_remote_invalidate() {
     let cb = l.cqes_b();
     assert_eq!(
         (cb[0].wr_id, cb[0].status, cb[0].opcode),
-        (50, 0, crate::verbs::abi::cqe_op::FAST_REG)
+        (50, 0, cqe::opcode::FAST_REG)
     );
     // RDMA WRITE through the new key, crossing the page boundary.
     let data = pattern(300, 2);
     l.d.write_mem(l.buf_a, &data);
-    let mut w = signaled(wr::RDMA_WRITE, 2);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 2);
     w.sges = vec![(l.buf_a, 300, l.key_a)];
     w.remote_addr = 0x7000_0000 + PAGE - 100;
     w.rkey = new_key;
@@ -234,7 +236,7 @@ fn fast_register_write_then_remote_invalidate() {
     assert_eq!(l.cqes_a()[0].status, 0);
     assert_eq!(l.d.read_mem(buf + PAGE - 100, 300), data);
     // The old key no longer works.
-    let mut w = signaled(wr::RDMA_WRITE, 3);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 3);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     w.remote_addr = 0x7000_0000;
     w.rkey = fr;
@@ -252,16 +254,16 @@ fn fast_register_write_then_remote_invalidate() {
     }
     // SEND with invalidate: B's MR becomes FREE; B's receive CQE reports the key.
     l.recv_b(60, &[(l.buf_b, 64, l.key_b)]);
-    let mut s = signaled(wr::SEND_WITH_INV, 4);
+    let mut s = signaled(wqe::opcode::SEND_WITH_INV, 4);
     s.imm = new_key;
     s.sges = vec![(l.buf_a, 8, l.key_a)];
     l.send_a(s);
     let cb = l.cqes_b();
-    assert_eq!(cb[0].flags & cqe_flags::INV, cqe_flags::INV);
+    assert_eq!(cb[0].flags & cqe::flags::INV, cqe::flags::INV);
     assert_eq!(cb[0].imm_inv, new_key);
     assert_eq!(l.cqes_a()[0].status, 0);
     // Invalidated MR: WRITE now fails with remote access error.
-    let mut w = signaled(wr::RDMA_WRITE, 5);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 5);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     w.remote_addr = 0x7000_0000;
     w.rkey = new_key;
@@ -301,20 +303,7 @@ fn fast_register_failures() {
             (fast_reg_wr(1, fr, 0, 0, PAGE, list, 2), 6)
         },
         // remote write without local write
-        |_, fr| {
-            (
-                fast_reg_wr(
-                    1,
-                    fr,
-                    crate::verbs::abi::access::REMOTE_WRITE,
-                    0,
-                    PAGE,
-                    0,
-                    1,
-                ),
-                5,
-            )
-        },
+        |_, fr| (fast_reg_wr(1, fr, access::REMOTE_WRITE, 0, PAGE, 0, 1), 5),
         // page address not aligned
         |l, fr| {
             let list = l.d.alloc(64);
@@ -339,7 +328,7 @@ fn fast_register_failures() {
     let mut o = [0u8; 56];
     put32(&mut o, 0, pd2);
     put32(&mut o, 4, 4);
-    let fr = l.d.admin(op::ALLOC_FR_MR, o).unwrap().0;
+    let fr = l.d.admin(opcode::ALLOC_FR_MR, o).unwrap().0;
     l.send_a(fast_reg_wr(1, fr, 0, 0, PAGE, 0, 1));
     assert_eq!(l.cqes_a()[0].vendor_err, 3);
 }
@@ -350,7 +339,7 @@ fn local_invalidate_and_reregister_with_new_key_byte() {
     let fr = alloc_fr(&mut l, 4);
     fast_register_on_b(&mut l, fr, ALL_ACCESS);
     l.cqes_b();
-    let mut inv = signaled(wr::LOCAL_INV, 70);
+    let mut inv = signaled(wqe::opcode::LOCAL_INV, 70);
     inv.imm = fr;
     let mut b = l.b;
     l.d.post_send(&mut b, &inv);
@@ -358,14 +347,14 @@ fn local_invalidate_and_reregister_with_new_key_byte() {
     let cb = l.cqes_b();
     assert_eq!(
         (cb[0].wr_id, cb[0].status, cb[0].opcode),
-        (70, 0, crate::verbs::abi::cqe_op::LOCAL_INV)
+        (70, 0, cqe::opcode::LOCAL_INV)
     );
     // FREE again: register with a new key byte.
     let k2 = (fr & !0xFF) | 0x42;
     fast_register_on_b(&mut l, k2, ALL_ACCESS);
     assert_eq!(l.cqes_b()[0].status, 0);
     // Invalidate with a stale key fails.
-    let mut inv = signaled(wr::LOCAL_INV, 71);
+    let mut inv = signaled(wqe::opcode::LOCAL_INV, 71);
     inv.imm = fr;
     let mut b = l.b;
     l.d.post_send(&mut b, &inv);
@@ -376,7 +365,7 @@ fn local_invalidate_and_reregister_with_new_key_byte() {
 fn remote_invalidate_of_bad_key_fails_both_sides() {
     let mut l = Loop::new();
     l.recv_b(1, &[(l.buf_b, 64, l.key_b)]);
-    let mut s = signaled(wr::SEND_WITH_INV, 4);
+    let mut s = signaled(wqe::opcode::SEND_WITH_INV, 4);
     s.imm = l.key_b; // a regular MR cannot be invalidated remotely
     s.sges = vec![(l.buf_a, 8, l.key_a)];
     l.send_a(s);
@@ -389,8 +378,8 @@ fn deregistered_mr_is_rejected() {
     let mut l = Loop::new();
     let mut o = [0u8; 56];
     put32(&mut o, 0, l.key_b);
-    l.d.admin(op::DEREG_MR, o).unwrap();
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    l.d.admin(opcode::DEREG_MR, o).unwrap();
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;
@@ -401,7 +390,7 @@ fn deregistered_mr_is_rejected() {
 #[test]
 fn expect_local_prot_helper_on_write_source() {
     let mut l = Loop::new();
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(l.buf_a, 8, 0)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;

@@ -20,7 +20,7 @@ fn send_names_qps_mrs_and_cqs() {
     let mut l = Loop::new();
     l.recv_b(1, &[(l.buf_b, 64, l.key_b)]);
     l.d.env.log_dma = true;
-    let mut w = signaled(wr::SEND, 2);
+    let mut w = signaled(wqe::opcode::SEND, 2);
     w.sges = vec![(l.buf_a, 16, l.key_a)];
     l.send_a(w);
     assert_eq!(l.cqes_b()[0].status, 0);
@@ -79,12 +79,12 @@ fn send_names_qps_mrs_and_cqs() {
 fn rdma_write_and_read_name_the_remote_mr() {
     let mut l = Loop::new();
     l.d.env.log_dma = true;
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(l.buf_a, 100, l.key_a)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;
     l.send_a(w);
-    let mut r = signaled(wr::RDMA_READ, 2);
+    let mut r = signaled(wqe::opcode::RDMA_READ, 2);
     r.sges = vec![(l.buf_a + 1000, 100, l.key_a)];
     r.remote_addr = l.buf_b;
     r.rkey = l.key_b;
@@ -130,7 +130,7 @@ fn admin_buffers_and_page_lists() {
     let mut o = [0u8; 56];
     put32(&mut o, 0, l.pd);
     put32(&mut o, 4, 1);
-    let fr = l.d.admin(op::ALLOC_FR_MR, o).unwrap().0;
+    let fr = l.d.admin(opcode::ALLOC_FR_MR, o).unwrap().0;
     let page = l.d.alloc(PAGE);
     let list = l.d.alloc(8);
     l.d.write_mem(list, &page.to_le_bytes());
@@ -142,7 +142,7 @@ fn admin_buffers_and_page_lists() {
     put64(&mut raw, 40, list);
     put32(&mut raw, 48, 1);
     raw[56] = 12;
-    let mut w = signaled(wr::FAST_REG, 3);
+    let mut w = signaled(wqe::opcode::FAST_REG, 3);
     w.raw = Some(raw);
     l.d.env.dma_log.clear();
     l.send_a(w);

@@ -1,9 +1,8 @@
 //! RC transport between two QPs of one device (loopback): every WQE type, data
 //! checks, completion statuses, RNR, flush, doorbell validation.
+use rnic_contract::event::qp_error_cause;
 
 use super::*;
-use crate::verbs::abi::{cqe_flags, cqe_op, wqe_flags, QpState, WcStatus};
-use crate::verbs::env::CAUSE_BAD_DOORBELL;
 
 #[test]
 fn send_recv_single_packet() {
@@ -11,19 +10,19 @@ fn send_recv_single_packet() {
     let data = pattern(200, 1);
     l.d.write_mem(l.buf_a, &data);
     l.recv_b(7, &[(l.buf_b, 1000, l.key_b)]);
-    let mut w = signaled(wr::SEND, 42);
+    let mut w = signaled(wqe::opcode::SEND, 42);
     w.sges = vec![(l.buf_a, 200, l.key_a)];
     l.send_a(w);
     let ca = l.cqes_a();
     assert_eq!(ca.len(), 1);
     assert_eq!(ca[0].wr_id, 42);
     assert_eq!(ca[0].status, 0);
-    assert_eq!(ca[0].opcode, cqe_op::SEND);
+    assert_eq!(ca[0].opcode, cqe::opcode::SEND);
     assert_eq!(ca[0].qpn, l.a.qpn);
     let cb = l.cqes_b();
     assert_eq!(cb.len(), 1);
     assert_eq!(cb[0].wr_id, 7);
-    assert_eq!(cb[0].opcode, cqe_op::RECV);
+    assert_eq!(cb[0].opcode, cqe::opcode::RECV);
     assert_eq!(cb[0].byte_len, 200);
     assert_eq!(cb[0].qpn, l.b.qpn);
     assert_eq!(l.d.read_mem(l.buf_b, 200), data);
@@ -45,8 +44,8 @@ fn multi_packet_send_with_sge_lists_and_imm() {
             (l.buf_b + 9000, 600, l.key_b),
         ],
     );
-    let mut w = signaled(wr::SEND_WITH_IMM, 2);
-    w.flags |= wqe_flags::SOLICITED;
+    let mut w = signaled(wqe::opcode::SEND_WITH_IMM, 2);
+    w.flags |= wqe::flags::SOLICITED;
     w.imm = 0xDEAD_BEEF;
     w.sges = vec![(l.buf_a, 300, l.key_a), (l.buf_a + 5000, 700, l.key_a)];
     l.send_a(w);
@@ -54,7 +53,7 @@ fn multi_packet_send_with_sge_lists_and_imm() {
     assert_eq!(cb.len(), 1);
     assert_eq!(cb[0].byte_len, 1000);
     assert_eq!(cb[0].imm_inv, 0xDEAD_BEEF);
-    assert_eq!(cb[0].flags, cqe_flags::IMM | cqe_flags::SOLICITED);
+    assert_eq!(cb[0].flags, cqe::flags::IMM | cqe::flags::SOLICITED);
     let mut got = l.d.read_mem(l.buf_b, 100);
     got.extend(l.d.read_mem(l.buf_b + 4000, 500));
     got.extend(l.d.read_mem(l.buf_b + 9000, 400));
@@ -70,11 +69,11 @@ fn inline_send_and_zero_length_send() {
     let mut l = Loop::new();
     l.recv_b(1, &[(l.buf_b, 100, l.key_b)]);
     l.recv_b(2, &[]);
-    let mut w = signaled(wr::SEND, 10);
-    w.flags |= wqe_flags::INLINE;
+    let mut w = signaled(wqe::opcode::SEND, 10);
+    w.flags |= wqe::flags::INLINE;
     w.inline = Some(b"hello inline world".to_vec());
     l.send_a(w);
-    l.send_a(signaled(wr::SEND, 11));
+    l.send_a(signaled(wqe::opcode::SEND, 11));
     let cb = l.cqes_b();
     assert_eq!(cb.len(), 2);
     assert_eq!(cb[0].byte_len, 18);
@@ -89,7 +88,7 @@ fn rdma_write_and_write_with_imm() {
     let mut l = Loop::new();
     let data = pattern(3000, 9);
     l.d.write_mem(l.buf_a, &data);
-    let mut w = signaled(wr::RDMA_WRITE, 5);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 5);
     w.sges = vec![(l.buf_a, 3000, l.key_a)];
     w.remote_addr = l.buf_b + 123;
     w.rkey = l.key_b;
@@ -98,12 +97,12 @@ fn rdma_write_and_write_with_imm() {
     let ca = l.cqes_a();
     assert_eq!(
         (ca[0].wr_id, ca[0].status, ca[0].opcode),
-        (5, 0, cqe_op::RDMA_WRITE)
+        (5, 0, cqe::opcode::RDMA_WRITE)
     );
     assert!(l.cqes_b().is_empty(), "plain WRITE consumes no receive");
     // With immediate: consumes a receive WQE.
     l.recv_b(77, &[]);
-    let mut w = signaled(wr::RDMA_WRITE_WITH_IMM, 6);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE_WITH_IMM, 6);
     w.sges = vec![(l.buf_a, 10, l.key_a)];
     w.remote_addr = l.buf_b + 20_000;
     w.rkey = l.key_b;
@@ -111,7 +110,7 @@ fn rdma_write_and_write_with_imm() {
     l.send_a(w);
     let cb = l.cqes_b();
     assert_eq!(cb.len(), 1);
-    assert_eq!(cb[0].opcode, cqe_op::RECV_RDMA_WITH_IMM);
+    assert_eq!(cb[0].opcode, cqe::opcode::RECV_RDMA_WITH_IMM);
     assert_eq!(
         (cb[0].wr_id, cb[0].imm_inv, cb[0].byte_len),
         (77, 0x1234, 10)
@@ -124,7 +123,7 @@ fn rdma_read_multi_packet() {
     let mut l = Loop::new();
     let data = pattern(5000, 4);
     l.d.write_mem(l.buf_b + 64, &data);
-    let mut w = signaled(wr::RDMA_READ, 8);
+    let mut w = signaled(wqe::opcode::RDMA_READ, 8);
     w.sges = vec![(l.buf_a, 2000, l.key_a), (l.buf_a + 10_000, 3000, l.key_a)];
     w.remote_addr = l.buf_b + 64;
     w.rkey = l.key_b;
@@ -133,7 +132,7 @@ fn rdma_read_multi_packet() {
     assert_eq!(ca.len(), 1);
     assert_eq!(
         (ca[0].wr_id, ca[0].status, ca[0].opcode, ca[0].byte_len),
-        (8, 0, cqe_op::RDMA_READ, 5000)
+        (8, 0, cqe::opcode::RDMA_READ, 5000)
     );
     let mut got = l.d.read_mem(l.buf_a, 2000);
     got.extend(l.d.read_mem(l.buf_a + 10_000, 3000));
@@ -143,10 +142,10 @@ fn rdma_read_multi_packet() {
 #[test]
 fn zero_length_read_and_write_skip_key_checks() {
     let mut l = Loop::new();
-    let mut w = signaled(wr::RDMA_READ, 1);
+    let mut w = signaled(wqe::opcode::RDMA_READ, 1);
     w.rkey = 0xBAD;
     l.send_a(w);
-    let mut w = signaled(wr::RDMA_WRITE, 2);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 2);
     w.rkey = 0xBAD;
     l.send_a(w);
     let ca = l.cqes_a();
@@ -157,7 +156,7 @@ fn zero_length_read_and_write_skip_key_checks() {
 fn unsignaled_wqes_complete_silently_in_order() {
     let mut l = Loop::new();
     for i in 0..4u64 {
-        let mut w = signaled(wr::RDMA_WRITE, i);
+        let mut w = signaled(wqe::opcode::RDMA_WRITE, i);
         if i != 3 {
             w.flags = 0;
         }
@@ -177,7 +176,7 @@ fn many_wqes_batched_in_one_doorbell_and_ring_wrap() {
     for round in 0..3u64 {
         let mut a = l.a;
         for i in 0..16u64 {
-            let mut w = signaled(wr::RDMA_WRITE, round * 100 + i);
+            let mut w = signaled(wqe::opcode::RDMA_WRITE, round * 100 + i);
             w.sges = vec![(l.buf_a + i * 8, 8, l.key_a)];
             w.remote_addr = l.buf_b + i * 8;
             w.rkey = l.key_b;
@@ -197,7 +196,7 @@ fn many_wqes_batched_in_one_doorbell_and_ring_wrap() {
 #[test]
 fn rnr_retry_then_success_when_receive_posted() {
     let mut l = Loop::new();
-    let mut w = signaled(wr::SEND, 1);
+    let mut w = signaled(wqe::opcode::SEND, 1);
     w.sges = vec![(l.buf_a, 16, l.key_a)];
     l.send_a(w);
     assert!(l.cqes_a().is_empty());
@@ -216,7 +215,7 @@ fn rnr_retry_exceeded() {
         rnr_retry: 1,
         ..ConnParams::default()
     });
-    let mut w = signaled(wr::SEND, 1);
+    let mut w = signaled(wqe::opcode::SEND, 1);
     w.sges = vec![(l.buf_a, 16, l.key_a)];
     l.send_a(w);
     l.d.advance(Duration::from_micros(20));
@@ -232,7 +231,7 @@ fn receive_too_small_is_local_length_error_on_responder() {
     let mut l = Loop::new();
     l.recv_b(1, &[(l.buf_b, 100, l.key_b)]);
     l.recv_b(2, &[(l.buf_b, 100, l.key_b)]);
-    let mut w = signaled(wr::SEND, 3);
+    let mut w = signaled(wqe::opcode::SEND, 3);
     w.sges = vec![(l.buf_a, 101, l.key_a)];
     l.send_a(w);
     let cb = l.cqes_b();
@@ -255,18 +254,18 @@ fn malformed_wqes_are_local_qp_operation_errors() {
     let cases: Vec<Make> = vec![
         Box::new(|_| signaled(0x20, 1)),
         Box::new(|_| {
-            let mut w = signaled(wr::SEND, 1);
+            let mut w = signaled(wqe::opcode::SEND, 1);
             w.flags |= 0x40;
             w
         }),
         Box::new(|l| {
-            let mut w = signaled(wr::SEND, 1);
+            let mut w = signaled(wqe::opcode::SEND, 1);
             w.sges = vec![(l.buf_a, 1, l.key_a); 7];
             w
         }),
         Box::new(|_| {
-            let mut w = signaled(wr::SEND, 1);
-            w.flags |= wqe_flags::INLINE;
+            let mut w = signaled(wqe::opcode::SEND, 1);
+            w.flags |= wqe::flags::INLINE;
             w.inline = Some(vec![0; 96]);
             let mut raw = w.encode();
             put32(&mut raw, 28, 97);
@@ -274,8 +273,8 @@ fn malformed_wqes_are_local_qp_operation_errors() {
             w
         }),
         Box::new(|_| {
-            let mut w = signaled(wr::RDMA_READ, 1);
-            w.flags |= wqe_flags::INLINE;
+            let mut w = signaled(wqe::opcode::RDMA_READ, 1);
+            w.flags |= wqe::flags::INLINE;
             w.inline = Some(vec![0; 4]);
             w
         }),
@@ -305,7 +304,7 @@ fn malformed_wqes_are_local_qp_operation_errors() {
 #[test]
 fn message_longer_than_limit_is_local_length_error() {
     let mut l = Loop::new();
-    let mut w = signaled(wr::SEND, 1);
+    let mut w = signaled(wqe::opcode::SEND, 1);
     w.sges = vec![(l.buf_a, u32::MAX, l.key_a), (l.buf_a, u32::MAX, l.key_a)];
     l.send_a(w);
     assert_eq!(l.cqes_a()[0].status, st(WcStatus::LocalLengthError));
@@ -327,12 +326,12 @@ fn error_flushes_outstanding_posted_and_later_wqes() {
     // Posting in ERR completes at once with FLUSHED.
     l.recv_b(3, &[(l.buf_b, 64, l.key_b)]);
     let mut b = l.b;
-    l.d.post_send(&mut b, &signaled(wr::SEND, 4));
+    l.d.post_send(&mut b, &signaled(wqe::opcode::SEND, 4));
     let cb = l.cqes_b();
     assert_eq!(cb.len(), 2);
     assert!(cb.iter().all(|c| c.status == st(WcStatus::Flushed)));
-    assert_eq!(cb[1].opcode, cqe_op::SEND);
-    assert_eq!(cb[0].opcode, cqe_op::RECV);
+    assert_eq!(cb[1].opcode, cqe::opcode::SEND);
+    assert_eq!(cb[0].opcode, cqe::opcode::RECV);
     // Back to RESET and reuse.
     l.d.set_state(l.b.qpn, QpState::Reset).unwrap();
     assert_eq!(l.d.qp_state(l.b.qpn), 0);
@@ -346,7 +345,7 @@ fn bad_sq_doorbell_moves_qp_to_error() {
     assert_eq!(l.d.qp_state(l.a.qpn), QpState::Err as u8);
     assert!(l.d.env.events.contains(&AsyncEvent::QpError {
         qpn: l.a.qpn,
-        cause: CAUSE_BAD_DOORBELL
+        cause: qp_error_cause::BAD_DOORBELL
     }));
     // Bad RQ index too.
     l.d.v
@@ -373,7 +372,7 @@ fn stray_doorbells_are_counted_and_ignored() {
         .doorbell(&mut l.d.env, 0x8000 + 8 * u64::from(l.cq_a.cqn), 5);
     assert!(l.d.v.stats().global.bad_doorbells >= 6);
     // The QPs still work.
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;
@@ -392,7 +391,7 @@ fn doorbells_in_reset_are_ignored_and_posts_before_rts_run_later() {
     assert!(d.v.stats().qps[0].bad_doorbells == 1);
     let (buf, key) = d.buf_mr(pd, 4096, ALL_ACCESS);
     d.set_state(a.qpn, QpState::Init).unwrap();
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(buf, 8, key)];
     w.remote_addr = buf + 100;
     w.rkey = key;
@@ -420,7 +419,7 @@ fn cqe_fault_overrides_status_and_fails_qp() {
         crate::fault::FaultSite::Cqe,
         crate::fault::FaultAction::CqeError { status: 12 },
     ));
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;
@@ -437,10 +436,10 @@ fn dma_failure_reading_a_wqe_fails_the_qp() {
     let mut l = Loop::new();
     let sq = l.a.sq_base;
     l.d.env.fail_reads = Some((sq, sq + 128));
-    l.send_a(signaled(wr::SEND, 1));
+    l.send_a(signaled(wqe::opcode::SEND, 1));
     assert!(l.d.env.events.contains(&AsyncEvent::QpError {
         qpn: l.a.qpn,
-        cause: crate::verbs::env::CAUSE_DMA
+        cause: qp_error_cause::WQE_DMA
     }));
     let ca = l.cqes_a();
     assert_eq!(ca.len(), 1);
@@ -452,7 +451,7 @@ fn dma_failure_reading_payload_is_fatal_completion() {
     let mut l = Loop::new();
     l.recv_b(1, &[(l.buf_b, 64, l.key_b)]);
     l.d.env.fail_reads = Some((l.buf_a, l.buf_a + 16));
-    let mut w = signaled(wr::SEND, 1);
+    let mut w = signaled(wqe::opcode::SEND, 1);
     w.sges = vec![(l.buf_a, 16, l.key_a)];
     l.send_a(w);
     assert_eq!(l.cqes_a()[0].status, st(WcStatus::Fatal));
@@ -462,7 +461,7 @@ fn dma_failure_reading_payload_is_fatal_completion() {
 fn sqd_reports_drained_after_outstanding_work() {
     let mut l = Loop::new();
     // An RNR-blocked SEND stays outstanding.
-    let mut w = signaled(wr::SEND, 1);
+    let mut w = signaled(wqe::opcode::SEND, 1);
     w.sges = vec![(l.buf_a, 8, l.key_a)];
     l.send_a(w);
     l.d.set_state(l.a.qpn, QpState::Sqd).unwrap();
@@ -485,12 +484,12 @@ fn sqd_reports_drained_after_outstanding_work() {
 fn fence_waits_for_prior_reads() {
     let mut l = Loop::new();
     l.d.write_mem(l.buf_b, &pattern(64, 5));
-    let mut r = signaled(wr::RDMA_READ, 1);
+    let mut r = signaled(wqe::opcode::RDMA_READ, 1);
     r.sges = vec![(l.buf_a, 64, l.key_a)];
     r.remote_addr = l.buf_b;
     r.rkey = l.key_b;
-    let mut w = signaled(wr::RDMA_WRITE, 2);
-    w.flags |= wqe_flags::FENCE;
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 2);
+    w.flags |= wqe::flags::FENCE;
     w.sges = vec![(l.buf_a, 64, l.key_a)];
     w.remote_addr = l.buf_b + 1000;
     w.rkey = l.key_b;
@@ -511,7 +510,7 @@ fn write_with_imm_before_recv_is_rnr_nakd_then_succeeds() {
     let mut l = Loop::new();
     let data = pattern(100, 3);
     l.d.write_mem(l.buf_a, &data);
-    let mut w = signaled(wr::RDMA_WRITE_WITH_IMM, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE_WITH_IMM, 1);
     w.sges = vec![(l.buf_a, 100, l.key_a)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;
@@ -536,7 +535,7 @@ fn write_with_imm_before_recv_is_rnr_nakd_then_succeeds() {
             cb[0].byte_len,
             cb[0].imm_inv
         ),
-        (9, abi::cqe_op::RECV_RDMA_WITH_IMM, 0, 100, 0xAB)
+        (9, cqe::opcode::RECV_RDMA_WITH_IMM, 0, 100, 0xAB)
     );
     assert_eq!(l.d.read_mem(l.buf_b, 100), data);
     assert_eq!(l.d.qp_state(l.b.qpn), QpState::Rts as u8);
@@ -553,7 +552,7 @@ fn multi_packet_send_before_recv_costs_no_retries() {
     });
     let data = pattern(600, 5); // 3 packets at MTU 256
     l.d.write_mem(l.buf_a, &data);
-    let mut w = signaled(wr::SEND, 1);
+    let mut w = signaled(wqe::opcode::SEND, 1);
     w.sges = vec![(l.buf_a, 600, l.key_a)];
     l.send_a(w);
     for _ in 0..3 {
@@ -601,7 +600,7 @@ fn write_with_imm_into_malformed_recv_wqe_is_an_error() {
     let mut l = Loop::new();
     post_raw_recv(&mut l, 5, 7); // the QP allows 6 receive SGEs
     l.d.write_mem(l.buf_a, &pattern(100, 9));
-    let mut w = signaled(wr::RDMA_WRITE_WITH_IMM, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE_WITH_IMM, 1);
     w.sges = vec![(l.buf_a, 100, l.key_a)];
     w.remote_addr = l.buf_b;
     w.rkey = l.key_b;
@@ -641,7 +640,7 @@ fn rq_doorbell_moving_backwards_fails_the_qp() {
     assert_eq!(l.d.qp_state(l.b.qpn), QpState::Err as u8);
     assert!(l.d.env.events.contains(&AsyncEvent::QpError {
         qpn: l.b.qpn,
-        cause: CAUSE_BAD_DOORBELL
+        cause: qp_error_cause::BAD_DOORBELL
     }));
     let cb = l.cqes_b();
     assert_eq!(

@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::roce;
-use crate::verbs::abi::{QpState, WcStatus};
 
 struct Pair {
     a: Dev,
@@ -122,7 +121,7 @@ impl Pair {
         &mut self,
         mut keep: impl FnMut(u64, &[u8]) -> Verdict,
         rounds: usize,
-    ) -> (Vec<Cqe>, Vec<Cqe>) {
+    ) -> (Vec<CqeRepr>, Vec<CqeRepr>) {
         let mut ca = Vec::new();
         let mut cb = Vec::new();
         for _ in 0..rounds {
@@ -159,7 +158,7 @@ fn write_read_send_across_devices_byte_for_byte() {
     let data = pattern(100_000, 11);
     p.a.write_mem(p.buf_a, &data);
     // WRITE 100 000 bytes A -> B.
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 100_000, p.key_a)];
     w.remote_addr = p.buf_b + 3;
     w.rkey = p.key_b;
@@ -169,7 +168,7 @@ fn write_read_send_across_devices_byte_for_byte() {
     let ca = p.a.poll_cq(&mut p.cq_a);
     assert_eq!((ca.len(), ca[0].status), (1, 0));
     // READ it back into another part of A.
-    let mut r = signaled(wr::RDMA_READ, 2);
+    let mut r = signaled(wqe::opcode::RDMA_READ, 2);
     r.sges = vec![(p.buf_a + 200_000, 100_000, p.key_a)];
     r.remote_addr = p.buf_b + 3;
     r.rkey = p.key_b;
@@ -181,7 +180,7 @@ fn write_read_send_across_devices_byte_for_byte() {
     // SEND 5000 bytes.
     let mut qb = p.qb;
     p.b.post_recv(&mut qb, 9, &[(p.buf_b + 500_000, 8192, p.key_b)]);
-    let mut s = signaled(wr::SEND_WITH_IMM, 3);
+    let mut s = signaled(wqe::opcode::SEND_WITH_IMM, 3);
     s.imm = 77;
     s.sges = vec![(p.buf_a, 5000, p.key_a)];
     p.post_a(&s);
@@ -196,7 +195,7 @@ fn write_read_send_across_devices_byte_for_byte() {
 #[test]
 fn frames_are_valid_rocev2() {
     let mut p = Pair::new(ConnParams::default());
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 600, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;
@@ -228,7 +227,7 @@ fn lost_data_packets_are_retransmitted() {
         let mut p = Pair::new(big_params());
         let data = pattern(30_000, drop_at as u8);
         p.a.write_mem(p.buf_a, &data);
-        let mut w = signaled(wr::RDMA_WRITE, 1);
+        let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
         w.sges = vec![(p.buf_a, 30_000, p.key_a)];
         w.remote_addr = p.buf_b;
         w.rkey = p.key_b;
@@ -255,12 +254,12 @@ fn lost_acks_and_read_responses_are_recovered() {
     let mut p = Pair::new(big_params());
     let data = pattern(20_000, 1);
     p.b.write_mem(p.buf_b, &data);
-    let mut r = signaled(wr::RDMA_READ, 1);
+    let mut r = signaled(wqe::opcode::RDMA_READ, 1);
     r.sges = vec![(p.buf_a, 20_000, p.key_a)];
     r.remote_addr = p.buf_b;
     r.rkey = p.key_b;
     p.post_a(&r);
-    let mut w = signaled(wr::RDMA_WRITE, 2);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 2);
     w.sges = vec![(p.buf_a + 100_000, 5000, p.key_a)];
     w.remote_addr = p.buf_b + 100_000;
     w.rkey = p.key_b;
@@ -302,7 +301,7 @@ fn reordered_frames_trigger_sequence_nak_and_recover() {
     }
     p.qb = qb;
     for i in 0..4u64 {
-        let mut s = signaled(wr::SEND, i);
+        let mut s = signaled(wqe::opcode::SEND, i);
         s.sges = vec![(p.buf_a + i * 12_000, 12_000, p.key_a)];
         p.post_a(&s);
     }
@@ -357,21 +356,21 @@ fn random_loss_many_operations() {
         let off = i * 8000;
         let w = match i % 3 {
             0 => {
-                let mut w = signaled(wr::RDMA_WRITE, i);
+                let mut w = signaled(wqe::opcode::RDMA_WRITE, i);
                 w.sges = vec![(p.buf_a + off, 8000, p.key_a)];
                 w.remote_addr = p.buf_b + off;
                 w.rkey = p.key_b;
                 w
             }
             1 => {
-                let mut w = signaled(wr::RDMA_READ, i);
+                let mut w = signaled(wqe::opcode::RDMA_READ, i);
                 w.sges = vec![(p.buf_a + 400_000 + off, 8000, p.key_a)];
                 w.remote_addr = p.buf_b + 400_000 + off;
                 w.rkey = p.key_b;
                 w
             }
             _ => {
-                let mut w = signaled(wr::SEND, i);
+                let mut w = signaled(wqe::opcode::SEND, i);
                 w.sges = vec![(p.buf_a + off, 4000, p.key_a)];
                 w
             }
@@ -424,7 +423,7 @@ fn retry_exceeded_when_the_peer_is_gone() {
         retry: 2,
         ..ConnParams::default()
     });
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 64, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;
@@ -452,7 +451,7 @@ fn timeout_zero_means_no_retransmission() {
         timeout: 0,
         ..ConnParams::default()
     });
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 64, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;
@@ -470,7 +469,7 @@ fn duplicated_frames_are_harmless() {
     let mut qb = p.qb;
     p.b.post_recv(&mut qb, 1, &[(p.buf_b, 20_000, p.key_b)]);
     p.b.post_recv(&mut qb, 2, &[(p.buf_b + 20_000, 20_000, p.key_b)]);
-    let mut s = signaled(wr::SEND, 1);
+    let mut s = signaled(wqe::opcode::SEND, 1);
     s.sges = vec![(p.buf_a, 10_000, p.key_a)];
     p.post_a(&s);
     // Deliver every frame from A twice.
@@ -505,7 +504,7 @@ fn garbage_and_stray_frames_are_dropped() {
         p.b.v.receive_frame(&mut p.b.env, &f);
     }
     // A valid frame for an unknown QP, and one from the wrong source IP.
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 8, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;
@@ -535,7 +534,7 @@ fn garbage_and_stray_frames_are_dropped() {
 fn malformed_request_sequences_get_invalid_request_naks() {
     // A MIDDLE packet with no FIRST: the responder NAKs invalid request and fails.
     let mut p = Pair::new(big_params());
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 3000, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;
@@ -563,7 +562,7 @@ fn malformed_request_sequences_get_invalid_request_naks() {
 #[test]
 fn short_first_packet_is_invalid() {
     let mut p = Pair::new(big_params());
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 3000, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;
@@ -586,7 +585,7 @@ fn sequence_nak_while_going_back_costs_no_retry() {
     });
     let data = pattern(600, 4); // 3 packets at MTU 256
     p.a.write_mem(p.buf_a, &data);
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 600, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;
@@ -627,7 +626,7 @@ fn read_responses_restore_the_retry_count() {
     });
     let data = pattern(20_000, 8); // 20 responses at MTU 1024, PSNs 100..=119
     p.b.write_mem(p.buf_b, &data);
-    let mut r = signaled(wr::RDMA_READ, 1);
+    let mut r = signaled(wqe::opcode::RDMA_READ, 1);
     r.sges = vec![(p.buf_a, 20_000, p.key_a)];
     r.remote_addr = p.buf_b;
     r.rkey = p.key_b;
@@ -665,7 +664,7 @@ fn read_responses_restore_the_retry_count() {
 #[test]
 fn frames_name_their_source_qp() {
     let mut p = Pair::new(big_params());
-    let mut w = signaled(wr::RDMA_WRITE, 1);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
     w.sges = vec![(p.buf_a, 5000, p.key_a)];
     w.remote_addr = p.buf_b;
     w.rkey = p.key_b;

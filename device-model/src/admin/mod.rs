@@ -10,157 +10,19 @@
 //! through `ACQ_HEAD`. A completion ring of N entries holds at most N-1 unreleased
 //! completions (`ACQ_TAIL == ACQ_HEAD` means empty).
 
-use thiserror::Error;
+mod execute;
+#[cfg(test)]
+mod execute_tests;
 
-use crate::dma::{Dma, DmaError, DmaPort};
-use crate::regs::{self, admin_error};
+use rnic_contract::admin::{
+    self as contract, CommandRepr, CompletionRepr, COMMAND_SIZE, COMPLETION_SIZE,
+};
+use rnic_contract::bar0::{self, admin_error};
 
-/// Completion status: success.
-pub const STATUS_SUCCESS: u16 = 0;
+use crate::dma::{Dma, DmaError};
+use crate::env::{DeviceEnv, DmaScope};
 
-/// Operand bytes in a command.
-pub const OPERANDS_LEN: usize = 56;
-
-/// A failed admin command's status (the completion's status field). `SUCCESS` (0)
-/// is not a variant: success is `Ok(..)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Error)]
-#[repr(u16)]
-pub enum AdminStatus {
-    /// Unknown opcode.
-    #[error("unknown admin opcode")]
-    InvalidOpcode = 1,
-    /// An operand (or a reserved field) is out of range.
-    #[error("an admin operand is out of range")]
-    InvalidParam = 2,
-    /// The device has no room for another object of this kind.
-    #[error("the device is out of resources for this object")]
-    NoResources = 0x10,
-    /// A handle does not name a live object.
-    #[error("the handle does not name a live object")]
-    InvalidHandle = 0x11,
-    /// The object is not in a state that allows this command.
-    #[error("the object is in the wrong state for this command")]
-    InvalidState = 0x13,
-    /// The object is still in use (for example it has children).
-    #[error("the object is still in use")]
-    Busy = 0x12,
-    /// A guest buffer named by the command could not be accessed.
-    #[error("a buffer named by the command is not accessible guest memory")]
-    DmaError = 0x14,
-    /// An internal device error (or an injected failure).
-    #[error("internal device error")]
-    DeviceError = 0x15,
-    /// The command is valid but the feature is not supported by this device.
-    #[error("the feature is not supported by this device")]
-    NotSupported = 0x16,
-}
-
-impl AdminStatus {
-    /// The status code written to the completion.
-    pub fn code(self) -> u16 {
-        self as u16
-    }
-
-    /// The status for a failed operand-buffer access.
-    pub fn from_dma(_e: &DmaError) -> Self {
-        AdminStatus::DmaError
-    }
-}
-
-/// A parsed admin command entry (`docs/device-spec.md` §3.2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AdminCommand {
-    /// Opcode.
-    pub opcode: u8,
-    /// Flags (RsvdZ).
-    pub flags: u8,
-    /// Command identifier, echoed in the completion.
-    pub id: u16,
-    /// Reserved dword (RsvdZ).
-    pub reserved: u32,
-    /// Opcode-specific operands.
-    pub operands: [u8; OPERANDS_LEN],
-}
-
-impl AdminCommand {
-    /// A command with zero flags and operands.
-    pub fn new(opcode: u8, id: u16) -> Self {
-        AdminCommand {
-            opcode,
-            flags: 0,
-            id,
-            reserved: 0,
-            operands: [0; OPERANDS_LEN],
-        }
-    }
-
-    /// Parses a 64-byte entry.
-    pub fn from_bytes(b: &[u8; 64]) -> Self {
-        let mut operands = [0u8; OPERANDS_LEN];
-        operands.copy_from_slice(&b[8..64]);
-        AdminCommand {
-            opcode: b[0],
-            flags: b[1],
-            id: u16::from_le_bytes([b[2], b[3]]),
-            reserved: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-            operands,
-        }
-    }
-
-    /// Encodes the entry.
-    pub fn to_bytes(&self) -> [u8; 64] {
-        let mut b = [0u8; 64];
-        b[0] = self.opcode;
-        b[1] = self.flags;
-        b[2..4].copy_from_slice(&self.id.to_le_bytes());
-        b[4..8].copy_from_slice(&self.reserved.to_le_bytes());
-        b[8..].copy_from_slice(&self.operands);
-        b
-    }
-}
-
-/// A completion entry (`docs/device-spec.md` §3.3).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AdminCompletion {
-    /// Result 0.
-    pub result0: u32,
-    /// Result 1.
-    pub result1: u32,
-    /// Command identifier.
-    pub id: u16,
-    /// ASQ head after this command.
-    pub sq_head: u16,
-    /// Status code.
-    pub status: u16,
-    /// Phase tag.
-    pub phase: bool,
-}
-
-impl AdminCompletion {
-    /// Encodes the entry.
-    pub fn to_bytes(&self) -> [u8; 16] {
-        let mut b = [0u8; 16];
-        b[0..4].copy_from_slice(&self.result0.to_le_bytes());
-        b[4..8].copy_from_slice(&self.result1.to_le_bytes());
-        b[8..10].copy_from_slice(&self.id.to_le_bytes());
-        b[10..12].copy_from_slice(&self.sq_head.to_le_bytes());
-        b[12..14].copy_from_slice(&self.status.to_le_bytes());
-        b[14..16].copy_from_slice(&(self.phase as u16).to_le_bytes());
-        b
-    }
-
-    /// Parses a 16-byte entry.
-    pub fn from_bytes(b: &[u8; 16]) -> Self {
-        AdminCompletion {
-            result0: u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            result1: u32::from_le_bytes([b[4], b[5], b[6], b[7]]),
-            id: u16::from_le_bytes([b[8], b[9]]),
-            sq_head: u16::from_le_bytes([b[10], b[11]]),
-            status: u16::from_le_bytes([b[12], b[13]]),
-            phase: b[14] & 1 != 0,
-        }
-    }
-}
+pub use rnic_contract::admin::AdminStatus;
 
 /// The ring geometry latched at enable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,7 +60,7 @@ pub struct AdminQueue {
 }
 
 fn valid_size(n: u32) -> bool {
-    (regs::ADMIN_RING_MIN..=regs::ADMIN_RING_MAX).contains(&n) && n.is_power_of_two()
+    (contract::RING_MIN..=contract::RING_MAX).contains(&n) && n.is_power_of_two()
 }
 
 /// Maps a ring access failure to its `ADMIN_ERROR` cause.
@@ -228,16 +90,16 @@ impl AdminQueue {
     /// Reads an admin register; `None` when `offset` is not one.
     pub fn reg_read(&self, offset: u64) -> Option<u32> {
         Some(match offset {
-            regs::ASQ_BASE_LO => self.asq_base as u32,
-            regs::ASQ_BASE_HI => (self.asq_base >> 32) as u32,
-            regs::ASQ_SIZE => self.asq_size,
-            regs::ACQ_BASE_LO => self.acq_base as u32,
-            regs::ACQ_BASE_HI => (self.acq_base >> 32) as u32,
-            regs::ACQ_SIZE => self.acq_size,
-            regs::ASQ_TAIL => self.asq_tail,
-            regs::ASQ_HEAD => self.asq_head,
-            regs::ACQ_HEAD => self.acq_head,
-            regs::ACQ_TAIL => self.acq_tail,
+            bar0::ASQ_BASE_LO => self.asq_base as u32,
+            bar0::ASQ_BASE_HI => (self.asq_base >> 32) as u32,
+            bar0::ASQ_SIZE => self.asq_size,
+            bar0::ACQ_BASE_LO => self.acq_base as u32,
+            bar0::ACQ_BASE_HI => (self.acq_base >> 32) as u32,
+            bar0::ACQ_SIZE => self.acq_size,
+            bar0::ASQ_TAIL => self.asq_tail,
+            bar0::ASQ_HEAD => self.asq_head,
+            bar0::ACQ_HEAD => self.acq_head,
+            bar0::ACQ_TAIL => self.acq_tail,
             _ => return None,
         })
     }
@@ -250,13 +112,13 @@ impl AdminQueue {
         let lo = |old: u64| (old & !0xFFFF_FFFF) | value as u64;
         let hi = |old: u64| (old & 0xFFFF_FFFF) | ((value as u64) << 32);
         match offset {
-            regs::ASQ_BASE_LO => self.asq_base = lo(self.asq_base),
-            regs::ASQ_BASE_HI => self.asq_base = hi(self.asq_base),
-            regs::ASQ_SIZE => self.asq_size = value,
-            regs::ACQ_BASE_LO => self.acq_base = lo(self.acq_base),
-            regs::ACQ_BASE_HI => self.acq_base = hi(self.acq_base),
-            regs::ACQ_SIZE => self.acq_size = value,
-            regs::ASQ_TAIL => {
+            bar0::ASQ_BASE_LO => self.asq_base = lo(self.asq_base),
+            bar0::ASQ_BASE_HI => self.asq_base = hi(self.asq_base),
+            bar0::ASQ_SIZE => self.asq_size = value,
+            bar0::ACQ_BASE_LO => self.acq_base = lo(self.acq_base),
+            bar0::ACQ_BASE_HI => self.acq_base = hi(self.acq_base),
+            bar0::ACQ_SIZE => self.acq_size = value,
+            bar0::ASQ_TAIL => {
                 let Some(r) = self.live else {
                     return AdminRegEffect::None;
                 };
@@ -266,7 +128,7 @@ impl AdminQueue {
                 self.asq_tail = value;
                 return AdminRegEffect::Process;
             }
-            regs::ACQ_HEAD => {
+            bar0::ACQ_HEAD => {
                 let Some(r) = self.live else {
                     return AdminRegEffect::None;
                 };
@@ -298,16 +160,16 @@ impl AdminQueue {
         if !valid_size(self.asq_size) || !valid_size(self.acq_size) {
             return Err(admin_error::BAD_SIZE);
         }
-        if self.asq_base & (regs::ASQ_ALIGN - 1) != 0
+        if self.asq_base & (contract::ASQ_ALIGN - 1) != 0
             || dma
-                .check_range(self.asq_base, self.asq_size as u64 * regs::ASQ_ENTRY_SIZE)
+                .check_range(self.asq_base, self.asq_size as u64 * COMMAND_SIZE as u64)
                 .is_err()
         {
             return Err(admin_error::BAD_ASQ);
         }
-        if self.acq_base & (regs::ACQ_ALIGN - 1) != 0
+        if self.acq_base & (contract::ACQ_ALIGN - 1) != 0
             || dma
-                .check_range(self.acq_base, self.acq_size as u64 * regs::ACQ_ENTRY_SIZE)
+                .check_range(self.acq_base, self.acq_size as u64 * COMPLETION_SIZE as u64)
                 .is_err()
         {
             return Err(admin_error::BAD_ACQ);
@@ -336,30 +198,31 @@ impl AdminQueue {
 
     /// Consumes the next command if there is one and a completion slot is free.
     /// On a ring access failure returns the `ADMIN_ERROR` cause.
-    pub fn fetch(&mut self, dma: &mut dyn DmaPort) -> Result<Option<AdminCommand>, u32> {
+    pub fn fetch(&mut self, env: &mut dyn DeviceEnv) -> Result<Option<CommandRepr>, u32> {
         let Some(r) = self.live else { return Ok(None) };
         if self.asq_head == self.asq_tail || !self.has_completion_space() {
             return Ok(None);
         }
-        let mut b = [0u8; 64];
-        let addr = r.asq_base + self.asq_head as u64 * regs::ASQ_ENTRY_SIZE;
-        dma.dma_read(addr, &mut b).map_err(|e| dma_cause(&e))?;
+        let mut b = [0u8; COMMAND_SIZE];
+        let addr = r.asq_base + self.asq_head as u64 * COMMAND_SIZE as u64;
+        env.dma_read(DmaScope::ADMIN, addr, &mut b)
+            .map_err(|e| dma_cause(&e))?;
         self.asq_head = (self.asq_head + 1) & (r.asq_size - 1);
-        Ok(Some(AdminCommand::from_bytes(&b)))
+        Ok(Some(CommandRepr::from_bytes(&b)))
     }
 
     /// Posts a completion for command `id`. The body is written before the word
     /// holding the phase tag, so a driver polling the phase never sees a torn entry.
     pub fn complete(
         &mut self,
-        dma: &mut dyn DmaPort,
+        env: &mut dyn DeviceEnv,
         id: u16,
         status: u16,
         r0: u32,
         r1: u32,
     ) -> Result<(), u32> {
         let Some(r) = self.live else { return Ok(()) };
-        let c = AdminCompletion {
+        let c = CompletionRepr {
             result0: r0,
             result1: r1,
             id,
@@ -368,9 +231,11 @@ impl AdminQueue {
             phase: self.phase,
         };
         let b = c.to_bytes();
-        let addr = r.acq_base + self.acq_tail as u64 * regs::ACQ_ENTRY_SIZE;
-        dma.dma_write(addr, &b[..14]).map_err(|e| dma_cause(&e))?;
-        dma.dma_write(addr + 14, &b[14..])
+        let addr = r.acq_base + self.acq_tail as u64 * COMPLETION_SIZE as u64;
+        let phase_at = contract::completion_field::PHASE.start;
+        env.dma_write(DmaScope::ADMIN, addr, &b[..phase_at])
+            .map_err(|e| dma_cause(&e))?;
+        env.dma_write(DmaScope::ADMIN, addr + phase_at as u64, &b[phase_at..])
             .map_err(|e| dma_cause(&e))?;
         self.acq_tail = (self.acq_tail + 1) & (r.acq_size - 1);
         if self.acq_tail == 0 {
@@ -392,29 +257,28 @@ mod tests {
     }
 
     fn configure(q: &mut AdminQueue, asq: u64, asz: u32, acq: u64, csz: u32) {
-        q.reg_write(regs::ASQ_BASE_LO, asq as u32);
-        q.reg_write(regs::ASQ_BASE_HI, (asq >> 32) as u32);
-        q.reg_write(regs::ASQ_SIZE, asz);
-        q.reg_write(regs::ACQ_BASE_LO, acq as u32);
-        q.reg_write(regs::ACQ_BASE_HI, (acq >> 32) as u32);
-        q.reg_write(regs::ACQ_SIZE, csz);
+        q.reg_write(bar0::ASQ_BASE_LO, asq as u32);
+        q.reg_write(bar0::ASQ_BASE_HI, (asq >> 32) as u32);
+        q.reg_write(bar0::ASQ_SIZE, asz);
+        q.reg_write(bar0::ACQ_BASE_LO, acq as u32);
+        q.reg_write(bar0::ACQ_BASE_HI, (acq >> 32) as u32);
+        q.reg_write(bar0::ACQ_SIZE, csz);
     }
 
     #[test]
-    fn formats_round_trip() {
-        let mut c = AdminCommand::new(0x12, 0xBEEF);
-        c.operands[55] = 9;
-        assert_eq!(AdminCommand::from_bytes(&c.to_bytes()), c);
-        let k = AdminCompletion {
-            result0: 1,
-            result1: 2,
-            id: 3,
-            sq_head: 4,
-            status: 5,
-            phase: true,
-        };
-        assert_eq!(AdminCompletion::from_bytes(&k.to_bytes()), k);
-        assert_eq!(k.to_bytes()[14], 1);
+    fn completion_written_body_then_phase() {
+        let mut d = dma();
+        let mut q = AdminQueue::new();
+        configure(&mut q, 0x1000, 4, 0x2000, 4);
+        q.enable(&d).unwrap();
+        q.reg_write(bar0::ASQ_TAIL, 1);
+        let c = q.fetch(&mut d).unwrap().unwrap();
+        q.complete(&mut d, c.id, 5, 1, 2).unwrap();
+        let mut b = [0u8; COMPLETION_SIZE];
+        d.read(0x2000, &mut b).unwrap();
+        let view = rnic_contract::admin::Completion::new_checked(&b[..]).unwrap();
+        assert_eq!((view.result0(), view.result1(), view.status()), (1, 2, 5));
+        assert_eq!((view.sq_head(), view.phase()), (1, true));
     }
 
     #[test]
@@ -450,25 +314,25 @@ mod tests {
         let mut d = dma();
         let mut q = AdminQueue::new();
         assert_eq!(
-            q.reg_write(regs::ASQ_TAIL, 1),
+            q.reg_write(bar0::ASQ_TAIL, 1),
             AdminRegEffect::None,
             "not live"
         );
-        assert_eq!(q.reg_read(regs::ASQ_TAIL), Some(0));
+        assert_eq!(q.reg_read(bar0::ASQ_TAIL), Some(0));
         configure(&mut q, 0x1000, 4, 0x2000, 4);
         q.enable(&d).unwrap();
         assert_eq!(
-            q.reg_write(regs::ASQ_TAIL, 4),
+            q.reg_write(bar0::ASQ_TAIL, 4),
             AdminRegEffect::Error(admin_error::BAD_TAIL)
         );
         assert_eq!(
-            q.reg_write(regs::ACQ_HEAD, 1),
+            q.reg_write(bar0::ACQ_HEAD, 1),
             AdminRegEffect::Error(admin_error::BAD_HEAD)
         );
-        assert_eq!(q.reg_write(regs::ASQ_TAIL, 2), AdminRegEffect::Process);
+        assert_eq!(q.reg_write(bar0::ASQ_TAIL, 2), AdminRegEffect::Process);
         assert!(q.fetch(&mut d).unwrap().is_some());
         q.complete(&mut d, 0, 0, 0, 0).unwrap();
-        assert_eq!(q.reg_write(regs::ACQ_HEAD, 1), AdminRegEffect::Process);
+        assert_eq!(q.reg_write(bar0::ACQ_HEAD, 1), AdminRegEffect::Process);
         assert_eq!(q.reg_read(0x999), None);
     }
 
@@ -478,7 +342,7 @@ mod tests {
         let mut q = AdminQueue::new();
         configure(&mut q, 0x1000, 8, 0x2000, 2);
         q.enable(&d).unwrap();
-        q.reg_write(regs::ASQ_TAIL, 3);
+        q.reg_write(bar0::ASQ_TAIL, 3);
         let c = q.fetch(&mut d).unwrap().unwrap();
         q.complete(&mut d, c.id, 0, 0, 0).unwrap();
         assert_eq!(
@@ -486,8 +350,8 @@ mod tests {
             Ok(None),
             "one slot of a 2-entry ring in use: full"
         );
-        assert_eq!(q.reg_read(regs::ASQ_HEAD), Some(1));
-        q.reg_write(regs::ACQ_HEAD, 1);
+        assert_eq!(q.reg_read(bar0::ASQ_HEAD), Some(1));
+        q.reg_write(bar0::ACQ_HEAD, 1);
         assert!(q.fetch(&mut d).unwrap().is_some());
     }
 }

@@ -18,6 +18,7 @@ use core::ffi::c_void;
 use core::sync::atomic::AtomicU8;
 
 use ndis_abi::*;
+use rnic_contract::pci::{MSIX_BAR, REGISTER_BAR};
 
 use crate::loader::LoadedImage;
 use crate::pci;
@@ -163,13 +164,13 @@ fn utf16(s: &str) -> Vec<u16> {
 fn resource_list(dev: &pci::Device) -> Vec<u64> {
     let descs = [
         CM_PARTIAL_RESOURCE_DESCRIPTOR::memory(
-            dev.bars[0].addr as i64,
-            dev.bars[0].size as u32,
+            dev.bars[REGISTER_BAR].addr as i64,
+            dev.bars[REGISTER_BAR].size as u32,
             CM_RESOURCE_MEMORY_READ_WRITE,
         ),
         CM_PARTIAL_RESOURCE_DESCRIPTOR::memory(
-            dev.bars[2].addr as i64,
-            dev.bars[2].size as u32,
+            dev.bars[MSIX_BAR].addr as i64,
+            dev.bars[MSIX_BAR].size as u32,
             CM_RESOURCE_MEMORY_READ_WRITE,
         ),
         CM_PARTIAL_RESOURCE_DESCRIPTOR::message_interrupt(

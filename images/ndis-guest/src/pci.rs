@@ -168,26 +168,26 @@ pub fn find_msix(b: Bdf) -> Option<MsixCap> {
     if b.read16(config::STATUS as u8) & status::CAP_LIST == 0 {
         return None;
     }
-    let mut p = (b.read32(config::CAP_PTR as u8) & 0xFC) as u8;
+    let mut cap_offset = (b.read32(config::CAP_PTR as u8) & 0xFC) as u8;
     for _ in 0..48 {
-        if p < FIRST_CAPABILITY_OFFSET {
+        if cap_offset < FIRST_CAPABILITY_OFFSET {
             return None;
         }
-        let hdr = b.read32(p);
-        if hdr as u8 == CAP_ID_MSIX {
-            let ctrl = (hdr >> 16) as u16;
-            let t = b.read32(p + 4);
-            let pba = b.read32(p + 8);
+        let header = b.read32(cap_offset);
+        if header as u8 == CAP_ID_MSIX {
+            let ctrl = (header >> 16) as u16;
+            let table = b.read32(cap_offset + 4);
+            let pba = b.read32(cap_offset + 8);
             return Some(MsixCap {
-                cap: p,
+                cap: cap_offset,
                 table_size: (ctrl & msix_control::TABLE_SIZE_MASK) + 1,
-                table_bar: (t & 7) as u8,
-                table_offset: t & !7,
+                table_bar: (table & 7) as u8,
+                table_offset: table & !7,
                 pba_bar: (pba & 7) as u8,
                 pba_offset: pba & !7,
             });
         }
-        p = ((hdr >> 8) & 0xFC) as u8;
+        cap_offset = ((header >> 8) & 0xFC) as u8;
     }
     None
 }

@@ -178,13 +178,15 @@ pub unsafe extern "win64" fn NdisMRegisterMiniportDriver(
         if let Some(set_options) = c.SetOptionsHandler {
             crate::println!("ndis: MiniportSetOptions");
             // SAFETY: driver handler, called synchronously as NDIS does.
-            let st = unsafe { set_options(driver_handle(), MiniportDriverContext) };
-            if st != NDIS_STATUS_SUCCESS {
-                crate::println!("ndis: MiniportSetOptions failed ({st:#010x}); registration fails");
+            let status = unsafe { set_options(driver_handle(), MiniportDriverContext) };
+            if status != NDIS_STATUS_SUCCESS {
+                crate::println!(
+                    "ndis: MiniportSetOptions failed ({status:#010x}); registration fails"
+                );
                 let mut s = STATE.lock();
                 s.chars = None;
                 s.registered_ever = false;
-                return Err(st);
+                return Err(status);
             }
         }
         Ok(NDIS_STATUS_SUCCESS)

@@ -238,19 +238,19 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     // parser); DriverEntry has this signature by the Windows contract.
     let entry: DriverEntryFn = unsafe { core::mem::transmute::<u64, DriverEntryFn>(image.entry) };
     // SAFETY: calling into the driver with valid kernel objects, at PASSIVE_LEVEL.
-    let st = unsafe { entry(drv_ptr, reg_ptr) };
+    let status = unsafe { entry(drv_ptr, reg_ptr) };
     let (registered, deregistered) = {
         let s = STATE.lock();
         (s.chars.is_some(), s.deregistered)
     };
-    if !nt_success(st) {
+    if !nt_success(status) {
         if registered && !deregistered {
             violation(String::from(
                 "DriverEntry failed after NdisMRegisterMiniportDriver without NdisMDeregisterMiniportDriver",
             ));
         }
         ends(
-            &format!("DriverEntry returned {st:#010x}"),
+            &format!("DriverEntry returned {status:#010x}"),
             crate::STATUS_VIOLATION,
         );
     }
@@ -287,17 +287,20 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     STATE.lock().phase = Phase::Initializing;
     crate::println!("ndis: MiniportInitializeEx");
     // SAFETY: handler supplied by the driver; arguments are live kernel objects.
-    let st = unsafe { init(adapter_handle(), driver_context, &mut *params) };
+    let status = unsafe { init(adapter_handle(), driver_context, &mut *params) };
     interrupt::run_pending_dpcs();
-    crate::println!("ndis: MiniportInitializeEx returned {}", status_name(st));
+    crate::println!(
+        "ndis: MiniportInitializeEx returned {}",
+        status_name(status)
+    );
     let adapter_ctx = STATE.lock().adapter_context;
-    let init_ok = st == NDIS_STATUS_SUCCESS;
+    let init_ok = status == NDIS_STATUS_SUCCESS;
     if init_ok && adapter_ctx.is_none() {
         violation(String::from(
             "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(registration attributes)",
         ));
     }
-    if st == NDIS_STATUS_PENDING {
+    if status == NDIS_STATUS_PENDING {
         violation(String::from(
             "MiniportInitializeEx may not return NDIS_STATUS_PENDING",
         ));
@@ -395,7 +398,7 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     if !init_ok {
         reasons.insert(
             0,
-            format!("MiniportInitializeEx returned {}", status_name(st)),
+            format!("MiniportInitializeEx returned {}", status_name(status)),
         );
     } else {
         if isr_claimed == 0 {

@@ -98,6 +98,8 @@ pub struct State {
     pub registered_ever: bool,
     pub deregistered: bool,
     pub adapter_context: Option<NDIS_HANDLE>,
+    /// The general attributes the driver set in MiniportInitializeEx, once accepted.
+    pub general_attributes: Option<guest_core::attributes::GeneralAttributes>,
     pub interrupt: Option<InterruptReg>,
     pub interrupt_registered_ever: bool,
     pub dma_registered: bool,
@@ -121,6 +123,7 @@ pub static STATE: IrqLock<State> = IrqLock::new(State {
     registered_ever: false,
     deregistered: false,
     adapter_context: None,
+    general_attributes: None,
     interrupt: None,
     interrupt_registered_ever: false,
     dma_registered: false,
@@ -298,6 +301,11 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     if init_ok && adapter_ctx.is_none() {
         violation(String::from(
             "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(registration attributes)",
+        ));
+    }
+    if init_ok && STATE.lock().general_attributes.is_none() {
+        violation(String::from(
+            "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(general attributes)",
         ));
     }
     if status == NDIS_STATUS_PENDING {

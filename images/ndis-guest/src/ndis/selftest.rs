@@ -179,6 +179,24 @@ pub fn contract() -> Result<usize, String> {
         },
     )?;
     run.refused(
+        "general attributes first",
+        PASSIVE_LEVEL,
+        Phase::Initializing,
+        "NdisMSetMiniportAttributes: general attributes set before the registration attributes",
+        || {
+            // SAFETY: all-zero is a valid value of this plain-data union.
+            let mut a: NDIS_MINIPORT_ADAPTER_ATTRIBUTES = unsafe { core::mem::zeroed() };
+            a.GeneralAttributes.Header = NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
+                NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES_REVISION_2,
+                NDIS_SIZEOF_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES_REVISION_2,
+            );
+            // SAFETY: a live local of the type the export takes.
+            let returned = unsafe { NdisMSetMiniportAttributes(adapter_handle(), &mut a) };
+            returned == NDIS_STATUS_FAILURE && STATE.lock().general_attributes.is_none()
+        },
+    )?;
+    run.refused(
         "null out-pointer",
         PASSIVE_LEVEL,
         Phase::Initializing,

@@ -130,7 +130,7 @@ impl RnicFunction {
             let start = (at - offset) as usize;
             // The device reports how its decoded BARs moved; a vfio-user client maps
             // BARs itself, so the report is not needed here.
-            let _ = self.rnic.config_write(o, &data[start..start + len]);
+            self.rnic.config_write(o, &data[start..start + len]);
         }
         self.sync_vectors();
     }

@@ -27,12 +27,16 @@ use vfio_bindings::bindings::vfio::{
 };
 use vfio_user::{DmaMapFlags, DmaUnmapFlags, IrqInfo, ServerBackend, ServerRegion};
 
-use crate::dma::{Access, DmaMaps};
+use crate::dma::{Access, DmaMaps, MapView};
 use crate::function::{bar_size, RegionTarget, RnicFunction, CONFIG_SPACE_SIZE, MSIX_VECTOR_COUNT};
 use crate::irq::EventfdSink;
 
 /// Longest single region access accepted, in bytes (the whole configuration space).
 pub const MAX_ACCESS: usize = CONFIG_SPACE_SIZE as usize;
+
+/// The legacy VGA/BIOS area below 1 MiB, `[start, end)`: QEMU's firmware switches it
+/// between ROM and RAM while it runs, so its maps come and go.
+pub const LEGACY_BIOS_AREA: (u64, u64) = (0xA_0000, 0x10_0000);
 
 /// What a region index means and how big the region is.
 fn region(index: u32) -> Option<(RegionTarget, u64)> {
@@ -97,6 +101,8 @@ pub struct Session {
     maps: DmaMaps,
     sink: Arc<EventfdSink>,
     function: Option<RnicFunction>,
+    /// The maps the device was built over.
+    device_view: Vec<MapView>,
     started: Instant,
 }
 
@@ -119,6 +125,7 @@ impl Session {
             maps: DmaMaps::new(),
             sink: Arc::new(EventfdSink::new(MSIX_VECTOR_COUNT as usize)),
             function: None,
+            device_view: Vec::new(),
             started: Instant::now(),
         }
     }
@@ -131,9 +138,11 @@ impl Session {
             maps,
             sink,
             function,
+            device_view,
             ..
         } = self;
         function.get_or_insert_with(|| {
+            *device_view = maps.views();
             if maps.is_empty() {
                 tracing::warn!(
                     "the device starts with no DMA map: it cannot reach guest memory \
@@ -278,14 +287,30 @@ impl ServerBackend for Backend {
             write: flags.contains(DmaMapFlags::WRITE),
         };
         let mut s = self.lock();
-        s.maps
+        let view = s
+            .maps
             .map(address, size, offset, access, fd)
             .map_err(|e| invalid(e.to_string()))?;
         if s.function.is_some() {
-            tracing::warn!(
-                "DMA_MAP {address:#x}+{size:#x} arrived after the device started; \
-                 the device does not see it"
-            );
+            // The legacy BIOS area flips between ROM and RAM while firmware runs and
+            // is never a DMA target of a driver: not worth a warning.
+            let mut unseen = view.unseen_parts(&s.device_view);
+            unseen.retain(|&(a, b)| !(a >= LEGACY_BIOS_AREA.0 && b <= LEGACY_BIOS_AREA.1));
+            if unseen.is_empty() {
+                tracing::debug!(
+                    "DMA_MAP {address:#x}+{size:#x}: the device sees these bytes already"
+                );
+            } else {
+                let parts: Vec<String> = unseen
+                    .iter()
+                    .map(|(a, b)| format!("{a:#x}..{b:#x}"))
+                    .collect();
+                tracing::warn!(
+                    "DMA_MAP {address:#x}+{size:#x} arrived after the device started; \
+                     the device cannot reach {} of it",
+                    parts.join(", ")
+                );
+            }
         }
         Ok(())
     }

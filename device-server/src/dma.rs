@@ -12,9 +12,11 @@
 //! copy-on-write, so a device write there changes a private copy and never faults.
 //!
 //! The device is built over the maps that exist when it is first used (QEMU sends
-//! its RAM maps before it reads the configuration space). Maps added later are
-//! recorded and logged but are not visible to that device; maps removed later stay
-//! mapped for it (the memory stays the client's own file, nothing else).
+//! its RAM maps before it reads the configuration space). A later map whose bytes the
+//! device already sees at the same address (QEMU re-sends RAM maps when its memory
+//! layout changes) needs nothing; any other later map is recorded and logged as not
+//! visible to the device. Maps removed later stay mapped for the device (the memory
+//! stays the client's own file, nothing else). [`MapView`] tells these cases apart.
 
 use std::fs::File;
 
@@ -76,6 +78,17 @@ pub enum DmaMapError {
         /// Size in bytes.
         size: u64,
     },
+    /// The client's file could not be inspected.
+    #[error("DMA_MAP {address:#x}+{size:#x}: the client's file descriptor cannot be inspected: {source}")]
+    Stat {
+        /// Guest-physical start.
+        address: u64,
+        /// Size in bytes.
+        size: u64,
+        /// What the host said.
+        #[source]
+        source: std::io::Error,
+    },
     /// mmap of the client's file failed.
     #[error("DMA_MAP {address:#x}+{size:#x}: mapping the client's file failed: {source}")]
     Mmap {
@@ -89,11 +102,66 @@ pub enum DmaMapError {
     },
 }
 
+/// Where one map's bytes come from: guest-physical range, file identity (device and
+/// inode of the client's file) and offset in that file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapView {
+    /// Guest-physical start.
+    pub address: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// (st_dev, st_ino) of the client's file.
+    pub file: (u64, u64),
+    /// Offset of `address` in that file.
+    pub offset: u64,
+}
+
+impl MapView {
+    /// The file offset of guest-physical `address` in this map, if it lies inside.
+    fn file_offset_of(&self, address: u64) -> Option<u64> {
+        (address >= self.address && address - self.address < self.size)
+            .then(|| self.offset.wrapping_add(address - self.address))
+    }
+
+    /// The parts of this map, as (start, end) guest-physical ranges, whose bytes a
+    /// device built over `seen` does not see at the same address (same file, same
+    /// offset). Empty when the device sees all of it.
+    pub fn unseen_parts(&self, seen: &[MapView]) -> Vec<(u64, u64)> {
+        let end = self.address + self.size;
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        let mut at = self.address;
+        while at < end {
+            let want = self.file_offset_of(at);
+            let hit = seen
+                .iter()
+                .find(|v| v.file == self.file && v.file_offset_of(at) == want);
+            let next = match hit {
+                Some(v) => (v.address + v.size).min(end),
+                None => {
+                    // Up to the start of the next map that could cover, or the end.
+                    let next = seen
+                        .iter()
+                        .map(|v| v.address)
+                        .filter(|&a| a > at && a < end)
+                        .min()
+                        .unwrap_or(end);
+                    match out.last_mut() {
+                        Some(last) if last.1 == at => last.1 = next,
+                        _ => out.push((at, next)),
+                    }
+                    next
+                }
+            };
+            at = next;
+        }
+        out
+    }
+}
+
 /// One accepted map.
 #[derive(Debug)]
 struct Map {
-    address: u64,
-    size: u64,
+    view: MapView,
     region: std::sync::Arc<GuestRegionMmap>,
 }
 
@@ -129,7 +197,7 @@ impl DmaMaps {
     }
 
     /// Accepts (or refuses) a DMA_MAP of `size` bytes at guest-physical `address`,
-    /// backed by `fd` at `offset`.
+    /// backed by `fd` at `offset`; returns where the accepted map's bytes come from.
     pub fn map(
         &mut self,
         address: u64,
@@ -137,7 +205,7 @@ impl DmaMaps {
         offset: u64,
         access: Access,
         fd: Option<File>,
-    ) -> Result<(), DmaMapError> {
+    ) -> Result<MapView, DmaMapError> {
         let Some(fd) = fd else {
             return Err(DmaMapError::NoFd { address, size });
         };
@@ -160,13 +228,27 @@ impl DmaMaps {
         if self
             .maps
             .iter()
-            .any(|m| address < m.address + m.size && m.address < address + size)
+            .any(|m| address < m.view.address + m.view.size && m.view.address < address + size)
         {
             return Err(DmaMapError::Overlap { address, size });
         }
         if self.maps.len() >= MAX_MAPS {
             return Err(DmaMapError::TooMany);
         }
+        let meta = fd.metadata().map_err(|source| DmaMapError::Stat {
+            address,
+            size,
+            source,
+        })?;
+        let view = MapView {
+            address,
+            size,
+            file: (
+                std::os::unix::fs::MetadataExt::dev(&meta),
+                std::os::unix::fs::MetadataExt::ino(&meta),
+            ),
+            offset,
+        };
         // Read-only memory is mapped copy-on-write: a device write then changes a
         // private page instead of faulting or reaching the client.
         let flags = if access.write {
@@ -186,12 +268,11 @@ impl DmaMaps {
             })?;
         let region = GuestRegionMmap::new(mmap, GuestAddress(address)).ok_or(bad)?;
         self.maps.push(Map {
-            address,
-            size,
+            view,
             region: std::sync::Arc::new(region),
         });
-        self.maps.sort_by_key(|m| m.address);
-        Ok(())
+        self.maps.sort_by_key(|m| m.view.address);
+        Ok(view)
     }
 
     /// Removes every map that lies inside `[address, address + size)` (or every map
@@ -200,9 +281,15 @@ impl DmaMaps {
     pub fn unmap(&mut self, address: u64, size: u64, all: bool) -> usize {
         let before = self.maps.len();
         let end = address.saturating_add(size);
-        self.maps
-            .retain(|m| !(all || (m.address >= address && m.address + m.size <= end)));
+        self.maps.retain(|m| {
+            !(all || (m.view.address >= address && m.view.address + m.view.size <= end))
+        });
         before - self.maps.len()
+    }
+
+    /// Where every current map's bytes come from, by address.
+    pub fn views(&self) -> Vec<MapView> {
+        self.maps.iter().map(|m| m.view).collect()
     }
 
     /// The guest memory made of every current map (empty when there is none).
@@ -308,6 +395,34 @@ mod tests {
             [0, 0, 0],
             "a read-only map never writes the client's file"
         );
+        let views = maps.views();
+        assert_eq!(views.len(), 2);
+        let low = views[0];
+        assert!(low.unseen_parts(&views).is_empty());
+        let inside = MapView { size: 0x800, ..low };
+        assert!(inside.unseen_parts(&views).is_empty());
+        let other_bytes = MapView {
+            offset: 0x1000,
+            ..low
+        };
+        assert_eq!(
+            other_bytes.unseen_parts(&views),
+            vec![(0x10_0000, 0x10_1000)]
+        );
+        let other_file = MapView {
+            file: (0, 0),
+            ..low
+        };
+        assert_eq!(
+            other_file.unseen_parts(&views),
+            vec![(0x10_0000, 0x10_1000)]
+        );
+        // A larger map over the same file: only the part beyond the old map is new.
+        let grown = MapView {
+            size: 0x3000,
+            ..low
+        };
+        assert_eq!(grown.unseen_parts(&views), vec![(0x10_1000, 0x10_3000)]);
         assert_eq!(maps.unmap(0x10_0000, 0x1000, false), 1);
         assert_eq!(maps.unmap(0x50_0000, 0x1000, false), 0);
         assert_eq!(maps.unmap(0, 0, true), 1);

@@ -6,10 +6,16 @@ use clap::Parser;
 use rnic_device_server::{server, Options};
 use tracing_subscriber::EnvFilter;
 
+/// Log filter without `RUST_LOG`: our own messages from `info`; the `vfio_user`
+/// crate's own error lines are left out (every refusal is logged once by the server,
+/// with what to do).
+const DEFAULT_LOG_FILTER: &str = "info,vfio_user=off";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .with_target(false)

@@ -24,10 +24,12 @@ use rnic_contract::admin::opcode;
 use rnic_contract::verbs::{access, qp_attr, QpState};
 use rnic_contract::wqe;
 use rnic_device::dma::DmaError;
+use rnic_device::env::{DeviceEnv, DmaScope, Owner};
+use rnic_device::events::Event;
 use rnic_device::fault::{FaultAction, FaultPoint};
 use rnic_device::verbs::cq::decode_cqe;
 use rnic_device::verbs::mr::Need;
-use rnic_device::verbs::{AsyncEvent, Verbs, VerbsEnv, VerbsLimits};
+use rnic_device::verbs::{Verbs, VerbsLimits};
 
 const MEM: usize = 8 << 20;
 const PAGE: u64 = 4096;
@@ -53,13 +55,13 @@ impl Env {
     }
 }
 
-impl VerbsEnv for Env {
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+impl DeviceEnv for Env {
+    fn dma_read(&mut self, _scope: DmaScope, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
         let r = self.range(addr, buf.len())?;
         buf.copy_from_slice(&self.mem[r]);
         Ok(())
     }
-    fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+    fn dma_write(&mut self, _scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
         let r = self.range(addr, buf.len())?;
         self.mem[r].copy_from_slice(buf);
         Ok(())
@@ -67,15 +69,17 @@ impl VerbsEnv for Env {
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.range(addr, len as usize).map(|_| ())
     }
-    fn raise_vector(&mut self, _vector: u16) {}
-    fn send_frame(&mut self, _frame: &[u8]) {}
+    fn raise(&mut self, _vector: u16) {}
+    fn transmit(&mut self, _owner: Owner, _frame: &[u8]) -> bool {
+        true
+    }
     fn now(&self) -> Duration {
         self.now
     }
     fn fault(&mut self, _point: FaultPoint) -> Option<FaultAction> {
         None
     }
-    fn post_async_event(&mut self, ev: AsyncEvent) {
+    fn post_event(&mut self, ev: Event) {
         panic!("unexpected async event in benchmark: {ev:?}");
     }
 }
@@ -564,11 +568,16 @@ fn bench_mr_lookup(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_write,
-    bench_wr_rate,
-    bench_mr_reg,
-    bench_mr_lookup
-);
-criterion_main!(benches);
+/// Criterion's generated group runner, kept in a private module (it has no docs).
+mod groups {
+    use super::*;
+
+    criterion_group!(
+        benches,
+        bench_write,
+        bench_wr_rate,
+        bench_mr_reg,
+        bench_mr_lookup
+    );
+}
+criterion_main!(groups::benches);

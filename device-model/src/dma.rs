@@ -9,8 +9,8 @@
 //! Fault hooks: [`faulted_read`] and [`faulted_write`] apply the fault engine's answer
 //! at the `DmaRead`/`DmaWrite` sites (the device core asks the engine, with the scope
 //! of the access, and passes the answer in). Engines inside the device reach guest
-//! memory through the [`DmaPort`] trait, which the device core implements with the
-//! hooks applied.
+//! memory through [`crate::env::DeviceEnv`], which the device core implements with
+//! the hooks applied.
 
 use thiserror::Error;
 
@@ -22,24 +22,54 @@ use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryBackend, GuestMemory
 pub enum DmaError {
     /// `addr + len` wraps around the address space.
     #[error("DMA range {addr:#x}+{len:#x} wraps around the address space; the driver passed a bad address")]
-    Overflow { addr: u64, len: u64 },
+    Overflow {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
     /// Part of the range is not guest RAM.
     #[error("DMA range {addr:#x}+{len:#x} is not entirely inside guest RAM; the driver passed a bad address or length")]
-    OutOfRange { addr: u64, len: u64 },
+    OutOfRange {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
     /// The range overlaps one of the device's own BARs.
     #[error("DMA range {addr:#x}+{len:#x} overlaps the device's own BAR; the device never DMAs into its registers")]
-    DeviceRegion { addr: u64, len: u64 },
+    DeviceRegion {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
     /// PCI bus mastering is off.
     #[error(
         "DMA to {addr:#x} refused: PCI bus mastering is disabled; set Command.Bus Master Enable"
     )]
-    BusMasterDisabled { addr: u64 },
+    BusMasterDisabled {
+        /// First guest-physical address of the refused access.
+        addr: u64,
+    },
     /// The memory backend reported an error.
     #[error("guest memory access at {addr:#x}+{len:#x} failed: {reason}")]
-    Memory { addr: u64, len: u64, reason: String },
+    Memory {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+        /// The guest memory backend's error, as text.
+        reason: String,
+    },
     /// The fault engine made this access fail.
     #[error("DMA at {addr:#x}+{len:#x} failed by fault injection")]
-    Injected { addr: u64, len: u64 },
+    Injected {
+        /// First guest-physical address of the access.
+        addr: u64,
+        /// Length of the access in bytes.
+        len: u64,
+    },
 }
 
 /// The device's DMA engine over guest RAM.
@@ -192,20 +222,39 @@ impl Dma {
     }
 }
 
-/// Guest memory as seen by an engine inside the device (admin queue, event queue).
-pub trait DmaPort {
-    /// Reads `buf.len()` bytes at `addr`.
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
-    /// Writes `data` at `addr`.
-    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError>;
-}
-
-impl DmaPort for Dma {
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+/// A bare DMA engine as the environment of unit tests of the admin and event
+/// queues: guest memory only (no interrupts, no wire, no faults, time 0).
+#[cfg(test)]
+impl crate::env::DeviceEnv for Dma {
+    fn dma_read(
+        &mut self,
+        _scope: crate::env::DmaScope,
+        addr: u64,
+        buf: &mut [u8],
+    ) -> Result<(), DmaError> {
         self.read(addr, buf)
     }
-    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+    fn dma_write(
+        &mut self,
+        _scope: crate::env::DmaScope,
+        addr: u64,
+        data: &[u8],
+    ) -> Result<(), DmaError> {
         self.write(addr, data)
+    }
+    fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
+        self.check_range(addr, len)
+    }
+    fn raise(&mut self, _vector: u16) {}
+    fn transmit(&mut self, _owner: crate::env::Owner, _frame: &[u8]) -> bool {
+        false
+    }
+    fn post_event(&mut self, _ev: crate::events::Event) {}
+    fn now(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+    fn fault(&mut self, _point: crate::fault::FaultPoint) -> Option<crate::fault::FaultAction> {
+        None
     }
 }
 

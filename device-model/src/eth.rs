@@ -6,8 +6,9 @@
 //! whole frame. The device writes a descriptor's status byte last, so a driver that
 //! sees `DONE` also sees the other fields the device wrote.
 //!
-//! The rings talk to the rest of the device through [`EthEnv`] (DMA with fault hooks,
-//! the wire, interrupts, events), so they can be tested alone.
+//! The rings talk to the rest of the device through [`DeviceEnv`] (DMA with fault
+//! hooks, the wire, interrupts, events) as [`Owner::EthTx`] / [`Owner::EthRx`], so
+//! they can be tested alone.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,9 +17,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
 use crate::admin::AdminStatus;
-use crate::device::scope_queue;
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope, Owner};
 use crate::events::{code, Event};
+use rnic_contract::event::ETH_RX_QUEUE_FLAG;
 
 /// A 48-bit MAC address; serde and `Display`/`FromStr` use `aa:bb:cc:dd:ee:ff`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
@@ -101,25 +103,6 @@ pub use rnic_contract::eth::{
 };
 use rnic_contract::eth::{queue_error, rx_field, tx_field, RxDescriptor, TxDescriptor, DESC_SIZE};
 use rnic_contract::field::Record;
-
-/// What the rings need from the device around them. `queue` arguments are fault
-/// scope numbers ([`crate::device::scope_queue`]): `ETH_TX | n` for TX queue `n`,
-/// `ETH_RX | n` for RX queue `n`.
-pub trait EthEnv {
-    /// Reads guest memory for queue `queue` (fault hooks applied).
-    fn dma_read(&mut self, queue: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError>;
-    /// Writes guest memory for queue `queue` (fault hooks applied).
-    fn dma_write(&mut self, queue: u32, addr: u64, data: &[u8]) -> Result<(), DmaError>;
-    /// Checks a range without touching it.
-    fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError>;
-    /// Puts a frame sent by queue `queue` on the wire; false when it was dropped
-    /// (link down, wire error).
-    fn transmit(&mut self, queue: u32, frame: &[u8]) -> bool;
-    /// Raises an MSI-X vector.
-    fn raise(&mut self, vector: u16);
-    /// Posts an asynchronous event.
-    fn event(&mut self, ev: Event);
-}
 
 /// Counters of one queue.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,9 +207,9 @@ pub struct Ethernet {
     rx: [Option<Ring>; MAX_QUEUES],
 }
 
-fn read_desc(env: &mut dyn EthEnv, q: u32, addr: u64) -> Result<[u8; 16], DmaError> {
+fn read_desc(env: &mut dyn DeviceEnv, owner: Owner, addr: u64) -> Result<[u8; 16], DmaError> {
     let mut d = [0u8; 16];
-    env.dma_read(q, addr, &mut d)?;
+    env.dma_read(DmaScope::of(owner), addr, &mut d)?;
     Ok(d)
 }
 
@@ -337,7 +320,7 @@ impl Ethernet {
         f & filter::UNICAST != 0 && dst == self.mac
     }
 
-    fn validate(env: &dyn EthEnv, p: &QueueParams) -> Result<(), AdminStatus> {
+    fn validate(env: &dyn DeviceEnv, p: &QueueParams) -> Result<(), AdminStatus> {
         if p.queue as usize >= MAX_QUEUES
             || p.vector >= rnic_contract::pci::MSIX_VECTORS
             || !(RING_MIN..=RING_MAX).contains(&p.size)
@@ -367,7 +350,7 @@ impl Ethernet {
     /// `CREATE_TXQ` / `CREATE_RXQ`.
     pub fn create(
         &mut self,
-        env: &dyn EthEnv,
+        env: &dyn DeviceEnv,
         rx: bool,
         p: &QueueParams,
     ) -> Result<u32, AdminStatus> {
@@ -411,10 +394,12 @@ impl Ethernet {
         }
     }
 
-    fn fail(env: &mut dyn EthEnv, ring: &mut Ring, handle: u32, cause: u32) {
+    /// Stops `ring` and posts `ETH_QUEUE_ERROR` for the queue with event handle
+    /// `handle` (TX: the queue id; RX: the id with bit 16 set).
+    fn fail(env: &mut dyn DeviceEnv, ring: &mut Ring, handle: u32, cause: u32) {
         tracing::warn!(queue = handle, cause, "Ethernet queue error");
         ring.failed = true;
-        env.event(Event {
+        env.post_event(Event {
             code: code::ETH_QUEUE_ERROR,
             handle,
             detail: cause,
@@ -422,7 +407,7 @@ impl Ethernet {
     }
 
     /// Handles a doorbell write (offset relative to BAR0).
-    pub fn doorbell_write(&mut self, env: &mut dyn EthEnv, offset: u64, value: u32) {
+    pub fn doorbell_write(&mut self, env: &mut dyn DeviceEnv, offset: u64, value: u32) {
         let q = ((offset - eth_db::ETH_BASE) / eth_db::ETH_STRIDE) as usize;
         match (offset - eth_db::ETH_BASE) % eth_db::ETH_STRIDE {
             eth_db::TXQ_TAIL => self.tx_doorbell(env, q, value),
@@ -437,7 +422,7 @@ impl Ethernet {
                     Self::fail(
                         env,
                         ring,
-                        scope_queue::ETH_RX | q as u32,
+                        ETH_RX_QUEUE_FLAG | q as u32,
                         queue_error::BAD_DOORBELL,
                     );
                     return;
@@ -448,7 +433,7 @@ impl Ethernet {
         }
     }
 
-    fn tx_doorbell(&mut self, env: &mut dyn EthEnv, q: usize, value: u32) {
+    fn tx_doorbell(&mut self, env: &mut dyn DeviceEnv, q: usize, value: u32) {
         let max_frame = self.max_frame();
         let Some(ring) = self.tx.get_mut(q).and_then(|r| r.as_mut()) else {
             return;
@@ -461,13 +446,13 @@ impl Ethernet {
             return;
         }
         ring.tail = value;
-        // The event handle of TX queue `q` is `q`; its fault scope is `ETH_TX | q`.
+        // The event handle of TX queue `q` is `q`.
         let handle = q as u32;
-        let qid = scope_queue::ETH_TX | handle;
+        let owner = Owner::EthTx(q as u16);
         let mut done = 0;
         while ring.head != ring.tail {
             let addr = ring.desc(ring.head);
-            let d = match read_desc(env, qid, addr) {
+            let d = match read_desc(env, owner, addr) {
                 Ok(d) => d,
                 Err(_) => {
                     Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
@@ -481,9 +466,9 @@ impl Ethernet {
                 st |= status::ERROR;
             } else {
                 let mut frame = vec![0u8; len];
-                if env.dma_read(qid, buf, &mut frame).is_err() {
+                if env.dma_read(DmaScope::of(owner), buf, &mut frame).is_err() {
                     st |= status::ERROR;
-                } else if env.transmit(qid, &frame) {
+                } else if env.transmit(owner, &frame) {
                     ring.stats.frames += 1;
                     ring.stats.bytes += len as u64;
                 } else {
@@ -494,7 +479,7 @@ impl Ethernet {
                 ring.stats.errors += 1;
             }
             if env
-                .dma_write(qid, addr + tx_field::STATUS as u64, &[st])
+                .dma_write(DmaScope::of(owner), addr + tx_field::STATUS as u64, &[st])
                 .is_err()
             {
                 Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
@@ -509,7 +494,7 @@ impl Ethernet {
     }
 
     /// Delivers a received frame: filter, then the lowest-numbered live RX queue.
-    pub fn receive(&mut self, env: &mut dyn EthEnv, frame: &[u8]) -> RxOutcome {
+    pub fn receive(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) -> RxOutcome {
         if frame.len() < ETH_HEADER {
             return RxOutcome::Runt;
         }
@@ -530,8 +515,9 @@ impl Ethernet {
         let Some(ring) = self.rx[q].as_mut() else {
             return RxOutcome::NoQueue;
         };
-        // RX queues: event handle and fault scope are both `ETH_RX | q`.
-        let handle = scope_queue::ETH_RX | q as u32;
+        // The event handle of RX queue `q` is `q` with bit 16 set.
+        let handle = ETH_RX_QUEUE_FLAG | q as u32;
+        let scope = DmaScope::of(Owner::EthRx(q as u16));
         if frame.len() > max_frame {
             ring.stats.drops += 1;
             return RxOutcome::TooLong;
@@ -541,7 +527,7 @@ impl Ethernet {
             return RxOutcome::NoBuffer;
         }
         let addr = ring.desc(ring.head);
-        let d = match read_desc(env, handle, addr) {
+        let d = match read_desc(env, scope.owner, addr) {
             Ok(d) => d,
             Err(_) => {
                 Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
@@ -554,7 +540,7 @@ impl Ethernet {
             ring.stats.drops += 1;
             return RxOutcome::TooLong;
         }
-        if env.dma_write(handle, buf, frame).is_err() {
+        if env.dma_write(scope, buf, frame).is_err() {
             ring.stats.errors += 1;
             Self::fail(env, ring, handle, queue_error::RX_BUFFER_DMA);
             return RxOutcome::Error;
@@ -567,10 +553,10 @@ impl Ethernet {
         }
         let len = (frame.len() as u16).to_le_bytes();
         if env
-            .dma_write(handle, addr + rx_field::FRAME_LEN.start as u64, &len)
+            .dma_write(scope, addr + rx_field::FRAME_LEN.start as u64, &len)
             .is_err()
             || env
-                .dma_write(handle, addr + rx_field::STATUS as u64, &[st])
+                .dma_write(scope, addr + rx_field::STATUS as u64, &[st])
                 .is_err()
         {
             Self::fail(env, ring, handle, queue_error::DESCRIPTOR_DMA);
@@ -605,6 +591,7 @@ impl Ethernet {
 mod tests {
     use super::*;
     use crate::dma::{test_memory, Dma};
+    use crate::fault::{FaultAction, FaultPoint};
 
     struct Env {
         dma: Dma,
@@ -612,8 +599,8 @@ mod tests {
         link: bool,
         raised: Vec<u16>,
         events: Vec<Event>,
-        /// Queue (fault scope number) of every DMA access and transmission.
-        scopes: Vec<u32>,
+        /// Owner of every DMA access and transmission.
+        scopes: Vec<Owner>,
     }
 
     impl Env {
@@ -631,20 +618,20 @@ mod tests {
         }
     }
 
-    impl EthEnv for Env {
-        fn dma_read(&mut self, q: u32, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-            self.scopes.push(q);
+    impl DeviceEnv for Env {
+        fn dma_read(&mut self, s: DmaScope, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
+            self.scopes.push(s.owner);
             self.dma.read(addr, buf)
         }
-        fn dma_write(&mut self, q: u32, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-            self.scopes.push(q);
+        fn dma_write(&mut self, s: DmaScope, addr: u64, data: &[u8]) -> Result<(), DmaError> {
+            self.scopes.push(s.owner);
             self.dma.write(addr, data)
         }
         fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
             self.dma.check_range(addr, len)
         }
-        fn transmit(&mut self, q: u32, frame: &[u8]) -> bool {
-            self.scopes.push(q);
+        fn transmit(&mut self, owner: Owner, frame: &[u8]) -> bool {
+            self.scopes.push(owner);
             if self.link {
                 self.sent.push(frame.to_vec());
             }
@@ -653,8 +640,14 @@ mod tests {
         fn raise(&mut self, vector: u16) {
             self.raised.push(vector);
         }
-        fn event(&mut self, ev: Event) {
+        fn post_event(&mut self, ev: Event) {
             self.events.push(ev);
+        }
+        fn now(&self) -> std::time::Duration {
+            std::time::Duration::ZERO
+        }
+        fn fault(&mut self, _point: FaultPoint) -> Option<FaultAction> {
+            None
         }
     }
 
@@ -725,7 +718,7 @@ mod tests {
             1,
         );
         assert_eq!(env.sent, vec![f.clone()]);
-        assert_eq!(env.scopes, vec![scope_queue::ETH_TX | 2; 4]);
+        assert_eq!(env.scopes, vec![Owner::EthTx(2); 4]);
         // RX queue 1: `ETH_RX | 1`.
         env.scopes.clear();
         e.create(&env, true, &params(0x2000, 4, 1, 1)).unwrap();
@@ -740,7 +733,7 @@ mod tests {
         );
         assert_eq!(e.receive(&mut env, &f), RxOutcome::Delivered(1));
         assert!(!env.scopes.is_empty());
-        assert!(env.scopes.iter().all(|&q| q == scope_queue::ETH_RX | 1));
+        assert!(env.scopes.iter().all(|&q| q == Owner::EthRx(1)));
     }
 
     #[test]

@@ -9,7 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dma::{Dma, DmaError, DmaPort};
+use crate::dma::{Dma, DmaError};
+use crate::env::{DeviceEnv, DmaScope};
 use rnic_contract::admin as admin_contract;
 use rnic_contract::bar0;
 use rnic_contract::event::{EventEntry, EventRepr, ENTRY_SIZE};
@@ -196,7 +197,7 @@ impl EventQueue {
     }
 
     /// Writes `ev` to the ring (body first, then the phase word).
-    pub fn post(&mut self, dma: &mut dyn DmaPort, ev: &Event) -> PostResult {
+    pub fn post(&mut self, env: &mut dyn DeviceEnv, ev: &Event) -> PostResult {
         let Some(r) = self.live else {
             self.counters.unqueued += 1;
             return PostResult::NoQueue;
@@ -208,9 +209,15 @@ impl EventQueue {
         }
         let b = encode(ev, self.seq, self.phase);
         let addr = r.base + self.tail as u64 * EQ_ENTRY_SIZE;
-        if let Err(e) = dma
-            .dma_write(addr, &b[..PHASE_AT])
-            .and_then(|_| dma.dma_write(addr + PHASE_AT as u64, &b[PHASE_AT..]))
+        if let Err(e) = env
+            .dma_write(DmaScope::EVENT_QUEUE, addr, &b[..PHASE_AT])
+            .and_then(|_| {
+                env.dma_write(
+                    DmaScope::EVENT_QUEUE,
+                    addr + PHASE_AT as u64,
+                    &b[PHASE_AT..],
+                )
+            })
         {
             self.live = None;
             self.failed = true;

@@ -48,7 +48,7 @@ pub enum FaultSite {
 #[serde(default, deny_unknown_fields)]
 pub struct FaultScope {
     /// The object concerned, in the one numbering shared by every site
-    /// ([`crate::device::scope_queue`]): 0 the admin queue, `1..=0xFFFF` a QP,
+    /// ([`scope_queue`]): 0 the admin queue, `1..=0xFFFF` a QP,
     /// `ETH_RX | n` / `ETH_TX | n` an Ethernet queue, `CQ | n` the ring of a CQ,
     /// `EVENT_QUEUE` the event ring. Set at `dma_read`, `dma_write`,
     /// `admin_command`, `cqe`, `wire_tx` and `wire_rx` (RoCEv2 frames only).
@@ -70,7 +70,9 @@ pub struct FaultScope {
 /// One event at a fault site.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FaultPoint {
+    /// The fault site the event happens at.
     pub site: FaultSite,
+    /// What the event is about (queue, MR, vector, opcode), matched against rule scopes.
     pub scope: FaultScope,
 }
 
@@ -81,11 +83,19 @@ pub enum FaultAction {
     /// DMA: the access fails (the device reports a DMA error).
     DmaError,
     /// DMA: the data is corrupted (XOR `mask` into byte `offset % len`).
-    Corrupt { offset: u32, mask: u8 },
+    Corrupt {
+        /// Byte to corrupt, taken modulo the access length.
+        offset: u32,
+        /// Bits to flip (XORed into the byte).
+        mask: u8,
+    },
     /// MSI-X / wire: the message or frame is lost.
     Drop,
     /// MSI-X / wire / admin: deliver late, after `micros` microseconds.
-    Delay { micros: u64 },
+    Delay {
+        /// Delay in microseconds of device time.
+        micros: u64,
+    },
     /// MSI-X / wire: deliver twice.
     Duplicate,
     /// MSI-X: an extra interrupt with nothing behind it.
@@ -95,9 +105,15 @@ pub enum FaultAction {
     /// Admin: the command is consumed and never completes.
     NeverComplete,
     /// Admin: the command completes with this status instead of running.
-    FailStatus { status: u16 },
+    FailStatus {
+        /// The 16-bit admin completion status to report.
+        status: u16,
+    },
     /// CQE: the work request completes with this completion status instead.
-    CqeError { status: u8 },
+    CqeError {
+        /// The completion status byte to report instead of success.
+        status: u8,
+    },
     /// Link: the link goes down.
     LinkDown,
     /// Link: the link comes back up.
@@ -308,12 +324,23 @@ pub enum Trigger {
     #[default]
     Always,
     /// Exactly once, at the `nth` matching event (1-based).
-    Once { nth: u64 },
+    Once {
+        /// The 1-based matching event that fires.
+        nth: u64,
+    },
     /// At every `n`th matching event: n, 2n, 3n, ...
-    Every { n: u64 },
+    Every {
+        /// Period in matching events (1 = every event).
+        n: u64,
+    },
     /// Each matching event independently with probability `p` (0..=1), drawn from
     /// the rule's own PRNG seeded with `seed`: the same seed gives the same hits.
-    Probability { p: f64, seed: u64 },
+    Probability {
+        /// Probability of firing per matching event, 0.0..=1.0.
+        p: f64,
+        /// Seed of the rule's PRNG.
+        seed: u64,
+    },
 }
 
 /// A span of device time, `from <= t < until`. In JSON: microseconds,
@@ -322,8 +349,10 @@ pub enum Trigger {
 #[serde(deny_unknown_fields)]
 pub struct TimeWindow {
     #[serde(rename = "from_us", with = "micros")]
+    /// Start of the window (inclusive), device time.
     pub from: Duration,
     #[serde(rename = "until_us", with = "micros")]
+    /// End of the window (exclusive), device time.
     pub until: Duration,
 }
 
@@ -381,15 +410,21 @@ pub struct FaultRule {
     /// Set by [`FaultEngine::add_rule`] when `None`; must be unique when given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<RuleId>,
+    /// The site whose events the rule watches.
     pub site: FaultSite,
     #[serde(default, skip_serializing_if = "is_empty_scope")]
+    /// Filter on the event scope; unset fields match anything.
     pub scope: FaultScope,
+    /// What the device does when the rule fires.
     pub action: FaultAction,
     #[serde(default, skip_serializing_if = "is_always")]
+    /// Which matching events fire the rule.
     pub trigger: Trigger,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Device-time window outside which the rule ignores events; none = always.
     pub window: Option<TimeWindow>,
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
+    /// Disabled rules see no events and never fire.
     pub enabled: bool,
 }
 
@@ -486,30 +521,57 @@ pub enum FaultError {
     #[error(
         "fault action `{action}` cannot be used at site `{site}`; actions allowed there: {allowed}"
     )]
+    /// The action is not meaningful at the rule's site.
     ActionNotAllowed {
+        /// The rule's site.
         site: FaultSite,
+        /// The refused action's name.
         action: &'static str,
+        /// The actions the site allows, comma-separated.
         allowed: String,
     },
     #[error("scope field `{field}` is never set by events at site `{site}` (only at: {valid_at}), so the rule could never match; remove it from the scope")]
+    /// The rule filters on a scope field that events at its site never carry.
     ScopeNeverSet {
+        /// The rule's site.
         site: FaultSite,
+        /// The scope field the rule sets.
         field: &'static str,
         /// The sites whose events carry the field, comma-separated.
         valid_at: String,
     },
     #[error("trigger field `{field}` must be at least 1 (counts are 1-based)")]
-    ZeroCount { field: &'static str },
+    /// A 1-based trigger count is 0.
+    ZeroCount {
+        /// The trigger field that is 0.
+        field: &'static str,
+    },
     #[error("trigger probability {p} is not in 0.0..=1.0")]
-    BadProbability { p: f64 },
+    /// A trigger probability outside 0.0..=1.0.
+    BadProbability {
+        /// The probability given.
+        p: f64,
+    },
     #[error("time window from_us={from_us} until_us={until_us} is empty; `until_us` must be greater than `from_us`")]
-    EmptyWindow { from_us: u128, until_us: u128 },
+    /// A time window that contains no instant.
+    EmptyWindow {
+        /// Window start in microseconds.
+        from_us: u128,
+        /// Window end in microseconds.
+        until_us: u128,
+    },
     #[error("rule id {0} is already in use; pick another id or omit it to let the engine choose")]
+    /// A rule with this id is already installed.
     DuplicateId(RuleId),
     #[error("no fault rule with id {0}; list rules to see the ids in use")]
+    /// No installed rule has this id.
     UnknownRule(RuleId),
     #[error("too many fault rules (limit {limit}); remove some first")]
-    TooManyRules { limit: usize },
+    /// The engine holds its maximum number of rules.
+    TooManyRules {
+        /// The maximum ([`MAX_RULES`]).
+        limit: usize,
+    },
 }
 
 // ---------------------------------------------------------------------------
@@ -526,10 +588,13 @@ pub const DEFAULT_LOG_CAPACITY: usize = 1024;
 pub struct FaultHit {
     /// Sequence number of the hit since the engine was created (0-based, never reused).
     pub seq: u64,
+    /// The rule that fired.
     pub rule: RuleId,
+    /// The site of the event.
     pub site: FaultSite,
     /// The scope of the event that was hit (not the rule's filter).
     pub scope: FaultScope,
+    /// The action the device applied.
     pub action: FaultAction,
     /// Device time of the hit.
     #[serde(rename = "at_us", with = "micros")]
@@ -595,6 +660,7 @@ impl FaultLog {
 /// Counters of one rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RuleStats {
+    /// The rule the counters belong to.
     pub rule: RuleId,
     /// Events that matched the rule's site, scope and window while it was enabled
     /// and reached it (see [`FaultEngine::check`] for ordering).
@@ -606,7 +672,9 @@ pub struct RuleStats {
 /// Hits at one site, across all rules ever installed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SiteStats {
+    /// The fault site.
     pub site: FaultSite,
+    /// Faults injected at the site.
     pub hits: u64,
 }
 
@@ -907,6 +975,66 @@ impl FaultEngine {
     /// Empty the log, returning its entries (oldest first); the dropped count stays.
     pub fn drain_log(&mut self) -> Vec<FaultHit> {
         self.log.entries.drain(..).collect()
+    }
+}
+
+/// The `queue` field of fault scopes (`docs/device-spec.md` Appendix A.3): one
+/// numbering shared by every site, so that a number names one object.
+///
+/// | value | object |
+/// | --- | --- |
+/// | `0` ([`ADMIN`](scope_queue::ADMIN)) | the admin queue: its rings and every admin command's buffer |
+/// | `1..=0xFFFF` | the QP with that number (QPNs never reach `0x1_0000`) |
+/// | [`ETH_RX`](scope_queue::ETH_RX)` \| n` | Ethernet RX queue `n` |
+/// | [`ETH_TX`](scope_queue::ETH_TX)` \| n` | Ethernet TX queue `n` |
+/// | [`CQ`](scope_queue::CQ)` \| n` | the ring of CQ `n` |
+/// | [`EVENT_QUEUE`](scope_queue::EVENT_QUEUE) | the event ring |
+pub mod scope_queue {
+    use crate::env::Owner;
+
+    /// The admin queue (rings, command buffers; the `admin_command` site).
+    pub const ADMIN: u32 = 0;
+    /// Bit set for Ethernet RX queues (the queue's event handle, too).
+    pub const ETH_RX: u32 = 1 << 16;
+    /// Bit set for Ethernet TX queues (their event handle is the bare number).
+    pub const ETH_TX: u32 = 1 << 17;
+    /// Bit set for CQ rings.
+    pub const CQ: u32 = 1 << 18;
+    /// The event ring.
+    pub const EVENT_QUEUE: u32 = 1 << 19;
+
+    /// Scope number of the object `owner`.
+    pub const fn of(owner: Owner) -> u32 {
+        match owner {
+            Owner::Admin => ADMIN,
+            Owner::Qp(qpn) => qpn,
+            Owner::Cq(cqn) => CQ | cqn,
+            Owner::EthTx(n) => ETH_TX | n as u32,
+            Owner::EthRx(n) => ETH_RX | n as u32,
+            Owner::EventQueue => EVENT_QUEUE,
+        }
+    }
+}
+
+/// The fault scope of everything queue `queue` (numbered as in [`scope_queue`]) does.
+pub(crate) fn queue_scope(queue: u32) -> FaultScope {
+    FaultScope {
+        queue: Some(queue),
+        ..FaultScope::default()
+    }
+}
+
+/// The fault scope of the admin queue.
+pub(crate) fn admin_scope() -> FaultScope {
+    queue_scope(scope_queue::ADMIN)
+}
+
+/// The fault scope of an access for `s`.
+pub(crate) fn dma_scope(s: crate::env::DmaScope) -> FaultScope {
+    FaultScope {
+        queue: Some(scope_queue::of(s.owner)),
+        mr: s.mr,
+        ..FaultScope::default()
     }
 }
 

@@ -26,7 +26,12 @@ pub enum InterruptError {
     UnknownVector(u16),
     /// The host failed to route or inject the message.
     #[error("the host could not deliver MSI-X vector {vector}: {reason}; check the monitor's interrupt routing")]
-    Host { vector: u16, reason: String },
+    Host {
+        /// The MSI-X vector being delivered.
+        vector: u16,
+        /// The monitor's error, as text.
+        reason: String,
+    },
 }
 
 /// Receives the device's interrupt routing changes and interrupt requests.
@@ -49,11 +54,18 @@ pub trait InterruptSink: Send + Sync {
 pub enum SinkEvent {
     /// `update_route(vector, route)`.
     Route {
+        /// The MSI-X vector whose route changed.
         vector: u16,
+        /// The new message, or none when the vector cannot deliver.
         route: Option<MsiMessage>,
     },
     /// `trigger(vector, msg)`.
-    Trigger { vector: u16, msg: MsiMessage },
+    Trigger {
+        /// The MSI-X vector delivered.
+        vector: u16,
+        /// The message (address and data) written.
+        msg: MsiMessage,
+    },
 }
 
 /// An [`InterruptSink`] that records every call. Meant for tests (of this crate and

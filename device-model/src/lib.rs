@@ -3,7 +3,9 @@
 //! This crate *is* the hardware our users design: a PCI Express function with a
 //! register BAR, an MSI-X BAR, an admin queue, RDMA verbs objects (PD, MR, CQ, QP),
 //! Ethernet queues, a wire to other devices and a scriptable fault engine. The
-//! written contract is `docs/device-spec.md`; this crate follows it exactly.
+//! written contract is `docs/device-spec.md`; this crate follows it exactly, and
+//! every register offset, opcode, status and byte layout comes from the
+//! `rnic-contract` crate (the contract as code, shared with the driver and guest).
 //!
 //! What it owns: everything the device does. What it must not touch: KVM, vCPUs,
 //! host files other than wire/pcap backends the caller hands it. It reaches the
@@ -27,8 +29,9 @@
 //! | [`msix`] | MSI-X table and PBA, mask/pending semantics |
 //! | [`irq`] | the interrupt seam to the monitor |
 //! | [`dma`] | bounds-checked guest memory access, fault hooks |
+//! | [`env`] | [`env::DeviceEnv`], the one seam between the engines and the device core, with the typed [`env::Owner`] of every access |
 //! | [`device`] | [`device::Rnic`], the top-level device |
-//! | [`admin`] | admin queue rings and command formats |
+//! | [`admin`] | admin queue rings and admin command execution (formats in `rnic-contract`) |
 //! | [`eth`] | Ethernet: MAC address, filter, MTU, TX/RX descriptor rings |
 //! | [`events`] | asynchronous event queue |
 //! | [`stats`] | counters and the guest statistics block |
@@ -45,6 +48,7 @@
 pub mod admin;
 pub mod device;
 pub mod dma;
+pub mod env;
 pub mod eth;
 pub mod events;
 pub mod irq;

@@ -12,9 +12,12 @@
 //! Connected transport (every RC opcode, see [`opcode`]). The UDP checksum is sent
 //! as 0 (allowed for IPv4); a non-zero checksum on a received frame is verified.
 
+mod classify;
 pub mod icrc;
 pub mod opcode;
 pub mod psn;
+
+pub use classify::is_roce_frame;
 
 #[cfg(test)]
 pub(crate) mod tests;
@@ -64,7 +67,9 @@ pub const DEFAULT_TTL: u8 = 64;
 /// Ethernet II addresses (the ethertype is always IPv4).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct EthHeader {
+    /// Destination MAC address.
     pub dst: [u8; 6],
+    /// Source MAC address.
     pub src: [u8; 6],
 }
 
@@ -72,8 +77,11 @@ pub struct EthHeader {
 /// protocol and checksum are derived by [`encode`] and checked by [`decode`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Ipv4Info {
+    /// Source IPv4 address, network byte order.
     pub src: [u8; 4],
+    /// Destination IPv4 address, network byte order.
     pub dst: [u8; 4],
+    /// Time to live.
     pub ttl: u8,
     /// DSCP (6 high bits) and ECN (2 low bits): the old TOS byte.
     pub dscp_ecn: u8,
@@ -128,7 +136,9 @@ pub struct Aeth {
 /// Atomic Extended Transport Header (CmpSwap, FetchAdd).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct AtomicEth {
+    /// Remote virtual address of the 8-byte target.
     pub va: u64,
+    /// Remote key of the target region.
     pub rkey: u32,
     /// Swap value (CmpSwap) or addend (FetchAdd).
     pub swap_add: u64,
@@ -160,11 +170,20 @@ pub mod syndrome {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AethKind {
     /// Positive acknowledge with a 5-bit credit count (31 = unlimited).
-    Ack { credits: u8 },
+    Ack {
+        /// End-to-end credit count, 5 bits (31 = unlimited).
+        credits: u8,
+    },
     /// Receiver not ready; retry after the encoded timer.
-    RnrNak { timer: u8 },
+    RnrNak {
+        /// RNR NAK timer code, 5 bits (`rnic_contract::verbs::RNR_TIMER_US`).
+        timer: u8,
+    },
     /// Negative acknowledge with a 5-bit code (0 .. 4, see [`syndrome`]).
-    Nak { code: u8 },
+    Nak {
+        /// NAK code, 5 bits ([`syndrome`]).
+        code: u8,
+    },
     /// Bit 7 set or type `10`: reserved encodings.
     Reserved,
 }
@@ -212,13 +231,19 @@ impl Aeth {
 /// [`opcode::info`]); [`encode`] refuses a packet whose headers do not match.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RocePacket {
+    /// Ethernet addresses.
     pub eth: EthHeader,
+    /// IPv4 addresses and TTL.
     pub ip: Ipv4Info,
     /// UDP source port (RoCEv2 uses it as flow entropy; any value is valid).
     pub udp_src_port: u16,
+    /// Base Transport Header.
     pub bth: Bth,
+    /// RDMA Extended Transport Header (first packet of WRITE, READ request).
     pub reth: Option<Reth>,
+    /// ACK Extended Transport Header (acknowledges, READ responses).
     pub aeth: Option<Aeth>,
+    /// Atomic Extended Transport Header (atomic requests).
     pub atomic_eth: Option<AtomicEth>,
     /// Atomic Acknowledge ETH: the original remote data.
     pub atomic_ack: Option<u64>,
@@ -236,67 +261,131 @@ pub enum EncodeError {
     #[error(
         "BTH opcode {0:#04x} is not an RC opcode this codec supports; use a roce::opcode constant"
     )]
+    /// The BTH opcode is not one this codec encodes.
     UnsupportedOpcode(u8),
     #[error("opcode {opcode:#04x} ({name}) {} the {header} header; set the packet's optional headers to match roce::opcode::info", if *.required { "requires" } else { "must not carry" })]
+    /// An optional header is present where the opcode forbids it, or missing where it requires it.
     HeaderMismatch {
+        /// The BTH opcode.
         opcode: u8,
+        /// The opcode's name.
         name: &'static str,
+        /// The header in question.
         header: &'static str,
+        /// True when the opcode requires the header (it was missing).
         required: bool,
     },
     #[error("opcode {opcode:#04x} ({name}) carries no payload but {len} payload bytes were given")]
+    /// Payload given for an opcode that carries none.
     PayloadNotAllowed {
+        /// The BTH opcode.
         opcode: u8,
+        /// The opcode's name.
         name: &'static str,
+        /// Payload bytes given.
         len: usize,
     },
     #[error("{field} = {value:#x} does not fit in 24 bits")]
-    FieldOutOfRange { field: &'static str, value: u32 },
+    /// A 24-bit field holds a larger value.
+    FieldOutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value given.
+        value: u32,
+    },
     #[error("packet needs {len} bytes of IPv4 datagram, more than the 65535 IPv4 allows; split the message into smaller packets")]
-    TooLong { len: usize },
+    /// The packet does not fit an IPv4 datagram.
+    TooLong {
+        /// Bytes the IPv4 datagram would need.
+        len: usize,
+    },
 }
 
 /// Why [`decode`] rejected a frame.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum DecodeError {
     #[error("frame truncated: {what} needs {need} bytes, {have} available")]
+    /// The frame ends inside a header or the ICRC.
     Truncated {
+        /// The part that is cut short.
         what: &'static str,
+        /// Bytes it needs.
         need: usize,
+        /// Bytes left in the frame.
         have: usize,
     },
     #[error("ethertype {0:#06x} is not IPv4 (0x0800): not a RoCEv2 frame")]
+    /// The ethertype (given) is not IPv4.
     NotIpv4(u16),
     #[error("IP version {0} is not 4")]
+    /// The IP version field (given) is not 4.
     BadIpVersion(u8),
     #[error("IPv4 header length {0} bytes: IPv4 options are not supported")]
+    /// The IPv4 header (length given) carries options.
     IpOptions(usize),
     #[error("IPv4 total length {total} is inconsistent with the {available} bytes received")]
-    BadIpLength { total: usize, available: usize },
+    /// The IPv4 total length disagrees with the frame.
+    BadIpLength {
+        /// IPv4 total length field.
+        total: usize,
+        /// Bytes after the Ethernet header.
+        available: usize,
+    },
     #[error("IPv4 header checksum is wrong")]
+    /// The IPv4 header checksum does not verify.
     BadIpChecksum,
     #[error("IPv4 fragment (flags/offset {0:#06x}): RoCEv2 packets are never fragmented")]
+    /// The datagram is a fragment (flags and offset given).
     Fragmented(u16),
     #[error("IP protocol {0} is not UDP (17): not a RoCEv2 frame")]
+    /// The IP protocol (given) is not UDP.
     NotUdp(u8),
     #[error("UDP destination port {0} is not 4791: not a RoCEv2 frame")]
+    /// The UDP destination port (given) is not 4791.
     NotRoce(u16),
     #[error("UDP length {udp} does not match the IPv4 payload length {ip}")]
-    BadUdpLength { udp: usize, ip: usize },
+    /// The UDP length disagrees with the IPv4 payload.
+    BadUdpLength {
+        /// UDP length field.
+        udp: usize,
+        /// IPv4 payload length.
+        ip: usize,
+    },
     #[error("UDP checksum is wrong")]
+    /// A non-zero UDP checksum that does not verify.
     BadUdpChecksum,
     #[error("ICRC mismatch: frame carries {found:#010x}, contents give {computed:#010x} (corrupted on the wire)")]
-    BadIcrc { found: u32, computed: u32 },
+    /// The ICRC does not match the frame.
+    BadIcrc {
+        /// ICRC carried by the frame.
+        found: u32,
+        /// ICRC computed over the frame.
+        computed: u32,
+    },
     #[error("BTH transport version {0} is not 0")]
+    /// The BTH transport version (given) is not 0.
     UnsupportedTver(u8),
     #[error("BTH opcode {0:#04x} is not a supported RC opcode")]
+    /// The BTH opcode (given) is not a supported RC opcode.
     UnsupportedOpcode(u8),
     #[error("opcode {opcode:#04x} carries no payload but {len} bytes follow its headers")]
-    PayloadNotAllowed { opcode: u8, len: usize },
+    /// Bytes follow the headers of an opcode that carries no payload.
+    PayloadNotAllowed {
+        /// The BTH opcode.
+        opcode: u8,
+        /// Bytes after the headers.
+        len: usize,
+    },
     #[error(
         "pad count {pad} with {len} bytes after the headers: packet length is not a multiple of 4"
     )]
-    BadPadding { pad: u8, len: usize },
+    /// The pad count does not make the payload length a multiple of 4.
+    BadPadding {
+        /// BTH pad count.
+        pad: u8,
+        /// Bytes after the headers.
+        len: usize,
+    },
 }
 
 impl DecodeError {

@@ -1,8 +1,9 @@
 //! Completion queues: the CQE ring in guest memory, the phase tag, arming and
 //! interrupt moderation.
 
-use super::env::{AsyncEvent, DmaScope, VerbsEnv};
+use super::async_event::AsyncEvent;
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope};
 use rnic_contract::bar0::verbs_db;
 use rnic_contract::cqe::{cqe_field, Cqe, CqeRepr, WcStatus, CQE_SIZE};
 use serde::Serialize;
@@ -18,45 +19,60 @@ pub fn decode_cqe(b: &[u8; CQE_SIZE]) -> (CqeRepr, bool) {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Arm {
+    /// Not armed: completions raise no interrupt.
     Off,
+    /// Interrupt on the next completion (`ARM_NEXT`).
     Next,
+    /// Interrupt on the next solicited or error completion (`ARM_SOLICITED`).
     Solicited,
 }
 
 /// Per-CQ counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct CqStats {
+    /// The CQ number.
     pub cqn: u32,
+    /// Ring size in CQEs.
     pub size: u32,
+    /// MSI-X vector of the CQ.
     pub vector: u16,
+    /// The device's free-running producer count.
     pub producer: u32,
+    /// The driver's consumer count, as last written to `CQ_CI`.
     pub consumer: u32,
+    /// CQEs written.
     pub cqes: u64,
+    /// CQEs written with a status other than success.
     pub error_cqes: u64,
+    /// Interrupts raised for the CQ.
     pub interrupts: u64,
+    /// CQEs lost because the ring was full.
     pub overflows: u64,
+    /// Doorbell writes that were refused (bad consumer count or arm value).
     pub bad_doorbells: u64,
+    /// Whether the CQ is in its permanent error state.
     pub in_error: bool,
+    /// The arming state, none while in error.
     pub armed: Option<Arm>,
 }
 
 #[derive(Debug)]
-pub struct Cq {
-    pub cqn: u32,
-    pub base: u64,
-    pub size: u32,
+pub(crate) struct Cq {
+    pub(crate) cqn: u32,
+    pub(crate) base: u64,
+    pub(crate) size: u32,
     /// Device producer count (free running).
-    pub pi: u32,
+    pub(crate) pi: u32,
     /// Driver consumer count (free running, from the CI doorbell).
-    pub ci: u32,
-    pub vector: u16,
-    pub mod_count: u16,
-    pub mod_usec: u32,
-    pub arm: Arm,
+    pub(crate) ci: u32,
+    pub(crate) vector: u16,
+    pub(crate) mod_count: u16,
+    pub(crate) mod_usec: u32,
+    pub(crate) arm: Arm,
     pending: u32,
     pending_since: Option<Duration>,
-    pub error: bool,
-    pub stats: CqStats,
+    pub(crate) error: bool,
+    pub(crate) stats: CqStats,
 }
 
 /// Why a CQE could not be written.
@@ -64,7 +80,14 @@ pub struct Cq {
 pub struct CqFull;
 
 impl Cq {
-    pub fn new(cqn: u32, base: u64, size: u32, vector: u16, mod_count: u16, mod_usec: u32) -> Self {
+    pub(crate) fn new(
+        cqn: u32,
+        base: u64,
+        size: u32,
+        vector: u16,
+        mod_count: u16,
+        mod_usec: u32,
+    ) -> Self {
         Cq {
             cqn,
             base,
@@ -90,17 +113,17 @@ impl Cq {
         (idx / self.size) & 1 == 0
     }
 
-    fn set_error(&mut self, env: &mut dyn VerbsEnv) {
+    fn set_error(&mut self, env: &mut dyn DeviceEnv) {
         if !self.error {
             self.error = true;
-            env.post_async_event(AsyncEvent::CqError { cqn: self.cqn });
+            env.post_event(AsyncEvent::CqError { cqn: self.cqn }.into());
         }
     }
 
     /// Writes one CQE. Fails (and puts the CQ in error) on overflow or DMA error.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         cqe: &CqeRepr,
         solicited: bool,
     ) -> Result<(), CqFull> {
@@ -120,9 +143,9 @@ impl Cq {
         let bytes = cqe.to_bytes(!phase);
         let scope = DmaScope::cq(self.cqn);
         let addr = self.slot_addr(self.pi);
-        if env.dma_write_scoped(scope, addr, &bytes).is_err()
+        if env.dma_write(scope, addr, &bytes).is_err()
             || env
-                .dma_write_scoped(scope, addr + cqe_field::PHASE as u64, &[u8::from(phase)])
+                .dma_write(scope, addr + cqe_field::PHASE as u64, &[u8::from(phase)])
                 .is_err()
         {
             self.set_error(env);
@@ -149,15 +172,15 @@ impl Cq {
         Ok(())
     }
 
-    fn fire(&mut self, env: &mut dyn VerbsEnv) {
-        env.raise_vector(self.vector);
+    fn fire(&mut self, env: &mut dyn DeviceEnv) {
+        env.raise(self.vector);
         self.stats.interrupts += 1;
         self.arm = Arm::Off;
         self.pending = 0;
         self.pending_since = None;
     }
 
-    fn maybe_fire(&mut self, env: &mut dyn VerbsEnv) {
+    fn maybe_fire(&mut self, env: &mut dyn DeviceEnv) {
         if self.arm == Arm::Off || self.pending == 0 {
             return;
         }
@@ -173,13 +196,13 @@ impl Cq {
     }
 
     /// Timer check for time-based moderation.
-    pub fn poll(&mut self, env: &mut dyn VerbsEnv) {
+    pub(crate) fn poll(&mut self, env: &mut dyn DeviceEnv) {
         self.maybe_fire(env);
     }
 
     /// The CI doorbell. Returns false (and ignores the value) if it is not between
     /// the previous consumer index and the producer index.
-    pub fn set_ci(&mut self, ci: u32) -> bool {
+    pub(crate) fn set_ci(&mut self, ci: u32) -> bool {
         let adv = ci.wrapping_sub(self.ci);
         let avail = self.pi.wrapping_sub(self.ci);
         if adv > avail {
@@ -191,7 +214,7 @@ impl Cq {
     }
 
     /// The arm doorbell.
-    pub fn arm(&mut self, env: &mut dyn VerbsEnv, value: u32) -> bool {
+    pub(crate) fn arm(&mut self, env: &mut dyn DeviceEnv, value: u32) -> bool {
         let mode = match value {
             verbs_db::ARM_NEXT => Arm::Next,
             verbs_db::ARM_SOLICITED => Arm::Solicited,
@@ -212,9 +235,9 @@ impl Cq {
     }
 
     /// Moves the unconsumed entries to a new ring; returns how many.
-    pub fn resize(
+    pub(crate) fn resize(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         base: u64,
         size: u32,
     ) -> Result<u32, DmaError> {
@@ -222,7 +245,7 @@ impl Cq {
         let mut entries = Vec::with_capacity(n as usize);
         for i in 0..n {
             let mut b = [0u8; CQE_SIZE];
-            env.dma_read_scoped(
+            env.dma_read(
                 DmaScope::cq(self.cqn),
                 self.slot_addr(self.ci.wrapping_add(i)),
                 &mut b,
@@ -235,7 +258,7 @@ impl Cq {
         for (i, mut b) in entries.into_iter().enumerate() {
             let i = i as u32;
             Cqe::new_unchecked(&mut b[..]).set_phase(self.phase(i));
-            if let Err(e) = env.dma_write_scoped(DmaScope::cq(self.cqn), self.slot_addr(i), &b) {
+            if let Err(e) = env.dma_write(DmaScope::cq(self.cqn), self.slot_addr(i), &b) {
                 (self.base, self.size) = old;
                 return Err(e);
             }
@@ -245,7 +268,7 @@ impl Cq {
         Ok(n)
     }
 
-    pub fn stats(&self) -> CqStats {
+    pub(crate) fn stats(&self) -> CqStats {
         CqStats {
             cqn: self.cqn,
             size: self.size,

@@ -7,7 +7,7 @@
 //!
 //! What it owns: everything under `src/verbs`. What it must not touch: PCI, MSI-X,
 //! the admin queue itself, DMA, the wire backends and the fault engine. It reaches
-//! them only through [`VerbsEnv`], which the device core implements; frames are
+//! them only through [`DeviceEnv`], which the device core implements; frames are
 //! encoded and decoded with [`crate::roce`].
 //!
 //! The engine never trusts the guest: every handle, index, count, length, key and
@@ -15,8 +15,8 @@
 //! a QP error, never a panic. Work per call is bounded (ring sizes, window, a cap on
 //! loopback frames per call).
 
+pub mod async_event;
 pub mod cq;
-pub mod env;
 pub mod handles;
 pub mod mr;
 pub mod qp;
@@ -25,7 +25,8 @@ mod transport;
 #[cfg(test)]
 mod tests;
 
-pub use env::{AsyncEvent, DmaOwner, DmaScope, VerbsEnv};
+pub use crate::env::{DeviceEnv, DmaScope, Owner};
+pub use async_event::AsyncEvent;
 pub use rnic_contract::admin::AdminStatus;
 pub use rnic_contract::cqe::WcStatus;
 pub use rnic_contract::verbs::QpState;
@@ -47,6 +48,7 @@ use crate::roce::{self, RocePacket};
 /// Device limits of the verbs engine (reported by QUERY_CAPS).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct VerbsLimits {
+    /// Most protection domains at once.
     pub max_pd: u32,
     /// At most [`verbs_db::MAX_CQN`].
     pub max_cq: u32,
@@ -70,7 +72,9 @@ pub struct VerbsLimits {
     pub max_inflight: u32,
     /// Largest path MTU code (5 = 4096).
     pub max_mtu_code: u8,
+    /// Smallest MR page shift accepted (12 = 4 KiB).
     pub min_page_shift: u8,
+    /// Largest MR page shift accepted (30 = 1 GiB).
     pub max_page_shift: u8,
     /// Loopback frames processed per call before the rest waits for `poll`.
     pub max_loopback_per_call: usize,
@@ -150,43 +154,42 @@ fn prev_pow2(v: u32) -> u32 {
 /// destination IP equals `ip`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Port {
+    /// Source MAC of every RoCEv2 frame the device sends.
     pub mac: [u8; 6],
+    /// IPv4 address of the port, network byte order (GID `::ffff:a.b.c.d`).
     pub ip: [u8; 4],
 }
 
 /// A handle-indexed object table; handle 0 is never used. Allocation order and cost
 /// are those of [`HandleAlloc`] (O(1), fresh handles first, then FIFO reuse).
 #[derive(Debug)]
-pub struct Table<T> {
+pub(crate) struct Table<T> {
     slots: Vec<Option<T>>,
     ids: HandleAlloc,
 }
 
 impl<T> Table<T> {
-    pub fn new(max: u32) -> Self {
+    pub(crate) fn new(max: u32) -> Self {
         Table {
             slots: (0..=max).map(|_| None).collect(),
             ids: HandleAlloc::new(max),
         }
     }
-    pub fn get(&self, h: u32) -> Option<&T> {
+    pub(crate) fn get(&self, h: u32) -> Option<&T> {
         if h == 0 {
             return None;
         }
         self.slots.get(h as usize)?.as_ref()
     }
-    pub fn get_mut(&mut self, h: u32) -> Option<&mut T> {
+    pub(crate) fn get_mut(&mut self, h: u32) -> Option<&mut T> {
         if h == 0 {
             return None;
         }
         self.slots.get_mut(h as usize)?.as_mut()
     }
     /// Objects in the table.
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         self.ids.in_use()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
     fn alloc(&mut self, v: T) -> Option<u32> {
         let h = self.ids.alloc()?;
@@ -201,7 +204,7 @@ impl<T> Table<T> {
         self.ids.free(h);
         Some(v)
     }
-    pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.slots
             .iter()
             .enumerate()
@@ -228,24 +231,38 @@ pub struct Pd {
 /// Engine-wide counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct GlobalStats {
+    /// Verbs admin commands executed.
     pub admin_commands: u64,
+    /// Verbs admin commands that completed with an error status.
     pub admin_failures: u64,
+    /// Verbs doorbell writes to objects that do not exist.
     pub bad_doorbells: u64,
+    /// RoCEv2 frames handed to the engine.
     pub frames_received: u64,
+    /// Received frames dropped (malformed, wrong address, unknown QP).
     pub frames_dropped: u64,
+    /// RoCEv2 frames the engine sent.
     pub frames_sent: u64,
+    /// Packets delivered between QPs of this device without the wire.
     pub loopback_packets: u64,
+    /// Packets the engine could not encode (an engine bug if ever non-zero).
     pub encode_errors: u64,
 }
 
 /// Everything [`Verbs::stats`] reports (serde-serializable).
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct VerbsStats {
+    /// Engine-wide counters.
     pub global: GlobalStats,
+    /// Protection domains in use.
     pub pds: u32,
+    /// Memory regions in use.
     pub mrs: u32,
+    /// Page entries held by all MRs.
     pub mr_pages: u64,
+    /// Counters of every QP.
     pub qps: Vec<QpStats>,
+    /// Counters of every CQ.
     pub cqs: Vec<CqStats>,
 }
 
@@ -263,6 +280,7 @@ pub struct Verbs {
 }
 
 impl Verbs {
+    /// An engine with the given limits (clamped to what the ABI can express) and no objects.
     pub fn new(limits: VerbsLimits) -> Self {
         let limits = limits.clamped();
         Verbs {
@@ -293,6 +311,7 @@ impl Verbs {
         self.port = Port { mac, ip };
     }
 
+    /// The verbs port's MAC and IPv4 address.
     pub fn port(&self) -> Port {
         self.port
     }
@@ -323,7 +342,7 @@ impl Verbs {
     /// packets it produced.
     fn with_qp<R>(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         qpn: u32,
         f: impl FnOnce(&mut Qp, &mut Ctx) -> R,
     ) -> Option<R> {
@@ -346,7 +365,7 @@ impl Verbs {
 
     /// Sends the packets QP `qpn` produced: to the loopback queue, or encoded to
     /// the wire.
-    fn route(&mut self, env: &mut dyn VerbsEnv, qpn: u32, out: Vec<RocePacket>) {
+    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<RocePacket>) {
         for p in out {
             if p.ip.dst == self.port.ip {
                 self.stats.loopback_packets += 1;
@@ -355,7 +374,7 @@ impl Verbs {
                 match roce::encode(&p) {
                     Ok(frame) => {
                         self.stats.frames_sent += 1;
-                        env.send_frame_from(qpn, &frame);
+                        env.transmit(Owner::Qp(qpn), &frame);
                     }
                     Err(e) => {
                         self.stats.encode_errors += 1;
@@ -366,7 +385,7 @@ impl Verbs {
         }
     }
 
-    fn drain_loopback(&mut self, env: &mut dyn VerbsEnv) {
+    fn drain_loopback(&mut self, env: &mut dyn DeviceEnv) {
         let mut n = 0;
         while n < self.limits.max_loopback_per_call {
             let Some(p) = self.loopback.pop_front() else {
@@ -378,7 +397,7 @@ impl Verbs {
     }
 
     /// A decoded packet addressed to this port.
-    fn deliver(&mut self, env: &mut dyn VerbsEnv, p: &RocePacket) {
+    fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
         let qpn = p.bth.dest_qp;
         let known = self
             .qps
@@ -406,7 +425,7 @@ impl Verbs {
     }
 
     /// A frame from the wire.
-    pub fn receive_frame(&mut self, env: &mut dyn VerbsEnv, frame: &[u8]) {
+    pub fn receive_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
         self.stats.frames_received += 1;
         match roce::decode(frame) {
             Ok(p) if p.ip.dst == self.port.ip => {
@@ -423,7 +442,7 @@ impl Verbs {
 
     /// Timers: retransmission, RNR waits, time-based interrupt moderation, and any
     /// loopback traffic left over from a previous call.
-    pub fn poll(&mut self, env: &mut dyn VerbsEnv) {
+    pub fn poll(&mut self, env: &mut dyn DeviceEnv) {
         for qpn in self.qps.handles() {
             self.with_qp(env, qpn, |qp, cx| qp.on_timer(cx));
         }
@@ -436,7 +455,7 @@ impl Verbs {
     }
 
     /// A doorbell write at BAR0 `offset` (`0x2000..=0xFFFF`).
-    pub fn doorbell(&mut self, env: &mut dyn VerbsEnv, offset: u64, value: u32) {
+    pub fn doorbell(&mut self, env: &mut dyn DeviceEnv, offset: u64, value: u32) {
         if offset & 3 != 0 {
             self.stats.bad_doorbells += 1;
             return;
@@ -480,7 +499,7 @@ impl Verbs {
     /// Returns (result 0, result 1) or the failure status.
     pub fn admin(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         opcode: u8,
         operands: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
@@ -496,7 +515,7 @@ impl Verbs {
 
     fn admin_inner(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         opcode: u8,
         operand_bytes: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
@@ -506,7 +525,7 @@ impl Verbs {
         match opcode {
             op::QUERY_CAPS => {
                 let out = o.u64(operands::query_caps::ADDR);
-                env.dma_write_scoped(DmaScope::ADMIN, out, &self.limits.encode())
+                env.dma_write(DmaScope::ADMIN, out, &self.limits.encode())
                     .map_err(|_| DmaError)?;
                 Ok((QUERY_RECORD_SIZE as u32, 0))
             }
@@ -606,7 +625,7 @@ impl Verbs {
                 let out = o.u64(operands::query_object::ADDR);
                 let qp = self.qps.get(qpn).ok_or(InvalidHandle)?;
                 let (bytes, state) = (qp.query(), u32::from(qp.state.code()));
-                env.dma_write_scoped(DmaScope::ADMIN, out, &bytes)
+                env.dma_write(DmaScope::ADMIN, out, &bytes)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
@@ -675,7 +694,7 @@ impl Verbs {
                 r.set_u32(query_mr::FBO, mr.fbo as u32);
                 r.set_u32(query_mr::MAX_PAGES, mr.fast_reg.unwrap_or(0));
                 let state = u32::from(state);
-                env.dma_write_scoped(DmaScope::ADMIN, out, &b)
+                env.dma_write(DmaScope::ADMIN, out, &b)
                     .map_err(|_| DmaError)?;
                 Ok((state, 0))
             }
@@ -686,7 +705,7 @@ impl Verbs {
     /// Validates a ring: power-of-two size in `min..=max`, aligned, inside guest RAM.
     fn check_ring(
         &self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         base: u64,
         size: u32,
         entry: usize,
@@ -708,7 +727,7 @@ impl Verbs {
 
     fn create_qp(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         o: &Record<&[u8; 56]>,
     ) -> Result<(u32, u32), AdminStatus> {
         use operands::create_qp as f;
@@ -764,7 +783,7 @@ impl Verbs {
 
     fn reg_mr(
         &mut self,
-        env: &mut dyn VerbsEnv,
+        env: &mut dyn DeviceEnv,
         o: &Record<&[u8; 56]>,
     ) -> Result<(u32, u32), AdminStatus> {
         use operands::reg_mr as f;

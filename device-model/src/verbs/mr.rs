@@ -3,9 +3,9 @@
 //! One key per MR (lkey == rkey): `key = (index << 8) | key byte`. Index 0 is never
 //! allocated, so keys `0x00..=0xFF` are always invalid.
 
-use super::env::{DmaScope, VerbsEnv};
 use super::handles::HandleAlloc;
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope};
 use rnic_contract::verbs::access;
 use serde::Serialize;
 
@@ -52,17 +52,25 @@ pub enum MrError {
 /// One memory region.
 #[derive(Clone, Debug)]
 pub struct Mr {
+    /// The key in force: index (bits 31:8) and key byte (7:0).
     pub key: u32,
+    /// The protection domain.
     pub pdn: u32,
+    /// Access flags (`rnic_contract::verbs::access`).
     pub access: u32,
+    /// FREE or VALID.
     pub state: MrState,
     /// `Some(max pages)` for an MR allocated by ALLOC_FR_MR.
     pub fast_reg: Option<u32>,
+    /// Virtual address of the first byte, as consumers name it.
     pub iova: u64,
+    /// Length in bytes.
     pub length: u64,
     /// First byte offset inside the first page.
     pub fbo: u64,
+    /// Page size as a power of two.
     pub page_shift: u8,
+    /// Guest-physical page addresses.
     pub pages: Vec<u64>,
 }
 
@@ -135,6 +143,7 @@ pub struct MrTable {
     /// [`MrTable::clear`].
     last_key_byte: Vec<Option<u8>>,
     ids: HandleAlloc,
+    /// Page entries held by all MRs (against the device-wide budget).
     pub total_pages: u64,
 }
 
@@ -149,6 +158,7 @@ pub fn key_byte_for(last: Option<u8>, wanted: u8) -> u8 {
 }
 
 impl MrTable {
+    /// A table of `max` MR indices, all free.
     pub fn new(max: u32) -> Self {
         MrTable {
             slots: (0..=max).map(|_| None).collect(),
@@ -181,6 +191,7 @@ impl MrTable {
         self.ids.in_use()
     }
 
+    /// Whether no MR exists.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -209,10 +220,12 @@ impl MrTable {
         Some(mr)
     }
 
+    /// The MR with index `index` (`key >> 8`), if any.
     pub fn by_index(&self, index: u32) -> Option<&Mr> {
         self.slots.get(index as usize)?.as_ref()
     }
 
+    /// The MR with index `index`, writable.
     pub fn by_index_mut(&mut self, index: u32) -> Option<&mut Mr> {
         self.slots.get_mut(index as usize)?.as_mut()
     }
@@ -230,6 +243,7 @@ impl MrTable {
         self.by_index(key >> 8).filter(|m| m.key == key)
     }
 
+    /// Every MR, in index order.
     pub fn iter(&self) -> impl Iterator<Item = &Mr> {
         self.slots.iter().flatten()
     }
@@ -266,7 +280,7 @@ pub enum PageListError {
 /// one (aligned to the page size, the whole page inside guest RAM). `scope` is the
 /// fault scope of the reads.
 pub fn load_page_list(
-    env: &mut dyn VerbsEnv,
+    env: &mut dyn DeviceEnv,
     scope: DmaScope,
     list: u64,
     count: u32,
@@ -283,7 +297,7 @@ pub fn load_page_list(
         let addr = list
             .checked_add(done as u64 * 8)
             .ok_or(PageListError::BadPage)?;
-        env.dma_read_scoped(scope, addr, &mut buf[..n * 8])
+        env.dma_read(scope, addr, &mut buf[..n * 8])
             .map_err(PageListError::Dma)?;
         for e in buf[..n * 8].chunks_exact(8) {
             let mut a = [0u8; 8];

@@ -3,10 +3,11 @@
 //! `super::transport`.
 use rnic_contract::event::qp_error_cause;
 
+use super::async_event::AsyncEvent;
 use super::cq::Cq;
-use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use super::mr::{MrError, MrTable, Need};
 use super::{Port, Table, VerbsLimits};
+use crate::env::{DeviceEnv, DmaScope};
 use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
 use crate::roce::RocePacket;
 use rnic_contract::admin::{operands::modify_qp, query_qp, QUERY_RECORD_SIZE};
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 /// Everything a QP operation may touch besides the QP itself.
 pub(crate) struct Ctx<'a> {
-    pub env: &'a mut dyn VerbsEnv,
+    pub env: &'a mut dyn DeviceEnv,
     pub mrs: &'a mut MrTable,
     pub cqs: &'a mut Table<Cq>,
     pub out: &'a mut Vec<RocePacket>,
@@ -30,59 +31,59 @@ pub(crate) struct Ctx<'a> {
 
 /// One scatter/gather element.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Sge {
-    pub addr: u64,
-    pub len: u32,
-    pub lkey: u32,
+pub(crate) struct Sge {
+    pub(crate) addr: u64,
+    pub(crate) len: u32,
+    pub(crate) lkey: u32,
 }
 
 /// Fields of a FAST_REG WQE.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct FastReg {
-    pub iova: u64,
-    pub key: u32,
-    pub access: u32,
-    pub length: u64,
-    pub page_list: u64,
-    pub page_count: u32,
-    pub fbo: u32,
-    pub page_shift: u8,
+pub(crate) struct FastReg {
+    pub(crate) iova: u64,
+    pub(crate) key: u32,
+    pub(crate) access: u32,
+    pub(crate) length: u64,
+    pub(crate) page_list: u64,
+    pub(crate) page_count: u32,
+    pub(crate) fbo: u32,
+    pub(crate) page_shift: u8,
 }
 
 /// A send WQE the device has fetched and not yet retired.
 #[derive(Clone, Debug, Default)]
-pub struct SqWqe {
-    pub wr_id: u64,
-    pub opcode: u8,
-    pub flags: u8,
-    pub imm_inv: u32,
-    pub remote_addr: u64,
-    pub rkey: u32,
-    pub sges: Vec<Sge>,
-    pub inline: Option<Vec<u8>>,
-    pub len: u32,
-    pub fr: FastReg,
-    pub first_psn: u32,
-    pub npkts: u32,
+pub(crate) struct SqWqe {
+    pub(crate) wr_id: u64,
+    pub(crate) opcode: u8,
+    pub(crate) flags: u8,
+    pub(crate) imm_inv: u32,
+    pub(crate) remote_addr: u64,
+    pub(crate) rkey: u32,
+    pub(crate) sges: Vec<Sge>,
+    pub(crate) inline: Option<Vec<u8>>,
+    pub(crate) len: u32,
+    pub(crate) fr: FastReg,
+    pub(crate) first_psn: u32,
+    pub(crate) npkts: u32,
     /// READ: response packets received so far.
-    pub read_rcvd: u32,
+    pub(crate) read_rcvd: u32,
     /// Some packet of this WQE has been transmitted (or a local op executed).
-    pub transmitted: bool,
+    pub(crate) transmitted: bool,
     /// Local operation executed.
-    pub done: bool,
-    pub error: Option<(WcStatus, u32)>,
+    pub(crate) done: bool,
+    pub(crate) error: Option<(WcStatus, u32)>,
 }
 
 impl SqWqe {
-    pub fn is_local(&self) -> bool {
+    pub(crate) fn is_local(&self) -> bool {
         matches!(self.opcode, wqe::opcode::FAST_REG | wqe::opcode::LOCAL_INV)
     }
 
-    pub fn last_psn(&self) -> u32 {
+    pub(crate) fn last_psn(&self) -> u32 {
         crate::roce::psn_add(self.first_psn, self.npkts.saturating_sub(1))
     }
 
-    pub fn cqe_opcode(&self) -> u8 {
+    pub(crate) fn cqe_opcode(&self) -> u8 {
         match self.opcode {
             wqe::opcode::SEND | wqe::opcode::SEND_WITH_IMM | wqe::opcode::SEND_WITH_INV => {
                 cqe::opcode::SEND
@@ -97,15 +98,15 @@ impl SqWqe {
 
 /// A receive WQE.
 #[derive(Clone, Debug, Default)]
-pub struct RqWqe {
-    pub wr_id: u64,
-    pub sges: Vec<Sge>,
-    pub capacity: u64,
+pub(crate) struct RqWqe {
+    pub(crate) wr_id: u64,
+    pub(crate) sges: Vec<Sge>,
+    pub(crate) capacity: u64,
 }
 
 /// A message the responder is in the middle of.
 #[derive(Clone, Debug)]
-pub enum InMsg {
+pub(crate) enum InMsg {
     Send {
         wqe: RqWqe,
         offset: u64,
@@ -120,37 +121,37 @@ pub enum InMsg {
 
 /// Requester state.
 #[derive(Clone, Debug, Default)]
-pub struct Requester {
+pub(crate) struct Requester {
     /// PSN given to the next fetched WQE.
-    pub next_psn: u32,
+    pub(crate) next_psn: u32,
     /// Oldest unacknowledged PSN.
-    pub una: u32,
+    pub(crate) una: u32,
     /// One past the highest PSN ever transmitted.
-    pub sent_hwm: u32,
+    pub(crate) sent_hwm: u32,
     /// Transmit cursor: WQE index in `outstanding` and packet index inside it.
-    pub send_idx: usize,
-    pub send_pkt: u32,
-    pub outstanding: VecDeque<SqWqe>,
-    pub retries_left: u8,
-    pub rnr_left: u8,
-    pub timer: Option<Duration>,
-    pub rnr_until: Option<(Duration, u32)>,
+    pub(crate) send_idx: usize,
+    pub(crate) send_pkt: u32,
+    pub(crate) outstanding: VecDeque<SqWqe>,
+    pub(crate) retries_left: u8,
+    pub(crate) rnr_left: u8,
+    pub(crate) timer: Option<Duration>,
+    pub(crate) rnr_until: Option<(Duration, u32)>,
     /// Packets sent since the last ACK request.
-    pub since_ackreq: u32,
+    pub(crate) since_ackreq: u32,
     /// The requester went back (sequence NAK, timeout or RNR NAK) and has seen
     /// no progress since: further sequence NAKs cost no retry (§10.3).
-    pub going_back: bool,
+    pub(crate) going_back: bool,
 }
 
 /// Responder state.
 #[derive(Clone, Debug, Default)]
-pub struct Responder {
-    pub epsn: u32,
-    pub msn: u32,
-    pub cur: Option<InMsg>,
+pub(crate) struct Responder {
+    pub(crate) epsn: u32,
+    pub(crate) msn: u32,
+    pub(crate) cur: Option<InMsg>,
     /// An RNR or PSN sequence NAK was sent for ePSN: out-of-sequence packets are
     /// dropped silently until the packet with ePSN arrives.
-    pub nak_sent: bool,
+    pub(crate) nak_sent: bool,
 }
 
 /// Serializes a QP state by its spec name (`"rts"`), `null` for none.
@@ -167,108 +168,132 @@ fn serialize_qp_state<S: serde::Serializer>(
 /// Per-QP counters.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct QpStats {
+    /// The QP number.
     pub qpn: u32,
     #[serde(serialize_with = "serialize_qp_state")]
+    /// Current state; none once destroyed.
     pub state: Option<QpState>,
+    /// The SQ producer count last written by the driver.
     pub sq_posted: u32,
+    /// Send WQEs completed (with or without a CQE).
     pub sq_completed: u64,
+    /// Receive WQEs completed.
     pub rq_completed: u64,
+    /// Completions with an error status (not flushes).
     pub error_completions: u64,
+    /// WQEs completed with FLUSHED.
     pub flushed: u64,
+    /// Packets sent (including retransmissions and ACKs).
     pub tx_packets: u64,
+    /// Packets received for the QP.
     pub rx_packets: u64,
+    /// Payload bytes sent.
     pub tx_bytes: u64,
+    /// Payload bytes received.
     pub rx_bytes: u64,
+    /// Packets sent again (timeouts, sequence NAKs).
     pub retransmitted_packets: u64,
+    /// Local ACK timeouts that fired.
     pub timeouts: u64,
+    /// ACKs sent by the responder.
     pub acks_sent: u64,
+    /// ACKs received by the requester.
     pub acks_received: u64,
+    /// PSN sequence error NAKs sent.
     pub seq_naks_sent: u64,
+    /// PSN sequence error NAKs received.
     pub seq_naks_received: u64,
     /// Sequence NAKs that arrived while already going back (no retry charged).
     pub seq_naks_absorbed: u64,
+    /// RNR NAKs sent (no receive WQE).
     pub rnr_naks_sent: u64,
+    /// RNR NAKs received.
     pub rnr_naks_received: u64,
+    /// Error NAKs sent (invalid request, access, operational).
     pub error_naks_sent: u64,
+    /// Error NAKs received.
     pub error_naks_received: u64,
+    /// Duplicate requests received (and answered again).
     pub duplicates_received: u64,
+    /// Packets dropped for being ahead of the expected PSN.
     pub out_of_order_dropped: u64,
+    /// SQ/RQ doorbell writes refused or ignored.
     pub bad_doorbells: u64,
 }
 
 /// One queue pair.
 #[derive(Debug)]
-pub struct Qp {
-    pub qpn: u32,
-    pub pdn: u32,
-    pub send_cqn: u32,
-    pub recv_cqn: u32,
-    pub sq_base: u64,
-    pub sq_size: u32,
-    pub rq_base: u64,
-    pub rq_size: u32,
-    pub max_send_sge: u8,
-    pub max_recv_sge: u8,
-    pub max_inline: u32,
-    pub sig_all: bool,
-    pub state: QpState,
-    pub mtu_code: u8,
-    pub retry_cnt: u8,
-    pub rnr_retry: u8,
-    pub timeout: u8,
-    pub min_rnr_timer: u8,
-    pub access: u32,
-    pub dest_qpn: u32,
-    pub remote_mac: [u8; 6],
-    pub remote_ip: [u8; 4],
-    pub sq_pi: u32,
-    pub sq_head: u32,
-    pub sq_retired: u32,
-    pub rq_pi: u32,
-    pub rq_head: u32,
-    pub req: Requester,
-    pub resp: Responder,
-    pub drained_reported: bool,
-    pub stats: QpStats,
+pub(crate) struct Qp {
+    pub(crate) qpn: u32,
+    pub(crate) pdn: u32,
+    pub(crate) send_cqn: u32,
+    pub(crate) recv_cqn: u32,
+    pub(crate) sq_base: u64,
+    pub(crate) sq_size: u32,
+    pub(crate) rq_base: u64,
+    pub(crate) rq_size: u32,
+    pub(crate) max_send_sge: u8,
+    pub(crate) max_recv_sge: u8,
+    pub(crate) max_inline: u32,
+    pub(crate) sig_all: bool,
+    pub(crate) state: QpState,
+    pub(crate) mtu_code: u8,
+    pub(crate) retry_cnt: u8,
+    pub(crate) rnr_retry: u8,
+    pub(crate) timeout: u8,
+    pub(crate) min_rnr_timer: u8,
+    pub(crate) access: u32,
+    pub(crate) dest_qpn: u32,
+    pub(crate) remote_mac: [u8; 6],
+    pub(crate) remote_ip: [u8; 4],
+    pub(crate) sq_pi: u32,
+    pub(crate) sq_head: u32,
+    pub(crate) sq_retired: u32,
+    pub(crate) rq_pi: u32,
+    pub(crate) rq_head: u32,
+    pub(crate) req: Requester,
+    pub(crate) resp: Responder,
+    pub(crate) drained_reported: bool,
+    pub(crate) stats: QpStats,
 }
 
 /// Creation parameters (CREATE_QP operands after validation).
 #[derive(Clone, Copy, Debug)]
-pub struct QpConfig {
-    pub pdn: u32,
-    pub send_cqn: u32,
-    pub recv_cqn: u32,
-    pub sq_base: u64,
-    pub sq_size: u32,
-    pub rq_base: u64,
-    pub rq_size: u32,
-    pub max_send_sge: u8,
-    pub max_recv_sge: u8,
-    pub max_inline: u32,
-    pub sig_all: bool,
+pub(crate) struct QpConfig {
+    pub(crate) pdn: u32,
+    pub(crate) send_cqn: u32,
+    pub(crate) recv_cqn: u32,
+    pub(crate) sq_base: u64,
+    pub(crate) sq_size: u32,
+    pub(crate) rq_base: u64,
+    pub(crate) rq_size: u32,
+    pub(crate) max_send_sge: u8,
+    pub(crate) max_recv_sge: u8,
+    pub(crate) max_inline: u32,
+    pub(crate) sig_all: bool,
 }
 
 /// MODIFY_QP operands.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct ModifyAttrs {
-    pub mask: u32,
-    pub state: u8,
-    pub mtu_code: u8,
-    pub retry_cnt: u8,
-    pub rnr_retry: u8,
-    pub timeout: u8,
-    pub access: u8,
-    pub min_rnr_timer: u8,
-    pub dest_qpn: u32,
-    pub sq_psn: u32,
-    pub rq_psn: u32,
-    pub mac: [u8; 6],
-    pub ip: [u8; 4],
+pub(crate) struct ModifyAttrs {
+    pub(crate) mask: u32,
+    pub(crate) state: u8,
+    pub(crate) mtu_code: u8,
+    pub(crate) retry_cnt: u8,
+    pub(crate) rnr_retry: u8,
+    pub(crate) timeout: u8,
+    pub(crate) access: u8,
+    pub(crate) min_rnr_timer: u8,
+    pub(crate) dest_qpn: u32,
+    pub(crate) sq_psn: u32,
+    pub(crate) rq_psn: u32,
+    pub(crate) mac: [u8; 6],
+    pub(crate) ip: [u8; 4],
 }
 
 impl ModifyAttrs {
     /// Reads the `MODIFY_QP` operands (`docs/device-spec.md` §3.12).
-    pub fn parse(operands: &[u8; 56]) -> Self {
+    pub(crate) fn parse(operands: &[u8; 56]) -> Self {
         let o = Record::new_unchecked(operands);
         ModifyAttrs {
             mask: o.u32(modify_qp::MASK),
@@ -290,7 +315,7 @@ impl ModifyAttrs {
 
 /// Why MODIFY_QP failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ModifyError {
+pub(crate) enum ModifyError {
     /// The transition is not allowed from the current state.
     State,
     /// A required attribute is missing, a forbidden one present, or a value is out of range.
@@ -323,7 +348,7 @@ fn transition(cur: QpState, new: QpState) -> Option<(u32, u32)> {
 }
 
 impl Qp {
-    pub fn new(qpn: u32, c: QpConfig) -> Self {
+    pub(crate) fn new(qpn: u32, c: QpConfig) -> Self {
         Qp {
             qpn,
             pdn: c.pdn,
@@ -359,7 +384,7 @@ impl Qp {
         }
     }
 
-    pub fn mtu(&self) -> u32 {
+    pub(crate) fn mtu(&self) -> u32 {
         rnic_contract::verbs::mtu_bytes(self.mtu_code).unwrap_or(256)
     }
 
@@ -482,7 +507,7 @@ impl Qp {
     }
 
     /// QUERY_QP output (64 bytes).
-    pub fn query(&self) -> [u8; QUERY_RECORD_SIZE] {
+    pub(crate) fn query(&self) -> [u8; QUERY_RECORD_SIZE] {
         let mut b = [0u8; QUERY_RECORD_SIZE];
         let mut r = Record::new_unchecked(&mut b);
         r.set_u32(query_qp::QPN, self.qpn);
@@ -508,7 +533,7 @@ impl Qp {
         b
     }
 
-    pub fn stats(&self) -> QpStats {
+    pub(crate) fn stats(&self) -> QpStats {
         QpStats {
             qpn: self.qpn,
             state: Some(self.state),
@@ -586,9 +611,7 @@ impl Qp {
     fn read_wqe(&self, cx: &mut Ctx, base: u64, size: u32, idx: u32) -> Option<[u8; WQE_SIZE]> {
         let addr = base + u64::from(idx & (size - 1)) * WQE_SIZE as u64;
         let mut b = [0u8; WQE_SIZE];
-        cx.env
-            .dma_read_scoped(DmaScope::qp(self.qpn), addr, &mut b)
-            .ok()?;
+        cx.env.dma_read(DmaScope::qp(self.qpn), addr, &mut b).ok()?;
         Some(b)
     }
 
@@ -801,10 +824,13 @@ impl Qp {
         if self.state == QpState::Err || self.state == QpState::Reset {
             return;
         }
-        cx.env.post_async_event(AsyncEvent::QpError {
-            qpn: self.qpn,
-            cause,
-        });
+        cx.env.post_event(
+            AsyncEvent::QpError {
+                qpn: self.qpn,
+                cause,
+            }
+            .into(),
+        );
         self.enter_err(cx, Some(cause));
     }
 
@@ -871,7 +897,7 @@ impl Qp {
         if self.state == QpState::Sqd && !self.drained_reported && self.req.outstanding.is_empty() {
             self.drained_reported = true;
             cx.env
-                .post_async_event(AsyncEvent::SqDrained { qpn: self.qpn });
+                .post_event(AsyncEvent::SqDrained { qpn: self.qpn }.into());
         }
     }
 }

@@ -3,9 +3,10 @@
 //! detection, data placement, protection checks, ACK/NAK generation).
 use rnic_contract::event::qp_error_cause;
 
-use super::env::{AsyncEvent, DmaScope};
+use super::async_event::AsyncEvent;
 use super::mr::{pages_needed, MrError, MrState, Need};
 use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SqWqe};
+use crate::env::DmaScope;
 use crate::roce::{
     opcode as op, psn_add, psn_cmp, psn_distance, syndrome, Aeth, AethKind, Bth, EthHeader,
     Ipv4Info, Reth, RocePacket, DEFAULT_PKEY, DEFAULT_TTL,
@@ -56,7 +57,7 @@ pub(crate) fn gather(
         Need::LocalRead,
         |cx, mr, gpa, pos, n| {
             cx.env
-                .dma_read_scoped(who.scope(mr), gpa, &mut out[pos..pos + n])
+                .dma_read(who.scope(mr), gpa, &mut out[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )?;
@@ -81,7 +82,7 @@ pub(crate) fn scatter(
         need,
         |cx, mr, gpa, pos, n| {
             cx.env
-                .dma_write_scoped(who.scope(mr), gpa, &data[pos..pos + n])
+                .dma_write(who.scope(mr), gpa, &data[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )
@@ -166,9 +167,9 @@ fn mr_access(
     let mut pos = 0;
     for (gpa, l) in pieces {
         let r = if write {
-            cx.env.dma_write_scoped(scope, gpa, &buf[pos..pos + l])
+            cx.env.dma_write(scope, gpa, &buf[pos..pos + l])
         } else {
-            cx.env.dma_read_scoped(scope, gpa, &mut buf[pos..pos + l])
+            cx.env.dma_read(scope, gpa, &mut buf[pos..pos + l])
         };
         r.map_err(|_| XferError::Dma)?;
         pos += l;
@@ -846,7 +847,7 @@ impl Qp {
             },
         };
         if !matches!(self.state, QpState::Err | QpState::Reset) {
-            cx.env.post_async_event(ev);
+            cx.env.post_event(ev.into());
             self.enter_err(cx, Some(nak));
         }
     }

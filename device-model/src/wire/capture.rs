@@ -68,10 +68,12 @@ impl<B: WireBackend, W: Write + Send> CapturingWire<B, W> {
         self.frames
     }
 
+    /// The wrapped backend.
     pub fn inner(&self) -> &B {
         &self.inner
     }
 
+    /// The wrapped backend, writable.
     pub fn inner_mut(&mut self) -> &mut B {
         &mut self.inner
     }

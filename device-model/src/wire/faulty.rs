@@ -41,10 +41,15 @@ pub type WireClock = Box<dyn FnMut() -> Duration + Send>;
 /// How often each fault struck in one direction.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FaultCounts {
+    /// Frames dropped.
     pub dropped: u64,
+    /// Frames sent twice.
     pub duplicated: u64,
+    /// Frames held back behind the next one.
     pub reordered: u64,
+    /// Frames with a byte flipped.
     pub corrupted: u64,
+    /// Frames delivered late.
     pub delayed: u64,
     /// Held or delayed frames whose eventual transmission failed (lost).
     pub release_failures: u64,
@@ -53,7 +58,9 @@ pub struct FaultCounts {
 /// Fault counts for both directions.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WireFaultStats {
+    /// Faults applied to frames sent.
     pub tx: FaultCounts,
+    /// Faults applied to frames received.
     pub rx: FaultCounts,
 }
 
@@ -120,14 +127,17 @@ impl<B: WireBackend> FaultyWire<B> {
         }
     }
 
+    /// How many faults of each kind were applied, per direction.
     pub fn stats(&self) -> WireFaultStats {
         self.stats
     }
 
+    /// The wrapped backend.
     pub fn inner(&self) -> &B {
         &self.inner
     }
 
+    /// The wrapped backend, writable.
     pub fn inner_mut(&mut self) -> &mut B {
         &mut self.inner
     }

@@ -60,19 +60,40 @@ pub const QUEUE_FRAMES: usize = 1024;
 #[derive(Debug, Error)]
 pub enum WireError {
     #[error("frame of {len} bytes exceeds the wire's maximum of {max} bytes; the frame was not sent (lower the MTU)")]
-    FrameTooLarge { len: usize, max: usize },
+    /// The frame is larger than the backend carries.
+    FrameTooLarge {
+        /// Frame length in bytes.
+        len: usize,
+        /// Largest frame the backend carries.
+        max: usize,
+    },
     #[error("frame of {len} bytes is shorter than an Ethernet header ({min} bytes); the frame was not sent")]
-    FrameTooShort { len: usize, min: usize },
+    /// The frame is shorter than an Ethernet header.
+    FrameTooShort {
+        /// Frame length in bytes.
+        len: usize,
+        /// Smallest frame accepted.
+        min: usize,
+    },
     #[error("nobody is listening at the other end of the wire ({peer}); the frame was lost (start the peer monitor or check the wire address)")]
-    PeerUnavailable { peer: String },
+    /// The peer is gone (transient until it comes back).
+    PeerUnavailable {
+        /// The peer, as an address or name.
+        peer: String,
+    },
     #[error("the wire is congested (the receiver's queue is full); the frame was lost")]
+    /// The backend cannot take the frame now (transient).
     Congested,
     #[error("the other end of the wire is gone ({0}); the link is down")]
+    /// The wire is broken (reason given); the link goes down.
     Disconnected(String),
     #[error("{context}: {source}")]
+    /// A socket operation failed.
     Io {
+        /// What the backend was doing.
         context: String,
         #[source]
+        /// The operating-system error.
         source: io::Error,
     },
 }
@@ -206,6 +227,7 @@ pub struct LoopbackWire {
 }
 
 impl LoopbackWire {
+    /// A wire that hands every frame sent back to the receiver.
     pub fn new() -> Self {
         Self::default()
     }

@@ -28,24 +28,41 @@ const RECORD_HEADER_LEN: usize = 16;
 #[derive(Debug, Error)]
 pub enum PcapError {
     #[error("{context} {path}: {source}")]
+    /// Opening, reading or writing a capture file failed.
     Io {
+        /// What was being done.
         context: &'static str,
+        /// The capture file.
         path: PathBuf,
         #[source]
+        /// The operating-system error.
         source: io::Error,
     },
     #[error("writing capture: {0}")]
+    /// Writing a record to the capture sink failed.
     Write(#[source] io::Error),
     #[error("not a pcap file (magic {0:#010x}); pcapng is not supported, convert with `editcap -F pcap`")]
+    /// The file does not start with a pcap magic number (given).
     NotPcap(u32),
     #[error("pcap link type {0} is not Ethernet (1)")]
+    /// The link type (given) is not Ethernet.
     UnsupportedLinkType(u32),
     #[error("pcap file truncated at byte {offset}: {what}")]
-    Truncated { offset: usize, what: &'static str },
-    #[error("pcap record at byte {offset} claims {incl_len} captured bytes, more than the snap length {snaplen}")]
-    BadRecord {
+    /// The file ends inside a header or record.
+    Truncated {
+        /// File offset where the cut part starts.
         offset: usize,
+        /// The part that is cut short.
+        what: &'static str,
+    },
+    #[error("pcap record at byte {offset} claims {incl_len} captured bytes, more than the snap length {snaplen}")]
+    /// A record header with an impossible length.
+    BadRecord {
+        /// File offset of the record.
+        offset: usize,
+        /// Captured length the record claims.
         incl_len: u32,
+        /// The file's snapshot length.
         snaplen: u32,
     },
 }

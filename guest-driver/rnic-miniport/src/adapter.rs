@@ -113,8 +113,9 @@ pub unsafe extern "win64" fn MiniportInitializeEx(
 /// # Safety
 /// `a` is a valid zero-initialised context owned by the caller; `params` comes from NDIS.
 unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) -> NDIS_STATUS {
-    // SAFETY (whole body): `a` is valid per the contract; every FFI call gets valid pointers to
-    // locals or to the context; register accesses happen only after BAR0 is mapped.
+    // SAFETY: (this block is the whole body) `a` is valid per the contract; every FFI call gets
+    // valid pointers to locals or to the context; register accesses happen only after BAR0 is
+    // mapped.
     unsafe {
         let miniport = (*a).miniport;
 

@@ -26,81 +26,157 @@ const MAX_NAME: usize = 256;
 /// Why an image cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeError {
+    /// The file ends inside a header or table.
     #[error("file too small or truncated at {what}")]
-    Truncated { what: &'static str },
+    Truncated {
+        /// Which header or table was cut short.
+        what: &'static str,
+    },
+    /// The file does not start with `MZ`.
     #[error("no MZ signature: not a PE image")]
     NoDosSignature,
+    /// `e_lfanew` (the value) does not point at `PE\0\0`.
     #[error("no PE\\0\\0 signature at offset {0:#x}")]
     NoPeSignature(u32),
+    /// The COFF `Machine` (the value) is not AMD64.
     #[error("machine {0:#06x} is not AMD64 (0x8664)")]
     WrongMachine(u16),
+    /// The optional header's magic (the value) is not PE32+.
     #[error("optional header magic {0:#x} is not PE32+ (0x20b)")]
     NotPe32Plus(u16),
+    /// `IMAGE_FILE_EXECUTABLE_IMAGE` is clear.
     #[error("image is not marked executable")]
     NotExecutable,
+    /// A header field has a value the loader refuses (zero or misaligned alignment, size too big, ...).
     #[error("invalid header field {field}: {value:#x}")]
-    BadHeader { field: &'static str, value: u64 },
+    BadHeader {
+        /// The field's name in the PE specification.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A section header describes data outside the file or the image.
     #[error("section {index} ({name}) is invalid: {why}")]
     BadSection {
+        /// Index of the section in the section table.
         index: usize,
+        /// The section's name.
         name: String,
+        /// What is wrong with it.
         why: &'static str,
     },
+    /// The buffer given to [`PeInfo::load`] cannot hold the image.
     #[error("destination buffer of {got} bytes is smaller than SizeOfImage {need}")]
-    BufferTooSmall { need: usize, got: usize },
+    BufferTooSmall {
+        /// `SizeOfImage` in bytes.
+        need: usize,
+        /// Length of the buffer in bytes.
+        got: usize,
+    },
+    /// The load base differs from `ImageBase` and the image has no relocations.
     #[error("image must be relocated but its relocations were stripped")]
     RelocsStripped,
+    /// A base-relocation block is malformed.
     #[error("bad base relocation block at rva {rva:#x}: {why}")]
-    BadRelocBlock { rva: u32, why: &'static str },
+    BadRelocBlock {
+        /// RVA of the block's page.
+        rva: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A relocation of a type other than `DIR64`/`ABSOLUTE`.
     #[error("unsupported base relocation type {kind} at rva {rva:#x}")]
-    UnsupportedReloc { kind: u16, rva: u32 },
+    UnsupportedReloc {
+        /// The relocation type (`IMAGE_REL_BASED_*`).
+        kind: u16,
+        /// RVA the relocation applies to.
+        rva: u32,
+    },
+    /// The import directory or one of its tables is malformed.
     #[error("bad import directory: {why}")]
-    BadImports { why: &'static str },
+    BadImports {
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An import names its function by ordinal, which the guest does not resolve.
     #[error("import by ordinal {ordinal} from {module} is not supported")]
-    ImportByOrdinal { module: String, ordinal: u16 },
+    ImportByOrdinal {
+        /// The exporting module.
+        module: String,
+        /// The ordinal.
+        ordinal: u16,
+    },
+    /// The resolver has no function of that name.
     #[error("unresolved import {module}!{name}")]
-    UnresolvedImport { module: String, name: String },
+    UnresolvedImport {
+        /// The exporting module named by the image.
+        module: String,
+        /// The function's name.
+        name: String,
+    },
 }
 
 /// One section header, as far as the loader needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
+    /// Section name (up to 8 bytes, NULs trimmed).
     pub name: String,
+    /// `VirtualAddress`: RVA where the section is loaded.
     pub virtual_address: u32,
+    /// `VirtualSize`: bytes the section occupies in memory (the rest past the raw data is zero).
     pub virtual_size: u32,
+    /// `PointerToRawData`: file offset of the section's data.
     pub raw_offset: u32,
+    /// `SizeOfRawData`: bytes of data in the file.
     pub raw_size: u32,
+    /// `Characteristics`: `IMAGE_SCN_*` flags (code, data, read/write/execute).
     pub characteristics: u32,
 }
 
 /// A data directory entry (RVA and size).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DataDir {
+    /// RVA of the table.
     pub rva: u32,
+    /// Bytes of the table.
     pub size: u32,
 }
 
 /// Validated header facts of a PE32+ image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeInfo {
+    /// COFF `Machine` (always [`MACHINE_AMD64`] once parsed).
     pub machine: u16,
+    /// COFF `Characteristics` (`IMAGE_FILE_*` flags).
     pub characteristics: u16,
+    /// `ImageBase`: the address the image was linked for.
     pub image_base: u64,
+    /// `AddressOfEntryPoint`: RVA of the entry point (DriverEntry for a driver).
     pub entry_rva: u32,
+    /// `SectionAlignment`: alignment of sections in memory (bytes, a power of two).
     pub section_alignment: u32,
+    /// `FileAlignment`: alignment of section data in the file (bytes, a power of two).
     pub file_alignment: u32,
+    /// `SizeOfImage`: bytes the loaded image occupies (at most [`MAX_IMAGE_SIZE`]).
     pub size_of_image: u32,
+    /// `SizeOfHeaders`: bytes of headers copied to the start of the image.
     pub size_of_headers: u32,
+    /// `Subsystem` (1 = native, what a kernel driver has).
     pub subsystem: u16,
+    /// The import directory (data directory 1).
     pub imports: DataDir,
+    /// The base-relocation directory (data directory 5).
     pub relocs: DataDir,
+    /// The section table, in file order.
     pub sections: Vec<Section>,
 }
 
 /// What [`PeInfo::load`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadStats {
+    /// Import address table entries filled through the resolver.
     pub imports_resolved: usize,
+    /// `DIR64` base relocations applied.
     pub relocations_applied: usize,
 }
 

@@ -64,11 +64,13 @@ pub fn print_args(args: fmt::Arguments) {
     let _ = SERIAL.lock().write_fmt(args);
 }
 
+/// Writes formatted text to COM1 (like `std::print!`), holding the serial lock for the line.
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::serial::print_args(format_args!($($arg)*)) };
 }
 
+/// Writes formatted text and a newline to COM1 (like `std::println!`).
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };

@@ -10,10 +10,12 @@ mod scopes;
 mod transport;
 mod two_devices;
 
+use super::async_event::AsyncEvent;
 use super::cq::decode_cqe;
-use super::env::{AsyncEvent, DmaScope, VerbsEnv};
 use super::{AdminStatus, Verbs, VerbsLimits};
 use crate::dma::DmaError;
+use crate::env::{DeviceEnv, DmaScope, Owner};
+use crate::events::Event;
 use crate::fault::{FaultAction, FaultPoint, FaultSite};
 pub use rnic_contract::admin::opcode;
 pub use rnic_contract::bar0::verbs_db;
@@ -134,41 +136,33 @@ impl TestEnv {
     }
 }
 
-impl VerbsEnv for TestEnv {
-    fn dma_read(&mut self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.record(None, false, addr, buf);
-        self.read(addr, buf)
-    }
-    fn dma_write(&mut self, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
-        self.record(None, true, addr, buf);
-        self.write(addr, buf)
-    }
-    fn dma_read_scoped(
-        &mut self,
-        scope: DmaScope,
-        addr: u64,
-        buf: &mut [u8],
-    ) -> Result<(), DmaError> {
+impl DeviceEnv for TestEnv {
+    fn dma_read(&mut self, scope: DmaScope, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
         self.record(Some(scope), false, addr, buf);
         self.read(addr, buf)
     }
-    fn dma_write_scoped(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
+    fn dma_write(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
         self.record(Some(scope), true, addr, buf);
         self.write(addr, buf)
-    }
-    fn send_frame_from(&mut self, qpn: u32, frame: &[u8]) {
-        self.frame_sources.push(Some(qpn));
-        self.frames.push_back(frame.to_vec());
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.range(addr, len as usize).map(|_| ())
     }
-    fn raise_vector(&mut self, vector: u16) {
+    fn raise(&mut self, vector: u16) {
         self.vectors.push(vector);
     }
-    fn send_frame(&mut self, frame: &[u8]) {
-        self.frame_sources.push(None);
+    fn transmit(&mut self, owner: Owner, frame: &[u8]) -> bool {
+        let qpn = match owner {
+            Owner::Qp(qpn) => Some(qpn),
+            _ => None,
+        };
+        self.frame_sources.push(qpn);
         self.frames.push_back(frame.to_vec());
+        true
+    }
+    fn post_event(&mut self, ev: Event) {
+        let ev = AsyncEvent::from_event(&ev).expect("the verbs engine posts only verbs events");
+        self.events.push(ev);
     }
     fn now(&self) -> Duration {
         self.now
@@ -176,9 +170,6 @@ impl VerbsEnv for TestEnv {
     fn fault(&mut self, point: FaultPoint) -> Option<FaultAction> {
         let i = self.faults.iter().position(|(s, _)| *s == point.site)?;
         self.faults.remove(i).map(|(_, a)| a)
-    }
-    fn post_async_event(&mut self, ev: AsyncEvent) {
-        self.events.push(ev);
     }
 }
 

@@ -21,7 +21,8 @@ use super::{
     adapter_handle, dma_handle, driver_handle, interrupt_handle, InterruptReg, Phase, DEVICE_IRQL,
     DISPATCH_LEVEL, PASSIVE_LEVEL, STATE,
 };
-use crate::interrupts::{apic_id, MSG_VECTORS, MSG_VECTOR_BASE};
+use crate::interrupts::apic_id;
+use guest_core::irq::{MSG_VECTORS, MSG_VECTOR_BASE};
 
 const _: NdisMRegisterMiniportDriverFn = NdisMRegisterMiniportDriver;
 const _: NdisMDeregisterMiniportDriverFn = NdisMDeregisterMiniportDriver;

@@ -173,7 +173,7 @@ fn resource_list(dev: &pci::Device) -> Vec<u64> {
             CM_RESOURCE_MEMORY_READ_WRITE,
         ),
         CM_PARTIAL_RESOURCE_DESCRIPTOR::message_interrupt(
-            crate::interrupts::MSG_VECTOR_BASE as u32,
+            guest_core::irq::MSG_VECTOR_BASE as u32,
             DEVICE_IRQL as u16,
             1,
         ),

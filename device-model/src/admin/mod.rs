@@ -10,12 +10,17 @@
 //! through `ACQ_HEAD`. A completion ring of N entries holds at most N-1 unreleased
 //! completions (`ACQ_TAIL == ACQ_HEAD` means empty).
 
+mod execute;
+#[cfg(test)]
+mod execute_tests;
+
 use rnic_contract::admin::{
     self as contract, CommandRepr, CompletionRepr, COMMAND_SIZE, COMPLETION_SIZE,
 };
 use rnic_contract::bar0::{self, admin_error};
 
-use crate::dma::{Dma, DmaError, DmaPort};
+use crate::dma::{Dma, DmaError};
+use crate::env::{DeviceEnv, DmaScope};
 
 pub use rnic_contract::admin::AdminStatus;
 
@@ -193,14 +198,15 @@ impl AdminQueue {
 
     /// Consumes the next command if there is one and a completion slot is free.
     /// On a ring access failure returns the `ADMIN_ERROR` cause.
-    pub fn fetch(&mut self, dma: &mut dyn DmaPort) -> Result<Option<CommandRepr>, u32> {
+    pub fn fetch(&mut self, env: &mut dyn DeviceEnv) -> Result<Option<CommandRepr>, u32> {
         let Some(r) = self.live else { return Ok(None) };
         if self.asq_head == self.asq_tail || !self.has_completion_space() {
             return Ok(None);
         }
         let mut b = [0u8; COMMAND_SIZE];
         let addr = r.asq_base + self.asq_head as u64 * COMMAND_SIZE as u64;
-        dma.dma_read(addr, &mut b).map_err(|e| dma_cause(&e))?;
+        env.dma_read(DmaScope::ADMIN, addr, &mut b)
+            .map_err(|e| dma_cause(&e))?;
         self.asq_head = (self.asq_head + 1) & (r.asq_size - 1);
         Ok(Some(CommandRepr::from_bytes(&b)))
     }
@@ -209,7 +215,7 @@ impl AdminQueue {
     /// holding the phase tag, so a driver polling the phase never sees a torn entry.
     pub fn complete(
         &mut self,
-        dma: &mut dyn DmaPort,
+        env: &mut dyn DeviceEnv,
         id: u16,
         status: u16,
         r0: u32,
@@ -227,9 +233,9 @@ impl AdminQueue {
         let b = c.to_bytes();
         let addr = r.acq_base + self.acq_tail as u64 * COMPLETION_SIZE as u64;
         let phase_at = contract::completion_field::PHASE.start;
-        dma.dma_write(addr, &b[..phase_at])
+        env.dma_write(DmaScope::ADMIN, addr, &b[..phase_at])
             .map_err(|e| dma_cause(&e))?;
-        dma.dma_write(addr + phase_at as u64, &b[phase_at..])
+        env.dma_write(DmaScope::ADMIN, addr + phase_at as u64, &b[phase_at..])
             .map_err(|e| dma_cause(&e))?;
         self.acq_tail = (self.acq_tail + 1) & (r.acq_size - 1);
         if self.acq_tail == 0 {

@@ -38,6 +38,9 @@ pub enum ServerError {
         #[source]
         source: PcapError,
     },
+    /// `--mac` names a multicast address.
+    #[error("--mac {0} is a multicast address; a port address must be unicast (first byte even), e.g. 02:7e:57:00:00:01")]
+    MulticastMac(String),
     /// `--pcap` was given without a wire.
     #[error("--pcap needs a wire to capture: add --wire loopback (or unix:..., udp:...)")]
     PcapWithoutWire,

@@ -83,13 +83,17 @@ impl FromStr for WireSpec {
 }
 
 impl Options {
-    /// The device configuration the options ask for.
-    pub fn device_config(&self) -> RnicConfig {
-        RnicConfig {
+    /// The device configuration the options ask for; a multicast MAC is refused
+    /// (a port address must be unicast).
+    pub fn device_config(&self) -> Result<RnicConfig, ServerError> {
+        if self.mac.0[0] & 1 != 0 {
+            return Err(ServerError::MulticastMac(self.mac.to_string()));
+        }
+        Ok(RnicConfig {
             mac: self.mac,
             ip: self.ipv4,
             ..RnicConfig::default()
-        }
+        })
     }
 
     /// Opens the wire (and its pcap capture) the options ask for.
@@ -166,7 +170,7 @@ mod tests {
             "/tmp/x.pcap",
         ])
         .unwrap();
-        let c = o.device_config();
+        let c = o.device_config().unwrap();
         assert_eq!(c.mac.to_string(), "02:00:00:00:00:07");
         assert_eq!(c.ip, Ipv4Addr::new(10, 0, 0, 7));
         assert!(matches!(o.open_wire(), Err(ServerError::PcapWithoutWire)));

@@ -40,6 +40,7 @@ pub struct Listening {
 
 /// Binds `options.socket` and prepares the device's session (wire opened).
 pub fn listen(options: &Options) -> Result<Listening, ServerError> {
+    let config = options.device_config()?;
     let wire = options.open_wire()?;
     let path = options.socket.clone();
     if path.exists() {
@@ -52,7 +53,7 @@ pub fn listen(options: &Options) -> Result<Listening, ServerError> {
     Ok(Listening {
         listener,
         path,
-        session: Session::new(options.device_config(), wire),
+        session: Session::new(config, wire),
     })
 }
 

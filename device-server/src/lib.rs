@@ -20,6 +20,7 @@
 //! | [`dma`] | DMA_MAP/DMA_UNMAP and the guest memory the device sees |
 //! | [`irq`] | MSI-X vectors as the client's eventfds |
 //! | [`error`] | typed errors with one-line messages |
+//! | [`vfio_passthrough`] | a real device through VFIO (`vfio-ioctls`) behind the device model's PCI trait; tested against a fake only (no VFIO on these machines) |
 //!
 //! User guide: `docs/vfio-user.md`.
 
@@ -31,6 +32,7 @@ pub mod guard;
 pub mod irq;
 pub mod options;
 pub mod server;
+pub mod vfio_passthrough;
 
 pub use error::ServerError;
 pub use options::Options;

@@ -65,6 +65,12 @@ pub struct Cli {
     )]
     pub rnic: Vec<String>,
 
+    /// Pass a real PCI device through with VFIO (repeatable). Needs /dev/vfio/vfio,
+    /// an IOMMU and the device bound to vfio-pci; otherwise rnic-vmm exits 125 with
+    /// one line naming what is missing.
+    #[arg(long = "vfio-device", value_name = "/sys/bus/pci/devices/DDDD:BB:DD.F")]
+    pub vfio_devices: Vec<PathBuf>,
+
     /// Boot without any RNIC.
     #[arg(long = "no-rnic")]
     pub no_rnic: bool,
@@ -133,6 +139,8 @@ pub struct Config {
     pub serial: String,
     /// RNICs to attach, in PCI order (empty: none).
     pub rnics: Vec<RnicSettings>,
+    /// Devices to pass through with VFIO (sysfs paths).
+    pub vfio_devices: Vec<PathBuf>,
     /// Control API socket.
     pub api_socket: Option<PathBuf>,
     /// Keep the API up after the verdict.
@@ -238,6 +246,7 @@ where
         cmdline: cli.cmdline,
         serial: cli.serial,
         rnics,
+        vfio_devices: cli.vfio_devices,
         api_socket: cli.api_socket,
         hold: cli.hold,
         timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
@@ -298,6 +307,27 @@ mod tests {
             Parsed::Run(c) => Ok(c),
             Parsed::Print(_) => panic!("unexpected help"),
         }
+    }
+
+    #[test]
+    fn vfio_devices_are_kept_in_order() {
+        let c = run(&[
+            "--kernel",
+            "k",
+            "--vfio-device",
+            "/sys/bus/pci/devices/0000:01:00.0",
+            "--vfio-device",
+            "/sys/bus/pci/devices/0000:02:00.0",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.vfio_devices,
+            vec![
+                PathBuf::from("/sys/bus/pci/devices/0000:01:00.0"),
+                PathBuf::from("/sys/bus/pci/devices/0000:02:00.0")
+            ]
+        );
+        assert!(run(&["--kernel", "k"]).unwrap().vfio_devices.is_empty());
     }
 
     #[test]

@@ -102,6 +102,9 @@ pub enum VmmError {
     /// The boot image (kernel + modules + boot data) does not fit the memory map.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A `--vfio-device` cannot be passed through (the message names what is missing).
+    #[error(transparent)]
+    Passthrough(#[from] crate::passthrough::PassthroughError),
     /// `/dev/kvm` is missing or not accessible.
     #[error("{0}")]
     KvmUnavailable(String),

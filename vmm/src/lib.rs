@@ -24,6 +24,7 @@
 //! | [`faultplan`] | TOML fault plans and API fault entries -> fault engine rules |
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
+//! | [`passthrough`] | `--vfio-device`: a VFIO device on the bus, its MSI-X table kept by the monitor and routed through irqfds (tested against a fake only) |
 //! | [`rnic`] | the RNICs: interrupt sinks, PCI placement, wires, faults, service pass |
 //! | [`vm`] | VM set-up, vCPU and event loop threads, shutdown |
 //! | [`fixture`] | tiny PVH test kernels built in memory |
@@ -42,6 +43,7 @@ pub mod fixture;
 pub mod irq;
 pub mod layout;
 pub mod options;
+pub mod passthrough;
 pub mod pci;
 pub mod rnic;
 pub mod serial;
@@ -81,6 +83,7 @@ pub fn launch(config: &Config) -> Result<vm::RunResult> {
         .cloned()
         .map(rnic::RnicPlan::load)
         .collect::<Result<Vec<_>>>()?;
+    passthrough::open_all(&config.vfio_devices)?;
     let serial_out = serial::open_sink(&config.serial)?;
     let kvm = vm::open_kvm()?;
     vm::run(

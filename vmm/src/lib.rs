@@ -25,6 +25,7 @@
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
 //! | [`passthrough`] | `--vfio-device`: a VFIO device on the bus, its MSI-X table kept by the monitor and routed through irqfds (tested against a fake only) |
+//! | [`remote`] | `--rnic socket=PATH`: an RNIC served by another process over vfio-user |
 //! | [`rnic`] | the RNICs: interrupt sinks, PCI placement, wires, faults, service pass |
 //! | [`vm`] | VM set-up, vCPU and event loop threads, shutdown |
 //! | [`fixture`] | tiny PVH test kernels built in memory |
@@ -45,6 +46,7 @@ pub mod layout;
 pub mod options;
 pub mod passthrough;
 pub mod pci;
+pub mod remote;
 pub mod rnic;
 pub mod serial;
 pub mod vm;

@@ -174,27 +174,35 @@ pub struct PassthroughDevice<D: MsixEventfds, B: IrqBackend> {
     router: Arc<GsiRouter<B>>,
     first_vector: u16,
     msix: Option<MsixShadow>,
+    /// The device keeps its own MSI-X table too (a vfio-user server does: it masks
+    /// and keeps pending bits itself), so table accesses also go to the device and
+    /// reads come from it.
+    table_forwarded: bool,
 }
 
 impl<D: MsixEventfds, B: IrqBackend> PassthroughDevice<D, B> {
     /// Wraps `inner`; its MSI-X vector `i` becomes router vector `first_vector + i`
-    /// (at most [`PASSTHROUGH_VECTORS`] vectors).
+    /// (at most `max_vectors` vectors; [`PASSTHROUGH_VECTORS`] for VFIO devices).
     pub fn new(
         mut inner: PassthroughFunction<D>,
         router: Arc<GsiRouter<B>>,
         first_vector: u16,
+        max_vectors: u16,
     ) -> Self {
         let msix = find_msix(&mut inner).and_then(|(cap, control, table, _pba)| {
             let size = (control & 0x7FF) as u16 + 1;
-            if size > PASSTHROUGH_VECTORS {
+            if size > max_vectors {
                 warn!(
                     size,
-                    "MSI-X table larger than {PASSTHROUGH_VECTORS} vectors; the rest are never delivered"
+                    "MSI-X table larger than {max_vectors} vectors; the rest are never delivered"
                 );
             }
             let bar = (table & 0x7) as usize;
             if bar >= 6 {
-                warn!(bar, "MSI-X table in a BAR that does not exist; MSI-X not routed");
+                warn!(
+                    bar,
+                    "MSI-X table in a BAR that does not exist; MSI-X not routed"
+                );
                 return None;
             }
             Some(MsixShadow {
@@ -202,7 +210,7 @@ impl<D: MsixEventfds, B: IrqBackend> PassthroughDevice<D, B> {
                 bar,
                 offset: u64::from(table & !0x7),
                 // Entries reset masked (PCI spec).
-                entries: vec![[0, 0, 0, MSIX_VECTOR_MASKED]; usize::from(size.min(PASSTHROUGH_VECTORS))],
+                entries: vec![[0, 0, 0, MSIX_VECTOR_MASKED]; usize::from(size.min(max_vectors))],
                 enabled: false,
                 function_masked: false,
                 eventfds_given: false,
@@ -213,7 +221,16 @@ impl<D: MsixEventfds, B: IrqBackend> PassthroughDevice<D, B> {
             router,
             first_vector,
             msix,
+            table_forwarded: false,
         }
+    }
+
+    /// Also sends MSI-X table accesses to the device (which keeps its own table, as
+    /// a vfio-user server does) and reads the table from it; routes still follow the
+    /// monitor's copy.
+    pub fn forwarding_msix_table(mut self) -> Self {
+        self.table_forwarded = true;
+        self
     }
 
     /// The wrapped VFIO function.
@@ -299,10 +316,9 @@ impl<D: MsixEventfds, B: IrqBackend> PciFunction for PassthroughDevice<D, B> {
     }
 
     fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
-        let Some(msix) = &self.msix else {
-            return self.inner.bar_read(bar, offset, data);
-        };
-        let Some((entry, dword)) = msix.locate(bar, offset) else {
+        let hit = self.msix.as_ref().and_then(|m| m.locate(bar, offset));
+        let (Some((entry, dword)), false, Some(msix)) = (hit, self.table_forwarded, &self.msix)
+        else {
             return self.inner.bar_read(bar, offset, data);
         };
         // Table reads come from the guest's copy, dword- or qword-aligned only.
@@ -316,11 +332,12 @@ impl<D: MsixEventfds, B: IrqBackend> PciFunction for PassthroughDevice<D, B> {
     }
 
     fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
-        let Some(msix) = self.msix.as_mut() else {
-            return self.inner.bar_write(bar, offset, data);
-        };
-        let Some((entry, dword)) = msix.locate(bar, offset) else {
-            return self.inner.bar_write(bar, offset, data);
+        let hit = self.msix.as_ref().and_then(|m| m.locate(bar, offset));
+        if hit.is_none() || self.table_forwarded {
+            self.inner.bar_write(bar, offset, data);
+        }
+        let (Some((entry, dword)), Some(msix)) = (hit, self.msix.as_mut()) else {
+            return;
         };
         if !table_access_ok(offset, dword, data.len()) {
             debug!(
@@ -502,6 +519,7 @@ mod tests {
             PassthroughFunction::new(FakeVfio::new()),
             router.clone(),
             100,
+            PASSTHROUGH_VECTORS,
         );
         let mut bus = PciBus::new();
         let (fake, bars) = attach(&mut bus, 3, device).unwrap();
@@ -600,7 +618,12 @@ mod tests {
         fake.config.lock().unwrap()[0x06] = 0;
         let backend = Backend::default();
         let router = Arc::new(GsiRouter::new(backend.clone(), Vec::new()).unwrap());
-        let mut device = PassthroughDevice::new(PassthroughFunction::new(fake), router.clone(), 0);
+        let mut device = PassthroughDevice::new(
+            PassthroughFunction::new(fake),
+            router.clone(),
+            0,
+            PASSTHROUGH_VECTORS,
+        );
         assert!(device.msix.is_none());
         device.bar_write(0, 0x2000, &0xFEE0_0000u32.to_le_bytes());
         device.config_write(CAP as u16 + 2, &0x8003u16.to_le_bytes());

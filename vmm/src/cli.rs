@@ -19,12 +19,14 @@ use crate::options::{self, ConfigFile, RnicOptions, RnicSettings};
     after_help = "--rnic keys: id=NAME (1-32 of A-Z a-z 0-9 - _; default rnicN), \
                   mac=02:7e:57:00:00:01, ipv4=10.77.0.1, \
                   wire=none|unix:LOCAL,PEER|udp:IP:PORT,IP:PORT, pcap=FILE (needs a wire), \
-                  faults=PLANFILE (TOML fault plan, see vmm/README.md).\n\
+                  faults=PLANFILE (TOML fault plan, see vmm/README.md), \
+                  socket=PATH (the RNIC is served by a running `rnic-device-server --socket PATH` \
+                  over vfio-user; no other device keys then).\n\
                   Limits: at most 16 RNICs; ids, MACs and IPv4 addresses unique; \
                   --memory 8..=65536 MiB; --vcpus 1..=2; --cmdline at most 4095 bytes.\n\
                   Exit status: the guest's status written to port 0xF4 (0-255); \
                   123 guest crash (triple fault, failed entry); 124 timeout; \
-                  125 monitor error; 130 SIGINT; 143 SIGTERM; 129 SIGHUP."
+                  125 monitor error; 121 the out-of-process device (socket=) was lost; 130 SIGINT; 143 SIGTERM; 129 SIGHUP."
 )]
 pub struct Cli {
     /// PVH kernel (ELF64 with a XEN_ELFNOTE_PHYS32_ENTRY note).

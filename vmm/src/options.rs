@@ -203,9 +203,11 @@ pub fn parse_rnic_option(text: &str) -> Result<RnicOptions, String> {
             "pcap" => set_once(&mut options.pcap, value.into(), twice)?,
             "faults" => set_once(&mut options.faults, value.into(), twice)?,
             "socket" => set_once(&mut options.socket, value.into(), twice)?,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "--rnic: unknown key `{other}` (keys: id, mac, ipv4, wire, pcap, faults, socket)"
-            )),
+            ))
+            }
         }
     }
     Ok(options)

@@ -71,23 +71,27 @@ describe_vm_status() {
     esac
 }
 
-# Reads a `cargo test` log ($1) and optionally the script tests' log ($2) and prints the closing
-# line "N passed, N failed, N skipped". Cargo tests that skipped themselves on purpose print a
-# line containing "SKIPPED on purpose" (the Rust harness has no runtime skip, so they end as
-# "ok"): they are counted as skipped, not passed.
+# Reads a `cargo test` log ($1) and the logs of other suites (further arguments: each ends with
+# a line "<suite>: N passed, N failed, N skipped", as the script tests and the fault scenarios
+# print) and prints the closing line "N passed, N failed, N skipped" of them all. Cargo tests
+# that skipped themselves on purpose print a line containing "SKIPPED on purpose" (the Rust
+# harness has no runtime skip, so they end as "ok"): they are counted as skipped, not passed.
 summarize_test_log() {
-    local log_file="$1" script_log="${2:-/dev/null}" passed failed skipped line
+    local log_file="$1" passed failed skipped line extra
+    shift
     passed=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed.*/\1/p' "$log_file" | awk '{s+=$1} END {print s+0}')
     failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$log_file" | awk '{s+=$1} END {print s+0}')
     skipped=$(grep -ci 'SKIPPED on purpose' "$log_file" || true)
     passed=$((passed - skipped))
-    line="$(grep -E '^script tests: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$script_log" | tail -n1 || true)"
-    if [ -n "$line" ]; then
-        set -- $(echo "$line" | tr -cs '0-9' ' ')
+    for extra in "$@"; do
+        [ -f "$extra" ] || continue
+        line="$(grep -E '^[a-z ]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$extra" | tail -n1 || true)"
+        [ -n "$line" ] || continue
+        set -- $(echo "${line#*:}" | tr -cs '0-9' ' ')
         passed=$((passed + $1))
         failed=$((failed + $2))
         skipped=$((skipped + $3))
-    fi
+    done
     echo "$passed passed, $failed failed, $skipped skipped"
 }
 

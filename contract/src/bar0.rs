@@ -234,7 +234,7 @@ mod tests {
         assert_eq!(admin_error::BUS_MASTER_DISABLED, 4);
     }
 
-    /// Doorbell map of §2.1, §5.3, §8.5 (QPNs 1..=3071), §9.3.
+    /// Doorbell map of §2.1, §5.3, §8.5 (doorbells up to QPN 3071), §9.3.
     #[test]
     fn doorbell_map() {
         assert_eq!(eth_db::queue_block(7) + eth_db::RXQ_HEAD, 0x107C);

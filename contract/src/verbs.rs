@@ -17,6 +17,11 @@ pub mod access {
     pub const ALL: u32 = LOCAL_WRITE | REMOTE_READ | REMOTE_WRITE | RDMA_READ_SINK;
 }
 
+/// The lowest QPN of an ordinary QP (§3.12): QPNs 0 and 1 are reserved in InfiniBand
+/// and RoCE (QP0 and QP1 carry management datagrams), so the device never hands them
+/// out; `max QPs` QPs are numbered `FIRST_QPN..FIRST_QPN + max QPs`.
+pub const FIRST_QPN: u32 = 2;
+
 /// QP states (§7.1): `MODIFY_QP` byte 8, `QUERY_QP` r0 and record byte 8.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
@@ -129,6 +134,7 @@ mod tests {
     #[test]
     fn matches_spec() {
         assert_eq!(access::ALL, 0xF);
+        assert_eq!(FIRST_QPN, 2, "QP0 and QP1 are reserved");
         for v in 0..=6u8 {
             assert_eq!(QpState::from_u8(v).map(QpState::code), Some(v));
         }

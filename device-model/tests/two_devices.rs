@@ -585,7 +585,7 @@ fn wire_rx_corrupt_recovers() {
 
 /// A `wire_tx` rule scoped to a QP number must match that QP's frames
 /// (device-spec.md Appendix A.3: at `wire_tx`, `queue` is the sending QP). With
-/// one QP per device both QPNs are 1.
+/// one QP per device both QPNs are 2 (0 and 1 are reserved, §3.12).
 ///
 /// Regression test for former errata D.6: the device used to send every frame
 /// with an empty fault scope, so `wire_tx` rules scoped to a QP never matched.
@@ -597,10 +597,10 @@ fn wire_rx_corrupt_recovers() {
 fn wire_tx_rule_scoped_to_a_qp_matches_its_frames() {
     let mut w = World::two();
     let c = w.connect(A, B, &QpCfg::default());
-    assert_eq!((c.a.qpn, c.b.qpn), (1, 1));
+    assert_eq!((c.a.qpn, c.b.qpn), (2, 2));
     let rule = FaultRule::new(FaultSite::WireTx, FaultAction::Drop)
         .with_scope(FaultScope {
-            queue: Some(1),
+            queue: Some(c.a.qpn),
             ..FaultScope::default()
         })
         .with_trigger(Trigger::Every { n: 5 });
@@ -609,7 +609,8 @@ fn wire_tx_rule_scoped_to_a_qp_matches_its_frames() {
     let st = w.node(A).dev.stats();
     assert!(
         st.faults.rules[0].events > 0,
-        "the QP-scoped wire_tx rule saw none of QP 1's {} frames: {:?}",
+        "the QP-scoped wire_tx rule saw none of QP {}'s {} frames: {:?}",
+        c.a.qpn,
         st.port.tx_roce_frames,
         st.faults.rules
     );

@@ -35,6 +35,32 @@ use crate::faultplan::FaultEntry;
 use crate::rnic::AttachedRnic;
 use crate::vm::{Outcome, Shutdown};
 
+/// Every route and its methods (`{id}` stands for a rule id), as
+/// `docs/api/openapi.yaml` lists them.
+pub const ROUTES: [(&str, &[&str]); 8] = [
+    ("/v1/vm", &["GET"]),
+    ("/v1/stats", &["GET"]),
+    ("/v1/faults", &["GET", "POST"]),
+    ("/v1/faults/{id}", &["DELETE"]),
+    ("/v1/faults/log", &["GET"]),
+    ("/v1/link", &["PUT"]),
+    ("/v1/fatal", &["PUT"]),
+    ("/v1/vm/shutdown", &["PUT"]),
+];
+
+/// The route template `path` belongs to, if any.
+fn route_of(path: &str) -> Option<(&'static str, &'static [&'static str])> {
+    let exact = ROUTES.iter().copied().find(|(route, _)| *route == path);
+    exact.or_else(|| {
+        ROUTES.iter().copied().find(|(route, _)| {
+            route.ends_with("{id}")
+                && path
+                    .strip_prefix(route.trim_end_matches("{id}"))
+                    .is_some_and(|id| !id.is_empty() && !id.contains('/'))
+        })
+    })
+}
+
 /// Largest request body accepted, in bytes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
@@ -187,15 +213,17 @@ impl ApiState {
                 let hits: Vec<_> = log.entries().copied().collect();
                 Reply::ok(json!({ "rnic": r.settings.id, "hits": hits, "dropped": log.dropped() }))
             }),
-            ("DELETE", p) if p.starts_with("/v1/faults/") => self.rnic(&query).and_then(|r| {
-                let text = &p["/v1/faults/".len()..];
-                let id: u32 = text
-                    .parse()
-                    .map_err(|_| Reply::error(400, format!("fault id `{text}` is not a number")))?;
-                r.remove_fault(RuleId(id))
-                    .map_err(|e| Reply::error(404, e.to_string()))?;
-                Ok(Reply::no_content())
-            }),
+            ("DELETE", p) if route_of(p).is_some_and(|r| r.0 == "/v1/faults/{id}") => {
+                self.rnic(&query).and_then(|r| {
+                    let text = &p["/v1/faults/".len()..];
+                    let id: u32 = text.parse().map_err(|_| {
+                        Reply::error(400, format!("fault id `{text}` is not a number"))
+                    })?;
+                    r.remove_fault(RuleId(id))
+                        .map_err(|e| Reply::error(404, e.to_string()))?;
+                    Ok(Reply::no_content())
+                })
+            }
             ("PUT", "/v1/link") => self.rnic(&query).and_then(|r| {
                 let request: LinkRequest = parse_json(body)?;
                 r.lock().set_carrier(request.up);
@@ -210,22 +238,19 @@ impl ApiState {
                 self.shutdown.release();
                 Ok(Reply::no_content())
             }
-            (
-                _,
-                "/v1/vm" | "/v1/stats" | "/v1/faults" | "/v1/faults/log" | "/v1/link" | "/v1/fatal"
-                | "/v1/vm/shutdown",
-            ) => Err(Reply::error(
-                405,
-                format!("{method} is not allowed on {path}; see docs/api/openapi.yaml"),
-            )),
-            (_, p) if p.starts_with("/v1/faults/") => Err(Reply::error(
-                405,
-                format!("{method} is not allowed on {path}; use DELETE"),
-            )),
-            _ => Err(Reply::error(
-                404,
-                format!("no route {path}; see docs/api/openapi.yaml"),
-            )),
+            _ => match route_of(path) {
+                Some((_, methods)) => Err(Reply::error(
+                    405,
+                    format!(
+                        "{method} is not allowed on {path}; use {}",
+                        methods.join(" or ")
+                    ),
+                )),
+                None => Err(Reply::error(
+                    404,
+                    format!("no route {path}; see docs/api/openapi.yaml"),
+                )),
+            },
         };
         result.unwrap_or_else(|reply| reply)
     }
@@ -375,5 +400,54 @@ fn serve(server: tiny_http::Server, state: ApiState, stop: Arc<AtomicBool>) {
         if let Err(e) = request.respond(response) {
             debug!("control API: the client went away before the answer: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The OpenAPI document lists exactly the routes and methods served here.
+    #[test]
+    fn openapi_document_lists_every_route_and_method() {
+        let yaml = include_str!("../../docs/api/openapi.yaml");
+        let mut documented: Vec<(String, Vec<String>)> = Vec::new();
+        for line in yaml.lines() {
+            if let Some(path) = line.strip_prefix("  /").and_then(|l| l.strip_suffix(':')) {
+                documented.push((format!("/{path}"), Vec::new()));
+            } else if let Some(method) = line
+                .strip_prefix("    ")
+                .and_then(|l| l.strip_suffix(':'))
+                .filter(|m| ["get", "post", "put", "delete"].contains(m))
+            {
+                documented
+                    .last_mut()
+                    .expect("a method under a path")
+                    .1
+                    .push(method.to_uppercase());
+            }
+        }
+        let mut served: Vec<(String, Vec<String>)> = ROUTES
+            .iter()
+            .map(|(p, m)| (p.to_string(), m.iter().map(|m| m.to_string()).collect()))
+            .collect();
+        documented.sort();
+        served.sort();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn routes_resolve_templates_but_not_prefixes() {
+        assert_eq!(
+            route_of("/v1/faults/7").map(|r| r.0),
+            Some("/v1/faults/{id}")
+        );
+        assert_eq!(
+            route_of("/v1/faults/log").map(|r| r.0),
+            Some("/v1/faults/log")
+        );
+        assert!(route_of("/v1/faults/").is_none());
+        assert!(route_of("/v1/faults/1/2").is_none());
+        assert!(route_of("/v1/vmx").is_none());
     }
 }

@@ -368,6 +368,9 @@ mod tests {
         assert!(e.to_string().contains("--no-rnic"), "{e}");
         let c = run(&["--kernel", "k", "--rnic"]).unwrap();
         assert_eq!(c.rnics.len(), 1);
+        // A bare --rnic before another option does not swallow it.
+        let c = run(&["--kernel", "k", "--rnic", "--memory", "64"]).unwrap();
+        assert_eq!((c.rnics.len(), c.memory_mib), (1, 64));
         let c = run(&[
             "--kernel",
             "k",

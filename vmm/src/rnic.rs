@@ -3,9 +3,14 @@
 //! the PCI bus (the device behind a mutex, shared by the bus on the vCPU threads,
 //! the event loop's service pass and the control API), its wire and its faults.
 
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use event_manager::{EventOps, Events, MutEventSubscriber};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::timerfd::TimerFd;
 
 use rnic_contract::pci::MSIX_VECTORS;
 use rnic_device::device::{Rnic, RnicConfig};
@@ -57,6 +62,76 @@ impl<B: IrqBackend + 'static> InterruptSink for RouterSink<B> {
         self.router
             .trigger(self.first_vector + vector, msg.address, msg.data)
             .map_err(|e| Self::host_error(vector, e))
+    }
+}
+
+/// Longest time between two service passes of an RNIC: the device's `link` and
+/// `device` fault sites, verbs timers and the `times` limits are checked at least
+/// this often (docs/device-spec.md: the monitor polls periodically).
+pub const SERVICE_PERIOD: Duration = Duration::from_millis(10);
+/// Shortest timer wait: a deadline already due is serviced after this much.
+const MIN_SERVICE_WAIT: Duration = Duration::from_micros(20);
+
+/// How long to sleep after a service pass at device time `now`: until the device's
+/// next deadline, at most [`SERVICE_PERIOD`], at least [`MIN_SERVICE_WAIT`].
+pub fn service_wait(now: Duration, next_deadline: Option<Duration>) -> Duration {
+    next_deadline
+        .map_or(SERVICE_PERIOD, |deadline| deadline.saturating_sub(now))
+        .clamp(MIN_SERVICE_WAIT, SERVICE_PERIOD)
+}
+
+/// One RNIC as an event-manager subscriber: it is serviced when its wire fd is
+/// readable (frames arrived) and when its timer fires, the timer being re-armed
+/// after every pass for the device's next deadline (delayed interrupts, admin
+/// commands, frames), at most [`SERVICE_PERIOD`] away.
+pub struct RnicService {
+    rnic: Arc<AttachedRnic>,
+    timer: TimerFd,
+    wire: Option<RawFd>,
+    started: Instant,
+}
+
+impl RnicService {
+    /// A subscriber for `rnic`, whose device time counts from `started`.
+    pub fn new(rnic: Arc<AttachedRnic>, started: Instant) -> std::io::Result<RnicService> {
+        let wire = rnic.lock().wire_fd();
+        let mut service = RnicService {
+            rnic,
+            timer: TimerFd::new()?,
+            wire,
+            started,
+        };
+        service.timer.reset(MIN_SERVICE_WAIT, None)?;
+        Ok(service)
+    }
+
+    fn pass(&mut self) {
+        let now = self.started.elapsed();
+        self.rnic.service(now);
+        let wait = service_wait(now, self.rnic.lock().next_deadline());
+        if let Err(e) = self.timer.reset(wait, None) {
+            warn!(rnic = %self.rnic.settings.id, "cannot re-arm the service timer: {e}");
+        }
+    }
+}
+
+impl MutEventSubscriber for RnicService {
+    fn init(&mut self, ops: &mut EventOps) {
+        let fds = std::iter::once(self.timer.as_raw_fd()).chain(self.wire);
+        for fd in fds {
+            if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
+                warn!(rnic = %self.rnic.settings.id, "event loop cannot watch fd {fd}: {e:?}");
+            }
+        }
+    }
+
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        if events.fd() == self.timer.as_raw_fd() {
+            let _ = self.timer.wait();
+        }
+        // The wire fd is level-triggered: frames left over by the pass's receive
+        // budget wake the loop again.
+        self.pass();
     }
 }
 
@@ -288,6 +363,68 @@ mod tests {
 
     fn memory() -> GuestMemoryMmap {
         GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap()
+    }
+
+    #[test]
+    fn the_service_timer_follows_the_next_deadline_within_bounds() {
+        let now = Duration::from_millis(100);
+        assert_eq!(service_wait(now, None), SERVICE_PERIOD);
+        assert_eq!(
+            service_wait(now, Some(now + Duration::from_micros(300))),
+            Duration::from_micros(300)
+        );
+        assert_eq!(
+            service_wait(now, Some(now + Duration::from_secs(5))),
+            SERVICE_PERIOD
+        );
+        // Already due (or past): soon, but never a zero wait (which disarms a timerfd).
+        assert_eq!(service_wait(now, Some(now)), MIN_SERVICE_WAIT);
+        assert_eq!(service_wait(now, Some(Duration::ZERO)), MIN_SERVICE_WAIT);
+    }
+
+    /// Frames arriving on an RNIC's wire are received by its service subscriber
+    /// (here dropped for link down: the device is not enabled).
+    #[test]
+    fn the_service_subscriber_drains_the_wire() {
+        use event_manager::{EventManager, SubscriberOps};
+        use std::os::unix::net::UnixDatagram;
+
+        let dir = std::env::temp_dir().join(format!("rnic-vmm-service-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ours, theirs) = (dir.join("rnic.sock"), dir.join("peer.sock"));
+        let settings = resolve(&[RnicOptions {
+            wire: Some(WireOption::Unix {
+                local: ours.clone(),
+                peer: theirs.clone(),
+            }),
+            ..Default::default()
+        }])
+        .unwrap();
+        let plans = [RnicPlan {
+            settings: settings[0].clone(),
+            faults: Vec::new(),
+        }];
+        let router = Arc::new(GsiRouter::new(AcceptingBackend, Vec::new()).unwrap());
+        let rnics = attach_all(&plans, &memory(), &router, &mut PciBus::new()).unwrap();
+        let mut events: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>> =
+            EventManager::new().unwrap();
+        let service = RnicService::new(rnics[0].clone(), Instant::now()).unwrap();
+        events.add_subscriber(Arc::new(Mutex::new(service)));
+
+        let peer = UnixDatagram::bind(&theirs).unwrap();
+        let frame = [0x5Au8; 60];
+        peer.send_to(&frame, &ours).unwrap();
+        let dropped = || rnics[0].lock().stats().port.rx_dropped_link_down;
+        for _ in 0..100 {
+            if dropped() == 1 {
+                break;
+            }
+            events.run_with_timeout(50).unwrap();
+        }
+        assert_eq!(dropped(), 1);
+        drop(events);
+        drop(rnics);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -100,14 +100,17 @@ impl Com1 {
     }
 }
 
+/// Serial sinks for tests: one that keeps what is written, one that is always full.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_sinks {
+    use std::io::{self, Write};
     use std::sync::{Arc, Mutex};
 
+    /// Keeps every byte written; clones share the bytes.
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
+    pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
@@ -117,7 +120,9 @@ mod tests {
         }
     }
 
-    struct Full;
+    /// Fails every write with ENOSPC, like `/dev/full`.
+    pub(crate) struct Full;
+
     impl Write for Full {
         fn write(&mut self, _: &[u8]) -> io::Result<usize> {
             Err(io::Error::from_raw_os_error(libc::ENOSPC))
@@ -126,6 +131,12 @@ mod tests {
             Ok(())
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_sinks::{Captured, Full};
+    use super::*;
 
     #[test]
     fn a_failing_sink_is_reported_once_per_failure() {
@@ -140,7 +151,7 @@ mod tests {
 
     #[test]
     fn bytes_written_to_thr_reach_the_sink() {
-        let out = Shared::default();
+        let out = Captured::default();
         let mut c = Com1::new(Box::new(out.clone()), EventFd::new(0).unwrap());
         for b in b"hi\n" {
             c.pio_write(0x3F8, &[*b]);

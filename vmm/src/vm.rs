@@ -5,9 +5,9 @@
 //!
 //! * one thread per vCPU runs `KVM_RUN` and dispatches PIO/MMIO exits to the
 //!   devices ([`Devices`]);
-//! * the event loop thread (event-manager) owns the guest timeout (TimerFd), the
-//!   periodic device service pass (TimerFd) and SIGINT/SIGTERM/SIGHUP (an eventfd
-//!   written by the signal handler);
+//! * the event loop thread (event-manager) owns the guest timeout (TimerFd),
+//!   SIGINT/SIGTERM/SIGHUP (an eventfd written by the signal handler) and one
+//!   [`RnicService`] per RNIC (its wire fd and a TimerFd at its next deadline);
 //! * with `--api-socket`, the control API thread ([`crate::api`]);
 //! * the main thread waits for the first [`Outcome`], then kicks the vCPU threads
 //!   out of `KVM_RUN` with a real-time signal until they have all stopped.
@@ -46,11 +46,8 @@ use crate::exit::{handle_exit, internal_error_reason, Devices, ExitAction};
 use crate::irq::{default_irqchip_routes, GsiRouter, KvmIrqBackend};
 use crate::layout::{self, MemoryLayout};
 use crate::pci::PciBus;
-use crate::rnic::{attach_all, AttachedRnic, RnicPlan};
+use crate::rnic::{attach_all, RnicPlan, RnicService};
 use crate::serial::{Com1, COM1_GSI};
-
-/// Period of the device service pass.
-pub const TICK_PERIOD: Duration = Duration::from_millis(10);
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,9 +183,6 @@ impl Shutdown {
     }
 }
 
-/// A periodic device hook, called from the event loop thread.
-pub type TickFn = Box<dyn FnMut(Duration) + Send>;
-
 /// Opens `/dev/kvm` with an error that says what to do.
 pub fn open_kvm() -> Result<Kvm> {
     Kvm::new().map_err(|e| {
@@ -246,14 +240,12 @@ extern "C" fn on_stop_signal(signal: libc::c_int, _: *mut libc::siginfo_t, _: *m
 
 extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
-/// Event loop subscriber: timeout, stop signals, device service pass, stop.
+/// Event loop subscriber: timeout, stop signals, stop.
 struct Controller {
     shutdown: Arc<Shutdown>,
     timeout: Option<(TimerFd, Duration)>,
-    tick: Option<(TimerFd, TickFn)>,
     signals: EventFd,
     stop: EventFd,
-    started: Instant,
     done: Arc<AtomicBool>,
 }
 
@@ -267,9 +259,6 @@ impl MutEventSubscriber for Controller {
         if let Some((t, _)) = &self.timeout {
             add(t.as_raw_fd());
         }
-        if let Some((t, _)) = &self.tick {
-            add(t.as_raw_fd());
-        }
         add(self.signals.as_raw_fd());
         add(self.stop.as_raw_fd());
     }
@@ -281,13 +270,6 @@ impl MutEventSubscriber for Controller {
                 let _ = t.wait();
                 self.shutdown.finish(Outcome::Timeout(*limit));
                 self.shutdown.release();
-                return;
-            }
-        }
-        if let Some((t, f)) = &mut self.tick {
-            if fd == t.as_raw_fd() {
-                let _ = t.wait();
-                f(self.started.elapsed());
                 return;
             }
         }
@@ -393,7 +375,6 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;
     let mut pci = PciBus::new();
     let rnics = attach_all(&spec.rnics, &mem, &router, &mut pci)?;
-    let tick = service_pass(&rnics);
     let devices = Arc::new(Devices::new(Com1::new(spec.serial_out, serial_irq), pci));
 
     let supported = kvm
@@ -447,27 +428,21 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         }
         None => None,
     };
-    let tick = match tick {
-        Some(f) => {
-            let mut t = TimerFd::new().map_err(VmmError::host("timerfd"))?;
-            t.reset(TICK_PERIOD, Some(TICK_PERIOD))
-                .map_err(VmmError::host("timerfd"))?;
-            Some((t, f))
-        }
-        None => None,
-    };
     let controller = Controller {
         shutdown: shutdown.clone(),
         timeout,
-        tick,
         signals: signal_reader,
         stop: stop_evt.try_clone().map_err(VmmError::host("eventfd"))?,
-        started,
         done: done.clone(),
     };
     let mut em: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>> =
         EventManager::new().map_err(VmmError::host("event manager"))?;
     em.add_subscriber(Arc::new(Mutex::new(controller)));
+    for rnic in &rnics {
+        let service = RnicService::new(rnic.clone(), started)
+            .map_err(VmmError::host("RNIC service timer"))?;
+        em.add_subscriber(Arc::new(Mutex::new(service)));
+    }
     let loop_shutdown = shutdown.clone();
     let event_thread = std::thread::Builder::new()
         .name("rnic-vmm-events".into())
@@ -525,19 +500,6 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     devices.flush_serial();
     drop(api);
     Ok(RunResult { outcome, elapsed })
-}
-
-/// The periodic service pass over every RNIC (timed work, fault limits).
-fn service_pass(rnics: &[Arc<AttachedRnic>]) -> Option<TickFn> {
-    if rnics.is_empty() {
-        return None;
-    }
-    let rnics = rnics.to_vec();
-    Some(Box::new(move |now: Duration| {
-        for rnic in &rnics {
-            rnic.service(now);
-        }
-    }))
 }
 
 fn register_memory(vm: &VmFd, mem: &GuestMemoryMmap) -> Result<()> {

@@ -57,6 +57,18 @@ fn start(kernel: &Path, socket: &Path, extra: &[&str]) -> Child {
     child
 }
 
+/// With KVM: a scratch directory and a running VM whose guest spins, serving the
+/// API on `api.sock` in that directory. `None` when KVM tests are skipped on purpose.
+fn spinning_vm(test: &str, extra: &[&str]) -> Option<(Scratch, PathBuf, Child)> {
+    if !kvm_available(test) {
+        return None;
+    }
+    let s = Scratch::new("api");
+    let socket = s.0.join("api.sock");
+    let child = start(&spinning_kernel(&s), &socket, extra);
+    Some((s, socket, child))
+}
+
 /// One request with curl; returns the HTTP status and the body (JSON or empty).
 fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
     let mut cmd = Command::new("curl");
@@ -93,12 +105,11 @@ fn wait_exit(mut child: Child) -> std::process::Output {
 
 #[test]
 fn every_route_answers_and_bad_requests_get_4xx_json() {
-    if !kvm_available("every_route_answers_and_bad_requests_get_4xx_json") {
+    let Some((_scratch, socket, child)) =
+        spinning_vm("every_route_answers_and_bad_requests_get_4xx_json", &[])
+    else {
         return;
-    }
-    let s = Scratch::new("api");
-    let socket = s.0.join("api.sock");
-    let child = start(&spinning_kernel(&s), &socket, &[]);
+    };
 
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "socket mode {mode:o}");
@@ -165,6 +176,7 @@ fn every_route_answers_and_bad_requests_get_4xx_json() {
         ("GET", "/v2/anything".to_string(), None, 404),
         ("POST", "/v1/vm".to_string(), Some("{}"), 405),
         ("GET", "/v1/vm/shutdown".to_string(), None, 405),
+        ("DELETE", "/v1/faults/log".to_string(), None, 405),
     ] {
         let (code, answer) = curl(&socket, method, &path, body);
         assert_eq!(code, want, "{method} {path}: {answer}");
@@ -252,16 +264,12 @@ fn rnicctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn rnicctl_speaks_the_api() {
-    if !kvm_available("rnicctl_speaks_the_api") {
-        return;
-    }
-    let s = Scratch::new("rnicctl");
-    let socket = s.0.join("api.sock");
-    let child = start(
-        &spinning_kernel(&s),
-        &socket,
+    let Some((_scratch, socket, child)) = spinning_vm(
+        "rnicctl_speaks_the_api",
         &["--rnic", "id=left", "--rnic", "id=right"],
-    );
+    ) else {
+        return;
+    };
     let json = |text: &str| -> Value {
         serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
     };

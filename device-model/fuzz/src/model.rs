@@ -320,19 +320,23 @@ impl Kind {
     }
 }
 
-/// §0.1 allocation order: never-used handles ascending from 1, then FIFO reuse.
+/// §0.1 allocation order: never-used handles ascending from the first one (1; 2 for
+/// QPNs, §3.12), then FIFO reuse.
 #[derive(Clone, Debug)]
 struct AllocModel {
+    first: u32,
     max: u32,
     next_fresh: u64,
     freed: VecDeque<u32>,
 }
 
 impl AllocModel {
-    fn new(max: u32) -> Self {
+    /// Handles `first..=max`.
+    fn new(first: u32, max: u32) -> Self {
         AllocModel {
+            first,
             max,
-            next_fresh: 1,
+            next_fresh: u64::from(first),
             freed: VecDeque::new(),
         }
     }
@@ -354,7 +358,7 @@ impl AllocModel {
         self.freed.push_back(h);
     }
     fn reset(&mut self) {
-        *self = AllocModel::new(self.max);
+        *self = AllocModel::new(self.first, self.max);
     }
 }
 
@@ -610,10 +614,11 @@ impl Model {
             predict: true,
             key_memory_known: true,
             alloc: [
-                AllocModel::new(limits.max_pd),
-                AllocModel::new(limits.max_cq),
-                AllocModel::new(limits.max_qp),
-                AllocModel::new(limits.max_mr),
+                AllocModel::new(1, limits.max_pd),
+                AllocModel::new(1, limits.max_cq),
+                // QPNs 0 and 1 are reserved (§3.12).
+                AllocModel::new(2, limits.max_qp + 1),
+                AllocModel::new(1, limits.max_mr),
             ],
             limits,
             defaults,
@@ -740,10 +745,11 @@ impl Model {
             0 if !dead.is_empty() => dead[idx % dead.len()],
             1 if sel & 0x10 == 0 => 0,
             1 => {
+                // The highest valid handle (QPNs start at 2, §3.12).
                 let max = [
                     self.limits.max_pd,
                     self.limits.max_cq,
-                    self.limits.max_qp,
+                    self.limits.max_qp + 1,
                     self.limits.max_mr,
                 ][kind as usize];
                 let h = if sel & 0x20 != 0 {

@@ -13,7 +13,7 @@ use rnic_contract::eth::LINK_SPEED_MBPS;
 use rnic_contract::field::Record;
 use rnic_contract::pci::{ADMIN_VECTOR, MSIX_VECTORS};
 
-use super::AdminStatus;
+use super::{AdminStatus, COMMANDS_PER_SERVICE};
 use crate::device::Rnic;
 use crate::eth::{MacAddress, QueueParams, MAX_QUEUES};
 use crate::fault::{admin_scope, scope_queue, FaultAction, FaultPoint, FaultSite};
@@ -33,9 +33,13 @@ impl Rnic {
         self.core.raise(ADMIN_VECTOR);
     }
 
-    /// Processes submissions up to the tail while completion space lasts.
+    /// Processes submissions up to the tail while completion space lasts, at most
+    /// [`COMMANDS_PER_SERVICE`] of them; later polls run the rest.
     pub(crate) fn run_admin(&mut self) {
-        while self.ready() && self.admin_delayed.is_none() && !self.core.fatal.is_requested() {
+        for _ in 0..COMMANDS_PER_SERVICE {
+            if !self.ready() || self.admin_delayed.is_some() || self.core.fatal.is_requested() {
+                break;
+            }
             let cmd = match self.admin.fetch(&mut self.core) {
                 Ok(Some(c)) => c,
                 Ok(None) => break,

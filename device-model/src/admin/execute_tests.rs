@@ -209,3 +209,31 @@ fn verbs_opcodes_are_dispatched() {
     h.write(bar0::DEV_CTRL, dev_ctrl::RESET);
     assert_eq!(h.dev.stats().verbs.pds, 0, "reset drops verbs objects");
 }
+
+/// Bounded work (issue 10): one doorbell runs at most
+/// [`super::COMMANDS_PER_SERVICE`] commands; the rest run on the following device
+/// polls, which [`crate::Rnic::next_deadline`] asks for at once.
+#[test]
+fn one_doorbell_runs_a_bounded_batch_and_polls_resume() {
+    let batch = super::COMMANDS_PER_SERVICE as u32;
+    let mut h = Harness::enabled(128, 128);
+    let total = 2 * batch + 3;
+    for i in 0..total {
+        h.push(&CommandRepr::new(op::NOP, i as u16));
+    }
+    h.ring();
+    assert_eq!(h.read(bar0::ASQ_HEAD), batch, "one batch per doorbell");
+    let now = h.dev.now();
+    assert_eq!(
+        h.dev.next_deadline(),
+        Some(now),
+        "pending commands are due now"
+    );
+    h.dev.poll(now);
+    assert_eq!(h.read(bar0::ASQ_HEAD), 2 * batch);
+    h.dev.poll(now);
+    assert_eq!(h.read(bar0::ASQ_HEAD), total);
+    assert_eq!(h.dev.next_deadline(), None);
+    let ids: Vec<u16> = std::iter::from_fn(|| h.pop()).map(|c| c.id).collect();
+    assert_eq!(ids, (0..total as u16).collect::<Vec<_>>());
+}

@@ -24,6 +24,11 @@ use crate::env::{DeviceEnv, DmaScope};
 
 pub use rnic_contract::admin::AdminStatus;
 
+/// Most admin commands one service call (a doorbell write or a device poll) runs;
+/// the rest run on the following polls, as a hardware admin engine works through its
+/// queue (`docs/device-spec.md` §3.1, bounded work table in §15).
+pub const COMMANDS_PER_SERVICE: usize = 16;
+
 /// The ring geometry latched at enable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Rings {

@@ -231,7 +231,9 @@ impl Rnic {
         let irq = self.core.delayed_irqs.iter().map(|(t, _)| *t).min();
         let adm = self.admin_delayed.as_ref().map(|(t, _)| *t);
         let wire = self.core.wire.as_ref().and_then(|w| w.next_deadline());
-        [irq, adm, wire].into_iter().flatten().min()
+        // Work left by a bounded service call is due at once.
+        let pending = self.has_pending_work().then_some(self.core.now);
+        [irq, adm, wire, pending].into_iter().flatten().min()
     }
 
     /// Every counter of the device (port, core, Ethernet queues, MSI-X, events,
@@ -272,6 +274,16 @@ impl Rnic {
             s |= dev_status::EQ_ERROR;
         }
         s
+    }
+
+    /// Whether a bounded service call left work for the next poll (admin commands
+    /// with completion space for them, unfetched send WQEs).
+    fn has_pending_work(&self) -> bool {
+        let admin = self.ready()
+            && self.admin_delayed.is_none()
+            && self.admin.has_work()
+            && self.admin.has_completion_space();
+        admin || (self.core.enabled && self.verbs.has_pending_work())
     }
 
     pub(crate) fn ready(&self) -> bool {

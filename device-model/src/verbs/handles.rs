@@ -1,7 +1,8 @@
 //! O(1) allocation of object handles (PDN, CQN, QPN) and MR indexes.
 //!
 //! The order is the one `docs/device-spec.md` §0.1 promises: handles never used
-//! since the last reset are handed out first, in ascending order from 1; once
+//! since the last reset are handed out first, in ascending order from the first
+//! handle (1; 2 for QPNs, whose 0 and 1 are reserved); once
 //! every handle up to the limit has been used, the handle freed longest ago is
 //! reused first (a FIFO of freed handles). A just-freed handle is therefore reused
 //! as late as possible, which keeps stale handles and keys held by a driver or a
@@ -13,9 +14,13 @@
 
 use std::collections::VecDeque;
 
-/// Hands out handles `1..=max`; 0 is never handed out.
+/// Hands out handles `first..=last` (`1..=max` for most objects; QPNs start at 2);
+/// 0 is never handed out.
 #[derive(Clone, Debug, Default)]
 pub struct HandleAlloc {
+    /// Lowest handle handed out.
+    first: u64,
+    /// Highest handle handed out.
     max: u64,
     /// Lowest handle never handed out since the last reset (`max + 1` once all were).
     next_fresh: u64,
@@ -26,9 +31,17 @@ pub struct HandleAlloc {
 impl HandleAlloc {
     /// An allocator of handles `1..=max`.
     pub fn new(max: u32) -> Self {
+        Self::range(1, max)
+    }
+
+    /// An allocator of handles `first..=last` (`first` at least 1; empty when
+    /// `last < first`).
+    pub fn range(first: u32, last: u32) -> Self {
+        let first = u64::from(first.max(1));
         HandleAlloc {
-            max: u64::from(max),
-            next_fresh: 1,
+            first,
+            max: u64::from(last),
+            next_fresh: first,
             freed: VecDeque::new(),
         }
     }
@@ -60,15 +73,15 @@ impl HandleAlloc {
         self.freed.push_back(h);
     }
 
-    /// Every handle free again; allocation restarts at 1.
+    /// Every handle free again; allocation restarts at the first handle.
     pub fn reset(&mut self) {
-        self.next_fresh = 1;
+        self.next_fresh = self.first;
         self.freed.clear();
     }
 
     /// Handles currently in use.
     pub fn in_use(&self) -> u32 {
-        (self.next_fresh - 1 - self.freed.len() as u64) as u32
+        (self.next_fresh - self.first - self.freed.len() as u64) as u32
     }
 }
 

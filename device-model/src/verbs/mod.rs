@@ -27,6 +27,11 @@ mod tests;
 
 pub use crate::env::{DeviceEnv, DmaScope, Owner};
 pub use async_event::AsyncEvent;
+
+/// Most send WQEs of one QP the engine fetches in one service call (a doorbell,
+/// a poll, a received frame); the engine's next polls fetch the rest, as a hardware
+/// SQ engine works through a long queue over time (`docs/device-spec.md` §15).
+pub const SQ_WQES_PER_SERVICE: u32 = 64;
 pub use rnic_contract::admin::AdminStatus;
 pub use rnic_contract::cqe::WcStatus;
 pub use rnic_contract::verbs::QpState;
@@ -38,7 +43,7 @@ use qp::{Ctx, ModifyAttrs, ModifyError, Qp, QpConfig, QpStats};
 use rnic_contract::admin::{opcode as op, operands, query_caps, query_mr, QUERY_RECORD_SIZE};
 use rnic_contract::bar0::verbs_db;
 use rnic_contract::field::Record;
-use rnic_contract::verbs::access;
+use rnic_contract::verbs::{access, FIRST_QPN};
 use rnic_contract::{cqe, wqe};
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -76,7 +81,8 @@ pub struct VerbsLimits {
     pub min_page_shift: u8,
     /// Largest MR page shift accepted (30 = 1 GiB).
     pub max_page_shift: u8,
-    /// Loopback frames processed per call before the rest waits for `poll`.
+    /// Loopback packets (between two QPs of this device) delivered per service
+    /// call before the rest waits for the next `poll` (bounded work, spec §15).
     pub max_loopback_per_call: usize,
 }
 
@@ -97,7 +103,7 @@ impl Default for VerbsLimits {
             max_mtu_code: 5,
             min_page_shift: 12,
             max_page_shift: 30,
-            max_loopback_per_call: 65536,
+            max_loopback_per_call: 128,
         }
     }
 }
@@ -106,7 +112,8 @@ impl VerbsLimits {
     /// The limits with every value clamped to what the ABI can express.
     pub fn clamped(mut self) -> Self {
         self.max_cq = self.max_cq.min(verbs_db::MAX_CQN);
-        self.max_qp = self.max_qp.min(verbs_db::MAX_QPN);
+        // QPNs are FIRST_QPN..FIRST_QPN + max_qp and need a doorbell.
+        self.max_qp = self.max_qp.min(verbs_db::MAX_QPN + 1 - FIRST_QPN);
         self.max_mr = self.max_mr.min(crate::roce::PSN_MASK);
         self.max_cqe = prev_pow2(self.max_cqe.max(2));
         self.max_qp_wr = prev_pow2(self.max_qp_wr.max(2));
@@ -170,9 +177,13 @@ pub(crate) struct Table<T> {
 
 impl<T> Table<T> {
     pub(crate) fn new(max: u32) -> Self {
+        Self::with_range(1, max)
+    }
+    /// A table of handles `first..=last`.
+    pub(crate) fn with_range(first: u32, last: u32) -> Self {
         Table {
-            slots: (0..=max).map(|_| None).collect(),
-            ids: HandleAlloc::new(max),
+            slots: (0..=last).map(|_| None).collect(),
+            ids: HandleAlloc::range(first, last),
         }
     }
     pub(crate) fn get(&self, h: u32) -> Option<&T> {
@@ -277,6 +288,10 @@ pub struct Verbs {
     mrs: MrTable,
     loopback: VecDeque<RocePacket>,
     stats: GlobalStats,
+    /// Counts service calls (doorbell, poll, received frame, admin command).
+    service: u64,
+    /// A QP left send WQEs unfetched in the last service call: the next poll fetches.
+    more_work: bool,
 }
 
 impl Verbs {
@@ -286,13 +301,27 @@ impl Verbs {
         Verbs {
             pds: Table::new(limits.max_pd),
             cqs: Table::new(limits.max_cq),
-            qps: Table::new(limits.max_qp),
+            qps: Table::with_range(FIRST_QPN, limits.max_qp + FIRST_QPN - 1),
             mrs: MrTable::new(limits.max_mr),
             limits,
             port: Port::default(),
             loopback: VecDeque::new(),
             stats: GlobalStats::default(),
+            service: 0,
+            more_work: false,
         }
+    }
+
+    /// Loopback packets queued for delivery by the next service call.
+    pub fn loopback_pending(&self) -> usize {
+        self.loopback.len()
+    }
+
+    /// Whether a service call left work for the next [`Verbs::poll`]: send WQEs
+    /// unfetched or loopback packets undelivered (the device asks to be polled at
+    /// once).
+    pub fn has_pending_work(&self) -> bool {
+        self.more_work || !self.loopback.is_empty()
     }
 
     /// The limits in force (after clamping).
@@ -356,6 +385,8 @@ impl Verbs {
                 out: &mut out,
                 port: &self.port,
                 limits: &self.limits,
+                service: self.service,
+                more_work: &mut self.more_work,
             };
             f(qp, &mut cx)
         };
@@ -426,6 +457,7 @@ impl Verbs {
 
     /// A frame from the wire.
     pub fn receive_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
+        self.service += 1;
         self.stats.frames_received += 1;
         match roce::decode(frame) {
             Ok(p) if p.ip.dst == self.port.ip => {
@@ -443,8 +475,15 @@ impl Verbs {
     /// Timers: retransmission, RNR waits, time-based interrupt moderation, and any
     /// loopback traffic left over from a previous call.
     pub fn poll(&mut self, env: &mut dyn DeviceEnv) {
+        self.service += 1;
+        let fetch = std::mem::take(&mut self.more_work);
         for qpn in self.qps.handles() {
-            self.with_qp(env, qpn, |qp, cx| qp.on_timer(cx));
+            self.with_qp(env, qpn, |qp, cx| {
+                qp.on_timer(cx);
+                if fetch && qp.sq_head != qp.sq_pi {
+                    qp.kick_sq(cx);
+                }
+            });
         }
         for cqn in self.cqs.handles() {
             if let Some(cq) = self.cqs.get_mut(cqn) {
@@ -456,6 +495,7 @@ impl Verbs {
 
     /// A doorbell write at BAR0 `offset` (`0x2000..=0xFFFF`).
     pub fn doorbell(&mut self, env: &mut dyn DeviceEnv, offset: u64, value: u32) {
+        self.service += 1;
         if offset & 3 != 0 {
             self.stats.bad_doorbells += 1;
             return;
@@ -503,6 +543,7 @@ impl Verbs {
         opcode: u8,
         operands: &[u8; 56],
     ) -> Result<(u32, u32), AdminStatus> {
+        self.service += 1;
         self.stats.admin_commands += 1;
         let r = self.admin_inner(env, opcode, operands);
         if let Err(s) = r {

@@ -288,8 +288,10 @@ pub fn load_page_list(
 ) -> Result<Vec<u64>, PageListError> {
     const CHUNK: usize = 512;
     let psize = 1u64 << page_shift;
-    let mut pages = Vec::with_capacity(count as usize);
-    let mut buf = vec![0u8; CHUNK * 8];
+    // Memory grows with the entries validated, chunk by chunk: a list that fails
+    // early never reserves room for all `count` entries.
+    let mut pages = Vec::new();
+    let mut buf = [0u8; CHUNK * 8];
     let mut done = 0usize;
     let count = count as usize;
     while done < count {
@@ -299,6 +301,7 @@ pub fn load_page_list(
             .ok_or(PageListError::BadPage)?;
         env.dma_read(scope, addr, &mut buf[..n * 8])
             .map_err(PageListError::Dma)?;
+        pages.reserve(n);
         for e in buf[..n * 8].chunks_exact(8) {
             let mut a = [0u8; 8];
             a.copy_from_slice(e);

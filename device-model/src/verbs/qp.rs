@@ -27,6 +27,10 @@ pub(crate) struct Ctx<'a> {
     pub out: &'a mut Vec<RocePacket>,
     pub port: &'a Port,
     pub limits: &'a VerbsLimits,
+    /// Number of the current service call of the engine (bounds per-call work).
+    pub service: u64,
+    /// Set when a QP stopped fetching because its per-call budget ran out.
+    pub more_work: &'a mut bool,
 }
 
 /// One scatter/gather element.
@@ -141,6 +145,10 @@ pub(crate) struct Requester {
     /// The requester went back (sequence NAK, timeout or RNR NAK) and has seen
     /// no progress since: further sequence NAKs cost no retry (§10.3).
     pub(crate) going_back: bool,
+    /// The service call `fetched` counts for.
+    pub(crate) fetch_service: u64,
+    /// WQEs fetched during service call `fetch_service`.
+    pub(crate) fetched: u32,
 }
 
 /// Responder state.
@@ -739,12 +747,28 @@ impl Qp {
     }
 
     /// Fetches newly posted send WQEs (RTS only; stops after a WQE in error).
+    /// At most [`super::SQ_WQES_PER_SERVICE`] per service call; a WQE in error is
+    /// always the last one fetched (fetching stops after it), so one look at the
+    /// newest outstanding WQE tells whether fetching must stop.
     pub(crate) fn fetch_sq(&mut self, cx: &mut Ctx) {
+        if self.req.fetch_service != cx.service {
+            self.req.fetch_service = cx.service;
+            self.req.fetched = 0;
+        }
         while self.state == QpState::Rts
             && self.sq_head != self.sq_pi
             && self.req.outstanding.len() < self.sq_size as usize
-            && !self.req.outstanding.iter().any(|w| w.error.is_some())
+            && !self
+                .req
+                .outstanding
+                .back()
+                .is_some_and(|w| w.error.is_some())
         {
+            if self.req.fetched >= super::SQ_WQES_PER_SERVICE {
+                *cx.more_work = true;
+                return;
+            }
+            self.req.fetched += 1;
             let Some(b) = self.read_wqe(cx, self.sq_base, self.sq_size, self.sq_head) else {
                 self.fail(cx, qp_error_cause::WQE_DMA);
                 return;

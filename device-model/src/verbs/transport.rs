@@ -441,14 +441,16 @@ impl Qp {
         {
             return Err(6);
         }
+        // The page budget is checked before the page list is read (bounded work:
+        // a registration that cannot fit costs no DMA).
+        let old_pages = mr.pages.len() as u64;
+        if cx.mrs.total_pages - old_pages + u64::from(f.page_count) > cx.limits.max_total_pages {
+            return Err(8);
+        }
         let scope = DmaScope::qp(self.qpn).with_mr(index);
         let pages =
             super::mr::load_page_list(cx.env, scope, f.page_list, f.page_count, f.page_shift)
                 .map_err(|_| 7u32)?;
-        let old_pages = mr.pages.len() as u64;
-        if cx.mrs.total_pages - old_pages + pages.len() as u64 > cx.limits.max_total_pages {
-            return Err(8);
-        }
         cx.mrs.set_pages(index, pages);
         if let Some(mr) = cx.mrs.by_index_mut(index) {
             mr.key = f.key;

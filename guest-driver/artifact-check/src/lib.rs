@@ -17,7 +17,11 @@
 //! The report lists the imported functions so callers (tests, the guest's plans) can compare them
 //! with `ndis_abi::SKELETON_IMPORTS`.
 //!
-//! This crate only reads images; it never builds or modifies one.
+//! [`inf`] reads the driver's INF (`guest-driver/rnic-miniport/rnic.inf`) for its structure test.
+//!
+//! This crate only reads images and INF files; it never builds or modifies one.
+
+pub mod inf;
 
 use std::fmt;
 

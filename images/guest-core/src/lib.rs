@@ -7,6 +7,7 @@
 
 extern crate alloc;
 
+pub mod attributes;
 pub mod exports;
 pub mod fmt;
 pub mod heap;

@@ -21,6 +21,12 @@ const REL_ABSOLUTE: u16 = 0;
 const REL_DIR64: u16 = 10;
 /// Largest image the loader accepts (SizeOfImage).
 pub const MAX_IMAGE_SIZE: u32 = 64 << 20;
+/// `IMAGE_SUBSYSTEM_NATIVE`: the subsystem of kernel-mode drivers (`/SUBSYSTEM:NATIVE`).
+pub const SUBSYSTEM_NATIVE: u16 = 1;
+/// Most imported functions the loader resolves in one image. Real kernel drivers import a few
+/// hundred; every import costs the guest about a thousand emulated instructions here, so an
+/// image past this bound is refused at once instead of looking like a hang.
+pub const MAX_IMPORTS: usize = 4096;
 const MAX_NAME: usize = 256;
 
 /// Why an image cannot be loaded.
@@ -105,6 +111,15 @@ pub enum PeError {
         module: String,
         /// The ordinal.
         ordinal: u16,
+    },
+    /// The image's `Subsystem` (the value) is not native: it is not a kernel-mode driver.
+    #[error("subsystem {0} is not native (1): a kernel driver is linked with /SUBSYSTEM:NATIVE")]
+    NotNative(u16),
+    /// The image imports more functions than [`MAX_IMPORTS`].
+    #[error("more than {limit} imported functions: refusing to resolve them (a kernel driver imports a few hundred)")]
+    TooManyImports {
+        /// The bound that was exceeded ([`MAX_IMPORTS`]).
+        limit: usize,
     },
     /// The resolver has no function of that name.
     #[error("unresolved import {module}!{name}")]
@@ -260,6 +275,9 @@ impl PeInfo {
         let size_of_image = rd_u32(opt_hdr, 56, "optional header")?;
         let size_of_headers = rd_u32(opt_hdr, 60, "optional header")?;
         let subsystem = rd_u16(opt_hdr, 68, "optional header")?;
+        if subsystem != SUBSYSTEM_NATIVE {
+            return Err(PeError::NotNative(subsystem));
+        }
         let ndirs = rd_u32(opt_hdr, 108, "optional header")? as usize;
         if ndirs > 16 || 112 + ndirs * 8 > opt_size {
             return Err(bad("NumberOfRvaAndSizes", ndirs as u64));
@@ -504,6 +522,9 @@ impl PeInfo {
                 if thunk == 0 {
                     break;
                 }
+                if resolved >= MAX_IMPORTS {
+                    return Err(PeError::TooManyImports { limit: MAX_IMPORTS });
+                }
                 if thunk >> 63 != 0 {
                     return Err(PeError::ImportByOrdinal {
                         module,
@@ -597,6 +618,73 @@ pub(crate) mod tests {
         w16(&mut f, 0x608, (10 << 12) | 0x10);
         w16(&mut f, 0x60A, 0);
         f
+    }
+
+    /// A PE32+ image whose one import descriptor (ndis.sys) lists `count` functions, all named
+    /// `NdisSetEvent`; no relocations (it is loaded at its ImageBase).
+    fn image_with_imports(count: usize) -> Vec<u8> {
+        let mut f = sample_image();
+        let w16 = |f: &mut Vec<u8>, o: usize, v: u16| f[o..o + 2].copy_from_slice(&v.to_le_bytes());
+        let w32 = |f: &mut Vec<u8>, o: usize, v: u32| f[o..o + 4].copy_from_slice(&v.to_le_bytes());
+        let (coff, opt) = (0x84, 0x84 + 20);
+        let data_len = (0x100 + (count + 1) * 8).next_multiple_of(0x1000);
+        w16(&mut f, coff + 2, 2); // .text and .data only
+        w32(&mut f, opt + 56, (0x2000 + data_len) as u32); // SizeOfImage
+        w32(&mut f, opt + 112 + 40, 0); // no relocation directory
+        w32(&mut f, opt + 116 + 40, 0);
+        let data_hdr = opt + 240 + 40;
+        w32(&mut f, data_hdr + 8, data_len as u32); // VirtualSize
+        w32(&mut f, data_hdr + 16, data_len as u32); // SizeOfRawData
+        w32(&mut f, data_hdr + 20, 0x800); // PointerToRawData
+        f.resize(0x800 + data_len, 0);
+        let d = 0x800;
+        w32(&mut f, d + 12, 0x2040); // Name
+        w32(&mut f, d + 16, 0x2100); // FirstThunk (no separate lookup table)
+        f[d + 0x40..d + 0x48].copy_from_slice(b"ndis.sys");
+        f[d + 0x62..d + 0x62 + 13].copy_from_slice(b"NdisSetEvent\0");
+        for i in 0..count {
+            let o = d + 0x100 + i * 8;
+            f[o..o + 8].copy_from_slice(&0x2060u64.to_le_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn imports_up_to_the_bound_resolve_and_past_it_are_refused() {
+        for (count, ok) in [
+            (MAX_IMPORTS, true),
+            (MAX_IMPORTS + 1, false),
+            (50_000, false),
+        ] {
+            let f = image_with_imports(count);
+            let info = PeInfo::parse(&f).unwrap();
+            let mut dest = vec![0u8; info.size_of_image as usize];
+            let mut calls = 0usize;
+            let r = info.load(&f, &mut dest, info.image_base, &mut |m, n| {
+                calls += 1;
+                resolver(m, n)
+            });
+            if ok {
+                assert_eq!(r.unwrap().imports_resolved, count);
+            } else {
+                assert_eq!(
+                    r.unwrap_err(),
+                    PeError::TooManyImports { limit: MAX_IMPORTS }
+                );
+                // Refused at the bound: no work is done for the imports past it.
+                assert_eq!(calls, MAX_IMPORTS);
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_native_subsystem_is_refused() {
+        let mut f = sample_image();
+        let opt = 0x84 + 20;
+        f[opt + 68..opt + 70].copy_from_slice(&2u16.to_le_bytes()); // IMAGE_SUBSYSTEM_WINDOWS_GUI
+        let e = PeInfo::parse(&f).unwrap_err();
+        assert_eq!(e, PeError::NotNative(2));
+        assert!(e.to_string().contains("/SUBSYSTEM:NATIVE"), "{e}");
     }
 
     fn resolver(m: &str, n: &str) -> Option<u64> {

@@ -32,6 +32,7 @@ mod start_info;
 mod sync;
 
 use guest_core::memmap::{largest_free, Range};
+use rnic_contract::pci::{MSIX_BAR, REGISTER_BAR};
 
 use crate::start_info::StartInfo;
 
@@ -127,14 +128,14 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         let class = b.read32(0x08) >> 8;
         println!("pci: {b} {v:04x}:{d:04x} class {class:06x}");
     });
-    let Some(bdf) = pci::find(pci::RNIC_VENDOR, pci::RNIC_DEVICE) else {
+    let Some(bdf) = pci::find(rnic_contract::pci::VENDOR_ID, rnic_contract::pci::DEVICE_ID) else {
         println!("pci: no rnic found");
         fail("no RNIC", STATUS_NO_RNIC);
     };
     let dev = pci::probe(bdf);
     println!(
         "pci: rnic found at {bdf} bar0={:#x} bar2={:#x}",
-        dev.bars[0].addr, dev.bars[2].addr
+        dev.bars[REGISTER_BAR].addr, dev.bars[MSIX_BAR].addr
     );
     for (i, b) in dev.bars.iter().enumerate().filter(|(_, b)| b.size != 0) {
         println!(
@@ -150,7 +151,10 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
             m.table_size, m.table_bar, m.table_offset, m.pba_bar, m.pba_offset
         );
     }
-    if dev.bars[0].addr == 0 || dev.bars[0].size == 0 || dev.bars[2].addr == 0 {
+    if dev.bars[REGISTER_BAR].addr == 0
+        || dev.bars[REGISTER_BAR].size == 0
+        || dev.bars[MSIX_BAR].addr == 0
+    {
         fail("RNIC BARs are not assigned", STATUS_NO_RNIC);
     }
     if dev.msix.is_none() {

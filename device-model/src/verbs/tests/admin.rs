@@ -189,8 +189,8 @@ fn qp_create_validation() {
     // No receive queue is allowed.
     let mut o = good;
     put32(&mut o, 16, 0);
-    assert_eq!(d.admin(opcode::CREATE_QP, o), Ok((1, 0)));
-    assert_eq!(d.admin(opcode::CREATE_QP, good), Ok((2, 0)));
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Ok((2, 0)));
+    assert_eq!(d.admin(opcode::CREATE_QP, good), Ok((3, 0)));
 }
 
 #[test]
@@ -560,14 +560,14 @@ fn qp_handles_are_reused_oldest_first() {
     let pd = d.pd();
     let cq = d.cq(16);
     let (a, b) = (d.qp(pd, &cq, &cq, 4, 4).qpn, d.qp(pd, &cq, &cq, 4, 4).qpn);
-    assert_eq!((a, b), (1, 2));
+    assert_eq!((a, b), (2, 3), "QPNs 0 and 1 are reserved (spec §3.12)");
     let mut o = ops();
     put32(&mut o, 0, a);
     d.admin(opcode::DESTROY_QP, o).unwrap();
     put32(&mut o, 0, b);
     d.admin(opcode::DESTROY_QP, o).unwrap();
-    assert_eq!(d.qp(pd, &cq, &cq, 4, 4).qpn, 1);
     assert_eq!(d.qp(pd, &cq, &cq, 4, 4).qpn, 2);
+    assert_eq!(d.qp(pd, &cq, &cq, 4, 4).qpn, 3);
     let ring = d.alloc(4 * 128);
     let o = Dev::qp_ops(pd, cq.cqn, cq.cqn, 4, 4, ring, ring);
     assert_eq!(d.admin(opcode::CREATE_QP, o), Err(NoResources));
@@ -637,4 +637,27 @@ fn reset_drops_everything() {
     assert_eq!(l.d.pd(), 1);
     let json = serde_json::to_string(&l.d.v.stats()).unwrap();
     assert!(json.contains("\"pds\":1"));
+}
+
+/// QPNs 0 and 1 are reserved in InfiniBand and RoCE (QP0/QP1, management
+/// datagrams): ordinary QPs are numbered from 2, and `max_qp` QPs still fit.
+#[test]
+fn qpns_0_and_1_are_never_handed_out() {
+    let limits = VerbsLimits {
+        max_qp: 3,
+        ..VerbsLimits::default()
+    };
+    let mut d = Dev::with_limits(MAC_A, IP_A, limits);
+    let pd = d.pd();
+    let cq = d.cq(16);
+    let qpns: Vec<u32> = (0..3).map(|_| d.qp(pd, &cq, &cq, 4, 4).qpn).collect();
+    assert_eq!(qpns, [2, 3, 4]);
+    let ring = d.alloc(4 * 128);
+    let o = Dev::qp_ops(pd, cq.cqn, cq.cqn, 4, 4, ring, ring);
+    assert_eq!(d.admin(opcode::CREATE_QP, o), Err(NoResources));
+    // Doorbells of the reserved QPNs name no QP.
+    for reserved in [0, 1] {
+        d.v.doorbell(&mut d.env, verbs_db::sq_doorbell(reserved), 1);
+    }
+    assert_eq!(d.v.stats().global.bad_doorbells, 2);
 }

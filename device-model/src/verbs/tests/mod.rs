@@ -58,15 +58,14 @@ pub struct TestEnv {
     /// Record every DMA access in `dma_log` (off by default: payload is large).
     pub log_dma: bool,
     pub dma_log: Vec<DmaRecord>,
-    /// The source QPN of every frame sent with `send_frame_from` (`None`: plain
-    /// `send_frame`).
+    /// The sending QPN of every frame transmitted (`None`: not sent by a QP).
     pub frame_sources: Vec<Option<u32>>,
 }
 
 /// One DMA access seen by the test environment.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DmaRecord {
-    /// `None`: the unscoped `dma_read` / `dma_write` was used.
+    /// The scope of the access (always set: every access names its owner).
     pub scope: Option<DmaScope>,
     pub write: bool,
     pub addr: u64,

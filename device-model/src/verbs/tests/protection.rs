@@ -396,3 +396,47 @@ fn expect_local_prot_helper_on_write_source() {
     w.rkey = l.key_b;
     expect_local_prot(&mut l, w);
 }
+
+/// Bounded work (issue 10): FAST_REG checks the device-wide page budget before it
+/// reads the page list, so a registration that cannot fit costs no DMA at all.
+#[test]
+fn fast_register_over_the_page_budget_reads_no_page_list() {
+    let limits = VerbsLimits {
+        max_total_pages: 40,
+        ..VerbsLimits::default()
+    };
+    let mut d = Dev::with_limits(MAC_A, IP_A, limits);
+    let pd = d.pd();
+    let mut cq = d.cq(16);
+    let mut a = d.qp(pd, &cq, &cq, 16, 16);
+    let b = d.qp(pd, &cq, &cq, 16, 16);
+    d.connect(a.qpn, b.qpn, MAC_A, IP_A, &ConnParams::default());
+    d.connect(b.qpn, a.qpn, MAC_A, IP_A, &ConnParams::default());
+    let mut o = [0u8; 56];
+    put32(&mut o, 0, pd);
+    put32(&mut o, 4, 64);
+    let fr = d.admin(opcode::ALLOC_FR_MR, o).unwrap().0;
+    let pages = 48u32;
+    let buf = d.alloc(u64::from(pages) * PAGE);
+    let list = d.alloc(u64::from(pages) * 8);
+    for i in 0..u64::from(pages) {
+        d.write_mem(list + 8 * i, &(buf + i * PAGE).to_le_bytes());
+    }
+    d.env.log_dma = true;
+    let w = fast_reg_wr(9, fr, 0, 0, u64::from(pages) * PAGE, list, pages);
+    d.post_send(&mut a, &w);
+    let c = d.poll_cq(&mut cq);
+    assert_eq!(c[0].status, st(WcStatus::MemoryManagementError));
+    assert_eq!(c[0].vendor_err, 8, "page budget exceeded");
+    let list_end = list + u64::from(pages) * 8;
+    let list_reads = d
+        .env
+        .dma_log
+        .iter()
+        .filter(|r| !r.write && r.addr >= list && r.addr < list_end)
+        .count();
+    assert_eq!(
+        list_reads, 0,
+        "the page list was read for a registration that cannot fit"
+    );
+}

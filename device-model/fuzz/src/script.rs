@@ -194,8 +194,13 @@ pub struct Rig {
     pub now: Duration,
     asq_size: u32,
     asq_tail: u32,
-    /// Scratch copy of RAM under the BARs, compared after each device access.
+    /// Scratch copy of RAM under the BARs, compared after each device access; the
+    /// buffers are reused from step to step (no allocation per step).
     shadow: Vec<(u64, Vec<u8>)>,
+    /// Number of `shadow` entries in use for the current step.
+    shadow_len: usize,
+    /// Reused buffer for reading RAM under the BARs back.
+    scratch: Vec<u8>,
     /// Ops applied so far.
     pub steps: u64,
     /// The reference model of the object tables.
@@ -243,6 +248,8 @@ impl Rig {
             asq_size: 0,
             asq_tail: 0,
             shadow: Vec::new(),
+            shadow_len: 0,
+            scratch: Vec::new(),
             steps: 0,
             model,
             ring: None,
@@ -255,7 +262,7 @@ impl Rig {
     }
 
     fn snapshot_bars(&mut self) {
-        self.shadow.clear();
+        self.shadow_len = 0;
         for r in self.dev.bar_regions() {
             // The arena starts at 0, so only its end clips a region.
             let start = r.address;
@@ -264,22 +271,28 @@ impl Rig {
                 .saturating_add(r.size)
                 .min(ARENA_BASE + ARENA_SIZE);
             if start < end {
-                let mut buf = vec![0u8; (end - start) as usize];
+                if self.shadow.len() == self.shadow_len {
+                    self.shadow.push((0, Vec::new()));
+                }
+                let (at, buf) = &mut self.shadow[self.shadow_len];
+                *at = start;
+                buf.resize((end - start) as usize, 0);
                 self.mem
-                    .read_slice(&mut buf, GuestAddress(start))
+                    .read_slice(buf, GuestAddress(start))
                     .expect("arena read");
-                self.shadow.push((start, buf));
+                self.shadow_len += 1;
             }
         }
     }
 
-    fn check_bars_untouched(&self, op: &Op) {
-        for (start, before) in &self.shadow {
-            let mut now = vec![0u8; before.len()];
+    fn check_bars_untouched(&mut self, op: &Op) {
+        for (start, before) in &self.shadow[..self.shadow_len] {
+            let now = &mut self.scratch;
+            now.resize(before.len(), 0);
             self.mem
-                .read_slice(&mut now, GuestAddress(*start))
+                .read_slice(now, GuestAddress(*start))
                 .expect("arena read");
-            if now == *before {
+            if now == before {
                 continue;
             }
             if let Some(i) = now.iter().zip(before).position(|(a, b)| a != b) {
@@ -306,6 +319,15 @@ impl Rig {
         self.mem
             .read_slice(&mut buf, GuestAddress(GUARD_BASE))
             .expect("guard read");
+        // Word-wise first (the common case: untouched), bytes only to name a hit.
+        let word = u64::from_ne_bytes([GUARD_BYTE; 8]);
+        let words = buf.chunks_exact(8);
+        let tail_clean = words.remainder().iter().all(|&b| b == GUARD_BYTE);
+        let clean = tail_clean
+            && words.all(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")) == word);
+        if clean {
+            return;
+        }
         if let Some(i) = buf.iter().position(|&b| b != GUARD_BYTE) {
             panic!(
                 "device wrote guard RAM at {:#x} during {op:?}",
@@ -415,7 +437,7 @@ impl Rig {
     /// against the model.
     fn device_step(&mut self, op: &Op, f: impl FnOnce(&mut Rig)) {
         self.snapshot_bars();
-        let d = self.dev.stats().device;
+        let d = self.dev.device_counters();
         let pre = PreStep {
             resets: d.resets,
             admin_commands: d.admin_commands,
@@ -436,7 +458,7 @@ impl Rig {
     }
 
     fn after_device(&mut self, op: &Op, pre: PreStep, asq: Option<Vec<u8>>) {
-        let d = self.dev.stats().device;
+        let d = self.dev.device_counters();
         if d.resets > pre.resets {
             // DEV_CTRL.RESET, ENABLE 1→0 or an FLR: every object is gone and the
             // admin rings are unprogrammed (no command runs in such a step).
@@ -569,10 +591,10 @@ impl Rig {
             }
             Op::BringUp { asq_size, acq_size } => {
                 self.snapshot_bars();
-                let resets = self.dev.stats().device.resets;
+                let resets = self.dev.device_counters().resets;
                 let rings = self.bring_up(*asq_size, *acq_size);
                 self.check_bars_untouched(op);
-                if self.dev.stats().device.resets > resets {
+                if self.dev.device_counters().resets > resets {
                     // The DEV_CTRL reset emptied the device; the rings are the rig's.
                     self.model.device_reset(!self.blinding_rules);
                     self.ring = Some(rings);

@@ -37,4 +37,4 @@ log "fuzzing $target for ${seconds}s (sanitizer: $sanitizer)"
 cd "$fuzz_dir"
 RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "$sanitizer" "$target" "${inputs[@]}" -- \
     -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 \
-    || die "fuzz target $target failed (a crash is saved under $fuzz_dir/artifacts/$target)"
+    || die "fuzz target $target failed to build or found a crash (see above; crashes are saved under $fuzz_dir/artifacts/$target)"

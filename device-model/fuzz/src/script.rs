@@ -321,7 +321,7 @@ impl Rig {
             .expect("guard read");
         // Word-wise first (the common case: untouched), bytes only to name a hit.
         let word = u64::from_ne_bytes([GUARD_BYTE; 8]);
-        let words = buf.chunks_exact(8);
+        let mut words = buf.chunks_exact(8);
         let tail_clean = words.remainder().iter().all(|&b| b == GUARD_BYTE);
         let clean = tail_clean
             && words.all(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")) == word);

@@ -6,7 +6,8 @@
 # else <repo>/target/cross. Extra arguments go to cargo (e.g. --quiet).
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$(dirname "$0")/lib.sh"
+ROOT="$RIG_ROOT"
 "$ROOT/scripts/setup-toolchain.sh"
 
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/cross}"
@@ -14,14 +15,15 @@ OUT_DIR="$ROOT/target/images"
 mkdir -p "$OUT_DIR"
 
 cd "$ROOT/images/ndis-guest"
+log "building the guest kernel into $TARGET_DIR"
 # -Zbuild-std on the installed stable compiler (as the Linux kernel does for its Rust code).
 RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release \
     --target x86_64-unknown-none \
     -Zbuild-std=core,alloc -Zbuild-std-features=compiler-builtins-mem "$@"
 
 ELF="$TARGET_DIR/x86_64-unknown-none/release/ndis-guest"
-[ -f "$ELF" ] || { echo "build-guest: error: $ELF was not produced" >&2; exit 1; }
+[ -f "$ELF" ] || die "$ELF was not produced"
 tmp="$(mktemp "$OUT_DIR/.ndis-guest.elf.XXXXXX")"
 cp "$ELF" "$tmp"
 mv "$tmp" "$OUT_DIR/ndis-guest.elf"
-echo "build-guest: $OUT_DIR/ndis-guest.elf" >&2
+log "wrote $OUT_DIR/ndis-guest.elf"

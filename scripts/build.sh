@@ -9,6 +9,9 @@ set -euo pipefail
 cd "$RIG_ROOT"
 
 "$RIG_ROOT/scripts/setup-toolchain.sh"
+if [ ! -x "$(host_target_dir)/debug/rnic-vmm" ]; then
+    log "first build: about 300 crates plus two cross builds of the standard library; expect several minutes on 2 cores (later builds take seconds)"
+fi
 log "building host crates (cargo build --workspace --all-targets)"
 cargo build --workspace --all-targets
 log "building the driver (rnic.sys)"

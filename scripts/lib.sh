@@ -4,8 +4,10 @@
 RIG_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export RIG_ROOT
 
-log() { printf '%s: %s\n' "$(basename "$0")" "$*" >&2; }
-die() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+# Every script logs as "<name>: ..." (its file name without .sh), errors as "<name>: error: ...".
+RIG_SCRIPT="$(basename "$0" .sh)"
+log() { printf '%s: %s\n' "$RIG_SCRIPT" "$*" >&2; }
+die() { printf '%s: error: %s\n' "$RIG_SCRIPT" "$*" >&2; exit 1; }
 
 # Host-side build directory (the workspace's target/ unless CARGO_TARGET_DIR says otherwise).
 host_target_dir() { echo "${CARGO_TARGET_DIR:-$RIG_ROOT/target}"; }
@@ -49,4 +51,68 @@ json.dump(spec, sys.stdout, indent=2, sort_keys=True)
     fi
     if cmp -s "$tmp" "$spec"; then rm -f "$tmp"; else mv "$tmp" "$spec"; fi
     echo "$spec"
+}
+
+# One line saying what an rnic-vmm exit status means (see the README's table): a verdict of the
+# guest, or an outcome of the monitor that is not a verdict.
+describe_vm_status() {
+    case "$1" in
+        0) echo "guest verdict: PASS (exit status 0)" ;;
+        1) echo "guest verdict: FAIL, the driver broke the NDIS contract (exit status 1)" ;;
+        2) echo "guest verdict: FAIL, no RNIC found on the PCI bus (exit status 2)" ;;
+        3) echo "guest verdict: FAIL, the driver image could not be loaded (exit status 3)" ;;
+        4) echo "guest verdict: FAIL, CPU exception or panic in the guest (exit status 4)" ;;
+        123) echo "no verdict: the guest crashed (triple fault or KVM emulation failure; exit status 123)" ;;
+        124) echo "no verdict: the timeout expired before the guest finished (exit status 124)" ;;
+        125) echo "no verdict: the monitor could not start the VM (its error is above; exit status 125)" ;;
+        130) echo "no verdict: interrupted (exit status 130)" ;;
+        143) echo "no verdict: terminated by a signal (exit status 143)" ;;
+        *) echo "exit status $1 (not one of the documented statuses; see the README)" ;;
+    esac
+}
+
+# Reads a `cargo test` log ($1) and the logs of other suites (further arguments: each ends with
+# a line "<suite>: N passed, N failed, N skipped", as the script tests and the fault scenarios
+# print) and prints the closing line "N passed, N failed, N skipped" of them all. Cargo tests
+# that skipped themselves on purpose print a line containing "SKIPPED on purpose" (the Rust
+# harness has no runtime skip, so they end as "ok"): they are counted as skipped, not passed.
+summarize_test_log() {
+    local log_file="$1" passed failed skipped line extra
+    shift
+    passed=$(sed -n 's/^test result: [A-Za-z]*\. \([0-9]*\) passed.*/\1/p' "$log_file" | awk '{s+=$1} END {print s+0}')
+    failed=$(sed -n 's/^test result: .* \([0-9]*\) failed.*/\1/p' "$log_file" | awk '{s+=$1} END {print s+0}')
+    skipped=$(grep -ci 'SKIPPED on purpose' "$log_file" || true)
+    passed=$((passed - skipped))
+    for extra in "$@"; do
+        [ -f "$extra" ] || continue
+        line="$(grep -E '^[a-z ]+: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped$' "$extra" | tail -n1 || true)"
+        [ -n "$line" ] || continue
+        set -- $(echo "${line#*:}" | tr -cs '0-9' ' ')
+        passed=$((passed + $1))
+        failed=$((failed + $2))
+        skipped=$((skipped + $3))
+    done
+    echo "$passed passed, $failed failed, $skipped skipped"
+}
+
+# The Debian archive to fetch from: $RNIC_DEBIAN_MIRROR, else the first Debian archive URI (not
+# the security archive) configured on this machine in deb822 *.sources or one-line *.list files.
+debian_mirror() {
+    local f mirror="${RNIC_DEBIAN_MIRROR:-}"
+    if [ -z "$mirror" ]; then
+        mirror="$(
+            {
+            for f in /etc/apt/sources.list.d/*.sources; do
+                [ -f "$f" ] || continue
+                awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
+            done
+            for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+                [ -f "$f" ] || continue
+                awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
+            done
+            } | grep -i 'debian' | grep -vi 'security' | head -n1 || true
+        )"
+    fi
+    [ -n "$mirror" ] || die "no Debian mirror configured in /etc/apt; set RNIC_DEBIAN_MIRROR=http://deb.debian.org/debian (or your mirror)"
+    echo "$mirror"
 }

@@ -2,10 +2,11 @@
 # Installs the Debian packages the tests use, when they are missing (needs root and
 # the Debian archive). Idempotent: does nothing when all are present.
 #   tshark   cross-checks the RoCEv2 frames the wire captures
+#   curl     drives rnic-vmm's control API over its Unix socket (vmm/tests/api.rs)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-want=(tshark)
+want=(tshark curl)
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,8 +18,7 @@
 #   RNIC_NO_RUSTUP=1       skip the rustup attempt (go straight to the Debian package)
 set -euo pipefail
 
-log() { echo "setup-toolchain: $*" >&2; }
-die() { echo "setup-toolchain: error: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 
 command -v rustc >/dev/null || die "rustc not found in PATH; install a Rust toolchain (rustup) first"
 SYSROOT="$(rustc --print sysroot)"
@@ -81,24 +80,7 @@ done
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 [ -f "$KEYRING" ] || die "$KEYRING not found; install the 'debian-archive-keyring' package"
 
-find_mirror() {
-    # First Debian archive URI (not the security archive) configured on this machine, from
-    # deb822 *.sources files or one-line *.list files.
-    local f
-    for f in /etc/apt/sources.list.d/*.sources; do
-        [ -f "$f" ] || continue
-        awk 'tolower($1)=="uris:" { for (i = 2; i <= NF; i++) print $i }' "$f"
-    done
-    for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        awk '$1=="deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; break } }' "$f"
-    done
-}
-MIRROR="${RNIC_DEBIAN_MIRROR:-}"
-if [ -z "$MIRROR" ]; then
-    MIRROR="$(find_mirror | grep -i 'debian' | grep -vi 'security' | head -n1 || true)"
-fi
-[ -n "$MIRROR" ] || die "no Debian mirror configured in /etc/apt; set RNIC_DEBIAN_MIRROR=http://deb.debian.org/debian (or your mirror)"
+MIRROR="$(debian_mirror)"
 log "using Debian mirror $MIRROR (suite trixie-backports, private apt configuration)"
 
 APTDIR="$CACHE/apt"
@@ -124,7 +106,20 @@ APT_OPTS=(
 )
 
 log "apt-get update (private lists in $APTDIR/lists)"
-apt-get "${APT_OPTS[@]}" -q update >&2 || die "apt-get update for trixie-backports failed (network or mirror $MIRROR unreachable?)"
+# apt-get update exits 0 even when it could not fetch anything ("W: Failed to fetch ..."), so its
+# output is kept and the fetched index is checked: an unreachable mirror is reported as such, not
+# as a missing package.
+UPDATE_LOG="$APTDIR/update.log"
+apt_failure() { # the line of apt's output that says why nothing was fetched
+    grep -E 'Failed to fetch|Could not connect|Temporary failure|^E:' "$UPDATE_LOG" | head -n1 | grep . \
+        || echo 'no index fetched'
+}
+if ! apt-get "${APT_OPTS[@]}" -q update >"$UPDATE_LOG" 2>&1; then
+    die "apt-get update for trixie-backports on $MIRROR failed: $(apt_failure) (full output: $UPDATE_LOG)"
+fi
+if ! ls "$APTDIR/lists/"*trixie-backports*Packages* >/dev/null 2>&1; then
+    die "could not download the trixie-backports package index from $MIRROR: $(apt_failure) (check the network, or set RNIC_DEBIAN_MIRROR; full output: $UPDATE_LOG)"
+fi
 
 CANDIDATES="$(apt-cache "${APT_OPTS[@]}" madison rust-src | awk -F'|' '{gsub(/ /, "", $2); print $2}')"
 [ -n "$CANDIDATES" ] || die "no rust-src package found in trixie-backports on $MIRROR"

@@ -21,8 +21,19 @@ set +e
 cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee "$(host_target_dir)/test-output.log"
 status=${PIPESTATUS[0]}
 set -e
+log "running the script tests (scripts/tests/run.sh)"
+if ! "$RIG_ROOT/scripts/tests/run.sh" 2>&1 | tee "$(host_target_dir)/script-tests.log"; then
+    status=1
+fi
+log "running the fault scenarios (scripts/faults.sh)"
+if ! RNIC_SKIP_BUILD=1 "$RIG_ROOT/scripts/faults.sh" 2>&1 | tee "$(host_target_dir)/faults.log"; then
+    status=1
+fi
+summary="$(summarize_test_log "$(host_target_dir)/test-output.log" "$(host_target_dir)/script-tests.log" "$(host_target_dir)/faults.log")"
 if [ "$status" != 0 ]; then
     log "FAILED (exit $status); full output in $(host_target_dir)/test-output.log"
+    echo "tests: $summary"
     exit "$status"
 fi
-log "all tests passed"
+log "all tests passed; full output in $(host_target_dir)/test-output.log"
+echo "tests: $summary"

@@ -49,19 +49,57 @@ pub struct BarRegion {
     pub kind: BarKind,
 }
 
-/// A PCI function as the monitor sees it. Accesses come from the vCPU thread.
+/// A change of the guest-physical range one BAR decodes, reported by
+/// [`PciFunction::config_write`] so that the bus that routes MMIO follows the
+/// function's own decode (as Cloud Hypervisor's `BarReprogrammingParams` do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BarMove {
+    /// BAR index (0..=5; the lower index of a 64-bit pair).
+    pub index: usize,
+    /// The range decoded before the write; `None` when the BAR was not decoded.
+    pub old: Option<BarRegion>,
+    /// The range decoded after the write; `None` when the BAR is no longer decoded.
+    pub new: Option<BarRegion>,
+}
+
+/// The moves that turn the decoded set `before` into `after` (both as returned by
+/// [`PciFunction::decoded_bars`]), one per BAR whose range changed, by BAR index.
+pub fn bar_moves(before: &[BarRegion], after: &[BarRegion]) -> Vec<BarMove> {
+    let find = |set: &[BarRegion], index: usize| set.iter().copied().find(|r| r.index == index);
+    (0..6)
+        .filter_map(|index| {
+            let old = find(before, index);
+            let new = find(after, index);
+            (old != new).then_some(BarMove { index, old, new })
+        })
+        .collect()
+}
+
+/// A PCI function on a bus: the one device trait between a PCI device model and
+/// the monitor's bus. Accesses come from the vCPU thread.
+///
+/// The function owns its BAR decode: [`decoded_bars`](Self::decoded_bars) says
+/// which memory ranges it answers right now, and every
+/// [`config_write`](Self::config_write) reports how that set changed, so the bus
+/// never decodes BAR or Command registers itself.
 pub trait PciFunction: Send {
     /// Reads the configuration dword containing `offset` (the low 2 bits are ignored).
     /// Offsets beyond the configuration space read all ones.
     fn config_read(&mut self, offset: u16) -> u32;
-    /// Writes 1, 2 or 4 bytes at `offset` (any byte offset inside a dword).
-    fn config_write(&mut self, offset: u16, data: &[u8]);
+    /// Writes 1, 2 or 4 bytes at `offset` (any byte offset inside a dword). Returns
+    /// one [`BarMove`] per BAR whose decoded range the write changed (a moved BAR,
+    /// Memory Space Enable toggled, a power-state change, a function reset); empty
+    /// when nothing the bus routes changed.
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<BarMove>;
     /// Reads `data.len()` bytes at `offset` in BAR `bar`.
     fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]);
     /// Writes `data` at `offset` in BAR `bar`.
     fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]);
-    /// The BARs whose address is programmed. Re-query after every configuration write.
+    /// The BARs whose address is programmed, whether or not memory decoding is on.
     fn bar_regions(&self) -> Vec<BarRegion>;
+    /// The memory BARs the function decodes right now: programmed, with memory
+    /// decoding on. I/O BARs are not included. Empty while decoding is off.
+    fn decoded_bars(&self) -> Vec<BarRegion>;
 }
 
 /// Static description of one BAR slot.
@@ -360,6 +398,39 @@ impl ConfigSpace {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bar_moves_report_moved_added_and_removed_bars_only() {
+        let bar = |index, address| BarRegion {
+            index,
+            address,
+            size: 0x1000,
+            kind: BarKind::Memory64,
+        };
+        let before = [bar(0, 0xC000_0000), bar(2, 0xC001_0000)];
+        let after = [bar(2, 0xD000_0000), bar(4, 0xE000_0000)];
+        assert_eq!(
+            bar_moves(&before, &after),
+            vec![
+                BarMove {
+                    index: 0,
+                    old: Some(bar(0, 0xC000_0000)),
+                    new: None
+                },
+                BarMove {
+                    index: 2,
+                    old: Some(bar(2, 0xC001_0000)),
+                    new: Some(bar(2, 0xD000_0000))
+                },
+                BarMove {
+                    index: 4,
+                    old: None,
+                    new: Some(bar(4, 0xE000_0000))
+                },
+            ]
+        );
+        assert!(bar_moves(&after, &after).is_empty());
+    }
 
     #[test]
     fn identity() {

@@ -17,7 +17,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::cpu::BOOT_GDT;
 use crate::elf::PvhKernel;
-use crate::error::{Result, VmmError};
+use crate::error::{LayoutError, Result, VmmError};
 use crate::layout::{self, MemoryLayout};
 
 /// `hvm_start_info.magic`.
@@ -70,24 +70,23 @@ impl BootPlan {
         modules: Vec<BootModule>,
         cmdline: String,
     ) -> Result<Self> {
-        let mib = layout.ram_bytes >> 20;
-        for s in &kernel.segments {
-            if s.paddr < layout::HIGH_RAM_START {
-                return Err(VmmError::Layout(format!(
-                    "kernel segment {:#x}..{:#x} lies below 1 MiB, where the legacy area \
-                     and boot data are; link the kernel at or above 1 MiB",
-                    s.paddr,
-                    s.paddr + s.memsz
-                )));
+        let memory_mib = layout.ram_bytes >> 20;
+        for segment in &kernel.segments {
+            if segment.paddr < layout::HIGH_RAM_START {
+                return Err(LayoutError::KernelBelowHighRam {
+                    start: segment.paddr,
+                    end: segment.paddr + segment.memsz,
+                }
+                .into());
             }
-            if !layout.is_loadable(s.paddr, s.memsz) {
-                return Err(VmmError::Layout(format!(
-                    "kernel segment {:#x}..{:#x} ends past guest RAM below 4 GiB \
-                     (which ends at {:#x} with --memory {mib}); raise --memory",
-                    s.paddr,
-                    s.paddr + s.memsz,
-                    layout.low_ram_end()
-                )));
+            if !layout.is_loadable(segment.paddr, segment.memsz) {
+                return Err(LayoutError::KernelPastRam {
+                    start: segment.paddr,
+                    end: segment.paddr + segment.memsz,
+                    ram_end: layout.low_ram_end(),
+                    memory_mib,
+                }
+                .into());
             }
         }
         if cmdline.len() > layout::CMDLINE_MAX {
@@ -109,28 +108,28 @@ impl BootPlan {
         let mut next = layout::align_up(kernel.end(), MODULE_ALIGN).unwrap_or(u64::MAX);
         let mut name_at = layout::MODULE_NAMES_ADDR;
         let mut placed = Vec::with_capacity(modules.len());
-        for m in &modules {
-            if m.name.contains('\0') {
+        for module in &modules {
+            if module.name.contains('\0') {
                 return Err(VmmError::Usage(format!(
                     "module name {:?} must not contain NUL",
-                    m.name
+                    module.name
                 )));
             }
-            let name_end = name_at + m.name.len() as u64 + 1;
+            let name_end = name_at + module.name.len() as u64 + 1;
             if name_end > layout::MODULE_NAMES_END {
                 return Err(VmmError::Usage(format!(
                     "module names are too long together (limit {} bytes including NULs)",
                     layout::MODULE_NAMES_END - layout::MODULE_NAMES_ADDR
                 )));
             }
-            let size = m.data.len() as u64;
+            let size = module.data.len() as u64;
             if !layout.is_loadable(next, size.max(1)) {
-                return Err(VmmError::Layout(format!(
-                    "module {} ({size} bytes) does not fit in guest RAM after the kernel \
-                     and earlier modules (RAM below 4 GiB ends at {:#x}); raise --memory",
-                    m.name,
-                    layout.low_ram_end()
-                )));
+                return Err(LayoutError::ModuleDoesNotFit {
+                    name: module.name.clone(),
+                    size,
+                    ram_end: layout.low_ram_end(),
+                }
+                .into());
             }
             placed.push(PlacedModule {
                 paddr: next,
@@ -185,37 +184,33 @@ impl BootPlan {
     pub fn write(&self, mem: &GuestMemoryMmap) -> Result<u64> {
         let mut image = Cursor::new(self.kernel_image.as_slice());
         let loaded = Elf::load(mem, None, &mut image, None)
-            .map_err(|e| VmmError::Memory(format!("loading the kernel: {e}")))?;
+            .map_err(|source| VmmError::KernelLoad { source })?;
         match loaded.pvh_boot_cap {
             PvhBootCapability::PvhEntryPresent(addr) if addr.0 == u64::from(self.kernel.entry) => {}
             other => {
-                return Err(VmmError::Memory(format!(
-                    "linux-loader disagrees about the PVH entry ({other:?} vs {:#x})",
-                    self.kernel.entry
-                )))
+                return Err(VmmError::PvhEntryMismatch {
+                    found: format!("{other:?}"),
+                    expected: self.kernel.entry,
+                })
             }
         }
 
-        let werr = |what: &str| {
-            let what = what.to_string();
-            move |e: vm_memory::GuestMemoryError| VmmError::Memory(format!("writing {what}: {e}"))
-        };
         for (m, p) in self.modules.iter().zip(&self.placed) {
             mem.write_slice(&m.data, GuestAddress(p.paddr))
-                .map_err(werr("a module"))?;
+                .map_err(VmmError::memory_write("a module"))?;
             let mut name = m.name.as_bytes().to_vec();
             name.push(0);
             mem.write_slice(&name, GuestAddress(p.name_paddr))
-                .map_err(werr("a module name"))?;
+                .map_err(VmmError::memory_write("a module name"))?;
         }
         let mut cmdline = self.cmdline.as_bytes().to_vec();
         cmdline.push(0);
         mem.write_slice(&cmdline, GuestAddress(layout::CMDLINE_ADDR))
-            .map_err(werr("the command line"))?;
+            .map_err(VmmError::memory_write("the command line"))?;
 
         let gdt: Vec<u8> = BOOT_GDT.iter().flat_map(|d| d.to_le_bytes()).collect();
         mem.write_slice(&gdt, GuestAddress(layout::BOOT_GDT_ADDR))
-            .map_err(werr("the boot GDT"))?;
+            .map_err(VmmError::memory_write("the boot GDT"))?;
 
         let memmap: Vec<hvm_memmap_table_entry> = self
             .layout
@@ -244,7 +239,7 @@ impl BootPlan {
             params.set_modules(&modlist, GuestAddress(layout::MODLIST_ADDR));
         }
         PvhBootConfigurator::write_bootparams::<GuestMemoryMmap>(&params, mem)
-            .map_err(|e| VmmError::Memory(format!("writing hvm_start_info: {e}")))?;
+            .map_err(|source| VmmError::StartInfo { source })?;
         Ok(layout::START_INFO_ADDR)
     }
 }
@@ -256,7 +251,7 @@ pub fn create_guest_memory(layout: &MemoryLayout) -> Result<GuestMemoryMmap> {
         .into_iter()
         .map(|(a, l)| (GuestAddress(a), l as usize))
         .collect();
-    GuestMemoryMmap::from_ranges(&ranges).map_err(|e| VmmError::Memory(e.to_string()))
+    GuestMemoryMmap::from_ranges(&ranges).map_err(|source| VmmError::MemoryAllocation { source })
 }
 
 #[cfg(test)]
@@ -382,6 +377,11 @@ mod tests {
             data: vec![0; 8 << 20],
         };
         let e = BootPlan::new(layout, k, img, vec![m], String::new()).unwrap_err();
+        assert!(
+            matches!(&e, VmmError::Layout(LayoutError::ModuleDoesNotFit { name, size, .. })
+                if name == "big" && *size == 8 << 20),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("raise --memory"), "{e}");
     }
 
@@ -399,6 +399,13 @@ mod tests {
             String::new(),
         )
         .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                VmmError::Layout(LayoutError::KernelBelowHighRam { start: 0x8000, .. })
+            ),
+            "{e:?}"
+        );
         assert!(e.to_string().contains("below 1 MiB"), "{e}");
     }
 

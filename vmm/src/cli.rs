@@ -8,16 +8,23 @@ use clap::{ArgAction, Parser};
 
 use crate::error::{Result, VmmError};
 use crate::layout::{MAX_MEMORY_MIB, MIN_MEMORY_MIB};
+use crate::options::{self, ConfigFile, RnicOptions, RnicSettings};
 
 /// rnic-vmm: boot a PVH kernel under KVM with the emulated RNIC attached.
 #[derive(Parser, Debug)]
 #[command(
     name = "rnic-vmm",
     version,
-    about = "KVM monitor: boots a PVH kernel with the emulated RNIC on PCI 00:01.0",
-    after_help = "Exit status: the guest's status written to port 0xF4 (0-255); \
+    about = "KVM monitor: boots a PVH kernel with emulated RNICs on PCI 00:01.0, 00:02.0, ...",
+    after_help = "--rnic keys: id=NAME (1-32 of A-Z a-z 0-9 - _; default rnicN), \
+                  mac=02:7e:57:00:00:01, ipv4=10.77.0.1, \
+                  wire=none|unix:LOCAL,PEER|udp:IP:PORT,IP:PORT, pcap=FILE (needs a wire), \
+                  faults=PLANFILE (TOML fault plan, see vmm/README.md).\n\
+                  Limits: at most 16 RNICs; ids, MACs and IPv4 addresses unique; \
+                  --memory 8..=65536 MiB; --vcpus 1..=2; --cmdline at most 4095 bytes.\n\
+                  Exit status: the guest's status written to port 0xF4 (0-255); \
                   123 guest crash (triple fault, failed entry); 124 timeout; \
-                  125 monitor error; 130 interrupted (SIGINT)."
+                  125 monitor error; 130 SIGINT; 143 SIGTERM; 129 SIGHUP."
 )]
 pub struct Cli {
     /// PVH kernel (ELF64 with a XEN_ELFNOTE_PHYS32_ENTRY note).
@@ -46,13 +53,37 @@ pub struct Cli {
     #[arg(long, value_name = "stdout|PATH", default_value = "stdout")]
     pub serial: String,
 
-    /// Attach the emulated RNIC at PCI 00:01.0 (default).
-    #[arg(long, overrides_with = "no_rnic")]
-    pub rnic: bool,
+    /// Attach an RNIC (repeatable: 00:01.0, 00:02.0, ...), with optional settings
+    /// KEY=VALUE,... (keys below). Without --rnic or --config, one RNIC with default
+    /// settings is attached.
+    #[arg(
+        long = "rnic",
+        value_name = "KEY=VALUE,...",
+        num_args = 0..=1,
+        default_missing_value = "",
+        conflicts_with = "no_rnic"
+    )]
+    pub rnic: Vec<String>,
 
-    /// Boot without the RNIC.
-    #[arg(long = "no-rnic", overrides_with = "rnic")]
+    /// Boot without any RNIC.
+    #[arg(long = "no-rnic")]
     pub no_rnic: bool,
+
+    /// JSON file of RNIC settings, the schema of the API's GET /v1/vm:
+    /// {"rnics": [{"id": ..., "mac": ..., "ipv4": ..., "wire": ..., "pcap": ..., "faults": ...}]};
+    /// --rnic entries are added after its RNICs.
+    #[arg(long, value_name = "FILE", conflicts_with = "no_rnic")]
+    pub config: Option<PathBuf>,
+
+    /// Serve the control API (HTTP/JSON) on this Unix socket (created 0600,
+    /// removed on exit).
+    #[arg(long = "api-socket", value_name = "PATH")]
+    pub api_socket: Option<PathBuf>,
+
+    /// Keep the API up after the guest's verdict until PUT /v1/vm/shutdown, a
+    /// signal or --timeout; then exit with the guest's status. Needs --api-socket.
+    #[arg(long, requires = "api_socket")]
+    pub hold: bool,
 
     /// Wall-clock limit for the guest in seconds (0 = none).
     #[arg(
@@ -100,8 +131,12 @@ pub struct Config {
     pub cmdline: String,
     /// `stdout` or a file path.
     pub serial: String,
-    /// RNIC attached.
-    pub rnic: bool,
+    /// RNICs to attach, in PCI order (empty: none).
+    pub rnics: Vec<RnicSettings>,
+    /// Control API socket.
+    pub api_socket: Option<PathBuf>,
+    /// Keep the API up after the verdict.
+    pub hold: bool,
     /// Guest wall-clock limit.
     pub timeout: Option<Duration>,
     /// vCPU count.
@@ -195,17 +230,45 @@ where
             "--serial needs `stdout` or a file path".into(),
         ));
     }
+    let rnics = rnic_settings(&cli)?;
     Ok(Parsed::Run(Config {
         kernel: cli.kernel,
         modules,
         memory_mib: cli.memory,
         cmdline: cli.cmdline,
         serial: cli.serial,
-        rnic: !cli.no_rnic,
+        rnics,
+        api_socket: cli.api_socket,
+        hold: cli.hold,
         timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
         vcpus: cli.vcpus,
         verbose: cli.verbose,
     }))
+}
+
+/// The RNICs the command line asks for: `--config`'s, then `--rnic`'s; one with
+/// default settings when neither is given; none with `--no-rnic`.
+fn rnic_settings(cli: &Cli) -> Result<Vec<RnicSettings>> {
+    if cli.no_rnic {
+        return Ok(Vec::new());
+    }
+    let mut wanted: Vec<RnicOptions> = Vec::new();
+    if let Some(path) = &cli.config {
+        let text = read_input("config file", path)?;
+        let file: ConfigFile =
+            serde_json::from_slice(&text).map_err(|source| VmmError::ConfigFile {
+                path: path.clone(),
+                source,
+            })?;
+        wanted.extend(file.rnics);
+    }
+    for text in &cli.rnic {
+        wanted.push(options::parse_rnic_option(text).map_err(VmmError::Usage)?);
+    }
+    if cli.config.is_none() && cli.rnic.is_empty() {
+        wanted.push(RnicOptions::default());
+    }
+    options::resolve(&wanted).map_err(VmmError::Usage)
 }
 
 /// Reads a file named on the command line; the error says which and why.
@@ -242,7 +305,11 @@ mod tests {
         let c = run(&["--kernel", "k.elf"]).unwrap();
         assert_eq!(c.kernel, PathBuf::from("k.elf"));
         assert_eq!(c.memory_mib, 256);
-        assert!(c.rnic);
+        assert_eq!(c.rnics.len(), 1);
+        assert_eq!(c.rnics[0].id, "rnic0");
+        assert_eq!(c.rnics[0].pci_device, 1);
+        assert!(!c.hold);
+        assert_eq!(c.api_socket, None);
         assert_eq!(c.timeout, Some(Duration::from_secs(120)));
         assert_eq!(c.vcpus, 1);
         assert_eq!(c.serial, "stdout");
@@ -289,16 +356,73 @@ mod tests {
         assert_eq!(c.memory_mib, 512);
         assert_eq!(c.cmdline, "a b");
         assert_eq!(c.serial, "/tmp/s");
-        assert!(!c.rnic);
+        assert!(c.rnics.is_empty());
         assert_eq!(c.timeout, None);
         assert_eq!(c.vcpus, 2);
         assert_eq!(c.verbose, 2);
     }
 
     #[test]
-    fn last_of_rnic_and_no_rnic_wins() {
-        assert!(run(&["--kernel", "k", "--no-rnic", "--rnic"]).unwrap().rnic);
-        assert!(!run(&["--kernel", "k", "--rnic", "--no-rnic"]).unwrap().rnic);
+    fn rnic_no_rnic_and_hold_combinations() {
+        let e = run(&["--kernel", "k", "--no-rnic", "--rnic"]).unwrap_err();
+        assert!(e.to_string().contains("--no-rnic"), "{e}");
+        let c = run(&["--kernel", "k", "--rnic"]).unwrap();
+        assert_eq!(c.rnics.len(), 1);
+        // A bare --rnic before another option does not swallow it.
+        let c = run(&["--kernel", "k", "--rnic", "--memory", "64"]).unwrap();
+        assert_eq!((c.rnics.len(), c.memory_mib), (1, 64));
+        let c = run(&[
+            "--kernel",
+            "k",
+            "--rnic",
+            "--rnic",
+            "id=right,wire=udp:127.0.0.1:7001,127.0.0.1:7000",
+            "--api-socket",
+            "/tmp/api.sock",
+            "--hold",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.rnics.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["rnic0", "right"]
+        );
+        assert_eq!(c.rnics[1].pci_device, 2);
+        assert_eq!(c.api_socket, Some(PathBuf::from("/tmp/api.sock")));
+        assert!(c.hold);
+        let e = run(&["--kernel", "k", "--hold"]).unwrap_err();
+        assert!(e.to_string().contains("--api-socket"), "{e}");
+        let e = run(&["--kernel", "k", "--rnic", "mac=zz"]).unwrap_err();
+        assert!(e.to_string().contains("mac `zz`"), "{e}");
+    }
+
+    #[test]
+    fn config_file_rnics_come_first() {
+        let dir = std::env::temp_dir().join(format!("rnic-vmm-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("vm.json");
+        std::fs::write(&file, r#"{"rnics": [{"id": "from-file"}]}"#).unwrap();
+        let c = run(&[
+            "--kernel",
+            "k",
+            "--config",
+            file.to_str().unwrap(),
+            "--rnic",
+            "id=extra",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.rnics.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["from-file", "extra"]
+        );
+        std::fs::write(&file, "{\n  \"rnics\": [{\"id\": 5}]\n}").unwrap();
+        let e = run(&["--kernel", "k", "--config", file.to_str().unwrap()]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+        std::fs::write(&file, r#"{"rnics": []}"#).unwrap();
+        let c = run(&["--kernel", "k", "--config", file.to_str().unwrap()]).unwrap();
+        assert!(c.rnics.is_empty(), "an empty list means no RNIC");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -46,8 +46,8 @@ pub const fn gdt_entry(flags: u16, base: u32, limit: u32) -> u64 {
 pub fn segment_from_gdt(entry: u64, selector: u16) -> kvm_segment {
     let base = ((entry >> 16) & 0xFF_FFFF) | ((entry >> 32) & 0xFF00_0000);
     let raw_limit = (entry & 0xFFFF) | ((entry >> 32) & 0xF_0000);
-    let g = ((entry >> 55) & 1) as u8;
-    let limit = if g == 1 {
+    let granularity_4k = (entry >> 55) & 1 == 1;
+    let limit = if granularity_4k {
         (raw_limit << 12) | 0xFFF
     } else {
         raw_limit
@@ -62,7 +62,7 @@ pub fn segment_from_gdt(entry: u64, selector: u16) -> kvm_segment {
         db: ((entry >> 54) & 1) as u8,
         s: ((entry >> 44) & 1) as u8,
         l: ((entry >> 53) & 1) as u8,
-        g,
+        g: u8::from(granularity_4k),
         avl: ((entry >> 52) & 1) as u8,
         unusable: 0,
         padding: 0,

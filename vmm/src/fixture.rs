@@ -11,8 +11,7 @@ use crate::elf::XEN_ELFNOTE_PHYS32_ENTRY;
 
 /// COM1 data port.
 pub const COM1: u16 = 0x3F8;
-/// Exit port.
-pub const EXIT_PORT: u16 = 0xF4;
+pub use crate::exit::EXIT_PORT;
 
 /// A jump target inside an [`Asm`] program.
 #[derive(Clone, Copy, Debug)]

@@ -3,7 +3,9 @@
 //!
 //! `KVM_SET_GSI_ROUTING` replaces the whole table, so the monitor keeps the whole
 //! table here (the irqchip pins 0..23 plus one MSI route per live vector) and
-//! re-sends it on every change. Ordering rules (BRIEF §7):
+//! re-sends it on every change. Ordering rules (KVM resolves an irqfd's GSI when the
+//! irqfd is assigned and whenever the routing table changes; an irqfd bound to a
+//! GSI without a route delivers nothing):
 //!
 //! * a vector becoming deliverable: install its MSI route first, then assign its
 //!   irqfd (an irqfd never points at a missing route);
@@ -54,19 +56,92 @@ pub enum Route {
     },
 }
 
-/// Routing failures; the message says which vector and what KVM answered.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{0}")]
-pub struct RouteError(pub String);
+/// What the KVM backend could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum IrqBackendError {
+    /// The routing table has more entries than a `kvm_irq_routing` can hold.
+    #[error("the GSI routing table has {entries} entries, more than KVM accepts")]
+    TableTooLarge {
+        /// Entries in the table that was refused.
+        entries: usize,
+        /// The size check that failed.
+        #[source]
+        source: vmm_sys_util::fam::Error,
+    },
+    /// `KVM_SET_GSI_ROUTING` failed.
+    #[error("KVM_SET_GSI_ROUTING failed: {0}")]
+    SetRoutes(#[source] kvm_ioctls::Error),
+    /// `KVM_IRQFD` (assign) failed.
+    #[error("KVM_IRQFD could not bind an eventfd to GSI {gsi}: {source}")]
+    AssignIrqfd {
+        /// The GSI.
+        gsi: u32,
+        /// KVM's answer.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// `KVM_IRQFD` (deassign) failed.
+    #[error("KVM_IRQFD could not unbind an eventfd from GSI {gsi}: {source}")]
+    DeassignIrqfd {
+        /// The GSI.
+        gsi: u32,
+        /// KVM's answer.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+}
+
+/// Routing failures: which vector, what the router was doing, and the cause.
+#[derive(Debug, thiserror::Error)]
+pub enum RouteError {
+    /// The initial table (irqchip pins only) was refused.
+    #[error("installing the initial GSI routing table: {0}")]
+    InitialTable(#[source] IrqBackendError),
+    /// The vector number is beyond [`MAX_VECTORS`].
+    #[error("MSI vector {vector} is beyond the monitor's limit of {MAX_VECTORS} vectors")]
+    VectorBeyondLimit {
+        /// The vector asked for.
+        vector: u16,
+    },
+    /// No eventfd could be created for the vector.
+    #[error("creating the eventfd of MSI vector {vector}: {source}")]
+    EventFd {
+        /// The vector.
+        vector: u16,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The backend refused a step of a routing change.
+    #[error("{step} MSI vector {vector}: {source}")]
+    Backend {
+        /// The vector.
+        vector: u16,
+        /// What the router was doing ("routing", "unrouting").
+        step: &'static str,
+        /// The backend's error.
+        #[source]
+        source: IrqBackendError,
+    },
+    /// Writing the vector's eventfd failed.
+    #[error("signalling MSI vector {vector}: {source}")]
+    Signal {
+        /// The vector.
+        vector: u16,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// What the router needs from KVM (a fake stands in for it in tests).
 pub trait IrqBackend: Send {
     /// Replaces the whole routing table.
-    fn set_routes(&self, routes: &[Route]) -> Result<(), String>;
+    fn set_routes(&self, routes: &[Route]) -> Result<(), IrqBackendError>;
     /// Binds `fd` to `gsi`.
-    fn assign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), String>;
+    fn assign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), IrqBackendError>;
     /// Unbinds `fd` from `gsi`.
-    fn deassign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), String>;
+    fn deassign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), IrqBackendError>;
 }
 
 /// The KVM implementation of [`IrqBackend`].
@@ -103,22 +178,27 @@ pub fn kvm_entry(route: &Route) -> kvm_irq_routing_entry {
 }
 
 impl IrqBackend for KvmIrqBackend {
-    fn set_routes(&self, routes: &[Route]) -> Result<(), String> {
+    fn set_routes(&self, routes: &[Route]) -> Result<(), IrqBackendError> {
         let entries: Vec<kvm_irq_routing_entry> = routes.iter().map(kvm_entry).collect();
-        let table = KvmIrqRouting::from_entries(&entries).map_err(|e| format!("{e:?}"))?;
+        let table = KvmIrqRouting::from_entries(&entries).map_err(|source| {
+            IrqBackendError::TableTooLarge {
+                entries: entries.len(),
+                source,
+            }
+        })?;
         self.vm
             .set_gsi_routing(&table)
-            .map_err(|e| format!("KVM_SET_GSI_ROUTING: {e}"))
+            .map_err(IrqBackendError::SetRoutes)
     }
-    fn assign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), String> {
+    fn assign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), IrqBackendError> {
         self.vm
             .register_irqfd(fd, gsi)
-            .map_err(|e| format!("KVM_IRQFD assign gsi {gsi}: {e}"))
+            .map_err(|source| IrqBackendError::AssignIrqfd { gsi, source })
     }
-    fn deassign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), String> {
+    fn deassign_irqfd(&self, fd: &EventFd, gsi: u32) -> Result<(), IrqBackendError> {
         self.vm
             .unregister_irqfd(fd, gsi)
-            .map_err(|e| format!("KVM_IRQFD deassign gsi {gsi}: {e}"))
+            .map_err(|source| IrqBackendError::DeassignIrqfd { gsi, source })
     }
 }
 
@@ -158,28 +238,26 @@ struct RouterState<B> {
 
 impl<B: IrqBackend> RouterState<B> {
     fn table(&self) -> Vec<Route> {
-        let mut t = self.fixed.clone();
-        t.extend(self.vectors.values().filter_map(|s| {
-            s.route.map(|(address, data)| Route::Msi {
-                gsi: s.gsi,
+        let mut table = self.fixed.clone();
+        table.extend(self.vectors.values().filter_map(|slot| {
+            slot.route.map(|(address, data)| Route::Msi {
+                gsi: slot.gsi,
                 address,
                 data,
             })
         }));
-        t
+        table
     }
 
     fn slot(&mut self, vector: u16) -> Result<&mut VectorSlot, RouteError> {
         if vector >= MAX_VECTORS {
-            return Err(RouteError(format!(
-                "vector {vector} is beyond the monitor's limit of {MAX_VECTORS}"
-            )));
+            return Err(RouteError::VectorBeyondLimit { vector });
         }
         match self.vectors.entry(vector) {
             std::collections::btree_map::Entry::Occupied(e) => Ok(e.into_mut()),
             std::collections::btree_map::Entry::Vacant(v) => {
                 let evt = EventFd::new(EFD_NONBLOCK)
-                    .map_err(|e| RouteError(format!("eventfd for vector {vector}: {e}")))?;
+                    .map_err(|source| RouteError::EventFd { vector, source })?;
                 Ok(v.insert(VectorSlot {
                     gsi: FIRST_MSI_GSI + u32::from(vector),
                     evt,
@@ -190,42 +268,55 @@ impl<B: IrqBackend> RouterState<B> {
         }
     }
 
-    fn update(&mut self, vector: u16, msg: Option<(u64, u32)>) -> Result<(), RouteError> {
+    fn update(&mut self, vector: u16, message: Option<(u64, u32)>) -> Result<(), RouteError> {
         let gsi = self.slot(vector)?.gsi;
-        let (current, assigned) = {
-            let s = &self.vectors[&vector];
-            (s.route, s.assigned)
+        let backend_error = |step: &'static str| {
+            move |source| RouteError::Backend {
+                vector,
+                step,
+                source,
+            }
         };
-        match msg {
-            Some(m) => {
-                if current == Some(m) && assigned {
+        let (current, assigned) = {
+            let slot = &self.vectors[&vector];
+            (slot.route, slot.assigned)
+        };
+        match message {
+            Some(message) => {
+                if current == Some(message) && assigned {
                     return Ok(());
                 }
-                self.vectors.get_mut(&vector).expect("exists").route = Some(m);
+                self.vectors.get_mut(&vector).expect("exists").route = Some(message);
                 if let Err(e) = self.backend.set_routes(&self.table()) {
                     self.vectors.get_mut(&vector).expect("exists").route = current;
-                    return Err(RouteError(format!("routing vector {vector}: {e}")));
+                    return Err(backend_error("routing")(e));
                 }
                 if !assigned {
                     self.backend
                         .assign_irqfd(&self.vectors[&vector].evt, gsi)
-                        .map_err(|e| RouteError(format!("vector {vector}: {e}")))?;
+                        .map_err(backend_error("binding the irqfd of"))?;
                     self.vectors.get_mut(&vector).expect("exists").assigned = true;
                 }
-                debug!(vector, gsi, address = m.0, data = m.1, "MSI route live");
+                debug!(
+                    vector,
+                    gsi,
+                    address = message.0,
+                    data = message.1,
+                    "MSI route live"
+                );
             }
             None => {
                 if assigned {
                     self.backend
                         .deassign_irqfd(&self.vectors[&vector].evt, gsi)
-                        .map_err(|e| RouteError(format!("vector {vector}: {e}")))?;
+                        .map_err(backend_error("unbinding the irqfd of"))?;
                     self.vectors.get_mut(&vector).expect("exists").assigned = false;
                 }
                 if current.is_some() {
                     self.vectors.get_mut(&vector).expect("exists").route = None;
                     self.backend
                         .set_routes(&self.table())
-                        .map_err(|e| RouteError(format!("unrouting vector {vector}: {e}")))?;
+                        .map_err(backend_error("unrouting"))?;
                     debug!(vector, gsi, "MSI route removed");
                 }
             }
@@ -245,7 +336,7 @@ impl<B: IrqBackend> GsiRouter<B> {
     pub fn new(backend: B, fixed: Vec<Route>) -> Result<Self, RouteError> {
         backend
             .set_routes(&fixed)
-            .map_err(|e| RouteError(format!("initial routing table: {e}")))?;
+            .map_err(RouteError::InitialTable)?;
         Ok(GsiRouter {
             state: Mutex::new(RouterState {
                 backend,
@@ -263,26 +354,26 @@ impl<B: IrqBackend> GsiRouter<B> {
 
     /// Vector `vector` becomes deliverable with MSI `(address, data)`, or stops
     /// being deliverable (`None`).
-    pub fn update_route(&self, vector: u16, msg: Option<(u64, u32)>) -> Result<(), RouteError> {
-        self.lock().update(vector, msg)
+    pub fn update_route(&self, vector: u16, message: Option<(u64, u32)>) -> Result<(), RouteError> {
+        self.lock().update(vector, message)
     }
 
     /// Raises vector `vector` with MSI `(address, data)`. If the vector's live route
     /// is a different message (or none), the route is installed first.
     pub fn trigger(&self, vector: u16, address: u64, data: u32) -> Result<(), RouteError> {
-        let mut st = self.lock();
-        let live = st
+        let mut state = self.lock();
+        let live = state
             .vectors
             .get(&vector)
             .is_some_and(|s| s.assigned && s.route == Some((address, data)));
         if !live {
-            st.update(vector, Some((address, data)))?;
+            state.update(vector, Some((address, data)))?;
         }
-        let slot = st.vectors.get(&vector).expect("routed above");
+        let slot = state.vectors.get(&vector).expect("routed above");
         trace!(vector, gsi = slot.gsi, "MSI");
         slot.evt
             .write(1)
-            .map_err(|e| RouteError(format!("signalling vector {vector}: {e}")))
+            .map_err(|source| RouteError::Signal { vector, source })
     }
 
     /// The whole table as last sent.
@@ -309,18 +400,20 @@ mod tests {
     }
 
     impl IrqBackend for Fake {
-        fn set_routes(&self, routes: &[Route]) -> Result<(), String> {
+        fn set_routes(&self, routes: &[Route]) -> Result<(), IrqBackendError> {
             if *self.fail_set.lock().unwrap() {
-                return Err("EINVAL".into());
+                return Err(IrqBackendError::SetRoutes(kvm_ioctls::Error::new(
+                    libc::EINVAL,
+                )));
             }
             self.ops.lock().unwrap().push(Op::Set(routes.to_vec()));
             Ok(())
         }
-        fn assign_irqfd(&self, _fd: &EventFd, gsi: u32) -> Result<(), String> {
+        fn assign_irqfd(&self, _fd: &EventFd, gsi: u32) -> Result<(), IrqBackendError> {
             self.ops.lock().unwrap().push(Op::Assign(gsi));
             Ok(())
         }
-        fn deassign_irqfd(&self, _fd: &EventFd, gsi: u32) -> Result<(), String> {
+        fn deassign_irqfd(&self, _fd: &EventFd, gsi: u32) -> Result<(), IrqBackendError> {
             self.ops.lock().unwrap().push(Op::Deassign(gsi));
             Ok(())
         }
@@ -426,9 +519,25 @@ mod tests {
         let (r, fake) = router();
         *fake.fail_set.lock().unwrap() = true;
         let e = r.update_route(0, Some((0xFEE0_0000, 0x41))).unwrap_err();
-        assert!(e.0.contains("EINVAL"));
+        assert!(
+            matches!(
+                &e,
+                RouteError::Backend {
+                    vector: 0,
+                    step: "routing",
+                    source: IrqBackendError::SetRoutes(k)
+                } if k.errno() == libc::EINVAL
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("routing MSI vector 0"), "{e}");
         assert_eq!(r.table(), default_irqchip_routes());
-        assert!(r.update_route(MAX_VECTORS, None).is_err());
+        assert!(matches!(
+            r.update_route(MAX_VECTORS, None),
+            Err(RouteError::VectorBeyondLimit {
+                vector: MAX_VECTORS
+            })
+        ));
     }
 
     #[test]

@@ -10,26 +10,38 @@
 //!
 //! | module | what |
 //! | --- | --- |
+//! | [`client`] | the API client `rnicctl` uses |
 //! | [`cli`] | command line and input file checks |
 //! | [`layout`] | guest memory map and boot data addresses |
 //! | [`elf`] | PVH kernel validation |
+//! | [`api`] | control API: HTTP/JSON over a Unix socket |
 //! | [`boot`] | kernel/module loading, `hvm_start_info` |
 //! | [`cpu`] | vCPU CPUID and 32-bit PVH entry state |
+//! | [`bus`] | range bus: address ranges to targets, O(log n) lookup |
+//! | [`options`] | `--rnic` settings and the `--config` / API JSON schema |
 //! | [`pci`] | PCI bus 0, host bridge, BAR placement and MMIO routing |
+//! | [`exit`] | vCPU exit handling and the port bus |
+//! | [`faultplan`] | TOML fault plans and API fault entries -> fault engine rules |
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
-//! | [`rnic`] | the RNIC's adapters to the PCI bus and interrupt routing |
+//! | [`rnic`] | the RNICs: interrupt sinks, PCI placement, wires, faults, service pass |
 //! | [`vm`] | VM set-up, vCPU and event loop threads, shutdown |
 //! | [`fixture`] | tiny PVH test kernels built in memory |
 
+pub mod api;
 pub mod boot;
+pub mod bus;
 pub mod cli;
+pub mod client;
 pub mod cpu;
 pub mod elf;
 pub mod error;
+pub mod exit;
+pub mod faultplan;
 pub mod fixture;
 pub mod irq;
 pub mod layout;
+pub mod options;
 pub mod pci;
 pub mod rnic;
 pub mod serial;
@@ -63,9 +75,14 @@ pub fn launch(config: &Config) -> Result<vm::RunResult> {
         modules,
         config.cmdline.clone(),
     )?;
+    let rnics = config
+        .rnics
+        .iter()
+        .cloned()
+        .map(rnic::RnicPlan::load)
+        .collect::<Result<Vec<_>>>()?;
     let serial_out = serial::open_sink(&config.serial)?;
     let kvm = vm::open_kvm()?;
-    let device = config.rnic.then(rnic::factory);
     vm::run(
         &kvm,
         vm::VmSpec {
@@ -74,7 +91,9 @@ pub fn launch(config: &Config) -> Result<vm::RunResult> {
             serial_out,
             vcpus: config.vcpus,
             timeout: config.timeout,
+            rnics,
+            api_socket: config.api_socket.clone(),
+            hold: config.hold,
         },
-        device,
     )
 }

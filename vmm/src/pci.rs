@@ -1,78 +1,96 @@
 //! PCI bus 0 behind configuration mechanism #1 (ports 0xCF8, 0xCFC..0xCFF), the
-//! host bridge, BAR placement at start-up and MMIO routing to programmed BARs.
+//! host bridge, BAR placement at start-up and MMIO routing to decoded BARs.
 //!
-//! The bus decodes BARs the way hardware does: after every configuration write
-//! to a function it re-reads that function's Command register and BARs, so a
-//! guest that re-programs a BAR (or toggles Memory Space Enable) is routed
-//! correctly on the next access.
+//! Every function on the bus is a [`PciFunction`] (the device model's trait) and
+//! owns its BAR decode: the bus only applies the [`BarMove`]s that configuration
+//! writes return to its range map, so a guest that re-programs a BAR (or toggles
+//! Memory Space Enable) is routed correctly on the next access.
 
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rnic_contract::pci::{BAR0, BAR_COUNT, CLASS_CODE_OFFSET, VENDOR_ID_OFFSET};
+use rnic_device::pci::{BarMove, BarRegion, PciFunction};
 use tracing::{debug, trace, warn};
 
-use crate::error::{Result, VmmError};
+use crate::bus::{BusError, RangeBus};
 use crate::layout::{PCI_MMIO_END, PCI_MMIO_START};
 
 /// CONFIG_ADDRESS port.
 pub const CONFIG_ADDRESS_PORT: u16 = 0xCF8;
 /// First CONFIG_DATA port.
 pub const CONFIG_DATA_PORT: u16 = 0xCFC;
+/// Ports decoded by configuration mechanism #1: CONFIG_ADDRESS (0xCF8..0xCFB) and
+/// CONFIG_DATA (0xCFC..0xCFF).
+pub const CONFIG_PORT_COUNT: u16 = 8;
 /// Device number of the host bridge.
-pub const HOST_BRIDGE_DEV: u8 = 0;
-/// Device number of the RNIC.
-pub const RNIC_DEV: u8 = 1;
+pub const HOST_BRIDGE_DEVICE: u8 = 0;
+/// Device number of the first RNIC; further RNICs take the following numbers.
+pub const FIRST_RNIC_DEVICE: u8 = 1;
+/// Device numbers on bus 0 (0..=31).
+pub const DEVICES_PER_BUS: u8 = 32;
 
-const COMMAND_OFFSET: u16 = 0x04;
-const COMMAND_MEMORY_ENABLE: u32 = 1 << 1;
-const BAR0_OFFSET: u16 = 0x10;
-const BAR_COUNT: usize = 6;
+/// A PCI function shared between the bus (vCPU threads) and whoever services it.
+pub type SharedFunction = Arc<Mutex<dyn PciFunction>>;
 
-/// A PCI function as the bus sees it. Offsets are within the 256-byte
-/// configuration space; `config_read` offsets are dword-aligned.
-pub trait PciSlot: Send {
-    /// Reads the configuration dword at `offset` (a multiple of 4).
-    fn config_read(&mut self, offset: u16) -> u32;
-    /// Writes `data` (1, 2 or 4 bytes, not crossing a dword) at `offset`.
-    fn config_write(&mut self, offset: u16, data: &[u8]);
-    /// Reads from BAR `bar` at byte `offset`.
-    fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]);
-    /// Writes to BAR `bar` at byte `offset`.
-    fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]);
-    /// The function's own list of programmed memory BARs, if it keeps one; `None`
-    /// makes the bus decode the BAR registers itself. Only consulted while Memory
-    /// Space Enable is set.
-    fn bar_regions(&self) -> Option<Vec<MappedBar>> {
-        None
-    }
+/// Why a function could not be plugged into the bus.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PciError {
+    /// The device number is beyond bus 0's 32 devices.
+    #[error("PCI device number {device} does not exist (bus 0 has devices 0..=31)")]
+    NoSuchDevice {
+        /// The device number asked for.
+        device: u8,
+    },
+    /// Another function already sits at that device number.
+    #[error("PCI device number {device} is taken")]
+    DeviceTaken {
+        /// The device number asked for.
+        device: u8,
+    },
+    /// The PCI MMIO window has no room left for a BAR.
+    #[error(
+        "BAR{bar} of device {device} ({size} bytes) does not fit in the PCI MMIO window \
+         {PCI_MMIO_START:#x}..{PCI_MMIO_END:#x}; attach fewer devices"
+    )]
+    BarDoesNotFit {
+        /// Device number.
+        device: u8,
+        /// BAR index.
+        bar: usize,
+        /// BAR size in bytes.
+        size: u64,
+    },
 }
 
 /// A decoded CONFIG_ADDRESS value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConfigAddress {
-    /// Bit 31.
+    /// Bit 31: configuration cycles enabled.
     pub enabled: bool,
-    /// Bits 23:16.
+    /// Bits 23:16: bus number.
     pub bus: u8,
-    /// Bits 15:11.
-    pub dev: u8,
-    /// Bits 10:8.
-    pub func: u8,
-    /// Bits 7:2, as a byte offset.
-    pub reg: u16,
+    /// Bits 15:11: device number.
+    pub device: u8,
+    /// Bits 10:8: function number.
+    pub function: u8,
+    /// Bits 7:2, as a byte offset into configuration space.
+    pub register: u16,
 }
 
 impl ConfigAddress {
     /// Decodes a CONFIG_ADDRESS value (reserved bits 30:24 and 1:0 are ignored).
-    pub fn decode(v: u32) -> Self {
+    pub fn decode(value: u32) -> Self {
         ConfigAddress {
-            enabled: v & 0x8000_0000 != 0,
-            bus: ((v >> 16) & 0xFF) as u8,
-            dev: ((v >> 11) & 0x1F) as u8,
-            func: ((v >> 8) & 0x7) as u8,
-            reg: (v & 0xFC) as u16,
+            enabled: value & 0x8000_0000 != 0,
+            bus: ((value >> 16) & 0xFF) as u8,
+            device: ((value >> 11) & 0x1F) as u8,
+            function: ((value >> 8) & 0x7) as u8,
+            register: (value & 0xFC) as u16,
         }
     }
 }
 
-/// The host bridge at 00:00.0: identity registers only, writes ignored.
+/// The host bridge at 00:00.0: identity registers only, writes ignored, no BARs.
 #[derive(Debug, Default)]
 pub struct HostBridge;
 
@@ -85,21 +103,28 @@ impl HostBridge {
     pub const CLASS: u32 = 0x06_00_00;
 }
 
-impl PciSlot for HostBridge {
+impl PciFunction for HostBridge {
     fn config_read(&mut self, offset: u16) -> u32 {
-        match offset {
-            0x00 => (u32::from(Self::DEVICE) << 16) | u32::from(Self::VENDOR),
-            0x08 => Self::CLASS << 8,
+        match usize::from(offset & !3) {
+            VENDOR_ID_OFFSET => (u32::from(Self::DEVICE) << 16) | u32::from(Self::VENDOR),
+            o if o == CLASS_CODE_OFFSET & !3 => Self::CLASS << 8,
             _ => 0,
         }
     }
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<BarMove> {
         trace!(offset, ?data, "host bridge config write ignored");
+        Vec::new()
     }
     fn bar_read(&mut self, _bar: usize, _offset: u64, data: &mut [u8]) {
         data.fill(0xFF);
     }
     fn bar_write(&mut self, _bar: usize, _offset: u64, _data: &[u8]) {}
+    fn bar_regions(&self) -> Vec<BarRegion> {
+        Vec::new()
+    }
+    fn decoded_bars(&self) -> Vec<BarRegion> {
+        Vec::new()
+    }
 }
 
 /// A memory BAR found by sizing.
@@ -124,15 +149,6 @@ pub struct MappedBar {
     pub size: u64,
 }
 
-impl MappedBar {
-    fn contains(&self, addr: u64, len: usize) -> bool {
-        addr >= self.base
-            && addr
-                .checked_add(len as u64)
-                .is_some_and(|end| end <= self.base + self.size)
-    }
-}
-
 /// Hands out BAR addresses in the PCI MMIO window.
 #[derive(Debug)]
 pub struct BarAllocator {
@@ -150,7 +166,8 @@ impl Default for BarAllocator {
 }
 
 impl BarAllocator {
-    /// Next `size`-aligned range of `size` bytes.
+    /// Next `size`-aligned range of `size` bytes, or `None` when `size` is not a
+    /// power of two or the window is full.
     pub fn allocate(&mut self, size: u64) -> Option<u64> {
         if !size.is_power_of_two() {
             return None;
@@ -165,102 +182,74 @@ impl BarAllocator {
     }
 }
 
-struct Slot {
-    dev: Box<dyn PciSlot>,
-    bars: Vec<BarInfo>,
-    mapped: Vec<MappedBar>,
+/// Where a decoded BAR range leads: device number and BAR index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BarTarget {
+    device: u8,
+    bar: usize,
 }
 
-impl Slot {
-    fn read_bar_base(&mut self, bar: &BarInfo) -> u64 {
-        let lo = self.dev.config_read(BAR0_OFFSET + 4 * bar.index as u16);
-        let hi = if bar.is_64 {
-            self.dev
-                .config_read(BAR0_OFFSET + 4 * (bar.index as u16 + 1))
-        } else {
-            0
-        };
-        (u64::from(hi) << 32) | u64::from(lo & !0xF)
-    }
-
-    /// Recomputes which BARs are decoded, from the function's own registers.
-    fn refresh_mapping(&mut self) {
-        let enabled = self.dev.config_read(COMMAND_OFFSET) & COMMAND_MEMORY_ENABLE != 0;
-        let bars = self.bars.clone();
-        let mapped: Vec<MappedBar> = if !enabled {
-            Vec::new()
-        } else if let Some(own) = self.dev.bar_regions() {
-            own
-        } else {
-            bars.iter()
-                .map(|b| MappedBar {
-                    index: b.index,
-                    base: self.read_bar_base(b),
-                    size: b.size,
-                })
-                .filter(|m| m.base != 0 && m.base.checked_add(m.size).is_some())
-                .collect()
-        };
-        if mapped != self.mapped {
-            debug!(?mapped, "PCI BAR decoding changed");
-        }
-        self.mapped = mapped;
-    }
+fn lock(function: &SharedFunction) -> MutexGuard<'_, dyn PciFunction + 'static> {
+    function.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Sizes every BAR of `dev` by the PCI procedure (write all ones, read back).
-/// Returns memory BARs; I/O BARs are reported and left unassigned.
-pub fn size_bars(dev: &mut dyn PciSlot) -> Vec<BarInfo> {
+fn bar_offset(index: usize) -> u16 {
+    (BAR0 + 4 * index) as u16
+}
+
+/// Sizes every BAR of `function` by the PCI procedure (write all ones, read back,
+/// restore), as firmware does. Returns memory BARs; I/O BARs are reported and left
+/// unassigned.
+pub fn size_bars(function: &mut dyn PciFunction) -> Vec<BarInfo> {
+    let mut probe = |offset: u16| {
+        let original = function.config_read(offset);
+        let _ = function.config_write(offset, &u32::MAX.to_le_bytes());
+        let mask = function.config_read(offset);
+        let _ = function.config_write(offset, &original.to_le_bytes());
+        mask
+    };
     let mut bars = Vec::new();
-    let mut i = 0;
-    while i < BAR_COUNT {
-        let off = BAR0_OFFSET + 4 * i as u16;
-        let orig = dev.config_read(off);
-        dev.config_write(off, &u32::MAX.to_le_bytes());
-        let lo = dev.config_read(off);
-        dev.config_write(off, &orig.to_le_bytes());
-        if lo == 0 {
-            i += 1;
+    let mut index = 0;
+    while index < BAR_COUNT {
+        let offset = bar_offset(index);
+        let low = probe(offset);
+        if low == 0 {
+            index += 1;
             continue;
         }
-        if lo & 1 == 1 {
-            warn!(bar = i, "I/O BARs are not supported; BAR left unassigned");
-            i += 1;
+        if low & 1 == 1 {
+            warn!(
+                bar = index,
+                "I/O BARs are not supported; BAR left unassigned"
+            );
+            index += 1;
             continue;
         }
-        let is_64 = (lo >> 1) & 3 == 2 && i + 1 < BAR_COUNT;
+        let is_64 = (low >> 1) & 3 == 2 && index + 1 < BAR_COUNT;
         let mask = if is_64 {
-            let hoff = off + 4;
-            let horig = dev.config_read(hoff);
-            dev.config_write(hoff, &u32::MAX.to_le_bytes());
-            let hi = dev.config_read(hoff);
-            dev.config_write(hoff, &horig.to_le_bytes());
-            (u64::from(hi) << 32) | u64::from(lo & !0xF)
+            (u64::from(probe(offset + 4)) << 32) | u64::from(low & !0xF)
         } else {
-            0xFFFF_FFFF_0000_0000 | u64::from(lo & !0xF)
+            0xFFFF_FFFF_0000_0000 | u64::from(low & !0xF)
         };
         let size = (!mask).wrapping_add(1);
         if size.is_power_of_two() {
-            bars.push(BarInfo {
-                index: i,
-                size,
-                is_64,
-            });
+            bars.push(BarInfo { index, size, is_64 });
         } else {
             warn!(
-                bar = i,
+                bar = index,
                 mask, "BAR size mask is not a power of two; BAR ignored"
             );
         }
-        i += if is_64 { 2 } else { 1 };
+        index += if is_64 { 2 } else { 1 };
     }
     bars
 }
 
-/// Bus 0 with configuration mechanism #1.
+/// Bus 0 with configuration mechanism #1 and the MMIO ranges of its BARs.
 pub struct PciBus {
     address: u32,
-    slots: Vec<Option<Slot>>,
+    functions: Vec<Option<SharedFunction>>,
+    bars: RangeBus<BarTarget>,
     allocator: BarAllocator,
 }
 
@@ -275,89 +264,134 @@ impl PciBus {
     pub fn new() -> Self {
         let mut bus = PciBus {
             address: 0,
-            slots: (0..32).map(|_| None).collect(),
+            functions: (0..DEVICES_PER_BUS).map(|_| None).collect(),
+            bars: RangeBus::default(),
             allocator: BarAllocator::default(),
         };
-        bus.slots[HOST_BRIDGE_DEV as usize] = Some(Slot {
-            dev: Box::new(HostBridge),
-            bars: Vec::new(),
-            mapped: Vec::new(),
-        });
+        bus.functions[usize::from(HOST_BRIDGE_DEVICE)] = Some(Arc::new(Mutex::new(HostBridge)));
         bus
     }
 
-    /// Plugs `dev` in at device number `dev_no`, sizes its BARs and places them in
-    /// the MMIO window (memory decoding stays off: the guest enables it).
-    pub fn add_device(&mut self, dev_no: u8, mut dev: Box<dyn PciSlot>) -> Result<Vec<MappedBar>> {
-        let slot_no = dev_no as usize;
-        if slot_no >= self.slots.len() || self.slots[slot_no].is_some() {
-            return Err(VmmError::Device(format!(
-                "PCI device number {dev_no} is taken"
-            )));
+    /// Plugs `function` in at device number `device`, sizes its BARs and places
+    /// them in the MMIO window (memory decoding stays off: the guest enables it).
+    /// Returns the BAR placements, by BAR index.
+    pub fn add_device(
+        &mut self,
+        device: u8,
+        function: SharedFunction,
+    ) -> Result<Vec<MappedBar>, PciError> {
+        match self.functions.get(usize::from(device)) {
+            None => return Err(PciError::NoSuchDevice { device }),
+            Some(Some(_)) => return Err(PciError::DeviceTaken { device }),
+            Some(None) => {}
         }
-        let mut bars = size_bars(dev.as_mut());
-        // Largest first keeps the window packed.
-        bars.sort_by(|a, b| b.size.cmp(&a.size).then(a.index.cmp(&b.index)));
         let mut placed = Vec::new();
-        for b in &bars {
-            let base = self.allocator.allocate(b.size).ok_or_else(|| {
-                VmmError::Device(format!(
-                    "BAR{} of {} bytes does not fit in the PCI MMIO window",
-                    b.index, b.size
-                ))
-            })?;
-            let off = BAR0_OFFSET + 4 * b.index as u16;
-            dev.config_write(off, &(base as u32).to_le_bytes());
-            if b.is_64 {
-                dev.config_write(off + 4, &((base >> 32) as u32).to_le_bytes());
+        {
+            let mut f = lock(&function);
+            let mut bars = size_bars(&mut *f);
+            // Largest first keeps the window packed.
+            bars.sort_by(|a, b| b.size.cmp(&a.size).then(a.index.cmp(&b.index)));
+            for b in &bars {
+                let base = self
+                    .allocator
+                    .allocate(b.size)
+                    .ok_or(PciError::BarDoesNotFit {
+                        device,
+                        bar: b.index,
+                        size: b.size,
+                    })?;
+                let offset = bar_offset(b.index);
+                let mut moves = f.config_write(offset, &(base as u32).to_le_bytes());
+                if b.is_64 {
+                    moves.extend(f.config_write(offset + 4, &((base >> 32) as u32).to_le_bytes()));
+                }
+                self.apply_moves(device, &moves);
+                placed.push(MappedBar {
+                    index: b.index,
+                    base,
+                    size: b.size,
+                });
             }
-            placed.push(MappedBar {
-                index: b.index,
-                base,
-                size: b.size,
-            });
         }
-        bars.sort_by_key(|b| b.index);
         placed.sort_by_key(|b| b.index);
-        let mut slot = Slot {
-            dev,
-            bars,
-            mapped: Vec::new(),
-        };
-        slot.refresh_mapping();
-        self.slots[slot_no] = Some(slot);
+        self.functions[usize::from(device)] = Some(function);
         Ok(placed)
     }
 
-    /// BARs decoded right now for device `dev_no`.
-    pub fn mapped_bars(&self, dev_no: u8) -> Vec<MappedBar> {
-        self.slots
-            .get(dev_no as usize)
-            .and_then(|s| s.as_ref())
-            .map(|s| s.mapped.clone())
-            .unwrap_or_default()
+    /// Applies the BAR moves a configuration write of `device` reported: old ranges
+    /// leave the map first (so two BARs may swap places), then new ones enter. A
+    /// new range that overlaps another device's BAR is not decoded (a warning says
+    /// so), as the guest programmed a conflict.
+    fn apply_moves(&mut self, device: u8, moves: &[BarMove]) {
+        for m in moves {
+            if let Some(old) = m.old {
+                let target = BarTarget {
+                    device,
+                    bar: m.index,
+                };
+                let ours = self
+                    .bars
+                    .resolve(old.address, 1)
+                    .is_some_and(|(range, t, _)| range.base == old.address && *t == target);
+                if ours {
+                    self.bars.remove(old.address);
+                }
+            }
+        }
+        for m in moves {
+            if let Some(new) = m.new {
+                let target = BarTarget {
+                    device,
+                    bar: m.index,
+                };
+                match self.bars.insert(new.address, new.size, target) {
+                    Ok(()) => debug!(
+                        device,
+                        bar = m.index,
+                        base = new.address,
+                        size = new.size,
+                        "BAR decoded"
+                    ),
+                    Err(e @ (BusError::Overlap { .. } | BusError::InvalidRange { .. })) => warn!(
+                        device,
+                        bar = m.index,
+                        "BAR not decoded: {e}; the guest programmed a conflicting address"
+                    ),
+                }
+            } else {
+                debug!(device, bar = m.index, "BAR no longer decoded");
+            }
+        }
     }
 
-    fn target(&mut self) -> Option<(&mut Slot, u16)> {
+    /// BARs decoded right now for device `device`, by BAR index.
+    pub fn mapped_bars(&self, device: u8) -> Vec<MappedBar> {
+        let mut bars: Vec<MappedBar> = self
+            .bars
+            .iter()
+            .filter(|(_, t)| t.device == device)
+            .map(|(range, t)| MappedBar {
+                index: t.bar,
+                base: range.base,
+                size: range.len,
+            })
+            .collect();
+        bars.sort_by_key(|b| b.index);
+        bars
+    }
+
+    fn target(&self) -> Option<(u8, SharedFunction, u16)> {
         let a = ConfigAddress::decode(self.address);
-        if !a.enabled || a.bus != 0 || a.func != 0 {
+        if !a.enabled || a.bus != 0 || a.function != 0 {
             return None;
         }
-        let reg = a.reg;
-        self.slots
-            .get_mut(a.dev as usize)?
-            .as_mut()
-            .map(|s| (s, reg))
+        let function = self.functions.get(usize::from(a.device))?.clone()?;
+        Some((a.device, function, a.register))
     }
 
-    /// True for the ports this bus decodes.
-    pub fn handles_port(port: u16) -> bool {
-        (CONFIG_ADDRESS_PORT..CONFIG_ADDRESS_PORT + 4).contains(&port)
-            || (CONFIG_DATA_PORT..CONFIG_DATA_PORT + 4).contains(&port)
-    }
-
-    /// Port read.
-    pub fn pio_read(&mut self, port: u16, data: &mut [u8]) {
+    /// Reads `data.len()` bytes from configuration port `port` (0xCF8..0xCFF);
+    /// anything not decoded reads all ones.
+    pub fn config_port_read(&mut self, port: u16, data: &mut [u8]) {
         data.fill(0xFF);
         if port == CONFIG_ADDRESS_PORT && data.len() == 4 {
             data.copy_from_slice(&self.address.to_le_bytes());
@@ -366,17 +400,19 @@ impl PciBus {
         let Some(byte) = port.checked_sub(CONFIG_DATA_PORT).filter(|b| *b < 4) else {
             return;
         };
-        if byte as usize + data.len() > 4 {
+        let byte = usize::from(byte);
+        if byte + data.len() > 4 {
             return;
         }
-        if let Some((slot, reg)) = self.target() {
-            let dword = slot.dev.config_read(reg).to_le_bytes();
-            data.copy_from_slice(&dword[byte as usize..byte as usize + data.len()]);
+        if let Some((_, function, register)) = self.target() {
+            let dword = lock(&function).config_read(register).to_le_bytes();
+            data.copy_from_slice(&dword[byte..byte + data.len()]);
         }
     }
 
-    /// Port write.
-    pub fn pio_write(&mut self, port: u16, data: &[u8]) {
+    /// Writes `data` to configuration port `port` (0xCF8..0xCFF) and applies the
+    /// BAR moves the write causes.
+    pub fn config_port_write(&mut self, port: u16, data: &[u8]) {
         if port == CONFIG_ADDRESS_PORT && data.len() == 4 {
             self.address = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
             return;
@@ -388,29 +424,26 @@ impl PciBus {
             );
             return;
         };
-        if byte as usize + data.len() > 4 {
+        if usize::from(byte) + data.len() > 4 {
             return;
         }
-        if let Some((slot, reg)) = self.target() {
-            slot.dev.config_write(reg + byte, data);
-            slot.refresh_mapping();
+        if let Some((device, function, register)) = self.target() {
+            let moves = lock(&function).config_write(register + byte, data);
+            self.apply_moves(device, &moves);
         }
     }
 
-    fn find_bar(&mut self, addr: u64, len: usize) -> Option<(&mut Slot, usize, u64)> {
-        for slot in self.slots.iter_mut().flatten() {
-            if let Some(m) = slot.mapped.iter().find(|m| m.contains(addr, len)).copied() {
-                return Some((slot, m.index, addr - m.base));
-            }
-        }
-        None
+    fn resolve_bar(&self, addr: u64, len: usize) -> Option<(SharedFunction, usize, u64)> {
+        let (_, target, offset) = self.bars.resolve(addr, len as u64)?;
+        let function = self.functions[usize::from(target.device)].clone()?;
+        Some((function, target.bar, offset))
     }
 
     /// MMIO read; false (and all ones) when no BAR decodes `addr`.
     pub fn mmio_read(&mut self, addr: u64, data: &mut [u8]) -> bool {
-        match self.find_bar(addr, data.len()) {
-            Some((slot, bar, off)) => {
-                slot.dev.bar_read(bar, off, data);
+        match self.resolve_bar(addr, data.len()) {
+            Some((function, bar, offset)) => {
+                lock(&function).bar_read(bar, offset, data);
                 true
             }
             None => {
@@ -422,9 +455,9 @@ impl PciBus {
 
     /// MMIO write; false when no BAR decodes `addr` (the write is dropped).
     pub fn mmio_write(&mut self, addr: u64, data: &[u8]) -> bool {
-        match self.find_bar(addr, data.len()) {
-            Some((slot, bar, off)) => {
-                slot.dev.bar_write(bar, off, data);
+        match self.resolve_bar(addr, data.len()) {
+            Some((function, bar, offset)) => {
+                lock(&function).bar_write(bar, offset, data);
                 true
             }
             None => false,
@@ -435,46 +468,56 @@ impl PciBus {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
+    use rnic_device::pci::{bar_moves, BarKind};
 
     /// (BAR, offset, length, is_write).
     type BarAccess = (usize, u64, usize, bool);
 
-    /// A function with a 64-bit 64 KiB BAR0 and a 32-bit 4 KiB BAR2 that records BAR
+    /// A function of the [`PciFunction`] trait with a 64-bit 64 KiB BAR0 and a
+    /// 32-bit 4 KiB BAR2, decoding while Command bit 1 is set, that records BAR
     /// accesses.
-    struct FakeFn {
-        cfg: [u32; 64],
+    struct FakeFunction {
+        config: [u32; 64],
         log: Arc<Mutex<Vec<BarAccess>>>,
     }
 
-    impl Default for FakeFn {
+    impl Default for FakeFunction {
         fn default() -> Self {
-            FakeFn {
-                cfg: [0; 64],
+            FakeFunction {
+                config: [0; 64],
                 log: Arc::default(),
             }
         }
     }
 
-    impl PciSlot for FakeFn {
+    impl FakeFunction {
+        fn bar_address(&self, index: usize) -> u64 {
+            match index {
+                0 => (u64::from(self.config[5]) << 32) | u64::from(self.config[4] & !0xFFFF),
+                _ => u64::from(self.config[6] & !0xFFF),
+            }
+        }
+    }
+
+    impl PciFunction for FakeFunction {
         fn config_read(&mut self, offset: u16) -> u32 {
             assert_eq!(offset % 4, 0);
             match offset {
                 0 => 0x0001_7E57,
-                0x10 => self.cfg[4] & !0xFFFF | 0x4,
-                0x18 => self.cfg[6] & !0xFFF,
+                0x10 => self.config[4] & !0xFFFF | 0x4,
+                0x18 => self.config[6] & !0xFFF,
                 0x1C..=0x24 => 0,
-                _ => self.cfg[offset as usize / 4],
+                _ => self.config[offset as usize / 4],
             }
         }
-        fn config_write(&mut self, offset: u16, data: &[u8]) {
+        fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<BarMove> {
+            let before = self.decoded_bars();
             let i = offset as usize / 4;
-            let shift = (offset % 4) * 8;
-            let mut v = self.cfg[i].to_le_bytes();
-            for (k, b) in data.iter().enumerate() {
-                v[(shift / 8) as usize + k] = *b;
-            }
-            self.cfg[i] = u32::from_le_bytes(v);
+            let shift = (offset % 4) as usize;
+            let mut v = self.config[i].to_le_bytes();
+            v[shift..shift + data.len()].copy_from_slice(data);
+            self.config[i] = u32::from_le_bytes(v);
+            bar_moves(&before, &self.decoded_bars())
         }
         fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
             self.log
@@ -489,6 +532,27 @@ mod tests {
                 .unwrap()
                 .push((bar, offset, data.len(), true));
         }
+        fn bar_regions(&self) -> Vec<BarRegion> {
+            [
+                (0, 0x1_0000, BarKind::Memory64),
+                (2, 0x1000, BarKind::Memory32),
+            ]
+            .into_iter()
+            .map(|(index, size, kind)| BarRegion {
+                index,
+                address: self.bar_address(index),
+                size,
+                kind,
+            })
+            .filter(|r| r.address != 0)
+            .collect()
+        }
+        fn decoded_bars(&self) -> Vec<BarRegion> {
+            if self.config[1] & 2 == 0 {
+                return Vec::new();
+            }
+            self.bar_regions()
+        }
     }
 
     fn cfg_addr(dev: u8, reg: u8) -> [u8; 4] {
@@ -496,10 +560,22 @@ mod tests {
     }
 
     fn read_cfg(bus: &mut PciBus, dev: u8, reg: u8) -> u32 {
-        bus.pio_write(0xCF8, &cfg_addr(dev, reg));
+        bus.config_port_write(0xCF8, &cfg_addr(dev, reg));
         let mut d = [0u8; 4];
-        bus.pio_read(0xCFC, &mut d);
+        bus.config_port_read(0xCFC, &mut d);
         u32::from_le_bytes(d)
+    }
+
+    fn write_cfg(bus: &mut PciBus, dev: u8, reg: u8, data: &[u8]) {
+        bus.config_port_write(0xCF8, &cfg_addr(dev, reg));
+        bus.config_port_write(0xCFC, data);
+    }
+
+    fn fake_on_bus(bus: &mut PciBus, device: u8) -> Arc<Mutex<Vec<BarAccess>>> {
+        let fake = FakeFunction::default();
+        let log = fake.log.clone();
+        bus.add_device(device, Arc::new(Mutex::new(fake))).unwrap();
+        log
     }
 
     #[test]
@@ -507,13 +583,13 @@ mod tests {
         let a = ConfigAddress::decode(0x8001_0A14 | (3 << 11) | (2 << 8));
         assert!(a.enabled);
         assert_eq!(a.bus, 1);
-        assert_eq!(a.dev, 1 | 3);
-        assert_eq!(a.func, 2);
-        assert_eq!(a.reg, 0x14);
+        assert_eq!(a.device, 1 | 3);
+        assert_eq!(a.function, 2);
+        assert_eq!(a.register, 0x14);
         let b = ConfigAddress::decode(0x0000_08FF);
         assert!(!b.enabled);
-        assert_eq!(b.dev, 1);
-        assert_eq!(b.reg, 0xFC);
+        assert_eq!(b.device, 1);
+        assert_eq!(b.register, 0xFC);
     }
 
     #[test]
@@ -524,46 +600,58 @@ mod tests {
         assert_eq!(read_cfg(&mut bus, 1, 0), 0xFFFF_FFFF);
         assert_eq!(read_cfg(&mut bus, 31, 0), 0xFFFF_FFFF);
         // Disabled address: all ones.
-        bus.pio_write(0xCF8, &0x0000_0000u32.to_le_bytes());
+        bus.config_port_write(0xCF8, &0x0000_0000u32.to_le_bytes());
         let mut d = [0u8; 4];
-        bus.pio_read(0xCFC, &mut d);
+        bus.config_port_read(0xCFC, &mut d);
         assert_eq!(u32::from_le_bytes(d), u32::MAX);
         // Function 1 of device 0 does not exist.
-        bus.pio_write(0xCF8, &0x8000_0100u32.to_le_bytes());
-        bus.pio_read(0xCFC, &mut d);
+        bus.config_port_write(0xCF8, &0x8000_0100u32.to_le_bytes());
+        bus.config_port_read(0xCFC, &mut d);
         assert_eq!(u32::from_le_bytes(d), u32::MAX);
         // Bus 1 does not exist.
-        bus.pio_write(0xCF8, &0x8001_0000u32.to_le_bytes());
-        bus.pio_read(0xCFC, &mut d);
+        bus.config_port_write(0xCF8, &0x8001_0000u32.to_le_bytes());
+        bus.config_port_read(0xCFC, &mut d);
         assert_eq!(u32::from_le_bytes(d), u32::MAX);
     }
 
     #[test]
     fn sub_dword_reads_and_address_readback() {
         let mut bus = PciBus::new();
-        bus.pio_write(0xCF8, &cfg_addr(0, 0));
+        bus.config_port_write(0xCF8, &cfg_addr(0, 0));
         let mut w = [0u8; 2];
-        bus.pio_read(0xCFE, &mut w);
+        bus.config_port_read(0xCFE, &mut w);
         assert_eq!(u16::from_le_bytes(w), 0x29C0);
         let mut b = [0u8; 1];
-        bus.pio_read(0xCFD, &mut b);
+        bus.config_port_read(0xCFD, &mut b);
         assert_eq!(b[0], 0x80);
         let mut a = [0u8; 4];
-        bus.pio_read(0xCF8, &mut a);
+        bus.config_port_read(0xCF8, &mut a);
         assert_eq!(a, cfg_addr(0, 0));
         // A 2-byte access at 0xCFF would cross the dword: all ones.
-        bus.pio_read(0xCFF, &mut w);
+        bus.config_port_read(0xCFF, &mut w);
         assert_eq!(w, [0xFF, 0xFF]);
     }
 
     #[test]
     fn bars_are_sized_placed_and_routed_after_memory_enable() {
         let mut bus = PciBus::new();
-        let fake = FakeFn::default();
-        let log = fake.log.clone();
-        let placed = bus.add_device(1, Box::new(fake)).unwrap();
+        let log = fake_on_bus(&mut bus, 1);
         assert_eq!(
-            placed,
+            bus.add_device(1, Arc::new(Mutex::new(HostBridge))),
+            Err(PciError::DeviceTaken { device: 1 })
+        );
+        assert_eq!(
+            bus.add_device(32, Arc::new(Mutex::new(HostBridge))),
+            Err(PciError::NoSuchDevice { device: 32 })
+        );
+        // Decoding is off until the guest sets Memory Space Enable.
+        assert!(bus.mapped_bars(1).is_empty());
+        let mut d = [0u8; 4];
+        assert!(!bus.mmio_read(0xC000_0000, &mut d));
+        assert_eq!(d, [0xFF; 4]);
+        write_cfg(&mut bus, 1, 4, &[0x06]);
+        assert_eq!(
+            bus.mapped_bars(1),
             vec![
                 MappedBar {
                     index: 0,
@@ -577,12 +665,6 @@ mod tests {
                 },
             ]
         );
-        // Decoding is off until the guest sets Memory Space Enable.
-        let mut d = [0u8; 4];
-        assert!(!bus.mmio_read(0xC000_0000, &mut d));
-        assert_eq!(d, [0xFF; 4]);
-        bus.pio_write(0xCF8, &cfg_addr(1, 4));
-        bus.pio_write(0xCFC, &[0x06]);
         assert!(bus.mmio_read(0xC000_0010, &mut d));
         assert_eq!(d, [0xAB; 4]);
         assert!(bus.mmio_write(0xC001_0004, &[1, 2, 3, 4]));
@@ -593,12 +675,38 @@ mod tests {
         // An access straddling the end of a BAR is not routed.
         assert!(!bus.mmio_write(0xC001_0FFE, &[0; 4]));
 
-        // The guest moves BAR2.
-        bus.pio_write(0xCF8, &cfg_addr(1, 0x18));
-        bus.pio_write(0xCFC, &0xD000_0000u32.to_le_bytes());
+        // The guest moves BAR2: the function reports the move, the bus follows.
+        write_cfg(&mut bus, 1, 0x18, &0xD000_0000u32.to_le_bytes());
         assert_eq!(bus.mapped_bars(1)[1].base, 0xD000_0000);
         assert!(!bus.mmio_write(0xC001_0004, &[0; 4]));
         assert!(bus.mmio_write(0xD000_0004, &[0; 4]));
+
+        // Memory Space Enable off: nothing is decoded any more.
+        write_cfg(&mut bus, 1, 4, &[0x00]);
+        assert!(bus.mapped_bars(1).is_empty());
+        assert!(!bus.mmio_write(0xD000_0004, &[0; 4]));
+    }
+
+    #[test]
+    fn a_bar_moved_onto_another_devices_bar_is_not_decoded_until_moved_away() {
+        let mut bus = PciBus::new();
+        let first = fake_on_bus(&mut bus, 1);
+        let second = fake_on_bus(&mut bus, 2);
+        write_cfg(&mut bus, 1, 4, &[0x02]);
+        write_cfg(&mut bus, 2, 4, &[0x02]);
+        let first_bar2 = bus.mapped_bars(1)[1].base;
+        // Device 2 puts its BAR2 on device 1's BAR2.
+        write_cfg(&mut bus, 2, 0x18, &(first_bar2 as u32).to_le_bytes());
+        assert_eq!(bus.mapped_bars(2).len(), 1, "{:?}", bus.mapped_bars(2));
+        assert!(bus.mmio_write(first_bar2, &[0; 4]));
+        assert_eq!(first.lock().unwrap().last(), Some(&(2, 0, 4, true)));
+        assert!(second.lock().unwrap().is_empty());
+        // Moving it away decodes it at its new address; device 1 keeps its range.
+        write_cfg(&mut bus, 2, 0x18, &0xE000_0000u32.to_le_bytes());
+        assert_eq!(bus.mapped_bars(2)[1].base, 0xE000_0000);
+        assert_eq!(bus.mapped_bars(1)[1].base, first_bar2);
+        assert!(bus.mmio_read(0xE000_0000, &mut [0; 4]));
+        assert_eq!(second.lock().unwrap().last(), Some(&(2, 0, 4, false)));
     }
 
     #[test]

@@ -1,23 +1,48 @@
-//! The RNIC in the monitor: its [`InterruptSink`] (KVM GSI routing + irqfd, via
-//! [`GsiRouter`]) and its [`PciSlot`] adapter (the device behind a mutex, shared
-//! with the event loop's periodic `poll`).
+//! The RNICs in the monitor: each one's [`InterruptSink`] (KVM GSI routing +
+//! irqfd, via [`GsiRouter`], with its own block of router vectors), its place on
+//! the PCI bus (the device behind a mutex, shared by the bus on the vCPU threads,
+//! the event loop's service pass and the control API), its wire and its faults.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
+use event_manager::{EventOps, Events, MutEventSubscriber};
+use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::timerfd::TimerFd;
+
+use rnic_contract::pci::MSIX_VECTORS;
 use rnic_device::device::{Rnic, RnicConfig};
+use rnic_device::fault::{FaultError, RuleId};
 use rnic_device::irq::{InterruptError, InterruptSink, MsiMessage};
-use rnic_device::pci::{BarKind, PciFunction};
-use tracing::info;
+use rnic_device::wire::{CapturingWire, UdpWire, UnixWire, WireBackend};
+use tracing::{info, warn};
 use vm_memory::GuestMemoryMmap;
 
-use crate::error::Result;
-use crate::irq::{GsiRouter, IrqBackend, KvmIrqBackend};
-use crate::pci::{MappedBar, PciBus, PciSlot, RNIC_DEV};
-use crate::vm::{DeviceFactory, TickFn};
+use crate::error::{Result, VmmError};
+use crate::faultplan::{self, PlannedFault};
+use crate::irq::{GsiRouter, IrqBackend};
+use crate::options::{RnicSettings, WireOption};
+use crate::pci::PciBus;
 
-/// The device's interrupt sink: every call goes to the monitor's GSI router.
-pub struct RouterSink<B: IrqBackend>(pub Arc<GsiRouter<B>>);
+/// One RNIC's interrupt sink: its vectors 0..16 are router vectors
+/// `first_vector..first_vector + 16`, so several RNICs share one router.
+pub struct RouterSink<B: IrqBackend> {
+    /// The monitor's GSI router.
+    pub router: Arc<GsiRouter<B>>,
+    /// Router vector of the device's vector 0.
+    pub first_vector: u16,
+}
+
+impl<B: IrqBackend + 'static> RouterSink<B> {
+    fn host_error(vector: u16, e: crate::irq::RouteError) -> InterruptError {
+        InterruptError::Host {
+            vector,
+            reason: e.to_string(),
+        }
+    }
+}
 
 impl<B: IrqBackend + 'static> InterruptSink for RouterSink<B> {
     fn update_route(
@@ -25,80 +50,504 @@ impl<B: IrqBackend + 'static> InterruptSink for RouterSink<B> {
         vector: u16,
         route: Option<MsiMessage>,
     ) -> std::result::Result<(), InterruptError> {
-        self.0
-            .update_route(vector, route.map(|m| (m.address, m.data)))
-            .map_err(|e| InterruptError::Host {
-                vector,
-                reason: e.0,
-            })
+        self.router
+            .update_route(
+                self.first_vector + vector,
+                route.map(|m| (m.address, m.data)),
+            )
+            .map_err(|e| Self::host_error(vector, e))
     }
 
     fn trigger(&self, vector: u16, msg: MsiMessage) -> std::result::Result<(), InterruptError> {
-        self.0
-            .trigger(vector, msg.address, msg.data)
-            .map_err(|e| InterruptError::Host {
-                vector,
-                reason: e.0,
-            })
+        self.router
+            .trigger(self.first_vector + vector, msg.address, msg.data)
+            .map_err(|e| Self::host_error(vector, e))
     }
 }
 
-/// Any [`PciFunction`] behind a mutex, as a bus slot.
-pub struct SharedFunction<F: PciFunction>(pub Arc<Mutex<F>>);
+/// Longest time between two service passes of an RNIC: the device's `link` and
+/// `device` fault sites, verbs timers and the `times` limits are checked at least
+/// this often (docs/device-spec.md: the monitor polls periodically).
+pub const SERVICE_PERIOD: Duration = Duration::from_millis(10);
+/// Shortest timer wait: a deadline already due is serviced after this much.
+const MIN_SERVICE_WAIT: Duration = Duration::from_micros(20);
 
-impl<F: PciFunction> SharedFunction<F> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, F> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+/// How long to sleep after a service pass at device time `now`: until the device's
+/// next deadline, at most [`SERVICE_PERIOD`], at least [`MIN_SERVICE_WAIT`].
+pub fn service_wait(now: Duration, next_deadline: Option<Duration>) -> Duration {
+    next_deadline
+        .map_or(SERVICE_PERIOD, |deadline| deadline.saturating_sub(now))
+        .clamp(MIN_SERVICE_WAIT, SERVICE_PERIOD)
+}
+
+/// One RNIC as an event-manager subscriber: it is serviced when its wire fd is
+/// readable (frames arrived) and when its timer fires, the timer being re-armed
+/// after every pass for the device's next deadline (delayed interrupts, admin
+/// commands, frames), at most [`SERVICE_PERIOD`] away.
+pub struct RnicService {
+    rnic: Arc<AttachedRnic>,
+    timer: TimerFd,
+    wire: Option<RawFd>,
+    started: Instant,
+}
+
+impl RnicService {
+    /// A subscriber for `rnic`, whose device time counts from `started`.
+    pub fn new(rnic: Arc<AttachedRnic>, started: Instant) -> std::io::Result<RnicService> {
+        let wire = rnic.lock().wire_fd();
+        let mut service = RnicService {
+            rnic,
+            timer: TimerFd::new()?,
+            wire,
+            started,
+        };
+        service.timer.reset(MIN_SERVICE_WAIT, None)?;
+        Ok(service)
+    }
+
+    fn pass(&mut self) {
+        let now = self.started.elapsed();
+        self.rnic.service(now);
+        let wait = service_wait(now, self.rnic.lock().next_deadline());
+        if let Err(e) = self.timer.reset(wait, None) {
+            warn!(rnic = %self.rnic.settings.id, "cannot re-arm the service timer: {e}");
+        }
     }
 }
 
-impl<F: PciFunction> PciSlot for SharedFunction<F> {
-    fn config_read(&mut self, offset: u16) -> u32 {
-        self.lock().config_read(offset)
-    }
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
-        self.lock().config_write(offset, data)
-    }
-    fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
-        self.lock().bar_read(bar, offset, data)
-    }
-    fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
-        self.lock().bar_write(bar, offset, data)
-    }
-    fn bar_regions(&self) -> Option<Vec<MappedBar>> {
-        Some(
-            self.lock()
-                .bar_regions()
-                .into_iter()
-                .filter(|r| r.kind != BarKind::Io)
-                .map(|r| MappedBar {
-                    index: r.index,
-                    base: r.address,
-                    size: r.size,
-                })
-                .collect(),
-        )
-    }
-}
-
-/// Plugs a default-configured RNIC in at 00:01.0 and returns its poll hook.
-pub fn factory() -> DeviceFactory {
-    Box::new(
-        |mem: &GuestMemoryMmap, router: Arc<GsiRouter<KvmIrqBackend>>, bus: &mut PciBus| {
-            let sink: Arc<dyn InterruptSink> = Arc::new(RouterSink(router));
-            let rnic = Arc::new(Mutex::new(Rnic::new(
-                RnicConfig::default(),
-                mem.clone(),
-                sink,
-            )));
-            let bars = bus.add_device(RNIC_DEV, Box::new(SharedFunction(rnic.clone())))?;
-            for b in &bars {
-                info!(bar = b.index, base = %format!("{:#x}", b.base), size = b.size, "RNIC BAR placed");
+impl MutEventSubscriber for RnicService {
+    fn init(&mut self, ops: &mut EventOps) {
+        let fds = std::iter::once(self.timer.as_raw_fd()).chain(self.wire);
+        for fd in fds {
+            if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
+                warn!(rnic = %self.rnic.settings.id, "event loop cannot watch fd {fd}: {e:?}");
             }
-            let tick: TickFn = Box::new(move |now: Duration| {
-                rnic.lock().unwrap_or_else(|p| p.into_inner()).poll(now);
+        }
+    }
+
+    fn process(&mut self, events: Events, _ops: &mut EventOps) {
+        if events.fd() == self.timer.as_raw_fd() {
+            let _ = self.timer.wait();
+        }
+        // The wire fd is level-triggered: frames left over by the pass's receive
+        // budget wake the loop again.
+        self.pass();
+    }
+}
+
+/// An RNIC to attach: its settings and the faults of its plan.
+#[derive(Clone, Debug)]
+pub struct RnicPlan {
+    /// Settings with defaults filled in.
+    pub settings: RnicSettings,
+    /// Faults loaded from its plan file (empty without one).
+    pub faults: Vec<PlannedFault>,
+}
+
+impl RnicPlan {
+    /// Reads and checks the plan file named by `settings.faults`, if any.
+    pub fn load(settings: RnicSettings) -> Result<RnicPlan> {
+        let faults = match &settings.faults {
+            Some(path) => load_plan_file(path)?,
+            None => Vec::new(),
+        };
+        Ok(RnicPlan { settings, faults })
+    }
+}
+
+fn load_plan_file(path: &Path) -> Result<Vec<PlannedFault>> {
+    let bytes = crate::cli::read_input("fault plan", path)?;
+    let text = String::from_utf8(bytes).map_err(|_| VmmError::File {
+        what: "fault plan",
+        path: path.to_path_buf(),
+        reason: "it is not UTF-8 text; write the plan as TOML".into(),
+    })?;
+    faultplan::parse_plan(&text).map_err(|source| VmmError::FaultPlan {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// An RNIC plugged into the VM.
+pub struct AttachedRnic {
+    /// Its settings.
+    pub settings: RnicSettings,
+    /// The device, shared with the PCI bus.
+    pub device: Arc<Mutex<Rnic>>,
+    /// Hit limits (`times`) of its rules, enforced by [`AttachedRnic::service`].
+    limits: Mutex<Vec<HitLimit>>,
+}
+
+/// A rule's `times` limit and whether the rule has reached it (and was disabled).
+#[derive(Clone, Copy, Debug)]
+struct HitLimit {
+    rule: RuleId,
+    times: u64,
+    reached: bool,
+}
+
+fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl AttachedRnic {
+    /// Locks the device.
+    pub fn lock(&self) -> MutexGuard<'_, Rnic> {
+        lock(&self.device)
+    }
+
+    /// Adds a fault to the device's engine; its `times` limit is kept here.
+    pub fn add_fault(&self, fault: PlannedFault) -> std::result::Result<RuleId, FaultError> {
+        let id = self.lock().faults_mut().add_rule(fault.rule)?;
+        if let Some(times) = fault.times {
+            lock(&self.limits).push(HitLimit {
+                rule: id,
+                times,
+                reached: false,
             });
-            Result::Ok(Some(tick))
-        },
-    )
+        }
+        Ok(id)
+    }
+
+    /// Removes a fault rule and its limit.
+    pub fn remove_fault(&self, id: RuleId) -> std::result::Result<(), FaultError> {
+        self.lock().faults_mut().remove_rule(id)?;
+        lock(&self.limits).retain(|limit| limit.rule != id);
+        Ok(())
+    }
+
+    /// The `times` limit of rule `id`, if it has one.
+    pub fn limit_of(&self, id: RuleId) -> Option<u64> {
+        lock(&self.limits)
+            .iter()
+            .find(|limit| limit.rule == id)
+            .map(|limit| limit.times)
+    }
+
+    /// Runs the device's timed work up to device time `now`, then disables every
+    /// rule that has reached its `times` limit.
+    pub fn service(&self, now: Duration) {
+        let mut device = self.lock();
+        device.poll(now);
+        let mut limits = lock(&self.limits);
+        if limits.iter().all(|limit| limit.reached) {
+            return;
+        }
+        let mut engine = device.faults_mut();
+        let stats = engine.stats();
+        for limit in limits.iter_mut().filter(|limit| !limit.reached) {
+            let hits = stats
+                .rules
+                .iter()
+                .find(|r| r.rule == limit.rule)
+                .map_or(0, |r| r.hits);
+            if hits < limit.times {
+                continue;
+            }
+            limit.reached = true;
+            match engine.set_enabled(limit.rule, false) {
+                Ok(()) => {
+                    info!(rule = %limit.rule, hits, "fault rule reached its `times` limit; disabled")
+                }
+                Err(e) => warn!(
+                    "fault rule {}: cannot disable it at its limit: {e}",
+                    limit.rule
+                ),
+            }
+        }
+    }
+}
+
+fn open_wire(settings: &RnicSettings) -> Result<Option<Box<dyn WireBackend>>> {
+    let wire_error = |source| VmmError::Wire {
+        id: settings.id.clone(),
+        source,
+    };
+    let inner: Box<dyn WireBackend> = match &settings.wire {
+        WireOption::None => return Ok(None),
+        WireOption::Unix { local, peer } => {
+            Box::new(UnixWire::bind(local, peer).map_err(wire_error)?)
+        }
+        WireOption::Udp { local, peer } => {
+            Box::new(UdpWire::bind(*local, *peer).map_err(wire_error)?)
+        }
+    };
+    Ok(Some(match &settings.pcap {
+        Some(path) => {
+            Box::new(
+                CapturingWire::create(inner, path).map_err(|source| VmmError::Pcap {
+                    id: settings.id.clone(),
+                    source,
+                })?,
+            )
+        }
+        None => inner,
+    }))
+}
+
+/// Creates each planned RNIC, plugs it in at its PCI device number, connects its
+/// wire and arms its faults.
+pub fn attach_all<B: IrqBackend + 'static>(
+    plans: &[RnicPlan],
+    mem: &GuestMemoryMmap,
+    router: &Arc<GsiRouter<B>>,
+    bus: &mut PciBus,
+) -> Result<Vec<Arc<AttachedRnic>>> {
+    let mut attached = Vec::with_capacity(plans.len());
+    for (position, plan) in plans.iter().enumerate() {
+        let settings = &plan.settings;
+        let sink: Arc<dyn InterruptSink> = Arc::new(RouterSink {
+            router: router.clone(),
+            first_vector: position as u16 * MSIX_VECTORS,
+        });
+        let config = RnicConfig {
+            mac: settings.mac,
+            ip: settings.ipv4,
+            carrier: true,
+        };
+        let device = Arc::new(Mutex::new(Rnic::new(config, mem.clone(), sink)));
+        if let Some(wire) = open_wire(settings)? {
+            lock(&device).attach_wire(wire);
+        }
+        let bars = bus.add_device(settings.pci_device, device.clone())?;
+        for b in &bars {
+            info!(rnic = %settings.id, bar = b.index, base = %format!("{:#x}", b.base), size = b.size, "RNIC BAR placed");
+        }
+        let rnic = Arc::new(AttachedRnic {
+            settings: settings.clone(),
+            device,
+            limits: Mutex::new(Vec::new()),
+        });
+        for fault in &plan.faults {
+            rnic.add_fault(fault.clone())
+                .map_err(|source| VmmError::FaultRule {
+                    id: settings.id.clone(),
+                    source,
+                })?;
+        }
+        attached.push(rnic);
+    }
+    Ok(attached)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rnic_contract::bar0;
+    use rnic_contract::pci::{
+        BAR0, COMMAND, PCIE_CAP, PCIE_DEVCTL_INITIATE_FLR, PCIE_DEVICE_CONTROL,
+    };
+    use rnic_device::{PciFunction, RecordingSink};
+    use vm_memory::GuestAddress;
+
+    use crate::faultplan::parse_plan;
+    use crate::irq::{IrqBackendError, Route};
+    use crate::options::{resolve, RnicOptions};
+    use crate::pci::{MappedBar, FIRST_RNIC_DEVICE};
+    use vmm_sys_util::eventfd::EventFd;
+
+    /// A backend that accepts everything (routing is tested in `irq`).
+    struct AcceptingBackend;
+
+    impl IrqBackend for AcceptingBackend {
+        fn set_routes(&self, _: &[Route]) -> std::result::Result<(), IrqBackendError> {
+            Ok(())
+        }
+        fn assign_irqfd(&self, _: &EventFd, _: u32) -> std::result::Result<(), IrqBackendError> {
+            Ok(())
+        }
+        fn deassign_irqfd(&self, _: &EventFd, _: u32) -> std::result::Result<(), IrqBackendError> {
+            Ok(())
+        }
+    }
+
+    fn memory() -> GuestMemoryMmap {
+        GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap()
+    }
+
+    #[test]
+    fn the_service_timer_follows_the_next_deadline_within_bounds() {
+        let now = Duration::from_millis(100);
+        assert_eq!(service_wait(now, None), SERVICE_PERIOD);
+        assert_eq!(
+            service_wait(now, Some(now + Duration::from_micros(300))),
+            Duration::from_micros(300)
+        );
+        assert_eq!(
+            service_wait(now, Some(now + Duration::from_secs(5))),
+            SERVICE_PERIOD
+        );
+        // Already due (or past): soon, but never a zero wait (which disarms a timerfd).
+        assert_eq!(service_wait(now, Some(now)), MIN_SERVICE_WAIT);
+        assert_eq!(service_wait(now, Some(Duration::ZERO)), MIN_SERVICE_WAIT);
+    }
+
+    /// Frames arriving on an RNIC's wire are received by its service subscriber
+    /// (here dropped for link down: the device is not enabled).
+    #[test]
+    fn the_service_subscriber_drains_the_wire() {
+        use event_manager::{EventManager, SubscriberOps};
+        use std::os::unix::net::UnixDatagram;
+
+        let dir = std::env::temp_dir().join(format!("rnic-vmm-service-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (ours, theirs) = (dir.join("rnic.sock"), dir.join("peer.sock"));
+        let settings = resolve(&[RnicOptions {
+            wire: Some(WireOption::Unix {
+                local: ours.clone(),
+                peer: theirs.clone(),
+            }),
+            ..Default::default()
+        }])
+        .unwrap();
+        let plans = [RnicPlan {
+            settings: settings[0].clone(),
+            faults: Vec::new(),
+        }];
+        let router = Arc::new(GsiRouter::new(AcceptingBackend, Vec::new()).unwrap());
+        let rnics = attach_all(&plans, &memory(), &router, &mut PciBus::new()).unwrap();
+        let mut events: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>> =
+            EventManager::new().unwrap();
+        let service = RnicService::new(rnics[0].clone(), Instant::now()).unwrap();
+        events.add_subscriber(Arc::new(Mutex::new(service)));
+
+        let peer = UnixDatagram::bind(&theirs).unwrap();
+        let frame = [0x5Au8; 60];
+        peer.send_to(&frame, &ours).unwrap();
+        let dropped = || rnics[0].lock().stats().port.rx_dropped_link_down;
+        for _ in 0..100 {
+            if dropped() == 1 {
+                break;
+            }
+            events.run_with_timeout(50).unwrap();
+        }
+        assert_eq!(dropped(), 1);
+        drop(events);
+        drop(rnics);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rnics_get_their_own_pci_device_settings_and_faults() {
+        let settings = resolve(&[
+            RnicOptions::default(),
+            RnicOptions {
+                id: Some("second".into()),
+                ..Default::default()
+            },
+        ])
+        .unwrap();
+        let plan =
+            parse_plan("[[fault]]\nsite = \"link\"\naction = \"link_up\"\ntimes = 2\n").unwrap();
+        let plans = vec![
+            RnicPlan {
+                settings: settings[0].clone(),
+                faults: Vec::new(),
+            },
+            RnicPlan {
+                settings: settings[1].clone(),
+                faults: plan,
+            },
+        ];
+        let router = Arc::new(GsiRouter::new(AcceptingBackend, Vec::new()).unwrap());
+        let mut bus = PciBus::new();
+        let rnics = attach_all(&plans, &memory(), &router, &mut bus).unwrap();
+        assert_eq!(rnics.len(), 2);
+        assert_eq!(
+            rnics[1].lock().config().mac.to_string(),
+            "02:7e:57:00:00:02"
+        );
+        // Both on the bus, at 00:01.0 and 00:02.0, with distinct BARs.
+        for (device, ids) in [(1u8, 0x0001_7E57u32), (2, 0x0001_7E57)] {
+            bus.config_port_write(
+                crate::pci::CONFIG_ADDRESS_PORT,
+                &(0x8000_0000u32 | u32::from(device) << 11).to_le_bytes(),
+            );
+            let mut id = [0u8; 4];
+            bus.config_port_read(crate::pci::CONFIG_DATA_PORT, &mut id);
+            assert_eq!(u32::from_le_bytes(id), ids, "device {device}");
+        }
+        // The plan's rule is armed on the second RNIC only, and `times` caps it:
+        // the link site is checked once per service pass.
+        assert!(rnics[0].lock().faults_mut().rules().is_empty());
+        let rule = rnics[1].lock().faults_mut().rules()[0].id.unwrap();
+        assert_eq!(rnics[1].limit_of(rule), Some(2));
+        for ms in 1..=5 {
+            rnics[1].service(Duration::from_millis(ms));
+        }
+        let mut device = rnics[1].lock();
+        let engine = device.faults_mut();
+        assert_eq!(engine.stats().rules[0].hits, 2);
+        assert!(!engine.rules()[0].enabled, "disabled at its limit");
+        drop(engine);
+        drop(device);
+        assert_eq!(rnics[1].limit_of(rule), Some(2), "still reported");
+        rnics[1].remove_fault(rule).unwrap();
+        assert_eq!(rnics[1].limit_of(rule), None);
+        assert!(rnics[1].remove_fault(rule).is_err());
+    }
+
+    fn write_config(bus: &mut PciBus, register: usize, data: &[u8]) {
+        let address =
+            0x8000_0000u32 | (u32::from(FIRST_RNIC_DEVICE) << 11) | (register as u32 & !3);
+        bus.config_port_write(crate::pci::CONFIG_ADDRESS_PORT, &address.to_le_bytes());
+        bus.config_port_write(crate::pci::CONFIG_DATA_PORT + (register as u16 & 3), data);
+    }
+
+    fn version(bus: &mut PciBus, bar0_base: u64) -> Option<u32> {
+        let mut v = [0u8; 4];
+        bus.mmio_read(bar0_base + bar0::VERSION, &mut v)
+            .then_some(u32::from_le_bytes(v))
+    }
+
+    /// The real device on the bus: its configuration writes report BAR moves and
+    /// the bus routes MMIO by them (enable, move, function level reset).
+    #[test]
+    fn the_rnic_reports_its_bar_moves_to_the_bus() {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x10_0000)]).unwrap();
+        let rnic = Arc::new(Mutex::new(Rnic::new(
+            RnicConfig::default(),
+            mem,
+            Arc::new(RecordingSink::default()),
+        )));
+        let mut bus = PciBus::new();
+        let placed = bus.add_device(FIRST_RNIC_DEVICE, rnic.clone()).unwrap();
+        assert_eq!(placed.len(), 2, "BAR0 and BAR2: {placed:?}");
+        assert!(bus.mapped_bars(FIRST_RNIC_DEVICE).is_empty());
+        let bar0 = placed[0].base;
+        assert_eq!(version(&mut bus, bar0), None);
+
+        write_config(&mut bus, COMMAND, &2u16.to_le_bytes());
+        assert_eq!(bus.mapped_bars(FIRST_RNIC_DEVICE), placed);
+        let expected = {
+            let mut v = [0u8; 4];
+            rnic.lock().unwrap().bar_read(0, bar0::VERSION, &mut v);
+            u32::from_le_bytes(v)
+        };
+        assert_eq!(version(&mut bus, bar0), Some(expected));
+
+        // The guest moves BAR0 (64-bit: low dword, then high dword).
+        let moved = 0xD000_0000u64;
+        write_config(&mut bus, BAR0, &(moved as u32 | 0x4).to_le_bytes());
+        write_config(&mut bus, BAR0 + 4, &0u32.to_le_bytes());
+        assert_eq!(
+            bus.mapped_bars(FIRST_RNIC_DEVICE)[0],
+            MappedBar {
+                index: 0,
+                base: moved,
+                size: placed[0].size
+            }
+        );
+        assert_eq!(version(&mut bus, bar0), None);
+        assert_eq!(version(&mut bus, moved), Some(expected));
+
+        // A function level reset clears the BARs and Command: nothing is decoded.
+        write_config(
+            &mut bus,
+            PCIE_CAP + PCIE_DEVICE_CONTROL,
+            &PCIE_DEVCTL_INITIATE_FLR.to_le_bytes(),
+        );
+        assert!(bus.mapped_bars(FIRST_RNIC_DEVICE).is_empty());
+        assert_eq!(version(&mut bus, moved), None);
+    }
 }

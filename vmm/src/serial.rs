@@ -6,7 +6,6 @@ use std::fs::File;
 use std::io::{self, Write};
 use std::path::Path;
 
-use tracing::warn;
 use vm_superio::{Serial, Trigger};
 use vmm_sys_util::eventfd::EventFd;
 
@@ -14,6 +13,8 @@ use crate::error::{Result, VmmError};
 
 /// First port of COM1.
 pub const COM1_BASE: u16 = 0x3F8;
+/// Ports COM1 decodes (0x3F8..=0x3FF).
+pub const COM1_PORT_COUNT: u16 = 8;
 /// GSI of COM1's interrupt.
 pub const COM1_GSI: u32 = 4;
 
@@ -57,7 +58,7 @@ pub fn open_sink(spec: &str) -> Result<Box<dyn Write + Send>> {
 /// COM1 as seen from the port bus.
 pub struct Com1 {
     uart: Serial<EventFdTrigger, vm_superio::serial::NoEvents, FlushingWriter>,
-    write_failed: bool,
+    write_error: Option<String>,
 }
 
 impl Com1 {
@@ -65,30 +66,32 @@ impl Com1 {
     pub fn new(out: Box<dyn Write + Send>, irq: EventFd) -> Self {
         Com1 {
             uart: Serial::new(EventFdTrigger(irq), FlushingWriter(out)),
-            write_failed: false,
+            write_error: None,
         }
     }
 
-    /// True for COM1's eight ports.
-    pub fn handles_port(port: u16) -> bool {
-        (COM1_BASE..COM1_BASE + 8).contains(&port)
-    }
-
-    /// Port read (one byte; wider reads repeat the register).
+    /// Port read at `port` (0x3F8..=0x3FF; one byte, wider reads repeat the register).
     pub fn pio_read(&mut self, port: u16, data: &mut [u8]) {
         let v = self.uart.read((port - COM1_BASE) as u8);
         data.fill(v);
     }
 
-    /// Port write (the low byte of wider writes).
+    /// Port write at `port` (0x3F8..=0x3FF; the low byte of wider writes). A
+    /// failing output (disk full, closed pipe) is kept for [`Com1::take_error`].
     pub fn pio_write(&mut self, port: u16, data: &[u8]) {
         let Some(&v) = data.first() else { return };
         if let Err(e) = self.uart.write((port - COM1_BASE) as u8, v) {
-            if !self.write_failed {
-                warn!("serial output failed: {e:?}; further failures are not reported");
-                self.write_failed = true;
+            if self.write_error.is_none() {
+                self.write_error = Some(format!(
+                    "serial output failed: {e:?}; free space or pass another --serial"
+                ));
             }
         }
+    }
+
+    /// The first output failure since the last call, if any.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.write_error.take()
     }
 
     /// Flushes the sink.
@@ -97,14 +100,17 @@ impl Com1 {
     }
 }
 
+/// Serial sinks for tests: one that keeps what is written, one that is always full.
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod test_sinks {
+    use std::io::{self, Write};
     use std::sync::{Arc, Mutex};
 
+    /// Keeps every byte written; clones share the bytes.
     #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
+    pub(crate) struct Captured(pub(crate) Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
@@ -114,9 +120,38 @@ mod tests {
         }
     }
 
+    /// Fails every write with ENOSPC, like `/dev/full`.
+    pub(crate) struct Full;
+
+    impl Write for Full {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from_raw_os_error(libc::ENOSPC))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_sinks::{Captured, Full};
+    use super::*;
+
+    #[test]
+    fn a_failing_sink_is_reported_once_per_failure() {
+        let mut c = Com1::new(Box::new(Full), EventFd::new(0).unwrap());
+        assert_eq!(c.take_error(), None);
+        c.pio_write(0x3F8, b"x");
+        c.pio_write(0x3F8, b"y");
+        let e = c.take_error().unwrap();
+        assert!(e.contains("serial output failed"), "{e}");
+        assert_eq!(c.take_error(), None);
+    }
+
     #[test]
     fn bytes_written_to_thr_reach_the_sink() {
-        let out = Shared::default();
+        let out = Captured::default();
         let mut c = Com1::new(Box::new(out.clone()), EventFd::new(0).unwrap());
         for b in b"hi\n" {
             c.pio_write(0x3F8, &[*b]);
@@ -126,6 +161,5 @@ mod tests {
         let mut lsr = [0u8];
         c.pio_read(0x3FD, &mut lsr);
         assert_ne!(lsr[0] & 0x20, 0);
-        assert!(Com1::handles_port(0x3FF) && !Com1::handles_port(0x400));
     }
 }

@@ -5,17 +5,21 @@
 //!
 //! * one thread per vCPU runs `KVM_RUN` and dispatches PIO/MMIO exits to the
 //!   devices ([`Devices`]);
-//! * the event loop thread (event-manager) owns the guest timeout (TimerFd), the
-//!   periodic device tick (TimerFd) and SIGINT (an eventfd written by the signal
-//!   handler);
+//! * the event loop thread (event-manager) owns the guest timeout (TimerFd),
+//!   SIGINT/SIGTERM/SIGHUP (an eventfd written by the signal handler) and one
+//!   [`RnicService`] per RNIC (its wire fd and a TimerFd at its next deadline);
+//! * with `--api-socket`, the control API thread ([`crate::api`]);
 //! * the main thread waits for the first [`Outcome`], then kicks the vCPU threads
 //!   out of `KVM_RUN` with a real-time signal until they have all stopped.
 //!
 //! The first outcome wins: the exit port, a timeout, a guest crash, a monitor
-//! error or SIGINT.
+//! error, a signal or `PUT /v1/vm/shutdown`. With `--hold`, after the guest's
+//! verdict the API stays up until the shutdown request, a signal or the timeout
+//! releases the hold; the exit status stays the guest's.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -25,27 +29,25 @@ use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, Subscrib
 use kvm_bindings::{
     kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
 };
-use kvm_ioctls::{Kvm, VcpuExit, VcpuFd, VmFd};
-use tracing::{debug, error, info, trace, warn};
+use kvm_ioctls::{Kvm, VcpuFd, VmFd};
+use tracing::{debug, error, info, warn};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::epoll::EventSet;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 use vmm_sys_util::timerfd::TimerFd;
 
+use crate::api::{ApiServer, ApiState};
 use crate::boot::{self, BootPlan};
 use crate::error::{
-    Result, VmmError, EXIT_GUEST_CRASH, EXIT_INTERRUPTED, EXIT_MONITOR_ERROR, EXIT_TIMEOUT,
+    Result, VmmError, EXIT_GUEST_CRASH, EXIT_MONITOR_ERROR, EXIT_SHUTDOWN_REQUESTED, EXIT_TIMEOUT,
 };
+use crate::exit::{handle_exit, internal_error_reason, Devices, ExitAction};
 use crate::irq::{default_irqchip_routes, GsiRouter, KvmIrqBackend};
 use crate::layout::{self, MemoryLayout};
 use crate::pci::PciBus;
+use crate::rnic::{attach_all, RnicPlan, RnicService};
 use crate::serial::{Com1, COM1_GSI};
-
-/// Exit port.
-pub const EXIT_PORT: u16 = 0xF4;
-/// Period of the device tick.
-pub const TICK_PERIOD: Duration = Duration::from_millis(10);
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,8 +60,20 @@ pub enum Outcome {
     GuestCrash(String),
     /// The monitor failed while the guest ran.
     MonitorError(String),
-    /// SIGINT.
-    Interrupted,
+    /// A signal (SIGINT, SIGTERM or SIGHUP) ended the run.
+    Signal(i32),
+    /// `PUT /v1/vm/shutdown` ended the run before the guest's verdict.
+    ShutdownRequested,
+}
+
+/// The name of a signal the monitor handles.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        libc::SIGINT => "SIGINT",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGHUP => "SIGHUP",
+        _ => "signal",
+    }
 }
 
 impl Outcome {
@@ -70,7 +84,8 @@ impl Outcome {
             Outcome::Timeout(_) => EXIT_TIMEOUT,
             Outcome::GuestCrash(_) => EXIT_GUEST_CRASH,
             Outcome::MonitorError(_) => EXIT_MONITOR_ERROR,
-            Outcome::Interrupted => EXIT_INTERRUPTED,
+            Outcome::Signal(signal) => 128 + signal,
+            Outcome::ShutdownRequested => EXIT_SHUTDOWN_REQUESTED,
         }
     }
 
@@ -91,33 +106,66 @@ impl Outcome {
                  check the guest's serial output"
             ),
             Outcome::MonitorError(why) => format!("rnic-vmm: error: {why}"),
-            Outcome::Interrupted => {
-                format!("rnic-vmm: error: interrupted (SIGINT) after {ms} ms")
+            Outcome::Signal(signal) => {
+                format!(
+                    "rnic-vmm: error: interrupted ({}) after {ms} ms",
+                    signal_name(*signal)
+                )
             }
+            Outcome::ShutdownRequested => format!(
+                "rnic-vmm: error: shut down through the control API after {ms} ms, \
+                 before the guest's verdict"
+            ),
         }
     }
 }
 
-/// Shared stop state: the first outcome and a stop flag the vCPU loops check.
+/// Shared stop state: the first outcome, a stop flag the vCPU loops check, and
+/// the `--hold` release.
 #[derive(Default)]
 pub struct Shutdown {
     outcome: Mutex<Option<(Outcome, Instant)>>,
     cv: Condvar,
     stop: AtomicBool,
+    released: Mutex<bool>,
+    release_cv: Condvar,
 }
 
 impl Shutdown {
-    /// Records `o` if no outcome exists yet; returns whether it was recorded.
-    pub fn finish(&self, o: Outcome) -> bool {
-        let mut g = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+    /// Records `outcome` if no outcome exists yet; returns whether it was recorded.
+    pub fn finish(&self, outcome: Outcome) -> bool {
+        let mut recorded = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
         self.stop.store(true, Ordering::SeqCst);
-        if g.is_some() {
+        if recorded.is_some() {
             return false;
         }
-        debug!(?o, "outcome");
-        *g = Some((o, Instant::now()));
+        debug!(?outcome, "outcome");
+        *recorded = Some((outcome, Instant::now()));
         self.cv.notify_all();
         true
+    }
+
+    /// The outcome, once there is one.
+    pub fn outcome(&self) -> Option<Outcome> {
+        let recorded = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        recorded.as_ref().map(|(o, _)| o.clone())
+    }
+
+    /// Ends a `--hold` (shutdown request, signal, timeout).
+    pub fn release(&self) {
+        *self.released.lock().unwrap_or_else(|p| p.into_inner()) = true;
+        self.release_cv.notify_all();
+    }
+
+    /// Blocks until [`Shutdown::release`] was called.
+    pub fn wait_release(&self) {
+        let mut released = self.released.lock().unwrap_or_else(|p| p.into_inner());
+        while !*released {
+            released = self
+                .release_cv
+                .wait(released)
+                .unwrap_or_else(|p| p.into_inner());
+        }
     }
 
     /// True once any outcome was recorded.
@@ -127,66 +175,12 @@ impl Shutdown {
 
     /// Blocks until an outcome exists.
     pub fn wait(&self) -> (Outcome, Instant) {
-        let mut g = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
-        while g.is_none() {
-            g = self.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+        let mut recorded = self.outcome.lock().unwrap_or_else(|p| p.into_inner());
+        while recorded.is_none() {
+            recorded = self.cv.wait(recorded).unwrap_or_else(|p| p.into_inner());
         }
-        g.clone().expect("checked above")
+        recorded.clone().expect("checked above")
     }
-}
-
-/// A periodic device hook, called from the event loop thread.
-pub type TickFn = Box<dyn FnMut(Duration) + Send>;
-
-/// The devices behind port and MMIO exits.
-pub struct Devices {
-    /// COM1.
-    pub serial: Mutex<Com1>,
-    /// PCI bus 0.
-    pub pci: Mutex<PciBus>,
-}
-
-impl Devices {
-    fn pio_write(&self, port: u16, data: &[u8]) {
-        if Com1::handles_port(port) {
-            lock(&self.serial).pio_write(port, data);
-        } else if PciBus::handles_port(port) {
-            lock(&self.pci).pio_write(port, data);
-        } else {
-            trace!(port, ?data, "write to unclaimed port ignored");
-        }
-    }
-
-    fn pio_read(&self, port: u16, data: &mut [u8]) {
-        if Com1::handles_port(port) {
-            lock(&self.serial).pio_read(port, data);
-        } else if PciBus::handles_port(port) {
-            lock(&self.pci).pio_read(port, data);
-        } else {
-            data.fill(0xFF);
-            trace!(port, len = data.len(), "read of unclaimed port: all ones");
-        }
-    }
-
-    fn mmio_read(&self, addr: u64, data: &mut [u8]) {
-        if !lock(&self.pci).mmio_read(addr, data) {
-            trace!(
-                addr,
-                len = data.len(),
-                "MMIO read outside any BAR: all ones"
-            );
-        }
-    }
-
-    fn mmio_write(&self, addr: u64, data: &[u8]) {
-        if !lock(&self.pci).mmio_write(addr, data) {
-            trace!(addr, ?data, "MMIO write outside any BAR ignored");
-        }
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Opens `/dev/kvm` with an error that says what to do.
@@ -217,21 +211,23 @@ pub struct VmSpec {
     pub vcpus: u8,
     /// Guest time limit.
     pub timeout: Option<Duration>,
+    /// RNICs to attach, in PCI order.
+    pub rnics: Vec<RnicPlan>,
+    /// Control API socket.
+    pub api_socket: Option<PathBuf>,
+    /// Keep the API up after the verdict until released.
+    pub hold: bool,
 }
 
-/// A hook to plug a PCI device into the VM once memory and interrupt routing exist.
-pub type DeviceFactory = Box<
-    dyn FnOnce(
-        &GuestMemoryMmap,
-        Arc<GsiRouter<KvmIrqBackend>>,
-        &mut PciBus,
-    ) -> Result<Option<TickFn>>,
->;
+/// Signals that end the run.
+const STOP_SIGNALS: [i32; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
-static SIGINT_FD: AtomicI32 = AtomicI32::new(-1);
+static SIGNAL_FD: AtomicI32 = AtomicI32::new(-1);
+static LAST_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
-extern "C" fn on_sigint(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    let fd = SIGINT_FD.load(Ordering::SeqCst);
+extern "C" fn on_stop_signal(signal: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    LAST_SIGNAL.store(signal, Ordering::SeqCst);
+    let fd = SIGNAL_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         let one: u64 = 1;
         // SAFETY: write(2) is async-signal-safe; `one` lives for the call and `fd` is
@@ -244,14 +240,12 @@ extern "C" fn on_sigint(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c
 
 extern "C" fn on_kick(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {}
 
-/// Event loop subscriber: timeout, SIGINT, device tick, stop.
+/// Event loop subscriber: timeout, stop signals, stop.
 struct Controller {
     shutdown: Arc<Shutdown>,
     timeout: Option<(TimerFd, Duration)>,
-    tick: Option<(TimerFd, TickFn)>,
-    sigint: EventFd,
+    signals: EventFd,
     stop: EventFd,
-    started: Instant,
     done: Arc<AtomicBool>,
 }
 
@@ -265,10 +259,7 @@ impl MutEventSubscriber for Controller {
         if let Some((t, _)) = &self.timeout {
             add(t.as_raw_fd());
         }
-        if let Some((t, _)) = &self.tick {
-            add(t.as_raw_fd());
-        }
-        add(self.sigint.as_raw_fd());
+        add(self.signals.as_raw_fd());
         add(self.stop.as_raw_fd());
     }
 
@@ -278,19 +269,15 @@ impl MutEventSubscriber for Controller {
             if fd == t.as_raw_fd() {
                 let _ = t.wait();
                 self.shutdown.finish(Outcome::Timeout(*limit));
+                self.shutdown.release();
                 return;
             }
         }
-        if let Some((t, f)) = &mut self.tick {
-            if fd == t.as_raw_fd() {
-                let _ = t.wait();
-                f(self.started.elapsed());
-                return;
-            }
-        }
-        if fd == self.sigint.as_raw_fd() {
-            let _ = self.sigint.read();
-            self.shutdown.finish(Outcome::Interrupted);
+        if fd == self.signals.as_raw_fd() {
+            let _ = self.signals.read();
+            self.shutdown
+                .finish(Outcome::Signal(LAST_SIGNAL.load(Ordering::SeqCst)));
+            self.shutdown.release();
         } else if fd == self.stop.as_raw_fd() {
             let _ = self.stop.read();
             self.done.store(true, Ordering::SeqCst);
@@ -301,54 +288,25 @@ impl MutEventSubscriber for Controller {
 fn vcpu_loop(mut vcpu: VcpuFd, id: u8, devices: Arc<Devices>, shutdown: Arc<Shutdown>) {
     while !shutdown.stopping() {
         let crash = match vcpu.run() {
-            Ok(VcpuExit::IoOut(port, data)) => {
-                if port == EXIT_PORT {
-                    let mut v = [0u8; 4];
-                    let n = data.len().min(4);
-                    v[..n].copy_from_slice(&data[..n]);
-                    let status = u32::from_le_bytes(v);
+            Ok(exit) => match handle_exit(exit, &devices) {
+                ExitAction::Resume => None,
+                ExitAction::GuestExit(status) => {
                     info!(vcpu = id, status, "guest wrote the exit port");
-                    lock(&devices.serial).flush();
-                    shutdown.finish(Outcome::GuestExit((status & 0xFF) as u8));
+                    shutdown.finish(Outcome::GuestExit(status));
                     break;
                 }
-                devices.pio_write(port, data);
-                None
-            }
-            Ok(VcpuExit::IoIn(port, data)) => {
-                devices.pio_read(port, data);
-                None
-            }
-            Ok(VcpuExit::MmioRead(addr, data)) => {
-                devices.mmio_read(addr, data);
-                None
-            }
-            Ok(VcpuExit::MmioWrite(addr, data)) => {
-                devices.mmio_write(addr, data);
-                None
-            }
-            Ok(VcpuExit::Hlt) => {
-                // With the in-kernel irqchip HLT does not exit; if it does, the guest
-                // has nothing left to do that could ever wake it.
-                Some("HLT exit with no way to wake the vCPU".to_string())
-            }
-            Ok(VcpuExit::Shutdown) => Some("triple fault (KVM_EXIT_SHUTDOWN)".to_string()),
-            Ok(VcpuExit::FailEntry(reason, cpu)) => Some(format!(
-                "VM entry failed (KVM_EXIT_FAIL_ENTRY, hardware reason {reason:#x}, cpu {cpu})"
-            )),
-            Ok(VcpuExit::InternalError) => {
-                // SAFETY: exit_reason is KVM_EXIT_INTERNAL_ERROR, so `internal` is the
-                // active member of the exit union.
-                let sub = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
-                Some(format!(
-                    "KVM internal error, suberror {sub} (1 = instruction emulation failed); \
-                     the guest used an instruction this KVM cannot emulate"
-                ))
-            }
-            Ok(VcpuExit::SystemEvent(kind, _)) => Some(format!(
-                "guest requested system event {kind} (reset/shutdown)"
-            )),
-            Ok(other) => Some(format!("unexpected vCPU exit {other:?}")),
+                ExitAction::Crash(why) => Some(why),
+                ExitAction::MonitorError(why) => {
+                    shutdown.finish(Outcome::MonitorError(why));
+                    break;
+                }
+                ExitAction::InternalError => {
+                    // SAFETY: the exit was KVM_EXIT_INTERNAL_ERROR, so `internal` is the
+                    // active member of the exit union.
+                    let sub = unsafe { vcpu.get_kvm_run().__bindgen_anon_1.internal.suberror };
+                    Some(internal_error_reason(sub))
+                }
+            },
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 vcpu.set_kvm_immediate_exit(0);
                 None
@@ -365,7 +323,7 @@ fn vcpu_loop(mut vcpu: VcpuFd, id: u8, devices: Arc<Devices>, shutdown: Arc<Shut
                 .get_regs()
                 .map(|r| format!(" at rip {:#x}", r.rip))
                 .unwrap_or_default();
-            lock(&devices.serial).flush();
+            devices.flush_serial();
             shutdown.finish(Outcome::GuestCrash(format!("vCPU {id}: {why}{rip}")));
             break;
         }
@@ -382,7 +340,7 @@ pub struct RunResult {
 }
 
 /// Builds the VM from `spec`, runs it to an outcome and tears it down.
-pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<RunResult> {
+pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     let vm = Arc::new(kvm.create_vm().map_err(VmmError::kvm("KVM_CREATE_VM"))?);
     if let Err(e) = vm.set_tss_address(layout::KVM_TSS_ADDRESS as usize) {
         warn!("KVM_SET_TSS_ADDR failed ({e}); continuing");
@@ -408,22 +366,16 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
         "boot image loaded"
     );
 
-    let router = Arc::new(
-        GsiRouter::new(KvmIrqBackend::new(vm.clone()), default_irqchip_routes())
-            .map_err(|e| VmmError::Device(e.to_string()))?,
-    );
+    let router = Arc::new(GsiRouter::new(
+        KvmIrqBackend::new(vm.clone()),
+        default_irqchip_routes(),
+    )?);
     let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
     vm.register_irqfd(&serial_irq, COM1_GSI)
         .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;
     let mut pci = PciBus::new();
-    let tick = match device {
-        Some(factory) => factory(&mem, router.clone(), &mut pci)?,
-        None => None,
-    };
-    let devices = Arc::new(Devices {
-        serial: Mutex::new(Com1::new(spec.serial_out, serial_irq)),
-        pci: Mutex::new(pci),
-    });
+    let rnics = attach_all(&spec.rnics, &mem, &router, &mut pci)?;
+    let devices = Arc::new(Devices::new(Com1::new(spec.serial_out, serial_irq), pci));
 
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -438,17 +390,31 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
         vcpus.push(vcpu);
     }
 
-    // Signals: a no-op real-time signal to kick vCPUs out of KVM_RUN, and SIGINT.
-    // Both handlers only do async-signal-safe work (nothing, or write(2)).
+    // Signals: a no-op real-time signal to kick vCPUs out of KVM_RUN, and the stop
+    // signals. The handlers only do async-signal-safe work (nothing, or an atomic
+    // store and write(2)).
     register_signal_handler(SIGRTMIN(), on_kick).map_err(VmmError::host("signal handler"))?;
-    let sigint = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
-    let sigint_reader = sigint.try_clone().map_err(VmmError::host("eventfd"))?;
+    let signal_evt = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
+    let signal_reader = signal_evt.try_clone().map_err(VmmError::host("eventfd"))?;
     // The fd is leaked on purpose: the signal handler may use it until exit.
-    SIGINT_FD.store(sigint.as_raw_fd(), Ordering::SeqCst);
-    std::mem::forget(sigint);
-    register_signal_handler(libc::SIGINT, on_sigint).map_err(VmmError::host("signal handler"))?;
+    SIGNAL_FD.store(signal_evt.as_raw_fd(), Ordering::SeqCst);
+    std::mem::forget(signal_evt);
+    for signal in STOP_SIGNALS {
+        register_signal_handler(signal, on_stop_signal)
+            .map_err(VmmError::host("signal handler"))?;
+    }
 
     let shutdown = Arc::new(Shutdown::default());
+    let api = match &spec.api_socket {
+        Some(path) => Some(ApiServer::start(
+            path,
+            ApiState {
+                rnics: rnics.clone(),
+                shutdown: shutdown.clone(),
+            },
+        )?),
+        None => None,
+    };
     let started = Instant::now();
 
     // Event loop thread.
@@ -462,27 +428,21 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
         }
         None => None,
     };
-    let tick = match tick {
-        Some(f) => {
-            let mut t = TimerFd::new().map_err(VmmError::host("timerfd"))?;
-            t.reset(TICK_PERIOD, Some(TICK_PERIOD))
-                .map_err(VmmError::host("timerfd"))?;
-            Some((t, f))
-        }
-        None => None,
-    };
     let controller = Controller {
         shutdown: shutdown.clone(),
         timeout,
-        tick,
-        sigint: sigint_reader,
+        signals: signal_reader,
         stop: stop_evt.try_clone().map_err(VmmError::host("eventfd"))?,
-        started,
         done: done.clone(),
     };
     let mut em: EventManager<Arc<Mutex<dyn MutEventSubscriber + Send>>> =
         EventManager::new().map_err(VmmError::host("event manager"))?;
     em.add_subscriber(Arc::new(Mutex::new(controller)));
+    for rnic in &rnics {
+        let service = RnicService::new(rnic.clone(), started)
+            .map_err(VmmError::host("RNIC service timer"))?;
+        em.add_subscriber(Arc::new(Mutex::new(service)));
+    }
     let loop_shutdown = shutdown.clone();
     let event_thread = std::thread::Builder::new()
         .name("rnic-vmm-events".into())
@@ -498,14 +458,14 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
 
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for (id, vcpu) in vcpus.into_iter().enumerate() {
-        let d = devices.clone();
-        let s = shutdown.clone();
-        let t = std::thread::Builder::new()
+        let vcpu_devices = devices.clone();
+        let vcpu_shutdown = shutdown.clone();
+        let spawned = std::thread::Builder::new()
             .name(format!("rnic-vmm-vcpu{id}"))
-            .spawn(move || vcpu_loop(vcpu, id as u8, d, s))
+            .spawn(move || vcpu_loop(vcpu, id as u8, vcpu_devices, vcpu_shutdown))
             .map_err(VmmError::host("vCPU thread"));
-        match t {
-            Ok(t) => threads.push(t),
+        match spawned {
+            Ok(thread) => threads.push(thread),
             Err(e) => {
                 shutdown.finish(Outcome::MonitorError(e.to_string()));
                 break;
@@ -515,6 +475,15 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
 
     let (outcome, at) = shutdown.wait();
     let elapsed = at.duration_since(started);
+    if spec.hold && api.is_some() && matches!(outcome, Outcome::GuestExit(_)) {
+        info!("guest verdict in; holding the control API");
+        eprintln!(
+            "rnic-vmm: guest exited with status {}; holding (--hold) until \
+             PUT /v1/vm/shutdown, a signal or --timeout",
+            outcome.exit_code()
+        );
+        shutdown.wait_release();
+    }
 
     // Kick every vCPU out of KVM_RUN until all threads have returned.
     while threads.iter().any(|t| !t.is_finished()) {
@@ -528,7 +497,8 @@ pub fn run(kvm: &Kvm, spec: VmSpec, device: Option<DeviceFactory>) -> Result<Run
     }
     let _ = stop_evt.write(1);
     let _ = event_thread.join();
-    lock(&devices.serial).flush();
+    devices.flush_serial();
+    drop(api);
     Ok(RunResult { outcome, elapsed })
 }
 

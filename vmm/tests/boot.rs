@@ -214,31 +214,55 @@ fn large_memory_above_4g() {
 }
 
 #[test]
-fn sigint_stops_the_guest_with_130() {
+fn stop_signals_end_the_guest_with_128_plus_the_signal() {
     use std::io::Read;
     use std::process::{Command, Stdio};
-    if !kvm_available("sigint_stops_the_guest_with_130") {
+    if !kvm_available("stop_signals_end_the_guest_with_128_plus_the_signal") {
         return;
     }
-    let s = Scratch::new("sigint");
+    let s = Scratch::new("signals");
     let mut a = Asm::new();
     let l = a.label();
     a.serial_str("up\n");
     a.bind(l).jmp(l);
     let k = kernel(&s, a);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rnic-vmm"))
-        .args(["--kernel", &k, "--no-rnic", "--timeout", "30"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Wait until the guest runs (handlers are installed before the vCPU starts).
-    let mut out = child.stdout.take().unwrap();
-    let mut buf = [0u8; 3];
-    out.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"up\n");
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    let o = child.wait_with_output().unwrap();
-    assert_one_line_error(&o, 130, "interrupted");
+    for (signal, name) in [
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGHUP, "SIGHUP"),
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rnic-vmm"))
+            .args(["--kernel", &k, "--no-rnic", "--timeout", "30"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Wait until the guest runs (handlers are installed before the vCPU starts).
+        let mut out = child.stdout.take().unwrap();
+        let mut buf = [0u8; 3];
+        out.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"up\n");
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+        let o = child.wait_with_output().unwrap();
+        assert_one_line_error(&o, 128 + signal, &format!("interrupted ({name})"));
+    }
+}
+
+#[test]
+fn a_failing_serial_output_is_a_monitor_error() {
+    if !kvm_available("a_failing_serial_output_is_a_monitor_error") {
+        return;
+    }
+    let s = Scratch::new("devfull");
+    let mut a = Asm::new();
+    a.serial_str("lost\n").exit(0);
+    let o = vmm(&[
+        "--kernel",
+        &kernel(&s, a),
+        "--no-rnic",
+        "--serial",
+        "/dev/full",
+    ]);
+    assert_one_line_error(&o, 125, "serial output failed");
 }

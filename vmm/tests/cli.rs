@@ -144,12 +144,56 @@ fn help_and_version_succeed() {
         "--cmdline",
         "--serial",
         "--no-rnic",
+        "--rnic",
+        "--config",
+        "--api-socket",
+        "--hold",
         "--timeout",
         "--vcpus",
+        "wire=none|unix:LOCAL,PEER",
+        "faults=PLANFILE",
+        "at most 16 RNICs",
     ] {
         assert!(out.contains(opt), "{opt} missing from help");
     }
     let o = vmm(&["--version"]);
     assert_eq!(o.status.code(), Some(0));
     assert!(stdout(&o).contains("rnic-vmm"));
+}
+
+#[test]
+fn a_bad_fault_plan_names_its_line_and_field() {
+    let s = Scratch::new("plan");
+    let k = good_kernel(&s);
+    let plan = s.file(
+        "plan.toml",
+        b"# comment\n[[fault]]\nsite = \"msix\"\naction = \"drop\"\nintervall = 4\n",
+    );
+    let rnic = format!("faults={}", path_str(&plan));
+    let o = vmm(&["--kernel", &k, "--rnic", &rnic]);
+    assert_one_line_error(&o, 125, "line 5: field `intervall`: unknown field");
+    let plan = s.file(
+        "plan2.toml",
+        b"[[fault]]\nsite = \"msix\"\naction = \"drop\"\nqueue = 1\n",
+    );
+    let rnic = format!("faults={}", path_str(&plan));
+    let o = vmm(&["--kernel", &k, "--rnic", &rnic]);
+    assert_one_line_error(&o, 125, "line 1: field `queue`");
+    let o = vmm(&["--kernel", &k, "--rnic", "faults=/nonexistent/plan.toml"]);
+    assert_one_line_error(&o, 125, "cannot read fault plan /nonexistent/plan.toml");
+}
+
+#[test]
+fn bad_rnic_settings_and_config_files_are_one_line_errors() {
+    let s = Scratch::new("rnicopts");
+    let k = good_kernel(&s);
+    let o = vmm(&["--kernel", &k, "--rnic", "wire=tcp:1"]);
+    assert_one_line_error(&o, 125, "wire `tcp:1` is not one of");
+    let o = vmm(&["--kernel", &k, "--rnic", "id=a", "--rnic", "id=a"]);
+    assert_one_line_error(&o, 125, "same id");
+    let config = s.file("vm.json", b"{\"rnics\": [{\"mac\": 5}]}");
+    let o = vmm(&["--kernel", &k, "--config", path_str(&config)]);
+    assert_one_line_error(&o, 125, "config file");
+    let o = vmm(&["--kernel", &k, "--hold"]);
+    assert_one_line_error(&o, 125, "--api-socket");
 }

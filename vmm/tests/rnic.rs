@@ -45,6 +45,29 @@ fn rnic_identity_and_bars() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
 
+/// Two RNICs: 00:01.0 and 00:02.0, each with its own BARs after the other's, each
+/// answering MMIO at its own BAR0 once its memory decoding is on.
+#[test]
+fn two_rnics_sit_at_their_own_pci_devices_and_bars() {
+    if !kvm_available("two_rnics_sit_at_their_own_pci_devices_and_bars") {
+        return;
+    }
+    let s = Scratch::new("rnic-two");
+    let mut a = Asm::new();
+    a.pci_read(2, 0, 0x00).expect_eax(0x0001_7E57, 30);
+    a.pci_read(2, 0, 0x10).expect_eax(0xC002_0004, 31);
+    a.pci_read(2, 0, 0x18).expect_eax(0xC003_0004, 32);
+    a.pci_read(3, 0, 0x00).expect_eax(0xFFFF_FFFF, 33);
+    // Only the second RNIC's decoding on: its BAR0 answers, the first's does not.
+    a.pci_write(2, 0, 0x04, 0x0002);
+    a.load_abs(0xC002_0000).expect_eax(0x0001_0000, 34);
+    a.load_abs(0xC000_0000).expect_eax(0xFFFF_FFFF, 35);
+    a.exit(0);
+    let k = s.file("k.elf", &build(a));
+    let o = vmm(&["--kernel", path_str(&k), "--rnic", "--rnic", "id=second"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
+
 /// A guest that brings the admin queue up, submits one NOP and waits for the
 /// completion interrupt on IDT vector VECTOR. With `masked_first`, the MSI-X entry
 /// is masked while the NOP completes; the guest checks the PBA bit, then unmasks

@@ -2,16 +2,18 @@
 //! the device/monitor seam; moved here intact from device.rs).
 
 use super::*;
-use crate::pci::BarRegion;
+use crate::pci::{bar_moves, BarKind, BarMove, BarRegion};
 
 impl PciFunction for Rnic {
     fn config_read(&mut self, offset: u16) -> u32 {
         self.pci.read(offset)
     }
 
-    fn config_write(&mut self, offset: u16, data: &[u8]) {
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<BarMove> {
+        let before = self.decoded_bars();
         let fx = self.pci.write(offset, data);
         self.apply_config_effects(fx);
+        bar_moves(&before, &self.decoded_bars())
     }
 
     fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
@@ -52,5 +54,14 @@ impl PciFunction for Rnic {
 
     fn bar_regions(&self) -> Vec<BarRegion> {
         self.pci.bar_regions()
+    }
+
+    fn decoded_bars(&self) -> Vec<BarRegion> {
+        if !self.decoding() {
+            return Vec::new();
+        }
+        let mut bars = self.pci.bar_regions();
+        bars.retain(|r| r.kind != BarKind::Io);
+        bars
     }
 }

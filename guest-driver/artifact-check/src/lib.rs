@@ -17,7 +17,11 @@
 //! The report lists the imported functions so callers (tests, the guest's plans) can compare them
 //! with `ndis_abi::SKELETON_IMPORTS`.
 //!
-//! This crate only reads images; it never builds or modifies one.
+//! [`inf`] reads the driver's INF (`guest-driver/rnic-miniport/rnic.inf`) for its structure test.
+//!
+//! This crate only reads images and INF files; it never builds or modifies one.
+
+pub mod inf;
 
 use std::fmt;
 
@@ -37,30 +41,53 @@ pub const ALLOWED_IMPORT_MODULES: &[&str] = &["ndis.sys", "ntoskrnl.exe", "netio
 /// Why an image is not an acceptable driver image.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ArtifactError {
+    /// goblin cannot parse the file as PE (the value is its reason).
     #[error("not a PE image ({0}); expected the rnic.sys produced by scripts/build-driver.sh")]
     NotPe(String),
+    /// The PE has no optional header.
     #[error("PE image has no optional header; the linker output is damaged, rebuild with scripts/build-driver.sh")]
     NoOptionalHeader,
+    /// The optional header's magic (the value) is not PE32+.
     #[error("optional header magic is {0:#x}, expected {PE32_PLUS_MAGIC:#x} (PE32+); build for x86_64-pc-windows-msvc")]
     NotPe32Plus(u16),
+    /// The COFF machine (the value) is not x86-64.
     #[error("machine is {0:#x}, expected {MACHINE_X86_64:#x} (x86-64); build for x86_64-pc-windows-msvc")]
     WrongMachine(u16),
+    /// The subsystem (the value) is not NATIVE.
     #[error("subsystem is {0}, expected {SUBSYSTEM_NATIVE} (NATIVE); link with /SUBSYSTEM:NATIVE")]
     WrongSubsystem(u16),
+    /// The image has no `DriverEntry` export to compare the entry point with.
     #[error("image does not export DriverEntry, so its entry point cannot be verified; link with /EXPORT:DriverEntry")]
     NoDriverEntryExport,
+    /// The entry point is not `DriverEntry`.
     #[error("entry point RVA {entry:#x} is not DriverEntry (RVA {driver_entry:#x}); link with /ENTRY:DriverEntry")]
-    EntryNotDriverEntry { entry: u32, driver_entry: u32 },
+    EntryNotDriverEntry {
+        /// `AddressOfEntryPoint`.
+        entry: u32,
+        /// RVA of the `DriverEntry` export.
+        driver_entry: u32,
+    },
+    /// The entry point (the value, an RVA) lies outside every executable section.
     #[error("entry point RVA {0:#x} is not inside an executable section; the image is malformed")]
     EntryNotExecutable(u32),
+    /// An import from a module a kernel driver may not use.
     #[error("imports {function} from {module}; a kernel driver may import only from {allowed}")]
     ForbiddenImport {
+        /// The module named by the image.
         module: String,
+        /// The imported function.
         function: String,
+        /// The allowed modules, comma-separated.
         allowed: String,
     },
+    /// An import by ordinal instead of by name.
     #[error("imports ordinal {ordinal} from {module}; import kernel functions by name")]
-    ImportByOrdinal { module: String, ordinal: u16 },
+    ImportByOrdinal {
+        /// The module named by the image.
+        module: String,
+        /// The ordinal.
+        ordinal: u16,
+    },
 }
 
 /// One imported function.
@@ -68,19 +95,28 @@ pub enum ArtifactError {
 pub struct ImportedFunction {
     /// Module name as written in the image.
     pub module: String,
+    /// The function's name.
     pub function: String,
 }
 
 /// What a successful check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverImageReport {
+    /// COFF `Machine` (x86-64).
     pub machine: u16,
+    /// Optional-header `Subsystem` (NATIVE).
     pub subsystem: u16,
+    /// `ImageBase`: the address the image was linked for.
     pub image_base: u64,
+    /// `SizeOfImage` in bytes.
     pub size_of_image: u32,
+    /// `AddressOfEntryPoint` (an RVA).
     pub entry_rva: u32,
+    /// RVA of the `DriverEntry` export (equal to `entry_rva` in an accepted image).
     pub driver_entry_rva: u32,
+    /// `DllCharacteristics` (`IMAGE_DLLCHARACTERISTICS_*`: NX, dynamic base, ...).
     pub dll_characteristics: u16,
+    /// Section names in file order.
     pub sections: Vec<String>,
     /// Sorted by (module, function).
     pub imports: Vec<ImportedFunction>,

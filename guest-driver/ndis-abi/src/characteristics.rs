@@ -12,8 +12,11 @@ pub const NDIS_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_1: u8 = 1;
 pub const NDIS_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_2: u8 = 2;
 /// Revision 3: NDIS 6.80: adds `SynchronousOidRequestHandler`; size 0xA0.
 pub const NDIS_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_3: u8 = 3;
+/// Size of the revision-1 characteristics: through `CancelOidRequestHandler`.
 pub const NDIS_SIZEOF_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_1: u16 = 0x88;
+/// Size of the revision-2 characteristics: through `CancelDirectOidRequestHandler`.
 pub const NDIS_SIZEOF_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_2: u16 = 0x98;
+/// Size of the revision-3 characteristics: through `SynchronousOidRequestHandler`.
 pub const NDIS_SIZEOF_MINIPORT_DRIVER_CHARACTERISTICS_REVISION_3: u16 = 0xA0;
 
 /// The characteristics revision and size NDIS requires for a declared NDIS version, or `None`
@@ -38,6 +41,7 @@ pub const fn required_characteristics_revision(major: u8, minor: u8) -> Option<(
 
 /// NDIS version the skeleton declares: 6.30 (Windows 8 / Server 2012, first with NDK).
 pub const NDIS_MINIPORT_MAJOR_VERSION: u8 = 6;
+/// Minor NDIS version the skeleton declares (30, with [`NDIS_MINIPORT_MAJOR_VERSION`] 6).
 pub const NDIS_MINIPORT_MINOR_VERSION: u8 = 30;
 
 /// `NDIS_MINIPORT_DRIVER_CHARACTERISTICS` (x64, full revision-3 layout, 0xA0 bytes). A driver
@@ -45,35 +49,61 @@ pub const NDIS_MINIPORT_MINOR_VERSION: u8 = 30;
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct NDIS_MINIPORT_DRIVER_CHARACTERISTICS {
+    /// `Header`: type `NDIS_OBJECT_TYPE_MINIPORT_DRIVER_CHARACTERISTICS`, revision and size matching the declared NDIS version (see [`required_characteristics_revision`]).
     pub Header: NDIS_OBJECT_HEADER,
+    /// `MajorNdisVersion`: NDIS major version the driver is written for (6).
     pub MajorNdisVersion: u8,
+    /// `MinorNdisVersion`: NDIS minor version the driver is written for (0..=89).
     pub MinorNdisVersion: u8,
+    /// `MajorDriverVersion`: the driver's own major version (free for the vendor).
     pub MajorDriverVersion: u8,
+    /// `MinorDriverVersion`: the driver's own minor version (free for the vendor).
     pub MinorDriverVersion: u8,
+    /// `Flags`: `NDIS_WDM_DRIVER` (1) for WDM-bus drivers, otherwise 0.
     pub Flags: u32,
+    /// `SetOptionsHandler`: `MiniportSetOptions`, called inside NdisMRegisterMiniportDriver to register optional services (NDK, PnP) (optional).
     pub SetOptionsHandler: Option<MiniportSetOptionsFn>,
+    /// `InitializeHandlerEx`: `MiniportInitializeEx`, brings up one adapter at PASSIVE_LEVEL (required).
     pub InitializeHandlerEx: Option<MiniportInitializeFn>,
+    /// `HaltHandlerEx`: `MiniportHaltEx`, releases one adapter at PASSIVE_LEVEL (required).
     pub HaltHandlerEx: Option<MiniportHaltFn>,
+    /// `UnloadHandler`: `MiniportDriverUnload`, called before the image is unloaded (required).
     pub UnloadHandler: Option<MiniportUnloadFn>,
+    /// `PauseHandler`: `MiniportPause`, stops the data path; may pend (required).
     pub PauseHandler: Option<MiniportPauseFn>,
+    /// `RestartHandler`: `MiniportRestart`, resumes the data path; may pend (required).
     pub RestartHandler: Option<MiniportRestartFn>,
+    /// `OidRequestHandler`: `MiniportOidRequest`, answers query/set OIDs at or below DISPATCH_LEVEL (required).
     pub OidRequestHandler: Option<MiniportOidRequestFn>,
+    /// `SendNetBufferListsHandler`: `MiniportSendNetBufferLists`, transmits a chain of NBLs (required).
     pub SendNetBufferListsHandler: Option<MiniportSendNetBufferListsFn>,
+    /// `ReturnNetBufferListsHandler`: `MiniportReturnNetBufferLists`, gets back NBLs the miniport indicated as received (required).
     pub ReturnNetBufferListsHandler: Option<MiniportReturnNetBufferListsFn>,
+    /// `CancelSendHandler`: `MiniportCancelSend`, cancels queued sends carrying a cancel id (required).
     pub CancelSendHandler: Option<MiniportCancelSendFn>,
+    /// `CheckForHangHandlerEx`: `MiniportCheckForHangEx`, polled periodically; TRUE asks NDIS for a reset (optional).
     pub CheckForHangHandlerEx: Option<MiniportCheckForHangFn>,
+    /// `ResetHandlerEx`: `MiniportResetEx`, resets the adapter's hardware; may pend (optional).
     pub ResetHandlerEx: Option<MiniportResetFn>,
+    /// `DevicePnPEventNotifyHandler`: `MiniportDevicePnPEventNotify`, surprise removal and power-profile events (required).
     pub DevicePnPEventNotifyHandler: Option<MiniportDevicePnpEventNotifyFn>,
+    /// `ShutdownHandlerEx`: `MiniportShutdownEx`, stops the hardware at system shutdown (required).
     pub ShutdownHandlerEx: Option<MiniportShutdownFn>,
+    /// `CancelOidRequestHandler`: `MiniportCancelOidRequest`, cancels a pending OID by request id (required).
     pub CancelOidRequestHandler: Option<MiniportCancelOidRequestFn>,
     // Revision 2 (NDIS 6.1)
+    /// `DirectOidRequestHandler`: `MiniportDirectOidRequest` (revision 2): OIDs that bypass NDIS's serialization.
     pub DirectOidRequestHandler: Option<MiniportOidRequestFn>,
+    /// `CancelDirectOidRequestHandler`: `MiniportCancelDirectOidRequest` (revision 2).
     pub CancelDirectOidRequestHandler: Option<MiniportCancelOidRequestFn>,
     // Revision 3 (NDIS 6.80)
+    /// `SynchronousOidRequestHandler`: `MiniportSynchronousOidRequest` (revision 3): OIDs that never pend.
     pub SynchronousOidRequestHandler: Option<MiniportOidRequestFn>,
 }
 
+/// `NDIS_MINIPORT_INIT_PARAMETERS_REVISION_1`: the revision NDIS 6.x passes.
 pub const NDIS_MINIPORT_INIT_PARAMETERS_REVISION_1: u8 = 1;
+/// Size of revision-1 init parameters (the whole x64 structure).
 pub const NDIS_SIZEOF_MINIPORT_INIT_PARAMETER_REVISION_1: u16 = 0x40;
 
 /// `NDIS_MINIPORT_INIT_PARAMETERS` (x64, 0x40 bytes), filled by NDIS for `MiniportInitializeEx`.
@@ -81,17 +111,23 @@ pub const NDIS_SIZEOF_MINIPORT_INIT_PARAMETER_REVISION_1: u16 = 0x40;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct NDIS_MINIPORT_INIT_PARAMETERS {
+    /// `Header`: type 0x81, revision 1, size 0x40.
     pub Header: NDIS_OBJECT_HEADER,
+    /// `Flags`: reserved by NDIS (0).
     pub Flags: u32,
     /// Translated resources (`CM_PARTIAL_RESOURCE_LIST`).
     pub AllocatedResources: *mut NDIS_RESOURCE_LIST,
+    /// `IMDeviceInstanceContext`: for intermediate drivers, the context given to NdisIMInitializeDeviceInstanceEx; NULL for a miniport.
     pub IMDeviceInstanceContext: NDIS_HANDLE,
+    /// `MiniportAddDeviceContext`: the context MiniportAddDevice set, if the driver registered one; NULL otherwise.
     pub MiniportAddDeviceContext: NDIS_HANDLE,
     /// `NET_IFINDEX` (ULONG).
     pub IfIndex: u32,
     /// `NET_LUID` (64-bit).
     pub NetLuid: u64,
+    /// `DefaultPortAuthStates`: `PNDIS_PORT_AUTHENTICATION_PARAMETERS` of the default port (opaque here).
     pub DefaultPortAuthStates: *mut core::ffi::c_void,
+    /// `PciDeviceCustomProperties`: `PNDIS_PCI_DEVICE_CUSTOM_PROPERTIES` (PCIe link and device facts; opaque here).
     pub PciDeviceCustomProperties: *mut core::ffi::c_void,
 }
 

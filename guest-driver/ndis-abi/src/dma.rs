@@ -3,6 +3,7 @@
 use crate::handlers::{MiniportAllocateSharedMemCompleteFn, MiniportProcessSgListFn};
 use crate::header::NDIS_OBJECT_HEADER;
 
+/// `NDIS_SG_DMA_DESCRIPTION_REVISION_1`: the only revision before NDIS 6.85.
 pub const NDIS_SG_DMA_DESCRIPTION_REVISION_1: u8 = 1;
 /// `RTL_SIZEOF_THROUGH_FIELD(NDIS_SG_DMA_DESCRIPTION, ScatterGatherListSize)` = 0x24.
 pub const NDIS_SIZEOF_SG_DMA_DESCRIPTION_REVISION_1: u16 = 0x24;
@@ -14,11 +15,17 @@ pub const NDIS_SG_DMA_64_BIT_ADDRESS: u32 = 0x0000_0001;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct NDIS_SG_DMA_DESCRIPTION {
+    /// `Header`: type `NDIS_OBJECT_TYPE_SG_DMA_DESCRIPTION`, revision 1, size 0x24.
     pub Header: NDIS_OBJECT_HEADER,
+    /// `Flags`: `NDIS_SG_DMA_64_BIT_ADDRESS` when the device addresses 64-bit physical memory.
     pub Flags: u32,
+    /// `MaximumPhysicalMapping`: the largest number of bytes the device moves in one DMA transfer.
     pub MaximumPhysicalMapping: u32,
+    /// `ProcessSGListHandler`: `MiniportProcessSGList`, called with each scatter/gather list NDIS builds for a send.
     pub ProcessSGListHandler: Option<MiniportProcessSgListFn>,
+    /// `SharedMemAllocateCompleteHandler`: `MiniportSharedMemoryAllocateComplete`, for asynchronous shared-memory allocations (optional).
     pub SharedMemAllocateCompleteHandler: Option<MiniportAllocateSharedMemCompleteFn>,
+    /// `ScatterGatherListSize` (output): bytes of the largest scatter/gather list NDIS may build, for preallocation.
     pub ScatterGatherListSize: u32,
 }
 

@@ -12,7 +12,9 @@ use crate::status::NDIS_STATUS;
 use crate::types::{BOOLEAN, EX_POOL_PRIORITY, NDIS_HANDLE, NDIS_PHYSICAL_ADDRESS};
 use crate::wdm::{DRIVER_OBJECT, NDIS_EVENT, UNICODE_STRING};
 
+/// Module name of NDIS's exports in an import table.
 pub const NDIS_SYS: &str = "ndis.sys";
+/// Module name of the kernel's exports in an import table.
 pub const NTOSKRNL_EXE: &str = "ntoskrnl.exe";
 
 /// `(module, function)` for every import of the skeleton `rnic.sys`, in no particular order.

@@ -5,12 +5,16 @@ use crate::handlers::*;
 use crate::header::NDIS_OBJECT_HEADER;
 use crate::types::{KAFFINITY, KIRQL, PHYSICAL_ADDRESS};
 
+/// `NDIS_MINIPORT_INTERRUPT_REVISION_1`: the NDIS 6.0 revision.
 pub const NDIS_MINIPORT_INTERRUPT_REVISION_1: u8 = 1;
+/// Size of the revision-1 interrupt characteristics (the whole x64 structure).
 pub const NDIS_SIZEOF_MINIPORT_INTERRUPT_CHARACTERISTICS_REVISION_1: u16 = 0x60;
 
 /// `NDIS_INTERRUPT_TYPE` (enum, 4 bytes): output field `InterruptType`.
 pub type NDIS_INTERRUPT_TYPE = u32;
+/// `NDIS_CONNECT_LINE_BASED`: NDIS connected a line-based (INTx) interrupt.
 pub const NDIS_CONNECT_LINE_BASED: NDIS_INTERRUPT_TYPE = 1;
+/// `NDIS_CONNECT_MESSAGE_BASED`: NDIS connected message-signalled interrupts (MSI/MSI-X).
 pub const NDIS_CONNECT_MESSAGE_BASED: NDIS_INTERRUPT_TYPE = 2;
 
 /// `NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS` (x64, 0x60 bytes). Header: type 0x84, revision 1,
@@ -18,42 +22,66 @@ pub const NDIS_CONNECT_MESSAGE_BASED: NDIS_INTERRUPT_TYPE = 2;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS {
+    /// `Header`: type `NDIS_OBJECT_TYPE_MINIPORT_INTERRUPT`, revision 1, size 0x60.
     pub Header: NDIS_OBJECT_HEADER,
+    /// `InterruptHandler`: `MiniportInterrupt`, the line-based ISR (DIRQL) (required).
     pub InterruptHandler: Option<MiniportIsrFn>,
+    /// `InterruptDpcHandler`: `MiniportInterruptDPC`, the line-based DPC (DISPATCH_LEVEL) (required).
     pub InterruptDpcHandler: Option<MiniportInterruptDpcFn>,
+    /// `DisableInterruptHandler`: `MiniportDisableInterruptEx`, masks the device's line interrupt (optional).
     pub DisableInterruptHandler: Option<MiniportInterruptControlFn>,
+    /// `EnableInterruptHandler`: `MiniportEnableInterruptEx`, unmasks the device's line interrupt (optional).
     pub EnableInterruptHandler: Option<MiniportInterruptControlFn>,
+    /// `MsiSupported` (BOOLEAN): TRUE when the message handlers below are valid and MSI/MSI-X is wanted.
     pub MsiSupported: u8,
+    /// `MsiSyncWithAllMessages` (BOOLEAN): TRUE to serialize NdisMSynchronizeWithInterruptEx against every message's ISR.
     pub MsiSyncWithAllMessages: u8,
+    /// `MessageInterruptHandler`: `MiniportMessageInterrupt`, the per-message ISR (DIRQL).
     pub MessageInterruptHandler: Option<MiniportMessageIsrFn>,
+    /// `MessageInterruptDpcHandler`: `MiniportMessageInterruptDPC`, the per-message DPC (DISPATCH_LEVEL).
     pub MessageInterruptDpcHandler: Option<MiniportMessageInterruptDpcFn>,
+    /// `DisableMessageInterruptHandler`: `MiniportDisableMessageInterrupt`, masks one message (optional).
     pub DisableMessageInterruptHandler: Option<MiniportMessageInterruptControlFn>,
+    /// `EnableMessageInterruptHandler`: `MiniportEnableMessageInterrupt`, unmasks one message (optional).
     pub EnableMessageInterruptHandler: Option<MiniportMessageInterruptControlFn>,
+    /// `InterruptType` (output): `NDIS_CONNECT_LINE_BASED` or `NDIS_CONNECT_MESSAGE_BASED`.
     pub InterruptType: NDIS_INTERRUPT_TYPE,
+    /// `MessageInfoTable` (output): for message-based interrupts, the table describing each connected message.
     pub MessageInfoTable: *mut IO_INTERRUPT_MESSAGE_INFO,
 }
 
 /// `KINTERRUPT_MODE`.
 pub type KINTERRUPT_MODE = u32;
+/// `LevelSensitive`: the interrupt is asserted while the line is held.
 pub const LevelSensitive: KINTERRUPT_MODE = 0;
+/// `Latched`: edge-triggered; every MSI/MSI-X message is latched.
 pub const Latched: KINTERRUPT_MODE = 1;
 /// `KINTERRUPT_POLARITY`.
 pub type KINTERRUPT_POLARITY = u32;
+/// `InterruptPolarityUnknown`: the polarity is not reported.
 pub const InterruptPolarityUnknown: KINTERRUPT_POLARITY = 0;
+/// `InterruptRisingEdge`: triggered on a rising edge (what messages report).
 pub const InterruptRisingEdge: KINTERRUPT_POLARITY = 1;
 
 /// `IO_INTERRUPT_MESSAGE_INFO_ENTRY` (x64, 0x30 bytes): one MSI/MSI-X message.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct IO_INTERRUPT_MESSAGE_INFO_ENTRY {
+    /// `MessageAddress`: the physical address the device writes to signal this message.
     pub MessageAddress: PHYSICAL_ADDRESS,
+    /// `TargetProcessorSet`: processors this message is delivered to (bit per processor).
     pub TargetProcessorSet: KAFFINITY,
     /// `PKINTERRUPT` (opaque).
     pub InterruptObject: *mut core::ffi::c_void,
+    /// `MessageData`: the 32-bit value the device writes to `MessageAddress`.
     pub MessageData: u32,
+    /// `Vector`: the IDT vector the message arrives on.
     pub Vector: u32,
+    /// `Irql`: the DIRQL the ISR of this message runs at.
     pub Irql: KIRQL,
+    /// `Mode`: `Latched` for messages.
     pub Mode: KINTERRUPT_MODE,
+    /// `Polarity`: `InterruptRisingEdge` for messages.
     pub Polarity: KINTERRUPT_POLARITY,
 }
 
@@ -63,8 +91,11 @@ pub struct IO_INTERRUPT_MESSAGE_INFO_ENTRY {
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct IO_INTERRUPT_MESSAGE_INFO {
+    /// `UnifiedIrql`: the one DIRQL all messages' ISRs run at when they are synchronized together.
     pub UnifiedIrql: KIRQL,
+    /// `MessageCount`: number of entries in `MessageInfo`.
     pub MessageCount: u32,
+    /// `MessageInfo`: the first of `MessageCount` entries (the table continues past this struct).
     pub MessageInfo: [IO_INTERRUPT_MESSAGE_INFO_ENTRY; 1],
 }
 

@@ -25,19 +25,33 @@ pub const NET_BUFFER_LIST_MIN_ALLOCATION: usize = 0x90 + NET_BUFFER_LIST_INFO_MA
 #[repr(C, align(16))]
 #[derive(Clone, Copy)]
 pub struct NET_BUFFER_LIST {
+    /// `Next`: the next NBL of a chain (NULL ends it).
     pub Next: *mut NET_BUFFER_LIST,
+    /// `FirstNetBuffer`: the first `NET_BUFFER` (one frame each) of this list.
     pub FirstNetBuffer: *mut c_void,
+    /// `Context`: the top `NET_BUFFER_LIST_CONTEXT` of the context stack (owned by the current driver).
     pub Context: *mut c_void,
+    /// `ParentNetBufferList`: the parent NBL if this one is a clone or fragment, else NULL.
     pub ParentNetBufferList: *mut NET_BUFFER_LIST,
+    /// `NdisPoolHandle`: the pool the NBL was allocated from (owned by NDIS).
     pub NdisPoolHandle: *mut c_void,
+    /// Padding before `NdisReserved`, which is 16-byte aligned (no WDK name; never used).
     pub _AlignmentHole: u64,
+    /// `NdisReserved`: reserved for NDIS.
     pub NdisReserved: [*mut c_void; 2],
+    /// `ProtocolReserved`: scratch space of the protocol driver that owns the NBL.
     pub ProtocolReserved: [*mut c_void; 4],
+    /// `MiniportReserved`: scratch space of the miniport while it owns the NBL (for example a send queue link).
     pub MiniportReserved: [*mut c_void; 2],
+    /// `Scratch`: scratch space of the current owner.
     pub Scratch: *mut c_void,
+    /// `SourceHandle`: the NDIS handle of the driver that originated the NBL (set by NDIS).
     pub SourceHandle: *mut c_void,
+    /// `NblFlags`: `NBL_FLAGS_*` bits describing the NBL (set by NDIS and protocols).
     pub NblFlags: u32,
+    /// `ChildRefCount`: number of outstanding child NBLs of a parent.
     pub ChildRefCount: i32,
+    /// `Flags`: `NDIS_NBL_FLAGS_*` attribute bits (IPv4/IPv6, TCP/UDP, receive-side hints, ...).
     pub Flags: u32,
     /// `NET_BUFFER_LIST_STATUS()`: set by the miniport before completing a send.
     pub Status: u32,

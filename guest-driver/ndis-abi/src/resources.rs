@@ -3,34 +3,52 @@
 //! wdm.h declares the descriptor inside `#include <pshpack4.h>`: it is packed to 4 bytes, so on
 //! x64 the 64-bit `Start` sits at offset 4 and the descriptor is 0x14 (20) bytes, not 0x18.
 
+/// `CM_RESOURCE_TYPE` (UCHAR): the `Type` of a partial resource descriptor, which selects the live member of `u`.
 pub type CM_RESOURCE_TYPE = u8;
+/// `CmResourceTypeNull`: an unused descriptor.
 pub const CmResourceTypeNull: CM_RESOURCE_TYPE = 0;
+/// `CmResourceTypePort`: an I/O port range (`u.Port`).
 pub const CmResourceTypePort: CM_RESOURCE_TYPE = 1;
+/// `CmResourceTypeInterrupt`: an interrupt (`u.Interrupt`, or `u.MessageInterrupt` with `CM_RESOURCE_INTERRUPT_MESSAGE`).
 pub const CmResourceTypeInterrupt: CM_RESOURCE_TYPE = 2;
+/// `CmResourceTypeMemory`: a memory range below 4 GiB in length (`u.Memory`).
 pub const CmResourceTypeMemory: CM_RESOURCE_TYPE = 3;
+/// `CmResourceTypeDma`: a legacy DMA channel.
 pub const CmResourceTypeDma: CM_RESOURCE_TYPE = 4;
+/// `CmResourceTypeDeviceSpecific`: device-specific data follows the descriptor.
 pub const CmResourceTypeDeviceSpecific: CM_RESOURCE_TYPE = 5;
+/// `CmResourceTypeBusNumber`: a range of bus numbers.
 pub const CmResourceTypeBusNumber: CM_RESOURCE_TYPE = 6;
+/// `CmResourceTypeMemoryLarge`: a memory range whose length is stored scaled (`u.Memory40/48/64`).
 pub const CmResourceTypeMemoryLarge: CM_RESOURCE_TYPE = 7;
 
+/// `CmResourceShareUndetermined`: sharing not specified.
 pub const CmResourceShareUndetermined: u8 = 0;
+/// `CmResourceShareDeviceExclusive`: the resource belongs to this device alone.
 pub const CmResourceShareDeviceExclusive: u8 = 1;
+/// `CmResourceShareDriverExclusive`: the resource belongs to this driver alone.
 pub const CmResourceShareDriverExclusive: u8 = 2;
+/// `CmResourceShareShared`: the resource may be shared with other devices.
 pub const CmResourceShareShared: u8 = 3;
 
-/// Memory descriptor flags.
+/// `CM_RESOURCE_MEMORY_READ_WRITE` (memory descriptor flag value 0): the range is readable and writable.
 pub const CM_RESOURCE_MEMORY_READ_WRITE: u16 = 0x0000;
+/// `CM_RESOURCE_MEMORY_PREFETCHABLE`: the memory range may be prefetched (a prefetchable BAR).
 pub const CM_RESOURCE_MEMORY_PREFETCHABLE: u16 = 0x0004;
-/// Interrupt descriptor flags.
+/// `CM_RESOURCE_INTERRUPT_LEVEL_SENSITIVE` (interrupt descriptor flag value 0): level-triggered interrupt.
 pub const CM_RESOURCE_INTERRUPT_LEVEL_SENSITIVE: u16 = 0x0000;
+/// `CM_RESOURCE_INTERRUPT_LATCHED`: edge-triggered interrupt.
 pub const CM_RESOURCE_INTERRUPT_LATCHED: u16 = 0x0001;
+/// `CM_RESOURCE_INTERRUPT_MESSAGE`: a message-signalled interrupt (MSI/MSI-X).
 pub const CM_RESOURCE_INTERRUPT_MESSAGE: u16 = 0x0002;
 
 /// `u.Generic` / `u.Port` / `u.Memory`: `{ PHYSICAL_ADDRESS Start; ULONG Length; }` (12 bytes, packed 4).
 #[repr(C, packed(4))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CM_RESOURCE_RANGE {
+    /// `Start`: first physical (or port) address of the range.
     pub Start: i64,
+    /// `Length`: bytes in the range.
     pub Length: u32,
 }
 
@@ -39,9 +57,13 @@ pub struct CM_RESOURCE_RANGE {
 #[repr(C, packed(4))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CM_RESOURCE_INTERRUPT {
+    /// `Level`: the interrupt's IRQL (translated) or line (raw).
     pub Level: u16,
+    /// `Group`: the processor group of `Affinity`.
     pub Group: u16,
+    /// `Vector`: the IDT vector (translated) or interrupt line/message base (raw).
     pub Vector: u32,
+    /// `Affinity`: processors the interrupt may be delivered to (bit per processor).
     pub Affinity: u64,
 }
 
@@ -49,9 +71,13 @@ pub struct CM_RESOURCE_INTERRUPT {
 #[repr(C, packed(4))]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct CM_RESOURCE_MESSAGE_INTERRUPT_RAW {
+    /// `Reserved`: unused.
     pub Reserved: u16,
+    /// `MessageCount`: number of messages allocated to the device.
     pub MessageCount: u16,
+    /// `Vector`: the first message's vector.
     pub Vector: u32,
+    /// `Affinity`: processors the messages may be delivered to.
     pub Affinity: u64,
 }
 
@@ -59,11 +85,17 @@ pub struct CM_RESOURCE_MESSAGE_INTERRUPT_RAW {
 #[repr(C, packed(4))]
 #[derive(Clone, Copy)]
 pub union CM_PARTIAL_RESOURCE_DESCRIPTOR_U {
+    /// `u.Generic`: any range; the same bytes as `Port` and `Memory`.
     pub Generic: CM_RESOURCE_RANGE,
+    /// `u.Port`: live for `CmResourceTypePort`.
     pub Port: CM_RESOURCE_RANGE,
+    /// `u.Memory`: live for `CmResourceTypeMemory`.
     pub Memory: CM_RESOURCE_RANGE,
+    /// `u.Interrupt`: live for `CmResourceTypeInterrupt` (translated list).
     pub Interrupt: CM_RESOURCE_INTERRUPT,
+    /// `u.MessageInterrupt.Raw`: live for a message interrupt in a raw list.
     pub MessageInterruptRaw: CM_RESOURCE_MESSAGE_INTERRUPT_RAW,
+    /// The union's 16 bytes as words, for copying and debugging.
     pub Raw: [u32; 4],
 }
 
@@ -71,9 +103,13 @@ pub union CM_PARTIAL_RESOURCE_DESCRIPTOR_U {
 #[repr(C, packed(4))]
 #[derive(Clone, Copy)]
 pub struct CM_PARTIAL_RESOURCE_DESCRIPTOR {
+    /// `Type`: which member of `u` is live (`CmResourceType*`).
     pub Type: CM_RESOURCE_TYPE,
+    /// `ShareDisposition`: `CmResourceShare*`.
     pub ShareDisposition: u8,
+    /// `Flags`: type-specific bits (`CM_RESOURCE_MEMORY_*`, `CM_RESOURCE_INTERRUPT_*`).
     pub Flags: u16,
+    /// `u`: the type-specific description of the resource.
     pub u: CM_PARTIAL_RESOURCE_DESCRIPTOR_U,
 }
 
@@ -128,9 +164,13 @@ impl CM_PARTIAL_RESOURCE_DESCRIPTOR {
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct CM_PARTIAL_RESOURCE_LIST {
+    /// `Version`: list format version (1).
     pub Version: u16,
+    /// `Revision`: list format revision (1).
     pub Revision: u16,
+    /// `Count`: number of descriptors that follow.
     pub Count: u32,
+    /// `PartialDescriptors`: the first of `Count` descriptors (the list continues past this struct).
     pub PartialDescriptors: [CM_PARTIAL_RESOURCE_DESCRIPTOR; 1],
 }
 

@@ -6,8 +6,11 @@ use core::ffi::c_void;
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct UNICODE_STRING {
+    /// `Length`: bytes of text in `Buffer`, without a terminating NUL.
     pub Length: u16,
+    /// `MaximumLength`: bytes `Buffer` can hold.
     pub MaximumLength: u16,
+    /// `Buffer`: UTF-16 text, not necessarily NUL-terminated.
     pub Buffer: *mut u16,
 }
 
@@ -24,21 +27,35 @@ pub const IRP_MJ_MAXIMUM_FUNCTION_COUNT: usize = 28;
 #[repr(C)]
 #[derive(Clone, Copy)]
 pub struct DRIVER_OBJECT {
+    /// `Type`: `IO_TYPE_DRIVER`.
     pub Type: i16,
+    /// `Size`: 0x150, the size of this object.
     pub Size: i16,
+    /// `DeviceObject`: the first device object the driver created (linked list), NULL if none.
     pub DeviceObject: *mut c_void,
+    /// `Flags`: `DRVO_*` bits kept by the I/O manager.
     pub Flags: u32,
+    /// `DriverStart`: base address of the loaded image.
     pub DriverStart: *mut c_void,
+    /// `DriverSize`: bytes of the loaded image.
     pub DriverSize: u32,
+    /// `DriverSection`: the loader's entry for the image (opaque).
     pub DriverSection: *mut c_void,
+    /// `DriverExtension`: `PDRIVER_EXTENSION` (AddDevice routine, service key name; opaque here).
     pub DriverExtension: *mut c_void,
+    /// `DriverName`: `\Driver\<service name>`.
     pub DriverName: UNICODE_STRING,
+    /// `HardwareDatabase`: registry path of the hardware configuration (`\REGISTRY\MACHINE\HARDWARE\DESCRIPTION\SYSTEM`).
     pub HardwareDatabase: *mut UNICODE_STRING,
+    /// `FastIoDispatch`: fast I/O entry points of file-system drivers; NULL for a miniport.
     pub FastIoDispatch: *mut c_void,
+    /// `DriverInit`: the image's entry point (DriverEntry).
     pub DriverInit: *mut c_void,
+    /// `DriverStartIo`: the StartIo routine of drivers that use the I/O manager's queue; NULL here.
     pub DriverStartIo: *mut c_void,
     /// `PDRIVER_UNLOAD`: `VOID (PDRIVER_OBJECT)`, win64.
     pub DriverUnload: Option<unsafe extern "win64" fn(*mut DRIVER_OBJECT)>,
+    /// `MajorFunction`: one dispatch routine per IRP major code (`IRP_MJ_*`), filled by NDIS for a miniport.
     pub MajorFunction: [*mut c_void; IRP_MJ_MAXIMUM_FUNCTION_COUNT],
 }
 
@@ -49,11 +66,17 @@ pub struct DRIVER_OBJECT {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KEVENT {
+    /// `Type`: the dispatcher object type (0 = notification event, 1 = synchronization event).
     pub Type: u8,
+    /// `Signalling`: dispatcher-internal signalling flags.
     pub Signalling: u8,
+    /// `Size`: object size in 32-bit units (6 for an event).
     pub Size: u8,
+    /// `Reserved1`: dispatcher-internal.
     pub Reserved1: u8,
+    /// `SignalState`: nonzero when the event is signalled.
     pub SignalState: i32,
+    /// `WaitListHead`: `LIST_ENTRY` of threads waiting on the object.
     pub WaitListHead: [u64; 2],
 }
 
@@ -61,6 +84,7 @@ pub struct KEVENT {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NDIS_EVENT {
+    /// `Event`: the kernel event underneath.
     pub Event: KEVENT,
 }
 

@@ -11,6 +11,7 @@ use core::ptr::{addr_of_mut, null_mut, read_volatile, write_bytes, write_volatil
 use core::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
 
 use ndis_abi::*;
+use rnic_contract::{bar0, eth};
 
 use crate::ffi::{self, log};
 use crate::logic::{self, reg, AdminCompletion, CqCursor};
@@ -113,8 +114,9 @@ pub unsafe extern "win64" fn MiniportInitializeEx(
 /// # Safety
 /// `a` is a valid zero-initialised context owned by the caller; `params` comes from NDIS.
 unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) -> NDIS_STATUS {
-    // SAFETY (whole body): `a` is valid per the contract; every FFI call gets valid pointers to
-    // locals or to the context; register accesses happen only after BAR0 is mapped.
+    // SAFETY: (this block is the whole body) `a` is valid per the contract; every FFI call gets
+    // valid pointers to locals or to the context; register accesses happen only after BAR0 is
+    // mapped.
     unsafe {
         let miniport = (*a).miniport;
 
@@ -314,7 +316,102 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
             );
             return NDIS_STATUS_FAILURE;
         }
+
+        // 10. General attributes (after the registration attributes, before InitializeEx
+        // returns): MAC and link state from the device, now that it is enabled.
+        let mut general = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
+            GeneralAttributes: general_attributes(
+                read_mac(a),
+                rd(a, reg::DEV_STATUS) & reg::DEV_STATUS_LINK_UP != 0,
+            ),
+        };
+        let status = ffi::NdisMSetMiniportAttributes(miniport, &mut general);
+        if status != NDIS_STATUS_SUCCESS {
+            log!("general attributes refused: %x\n", status);
+            return status;
+        }
         NDIS_STATUS_SUCCESS
+    }
+}
+
+/// The device's current MAC address from `MAC_LO` (bytes 0..3, byte 0 in bits 7:0) and
+/// `MAC_HI` (bytes 4..5 in bits 15:0).
+///
+/// # Safety
+/// BAR0 is mapped.
+unsafe fn read_mac(a: *const Adapter) -> [u8; 6] {
+    // SAFETY: BAR0 mapped per the contract; both offsets are registers below 64 KiB.
+    let (lo, hi) = unsafe { (rd(a, bar0::MAC_LO as usize), rd(a, bar0::MAC_HI as usize)) };
+    let [b0, b1, b2, b3] = lo.to_le_bytes();
+    let [b4, b5, _, _] = hi.to_le_bytes();
+    [b0, b1, b2, b3, b4, b5]
+}
+
+/// The adapter's general attributes (revision 2): 802.3 with the device's MAC, the device's
+/// default MTU and link speed, its receive filters and multicast capacity. The supported OID
+/// list stays empty until the OID handler answers queries, so the driver claims nothing it
+/// cannot back.
+fn general_attributes(mac: [u8; 6], link_up: bool) -> NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES {
+    let mut address = [0u8; NDIS_MAX_PHYS_ADDRESS_LENGTH];
+    address[..6].copy_from_slice(&mac);
+    let max_speed = eth::LINK_SPEED_MBPS as u64 * 1_000_000;
+    let current_speed = if link_up {
+        max_speed
+    } else {
+        NDIS_LINK_SPEED_UNKNOWN
+    };
+    NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
+            NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES_REVISION_2,
+            NDIS_SIZEOF_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES_REVISION_2,
+        ),
+        Flags: 0,
+        MediaType: NdisMedium802_3,
+        PhysicalMediumType: NdisPhysicalMedium802_3,
+        MtuSize: eth::DEFAULT_MTU,
+        MaxXmitLinkSpeed: max_speed,
+        XmitLinkSpeed: current_speed,
+        MaxRcvLinkSpeed: max_speed,
+        RcvLinkSpeed: current_speed,
+        MediaConnectState: if link_up {
+            MediaConnectStateConnected
+        } else {
+            MediaConnectStateDisconnected
+        },
+        MediaDuplexState: if link_up {
+            MediaDuplexStateFull
+        } else {
+            MediaDuplexStateUnknown
+        },
+        LookaheadSize: eth::DEFAULT_MTU,
+        PowerManagementCapabilities: null_mut(),
+        MacOptions: NDIS_MAC_OPTION_COPY_LOOKAHEAD_DATA
+            | NDIS_MAC_OPTION_TRANSFERS_NOT_PEND
+            | NDIS_MAC_OPTION_NO_LOOPBACK,
+        SupportedPacketFilters: NDIS_PACKET_TYPE_DIRECTED
+            | NDIS_PACKET_TYPE_MULTICAST
+            | NDIS_PACKET_TYPE_ALL_MULTICAST
+            | NDIS_PACKET_TYPE_BROADCAST
+            | NDIS_PACKET_TYPE_PROMISCUOUS,
+        MaxMulticastListSize: eth::MAX_MULTICAST as u32,
+        MacAddressLength: 6,
+        PermanentMacAddress: address,
+        CurrentMacAddress: address,
+        RecvScaleCapabilities: null_mut(),
+        AccessType: NET_IF_ACCESS_BROADCAST,
+        DirectionType: NET_IF_DIRECTION_SENDRECEIVE,
+        ConnectionType: NET_IF_CONNECTION_DEDICATED,
+        IfType: IF_TYPE_ETHERNET_CSMACD,
+        IfConnectorPresent: TRUE,
+        SupportedStatistics: 0,
+        SupportedPauseFunctions: 0,
+        DataBackFillSize: 0,
+        ContextBackFillSize: 0,
+        SupportedOidList: core::ptr::null(),
+        SupportedOidListLength: 0,
+        AutoNegotiationFlags: 0,
+        PowerManagementCapabilitiesEx: null_mut(),
     }
 }
 

@@ -28,26 +28,39 @@ use std::time::{Duration, Instant};
 /// What can stop a boot test before it reaches a verdict.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
+    /// A build output the test needs does not exist.
     #[error("{what} not found at {path}: run scripts/build.sh first (or set {var})")]
     MissingArtifact {
+        /// What the file is (for example "rnic-vmm").
         what: &'static str,
+        /// Where it was looked for.
         path: PathBuf,
+        /// The environment variable that overrides the path.
         var: &'static str,
     },
+    /// `/dev/kvm` cannot be opened read-write.
     #[error("cannot open /dev/kvm ({0}): the guest boot tests need KVM; set RNIC_ALLOW_NO_KVM=1 to skip them on purpose")]
-    NoKvm(std::io::Error),
+    NoKvm(#[source] std::io::Error),
+    /// The monitor could not be started.
     #[error("cannot run {path}: {source}")]
     Spawn {
+        /// The monitor's executable.
         path: PathBuf,
+        /// Why the spawn failed.
         source: std::io::Error,
     },
+    /// The monitor ran past the test's time limit (the value) and was killed.
     #[error("rnic-vmm did not finish within {0:?}; it was killed")]
     Timeout(Duration),
+    /// Reading or writing a file the test uses failed.
     #[error("i/o error on {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// The driver image could not be patched as the test asked (the value says why).
     #[error("driver image patch failed: {0}")]
     Patch(String),
 }
@@ -68,8 +81,11 @@ fn from_env_or(var: &str, default: PathBuf) -> PathBuf {
 /// Paths of everything a boot needs.
 #[derive(Clone, Debug)]
 pub struct Artifacts {
+    /// The monitor executable (`RNIC_VMM`, default `target/debug/rnic-vmm`).
     pub vmm: PathBuf,
+    /// The guest kernel ELF (`ndis-guest.elf` in `RNIC_ARTIFACT_DIR`).
     pub kernel: PathBuf,
+    /// The driver image (`rnic.sys` in `RNIC_ARTIFACT_DIR`).
     pub driver: PathBuf,
 }
 

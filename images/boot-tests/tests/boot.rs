@@ -41,6 +41,9 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         "ndis: MiniportMessageInterrupt ",
         "ndis: MiniportMessageInterruptDpc",
         "rnic: NOP completed",
+        // The device's default MAC and MTU (docs/device-spec.md), read by the driver.
+        "ndis: general attributes: MAC 02:7e:57:00:00:01, MTU 1500, media connect state 1",
+        "ndis: MiniportInitializeEx returned NDIS_STATUS_SUCCESS",
         "ndis: MiniportHaltEx",
         "ndis: MiniportDriverUnload",
         "verdict: PASS",
@@ -99,7 +102,7 @@ fn guest_contract_checker_selftest_passes() {
         a.driver.to_str().unwrap(),
     );
     out.assert_in_order(&[
-        "guest: selftest contract: 15 checks passed",
+        "guest: selftest contract: 16 checks passed",
         "ndis: DriverEntry",
         "verdict: PASS",
     ]);

@@ -38,10 +38,22 @@ pub struct HeapStats {
 /// Why a free was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum FreeError {
+    /// The block lies (partly) outside the managed range.
     #[error("free of {addr:#x} (+{size:#x}) outside the heap")]
-    OutOfRange { addr: usize, size: usize },
+    OutOfRange {
+        /// Address passed to the free.
+        addr: usize,
+        /// Size passed to the free, in bytes.
+        size: usize,
+    },
+    /// The block overlaps memory that is already free.
     #[error("free of {addr:#x} (+{size:#x}) overlaps free memory: double free or wrong size")]
-    Overlap { addr: usize, size: usize },
+    Overlap {
+        /// Address passed to the free.
+        addr: usize,
+        /// Size passed to the free, in bytes.
+        size: usize,
+    },
 }
 
 /// The allocator state.

@@ -7,7 +7,10 @@
 
 extern crate alloc;
 
+pub mod attributes;
+pub mod exports;
 pub mod fmt;
 pub mod heap;
+pub mod irq;
 pub mod memmap;
 pub mod pe;

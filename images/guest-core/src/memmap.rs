@@ -3,17 +3,22 @@
 /// A half-open physical range `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Range {
+    /// First byte of the range.
     pub start: u64,
+    /// First byte after the range.
     pub end: u64,
 }
 
 impl Range {
+    /// The range `[start, end)`.
     pub const fn new(start: u64, end: u64) -> Self {
         Range { start, end }
     }
+    /// Bytes in the range (0 if `end <= start`).
     pub fn len(&self) -> u64 {
         self.end.saturating_sub(self.start)
     }
+    /// True if the range holds no byte.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

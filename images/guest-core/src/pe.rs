@@ -21,86 +21,177 @@ const REL_ABSOLUTE: u16 = 0;
 const REL_DIR64: u16 = 10;
 /// Largest image the loader accepts (SizeOfImage).
 pub const MAX_IMAGE_SIZE: u32 = 64 << 20;
+/// `IMAGE_SUBSYSTEM_NATIVE`: the subsystem of kernel-mode drivers (`/SUBSYSTEM:NATIVE`).
+pub const SUBSYSTEM_NATIVE: u16 = 1;
+/// Most imported functions the loader resolves in one image. Real kernel drivers import a few
+/// hundred; every import costs the guest about a thousand emulated instructions here, so an
+/// image past this bound is refused at once instead of looking like a hang.
+pub const MAX_IMPORTS: usize = 4096;
 const MAX_NAME: usize = 256;
 
 /// Why an image cannot be loaded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PeError {
+    /// The file ends inside a header or table.
     #[error("file too small or truncated at {what}")]
-    Truncated { what: &'static str },
+    Truncated {
+        /// Which header or table was cut short.
+        what: &'static str,
+    },
+    /// The file does not start with `MZ`.
     #[error("no MZ signature: not a PE image")]
     NoDosSignature,
+    /// `e_lfanew` (the value) does not point at `PE\0\0`.
     #[error("no PE\\0\\0 signature at offset {0:#x}")]
     NoPeSignature(u32),
+    /// The COFF `Machine` (the value) is not AMD64.
     #[error("machine {0:#06x} is not AMD64 (0x8664)")]
     WrongMachine(u16),
+    /// The optional header's magic (the value) is not PE32+.
     #[error("optional header magic {0:#x} is not PE32+ (0x20b)")]
     NotPe32Plus(u16),
+    /// `IMAGE_FILE_EXECUTABLE_IMAGE` is clear.
     #[error("image is not marked executable")]
     NotExecutable,
+    /// A header field has a value the loader refuses (zero or misaligned alignment, size too big, ...).
     #[error("invalid header field {field}: {value:#x}")]
-    BadHeader { field: &'static str, value: u64 },
+    BadHeader {
+        /// The field's name in the PE specification.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A section header describes data outside the file or the image.
     #[error("section {index} ({name}) is invalid: {why}")]
     BadSection {
+        /// Index of the section in the section table.
         index: usize,
+        /// The section's name.
         name: String,
+        /// What is wrong with it.
         why: &'static str,
     },
+    /// The buffer given to [`PeInfo::load`] cannot hold the image.
     #[error("destination buffer of {got} bytes is smaller than SizeOfImage {need}")]
-    BufferTooSmall { need: usize, got: usize },
+    BufferTooSmall {
+        /// `SizeOfImage` in bytes.
+        need: usize,
+        /// Length of the buffer in bytes.
+        got: usize,
+    },
+    /// The load base differs from `ImageBase` and the image has no relocations.
     #[error("image must be relocated but its relocations were stripped")]
     RelocsStripped,
+    /// A base-relocation block is malformed.
     #[error("bad base relocation block at rva {rva:#x}: {why}")]
-    BadRelocBlock { rva: u32, why: &'static str },
+    BadRelocBlock {
+        /// RVA of the block's page.
+        rva: u32,
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// A relocation of a type other than `DIR64`/`ABSOLUTE`.
     #[error("unsupported base relocation type {kind} at rva {rva:#x}")]
-    UnsupportedReloc { kind: u16, rva: u32 },
+    UnsupportedReloc {
+        /// The relocation type (`IMAGE_REL_BASED_*`).
+        kind: u16,
+        /// RVA the relocation applies to.
+        rva: u32,
+    },
+    /// The import directory or one of its tables is malformed.
     #[error("bad import directory: {why}")]
-    BadImports { why: &'static str },
+    BadImports {
+        /// What is wrong with it.
+        why: &'static str,
+    },
+    /// An import names its function by ordinal, which the guest does not resolve.
     #[error("import by ordinal {ordinal} from {module} is not supported")]
-    ImportByOrdinal { module: String, ordinal: u16 },
+    ImportByOrdinal {
+        /// The exporting module.
+        module: String,
+        /// The ordinal.
+        ordinal: u16,
+    },
+    /// The image's `Subsystem` (the value) is not native: it is not a kernel-mode driver.
+    #[error("subsystem {0} is not native (1): a kernel driver is linked with /SUBSYSTEM:NATIVE")]
+    NotNative(u16),
+    /// The image imports more functions than [`MAX_IMPORTS`].
+    #[error("more than {limit} imported functions: refusing to resolve them (a kernel driver imports a few hundred)")]
+    TooManyImports {
+        /// The bound that was exceeded ([`MAX_IMPORTS`]).
+        limit: usize,
+    },
+    /// The resolver has no function of that name.
     #[error("unresolved import {module}!{name}")]
-    UnresolvedImport { module: String, name: String },
+    UnresolvedImport {
+        /// The exporting module named by the image.
+        module: String,
+        /// The function's name.
+        name: String,
+    },
 }
 
 /// One section header, as far as the loader needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Section {
+    /// Section name (up to 8 bytes, NULs trimmed).
     pub name: String,
+    /// `VirtualAddress`: RVA where the section is loaded.
     pub virtual_address: u32,
+    /// `VirtualSize`: bytes the section occupies in memory (the rest past the raw data is zero).
     pub virtual_size: u32,
+    /// `PointerToRawData`: file offset of the section's data.
     pub raw_offset: u32,
+    /// `SizeOfRawData`: bytes of data in the file.
     pub raw_size: u32,
+    /// `Characteristics`: `IMAGE_SCN_*` flags (code, data, read/write/execute).
     pub characteristics: u32,
 }
 
 /// A data directory entry (RVA and size).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DataDir {
+    /// RVA of the table.
     pub rva: u32,
+    /// Bytes of the table.
     pub size: u32,
 }
 
 /// Validated header facts of a PE32+ image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeInfo {
+    /// COFF `Machine` (always [`MACHINE_AMD64`] once parsed).
     pub machine: u16,
+    /// COFF `Characteristics` (`IMAGE_FILE_*` flags).
     pub characteristics: u16,
+    /// `ImageBase`: the address the image was linked for.
     pub image_base: u64,
+    /// `AddressOfEntryPoint`: RVA of the entry point (DriverEntry for a driver).
     pub entry_rva: u32,
+    /// `SectionAlignment`: alignment of sections in memory (bytes, a power of two).
     pub section_alignment: u32,
+    /// `FileAlignment`: alignment of section data in the file (bytes, a power of two).
     pub file_alignment: u32,
+    /// `SizeOfImage`: bytes the loaded image occupies (at most [`MAX_IMAGE_SIZE`]).
     pub size_of_image: u32,
+    /// `SizeOfHeaders`: bytes of headers copied to the start of the image.
     pub size_of_headers: u32,
+    /// `Subsystem` (1 = native, what a kernel driver has).
     pub subsystem: u16,
+    /// The import directory (data directory 1).
     pub imports: DataDir,
+    /// The base-relocation directory (data directory 5).
     pub relocs: DataDir,
+    /// The section table, in file order.
     pub sections: Vec<Section>,
 }
 
 /// What [`PeInfo::load`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LoadStats {
+    /// Import address table entries filled through the resolver.
     pub imports_resolved: usize,
+    /// `DIR64` base relocations applied.
     pub relocations_applied: usize,
 }
 
@@ -184,6 +275,9 @@ impl PeInfo {
         let size_of_image = rd_u32(opt_hdr, 56, "optional header")?;
         let size_of_headers = rd_u32(opt_hdr, 60, "optional header")?;
         let subsystem = rd_u16(opt_hdr, 68, "optional header")?;
+        if subsystem != SUBSYSTEM_NATIVE {
+            return Err(PeError::NotNative(subsystem));
+        }
         let ndirs = rd_u32(opt_hdr, 108, "optional header")? as usize;
         if ndirs > 16 || 112 + ndirs * 8 > opt_size {
             return Err(bad("NumberOfRvaAndSizes", ndirs as u64));
@@ -428,6 +522,9 @@ impl PeInfo {
                 if thunk == 0 {
                     break;
                 }
+                if resolved >= MAX_IMPORTS {
+                    return Err(PeError::TooManyImports { limit: MAX_IMPORTS });
+                }
                 if thunk >> 63 != 0 {
                     return Err(PeError::ImportByOrdinal {
                         module,
@@ -521,6 +618,73 @@ pub(crate) mod tests {
         w16(&mut f, 0x608, (10 << 12) | 0x10);
         w16(&mut f, 0x60A, 0);
         f
+    }
+
+    /// A PE32+ image whose one import descriptor (ndis.sys) lists `count` functions, all named
+    /// `NdisSetEvent`; no relocations (it is loaded at its ImageBase).
+    fn image_with_imports(count: usize) -> Vec<u8> {
+        let mut f = sample_image();
+        let w16 = |f: &mut Vec<u8>, o: usize, v: u16| f[o..o + 2].copy_from_slice(&v.to_le_bytes());
+        let w32 = |f: &mut Vec<u8>, o: usize, v: u32| f[o..o + 4].copy_from_slice(&v.to_le_bytes());
+        let (coff, opt) = (0x84, 0x84 + 20);
+        let data_len = (0x100 + (count + 1) * 8).next_multiple_of(0x1000);
+        w16(&mut f, coff + 2, 2); // .text and .data only
+        w32(&mut f, opt + 56, (0x2000 + data_len) as u32); // SizeOfImage
+        w32(&mut f, opt + 112 + 40, 0); // no relocation directory
+        w32(&mut f, opt + 116 + 40, 0);
+        let data_hdr = opt + 240 + 40;
+        w32(&mut f, data_hdr + 8, data_len as u32); // VirtualSize
+        w32(&mut f, data_hdr + 16, data_len as u32); // SizeOfRawData
+        w32(&mut f, data_hdr + 20, 0x800); // PointerToRawData
+        f.resize(0x800 + data_len, 0);
+        let d = 0x800;
+        w32(&mut f, d + 12, 0x2040); // Name
+        w32(&mut f, d + 16, 0x2100); // FirstThunk (no separate lookup table)
+        f[d + 0x40..d + 0x48].copy_from_slice(b"ndis.sys");
+        f[d + 0x62..d + 0x62 + 13].copy_from_slice(b"NdisSetEvent\0");
+        for i in 0..count {
+            let o = d + 0x100 + i * 8;
+            f[o..o + 8].copy_from_slice(&0x2060u64.to_le_bytes());
+        }
+        f
+    }
+
+    #[test]
+    fn imports_up_to_the_bound_resolve_and_past_it_are_refused() {
+        for (count, ok) in [
+            (MAX_IMPORTS, true),
+            (MAX_IMPORTS + 1, false),
+            (50_000, false),
+        ] {
+            let f = image_with_imports(count);
+            let info = PeInfo::parse(&f).unwrap();
+            let mut dest = vec![0u8; info.size_of_image as usize];
+            let mut calls = 0usize;
+            let r = info.load(&f, &mut dest, info.image_base, &mut |m, n| {
+                calls += 1;
+                resolver(m, n)
+            });
+            if ok {
+                assert_eq!(r.unwrap().imports_resolved, count);
+            } else {
+                assert_eq!(
+                    r.unwrap_err(),
+                    PeError::TooManyImports { limit: MAX_IMPORTS }
+                );
+                // Refused at the bound: no work is done for the imports past it.
+                assert_eq!(calls, MAX_IMPORTS);
+            }
+        }
+    }
+
+    #[test]
+    fn a_non_native_subsystem_is_refused() {
+        let mut f = sample_image();
+        let opt = 0x84 + 20;
+        f[opt + 68..opt + 70].copy_from_slice(&2u16.to_le_bytes()); // IMAGE_SUBSYSTEM_WINDOWS_GUI
+        let e = PeInfo::parse(&f).unwrap_err();
+        assert_eq!(e, PeError::NotNative(2));
+        assert!(e.to_string().contains("/SUBSYSTEM:NATIVE"), "{e}");
     }
 
     fn resolver(m: &str, n: &str) -> Option<u64> {

@@ -1,8 +1,9 @@
 //! PVH entry: the Xen ELF note, the 32-bit entry code and the switch to long mode.
 //!
 //! The monitor enters `pvh_start32` in 32-bit protected mode, paging off, with `ebx` = physical
-//! address of `hvm_start_info`. The code below zeroes .bss, identity-maps the low 4 GiB with
-//! 2 MiB pages (the top GiB, PCI MMIO window + LAPIC, uncached: PCD|PWT), enables PAE, SSE
+//! address of `hvm_start_info`. The code below zeroes .bss, loads the static page tables that
+//! identity-map the low 4 GiB with 2 MiB pages (the top GiB, PCI MMIO window + LAPIC, uncached:
+//! PCD|PWT), enables PAE, SSE
 //! (OSFXSR, OSXMMEXCPT), EFER.LME and paging, loads a GDT with a 64-bit code segment, far-jumps
 //! to 64-bit code and calls `kmain(start_info_phys)` on the boot stack.
 
@@ -27,45 +28,15 @@ pvh_start32:
     cld
     movl %ebx, %esi
 
-    /* zero .bss (page tables and stack live there) */
+    /* zero .bss, 4 bytes per iteration (every instruction, and every iteration of a string
+       instruction, runs in KVM's instruction emulator here: see docs/platform.md). The page
+       tables are static data and the stack lives outside .bss, so this range is small. */
     movl $__bss_start, %edi
     movl $__bss_end, %ecx
     subl %edi, %ecx
+    shrl $2, %ecx
     xorl %eax, %eax
-    rep stosb
-
-    /* PML4[0] -> PDPT */
-    movl $boot_pdpt, %eax
-    orl $3, %eax
-    movl %eax, boot_pml4
-
-    /* PDPT[0..4] -> 4 page directories */
-    xorl %ecx, %ecx
-1:
-    movl %ecx, %eax
-    shll $12, %eax
-    addl $boot_pd, %eax
-    orl $3, %eax
-    movl %eax, boot_pdpt(,%ecx,8)
-    incl %ecx
-    cmpl $4, %ecx
-    jb 1b
-
-    /* 2048 x 2 MiB pages, present|writable|large; >= 3 GiB also PCD|PWT */
-    xorl %ecx, %ecx
-2:
-    movl %ecx, %eax
-    shll $21, %eax
-    orl $0x83, %eax
-    cmpl $1536, %ecx
-    jb 3f
-    orl $0x18, %eax
-3:
-    movl %eax, boot_pd(,%ecx,8)
-    movl $0, boot_pd+4(,%ecx,8)
-    incl %ecx
-    cmpl $2048, %ecx
-    jb 2b
+    rep stosl
 
     /* CR4: PAE | OSFXSR | OSXMMEXCPT */
     movl %cr4, %eax
@@ -123,16 +94,35 @@ boot_gdt_ptr:
     .word boot_gdt_end - boot_gdt - 1
     .quad boot_gdt
 
-    .section .bss.boot_pt, "aw", @nobits
+    /* The boot page tables are built by the assembler, not at run time: PML4[0] -> PDPT,
+       PDPT[0..4] -> four page directories, 2048 x 2 MiB pages identity-mapping 4 GiB
+       (present|writable|large = 0x83); the top GiB (PCI MMIO window + LAPIC) also uncached
+       (PCD|PWT = 0x18). Building them at run time cost about 18,000 emulated instructions. */
+    .section .data.boot_pt, "aw"
     .balign 4096
 boot_pml4:
-    .skip 4096
+    .quad boot_pdpt + 3
+    .fill 511, 8, 0
 boot_pdpt:
-    .skip 4096
+    .quad boot_pd + 3
+    .quad boot_pd + 0x1000 + 3
+    .quad boot_pd + 0x2000 + 3
+    .quad boot_pd + 0x3000 + 3
+    .fill 508, 8, 0
 boot_pd:
-    .skip 16384
+    .set boot_pd_page, 0
+    .rept 1536
+    .quad (boot_pd_page << 21) | 0x83
+    .set boot_pd_page, boot_pd_page + 1
+    .endr
+    .rept 512
+    .quad (boot_pd_page << 21) | 0x9B
+    .set boot_pd_page, boot_pd_page + 1
+    .endr
 
-    .section .bss.boot_stack, "aw", @nobits
+    /* The stack is not zeroed (nothing reads it before writing it): its own section, outside
+       the .bss range that the entry code clears. */
+    .section .boot_stack, "aw", @nobits
     .balign 16
     .global boot_stack
 boot_stack:

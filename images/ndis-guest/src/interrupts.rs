@@ -5,19 +5,18 @@
 //! all general registers and the full FPU/SSE state (`fxsave64`), loads the default x87/MXCSR
 //! control words, calls `irq_dispatch(vector)` and restores everything: interrupted code (the
 //! driver's SSE code included) never sees a difference.
+//!
+//! This module knows nothing of NDIS: the vector plan and the routing decisions live in
+//! `guest_core::irq`; the NDIS layer receives message vectors through the hooks it installs with
+//! [`install_hooks`].
 
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
 
-use crate::cpu;
+use guest_core::irq::{HookError, HookTable, InterruptHooks, Route, SPURIOUS_VECTOR, TIMER_VECTOR};
 
-/// LAPIC timer vector (1 kHz tick).
-pub const TIMER_VECTOR: u8 = 0x20;
-/// MSI-X message `m` is delivered on IDT vector `MSG_VECTOR_BASE + m`.
-pub const MSG_VECTOR_BASE: u8 = 0x30;
-/// Number of message vectors reserved.
-pub const MSG_VECTORS: u8 = 32;
-pub const SPURIOUS_VECTOR: u8 = 0xFF;
+use crate::cpu;
+use crate::sync::IrqLock;
 const DOUBLE_FAULT: usize = 8;
 const NMI: usize = 2;
 const MACHINE_CHECK: usize = 18;
@@ -398,26 +397,40 @@ pub fn counters() -> (u64, u64, u64) {
     )
 }
 
+/// The hooks of the layer that handles device interrupts (the NDIS personality).
+static HOOKS: IrqLock<HookTable> = IrqLock::new(HookTable::new());
+
+/// Routes message vectors to `hooks` and calls their exit hook after every external interrupt.
+pub fn install_hooks(hooks: InterruptHooks) -> Result<(), HookError> {
+    HOOKS.lock().install(hooks)
+}
+
 #[no_mangle]
 extern "C" fn irq_dispatch(vector: u64) {
+    // A snapshot: the hooks run without the lock (the exit hook may enable interrupts).
+    let table = *HOOKS.lock();
     let v = vector as u8;
-    match v {
-        TIMER_VECTOR => {
+    match table.route(v) {
+        Route::Tick => {
             TICKS.fetch_add(1, Ordering::Relaxed);
             eoi();
         }
-        SPURIOUS_VECTOR => {
+        Route::Spurious => {
             SPURIOUS.fetch_add(1, Ordering::Relaxed);
         }
-        _ if (MSG_VECTOR_BASE..MSG_VECTOR_BASE + MSG_VECTORS).contains(&v) => {
-            crate::ndis::interrupt::on_message_vector(v, (v - MSG_VECTOR_BASE) as u32);
+        Route::Message { vector, message } => {
+            if let Some(on_message) = table.message_hook() {
+                on_message(vector, message);
+            }
         }
-        _ => {
+        Route::Unexpected(v) => {
             if UNEXPECTED.fetch_add(1, Ordering::Relaxed) == 0 {
                 crate::println!("irq: unexpected interrupt on vector {v:#x}");
             }
             eoi();
         }
     }
-    crate::ndis::interrupt::run_dpcs_on_irq_exit();
+    if let Some(on_irq_exit) = table.irq_exit() {
+        on_irq_exit();
+    }
 }

@@ -1,5 +1,5 @@
 //! Loads the driver module (a PE32+ image) into heap memory with `guest_core::pe`, resolving
-//! its imports against the guest's export table (`ndis::exports`).
+//! its imports through the resolver the caller passes (the NDIS layer's export table).
 
 use alloc::alloc::{alloc_zeroed, dealloc, Layout};
 use alloc::string::String;
@@ -39,7 +39,12 @@ pub struct LoadedImage {
     layout: Layout,
 }
 
-pub fn load(module: &Module) -> Result<LoadedImage, LoadError> {
+/// Lays `module` out in fresh heap memory; `resolve(module, name)` gives the address of each
+/// import (None fails the load with the import's name).
+pub fn load(
+    module: &Module,
+    resolve: &mut dyn FnMut(&str, &str) -> Option<u64>,
+) -> Result<LoadedImage, LoadError> {
     let data = module.bytes();
     let info = PeInfo::parse(data).map_err(LoadError::Pe)?;
     let size = info.size_of_image as usize;
@@ -53,9 +58,7 @@ pub fn load(module: &Module) -> Result<LoadedImage, LoadError> {
     // SAFETY: `mem` is a fresh allocation of `size` bytes.
     let dest = unsafe { core::slice::from_raw_parts_mut(mem, size) };
     let base = mem as u64;
-    let result = info.load(data, dest, base, &mut |m, n| {
-        crate::ndis::exports::resolve(m, n)
-    });
+    let result = info.load(data, dest, base, resolve);
     match result {
         Ok(stats) => {
             IMAGE_BASE.store(base, Ordering::Relaxed);

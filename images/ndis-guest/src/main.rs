@@ -32,13 +32,19 @@ mod start_info;
 mod sync;
 
 use guest_core::memmap::{largest_free, Range};
+use rnic_contract::pci::{MSIX_BAR, REGISTER_BAR};
 
 use crate::start_info::StartInfo;
 
+/// Exit status: every step happened as the NDIS contract says.
 pub const STATUS_PASS: u32 = 0;
+/// Exit status: the driver broke the NDIS contract (the verdict line says how).
 pub const STATUS_VIOLATION: u32 = 1;
+/// Exit status: no RNIC on the PCI bus.
 pub const STATUS_NO_RNIC: u32 = 2;
+/// Exit status: the driver image could not be loaded (bad PE or unresolved import).
 pub const STATUS_LOAD: u32 = 3;
+/// Exit status: a CPU exception or a panic in the guest.
 pub const STATUS_EXCEPTION: u32 = 4;
 
 extern "C" {
@@ -88,6 +94,9 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
     if let Err(e) = interrupts::init_apic() {
         fail(e, STATUS_EXCEPTION);
     }
+    if let Err(e) = ndis::interrupt::install() {
+        fail(&alloc::format!("{e}"), STATUS_EXCEPTION);
+    }
     cpu::sti();
     if let Err((m, f)) = ndis::exports::check_covers_abi() {
         println!("guest: the export table lacks {m}!{f} listed by ndis-abi");
@@ -119,14 +128,14 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         let class = b.read32(0x08) >> 8;
         println!("pci: {b} {v:04x}:{d:04x} class {class:06x}");
     });
-    let Some(bdf) = pci::find(pci::RNIC_VENDOR, pci::RNIC_DEVICE) else {
+    let Some(bdf) = pci::find(rnic_contract::pci::VENDOR_ID, rnic_contract::pci::DEVICE_ID) else {
         println!("pci: no rnic found");
         fail("no RNIC", STATUS_NO_RNIC);
     };
     let dev = pci::probe(bdf);
     println!(
         "pci: rnic found at {bdf} bar0={:#x} bar2={:#x}",
-        dev.bars[0].addr, dev.bars[2].addr
+        dev.bars[REGISTER_BAR].addr, dev.bars[MSIX_BAR].addr
     );
     for (i, b) in dev.bars.iter().enumerate().filter(|(_, b)| b.size != 0) {
         println!(
@@ -142,7 +151,10 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
             m.table_size, m.table_bar, m.table_offset, m.pba_bar, m.pba_offset
         );
     }
-    if dev.bars[0].addr == 0 || dev.bars[0].size == 0 || dev.bars[2].addr == 0 {
+    if dev.bars[REGISTER_BAR].addr == 0
+        || dev.bars[REGISTER_BAR].size == 0
+        || dev.bars[MSIX_BAR].addr == 0
+    {
         fail("RNIC BARs are not assigned", STATUS_NO_RNIC);
     }
     if dev.msix.is_none() {
@@ -166,7 +178,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         fail("load: no driver module", STATUS_LOAD);
     };
     let baseline = heap::stats().live_allocs;
-    let image = match loader::load(&module) {
+    let image = match loader::load(&module, &mut ndis::exports::resolve) {
         Ok(img) => img,
         Err(e) => {
             println!("loader: {e}");
@@ -187,13 +199,16 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
 fn selftest(what: &str) {
     println!("guest: selftest {what}");
     match what {
-        // SAFETY (all arms): deliberately faulting instructions; the IDT reports and exits.
+        // SAFETY: a deliberate invalid-opcode fault; the IDT's handler reports it and exits.
         "ud" => unsafe { core::arch::asm!("ud2") },
+        // SAFETY: a deliberate divide-by-zero fault (only the named registers are touched); the
+        // IDT's handler reports it and exits.
         "de" => unsafe {
             core::arch::asm!("xor ecx, ecx", "div ecx", out("ecx") _, out("eax") _, out("edx") _)
         },
+        // SAFETY: a deliberate page fault at 8 GiB, beyond the identity map; the IDT's handler
+        // reports it and exits, so the read never returns.
         "pf" => unsafe {
-            // 8 GiB: beyond the identity map.
             core::ptr::read_volatile(0x2_0000_0000 as *const u64);
         },
         "panic" => panic!("selftest panic"),

@@ -1,18 +1,21 @@
 //! PCI configuration mechanism #1 on bus 0: enumeration, BAR decoding, command register and
 //! MSI-X capability/table programming.
 
+//!
+//! Configuration-space offsets and bits come from the device contract (`rnic_contract::pci`).
+
+use rnic_contract::pci::{
+    self as config, command, msix_control, status, CAP_ID_MSIX, MSIX_MESSAGE_CONTROL,
+};
+
 use crate::cpu::{inl, outl};
 
 const CONFIG_ADDRESS: u16 = 0xCF8;
 const CONFIG_DATA: u16 = 0xCFC;
-pub const RNIC_VENDOR: u16 = 0x7E57;
-pub const RNIC_DEVICE: u16 = 0x0001;
-const CMD_MEMORY: u16 = 1 << 1;
-const CMD_BUS_MASTER: u16 = 1 << 2;
-const STATUS_CAP_LIST: u16 = 1 << 4;
-const CAP_MSIX: u8 = 0x11;
-const MSIX_ENABLE: u16 = 1 << 15;
-const MSIX_FUNCTION_MASK: u16 = 1 << 14;
+/// The multi-function bit of the header-type byte.
+const HEADER_TYPE_MULTI_FUNCTION: u32 = 0x80;
+/// Capabilities live above the standard header (offset 0x40 on).
+const FIRST_CAPABILITY_OFFSET: u8 = 0x40;
 
 /// A bus-0 function address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,7 +98,8 @@ pub fn for_each_function(mut f: impl FnMut(Bdf)) {
         if b0.vendor_device().0 == 0xFFFF {
             continue;
         }
-        let multi = (b0.read32(0x0C) >> 16) & 0x80 != 0;
+        let header_type = b0.read32(config::HEADER_TYPE as u8 & 0xFC) >> 16;
+        let multi = header_type & HEADER_TYPE_MULTI_FUNCTION != 0;
         for func in 0..if multi { 8 } else { 1 } {
             let b = Bdf { dev, func };
             if b.vendor_device().0 != 0xFFFF {
@@ -119,11 +123,11 @@ pub fn find(vendor: u16, device: u16) -> Option<Bdf> {
 /// Decodes (and sizes) the six BARs. Memory decoding is turned off while sizing.
 pub fn decode_bars(b: Bdf) -> [Bar; 6] {
     let mut bars = [Bar::default(); 6];
-    let cmd = b.read16(0x04);
-    b.write16(0x04, cmd & !(CMD_MEMORY | 1));
+    let cmd = b.read16(config::COMMAND as u8);
+    b.write16(config::COMMAND as u8, cmd & !(command::MEMORY | 1));
     let mut i = 0;
     while i < 6 {
-        let off = 0x10 + 4 * i as u8;
+        let off = config::BAR0 as u8 + 4 * i as u8;
         let lo = b.read32(off);
         if lo & 1 != 0 {
             i += 1; // I/O BAR: not used by the RNIC
@@ -155,35 +159,35 @@ pub fn decode_bars(b: Bdf) -> [Bar; 6] {
         };
         i += if is64 { 2 } else { 1 };
     }
-    b.write16(0x04, cmd);
+    b.write16(config::COMMAND as u8, cmd);
     bars
 }
 
 /// Walks the capability list for MSI-X.
 pub fn find_msix(b: Bdf) -> Option<MsixCap> {
-    if b.read16(0x06) & STATUS_CAP_LIST == 0 {
+    if b.read16(config::STATUS as u8) & status::CAP_LIST == 0 {
         return None;
     }
-    let mut p = (b.read32(0x34) & 0xFC) as u8;
+    let mut cap_offset = (b.read32(config::CAP_PTR as u8) & 0xFC) as u8;
     for _ in 0..48 {
-        if p < 0x40 {
+        if cap_offset < FIRST_CAPABILITY_OFFSET {
             return None;
         }
-        let hdr = b.read32(p);
-        if hdr as u8 == CAP_MSIX {
-            let ctrl = (hdr >> 16) as u16;
-            let t = b.read32(p + 4);
-            let pba = b.read32(p + 8);
+        let header = b.read32(cap_offset);
+        if header as u8 == CAP_ID_MSIX {
+            let ctrl = (header >> 16) as u16;
+            let table = b.read32(cap_offset + 4);
+            let pba = b.read32(cap_offset + 8);
             return Some(MsixCap {
-                cap: p,
-                table_size: (ctrl & 0x7FF) + 1,
-                table_bar: (t & 7) as u8,
-                table_offset: t & !7,
+                cap: cap_offset,
+                table_size: (ctrl & msix_control::TABLE_SIZE_MASK) + 1,
+                table_bar: (table & 7) as u8,
+                table_offset: table & !7,
                 pba_bar: (pba & 7) as u8,
                 pba_offset: pba & !7,
             });
         }
-        p = ((hdr >> 8) & 0xFC) as u8;
+        cap_offset = ((header >> 8) & 0xFC) as u8;
     }
     None
 }
@@ -198,8 +202,11 @@ pub fn probe(b: Bdf) -> Device {
 
 /// Sets Memory Space Enable and Bus Master Enable.
 pub fn enable_memory_and_bus_master(b: Bdf) {
-    let cmd = b.read16(0x04);
-    b.write16(0x04, cmd | CMD_MEMORY | CMD_BUS_MASTER);
+    let cmd = b.read16(config::COMMAND as u8);
+    b.write16(
+        config::COMMAND as u8,
+        cmd | command::MEMORY | command::BUS_MASTER,
+    );
 }
 
 impl Device {
@@ -244,11 +251,11 @@ impl Device {
     /// Sets MSI-X Enable and clears Function Mask (or clears Enable when `on` is false).
     pub fn msix_enable(&self, on: bool) {
         if let Some(m) = self.msix {
-            let ctrl = self.bdf.read16(m.cap + 2);
+            let ctrl = self.bdf.read16(m.cap + MSIX_MESSAGE_CONTROL as u8);
             let new = if on {
-                (ctrl | MSIX_ENABLE) & !MSIX_FUNCTION_MASK
+                (ctrl | msix_control::ENABLE) & !msix_control::FUNCTION_MASK
             } else {
-                ctrl & !MSIX_ENABLE
+                ctrl & !msix_control::ENABLE
             };
             // The dword holds the read-only capability id/next pointer in its low half.
             let dword = self.bdf.read32(m.cap);

@@ -1,12 +1,20 @@
 //! COM1 16550 output (polled) and the `println!` family.
 
 use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use crate::cpu::{inb, outb};
 use crate::sync::IrqLock;
 
 const COM1: u16 = 0x3F8;
 const LSR_THR_EMPTY: u8 = 1 << 5;
+/// Depth of the 16550A transmit FIFO (enabled in `init`).
+const TX_FIFO_DEPTH: u8 = 16;
+
+/// Bytes that may still be written without asking the UART: when LSR.THRE is set the transmit
+/// FIFO is empty, so 16 bytes fit. Every port access is a VM exit (about 8.5 us here), so polling
+/// LSR once per 16 bytes instead of once per byte halves the cost of serial output.
+static TX_FIFO_SPACE: AtomicU8 = AtomicU8::new(0);
 
 pub fn init() {
     outb(COM1 + 1, 0x00); // no UART interrupts
@@ -19,11 +27,17 @@ pub fn init() {
 }
 
 fn put(b: u8) {
-    // Bounded poll: a UART that never reports ready must not hang the guest.
-    for _ in 0..100_000 {
-        if inb(COM1 + 5) & LSR_THR_EMPTY != 0 {
-            break;
+    let space = TX_FIFO_SPACE.load(Ordering::Relaxed);
+    if space == 0 {
+        // Bounded poll: a UART that never reports ready must not hang the guest.
+        for _ in 0..100_000 {
+            if inb(COM1 + 5) & LSR_THR_EMPTY != 0 {
+                break;
+            }
         }
+        TX_FIFO_SPACE.store(TX_FIFO_DEPTH - 1, Ordering::Relaxed);
+    } else {
+        TX_FIFO_SPACE.store(space - 1, Ordering::Relaxed);
     }
     outb(COM1, b);
 }
@@ -50,11 +64,13 @@ pub fn print_args(args: fmt::Arguments) {
     let _ = SERIAL.lock().write_fmt(args);
 }
 
+/// Writes formatted text to COM1 (like `std::print!`), holding the serial lock for the line.
 #[macro_export]
 macro_rules! print {
     ($($arg:tt)*) => { $crate::serial::print_args(format_args!($($arg)*)) };
 }
 
+/// Writes formatted text and a newline to COM1 (like `std::println!`).
 #[macro_export]
 macro_rules! println {
     () => { $crate::print!("\n") };

@@ -21,7 +21,8 @@ use super::{
     adapter_handle, dma_handle, driver_handle, interrupt_handle, InterruptReg, Phase, DEVICE_IRQL,
     DISPATCH_LEVEL, PASSIVE_LEVEL, STATE,
 };
-use crate::interrupts::{apic_id, MSG_VECTORS, MSG_VECTOR_BASE};
+use crate::interrupts::apic_id;
+use guest_core::irq::{MSG_VECTORS, MSG_VECTOR_BASE};
 
 const _: NdisMRegisterMiniportDriverFn = NdisMRegisterMiniportDriver;
 const _: NdisMDeregisterMiniportDriverFn = NdisMDeregisterMiniportDriver;
@@ -78,6 +79,62 @@ fn allocate(length: u32, layout: fn(u32) -> Option<Layout>, zeroed: bool) -> Che
         return Err(NDIS_STATUS_RESOURCES);
     }
     Ok(p)
+}
+
+/// The general-attributes arm of NdisMSetMiniportAttributes: checked as NDIS would
+/// (`guest_core::attributes`), only after the registration attributes and only once, and kept
+/// for the verifier and the OID tests.
+///
+/// # Safety
+/// `attrs` points to at least `header.Size` readable bytes of driver memory; a non-NULL
+/// `SupportedOidList` points to `SupportedOidListLength` readable bytes.
+unsafe fn set_general_attributes(
+    func: &str,
+    attrs: *const NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
+    header: NDIS_OBJECT_HEADER,
+) -> Checked<NDIS_STATUS> {
+    if STATE.lock().adapter_context.is_none() {
+        return refuse(
+            func,
+            "general attributes set before the registration attributes",
+            NDIS_STATUS_FAILURE,
+        );
+    }
+    // Copy no more than the driver declared (a revision-1 structure is 0xD8 bytes).
+    // SAFETY: all-zero is a valid value of this plain-data structure.
+    let mut copy: NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES = unsafe { core::mem::zeroed() };
+    let len = (header.Size as usize).min(core::mem::size_of_val(&copy));
+    // SAFETY: `attrs` holds `header.Size` bytes per the caller; `copy` holds `len` bytes.
+    unsafe {
+        core::ptr::copy_nonoverlapping(attrs.cast::<u8>(), (&raw mut copy).cast::<u8>(), len)
+    };
+    let entries = match guest_core::attributes::oid_list_entries(&copy) {
+        Ok(n) => n,
+        Err(e) => return refuse(func, format!("{e}"), NDIS_STATUS_INVALID_PARAMETER),
+    };
+    let oids: alloc::vec::Vec<u32> = (0..entries)
+        // SAFETY: the list holds `entries` ULONGs per the caller and `oid_list_entries`.
+        .map(|i| unsafe { read_volatile(copy.SupportedOidList.add(i)) })
+        .collect();
+    let general = match guest_core::attributes::check_general(&copy, &oids) {
+        Ok(g) => g,
+        Err(e) => return refuse(func, format!("{e}"), NDIS_STATUS_INVALID_PARAMETER),
+    };
+    let mut s = STATE.lock();
+    if s.general_attributes.is_some() {
+        drop(s);
+        return refuse(func, "general attributes set twice", NDIS_STATUS_FAILURE);
+    }
+    let m = general.mac;
+    crate::println!(
+        "ndis: general attributes: MAC {:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}, MTU {}, media connect state {}, {} supported OIDs",
+        m[0], m[1], m[2], m[3], m[4], m[5],
+        general.mtu,
+        general.connect_state,
+        general.supported_oids.len()
+    );
+    s.general_attributes = Some(general);
+    Ok(NDIS_STATUS_SUCCESS)
 }
 
 // ---------------------------------------------------------------- driver registration
@@ -177,13 +234,15 @@ pub unsafe extern "win64" fn NdisMRegisterMiniportDriver(
         if let Some(set_options) = c.SetOptionsHandler {
             crate::println!("ndis: MiniportSetOptions");
             // SAFETY: driver handler, called synchronously as NDIS does.
-            let st = unsafe { set_options(driver_handle(), MiniportDriverContext) };
-            if st != NDIS_STATUS_SUCCESS {
-                crate::println!("ndis: MiniportSetOptions failed ({st:#010x}); registration fails");
+            let status = unsafe { set_options(driver_handle(), MiniportDriverContext) };
+            if status != NDIS_STATUS_SUCCESS {
+                crate::println!(
+                    "ndis: MiniportSetOptions failed ({status:#010x}); registration fails"
+                );
                 let mut s = STATE.lock();
                 s.chars = None;
                 s.registered_ever = false;
-                return Err(st);
+                return Err(status);
             }
         }
         Ok(NDIS_STATUS_SUCCESS)
@@ -305,8 +364,12 @@ pub unsafe extern "win64" fn NdisMSetMiniportAttributes(
                 );
                 Ok(NDIS_STATUS_SUCCESS)
             }
-            NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES
-            | NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_NDK_ATTRIBUTES => {
+            NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES => {
+                // SAFETY: the header says this is a general-attributes structure of at least
+                // `hdr.Size` bytes (checked below before anything is trusted).
+                unsafe { set_general_attributes(F, MiniportAttributes.cast(), hdr) }
+            }
+            NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_NDK_ATTRIBUTES => {
                 if STATE.lock().adapter_context.is_none() {
                     return refuse(
                         F,

@@ -1,4 +1,7 @@
-//! The guest's export table: every function `rnic.sys` may import, by module and name.
+//! The guest's export table: every function `rnic.sys` may import, by module and name. The
+//! lookup rules (and their tests) are `guest_core::exports`.
+
+use guest_core::exports::{Export, ExportTable};
 
 use super::api::*;
 
@@ -12,15 +15,19 @@ macro_rules! addr {
     };
 }
 
-/// `(module, function, address)` rows from `module: Name, Name = path, ...;` lists.
+/// [`Export`] rows from `module: Name, Name = path, ...;` lists.
 macro_rules! exports {
     ($($module:literal: $($name:ident $(= $f:path)?),+;)+) => {
-        [$($(($module, stringify!($name), addr!($name $(, $f)?))),+),+]
+        [$($(Export {
+            module: $module,
+            name: stringify!($name),
+            address: addr!($name $(, $f)?),
+        }),+),+]
     };
 }
 
-/// `(module, function, address)`.
-fn table() -> [(&'static str, &'static str, u64); 19] {
+/// Every function the guest exports (addresses are known only at run time).
+fn rows() -> [Export; 19] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -49,23 +56,18 @@ fn table() -> [(&'static str, &'static str, u64); 19] {
 /// Modules whose exports the guest provides (module names match case-insensitively).
 pub const MODULES: [&str; 4] = ["ndis.sys", "ntoskrnl.exe", "netio.sys", "hal.dll"];
 
-/// Address of `module!name`, or None when the guest does not provide it.
+/// Address of `module!name`, or None when the guest does not provide it: the resolver the
+/// loader is given.
 pub fn resolve(module: &str, name: &str) -> Option<u64> {
-    if !MODULES.iter().any(|m| m.eq_ignore_ascii_case(module)) {
-        return None;
-    }
-    table()
-        .iter()
-        .find(|(m, n, _)| m.eq_ignore_ascii_case(module) && *n == name)
-        .map(|e| e.2)
+    let rows = rows();
+    ExportTable::new(&MODULES, &rows).resolve(module, name)
 }
 
 /// Every import the ABI crate lists is exported (checked once at boot).
 pub fn check_covers_abi() -> Result<(), (&'static str, &'static str)> {
-    for &(m, n) in ndis_abi::SKELETON_IMPORTS {
-        if resolve(m, n).is_none() {
-            return Err((m, n));
-        }
+    let rows = rows();
+    match ExportTable::new(&MODULES, &rows).first_missing(ndis_abi::SKELETON_IMPORTS) {
+        Some(missing) => Err(missing),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -1,13 +1,15 @@
 //! Message-signalled interrupt delivery to the driver, and DPCs.
 //!
 //! An MSI-X message `m` arrives on IDT vector `MSG_VECTOR_BASE + m` (`interrupts::irq_dispatch`
-//! has already saved the FPU/SSE state). The driver's `MessageInterruptHandler` runs at DIRQL;
+//! has already saved the FPU/SSE state and calls the hooks [`install`] gave it). The driver's `MessageInterruptHandler` runs at DIRQL;
 //! the LAPIC gets its EOI afterwards; a DPC the ISR asks for is queued. Queued DPCs run, with
 //! interrupts enabled and at DISPATCH_LEVEL, whenever the CPU drops back to PASSIVE_LEVEL: at the
 //! end of an interrupt that interrupted passive code (like Windows' DPC software interrupt) and
 //! in every wait loop.
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use guest_core::irq::{HookError, InterruptHooks};
 
 use super::{DEVICE_IRQL, DISPATCH_LEVEL, IRQL, PASSIVE_LEVEL, STATE};
 use crate::cpu::{self, FxArea};
@@ -33,12 +35,22 @@ pub fn counters() -> (u64, u64, u64, u64) {
     )
 }
 
+/// Routes the device's message vectors to this layer: `on_message_vector` for each message,
+/// `run_dpcs_on_irq_exit` at the end of every interrupt. Called once at boot, before interrupts
+/// are enabled.
+pub fn install() -> Result<(), HookError> {
+    interrupts::install_hooks(InterruptHooks {
+        on_message: on_message_vector,
+        on_irq_exit: run_dpcs_on_irq_exit,
+    })
+}
+
 fn first_time(set: &AtomicU32, m: u32) -> bool {
     set.fetch_or(1 << m, Ordering::Relaxed) & (1 << m) == 0
 }
 
-/// Called from `irq_dispatch` (interrupts masked) for message vectors.
-pub fn on_message_vector(vector: u8, msg: u32) {
+/// The message hook: called from `irq_dispatch` (interrupts masked) for message vectors.
+fn on_message_vector(vector: u8, msg: u32) {
     let reg = STATE.lock().interrupt;
     let reg = match reg {
         Some(r) if msg < r.messages => r,
@@ -75,8 +87,9 @@ pub fn on_message_vector(vector: u8, msg: u32) {
     }
 }
 
-/// Tail of every interrupt: run queued DPCs if the interrupted code was at PASSIVE_LEVEL.
-pub fn run_dpcs_on_irq_exit() {
+/// The exit hook, the tail of every interrupt: run queued DPCs if the interrupted code was at
+/// PASSIVE_LEVEL.
+fn run_dpcs_on_irq_exit() {
     if DPC_PENDING.load(Ordering::Relaxed) != 0 {
         run_pending_dpcs();
     }

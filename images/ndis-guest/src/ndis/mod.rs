@@ -18,6 +18,7 @@ use core::ffi::c_void;
 use core::sync::atomic::AtomicU8;
 
 use ndis_abi::*;
+use rnic_contract::pci::{MSIX_BAR, REGISTER_BAR};
 
 use crate::loader::LoadedImage;
 use crate::pci;
@@ -97,6 +98,8 @@ pub struct State {
     pub registered_ever: bool,
     pub deregistered: bool,
     pub adapter_context: Option<NDIS_HANDLE>,
+    /// The general attributes the driver set in MiniportInitializeEx, once accepted.
+    pub general_attributes: Option<guest_core::attributes::GeneralAttributes>,
     pub interrupt: Option<InterruptReg>,
     pub interrupt_registered_ever: bool,
     pub dma_registered: bool,
@@ -120,6 +123,7 @@ pub static STATE: IrqLock<State> = IrqLock::new(State {
     registered_ever: false,
     deregistered: false,
     adapter_context: None,
+    general_attributes: None,
     interrupt: None,
     interrupt_registered_ever: false,
     dma_registered: false,
@@ -163,17 +167,17 @@ fn utf16(s: &str) -> Vec<u16> {
 fn resource_list(dev: &pci::Device) -> Vec<u64> {
     let descs = [
         CM_PARTIAL_RESOURCE_DESCRIPTOR::memory(
-            dev.bars[0].addr as i64,
-            dev.bars[0].size as u32,
+            dev.bars[REGISTER_BAR].addr as i64,
+            dev.bars[REGISTER_BAR].size as u32,
             CM_RESOURCE_MEMORY_READ_WRITE,
         ),
         CM_PARTIAL_RESOURCE_DESCRIPTOR::memory(
-            dev.bars[2].addr as i64,
-            dev.bars[2].size as u32,
+            dev.bars[MSIX_BAR].addr as i64,
+            dev.bars[MSIX_BAR].size as u32,
             CM_RESOURCE_MEMORY_READ_WRITE,
         ),
         CM_PARTIAL_RESOURCE_DESCRIPTOR::message_interrupt(
-            crate::interrupts::MSG_VECTOR_BASE as u32,
+            guest_core::irq::MSG_VECTOR_BASE as u32,
             DEVICE_IRQL as u16,
             1,
         ),
@@ -237,19 +241,19 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     // parser); DriverEntry has this signature by the Windows contract.
     let entry: DriverEntryFn = unsafe { core::mem::transmute::<u64, DriverEntryFn>(image.entry) };
     // SAFETY: calling into the driver with valid kernel objects, at PASSIVE_LEVEL.
-    let st = unsafe { entry(drv_ptr, reg_ptr) };
+    let status = unsafe { entry(drv_ptr, reg_ptr) };
     let (registered, deregistered) = {
         let s = STATE.lock();
         (s.chars.is_some(), s.deregistered)
     };
-    if !nt_success(st) {
+    if !nt_success(status) {
         if registered && !deregistered {
             violation(String::from(
                 "DriverEntry failed after NdisMRegisterMiniportDriver without NdisMDeregisterMiniportDriver",
             ));
         }
         ends(
-            &format!("DriverEntry returned {st:#010x}"),
+            &format!("DriverEntry returned {status:#010x}"),
             crate::STATUS_VIOLATION,
         );
     }
@@ -286,17 +290,25 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     STATE.lock().phase = Phase::Initializing;
     crate::println!("ndis: MiniportInitializeEx");
     // SAFETY: handler supplied by the driver; arguments are live kernel objects.
-    let st = unsafe { init(adapter_handle(), driver_context, &mut *params) };
+    let status = unsafe { init(adapter_handle(), driver_context, &mut *params) };
     interrupt::run_pending_dpcs();
-    crate::println!("ndis: MiniportInitializeEx returned {}", status_name(st));
+    crate::println!(
+        "ndis: MiniportInitializeEx returned {}",
+        status_name(status)
+    );
     let adapter_ctx = STATE.lock().adapter_context;
-    let init_ok = st == NDIS_STATUS_SUCCESS;
+    let init_ok = status == NDIS_STATUS_SUCCESS;
     if init_ok && adapter_ctx.is_none() {
         violation(String::from(
             "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(registration attributes)",
         ));
     }
-    if st == NDIS_STATUS_PENDING {
+    if init_ok && STATE.lock().general_attributes.is_none() {
+        violation(String::from(
+            "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(general attributes)",
+        ));
+    }
+    if status == NDIS_STATUS_PENDING {
         violation(String::from(
             "MiniportInitializeEx may not return NDIS_STATUS_PENDING",
         ));
@@ -394,7 +406,7 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     if !init_ok {
         reasons.insert(
             0,
-            format!("MiniportInitializeEx returned {}", status_name(st)),
+            format!("MiniportInitializeEx returned {}", status_name(status)),
         );
     } else {
         if isr_claimed == 0 {

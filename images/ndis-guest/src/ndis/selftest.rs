@@ -114,8 +114,8 @@ fn interrupt_characteristics(
 fn dma_refused(d: *mut NDIS_SG_DMA_DESCRIPTION, status: NDIS_STATUS) -> bool {
     let mut h = STALE;
     // SAFETY: `d` is a live description or NULL; `h` a live handle slot.
-    let st = unsafe { NdisMRegisterScatterGatherDma(adapter_handle(), d, &mut h) };
-    st == status && h.is_null() && !STATE.lock().dma_registered
+    let returned = unsafe { NdisMRegisterScatterGatherDma(adapter_handle(), d, &mut h) };
+    returned == status && h.is_null() && !STATE.lock().dma_registered
 }
 
 fn in_pool(p: *mut c_void) -> bool {
@@ -148,8 +148,10 @@ pub fn contract() -> Result<usize, String> {
         || {
             let mut va: *mut c_void = STALE;
             // SAFETY: live locals (or NULL) of the types the export takes.
-            let st = unsafe { NdisMMapIoSpace(&mut va, STALE, 0xC000_0000, 0x1000) };
-            st == NDIS_STATUS_INVALID_PARAMETER && va.is_null() && STATE.lock().maps.is_empty()
+            let returned = unsafe { NdisMMapIoSpace(&mut va, STALE, 0xC000_0000, 0x1000) };
+            returned == NDIS_STATUS_INVALID_PARAMETER
+                && va.is_null()
+                && STATE.lock().maps.is_empty()
         },
     )?;
     run.refused(
@@ -172,8 +174,26 @@ pub fn contract() -> Result<usize, String> {
                 },
             };
             // SAFETY: live locals (or NULL) of the types the export takes.
-            let st = unsafe { NdisMSetMiniportAttributes(adapter_handle(), &mut a) };
-            st == NDIS_STATUS_FAILURE && STATE.lock().adapter_context.is_none()
+            let returned = unsafe { NdisMSetMiniportAttributes(adapter_handle(), &mut a) };
+            returned == NDIS_STATUS_FAILURE && STATE.lock().adapter_context.is_none()
+        },
+    )?;
+    run.refused(
+        "general attributes first",
+        PASSIVE_LEVEL,
+        Phase::Initializing,
+        "NdisMSetMiniportAttributes: general attributes set before the registration attributes",
+        || {
+            // SAFETY: all-zero is a valid value of this plain-data union.
+            let mut a: NDIS_MINIPORT_ADAPTER_ATTRIBUTES = unsafe { core::mem::zeroed() };
+            a.GeneralAttributes.Header = NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
+                NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES_REVISION_2,
+                NDIS_SIZEOF_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES_REVISION_2,
+            );
+            // SAFETY: a live local of the type the export takes.
+            let returned = unsafe { NdisMSetMiniportAttributes(adapter_handle(), &mut a) };
+            returned == NDIS_STATUS_FAILURE && STATE.lock().general_attributes.is_none()
         },
     )?;
     run.refused(
@@ -188,9 +208,9 @@ pub fn contract() -> Result<usize, String> {
                 NDIS_SIZEOF_MINIPORT_INTERRUPT_CHARACTERISTICS_REVISION_1,
             ));
             // SAFETY: live locals (or NULL) of the types the export takes.
-            let st =
+            let returned =
                 unsafe { NdisMRegisterInterruptEx(adapter_handle(), STALE, &mut c, null_mut()) };
-            st == NDIS_STATUS_INVALID_PARAMETER && STATE.lock().interrupt.is_none()
+            returned == NDIS_STATUS_INVALID_PARAMETER && STATE.lock().interrupt.is_none()
         },
     )?;
     run.refused(
@@ -227,8 +247,11 @@ pub fn contract() -> Result<usize, String> {
             ));
             let mut h = STALE;
             // SAFETY: live locals (or NULL) of the types the export takes.
-            let st = unsafe { NdisMRegisterInterruptEx(adapter_handle(), STALE, &mut c, &mut h) };
-            st == NDIS_STATUS_INVALID_PARAMETER && h.is_null() && STATE.lock().interrupt.is_none()
+            let returned =
+                unsafe { NdisMRegisterInterruptEx(adapter_handle(), STALE, &mut c, &mut h) };
+            returned == NDIS_STATUS_INVALID_PARAMETER
+                && h.is_null()
+                && STATE.lock().interrupt.is_none()
         },
     )?;
     run.refused(

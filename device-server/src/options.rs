@@ -1,0 +1,182 @@
+//! Command-line options of `rnic-device-server` and the wire they describe.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::Parser;
+use rnic_device::wire::{CapturingWire, LoopbackWire, UdpWire, UnixWire, WireBackend};
+use rnic_device::{MacAddress, RnicConfig};
+
+use crate::error::ServerError;
+
+/// rnic-device-server: serves one emulated RNIC over the vfio-user protocol.
+///
+/// Start it, then start the client (QEMU with `-device vfio-user-pci,socket=PATH`).
+/// The server serves one client session and exits when the client disconnects.
+#[derive(Debug, Parser)]
+#[command(name = "rnic-device-server", version)]
+pub struct Options {
+    /// Unix socket to listen on (must not exist yet).
+    #[arg(long, value_name = "PATH")]
+    pub socket: PathBuf,
+    /// The port's MAC address after reset.
+    #[arg(long, value_name = "MAC", default_value = "02:7e:57:00:00:01")]
+    pub mac: MacAddress,
+    /// The port's IPv4 address for RoCEv2 after reset.
+    #[arg(long, value_name = "ADDR", default_value = "10.77.0.1")]
+    pub ipv4: Ipv4Addr,
+    /// The wire: `none`, `loopback`, `unix:LOCAL_PATH,PEER_PATH` (Unix datagram
+    /// sockets) or `udp:LOCAL_ADDR:PORT,PEER_ADDR:PORT`.
+    #[arg(long, value_name = "WIRE", default_value = "none")]
+    pub wire: WireSpec,
+    /// Record every frame that crosses the wire into this pcap file (needs a wire).
+    #[arg(long, value_name = "FILE")]
+    pub pcap: Option<PathBuf>,
+}
+
+/// Where the port's frames go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WireSpec {
+    /// No wire: transmitted frames are dropped and counted.
+    None,
+    /// Frames come back to the same port.
+    Loopback,
+    /// Unix datagram sockets: our path, the peer's path.
+    Unix(PathBuf, PathBuf),
+    /// UDP: our address, the peer's address.
+    Udp(SocketAddr, SocketAddr),
+}
+
+/// Why a `--wire` value is not understood.
+#[derive(Debug, thiserror::Error)]
+#[error("bad --wire value '{0}': use none, loopback, unix:LOCAL_PATH,PEER_PATH or udp:LOCAL_ADDR:PORT,PEER_ADDR:PORT")]
+pub struct WireSpecError(String);
+
+impl FromStr for WireSpec {
+    type Err = WireSpecError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || WireSpecError(s.to_string());
+        match s {
+            "none" => Ok(WireSpec::None),
+            "loopback" => Ok(WireSpec::Loopback),
+            _ => {
+                if let Some(rest) = s.strip_prefix("unix:") {
+                    let (a, b) = rest.split_once(',').ok_or_else(err)?;
+                    if a.is_empty() || b.is_empty() {
+                        return Err(err());
+                    }
+                    Ok(WireSpec::Unix(a.into(), b.into()))
+                } else if let Some(rest) = s.strip_prefix("udp:") {
+                    let (a, b) = rest.split_once(',').ok_or_else(err)?;
+                    Ok(WireSpec::Udp(
+                        a.parse().map_err(|_| err())?,
+                        b.parse().map_err(|_| err())?,
+                    ))
+                } else {
+                    Err(err())
+                }
+            }
+        }
+    }
+}
+
+impl Options {
+    /// The device configuration the options ask for; a multicast MAC is refused
+    /// (a port address must be unicast).
+    pub fn device_config(&self) -> Result<RnicConfig, ServerError> {
+        if self.mac.0[0] & 1 != 0 {
+            return Err(ServerError::MulticastMac(self.mac.to_string()));
+        }
+        Ok(RnicConfig {
+            mac: self.mac,
+            ip: self.ipv4,
+            ..RnicConfig::default()
+        })
+    }
+
+    /// Opens the wire (and its pcap capture) the options ask for.
+    pub fn open_wire(&self) -> Result<Option<Box<dyn WireBackend>>, ServerError> {
+        let spec = format!("{:?}", self.wire);
+        let base: Box<dyn WireBackend> = match &self.wire {
+            WireSpec::None => {
+                return match &self.pcap {
+                    Some(_) => Err(ServerError::PcapWithoutWire),
+                    None => Ok(None),
+                }
+            }
+            WireSpec::Loopback => Box::new(LoopbackWire::new()),
+            WireSpec::Unix(local, peer) => Box::new(
+                UnixWire::bind(local, peer).map_err(|source| ServerError::Wire { spec, source })?,
+            ),
+            WireSpec::Udp(local, peer) => Box::new(
+                UdpWire::bind(*local, *peer)
+                    .map_err(|source| ServerError::Wire { spec, source })?,
+            ),
+        };
+        Ok(Some(match &self.pcap {
+            Some(path) => {
+                Box::new(
+                    CapturingWire::create(base, path).map_err(|source| ServerError::Pcap {
+                        path: path.clone(),
+                        source,
+                    })?,
+                )
+            }
+            None => base,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_specs_parse_and_bad_ones_name_the_syntax() {
+        assert_eq!("none".parse::<WireSpec>().unwrap(), WireSpec::None);
+        assert_eq!("loopback".parse::<WireSpec>().unwrap(), WireSpec::Loopback);
+        assert_eq!(
+            "unix:/tmp/a,/tmp/b".parse::<WireSpec>().unwrap(),
+            WireSpec::Unix("/tmp/a".into(), "/tmp/b".into())
+        );
+        assert_eq!(
+            "udp:127.0.0.1:4000,127.0.0.1:4001"
+                .parse::<WireSpec>()
+                .unwrap(),
+            WireSpec::Udp(
+                "127.0.0.1:4000".parse().unwrap(),
+                "127.0.0.1:4001".parse().unwrap()
+            )
+        );
+        for bad in ["", "unix:/a", "unix:,/b", "udp:x,y", "tcp:1,2"] {
+            let e = bad.parse::<WireSpec>().unwrap_err().to_string();
+            assert!(e.contains("loopback") && e.contains("udp:"), "{e}");
+        }
+    }
+
+    #[test]
+    fn options_give_the_device_config_and_refuse_pcap_without_wire() {
+        let o = Options::try_parse_from([
+            "rnic-device-server",
+            "--socket",
+            "/tmp/x.sock",
+            "--mac",
+            "02:00:00:00:00:07",
+            "--ipv4",
+            "10.0.0.7",
+            "--pcap",
+            "/tmp/x.pcap",
+        ])
+        .unwrap();
+        let c = o.device_config().unwrap();
+        assert_eq!(c.mac.to_string(), "02:00:00:00:00:07");
+        assert_eq!(c.ip, Ipv4Addr::new(10, 0, 0, 7));
+        assert!(matches!(o.open_wire(), Err(ServerError::PcapWithoutWire)));
+        assert!(
+            Options::try_parse_from(["rnic-device-server", "--socket", "s", "--mac", "zz"])
+                .is_err()
+        );
+    }
+}

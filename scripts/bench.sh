@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints side-by-side figures measured in this one run:
+#   1. boot: rnic-vmm vs QEMU's microvm booting the same guest without an RNIC (wall time of
+#      the whole process, median of N runs), and rnic-vmm's full driver life cycle with the RNIC
+#      (the monitor's own "guest exited ... after T ms", median of N runs);
+#   2. the device benchmarks (`cargo bench -p rnic-device`): RDMA WRITE vs memcpy per size, work
+#      requests per second, MR registration and lookup, and every other bench target there.
+# Figures are printed, never asserted: the machines are shared and noisy. Record them in
+# docs/performance.md with the machine and the date.
+#
+# Usage: scripts/bench.sh [boot|device|all]   (default all)
+# Environment: BENCH_RUNS (default 7) boots per configuration.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+cd "$RIG_ROOT"
+
+what="${1:-all}"
+case "$what" in boot | device | all) ;; *) die "usage: scripts/bench.sh [boot|device|all]" ;; esac
+runs="${BENCH_RUNS:-7}"
+[[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
+
+median() { sort -n | awk '{a[NR] = $1} END {if (NR == 0) print "n/a"; else print a[int((NR + 1) / 2)]}'; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+bench_boot() {
+    "$RIG_ROOT/scripts/build.sh"
+    local vmm kernel driver qemu i start end status
+    vmm="$(host_target_dir)/debug/rnic-vmm"
+    kernel="$RIG_ROOT/target/images/ndis-guest.elf"
+    driver="$RIG_ROOT/target/images/rnic.sys"
+    qemu="$("$RIG_ROOT/scripts/setup-qemu.sh")"
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] || die "/dev/kvm is not usable: the boot benchmark needs KVM"
+    local tmp
+    tmp="$(mktemp -d)"
+    log "boot: $runs runs each (rnic-vmm --no-rnic, QEMU microvm, rnic-vmm with the RNIC)"
+    for i in $(seq "$runs"); do
+        start=$(now_ms)
+        status=0
+        "$vmm" --kernel "$kernel" --module "$driver" --no-rnic >/dev/null 2>&1 || status=$?
+        end=$(now_ms)
+        [ "$status" = 2 ] || die "rnic-vmm --no-rnic exited with $status, expected 2 (no RNIC)"
+        echo $((end - start)) >>"$tmp/vmm"
+
+        start=$(now_ms)
+        status=0
+        "$qemu" -M microvm,pic=on,pit=on,rtc=off,isa-serial=on -bios qboot.rom -accel kvm -cpu host -m 256 \
+            -nodefaults -nographic -serial stdio -kernel "$kernel" -initrd "$driver" \
+            -device isa-debug-exit,iobase=0xf4,iosize=0x04 >/dev/null 2>&1 || status=$?
+        end=$(now_ms)
+        [ "$status" = 5 ] || die "QEMU microvm exited with $status, expected 5 (guest status 2: no RNIC)"
+        echo $((end - start)) >>"$tmp/qemu"
+
+        status=0
+        "$vmm" --kernel "$kernel" --module "$driver" >/dev/null 2>"$tmp/lifecycle.err" || status=$?
+        [ "$status" = 0 ] || die "the driver life cycle failed (status $status): $(tail -n1 "$tmp/lifecycle.err")"
+        sed -n 's/.*guest exited with status 0 after \([0-9]*\) ms.*/\1/p' "$tmp/lifecycle.err" >>"$tmp/lifecycle"
+    done
+    local v q l
+    v=$(median <"$tmp/vmm")
+    q=$(median <"$tmp/qemu")
+    l=$(median <"$tmp/lifecycle")
+    rm -rf "$tmp"
+    echo
+    echo "boot (median of $runs, $(date -u +%Y-%m-%d), $(nproc) cores, $("$qemu" --version | head -n1))"
+    printf '  %-58s %8s ms\n' "rnic-vmm --no-rnic, process start to exit" "$v"
+    printf '  %-58s %8s ms\n' "QEMU microvm (qboot, KVM), same guest, start to exit" "$q"
+    printf '  %-58s %8s\n' "ratio rnic-vmm / QEMU microvm" "$(awk -v a="$v" -v b="$q" 'BEGIN {printf "%.2fx", a / b}')"
+    printf '  %-58s %8s ms\n' "rnic-vmm with RNIC: monitor start to verdict (life cycle)" "$l"
+}
+
+bench_device() {
+    log "device benchmarks: cargo bench -p rnic-device (a few minutes)"
+    cargo bench -p rnic-device 2>&1 | tee "$(host_target_dir)/bench-device.log" \
+        | grep -E -A12 'vs memcpy|worst|per second|took|^\s*(size|[0-9]+ ?[KM]i?B)' || true
+    log "full criterion output: $(host_target_dir)/bench-device.log"
+}
+
+case "$what" in
+    boot) bench_boot ;;
+    device) bench_device ;;
+    all)
+        bench_boot
+        bench_device
+        ;;
+esac

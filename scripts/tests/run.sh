@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Regression tests of the user-facing scripts (scripts/*.sh). Run by scripts/test.sh after the
+# build; runnable alone once scripts/build.sh has run. Each test prints "ok NAME" or
+# "FAIL NAME: why"; the last line is "script tests: N passed, N failed, N skipped".
+set -uo pipefail
+. "$(dirname "$0")/../lib.sh"
+cd "$RIG_ROOT"
+
+passed=0
+failed=0
+skipped=0
+WORK="$(mktemp -d)"
+trap 'rm -rf "$WORK"' EXIT
+
+ok() { echo "ok $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL $1: $2"; failed=$((failed + 1)); }
+skip() { echo "skip $1: SKIPPED on purpose: $2"; skipped=$((skipped + 1)); }
+have_kvm() { [ -r /dev/kvm ] && [ -w /dev/kvm ]; }
+
+# --- test.sh's closing line counts tests that skipped themselves as skipped, not passed.
+t=summary_counts_skipped_tests
+cat >"$WORK/cargo.log" <<'LOG'
+test result: ok. 5 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s
+boots: SKIPPED on purpose: /dev/kvm is not usable and RNIC_ALLOW_NO_KVM=1
+SKIPPED ON PURPOSE: /dev/kvm unavailable (no such file) and RNIC_ALLOW_NO_KVM=1
+test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s
+LOG
+got="$(summarize_test_log "$WORK/cargo.log")"
+echo "script tests: 4 passed, 1 failed, 1 skipped" >"$WORK/scripts.log"
+got2="$(summarize_test_log "$WORK/cargo.log" "$WORK/scripts.log")"
+[ "$got" = "6 passed, 2 failed, 2 skipped" ] && [ "$got2" = "10 passed, 3 failed, 3 skipped" ] \
+    && ok $t || fail $t "got '$got' and '$got2'"
+
+# --- every monitor status gets a label that says whether it is a guest verdict.
+t=status_labels_tell_verdicts_from_monitor_outcomes
+labels_ok=1
+for s in 0 1 2 3 4; do describe_vm_status $s | grep -q '^guest verdict' || labels_ok=0; done
+for s in 123 124 125 130 143; do describe_vm_status $s | grep -q '^no verdict' || labels_ok=0; done
+[ $labels_ok = 1 ] && ok $t || fail $t "a status has the wrong kind of label"
+
+# --- setup-toolchain.sh names an unreachable mirror instead of "no rust-src package found".
+t=setup_toolchain_reports_unreachable_mirror
+mkdir -p "$WORK/fakebin" "$WORK/sysroot/lib/rustlib/x86_64-unknown-linux-gnu/bin"
+cat >"$WORK/fakebin/rustc" <<FAKE
+#!/bin/sh
+case "\$*" in
+  *sysroot*) echo "$WORK/sysroot" ;;
+  -vV) echo "host: x86_64-unknown-linux-gnu" ;;
+  *) echo "rustc 1.95.0 (fake 2026-01-01)" ;;
+esac
+FAKE
+chmod +x "$WORK/fakebin/rustc"
+if [ "$(id -u)" != 0 ]; then
+    skip $t "needs root for apt-get's private lists"
+else
+    out="$(PATH="$WORK/fakebin:$PATH" RNIC_NO_RUSTUP=1 RNIC_TOOLCHAIN_CACHE="$WORK/cache" \
+        RNIC_DEBIAN_MIRROR=http://127.0.0.1:9/debian timeout 120 scripts/setup-toolchain.sh 2>&1)"
+    st=$?
+    if [ $st = 0 ]; then
+        fail $t "succeeded against an unreachable mirror"
+    elif echo "$out" | grep -q 'no rust-src package found'; then
+        fail $t "blamed the package: $out"
+    elif echo "$out" | grep -q '127.0.0.1:9'; then
+        ok $t
+    else
+        fail $t "message does not name the mirror: $out"
+    fi
+fi
+
+# --- concurrent builds of the driver and the guest do not race on temporary files.
+t=concurrent_cross_builds_succeed
+pids=()
+for i in 1 2; do
+    scripts/build-driver.sh >"$WORK/driver-$i.log" 2>&1 &
+    pids+=($!)
+    scripts/build-guest.sh >"$WORK/guest-$i.log" 2>&1 &
+    pids+=($!)
+done
+all_ok=1
+for p in "${pids[@]}"; do wait "$p" || all_ok=0; done
+if [ $all_ok = 1 ] && [ -s target/images/rnic.sys ] && [ -s target/images/ndis-guest.elf ]; then
+    ok $t
+else
+    fail $t "$(cat "$WORK"/driver-*.log "$WORK"/guest-*.log | grep -i error | head -n3)"
+fi
+
+# --- launch-vm.sh takes relative paths from the caller's directory.
+t=launch_vm_resolves_paths_from_the_callers_directory
+mkdir -p "$WORK/user"
+cp target/images/rnic.sys "$WORK/user/my-driver.sys"
+if ! have_kvm; then
+    skip $t "/dev/kvm is not usable"
+else
+    out="$(cd "$WORK/user" && RNIC_SKIP_BUILD=1 "$RIG_ROOT/scripts/launch-vm.sh" --driver ./my-driver.sys --timeout 60 2>&1)"
+    st=$?
+    if [ $st = 0 ] && echo "$out" | grep -q "using kernel .* and driver $WORK/user/my-driver.sys" \
+        && echo "$out" | grep -q 'guest verdict: PASS'; then
+        ok $t
+    else
+        fail $t "status $st: $(echo "$out" | tail -n3)"
+    fi
+fi
+
+t=launch_vm_names_a_missing_file_with_the_callers_directory
+out="$(cd "$WORK/user" && RNIC_SKIP_BUILD=1 "$RIG_ROOT/scripts/launch-vm.sh" --driver ./absent.sys 2>&1)"
+st=$?
+[ $st != 0 ] && echo "$out" | grep -q "absent.sys: no such file (relative paths are taken from $WORK/user)" \
+    && ok $t || fail $t "status $st: $out"
+
+# --- a monitor error is labelled as such, not as a guest verdict.
+t=launch_vm_labels_monitor_errors
+out="$(RNIC_SKIP_BUILD=1 scripts/launch-vm.sh --memory 0 2>&1)"
+st=$?
+if [ $st = 125 ] && echo "$out" | tail -n1 | grep -q 'no verdict: the monitor could not start' \
+    && ! echo "$out" | grep -q 'guest verdict'; then
+    ok $t
+else
+    fail $t "status $st: $(echo "$out" | tail -n2)"
+fi
+
+# --- setup-qemu.sh leaves a working QEMU >= 10.1, and QEMU's microvm boots our PVH guest (a
+# second host of the same guest): without an RNIC the guest must say so and exit with status 2,
+# which isa-debug-exit reports as (2 << 1) | 1 = 5.
+t=qemu_microvm_boots_the_guest
+if [ "${RNIC_ALLOW_NO_QEMU:-0}" = 1 ]; then
+    skip $t "RNIC_ALLOW_NO_QEMU=1"
+elif ! qemu="$(scripts/setup-qemu.sh 2>"$WORK/qemu-setup.log")"; then
+    fail $t "scripts/setup-qemu.sh failed: $(tail -n1 "$WORK/qemu-setup.log") (set RNIC_ALLOW_NO_QEMU=1 to skip the QEMU tests on purpose)"
+elif ! have_kvm; then
+    skip $t "/dev/kvm is not usable"
+else
+    out="$(timeout 120 "$qemu" -M microvm,pic=on,pit=on,rtc=off,isa-serial=on -bios qboot.rom -accel kvm -cpu host \
+        -m 256 -nodefaults -nographic -serial stdio -kernel target/images/ndis-guest.elf \
+        -initrd target/images/rnic.sys -device isa-debug-exit,iobase=0xf4,iosize=0x04 2>&1)"
+    st=$?
+    if [ $st = 5 ] && echo "$out" | grep -q 'pci: no rnic found'; then
+        ok $t
+    else
+        mkdir -p target/test-artifacts
+        echo "$out" >target/test-artifacts/qemu-microvm-boot.log
+        fail $t "status $st (want 5); serial log in target/test-artifacts/qemu-microvm-boot.log"
+    fi
+fi
+
+echo "script tests: $passed passed, $failed failed, $skipped skipped"
+[ $failed = 0 ]

@@ -1,0 +1,384 @@
+//! RNIC settings: the `--rnic KEY=VALUE,...` syntax (in Cloud Hypervisor's style)
+//! and the JSON schema shared by `--config FILE` and the control API's `GET /v1/vm`.
+//!
+//! Keys: `id`, `mac`, `ipv4`, `wire` (`none`, `unix:LOCAL,PEER`, `udp:LOCAL,PEER`),
+//! `pcap` (file the wire's frames are captured to) and `faults` (a fault plan file,
+//! see [`crate::faultplan`]). A comma-separated piece without `=` continues the
+//! value before it, so `wire=udp:127.0.0.1:7000,127.0.0.1:7001` works.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use rnic_device::MacAddress;
+use serde::{Deserialize, Serialize};
+
+/// Most RNICs one VM can have (PCI devices 1..=16 of bus 0).
+pub const MAX_RNICS: usize = 16;
+/// Longest RNIC id, in bytes.
+pub const MAX_ID_LEN: usize = 32;
+
+/// Where an RNIC's wire goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub enum WireOption {
+    /// No wire: frames the device sends are dropped, nothing arrives.
+    None,
+    /// A Unix datagram wire: bind `local`, send to `peer`.
+    Unix {
+        /// This end's socket path.
+        local: PathBuf,
+        /// The other end's socket path.
+        peer: PathBuf,
+    },
+    /// A UDP wire: bind `local`, send to `peer`.
+    Udp {
+        /// This end's address.
+        local: SocketAddr,
+        /// The other end's address.
+        peer: SocketAddr,
+    },
+}
+
+impl std::fmt::Display for WireOption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireOption::None => f.write_str("none"),
+            WireOption::Unix { local, peer } => {
+                write!(f, "unix:{},{}", local.display(), peer.display())
+            }
+            WireOption::Udp { local, peer } => write!(f, "udp:{local},{peer}"),
+        }
+    }
+}
+
+impl From<WireOption> for String {
+    fn from(w: WireOption) -> String {
+        w.to_string()
+    }
+}
+
+impl TryFrom<String> for WireOption {
+    type Error = String;
+    fn try_from(text: String) -> Result<Self, String> {
+        text.parse()
+    }
+}
+
+/// Splits `LOCAL,PEER` (both non-empty).
+fn wire_ends<'a>(text: &str, rest: &'a str) -> Result<(&'a str, &'a str), String> {
+    rest.split_once(',')
+        .filter(|(local, peer)| !local.is_empty() && !peer.is_empty())
+        .ok_or_else(|| format!("wire `{text}` needs two ends: LOCAL,PEER"))
+}
+
+impl std::str::FromStr for WireOption {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        if text == "none" {
+            Ok(WireOption::None)
+        } else if let Some(rest) = text.strip_prefix("unix:") {
+            let (local, peer) = wire_ends(text, rest)?;
+            Ok(WireOption::Unix {
+                local: local.into(),
+                peer: peer.into(),
+            })
+        } else if let Some(rest) = text.strip_prefix("udp:") {
+            let (local, peer) = wire_ends(text, rest)?;
+            let address = |a: &str| {
+                a.parse::<SocketAddr>()
+                    .map_err(|_| format!("`{a}` in wire `{text}` is not an IP:PORT address"))
+            };
+            Ok(WireOption::Udp {
+                local: address(local)?,
+                peer: address(peer)?,
+            })
+        } else {
+            Err(format!(
+                "wire `{text}` is not one of none, unix:LOCAL,PEER, udp:LOCAL,PEER"
+            ))
+        }
+    }
+}
+
+/// One RNIC's settings, as given (absent keys take the defaults of its position).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RnicOptions {
+    /// Name used by the control API (`rnic0`, `rnic1`, ... by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// MAC address (default `02:7e:57:00:00:NN`, NN = position + 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// IPv4 address for RoCEv2 (default `10.77.0.NN`, NN = position + 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4: Option<Ipv4Addr>,
+    /// The wire (default none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireOption>,
+    /// pcap file the wire's frames are written to (needs a wire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap: Option<PathBuf>,
+    /// Fault plan file loaded at start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faults: Option<PathBuf>,
+}
+
+/// An RNIC's settings with every default filled in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RnicSettings {
+    /// Name used by the control API.
+    pub id: String,
+    /// PCI device number on bus 0 (`00:NN.0`).
+    pub pci_device: u8,
+    /// MAC address.
+    #[serde(serialize_with = "display")]
+    pub mac: MacAddress,
+    /// IPv4 address for RoCEv2.
+    pub ipv4: Ipv4Addr,
+    /// The wire.
+    pub wire: WireOption,
+    /// pcap capture file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pcap: Option<PathBuf>,
+    /// Fault plan file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faults: Option<PathBuf>,
+}
+
+fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(v)
+}
+
+/// The JSON document of `--config FILE`: the same `rnics` entries as `GET /v1/vm`
+/// reports (`pci_device` is reported, not accepted).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// RNICs in PCI order.
+    #[serde(default)]
+    pub rnics: Vec<RnicOptions>,
+}
+
+/// Parses one `--rnic` value (`""` = all defaults).
+pub fn parse_rnic_option(text: &str) -> Result<RnicOptions, String> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    for piece in text.split(',').filter(|p| !p.is_empty()) {
+        match piece.split_once('=') {
+            Some((key, value)) => pairs.push((key.trim().to_string(), value.to_string())),
+            None => match pairs.last_mut() {
+                Some((_, value)) => {
+                    value.push(',');
+                    value.push_str(piece);
+                }
+                None => return Err(format!("--rnic `{piece}` is not KEY=VALUE")),
+            },
+        }
+    }
+    let mut options = RnicOptions::default();
+    for (key, value) in pairs {
+        let twice = || format!("--rnic: key `{key}` is given twice");
+        let empty = || format!("--rnic: key `{key}` needs a value");
+        if value.is_empty() {
+            return Err(empty());
+        }
+        match key.as_str() {
+            "id" => set_once(&mut options.id, value, twice)?,
+            "mac" => set_once(&mut options.mac, value, twice)?,
+            "ipv4" => {
+                let ip = value
+                    .parse()
+                    .map_err(|_| format!("--rnic: ipv4 `{value}` is not an IPv4 address"))?;
+                set_once(&mut options.ipv4, ip, twice)?
+            }
+            "wire" => set_once(&mut options.wire, value.parse()?, twice)?,
+            "pcap" => set_once(&mut options.pcap, value.into(), twice)?,
+            "faults" => set_once(&mut options.faults, value.into(), twice)?,
+            other => {
+                return Err(format!(
+                    "--rnic: unknown key `{other}` (keys: id, mac, ipv4, wire, pcap, faults)"
+                ))
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn set_once<T>(
+    slot: &mut Option<T>,
+    value: T,
+    twice: impl FnOnce() -> String,
+) -> Result<(), String> {
+    if slot.is_some() {
+        return Err(twice());
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+/// Fills in the defaults of each RNIC's position and checks the set: at most
+/// [`MAX_RNICS`], unique ids, MACs and IPv4 addresses, pcap only with a wire.
+pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
+    if options.len() > MAX_RNICS {
+        return Err(format!(
+            "{} RNICs given; at most {MAX_RNICS} are supported",
+            options.len()
+        ));
+    }
+    let mut out: Vec<RnicSettings> = Vec::with_capacity(options.len());
+    for (position, o) in options.iter().enumerate() {
+        let number = position as u8 + 1;
+        let id = o.id.clone().unwrap_or_else(|| format!("rnic{position}"));
+        let id_ok = !id.is_empty()
+            && id.len() <= MAX_ID_LEN
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !id_ok {
+            return Err(format!(
+                "RNIC id `{id}` must be 1..={MAX_ID_LEN} characters of A-Z a-z 0-9 - _"
+            ));
+        }
+        let mac = match &o.mac {
+            Some(text) => text
+                .parse::<MacAddress>()
+                .map_err(|_| format!("RNIC {id}: mac `{text}` is not like 02:7e:57:00:00:01"))?,
+            None => MacAddress([0x02, 0x7E, 0x57, 0x00, 0x00, number]),
+        };
+        if mac.0[0] & 1 != 0 {
+            return Err(format!("RNIC {id}: mac {mac} is a multicast address"));
+        }
+        let settings = RnicSettings {
+            id,
+            pci_device: crate::pci::FIRST_RNIC_DEVICE + position as u8,
+            mac,
+            ipv4: o.ipv4.unwrap_or(Ipv4Addr::new(10, 77, 0, number)),
+            wire: o.wire.clone().unwrap_or(WireOption::None),
+            pcap: o.pcap.clone(),
+            faults: o.faults.clone(),
+        };
+        if settings.pcap.is_some() && settings.wire == WireOption::None {
+            return Err(format!(
+                "RNIC {}: pcap needs a wire (wire=unix:... or wire=udp:...)",
+                settings.id
+            ));
+        }
+        for earlier in &out {
+            let clash = if earlier.id == settings.id {
+                Some("id")
+            } else if earlier.mac == settings.mac {
+                Some("mac")
+            } else if earlier.ipv4 == settings.ipv4 {
+                Some("ipv4")
+            } else {
+                None
+            };
+            if let Some(what) = clash {
+                return Err(format!(
+                    "RNICs {} and {} have the same {what}; give each its own",
+                    earlier.id, settings.id
+                ));
+            }
+        }
+        out.push(settings);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rnic_option_keys_and_continued_values() {
+        let o = parse_rnic_option(
+            "id=left,mac=02:00:00:00:00:0a,ipv4=10.0.0.2,wire=udp:127.0.0.1:7000,127.0.0.1:7001,pcap=/tmp/l.pcap,faults=p.toml",
+        )
+        .unwrap();
+        assert_eq!(o.id.as_deref(), Some("left"));
+        assert_eq!(o.mac.as_deref(), Some("02:00:00:00:00:0a"));
+        assert_eq!(o.ipv4, Some(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!(
+            o.wire,
+            Some(WireOption::Udp {
+                local: "127.0.0.1:7000".parse().unwrap(),
+                peer: "127.0.0.1:7001".parse().unwrap()
+            })
+        );
+        assert_eq!(o.pcap, Some("/tmp/l.pcap".into()));
+        assert_eq!(o.faults, Some("p.toml".into()));
+        let unix = parse_rnic_option("wire=unix:/run/a.sock,/run/b.sock").unwrap();
+        assert_eq!(
+            unix.wire.unwrap().to_string(),
+            "unix:/run/a.sock,/run/b.sock"
+        );
+        assert_eq!(parse_rnic_option("").unwrap(), RnicOptions::default());
+    }
+
+    #[test]
+    fn bad_rnic_options_say_which_key() {
+        for (text, says) in [
+            ("colour=red", "unknown key `colour`"),
+            ("id=a,id=b", "`id` is given twice"),
+            ("ipv4=10.0.0", "not an IPv4 address"),
+            ("wire=tcp:x", "not one of none"),
+            ("wire=udp:127.0.0.1:1", "needs two ends"),
+            ("wire=udp:localhost:1,127.0.0.1:2", "not an IP:PORT"),
+            ("mac=", "needs a value"),
+            ("justtext", "not KEY=VALUE"),
+        ] {
+            let e = parse_rnic_option(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn defaults_follow_the_position_and_clashes_are_refused() {
+        let two = resolve(&[RnicOptions::default(), RnicOptions::default()]).unwrap();
+        assert_eq!(two[0].id, "rnic0");
+        assert_eq!(two[1].id, "rnic1");
+        assert_eq!(two[1].pci_device, 2);
+        assert_eq!(two[1].mac.to_string(), "02:7e:57:00:00:02");
+        assert_eq!(two[1].ipv4, Ipv4Addr::new(10, 77, 0, 2));
+        let same_id = RnicOptions {
+            id: Some("x".into()),
+            ..Default::default()
+        };
+        let e = resolve(&[same_id.clone(), same_id]).unwrap_err();
+        assert!(e.contains("same id"), "{e}");
+        let mac = |m: &str| RnicOptions {
+            mac: Some(m.into()),
+            ..Default::default()
+        };
+        assert!(resolve(&[mac("02:7e:57:00:00:02"), RnicOptions::default()])
+            .unwrap_err()
+            .contains("same mac"));
+        assert!(resolve(&[mac("03:00:00:00:00:01")])
+            .unwrap_err()
+            .contains("multicast"));
+        let pcap_only = RnicOptions {
+            pcap: Some("x.pcap".into()),
+            ..Default::default()
+        };
+        assert!(resolve(&[pcap_only]).unwrap_err().contains("needs a wire"));
+        let bad_id = RnicOptions {
+            id: Some("a/b".into()),
+            ..Default::default()
+        };
+        assert!(resolve(&[bad_id]).is_err());
+        assert!(resolve(&vec![RnicOptions::default(); MAX_RNICS + 1]).is_err());
+    }
+
+    #[test]
+    fn config_file_uses_the_same_keys() {
+        let c: ConfigFile =
+            serde_json::from_str(r#"{"rnics": [{"id": "a", "wire": "unix:/x,/y"}, {}]}"#).unwrap();
+        assert_eq!(c.rnics.len(), 2);
+        assert_eq!(c.rnics[0].wire.as_ref().unwrap().to_string(), "unix:/x,/y");
+        let e = serde_json::from_str::<ConfigFile>(r#"{"rnics": [{"colour": 1}]}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `colour`"), "{e}");
+        let e =
+            serde_json::from_str::<ConfigFile>(r#"{"rnics": [{"wire": "tcp:x"}]}"#).unwrap_err();
+        assert!(e.to_string().contains("not one of none"), "{e}");
+    }
+}

@@ -197,8 +197,16 @@ pub struct Rig {
     /// Scratch copy of RAM under the BARs, compared after each device access; the
     /// buffers are reused from step to step (no allocation per step).
     shadow: Vec<(u64, Vec<u8>)>,
-    /// Number of `shadow` entries in use for the current step.
+    /// Number of `shadow` entries in use.
     shadow_len: usize,
+    /// The BAR placement `shadow` was taken for ((address, size) per BAR).
+    shadow_bars: Vec<(u64, u64)>,
+    /// The rig wrote RAM (or the BARs moved) since `shadow` was taken: re-read it
+    /// before the next device access. While it is fresh, every device access in
+    /// between is checked at once when the shadow is next verified (before the rig
+    /// writes RAM again, when the BARs move, and at the end of the script), instead
+    /// of copying and comparing the RAM under the BARs around every step.
+    shadow_stale: bool,
     /// Reused buffer for reading RAM under the BARs back.
     scratch: Vec<u8>,
     /// Ops applied so far.
@@ -249,6 +257,8 @@ impl Rig {
             asq_tail: 0,
             shadow: Vec::new(),
             shadow_len: 0,
+            shadow_bars: Vec::new(),
+            shadow_stale: true,
             scratch: Vec::new(),
             steps: 0,
             model,
@@ -261,9 +271,17 @@ impl Rig {
         }
     }
 
+    /// Before a device access: takes the shadow of the RAM under the BARs if the rig
+    /// changed RAM since the last one.
     fn snapshot_bars(&mut self) {
+        if !self.shadow_stale {
+            return;
+        }
+        self.shadow_stale = false;
         self.shadow_len = 0;
-        for r in self.dev.bar_regions() {
+        let regions = self.dev.bar_regions();
+        self.shadow_bars = regions.iter().map(|r| (r.address, r.size)).collect();
+        for r in regions {
             // The arena starts at 0, so only its end clips a region.
             let start = r.address;
             let end = r
@@ -285,7 +303,38 @@ impl Rig {
         }
     }
 
+    /// After a device access: when the BARs moved, RAM that was under them may now
+    /// be written legitimately, so the shadow is verified now and retaken.
     fn check_bars_untouched(&mut self, op: &Op) {
+        let moved = {
+            let now = self.dev.bar_regions();
+            now.len() != self.shadow_bars.len()
+                || now
+                    .iter()
+                    .zip(&self.shadow_bars)
+                    .any(|(r, &(a, s))| r.address != a || r.size != s)
+        };
+        if moved {
+            self.verify_bars(op);
+            self.shadow_stale = true;
+        }
+    }
+
+    /// Before the rig itself writes guest RAM: verifies the shadow (covering every
+    /// device access since it was taken) and marks it stale.
+    fn before_rig_write(&mut self) {
+        if !self.shadow_stale {
+            let steps = self.steps;
+            self.verify_bars(&format!("the device accesses before step {steps}"));
+            self.shadow_stale = true;
+        }
+    }
+
+    /// Panics if RAM under the BARs differs from the shadow.
+    fn verify_bars(&mut self, op: &dyn std::fmt::Debug) {
+        if self.shadow_stale {
+            return;
+        }
         for (start, before) in &self.shadow[..self.shadow_len] {
             let now = &mut self.scratch;
             now.resize(before.len(), 0);
@@ -311,6 +360,7 @@ impl Rig {
         let op = Op::Audit { sel: 0 };
         self.audit(&op, 0);
         self.check_state(&op);
+        self.verify_bars(&format!("the script ({} steps)", self.steps));
         self.check_guard(&format!("the script ({} steps)", self.steps));
     }
 
@@ -425,7 +475,8 @@ impl Rig {
         b
     }
 
-    fn write_mem(&self, addr: u64, data: &[u8]) {
+    fn write_mem(&mut self, addr: u64, data: &[u8]) {
+        self.before_rig_write();
         self.mem
             .write_slice(data, GuestAddress(addr))
             .expect("arena write");
@@ -742,6 +793,7 @@ impl Rig {
         self.write32(REG_DEV_CTRL, 2);
         let asq = asq_size.clamp(2, 32).next_power_of_two();
         let acq = acq_size.clamp(2, 64).next_power_of_two();
+        self.before_rig_write();
         self.mem
             .write_slice(&[0u8; 0x2000], GuestAddress(ASQ_AT))
             .expect("ring clear");

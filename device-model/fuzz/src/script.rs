@@ -373,8 +373,8 @@ impl Rig {
         let word = u64::from_ne_bytes([GUARD_BYTE; 8]);
         let mut words = buf.chunks_exact(8);
         let tail_clean = words.remainder().iter().all(|&b| b == GUARD_BYTE);
-        let clean = tail_clean
-            && words.all(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")) == word);
+        let clean =
+            tail_clean && words.all(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")) == word);
         if clean {
             return;
         }

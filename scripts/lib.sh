@@ -62,11 +62,12 @@ describe_vm_status() {
         2) echo "guest verdict: FAIL, no RNIC found on the PCI bus (exit status 2)" ;;
         3) echo "guest verdict: FAIL, the driver image could not be loaded (exit status 3)" ;;
         4) echo "guest verdict: FAIL, CPU exception or panic in the guest (exit status 4)" ;;
+        5) echo "guest verdict: FAIL, the guest's plan (--cmdline) is invalid (exit status 5)" ;;
         123) echo "no verdict: the guest crashed (triple fault or KVM emulation failure; exit status 123)" ;;
         124) echo "no verdict: the timeout expired before the guest finished (exit status 124)" ;;
         125) echo "no verdict: the monitor could not start the VM (its error is above; exit status 125)" ;;
-        130) echo "no verdict: interrupted (exit status 130)" ;;
-        143) echo "no verdict: terminated by a signal (exit status 143)" ;;
+        122) echo "no verdict: the run was ended through the control API before the guest's verdict (exit status 122)" ;;
+        129 | 130 | 143) echo "no verdict: ended by a signal (exit status $1: 129 SIGHUP, 130 SIGINT, 143 SIGTERM)" ;;
         *) echo "exit status $1 (not one of the documented statuses; see the README)" ;;
     esac
 }
@@ -115,4 +116,35 @@ debian_mirror() {
     fi
     [ -n "$mirror" ] || die "no Debian mirror configured in /etc/apt; set RNIC_DEBIAN_MIRROR=http://deb.debian.org/debian (or your mirror)"
     echo "$mirror"
+}
+
+# Parses the image options the launch scripts share and leaves the rest for the program they
+# start. Sets: kernel, driver (absolute paths; defaults target/images/ndis-guest.elf and
+# target/images/rnic.sys), custom_images (1 when --kernel or --driver was given) and the array
+# rest_args. Relative paths are taken from the caller's directory, as for any command.
+parse_image_args() {
+    kernel="$RIG_ROOT/target/images/ndis-guest.elf"
+    driver="$RIG_ROOT/target/images/rnic.sys"
+    custom_images=0
+    rest_args=()
+    local path
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --kernel | --driver)
+                [ $# -ge 2 ] || die "$1 needs a path"
+                [ -f "$2" ] || die "$1 $2: no such file (relative paths are taken from $(pwd))"
+                path="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+                if [ "$1" = --kernel ]; then kernel="$path"; else driver="$path"; fi
+                custom_images=1
+                shift 2
+                ;;
+            --kernel=* | --driver=*)
+                die "write ${1%%=*} PATH with a space, not ${1%%=*}=PATH"
+                ;;
+            *)
+                rest_args+=("$1")
+                shift
+                ;;
+        esac
+    done
 }

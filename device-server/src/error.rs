@@ -8,8 +8,8 @@ use rnic_device::wire::WireError;
 /// Why the server could not start or could not go on.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    /// The socket path exists already.
-    #[error("the socket {0} exists already; remove it (a server left it behind?) or choose another --socket path")]
+    /// The socket path exists and is not a stale socket.
+    #[error("{0} exists already and is not a stale socket (another server serves it, or it is not a socket); choose another --socket path")]
     SocketExists(PathBuf),
     /// Binding or listening on the socket failed.
     #[error("cannot listen on {path}: {source}; check that its directory exists and is writable")]

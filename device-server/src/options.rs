@@ -12,12 +12,15 @@ use crate::error::ServerError;
 
 /// rnic-device-server: serves one emulated RNIC over the vfio-user protocol.
 ///
-/// Start it, then start the client (QEMU with `-device vfio-user-pci,socket=PATH`).
-/// The server serves one client session and exits when the client disconnects.
+/// Start it, then start the client: QEMU >= 10.1 with guest RAM as
+/// `-object memory-backend-memfd,id=mem,size=...,share=on -machine ...,memory-backend=mem`
+/// and `-device '{"driver":"vfio-user-pci","socket":{"type":"unix","path":"PATH"}}'`.
+/// The server serves one client session and exits when the client disconnects
+/// (docs/vfio-user.md).
 #[derive(Debug, Parser)]
 #[command(name = "rnic-device-server", version)]
 pub struct Options {
-    /// Unix socket to listen on (must not exist yet).
+    /// Unix socket to listen on (a stale socket a killed server left is replaced).
     #[arg(long, value_name = "PATH")]
     pub socket: PathBuf,
     /// The port's MAC address after reset.
@@ -82,6 +85,18 @@ impl FromStr for WireSpec {
     }
 }
 
+impl std::fmt::Display for WireSpec {
+    /// The `--wire` syntax that parses back to this value.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireSpec::None => write!(f, "none"),
+            WireSpec::Loopback => write!(f, "loopback"),
+            WireSpec::Unix(a, b) => write!(f, "unix:{},{}", a.display(), b.display()),
+            WireSpec::Udp(a, b) => write!(f, "udp:{a},{b}"),
+        }
+    }
+}
+
 impl Options {
     /// The device configuration the options ask for; a multicast MAC is refused
     /// (a port address must be unicast).
@@ -98,7 +113,7 @@ impl Options {
 
     /// Opens the wire (and its pcap capture) the options ask for.
     pub fn open_wire(&self) -> Result<Option<Box<dyn WireBackend>>, ServerError> {
-        let spec = format!("{:?}", self.wire);
+        let spec = self.wire.to_string();
         let base: Box<dyn WireBackend> = match &self.wire {
             WireSpec::None => {
                 return match &self.pcap {
@@ -150,6 +165,14 @@ mod tests {
                 "127.0.0.1:4001".parse().unwrap()
             )
         );
+        for good in [
+            "none",
+            "loopback",
+            "unix:/tmp/a,/tmp/b",
+            "udp:127.0.0.1:1,127.0.0.1:2",
+        ] {
+            assert_eq!(good.parse::<WireSpec>().unwrap().to_string(), good);
+        }
         for bad in ["", "unix:/a", "unix:,/b", "udp:x,y", "tcp:1,2"] {
             let e = bad.parse::<WireSpec>().unwrap_err().to_string();
             assert!(e.contains("loopback") && e.contains("udp:"), "{e}");

@@ -30,6 +30,40 @@ impl Drop for SocketFile {
     }
 }
 
+/// Whether some process has a Unix socket bound to `path` (absolute), per
+/// `/proc/net/unix`. Connecting to find out would be taken by a one-client server
+/// as its session, so the kernel's table is read instead; when it cannot be read
+/// the socket counts as in use.
+fn socket_in_use(path: &Path) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/unix") else {
+        return true;
+    };
+    // The path is the last field and may itself contain spaces.
+    let wanted = format!(" {}", path.as_os_str().to_string_lossy());
+    table.lines().skip(1).any(|line| line.ends_with(&wanted))
+}
+
+/// Removes a socket file a killed server left behind; refuses any other file and a
+/// socket another process still has bound.
+fn clear_stale_socket(path: &Path) -> Result<(), ServerError> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return Ok(());
+    };
+    let stale =
+        std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) && !socket_in_use(path);
+    if !stale {
+        return Err(ServerError::SocketExists(path.to_path_buf()));
+    }
+    tracing::info!(
+        "removing the stale socket {} (nobody serves it)",
+        path.display()
+    );
+    std::fs::remove_file(path).map_err(|source| ServerError::Listen {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 /// A bound, listening server that has not accepted its client yet.
 #[derive(Debug)]
 pub struct Listening {
@@ -42,10 +76,12 @@ pub struct Listening {
 pub fn listen(options: &Options) -> Result<Listening, ServerError> {
     let config = options.device_config()?;
     let wire = options.open_wire()?;
-    let path = options.socket.clone();
-    if path.exists() {
-        return Err(ServerError::SocketExists(path));
-    }
+    // Absolute, so that /proc/net/unix shows the path as `socket_in_use` looks for it.
+    let path = std::path::absolute(&options.socket).map_err(|source| ServerError::Listen {
+        path: options.socket.clone(),
+        source,
+    })?;
+    clear_stale_socket(&path)?;
     let listener = UnixListener::bind(&path).map_err(|source| ServerError::Listen {
         path: path.clone(),
         source,
@@ -128,5 +164,41 @@ pub fn serve_stream(client: &mut UnixStream, session: Session) -> Result<(), Ser
             Ok(())
         }
         Err(GuardError::Io(e)) => Err(ServerError::Session(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn options(socket: &Path) -> Options {
+        Options::try_parse_from(
+            ["rnic-device-server", "--socket"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([socket.display().to_string()]),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_but_a_live_one_or_a_file_is_refused() {
+        let dir = std::env::temp_dir().join(format!("rnic-server-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("s.sock");
+        drop(UnixListener::bind(&path).unwrap());
+        assert!(path.exists(), "a dead server's socket file");
+        let live = listen(&options(&path)).expect("the stale socket is replaced");
+        let e = listen(&options(&path)).unwrap_err();
+        assert!(matches!(e, ServerError::SocketExists(_)), "{e}");
+        drop(live);
+        let file = dir.join("plain");
+        std::fs::write(&file, b"x").unwrap();
+        let e = listen(&options(&file)).unwrap_err();
+        assert!(e.to_string().contains("exists already"), "{e}");
+        assert!(file.exists(), "a plain file is never removed");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -10,6 +10,12 @@
 //! expansion ROM BAR (reads 0). Everything else in configuration space, including
 //! Command and the MSI-X capability, goes to the device.
 //!
+//! Not here yet: MSI-X and DMA wiring. Guest writes to the MSI-X table are forwarded
+//! like any BAR access, but with VFIO the host kernel owns the physical table; a
+//! monitor hosting this function must emulate the table and route each vector
+//! through an eventfd (`VfioDevice::enable_msix`, KVM irqfds), and map guest RAM
+//! for the device (`VfioContainer::vfio_dma_map`), as QEMU's vfio-pci does.
+//!
 //! [`open`] is the real path: `/dev/vfio/vfio`, the device's IOMMU group, a
 //! container and the device, each missing piece reported as one line that says
 //! what to do. The machines this project is developed on have no VFIO at all (no

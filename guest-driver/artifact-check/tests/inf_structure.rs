@@ -86,34 +86,31 @@ fn hardware_id_is_the_devices_pci_id_and_installs_an_ndis_miniport() {
     let install = format!("{}.NT", install_section(&inf));
     assert!(inf.section(&install).is_some(), "[{install}] missing");
     // NDIS 6 requires these keywords; their values are what the driver reports.
-    assert_eq!(
-        number(&inf, &install, "*IfType"),
-        ndis_abi::IF_TYPE_ETHERNET_CSMACD as u64
-    );
-    assert_eq!(
-        number(&inf, &install, "*MediaType"),
-        ndis_abi::NdisMedium802_3 as u64
-    );
-    assert_eq!(
-        number(&inf, &install, "*PhysicalMediaType"),
-        ndis_abi::NdisPhysicalMedium802_3 as u64
-    );
-    assert_eq!(
-        number(&inf, &install, "*AccessType"),
-        ndis_abi::NET_IF_ACCESS_BROADCAST as u64
-    );
-    assert_eq!(
-        number(&inf, &install, "*ConnectionType"),
-        ndis_abi::NET_IF_CONNECTION_DEDICATED as u64
-    );
-    assert_eq!(
-        number(&inf, &install, "*DirectionType"),
-        ndis_abi::NET_IF_DIRECTION_SENDRECEIVE as u64
-    );
-    assert_eq!(
-        number(&inf, &install, "BusType"),
-        ndis_abi::NdisInterfacePci as u64
-    );
+    let keywords: [(&str, u64); 7] = [
+        ("*IfType", ndis_abi::IF_TYPE_ETHERNET_CSMACD.into()),
+        ("*MediaType", ndis_abi::NdisMedium802_3.into()),
+        (
+            "*PhysicalMediaType",
+            ndis_abi::NdisPhysicalMedium802_3.into(),
+        ),
+        ("*AccessType", ndis_abi::NET_IF_ACCESS_BROADCAST.into()),
+        (
+            "*ConnectionType",
+            ndis_abi::NET_IF_CONNECTION_DEDICATED.into(),
+        ),
+        (
+            "*DirectionType",
+            ndis_abi::NET_IF_DIRECTION_SENDRECEIVE.into(),
+        ),
+        ("BusType", ndis_abi::NdisInterfacePci.into()),
+    ];
+    for (keyword, expected) in keywords {
+        assert_eq!(
+            number(&inf, &install, keyword),
+            expected,
+            "[{install}] {keyword}"
+        );
+    }
     const NCF_PHYSICAL: u64 = 0x4;
     assert_ne!(number(&inf, &install, "Characteristics") & NCF_PHYSICAL, 0);
 

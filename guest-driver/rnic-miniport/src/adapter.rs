@@ -119,6 +119,8 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
     // mapped.
     unsafe {
         let miniport = (*a).miniport;
+        // An adapter leaves InitializeEx Paused: no sends or indications before MiniportRestart.
+        (*a).paused.store(true, Ordering::Release);
 
         // 1. Registration attributes: tells NDIS our context pointer.
         let mut attrs = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {

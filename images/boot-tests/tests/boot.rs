@@ -44,6 +44,16 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         // The device's default MAC and MTU (docs/device-spec.md), read by the driver.
         "ndis: general attributes: MAC 02:7e:57:00:00:01, MTU 1500, media connect state 1",
         "ndis: MiniportInitializeEx returned NDIS_STATUS_SUCCESS",
+        // InitializeEx leaves the adapter Paused; NDIS restarts and pauses it twice.
+        "ndis: MiniportRestart (round 1)",
+        "rnic: Restart",
+        "ndis: MiniportRestart returned NDIS_STATUS_SUCCESS",
+        "ndis: MiniportPause (round 1)",
+        "rnic: Pause",
+        "ndis: MiniportPause returned NDIS_STATUS_SUCCESS",
+        "ndis: MiniportRestart (round 2)",
+        "ndis: MiniportPause (round 2)",
+        "ndis: MiniportPause returned NDIS_STATUS_SUCCESS",
         "ndis: MiniportHaltEx",
         "ndis: MiniportDriverUnload",
         "verdict: PASS",

@@ -14,3 +14,4 @@ pub mod heap;
 pub mod irq;
 pub mod memmap;
 pub mod pe;
+pub mod plan;

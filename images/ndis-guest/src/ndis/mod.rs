@@ -40,7 +40,15 @@ pub enum Phase {
     DriverEntry,
     Registered,
     Initializing,
+    /// Initialized, data path stopped: where InitializeEx leaves the adapter, and the only
+    /// state MiniportHaltEx may be called in.
+    Paused,
+    /// Inside MiniportRestart.
+    Restarting,
+    /// Data path running.
     Running,
+    /// Inside MiniportPause.
+    Pausing,
     Halting,
     Halted,
     Unloading,
@@ -200,6 +208,78 @@ fn resource_list(dev: &pci::Device) -> Vec<u64> {
 }
 
 /// Drives the whole life cycle of the loaded driver; never returns (exits with the verdict).
+/// Rounds of Restart/Pause the guest drives between InitializeEx and HaltEx.
+const PAUSE_RESTART_ROUNDS: u32 = 2;
+
+/// NDIS's data-path state machine after a successful InitializeEx: the adapter starts Paused;
+/// NDIS restarts it (Running), lets it run, pauses it (Paused) and does it again; HaltEx
+/// follows only on a paused adapter. Neither handler may pend here: the guest does not
+/// provide NdisMRestartComplete/NdisMPauseComplete yet, so a pending return is a violation.
+/// A restart that fails leaves the adapter Paused (as NDIS does) and ends the rounds.
+fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE) {
+    STATE.lock().phase = Phase::Paused;
+    let (Some(restart), Some(pause)) = (chars.RestartHandler, chars.PauseHandler) else {
+        violation(String::from(
+            "the driver registered no RestartHandler/PauseHandler (both are required)",
+        ));
+        return;
+    };
+    for round in 1..=PAUSE_RESTART_ROUNDS {
+        let mut restart_params = NDIS_MINIPORT_RESTART_PARAMETERS {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_DEFAULT,
+                NDIS_MINIPORT_RESTART_PARAMETERS_REVISION_1,
+                NDIS_SIZEOF_MINIPORT_RESTART_PARAMETERS_REVISION_1,
+            ),
+            RestartAttributes: core::ptr::null_mut(),
+            Flags: 0,
+        };
+        STATE.lock().phase = Phase::Restarting;
+        crate::println!("ndis: MiniportRestart (round {round})");
+        // SAFETY: driver handler with the context it registered; the parameters are a live
+        // local for the duration of the call.
+        let status = unsafe { restart(ctx, (&raw mut restart_params).cast()) };
+        interrupt::run_pending_dpcs();
+        crate::println!("ndis: MiniportRestart returned {}", status_name(status));
+        if status == NDIS_STATUS_PENDING {
+            violation(String::from(
+                "MiniportRestart returned NDIS_STATUS_PENDING, but the driver does not import NdisMRestartComplete",
+            ));
+            STATE.lock().phase = Phase::Paused;
+            return;
+        }
+        if status != NDIS_STATUS_SUCCESS {
+            STATE.lock().phase = Phase::Paused;
+            return;
+        }
+        STATE.lock().phase = Phase::Running;
+        interrupt::idle(10);
+
+        let mut pause_params = NDIS_MINIPORT_PAUSE_PARAMETERS {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_DEFAULT,
+                NDIS_MINIPORT_PAUSE_PARAMETERS_REVISION_1,
+                NDIS_SIZEOF_MINIPORT_PAUSE_PARAMETERS_REVISION_1,
+            ),
+            Flags: 0,
+            PauseReason: NDIS_PAUSE_NDIS_INTERNAL,
+        };
+        STATE.lock().phase = Phase::Pausing;
+        crate::println!("ndis: MiniportPause (round {round})");
+        // SAFETY: as for the restart call.
+        let status = unsafe { pause(ctx, (&raw mut pause_params).cast()) };
+        interrupt::run_pending_dpcs();
+        crate::println!("ndis: MiniportPause returned {}", status_name(status));
+        if status != NDIS_STATUS_SUCCESS {
+            violation(format!(
+                "MiniportPause returned {} (it must succeed, or pend and call NdisMPauseComplete, which the driver does not import)",
+                status_name(status)
+            ));
+        }
+        STATE.lock().phase = Phase::Paused;
+    }
+}
+
 pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     // Kernel-side objects the driver sees.
     let mut drv: Box<DRIVER_OBJECT> = Box::new(
@@ -315,8 +395,10 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     }
 
     if init_ok {
-        STATE.lock().phase = Phase::Running;
-        // Let anything still in flight settle (interrupts, DPCs), then halt.
+        if let Some(ctx) = adapter_ctx {
+            drive_pause_restart(&chars, ctx);
+        }
+        // Let anything still in flight settle (interrupts, DPCs), then halt the paused adapter.
         interrupt::idle(20);
         STATE.lock().phase = Phase::Halting;
         crate::println!("ndis: MiniportHaltEx");

@@ -104,13 +104,19 @@ impl Rig {
         child
     }
 
+    /// Starts rnic-vmm on the project's guest and driver.
     fn start_vmm(&self) -> Child {
         let (kernel, driver) = images();
-        Command::new(env!("CARGO_BIN_EXE_rnic-vmm"))
-            .arg("--kernel")
-            .arg(kernel)
-            .arg("--module")
-            .arg(driver)
+        self.start_vmm_with(&kernel, Some(&driver))
+    }
+
+    fn start_vmm_with(&self, kernel: &Path, module: Option<&Path>) -> Child {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_rnic-vmm"));
+        command.arg("--kernel").arg(kernel);
+        if let Some(module) = module {
+            command.arg("--module").arg(module);
+        }
+        command
             .arg("--rnic")
             .arg(format!("socket={}", self.path("rnic.sock").display()))
             .arg("--serial")
@@ -230,6 +236,51 @@ fn a_device_server_killed_mid_run_ends_the_vm_with_status_121() {
     }
     if rig.log("serial.log").contains("verdict: PASS") {
         rig.fail("the guest passed although its device died");
+    }
+}
+
+#[test]
+fn a_server_that_dies_under_an_idle_guest_is_noticed_by_the_heartbeat() {
+    if !kvm_available("a_server_that_dies_under_an_idle_guest_is_noticed_by_the_heartbeat") {
+        return;
+    }
+    let rig = Rig::new("idle");
+    // A guest that never touches the device: only the monitor's heartbeat can see
+    // the server go.
+    let mut a = rnic_vmm::fixture::Asm::new();
+    a.serial_str("idle\n").halt_forever();
+    let kernel = rig.scratch.file(
+        "idle.elf",
+        &rnic_vmm::fixture::PvhImage::new(0x10_0000, a.finish()).build(),
+    );
+    let mut server = rig.start_server();
+    let mut vmm = rig.start_vmm_with(&kernel, None);
+    let t0 = Instant::now();
+    while !rig.log("serial.log").contains("idle") {
+        if t0.elapsed() > BOOT_LIMIT || matches!(vmm.try_wait(), Ok(Some(_))) {
+            let _ = server.kill();
+            rig.fail("the idle guest never started");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    let t1 = Instant::now();
+    let status = wait(&mut vmm, LOST_LIMIT);
+    if status.and_then(|s| s.code()) != Some(121) {
+        rig.fail(&format!(
+            "rnic-vmm ended with {status:?} after {:?}, not 121 (device lost)",
+            t1.elapsed()
+        ));
+    }
+    let err = rig.log("vmm.log");
+    if !err
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .contains("the out-of-process device was lost")
+    {
+        rig.fail("the last stderr line does not say the device was lost");
     }
 }
 

@@ -3,7 +3,9 @@
 //! Boots a PVH kernel (docs/platform.md) under KVM and hosts the emulated RNIC
 //! (`rnic-device`) on PCI 00:01.0: PIO/MMIO exits go to COM1, the exit port, PCI
 //! configuration mechanism #1 and the RNIC's BARs; the RNIC's MSI-X goes through
-//! KVM GSI routing and irqfds.
+//! KVM GSI routing and irqfds. An RNIC may instead be served by another process
+//! over vfio-user ([`remote`]), and a real device may be asked for through VFIO
+//! ([`passthrough`]); both sit on the bus behind the same PCI function trait.
 //!
 //! Owns: everything under `vmm/`. Must not touch: the device model's behaviour
 //! (it only calls the `rnic-device` seams), the guest, or other folders.

@@ -426,6 +426,10 @@ pub struct FaultRule {
     #[serde(default = "default_true", skip_serializing_if = "is_true")]
     /// Disabled rules see no events and never fire.
     pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Most hits (the Linux fault-injection `times` attribute): once the rule has hit
+    /// this often it sees no more events and never fires again; none = no limit.
+    pub max_hits: Option<u64>,
 }
 
 impl FaultRule {
@@ -439,6 +443,7 @@ impl FaultRule {
             trigger: Trigger::Always,
             window: None,
             enabled: true,
+            max_hits: None,
         }
     }
 
@@ -502,6 +507,9 @@ impl FaultRule {
                 return Err(FaultError::BadProbability { p })
             }
             _ => {}
+        }
+        if self.max_hits == Some(0) {
+            return Err(FaultError::ZeroCount { field: "max_hits" });
         }
         if let Some(w) = self.window {
             if w.from >= w.until {
@@ -906,6 +914,7 @@ impl FaultEngine {
         let mut winner = None;
         for r in self.rules.iter_mut() {
             if r.rule.enabled
+                && r.rule.max_hits.is_none_or(|max| r.hits < max)
                 && r.rule.site == site
                 && r.rule.scope.matches(&point.scope)
                 && r.rule.window.is_none_or(|w| w.contains(now))
@@ -1057,6 +1066,45 @@ mod tests {
         (1..=n)
             .filter(|_| engine.check(point, T0).is_some())
             .collect()
+    }
+
+    /// `max_hits` is exact even for a burst of events between two host looks at the
+    /// engine, and a capped rule lets the events after it reach the next rule.
+    #[test]
+    fn max_hits_caps_a_burst_exactly() {
+        let mut e = FaultEngine::new();
+        let capped = FaultRule {
+            max_hits: Some(2),
+            ..FaultRule::new(FaultSite::Msix, FaultAction::Drop)
+        };
+        let first = e.add_rule(capped).unwrap();
+        let second = e
+            .add_rule(FaultRule::new(FaultSite::Msix, FaultAction::Duplicate))
+            .unwrap();
+        let point = FaultPoint::new(FaultSite::Msix);
+        let actions: Vec<_> = (0..6).filter_map(|_| e.check(&point, T0)).collect();
+        assert_eq!(
+            actions,
+            [
+                FaultAction::Drop,
+                FaultAction::Drop,
+                FaultAction::Duplicate,
+                FaultAction::Duplicate,
+                FaultAction::Duplicate,
+                FaultAction::Duplicate
+            ]
+        );
+        let stats = e.stats();
+        let hits = |id| stats.rules.iter().find(|r| r.rule == id).unwrap().hits;
+        assert_eq!((hits(first), hits(second)), (2, 4));
+        let zero = FaultRule {
+            max_hits: Some(0),
+            ..FaultRule::new(FaultSite::Msix, FaultAction::Drop)
+        };
+        assert_eq!(
+            FaultEngine::new().add_rule(zero),
+            Err(FaultError::ZeroCount { field: "max_hits" })
+        );
     }
 
     #[test]
@@ -1665,6 +1713,7 @@ mod tests {
                     until: Duration::from_secs(2)
                 }),
                 enabled: false,
+                max_hits: None,
             }
         );
         let back: FaultRule = serde_json::from_str(&serde_json::to_string(&rule).unwrap()).unwrap();

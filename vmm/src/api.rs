@@ -174,7 +174,7 @@ impl ApiState {
             .into_iter()
             .map(|rule| {
                 let mut v = serde_json::to_value(&rule).unwrap_or(Value::Null);
-                if let Some(times) = rule.id.and_then(|id| rnic.limit_of(id)) {
+                if let Some(times) = rule.max_hits {
                     v["times"] = json!(times);
                 }
                 v

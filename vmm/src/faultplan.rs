@@ -90,8 +90,8 @@ pub struct FaultEntry {
 pub struct PlannedFault {
     /// The engine's rule.
     pub rule: FaultRule,
-    /// Most hits (`times`); the monitor disables the rule once it has hit this
-    /// often (checked after every device access and service pass).
+    /// Most hits (`times`), also set as the rule's `max_hits`: the device's fault
+    /// engine stops the rule at exactly this many hits.
     pub times: Option<u64>,
 }
 
@@ -180,6 +180,7 @@ impl FaultEntry {
                 opcode: self.opcode,
             })
             .with_trigger(trigger);
+        rule.max_hits = self.times;
         match (self.start_us, self.end_us) {
             (None, None) => {}
             (start, Some(end)) => {

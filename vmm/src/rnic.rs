@@ -68,8 +68,7 @@ impl<B: IrqBackend + 'static> InterruptSink for RouterSink<B> {
 }
 
 /// Longest time between two service passes of an RNIC: the device's `link` and
-/// `device` fault sites, verbs timers and the `times` limits are checked at least
-/// this often (docs/device-spec.md: the monitor polls periodically).
+/// `device` fault sites and verbs timers are checked at least this often (docs/device-spec.md: the monitor polls periodically).
 pub const SERVICE_PERIOD: Duration = Duration::from_millis(10);
 /// Shortest timer wait: a deadline already due is serviced after this much.
 const MIN_SERVICE_WAIT: Duration = Duration::from_micros(20);
@@ -181,8 +180,6 @@ pub struct AttachedRnic {
     pub settings: RnicSettings,
     /// The device, shared with the PCI bus.
     pub device: Arc<Mutex<Rnic>>,
-    /// Hit limits (`times`) of its rules, enforced by [`AttachedRnic::service`].
-    limits: Mutex<Vec<HitLimit>>,
     /// Signalled by the PCI side when a BAR write leaves work due at once.
     kick: Arc<EventFd>,
 }
@@ -228,14 +225,6 @@ impl PciFunction for DoorbellKick {
     }
 }
 
-/// A rule's `times` limit and whether the rule has reached it (and was disabled).
-#[derive(Clone, Copy, Debug)]
-struct HitLimit {
-    rule: RuleId,
-    times: u64,
-    reached: bool,
-}
-
 fn lock<T: ?Sized>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -246,65 +235,30 @@ impl AttachedRnic {
         lock(&self.device)
     }
 
-    /// Adds a fault to the device's engine; its `times` limit is kept here.
+    /// Adds a fault to the device's engine (its `times` limit is the rule's `max_hits`,
+    /// which the engine enforces exactly).
     pub fn add_fault(&self, fault: PlannedFault) -> std::result::Result<RuleId, FaultError> {
-        let id = self.lock().faults_mut().add_rule(fault.rule)?;
-        if let Some(times) = fault.times {
-            lock(&self.limits).push(HitLimit {
-                rule: id,
-                times,
-                reached: false,
-            });
-        }
-        Ok(id)
+        self.lock().faults_mut().add_rule(fault.rule)
     }
 
-    /// Removes a fault rule and its limit.
+    /// Removes a fault rule.
     pub fn remove_fault(&self, id: RuleId) -> std::result::Result<(), FaultError> {
-        self.lock().faults_mut().remove_rule(id)?;
-        lock(&self.limits).retain(|limit| limit.rule != id);
-        Ok(())
+        self.lock().faults_mut().remove_rule(id).map(drop)
     }
 
     /// The `times` limit of rule `id`, if it has one.
     pub fn limit_of(&self, id: RuleId) -> Option<u64> {
-        lock(&self.limits)
-            .iter()
-            .find(|limit| limit.rule == id)
-            .map(|limit| limit.times)
+        self.lock()
+            .faults_mut()
+            .rules()
+            .into_iter()
+            .find(|rule| rule.id == Some(id))
+            .and_then(|rule| rule.max_hits)
     }
 
-    /// Runs the device's timed work up to device time `now`, then disables every
-    /// rule that has reached its `times` limit.
+    /// Runs the device's timed work up to device time `now`.
     pub fn service(&self, now: Duration) {
-        let mut device = self.lock();
-        device.poll(now);
-        let mut limits = lock(&self.limits);
-        if limits.iter().all(|limit| limit.reached) {
-            return;
-        }
-        let mut engine = device.faults_mut();
-        let stats = engine.stats();
-        for limit in limits.iter_mut().filter(|limit| !limit.reached) {
-            let hits = stats
-                .rules
-                .iter()
-                .find(|r| r.rule == limit.rule)
-                .map_or(0, |r| r.hits);
-            if hits < limit.times {
-                continue;
-            }
-            limit.reached = true;
-            match engine.set_enabled(limit.rule, false) {
-                Ok(()) => {
-                    info!(rule = %limit.rule, hits, "fault rule reached its `times` limit; disabled")
-                }
-                Err(e) => warn!(
-                    "fault rule {}: cannot disable it at its limit: {e}",
-                    limit.rule
-                ),
-            }
-        }
+        self.lock().poll(now);
     }
 }
 
@@ -375,7 +329,6 @@ pub fn attach_all<B: IrqBackend + 'static>(
         let rnic = Arc::new(AttachedRnic {
             settings: settings.clone(),
             device,
-            limits: Mutex::new(Vec::new()),
             kick,
         });
         for fault in &plan.faults {
@@ -537,8 +490,7 @@ mod tests {
         }
         let mut device = rnics[1].lock();
         let engine = device.faults_mut();
-        assert_eq!(engine.stats().rules[0].hits, 2);
-        assert!(!engine.rules()[0].enabled, "disabled at its limit");
+        assert_eq!(engine.stats().rules[0].hits, 2, "capped at its limit");
         drop(engine);
         drop(device);
         assert_eq!(rnics[1].limit_of(rule), Some(2), "still reported");

@@ -8,6 +8,7 @@ use crate::characteristics::NDIS_MINIPORT_DRIVER_CHARACTERISTICS;
 use crate::dma::NDIS_SG_DMA_DESCRIPTION;
 use crate::interrupt::NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS;
 use crate::nbl::NET_BUFFER_LIST;
+use crate::oid::NDIS_OID_REQUEST;
 use crate::status::NDIS_STATUS;
 use crate::types::{BOOLEAN, EX_POOL_PRIORITY, NDIS_HANDLE, NDIS_PHYSICAL_ADDRESS};
 use crate::wdm::{DRIVER_OBJECT, NDIS_EVENT, UNICODE_STRING};
@@ -38,6 +39,7 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisResetEvent"),
     (NDIS_SYS, "NdisWaitEvent"),
     (NDIS_SYS, "NdisMSendNetBufferListsComplete"),
+    (NDIS_SYS, "NdisMOidRequestComplete"),
     (NTOSKRNL_EXE, "DbgPrint"),
 ];
 
@@ -143,6 +145,14 @@ pub type NdisMSendNetBufferListsCompleteFn = unsafe extern "win64" fn(
     NetBufferList: *mut NET_BUFFER_LIST,
     SendCompleteFlags: u32,
 );
+/// `VOID NdisMOidRequestComplete(NDIS_HANDLE MiniportAdapterHandle, PNDIS_OID_REQUEST,
+/// NDIS_STATUS)`: completes an OID request the miniport returned `NDIS_STATUS_PENDING` for,
+/// exactly once, at IRQL <= DISPATCH_LEVEL.
+pub type NdisMOidRequestCompleteFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    OidRequest: *mut NDIS_OID_REQUEST,
+    Status: NDIS_STATUS,
+);
 /// `ULONG DbgPrint(PCSTR Format, ...)` (C varargs, Microsoft x64 convention: the first four
 /// arguments in RCX, RDX, R8, R9, the rest on the stack above 32 bytes of home space). The driver
 /// only uses `%s %d %u %x %lx %llx %p` and plain text.
@@ -164,7 +174,7 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 19);
+        assert_eq!(SKELETON_IMPORTS.len(), 20);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
     }
 

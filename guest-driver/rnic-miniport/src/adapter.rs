@@ -6,15 +6,15 @@
 //! more than one context are atomics.
 
 use core::ffi::c_void;
-use core::mem::size_of;
+use core::mem::{size_of, size_of_val};
 use core::ptr::{addr_of_mut, null_mut, read_volatile, write_bytes, write_volatile};
-use core::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use ndis_abi::*;
 use rnic_contract::{bar0, eth};
 
 use crate::ffi::{self, log};
-use crate::logic::{self, reg, AdminCompletion, CqCursor};
+use crate::logic::{self, oids, reg, AdminCompletion, CqCursor};
 
 /// Pool tag "rnic" (appears as "cinr" in a byte dump, as with any MSVC multi-char tag).
 const TAG: u32 = pool_tag(*b"rnic");
@@ -31,7 +31,7 @@ const NOP_BAD: u32 = 2;
 
 #[repr(C)]
 pub struct Adapter {
-    miniport: NDIS_HANDLE,
+    pub(crate) miniport: NDIS_HANDLE,
     /// Mapped BAR0, null until NdisMMapIoSpace succeeded.
     regs: *mut u8,
     dma: NDIS_HANDLE,
@@ -51,6 +51,40 @@ pub struct Adapter {
     nop_status: AtomicU32,
     nop_result0: AtomicU32,
     nop_event: NDIS_EVENT,
+    /// Current MTU in bytes (the device's reset value; the driver does not change it).
+    pub(crate) mtu: u32,
+    /// The `NDIS_PACKET_TYPE_*` filter the device last acknowledged.
+    pub(crate) packet_filter: u32,
+    /// Current lookahead in bytes (driver state only).
+    pub(crate) lookahead: u32,
+    /// How many entries of `mc_cache` the device last acknowledged.
+    pub(crate) multicast_count: usize,
+    /// The acknowledged multicast addresses.
+    pub(crate) mc_cache: [[u8; 6]; eth::MAX_MULTICAST],
+    /// The multicast list in the device's `SET_MULTICAST` format, `MAX_MULTICAST` 8-byte
+    /// entries of shared memory (null until allocated).
+    pub(crate) mc_va: *mut u8,
+    /// Bus address of `mc_va`.
+    pub(crate) mc_pa: NDIS_PHYSICAL_ADDRESS,
+    /// The OID set waiting for its admin completion (null: none).
+    pub(crate) pending_oid: AtomicPtr<NDIS_OID_REQUEST>,
+    /// What that set changes once acknowledged.
+    pub(crate) staged: crate::oid::StagedSet,
+    /// Frames sent, received, failed to send, received with error, dropped for lack of a
+    /// receive buffer (the statistics OIDs).
+    pub(crate) stats: [AtomicU64; 5],
+}
+
+impl Adapter {
+    /// The multicast list the device last acknowledged.
+    pub(crate) fn multicast_list(&self) -> &[[u8; 6]] {
+        &self.mc_cache[..self.multicast_count.min(eth::MAX_MULTICAST)]
+    }
+
+    /// Snapshot of the statistics counters.
+    pub(crate) fn counters(&self) -> [u64; 5] {
+        core::array::from_fn(|i| self.stats[i].load(Ordering::Relaxed))
+    }
 }
 
 /// Volatile 32-bit BAR0 read (a plain `mov`).
@@ -121,6 +155,11 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         let miniport = (*a).miniport;
         // An adapter leaves InitializeEx Paused: no sends or indications before MiniportRestart.
         (*a).paused.store(true, Ordering::Release);
+        // The device's reset values (docs/device-spec.md §5.5): MTU 1500, filter unicast +
+        // broadcast, empty multicast list.
+        (*a).mtu = eth::DEFAULT_MTU;
+        (*a).lookahead = eth::DEFAULT_MTU;
+        (*a).packet_filter = NDIS_PACKET_TYPE_DIRECTED | NDIS_PACKET_TYPE_BROADCAST;
 
         // 1. Registration attributes: tells NDIS our context pointer.
         let mut attrs = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
@@ -258,6 +297,12 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         };
         (*a).acq_va = acq_va;
         (*a).acq_pa = acq_pa;
+        // The multicast list buffer SET_MULTICAST reads (8-byte entries).
+        let Some((mc_va, mc_pa)) = alloc_ring(a, crate::oid::MULTICAST_BUFFER_BYTES, 8) else {
+            return NDIS_STATUS_RESOURCES;
+        };
+        (*a).mc_va = mc_va;
+        (*a).mc_pa = mc_pa;
 
         // 7. Program the rings.
         let (lo, hi) = logic::split_phys(asq_pa);
@@ -322,10 +367,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         // 10. General attributes (after the registration attributes, before InitializeEx
         // returns): MAC and link state from the device, now that it is enabled.
         let mut general = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
-            GeneralAttributes: general_attributes(
-                read_mac(a),
-                rd(a, reg::DEV_STATUS) & reg::DEV_STATUS_LINK_UP != 0,
-            ),
+            GeneralAttributes: general_attributes(read_mac(a), link_up(a)),
         };
         let status = ffi::NdisMSetMiniportAttributes(miniport, &mut general);
         if status != NDIS_STATUS_SUCCESS {
@@ -336,12 +378,21 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
     }
 }
 
+/// `DEV_STATUS.LINK_UP`.
+///
+/// # Safety
+/// BAR0 is mapped.
+pub(crate) unsafe fn link_up(a: *const Adapter) -> bool {
+    // SAFETY: guaranteed by the caller.
+    unsafe { rd(a, reg::DEV_STATUS) & reg::DEV_STATUS_LINK_UP != 0 }
+}
+
 /// The device's current MAC address from `MAC_LO` (bytes 0..3, byte 0 in bits 7:0) and
 /// `MAC_HI` (bytes 4..5 in bits 15:0).
 ///
 /// # Safety
 /// BAR0 is mapped.
-unsafe fn read_mac(a: *const Adapter) -> [u8; 6] {
+pub(crate) unsafe fn read_mac(a: *const Adapter) -> [u8; 6] {
     // SAFETY: BAR0 mapped per the contract; both offsets are registers below 64 KiB.
     let (lo, hi) = unsafe { (rd(a, bar0::MAC_LO as usize), rd(a, bar0::MAC_HI as usize)) };
     let [b0, b1, b2, b3] = lo.to_le_bytes();
@@ -350,9 +401,8 @@ unsafe fn read_mac(a: *const Adapter) -> [u8; 6] {
 }
 
 /// The adapter's general attributes (revision 2): 802.3 with the device's MAC, the device's
-/// default MTU and link speed, its receive filters and multicast capacity. The supported OID
-/// list stays empty until the OID handler answers queries, so the driver claims nothing it
-/// cannot back.
+/// default MTU and link speed, its receive filters and multicast capacity, and the OIDs the
+/// control path (`crate::oid`) answers.
 fn general_attributes(mac: [u8; 6], link_up: bool) -> NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES {
     let mut address = [0u8; NDIS_MAX_PHYS_ADDRESS_LENGTH];
     address[..6].copy_from_slice(&mac);
@@ -388,14 +438,8 @@ fn general_attributes(mac: [u8; 6], link_up: bool) -> NDIS_MINIPORT_ADAPTER_GENE
         },
         LookaheadSize: eth::DEFAULT_MTU,
         PowerManagementCapabilities: null_mut(),
-        MacOptions: NDIS_MAC_OPTION_COPY_LOOKAHEAD_DATA
-            | NDIS_MAC_OPTION_TRANSFERS_NOT_PEND
-            | NDIS_MAC_OPTION_NO_LOOPBACK,
-        SupportedPacketFilters: NDIS_PACKET_TYPE_DIRECTED
-            | NDIS_PACKET_TYPE_MULTICAST
-            | NDIS_PACKET_TYPE_ALL_MULTICAST
-            | NDIS_PACKET_TYPE_BROADCAST
-            | NDIS_PACKET_TYPE_PROMISCUOUS,
+        MacOptions: oids::MAC_OPTIONS,
+        SupportedPacketFilters: oids::SUPPORTED_PACKET_FILTERS,
         MaxMulticastListSize: eth::MAX_MULTICAST as u32,
         MacAddressLength: 6,
         PermanentMacAddress: address,
@@ -410,8 +454,8 @@ fn general_attributes(mac: [u8; 6], link_up: bool) -> NDIS_MINIPORT_ADAPTER_GENE
         SupportedPauseFunctions: 0,
         DataBackFillSize: 0,
         ContextBackFillSize: 0,
-        SupportedOidList: core::ptr::null(),
-        SupportedOidListLength: 0,
+        SupportedOidList: oids::SUPPORTED.as_ptr(),
+        SupportedOidListLength: size_of_val(&oids::SUPPORTED) as u32,
         AutoNegotiationFlags: 0,
         PowerManagementCapabilitiesEx: null_mut(),
     }
@@ -474,7 +518,7 @@ unsafe fn alloc_ring(a: *mut Adapter, len: u32, align: i64) -> Option<(*mut u8, 
 ///
 /// # Safety
 /// Rings live, BAR0 mapped, called from a single submitter.
-unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
+pub(crate) unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
     // SAFETY: the slot lies inside the ASQ allocation (tail < ASQ_ENTRIES).
     unsafe {
         let tail = (*a).asq_tail;
@@ -563,6 +607,10 @@ unsafe fn process_admin_completions(a: *mut Adapter) {
 unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
     // SAFETY: atomics and the event live in the context, valid per the contract.
     unsafe {
+        if c.command_id == logic::OID_COMMAND_ID {
+            crate::oid::admin_completed(a, c);
+            return;
+        }
         if c.command_id != logic::NOP_COMMAND_ID
             || (*a).nop_state.load(Ordering::Relaxed) != NOP_PENDING
         {
@@ -628,6 +676,16 @@ unsafe fn teardown(a: *mut Adapter) {
                 (*a).acq_pa,
             );
             (*a).acq_va = null_mut();
+        }
+        if !(*a).mc_va.is_null() {
+            ffi::NdisMFreeSharedMemory(
+                miniport,
+                crate::oid::MULTICAST_BUFFER_BYTES,
+                FALSE,
+                (*a).mc_va.cast(),
+                (*a).mc_pa,
+            );
+            (*a).mc_va = null_mut();
         }
         if !(*a).dma.is_null() {
             ffi::NdisMDeregisterScatterGatherDma((*a).dma);
@@ -744,36 +802,6 @@ pub unsafe extern "win64" fn MiniportRestart(
             .store(false, Ordering::Release)
     };
     NDIS_STATUS_SUCCESS
-}
-
-/// MiniportOidRequest: no OID is supported yet; completes synchronously (never pends).
-pub unsafe extern "win64" fn MiniportOidRequest(
-    _context: NDIS_HANDLE,
-    _request: *mut c_void,
-) -> NDIS_STATUS {
-    NDIS_STATUS_NOT_SUPPORTED
-}
-
-/// MiniportDirectOidRequest: as MiniportOidRequest.
-pub unsafe extern "win64" fn MiniportDirectOidRequest(
-    _context: NDIS_HANDLE,
-    _request: *mut c_void,
-) -> NDIS_STATUS {
-    NDIS_STATUS_NOT_SUPPORTED
-}
-
-/// MiniportCancelOidRequest: requests never pend, so there is nothing to cancel.
-pub unsafe extern "win64" fn MiniportCancelOidRequest(
-    _context: NDIS_HANDLE,
-    _request_id: *mut c_void,
-) {
-}
-
-/// MiniportCancelDirectOidRequest: as MiniportCancelOidRequest.
-pub unsafe extern "win64" fn MiniportCancelDirectOidRequest(
-    _context: NDIS_HANDLE,
-    _request_id: *mut c_void,
-) {
 }
 
 /// MiniportSendNetBufferLists: the skeleton has no transmit path; it completes every NBL at

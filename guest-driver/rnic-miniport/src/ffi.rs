@@ -75,6 +75,11 @@ extern "win64" {
         NetBufferList: *mut NET_BUFFER_LIST,
         SendCompleteFlags: u32,
     );
+    pub fn NdisMOidRequestComplete(
+        MiniportAdapterHandle: NDIS_HANDLE,
+        OidRequest: *mut NDIS_OID_REQUEST,
+        Status: NDIS_STATUS,
+    );
 }
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -104,6 +109,7 @@ fn signature_checks() {
     let _: NdisResetEventFn = NdisResetEvent;
     let _: NdisWaitEventFn = NdisWaitEvent;
     let _: NdisMSendNetBufferListsCompleteFn = NdisMSendNetBufferListsComplete;
+    let _: NdisMOidRequestCompleteFn = NdisMOidRequestComplete;
     let _: DbgPrintFn = DbgPrint;
 }
 

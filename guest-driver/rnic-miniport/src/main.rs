@@ -15,6 +15,7 @@ mod adapter;
 mod ffi;
 #[allow(dead_code)] // the full register map and helpers, not all used by the skeleton yet
 mod logic;
+mod oid;
 
 use core::ffi::c_void;
 use core::ptr::null_mut;
@@ -51,7 +52,7 @@ pub unsafe extern "win64" fn DriverEntry(
         UnloadHandler: Some(MiniportDriverUnload),
         PauseHandler: Some(adapter::MiniportPause),
         RestartHandler: Some(adapter::MiniportRestart),
-        OidRequestHandler: Some(adapter::MiniportOidRequest),
+        OidRequestHandler: Some(oid::MiniportOidRequest),
         SendNetBufferListsHandler: Some(adapter::MiniportSendNetBufferLists),
         ReturnNetBufferListsHandler: Some(adapter::MiniportReturnNetBufferLists),
         CancelSendHandler: Some(adapter::MiniportCancelSend),
@@ -59,9 +60,9 @@ pub unsafe extern "win64" fn DriverEntry(
         ResetHandlerEx: Some(adapter::MiniportResetEx),
         DevicePnPEventNotifyHandler: Some(adapter::MiniportDevicePnPEventNotify),
         ShutdownHandlerEx: Some(adapter::MiniportShutdownEx),
-        CancelOidRequestHandler: Some(adapter::MiniportCancelOidRequest),
-        DirectOidRequestHandler: Some(adapter::MiniportDirectOidRequest),
-        CancelDirectOidRequestHandler: Some(adapter::MiniportCancelDirectOidRequest),
+        CancelOidRequestHandler: Some(oid::MiniportCancelOidRequest),
+        DirectOidRequestHandler: Some(oid::MiniportDirectOidRequest),
+        CancelDirectOidRequestHandler: Some(oid::MiniportCancelDirectOidRequest),
         SynchronousOidRequestHandler: None,
     };
     let mut handle: NDIS_HANDLE = null_mut();

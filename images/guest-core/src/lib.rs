@@ -13,4 +13,5 @@ pub mod fmt;
 pub mod heap;
 pub mod irq;
 pub mod memmap;
+pub mod oid;
 pub mod pe;

@@ -42,6 +42,7 @@ const _: NdisSetEventFn = NdisSetEvent;
 const _: NdisResetEventFn = NdisResetEvent;
 const _: NdisWaitEventFn = NdisWaitEvent;
 const _: NdisMSendNetBufferListsCompleteFn = NdisMSendNetBufferListsComplete;
+const _: NdisMOidRequestCompleteFn = NdisMOidRequestComplete;
 
 /// Longest wait the guest grants an infinite `NdisWaitEvent` before calling it a hang.
 const INFINITE_WAIT_CAP_MS: u64 = 30_000;
@@ -968,5 +969,33 @@ pub unsafe extern "win64" fn NdisMSendNetBufferListsComplete(
             ),
             NDIS_STATUS_INVALID_PARAMETER,
         )
+    })
+}
+
+// ---------------------------------------------------------------- control path
+
+pub unsafe extern "win64" fn NdisMOidRequestComplete(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    OidRequest: *mut NDIS_OID_REQUEST,
+    Status: NDIS_STATUS,
+) {
+    const F: &str = "NdisMOidRequestComplete";
+    export(|| {
+        require_irql(F, DISPATCH_LEVEL)?;
+        require_adapter(F, MiniportAdapterHandle)?;
+        if Status == NDIS_STATUS_PENDING {
+            return refuse(
+                F,
+                "completes a request with NDIS_STATUS_PENDING",
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        }
+        match super::oid::TRACKER
+            .lock()
+            .complete(OidRequest as u64, Status)
+        {
+            Ok(()) => Ok(()),
+            Err(v) => refuse(F, v, NDIS_STATUS_INVALID_PARAMETER),
+        }
     })
 }

@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 19] {
+fn rows() -> [Export; 20] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -47,7 +47,8 @@ fn rows() -> [Export; 19] {
             NdisSetEvent,
             NdisResetEvent,
             NdisWaitEvent,
-            NdisMSendNetBufferListsComplete;
+            NdisMSendNetBufferListsComplete,
+            NdisMOidRequestComplete;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
     }

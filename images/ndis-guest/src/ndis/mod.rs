@@ -7,6 +7,7 @@ pub mod contract;
 pub mod dbgprint;
 pub mod exports;
 pub mod interrupt;
+pub mod oid;
 pub mod selftest;
 
 use alloc::boxed::Box;
@@ -254,6 +255,9 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
         }
         STATE.lock().phase = Phase::Running;
         interrupt::idle(10);
+        if round == 1 {
+            run_oid_matrix(chars);
+        }
 
         let mut pause_params = NDIS_MINIPORT_PAUSE_PARAMETERS {
             Header: NDIS_OBJECT_HEADER::new(
@@ -278,6 +282,25 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
         }
         STATE.lock().phase = Phase::Paused;
     }
+}
+
+/// Runs the OID matrix ([`oid::run_matrix`]) once the adapter is Running.
+fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
+    let (general, ctx) = {
+        let s = STATE.lock();
+        (s.general_attributes.clone(), s.adapter_context)
+    };
+    let (Some(handler), Some(general), Some(ctx)) = (chars.OidRequestHandler, general, ctx) else {
+        violation(String::from(
+            "no OidRequestHandler or no general attributes: the OID matrix cannot run",
+        ));
+        return;
+    };
+    crate::println!(
+        "ndis: OID matrix: {} claimed OIDs",
+        general.supported_oids.len()
+    );
+    oid::run_matrix(handler, ctx, &general);
 }
 
 pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
@@ -470,6 +493,8 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
         s.maps = Vec::new();
         s.shared = BTreeMap::new();
         s.pool = BTreeMap::new();
+        // The attributes' OID list is the guest's own copy, not the driver's.
+        s.general_attributes = None;
         core::mem::take(&mut s.violations)
     };
     let heap = crate::heap::stats();

@@ -467,6 +467,151 @@ pub mod oids {
     }
 }
 
+/// The Ethernet rings of docs/device-spec.md §5.2-§5.4 in the dword form the driver's
+/// volatile accesses use: descriptor encoding and decoding (layouts from
+/// `rnic_contract::eth`), queue-creation operands, frame-length limits and ring occupancy.
+pub mod ethring {
+    use rnic_contract::admin::operands::create_eth_queue;
+    use rnic_contract::eth::{self, status, RxDescriptor, TxDescriptor, DESC_SIZE};
+
+    /// Descriptors per TX and per RX ring (a power of two in 2..=4096).
+    pub const RING_ENTRIES: u32 = 64;
+    /// Bytes of one ring.
+    pub const RING_BYTES: u32 = RING_ENTRIES * DESC_SIZE as u32;
+    /// Bytes of one receive buffer: the largest frame at the default MTU (MTU + Ethernet
+    /// header + one VLAN tag), rounded up to 64.
+    pub const RX_BUFFER_BYTES: u32 = (eth::DEFAULT_MTU + 18).div_ceil(64) * 64;
+
+    fn dwords(bytes: [u8; DESC_SIZE]) -> [u32; 4] {
+        core::array::from_fn(|i| {
+            u32::from_le_bytes([
+                bytes[4 * i],
+                bytes[4 * i + 1],
+                bytes[4 * i + 2],
+                bytes[4 * i + 3],
+            ])
+        })
+    }
+
+    fn bytes(d: [u32; 4]) -> [u8; DESC_SIZE] {
+        let mut b = [0u8; DESC_SIZE];
+        for (chunk, w) in b.chunks_exact_mut(4).zip(d) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// True if the device sends a frame of `len` bytes at this MTU (14..=MTU + 18, §5.4).
+    pub fn tx_length_ok(len: usize, mtu: u32) -> bool {
+        (eth::ETH_HEADER..=mtu as usize + eth::ETH_HEADER + eth::VLAN_TAG).contains(&len)
+    }
+
+    /// A TX descriptor for the frame at bus address `addr`, `len` bytes, status cleared.
+    pub fn encode_tx(addr: u64, len: u16) -> [u32; 4] {
+        let mut d = TxDescriptor::new_unchecked([0u8; DESC_SIZE]);
+        d.set_addr(addr);
+        d.set_len(len);
+        dwords(d.into_inner())
+    }
+
+    /// A free RX descriptor for the buffer at `addr` of `len` bytes, status cleared.
+    pub fn encode_rx(addr: u64, len: u16) -> [u32; 4] {
+        let mut d = RxDescriptor::new_unchecked([0u8; DESC_SIZE]);
+        d.set_addr(addr);
+        d.set_buf_len(len);
+        dwords(d.into_inner())
+    }
+
+    /// How the device finished a TX descriptor: None while not DONE, else Some(sent), where
+    /// `sent` is false when the device flagged `ERROR` (length or buffer bad: not sent).
+    pub fn tx_done(d: [u32; 4]) -> Option<bool> {
+        let s = TxDescriptor::new_unchecked(bytes(d)).status();
+        (s & status::DONE != 0).then_some(s & status::ERROR == 0)
+    }
+
+    /// A received frame as an RX descriptor reports it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct RxFrame {
+        /// Frame length in bytes (whole frame, no FCS).
+        pub len: u16,
+        /// Sent to the broadcast address.
+        pub broadcast: bool,
+        /// Sent to another group address.
+        pub multicast: bool,
+    }
+
+    /// The frame an RX descriptor holds, None while it is not DONE or if the device claims a
+    /// length beyond the buffer (never trusted: such a descriptor is recycled, not indicated).
+    pub fn rx_done(d: [u32; 4]) -> Option<RxFrame> {
+        let rx = RxDescriptor::new_unchecked(bytes(d));
+        let s = rx.status();
+        if s & status::DONE == 0 || rx.frame_len() > rx.buf_len() {
+            return None;
+        }
+        Some(RxFrame {
+            len: rx.frame_len(),
+            broadcast: s & status::BROADCAST != 0,
+            multicast: s & status::MULTICAST != 0,
+        })
+    }
+
+    /// Operands of `CREATE_TXQ` / `CREATE_RXQ` (§3.8) as 14 dwords.
+    pub fn create_queue_operands(base: u64, entries: u32, vector: u16, queue: u16) -> [u32; 14] {
+        let mut o = [0u32; 14];
+        o[create_eth_queue::BASE.start / 4] = base as u32;
+        o[create_eth_queue::BASE.start / 4 + 1] = (base >> 32) as u32;
+        o[create_eth_queue::SIZE.start / 4] = entries;
+        o[create_eth_queue::VECTOR.start / 4] = u32::from(vector) | (u32::from(queue) << 16);
+        o
+    }
+
+    /// A ring's producer (`tail`) and consumer (`head`) positions as the driver tracks them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Ring {
+        /// Next descriptor the driver expects the device to finish.
+        pub head: u32,
+        /// Next descriptor the driver fills.
+        pub tail: u32,
+        /// Descriptors in the ring (a power of two).
+        pub entries: u32,
+    }
+
+    impl Ring {
+        /// An empty ring of `entries` descriptors.
+        pub const fn new(entries: u32) -> Self {
+            Self {
+                head: 0,
+                tail: 0,
+                entries,
+            }
+        }
+
+        /// Descriptors handed to the device and not yet finished.
+        pub fn in_flight(&self) -> u32 {
+            self.tail.wrapping_sub(self.head) & (self.entries - 1)
+        }
+
+        /// True if one more descriptor fits (one slot stays empty so that full != empty).
+        pub fn has_room(&self) -> bool {
+            self.in_flight() < self.entries - 1
+        }
+
+        /// Takes the slot at `tail`; returns its index.
+        pub fn produce(&mut self) -> u32 {
+            let slot = self.tail;
+            self.tail = (self.tail + 1) & (self.entries - 1);
+            slot
+        }
+
+        /// Retires the slot at `head`; returns its index.
+        pub fn consume(&mut self) -> u32 {
+            let slot = self.head;
+            self.head = (self.head + 1) & (self.entries - 1);
+            slot
+        }
+    }
+}
+
 /// Finds BAR0 among the translated resources: the `CmResourceTypeMemory` descriptor whose length
 /// is 64 KiB. Returns its physical start.
 pub fn find_bar0(descriptors: &[CM_PARTIAL_RESOURCE_DESCRIPTOR]) -> Option<i64> {
@@ -705,5 +850,61 @@ mod tests {
             oids::parse_set(OID_GEN_LINK_SPEED, &[0; 4], 1500),
             Err(oids::OidError::NotSupported)
         );
+    }
+
+    #[test]
+    fn tx_and_rx_descriptors_follow_the_spec() {
+        // §5.4 byte offsets, independently: TX addr 0..8, len 8..10, status 11;
+        // RX addr 0..8, buffer 8..10, frame 10..12, status 13.
+        let tx = ethring::encode_tx(0x1_2345_6780, 60);
+        assert_eq!(tx, [0x2345_6780, 1, 60, 0]);
+        assert_eq!(ethring::tx_done(tx), None);
+        assert_eq!(ethring::tx_done([0, 0, 60 | (1 << 24), 0]), Some(true));
+        assert_eq!(ethring::tx_done([0, 0, 60 | (3 << 24), 0]), Some(false));
+        let rx = ethring::encode_rx(0x8000, 1536);
+        assert_eq!(rx, [0x8000, 0, 1536, 0]);
+        assert_eq!(ethring::rx_done(rx), None);
+        let done = [0x8000, 0, 1536 | (60 << 16), (1 | 4) << 8];
+        assert_eq!(
+            ethring::rx_done(done),
+            Some(ethring::RxFrame {
+                len: 60,
+                broadcast: true,
+                multicast: false
+            })
+        );
+        // A frame longer than its buffer is never trusted.
+        assert_eq!(ethring::rx_done([0x8000, 0, 64 | (65 << 16), 1 << 8]), None);
+    }
+
+    #[test]
+    fn frame_limits_and_queue_operands() {
+        assert!(!ethring::tx_length_ok(13, 1500));
+        assert!(ethring::tx_length_ok(14, 1500));
+        assert!(ethring::tx_length_ok(1518, 1500));
+        assert!(!ethring::tx_length_ok(1519, 1500));
+        const { assert!(ethring::RX_BUFFER_BYTES >= 1518) };
+        // §3.8: base 0..8, size 8..12, vector 12..14, queue id 14..16.
+        let o = ethring::create_queue_operands(0x1_0000_2000, 64, 3, 5);
+        assert_eq!(o[..4], [0x2000, 1, 64, 3 | (5 << 16)]);
+    }
+
+    #[test]
+    fn ring_occupancy_wraps() {
+        let mut r = ethring::Ring::new(4);
+        assert_eq!(r.in_flight(), 0);
+        for expected in 0..3 {
+            assert!(r.has_room());
+            assert_eq!(r.produce(), expected);
+        }
+        assert!(!r.has_room(), "one slot stays free");
+        assert_eq!(r.consume(), 0);
+        assert!(r.has_room());
+        assert_eq!(r.produce(), 3);
+        assert_eq!(r.in_flight(), 3);
+        assert!(!r.has_room());
+        assert_eq!((r.consume(), r.consume()), (1, 2));
+        assert_eq!(r.produce(), 0, "the tail wraps");
+        assert_eq!(r.in_flight(), 2);
     }
 }

@@ -19,15 +19,14 @@ use crate::logic::{self, oids, reg, AdminCompletion, CqCursor};
 /// Pool tag "rnic" (appears as "cinr" in a byte dump, as with any MSVC multi-char tag).
 const TAG: u32 = pool_tag(*b"rnic");
 /// How long InitializeEx waits for the NOP completion.
-const NOP_TIMEOUT_MS: u32 = 2000;
+const ADMIN_TIMEOUT_MS: u32 = 2000;
 /// Bound on DEV_STATUS polls (each one is an MMIO exit, roughly 10 µs here).
 const POLL_LIMIT: u32 = 100_000;
 /// Largest single DMA transfer the device performs.
 const MAX_PHYSICAL_MAPPING: u32 = 0x1_0000;
 
-const NOP_PENDING: u32 = 0;
-const NOP_OK: u32 = 1;
-const NOP_BAD: u32 = 2;
+const WAIT_PENDING: u32 = 0;
+const WAIT_DONE: u32 = 1;
 
 #[repr(C)]
 pub struct Adapter {
@@ -47,10 +46,14 @@ pub struct Adapter {
     rings_live: AtomicBool,
     dpc_busy: AtomicBool,
     paused: AtomicBool,
-    nop_state: AtomicU32,
-    nop_status: AtomicU32,
-    nop_result0: AtomicU32,
-    nop_event: NDIS_EVENT,
+    /// The command id [`admin_wait`] waits for, and its state (`WAIT_*`), status and result 0.
+    wait_id: AtomicU32,
+    wait_state: AtomicU32,
+    wait_status: AtomicU32,
+    wait_result0: AtomicU32,
+    wait_event: NDIS_EVENT,
+    /// The Ethernet rings (null until allocated) and whether the device has the queues.
+    pub(crate) eth: crate::ethernet::EthRings,
     /// Current MTU in bytes (the device's reset value; the driver does not change it).
     pub(crate) mtu: u32,
     /// The `NDIS_PACKET_TYPE_*` filter the device last acknowledged.
@@ -91,7 +94,7 @@ impl Adapter {
 ///
 /// # Safety
 /// `(*a).regs` must be the live BAR0 mapping and `off` a register offset below 64 KiB.
-unsafe fn rd(a: *const Adapter, off: usize) -> u32 {
+pub(crate) unsafe fn rd(a: *const Adapter, off: usize) -> u32 {
     // SAFETY: guaranteed by the caller.
     unsafe { read_volatile((*a).regs.add(off).cast::<u32>()) }
 }
@@ -100,7 +103,7 @@ unsafe fn rd(a: *const Adapter, off: usize) -> u32 {
 ///
 /// # Safety
 /// As for [`rd`].
-unsafe fn wr(a: *const Adapter, off: usize, value: u32) {
+pub(crate) unsafe fn wr(a: *const Adapter, off: usize, value: u32) {
     // SAFETY: guaranteed by the caller.
     unsafe { write_volatile((*a).regs.add(off).cast::<u32>(), value) }
 }
@@ -315,7 +318,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         wr(a, reg::ACQ_SIZE, logic::ACQ_ENTRIES);
         (*a).asq_tail = 0;
         (*a).cq = CqCursor::new(logic::ACQ_ENTRIES);
-        ffi::NdisInitializeEvent(addr_of_mut!((*a).nop_event));
+        ffi::NdisInitializeEvent(addr_of_mut!((*a).wait_event));
         (*a).rings_live.store(true, Ordering::Release);
 
         // 8. Enable and wait for READY.
@@ -336,35 +339,24 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         log!("device enabled, admin queue live\n");
 
         // 9. One NOP through the admin queue; its completion arrives via MSI-X message 0.
-        ffi::NdisResetEvent(addr_of_mut!((*a).nop_event));
-        (*a).nop_state.store(NOP_PENDING, Ordering::Relaxed);
-        // Logged before the doorbell: the completion interrupt may arrive before
-        // submit() returns.
-        log!("posting NOP\n");
-        submit(
-            a,
-            &logic::encode_command(logic::OPCODE_NOP, logic::NOP_COMMAND_ID, &[0; 14]),
-        );
-        if ffi::NdisWaitEvent(addr_of_mut!((*a).nop_event), NOP_TIMEOUT_MS) == FALSE {
-            log!(
-                "NOP timed out after %u ms (ASQ_HEAD %u ACQ_TAIL %u DEV_STATUS %x)\n",
-                NOP_TIMEOUT_MS,
-                rd(a, reg::ASQ_HEAD),
-                rd(a, reg::ACQ_TAIL),
-                rd(a, reg::DEV_STATUS)
-            );
+        let Some((status, result0)) =
+            admin_wait(a, logic::OPCODE_NOP, logic::NOP_COMMAND_ID, &[0; 14])
+        else {
+            return NDIS_STATUS_FAILURE;
+        };
+        if status != logic::ADMIN_STATUS_SUCCESS || result0 != logic::NOP_RESULT0 {
+            log!("NOP failed: status %u result0 %x\n", status as u32, result0);
             return NDIS_STATUS_FAILURE;
         }
-        if (*a).nop_state.load(Ordering::Acquire) != NOP_OK {
-            log!(
-                "NOP failed: status %u result0 %x\n",
-                (*a).nop_status.load(Ordering::Relaxed),
-                (*a).nop_result0.load(Ordering::Relaxed)
-            );
-            return NDIS_STATUS_FAILURE;
+        log!("NOP completed\n");
+
+        // 10. The Ethernet queues (TX 0 and RX 0, both on message 0).
+        let status = crate::ethernet::create_queues(a);
+        if status != NDIS_STATUS_SUCCESS {
+            return status;
         }
 
-        // 10. General attributes (after the registration attributes, before InitializeEx
+        // 11. General attributes (after the registration attributes, before InitializeEx
         // returns): MAC and link state from the device, now that it is enabled.
         let mut general = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
             GeneralAttributes: general_attributes(read_mac(a), link_up(a)),
@@ -490,7 +482,7 @@ unsafe fn poll(a: *const Adapter, mut done: impl FnMut(u32) -> bool) -> bool {
 ///
 /// # Safety
 /// `a` is valid and its SG DMA is registered.
-unsafe fn alloc_ring(a: *mut Adapter, len: u32, align: i64) -> Option<(*mut u8, i64)> {
+pub(crate) unsafe fn alloc_ring(a: *mut Adapter, len: u32, align: i64) -> Option<(*mut u8, i64)> {
     // SAFETY: FFI calls with valid out-pointers; the memory is used only after the checks.
     unsafe {
         let mut va: *mut c_void = null_mut();
@@ -600,7 +592,8 @@ unsafe fn process_admin_completions(a: *mut Adapter) {
     }
 }
 
-/// Acts on one admin completion.
+/// Acts on one admin completion: an OID set's goes to the control path, the one
+/// [`admin_wait`] waits for wakes it.
 ///
 /// # Safety
 /// `a` is a live adapter context.
@@ -611,8 +604,8 @@ unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
             crate::oid::admin_completed(a, c);
             return;
         }
-        if c.command_id != logic::NOP_COMMAND_ID
-            || (*a).nop_state.load(Ordering::Relaxed) != NOP_PENDING
+        if u32::from(c.command_id) != (*a).wait_id.load(Ordering::Acquire)
+            || (*a).wait_state.load(Ordering::Relaxed) != WAIT_PENDING
         {
             log!(
                 "unexpected admin completion: id %u status %u result0 %x\n",
@@ -622,20 +615,48 @@ unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
             );
             return;
         }
-        (*a).nop_status.store(c.status as u32, Ordering::Relaxed);
-        (*a).nop_result0.store(c.result0, Ordering::Relaxed);
-        if c.is_good_nop() {
-            log!("NOP completed\n");
-            (*a).nop_state.store(NOP_OK, Ordering::Release);
-        } else {
+        (*a).wait_status.store(c.status as u32, Ordering::Relaxed);
+        (*a).wait_result0.store(c.result0, Ordering::Relaxed);
+        (*a).wait_state.store(WAIT_DONE, Ordering::Release);
+        ffi::NdisSetEvent(addr_of_mut!((*a).wait_event));
+    }
+}
+
+/// Submits one admin command and waits (PASSIVE_LEVEL, interrupt-driven) for its completion.
+/// Returns its status and result 0, or None (logged) after [`ADMIN_TIMEOUT_MS`].
+///
+/// # Safety
+/// `a` is a live context with its admin rings live; the caller is the only submitter and
+/// runs at PASSIVE_LEVEL.
+pub(crate) unsafe fn admin_wait(
+    a: *mut Adapter,
+    opcode: u8,
+    command_id: u16,
+    operands: &[u32; 14],
+) -> Option<(u16, u32)> {
+    // SAFETY: the context, its event and its rings are live per the contract.
+    unsafe {
+        ffi::NdisResetEvent(addr_of_mut!((*a).wait_event));
+        (*a).wait_state.store(WAIT_PENDING, Ordering::Relaxed);
+        (*a).wait_id.store(u32::from(command_id), Ordering::Release);
+        submit(a, &logic::encode_command(opcode, command_id, operands));
+        if ffi::NdisWaitEvent(addr_of_mut!((*a).wait_event), ADMIN_TIMEOUT_MS) == FALSE
+            || (*a).wait_state.load(Ordering::Acquire) != WAIT_DONE
+        {
             log!(
-                "NOP completion bad: status %u result0 %x\n",
-                c.status as u32,
-                c.result0
+                "admin command %x timed out after %u ms (ASQ_HEAD %u ACQ_TAIL %u DEV_STATUS %x)\n",
+                opcode as u32,
+                ADMIN_TIMEOUT_MS,
+                rd(a, reg::ASQ_HEAD),
+                rd(a, reg::ACQ_TAIL),
+                rd(a, reg::DEV_STATUS)
             );
-            (*a).nop_state.store(NOP_BAD, Ordering::Release);
+            return None;
         }
-        ffi::NdisSetEvent(addr_of_mut!((*a).nop_event));
+        Some((
+            (*a).wait_status.load(Ordering::Relaxed) as u16,
+            (*a).wait_result0.load(Ordering::Relaxed),
+        ))
     }
 }
 
@@ -657,6 +678,7 @@ unsafe fn teardown(a: *mut Adapter) {
             (*a).interrupt = null_mut();
         }
         (*a).rings_live.store(false, Ordering::Release);
+        crate::ethernet::free_rings(a);
         if !(*a).asq_va.is_null() {
             ffi::NdisMFreeSharedMemory(
                 miniport,
@@ -706,7 +728,10 @@ unsafe fn teardown(a: *mut Adapter) {
 pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_HALT_ACTION) {
     log!("HaltEx (action %u)\n", action);
     // SAFETY: NDIS guarantees no other handler runs for this adapter during or after halt.
-    unsafe { teardown(context.cast::<Adapter>()) };
+    unsafe {
+        crate::ethernet::destroy_queues(context.cast::<Adapter>());
+        teardown(context.cast::<Adapter>())
+    };
     log!("halted\n");
 }
 

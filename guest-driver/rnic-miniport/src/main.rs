@@ -12,8 +12,9 @@
 #![allow(non_snake_case)]
 
 mod adapter;
+mod ethernet;
 mod ffi;
-#[allow(dead_code)] // the full register map and helpers, not all used by the skeleton yet
+#[allow(dead_code)] // the full register map and helpers, not all used yet
 mod logic;
 mod oid;
 

@@ -41,6 +41,8 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         "ndis: MiniportMessageInterrupt ",
         "ndis: MiniportMessageInterruptDpc",
         "rnic: NOP completed",
+        // TX and RX queue 0 created through the admin queue, receive buffers posted.
+        "rnic: Ethernet queues live: TX 0 and RX 0, 64 descriptors each, 63 receive buffers posted",
         // The device's default MAC and MTU (docs/device-spec.md), read by the driver.
         "ndis: general attributes: MAC 02:7e:57:00:00:01, MTU 1500, media connect state 1, 21 supported OIDs",
         "ndis: MiniportInitializeEx returned NDIS_STATUS_SUCCESS",
@@ -65,6 +67,7 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         "ndis: MiniportPause (round 2)",
         "ndis: MiniportPause returned NDIS_STATUS_SUCCESS",
         "ndis: MiniportHaltEx",
+        "rnic: Ethernet queues destroyed",
         "ndis: MiniportDriverUnload",
         "verdict: PASS",
     ]);

@@ -62,11 +62,12 @@ describe_vm_status() {
         2) echo "guest verdict: FAIL, no RNIC found on the PCI bus (exit status 2)" ;;
         3) echo "guest verdict: FAIL, the driver image could not be loaded (exit status 3)" ;;
         4) echo "guest verdict: FAIL, CPU exception or panic in the guest (exit status 4)" ;;
+        5) echo "guest verdict: FAIL, the guest's plan (--cmdline) is invalid (exit status 5)" ;;
         123) echo "no verdict: the guest crashed (triple fault or KVM emulation failure; exit status 123)" ;;
         124) echo "no verdict: the timeout expired before the guest finished (exit status 124)" ;;
         125) echo "no verdict: the monitor could not start the VM (its error is above; exit status 125)" ;;
-        130) echo "no verdict: interrupted (exit status 130)" ;;
-        143) echo "no verdict: terminated by a signal (exit status 143)" ;;
+        122) echo "no verdict: the run was ended through the control API before the guest's verdict (exit status 122)" ;;
+        129 | 130 | 143) echo "no verdict: ended by a signal (exit status $1: 129 SIGHUP, 130 SIGINT, 143 SIGTERM)" ;;
         *) echo "exit status $1 (not one of the documented statuses; see the README)" ;;
     esac
 }

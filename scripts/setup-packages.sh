@@ -3,10 +3,12 @@
 # the Debian archive). Idempotent: does nothing when all are present.
 #   tshark   cross-checks the RoCEv2 frames the wire captures
 #   curl     drives rnic-vmm's control API over its Unix socket (vmm/tests/api.rs)
+#   mingw-w64-x86-64-dev   its import libraries list the names Windows' kernel modules export:
+#            every import of rnic.sys is checked against them (artifact-check)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-want=(tshark curl)
+want=(tshark curl mingw-w64-x86-64-dev)
 missing=()
 for p in "${want[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,7 +18,7 @@ export RNIC_VMM="$(host_target_dir)/debug/rnic-vmm"
 export RNIC_ARTIFACT_DIR="$RIG_ROOT/target/images"
 log "running all tests (cargo test --workspace)"
 set +e
-cargo test --workspace --no-fail-fast -- --nocapture 2>&1 | tee "$(host_target_dir)/test-output.log"
+cargo test --workspace --no-fail-fast -- --show-output 2>&1 | tee "$(host_target_dir)/test-output.log"
 status=${PIPESTATUS[0]}
 set -e
 log "running the script tests (scripts/tests/run.sh)"
@@ -29,6 +29,10 @@ log "running the fault scenarios (scripts/faults.sh)"
 if ! RNIC_SKIP_BUILD=1 "$RIG_ROOT/scripts/faults.sh" 2>&1 | tee "$(host_target_dir)/faults.log"; then
     status=1
 fi
+artifacts="$RIG_ROOT/target/test-artifacts/junit"
+python3 "$RIG_ROOT/scripts/junit.py" "$artifacts" "$(host_target_dir)/test-output.log" "$(host_target_dir)/script-tests.log" \
+    && log "JUnit XML and a JSON summary: $artifacts/ (fault scenarios: target/test-artifacts/faults/)" \
+    || { log "could not write the JUnit files (scripts/junit.py failed)"; status=1; }
 summary="$(summarize_test_log "$(host_target_dir)/test-output.log" "$(host_target_dir)/script-tests.log" "$(host_target_dir)/faults.log")"
 if [ "$status" != 0 ]; then
     log "FAILED (exit $status); full output in $(host_target_dir)/test-output.log"

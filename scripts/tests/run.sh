@@ -31,11 +31,57 @@ got2="$(summarize_test_log "$WORK/cargo.log" "$WORK/scripts.log")"
 [ "$got" = "6 passed, 2 failed, 2 skipped" ] && [ "$got2" = "10 passed, 3 failed, 3 skipped" ] \
     && ok $t || fail $t "got '$got' and '$got2'"
 
+# --- junit.py turns cargo's --show-output log into JUnit XML that a standard XML parser reads,
+# with failures carrying the test's output and self-skipped tests reported as skipped.
+t=junit_from_cargo_log
+cat >"$WORK/show-output.log" <<'LOG'
+     Running tests/boot.rs (target/debug/deps/boot-0123456789abcdef)
+
+running 3 tests
+test boots ... ok
+test kvm_only ... ok
+test lifecycle ... FAILED
+
+successes:
+
+---- boots stdout ----
+boot figure: 42 ms
+
+---- kvm_only stdout ----
+kvm_only: SKIPPED on purpose: /dev/kvm is not usable and RNIC_ALLOW_NO_KVM=1
+
+successes:
+    boots
+    kvm_only
+
+failures:
+
+---- lifecycle stdout ----
+thread 'lifecycle' panicked at src/lib.rs:1:1:
+serial log lacks "verdict: PASS" <&>
+
+failures:
+    lifecycle
+
+test result: FAILED. 2 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s
+LOG
+if python3 scripts/junit.py "$WORK/junit" "$WORK/show-output.log" >"$WORK/junit.err" 2>&1 \
+    && python3 - "$WORK/junit/cargo-tests.xml" <<'PY'
+import sys, xml.etree.ElementTree as E
+suite = E.parse(sys.argv[1]).getroot().find("testsuite")
+assert suite.get("name") == "boot (tests/boot.rs)", suite.get("name")
+assert (suite.get("tests"), suite.get("failures"), suite.get("skipped")) == ("3", "1", "1"), suite.attrib
+failure = suite.find("testcase[@name='lifecycle']/failure")
+assert 'serial log lacks "verdict: PASS" <&>' in failure.text, failure.text
+assert suite.find("testcase[@name='kvm_only']/skipped") is not None
+PY
+then ok $t; else fail $t "$(cat "$WORK/junit.err")"; fi
+
 # --- every monitor status gets a label that says whether it is a guest verdict.
 t=status_labels_tell_verdicts_from_monitor_outcomes
 labels_ok=1
-for s in 0 1 2 3 4; do describe_vm_status $s | grep -q '^guest verdict' || labels_ok=0; done
-for s in 123 124 125 130 143; do describe_vm_status $s | grep -q '^no verdict' || labels_ok=0; done
+for s in 0 1 2 3 4 5; do describe_vm_status $s | grep -q '^guest verdict' || labels_ok=0; done
+for s in 122 123 124 125 129 130 143; do describe_vm_status $s | grep -q '^no verdict' || labels_ok=0; done
 [ $labels_ok = 1 ] && ok $t || fail $t "a status has the wrong kind of label"
 
 # --- setup-toolchain.sh names an unreachable mirror instead of "no rust-src package found".

@@ -194,8 +194,21 @@ pub struct Rig {
     pub now: Duration,
     asq_size: u32,
     asq_tail: u32,
-    /// Scratch copy of RAM under the BARs, compared after each device access.
+    /// Scratch copy of RAM under the BARs, compared after each device access; the
+    /// buffers are reused from step to step (no allocation per step).
     shadow: Vec<(u64, Vec<u8>)>,
+    /// Number of `shadow` entries in use.
+    shadow_len: usize,
+    /// The BAR placement `shadow` was taken for ((address, size) per BAR).
+    shadow_bars: Vec<(u64, u64)>,
+    /// The rig wrote RAM (or the BARs moved) since `shadow` was taken: re-read it
+    /// before the next device access. While it is fresh, every device access in
+    /// between is checked at once when the shadow is next verified (before the rig
+    /// writes RAM again, when the BARs move, and at the end of the script), instead
+    /// of copying and comparing the RAM under the BARs around every step.
+    shadow_stale: bool,
+    /// Reused buffer for reading RAM under the BARs back.
+    scratch: Vec<u8>,
     /// Ops applied so far.
     pub steps: u64,
     /// The reference model of the object tables.
@@ -243,6 +256,10 @@ impl Rig {
             asq_size: 0,
             asq_tail: 0,
             shadow: Vec::new(),
+            shadow_len: 0,
+            shadow_bars: Vec::new(),
+            shadow_stale: true,
+            scratch: Vec::new(),
             steps: 0,
             model,
             ring: None,
@@ -254,9 +271,17 @@ impl Rig {
         }
     }
 
+    /// Before a device access: takes the shadow of the RAM under the BARs if the rig
+    /// changed RAM since the last one.
     fn snapshot_bars(&mut self) {
-        self.shadow.clear();
-        for r in self.dev.bar_regions() {
+        if !self.shadow_stale {
+            return;
+        }
+        self.shadow_stale = false;
+        self.shadow_len = 0;
+        let regions = self.dev.bar_regions();
+        self.shadow_bars = regions.iter().map(|r| (r.address, r.size)).collect();
+        for r in regions {
             // The arena starts at 0, so only its end clips a region.
             let start = r.address;
             let end = r
@@ -264,22 +289,59 @@ impl Rig {
                 .saturating_add(r.size)
                 .min(ARENA_BASE + ARENA_SIZE);
             if start < end {
-                let mut buf = vec![0u8; (end - start) as usize];
+                if self.shadow.len() == self.shadow_len {
+                    self.shadow.push((0, Vec::new()));
+                }
+                let (at, buf) = &mut self.shadow[self.shadow_len];
+                *at = start;
+                buf.resize((end - start) as usize, 0);
                 self.mem
-                    .read_slice(&mut buf, GuestAddress(start))
+                    .read_slice(buf, GuestAddress(start))
                     .expect("arena read");
-                self.shadow.push((start, buf));
+                self.shadow_len += 1;
             }
         }
     }
 
-    fn check_bars_untouched(&self, op: &Op) {
-        for (start, before) in &self.shadow {
-            let mut now = vec![0u8; before.len()];
+    /// After a device access: when the BARs moved, RAM that was under them may now
+    /// be written legitimately, so the shadow is verified now and retaken.
+    fn check_bars_untouched(&mut self, op: &Op) {
+        let moved = {
+            let now = self.dev.bar_regions();
+            now.len() != self.shadow_bars.len()
+                || now
+                    .iter()
+                    .zip(&self.shadow_bars)
+                    .any(|(r, &(a, s))| r.address != a || r.size != s)
+        };
+        if moved {
+            self.verify_bars(op);
+            self.shadow_stale = true;
+        }
+    }
+
+    /// Before the rig itself writes guest RAM: verifies the shadow (covering every
+    /// device access since it was taken) and marks it stale.
+    fn before_rig_write(&mut self) {
+        if !self.shadow_stale {
+            let steps = self.steps;
+            self.verify_bars(&format!("the device accesses before step {steps}"));
+            self.shadow_stale = true;
+        }
+    }
+
+    /// Panics if RAM under the BARs differs from the shadow.
+    fn verify_bars(&mut self, op: &dyn std::fmt::Debug) {
+        if self.shadow_stale {
+            return;
+        }
+        for (start, before) in &self.shadow[..self.shadow_len] {
+            let now = &mut self.scratch;
+            now.resize(before.len(), 0);
             self.mem
-                .read_slice(&mut now, GuestAddress(*start))
+                .read_slice(now, GuestAddress(*start))
                 .expect("arena read");
-            if now == *before {
+            if now == before {
                 continue;
             }
             if let Some(i) = now.iter().zip(before).position(|(a, b)| a != b) {
@@ -298,6 +360,7 @@ impl Rig {
         let op = Op::Audit { sel: 0 };
         self.audit(&op, 0);
         self.check_state(&op);
+        self.verify_bars(&format!("the script ({} steps)", self.steps));
         self.check_guard(&format!("the script ({} steps)", self.steps));
     }
 
@@ -306,6 +369,15 @@ impl Rig {
         self.mem
             .read_slice(&mut buf, GuestAddress(GUARD_BASE))
             .expect("guard read");
+        // Word-wise first (the common case: untouched), bytes only to name a hit.
+        let word = u64::from_ne_bytes([GUARD_BYTE; 8]);
+        let mut words = buf.chunks_exact(8);
+        let tail_clean = words.remainder().iter().all(|&b| b == GUARD_BYTE);
+        let clean =
+            tail_clean && words.all(|c| u64::from_ne_bytes(c.try_into().expect("8 bytes")) == word);
+        if clean {
+            return;
+        }
         if let Some(i) = buf.iter().position(|&b| b != GUARD_BYTE) {
             panic!(
                 "device wrote guard RAM at {:#x} during {op:?}",
@@ -403,7 +475,8 @@ impl Rig {
         b
     }
 
-    fn write_mem(&self, addr: u64, data: &[u8]) {
+    fn write_mem(&mut self, addr: u64, data: &[u8]) {
+        self.before_rig_write();
         self.mem
             .write_slice(data, GuestAddress(addr))
             .expect("arena write");
@@ -415,7 +488,7 @@ impl Rig {
     /// against the model.
     fn device_step(&mut self, op: &Op, f: impl FnOnce(&mut Rig)) {
         self.snapshot_bars();
-        let d = self.dev.stats().device;
+        let d = self.dev.device_counters();
         let pre = PreStep {
             resets: d.resets,
             admin_commands: d.admin_commands,
@@ -436,7 +509,7 @@ impl Rig {
     }
 
     fn after_device(&mut self, op: &Op, pre: PreStep, asq: Option<Vec<u8>>) {
-        let d = self.dev.stats().device;
+        let d = self.dev.device_counters();
         if d.resets > pre.resets {
             // DEV_CTRL.RESET, ENABLE 1→0 or an FLR: every object is gone and the
             // admin rings are unprogrammed (no command runs in such a step).
@@ -569,10 +642,10 @@ impl Rig {
             }
             Op::BringUp { asq_size, acq_size } => {
                 self.snapshot_bars();
-                let resets = self.dev.stats().device.resets;
+                let resets = self.dev.device_counters().resets;
                 let rings = self.bring_up(*asq_size, *acq_size);
                 self.check_bars_untouched(op);
-                if self.dev.stats().device.resets > resets {
+                if self.dev.device_counters().resets > resets {
                     // The DEV_CTRL reset emptied the device; the rings are the rig's.
                     self.model.device_reset(!self.blinding_rules);
                     self.ring = Some(rings);
@@ -720,6 +793,7 @@ impl Rig {
         self.write32(REG_DEV_CTRL, 2);
         let asq = asq_size.clamp(2, 32).next_power_of_two();
         let acq = acq_size.clamp(2, 64).next_power_of_two();
+        self.before_rig_write();
         self.mem
             .write_slice(&[0u8; 0x2000], GuestAddress(ASQ_AT))
             .expect("ring clear");

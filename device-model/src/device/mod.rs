@@ -252,6 +252,12 @@ impl Rnic {
         }
     }
 
+    /// The device-core counters alone (O(1); [`Rnic::stats`] gathers everything,
+    /// scanning every QP and CQ).
+    pub fn device_counters(&self) -> DeviceCounters {
+        self.core.counters
+    }
+
     /// `DEV_STATUS` as the driver would read it (were the device not fatal).
     pub fn dev_status(&self) -> u32 {
         let mut s = 0;

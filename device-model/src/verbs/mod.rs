@@ -181,8 +181,9 @@ impl<T> Table<T> {
     }
     /// A table of handles `first..=last`.
     pub(crate) fn with_range(first: u32, last: u32) -> Self {
+        // Slots grow as handles are first handed out (fresh handles ascend).
         Table {
-            slots: (0..=last).map(|_| None).collect(),
+            slots: Vec::new(),
             ids: HandleAlloc::range(first, last),
         }
     }
@@ -204,6 +205,9 @@ impl<T> Table<T> {
     }
     fn alloc(&mut self, v: T) -> Option<u32> {
         let h = self.ids.alloc()?;
+        if self.slots.len() <= h as usize {
+            self.slots.resize_with(h as usize + 1, || None);
+        }
         self.slots[h as usize] = Some(v);
         Some(h)
     }

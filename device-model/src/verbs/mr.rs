@@ -160,9 +160,11 @@ pub fn key_byte_for(last: Option<u8>, wanted: u8) -> u8 {
 impl MrTable {
     /// A table of `max` MR indices, all free.
     pub fn new(max: u32) -> Self {
+        // Slots grow as indices are first handed out (fresh indices ascend), so an
+        // engine with few MRs holds no table sized for the limit.
         MrTable {
-            slots: (0..=max).map(|_| None).collect(),
-            last_key_byte: vec![None; max as usize + 1],
+            slots: Vec::new(),
+            last_key_byte: Vec::new(),
             ids: HandleAlloc::new(max),
             total_pages: 0,
         }
@@ -203,6 +205,10 @@ impl MrTable {
     /// dropped) when the table is full. O(1).
     pub fn insert(&mut self, mut mr: Mr) -> Option<u32> {
         let index = self.ids.alloc()?;
+        if self.slots.len() <= index as usize {
+            self.slots.resize_with(index as usize + 1, || None);
+            self.last_key_byte.resize(index as usize + 1, None);
+        }
         let last = self.last_key_byte[index as usize];
         mr.key = (index << 8) | u32::from(key_byte_for(last, mr.key as u8));
         self.total_pages += mr.pages.len() as u64;

@@ -758,11 +758,11 @@ impl Qp {
         while self.state == QpState::Rts
             && self.sq_head != self.sq_pi
             && self.req.outstanding.len() < self.sq_size as usize
-            && !self
+            && self
                 .req
                 .outstanding
                 .back()
-                .is_some_and(|w| w.error.is_some())
+                .is_none_or(|w| w.error.is_none())
         {
             if self.req.fetched >= super::SQ_WQES_PER_SERVICE {
                 *cx.more_work = true;

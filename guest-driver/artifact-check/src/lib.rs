@@ -22,6 +22,7 @@
 //! This crate only reads images and INF files; it never builds or modifies one.
 
 pub mod inf;
+pub mod winexports;
 
 use std::fmt;
 

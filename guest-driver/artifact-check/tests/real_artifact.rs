@@ -50,3 +50,34 @@ fn real_rnic_sys_imports_exactly_the_skeleton_list() {
          (the guest must implement every import)"
     );
 }
+
+/// Every import of rnic.sys is a name the real Windows module exports, by the import
+/// libraries of Debian's mingw-w64 package (an oracle nobody here wrote).
+#[test]
+fn real_rnic_sys_imports_only_names_windows_exports() {
+    use artifact_check::winexports::{missing_exports, MINGW_LIB_DIR};
+    let report = check_driver_image(&read_artifact())
+        .unwrap_or_else(|e| panic!("{}: {e}", artifact_path().display()));
+    let dir = std::path::Path::new(MINGW_LIB_DIR);
+    let missing = missing_exports(dir, &report.import_pairs()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        missing.is_empty(),
+        "rnic.sys imports names Windows does not export: {missing:?}"
+    );
+    // The oracle itself: a real export is found, a renamed one is not.
+    let probe = [
+        (
+            "ndis.sys".to_string(),
+            "NdisMRegisterInterruptEx".to_string(),
+        ),
+        ("NTOSKRNL.EXE".to_string(), "DbgPrint".to_string()),
+        (
+            "ndis.sys".to_string(),
+            "NdisMRegisterInterruptXx".to_string(),
+        ),
+    ];
+    assert_eq!(
+        missing_exports(dir, &probe).unwrap_or_else(|e| panic!("{e}")),
+        vec![probe[2].clone()]
+    );
+}

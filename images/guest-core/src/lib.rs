@@ -15,3 +15,4 @@ pub mod irq;
 pub mod memmap;
 pub mod oid;
 pub mod pe;
+pub mod plan;

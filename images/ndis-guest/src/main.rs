@@ -12,6 +12,7 @@
 //! | 2 | no RNIC on the bus |
 //! | 3 | driver load failure (missing module, malformed image, unresolved import) |
 //! | 4 | CPU exception or kernel panic |
+//! | 5 | the guest's plan (kernel command line) is invalid: unknown key or self test |
 //!
 //! This crate owns `images/ndis-guest` only; pure logic lives in `images/guest-core` and the
 //! Windows ABI definitions in `guest-driver/ndis-abi`.
@@ -46,6 +47,8 @@ pub const STATUS_NO_RNIC: u32 = 2;
 pub const STATUS_LOAD: u32 = 3;
 /// Exit status: a CPU exception or a panic in the guest.
 pub const STATUS_EXCEPTION: u32 = 4;
+/// Exit status: the command line (the guest's plan) is invalid.
+pub const STATUS_BAD_PLAN: u32 = 5;
 
 extern "C" {
     static __kernel_start: u8;
@@ -117,10 +120,15 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         si.cmdline()
     );
 
-    for t in si.cmdline().split_whitespace() {
-        if let Some(what) = t.strip_prefix("guest.selftest=") {
-            selftest(what);
+    let plan = match guest_core::plan::parse(si.cmdline()) {
+        Ok(plan) => plan,
+        Err(e) => {
+            println!("guest: bad plan: {e}");
+            fail("bad guest plan", STATUS_BAD_PLAN);
         }
+    };
+    for what in &plan.selftests {
+        selftest(what);
     }
 
     pci::for_each_function(|b| {
@@ -161,24 +169,22 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         fail("RNIC has no MSI-X capability", STATUS_NO_RNIC);
     }
 
-    // The driver: the module whose name ends in ".sys" (or a lone unnamed module, as some
-    // monitors pass no module names).
-    let module = si
-        .modules()
-        .find(|m| m.name.len() > 4 && m.name[m.name.len() - 4..].eq_ignore_ascii_case(".sys"))
-        .or_else(|| {
-            let mut it = si.modules();
-            match (it.next(), it.next()) {
-                (Some(m), None) if m.name.is_empty() && m.bytes().starts_with(b"MZ") => Some(m),
-                _ => None,
-            }
-        });
-    let Some(module) = module else {
-        println!("loader: no driver module (a PVH boot module whose name ends in .sys)");
-        fail("load: no driver module", STATUS_LOAD);
+    // The driver: the one module whose name ends in ".sys" (or a lone unnamed PE image, as
+    // some monitors pass no module names).
+    let modules: alloc::vec::Vec<_> = si.modules().collect();
+    let named: alloc::vec::Vec<(&str, bool)> = modules
+        .iter()
+        .map(|m| (m.name, m.bytes().starts_with(b"MZ")))
+        .collect();
+    let module = match guest_core::plan::choose_driver(&named) {
+        Ok(i) => &modules[i],
+        Err(e) => {
+            println!("loader: {e}");
+            fail("load: no single driver module", STATUS_LOAD);
+        }
     };
     let baseline = heap::stats().live_allocs;
-    let image = match loader::load(&module, &mut ndis::exports::resolve) {
+    let image = match loader::load(module, &mut ndis::exports::resolve) {
         Ok(img) => img,
         Err(e) => {
             println!("loader: {e}");
@@ -229,7 +235,8 @@ fn selftest(what: &str) {
                 fail("selftest contract", STATUS_VIOLATION);
             }
         },
-        other => println!("guest: unknown selftest {other}"),
+        // The plan accepts only the names of guest_core::plan::SELFTESTS.
+        other => unreachable!("self test {other} passed the plan check"),
     }
 }
 

@@ -1,0 +1,210 @@
+//! The guest's test plan, read from the kernel command line, and the choice of the driver
+//! module: both checked strictly, so that a typo is an error the user sees instead of a run
+//! that silently tests something else.
+//!
+//! Command line: whitespace-separated `KEY=VALUE` tokens. Known keys:
+//!
+//! | key | value | meaning |
+//! | --- | --- | --- |
+//! | `guest.selftest` | one of [`SELFTESTS`] | run that self test at boot (repeatable, in order) |
+//!
+//! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
+//! is a [`PlanError`]; the kernel reports it and exits with its "bad plan" status.
+
+use alloc::vec::Vec;
+use core::fmt;
+
+/// The self tests the kernel knows, in the order its documentation lists them.
+pub const SELFTESTS: &[&str] = &["ud", "de", "pf", "panic", "timer", "contract"];
+
+/// Keys the command line may use.
+pub const KEYS: &[&str] = &["guest.selftest"];
+
+/// A parsed, valid plan.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct GuestPlan<'a> {
+    /// Self tests to run at boot, in command-line order.
+    pub selftests: Vec<&'a str>,
+}
+
+/// What is wrong with a command line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PlanError<'a> {
+    /// A token is not `KEY=VALUE`.
+    NotKeyValue(&'a str),
+    /// The key is not one of [`KEYS`].
+    UnknownKey(&'a str),
+    /// `KEY=` with nothing after it.
+    EmptyValue(&'a str),
+    /// `guest.selftest=` names no known self test.
+    UnknownSelftest(&'a str),
+}
+
+/// Writes `items` as `a, b, c`.
+struct List<'a>(&'a [&'a str]);
+
+impl fmt::Display for List<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, item) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(item)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PlanError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::NotKeyValue(t) => write!(
+                f,
+                "command-line token {t:?} is not KEY=VALUE (known keys: {})",
+                List(KEYS)
+            ),
+            PlanError::UnknownKey(k) => {
+                write!(
+                    f,
+                    "unknown command-line key {k:?} (known keys: {})",
+                    List(KEYS)
+                )
+            }
+            PlanError::EmptyValue(k) => write!(f, "command-line key {k:?} has an empty value"),
+            PlanError::UnknownSelftest(s) => {
+                write!(f, "unknown self test {s:?} (known: {})", List(SELFTESTS))
+            }
+        }
+    }
+}
+
+/// Parses and checks the kernel command line.
+pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
+    let mut plan = GuestPlan::default();
+    for token in cmdline.split_whitespace() {
+        let (key, value) = token.split_once('=').ok_or(PlanError::NotKeyValue(token))?;
+        if !KEYS.contains(&key) {
+            return Err(PlanError::UnknownKey(key));
+        }
+        if value.is_empty() {
+            return Err(PlanError::EmptyValue(key));
+        }
+        if !SELFTESTS.contains(&value) {
+            return Err(PlanError::UnknownSelftest(value));
+        }
+        plan.selftests.push(value);
+    }
+    Ok(plan)
+}
+
+/// Why no single driver module could be chosen.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DriverChoiceError<'a> {
+    /// No module is a driver (none named `*.sys`, and not one lone unnamed PE image).
+    None,
+    /// More than one module is named `*.sys`: the guest loads exactly one driver.
+    Several(&'a str, &'a str),
+}
+
+impl fmt::Display for DriverChoiceError<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DriverChoiceError::None => {
+                f.write_str("no driver module (a PVH boot module whose name ends in .sys)")
+            }
+            DriverChoiceError::Several(a, b) => write!(
+                f,
+                "more than one driver module ({a}, {b}): the guest loads exactly one; pass one .sys module"
+            ),
+        }
+    }
+}
+
+/// Chooses the driver among the boot modules, given as `(name, starts with "MZ")`: the one
+/// module whose name ends in `.sys` (case-insensitive), or a lone unnamed PE image (some
+/// monitors pass no module names). Returns its index.
+pub fn choose_driver<'a>(modules: &[(&'a str, bool)]) -> Result<usize, DriverChoiceError<'a>> {
+    let is_sys = |n: &str| {
+        n.len() > 4
+            && n.is_char_boundary(n.len() - 4)
+            && n[n.len() - 4..].eq_ignore_ascii_case(".sys")
+    };
+    let mut sys = modules.iter().enumerate().filter(|(_, (n, _))| is_sys(n));
+    match (sys.next(), sys.next()) {
+        (Some((i, _)), None) => Ok(i),
+        (Some((_, (a, _))), Some((_, (b, _)))) => Err(DriverChoiceError::Several(a, b)),
+        (None, _) => match modules {
+            [("", true)] => Ok(0),
+            _ => Err(DriverChoiceError::None),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::string::ToString;
+
+    #[test]
+    fn an_empty_command_line_is_the_default_plan() {
+        assert_eq!(parse("  "), Ok(GuestPlan::default()));
+    }
+
+    #[test]
+    fn selftests_are_kept_in_order() {
+        let plan = parse("guest.selftest=timer  guest.selftest=contract").unwrap();
+        assert_eq!(plan.selftests, ["timer", "contract"]);
+    }
+
+    #[test]
+    fn an_unknown_selftest_is_an_error_that_lists_the_known_ones() {
+        let e = parse("guest.selftest=bogus").unwrap_err();
+        assert_eq!(e, PlanError::UnknownSelftest("bogus"));
+        let text = e.to_string();
+        assert!(
+            text.contains("\"bogus\"") && text.contains("contract"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_bare_words_and_empty_values_are_errors() {
+        assert_eq!(
+            parse("guest.selftst=ud"),
+            Err(PlanError::UnknownKey("guest.selftst"))
+        );
+        assert_eq!(parse("quiet"), Err(PlanError::NotKeyValue("quiet")));
+        assert_eq!(
+            parse("guest.selftest="),
+            Err(PlanError::EmptyValue("guest.selftest"))
+        );
+        assert!(parse("guest.selftst=ud")
+            .unwrap_err()
+            .to_string()
+            .contains("guest.selftest"));
+    }
+
+    #[test]
+    fn the_one_sys_module_is_the_driver() {
+        assert_eq!(
+            choose_driver(&[("plan.txt", false), ("rnic.SYS", true)]),
+            Ok(1)
+        );
+        assert_eq!(choose_driver(&[("", true)]), Ok(0));
+    }
+
+    #[test]
+    fn several_drivers_or_none_are_errors() {
+        let e = choose_driver(&[("a.sys", true), ("b.sys", true)]).unwrap_err();
+        assert_eq!(e, DriverChoiceError::Several("a.sys", "b.sys"));
+        assert!(e.to_string().contains("exactly one"));
+        assert_eq!(choose_driver(&[]), Err(DriverChoiceError::None));
+        assert_eq!(choose_driver(&[("", false)]), Err(DriverChoiceError::None));
+        assert_eq!(
+            choose_driver(&[("", true), ("", true)]),
+            Err(DriverChoiceError::None)
+        );
+        // A multi-byte name never panics the suffix check.
+        assert_eq!(choose_driver(&[("é", true)]), Err(DriverChoiceError::None));
+    }
+}

@@ -76,6 +76,8 @@ pub struct Adapter {
     /// Frames sent, received, failed to send, received with error, dropped for lack of a
     /// receive buffer (the statistics OIDs).
     pub(crate) stats: [AtomicU64; 5],
+    /// Held by a sender while it fills the TX ring.
+    pub(crate) tx_lock: AtomicBool,
 }
 
 impl Adapter {
@@ -760,7 +762,10 @@ unsafe extern "win64" fn message_dpc(
 ) {
     if message_id == 0 {
         // SAFETY: the interrupt context is our adapter, live while the interrupt is registered.
-        unsafe { process_admin_completions(context.cast::<Adapter>()) };
+        unsafe {
+            process_admin_completions(context.cast::<Adapter>());
+            crate::ethernet::reap_tx(context.cast::<Adapter>());
+        }
     }
 }
 
@@ -829,8 +834,9 @@ pub unsafe extern "win64" fn MiniportRestart(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportSendNetBufferLists: the skeleton has no transmit path; it completes every NBL at
-/// once (PAUSED while paused, FAILURE otherwise), so nothing is ever left outstanding.
+/// MiniportSendNetBufferLists. IRQL: <= DISPATCH_LEVEL. While Running, every frame goes to
+/// the TX ring ([`crate::ethernet::send`]) and its NBL completes from the DPC once the device
+/// has sent it; while Paused every NBL completes at once with `NDIS_STATUS_PAUSED`.
 pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     context: NDIS_HANDLE,
     nbls: *mut NET_BUFFER_LIST,
@@ -840,20 +846,20 @@ pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     if nbls.is_null() {
         return;
     }
+    let at_dispatch = send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0;
     // SAFETY: context is our adapter; `nbls` is a valid NDIS-owned chain linked by `Next`.
     unsafe {
         let a = context.cast::<Adapter>();
-        let status = if (*a).paused.load(Ordering::Acquire) {
-            NDIS_STATUS_PAUSED
-        } else {
-            NDIS_STATUS_FAILURE
-        };
+        if !(*a).paused.load(Ordering::Acquire) {
+            crate::ethernet::send(a, nbls, at_dispatch);
+            return;
+        }
         let mut nbl = nbls;
         while !nbl.is_null() {
-            (*nbl).Status = status;
+            (*nbl).Status = NDIS_STATUS_PAUSED;
             nbl = (*nbl).Next;
         }
-        let complete_flags = if send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0 {
+        let complete_flags = if at_dispatch {
             NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
         } else {
             0
@@ -872,7 +878,9 @@ pub unsafe extern "win64" fn MiniportReturnNetBufferLists(
     log!("unexpected ReturnNetBufferLists (no receive was indicated)\n");
 }
 
-/// MiniportCancelSend: sends never stay queued, so there is nothing to cancel.
+/// MiniportCancelSend. IRQL: <= DISPATCH_LEVEL. Frames on the TX ring are already with the
+/// device (it sends synchronously at the doorbell), so none can be cancelled; their NBLs
+/// complete from the DPC.
 pub unsafe extern "win64" fn MiniportCancelSend(_context: NDIS_HANDLE, _cancel_id: *mut c_void) {}
 
 /// MiniportResetEx: nothing queued to reset; completes synchronously.

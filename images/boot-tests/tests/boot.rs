@@ -60,6 +60,10 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         "ndis: OID set 0x0001010f: NDIS_STATUS_SUCCESS, read back",
         // Packet filter and multicast list go to the device (admin commands), so they pend.
         "ndis: OID sets: 3 of 3 applied and read back, 2 of 2 bad sets refused; 2 requests pended and completed through NdisMOidRequestComplete",
+        // Frames of 60, 512 and 1514 bytes through the TX ring; completions from the DPC.
+        "ndis: MiniportSendNetBufferLists: 3 frames of [60, 512, 1514] bytes",
+        "ndis: send completions: 3 of 3 NBLs completed with NDIS_STATUS_SUCCESS",
+        "ndis: OID_GEN_XMIT_OK: 0 before, 3 after the sends",
         "ndis: MiniportPause (round 1)",
         "rnic: Pause",
         "ndis: MiniportPause returned NDIS_STATUS_SUCCESS",

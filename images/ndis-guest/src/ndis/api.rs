@@ -961,14 +961,12 @@ pub unsafe extern "win64" fn NdisMSendNetBufferListsComplete(
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
         require_adapter(F, MiniportAdapterHandle)?;
-        // The guest never sends through this driver, so nothing can be completed.
-        refuse(
-            F,
-            format!(
-                "completes NBL {NetBufferList:p} (flags {SendCompleteFlags:#x}) that NDIS never sent"
-            ),
-            NDIS_STATUS_INVALID_PARAMETER,
-        )
+        require_non_null(F, NetBufferList, "NetBufferList")?;
+        let problems = super::send::completed(NetBufferList, SendCompleteFlags);
+        match problems.into_iter().next() {
+            Some(first) => refuse(F, first, NDIS_STATUS_INVALID_PARAMETER),
+            None => Ok(()),
+        }
     })
 }
 

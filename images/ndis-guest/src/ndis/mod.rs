@@ -9,6 +9,7 @@ pub mod exports;
 pub mod interrupt;
 pub mod oid;
 pub mod selftest;
+pub mod send;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -257,6 +258,7 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
         interrupt::idle(10);
         if round == 1 {
             run_oid_matrix(chars);
+            run_sends(chars);
         }
 
         let mut pause_params = NDIS_MINIPORT_PAUSE_PARAMETERS {
@@ -281,6 +283,37 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
             ));
         }
         STATE.lock().phase = Phase::Paused;
+    }
+}
+
+/// Sends frames while Running ([`send::send_frames`]) and checks `OID_GEN_XMIT_OK` counts them.
+fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
+    let (general, ctx) = {
+        let s = STATE.lock();
+        (s.general_attributes.clone(), s.adapter_context)
+    };
+    let (Some(send), Some(oid_handler), Some(general), Some(ctx)) = (
+        chars.SendNetBufferListsHandler,
+        chars.OidRequestHandler,
+        general,
+        ctx,
+    ) else {
+        violation(String::from(
+            "no send or OID handler: the send test cannot run",
+        ));
+        return;
+    };
+    let before = oid::query_counter(oid_handler, ctx, OID_GEN_XMIT_OK);
+    let ok = send::send_frames(send, ctx, general.mac);
+    let after = oid::query_counter(oid_handler, ctx, OID_GEN_XMIT_OK);
+    if let (Some(before), Some(after)) = (before, after) {
+        crate::println!("ndis: OID_GEN_XMIT_OK: {before} before, {after} after the sends");
+        if after - before != ok as u64 {
+            violation(format!(
+                "OID_GEN_XMIT_OK rose by {} for {ok} frames sent",
+                after.wrapping_sub(before)
+            ));
+        }
     }
 }
 

@@ -117,6 +117,26 @@ fn request(
     })
 }
 
+/// A statistics counter (ULONG64) by query; None (reported) if the query fails.
+pub fn query_counter(
+    handler: MiniportOidRequestFn,
+    ctx: NDIS_HANDLE,
+    oid: NDIS_OID,
+) -> Option<u64> {
+    let mut buf = [0u8; 8];
+    let a = request(handler, ctx, NdisRequestQueryInformation, oid, &mut buf)?;
+    if !check(a.status == NDIS_STATUS_SUCCESS && a.written == 8, || {
+        format!(
+            "counter OID {oid:#010x}: {} with {} bytes",
+            status_name(a.status),
+            a.written
+        )
+    }) {
+        return None;
+    }
+    Some(u64::from_le_bytes(buf))
+}
+
 /// Reports a failed check of the matrix.
 fn check(ok: bool, what: impl FnOnce() -> String) -> bool {
     if !ok {

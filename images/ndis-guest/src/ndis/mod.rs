@@ -286,12 +286,18 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
     }
 }
 
+/// The general attributes and the adapter context InitializeEx left (either may be missing).
+fn initialized_adapter() -> (
+    Option<guest_core::attributes::GeneralAttributes>,
+    Option<NDIS_HANDLE>,
+) {
+    let s = STATE.lock();
+    (s.general_attributes.clone(), s.adapter_context)
+}
+
 /// Sends frames while Running ([`send::send_frames`]) and checks `OID_GEN_XMIT_OK` counts them.
 fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
-    let (general, ctx) = {
-        let s = STATE.lock();
-        (s.general_attributes.clone(), s.adapter_context)
-    };
+    let (general, ctx) = initialized_adapter();
     let (Some(send), Some(oid_handler), Some(general), Some(ctx)) = (
         chars.SendNetBufferListsHandler,
         chars.OidRequestHandler,
@@ -319,10 +325,7 @@ fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
 
 /// Runs the OID matrix ([`oid::run_matrix`]) once the adapter is Running.
 fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
-    let (general, ctx) = {
-        let s = STATE.lock();
-        (s.general_attributes.clone(), s.adapter_context)
-    };
+    let (general, ctx) = initialized_adapter();
     let (Some(handler), Some(general), Some(ctx)) = (chars.OidRequestHandler, general, ctx) else {
         violation(String::from(
             "no OidRequestHandler or no general attributes: the OID matrix cannot run",

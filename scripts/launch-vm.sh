@@ -17,29 +17,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-kernel="$RIG_ROOT/target/images/ndis-guest.elf"
-driver="$RIG_ROOT/target/images/rnic.sys"
-custom_kernel=0
-custom_driver=0
-vmm_args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --kernel | --driver)
-            [ $# -ge 2 ] || die "$1 needs a path"
-            [ -f "$2" ] || die "$1 $2: no such file (relative paths are taken from $(pwd))"
-            path="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
-            if [ "$1" = --kernel ]; then kernel="$path"; custom_kernel=1; else driver="$path"; custom_driver=1; fi
-            shift 2
-            ;;
-        --kernel=* | --driver=*)
-            die "write ${1%%=*} PATH with a space, not ${1%%=*}=PATH"
-            ;;
-        *)
-            vmm_args+=("$1")
-            shift
-            ;;
-    esac
-done
+parse_image_args "$@"
+vmm_args=("${rest_args[@]}")
 
 if [ "${RNIC_SKIP_BUILD:-0}" != 1 ]; then
     "$RIG_ROOT/scripts/build.sh"
@@ -48,7 +27,7 @@ vmm="$(host_target_dir)/debug/rnic-vmm"
 [ -f "$vmm" ] || die "$vmm is missing: run scripts/build.sh"
 [ -f "$kernel" ] || die "$kernel is missing: run scripts/build.sh (or pass --kernel PATH)"
 [ -f "$driver" ] || die "$driver is missing: run scripts/build.sh (or pass --driver PATH)"
-[ "$custom_kernel$custom_driver" = 00 ] || log "using kernel $kernel and driver $driver"
+[ "$custom_images" = 0 ] || log "using kernel $kernel and driver $driver"
 [ -r /dev/kvm ] && [ -w /dev/kvm ] || die "/dev/kvm is missing or not accessible: the VM needs KVM"
 log "booting: $vmm --kernel $kernel --module $driver ${vmm_args[*]:-}"
 set +e

@@ -117,3 +117,34 @@ debian_mirror() {
     [ -n "$mirror" ] || die "no Debian mirror configured in /etc/apt; set RNIC_DEBIAN_MIRROR=http://deb.debian.org/debian (or your mirror)"
     echo "$mirror"
 }
+
+# Parses the image options the launch scripts share and leaves the rest for the program they
+# start. Sets: kernel, driver (absolute paths; defaults target/images/ndis-guest.elf and
+# target/images/rnic.sys), custom_images (1 when --kernel or --driver was given) and the array
+# rest_args. Relative paths are taken from the caller's directory, as for any command.
+parse_image_args() {
+    kernel="$RIG_ROOT/target/images/ndis-guest.elf"
+    driver="$RIG_ROOT/target/images/rnic.sys"
+    custom_images=0
+    rest_args=()
+    local path
+    while [ $# -gt 0 ]; do
+        case "$1" in
+            --kernel | --driver)
+                [ $# -ge 2 ] || die "$1 needs a path"
+                [ -f "$2" ] || die "$1 $2: no such file (relative paths are taken from $(pwd))"
+                path="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
+                if [ "$1" = --kernel ]; then kernel="$path"; else driver="$path"; fi
+                custom_images=1
+                shift 2
+                ;;
+            --kernel=* | --driver=*)
+                die "write ${1%%=*} PATH with a space, not ${1%%=*}=PATH"
+                ;;
+            *)
+                rest_args+=("$1")
+                shift
+                ;;
+        esac
+    done
+}

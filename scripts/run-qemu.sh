@@ -18,24 +18,8 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-kernel="$RIG_ROOT/target/images/ndis-guest.elf"
-driver="$RIG_ROOT/target/images/rnic.sys"
-server_args=()
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --kernel | --driver)
-            [ $# -ge 2 ] || die "$1 needs a path"
-            [ -f "$2" ] || die "$1 $2: no such file (relative paths are taken from $(pwd))"
-            path="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"
-            if [ "$1" = --kernel ]; then kernel="$path"; else driver="$path"; fi
-            shift 2
-            ;;
-        *)
-            server_args+=("$1")
-            shift
-            ;;
-    esac
-done
+parse_image_args "$@"
+server_args=("${rest_args[@]}")
 
 if [ "${RNIC_SKIP_BUILD:-0}" != 1 ]; then
     "$RIG_ROOT/scripts/build.sh"

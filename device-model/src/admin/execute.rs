@@ -13,7 +13,7 @@ use rnic_contract::eth::LINK_SPEED_MBPS;
 use rnic_contract::field::Record;
 use rnic_contract::pci::{ADMIN_VECTOR, MSIX_VECTORS};
 
-use super::{AdminStatus, COMMANDS_PER_SERVICE};
+use super::{AdminStatus, COMMANDS_PER_SERVICE, WORK_PER_SERVICE};
 use crate::device::Rnic;
 use crate::eth::{MacAddress, QueueParams, MAX_QUEUES};
 use crate::fault::{admin_scope, scope_queue, FaultAction, FaultPoint, FaultSite};
@@ -34,10 +34,16 @@ impl Rnic {
     }
 
     /// Processes submissions up to the tail while completion space lasts, at most
-    /// [`COMMANDS_PER_SERVICE`] of them; later polls run the rest.
+    /// [`COMMANDS_PER_SERVICE`] of them and stopping after the command that spends
+    /// the [`WORK_PER_SERVICE`] budget; later polls run the rest.
     pub(crate) fn run_admin(&mut self) {
+        let mut work = 0u32;
         for _ in 0..COMMANDS_PER_SERVICE {
-            if !self.ready() || self.admin_delayed.is_some() || self.core.fatal.is_requested() {
+            if !self.ready()
+                || self.admin_delayed.is_some()
+                || self.core.fatal.is_requested()
+                || work >= WORK_PER_SERVICE
+            {
                 break;
             }
             let cmd = match self.admin.fetch(&mut self.core) {
@@ -64,18 +70,23 @@ impl Rnic {
                     self.admin_delayed = Some((due, cmd));
                 }
                 Some(FaultAction::Fatal) => {}
-                _ => self.run_command(&cmd),
+                _ => work = work.saturating_add(self.run_command(&cmd)),
             }
         }
     }
 
-    pub(crate) fn run_command(&mut self, cmd: &CommandRepr) {
-        let (status, r0, r1) = match self.execute(cmd) {
+    /// Runs one command and posts its completion; returns the work it cost
+    /// (see [`WORK_PER_SERVICE`]).
+    pub(crate) fn run_command(&mut self, cmd: &CommandRepr) -> u32 {
+        let result = self.execute(cmd);
+        let work = command_work(cmd, &result);
+        let (status, r0, r1) = match result {
             Ok((r0, r1)) => (STATUS_SUCCESS, r0, r1),
             Err(s) => (s.code(), 0, 0),
         };
         tracing::trace!(opcode = cmd.opcode, id = cmd.id, status, "admin command");
         self.post_completion(cmd.id, status, r0, r1);
+        work
     }
 
     pub(crate) fn post_completion(&mut self, id: u16, status: u16, r0: u32, r1: u32) {
@@ -212,5 +223,18 @@ impl Rnic {
         r.set_u32(f::RX_FILTER, self.eth.filter());
         r.set_bytes(f::PORT_IPV4, &self.verbs.port().ip);
         b
+    }
+}
+
+/// The work a command cost: the page entries a `REG_MR` names, counted in full
+/// whatever its outcome (a list failing at its last entry was read whole), the CQEs
+/// a `RESIZE_CQ` moved, 1 for anything else.
+fn command_work(cmd: &CommandRepr, result: &Result<(u32, u32), AdminStatus>) -> u32 {
+    match (cmd.opcode, result) {
+        (op::REG_MR, _) => Record::new_unchecked(&cmd.operands)
+            .u32(operands::reg_mr::PAGE_COUNT)
+            .max(1),
+        (op::RESIZE_CQ, Ok((moved, _))) => (*moved).max(1),
+        _ => 1,
     }
 }

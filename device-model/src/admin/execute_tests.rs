@@ -237,3 +237,47 @@ fn one_doorbell_runs_a_bounded_batch_and_polls_resume() {
     let ids: Vec<u16> = std::iter::from_fn(|| h.pop()).map(|c| c.id).collect();
     assert_eq!(ids, (0..total as u16).collect::<Vec<_>>());
 }
+
+/// Bounded work (issue 10): page entries examined by `REG_MR` count toward a
+/// per-service work budget whether the registration succeeds or fails, so a queue
+/// of long page lists that fail at their last entry runs one list per doorbell.
+#[test]
+fn failed_page_lists_count_toward_the_work_budget() {
+    let entries = super::WORK_PER_SERVICE;
+    let mut h = Harness::enabled(16, 16);
+    let pd = h.submit(&CommandRepr::new(op::CREATE_PD, 1)).result0;
+    // A page list of `entries` pages whose last entry is misaligned.
+    let list = 0x8_0000u64;
+    let page = 0x4_0000u64;
+    let mut bytes = vec![0u8; entries as usize * 8];
+    for e in bytes.chunks_exact_mut(8) {
+        e.copy_from_slice(&page.to_le_bytes());
+    }
+    let last = bytes.len() - 8;
+    bytes[last..].copy_from_slice(&(page + 1).to_le_bytes());
+    h.mem.write_slice(&bytes, GuestAddress(list)).unwrap();
+    let head = h.read(bar0::ASQ_HEAD);
+    for i in 0..4 {
+        h.push(&cmd(op::REG_MR, 10 + i, |o| {
+            o[0..4].copy_from_slice(&pd.to_le_bytes());
+            o[4..8].copy_from_slice(&1u32.to_le_bytes());
+            o[16..24].copy_from_slice(&(u64::from(entries) << 12).to_le_bytes());
+            o[24..32].copy_from_slice(&list.to_le_bytes());
+            o[32..36].copy_from_slice(&entries.to_le_bytes());
+            o[40] = 12;
+        }));
+    }
+    h.ring();
+    assert_eq!(
+        h.read(bar0::ASQ_HEAD),
+        head + 1,
+        "one long list per doorbell"
+    );
+    let now = h.dev.now();
+    for _ in 0..3 {
+        h.dev.poll(now);
+    }
+    assert_eq!(h.read(bar0::ASQ_HEAD), head + 4);
+    let statuses: Vec<u16> = std::iter::from_fn(|| h.pop()).map(|c| c.status).collect();
+    assert_eq!(statuses, [AdminStatus::InvalidParam.code(); 4]);
+}

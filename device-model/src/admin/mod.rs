@@ -29,6 +29,12 @@ pub use rnic_contract::admin::AdminStatus;
 /// queue (`docs/device-spec.md` §3.1, bounded work table in §15).
 pub const COMMANDS_PER_SERVICE: usize = 16;
 
+/// Work units one service call may spend on admin commands before it stops (after
+/// the command that reaches it): a `REG_MR` costs the page entries it examined
+/// (whether it succeeded or not), a `RESIZE_CQ` the CQEs it moved, any other command
+/// 1 (`docs/device-spec.md` §15.1).
+pub const WORK_PER_SERVICE: u32 = 65_536;
+
 /// The ring geometry latched at enable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Rings {

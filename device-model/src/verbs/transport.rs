@@ -911,9 +911,12 @@ impl Qp {
             Ordering::Less => {
                 self.stats.duplicates_received += 1;
                 if p.bth.opcode == op::RDMA_READ_REQUEST {
-                    // Re-execute the read: responses are resent from this PSN.
+                    // Re-execute the read: responses are resent from this PSN, at
+                    // most one send window of them (bounded work: a peer repeating
+                    // a 16 MiB request gets 128 packets per request; the requester
+                    // re-requests the rest from where they stop).
                     if let Some(reth) = p.reth {
-                        let _ = self.read_responses(cx, psn, reth);
+                        let _ = self.read_responses(cx, psn, reth, cx.limits.max_inflight);
                     }
                 } else {
                     let last = crate::roce::psn_sub(self.resp.epsn, 1);
@@ -970,7 +973,7 @@ impl Qp {
         self.stats.rx_bytes += len as u64;
         if opc == op::RDMA_READ_REQUEST {
             let Some(reth) = p.reth else { return };
-            match self.read_responses(cx, psn, reth) {
+            match self.read_responses(cx, psn, reth, u32::MAX) {
                 Ok(n) => {
                     self.resp.epsn = psn_add(self.resp.epsn, n);
                     self.resp.msn = psn_add(self.resp.msn, 1);
@@ -1216,7 +1219,15 @@ impl Qp {
 
     /// Validates a READ request and emits its responses starting at `psn`.
     /// Returns the number of response packets, or the NAK syndrome.
-    fn read_responses(&mut self, cx: &mut Ctx, psn: u32, reth: Reth) -> Result<u32, u8> {
+    /// Sends the responses of an RDMA READ starting at `psn`, at most `max_pkts` of
+    /// them; returns the number of packets the whole read takes.
+    fn read_responses(
+        &mut self,
+        cx: &mut Ctx,
+        psn: u32,
+        reth: Reth,
+        max_pkts: u32,
+    ) -> Result<u32, u8> {
         if reth.dma_len > cx.limits.max_msg_size {
             return Err(syndrome::NAK_INVALID_REQUEST);
         }
@@ -1238,7 +1249,7 @@ impl Qp {
         let mtu = self.mtu();
         let npkts = reth.dma_len.div_ceil(mtu).max(1);
         let msn = psn_add(self.resp.msn, 1);
-        for k in 0..npkts {
+        for k in 0..npkts.min(max_pkts) {
             let off = u64::from(k) * u64::from(mtu);
             let n = (u64::from(reth.dma_len) - off).min(u64::from(mtu)) as usize;
             let mut data = vec![0u8; n];

@@ -676,3 +676,45 @@ fn frames_name_their_source_qp() {
     assert!(!p.b.env.frame_sources.is_empty());
     assert!(p.b.env.frame_sources.iter().all(|&s| s == Some(qb)));
 }
+
+/// Bounded work (issue 10): a duplicate RDMA READ request from the peer is answered
+/// with at most one send window of responses (128 packets), not by re-executing the
+/// whole read; the requester re-requests the rest from where the responses stop.
+#[test]
+fn duplicate_read_request_is_answered_with_at_most_one_window() {
+    let mut p = Pair::new(ConnParams {
+        mtu: 1, // 256-byte packets: a 64 KiB READ is 256 responses
+        ..ConnParams::default()
+    });
+    let len = 64 * 1024;
+    let mut r = signaled(wqe::opcode::RDMA_READ, 1);
+    r.sges = vec![(p.buf_a, len, p.key_a)];
+    r.remote_addr = p.buf_b;
+    r.rkey = p.key_b;
+    p.post_a(&r);
+    let mut request = None;
+    let (ca, _) = p.run(
+        |_, f| {
+            if bth_of(f).opcode == roce::opcode::RDMA_READ_REQUEST {
+                request.get_or_insert_with(|| f.to_vec());
+            }
+            Verdict::Deliver
+        },
+        3,
+    );
+    assert_eq!(ca.len(), 1, "the READ completed");
+    let request = request.expect("the READ request frame");
+    p.b.env.frames.clear();
+    // The same request again: a duplicate for B's responder.
+    p.b.v.receive_frame(&mut p.b.env, &request);
+    let responses =
+        p.b.env
+            .frames
+            .iter()
+            .filter(|f| roce::opcode::is_response(bth_of(f).opcode))
+            .count();
+    assert!(
+        (1..=128).contains(&responses),
+        "{responses} responses to one duplicate READ request"
+    );
+}

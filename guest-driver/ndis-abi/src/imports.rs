@@ -8,9 +8,12 @@ use crate::characteristics::NDIS_MINIPORT_DRIVER_CHARACTERISTICS;
 use crate::dma::NDIS_SG_DMA_DESCRIPTION;
 use crate::interrupt::NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS;
 use crate::nbl::NET_BUFFER_LIST;
+use crate::netbuf::{MDL, NET_BUFFER_LIST_POOL_PARAMETERS};
 use crate::oid::NDIS_OID_REQUEST;
 use crate::status::NDIS_STATUS;
-use crate::types::{BOOLEAN, EX_POOL_PRIORITY, NDIS_HANDLE, NDIS_PHYSICAL_ADDRESS};
+use crate::types::{
+    BOOLEAN, EX_POOL_PRIORITY, NDIS_HANDLE, NDIS_PHYSICAL_ADDRESS, NDIS_PORT_NUMBER,
+};
 use crate::wdm::{DRIVER_OBJECT, NDIS_EVENT, UNICODE_STRING};
 
 /// Module name of NDIS's exports in an import table.
@@ -40,6 +43,13 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisWaitEvent"),
     (NDIS_SYS, "NdisMSendNetBufferListsComplete"),
     (NDIS_SYS, "NdisMOidRequestComplete"),
+    (NDIS_SYS, "NdisAllocateNetBufferListPool"),
+    (NDIS_SYS, "NdisFreeNetBufferListPool"),
+    (NDIS_SYS, "NdisAllocateNetBufferAndNetBufferList"),
+    (NDIS_SYS, "NdisFreeNetBufferList"),
+    (NDIS_SYS, "NdisAllocateMdl"),
+    (NDIS_SYS, "NdisFreeMdl"),
+    (NDIS_SYS, "NdisMIndicateReceiveNetBufferLists"),
     (NTOSKRNL_EXE, "DbgPrint"),
 ];
 
@@ -153,6 +163,48 @@ pub type NdisMOidRequestCompleteFn = unsafe extern "win64" fn(
     OidRequest: *mut NDIS_OID_REQUEST,
     Status: NDIS_STATUS,
 );
+/// `NDIS_HANDLE NdisAllocateNetBufferListPool(NDIS_HANDLE NdisHandle,
+/// PNET_BUFFER_LIST_POOL_PARAMETERS)`: NULL on failure. IRQL <= DISPATCH_LEVEL.
+pub type NdisAllocateNetBufferListPoolFn = unsafe extern "win64" fn(
+    NdisHandle: NDIS_HANDLE,
+    Parameters: *mut NET_BUFFER_LIST_POOL_PARAMETERS,
+) -> NDIS_HANDLE;
+/// `VOID NdisFreeNetBufferListPool(NDIS_HANDLE PoolHandle)`: every NBL must be freed first.
+pub type NdisFreeNetBufferListPoolFn = unsafe extern "win64" fn(PoolHandle: NDIS_HANDLE);
+/// `PNET_BUFFER_LIST NdisAllocateNetBufferAndNetBufferList(NDIS_HANDLE PoolHandle,
+/// USHORT ContextSize, USHORT ContextBackFill, PMDL MdlChain, ULONG DataOffset,
+/// SIZE_T DataLength)`: an NBL with one NET_BUFFER over `MdlChain`; NULL on failure.
+pub type NdisAllocateNetBufferAndNetBufferListFn = unsafe extern "win64" fn(
+    PoolHandle: NDIS_HANDLE,
+    ContextSize: u16,
+    ContextBackFill: u16,
+    MdlChain: *mut MDL,
+    DataOffset: u32,
+    DataLength: usize,
+)
+    -> *mut NET_BUFFER_LIST;
+/// `VOID NdisFreeNetBufferList(PNET_BUFFER_LIST)`: frees an NBL (and its preallocated
+/// NET_BUFFER) from NdisAllocateNetBufferAndNetBufferList.
+pub type NdisFreeNetBufferListFn = unsafe extern "win64" fn(NetBufferList: *mut NET_BUFFER_LIST);
+/// `PMDL NdisAllocateMdl(NDIS_HANDLE NdisHandle, PVOID VirtualAddress, UINT Length)`: an MDL
+/// for nonpaged memory; NULL on failure.
+pub type NdisAllocateMdlFn = unsafe extern "win64" fn(
+    NdisHandle: NDIS_HANDLE,
+    VirtualAddress: *mut c_void,
+    Length: u32,
+) -> *mut MDL;
+/// `VOID NdisFreeMdl(PMDL Mdl)`: frees an MDL from NdisAllocateMdl.
+pub type NdisFreeMdlFn = unsafe extern "win64" fn(Mdl: *mut MDL);
+/// `VOID NdisMIndicateReceiveNetBufferLists(NDIS_HANDLE MiniportAdapterHandle,
+/// PNET_BUFFER_LIST, NDIS_PORT_NUMBER, ULONG NumberOfNetBufferLists, ULONG ReceiveFlags)`:
+/// hands received frames up; NDIS gives them back through MiniportReturnNetBufferLists.
+pub type NdisMIndicateReceiveNetBufferListsFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    NetBufferLists: *mut NET_BUFFER_LIST,
+    PortNumber: NDIS_PORT_NUMBER,
+    NumberOfNetBufferLists: u32,
+    ReceiveFlags: u32,
+);
 /// `ULONG DbgPrint(PCSTR Format, ...)` (C varargs, Microsoft x64 convention: the first four
 /// arguments in RCX, RDX, R8, R9, the rest on the stack above 32 bytes of home space). The driver
 /// only uses `%s %d %u %x %lx %llx %p` and plain text.
@@ -174,7 +226,7 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 20);
+        assert_eq!(SKELETON_IMPORTS.len(), 27);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
     }
 

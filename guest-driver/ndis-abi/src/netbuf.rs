@@ -110,6 +110,37 @@ pub unsafe fn net_buffer_list_first_nb(nbl: *const NET_BUFFER_LIST) -> *mut NET_
     unsafe { (*nbl).FirstNetBuffer.cast() }
 }
 
+/// `NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1`.
+pub const NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1: u8 = 1;
+/// `NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1`: through `DataSize` (0x10).
+pub const NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1: u16 = 0x10;
+/// `NDIS_PROTOCOL_ID_DEFAULT`: NBLs not tied to a protocol.
+pub const NDIS_PROTOCOL_ID_DEFAULT: u8 = 0;
+/// `NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL`: NdisMIndicateReceiveNetBufferLists is called at
+/// DISPATCH_LEVEL.
+pub const NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL: u32 = 0x0000_0001;
+
+/// `NET_BUFFER_LIST_POOL_PARAMETERS` (x64, 0x10 bytes): what NdisAllocateNetBufferListPool
+/// allocates. Header: type `NDIS_OBJECT_TYPE_DEFAULT`, revision 1, size 0x10.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct NET_BUFFER_LIST_POOL_PARAMETERS {
+    /// `Header`: type 0x80, revision 1, size 0x10.
+    pub Header: crate::header::NDIS_OBJECT_HEADER,
+    /// `ProtocolId`: `NDIS_PROTOCOL_ID_*`.
+    pub ProtocolId: u8,
+    /// `fAllocateNetBuffer`: TRUE: each NBL comes with one NET_BUFFER
+    /// (NdisAllocateNetBufferAndNetBufferList).
+    pub fAllocateNetBuffer: u8,
+    /// `ContextSize`: bytes of NET_BUFFER_LIST_CONTEXT to preallocate (multiple of
+    /// MEMORY_ALLOCATION_ALIGNMENT).
+    pub ContextSize: u16,
+    /// `PoolTag`: pool tag of the allocations.
+    pub PoolTag: u32,
+    /// `DataSize`: bytes of data buffer to preallocate per NET_BUFFER (0: none).
+    pub DataSize: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +179,24 @@ mod tests {
         assert_eq!(offset_of!(T, DataPhysicalAddress), 0xA0);
         assert_eq!(offset_of!(T, ScatterGatherList), 0xA8);
         assert_eq!(core::mem::align_of::<T>(), 16);
+    }
+
+    /// Field order and types as in the gVNIC copy of the NDIS headers
+    /// (`NET_BUFFER_LIST_POOL_PARAMETERS`: Header, ProtocolId, fAllocateNetBuffer,
+    /// ContextSize, PoolTag, DataSize).
+    #[test]
+    fn pool_parameters_layout() {
+        type T = NET_BUFFER_LIST_POOL_PARAMETERS;
+        assert_eq!(size_of::<T>(), 0x10);
+        assert_eq!(offset_of!(T, ProtocolId), 0x4);
+        assert_eq!(offset_of!(T, fAllocateNetBuffer), 0x5);
+        assert_eq!(offset_of!(T, ContextSize), 0x6);
+        assert_eq!(offset_of!(T, PoolTag), 0x8);
+        assert_eq!(offset_of!(T, DataSize), 0xC);
+        assert_eq!(
+            offset_of!(T, DataSize) + 4,
+            NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1 as usize
+        );
     }
 
     #[test]

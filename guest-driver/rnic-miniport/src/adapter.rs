@@ -45,7 +45,7 @@ pub struct Adapter {
     /// Set (Release) once the rings are programmed and `cq` is valid.
     rings_live: AtomicBool,
     dpc_busy: AtomicBool,
-    paused: AtomicBool,
+    pub(crate) paused: AtomicBool,
     /// The command id [`admin_wait`] waits for, and its state (`WAIT_*`), status and result 0.
     wait_id: AtomicU32,
     wait_state: AtomicU32,
@@ -78,6 +78,8 @@ pub struct Adapter {
     pub(crate) stats: [AtomicU64; 5],
     /// Held by a sender while it fills the TX ring.
     pub(crate) tx_lock: AtomicBool,
+    /// Held while a receive buffer is reposted on the RX ring.
+    pub(crate) rx_lock: AtomicBool,
 }
 
 impl Adapter {
@@ -765,6 +767,7 @@ unsafe extern "win64" fn message_dpc(
         unsafe {
             process_admin_completions(context.cast::<Adapter>());
             crate::ethernet::reap_tx(context.cast::<Adapter>());
+            crate::ethernet::reap_rx(context.cast::<Adapter>());
         }
     }
 }
@@ -868,14 +871,15 @@ pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     }
 }
 
-/// MiniportReturnNetBufferLists: the skeleton never indicates receives, so NDIS has nothing of
-/// ours to return; a call means the host broke the contract.
+/// MiniportReturnNetBufferLists. IRQL: <= DISPATCH_LEVEL. NDIS gives back receive NBLs;
+/// their buffers go back on the RX ring.
 pub unsafe extern "win64" fn MiniportReturnNetBufferLists(
-    _context: NDIS_HANDLE,
-    _nbls: *mut NET_BUFFER_LIST,
+    context: NDIS_HANDLE,
+    nbls: *mut NET_BUFFER_LIST,
     _return_flags: u32,
 ) {
-    log!("unexpected ReturnNetBufferLists (no receive was indicated)\n");
+    // SAFETY: context is our adapter; `nbls` are NBLs it indicated.
+    unsafe { crate::ethernet::return_nbls(context.cast::<Adapter>(), nbls) };
 }
 
 /// MiniportCancelSend. IRQL: <= DISPATCH_LEVEL. Frames on the TX ring are already with the

@@ -57,6 +57,14 @@ pub struct EthRings {
     pub tx_ring: ethring::Ring,
     /// The NET_BUFFER_LIST each in-flight TX descriptor belongs to.
     pub tx_owner: [*mut NET_BUFFER_LIST; ethring::RING_ENTRIES as usize],
+    /// The receive NBL pool (null until allocated).
+    pub pool: NDIS_HANDLE,
+    /// Per receive buffer: its MDL and its NBL (one NET_BUFFER over the MDL).
+    pub rx_mdl: [*mut MDL; ethring::RING_ENTRIES as usize],
+    /// Per receive buffer: the NBL indicated for it.
+    pub rx_nbl: [*mut NET_BUFFER_LIST; ethring::RING_ENTRIES as usize],
+    /// Per RX descriptor slot: the receive buffer it was posted with.
+    pub rx_slot_buffer: [u32; ethring::RING_ENTRIES as usize],
 }
 
 /// BAR0 offset of a doorbell register of the driver's queue.
@@ -125,21 +133,15 @@ pub unsafe fn create_queues(a: *mut Adapter) -> NDIS_STATUS {
         }
         (*a).eth.rx_created = true;
 
+        let status = allocate_receive_nbls(a);
+        if status != NDIS_STATUS_SUCCESS {
+            return status;
+        }
         (*a).eth.rx_ring = ethring::Ring::new(entries);
+        let mut buffer = 0;
         while (*a).eth.rx_ring.has_room() {
-            let slot = (*a).eth.rx_ring.produce();
-            let buffer = (*a).eth.rx_buffers.pa as u64
-                + u64::from(slot) * u64::from(ethring::RX_BUFFER_BYTES);
-            let d = ethring::encode_rx(buffer, ethring::RX_BUFFER_BYTES as u16);
-            let at = (*a)
-                .eth
-                .rx
-                .va
-                .add(slot as usize * rnic_contract::eth::DESC_SIZE)
-                .cast::<u32>();
-            for (i, w) in d.iter().enumerate() {
-                write_volatile(at.add(i), *w);
-            }
+            post_rx(a, buffer);
+            buffer += 1;
         }
         core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
         adapter::wr(a, doorbell(eth_db::RXQ_TAIL), (*a).eth.rx_ring.tail);
@@ -151,6 +153,186 @@ pub unsafe fn create_queues(a: *mut Adapter) -> NDIS_STATUS {
             (*a).eth.rx_ring.in_flight()
         );
         NDIS_STATUS_SUCCESS
+    }
+}
+
+/// One NBL pool, and per receive buffer an MDL and an NBL over it (freed by [`free_rings`]).
+///
+/// # Safety
+/// `a` is live, its receive buffers allocated; PASSIVE_LEVEL.
+unsafe fn allocate_receive_nbls(a: *mut Adapter) -> NDIS_STATUS {
+    // SAFETY: each allocation is checked and recorded before the next; buffer addresses stay
+    // inside the receive area.
+    unsafe {
+        let mut params = NET_BUFFER_LIST_POOL_PARAMETERS {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_DEFAULT,
+                NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+                NDIS_SIZEOF_NET_BUFFER_LIST_POOL_PARAMETERS_REVISION_1,
+            ),
+            ProtocolId: NDIS_PROTOCOL_ID_DEFAULT,
+            fAllocateNetBuffer: TRUE,
+            ContextSize: 0,
+            PoolTag: pool_tag(*b"rnRx"),
+            DataSize: 0,
+        };
+        let pool = ffi::NdisAllocateNetBufferListPool((*a).miniport, &mut params);
+        if pool.is_null() {
+            log!("NdisAllocateNetBufferListPool failed\n");
+            return NDIS_STATUS_RESOURCES;
+        }
+        (*a).eth.pool = pool;
+        for i in 0..ethring::RING_ENTRIES as usize {
+            let va = (*a)
+                .eth
+                .rx_buffers
+                .va
+                .add(i * ethring::RX_BUFFER_BYTES as usize);
+            let mdl = ffi::NdisAllocateMdl((*a).miniport, va.cast(), ethring::RX_BUFFER_BYTES);
+            if mdl.is_null() {
+                log!("NdisAllocateMdl failed\n");
+                return NDIS_STATUS_RESOURCES;
+            }
+            (*a).eth.rx_mdl[i] = mdl;
+            let nbl = ffi::NdisAllocateNetBufferAndNetBufferList(pool, 0, 0, mdl, 0, 0);
+            if nbl.is_null() {
+                log!("NdisAllocateNetBufferAndNetBufferList failed\n");
+                return NDIS_STATUS_RESOURCES;
+            }
+            (*a).eth.rx_nbl[i] = nbl;
+        }
+        NDIS_STATUS_SUCCESS
+    }
+}
+
+/// Hands receive buffer `buffer` to the device in the RX descriptor at the ring's tail (the
+/// caller rings `RXQ_TAIL`).
+///
+/// # Safety
+/// The ring has room, `buffer` < RING_ENTRIES and is not posted; the caller is the only
+/// producer (InitializeEx, or ReturnNetBufferLists under `rx_lock`).
+unsafe fn post_rx(a: *mut Adapter, buffer: u32) {
+    // SAFETY: the slot is < RING_ENTRIES, so the descriptor lies inside the RX ring.
+    unsafe {
+        let slot = (*a).eth.rx_ring.tail;
+        let pa =
+            (*a).eth.rx_buffers.pa as u64 + u64::from(buffer) * u64::from(ethring::RX_BUFFER_BYTES);
+        let d = ethring::encode_rx(pa, ethring::RX_BUFFER_BYTES as u16);
+        let at = (*a)
+            .eth
+            .rx
+            .va
+            .add(slot as usize * rnic_contract::eth::DESC_SIZE)
+            .cast::<u32>();
+        for (i, w) in d.iter().enumerate() {
+            write_volatile(at.add(i), *w);
+        }
+        (*a).eth.rx_slot_buffer[slot as usize] = buffer;
+        (*a).eth.rx_ring.produce();
+    }
+}
+
+/// Indicates every frame the device delivered (DPC, DISPATCH_LEVEL), one NBL per frame; a
+/// descriptor whose length the device got wrong is counted as a receive error and its
+/// buffer reposted, as is any frame that arrives while the adapter is Paused (dropped). Buffers come back through [`return_nbls`].
+///
+/// # Safety
+/// `a` is live; called only from the message DPC (the single RX consumer).
+pub unsafe fn reap_rx(a: *mut Adapter) {
+    // SAFETY: head < RING_ENTRIES; buffer indices were recorded by post_rx.
+    unsafe {
+        if (*a).eth.rx.va.is_null() || (*a).eth.pool.is_null() {
+            return;
+        }
+        while (*a).eth.rx_ring.in_flight() != 0 {
+            let slot = (*a).eth.rx_ring.head as usize;
+            let at = (*a)
+                .eth
+                .rx
+                .va
+                .add(slot * rnic_contract::eth::DESC_SIZE)
+                .cast::<u32>();
+            let d = core::array::from_fn(|i| core::ptr::read_volatile(at.add(i)));
+            if !ethring::rx_descriptor_done(d) {
+                return;
+            }
+            core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+            (*a).eth.rx_ring.consume();
+            let buffer = (*a).eth.rx_slot_buffer[slot];
+            let Some(frame) = ethring::rx_done(d) else {
+                (*a).stats[3].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+                repost(a, buffer);
+                continue;
+            };
+            if (*a).paused.load(core::sync::atomic::Ordering::Acquire) {
+                // No indications while Paused: the frame is dropped, the buffer reposted.
+                repost(a, buffer);
+                continue;
+            }
+            let nbl = (*a).eth.rx_nbl[buffer as usize];
+            let nb = net_buffer_list_first_nb(nbl);
+            (*nb).DataLength = u64::from(frame.len);
+            (*nb).DataOffset = 0;
+            (*nb).CurrentMdlOffset = 0;
+            (*nbl).Next = null_mut();
+            (*nbl).Status = NDIS_STATUS_SUCCESS;
+            (*nbl).SourceHandle = (*a).miniport;
+            *pending_nbs(nbl) = buffer as usize;
+            (*a).stats[1].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+            ffi::NdisMIndicateReceiveNetBufferLists(
+                (*a).miniport,
+                nbl,
+                0,
+                1,
+                NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
+            );
+        }
+    }
+}
+
+/// Gives one receive buffer back to the device and rings `RXQ_TAIL`.
+///
+/// # Safety
+/// `buffer` is a receive buffer the driver owns (not posted).
+unsafe fn repost(a: *mut Adapter, buffer: u32) {
+    // SAFETY: `rx_lock` makes the caller the only producer.
+    unsafe {
+        while (*a)
+            .rx_lock
+            .swap(true, core::sync::atomic::Ordering::Acquire)
+        {
+            core::hint::spin_loop();
+        }
+        post_rx(a, buffer);
+        core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
+        adapter::wr(a, doorbell(eth_db::RXQ_TAIL), (*a).eth.rx_ring.tail);
+        (*a).rx_lock
+            .store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
+/// MiniportReturnNetBufferLists' work (IRQL <= DISPATCH_LEVEL): each returned NBL's buffer
+/// goes back on the RX ring.
+///
+/// # Safety
+/// `nbls` is a chain of NBLs this driver indicated.
+pub unsafe fn return_nbls(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST) {
+    // SAFETY: the buffer index was stored by reap_rx; it is checked before use.
+    unsafe {
+        let mut nbl = nbls;
+        while !nbl.is_null() {
+            let next = (*nbl).Next;
+            let buffer = *pending_nbs(nbl);
+            if buffer < ethring::RING_ENTRIES as usize && (*a).eth.rx_nbl[buffer] == nbl {
+                repost(a, buffer as u32);
+            } else {
+                log!(
+                    "ReturnNetBufferLists: %p is not a receive NBL of this adapter\n",
+                    nbl
+                );
+            }
+            nbl = next;
+        }
     }
 }
 
@@ -184,6 +366,20 @@ pub unsafe fn free_rings(a: *mut Adapter) {
     // SAFETY: each allocation is freed once, with the length it was allocated with.
     unsafe {
         let miniport = (*a).miniport;
+        for i in 0..ethring::RING_ENTRIES as usize {
+            if !(*a).eth.rx_nbl[i].is_null() {
+                ffi::NdisFreeNetBufferList((*a).eth.rx_nbl[i]);
+                (*a).eth.rx_nbl[i] = null_mut();
+            }
+            if !(*a).eth.rx_mdl[i].is_null() {
+                ffi::NdisFreeMdl((*a).eth.rx_mdl[i]);
+                (*a).eth.rx_mdl[i] = null_mut();
+            }
+        }
+        if !(*a).eth.pool.is_null() {
+            ffi::NdisFreeNetBufferListPool((*a).eth.pool);
+            (*a).eth.pool = null_mut();
+        }
         let areas = [
             (&mut (*a).eth.tx, ethring::RING_BYTES),
             (&mut (*a).eth.rx, ethring::RING_BYTES),
@@ -199,7 +395,8 @@ pub unsafe fn free_rings(a: *mut Adapter) {
     }
 }
 
-/// Outstanding NET_BUFFERs of an NBL the driver owns, kept in `MiniportReserved[0]`.
+/// `MiniportReserved[0]` of an NBL the driver owns: for a send, its outstanding
+/// NET_BUFFERs; for a receive indication, its buffer index.
 ///
 /// # Safety
 /// `nbl` is an NBL the driver owns.

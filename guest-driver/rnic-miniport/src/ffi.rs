@@ -80,6 +80,33 @@ extern "win64" {
         OidRequest: *mut NDIS_OID_REQUEST,
         Status: NDIS_STATUS,
     );
+    pub fn NdisAllocateNetBufferListPool(
+        NdisHandle: NDIS_HANDLE,
+        Parameters: *mut NET_BUFFER_LIST_POOL_PARAMETERS,
+    ) -> NDIS_HANDLE;
+    pub fn NdisFreeNetBufferListPool(PoolHandle: NDIS_HANDLE);
+    pub fn NdisAllocateNetBufferAndNetBufferList(
+        PoolHandle: NDIS_HANDLE,
+        ContextSize: u16,
+        ContextBackFill: u16,
+        MdlChain: *mut MDL,
+        DataOffset: u32,
+        DataLength: usize,
+    ) -> *mut NET_BUFFER_LIST;
+    pub fn NdisFreeNetBufferList(NetBufferList: *mut NET_BUFFER_LIST);
+    pub fn NdisAllocateMdl(
+        NdisHandle: NDIS_HANDLE,
+        VirtualAddress: *mut c_void,
+        Length: u32,
+    ) -> *mut MDL;
+    pub fn NdisFreeMdl(Mdl: *mut MDL);
+    pub fn NdisMIndicateReceiveNetBufferLists(
+        MiniportAdapterHandle: NDIS_HANDLE,
+        NetBufferLists: *mut NET_BUFFER_LIST,
+        PortNumber: NDIS_PORT_NUMBER,
+        NumberOfNetBufferLists: u32,
+        ReceiveFlags: u32,
+    );
 }
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -110,6 +137,13 @@ fn signature_checks() {
     let _: NdisWaitEventFn = NdisWaitEvent;
     let _: NdisMSendNetBufferListsCompleteFn = NdisMSendNetBufferListsComplete;
     let _: NdisMOidRequestCompleteFn = NdisMOidRequestComplete;
+    let _: NdisAllocateNetBufferListPoolFn = NdisAllocateNetBufferListPool;
+    let _: NdisFreeNetBufferListPoolFn = NdisFreeNetBufferListPool;
+    let _: NdisAllocateNetBufferAndNetBufferListFn = NdisAllocateNetBufferAndNetBufferList;
+    let _: NdisFreeNetBufferListFn = NdisFreeNetBufferList;
+    let _: NdisAllocateMdlFn = NdisAllocateMdl;
+    let _: NdisFreeMdlFn = NdisFreeMdl;
+    let _: NdisMIndicateReceiveNetBufferListsFn = NdisMIndicateReceiveNetBufferLists;
     let _: DbgPrintFn = DbgPrint;
 }
 

@@ -540,6 +540,11 @@ pub mod ethring {
         pub multicast: bool,
     }
 
+    /// True once the device finished the RX descriptor (status `DONE`).
+    pub fn rx_descriptor_done(d: [u32; 4]) -> bool {
+        RxDescriptor::new_unchecked(bytes(d)).status() & status::DONE != 0
+    }
+
     /// The frame an RX descriptor holds, None while it is not DONE or if the device claims a
     /// length beyond the buffer (never trusted: such a descriptor is recycled, not indicated).
     pub fn rx_done(d: [u32; 4]) -> Option<RxFrame> {
@@ -864,6 +869,7 @@ mod tests {
         let rx = ethring::encode_rx(0x8000, 1536);
         assert_eq!(rx, [0x8000, 0, 1536, 0]);
         assert_eq!(ethring::rx_done(rx), None);
+        assert!(!ethring::rx_descriptor_done(rx));
         let done = [0x8000, 0, 1536 | (60 << 16), (1 | 4) << 8];
         assert_eq!(
             ethring::rx_done(done),
@@ -874,6 +880,12 @@ mod tests {
             })
         );
         // A frame longer than its buffer is never trusted.
+        assert!(ethring::rx_descriptor_done([
+            0x8000,
+            0,
+            64 | (65 << 16),
+            1 << 8
+        ]));
         assert_eq!(ethring::rx_done([0x8000, 0, 64 | (65 << 16), 1 << 8]), None);
     }
 

@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 20] {
+fn rows() -> [Export; 27] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -48,7 +48,14 @@ fn rows() -> [Export; 20] {
             NdisResetEvent,
             NdisWaitEvent,
             NdisMSendNetBufferListsComplete,
-            NdisMOidRequestComplete;
+            NdisMOidRequestComplete,
+            NdisAllocateNetBufferListPool = super::netbuf::NdisAllocateNetBufferListPool,
+            NdisFreeNetBufferListPool = super::netbuf::NdisFreeNetBufferListPool,
+            NdisAllocateNetBufferAndNetBufferList = super::netbuf::NdisAllocateNetBufferAndNetBufferList,
+            NdisFreeNetBufferList = super::netbuf::NdisFreeNetBufferList,
+            NdisAllocateMdl = super::netbuf::NdisAllocateMdl,
+            NdisFreeMdl = super::netbuf::NdisFreeMdl,
+            NdisMIndicateReceiveNetBufferLists = super::netbuf::NdisMIndicateReceiveNetBufferLists;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
     }

@@ -7,6 +7,7 @@ pub mod contract;
 pub mod dbgprint;
 pub mod exports;
 pub mod interrupt;
+pub mod netbuf;
 pub mod oid;
 pub mod selftest;
 pub mod send;
@@ -310,7 +311,21 @@ fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
         return;
     };
     let before = oid::query_counter(oid_handler, ctx, OID_GEN_XMIT_OK);
+    let rcv_before = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);
     let ok = send::send_frames(send, ctx, general.mac);
+    if let Some(ret) = chars.ReturnNetBufferListsHandler {
+        let back = send::receive_frames(ret, ctx, general.mac);
+        let rcv_after = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);
+        if let (Some(b), Some(a)) = (rcv_before, rcv_after) {
+            crate::println!("ndis: OID_GEN_RCV_OK: {b} before, {a} after the receives");
+            if a.wrapping_sub(b) < back as u64 {
+                violation(format!(
+                    "OID_GEN_RCV_OK rose by {} for {back} frames received",
+                    a.wrapping_sub(b)
+                ));
+            }
+        }
+    }
     let after = oid::query_counter(oid_handler, ctx, OID_GEN_XMIT_OK);
     if let (Some(before), Some(after)) = (before, after) {
         crate::println!("ndis: OID_GEN_XMIT_OK: {before} before, {after} after the sends");
@@ -531,6 +546,8 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
         s.pool = BTreeMap::new();
         // The attributes' OID list is the guest's own copy, not the driver's.
         s.general_attributes = None;
+        // Emptied maps keep their nodes: start the bookkeeping afresh (leaks were reported).
+        *netbuf::NETBUF.lock() = netbuf::NetBufState::new();
         core::mem::take(&mut s.violations)
     };
     let heap = crate::heap::stats();
@@ -597,6 +614,9 @@ fn check_adapter_released(when: &str) {
         violation(format!(
             "{when} returned with I/O space {va:#x} (+{len:#x}) still mapped"
         ));
+    }
+    for leak in netbuf::leaks() {
+        violation(format!("{when} returned with {leak}"));
     }
     for (va, (len, _)) in shared {
         violation(format!(

@@ -160,3 +160,54 @@ pub fn send_frames(handler: MiniportSendNetBufferListsFn, ctx: NDIS_HANDLE, mac:
     drop(frames);
     ok
 }
+
+/// How long the guest waits for sent frames to come back (through a loopback wire); without
+/// a wire the device drops them (docs/device-spec.md §5.6) and none come back.
+const RECEIVE_WAIT_MS: u64 = 1000;
+
+/// Waits for the frames of [`FRAME_SIZES`] to be indicated back, checks every indicated
+/// frame is one of them byte for byte, and returns the NBLs through `ret` (PASSIVE_LEVEL, as
+/// a protocol would). Returns how many of the sent frames came back intact.
+pub fn receive_frames(
+    ret: MiniportReturnNetBufferListsFn,
+    ctx: NDIS_HANDLE,
+    mac: [u8; 6],
+) -> usize {
+    let expected: Vec<Vec<u8>> = FRAME_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| test_frame(mac, size, i as u8))
+        .collect();
+    let arrived = || super::netbuf::NETBUF.lock().received.len() >= expected.len();
+    interrupt::wait_until(RECEIVE_WAIT_MS, arrived);
+    let received = core::mem::take(&mut super::netbuf::NETBUF.lock().received);
+    let mut matched = vec![false; expected.len()];
+    for (nbl, frame) in &received {
+        match expected.iter().position(|e| e == frame) {
+            Some(i) if !matched[i] => matched[i] = true,
+            _ => violation(format!(
+                "NBL {nbl:#x}: received a {}-byte frame that is not one the guest sent (or a duplicate)",
+                frame.len()
+            )),
+        }
+    }
+    let intact = matched.iter().filter(|m| **m).count();
+    crate::println!(
+        "ndis: receive: {} frames indicated, {intact} of {} sent frames back with their payloads intact",
+        received.len(),
+        expected.len()
+    );
+    if let Some(last) = received.last() {
+        for pair in received.windows(2) {
+            // SAFETY: NBLs the driver indicated and the guest has not returned yet.
+            unsafe {
+                (*(pair[0].0 as *mut NET_BUFFER_LIST)).Next = pair[1].0 as *mut NET_BUFFER_LIST
+            };
+        }
+        // SAFETY: as above.
+        unsafe { (*(last.0 as *mut NET_BUFFER_LIST)).Next = core::ptr::null_mut() };
+        // SAFETY: the driver's handler with its context and a chain of its own NBLs.
+        unsafe { ret(ctx, received[0].0 as *mut NET_BUFFER_LIST, 0) };
+    }
+    intact
+}

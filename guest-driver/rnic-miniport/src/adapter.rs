@@ -1,5 +1,7 @@
-//! Per-adapter state and the adapter-level miniport handlers: initialize (bring-up + NOP),
-//! halt, interrupts and DPC, and the minimal data-path / OID handlers of the skeleton.
+//! Per-adapter state and the life-cycle handlers (netvmini's adapter/miniport layer):
+//! InitializeEx (bring-up, NOP, queues, attributes), HaltEx, Pause/Restart, ResetEx,
+//! PnP and shutdown notifications. Hardware access is `hw`, interrupts `interrupt`, the
+//! control path `oid`, the data path `send`/`receive` over the rings of `ethernet`.
 //!
 //! The adapter context is shared between PASSIVE_LEVEL handlers, the ISR and the DPC, so it is
 //! only ever accessed through a raw `*mut Adapter` (never a long-lived `&mut`); fields touched by
@@ -7,51 +9,46 @@
 
 use core::ffi::c_void;
 use core::mem::{size_of, size_of_val};
-use core::ptr::{addr_of_mut, null_mut, read_volatile, write_bytes, write_volatile};
-use core::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use core::ptr::{addr_of_mut, null_mut, write_bytes};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use ndis_abi::*;
-use rnic_contract::{bar0, eth};
+use rnic_contract::eth;
 
 use crate::ffi::{self, log};
-use crate::logic::{self, oids, reg, AdminCompletion, CqCursor};
+use crate::hw::*;
+use crate::interrupt::*;
+use crate::logic::{self, oids, reg, CqCursor};
 
 /// Pool tag "rnic" (appears as "cinr" in a byte dump, as with any MSVC multi-char tag).
 const TAG: u32 = pool_tag(*b"rnic");
-/// How long InitializeEx waits for the NOP completion.
-const ADMIN_TIMEOUT_MS: u32 = 2000;
-/// Bound on DEV_STATUS polls (each one is an MMIO exit, roughly 10 µs here).
-const POLL_LIMIT: u32 = 100_000;
 /// Largest single DMA transfer the device performs.
 const MAX_PHYSICAL_MAPPING: u32 = 0x1_0000;
-
-const WAIT_PENDING: u32 = 0;
-const WAIT_DONE: u32 = 1;
 
 #[repr(C)]
 pub struct Adapter {
     pub(crate) miniport: NDIS_HANDLE,
     /// Mapped BAR0, null until NdisMMapIoSpace succeeded.
-    regs: *mut u8,
-    dma: NDIS_HANDLE,
-    interrupt: NDIS_HANDLE,
-    asq_va: *mut u8,
-    asq_pa: NDIS_PHYSICAL_ADDRESS,
-    acq_va: *mut u8,
-    acq_pa: NDIS_PHYSICAL_ADDRESS,
-    asq_tail: u32,
+    pub(crate) regs: *mut u8,
+    pub(crate) dma: NDIS_HANDLE,
+    pub(crate) interrupt: NDIS_HANDLE,
+    pub(crate) asq_va: *mut u8,
+    pub(crate) asq_pa: NDIS_PHYSICAL_ADDRESS,
+    pub(crate) acq_va: *mut u8,
+    pub(crate) acq_pa: NDIS_PHYSICAL_ADDRESS,
+    pub(crate) asq_tail: u32,
     /// Completion-ring consumer position; only the DPC (under `dpc_busy`) moves it.
-    cq: CqCursor,
+    pub(crate) cq: CqCursor,
     /// Set (Release) once the rings are programmed and `cq` is valid.
-    rings_live: AtomicBool,
-    dpc_busy: AtomicBool,
+    pub(crate) rings_live: AtomicBool,
+    pub(crate) dpc_busy: AtomicBool,
     pub(crate) paused: AtomicBool,
     /// The command id [`admin_wait`] waits for, and its state (`WAIT_*`), status and result 0.
-    wait_id: AtomicU32,
-    wait_state: AtomicU32,
-    wait_status: AtomicU32,
-    wait_result0: AtomicU32,
-    wait_event: NDIS_EVENT,
+    pub(crate) wait_id: AtomicU32,
+    pub(crate) wait_state: AtomicU32,
+    pub(crate) wait_status: AtomicU32,
+    pub(crate) wait_result0: AtomicU32,
+    pub(crate) wait_event: NDIS_EVENT,
     /// The Ethernet rings (null until allocated) and whether the device has the queues.
     pub(crate) eth: crate::ethernet::EthRings,
     /// Current MTU in bytes (the device's reset value; the driver does not change it).
@@ -94,25 +91,7 @@ impl Adapter {
     }
 }
 
-/// Volatile 32-bit BAR0 read (a plain `mov`).
-///
-/// # Safety
-/// `(*a).regs` must be the live BAR0 mapping and `off` a register offset below 64 KiB.
-pub(crate) unsafe fn rd(a: *const Adapter, off: usize) -> u32 {
-    // SAFETY: guaranteed by the caller.
-    unsafe { read_volatile((*a).regs.add(off).cast::<u32>()) }
-}
-
-/// Volatile 32-bit BAR0 write (a plain `mov`).
-///
-/// # Safety
-/// As for [`rd`].
-pub(crate) unsafe fn wr(a: *const Adapter, off: usize, value: u32) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { write_volatile((*a).regs.add(off).cast::<u32>(), value) }
-}
-
-/// MiniportInitializeEx.
+/// MiniportInitializeEx. IRQL: PASSIVE_LEVEL. Brings the adapter up and leaves it Paused.
 ///
 /// # Safety
 /// Called by NDIS with its adapter handle and valid init parameters.
@@ -374,28 +353,6 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
     }
 }
 
-/// `DEV_STATUS.LINK_UP`.
-///
-/// # Safety
-/// BAR0 is mapped.
-pub(crate) unsafe fn link_up(a: *const Adapter) -> bool {
-    // SAFETY: guaranteed by the caller.
-    unsafe { rd(a, reg::DEV_STATUS) & reg::DEV_STATUS_LINK_UP != 0 }
-}
-
-/// The device's current MAC address from `MAC_LO` (bytes 0..3, byte 0 in bits 7:0) and
-/// `MAC_HI` (bytes 4..5 in bits 15:0).
-///
-/// # Safety
-/// BAR0 is mapped.
-pub(crate) unsafe fn read_mac(a: *const Adapter) -> [u8; 6] {
-    // SAFETY: BAR0 mapped per the contract; both offsets are registers below 64 KiB.
-    let (lo, hi) = unsafe { (rd(a, bar0::MAC_LO as usize), rd(a, bar0::MAC_HI as usize)) };
-    let [b0, b1, b2, b3] = lo.to_le_bytes();
-    let [b4, b5, _, _] = hi.to_le_bytes();
-    [b0, b1, b2, b3, b4, b5]
-}
-
 /// The adapter's general attributes (revision 2): 802.3 with the device's MAC, the device's
 /// default MTU and link speed, its receive filters and multicast capacity, and the OIDs the
 /// control path (`crate::oid`) answers.
@@ -466,204 +423,6 @@ fn failure_or(status: NDIS_STATUS) -> NDIS_STATUS {
     }
 }
 
-/// Polls DEV_STATUS until `done` holds, at most `POLL_LIMIT` times.
-///
-/// # Safety
-/// BAR0 must be mapped.
-unsafe fn poll(a: *const Adapter, mut done: impl FnMut(u32) -> bool) -> bool {
-    for _ in 0..POLL_LIMIT {
-        // SAFETY: guaranteed by the caller.
-        if done(unsafe { rd(a, reg::DEV_STATUS) }) {
-            return true;
-        }
-        core::hint::spin_loop();
-    }
-    false
-}
-
-/// Allocates and zeroes one ring of shared memory, checking the alignment the device needs.
-/// On an alignment failure the memory is freed again.
-///
-/// # Safety
-/// `a` is valid and its SG DMA is registered.
-pub(crate) unsafe fn alloc_ring(a: *mut Adapter, len: u32, align: i64) -> Option<(*mut u8, i64)> {
-    // SAFETY: FFI calls with valid out-pointers; the memory is used only after the checks.
-    unsafe {
-        let mut va: *mut c_void = null_mut();
-        let mut pa: NDIS_PHYSICAL_ADDRESS = 0;
-        ffi::NdisMAllocateSharedMemory((*a).miniport, len, FALSE, &mut va, &mut pa);
-        if va.is_null() {
-            log!("NdisMAllocateSharedMemory(%u) failed\n", len);
-            return None;
-        }
-        if pa % align != 0 {
-            log!(
-                "shared memory at %llx is not %u-byte aligned\n",
-                pa as u64,
-                align as u32
-            );
-            ffi::NdisMFreeSharedMemory((*a).miniport, len, FALSE, va, pa);
-            return None;
-        }
-        write_bytes(va.cast::<u8>(), 0, len as usize);
-        Some((va.cast::<u8>(), pa))
-    }
-}
-
-/// Writes one 64-byte command at the ASQ tail and rings the ASQ_TAIL doorbell.
-///
-/// # Safety
-/// Rings live, BAR0 mapped, called from a single submitter.
-pub(crate) unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
-    // SAFETY: the slot lies inside the ASQ allocation (tail < ASQ_ENTRIES).
-    unsafe {
-        let tail = (*a).asq_tail;
-        let slot = (*a)
-            .asq_va
-            .add((tail * logic::ASQ_ENTRY_BYTES) as usize)
-            .cast::<u32>();
-        for (i, word) in command.iter().enumerate() {
-            write_volatile(slot.add(i), *word);
-        }
-        // The entry must be globally visible before the doorbell write.
-        fence(Ordering::Release);
-        let next = logic::ring_next(tail, logic::ASQ_ENTRIES);
-        (*a).asq_tail = next;
-        wr(a, reg::ASQ_TAIL, next);
-    }
-}
-
-/// True if the ACQ slot at the consumer position holds a new entry.
-///
-/// # Safety
-/// Rings live.
-unsafe fn completion_pending(a: *const Adapter) -> bool {
-    // SAFETY: head < ACQ_ENTRIES, so the read is inside the ACQ allocation.
-    unsafe {
-        let cq = (*a).cq;
-        let entry = (*a)
-            .acq_va
-            .add((cq.head * logic::ACQ_ENTRY_BYTES) as usize)
-            .cast::<u32>();
-        cq.is_new(((read_volatile(entry.add(3)) >> 16) & 1) as u8)
-    }
-}
-
-/// Consumes every new ACQ entry (phase-tag protocol), then publishes ACQ_HEAD.
-///
-/// # Safety
-/// `a` is a live adapter context.
-unsafe fn process_admin_completions(a: *mut Adapter) {
-    // SAFETY: the context outlives its interrupt registration (halt deregisters the interrupt,
-    // which waits for running DPCs, before freeing anything); ring accesses stay in bounds.
-    unsafe {
-        if !(*a).rings_live.load(Ordering::Acquire) {
-            return;
-        }
-        loop {
-            // One consumer at a time, even if DPCs for message 0 overlap on two CPUs.
-            if (*a).dpc_busy.swap(true, Ordering::Acquire) {
-                return;
-            }
-            let mut consumed = 0u32;
-            while completion_pending(a) {
-                // Read the rest of the entry only after its phase tag said it is complete.
-                fence(Ordering::Acquire);
-                let entry = (*a)
-                    .acq_va
-                    .add(((*a).cq.head * logic::ACQ_ENTRY_BYTES) as usize)
-                    .cast::<u32>();
-                let c = AdminCompletion::decode([
-                    read_volatile(entry),
-                    read_volatile(entry.add(1)),
-                    read_volatile(entry.add(2)),
-                    read_volatile(entry.add(3)),
-                ]);
-                handle_completion(a, &c);
-                (*a).cq.advance();
-                consumed += 1;
-            }
-            if consumed != 0 {
-                wr(a, reg::ACQ_HEAD, (*a).cq.head);
-            }
-            (*a).dpc_busy.store(false, Ordering::Release);
-            // An entry may have landed after the last check but before the flag was released,
-            // while another DPC was turned away: look once more.
-            if !completion_pending(a) {
-                return;
-            }
-        }
-    }
-}
-
-/// Acts on one admin completion: an OID set's goes to the control path, the one
-/// [`admin_wait`] waits for wakes it.
-///
-/// # Safety
-/// `a` is a live adapter context.
-unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
-    // SAFETY: atomics and the event live in the context, valid per the contract.
-    unsafe {
-        if c.command_id == logic::OID_COMMAND_ID {
-            crate::oid::admin_completed(a, c);
-            return;
-        }
-        if u32::from(c.command_id) != (*a).wait_id.load(Ordering::Acquire)
-            || (*a).wait_state.load(Ordering::Relaxed) != WAIT_PENDING
-        {
-            log!(
-                "unexpected admin completion: id %u status %u result0 %x\n",
-                c.command_id as u32,
-                c.status as u32,
-                c.result0
-            );
-            return;
-        }
-        (*a).wait_status.store(c.status as u32, Ordering::Relaxed);
-        (*a).wait_result0.store(c.result0, Ordering::Relaxed);
-        (*a).wait_state.store(WAIT_DONE, Ordering::Release);
-        ffi::NdisSetEvent(addr_of_mut!((*a).wait_event));
-    }
-}
-
-/// Submits one admin command and waits (PASSIVE_LEVEL, interrupt-driven) for its completion.
-/// Returns its status and result 0, or None (logged) after [`ADMIN_TIMEOUT_MS`].
-///
-/// # Safety
-/// `a` is a live context with its admin rings live; the caller is the only submitter and
-/// runs at PASSIVE_LEVEL.
-pub(crate) unsafe fn admin_wait(
-    a: *mut Adapter,
-    opcode: u8,
-    command_id: u16,
-    operands: &[u32; 14],
-) -> Option<(u16, u32)> {
-    // SAFETY: the context, its event and its rings are live per the contract.
-    unsafe {
-        ffi::NdisResetEvent(addr_of_mut!((*a).wait_event));
-        (*a).wait_state.store(WAIT_PENDING, Ordering::Relaxed);
-        (*a).wait_id.store(u32::from(command_id), Ordering::Release);
-        submit(a, &logic::encode_command(opcode, command_id, operands));
-        if ffi::NdisWaitEvent(addr_of_mut!((*a).wait_event), ADMIN_TIMEOUT_MS) == FALSE
-            || (*a).wait_state.load(Ordering::Acquire) != WAIT_DONE
-        {
-            log!(
-                "admin command %x timed out after %u ms (ASQ_HEAD %u ACQ_TAIL %u DEV_STATUS %x)\n",
-                opcode as u32,
-                ADMIN_TIMEOUT_MS,
-                rd(a, reg::ASQ_HEAD),
-                rd(a, reg::ACQ_TAIL),
-                rd(a, reg::DEV_STATUS)
-            );
-            return None;
-        }
-        Some((
-            (*a).wait_status.load(Ordering::Relaxed) as u16,
-            (*a).wait_result0.load(Ordering::Relaxed),
-        ))
-    }
-}
-
 /// Releases everything the context records as taken, in reverse order, then the context.
 ///
 /// # Safety
@@ -725,7 +484,8 @@ unsafe fn teardown(a: *mut Adapter) {
     }
 }
 
-/// MiniportHaltEx: disable the device and release everything.
+/// MiniportHaltEx. IRQL: PASSIVE_LEVEL. Destroys the queues, disables the device and
+/// releases everything.
 ///
 /// # Safety
 /// Called by NDIS with the context registered in InitializeEx.
@@ -739,75 +499,8 @@ pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_H
     log!("halted\n");
 }
 
-/// MiniportMessageInterrupt: message 0 is the admin completion queue; defer to the DPC.
-unsafe extern "win64" fn message_isr(
-    _context: NDIS_HANDLE,
-    message_id: u32,
-    queue_default_dpc: *mut BOOLEAN,
-    _target_processors: *mut u32,
-) -> BOOLEAN {
-    let ours = message_id == 0;
-    if !queue_default_dpc.is_null() {
-        // SAFETY: NDIS passes a valid out-pointer.
-        unsafe { *queue_default_dpc = ours as BOOLEAN };
-    }
-    ours as BOOLEAN
-}
-
-/// MiniportMessageInterruptDpc.
-unsafe extern "win64" fn message_dpc(
-    context: NDIS_HANDLE,
-    message_id: u32,
-    _dpc_context: *mut c_void,
-    _receive_throttle: *mut c_void,
-    _reserved: *mut c_void,
-) {
-    if message_id == 0 {
-        // SAFETY: the interrupt context is our adapter, live while the interrupt is registered.
-        unsafe {
-            process_admin_completions(context.cast::<Adapter>());
-            crate::ethernet::reap_tx(context.cast::<Adapter>());
-            crate::ethernet::reap_rx(context.cast::<Adapter>());
-        }
-    }
-}
-
-/// MiniportInterrupt (line-based): the device has no INTx pin, so a line interrupt is never
-/// ours. Registered only because NDIS requires the line-based handlers.
-unsafe extern "win64" fn line_isr(
-    _context: NDIS_HANDLE,
-    queue_default_dpc: *mut BOOLEAN,
-    _target_processors: *mut u32,
-) -> BOOLEAN {
-    if !queue_default_dpc.is_null() {
-        // SAFETY: NDIS passes a valid out-pointer.
-        unsafe { *queue_default_dpc = FALSE };
-    }
-    FALSE
-}
-
-/// MiniportInterruptDpc (line-based): drains the admin queue like the message DPC would.
-unsafe extern "win64" fn line_dpc(
-    context: NDIS_HANDLE,
-    _dpc_context: *mut c_void,
-    _receive_throttle: *mut c_void,
-    _reserved: *mut c_void,
-) {
-    // SAFETY: as in `message_dpc`.
-    unsafe { process_admin_completions(context.cast::<Adapter>()) };
-}
-
-/// MiniportProcessSGList: the skeleton never maps NET_BUFFERs, so NDIS never calls this.
-unsafe extern "win64" fn process_sg_list(
-    _device_object: *mut c_void,
-    _reserved: *mut c_void,
-    _sg_list: *mut c_void,
-    _context: *mut c_void,
-) {
-    log!("unexpected ProcessSGList\n");
-}
-
-/// MiniportPause: nothing is in flight (sends complete synchronously), so pausing is immediate.
+/// MiniportPause. IRQL: PASSIVE_LEVEL. Stops sends and indications; the device sends
+/// synchronously at the doorbell, so nothing stays in flight and pausing is immediate.
 pub unsafe extern "win64" fn MiniportPause(
     context: NDIS_HANDLE,
     _params: *mut c_void,
@@ -822,7 +515,7 @@ pub unsafe extern "win64" fn MiniportPause(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportRestart.
+/// MiniportRestart. IRQL: PASSIVE_LEVEL. Lets sends and indications flow again.
 pub unsafe extern "win64" fn MiniportRestart(
     context: NDIS_HANDLE,
     _params: *mut c_void,
@@ -837,57 +530,8 @@ pub unsafe extern "win64" fn MiniportRestart(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportSendNetBufferLists. IRQL: <= DISPATCH_LEVEL. While Running, every frame goes to
-/// the TX ring ([`crate::ethernet::send`]) and its NBL completes from the DPC once the device
-/// has sent it; while Paused every NBL completes at once with `NDIS_STATUS_PAUSED`.
-pub unsafe extern "win64" fn MiniportSendNetBufferLists(
-    context: NDIS_HANDLE,
-    nbls: *mut NET_BUFFER_LIST,
-    _port: NDIS_PORT_NUMBER,
-    send_flags: u32,
-) {
-    if nbls.is_null() {
-        return;
-    }
-    let at_dispatch = send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0;
-    // SAFETY: context is our adapter; `nbls` is a valid NDIS-owned chain linked by `Next`.
-    unsafe {
-        let a = context.cast::<Adapter>();
-        if !(*a).paused.load(Ordering::Acquire) {
-            crate::ethernet::send(a, nbls, at_dispatch);
-            return;
-        }
-        let mut nbl = nbls;
-        while !nbl.is_null() {
-            (*nbl).Status = NDIS_STATUS_PAUSED;
-            nbl = (*nbl).Next;
-        }
-        let complete_flags = if at_dispatch {
-            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
-        } else {
-            0
-        };
-        ffi::NdisMSendNetBufferListsComplete((*a).miniport, nbls, complete_flags);
-    }
-}
-
-/// MiniportReturnNetBufferLists. IRQL: <= DISPATCH_LEVEL. NDIS gives back receive NBLs;
-/// their buffers go back on the RX ring.
-pub unsafe extern "win64" fn MiniportReturnNetBufferLists(
-    context: NDIS_HANDLE,
-    nbls: *mut NET_BUFFER_LIST,
-    _return_flags: u32,
-) {
-    // SAFETY: context is our adapter; `nbls` are NBLs it indicated.
-    unsafe { crate::ethernet::return_nbls(context.cast::<Adapter>(), nbls) };
-}
-
-/// MiniportCancelSend. IRQL: <= DISPATCH_LEVEL. Frames on the TX ring are already with the
-/// device (it sends synchronously at the doorbell), so none can be cancelled; their NBLs
-/// complete from the DPC.
-pub unsafe extern "win64" fn MiniportCancelSend(_context: NDIS_HANDLE, _cancel_id: *mut c_void) {}
-
-/// MiniportResetEx: nothing queued to reset; completes synchronously.
+/// MiniportResetEx. IRQL: <= DISPATCH_LEVEL. Nothing queued to reset; completes
+/// synchronously.
 pub unsafe extern "win64" fn MiniportResetEx(
     _context: NDIS_HANDLE,
     addressing_reset: *mut BOOLEAN,
@@ -900,14 +544,15 @@ pub unsafe extern "win64" fn MiniportResetEx(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportDevicePnPEventNotify: no PnP event needs action in the skeleton.
+/// MiniportDevicePnPEventNotify. IRQL: PASSIVE_LEVEL. No PnP event needs action.
 pub unsafe extern "win64" fn MiniportDevicePnPEventNotify(
     _context: NDIS_HANDLE,
     _event: *mut c_void,
 ) {
 }
 
-/// MiniportShutdownEx: may run at high IRQL (bug check): only stop the device, call nothing.
+/// MiniportShutdownEx. IRQL: PASSIVE_LEVEL, or HIGH_LEVEL on a bug check: only stops the
+/// device and calls nothing.
 pub unsafe extern "win64" fn MiniportShutdownEx(
     context: NDIS_HANDLE,
     _action: NDIS_SHUTDOWN_ACTION,

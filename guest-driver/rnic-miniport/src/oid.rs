@@ -18,8 +18,9 @@ use ndis_abi::*;
 use rnic_contract::admin::{opcode, operands};
 use rnic_contract::eth;
 
-use crate::adapter::{self, Adapter};
+use crate::adapter::Adapter;
 use crate::ffi::{self, log};
+use crate::hw;
 use crate::logic::{self, oids, AdminCompletion};
 
 /// What a pending set changes once the device acknowledges it.
@@ -66,9 +67,9 @@ pub unsafe extern "win64" fn MiniportOidRequest(
                 let multicast = (*a).multicast_list();
                 let counters = (*a).counters();
                 let view = oids::AdapterView {
-                    mac: adapter::read_mac(a),
+                    mac: hw::read_mac(a),
                     mtu: (*a).mtu,
-                    link_up: adapter::link_up(a),
+                    link_up: hw::link_up(a),
                     packet_filter: (*a).packet_filter,
                     lookahead: (*a).lookahead,
                     multicast,
@@ -163,7 +164,7 @@ unsafe fn set(
         (*a).staged = staged;
         (*request).Information.BytesWritten = data.len() as u32;
         (*a).pending_oid.store(request, Ordering::Release);
-        adapter::submit(a, &command);
+        hw::submit(a, &command);
         NDIS_STATUS_PENDING
     }
 }

@@ -66,6 +66,7 @@ describe_vm_status() {
         123) echo "no verdict: the guest crashed (triple fault or KVM emulation failure; exit status 123)" ;;
         124) echo "no verdict: the timeout expired before the guest finished (exit status 124)" ;;
         125) echo "no verdict: the monitor could not start the VM (its error is above; exit status 125)" ;;
+        121) echo "no verdict: the out-of-process device (--rnic socket=) was lost (exit status 121)" ;;
         122) echo "no verdict: the run was ended through the control API before the guest's verdict (exit status 122)" ;;
         129 | 130 | 143) echo "no verdict: ended by a signal (exit status $1: 129 SIGHUP, 130 SIGINT, 143 SIGTERM)" ;;
         *) echo "exit status $1 (not one of the documented statuses; see the README)" ;;

@@ -264,6 +264,7 @@ fn outcome_json(outcome: &Outcome) -> Value {
         Outcome::MonitorError(why) => json!({ "kind": "monitor_error", "reason": why }),
         Outcome::Signal(signal) => json!({ "kind": "signal", "signal": signal }),
         Outcome::ShutdownRequested => json!({ "kind": "shutdown_requested" }),
+        Outcome::DeviceLost(why) => json!({ "kind": "device_lost", "reason": why }),
     }
 }
 

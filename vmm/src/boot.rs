@@ -254,6 +254,35 @@ pub fn create_guest_memory(layout: &MemoryLayout) -> Result<GuestMemoryMmap> {
     GuestMemoryMmap::from_ranges(&ranges).map_err(|source| VmmError::MemoryAllocation { source })
 }
 
+/// Guest RAM backed by one memfd (each region at its own offset of the file, mapped
+/// shared), so that another process can map it: vfio-user's DMA_MAP sends the fd.
+pub fn create_shared_guest_memory(layout: &MemoryLayout) -> Result<GuestMemoryMmap> {
+    let regions = layout.regions();
+    let total: u64 = regions.iter().map(|(_, len)| len).sum();
+    let name = c"rnic-vmm-guest-ram";
+    // SAFETY: memfd_create reads the NUL-terminated name and returns a new fd or -1.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC) };
+    if fd < 0 {
+        return Err(VmmError::SharedMemory(std::io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just returned by memfd_create and is owned by nobody else.
+    let file = unsafe { <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+    file.set_len(total).map_err(VmmError::SharedMemory)?;
+    let file = std::sync::Arc::new(file);
+    let mut offset = 0;
+    let mut ranges = Vec::with_capacity(regions.len());
+    for (address, len) in regions {
+        ranges.push((
+            GuestAddress(address),
+            len as usize,
+            Some(vm_memory::FileOffset::from_arc(file.clone(), offset)),
+        ));
+        offset += len;
+    }
+    GuestMemoryMmap::from_ranges_with_files(&ranges)
+        .map_err(|source| VmmError::MemoryAllocation { source })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +294,22 @@ mod tests {
         a.exit(0);
         let img = PvhImage::new(0x10_0000, a.finish()).build();
         (parse_pvh_kernel(&img).unwrap(), img)
+    }
+
+    #[test]
+    fn shared_guest_memory_is_one_memfd_at_consecutive_offsets() {
+        use vm_memory::{GuestMemoryBackend, GuestMemoryRegion};
+        let layout = MemoryLayout::new(16).unwrap();
+        let mem = create_shared_guest_memory(&layout).unwrap();
+        let mut expected = 0;
+        for region in mem.iter() {
+            let file = region.file_offset().expect("file-backed");
+            assert_eq!(file.start(), expected);
+            expected += region.len();
+        }
+        assert_eq!(expected, 16 << 20);
+        mem.write_obj(0xABCD_u32, GuestAddress(0x1000)).unwrap();
+        assert_eq!(rd32(&mem, 0x1000), 0xABCD);
     }
 
     fn rd32(mem: &GuestMemoryMmap, a: u64) -> u32 {

@@ -19,12 +19,14 @@ use crate::options::{self, ConfigFile, RnicOptions, RnicSettings};
     after_help = "--rnic keys: id=NAME (1-32 of A-Z a-z 0-9 - _; default rnicN), \
                   mac=02:7e:57:00:00:01, ipv4=10.77.0.1, \
                   wire=none|unix:LOCAL,PEER|udp:IP:PORT,IP:PORT, pcap=FILE (needs a wire), \
-                  faults=PLANFILE (TOML fault plan, see vmm/README.md).\n\
+                  faults=PLANFILE (TOML fault plan, see vmm/README.md), \
+                  socket=PATH (the RNIC is served by a running `rnic-device-server --socket PATH` \
+                  over vfio-user; no other device keys then).\n\
                   Limits: at most 16 RNICs; ids, MACs and IPv4 addresses unique; \
                   --memory 8..=65536 MiB; --vcpus 1..=2; --cmdline at most 4095 bytes.\n\
                   Exit status: the guest's status written to port 0xF4 (0-255); \
                   123 guest crash (triple fault, failed entry); 124 timeout; \
-                  125 monitor error; 130 SIGINT; 143 SIGTERM; 129 SIGHUP."
+                  125 monitor error; 121 the out-of-process device (socket=) was lost; 130 SIGINT; 143 SIGTERM; 129 SIGHUP."
 )]
 pub struct Cli {
     /// PVH kernel (ELF64 with a XEN_ELFNOTE_PHYS32_ENTRY note).
@@ -64,6 +66,12 @@ pub struct Cli {
         conflicts_with = "no_rnic"
     )]
     pub rnic: Vec<String>,
+
+    /// Pass a real PCI device through with VFIO (repeatable). Needs /dev/vfio/vfio,
+    /// an IOMMU and the device bound to vfio-pci; otherwise rnic-vmm exits 125 with
+    /// one line naming what is missing.
+    #[arg(long = "vfio-device", value_name = "/sys/bus/pci/devices/DDDD:BB:DD.F")]
+    pub vfio_devices: Vec<PathBuf>,
 
     /// Boot without any RNIC.
     #[arg(long = "no-rnic")]
@@ -133,6 +141,8 @@ pub struct Config {
     pub serial: String,
     /// RNICs to attach, in PCI order (empty: none).
     pub rnics: Vec<RnicSettings>,
+    /// Devices to pass through with VFIO (sysfs paths).
+    pub vfio_devices: Vec<PathBuf>,
     /// Control API socket.
     pub api_socket: Option<PathBuf>,
     /// Keep the API up after the verdict.
@@ -238,6 +248,7 @@ where
         cmdline: cli.cmdline,
         serial: cli.serial,
         rnics,
+        vfio_devices: cli.vfio_devices,
         api_socket: cli.api_socket,
         hold: cli.hold,
         timeout: (cli.timeout > 0).then(|| Duration::from_secs(cli.timeout)),
@@ -298,6 +309,27 @@ mod tests {
             Parsed::Run(c) => Ok(c),
             Parsed::Print(_) => panic!("unexpected help"),
         }
+    }
+
+    #[test]
+    fn vfio_devices_are_kept_in_order() {
+        let c = run(&[
+            "--kernel",
+            "k",
+            "--vfio-device",
+            "/sys/bus/pci/devices/0000:01:00.0",
+            "--vfio-device",
+            "/sys/bus/pci/devices/0000:02:00.0",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.vfio_devices,
+            vec![
+                PathBuf::from("/sys/bus/pci/devices/0000:01:00.0"),
+                PathBuf::from("/sys/bus/pci/devices/0000:02:00.0")
+            ]
+        );
+        assert!(run(&["--kernel", "k"]).unwrap().vfio_devices.is_empty());
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub const EXIT_GUEST_CRASH: i32 = 123;
 pub const EXIT_INTERRUPTED: i32 = 130;
 /// Exit status when `PUT /v1/vm/shutdown` ended the run before the guest's verdict.
 pub const EXIT_SHUTDOWN_REQUESTED: i32 = 122;
+/// Exit status when the process serving an RNIC (`--rnic socket=PATH`) went away
+/// while the guest ran.
+pub const EXIT_DEVICE_LOST: i32 = 121;
 
 /// Why the boot image (kernel + modules + boot data) does not fit the memory map.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -102,6 +105,36 @@ pub enum VmmError {
     /// The boot image (kernel + modules + boot data) does not fit the memory map.
     #[error(transparent)]
     Layout(#[from] LayoutError),
+    /// A `--vfio-device` cannot be passed through (the message names what is missing).
+    #[error(transparent)]
+    Passthrough(#[from] crate::passthrough::PassthroughError),
+    /// A device server (`--rnic socket=PATH`) could not be used at start.
+    #[error("RNIC {id}: the device server at {socket} failed while {step}: {source}; start `rnic-device-server --socket {socket}` first (it serves one client)")]
+    DeviceServer {
+        /// The RNIC's id.
+        id: String,
+        /// The socket path.
+        socket: PathBuf,
+        /// What the monitor was doing.
+        step: &'static str,
+        /// The vfio-user client's error.
+        #[source]
+        source: vfio_user::Error,
+    },
+    /// Guest RAM is not file-backed, so it cannot be mapped into a device server.
+    #[error("RNIC {id}: guest RAM is not backed by a file, so the device server cannot map it (a monitor bug: socket RNICs need shared memory)")]
+    DeviceServerMemory {
+        /// The RNIC's id.
+        id: String,
+    },
+    /// The device server went away while the RNIC was being attached.
+    #[error(
+        "RNIC {id}: the device server went away while the RNIC was being attached; check its log"
+    )]
+    DeviceServerLostAtStart {
+        /// The RNIC's id.
+        id: String,
+    },
     /// `/dev/kvm` is missing or not accessible.
     #[error("{0}")]
     KvmUnavailable(String),
@@ -121,6 +154,9 @@ pub enum VmmError {
         #[source]
         source: vm_memory::mmap::FromRangesError,
     },
+    /// The memfd behind shared guest RAM (needed by `--rnic socket=`) could not be made.
+    #[error("cannot create shared guest memory (memfd) for the out-of-process RNIC: {0}; try a smaller --memory")]
+    SharedMemory(#[source] std::io::Error),
     /// Boot data could not be written into guest memory.
     #[error("cannot write {what} into guest memory: {source}; try a larger --memory")]
     MemoryWrite {

@@ -376,6 +376,17 @@ impl<B: IrqBackend> GsiRouter<B> {
             .map_err(|source| RouteError::Signal { vector, source })
     }
 
+    /// A second handle on the eventfd of vector `vector` (created if the vector has
+    /// none yet): a device outside the monitor (a VFIO device) signals it, and KVM
+    /// delivers the vector's MSI once [`GsiRouter::update_route`] made it live.
+    pub fn eventfd(&self, vector: u16) -> Result<EventFd, RouteError> {
+        self.lock()
+            .slot(vector)?
+            .evt
+            .try_clone()
+            .map_err(|source| RouteError::EventFd { vector, source })
+    }
+
     /// The whole table as last sent.
     pub fn table(&self) -> Vec<Route> {
         self.lock().table()

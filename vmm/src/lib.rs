@@ -3,7 +3,9 @@
 //! Boots a PVH kernel (docs/platform.md) under KVM and hosts the emulated RNIC
 //! (`rnic-device`) on PCI 00:01.0: PIO/MMIO exits go to COM1, the exit port, PCI
 //! configuration mechanism #1 and the RNIC's BARs; the RNIC's MSI-X goes through
-//! KVM GSI routing and irqfds.
+//! KVM GSI routing and irqfds. An RNIC may instead be served by another process
+//! over vfio-user ([`remote`]), and a real device may be asked for through VFIO
+//! ([`passthrough`]); both sit on the bus behind the same PCI function trait.
 //!
 //! Owns: everything under `vmm/`. Must not touch: the device model's behaviour
 //! (it only calls the `rnic-device` seams), the guest, or other folders.
@@ -24,6 +26,8 @@
 //! | [`faultplan`] | TOML fault plans and API fault entries -> fault engine rules |
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
+//! | [`passthrough`] | `--vfio-device`: a VFIO device on the bus, its MSI-X table kept by the monitor and routed through irqfds (tested against a fake only) |
+//! | [`remote`] | `--rnic socket=PATH`: an RNIC served by another process over vfio-user |
 //! | [`rnic`] | the RNICs: interrupt sinks, PCI placement, wires, faults, service pass |
 //! | [`vm`] | VM set-up, vCPU and event loop threads, shutdown |
 //! | [`fixture`] | tiny PVH test kernels built in memory |
@@ -42,7 +46,9 @@ pub mod fixture;
 pub mod irq;
 pub mod layout;
 pub mod options;
+pub mod passthrough;
 pub mod pci;
+pub mod remote;
 pub mod rnic;
 pub mod serial;
 pub mod vm;
@@ -81,6 +87,7 @@ pub fn launch(config: &Config) -> Result<vm::RunResult> {
         .cloned()
         .map(rnic::RnicPlan::load)
         .collect::<Result<Vec<_>>>()?;
+    passthrough::open_all(&config.vfio_devices)?;
     let serial_out = serial::open_sink(&config.serial)?;
     let kvm = vm::open_kvm()?;
     vm::run(

@@ -122,6 +122,10 @@ pub struct RnicOptions {
     /// Fault plan file loaded at start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub faults: Option<PathBuf>,
+    /// Unix socket of a running `rnic-device-server`: the RNIC is served by that
+    /// process over vfio-user instead of being emulated in the monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
 }
 
 /// An RNIC's settings with every default filled in.
@@ -144,6 +148,10 @@ pub struct RnicSettings {
     /// Fault plan file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faults: Option<PathBuf>,
+    /// vfio-user socket of the process that serves this RNIC (`None`: emulated in
+    /// the monitor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub socket: Option<PathBuf>,
 }
 
 fn display<T: std::fmt::Display, S: serde::Serializer>(v: &T, s: S) -> Result<S::Ok, S::Error> {
@@ -194,10 +202,11 @@ pub fn parse_rnic_option(text: &str) -> Result<RnicOptions, String> {
             "wire" => set_once(&mut options.wire, value.parse()?, twice)?,
             "pcap" => set_once(&mut options.pcap, value.into(), twice)?,
             "faults" => set_once(&mut options.faults, value.into(), twice)?,
+            "socket" => set_once(&mut options.socket, value.into(), twice)?,
             other => {
                 return Err(format!(
-                    "--rnic: unknown key `{other}` (keys: id, mac, ipv4, wire, pcap, faults)"
-                ))
+                "--rnic: unknown key `{other}` (keys: id, mac, ipv4, wire, pcap, faults, socket)"
+            ))
             }
         }
     }
@@ -229,6 +238,21 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
     for (position, o) in options.iter().enumerate() {
         let number = position as u8 + 1;
         let id = o.id.clone().unwrap_or_else(|| format!("rnic{position}"));
+        if o.socket.is_some() {
+            let device_keys = [
+                ("mac", o.mac.is_some()),
+                ("ipv4", o.ipv4.is_some()),
+                ("wire", o.wire.is_some()),
+                ("pcap", o.pcap.is_some()),
+                ("faults", o.faults.is_some()),
+            ];
+            if let Some((key, _)) = device_keys.iter().find(|(_, given)| *given) {
+                return Err(format!(
+                    "RNIC {id}: `{key}` cannot go with `socket`: the device process owns it \
+                     (give it to rnic-device-server instead)"
+                ));
+            }
+        }
         let id_ok = !id.is_empty()
             && id.len() <= MAX_ID_LEN
             && id
@@ -256,6 +280,7 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
             wire: o.wire.clone().unwrap_or(WireOption::None),
             pcap: o.pcap.clone(),
             faults: o.faults.clone(),
+            socket: o.socket.clone(),
         };
         if settings.pcap.is_some() && settings.wire == WireOption::None {
             return Err(format!(
@@ -367,6 +392,19 @@ mod tests {
         };
         assert!(resolve(&[bad_id]).is_err());
         assert!(resolve(&vec![RnicOptions::default(); MAX_RNICS + 1]).is_err());
+    }
+
+    #[test]
+    fn socket_rnics_leave_device_settings_to_the_server() {
+        let o = parse_rnic_option("id=far,socket=/run/rnic.sock").unwrap();
+        assert_eq!(o.socket, Some("/run/rnic.sock".into()));
+        let s = resolve(&[RnicOptions::default(), o]).unwrap();
+        assert_eq!(s[1].socket, Some("/run/rnic.sock".into()));
+        assert_eq!(s[1].pci_device, 2);
+        assert_eq!(s[0].socket, None);
+        let e = resolve(&[parse_rnic_option("socket=/s,wire=none").unwrap()]).unwrap_err();
+        assert!(e.contains("`wire` cannot go with `socket`"), "{e}");
+        assert!(parse_rnic_option("socket=/a,socket=/b").is_err());
     }
 
     #[test]

@@ -285,8 +285,8 @@ fn open_wire(settings: &RnicSettings) -> Result<Option<Box<dyn WireBackend>>> {
     }))
 }
 
-/// Creates each planned RNIC, plugs it in at its PCI device number, connects its
-/// wire and arms its faults.
+/// Creates each planned RNIC emulated here (those without a `socket`), plugs it in
+/// at its PCI device number, connects its wire and arms its faults.
 pub fn attach_all<B: IrqBackend + 'static>(
     plans: &[RnicPlan],
     mem: &GuestMemoryMmap,
@@ -294,11 +294,12 @@ pub fn attach_all<B: IrqBackend + 'static>(
     bus: &mut PciBus,
 ) -> Result<Vec<Arc<AttachedRnic>>> {
     let mut attached = Vec::with_capacity(plans.len());
-    for (position, plan) in plans.iter().enumerate() {
+    for plan in plans.iter().filter(|p| p.settings.socket.is_none()) {
         let settings = &plan.settings;
         let sink: Arc<dyn InterruptSink> = Arc::new(RouterSink {
             router: router.clone(),
-            first_vector: position as u16 * MSIX_VECTORS,
+            first_vector: u16::from(settings.pci_device - crate::pci::FIRST_RNIC_DEVICE)
+                * MSIX_VECTORS,
         });
         let config = RnicConfig {
             mac: settings.mac,

@@ -40,7 +40,8 @@ use vmm_sys_util::timerfd::TimerFd;
 use crate::api::{ApiServer, ApiState};
 use crate::boot::{self, BootPlan};
 use crate::error::{
-    Result, VmmError, EXIT_GUEST_CRASH, EXIT_MONITOR_ERROR, EXIT_SHUTDOWN_REQUESTED, EXIT_TIMEOUT,
+    Result, VmmError, EXIT_DEVICE_LOST, EXIT_GUEST_CRASH, EXIT_MONITOR_ERROR,
+    EXIT_SHUTDOWN_REQUESTED, EXIT_TIMEOUT,
 };
 use crate::exit::{handle_exit, internal_error_reason, Devices, ExitAction};
 use crate::irq::{default_irqchip_routes, GsiRouter, KvmIrqBackend};
@@ -64,6 +65,9 @@ pub enum Outcome {
     Signal(i32),
     /// `PUT /v1/vm/shutdown` ended the run before the guest's verdict.
     ShutdownRequested,
+    /// The process serving an RNIC (`--rnic socket=PATH`) went away; the text says
+    /// which RNIC and what the connection reported.
+    DeviceLost(String),
 }
 
 /// The name of a signal the monitor handles.
@@ -86,6 +90,7 @@ impl Outcome {
             Outcome::MonitorError(_) => EXIT_MONITOR_ERROR,
             Outcome::Signal(signal) => 128 + signal,
             Outcome::ShutdownRequested => EXIT_SHUTDOWN_REQUESTED,
+            Outcome::DeviceLost(_) => EXIT_DEVICE_LOST,
         }
     }
 
@@ -115,6 +120,10 @@ impl Outcome {
             Outcome::ShutdownRequested => format!(
                 "rnic-vmm: error: shut down through the control API after {ms} ms, \
                  before the guest's verdict"
+            ),
+            Outcome::DeviceLost(why) => format!(
+                "rnic-vmm: error: the out-of-process device was lost after {ms} ms: {why}; \
+                 check the device process (rnic-device-server) and its log"
             ),
         }
     }
@@ -356,7 +365,12 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     vm.create_pit2(pit)
         .map_err(VmmError::kvm("KVM_CREATE_PIT2"))?;
 
-    let mem = boot::create_guest_memory(&spec.layout)?;
+    // A device in another process maps guest RAM: it must be a shared memfd then.
+    let mem = if spec.rnics.iter().any(|p| p.settings.socket.is_some()) {
+        boot::create_shared_guest_memory(&spec.layout)?
+    } else {
+        boot::create_guest_memory(&spec.layout)?
+    };
     register_memory(&vm, &mem)?;
     let start_info = spec.plan.write(&mem)?;
     debug!(
@@ -375,6 +389,14 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;
     let mut pci = PciBus::new();
     let rnics = attach_all(&spec.rnics, &mem, &router, &mut pci)?;
+    let shutdown = Arc::new(Shutdown::default());
+    let lost_shutdown = shutdown.clone();
+    let on_lost: crate::remote::LostHandler = Arc::new(move |why: String| {
+        error!("{why}");
+        lost_shutdown.finish(Outcome::DeviceLost(why));
+        lost_shutdown.release();
+    });
+    let remotes = crate::remote::attach_all(&spec.rnics, &mem, &router, &mut pci, &on_lost)?;
     let devices = Arc::new(Devices::new(Com1::new(spec.serial_out, serial_irq), pci));
 
     let supported = kvm
@@ -404,7 +426,6 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
             .map_err(VmmError::host("signal handler"))?;
     }
 
-    let shutdown = Arc::new(Shutdown::default());
     let api = match &spec.api_socket {
         Some(path) => Some(ApiServer::start(
             path,
@@ -455,6 +476,9 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
             }
         })
         .map_err(VmmError::host("event loop thread"))?;
+    let heartbeat_shutdown = shutdown.clone();
+    let heartbeat = crate::remote::spawn_heartbeat(&remotes, move || heartbeat_shutdown.stopping())
+        .map_err(VmmError::host("device server heartbeat thread"))?;
 
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     for (id, vcpu) in vcpus.into_iter().enumerate() {
@@ -497,6 +521,10 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     }
     let _ = stop_evt.write(1);
     let _ = event_thread.join();
+    if let Some(heartbeat) = heartbeat {
+        let _ = heartbeat.join();
+    }
+    drop(remotes);
     devices.flush_serial();
     drop(api);
     Ok(RunResult { outcome, elapsed })

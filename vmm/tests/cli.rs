@@ -197,3 +197,24 @@ fn bad_rnic_settings_and_config_files_are_one_line_errors() {
     let o = vmm(&["--kernel", &k, "--hold"]);
     assert_one_line_error(&o, 125, "--api-socket");
 }
+
+#[test]
+fn vfio_device_without_vfio_is_one_line_naming_what_is_missing() {
+    // These machines have no VFIO; where a host has it, this test has nothing to say.
+    if std::path::Path::new("/dev/vfio/vfio").exists() {
+        return;
+    }
+    let s = Scratch::new("vfio");
+    let k = good_kernel(&s);
+    let o = vmm(&[
+        "--kernel",
+        &k,
+        "--vfio-device",
+        "/sys/bus/pci/devices/0000:00:00.0",
+    ]);
+    assert_one_line_error(
+        &o,
+        125,
+        "--vfio-device /sys/bus/pci/devices/0000:00:00.0: /dev/vfio/vfio does not exist",
+    );
+}

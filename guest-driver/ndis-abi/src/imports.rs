@@ -8,7 +8,7 @@ use crate::characteristics::NDIS_MINIPORT_DRIVER_CHARACTERISTICS;
 use crate::dma::NDIS_SG_DMA_DESCRIPTION;
 use crate::interrupt::NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS;
 use crate::nbl::NET_BUFFER_LIST;
-use crate::netbuf::{MDL, NET_BUFFER_LIST_POOL_PARAMETERS};
+use crate::netbuf::{MDL, NET_BUFFER, NET_BUFFER_LIST_POOL_PARAMETERS, SCATTER_GATHER_LIST};
 use crate::oid::NDIS_OID_REQUEST;
 use crate::status::NDIS_STATUS;
 use crate::types::{
@@ -50,6 +50,8 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisAllocateMdl"),
     (NDIS_SYS, "NdisFreeMdl"),
     (NDIS_SYS, "NdisMIndicateReceiveNetBufferLists"),
+    (NDIS_SYS, "NdisMAllocateNetBufferSGList"),
+    (NDIS_SYS, "NdisMFreeNetBufferSGList"),
     (NTOSKRNL_EXE, "DbgPrint"),
 ];
 
@@ -205,6 +207,26 @@ pub type NdisMIndicateReceiveNetBufferListsFn = unsafe extern "win64" fn(
     NumberOfNetBufferLists: u32,
     ReceiveFlags: u32,
 );
+/// `NDIS_STATUS NdisMAllocateNetBufferSGList(NDIS_HANDLE NdisMiniportDmaHandle, PNET_BUFFER,
+/// PVOID Context, ULONG Flags, PVOID ScatterGatherListBuffer, ULONG
+/// ScatterGatherListBufferSize)`: maps a NET_BUFFER for DMA and calls the miniport's
+/// MiniportProcessSGList with the list and `Context` (possibly before returning). IRQL
+/// DISPATCH_LEVEL.
+pub type NdisMAllocateNetBufferSGListFn = unsafe extern "win64" fn(
+    NdisMiniportDmaHandle: NDIS_HANDLE,
+    NetBuffer: *mut NET_BUFFER,
+    Context: *mut c_void,
+    Flags: u32,
+    ScatterGatherListBuffer: *mut c_void,
+    ScatterGatherListBufferSize: u32,
+) -> NDIS_STATUS;
+/// `VOID NdisMFreeNetBufferSGList(NDIS_HANDLE NdisMiniportDmaHandle, PSCATTER_GATHER_LIST,
+/// PNET_BUFFER)`: releases a list from NdisMAllocateNetBufferSGList once the DMA is done.
+pub type NdisMFreeNetBufferSGListFn = unsafe extern "win64" fn(
+    NdisMiniportDmaHandle: NDIS_HANDLE,
+    ScatterGatherList: *mut SCATTER_GATHER_LIST,
+    NetBuffer: *mut NET_BUFFER,
+);
 /// `ULONG DbgPrint(PCSTR Format, ...)` (C varargs, Microsoft x64 convention: the first four
 /// arguments in RCX, RDX, R8, R9, the rest on the stack above 32 bytes of home space). The driver
 /// only uses `%s %d %u %x %lx %llx %p` and plain text.
@@ -226,7 +248,7 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 27);
+        assert_eq!(SKELETON_IMPORTS.len(), 29);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
     }
 

@@ -209,7 +209,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
             ),
             Flags: NDIS_SG_DMA_64_BIT_ADDRESS,
             MaximumPhysicalMapping: MAX_PHYSICAL_MAPPING,
-            ProcessSGListHandler: Some(process_sg_list),
+            ProcessSGListHandler: Some(crate::send::process_sg_list),
             SharedMemAllocateCompleteHandler: None,
             ScatterGatherListSize: 0,
         };

@@ -52,13 +52,14 @@ pub struct EthRings {
     pub rx_created: bool,
     /// Driver-side positions of the RX ring.
     pub rx_ring: ethring::Ring,
-    /// Transmit frame buffers, one per TX descriptor.
+    /// Transmit bounce buffers, one per TX descriptor (for frames whose scatter/gather list has
+    /// more than one piece).
     pub tx_buffers: Shared,
     /// Driver-side positions of the TX ring: `tail` moves only under `tx_lock` (senders),
     /// `head` only in the DPC.
     pub tx_ring: ethring::Ring,
-    /// The NET_BUFFER_LIST each in-flight TX descriptor belongs to.
-    pub tx_owner: [*mut NET_BUFFER_LIST; ethring::RING_ENTRIES as usize],
+    /// The NET_BUFFER each in-flight TX descriptor sends.
+    pub tx_owner: [*mut NET_BUFFER; ethring::RING_ENTRIES as usize],
     /// The receive NBL pool (null until allocated).
     pub pool: NDIS_HANDLE,
     /// Per receive buffer: its MDL and its NBL (one NET_BUFFER over the MDL).

@@ -100,6 +100,19 @@ extern "win64" {
         Length: u32,
     ) -> *mut MDL;
     pub fn NdisFreeMdl(Mdl: *mut MDL);
+    pub fn NdisMAllocateNetBufferSGList(
+        NdisMiniportDmaHandle: NDIS_HANDLE,
+        NetBuffer: *mut NET_BUFFER,
+        Context: *mut c_void,
+        Flags: u32,
+        ScatterGatherListBuffer: *mut c_void,
+        ScatterGatherListBufferSize: u32,
+    ) -> NDIS_STATUS;
+    pub fn NdisMFreeNetBufferSGList(
+        NdisMiniportDmaHandle: NDIS_HANDLE,
+        ScatterGatherList: *mut SCATTER_GATHER_LIST,
+        NetBuffer: *mut NET_BUFFER,
+    );
     pub fn NdisMIndicateReceiveNetBufferLists(
         MiniportAdapterHandle: NDIS_HANDLE,
         NetBufferLists: *mut NET_BUFFER_LIST,
@@ -144,6 +157,8 @@ fn signature_checks() {
     let _: NdisAllocateMdlFn = NdisAllocateMdl;
     let _: NdisFreeMdlFn = NdisFreeMdl;
     let _: NdisMIndicateReceiveNetBufferListsFn = NdisMIndicateReceiveNetBufferLists;
+    let _: NdisMAllocateNetBufferSGListFn = NdisMAllocateNetBufferSGList;
+    let _: NdisMFreeNetBufferSGListFn = NdisMFreeNetBufferSGList;
     let _: DbgPrintFn = DbgPrint;
 }
 

@@ -165,14 +165,3 @@ pub(crate) unsafe extern "win64" fn line_dpc(
     // SAFETY: as in `message_dpc`.
     unsafe { process_admin_completions(context.cast::<Adapter>()) };
 }
-
-/// MiniportProcessSGList. IRQL: DISPATCH_LEVEL. The driver copies frames instead of mapping
-/// NET_BUFFERs (no NdisMAllocateNetBufferSGList), so NDIS never calls this.
-pub(crate) unsafe extern "win64" fn process_sg_list(
-    _device_object: *mut c_void,
-    _reserved: *mut c_void,
-    _sg_list: *mut c_void,
-    _context: *mut c_void,
-) {
-    log!("unexpected ProcessSGList\n");
-}

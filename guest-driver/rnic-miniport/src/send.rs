@@ -100,51 +100,44 @@ pub(crate) unsafe fn copy_frame(nb: *const NET_BUFFER, dst: *mut u8) -> bool {
     }
 }
 
-/// Queues every NET_BUFFER of `nbl` on the TX ring (copying each frame into its descriptor's
-/// bounce buffer); returns how many were queued, or the status to fail the NBL with if none
-/// could be. A partly queued NBL carries the failure in its Status.
+/// `NET_BUFFER.MiniportReserved` while the driver owns a NET_BUFFER: the adapter, the
+/// owning NBL and the NET_BUFFER's scatter/gather list.
+const NB_ADAPTER: usize = 0;
+const NB_NBL: usize = 1;
+const NB_SGL: usize = 2;
+
+/// One NET_BUFFER of `nbl` ends without being sent (`status`): counted as a send error, and
+/// the NBL completes if it was its last outstanding buffer.
 ///
 /// # Safety
-/// Called with the TX lock held; `nbl` is a valid NBL the driver owns; rings live.
-pub(crate) unsafe fn queue_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST) -> usize {
-    // SAFETY: slots are < RING_ENTRIES, so descriptor and buffer accesses stay inside their
-    // allocations; lengths are checked against the bounce buffer size.
+/// The driver owns `nbl` and the buffer was counted in its outstanding buffers.
+unsafe fn nb_failed(
+    a: *mut Adapter,
+    nbl: *mut NET_BUFFER_LIST,
+    status: NDIS_STATUS,
+    at_dispatch: bool,
+) {
+    // SAFETY: guaranteed by the caller.
     unsafe {
-        let mut queued = 0;
-        let mut nb = net_buffer_list_first_nb(nbl);
-        while !nb.is_null() {
-            let len = (*nb).DataLength as usize;
-            if !ethring::tx_length_ok(len, (*a).mtu) || len > ethring::RX_BUFFER_BYTES as usize {
-                (*nbl).Status = NDIS_STATUS_INVALID_LENGTH;
-            } else if !(*a).eth.tx_ring.has_room() {
-                (*nbl).Status = NDIS_STATUS_RESOURCES;
-            } else {
-                let slot = (*a).eth.tx_ring.tail;
-                let offset = slot as usize * ethring::RX_BUFFER_BYTES as usize;
-                if copy_frame(nb, (*a).eth.tx_buffers.va.add(offset)) {
-                    let d = ethring::encode_tx(
-                        (*a).eth.tx_buffers.pa as u64 + offset as u64,
-                        len as u16,
-                    );
-                    let at = (*a)
-                        .eth
-                        .tx
-                        .va
-                        .add(slot as usize * rnic_contract::eth::DESC_SIZE)
-                        .cast::<u32>();
-                    for (i, w) in d.iter().enumerate() {
-                        write_volatile(at.add(i), *w);
-                    }
-                    (*a).eth.tx_owner[slot as usize] = nbl;
-                    (*a).eth.tx_ring.produce();
-                    queued += 1;
-                } else {
-                    (*nbl).Status = NDIS_STATUS_INVALID_DATA;
-                }
-            }
-            nb = (*nb).Next;
+        (*nbl).Status = status;
+        (*a).stats[2].fetch_add(1, Ordering::Relaxed);
+        nb_done(a, nbl, at_dispatch);
+    }
+}
+
+/// One NET_BUFFER of `nbl` is finished: completes the NBL after its last one.
+///
+/// # Safety
+/// As for [`nb_failed`].
+unsafe fn nb_done(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool) {
+    // SAFETY: guaranteed by the caller; the count was set by `send` before any buffer was
+    // handed on.
+    unsafe {
+        let left = pending_nbs(nbl);
+        *left -= 1;
+        if *left == 0 {
+            complete_nbl(a, nbl, at_dispatch);
         }
-        queued
     }
 }
 
@@ -166,60 +159,140 @@ pub(crate) unsafe fn complete_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at
 }
 
 /// The send half of MiniportSendNetBufferLists (IRQL <= DISPATCH_LEVEL) for a Running
-/// adapter: queues every NET_BUFFER and rings `TXQ_TAIL` once; NBLs none of whose buffers
-/// could be queued complete at once, the others from the DPC ([`reap_tx`]).
+/// adapter: maps every NET_BUFFER for DMA (NdisMAllocateNetBufferSGList); each is queued on
+/// the TX ring by [`process_sg_list`] and its NBL completes from the DPC ([`reap_tx`]).
 ///
 /// # Safety
 /// `a` is a live, Running adapter; `nbls` a valid chain NDIS hands over.
 pub unsafe fn send(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST, at_dispatch: bool) {
-    // SAFETY: the TX lock serializes senders; the chain is ours until completed.
+    // SAFETY: the chain is ours until completed; each NBL's `Next` and each NET_BUFFER's
+    // `Next` are read before the buffer is handed on (after which it may complete).
     unsafe {
-        while (*a)
-            .tx_lock
-            .swap(true, core::sync::atomic::Ordering::Acquire)
-        {
-            core::hint::spin_loop();
-        }
         let mut nbl = nbls;
-        let mut any = false;
-        let mut failed: *mut NET_BUFFER_LIST = null_mut();
         while !nbl.is_null() {
             let next = (*nbl).Next;
+            (*nbl).Next = null_mut();
             (*nbl).Status = NDIS_STATUS_SUCCESS;
-            // Counted before the descriptors are visible to the device or the DPC.
-            *pending_nbs(nbl) = usize::MAX;
-            let queued = queue_nbl(a, nbl);
-            if queued == 0 {
-                (*nbl).Next = failed;
-                failed = nbl;
-                (*a).stats[2].fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-            } else {
-                *pending_nbs(nbl) = queued;
-                any = true;
+            let mut count = 0;
+            let mut nb = net_buffer_list_first_nb(nbl);
+            while !nb.is_null() {
+                count += 1;
+                nb = (*nb).Next;
+            }
+            if count == 0 {
+                (*nbl).Status = NDIS_STATUS_INVALID_PARAMETER;
+                complete_nbl(a, nbl, at_dispatch);
+                nbl = next;
+                continue;
+            }
+            // Counted before any buffer is handed on.
+            *pending_nbs(nbl) = count;
+            let mut nb = net_buffer_list_first_nb(nbl);
+            while !nb.is_null() {
+                let nb_next = (*nb).Next;
+                (*nb).MiniportReserved[NB_ADAPTER] = a.cast();
+                (*nb).MiniportReserved[NB_NBL] = nbl.cast();
+                (*nb).MiniportReserved[NB_SGL] = null_mut();
+                let status = if ethring::tx_length_ok((*nb).DataLength as usize, (*a).mtu) {
+                    ffi::NdisMAllocateNetBufferSGList(
+                        (*a).dma,
+                        nb,
+                        nb.cast(),
+                        NDIS_SG_LIST_WRITE_TO_DEVICE,
+                        null_mut(),
+                        0,
+                    )
+                } else {
+                    NDIS_STATUS_INVALID_LENGTH
+                };
+                if status != NDIS_STATUS_SUCCESS {
+                    nb_failed(a, nbl, status, at_dispatch);
+                }
+                nb = nb_next;
             }
             nbl = next;
-        }
-        if any {
-            core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
-            hw::wr(a, doorbell(eth_db::TXQ_TAIL), (*a).eth.tx_ring.tail);
-        }
-        (*a).tx_lock
-            .store(false, core::sync::atomic::Ordering::Release);
-        while !failed.is_null() {
-            let next = (*failed).Next;
-            complete_nbl(a, failed, at_dispatch);
-            failed = next;
         }
     }
 }
 
-/// Retires every TX descriptor the device finished (DPC, DISPATCH_LEVEL): counts it, and
-/// completes its NBL once all of the NBL's buffers are done.
+/// MiniportProcessSGList. IRQL: DISPATCH_LEVEL. The NET_BUFFER (`context`) is mapped: one
+/// TX descriptor points straight at its data when the list is one piece (zero copy);
+/// otherwise the frame is copied into the descriptor's bounce buffer (the device takes one
+/// contiguous buffer per frame). Rings `TXQ_TAIL`.
+///
+/// # Safety
+/// Called by NDIS with a list it built for a NET_BUFFER `send` handed to it.
+pub(crate) unsafe extern "win64" fn process_sg_list(
+    _device_object: *mut c_void,
+    _reserved: *mut c_void,
+    sgl: *mut c_void,
+    context: *mut c_void,
+) {
+    // SAFETY: `context` is the NET_BUFFER `send` mapped, whose MiniportReserved it filled;
+    // descriptor and bounce accesses stay inside their rings (slot < RING_ENTRIES).
+    unsafe {
+        let nb = context.cast::<NET_BUFFER>();
+        let a = (*nb).MiniportReserved[NB_ADAPTER].cast::<Adapter>();
+        let nbl = (*nb).MiniportReserved[NB_NBL].cast::<NET_BUFFER_LIST>();
+        let sgl = sgl.cast::<SCATTER_GATHER_LIST>();
+        (*nb).MiniportReserved[NB_SGL] = sgl.cast();
+        let len = (*nb).DataLength as usize;
+        while (*a).tx_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        if sgl.is_null() || !(*a).eth.tx_ring.has_room() {
+            (*a).tx_lock.store(false, Ordering::Release);
+            if !sgl.is_null() {
+                ffi::NdisMFreeNetBufferSGList((*a).dma, sgl, nb);
+            }
+            nb_failed(a, nbl, NDIS_STATUS_RESOURCES, true);
+            return;
+        }
+        let slot = (*a).eth.tx_ring.tail;
+        let first = sgl
+            .cast::<u8>()
+            .add(SCATTER_GATHER_LIST_ELEMENTS_OFFSET)
+            .cast::<SCATTER_GATHER_ELEMENT>();
+        let address = if (*sgl).NumberOfElements == 1 && (*first).Length as usize >= len {
+            (*first).Address as u64
+        } else {
+            let offset = slot as usize * ethring::RX_BUFFER_BYTES as usize;
+            if len > ethring::RX_BUFFER_BYTES as usize
+                || !copy_frame(nb, (*a).eth.tx_buffers.va.add(offset))
+            {
+                (*a).tx_lock.store(false, Ordering::Release);
+                ffi::NdisMFreeNetBufferSGList((*a).dma, sgl, nb);
+                nb_failed(a, nbl, NDIS_STATUS_INVALID_DATA, true);
+                return;
+            }
+            (*a).eth.tx_buffers.pa as u64 + offset as u64
+        };
+        let d = ethring::encode_tx(address, len as u16);
+        let at = (*a)
+            .eth
+            .tx
+            .va
+            .add(slot as usize * rnic_contract::eth::DESC_SIZE)
+            .cast::<u32>();
+        for (i, w) in d.iter().enumerate() {
+            write_volatile(at.add(i), *w);
+        }
+        (*a).eth.tx_owner[slot as usize] = nb;
+        (*a).eth.tx_ring.produce();
+        core::sync::atomic::fence(Ordering::Release);
+        hw::wr(a, doorbell(eth_db::TXQ_TAIL), (*a).eth.tx_ring.tail);
+        (*a).tx_lock.store(false, Ordering::Release);
+    }
+}
+
+/// Retires every TX descriptor the device finished (DPC, DISPATCH_LEVEL): counts it, releases
+/// its scatter/gather list and completes its NBL once all of the NBL's buffers are done.
 ///
 /// # Safety
 /// `a` is a live adapter; called only from the message DPC (the single TX consumer).
 pub unsafe fn reap_tx(a: *mut Adapter) {
-    // SAFETY: head < RING_ENTRIES; owners were recorded by `send` before the doorbell.
+    // SAFETY: head < RING_ENTRIES; owners were recorded by process_sg_list before the
+    // doorbell.
     unsafe {
         if (*a).eth.tx.va.is_null() {
             return;
@@ -240,22 +313,21 @@ pub unsafe fn reap_tx(a: *mut Adapter) {
             let Some(sent) = ethring::tx_done(d) else {
                 return;
             };
-            core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
+            core::sync::atomic::fence(Ordering::Acquire);
             write_volatile(at.add(2), 0);
             (*a).eth.tx_ring.consume();
-            let nbl = core::mem::replace(&mut (*a).eth.tx_owner[slot], null_mut());
-            (*a).stats[if sent { 0 } else { 2 }]
-                .fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-            if nbl.is_null() {
+            let nb = core::mem::replace(&mut (*a).eth.tx_owner[slot], null_mut());
+            if nb.is_null() {
                 continue;
             }
-            if !sent {
-                (*nbl).Status = NDIS_STATUS_FAILURE;
-            }
-            let left = pending_nbs(nbl);
-            *left -= 1;
-            if *left == 0 {
-                complete_nbl(a, nbl, true);
+            let nbl = (*nb).MiniportReserved[NB_NBL].cast::<NET_BUFFER_LIST>();
+            let sgl = (*nb).MiniportReserved[NB_SGL].cast::<SCATTER_GATHER_LIST>();
+            ffi::NdisMFreeNetBufferSGList((*a).dma, sgl, nb);
+            if sent {
+                (*a).stats[0].fetch_add(1, Ordering::Relaxed);
+                nb_done(a, nbl, true);
+            } else {
+                nb_failed(a, nbl, NDIS_STATUS_FAILURE, true);
             }
         }
     }

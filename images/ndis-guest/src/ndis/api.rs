@@ -667,6 +667,7 @@ pub unsafe extern "win64" fn NdisMRegisterScatterGatherDma(
             );
         }
         s.dma_registered = true;
+        s.process_sg_list = d.ProcessSGListHandler;
         drop(s);
         // SCATTER_GATHER_LIST: 16-byte header + one 24-byte element per page (plus one for an
         // unaligned start).

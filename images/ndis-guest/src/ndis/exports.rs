@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 27] {
+fn rows() -> [Export; 29] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -55,7 +55,9 @@ fn rows() -> [Export; 27] {
             NdisFreeNetBufferList = super::netbuf::NdisFreeNetBufferList,
             NdisAllocateMdl = super::netbuf::NdisAllocateMdl,
             NdisFreeMdl = super::netbuf::NdisFreeMdl,
-            NdisMIndicateReceiveNetBufferLists = super::netbuf::NdisMIndicateReceiveNetBufferLists;
+            NdisMIndicateReceiveNetBufferLists = super::netbuf::NdisMIndicateReceiveNetBufferLists,
+            NdisMAllocateNetBufferSGList = super::netbuf::NdisMAllocateNetBufferSGList,
+            NdisMFreeNetBufferSGList = super::netbuf::NdisMFreeNetBufferSGList;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
     }

@@ -114,6 +114,8 @@ pub struct State {
     pub interrupt: Option<InterruptReg>,
     pub interrupt_registered_ever: bool,
     pub dma_registered: bool,
+    /// The driver's MiniportProcessSGList, from its scatter/gather DMA registration.
+    pub process_sg_list: Option<MiniportProcessSgListFn>,
     pub maps: Vec<(u64, u32)>,
     pub shared: BTreeMap<u64, (u32, bool)>,
     pub pool: BTreeMap<u64, (u32, u32)>,
@@ -138,6 +140,7 @@ pub static STATE: IrqLock<State> = IrqLock::new(State {
     interrupt: None,
     interrupt_registered_ever: false,
     dma_registered: false,
+    process_sg_list: None,
     maps: Vec::new(),
     shared: BTreeMap::new(),
     pool: BTreeMap::new(),

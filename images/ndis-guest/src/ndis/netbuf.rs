@@ -26,6 +26,8 @@ const _: NdisFreeNetBufferListFn = NdisFreeNetBufferList;
 const _: NdisAllocateMdlFn = NdisAllocateMdl;
 const _: NdisFreeMdlFn = NdisFreeMdl;
 const _: NdisMIndicateReceiveNetBufferListsFn = NdisMIndicateReceiveNetBufferLists;
+const _: NdisMAllocateNetBufferSGListFn = NdisMAllocateNetBufferSGList;
+const _: NdisMFreeNetBufferSGListFn = NdisMFreeNetBufferSGList;
 
 /// Everything the guest handed out for NBLs and MDLs.
 pub struct NetBufState {
@@ -37,6 +39,8 @@ pub struct NetBufState {
     pub mdls: BTreeSet<u64>,
     /// Frames indicated and not yet returned: (NBL, frame bytes).
     pub received: Vec<(u64, Vec<u8>)>,
+    /// Scatter/gather lists handed to the driver: list address -> (NET_BUFFER, its bytes).
+    pub sg_lists: BTreeMap<u64, (u64, usize)>,
 }
 
 impl NetBufState {
@@ -47,6 +51,7 @@ impl NetBufState {
             nbls: BTreeMap::new(),
             mdls: BTreeSet::new(),
             received: Vec::new(),
+            sg_lists: BTreeMap::new(),
         }
     }
 }
@@ -358,8 +363,161 @@ pub fn leaks() -> Vec<alloc::string::String> {
             s.nbls.len()
         ));
     }
+    if !s.sg_lists.is_empty() {
+        out.push(format!(
+            "{} scatter/gather lists never freed (NdisMFreeNetBufferSGList)",
+            s.sg_lists.len()
+        ));
+    }
     if !s.mdls.is_empty() {
         out.push(format!("{} MDLs never freed (NdisFreeMdl)", s.mdls.len()));
     }
     out
+}
+
+/// The pieces of a NET_BUFFER's data (guest virtual = physical addresses), walking its MDL
+/// chain from `CurrentMdl` + `CurrentMdlOffset` for `DataLength` bytes; None if the chain is
+/// shorter.
+///
+/// # Safety
+/// `nb` and its MDLs are readable.
+unsafe fn pieces(nb: *const NET_BUFFER) -> Option<Vec<(u64, u32)>> {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let mut left = (*nb).DataLength as usize;
+        let mut mdl = (*nb).CurrentMdl;
+        let mut offset = (*nb).CurrentMdlOffset as usize;
+        let mut out = Vec::new();
+        while left > 0 {
+            if mdl.is_null() || (*mdl).MappedSystemVa.is_null() {
+                return None;
+            }
+            let count = (*mdl).ByteCount as usize;
+            if offset < count {
+                let n = (count - offset).min(left);
+                out.push(((*mdl).MappedSystemVa as u64 + offset as u64, n as u32));
+                left -= n;
+            }
+            offset = 0;
+            mdl = (*mdl).Next;
+        }
+        Some(out)
+    }
+}
+
+fn sg_layout(elements: usize) -> Option<Layout> {
+    Layout::from_size_align(
+        SCATTER_GATHER_LIST_ELEMENTS_OFFSET
+            + elements * core::mem::size_of::<SCATTER_GATHER_ELEMENT>(),
+        8,
+    )
+    .ok()
+}
+
+pub unsafe extern "win64" fn NdisMAllocateNetBufferSGList(
+    NdisMiniportDmaHandle: NDIS_HANDLE,
+    NetBuffer: *mut NET_BUFFER,
+    Context: *mut c_void,
+    Flags: u32,
+    _ScatterGatherListBuffer: *mut c_void,
+    _ScatterGatherListBufferSize: u32,
+) -> NDIS_STATUS {
+    const F: &str = "NdisMAllocateNetBufferSGList";
+    export(|| {
+        require_irql(F, DISPATCH_LEVEL)?;
+        super::contract::require_handle(F, NdisMiniportDmaHandle, super::dma_handle(), "DMA")?;
+        require_non_null(F, NetBuffer, "NetBuffer")?;
+        if Flags & NDIS_SG_LIST_WRITE_TO_DEVICE == 0 {
+            return refuse(
+                F,
+                "a send maps with NDIS_SG_LIST_WRITE_TO_DEVICE",
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        }
+        let Some(handler) = STATE.lock().process_sg_list else {
+            return refuse(
+                F,
+                "no MiniportProcessSGList registered",
+                NDIS_STATUS_FAILURE,
+            );
+        };
+        // SAFETY: a NET_BUFFER NDIS (the guest) handed to the driver; its MDLs are the guest's.
+        let Some(parts) = (unsafe { pieces(NetBuffer) }) else {
+            return refuse(
+                F,
+                format!("{NetBuffer:p}: its MDL chain does not hold DataLength bytes"),
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        };
+        let Some(layout) = sg_layout(parts.len()) else {
+            return Ok(NDIS_STATUS_RESOURCES);
+        };
+        // SAFETY: a non-zero layout; checked below.
+        let list = unsafe { alloc_zeroed(layout) } as *mut SCATTER_GATHER_LIST;
+        if list.is_null() {
+            return Ok(NDIS_STATUS_RESOURCES);
+        }
+        // SAFETY: `list` holds the header and `parts.len()` elements.
+        unsafe {
+            (*list).NumberOfElements = parts.len() as u32;
+            let first = list
+                .cast::<u8>()
+                .add(SCATTER_GATHER_LIST_ELEMENTS_OFFSET)
+                .cast::<SCATTER_GATHER_ELEMENT>();
+            for (i, (address, length)) in parts.iter().enumerate() {
+                first.add(i).write(SCATTER_GATHER_ELEMENT {
+                    Address: *address as i64,
+                    Length: *length,
+                    Reserved: 0,
+                });
+            }
+        }
+        NETBUF
+            .lock()
+            .sg_lists
+            .insert(list as u64, (NetBuffer as u64, parts.len()));
+        // MiniportProcessSGList runs at DISPATCH_LEVEL.
+        let old = IRQL.swap(DISPATCH_LEVEL, Ordering::Relaxed);
+        // SAFETY: the driver's handler with a list the guest built and its own context.
+        unsafe {
+            handler(
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+                list.cast(),
+                Context,
+            )
+        };
+        IRQL.store(old, Ordering::Relaxed);
+        Ok(NDIS_STATUS_SUCCESS)
+    })
+}
+
+pub unsafe extern "win64" fn NdisMFreeNetBufferSGList(
+    NdisMiniportDmaHandle: NDIS_HANDLE,
+    ScatterGatherList: *mut SCATTER_GATHER_LIST,
+    NetBuffer: *mut NET_BUFFER,
+) {
+    const F: &str = "NdisMFreeNetBufferSGList";
+    export(|| {
+        require_irql(F, DISPATCH_LEVEL)?;
+        super::contract::require_handle(F, NdisMiniportDmaHandle, super::dma_handle(), "DMA")?;
+        let entry = NETBUF.lock().sg_lists.remove(&(ScatterGatherList as u64));
+        let Some((nb, elements)) = entry else {
+            return refuse(
+                F,
+                format!("{ScatterGatherList:p} is not a live scatter/gather list"),
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        };
+        if nb != NetBuffer as u64 {
+            violation(format!(
+                "{F}: list {ScatterGatherList:p} belongs to NET_BUFFER {nb:#x}, not {NetBuffer:p}"
+            ));
+        }
+        if let Some(layout) = sg_layout(elements) {
+            // SAFETY: allocated by NdisMAllocateNetBufferSGList with this layout.
+            unsafe { dealloc(ScatterGatherList.cast(), layout) };
+        }
+        Ok(())
+    })
 }

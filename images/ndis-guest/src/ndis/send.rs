@@ -1,5 +1,5 @@
-//! The send path as NDIS drives it: the guest builds NET_BUFFER_LISTs (one NET_BUFFER and one
-//! MDL each) for frames of several sizes, hands them to MiniportSendNetBufferLists while the
+//! The send path as NDIS drives it: the guest builds NET_BUFFER_LISTs (one NET_BUFFER each,
+//! over one MDL, or two for the largest frame) for frames of several sizes, hands them to MiniportSendNetBufferLists while the
 //! adapter is Running, and checks that every one comes back exactly once through
 //! NdisMSendNetBufferListsComplete (flags consistent with the caller's IRQL) within
 //! Driver Verifier's `NdisTimedDataSend` limit, and that `OID_GEN_XMIT_OK` counts them.
@@ -65,13 +65,23 @@ pub fn completed(chain: *mut NET_BUFFER_LIST, flags: u32) -> Vec<alloc::string::
     problems
 }
 
-/// One test frame with its NBL, NET_BUFFER and MDL (kept alive until completed).
+/// One test frame with its NBL, NET_BUFFER and MDLs (kept alive until completed). Frames
+/// longer than [`SPLIT_AT`] bytes are described by two MDLs (two scatter/gather pieces), as
+/// a stack that prepends a header buffer would hand them down.
 struct Frame {
     data: Vec<u8>,
-    mdl: Box<MDL>,
+    /// Filled once before they are linked, never grown afterwards (their addresses are in
+    /// the chain).
+    mdls: Vec<MDL>,
     nb: Box<NET_BUFFER>,
     nbl: Box<NET_BUFFER_LIST>,
 }
+
+/// Frames longer than this are split over two MDLs at this offset (the Ethernet header and
+/// the start of the payload, then the rest).
+const SPLIT_AT: usize = 64;
+/// Frames at least this long are split.
+const SPLIT_FROM: usize = 1000;
 
 /// A frame of `size` bytes from `mac` to `mac` whose payload is a pattern seeded by `seed`.
 pub fn test_frame(mac: [u8; 6], size: usize, seed: u8) -> Vec<u8> {
@@ -86,22 +96,39 @@ pub fn test_frame(mac: [u8; 6], size: usize, seed: u8) -> Vec<u8> {
 }
 
 fn build(data: Vec<u8>) -> Frame {
+    let bounds: Vec<(usize, usize)> = if data.len() >= SPLIT_FROM {
+        vec![(0, SPLIT_AT), (SPLIT_AT, data.len())]
+    } else {
+        vec![(0, data.len())]
+    };
     // SAFETY: MDL, NET_BUFFER and NET_BUFFER_LIST are plain data: all-zero is valid.
     let mut f = unsafe {
         Frame {
             data,
-            mdl: Box::new(core::mem::zeroed()),
+            mdls: Vec::new(),
             nb: Box::new(core::mem::zeroed()),
             nbl: Box::new(core::mem::zeroed()),
         }
     };
-    f.mdl.Size = core::mem::size_of::<MDL>() as i16;
-    f.mdl.MdlFlags = MDL_SOURCE_IS_NONPAGED_POOL;
-    f.mdl.MappedSystemVa = f.data.as_mut_ptr().cast();
-    f.mdl.StartVa = f.data.as_mut_ptr().cast();
-    f.mdl.ByteCount = f.data.len() as u32;
-    f.nb.CurrentMdl = &mut *f.mdl;
-    f.nb.MdlChain = &mut *f.mdl;
+    for (start, end) in bounds {
+        // SAFETY: as above.
+        let mut mdl: MDL = unsafe { core::mem::zeroed() };
+        mdl.Size = core::mem::size_of::<MDL>() as i16;
+        mdl.MdlFlags = MDL_SOURCE_IS_NONPAGED_POOL;
+        // SAFETY: `start` <= the frame's length.
+        let va = unsafe { f.data.as_mut_ptr().add(start) };
+        mdl.MappedSystemVa = va.cast();
+        mdl.StartVa = ((va as u64) & !0xFFF) as *mut core::ffi::c_void;
+        mdl.ByteOffset = (va as u64 & 0xFFF) as u32;
+        mdl.ByteCount = (end - start) as u32;
+        f.mdls.push(mdl);
+    }
+    for i in 1..f.mdls.len() {
+        let next: *mut MDL = &mut f.mdls[i];
+        f.mdls[i - 1].Next = next;
+    }
+    f.nb.CurrentMdl = &mut f.mdls[0];
+    f.nb.MdlChain = &mut f.mdls[0];
     f.nb.DataLength = f.data.len() as u64;
     f.nbl.FirstNetBuffer = (&mut *f.nb as *mut NET_BUFFER).cast();
     f

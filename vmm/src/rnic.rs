@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 
 use event_manager::{EventOps, Events, MutEventSubscriber};
 use vmm_sys_util::epoll::EventSet;
+use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vmm_sys_util::timerfd::TimerFd;
 
 use rnic_contract::pci::MSIX_VECTORS;
 use rnic_device::device::{Rnic, RnicConfig};
 use rnic_device::fault::{FaultError, RuleId};
 use rnic_device::irq::{InterruptError, InterruptSink, MsiMessage};
+use rnic_device::pci::{BarMove, BarRegion, PciFunction};
 use rnic_device::wire::{CapturingWire, UdpWire, UnixWire, WireBackend};
 use tracing::{info, warn};
 use vm_memory::GuestMemoryMmap;
@@ -81,9 +83,10 @@ pub fn service_wait(now: Duration, next_deadline: Option<Duration>) -> Duration 
 }
 
 /// One RNIC as an event-manager subscriber: it is serviced when its wire fd is
-/// readable (frames arrived) and when its timer fires, the timer being re-armed
-/// after every pass for the device's next deadline (delayed interrupts, admin
-/// commands, frames), at most [`SERVICE_PERIOD`] away.
+/// readable (frames arrived), when a doorbell left work due at once ([`DoorbellKick`])
+/// and when its timer fires, the timer being re-armed after every pass for the
+/// device's next deadline (delayed interrupts, admin commands, frames), at most
+/// [`SERVICE_PERIOD`] away.
 pub struct RnicService {
     rnic: Arc<AttachedRnic>,
     timer: TimerFd,
@@ -117,7 +120,9 @@ impl RnicService {
 
 impl MutEventSubscriber for RnicService {
     fn init(&mut self, ops: &mut EventOps) {
-        let fds = std::iter::once(self.timer.as_raw_fd()).chain(self.wire);
+        let fds = [self.timer.as_raw_fd(), self.rnic.kick.as_raw_fd()]
+            .into_iter()
+            .chain(self.wire);
         for fd in fds {
             if let Err(e) = ops.add(Events::new_raw(fd, EventSet::IN)) {
                 warn!(rnic = %self.rnic.settings.id, "event loop cannot watch fd {fd}: {e:?}");
@@ -128,6 +133,8 @@ impl MutEventSubscriber for RnicService {
     fn process(&mut self, events: Events, _ops: &mut EventOps) {
         if events.fd() == self.timer.as_raw_fd() {
             let _ = self.timer.wait();
+        } else if events.fd() == self.rnic.kick.as_raw_fd() {
+            let _ = self.rnic.kick.read();
         }
         // The wire fd is level-triggered: frames left over by the pass's receive
         // budget wake the loop again.
@@ -176,6 +183,49 @@ pub struct AttachedRnic {
     pub device: Arc<Mutex<Rnic>>,
     /// Hit limits (`times`) of its rules, enforced by [`AttachedRnic::service`].
     limits: Mutex<Vec<HitLimit>>,
+    /// Signalled by the PCI side when a BAR write leaves work due at once.
+    kick: Arc<EventFd>,
+}
+
+/// The RNIC as the PCI bus sees it: every access goes to the device, and a BAR write
+/// (a doorbell) that leaves work due at once (admin commands, send WQEs or loopback
+/// packets past the device's per-service bounds, docs/device-spec.md §15.1) signals
+/// `kick`, so that the RNIC's [`RnicService`] runs its next pass now instead of at its
+/// timer (up to [`SERVICE_PERIOD`] later).
+pub struct DoorbellKick {
+    device: Arc<Mutex<Rnic>>,
+    kick: Arc<EventFd>,
+}
+
+impl PciFunction for DoorbellKick {
+    fn config_read(&mut self, offset: u16) -> u32 {
+        lock(&self.device).config_read(offset)
+    }
+
+    fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<BarMove> {
+        lock(&self.device).config_write(offset, data)
+    }
+
+    fn bar_read(&mut self, bar: usize, offset: u64, data: &mut [u8]) {
+        lock(&self.device).bar_read(bar, offset, data)
+    }
+
+    fn bar_write(&mut self, bar: usize, offset: u64, data: &[u8]) {
+        let mut device = lock(&self.device);
+        device.bar_write(bar, offset, data);
+        if device.has_pending_work() {
+            // A full counter (never, in practice) still leaves the fd readable.
+            let _ = self.kick.write(1);
+        }
+    }
+
+    fn bar_regions(&self) -> Vec<BarRegion> {
+        lock(&self.device).bar_regions()
+    }
+
+    fn decoded_bars(&self) -> Vec<BarRegion> {
+        lock(&self.device).decoded_bars()
+    }
 }
 
 /// A rule's `times` limit and whether the rule has reached it (and was disabled).
@@ -310,7 +360,15 @@ pub fn attach_all<B: IrqBackend + 'static>(
         if let Some(wire) = open_wire(settings)? {
             lock(&device).attach_wire(wire);
         }
-        let bars = bus.add_device(settings.pci_device, device.clone())?;
+        let kick = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(|e| VmmError::Host {
+            what: "creating an RNIC's doorbell eventfd",
+            source: Box::new(e),
+        })?);
+        let function = Arc::new(Mutex::new(DoorbellKick {
+            device: device.clone(),
+            kick: kick.clone(),
+        }));
+        let bars = bus.add_device(settings.pci_device, function)?;
         for b in &bars {
             info!(rnic = %settings.id, bar = b.index, base = %format!("{:#x}", b.base), size = b.size, "RNIC BAR placed");
         }
@@ -318,6 +376,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
             settings: settings.clone(),
             device,
             limits: Mutex::new(Vec::new()),
+            kick,
         });
         for fault in &plan.faults {
             rnic.add_fault(fault.clone())
@@ -486,6 +545,68 @@ mod tests {
         rnics[1].remove_fault(rule).unwrap();
         assert_eq!(rnics[1].limit_of(rule), None);
         assert!(rnics[1].remove_fault(rule).is_err());
+    }
+
+    /// A doorbell that leaves admin commands past the device's per-service bound wakes
+    /// the RNIC's service at once through its kick eventfd; one that leaves nothing
+    /// pending does not.
+    #[test]
+    fn a_doorbell_that_leaves_work_due_kicks_the_service() {
+        use rnic_contract::admin::{opcode, CommandRepr};
+        use rnic_contract::bar0::dev_ctrl;
+        use vm_memory::{Bytes, GuestAddress};
+
+        const ASQ: u64 = 0x1_0000;
+        const ACQ: u64 = 0x2_0000;
+        let mem = memory();
+        let settings = crate::options::resolve(&[RnicOptions::default()]).unwrap();
+        let plans = [RnicPlan {
+            settings: settings[0].clone(),
+            faults: Vec::new(),
+        }];
+        let router = Arc::new(GsiRouter::new(AcceptingBackend, Vec::new()).unwrap());
+        let mut bus = PciBus::new();
+        let rnics = attach_all(&plans, &mem, &router, &mut bus).unwrap();
+        write_config(&mut bus, COMMAND, &6u16.to_le_bytes()); // memory decoding + bus master
+        let bar0 = bus.mapped_bars(FIRST_RNIC_DEVICE)[0].base;
+        let write = |bus: &mut PciBus, register: u64, value: u32| {
+            assert!(bus.mmio_write(bar0 + register, &value.to_le_bytes()));
+        };
+        for (register, value) in [
+            (bar0::ASQ_BASE_LO, ASQ as u32),
+            (bar0::ASQ_BASE_HI, 0),
+            (bar0::ASQ_SIZE, 64),
+            (bar0::ACQ_BASE_LO, ACQ as u32),
+            (bar0::ACQ_BASE_HI, 0),
+            (bar0::ACQ_SIZE, 64),
+            (bar0::DEV_CTRL, dev_ctrl::ENABLE),
+        ] {
+            write(&mut bus, register, value);
+        }
+        let kick = &rnics[0].kick;
+        let post = |bus: &mut PciBus, first: u16, count: u16| {
+            for id in first..first + count {
+                let command = CommandRepr::new(opcode::NOP, id).to_bytes();
+                mem.write_slice(&command, GuestAddress(ASQ + 64 * u64::from(id)))
+                    .unwrap();
+            }
+            write(bus, bar0::ASQ_TAIL, u32::from(first + count));
+        };
+        // One command: done within the doorbell, nothing left, no kick.
+        post(&mut bus, 0, 1);
+        assert!(kick.read().is_err(), "no kick without pending work");
+        // More commands than one service call runs: the rest is due at once.
+        post(&mut bus, 1, 40);
+        assert!(kick.read().unwrap() >= 1, "the doorbell kicked the service");
+        assert!(rnics[0].lock().has_pending_work());
+        // The service passes the kick causes finish the work.
+        for ms in 1..=10 {
+            rnics[0].service(Duration::from_millis(ms));
+        }
+        assert!(!rnics[0].lock().has_pending_work());
+        let mut head = [0u8; 4];
+        assert!(bus.mmio_read(bar0 + bar0::ASQ_HEAD, &mut head));
+        assert_eq!(u32::from_le_bytes(head), 41);
     }
 
     fn write_config(bus: &mut PciBus, register: usize, data: &[u8]) {

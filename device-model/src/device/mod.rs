@@ -283,8 +283,9 @@ impl Rnic {
     }
 
     /// Whether a bounded service call left work for the next poll (admin commands
-    /// with completion space for them, unfetched send WQEs).
-    fn has_pending_work(&self) -> bool {
+    /// with completion space for them, unfetched send WQEs, loopback packets): the host
+    /// should poll again at once (a monitor checks it after each doorbell).
+    pub fn has_pending_work(&self) -> bool {
         let admin = self.ready()
             && self.admin_delayed.is_none()
             && self.admin.has_work()

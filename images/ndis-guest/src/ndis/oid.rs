@@ -91,7 +91,10 @@ fn request(
         Ok(None) => {
             let mut done = None;
             let completed = interrupt::wait_until(OID_COMPLETE_TIMEOUT_MS, || {
-                done = TRACKER.lock().take_completion();
+                // wait_until may ask more than once per round: keep what was taken.
+                if done.is_none() {
+                    done = TRACKER.lock().take_completion();
+                }
                 done.is_some()
             });
             match done {

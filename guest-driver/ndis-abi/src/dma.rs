@@ -29,6 +29,10 @@ pub struct NDIS_SG_DMA_DESCRIPTION {
     pub ScatterGatherListSize: u32,
 }
 
+/// `NDIS_SG_LIST_WRITE_TO_DEVICE`: NdisMAllocateNetBufferSGList maps the data for a transfer
+/// to the device (a send).
+pub const NDIS_SG_LIST_WRITE_TO_DEVICE: u32 = 0x0000_0001;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@
 use core::ffi::c_void;
 
 use crate::nbl::NET_BUFFER_LIST;
+use crate::oid::NDIS_OID_REQUEST;
 use crate::status::NDIS_STATUS;
 use crate::types::{
     BOOLEAN, NDIS_HALT_ACTION, NDIS_HANDLE, NDIS_PORT_NUMBER, NDIS_SHUTDOWN_ACTION,
@@ -48,7 +49,7 @@ pub type MiniportRestartFn = unsafe extern "win64" fn(
 /// `MINIPORT_DIRECT_OID_REQUEST` and `MINIPORT_SYNCHRONOUS_OID_REQUEST`.
 pub type MiniportOidRequestFn = unsafe extern "win64" fn(
     MiniportAdapterContext: NDIS_HANDLE,
-    OidRequest: *mut c_void,
+    OidRequest: *mut NDIS_OID_REQUEST,
 ) -> NDIS_STATUS;
 /// `MINIPORT_SEND_NET_BUFFER_LISTS(ctx, NetBufferList, PortNumber, SendFlags)`.
 pub type MiniportSendNetBufferListsFn = unsafe extern "win64" fn(

@@ -8,8 +8,12 @@ use crate::characteristics::NDIS_MINIPORT_DRIVER_CHARACTERISTICS;
 use crate::dma::NDIS_SG_DMA_DESCRIPTION;
 use crate::interrupt::NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS;
 use crate::nbl::NET_BUFFER_LIST;
+use crate::netbuf::{MDL, NET_BUFFER, NET_BUFFER_LIST_POOL_PARAMETERS, SCATTER_GATHER_LIST};
+use crate::oid::NDIS_OID_REQUEST;
 use crate::status::NDIS_STATUS;
-use crate::types::{BOOLEAN, EX_POOL_PRIORITY, NDIS_HANDLE, NDIS_PHYSICAL_ADDRESS};
+use crate::types::{
+    BOOLEAN, EX_POOL_PRIORITY, NDIS_HANDLE, NDIS_PHYSICAL_ADDRESS, NDIS_PORT_NUMBER,
+};
 use crate::wdm::{DRIVER_OBJECT, NDIS_EVENT, UNICODE_STRING};
 
 /// Module name of NDIS's exports in an import table.
@@ -38,6 +42,16 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisResetEvent"),
     (NDIS_SYS, "NdisWaitEvent"),
     (NDIS_SYS, "NdisMSendNetBufferListsComplete"),
+    (NDIS_SYS, "NdisMOidRequestComplete"),
+    (NDIS_SYS, "NdisAllocateNetBufferListPool"),
+    (NDIS_SYS, "NdisFreeNetBufferListPool"),
+    (NDIS_SYS, "NdisAllocateNetBufferAndNetBufferList"),
+    (NDIS_SYS, "NdisFreeNetBufferList"),
+    (NDIS_SYS, "NdisAllocateMdl"),
+    (NDIS_SYS, "NdisFreeMdl"),
+    (NDIS_SYS, "NdisMIndicateReceiveNetBufferLists"),
+    (NDIS_SYS, "NdisMAllocateNetBufferSGList"),
+    (NDIS_SYS, "NdisMFreeNetBufferSGList"),
     (NTOSKRNL_EXE, "DbgPrint"),
 ];
 
@@ -143,6 +157,76 @@ pub type NdisMSendNetBufferListsCompleteFn = unsafe extern "win64" fn(
     NetBufferList: *mut NET_BUFFER_LIST,
     SendCompleteFlags: u32,
 );
+/// `VOID NdisMOidRequestComplete(NDIS_HANDLE MiniportAdapterHandle, PNDIS_OID_REQUEST,
+/// NDIS_STATUS)`: completes an OID request the miniport returned `NDIS_STATUS_PENDING` for,
+/// exactly once, at IRQL <= DISPATCH_LEVEL.
+pub type NdisMOidRequestCompleteFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    OidRequest: *mut NDIS_OID_REQUEST,
+    Status: NDIS_STATUS,
+);
+/// `NDIS_HANDLE NdisAllocateNetBufferListPool(NDIS_HANDLE NdisHandle,
+/// PNET_BUFFER_LIST_POOL_PARAMETERS)`: NULL on failure. IRQL <= DISPATCH_LEVEL.
+pub type NdisAllocateNetBufferListPoolFn = unsafe extern "win64" fn(
+    NdisHandle: NDIS_HANDLE,
+    Parameters: *mut NET_BUFFER_LIST_POOL_PARAMETERS,
+) -> NDIS_HANDLE;
+/// `VOID NdisFreeNetBufferListPool(NDIS_HANDLE PoolHandle)`: every NBL must be freed first.
+pub type NdisFreeNetBufferListPoolFn = unsafe extern "win64" fn(PoolHandle: NDIS_HANDLE);
+/// `PNET_BUFFER_LIST NdisAllocateNetBufferAndNetBufferList(NDIS_HANDLE PoolHandle,
+/// USHORT ContextSize, USHORT ContextBackFill, PMDL MdlChain, ULONG DataOffset,
+/// SIZE_T DataLength)`: an NBL with one NET_BUFFER over `MdlChain`; NULL on failure.
+pub type NdisAllocateNetBufferAndNetBufferListFn = unsafe extern "win64" fn(
+    PoolHandle: NDIS_HANDLE,
+    ContextSize: u16,
+    ContextBackFill: u16,
+    MdlChain: *mut MDL,
+    DataOffset: u32,
+    DataLength: usize,
+)
+    -> *mut NET_BUFFER_LIST;
+/// `VOID NdisFreeNetBufferList(PNET_BUFFER_LIST)`: frees an NBL (and its preallocated
+/// NET_BUFFER) from NdisAllocateNetBufferAndNetBufferList.
+pub type NdisFreeNetBufferListFn = unsafe extern "win64" fn(NetBufferList: *mut NET_BUFFER_LIST);
+/// `PMDL NdisAllocateMdl(NDIS_HANDLE NdisHandle, PVOID VirtualAddress, UINT Length)`: an MDL
+/// for nonpaged memory; NULL on failure.
+pub type NdisAllocateMdlFn = unsafe extern "win64" fn(
+    NdisHandle: NDIS_HANDLE,
+    VirtualAddress: *mut c_void,
+    Length: u32,
+) -> *mut MDL;
+/// `VOID NdisFreeMdl(PMDL Mdl)`: frees an MDL from NdisAllocateMdl.
+pub type NdisFreeMdlFn = unsafe extern "win64" fn(Mdl: *mut MDL);
+/// `VOID NdisMIndicateReceiveNetBufferLists(NDIS_HANDLE MiniportAdapterHandle,
+/// PNET_BUFFER_LIST, NDIS_PORT_NUMBER, ULONG NumberOfNetBufferLists, ULONG ReceiveFlags)`:
+/// hands received frames up; NDIS gives them back through MiniportReturnNetBufferLists.
+pub type NdisMIndicateReceiveNetBufferListsFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    NetBufferLists: *mut NET_BUFFER_LIST,
+    PortNumber: NDIS_PORT_NUMBER,
+    NumberOfNetBufferLists: u32,
+    ReceiveFlags: u32,
+);
+/// `NDIS_STATUS NdisMAllocateNetBufferSGList(NDIS_HANDLE NdisMiniportDmaHandle, PNET_BUFFER,
+/// PVOID Context, ULONG Flags, PVOID ScatterGatherListBuffer, ULONG
+/// ScatterGatherListBufferSize)`: maps a NET_BUFFER for DMA and calls the miniport's
+/// MiniportProcessSGList with the list and `Context` (possibly before returning). IRQL
+/// DISPATCH_LEVEL.
+pub type NdisMAllocateNetBufferSGListFn = unsafe extern "win64" fn(
+    NdisMiniportDmaHandle: NDIS_HANDLE,
+    NetBuffer: *mut NET_BUFFER,
+    Context: *mut c_void,
+    Flags: u32,
+    ScatterGatherListBuffer: *mut c_void,
+    ScatterGatherListBufferSize: u32,
+) -> NDIS_STATUS;
+/// `VOID NdisMFreeNetBufferSGList(NDIS_HANDLE NdisMiniportDmaHandle, PSCATTER_GATHER_LIST,
+/// PNET_BUFFER)`: releases a list from NdisMAllocateNetBufferSGList once the DMA is done.
+pub type NdisMFreeNetBufferSGListFn = unsafe extern "win64" fn(
+    NdisMiniportDmaHandle: NDIS_HANDLE,
+    ScatterGatherList: *mut SCATTER_GATHER_LIST,
+    NetBuffer: *mut NET_BUFFER,
+);
 /// `ULONG DbgPrint(PCSTR Format, ...)` (C varargs, Microsoft x64 convention: the first four
 /// arguments in RCX, RDX, R8, R9, the rest on the stack above 32 bytes of home space). The driver
 /// only uses `%s %d %u %x %lx %llx %p` and plain text.
@@ -164,7 +248,7 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 19);
+        assert_eq!(SKELETON_IMPORTS.len(), 29);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
     }
 

@@ -54,6 +54,10 @@ pub const NDIS_STATUS_ADAPTER_NOT_READY: NDIS_STATUS = 0xC001_0011;
 pub const NDIS_STATUS_INVALID_LENGTH: NDIS_STATUS = 0xC001_0014;
 /// `NDIS_STATUS_BUFFER_TOO_SHORT`: an OID's information buffer is too small (`BytesNeeded` says how much is needed).
 pub const NDIS_STATUS_BUFFER_TOO_SHORT: NDIS_STATUS = 0xC001_0016;
+/// `NDIS_STATUS_MULTICAST_FULL`: a multicast list set longer than the adapter holds.
+pub const NDIS_STATUS_MULTICAST_FULL: NDIS_STATUS = 0xC001_0009;
+/// `NDIS_STATUS_INVALID_DATA`: a set's data is malformed or out of range.
+pub const NDIS_STATUS_INVALID_DATA: NDIS_STATUS = 0xC001_0015;
 /// `NDIS_STATUS_INVALID_OID`: the OID is not valid for this request type.
 pub const NDIS_STATUS_INVALID_OID: NDIS_STATUS = 0xC001_0017;
 /// `STATUS_NDIS_PAUSED`: returned for sends while the miniport is paused.

@@ -1,77 +1,97 @@
-//! Per-adapter state and the adapter-level miniport handlers: initialize (bring-up + NOP),
-//! halt, interrupts and DPC, and the minimal data-path / OID handlers of the skeleton.
+//! Per-adapter state and the life-cycle handlers (netvmini's adapter/miniport layer):
+//! InitializeEx (bring-up, NOP, queues, attributes), HaltEx, Pause/Restart, ResetEx,
+//! PnP and shutdown notifications. Hardware access is `hw`, interrupts `interrupt`, the
+//! control path `oid`, the data path `send`/`receive` over the rings of `ethernet`.
 //!
 //! The adapter context is shared between PASSIVE_LEVEL handlers, the ISR and the DPC, so it is
 //! only ever accessed through a raw `*mut Adapter` (never a long-lived `&mut`); fields touched by
 //! more than one context are atomics.
 
 use core::ffi::c_void;
-use core::mem::size_of;
-use core::ptr::{addr_of_mut, null_mut, read_volatile, write_bytes, write_volatile};
-use core::sync::atomic::{fence, AtomicBool, AtomicU32, Ordering};
+use core::mem::{size_of, size_of_val};
+use core::ptr::{addr_of_mut, null_mut, write_bytes};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 
 use ndis_abi::*;
-use rnic_contract::{bar0, eth};
+use rnic_contract::eth;
 
 use crate::ffi::{self, log};
-use crate::logic::{self, reg, AdminCompletion, CqCursor};
+use crate::hw::*;
+use crate::interrupt::*;
+use crate::logic::{self, oids, reg, CqCursor};
 
 /// Pool tag "rnic" (appears as "cinr" in a byte dump, as with any MSVC multi-char tag).
 const TAG: u32 = pool_tag(*b"rnic");
-/// How long InitializeEx waits for the NOP completion.
-const NOP_TIMEOUT_MS: u32 = 2000;
-/// Bound on DEV_STATUS polls (each one is an MMIO exit, roughly 10 µs here).
-const POLL_LIMIT: u32 = 100_000;
 /// Largest single DMA transfer the device performs.
 const MAX_PHYSICAL_MAPPING: u32 = 0x1_0000;
 
-const NOP_PENDING: u32 = 0;
-const NOP_OK: u32 = 1;
-const NOP_BAD: u32 = 2;
-
 #[repr(C)]
 pub struct Adapter {
-    miniport: NDIS_HANDLE,
+    pub(crate) miniport: NDIS_HANDLE,
     /// Mapped BAR0, null until NdisMMapIoSpace succeeded.
-    regs: *mut u8,
-    dma: NDIS_HANDLE,
-    interrupt: NDIS_HANDLE,
-    asq_va: *mut u8,
-    asq_pa: NDIS_PHYSICAL_ADDRESS,
-    acq_va: *mut u8,
-    acq_pa: NDIS_PHYSICAL_ADDRESS,
-    asq_tail: u32,
+    pub(crate) regs: *mut u8,
+    pub(crate) dma: NDIS_HANDLE,
+    pub(crate) interrupt: NDIS_HANDLE,
+    pub(crate) asq_va: *mut u8,
+    pub(crate) asq_pa: NDIS_PHYSICAL_ADDRESS,
+    pub(crate) acq_va: *mut u8,
+    pub(crate) acq_pa: NDIS_PHYSICAL_ADDRESS,
+    pub(crate) asq_tail: u32,
     /// Completion-ring consumer position; only the DPC (under `dpc_busy`) moves it.
-    cq: CqCursor,
+    pub(crate) cq: CqCursor,
     /// Set (Release) once the rings are programmed and `cq` is valid.
-    rings_live: AtomicBool,
-    dpc_busy: AtomicBool,
-    paused: AtomicBool,
-    nop_state: AtomicU32,
-    nop_status: AtomicU32,
-    nop_result0: AtomicU32,
-    nop_event: NDIS_EVENT,
+    pub(crate) rings_live: AtomicBool,
+    pub(crate) dpc_busy: AtomicBool,
+    pub(crate) paused: AtomicBool,
+    /// The command id [`admin_wait`] waits for, and its state (`WAIT_*`), status and result 0.
+    pub(crate) wait_id: AtomicU32,
+    pub(crate) wait_state: AtomicU32,
+    pub(crate) wait_status: AtomicU32,
+    pub(crate) wait_result0: AtomicU32,
+    pub(crate) wait_event: NDIS_EVENT,
+    /// The Ethernet rings (null until allocated) and whether the device has the queues.
+    pub(crate) eth: crate::ethernet::EthRings,
+    /// Current MTU in bytes (the device's reset value; the driver does not change it).
+    pub(crate) mtu: u32,
+    /// The `NDIS_PACKET_TYPE_*` filter the device last acknowledged.
+    pub(crate) packet_filter: u32,
+    /// Current lookahead in bytes (driver state only).
+    pub(crate) lookahead: u32,
+    /// How many entries of `mc_cache` the device last acknowledged.
+    pub(crate) multicast_count: usize,
+    /// The acknowledged multicast addresses.
+    pub(crate) mc_cache: [[u8; 6]; eth::MAX_MULTICAST],
+    /// The multicast list in the device's `SET_MULTICAST` format, `MAX_MULTICAST` 8-byte
+    /// entries of shared memory (null until allocated).
+    pub(crate) mc_va: *mut u8,
+    /// Bus address of `mc_va`.
+    pub(crate) mc_pa: NDIS_PHYSICAL_ADDRESS,
+    /// The OID set waiting for its admin completion (null: none).
+    pub(crate) pending_oid: AtomicPtr<NDIS_OID_REQUEST>,
+    /// What that set changes once acknowledged.
+    pub(crate) staged: crate::oid::StagedSet,
+    /// Frames sent, received, failed to send, received with error, dropped for lack of a
+    /// receive buffer (the statistics OIDs).
+    pub(crate) stats: [AtomicU64; 5],
+    /// Held by a sender while it fills the TX ring.
+    pub(crate) tx_lock: AtomicBool,
+    /// Held while a receive buffer is reposted on the RX ring.
+    pub(crate) rx_lock: AtomicBool,
 }
 
-/// Volatile 32-bit BAR0 read (a plain `mov`).
-///
-/// # Safety
-/// `(*a).regs` must be the live BAR0 mapping and `off` a register offset below 64 KiB.
-unsafe fn rd(a: *const Adapter, off: usize) -> u32 {
-    // SAFETY: guaranteed by the caller.
-    unsafe { read_volatile((*a).regs.add(off).cast::<u32>()) }
+impl Adapter {
+    /// The multicast list the device last acknowledged.
+    pub(crate) fn multicast_list(&self) -> &[[u8; 6]] {
+        &self.mc_cache[..self.multicast_count.min(eth::MAX_MULTICAST)]
+    }
+
+    /// Snapshot of the statistics counters.
+    pub(crate) fn counters(&self) -> [u64; 5] {
+        core::array::from_fn(|i| self.stats[i].load(Ordering::Relaxed))
+    }
 }
 
-/// Volatile 32-bit BAR0 write (a plain `mov`).
-///
-/// # Safety
-/// As for [`rd`].
-unsafe fn wr(a: *const Adapter, off: usize, value: u32) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { write_volatile((*a).regs.add(off).cast::<u32>(), value) }
-}
-
-/// MiniportInitializeEx.
+/// MiniportInitializeEx. IRQL: PASSIVE_LEVEL. Brings the adapter up and leaves it Paused.
 ///
 /// # Safety
 /// Called by NDIS with its adapter handle and valid init parameters.
@@ -121,6 +141,11 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         let miniport = (*a).miniport;
         // An adapter leaves InitializeEx Paused: no sends or indications before MiniportRestart.
         (*a).paused.store(true, Ordering::Release);
+        // The device's reset values (docs/device-spec.md §5.5): MTU 1500, filter unicast +
+        // broadcast, empty multicast list.
+        (*a).mtu = eth::DEFAULT_MTU;
+        (*a).lookahead = eth::DEFAULT_MTU;
+        (*a).packet_filter = NDIS_PACKET_TYPE_DIRECTED | NDIS_PACKET_TYPE_BROADCAST;
 
         // 1. Registration attributes: tells NDIS our context pointer.
         let mut attrs = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
@@ -184,7 +209,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
             ),
             Flags: NDIS_SG_DMA_64_BIT_ADDRESS,
             MaximumPhysicalMapping: MAX_PHYSICAL_MAPPING,
-            ProcessSGListHandler: Some(process_sg_list),
+            ProcessSGListHandler: Some(crate::send::process_sg_list),
             SharedMemAllocateCompleteHandler: None,
             ScatterGatherListSize: 0,
         };
@@ -258,6 +283,12 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         };
         (*a).acq_va = acq_va;
         (*a).acq_pa = acq_pa;
+        // The multicast list buffer SET_MULTICAST reads (8-byte entries).
+        let Some((mc_va, mc_pa)) = alloc_ring(a, crate::oid::MULTICAST_BUFFER_BYTES, 8) else {
+            return NDIS_STATUS_RESOURCES;
+        };
+        (*a).mc_va = mc_va;
+        (*a).mc_pa = mc_pa;
 
         // 7. Program the rings.
         let (lo, hi) = logic::split_phys(asq_pa);
@@ -270,7 +301,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         wr(a, reg::ACQ_SIZE, logic::ACQ_ENTRIES);
         (*a).asq_tail = 0;
         (*a).cq = CqCursor::new(logic::ACQ_ENTRIES);
-        ffi::NdisInitializeEvent(addr_of_mut!((*a).nop_event));
+        ffi::NdisInitializeEvent(addr_of_mut!((*a).wait_event));
         (*a).rings_live.store(true, Ordering::Release);
 
         // 8. Enable and wait for READY.
@@ -291,41 +322,27 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         log!("device enabled, admin queue live\n");
 
         // 9. One NOP through the admin queue; its completion arrives via MSI-X message 0.
-        ffi::NdisResetEvent(addr_of_mut!((*a).nop_event));
-        (*a).nop_state.store(NOP_PENDING, Ordering::Relaxed);
-        // Logged before the doorbell: the completion interrupt may arrive before
-        // submit() returns.
-        log!("posting NOP\n");
-        submit(
-            a,
-            &logic::encode_command(logic::OPCODE_NOP, logic::NOP_COMMAND_ID, &[0; 14]),
-        );
-        if ffi::NdisWaitEvent(addr_of_mut!((*a).nop_event), NOP_TIMEOUT_MS) == FALSE {
-            log!(
-                "NOP timed out after %u ms (ASQ_HEAD %u ACQ_TAIL %u DEV_STATUS %x)\n",
-                NOP_TIMEOUT_MS,
-                rd(a, reg::ASQ_HEAD),
-                rd(a, reg::ACQ_TAIL),
-                rd(a, reg::DEV_STATUS)
-            );
+        let Some((status, result0)) =
+            admin_wait(a, logic::OPCODE_NOP, logic::NOP_COMMAND_ID, &[0; 14])
+        else {
+            return NDIS_STATUS_FAILURE;
+        };
+        if status != logic::ADMIN_STATUS_SUCCESS || result0 != logic::NOP_RESULT0 {
+            log!("NOP failed: status %u result0 %x\n", status as u32, result0);
             return NDIS_STATUS_FAILURE;
         }
-        if (*a).nop_state.load(Ordering::Acquire) != NOP_OK {
-            log!(
-                "NOP failed: status %u result0 %x\n",
-                (*a).nop_status.load(Ordering::Relaxed),
-                (*a).nop_result0.load(Ordering::Relaxed)
-            );
-            return NDIS_STATUS_FAILURE;
+        log!("NOP completed\n");
+
+        // 10. The Ethernet queues (TX 0 and RX 0, both on message 0).
+        let status = crate::ethernet::create_queues(a);
+        if status != NDIS_STATUS_SUCCESS {
+            return status;
         }
 
-        // 10. General attributes (after the registration attributes, before InitializeEx
+        // 11. General attributes (after the registration attributes, before InitializeEx
         // returns): MAC and link state from the device, now that it is enabled.
         let mut general = NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
-            GeneralAttributes: general_attributes(
-                read_mac(a),
-                rd(a, reg::DEV_STATUS) & reg::DEV_STATUS_LINK_UP != 0,
-            ),
+            GeneralAttributes: general_attributes(read_mac(a), link_up(a)),
         };
         let status = ffi::NdisMSetMiniportAttributes(miniport, &mut general);
         if status != NDIS_STATUS_SUCCESS {
@@ -336,23 +353,9 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
     }
 }
 
-/// The device's current MAC address from `MAC_LO` (bytes 0..3, byte 0 in bits 7:0) and
-/// `MAC_HI` (bytes 4..5 in bits 15:0).
-///
-/// # Safety
-/// BAR0 is mapped.
-unsafe fn read_mac(a: *const Adapter) -> [u8; 6] {
-    // SAFETY: BAR0 mapped per the contract; both offsets are registers below 64 KiB.
-    let (lo, hi) = unsafe { (rd(a, bar0::MAC_LO as usize), rd(a, bar0::MAC_HI as usize)) };
-    let [b0, b1, b2, b3] = lo.to_le_bytes();
-    let [b4, b5, _, _] = hi.to_le_bytes();
-    [b0, b1, b2, b3, b4, b5]
-}
-
 /// The adapter's general attributes (revision 2): 802.3 with the device's MAC, the device's
-/// default MTU and link speed, its receive filters and multicast capacity. The supported OID
-/// list stays empty until the OID handler answers queries, so the driver claims nothing it
-/// cannot back.
+/// default MTU and link speed, its receive filters and multicast capacity, and the OIDs the
+/// control path (`crate::oid`) answers.
 fn general_attributes(mac: [u8; 6], link_up: bool) -> NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES {
     let mut address = [0u8; NDIS_MAX_PHYS_ADDRESS_LENGTH];
     address[..6].copy_from_slice(&mac);
@@ -388,14 +391,8 @@ fn general_attributes(mac: [u8; 6], link_up: bool) -> NDIS_MINIPORT_ADAPTER_GENE
         },
         LookaheadSize: eth::DEFAULT_MTU,
         PowerManagementCapabilities: null_mut(),
-        MacOptions: NDIS_MAC_OPTION_COPY_LOOKAHEAD_DATA
-            | NDIS_MAC_OPTION_TRANSFERS_NOT_PEND
-            | NDIS_MAC_OPTION_NO_LOOPBACK,
-        SupportedPacketFilters: NDIS_PACKET_TYPE_DIRECTED
-            | NDIS_PACKET_TYPE_MULTICAST
-            | NDIS_PACKET_TYPE_ALL_MULTICAST
-            | NDIS_PACKET_TYPE_BROADCAST
-            | NDIS_PACKET_TYPE_PROMISCUOUS,
+        MacOptions: oids::MAC_OPTIONS,
+        SupportedPacketFilters: oids::SUPPORTED_PACKET_FILTERS,
         MaxMulticastListSize: eth::MAX_MULTICAST as u32,
         MacAddressLength: 6,
         PermanentMacAddress: address,
@@ -410,8 +407,8 @@ fn general_attributes(mac: [u8; 6], link_up: bool) -> NDIS_MINIPORT_ADAPTER_GENE
         SupportedPauseFunctions: 0,
         DataBackFillSize: 0,
         ContextBackFillSize: 0,
-        SupportedOidList: core::ptr::null(),
-        SupportedOidListLength: 0,
+        SupportedOidList: oids::SUPPORTED.as_ptr(),
+        SupportedOidListLength: size_of_val(&oids::SUPPORTED) as u32,
         AutoNegotiationFlags: 0,
         PowerManagementCapabilitiesEx: null_mut(),
     }
@@ -423,171 +420,6 @@ fn failure_or(status: NDIS_STATUS) -> NDIS_STATUS {
         NDIS_STATUS_FAILURE
     } else {
         status
-    }
-}
-
-/// Polls DEV_STATUS until `done` holds, at most `POLL_LIMIT` times.
-///
-/// # Safety
-/// BAR0 must be mapped.
-unsafe fn poll(a: *const Adapter, mut done: impl FnMut(u32) -> bool) -> bool {
-    for _ in 0..POLL_LIMIT {
-        // SAFETY: guaranteed by the caller.
-        if done(unsafe { rd(a, reg::DEV_STATUS) }) {
-            return true;
-        }
-        core::hint::spin_loop();
-    }
-    false
-}
-
-/// Allocates and zeroes one ring of shared memory, checking the alignment the device needs.
-/// On an alignment failure the memory is freed again.
-///
-/// # Safety
-/// `a` is valid and its SG DMA is registered.
-unsafe fn alloc_ring(a: *mut Adapter, len: u32, align: i64) -> Option<(*mut u8, i64)> {
-    // SAFETY: FFI calls with valid out-pointers; the memory is used only after the checks.
-    unsafe {
-        let mut va: *mut c_void = null_mut();
-        let mut pa: NDIS_PHYSICAL_ADDRESS = 0;
-        ffi::NdisMAllocateSharedMemory((*a).miniport, len, FALSE, &mut va, &mut pa);
-        if va.is_null() {
-            log!("NdisMAllocateSharedMemory(%u) failed\n", len);
-            return None;
-        }
-        if pa % align != 0 {
-            log!(
-                "shared memory at %llx is not %u-byte aligned\n",
-                pa as u64,
-                align as u32
-            );
-            ffi::NdisMFreeSharedMemory((*a).miniport, len, FALSE, va, pa);
-            return None;
-        }
-        write_bytes(va.cast::<u8>(), 0, len as usize);
-        Some((va.cast::<u8>(), pa))
-    }
-}
-
-/// Writes one 64-byte command at the ASQ tail and rings the ASQ_TAIL doorbell.
-///
-/// # Safety
-/// Rings live, BAR0 mapped, called from a single submitter.
-unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
-    // SAFETY: the slot lies inside the ASQ allocation (tail < ASQ_ENTRIES).
-    unsafe {
-        let tail = (*a).asq_tail;
-        let slot = (*a)
-            .asq_va
-            .add((tail * logic::ASQ_ENTRY_BYTES) as usize)
-            .cast::<u32>();
-        for (i, word) in command.iter().enumerate() {
-            write_volatile(slot.add(i), *word);
-        }
-        // The entry must be globally visible before the doorbell write.
-        fence(Ordering::Release);
-        let next = logic::ring_next(tail, logic::ASQ_ENTRIES);
-        (*a).asq_tail = next;
-        wr(a, reg::ASQ_TAIL, next);
-    }
-}
-
-/// True if the ACQ slot at the consumer position holds a new entry.
-///
-/// # Safety
-/// Rings live.
-unsafe fn completion_pending(a: *const Adapter) -> bool {
-    // SAFETY: head < ACQ_ENTRIES, so the read is inside the ACQ allocation.
-    unsafe {
-        let cq = (*a).cq;
-        let entry = (*a)
-            .acq_va
-            .add((cq.head * logic::ACQ_ENTRY_BYTES) as usize)
-            .cast::<u32>();
-        cq.is_new(((read_volatile(entry.add(3)) >> 16) & 1) as u8)
-    }
-}
-
-/// Consumes every new ACQ entry (phase-tag protocol), then publishes ACQ_HEAD.
-///
-/// # Safety
-/// `a` is a live adapter context.
-unsafe fn process_admin_completions(a: *mut Adapter) {
-    // SAFETY: the context outlives its interrupt registration (halt deregisters the interrupt,
-    // which waits for running DPCs, before freeing anything); ring accesses stay in bounds.
-    unsafe {
-        if !(*a).rings_live.load(Ordering::Acquire) {
-            return;
-        }
-        loop {
-            // One consumer at a time, even if DPCs for message 0 overlap on two CPUs.
-            if (*a).dpc_busy.swap(true, Ordering::Acquire) {
-                return;
-            }
-            let mut consumed = 0u32;
-            while completion_pending(a) {
-                // Read the rest of the entry only after its phase tag said it is complete.
-                fence(Ordering::Acquire);
-                let entry = (*a)
-                    .acq_va
-                    .add(((*a).cq.head * logic::ACQ_ENTRY_BYTES) as usize)
-                    .cast::<u32>();
-                let c = AdminCompletion::decode([
-                    read_volatile(entry),
-                    read_volatile(entry.add(1)),
-                    read_volatile(entry.add(2)),
-                    read_volatile(entry.add(3)),
-                ]);
-                handle_completion(a, &c);
-                (*a).cq.advance();
-                consumed += 1;
-            }
-            if consumed != 0 {
-                wr(a, reg::ACQ_HEAD, (*a).cq.head);
-            }
-            (*a).dpc_busy.store(false, Ordering::Release);
-            // An entry may have landed after the last check but before the flag was released,
-            // while another DPC was turned away: look once more.
-            if !completion_pending(a) {
-                return;
-            }
-        }
-    }
-}
-
-/// Acts on one admin completion.
-///
-/// # Safety
-/// `a` is a live adapter context.
-unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
-    // SAFETY: atomics and the event live in the context, valid per the contract.
-    unsafe {
-        if c.command_id != logic::NOP_COMMAND_ID
-            || (*a).nop_state.load(Ordering::Relaxed) != NOP_PENDING
-        {
-            log!(
-                "unexpected admin completion: id %u status %u result0 %x\n",
-                c.command_id as u32,
-                c.status as u32,
-                c.result0
-            );
-            return;
-        }
-        (*a).nop_status.store(c.status as u32, Ordering::Relaxed);
-        (*a).nop_result0.store(c.result0, Ordering::Relaxed);
-        if c.is_good_nop() {
-            log!("NOP completed\n");
-            (*a).nop_state.store(NOP_OK, Ordering::Release);
-        } else {
-            log!(
-                "NOP completion bad: status %u result0 %x\n",
-                c.status as u32,
-                c.result0
-            );
-            (*a).nop_state.store(NOP_BAD, Ordering::Release);
-        }
-        ffi::NdisSetEvent(addr_of_mut!((*a).nop_event));
     }
 }
 
@@ -609,6 +441,7 @@ unsafe fn teardown(a: *mut Adapter) {
             (*a).interrupt = null_mut();
         }
         (*a).rings_live.store(false, Ordering::Release);
+        crate::ethernet::free_rings(a);
         if !(*a).asq_va.is_null() {
             ffi::NdisMFreeSharedMemory(
                 miniport,
@@ -629,6 +462,16 @@ unsafe fn teardown(a: *mut Adapter) {
             );
             (*a).acq_va = null_mut();
         }
+        if !(*a).mc_va.is_null() {
+            ffi::NdisMFreeSharedMemory(
+                miniport,
+                crate::oid::MULTICAST_BUFFER_BYTES,
+                FALSE,
+                (*a).mc_va.cast(),
+                (*a).mc_pa,
+            );
+            (*a).mc_va = null_mut();
+        }
         if !(*a).dma.is_null() {
             ffi::NdisMDeregisterScatterGatherDma((*a).dma);
             (*a).dma = null_mut();
@@ -641,82 +484,23 @@ unsafe fn teardown(a: *mut Adapter) {
     }
 }
 
-/// MiniportHaltEx: disable the device and release everything.
+/// MiniportHaltEx. IRQL: PASSIVE_LEVEL. Destroys the queues, disables the device and
+/// releases everything.
 ///
 /// # Safety
 /// Called by NDIS with the context registered in InitializeEx.
 pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_HALT_ACTION) {
     log!("HaltEx (action %u)\n", action);
     // SAFETY: NDIS guarantees no other handler runs for this adapter during or after halt.
-    unsafe { teardown(context.cast::<Adapter>()) };
+    unsafe {
+        crate::ethernet::destroy_queues(context.cast::<Adapter>());
+        teardown(context.cast::<Adapter>())
+    };
     log!("halted\n");
 }
 
-/// MiniportMessageInterrupt: message 0 is the admin completion queue; defer to the DPC.
-unsafe extern "win64" fn message_isr(
-    _context: NDIS_HANDLE,
-    message_id: u32,
-    queue_default_dpc: *mut BOOLEAN,
-    _target_processors: *mut u32,
-) -> BOOLEAN {
-    let ours = message_id == 0;
-    if !queue_default_dpc.is_null() {
-        // SAFETY: NDIS passes a valid out-pointer.
-        unsafe { *queue_default_dpc = ours as BOOLEAN };
-    }
-    ours as BOOLEAN
-}
-
-/// MiniportMessageInterruptDpc.
-unsafe extern "win64" fn message_dpc(
-    context: NDIS_HANDLE,
-    message_id: u32,
-    _dpc_context: *mut c_void,
-    _receive_throttle: *mut c_void,
-    _reserved: *mut c_void,
-) {
-    if message_id == 0 {
-        // SAFETY: the interrupt context is our adapter, live while the interrupt is registered.
-        unsafe { process_admin_completions(context.cast::<Adapter>()) };
-    }
-}
-
-/// MiniportInterrupt (line-based): the device has no INTx pin, so a line interrupt is never
-/// ours. Registered only because NDIS requires the line-based handlers.
-unsafe extern "win64" fn line_isr(
-    _context: NDIS_HANDLE,
-    queue_default_dpc: *mut BOOLEAN,
-    _target_processors: *mut u32,
-) -> BOOLEAN {
-    if !queue_default_dpc.is_null() {
-        // SAFETY: NDIS passes a valid out-pointer.
-        unsafe { *queue_default_dpc = FALSE };
-    }
-    FALSE
-}
-
-/// MiniportInterruptDpc (line-based): drains the admin queue like the message DPC would.
-unsafe extern "win64" fn line_dpc(
-    context: NDIS_HANDLE,
-    _dpc_context: *mut c_void,
-    _receive_throttle: *mut c_void,
-    _reserved: *mut c_void,
-) {
-    // SAFETY: as in `message_dpc`.
-    unsafe { process_admin_completions(context.cast::<Adapter>()) };
-}
-
-/// MiniportProcessSGList: the skeleton never maps NET_BUFFERs, so NDIS never calls this.
-unsafe extern "win64" fn process_sg_list(
-    _device_object: *mut c_void,
-    _reserved: *mut c_void,
-    _sg_list: *mut c_void,
-    _context: *mut c_void,
-) {
-    log!("unexpected ProcessSGList\n");
-}
-
-/// MiniportPause: nothing is in flight (sends complete synchronously), so pausing is immediate.
+/// MiniportPause. IRQL: PASSIVE_LEVEL. Stops sends and indications; the device sends
+/// synchronously at the doorbell, so nothing stays in flight and pausing is immediate.
 pub unsafe extern "win64" fn MiniportPause(
     context: NDIS_HANDLE,
     _params: *mut c_void,
@@ -731,7 +515,7 @@ pub unsafe extern "win64" fn MiniportPause(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportRestart.
+/// MiniportRestart. IRQL: PASSIVE_LEVEL. Lets sends and indications flow again.
 pub unsafe extern "win64" fn MiniportRestart(
     context: NDIS_HANDLE,
     _params: *mut c_void,
@@ -746,83 +530,8 @@ pub unsafe extern "win64" fn MiniportRestart(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportOidRequest: no OID is supported yet; completes synchronously (never pends).
-pub unsafe extern "win64" fn MiniportOidRequest(
-    _context: NDIS_HANDLE,
-    _request: *mut c_void,
-) -> NDIS_STATUS {
-    NDIS_STATUS_NOT_SUPPORTED
-}
-
-/// MiniportDirectOidRequest: as MiniportOidRequest.
-pub unsafe extern "win64" fn MiniportDirectOidRequest(
-    _context: NDIS_HANDLE,
-    _request: *mut c_void,
-) -> NDIS_STATUS {
-    NDIS_STATUS_NOT_SUPPORTED
-}
-
-/// MiniportCancelOidRequest: requests never pend, so there is nothing to cancel.
-pub unsafe extern "win64" fn MiniportCancelOidRequest(
-    _context: NDIS_HANDLE,
-    _request_id: *mut c_void,
-) {
-}
-
-/// MiniportCancelDirectOidRequest: as MiniportCancelOidRequest.
-pub unsafe extern "win64" fn MiniportCancelDirectOidRequest(
-    _context: NDIS_HANDLE,
-    _request_id: *mut c_void,
-) {
-}
-
-/// MiniportSendNetBufferLists: the skeleton has no transmit path; it completes every NBL at
-/// once (PAUSED while paused, FAILURE otherwise), so nothing is ever left outstanding.
-pub unsafe extern "win64" fn MiniportSendNetBufferLists(
-    context: NDIS_HANDLE,
-    nbls: *mut NET_BUFFER_LIST,
-    _port: NDIS_PORT_NUMBER,
-    send_flags: u32,
-) {
-    if nbls.is_null() {
-        return;
-    }
-    // SAFETY: context is our adapter; `nbls` is a valid NDIS-owned chain linked by `Next`.
-    unsafe {
-        let a = context.cast::<Adapter>();
-        let status = if (*a).paused.load(Ordering::Acquire) {
-            NDIS_STATUS_PAUSED
-        } else {
-            NDIS_STATUS_FAILURE
-        };
-        let mut nbl = nbls;
-        while !nbl.is_null() {
-            (*nbl).Status = status;
-            nbl = (*nbl).Next;
-        }
-        let complete_flags = if send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0 {
-            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
-        } else {
-            0
-        };
-        ffi::NdisMSendNetBufferListsComplete((*a).miniport, nbls, complete_flags);
-    }
-}
-
-/// MiniportReturnNetBufferLists: the skeleton never indicates receives, so NDIS has nothing of
-/// ours to return; a call means the host broke the contract.
-pub unsafe extern "win64" fn MiniportReturnNetBufferLists(
-    _context: NDIS_HANDLE,
-    _nbls: *mut NET_BUFFER_LIST,
-    _return_flags: u32,
-) {
-    log!("unexpected ReturnNetBufferLists (no receive was indicated)\n");
-}
-
-/// MiniportCancelSend: sends never stay queued, so there is nothing to cancel.
-pub unsafe extern "win64" fn MiniportCancelSend(_context: NDIS_HANDLE, _cancel_id: *mut c_void) {}
-
-/// MiniportResetEx: nothing queued to reset; completes synchronously.
+/// MiniportResetEx. IRQL: <= DISPATCH_LEVEL. Nothing queued to reset; completes
+/// synchronously.
 pub unsafe extern "win64" fn MiniportResetEx(
     _context: NDIS_HANDLE,
     addressing_reset: *mut BOOLEAN,
@@ -835,14 +544,15 @@ pub unsafe extern "win64" fn MiniportResetEx(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportDevicePnPEventNotify: no PnP event needs action in the skeleton.
+/// MiniportDevicePnPEventNotify. IRQL: PASSIVE_LEVEL. No PnP event needs action.
 pub unsafe extern "win64" fn MiniportDevicePnPEventNotify(
     _context: NDIS_HANDLE,
     _event: *mut c_void,
 ) {
 }
 
-/// MiniportShutdownEx: may run at high IRQL (bug check): only stop the device, call nothing.
+/// MiniportShutdownEx. IRQL: PASSIVE_LEVEL, or HIGH_LEVEL on a bug check: only stops the
+/// device and calls nothing.
 pub unsafe extern "win64" fn MiniportShutdownEx(
     context: NDIS_HANDLE,
     _action: NDIS_SHUTDOWN_ACTION,

@@ -75,6 +75,51 @@ extern "win64" {
         NetBufferList: *mut NET_BUFFER_LIST,
         SendCompleteFlags: u32,
     );
+    pub fn NdisMOidRequestComplete(
+        MiniportAdapterHandle: NDIS_HANDLE,
+        OidRequest: *mut NDIS_OID_REQUEST,
+        Status: NDIS_STATUS,
+    );
+    pub fn NdisAllocateNetBufferListPool(
+        NdisHandle: NDIS_HANDLE,
+        Parameters: *mut NET_BUFFER_LIST_POOL_PARAMETERS,
+    ) -> NDIS_HANDLE;
+    pub fn NdisFreeNetBufferListPool(PoolHandle: NDIS_HANDLE);
+    pub fn NdisAllocateNetBufferAndNetBufferList(
+        PoolHandle: NDIS_HANDLE,
+        ContextSize: u16,
+        ContextBackFill: u16,
+        MdlChain: *mut MDL,
+        DataOffset: u32,
+        DataLength: usize,
+    ) -> *mut NET_BUFFER_LIST;
+    pub fn NdisFreeNetBufferList(NetBufferList: *mut NET_BUFFER_LIST);
+    pub fn NdisAllocateMdl(
+        NdisHandle: NDIS_HANDLE,
+        VirtualAddress: *mut c_void,
+        Length: u32,
+    ) -> *mut MDL;
+    pub fn NdisFreeMdl(Mdl: *mut MDL);
+    pub fn NdisMAllocateNetBufferSGList(
+        NdisMiniportDmaHandle: NDIS_HANDLE,
+        NetBuffer: *mut NET_BUFFER,
+        Context: *mut c_void,
+        Flags: u32,
+        ScatterGatherListBuffer: *mut c_void,
+        ScatterGatherListBufferSize: u32,
+    ) -> NDIS_STATUS;
+    pub fn NdisMFreeNetBufferSGList(
+        NdisMiniportDmaHandle: NDIS_HANDLE,
+        ScatterGatherList: *mut SCATTER_GATHER_LIST,
+        NetBuffer: *mut NET_BUFFER,
+    );
+    pub fn NdisMIndicateReceiveNetBufferLists(
+        MiniportAdapterHandle: NDIS_HANDLE,
+        NetBufferLists: *mut NET_BUFFER_LIST,
+        PortNumber: NDIS_PORT_NUMBER,
+        NumberOfNetBufferLists: u32,
+        ReceiveFlags: u32,
+    );
 }
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -104,6 +149,16 @@ fn signature_checks() {
     let _: NdisResetEventFn = NdisResetEvent;
     let _: NdisWaitEventFn = NdisWaitEvent;
     let _: NdisMSendNetBufferListsCompleteFn = NdisMSendNetBufferListsComplete;
+    let _: NdisMOidRequestCompleteFn = NdisMOidRequestComplete;
+    let _: NdisAllocateNetBufferListPoolFn = NdisAllocateNetBufferListPool;
+    let _: NdisFreeNetBufferListPoolFn = NdisFreeNetBufferListPool;
+    let _: NdisAllocateNetBufferAndNetBufferListFn = NdisAllocateNetBufferAndNetBufferList;
+    let _: NdisFreeNetBufferListFn = NdisFreeNetBufferList;
+    let _: NdisAllocateMdlFn = NdisAllocateMdl;
+    let _: NdisFreeMdlFn = NdisFreeMdl;
+    let _: NdisMIndicateReceiveNetBufferListsFn = NdisMIndicateReceiveNetBufferLists;
+    let _: NdisMAllocateNetBufferSGListFn = NdisMAllocateNetBufferSGList;
+    let _: NdisMFreeNetBufferSGListFn = NdisMFreeNetBufferSGList;
     let _: DbgPrintFn = DbgPrint;
 }
 

@@ -196,6 +196,427 @@ pub fn ring_next(tail: u32, entries: u32) -> u32 {
     }
 }
 
+/// The command id of the one admin command an OID set may have in flight (the NOP uses
+/// [`NOP_COMMAND_ID`]).
+pub const OID_COMMAND_ID: u16 = 2;
+
+/// OID handling that needs no hardware: which OIDs the driver answers, how a query is encoded
+/// into the caller's buffer and how a set is validated and translated for the device
+/// (docs/device-spec.md §3.7, §5.5).
+pub mod oids {
+    use ndis_abi::*;
+    use rnic_contract::eth;
+
+    /// Every OID the driver answers, in the order the general attributes list them. Queries
+    /// of each are answered from device registers or the driver's state; the three settable
+    /// ones are [`OID_GEN_CURRENT_PACKET_FILTER`], [`OID_802_3_MULTICAST_LIST`] and
+    /// [`OID_GEN_CURRENT_LOOKAHEAD`].
+    pub const SUPPORTED: [NDIS_OID; 21] = [
+        OID_GEN_SUPPORTED_LIST,
+        OID_GEN_HARDWARE_STATUS,
+        OID_GEN_MEDIA_SUPPORTED,
+        OID_GEN_MEDIA_IN_USE,
+        OID_GEN_MAXIMUM_LOOKAHEAD,
+        OID_GEN_MAXIMUM_FRAME_SIZE,
+        OID_GEN_LINK_SPEED,
+        OID_GEN_CURRENT_PACKET_FILTER,
+        OID_GEN_CURRENT_LOOKAHEAD,
+        OID_GEN_MAXIMUM_TOTAL_SIZE,
+        OID_GEN_MAC_OPTIONS,
+        OID_GEN_MEDIA_CONNECT_STATUS,
+        OID_GEN_XMIT_OK,
+        OID_GEN_RCV_OK,
+        OID_GEN_XMIT_ERROR,
+        OID_GEN_RCV_ERROR,
+        OID_GEN_RCV_NO_BUFFER,
+        OID_802_3_PERMANENT_ADDRESS,
+        OID_802_3_CURRENT_ADDRESS,
+        OID_802_3_MULTICAST_LIST,
+        OID_802_3_MAXIMUM_LIST_SIZE,
+    ];
+
+    /// `NDIS_MAC_OPTION_*` bits the driver reports (also in its general attributes).
+    pub const MAC_OPTIONS: u32 = NDIS_MAC_OPTION_COPY_LOOKAHEAD_DATA
+        | NDIS_MAC_OPTION_TRANSFERS_NOT_PEND
+        | NDIS_MAC_OPTION_NO_LOOPBACK;
+    /// Packet filters the device implements (`NDIS_PACKET_TYPE_*`).
+    pub const SUPPORTED_PACKET_FILTERS: u32 = NDIS_PACKET_TYPE_DIRECTED
+        | NDIS_PACKET_TYPE_MULTICAST
+        | NDIS_PACKET_TYPE_ALL_MULTICAST
+        | NDIS_PACKET_TYPE_BROADCAST
+        | NDIS_PACKET_TYPE_PROMISCUOUS;
+    /// Size of one Ethernet address in `OID_802_3_*` buffers.
+    pub const MAC_LEN: usize = 6;
+
+    /// Everything a query may report, read by the caller from the device and its own state.
+    #[derive(Clone, Copy, Debug)]
+    pub struct AdapterView<'a> {
+        /// Current MAC (`MAC_LO`/`MAC_HI`).
+        pub mac: [u8; 6],
+        /// Current MTU in bytes.
+        pub mtu: u32,
+        /// `DEV_STATUS.LINK_UP`.
+        pub link_up: bool,
+        /// The `NDIS_PACKET_TYPE_*` filter the device last acknowledged.
+        pub packet_filter: u32,
+        /// Current lookahead in bytes.
+        pub lookahead: u32,
+        /// The multicast list the device last acknowledged.
+        pub multicast: &'a [[u8; 6]],
+        /// Frames sent, received, failed to send, received with error, dropped for lack of a
+        /// buffer (the order of `OID_GEN_XMIT_OK` .. `OID_GEN_RCV_NO_BUFFER`).
+        pub counters: [u64; 5],
+    }
+
+    /// Outcome of a query or of a set's validation.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum OidError {
+        /// The OID is not one of [`SUPPORTED`] for this request type: `NDIS_STATUS_NOT_SUPPORTED`.
+        NotSupported,
+        /// The buffer is too short: `NDIS_STATUS_BUFFER_TOO_SHORT` (query) or
+        /// `NDIS_STATUS_INVALID_LENGTH` (set), with `BytesNeeded`.
+        TooShort {
+            /// Bytes the request needs.
+            needed: u32,
+        },
+        /// The set's data is malformed (a length that is not a whole number of entries, or a
+        /// unicast address in the multicast list): `NDIS_STATUS_INVALID_DATA` /
+        /// `NDIS_STATUS_INVALID_LENGTH`.
+        Invalid(NDIS_STATUS),
+    }
+
+    impl OidError {
+        /// The NDIS status for a query (`set` false) or a set (`set` true).
+        pub fn status(self, set: bool) -> NDIS_STATUS {
+            match self {
+                OidError::NotSupported => NDIS_STATUS_NOT_SUPPORTED,
+                OidError::TooShort { .. } if set => NDIS_STATUS_INVALID_LENGTH,
+                OidError::TooShort { .. } => NDIS_STATUS_BUFFER_TOO_SHORT,
+                OidError::Invalid(status) => status,
+            }
+        }
+
+        /// `BytesNeeded` to report (0 unless the buffer was too short).
+        pub fn bytes_needed(self) -> u32 {
+            match self {
+                OidError::TooShort { needed } => needed,
+                _ => 0,
+            }
+        }
+    }
+
+    /// Link speed in the unit of `OID_GEN_LINK_SPEED` (100 bit/s); 0 when the link is down.
+    pub fn link_speed_100bps(link_up: bool) -> u32 {
+        if link_up {
+            eth::LINK_SPEED_MBPS * 10_000
+        } else {
+            0
+        }
+    }
+
+    /// Writes `bytes` to `out` if it fits; returns the byte count written.
+    fn put(out: &mut [u8], bytes: &[u8]) -> Result<u32, OidError> {
+        let needed = bytes.len() as u32;
+        let Some(dst) = out.get_mut(..bytes.len()) else {
+            return Err(OidError::TooShort { needed });
+        };
+        dst.copy_from_slice(bytes);
+        Ok(needed)
+    }
+
+    /// A statistics counter: 8 bytes if the buffer holds them, else 4 (NDIS accepts both;
+    /// the 32-bit form saturates), else too short (8 needed).
+    fn put_counter(out: &mut [u8], value: u64) -> Result<u32, OidError> {
+        if out.len() >= 8 {
+            put(out, &value.to_le_bytes())
+        } else if out.len() >= 4 {
+            put(out, &(value.min(u32::MAX as u64) as u32).to_le_bytes())
+        } else {
+            Err(OidError::TooShort { needed: 8 })
+        }
+    }
+
+    /// Answers a query of `oid` into `out`; returns `BytesWritten`.
+    pub fn query(view: &AdapterView<'_>, oid: NDIS_OID, out: &mut [u8]) -> Result<u32, OidError> {
+        let word = |out: &mut [u8], v: u32| put(out, &v.to_le_bytes());
+        let max_frame = view.mtu;
+        match oid {
+            OID_GEN_SUPPORTED_LIST => {
+                let needed = (SUPPORTED.len() * 4) as u32;
+                if out.len() < needed as usize {
+                    return Err(OidError::TooShort { needed });
+                }
+                for (dst, oid) in out.chunks_exact_mut(4).zip(SUPPORTED) {
+                    dst.copy_from_slice(&oid.to_le_bytes());
+                }
+                Ok(needed)
+            }
+            OID_GEN_HARDWARE_STATUS => word(out, NdisHardwareStatusReady),
+            OID_GEN_MEDIA_SUPPORTED | OID_GEN_MEDIA_IN_USE => word(out, NdisMedium802_3),
+            OID_GEN_MAXIMUM_LOOKAHEAD => word(out, max_frame),
+            OID_GEN_MAXIMUM_FRAME_SIZE => word(out, max_frame),
+            OID_GEN_MAXIMUM_TOTAL_SIZE => word(out, max_frame + eth::ETH_HEADER as u32),
+            OID_GEN_LINK_SPEED => word(out, link_speed_100bps(view.link_up)),
+            OID_GEN_CURRENT_PACKET_FILTER => word(out, view.packet_filter),
+            OID_GEN_CURRENT_LOOKAHEAD => word(out, view.lookahead),
+            OID_GEN_MAC_OPTIONS => word(out, MAC_OPTIONS),
+            OID_GEN_MEDIA_CONNECT_STATUS => word(
+                out,
+                if view.link_up {
+                    NdisMediaStateConnected
+                } else {
+                    NdisMediaStateDisconnected
+                },
+            ),
+            OID_GEN_XMIT_OK => put_counter(out, view.counters[0]),
+            OID_GEN_RCV_OK => put_counter(out, view.counters[1]),
+            OID_GEN_XMIT_ERROR => put_counter(out, view.counters[2]),
+            OID_GEN_RCV_ERROR => put_counter(out, view.counters[3]),
+            OID_GEN_RCV_NO_BUFFER => put_counter(out, view.counters[4]),
+            OID_802_3_PERMANENT_ADDRESS | OID_802_3_CURRENT_ADDRESS => put(out, &view.mac),
+            OID_802_3_MULTICAST_LIST => {
+                let needed = (view.multicast.len() * MAC_LEN) as u32;
+                if out.len() < needed as usize {
+                    return Err(OidError::TooShort { needed });
+                }
+                for (dst, mac) in out.chunks_exact_mut(MAC_LEN).zip(view.multicast) {
+                    dst.copy_from_slice(mac);
+                }
+                Ok(needed)
+            }
+            OID_802_3_MAXIMUM_LIST_SIZE => word(out, eth::MAX_MULTICAST as u32),
+            _ => Err(OidError::NotSupported),
+        }
+    }
+
+    /// What a valid set asks for.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum SetAction {
+        /// `SET_RX_FILTER` with `device` bits; `ndis` is the filter to report once acknowledged.
+        PacketFilter {
+            /// `NDIS_PACKET_TYPE_*` bits as set.
+            ndis: u32,
+            /// The device's receive-filter bits (`rnic_contract::eth::filter`).
+            device: u32,
+        },
+        /// `SET_MULTICAST` with this many 6-byte addresses from the input buffer.
+        Multicast {
+            /// Number of addresses (0..=64).
+            count: usize,
+        },
+        /// A new lookahead (driver state only: the device has no lookahead setting, it always
+        /// hands whole frames up).
+        Lookahead(u32),
+    }
+
+    /// The device's receive-filter bits for an `NDIS_PACKET_TYPE_*` filter (§5.5).
+    pub fn device_filter(ndis: u32) -> u32 {
+        let map = [
+            (NDIS_PACKET_TYPE_DIRECTED, eth::filter::UNICAST),
+            (NDIS_PACKET_TYPE_BROADCAST, eth::filter::BROADCAST),
+            (NDIS_PACKET_TYPE_MULTICAST, eth::filter::MULTICAST),
+            (NDIS_PACKET_TYPE_ALL_MULTICAST, eth::filter::ALL_MULTICAST),
+            (NDIS_PACKET_TYPE_PROMISCUOUS, eth::filter::PROMISCUOUS),
+        ];
+        map.iter()
+            .filter(|(n, _)| ndis & n != 0)
+            .fold(0, |acc, (_, d)| acc | d)
+    }
+
+    /// Validates a set of `oid` with input `data` against the device's limits (`mtu` bounds
+    /// the lookahead); returns what to do, or the error to report with its `BytesNeeded`.
+    pub fn parse_set(oid: NDIS_OID, data: &[u8], mtu: u32) -> Result<SetAction, OidError> {
+        let word = |data: &[u8]| -> Result<u32, OidError> {
+            let b = data.get(..4).ok_or(OidError::TooShort { needed: 4 })?;
+            Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        };
+        match oid {
+            OID_GEN_CURRENT_PACKET_FILTER => {
+                let ndis = word(data)?;
+                if ndis & !SUPPORTED_PACKET_FILTERS != 0 {
+                    return Err(OidError::NotSupported);
+                }
+                Ok(SetAction::PacketFilter {
+                    ndis,
+                    device: device_filter(ndis),
+                })
+            }
+            OID_GEN_CURRENT_LOOKAHEAD => {
+                let lookahead = word(data)?;
+                if lookahead > mtu {
+                    return Err(OidError::Invalid(NDIS_STATUS_INVALID_DATA));
+                }
+                Ok(SetAction::Lookahead(lookahead))
+            }
+            OID_802_3_MULTICAST_LIST => {
+                if !data.len().is_multiple_of(MAC_LEN) {
+                    return Err(OidError::Invalid(NDIS_STATUS_INVALID_LENGTH));
+                }
+                let count = data.len() / MAC_LEN;
+                if count > eth::MAX_MULTICAST {
+                    return Err(OidError::Invalid(NDIS_STATUS_MULTICAST_FULL));
+                }
+                // Bit 0 of the first byte marks a group address; the device refuses others.
+                if data.chunks_exact(MAC_LEN).any(|mac| mac[0] & 1 == 0) {
+                    return Err(OidError::Invalid(NDIS_STATUS_INVALID_DATA));
+                }
+                Ok(SetAction::Multicast { count })
+            }
+            _ => Err(OidError::NotSupported),
+        }
+    }
+}
+
+/// The Ethernet rings of docs/device-spec.md §5.2-§5.4 in the dword form the driver's
+/// volatile accesses use: descriptor encoding and decoding (layouts from
+/// `rnic_contract::eth`), queue-creation operands, frame-length limits and ring occupancy.
+pub mod ethring {
+    use rnic_contract::admin::operands::create_eth_queue;
+    use rnic_contract::eth::{self, status, RxDescriptor, TxDescriptor, DESC_SIZE};
+
+    /// Descriptors per TX and per RX ring (a power of two in 2..=4096).
+    pub const RING_ENTRIES: u32 = 64;
+    /// Bytes of one ring.
+    pub const RING_BYTES: u32 = RING_ENTRIES * DESC_SIZE as u32;
+    /// Bytes of one receive buffer: the largest frame at the default MTU (MTU + Ethernet
+    /// header + one VLAN tag), rounded up to 64.
+    pub const RX_BUFFER_BYTES: u32 = (eth::DEFAULT_MTU + 18).div_ceil(64) * 64;
+
+    fn dwords(bytes: [u8; DESC_SIZE]) -> [u32; 4] {
+        core::array::from_fn(|i| {
+            u32::from_le_bytes([
+                bytes[4 * i],
+                bytes[4 * i + 1],
+                bytes[4 * i + 2],
+                bytes[4 * i + 3],
+            ])
+        })
+    }
+
+    fn bytes(d: [u32; 4]) -> [u8; DESC_SIZE] {
+        let mut b = [0u8; DESC_SIZE];
+        for (chunk, w) in b.chunks_exact_mut(4).zip(d) {
+            chunk.copy_from_slice(&w.to_le_bytes());
+        }
+        b
+    }
+
+    /// True if the device sends a frame of `len` bytes at this MTU (14..=MTU + 18, §5.4).
+    pub fn tx_length_ok(len: usize, mtu: u32) -> bool {
+        (eth::ETH_HEADER..=mtu as usize + eth::ETH_HEADER + eth::VLAN_TAG).contains(&len)
+    }
+
+    /// A TX descriptor for the frame at bus address `addr`, `len` bytes, status cleared.
+    pub fn encode_tx(addr: u64, len: u16) -> [u32; 4] {
+        let mut d = TxDescriptor::new_unchecked([0u8; DESC_SIZE]);
+        d.set_addr(addr);
+        d.set_len(len);
+        dwords(d.into_inner())
+    }
+
+    /// A free RX descriptor for the buffer at `addr` of `len` bytes, status cleared.
+    pub fn encode_rx(addr: u64, len: u16) -> [u32; 4] {
+        let mut d = RxDescriptor::new_unchecked([0u8; DESC_SIZE]);
+        d.set_addr(addr);
+        d.set_buf_len(len);
+        dwords(d.into_inner())
+    }
+
+    /// How the device finished a TX descriptor: None while not DONE, else Some(sent), where
+    /// `sent` is false when the device flagged `ERROR` (length or buffer bad: not sent).
+    pub fn tx_done(d: [u32; 4]) -> Option<bool> {
+        let s = TxDescriptor::new_unchecked(bytes(d)).status();
+        (s & status::DONE != 0).then_some(s & status::ERROR == 0)
+    }
+
+    /// A received frame as an RX descriptor reports it.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct RxFrame {
+        /// Frame length in bytes (whole frame, no FCS).
+        pub len: u16,
+        /// Sent to the broadcast address.
+        pub broadcast: bool,
+        /// Sent to another group address.
+        pub multicast: bool,
+    }
+
+    /// True once the device finished the RX descriptor (status `DONE`).
+    pub fn rx_descriptor_done(d: [u32; 4]) -> bool {
+        RxDescriptor::new_unchecked(bytes(d)).status() & status::DONE != 0
+    }
+
+    /// The frame an RX descriptor holds, None while it is not DONE or if the device claims a
+    /// length beyond the buffer (never trusted: such a descriptor is recycled, not indicated).
+    pub fn rx_done(d: [u32; 4]) -> Option<RxFrame> {
+        let rx = RxDescriptor::new_unchecked(bytes(d));
+        let s = rx.status();
+        if s & status::DONE == 0 || rx.frame_len() > rx.buf_len() {
+            return None;
+        }
+        Some(RxFrame {
+            len: rx.frame_len(),
+            broadcast: s & status::BROADCAST != 0,
+            multicast: s & status::MULTICAST != 0,
+        })
+    }
+
+    /// Operands of `CREATE_TXQ` / `CREATE_RXQ` (§3.8) as 14 dwords.
+    pub fn create_queue_operands(base: u64, entries: u32, vector: u16, queue: u16) -> [u32; 14] {
+        let mut o = [0u32; 14];
+        o[create_eth_queue::BASE.start / 4] = base as u32;
+        o[create_eth_queue::BASE.start / 4 + 1] = (base >> 32) as u32;
+        o[create_eth_queue::SIZE.start / 4] = entries;
+        o[create_eth_queue::VECTOR.start / 4] = u32::from(vector) | (u32::from(queue) << 16);
+        o
+    }
+
+    /// A ring's producer (`tail`) and consumer (`head`) positions as the driver tracks them.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Ring {
+        /// Next descriptor the driver expects the device to finish.
+        pub head: u32,
+        /// Next descriptor the driver fills.
+        pub tail: u32,
+        /// Descriptors in the ring (a power of two).
+        pub entries: u32,
+    }
+
+    impl Ring {
+        /// An empty ring of `entries` descriptors.
+        pub const fn new(entries: u32) -> Self {
+            Self {
+                head: 0,
+                tail: 0,
+                entries,
+            }
+        }
+
+        /// Descriptors handed to the device and not yet finished.
+        pub fn in_flight(&self) -> u32 {
+            self.tail.wrapping_sub(self.head) & (self.entries - 1)
+        }
+
+        /// True if one more descriptor fits (one slot stays empty so that full != empty).
+        pub fn has_room(&self) -> bool {
+            self.in_flight() < self.entries - 1
+        }
+
+        /// Takes the slot at `tail`; returns its index.
+        pub fn produce(&mut self) -> u32 {
+            let slot = self.tail;
+            self.tail = (self.tail + 1) & (self.entries - 1);
+            slot
+        }
+
+        /// Retires the slot at `head`; returns its index.
+        pub fn consume(&mut self) -> u32 {
+            let slot = self.head;
+            self.head = (self.head + 1) & (self.entries - 1);
+            slot
+        }
+    }
+}
+
 /// Finds BAR0 among the translated resources: the `CmResourceTypeMemory` descriptor whose length
 /// is 64 KiB. Returns its physical start.
 pub fn find_bar0(descriptors: &[CM_PARTIAL_RESOURCE_DESCRIPTOR]) -> Option<i64> {
@@ -296,5 +717,206 @@ mod tests {
     fn phys_split() {
         assert_eq!(split_phys(0x1_2345_6780), (0x2345_6780, 1));
         assert_eq!(split_phys(0x8000), (0x8000, 0));
+    }
+
+    fn view(multicast: &[[u8; 6]]) -> oids::AdapterView<'_> {
+        oids::AdapterView {
+            mac: [2, 0x7e, 0x57, 0, 0, 1],
+            mtu: 1500,
+            link_up: true,
+            packet_filter: 0x9,
+            lookahead: 256,
+            multicast,
+            counters: [5, 4, 3, 2, u64::MAX],
+        }
+    }
+
+    #[test]
+    fn supported_oids_are_distinct_and_each_answers() {
+        use ndis_abi::NDIS_STATUS_NOT_SUPPORTED;
+        let list = [[0x01, 0, 0x5e, 0, 0, 1]];
+        let v = view(&list);
+        for (i, a) in oids::SUPPORTED.iter().enumerate() {
+            assert!(!oids::SUPPORTED[i + 1..].contains(a), "{a:#x} listed twice");
+            let mut buf = [0u8; 256];
+            let written = oids::query(&v, *a, &mut buf).unwrap_or_else(|e| panic!("{a:#x}: {e:?}"));
+            assert!(written > 0, "{a:#x} wrote nothing");
+        }
+        let mut buf = [0u8; 4];
+        let unknown = oids::query(&v, 0x0001_010C, &mut buf).unwrap_err();
+        assert_eq!(unknown.status(false), NDIS_STATUS_NOT_SUPPORTED);
+    }
+
+    #[test]
+    fn queries_report_the_view() {
+        let list = [[0x01, 0, 0x5e, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1]];
+        let v = view(&list);
+        let mut buf = [0u8; 64];
+        assert_eq!(
+            oids::query(&v, ndis_abi::OID_802_3_CURRENT_ADDRESS, &mut buf),
+            Ok(6)
+        );
+        assert_eq!(buf[..6], [2, 0x7e, 0x57, 0, 0, 1]);
+        assert_eq!(
+            oids::query(&v, ndis_abi::OID_GEN_LINK_SPEED, &mut buf),
+            Ok(4)
+        );
+        // 100 Gb/s in units of 100 bit/s.
+        assert_eq!(
+            u32::from_le_bytes(buf[..4].try_into().unwrap()),
+            1_000_000_000
+        );
+        assert_eq!(
+            oids::query(&v, ndis_abi::OID_802_3_MULTICAST_LIST, &mut buf),
+            Ok(12)
+        );
+        assert_eq!(buf[6..12], [0x33, 0x33, 0, 0, 0, 1]);
+        assert_eq!(
+            oids::query(&v, ndis_abi::OID_GEN_MAXIMUM_TOTAL_SIZE, &mut buf),
+            Ok(4)
+        );
+        assert_eq!(u32::from_le_bytes(buf[..4].try_into().unwrap()), 1514);
+        // Counters: 64-bit when the buffer allows, 32-bit saturated otherwise.
+        assert_eq!(
+            oids::query(&v, ndis_abi::OID_GEN_RCV_NO_BUFFER, &mut buf),
+            Ok(8)
+        );
+        let mut small = [0u8; 4];
+        assert_eq!(
+            oids::query(&v, ndis_abi::OID_GEN_RCV_NO_BUFFER, &mut small),
+            Ok(4)
+        );
+        assert_eq!(small, [0xff; 4]);
+    }
+
+    #[test]
+    fn short_buffers_report_bytes_needed() {
+        use ndis_abi::*;
+        let v = view(&[]);
+        let mut buf = [0u8; 3];
+        let e = oids::query(&v, OID_GEN_MAXIMUM_FRAME_SIZE, &mut buf).unwrap_err();
+        assert_eq!(
+            (e.status(false), e.bytes_needed()),
+            (NDIS_STATUS_BUFFER_TOO_SHORT, 4)
+        );
+        let e = oids::query(&v, OID_GEN_XMIT_OK, &mut buf).unwrap_err();
+        assert_eq!(e.bytes_needed(), 8);
+        let e = oids::query(&v, OID_GEN_SUPPORTED_LIST, &mut [0u8; 8]).unwrap_err();
+        assert_eq!(e.bytes_needed(), 4 * oids::SUPPORTED.len() as u32);
+        let e = oids::parse_set(OID_GEN_CURRENT_PACKET_FILTER, &[1, 0], 1500).unwrap_err();
+        assert_eq!(
+            (e.status(true), e.bytes_needed()),
+            (NDIS_STATUS_INVALID_LENGTH, 4)
+        );
+    }
+
+    #[test]
+    fn sets_are_validated_and_translated() {
+        use ndis_abi::*;
+        let f = NDIS_PACKET_TYPE_DIRECTED | NDIS_PACKET_TYPE_BROADCAST | NDIS_PACKET_TYPE_MULTICAST;
+        // Device bits per docs/device-spec.md §5.5: unicast 0, broadcast 1, multicast 2.
+        assert_eq!(
+            oids::parse_set(OID_GEN_CURRENT_PACKET_FILTER, &f.to_le_bytes(), 1500),
+            Ok(oids::SetAction::PacketFilter {
+                ndis: f,
+                device: 0b111
+            })
+        );
+        assert_eq!(oids::device_filter(NDIS_PACKET_TYPE_PROMISCUOUS), 1 << 4);
+        assert_eq!(oids::device_filter(NDIS_PACKET_TYPE_ALL_MULTICAST), 1 << 3);
+        // NDIS_PACKET_TYPE_SMT (0x40) is not implemented.
+        let e = oids::parse_set(OID_GEN_CURRENT_PACKET_FILTER, &0x40u32.to_le_bytes(), 1500);
+        assert_eq!(e, Err(oids::OidError::NotSupported));
+        let two = [0x01, 0, 0x5e, 0, 0, 1, 0x01, 0, 0x5e, 0, 0, 2];
+        assert_eq!(
+            oids::parse_set(OID_802_3_MULTICAST_LIST, &two, 1500),
+            Ok(oids::SetAction::Multicast { count: 2 })
+        );
+        let unicast = [0x02, 0, 0x5e, 0, 0, 1];
+        assert_eq!(
+            oids::parse_set(OID_802_3_MULTICAST_LIST, &unicast, 1500),
+            Err(oids::OidError::Invalid(NDIS_STATUS_INVALID_DATA))
+        );
+        assert_eq!(
+            oids::parse_set(OID_802_3_MULTICAST_LIST, &two[..7], 1500),
+            Err(oids::OidError::Invalid(NDIS_STATUS_INVALID_LENGTH))
+        );
+        let too_many = [0x01u8; 6 * 65];
+        assert_eq!(
+            oids::parse_set(OID_802_3_MULTICAST_LIST, &too_many, 1500),
+            Err(oids::OidError::Invalid(NDIS_STATUS_MULTICAST_FULL))
+        );
+        assert_eq!(
+            oids::parse_set(OID_GEN_CURRENT_LOOKAHEAD, &128u32.to_le_bytes(), 1500),
+            Ok(oids::SetAction::Lookahead(128))
+        );
+        assert!(oids::parse_set(OID_GEN_CURRENT_LOOKAHEAD, &1501u32.to_le_bytes(), 1500).is_err());
+        assert_eq!(
+            oids::parse_set(OID_GEN_LINK_SPEED, &[0; 4], 1500),
+            Err(oids::OidError::NotSupported)
+        );
+    }
+
+    #[test]
+    fn tx_and_rx_descriptors_follow_the_spec() {
+        // §5.4 byte offsets, independently: TX addr 0..8, len 8..10, status 11;
+        // RX addr 0..8, buffer 8..10, frame 10..12, status 13.
+        let tx = ethring::encode_tx(0x1_2345_6780, 60);
+        assert_eq!(tx, [0x2345_6780, 1, 60, 0]);
+        assert_eq!(ethring::tx_done(tx), None);
+        assert_eq!(ethring::tx_done([0, 0, 60 | (1 << 24), 0]), Some(true));
+        assert_eq!(ethring::tx_done([0, 0, 60 | (3 << 24), 0]), Some(false));
+        let rx = ethring::encode_rx(0x8000, 1536);
+        assert_eq!(rx, [0x8000, 0, 1536, 0]);
+        assert_eq!(ethring::rx_done(rx), None);
+        assert!(!ethring::rx_descriptor_done(rx));
+        let done = [0x8000, 0, 1536 | (60 << 16), (1 | 4) << 8];
+        assert_eq!(
+            ethring::rx_done(done),
+            Some(ethring::RxFrame {
+                len: 60,
+                broadcast: true,
+                multicast: false
+            })
+        );
+        // A frame longer than its buffer is never trusted.
+        assert!(ethring::rx_descriptor_done([
+            0x8000,
+            0,
+            64 | (65 << 16),
+            1 << 8
+        ]));
+        assert_eq!(ethring::rx_done([0x8000, 0, 64 | (65 << 16), 1 << 8]), None);
+    }
+
+    #[test]
+    fn frame_limits_and_queue_operands() {
+        assert!(!ethring::tx_length_ok(13, 1500));
+        assert!(ethring::tx_length_ok(14, 1500));
+        assert!(ethring::tx_length_ok(1518, 1500));
+        assert!(!ethring::tx_length_ok(1519, 1500));
+        const { assert!(ethring::RX_BUFFER_BYTES >= 1518) };
+        // §3.8: base 0..8, size 8..12, vector 12..14, queue id 14..16.
+        let o = ethring::create_queue_operands(0x1_0000_2000, 64, 3, 5);
+        assert_eq!(o[..4], [0x2000, 1, 64, 3 | (5 << 16)]);
+    }
+
+    #[test]
+    fn ring_occupancy_wraps() {
+        let mut r = ethring::Ring::new(4);
+        assert_eq!(r.in_flight(), 0);
+        for expected in 0..3 {
+            assert!(r.has_room());
+            assert_eq!(r.produce(), expected);
+        }
+        assert!(!r.has_room(), "one slot stays free");
+        assert_eq!(r.consume(), 0);
+        assert!(r.has_room());
+        assert_eq!(r.produce(), 3);
+        assert_eq!(r.in_flight(), 3);
+        assert!(!r.has_room());
+        assert_eq!((r.consume(), r.consume()), (1, 2));
+        assert_eq!(r.produce(), 0, "the tail wraps");
+        assert_eq!(r.in_flight(), 2);
     }
 }

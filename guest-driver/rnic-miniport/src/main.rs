@@ -1,9 +1,10 @@
 //! rnic.sys: the NDIS 6.30 miniport for the emulated RNIC (docs/device-spec.md).
 //!
 //! A Windows kernel-mode PE32+ image (`/DRIVER /SUBSYSTEM:NATIVE /ENTRY:DriverEntry`) built on
-//! Linux by scripts/build-driver.sh. This skeleton brings the adapter up (BAR0, scatter/gather
-//! DMA, MSI-X, admin queue), proves the interrupt path with one NOP command and tears everything
-//! down again on halt. Every log line goes through `DbgPrint` and starts with `rnic: `.
+//! Linux by scripts/build-driver.sh. One file per path, as Microsoft's netvmini sample:
+//! `adapter` (life cycle), `oid` (control path), `send`, `receive`, `ethernet` (the rings),
+//! `interrupt`, `hw` (hardware access); `logic` is the pure, host-tested part. Every log
+//! line goes through `DbgPrint` and starts with `rnic: `.
 //!
 //! This crate owns the driver only; the ABI it compiles against is `guest-driver/ndis-abi`
 //! (shared with the guest) and must not be redefined here.
@@ -12,9 +13,15 @@
 #![allow(non_snake_case)]
 
 mod adapter;
+mod ethernet;
 mod ffi;
-#[allow(dead_code)] // the full register map and helpers, not all used by the skeleton yet
+mod hw;
+mod interrupt;
+#[allow(dead_code)] // the full register map and helpers, not all used yet
 mod logic;
+mod oid;
+mod receive;
+mod send;
 
 use core::ffi::c_void;
 use core::ptr::null_mut;
@@ -51,17 +58,17 @@ pub unsafe extern "win64" fn DriverEntry(
         UnloadHandler: Some(MiniportDriverUnload),
         PauseHandler: Some(adapter::MiniportPause),
         RestartHandler: Some(adapter::MiniportRestart),
-        OidRequestHandler: Some(adapter::MiniportOidRequest),
-        SendNetBufferListsHandler: Some(adapter::MiniportSendNetBufferLists),
-        ReturnNetBufferListsHandler: Some(adapter::MiniportReturnNetBufferLists),
-        CancelSendHandler: Some(adapter::MiniportCancelSend),
+        OidRequestHandler: Some(oid::MiniportOidRequest),
+        SendNetBufferListsHandler: Some(send::MiniportSendNetBufferLists),
+        ReturnNetBufferListsHandler: Some(receive::MiniportReturnNetBufferLists),
+        CancelSendHandler: Some(send::MiniportCancelSend),
         CheckForHangHandlerEx: None,
         ResetHandlerEx: Some(adapter::MiniportResetEx),
         DevicePnPEventNotifyHandler: Some(adapter::MiniportDevicePnPEventNotify),
         ShutdownHandlerEx: Some(adapter::MiniportShutdownEx),
-        CancelOidRequestHandler: Some(adapter::MiniportCancelOidRequest),
-        DirectOidRequestHandler: Some(adapter::MiniportDirectOidRequest),
-        CancelDirectOidRequestHandler: Some(adapter::MiniportCancelDirectOidRequest),
+        CancelOidRequestHandler: Some(oid::MiniportCancelOidRequest),
+        DirectOidRequestHandler: Some(oid::MiniportDirectOidRequest),
+        CancelDirectOidRequestHandler: Some(oid::MiniportCancelDirectOidRequest),
         SynchronousOidRequestHandler: None,
     };
     let mut handle: NDIS_HANDLE = null_mut();
@@ -84,7 +91,7 @@ pub unsafe extern "win64" fn DriverEntry(
     STATUS_SUCCESS
 }
 
-/// MiniportSetOptions: called synchronously inside NdisMRegisterMiniportDriver. Optional
+/// MiniportSetOptions. IRQL: PASSIVE_LEVEL. Called synchronously inside NdisMRegisterMiniportDriver. Optional
 /// handlers (NDK) are registered here in a later stage.
 unsafe extern "win64" fn MiniportSetOptions(
     _ndis_driver_handle: NDIS_HANDLE,
@@ -94,7 +101,7 @@ unsafe extern "win64" fn MiniportSetOptions(
     NDIS_STATUS_SUCCESS
 }
 
-/// MiniportDriverUnload: undoes DriverEntry.
+/// MiniportDriverUnload. IRQL: PASSIVE_LEVEL. Undoes DriverEntry.
 unsafe extern "win64" fn MiniportDriverUnload(_driver_object: *mut DRIVER_OBJECT) {
     log!("DriverUnload\n");
     let handle = DRIVER_HANDLE.swap(null_mut(), Ordering::AcqRel);

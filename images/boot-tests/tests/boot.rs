@@ -41,13 +41,31 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         "ndis: MiniportMessageInterrupt ",
         "ndis: MiniportMessageInterruptDpc",
         "rnic: NOP completed",
+        // TX and RX queue 0 created through the admin queue, receive buffers posted.
+        "rnic: Ethernet queues live: TX 0 and RX 0, 64 descriptors each, 63 receive buffers posted",
         // The device's default MAC and MTU (docs/device-spec.md), read by the driver.
-        "ndis: general attributes: MAC 02:7e:57:00:00:01, MTU 1500, media connect state 1",
+        "ndis: general attributes: MAC 02:7e:57:00:00:01, MTU 1500, media connect state 1, 21 supported OIDs",
         "ndis: MiniportInitializeEx returned NDIS_STATUS_SUCCESS",
         // InitializeEx leaves the adapter Paused; NDIS restarts and pauses it twice.
         "ndis: MiniportRestart (round 1)",
         "rnic: Restart",
         "ndis: MiniportRestart returned NDIS_STATUS_SUCCESS",
+        // The OID matrix while Running (round 1).
+        "ndis: OID matrix: 21 claimed OIDs",
+        "ndis: OID queries: 21 of 21 claimed OIDs answered with the expected values",
+        "ndis: OID short buffers: 20 of 20 refused with BytesNeeded",
+        "ndis: OID unclaimed 0x0001010c: NDIS_STATUS_NOT_SUPPORTED",
+        "ndis: OID set 0x0001010e: NDIS_STATUS_SUCCESS, read back",
+        "ndis: OID set 0x01010103: NDIS_STATUS_SUCCESS, read back",
+        "ndis: OID set 0x0001010f: NDIS_STATUS_SUCCESS, read back",
+        // Packet filter and multicast list go to the device (admin commands), so they pend.
+        "ndis: OID sets: 3 of 3 applied and read back, 2 of 2 bad sets refused; 2 requests pended and completed through NdisMOidRequestComplete",
+        // Frames of 60, 512 and 1514 bytes through the TX ring; completions from the DPC.
+        "ndis: MiniportSendNetBufferLists: 3 frames of [60, 512, 1514] bytes",
+        "ndis: send completions: 3 of 3 NBLs completed with NDIS_STATUS_SUCCESS",
+        // No wire: the device drops what it sends, nothing comes back (spec §5.6).
+        "ndis: receive: 0 frames indicated, 0 of 3 sent frames back with their payloads intact",
+        "ndis: OID_GEN_XMIT_OK: 0 before, 3 after the sends",
         "ndis: MiniportPause (round 1)",
         "rnic: Pause",
         "ndis: MiniportPause returned NDIS_STATUS_SUCCESS",
@@ -55,6 +73,7 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         "ndis: MiniportPause (round 2)",
         "ndis: MiniportPause returned NDIS_STATUS_SUCCESS",
         "ndis: MiniportHaltEx",
+        "rnic: Ethernet queues destroyed",
         "ndis: MiniportDriverUnload",
         "verdict: PASS",
     ]);
@@ -65,6 +84,34 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         out.serial,
         out.stderr
     );
+}
+
+/// The Ethernet data path end to end: the RNIC's wire is a Unix datagram socket that sends to
+/// its own path (a loopback cable), so every frame the guest sends through the driver's TX
+/// ring comes back through the RX ring and is indicated up; the guest checks each payload
+/// byte for byte, returns the NBLs, and checks the statistics OIDs.
+#[test]
+fn frames_sent_through_a_loopback_wire_come_back_intact() {
+    let Some(a) = setup() else { return };
+    let dir = std::env::temp_dir().join(format!("rnic-loop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("loop.sock");
+    let sock = sock.to_str().expect("utf-8 path");
+    let wire = format!("wire=unix:{sock},{sock}");
+    let out = boot(&a, &["--rnic", &wire], a.driver.to_str().unwrap());
+    let _ = std::fs::remove_dir_all(&dir);
+    out.assert_in_order(&[
+        "rnic: Ethernet queues live: TX 0 and RX 0, 64 descriptors each, 63 receive buffers posted",
+        "ndis: MiniportRestart returned NDIS_STATUS_SUCCESS",
+        "ndis: MiniportSendNetBufferLists: 3 frames of [60, 512, 1514] bytes",
+        "ndis: send completions: 3 of 3 NBLs completed with NDIS_STATUS_SUCCESS",
+        "ndis: receive: 3 frames indicated, 3 of 3 sent frames back with their payloads intact",
+        "ndis: OID_GEN_RCV_OK: 0 before, 3 after the receives",
+        "ndis: OID_GEN_XMIT_OK: 0 before, 3 after the sends",
+        "rnic: Ethernet queues destroyed",
+        "verdict: PASS",
+    ]);
+    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
 }
 
 #[test]
@@ -112,7 +159,7 @@ fn guest_contract_checker_selftest_passes() {
         a.driver.to_str().unwrap(),
     );
     out.assert_in_order(&[
-        "guest: selftest contract: 16 checks passed",
+        "guest: selftest contract: 19 checks passed",
         "ndis: DriverEntry",
         "verdict: PASS",
     ]);

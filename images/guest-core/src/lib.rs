@@ -13,5 +13,6 @@ pub mod fmt;
 pub mod heap;
 pub mod irq;
 pub mod memmap;
+pub mod oid;
 pub mod pe;
 pub mod plan;

@@ -42,6 +42,7 @@ const _: NdisSetEventFn = NdisSetEvent;
 const _: NdisResetEventFn = NdisResetEvent;
 const _: NdisWaitEventFn = NdisWaitEvent;
 const _: NdisMSendNetBufferListsCompleteFn = NdisMSendNetBufferListsComplete;
+const _: NdisMOidRequestCompleteFn = NdisMOidRequestComplete;
 
 /// Longest wait the guest grants an infinite `NdisWaitEvent` before calling it a hang.
 const INFINITE_WAIT_CAP_MS: u64 = 30_000;
@@ -666,6 +667,7 @@ pub unsafe extern "win64" fn NdisMRegisterScatterGatherDma(
             );
         }
         s.dma_registered = true;
+        s.process_sg_list = d.ProcessSGListHandler;
         drop(s);
         // SCATTER_GATHER_LIST: 16-byte header + one 24-byte element per page (plus one for an
         // unaligned start).
@@ -960,13 +962,39 @@ pub unsafe extern "win64" fn NdisMSendNetBufferListsComplete(
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
         require_adapter(F, MiniportAdapterHandle)?;
-        // The guest never sends through this driver, so nothing can be completed.
-        refuse(
-            F,
-            format!(
-                "completes NBL {NetBufferList:p} (flags {SendCompleteFlags:#x}) that NDIS never sent"
-            ),
-            NDIS_STATUS_INVALID_PARAMETER,
-        )
+        require_non_null(F, NetBufferList, "NetBufferList")?;
+        let problems = super::send::completed(NetBufferList, SendCompleteFlags);
+        match problems.into_iter().next() {
+            Some(first) => refuse(F, first, NDIS_STATUS_INVALID_PARAMETER),
+            None => Ok(()),
+        }
+    })
+}
+
+// ---------------------------------------------------------------- control path
+
+pub unsafe extern "win64" fn NdisMOidRequestComplete(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    OidRequest: *mut NDIS_OID_REQUEST,
+    Status: NDIS_STATUS,
+) {
+    const F: &str = "NdisMOidRequestComplete";
+    export(|| {
+        require_irql(F, DISPATCH_LEVEL)?;
+        require_adapter(F, MiniportAdapterHandle)?;
+        if Status == NDIS_STATUS_PENDING {
+            return refuse(
+                F,
+                "completes a request with NDIS_STATUS_PENDING",
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        }
+        match super::oid::TRACKER
+            .lock()
+            .complete(OidRequest as u64, Status)
+        {
+            Ok(()) => Ok(()),
+            Err(v) => refuse(F, v, NDIS_STATUS_INVALID_PARAMETER),
+        }
     })
 }

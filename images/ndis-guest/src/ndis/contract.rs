@@ -26,7 +26,6 @@
 //! to refuse.
 
 use alloc::format;
-use core::ffi::c_void;
 use core::fmt::Display;
 use core::ptr::read_volatile;
 use core::sync::atomic::Ordering;
@@ -63,7 +62,7 @@ impl Refusal for BOOLEAN {
 }
 
 /// Pointer-returning exports return NULL.
-impl Refusal for *mut c_void {
+impl<T> Refusal for *mut T {
     fn refused(_: NDIS_STATUS) -> Self {
         core::ptr::null_mut()
     }

@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 19] {
+fn rows() -> [Export; 29] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -47,7 +47,17 @@ fn rows() -> [Export; 19] {
             NdisSetEvent,
             NdisResetEvent,
             NdisWaitEvent,
-            NdisMSendNetBufferListsComplete;
+            NdisMSendNetBufferListsComplete,
+            NdisMOidRequestComplete,
+            NdisAllocateNetBufferListPool = super::netbuf::NdisAllocateNetBufferListPool,
+            NdisFreeNetBufferListPool = super::netbuf::NdisFreeNetBufferListPool,
+            NdisAllocateNetBufferAndNetBufferList = super::netbuf::NdisAllocateNetBufferAndNetBufferList,
+            NdisFreeNetBufferList = super::netbuf::NdisFreeNetBufferList,
+            NdisAllocateMdl = super::netbuf::NdisAllocateMdl,
+            NdisFreeMdl = super::netbuf::NdisFreeMdl,
+            NdisMIndicateReceiveNetBufferLists = super::netbuf::NdisMIndicateReceiveNetBufferLists,
+            NdisMAllocateNetBufferSGList = super::netbuf::NdisMAllocateNetBufferSGList,
+            NdisMFreeNetBufferSGList = super::netbuf::NdisMFreeNetBufferSGList;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
     }

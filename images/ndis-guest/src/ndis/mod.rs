@@ -7,7 +7,10 @@ pub mod contract;
 pub mod dbgprint;
 pub mod exports;
 pub mod interrupt;
+pub mod netbuf;
+pub mod oid;
 pub mod selftest;
+pub mod send;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -111,6 +114,8 @@ pub struct State {
     pub interrupt: Option<InterruptReg>,
     pub interrupt_registered_ever: bool,
     pub dma_registered: bool,
+    /// The driver's MiniportProcessSGList, from its scatter/gather DMA registration.
+    pub process_sg_list: Option<MiniportProcessSgListFn>,
     pub maps: Vec<(u64, u32)>,
     pub shared: BTreeMap<u64, (u32, bool)>,
     pub pool: BTreeMap<u64, (u32, u32)>,
@@ -135,6 +140,7 @@ pub static STATE: IrqLock<State> = IrqLock::new(State {
     interrupt: None,
     interrupt_registered_ever: false,
     dma_registered: false,
+    process_sg_list: None,
     maps: Vec::new(),
     shared: BTreeMap::new(),
     pool: BTreeMap::new(),
@@ -254,6 +260,10 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
         }
         STATE.lock().phase = Phase::Running;
         interrupt::idle(10);
+        if round == 1 {
+            run_oid_matrix(chars);
+            run_sends(chars);
+        }
 
         let mut pause_params = NDIS_MINIPORT_PAUSE_PARAMETERS {
             Header: NDIS_OBJECT_HEADER::new(
@@ -278,6 +288,73 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
         }
         STATE.lock().phase = Phase::Paused;
     }
+}
+
+/// The general attributes and the adapter context InitializeEx left (either may be missing).
+fn initialized_adapter() -> (
+    Option<guest_core::attributes::GeneralAttributes>,
+    Option<NDIS_HANDLE>,
+) {
+    let s = STATE.lock();
+    (s.general_attributes.clone(), s.adapter_context)
+}
+
+/// Sends frames while Running ([`send::send_frames`]) and checks `OID_GEN_XMIT_OK` counts them.
+fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
+    let (general, ctx) = initialized_adapter();
+    let (Some(send), Some(oid_handler), Some(general), Some(ctx)) = (
+        chars.SendNetBufferListsHandler,
+        chars.OidRequestHandler,
+        general,
+        ctx,
+    ) else {
+        violation(String::from(
+            "no send or OID handler: the send test cannot run",
+        ));
+        return;
+    };
+    let before = oid::query_counter(oid_handler, ctx, OID_GEN_XMIT_OK);
+    let rcv_before = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);
+    let ok = send::send_frames(send, ctx, general.mac);
+    if let Some(ret) = chars.ReturnNetBufferListsHandler {
+        let back = send::receive_frames(ret, ctx, general.mac);
+        let rcv_after = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);
+        if let (Some(b), Some(a)) = (rcv_before, rcv_after) {
+            crate::println!("ndis: OID_GEN_RCV_OK: {b} before, {a} after the receives");
+            if a.wrapping_sub(b) < back as u64 {
+                violation(format!(
+                    "OID_GEN_RCV_OK rose by {} for {back} frames received",
+                    a.wrapping_sub(b)
+                ));
+            }
+        }
+    }
+    let after = oid::query_counter(oid_handler, ctx, OID_GEN_XMIT_OK);
+    if let (Some(before), Some(after)) = (before, after) {
+        crate::println!("ndis: OID_GEN_XMIT_OK: {before} before, {after} after the sends");
+        if after - before != ok as u64 {
+            violation(format!(
+                "OID_GEN_XMIT_OK rose by {} for {ok} frames sent",
+                after.wrapping_sub(before)
+            ));
+        }
+    }
+}
+
+/// Runs the OID matrix ([`oid::run_matrix`]) once the adapter is Running.
+fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
+    let (general, ctx) = initialized_adapter();
+    let (Some(handler), Some(general), Some(ctx)) = (chars.OidRequestHandler, general, ctx) else {
+        violation(String::from(
+            "no OidRequestHandler or no general attributes: the OID matrix cannot run",
+        ));
+        return;
+    };
+    crate::println!(
+        "ndis: OID matrix: {} claimed OIDs",
+        general.supported_oids.len()
+    );
+    oid::run_matrix(handler, ctx, &general);
 }
 
 pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
@@ -470,6 +547,10 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
         s.maps = Vec::new();
         s.shared = BTreeMap::new();
         s.pool = BTreeMap::new();
+        // The attributes' OID list is the guest's own copy, not the driver's.
+        s.general_attributes = None;
+        // Emptied maps keep their nodes: start the bookkeeping afresh (leaks were reported).
+        *netbuf::NETBUF.lock() = netbuf::NetBufState::new();
         core::mem::take(&mut s.violations)
     };
     let heap = crate::heap::stats();
@@ -536,6 +617,9 @@ fn check_adapter_released(when: &str) {
         violation(format!(
             "{when} returned with I/O space {va:#x} (+{len:#x}) still mapped"
         ));
+    }
+    for leak in netbuf::leaks() {
+        violation(format!("{when} returned with {leak}"));
     }
     for (va, (len, _)) in shared {
         violation(format!(

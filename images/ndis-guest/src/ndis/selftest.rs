@@ -327,6 +327,45 @@ pub fn contract() -> Result<usize, String> {
             raw.Event.SignalState == 0
         },
     )?;
+
+    // OID rules (guest_core::oid): a completion of a request NDIS never issued, and a second
+    // completion of a pended request.
+    // SAFETY: plain data; all-zero is a valid request.
+    let mut req: NDIS_OID_REQUEST = unsafe { core::mem::zeroed() };
+    let req_ptr: *mut NDIS_OID_REQUEST = &mut req;
+    run.refused(
+        "NdisOidComplete",
+        DISPATCH_LEVEL,
+        Phase::Running,
+        "NdisOidComplete: NdisMOidRequestComplete(",
+        || {
+            // SAFETY: a live local of the type the export takes.
+            unsafe { NdisMOidRequestComplete(adapter_handle(), req_ptr, NDIS_STATUS_SUCCESS) };
+            true
+        },
+    )?;
+    let pended = {
+        let mut t = super::oid::TRACKER.lock();
+        t.issue(req_ptr as u64).is_ok() && matches!(t.returned(NDIS_STATUS_PENDING), Ok(None))
+    };
+    run.clean("NdisMOidRequestComplete of a pended request", || {
+        // SAFETY: as above.
+        unsafe { NdisMOidRequestComplete(adapter_handle(), req_ptr, NDIS_STATUS_SUCCESS) };
+        pended && super::oid::TRACKER.lock().take_completion() == Some(NDIS_STATUS_SUCCESS)
+    })?;
+    run.refused(
+        "NdisOidDoubleComplete",
+        DISPATCH_LEVEL,
+        Phase::Running,
+        "NdisOidDoubleComplete: OID request",
+        || {
+            // SAFETY: as above.
+            unsafe { NdisMOidRequestComplete(adapter_handle(), req_ptr, NDIS_STATUS_SUCCESS) };
+            true
+        },
+    )?;
+    *super::oid::TRACKER.lock() = guest_core::oid::OidTracker::new();
+
     // Leave no allocation behind that the heap baseline taken before the driver loads would
     // count.
     let mut s = STATE.lock();

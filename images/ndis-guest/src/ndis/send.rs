@@ -1,0 +1,240 @@
+//! The send path as NDIS drives it: the guest builds NET_BUFFER_LISTs (one NET_BUFFER each,
+//! over one MDL, or two for the largest frame) for frames of several sizes, hands them to MiniportSendNetBufferLists while the
+//! adapter is Running, and checks that every one comes back exactly once through
+//! NdisMSendNetBufferListsComplete (flags consistent with the caller's IRQL) within
+//! Driver Verifier's `NdisTimedDataSend` limit, and that `OID_GEN_XMIT_OK` counts them.
+
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use ndis_abi::*;
+
+use super::{interrupt, violation, DISPATCH_LEVEL, IRQL};
+use crate::sync::IrqLock;
+
+/// Driver Verifier's `NdisTimedDataSend`: a send completes within 30 s.
+const SEND_TIMEOUT_MS: u64 = 30_000;
+/// Frame sizes the guest sends (whole Ethernet frames, header included): the minimum, a
+/// middle size and the largest at MTU 1500.
+pub const FRAME_SIZES: [usize; 3] = [60, 512, 1514];
+/// Ethertype of the test frames (IEEE local experimental).
+const ETHERTYPE: [u8; 2] = [0x88, 0xB5];
+
+/// NBLs handed to the driver and not yet completed, with the status each came back with.
+pub static OUTSTANDING: IrqLock<BTreeMap<u64, Option<NDIS_STATUS>>> = IrqLock::new(BTreeMap::new());
+
+/// Records the driver's completion of a chain; each NBL must be outstanding and not yet
+/// completed, and the flags must match the IRQL. Returns the violations found.
+pub fn completed(chain: *mut NET_BUFFER_LIST, flags: u32) -> Vec<alloc::string::String> {
+    let mut problems = Vec::new();
+    let at_dispatch = IRQL.load(core::sync::atomic::Ordering::Relaxed) == DISPATCH_LEVEL;
+    if (flags & NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL != 0) != at_dispatch {
+        problems.push(format!(
+            "SendCompleteFlags {flags:#x} do not match the caller's IRQL (DISPATCH_LEVEL: {at_dispatch})"
+        ));
+    }
+    let mut nbl = chain;
+    let mut out = OUTSTANDING.lock();
+    while !nbl.is_null() {
+        // Each NBL is checked against the guest's own record before anything is read from it.
+        let next = match out.get_mut(&(nbl as u64)) {
+            Some(slot @ None) => {
+                // SAFETY: the guest allocated this NBL and it is still alive.
+                let (status, next) = unsafe { ((*nbl).Status, (*nbl).Next) };
+                *slot = Some(status);
+                next
+            }
+            Some(Some(first)) => {
+                problems.push(format!(
+                    "NBL {nbl:p} completed twice (first with {first:#010x})"
+                ));
+                break;
+            }
+            None => {
+                problems.push(format!(
+                    "NBL {nbl:p} completed but never sent to the driver"
+                ));
+                break;
+            }
+        };
+        nbl = next;
+    }
+    problems
+}
+
+/// One test frame with its NBL, NET_BUFFER and MDLs (kept alive until completed). Frames
+/// longer than [`SPLIT_AT`] bytes are described by two MDLs (two scatter/gather pieces), as
+/// a stack that prepends a header buffer would hand them down.
+struct Frame {
+    data: Vec<u8>,
+    /// Filled once before they are linked, never grown afterwards (their addresses are in
+    /// the chain).
+    mdls: Vec<MDL>,
+    nb: Box<NET_BUFFER>,
+    nbl: Box<NET_BUFFER_LIST>,
+}
+
+/// Frames longer than this are split over two MDLs at this offset (the Ethernet header and
+/// the start of the payload, then the rest).
+const SPLIT_AT: usize = 64;
+/// Frames at least this long are split.
+const SPLIT_FROM: usize = 1000;
+
+/// A frame of `size` bytes from `mac` to `mac` whose payload is a pattern seeded by `seed`.
+pub fn test_frame(mac: [u8; 6], size: usize, seed: u8) -> Vec<u8> {
+    let mut f = vec![0u8; size];
+    f[..6].copy_from_slice(&mac);
+    f[6..12].copy_from_slice(&mac);
+    f[12..14].copy_from_slice(&ETHERTYPE);
+    for (i, b) in f[14..].iter_mut().enumerate() {
+        *b = seed.wrapping_add((i as u8).wrapping_mul(7));
+    }
+    f
+}
+
+fn build(data: Vec<u8>) -> Frame {
+    let bounds: Vec<(usize, usize)> = if data.len() >= SPLIT_FROM {
+        vec![(0, SPLIT_AT), (SPLIT_AT, data.len())]
+    } else {
+        vec![(0, data.len())]
+    };
+    // SAFETY: MDL, NET_BUFFER and NET_BUFFER_LIST are plain data: all-zero is valid.
+    let mut f = unsafe {
+        Frame {
+            data,
+            mdls: Vec::new(),
+            nb: Box::new(core::mem::zeroed()),
+            nbl: Box::new(core::mem::zeroed()),
+        }
+    };
+    for (start, end) in bounds {
+        // SAFETY: as above.
+        let mut mdl: MDL = unsafe { core::mem::zeroed() };
+        mdl.Size = core::mem::size_of::<MDL>() as i16;
+        mdl.MdlFlags = MDL_SOURCE_IS_NONPAGED_POOL;
+        // SAFETY: `start` <= the frame's length.
+        let va = unsafe { f.data.as_mut_ptr().add(start) };
+        mdl.MappedSystemVa = va.cast();
+        mdl.StartVa = ((va as u64) & !0xFFF) as *mut core::ffi::c_void;
+        mdl.ByteOffset = (va as u64 & 0xFFF) as u32;
+        mdl.ByteCount = (end - start) as u32;
+        f.mdls.push(mdl);
+    }
+    for i in 1..f.mdls.len() {
+        let next: *mut MDL = &mut f.mdls[i];
+        f.mdls[i - 1].Next = next;
+    }
+    f.nb.CurrentMdl = &mut f.mdls[0];
+    f.nb.MdlChain = &mut f.mdls[0];
+    f.nb.DataLength = f.data.len() as u64;
+    f.nbl.FirstNetBuffer = (&mut *f.nb as *mut NET_BUFFER).cast();
+    f
+}
+
+/// Sends one NBL per size of [`FRAME_SIZES`] in one chain at PASSIVE_LEVEL and waits for
+/// their completions. Returns how many completed with NDIS_STATUS_SUCCESS.
+pub fn send_frames(handler: MiniportSendNetBufferListsFn, ctx: NDIS_HANDLE, mac: [u8; 6]) -> usize {
+    let mut frames: Vec<Frame> = FRAME_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| build(test_frame(mac, size, i as u8)))
+        .collect();
+    // Chain them.
+    for i in (0..frames.len().saturating_sub(1)).rev() {
+        let next: *mut NET_BUFFER_LIST = &mut *frames[i + 1].nbl;
+        frames[i].nbl.Next = next;
+    }
+    {
+        let mut out = OUTSTANDING.lock();
+        for f in &frames {
+            out.insert(&*f.nbl as *const NET_BUFFER_LIST as u64, None);
+        }
+    }
+    let head: *mut NET_BUFFER_LIST = &mut *frames[0].nbl;
+    crate::println!(
+        "ndis: MiniportSendNetBufferLists: {} frames of {:?} bytes",
+        frames.len(),
+        FRAME_SIZES
+    );
+    // SAFETY: the driver's handler with its context; the chain stays alive until every NBL
+    // has been completed (or the guest gives up and leaks it).
+    unsafe { handler(ctx, head, 0, 0) };
+    let all_done = || OUTSTANDING.lock().values().all(|v| v.is_some());
+    if !interrupt::wait_until(SEND_TIMEOUT_MS, all_done) {
+        violation(format!(
+            "NdisTimedDataSend: {} of {} NBLs not completed within {SEND_TIMEOUT_MS} ms",
+            OUTSTANDING.lock().values().filter(|v| v.is_none()).count(),
+            frames.len()
+        ));
+        // The driver may still touch them: keep them alive.
+        core::mem::forget(frames);
+        return 0;
+    }
+    let done: Vec<Option<NDIS_STATUS>> = core::mem::take(&mut *OUTSTANDING.lock())
+        .into_values()
+        .collect();
+    let ok = done
+        .iter()
+        .filter(|s| **s == Some(NDIS_STATUS_SUCCESS))
+        .count();
+    crate::println!(
+        "ndis: send completions: {ok} of {} NBLs completed with NDIS_STATUS_SUCCESS",
+        done.len()
+    );
+    drop(frames);
+    ok
+}
+
+/// How long the guest waits for sent frames to come back (through a loopback wire); without
+/// a wire the device drops them (docs/device-spec.md §5.6) and none come back.
+const RECEIVE_WAIT_MS: u64 = 1000;
+
+/// Waits for the frames of [`FRAME_SIZES`] to be indicated back, checks every indicated
+/// frame is one of them byte for byte, and returns the NBLs through `ret` (PASSIVE_LEVEL, as
+/// a protocol would). Returns how many of the sent frames came back intact.
+pub fn receive_frames(
+    ret: MiniportReturnNetBufferListsFn,
+    ctx: NDIS_HANDLE,
+    mac: [u8; 6],
+) -> usize {
+    let expected: Vec<Vec<u8>> = FRAME_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| test_frame(mac, size, i as u8))
+        .collect();
+    let arrived = || super::netbuf::NETBUF.lock().received.len() >= expected.len();
+    interrupt::wait_until(RECEIVE_WAIT_MS, arrived);
+    let received = core::mem::take(&mut super::netbuf::NETBUF.lock().received);
+    let mut matched = vec![false; expected.len()];
+    for (nbl, frame) in &received {
+        match expected.iter().position(|e| e == frame) {
+            Some(i) if !matched[i] => matched[i] = true,
+            _ => violation(format!(
+                "NBL {nbl:#x}: received a {}-byte frame that is not one the guest sent (or a duplicate)",
+                frame.len()
+            )),
+        }
+    }
+    let intact = matched.iter().filter(|m| **m).count();
+    crate::println!(
+        "ndis: receive: {} frames indicated, {intact} of {} sent frames back with their payloads intact",
+        received.len(),
+        expected.len()
+    );
+    if let Some(last) = received.last() {
+        for pair in received.windows(2) {
+            // SAFETY: NBLs the driver indicated and the guest has not returned yet.
+            unsafe {
+                (*(pair[0].0 as *mut NET_BUFFER_LIST)).Next = pair[1].0 as *mut NET_BUFFER_LIST
+            };
+        }
+        // SAFETY: as above.
+        unsafe { (*(last.0 as *mut NET_BUFFER_LIST)).Next = core::ptr::null_mut() };
+        // SAFETY: the driver's handler with its context and a chain of its own NBLs.
+        unsafe { ret(ctx, received[0].0 as *mut NET_BUFFER_LIST, 0) };
+    }
+    intact
+}

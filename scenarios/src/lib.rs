@@ -47,6 +47,14 @@ impl fmt::Display for Expect {
     }
 }
 
+/// A scenario's wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WireKind {
+    /// Every frame the RNIC sends comes back to it through a Unix datagram socket.
+    Loopback,
+}
+
 /// One scenario of the matrix.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +68,11 @@ pub struct Scenario {
     /// The guest's command line (default empty: the full driver life cycle).
     #[serde(default)]
     pub cmdline: String,
+    /// The RNIC's wire: absent = none; `"loopback"` = a Unix-socket wire that sends every
+    /// frame back to the same RNIC (so the guest's sent frames come back through the wire
+    /// and its `wire_tx`/`wire_rx` fault sites).
+    #[serde(default)]
+    pub wire: Option<WireKind>,
     /// When set, the scenario cannot run yet and is reported as skipped with this reason
     /// (e.g. its fault site is only reached by a data path the driver does not have yet).
     #[serde(default)]
@@ -515,6 +528,13 @@ mod tests {
         assert!(x.contains("message=\"hang: &quot;q&quot;\""));
         assert!(x.contains("x &amp; y"));
         assert!(!x.contains('\u{1}'));
+    }
+
+    #[test]
+    fn an_unknown_wire_is_refused() {
+        let text = "[[scenario]]\nname = \"w\"\nabout = \"x\"\nexpect = \"completes\"\nwire = \"udp\"\n[[scenario.fault]]\nsite = \"wire_tx\"\naction = \"drop\"\n";
+        let e = parse_matrix("m.toml", text).unwrap_err().to_string();
+        assert!(e.contains("loopback"), "{e}");
     }
 
     #[test]

@@ -185,6 +185,19 @@ fn run_one(
     let _ = fs::remove_file(&socket);
     let stderr_path = dir.join("monitor.log");
     let stderr = fs::File::create(&stderr_path).map_err(file_error("monitor log", &stderr_path))?;
+    let mut rnic = format!("faults={}", plan.display());
+    // Short, unique socket path (Unix socket paths are limited to 107 bytes).
+    let wire = (s.wire == Some(rnic_scenarios::WireKind::Loopback)).then(|| {
+        std::env::temp_dir().join(format!(
+            "rnic-scenario-{}-{}.sock",
+            std::process::id(),
+            s.name
+        ))
+    });
+    if let Some(wire) = &wire {
+        let _ = fs::remove_file(wire);
+        rnic = format!("wire=unix:{0},{0},{rnic}", wire.display());
+    }
     let started = Instant::now();
     let mut child = Command::new(&args.vmm)
         .arg("--kernel")
@@ -192,7 +205,7 @@ fn run_one(
         .arg("--module")
         .arg(&args.driver)
         .arg("--rnic")
-        .arg(format!("faults={}", plan.display()))
+        .arg(&rnic)
         .arg("--api-socket")
         .arg(&socket)
         .arg("--hold")
@@ -211,6 +224,9 @@ fn run_one(
     let deadline = started + Duration::from_secs(args.timeout + 15);
     let hits_per_fault = wait_and_collect(&mut child, &socket, deadline, s.fault.len());
     let exit_status = finish(&mut child, &socket, deadline);
+    if let Some(wire) = &wire {
+        let _ = fs::remove_file(wire);
+    }
     Ok(RunRecord {
         exit_status,
         serial: fs::read_to_string(&serial).unwrap_or_default(),

@@ -209,18 +209,23 @@ pub fn receive_frames(
     interrupt::wait_until(RECEIVE_WAIT_MS, arrived);
     let received = core::mem::take(&mut super::netbuf::NETBUF.lock().received);
     let mut matched = vec![false; expected.len()];
+    // Ethernet may deliver a frame twice (a wire that duplicates, as the fault scenarios
+    // make it): a second copy of a sent frame is counted, not a fault of the driver. A
+    // frame the guest never sent is one (the driver damaged or invented it).
+    let mut duplicates = 0;
     for (nbl, frame) in &received {
         match expected.iter().position(|e| e == frame) {
             Some(i) if !matched[i] => matched[i] = true,
-            _ => violation(format!(
-                "NBL {nbl:#x}: received a {}-byte frame that is not one the guest sent (or a duplicate)",
+            Some(_) => duplicates += 1,
+            None => violation(format!(
+                "NBL {nbl:#x}: received a {}-byte frame that is not one the guest sent",
                 frame.len()
             )),
         }
     }
     let intact = matched.iter().filter(|m| **m).count();
     crate::println!(
-        "ndis: receive: {} frames indicated, {intact} of {} sent frames back with their payloads intact",
+        "ndis: receive: {} frames indicated, {intact} of {} sent frames back with their payloads intact, {duplicates} duplicates",
         received.len(),
         expected.len()
     );

@@ -198,6 +198,11 @@ fn run_one(
         let _ = fs::remove_file(wire);
         rnic = format!("wire=unix:{0},{0},{rnic}", wire.display());
     }
+    // With a loopback wire the guest is told to wait for its frames to come back.
+    let cmdline = match wire {
+        Some(_) => format!("{} guest.ethernet=loopback", s.cmdline),
+        None => s.cmdline.clone(),
+    };
     let started = Instant::now();
     let mut child = Command::new(&args.vmm)
         .arg("--kernel")
@@ -214,7 +219,7 @@ fn run_one(
         .arg("--timeout")
         .arg(args.timeout.to_string())
         .arg("--cmdline")
-        .arg(&s.cmdline)
+        .arg(cmdline.trim())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)

@@ -98,7 +98,11 @@ fn frames_sent_through_a_loopback_wire_come_back_intact() {
     let sock = dir.join("loop.sock");
     let sock = sock.to_str().expect("utf-8 path");
     let wire = format!("wire=unix:{sock},{sock}");
-    let out = boot(&a, &["--rnic", &wire], a.driver.to_str().unwrap());
+    let out = boot(
+        &a,
+        &["--rnic", &wire, "--cmdline", "guest.ethernet=loopback"],
+        a.driver.to_str().unwrap(),
+    );
     let _ = std::fs::remove_dir_all(&dir);
     out.assert_in_order(&[
         "rnic: Ethernet queues live: TX 0 and RX 0, 64 descriptors each, 63 receive buffers posted",

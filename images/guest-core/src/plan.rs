@@ -7,6 +7,7 @@
 //! | key | value | meaning |
 //! | --- | --- | --- |
 //! | `guest.selftest` | one of [`SELFTESTS`] | run that self test at boot (repeatable, in order) |
+//! | `guest.ethernet` | `loopback` | the RNIC's wire sends every frame back: wait for the frames the guest sends to come back and check them (without it the guest does not wait: with no wire the device drops them) |
 //!
 //! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
 //! is a [`PlanError`]; the kernel reports it and exits with its "bad plan" status.
@@ -18,13 +19,18 @@ use core::fmt;
 pub const SELFTESTS: &[&str] = &["ud", "de", "pf", "panic", "timer", "contract"];
 
 /// Keys the command line may use.
-pub const KEYS: &[&str] = &["guest.selftest"];
+pub const KEYS: &[&str] = &["guest.selftest", "guest.ethernet"];
+
+/// Values of `guest.ethernet`.
+pub const ETHERNET_MODES: &[&str] = &["loopback"];
 
 /// A parsed, valid plan.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct GuestPlan<'a> {
     /// Self tests to run at boot, in command-line order.
     pub selftests: Vec<&'a str>,
+    /// `guest.ethernet=loopback`: the frames the guest sends come back through the wire.
+    pub ethernet_loopback: bool,
 }
 
 /// What is wrong with a command line.
@@ -38,6 +44,8 @@ pub enum PlanError<'a> {
     EmptyValue(&'a str),
     /// `guest.selftest=` names no known self test.
     UnknownSelftest(&'a str),
+    /// `guest.ethernet=` names no known mode.
+    UnknownEthernetMode(&'a str),
 }
 
 /// Writes `items` as `a, b, c`.
@@ -74,6 +82,11 @@ impl fmt::Display for PlanError<'_> {
             PlanError::UnknownSelftest(s) => {
                 write!(f, "unknown self test {s:?} (known: {})", List(SELFTESTS))
             }
+            PlanError::UnknownEthernetMode(m) => write!(
+                f,
+                "unknown guest.ethernet mode {m:?} (known: {})",
+                List(ETHERNET_MODES)
+            ),
         }
     }
 }
@@ -89,10 +102,20 @@ pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
         if value.is_empty() {
             return Err(PlanError::EmptyValue(key));
         }
-        if !SELFTESTS.contains(&value) {
-            return Err(PlanError::UnknownSelftest(value));
+        match key {
+            "guest.ethernet" => {
+                if !ETHERNET_MODES.contains(&value) {
+                    return Err(PlanError::UnknownEthernetMode(value));
+                }
+                plan.ethernet_loopback = true;
+            }
+            _ => {
+                if !SELFTESTS.contains(&value) {
+                    return Err(PlanError::UnknownSelftest(value));
+                }
+                plan.selftests.push(value);
+            }
         }
-        plan.selftests.push(value);
     }
     Ok(plan)
 }
@@ -154,6 +177,17 @@ mod tests {
     fn selftests_are_kept_in_order() {
         let plan = parse("guest.selftest=timer  guest.selftest=contract").unwrap();
         assert_eq!(plan.selftests, ["timer", "contract"]);
+    }
+
+    #[test]
+    fn the_ethernet_mode_is_read_and_checked() {
+        let plan = parse("guest.ethernet=loopback guest.selftest=timer").unwrap();
+        assert!(plan.ethernet_loopback);
+        assert_eq!(plan.selftests, ["timer"]);
+        assert!(!parse("").unwrap().ethernet_loopback);
+        let e = parse("guest.ethernet=udp").unwrap_err();
+        assert_eq!(e, PlanError::UnknownEthernetMode("udp"));
+        assert!(e.to_string().contains("loopback"));
     }
 
     #[test]

@@ -127,6 +127,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
             fail("bad guest plan", STATUS_BAD_PLAN);
         }
     };
+    ndis::set_ethernet_loopback(plan.ethernet_loopback);
     for what in &plan.selftests {
         selftest(what);
     }

@@ -299,6 +299,17 @@ fn initialized_adapter() -> (
     (s.general_attributes.clone(), s.adapter_context)
 }
 
+/// Whether the plan says the RNIC's wire loops frames back (`guest.ethernet=loopback`).
+static ETHERNET_LOOPBACK: core::sync::atomic::AtomicBool =
+    core::sync::atomic::AtomicBool::new(false);
+
+/// Sets what the plan says of the wire (called once, before [`run`]): with a loopback wire
+/// the guest waits for its frames to come back; without one it does not wait for frames
+/// the device drops (docs/device-spec.md §5.6).
+pub fn set_ethernet_loopback(loopback: bool) {
+    ETHERNET_LOOPBACK.store(loopback, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Sends frames while Running ([`send::send_frames`]) and checks `OID_GEN_XMIT_OK` counts them.
 fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
     let (general, ctx) = initialized_adapter();
@@ -317,7 +328,8 @@ fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
     let rcv_before = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);
     let ok = send::send_frames(send, ctx, general.mac);
     if let Some(ret) = chars.ReturnNetBufferListsHandler {
-        let back = send::receive_frames(ret, ctx, general.mac);
+        let loopback = ETHERNET_LOOPBACK.load(core::sync::atomic::Ordering::Relaxed);
+        let back = send::receive_frames(ret, ctx, general.mac, loopback);
         let rcv_after = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);
         if let (Some(b), Some(a)) = (rcv_before, rcv_after) {
             crate::println!("ndis: OID_GEN_RCV_OK: {b} before, {a} after the receives");

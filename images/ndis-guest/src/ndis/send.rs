@@ -188,17 +188,20 @@ pub fn send_frames(handler: MiniportSendNetBufferListsFn, ctx: NDIS_HANDLE, mac:
     ok
 }
 
-/// How long the guest waits for sent frames to come back (through a loopback wire); without
-/// a wire the device drops them (docs/device-spec.md §5.6) and none come back.
+/// How long the guest waits for sent frames to come back through a loopback wire (plan key
+/// `guest.ethernet=loopback`); without one it does not wait: the device drops them
+/// (docs/device-spec.md §5.6) and none come back.
 const RECEIVE_WAIT_MS: u64 = 1000;
 
-/// Waits for the frames of [`FRAME_SIZES`] to be indicated back, checks every indicated
-/// frame is one of them byte for byte, and returns the NBLs through `ret` (PASSIVE_LEVEL, as
-/// a protocol would). Returns how many of the sent frames came back intact.
+/// Waits (when `loopback`: the wire sends frames back) for the frames of [`FRAME_SIZES`] to
+/// be indicated back, checks every indicated frame is one of them byte for byte, and returns
+/// the NBLs through `ret` (PASSIVE_LEVEL, as a protocol would). Returns how many of the sent
+/// frames came back intact.
 pub fn receive_frames(
     ret: MiniportReturnNetBufferListsFn,
     ctx: NDIS_HANDLE,
     mac: [u8; 6],
+    loopback: bool,
 ) -> usize {
     let expected: Vec<Vec<u8>> = FRAME_SIZES
         .iter()
@@ -206,7 +209,9 @@ pub fn receive_frames(
         .map(|(i, &size)| test_frame(mac, size, i as u8))
         .collect();
     let arrived = || super::netbuf::NETBUF.lock().received.len() >= expected.len();
-    interrupt::wait_until(RECEIVE_WAIT_MS, arrived);
+    if loopback {
+        interrupt::wait_until(RECEIVE_WAIT_MS, arrived);
+    }
     let received = core::mem::take(&mut super::netbuf::NETBUF.lock().received);
     let mut matched = vec![false; expected.len()];
     // Ethernet may deliver a frame twice (a wire that duplicates, as the fault scenarios

@@ -19,3 +19,76 @@ fn ndk_selftest_mdl_va_dereference_is_named() {
     assert_eq!(out.status, Some(1), "{}\n{}", out.serial, out.stderr);
     assert!(!out.serial.contains("ndis: DriverEntry"));
 }
+
+/// Boots with the NDK rule self test `name`: the guest's fake provider breaks the rule, the
+/// verifier must name it with every one of `caught`, and the boot goes on to a clean verdict
+/// with the real driver.
+fn rule_selftest(name: &str, caught: &[&str]) {
+    let Some(a) = setup() else { return };
+    let out = boot_guest(&a, &["--cmdline", &format!("guest.selftest={name}")]);
+    let line = format!("guest: selftest {name}: the verifier caught it: ");
+    out.assert_in_order(&[&line, "ndis: DriverEntry", "verdict: PASS"]);
+    let report = out
+        .serial
+        .lines()
+        .find(|l| l.starts_with(&line))
+        .expect("report line");
+    for text in caught {
+        assert!(report.contains(text), "{report:?} lacks {text:?}");
+    }
+    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+}
+
+#[test]
+fn ndk_selftest_double_completion_is_caught() {
+    rule_selftest(
+        "ndk-double-completion",
+        &["NDK request rule: NdkCreatePd completed twice"],
+    );
+}
+
+#[test]
+fn ndk_selftest_completion_without_pending_is_caught() {
+    rule_selftest(
+        "ndk-completion-without-pending",
+        &["NdkCreatePd returned 0x00000000 (not STATUS_PENDING) yet called its completion"],
+    );
+}
+
+#[test]
+fn ndk_selftest_callback_after_close_is_caught() {
+    rule_selftest(
+        "ndk-callback-after-close",
+        &[
+            "NDK close rule: CQ notification callback for CQ",
+            "after its close completed",
+        ],
+    );
+}
+
+#[test]
+fn ndk_selftest_parent_closed_with_children_is_caught() {
+    rule_selftest(
+        "ndk-parent-close",
+        &[
+            "NDK close rule: PD",
+            "finished closing while 1 child object(s) were still open",
+        ],
+    );
+}
+
+#[test]
+fn ndk_selftest_irql_is_caught() {
+    rule_selftest(
+        "ndk-irql",
+        &[
+            "NdisMAllocateSharedMemory: called at IRQL 2 (allowed <= 0)",
+            "NDK IRQL rule: a create completion ran at IRQL 5",
+        ],
+    );
+}
+
+#[test]
+fn ndk_selftest_leak_is_caught() {
+    rule_selftest("ndk-leak", &["NDK leak: PD", "was never closed"]);
+}

@@ -244,6 +244,13 @@ fn selftest(what: &str) {
                 fail("selftest ndk-mdl-va", STATUS_VIOLATION);
             }
         }
+        rule if rule.starts_with("ndk-") => match ndis::ndk::selftest::rule(rule) {
+            Ok(caught) => println!("guest: selftest {rule}: the verifier caught it: {caught}"),
+            Err(e) => {
+                println!("guest: selftest {rule}: {e}");
+                fail("NDK verifier self test", STATUS_VIOLATION);
+            }
+        },
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

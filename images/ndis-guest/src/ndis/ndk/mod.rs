@@ -7,12 +7,13 @@
 //! under `guest.ndk=suite` (every call through the contract verifier), closes the adapter,
 //! disables NDK again (`NetEventNDKDisable`), all before MiniportHaltEx.
 //!
-//! The structure checks are `guest_core::ndk`; the structures `abi` (until ndis-abi has them).
+//! The structure checks are `guest_core::ndk`; the structures are ndis-abi's.
 #![allow(non_snake_case)]
 
-pub mod abi;
 pub mod memory;
 pub mod selftest;
+pub mod suite;
+pub mod verifier;
 
 use alloc::format;
 use alloc::string::String;
@@ -33,7 +34,6 @@ use super::contract::{
 };
 use super::{driver_handle, interrupt, oid, status_name, violation, IRQL, PASSIVE_LEVEL};
 use crate::sync::IrqLock;
-use abi::*;
 
 /// True while the driver's MiniportSetOptions runs (the only place NdisSetOptionalHandlers
 /// is legal).
@@ -46,10 +46,14 @@ const PNP_EVENT_WAIT_MS: u64 = 5_000;
 /// report its highest minor version).
 pub const CONSUMER_VERSION: NDK_VERSION = NDK_VERSION { Major: 1, Minor: 0 };
 
+/// Offset of `NET_PNP_EVENT_NOTIFICATION.NetPnPEvent.NetEvent` (after the header and
+/// `PortNumber`).
+const NETEVENT_OFFSET: usize = core::mem::offset_of!(NET_PNP_EVENT_NOTIFICATION, NetPnPEvent);
+
 /// What NDIS knows of the driver's NDK side.
 pub struct NdkHost {
     /// The provider's adapter handlers (from NdisSetOptionalHandlers).
-    pub provider: Option<(OpenNdkAdapterFn, CloseNdkAdapterFn)>,
+    pub provider: Option<(OPEN_NDK_ADAPTER_HANDLER, CLOSE_NDK_ADAPTER_HANDLER)>,
     /// The NDK attributes the driver set: whether NDK starts enabled, its capabilities (a
     /// copy) and the address of its `NDK_ADAPTER_INFO`.
     pub attributes: Option<(bool, Capabilities, u64)>,
@@ -70,6 +74,8 @@ pub fn reset() {
     n.provider = None;
     n.attributes = None;
     n.pnp_events = Vec::new();
+    drop(n);
+    verifier::reset();
 }
 
 // ---------------------------------------------------------------- exports
@@ -256,14 +262,8 @@ pub unsafe extern "win64" fn NdisMNetPnPEvent(
             NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_1,
         )?;
         // SAFETY: the header declares the whole structure; the event code is a ULONG at 8.
-        let event = unsafe {
-            read_volatile(
-                NetPnPEvent
-                    .cast::<u8>()
-                    .add(NET_PNP_EVENT_NOTIFICATION_NETEVENT_OFFSET)
-                    .cast::<u32>(),
-            )
-        };
+        let event =
+            unsafe { read_volatile(NetPnPEvent.cast::<u8>().add(NETEVENT_OFFSET).cast::<u32>()) };
         let ndk_event = event == NetEventNDKEnable || event == NetEventNDKDisable;
         if ndk_event && oid::IN_OID_HANDLER.load(Ordering::Relaxed) {
             return refuse(
@@ -343,7 +343,7 @@ fn set_state(handler: MiniportOidRequestFn, ctx: NDIS_HANDLE, enable: bool) -> b
 /// An NDK adapter instance opened through the provider's handler.
 pub struct OpenAdapter {
     /// The `NDK_ADAPTER` the provider returned.
-    pub adapter: *mut c_void,
+    pub adapter: *mut NDK_ADAPTER,
     /// The miniport adapter context it was opened on.
     pub ctx: NDIS_HANDLE,
 }
@@ -351,19 +351,12 @@ pub struct OpenAdapter {
 /// Calls `OpenNDKAdapterHandler` at PASSIVE_LEVEL asking for `version`; returns its status and
 /// the adapter (NULL unless it succeeded).
 pub fn open_adapter(
-    open: OpenNdkAdapterFn,
+    open: OPEN_NDK_ADAPTER_HANDLER,
     ctx: NDIS_HANDLE,
     version: NDK_VERSION,
-) -> (NDIS_STATUS, *mut c_void) {
-    let mut params = NDIS_OPEN_NDK_ADAPTER_PARAMETERS {
-        Header: NDIS_OBJECT_HEADER::new(
-            NDIS_OBJECT_TYPE_DEFAULT,
-            NDIS_OPEN_NDK_ADAPTER_PARAMETERS_REVISION_1,
-            NDIS_SIZEOF_OPEN_NDK_ADAPTER_PARAMETERS_REVISION_1,
-        ),
-        Version: version,
-    };
-    let mut adapter: *mut c_void = null_mut();
+) -> (NDIS_STATUS, *mut NDK_ADAPTER) {
+    let mut params = NDIS_OPEN_NDK_ADAPTER_PARAMETERS { Version: version };
+    let mut adapter: *mut NDK_ADAPTER = null_mut();
     IRQL.store(PASSIVE_LEVEL, Ordering::Relaxed);
     // SAFETY: the provider's handler with the adapter context it gave NDIS; both pointers are
     // live locals.
@@ -414,18 +407,56 @@ pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suit
             "OpenNDKAdapterHandler returned {} with adapter {adapter:p} on an NDK-enabled adapter",
             status_name(status)
         ));
-    } else {
-        let opened = OpenAdapter { adapter, ctx };
+    } else if check_adapter_object(adapter) {
+        verifier::adopt(
+            adapter as *const c_void,
+            guest_core::ndk::ObjectKind::Adapter,
+        );
         if suite {
+            let caps = attributes.map(|a| a.1).unwrap_or_default();
             crate::println!("ndk: consumer suite against the NDK adapter at {adapter:p}");
+            let report = suite::Suite::new(adapter, caps, (open, close), ctx).run();
+            crate::println!(
+                "ndk: verifier: {} dispatch calls checked",
+                verifier::calls()
+            );
+            crate::println!("{}", report.summary());
+            if report.failed > 0 {
+                violation(format!(
+                    "NDK consumer suite: {} of {} tests failed",
+                    report.failed,
+                    report.ok + report.failed + report.skipped
+                ));
+            }
+        } else {
+            verifier::finish(adapter as *const c_void);
         }
-        close_adapter(close, opened);
+        close_adapter(close, OpenAdapter { adapter, ctx });
+        verifier::forget(adapter as *const c_void);
     }
     set_state(handler, ctx, false);
 }
 
+/// The adapter object the open handler returned: header of type adapter, NDKPI 1.x, a
+/// dispatch table. False (reported) otherwise.
+fn check_adapter_object(adapter: *mut NDK_ADAPTER) -> bool {
+    // SAFETY: non-NULL object the provider returned.
+    let a = unsafe { read_volatile(adapter) };
+    if a.Header.ObjectType != NdkObjectTypeAdapter
+        || a.Header.Version.Major != 1
+        || a.Dispatch.is_null()
+    {
+        violation(format!(
+            "OpenNDKAdapterHandler returned an object with type {} version {}.{} dispatch {:p}; an adapter (type 1), NDKPI 1.x, with a dispatch table expected",
+            a.Header.ObjectType, a.Header.Version.Major, a.Header.Version.Minor, a.Dispatch
+        ));
+        return false;
+    }
+    true
+}
+
 /// Calls `CloseNDKAdapterHandler` at PASSIVE_LEVEL.
-pub fn close_adapter(close: CloseNdkAdapterFn, opened: OpenAdapter) {
+pub fn close_adapter(close: CLOSE_NDK_ADAPTER_HANDLER, opened: OpenAdapter) {
     IRQL.store(PASSIVE_LEVEL, Ordering::Relaxed);
     // SAFETY: the provider's handler with the adapter it returned from open and its context.
     unsafe { close(opened.ctx, opened.adapter) };

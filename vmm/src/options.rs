@@ -15,8 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Most RNICs one VM can have (PCI devices 1..=16 of bus 0).
 pub const MAX_RNICS: usize = 16;
-/// Longest RNIC id, in bytes.
-pub const MAX_ID_LEN: usize = 32;
+pub use rnic_control::api::MAX_ID_LEN;
 
 /// Where an RNIC's wire goes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -268,16 +267,7 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
                 ));
             }
         }
-        let id_ok = !id.is_empty()
-            && id.len() <= MAX_ID_LEN
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok {
-            return Err(format!(
-                "RNIC id `{id}` must be 1..={MAX_ID_LEN} characters of A-Z a-z 0-9 - _"
-            ));
-        }
+        rnic_control::api::check_id(&id)?;
         let mac = match &o.mac {
             Some(text) => text
                 .parse::<MacAddress>()

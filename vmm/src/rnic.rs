@@ -5,7 +5,6 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -157,24 +156,11 @@ impl RnicPlan {
     /// Reads and checks the plan file named by `settings.faults`, if any.
     pub fn load(settings: RnicSettings) -> Result<RnicPlan> {
         let faults = match &settings.faults {
-            Some(path) => load_plan_file(path)?,
+            Some(path) => faultplan::load_plan(path)?,
             None => Vec::new(),
         };
         Ok(RnicPlan { settings, faults })
     }
-}
-
-fn load_plan_file(path: &Path) -> Result<Vec<PlannedFault>> {
-    let bytes = crate::cli::read_input("fault plan", path)?;
-    let text = String::from_utf8(bytes).map_err(|_| VmmError::File {
-        what: "fault plan",
-        path: path.to_path_buf(),
-        reason: "it is not UTF-8 text; write the plan as TOML".into(),
-    })?;
-    faultplan::parse_plan(&text).map_err(|source| VmmError::FaultPlan {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// An RNIC plugged into the VM.
@@ -241,7 +227,7 @@ impl AttachedRnic {
     /// Adds a fault to the device's engine (its `times` limit is the rule's `max_hits`,
     /// which the engine enforces exactly).
     pub fn add_fault(&self, fault: PlannedFault) -> std::result::Result<RuleId, FaultError> {
-        self.lock().faults_mut().add_rule(fault.rule)
+        rnic_control::api::add_fault(&mut self.lock(), fault)
     }
 
     /// Removes a fault rule.

@@ -158,6 +158,10 @@ pub struct NDK_RESULT_EX {
     pub RequestContext: *mut c_void,
     /// `Type`: the `NdkOperationType*` that completed.
     pub Type: NDK_OPERATION_TYPE,
+    /// `ProviderErrorCode` (in what older headers left as padding): 0 on success; on failure
+    /// a provider detail for diagnosis, 0 when there is none (the RNIC reports the CQE's
+    /// vendor_err here).
+    pub ProviderErrorCode: u32,
     /// `TypeSpecificCompletionOutput` (ULONG_PTR): for
     /// [`NdkOperationTypeReceiveAndInvalidate`], the token the peer invalidated; 0 otherwise.
     pub TypeSpecificCompletionOutput: usize,
@@ -1122,7 +1126,8 @@ mod tests {
     // - ntdiff/headers, Win10_1709_RS3/x64/System32/ndis.sys/Standalone/
     //   _NDK_SHARED_ENDPOINT_DISPATCH.h (3 entries, 0x18);
     // - m417z/windows-docs-scraper, windows-driver-docs-ddi/ndkpi/ns-ndkpi-_ndk_*_dispatch.c
-    //   (entry order of every dispatch table), ns-ndkpi-_ndk_result_ex.c, ns-ndkpi-_ndk_sge.c,
+    //   (entry order of every dispatch table), ns-ndkpi-_ndk_result_ex.c (with ProviderErrorCode
+    //   in the former padding at 0x1C), ns-ndkpi-_ndk_sge.c,
     //   ns-ndkpi-_ndk_logical_address_mapping.c, ne-ndkpi-_ndk_operation_type.c;
     // - windows-sys 0.61.2 (microsoft/windows-rs), src/Windows/Win32/NetworkManagement/Ndis/
     //   mod.rs: NDK_ADAPTER_INFO fields and NDK_ADAPTER_FLAG_* / NdkRoCEv2 values;
@@ -1346,6 +1351,7 @@ mod tests {
         assert_eq!(offset_of!(X, QPContext), 0x08);
         assert_eq!(offset_of!(X, RequestContext), 0x10);
         assert_eq!(offset_of!(X, Type), 0x18);
+        assert_eq!(offset_of!(X, ProviderErrorCode), 0x1C);
         assert_eq!(offset_of!(X, TypeSpecificCompletionOutput), 0x20);
     }
 

@@ -10,6 +10,7 @@
 //! The structure checks are `guest_core::ndk`; the structures are ndis-abi's.
 #![allow(non_snake_case)]
 
+pub mod data;
 pub mod memory;
 pub mod selftest;
 pub mod suite;
@@ -411,6 +412,7 @@ pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suit
         verifier::adopt(
             adapter as *const c_void,
             guest_core::ndk::ObjectKind::Adapter,
+            None,
         );
         if suite {
             let caps = attributes.map(|a| a.1).unwrap_or_default();

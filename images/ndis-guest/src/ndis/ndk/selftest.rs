@@ -347,7 +347,7 @@ mod fake {
         MODE.store(mode as u8, Ordering::Relaxed);
         *CQ_NOTIFY.lock() = None;
         let a = adapter();
-        verifier::adopt(a as *const c_void, ObjectKind::Adapter);
+        verifier::adopt(a as *const c_void, ObjectKind::Adapter, None);
         match mode {
             Mode::DoubleCompletion | Mode::CompletionWithoutPending => {
                 if let Some(pd) = create_pd_through_verifier() {

@@ -23,13 +23,13 @@ use super::verifier::{self, Watch};
 use crate::ndis::{DISPATCH_LEVEL, PASSIVE_LEVEL};
 
 /// A test's verdict other than a pass.
-type TestResult = Result<(), Outcome>;
+pub(super) type TestResult = Result<(), Outcome>;
 
-fn fail<T>(why: impl Into<String>) -> Result<T, Outcome> {
+pub(super) fn fail<T>(why: impl Into<String>) -> Result<T, Outcome> {
     Err(Outcome::Fail(why.into()))
 }
 
-fn skip<T>(why: impl Into<String>) -> Result<T, Outcome> {
+pub(super) fn skip<T>(why: impl Into<String>) -> Result<T, Outcome> {
     Err(Outcome::Skip(why.into()))
 }
 
@@ -44,7 +44,7 @@ macro_rules! entry {
 }
 
 /// `what` returned `status`; the test fails unless it is `STATUS_SUCCESS`.
-fn expect_success(what: &str, status: NTSTATUS) -> TestResult {
+pub(super) fn expect_success(what: &str, status: NTSTATUS) -> TestResult {
     if status == STATUS_NOT_SUPPORTED {
         return fail(format!(
             "{what} returned STATUS_NOT_SUPPORTED (not implemented by the provider)"
@@ -69,7 +69,7 @@ fn expect_refusal(what: &str, status: NTSTATUS) -> TestResult {
 /// What the suite runs against: one open NDK adapter.
 pub struct Suite {
     adapter: *mut NDK_ADAPTER,
-    dispatch: NDK_ADAPTER_DISPATCH,
+    pub(super) dispatch: NDK_ADAPTER_DISPATCH,
     caps: Capabilities,
     info: Option<NDK_ADAPTER_INFO>,
     open: OPEN_NDK_ADAPTER_HANDLER,
@@ -79,9 +79,11 @@ pub struct Suite {
 }
 
 /// A CQ with its notification watch.
-struct Cq {
-    cq: *mut NDK_CQ,
-    watch: &'static Watch,
+pub(super) struct Cq {
+    /// The CQ.
+    pub(super) cq: *mut NDK_CQ,
+    /// Its notification.
+    pub(super) watch: &'static Watch,
 }
 
 impl Suite {
@@ -139,15 +141,26 @@ impl Suite {
         self.test("cq-depth-at-and-past-max", Suite::cq_depth_limits);
         self.test("qp-depths-and-sges-at-and-past-max", Suite::qp_limits);
         self.test("unsupported-objects-consistent", Suite::unsupported_objects);
+        self.test(
+            "connect-accept-private-data-disconnect",
+            Suite::connect_accept_disconnect,
+        );
+        self.test("connect-without-listener", Suite::connect_without_listener);
+        self.test("dual-listen", Suite::dual_listen);
+        self.test(
+            "send-receive-1-byte-to-max-transfer",
+            Suite::send_receive_sizes,
+        );
+        self.test("rdma-write-read-remote-token", Suite::rdma_write_read);
         verifier::finish(self.adapter as *const c_void);
         self.report
     }
 
-    fn a(&self) -> *mut NDK_ADAPTER {
+    pub(super) fn a(&self) -> *mut NDK_ADAPTER {
         self.adapter
     }
 
-    fn info(&self) -> Result<NDK_ADAPTER_INFO, Outcome> {
+    pub(super) fn info(&self) -> Result<NDK_ADAPTER_INFO, Outcome> {
         match self.info {
             Some(i) => Ok(i),
             None => skip("needs NDK_ADAPTER_INFO (query-adapter-info failed)"),
@@ -248,7 +261,7 @@ impl Suite {
 
     // ------------------------------------------------------------ objects
 
-    fn create_pd(&self) -> Result<*mut NDK_PD, Outcome> {
+    pub(super) fn create_pd(&self) -> Result<*mut NDK_PD, Outcome> {
         let f = entry!(self.dispatch, NdkCreatePd);
         let a = self.a();
         verifier::create(
@@ -293,12 +306,12 @@ impl Suite {
         Ok(Cq { cq, watch })
     }
 
-    fn cq(&self, depth: u32) -> Result<Cq, Outcome> {
+    pub(super) fn cq(&self, depth: u32) -> Result<Cq, Outcome> {
         self.create_cq(depth)
             .or_else(|s| fail(format!("NdkCreateCq(depth {depth}) returned {s:#010x}")))
     }
 
-    fn create_mr(&self, pd: *mut NDK_PD, fast: bool) -> Result<*mut NDK_MR, Outcome> {
+    pub(super) fn create_mr(&self, pd: *mut NDK_PD, fast: bool) -> Result<*mut NDK_MR, Outcome> {
         // SAFETY: a PD the provider returned (its dispatch table follows the header).
         let d = unsafe { core::ptr::read_volatile((*pd).Dispatch) };
         let f = entry!(d, NdkCreateMr);
@@ -313,13 +326,19 @@ impl Suite {
         .or_else(|s| fail(format!("NdkCreateMr(fast {fast}) returned {s:#010x}")))
     }
 
-    fn mr_dispatch(mr: *mut NDK_MR) -> NDK_MR_DISPATCH {
+    pub(super) fn mr_dispatch(mr: *mut NDK_MR) -> NDK_MR_DISPATCH {
         // SAFETY: an MR the provider returned.
         unsafe { core::ptr::read_volatile((*mr).Dispatch) }
     }
 
     /// Registers `len` bytes described by `chain` with `flags`; the final status.
-    fn register(&self, mr: *mut NDK_MR, chain: &MdlChain, len: usize, flags: u32) -> NTSTATUS {
+    pub(super) fn register(
+        &self,
+        mr: *mut NDK_MR,
+        chain: &MdlChain,
+        len: usize,
+        flags: u32,
+    ) -> NTSTATUS {
         let Some(f) = Self::mr_dispatch(mr).NdkRegisterMr else {
             return STATUS_NOT_SUPPORTED;
         };
@@ -332,7 +351,7 @@ impl Suite {
         .status
     }
 
-    fn deregister(&self, mr: *mut NDK_MR) -> NTSTATUS {
+    pub(super) fn deregister(&self, mr: *mut NDK_MR) -> NTSTATUS {
         let Some(f) = Self::mr_dispatch(mr).NdkDeregisterMr else {
             return STATUS_NOT_SUPPORTED;
         };
@@ -344,7 +363,7 @@ impl Suite {
     }
 
     /// Closes objects children first; the first failure wins.
-    fn close_all(&self, objects: &[(*mut c_void, ObjectKind)]) -> TestResult {
+    pub(super) fn close_all(&self, objects: &[(*mut c_void, ObjectKind)]) -> TestResult {
         let mut first = Ok(());
         for &(o, kind) in objects {
             if o.is_null() {
@@ -576,7 +595,7 @@ impl Suite {
     /// Creates a QP on `pd` with both CQs `cq` and the given limits; the final status and
     /// the QP.
     #[allow(clippy::too_many_arguments)]
-    fn create_qp(
+    pub(super) fn create_qp(
         &self,
         pd: *mut NDK_PD,
         cq: *mut NDK_CQ,

@@ -156,6 +156,17 @@ pub unsafe extern "win64" fn on_cq_notification(ctx: *mut c_void, status: NTSTAT
     watched(ctx, status as u64);
 }
 
+/// `NDK_FN_CONNECT_EVENT_CALLBACK` the verifier passes (context: a [`Watch`]; `last` is the
+/// new connector).
+pub unsafe extern "win64" fn on_connect_event(ctx: *mut c_void, connector: *mut NDK_CONNECTOR) {
+    watched(ctx, connector as u64);
+}
+
+/// `NDK_FN_DISCONNECT_EVENT_CALLBACK` the verifier passes (context: a [`Watch`]).
+pub unsafe extern "win64" fn on_disconnect_event(ctx: *mut c_void) {
+    watched(ctx, 0);
+}
+
 /// A notification target (`what` names the callback in reports). Lives until [`reset`].
 pub fn new_watch(what: &'static str) -> &'static Watch {
     let w = Box::new(Watch {
@@ -190,9 +201,18 @@ pub struct Outcome {
     pub object: u64,
 }
 
+/// A call that may still be pended: [`Started::wait`] gives its final outcome.
+#[must_use = "a started call must be waited for"]
+pub struct Started {
+    slot: *const Slot,
+    status: NTSTATUS,
+}
+
 /// Makes the dispatch call `f` (named `name`) at `irql`, passing it the context the
-/// verifier's completions expect, and waits for a pended call to complete.
-pub fn call(name: &str, irql: u8, f: impl FnOnce(*mut c_void) -> NTSTATUS) -> Outcome {
+/// verifier's completions expect, and returns without waiting for a pended call (for calls
+/// that complete only after the consumer does something else, such as NdkConnect, which
+/// completes once the peer accepts).
+pub fn start(name: &str, irql: u8, f: impl FnOnce(*mut c_void) -> NTSTATUS) -> Started {
     let slot = new_slot();
     {
         let mut v = VERIFIER.lock();
@@ -207,34 +227,53 @@ pub fn call(name: &str, irql: u8, f: impl FnOnce(*mut c_void) -> NTSTATUS) -> Ou
     if let Err(v) = r {
         violation(format!("{v}"));
     }
-    // SAFETY: the slot lives until `reset`.
-    let s = unsafe { &*slot };
-    if status != STATUS_PENDING {
-        return Outcome {
-            status,
-            pended: false,
-            object: 0,
-        };
+    Started { slot, status }
+}
+
+impl Started {
+    /// Whether the call has finished (returned a final status, or its completion ran).
+    pub fn is_done(&self) -> bool {
+        // SAFETY: the slot lives until `reset`.
+        self.status != STATUS_PENDING || unsafe { &*self.slot }.done.load(Ordering::Acquire)
     }
-    if !interrupt::wait_until(REQUEST_WAIT_MS, || s.done.load(Ordering::Acquire)) {
-        let lost = VERIFIER
-            .lock()
-            .requests
-            .timed_out(slot as u64, REQUEST_WAIT_MS);
-        if let Some(v) = lost {
-            violation(format!("{v}"));
+
+    /// Waits (at most [`REQUEST_WAIT_MS`]) for a pended call's completion; the final outcome.
+    pub fn wait(self) -> Outcome {
+        // SAFETY: the slot lives until `reset`.
+        let s = unsafe { &*self.slot };
+        if self.status != STATUS_PENDING {
+            return Outcome {
+                status: self.status,
+                pended: false,
+                object: 0,
+            };
         }
-        return Outcome {
-            status: STATUS_IO_TIMEOUT,
+        if !interrupt::wait_until(REQUEST_WAIT_MS, || s.done.load(Ordering::Acquire)) {
+            let lost = VERIFIER
+                .lock()
+                .requests
+                .timed_out(self.slot as u64, REQUEST_WAIT_MS);
+            if let Some(v) = lost {
+                violation(format!("{v}"));
+            }
+            return Outcome {
+                status: STATUS_IO_TIMEOUT,
+                pended: true,
+                object: 0,
+            };
+        }
+        Outcome {
+            status: s.status.load(Ordering::Relaxed),
             pended: true,
-            object: 0,
-        };
+            object: s.object.load(Ordering::Relaxed),
+        }
     }
-    Outcome {
-        status: s.status.load(Ordering::Relaxed),
-        pended: true,
-        object: s.object.load(Ordering::Relaxed),
-    }
+}
+
+/// Makes the dispatch call `f` (named `name`) at `irql`, passing it the context the
+/// verifier's completions expect, and waits for a pended call to complete.
+pub fn call(name: &str, irql: u8, f: impl FnOnce(*mut c_void) -> NTSTATUS) -> Outcome {
+    start(name, irql, f).wait()
 }
 
 /// Makes a synchronous dispatch call (no completion: getters, posts, arm) at `irql`.
@@ -292,9 +331,13 @@ pub fn create<T>(
     Ok(object)
 }
 
-/// Records `object` of `kind` (the adapter the open handler returned).
-pub fn adopt(object: *const c_void, kind: ObjectKind) {
-    let r = VERIFIER.lock().objects.created(object as u64, kind, None);
+/// Records `object` of `kind` under `parent` that the provider handed over without a create
+/// call (the adapter the open handler returned; a connector from a connect event).
+pub fn adopt(object: *const c_void, kind: ObjectKind, parent: Option<*const c_void>) {
+    let r = VERIFIER
+        .lock()
+        .objects
+        .created(object as u64, kind, parent.map(|p| p as u64));
     if let Err(v) = r {
         violation(format!("{v}"));
     }

@@ -643,3 +643,432 @@ fn no_connectors<T>(what: &str, status: NTSTATUS) -> Result<T, Outcome> {
     }
     fail(format!("{what} returned {status:#010x}"))
 }
+
+/// Remote-access violations and the flush they cause, queue errors and CQ behaviour: the
+/// NetworkDirect unit tests' invalidreadwrite, overreadwrite, writeviolation, sendnoreceive,
+/// receiveflushqp, and the NDK logo tests' CQ checks.
+impl Suite {
+    fn one(&self, cq: *mut NDK_CQ) -> Result<NDK_RESULT, Outcome> {
+        Ok(self.results(cq, 1)?[0])
+    }
+
+    fn post_recv(&self, qp: *mut NDK_QP, sge: &NDK_SGE, ctx: usize) -> TestResult {
+        let Some(f) = qp_dispatch(qp).NdkReceive else {
+            return fail("the QP dispatch table lacks NdkReceive");
+        };
+        // SAFETY: the provider's post function with a live SGE naming registered memory.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            f(qp, ctx as *mut c_void, sge, 1)
+        });
+        expect_success("NdkReceive", st)
+    }
+
+    fn post_send(&self, qp: *mut NDK_QP, sge: &NDK_SGE, flags: u32, ctx: usize) -> TestResult {
+        let Some(f) = qp_dispatch(qp).NdkSend else {
+            return fail("the QP dispatch table lacks NdkSend");
+        };
+        // SAFETY: as for `post_recv`.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            f(qp, ctx as *mut c_void, sge, 1, flags)
+        });
+        expect_success("NdkSend", st)
+    }
+
+    /// Posts an RDMA WRITE (`read` false) or READ from `sge` to the peer's `remote`/`token`.
+    fn post_rdma(
+        &self,
+        qp: *mut NDK_QP,
+        read: bool,
+        sge: &NDK_SGE,
+        remote: u64,
+        token: u32,
+    ) -> TestResult {
+        let d = qp_dispatch(qp);
+        let Some(f) = (if read { d.NdkRead } else { d.NdkWrite }) else {
+            return fail("the QP dispatch table lacks NdkRead or NdkWrite");
+        };
+        // SAFETY: as for `post_recv`.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            f(qp, 0x500 as *mut c_void, sge, 1, remote, token, 0)
+        });
+        expect_success(if read { "NdkRead" } else { "NdkWrite" }, st)
+    }
+
+    /// After an error the QP is flushed: a receive posted now completes with STATUS_CANCELLED.
+    fn expect_flushed(&self, end: &End, sge: &NDK_SGE) -> TestResult {
+        self.post_recv(end.qp, sge, 0x600)?;
+        let r = self.one(end.cq)?;
+        if r.Status != STATUS_CANCELLED {
+            return fail(format!(
+                "a receive posted after the error completed with {:#010x}; STATUS_CANCELLED (flushed) expected",
+                r.Status
+            ));
+        }
+        Ok(())
+    }
+
+    /// One remote-access violation on a fresh connection: `case` picks the RDMA operation,
+    /// the access the target MR grants, the offset past its start, and the token change.
+    fn access_violation(
+        &self,
+        port: u16,
+        read: bool,
+        grant: u32,
+        overrun: usize,
+        token_xor: u32,
+    ) -> TestResult {
+        self.with_connection(port, |s, conn, c| {
+            let size = 4096usize;
+            let local = Buffer::new(2 * size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let target = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _l, lt, _, lva) = s.registered(
+                conn.pd,
+                &local,
+                NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK,
+                c,
+            )?;
+            let (_, _t, _, rt, tva) = s.registered(conn.pd, &target, grant, c)?;
+            let sge = Self::sge(lva, (size + overrun) as u32, lt);
+            s.post_rdma(conn.a.qp, read, &sge, tva, rt ^ token_xor)?;
+            let r = s.one(conn.a.cq)?;
+            if r.Status != STATUS_ACCESS_VIOLATION {
+                return fail(format!(
+                    "the violating RDMA {} completed with {:#010x}; STATUS_ACCESS_VIOLATION expected",
+                    if read { "READ" } else { "WRITE" },
+                    r.Status
+                ));
+            }
+            s.expect_flushed(&conn.a, &Self::sge(lva, 64, lt))
+        })
+    }
+
+    /// invalidreadwrite / overreadwrite / writeviolation: over-write, over-read, a write to an
+    /// MR without remote-write access, a wrong token.
+    pub fn rdma_access_errors(&mut self) -> TestResult {
+        let rw = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
+        self.access_violation(BASE_PORT + 10, false, rw, 1, 0)
+            .map_err(|e| label(e, "over-write"))?;
+        self.access_violation(BASE_PORT + 11, true, rw, 1, 0)
+            .map_err(|e| label(e, "over-read"))?;
+        self.access_violation(BASE_PORT + 12, false, NDK_MR_FLAG_ALLOW_REMOTE_READ, 0, 0)
+            .map_err(|e| label(e, "write without remote-write access"))?;
+        self.access_violation(BASE_PORT + 13, false, rw, 0, 0x5A00)
+            .map_err(|e| label(e, "wrong token"))
+    }
+
+    /// A send larger than the posted receive: the receiver's completion reports the overflow.
+    pub fn send_larger_than_receive(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 14, |s, conn, c| {
+            let buf = Buffer::new(256, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0x700)?;
+            s.post_send(conn.a.qp, &Self::sge(va + 128, 128, lt), 0, 0x701)?;
+            let r = s.one(conn.b.cq)?;
+            if r.Status != STATUS_BUFFER_OVERFLOW {
+                return fail(format!(
+                    "a 128-byte SEND into a 64-byte receive completed the receive with {:#010x}; STATUS_BUFFER_OVERFLOW expected",
+                    r.Status
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// sendnoreceive: a send with no receive posted at the peer fails (receiver not ready).
+    pub fn send_without_receive(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 15, |s, conn, c| {
+            let buf = Buffer::new(64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) =
+                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_send(conn.a.qp, &Self::sge(va, 64, lt), 0, 0x800)?;
+            let r = s.one(conn.a.cq)?;
+            if r.Status == STATUS_SUCCESS {
+                return fail("a SEND with no receive posted at the peer completed successfully");
+            }
+            Ok(())
+        })
+    }
+
+    /// receiveflushqp: NdkFlush cancels every outstanding receive.
+    pub fn flush_cancels_receives(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 16, |s, conn, c| {
+            let buf = Buffer::new(3 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) =
+                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            for i in 0..3u64 {
+                s.post_recv(
+                    conn.b.qp,
+                    &Self::sge(va + 64 * i, 64, lt),
+                    0x900 + i as usize,
+                )?;
+            }
+            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
+                return fail("the QP dispatch table lacks NdkFlush");
+            };
+            // SAFETY: the provider's function with its QP.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+            let rs = s.results(conn.b.cq, 3)?;
+            if let Some(r) = rs.iter().find(|r| r.Status != STATUS_CANCELLED) {
+                return fail(format!(
+                    "a flushed receive completed with {:#010x}; STATUS_CANCELLED expected",
+                    r.Status
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// SendAndInvalidate: the receiver's GetCqResultsEx reports the invalidated token.
+    pub fn send_and_invalidate(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 17, |s, conn, c| {
+            let buf = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let target = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let (_, _t, _, rt, _) = s.registered(conn.pd, &target, NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
+            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0xA00)?;
+            let Some(f) = qp_dispatch(conn.a.qp).NdkSendAndInvalidate else {
+                return fail("the QP dispatch table lacks NdkSendAndInvalidate");
+            };
+            let sge = Self::sge(va + 1024, 64, lt);
+            // SAFETY: the provider's post function with a live SGE.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                f(conn.a.qp, 0xA01 as *mut c_void, &sge, 1, 0, rt)
+            });
+            expect_success("NdkSendAndInvalidate", st)?;
+            let Some(get) = cq_dispatch(conn.b.cq).NdkGetCqResultsEx else {
+                return fail("the CQ dispatch table lacks NdkGetCqResultsEx");
+            };
+            // SAFETY: all-zero is a valid NDK_RESULT_EX.
+            let mut r: NDK_RESULT_EX = unsafe { core::mem::zeroed() };
+            let got = interrupt::wait_until(EVENT_WAIT_MS, || {
+                // SAFETY: the provider's function with one live result.
+                verifier::sync(DISPATCH_LEVEL, || unsafe { get(conn.b.cq, &mut r, 1) }) == 1
+            });
+            if !got {
+                return fail("no receive completion within the wait");
+            }
+            if r.Status != STATUS_SUCCESS
+                || r.Type != NdkOperationTypeReceiveAndInvalidate
+                || r.TypeSpecificCompletionOutput != rt as usize
+            {
+                return fail(format!(
+                    "GetCqResultsEx: status {:#010x} type {:#x} output {:#x}; success, NdkOperationTypeReceiveAndInvalidate and the token {rt:#x} expected",
+                    r.Status, r.Type, r.TypeSpecificCompletionOutput
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// ArmCq(ANY) notifies once per arm; ArmCq(SOLICITED) ignores an unsolicited send and
+    /// notifies for a solicited one.
+    pub fn cq_arm(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 18, |s, conn, c| {
+            let buf = Buffer::new(4 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let Some(arm) = cq_dispatch(conn.b.cq).NdkArmCq else {
+                return fail("the CQ dispatch table lacks NdkArmCq");
+            };
+            let watch = s.cq_watch(conn.b.cq);
+            let fired = || watch.map_or(0, |w| w.fired.load(Ordering::Acquire));
+            let exchange = |i: u64, flags: u32| -> TestResult {
+                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xB00)?;
+                s.post_send(conn.a.qp, &Self::sge(va + 64 * i, 8, lt), flags, 0xB01)?;
+                s.one(conn.a.cq)?;
+                s.one(conn.b.cq).map(|_| ())
+            };
+            // SAFETY: the provider's function with its CQ.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { arm(conn.b.cq, NDK_CQ_NOTIFY_ANY) });
+            exchange(0, 0)?;
+            exchange(1, 0)?;
+            interrupt::idle(20);
+            let any = fired();
+            // SAFETY: as above.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { arm(conn.b.cq, NDK_CQ_NOTIFY_SOLICITED) });
+            exchange(2, 0)?;
+            interrupt::idle(20);
+            let unsolicited = fired() - any;
+            exchange(3, NDK_OP_FLAG_SEND_AND_SOLICIT_EVENT)?;
+            interrupt::idle(20);
+            let solicited = fired() - any - unsolicited;
+            if (any, unsolicited, solicited) != (1, 0, 1) {
+                return fail(format!(
+                    "notifications: {any} for two completions after one ANY arm (1 expected), {unsolicited} for an unsolicited send after a SOLICITED arm (0 expected), {solicited} for a solicited one (1 expected)"
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// The CQ's notification watch (the suite's CQs are created with one).
+    fn cq_watch(&self, cq: *mut NDK_CQ) -> Option<&'static Watch> {
+        verifier::watch_of(cq as *const c_void)
+    }
+
+    /// ControlCqInterruptModeration succeeds when the adapter claims moderation support and
+    /// returns STATUS_NOT_SUPPORTED otherwise.
+    pub fn cq_moderation(&mut self) -> TestResult {
+        let flags = self.info()?.AdapterFlags;
+        let cq = self.cq(16)?;
+        let Some(f) = cq_dispatch(cq.cq).NdkControlCqInterruptModeration else {
+            self.close_all(&[(cq.cq.cast(), ObjectKind::Cq)])?;
+            return fail("the CQ dispatch table lacks NdkControlCqInterruptModeration");
+        };
+        // SAFETY: the provider's function with its CQ.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe { f(cq.cq, 100, 4) });
+        self.close_all(&[(cq.cq.cast(), ObjectKind::Cq)])?;
+        let claimed = flags & NDK_ADAPTER_FLAG_CQ_INTERRUPT_MODERATION_SUPPORTED != 0;
+        match (claimed, st) {
+            (true, STATUS_SUCCESS) | (false, STATUS_NOT_SUPPORTED) => Ok(()),
+            _ => fail(format!(
+                "moderation claimed {claimed} in AdapterFlags, NdkControlCqInterruptModeration(100 us, 4) returned {st:#010x}"
+            )),
+        }
+    }
+
+    /// ResizeCq below the completions the CQ holds fails; above succeeds (when the adapter
+    /// claims resize support).
+    pub fn cq_resize_below_held(&mut self) -> TestResult {
+        if self.info()?.AdapterFlags & NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED == 0 {
+            return skip("the adapter does not claim NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED");
+        }
+        self.with_connection(BASE_PORT + 19, |s, conn, c| {
+            let buf = Buffer::new(8 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) =
+                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            for i in 0..8u64 {
+                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xC00)?;
+            }
+            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
+                return fail("the QP dispatch table lacks NdkFlush");
+            };
+            // SAFETY: the provider's function with its QP.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+            interrupt::idle(50);
+            let Some(resize) = cq_dispatch(conn.b.cq).NdkResizeCq else {
+                return fail("the CQ dispatch table lacks NdkResizeCq");
+            };
+            let cq = conn.b.cq;
+            let below = verifier::call("NdkResizeCq", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its CQ.
+                unsafe { resize(cq, 4, Some(verifier::on_request), ctx) }
+            })
+            .status;
+            let above = verifier::call("NdkResizeCq", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: as above.
+                unsafe { resize(cq, 256, Some(verifier::on_request), ctx) }
+            })
+            .status;
+            s.results(cq, 8)?;
+            if below == STATUS_SUCCESS {
+                return fail("ResizeCq to 4 entries succeeded while the CQ held 8 completions");
+            }
+            expect_success("NdkResizeCq to 256 entries", above)
+        })
+    }
+
+    /// connrejectclose: the passive side rejects with private data; the active side's connect
+    /// fails with STATUS_CONNECTION_REFUSED and reads the reject's private data.
+    pub fn connect_reject(&mut self) -> TestResult {
+        let mut c = Cleanup::default();
+        let r = (|| {
+            let (_, events, addr) = self.listen(BASE_PORT + 20, &mut c)?;
+            let pd = c.add(self.create_pd()?, ObjectKind::Pd);
+            let (_, qp) = self.end_qp(pd, &mut c)?;
+            let conn = self.create_connector(&mut c)?;
+            let Some(connect) = connector_dispatch(conn).NdkConnect else {
+                return fail("the connector dispatch table lacks NdkConnect");
+            };
+            let connecting = verifier::start("NdkConnect", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its connector and QP.
+                unsafe {
+                    connect(
+                        conn,
+                        qp,
+                        null_mut(),
+                        0,
+                        sa(&addr),
+                        SA_LEN,
+                        READ_LIMIT,
+                        READ_LIMIT,
+                        b"knock".as_ptr().cast(),
+                        5,
+                        Some(verifier::on_request),
+                        ctx,
+                    )
+                }
+            });
+            interrupt::wait_until(EVENT_WAIT_MS, || events.fired.load(Ordering::Acquire) > 0);
+            if events.fired.load(Ordering::Acquire) == 0 {
+                let _ = connecting.wait();
+                return fail("no connect event at the listener");
+            }
+            let incoming = events.last.load(Ordering::Relaxed) as *mut NDK_CONNECTOR;
+            verifier::adopt(
+                incoming as *const c_void,
+                ObjectKind::Connector,
+                Some(self.a() as *const c_void),
+            );
+            c.add(incoming, ObjectKind::Connector);
+            let Some(reject) = connector_dispatch(incoming).NdkReject else {
+                return fail("the connector dispatch table lacks NdkReject");
+            };
+            // SAFETY: the provider's function with its connector and live private data.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                reject(incoming, b"go away".as_ptr().cast(), 7)
+            });
+            expect_success("NdkReject", st)?;
+            let o = connecting.wait();
+            if o.status != STATUS_CONNECTION_REFUSED {
+                return fail(format!(
+                    "the rejected NdkConnect completed with {:#010x}; STATUS_CONNECTION_REFUSED expected",
+                    o.status
+                ));
+            }
+            self.check_connection_data(conn, b"go away", "the rejected side")
+        })();
+        let closed = c.close(self);
+        r.and(closed)
+    }
+
+    /// dualconnection: a connector already connected cannot connect again.
+    pub fn dual_connect(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 21, |s, conn, c| {
+            let (_, _, addr) = s.listen(BASE_PORT + 22, c)?;
+            let Some(connect) = connector_dispatch(conn.a.conn).NdkConnect else {
+                return fail("the connector dispatch table lacks NdkConnect");
+            };
+            let o = verifier::call("NdkConnect", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its (connected) connector and QP.
+                unsafe {
+                    connect(
+                        conn.a.conn,
+                        conn.a.qp,
+                        null_mut(),
+                        0,
+                        sa(&addr),
+                        SA_LEN,
+                        READ_LIMIT,
+                        READ_LIMIT,
+                        null_mut(),
+                        0,
+                        Some(verifier::on_request),
+                        ctx,
+                    )
+                }
+            });
+            if o.status == STATUS_SUCCESS {
+                return fail("a second NdkConnect on a connected connector succeeded");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Prefixes a failure's reason with the sub-case that produced it.
+fn label(o: Outcome, case: &str) -> Outcome {
+    match o {
+        Outcome::Fail(why) => Outcome::Fail(format!("{case}: {why}")),
+        other => other,
+    }
+}

@@ -152,6 +152,19 @@ impl Suite {
             Suite::send_receive_sizes,
         );
         self.test("rdma-write-read-remote-token", Suite::rdma_write_read);
+        self.test("rdma-access-errors-flush-the-qp", Suite::rdma_access_errors);
+        self.test("send-larger-than-receive", Suite::send_larger_than_receive);
+        self.test("send-without-receive", Suite::send_without_receive);
+        self.test("flush-cancels-receives", Suite::flush_cancels_receives);
+        self.test(
+            "send-and-invalidate-in-results-ex",
+            Suite::send_and_invalidate,
+        );
+        self.test("cq-arm-any-and-solicited", Suite::cq_arm);
+        self.test("cq-moderation", Suite::cq_moderation);
+        self.test("cq-resize-below-held", Suite::cq_resize_below_held);
+        self.test("connect-reject-private-data", Suite::connect_reject);
+        self.test("dual-connect", Suite::dual_connect);
         verifier::finish(self.adapter as *const c_void);
         self.report
     }

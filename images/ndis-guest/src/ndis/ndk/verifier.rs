@@ -182,6 +182,18 @@ pub fn new_watch(what: &'static str) -> &'static Watch {
     unsafe { &*p }
 }
 
+/// The watch registered for `object` (a CQ's notification), if any.
+pub fn watch_of(object: *const c_void) -> Option<&'static Watch> {
+    let v = VERIFIER.lock();
+    let w = v
+        .watches
+        .iter()
+        .find(|w| w.object.load(Ordering::Relaxed) == object as u64)?;
+    let p: *const Watch = &**w;
+    // SAFETY: watches live until `reset` (see `new_watch`).
+    Some(unsafe { &*p })
+}
+
 impl Watch {
     /// The context to pass the provider.
     pub fn context(&'static self) -> *mut c_void {

@@ -12,7 +12,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use ndis_abi::*;
 
 use super::contract::{export, refuse, require_irql};
-use super::{adapter_handle, driver_handle, DISPATCH_LEVEL, IRQL, PASSIVE_LEVEL};
+use super::{driver_handle, index_of, COOKIES, DISPATCH_LEVEL, IRQL, PASSIVE_LEVEL};
 use crate::sync::IrqLock;
 
 /// Work items allocated and not freed (handle -> queued), and the queue.
@@ -73,7 +73,9 @@ pub unsafe extern "win64" fn NdisAllocateIoWorkItem(NdisObjectHandle: NDIS_HANDL
     const F: &str = "NdisAllocateIoWorkItem";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        if NdisObjectHandle != adapter_handle() && NdisObjectHandle != driver_handle() {
+        if index_of(&COOKIES.adapter, NdisObjectHandle).is_none()
+            && NdisObjectHandle != driver_handle()
+        {
             return refuse(
                 F,
                 format!("{NdisObjectHandle:p} is neither the driver nor the adapter handle"),

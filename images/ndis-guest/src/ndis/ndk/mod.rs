@@ -33,7 +33,9 @@ use super::contract::{
     check_header, export, read_header, refuse, require_adapter, require_handle, require_irql,
     require_non_null, Checked,
 };
-use super::{driver_handle, interrupt, oid, status_name, violation, IRQL, PASSIVE_LEVEL};
+use super::{
+    driver_handle, interrupt, oid, status_name, violation, IRQL, MAX_ADAPTERS, PASSIVE_LEVEL,
+};
 use crate::sync::IrqLock;
 
 /// True while the driver's MiniportSetOptions runs (the only place NdisSetOptionalHandlers
@@ -55,26 +57,26 @@ const NETEVENT_OFFSET: usize = core::mem::offset_of!(NET_PNP_EVENT_NOTIFICATION,
 pub struct NdkHost {
     /// The provider's adapter handlers (from NdisSetOptionalHandlers).
     pub provider: Option<(OPEN_NDK_ADAPTER_HANDLER, CLOSE_NDK_ADAPTER_HANDLER)>,
-    /// The NDK attributes the driver set: whether NDK starts enabled, its capabilities (a
-    /// copy) and the address of its `NDK_ADAPTER_INFO`.
-    pub attributes: Option<(bool, Capabilities, u64)>,
-    /// NET_PNP_EVENT codes the driver raised with NdisMNetPnPEvent, in order.
-    pub pnp_events: Vec<u32>,
+    /// Per adapter: the NDK attributes the driver set (whether NDK starts enabled, its
+    /// capabilities (a copy) and the address of its `NDK_ADAPTER_INFO`).
+    pub attributes: [Option<(bool, Capabilities, u64)>; MAX_ADAPTERS],
+    /// Per adapter: NET_PNP_EVENT codes the driver raised with NdisMNetPnPEvent, in order.
+    pub pnp_events: [Vec<u32>; MAX_ADAPTERS],
 }
 
 /// The NDK host state.
 pub static NDK: IrqLock<NdkHost> = IrqLock::new(NdkHost {
     provider: None,
-    attributes: None,
-    pnp_events: Vec::new(),
+    attributes: [None; MAX_ADAPTERS],
+    pnp_events: [const { Vec::new() }; MAX_ADAPTERS],
 });
 
 /// Forgets everything (after unload; the boot's final leak check runs after this).
 pub fn reset() {
     let mut n = NDK.lock();
     n.provider = None;
-    n.attributes = None;
-    n.pnp_events = Vec::new();
+    n.attributes = [None; MAX_ADAPTERS];
+    n.pnp_events = [const { Vec::new() }; MAX_ADAPTERS];
     drop(n);
     verifier::reset();
 }
@@ -165,7 +167,11 @@ pub unsafe extern "win64" fn NdisSetOptionalHandlers(
 ///
 /// # Safety
 /// `attrs` points to at least 4 readable bytes (the header) of driver memory.
-pub unsafe fn set_ndk_attributes(func: &str, attrs: *const c_void) -> Checked<NDIS_STATUS> {
+pub unsafe fn set_ndk_attributes(
+    func: &str,
+    adapter: usize,
+    attrs: *const c_void,
+) -> Checked<NDIS_STATUS> {
     // SAFETY: the caller's contract.
     let hdr = unsafe { read_header(attrs) };
     if hdr.Size < NDK_ATTRIBUTES_SIZE {
@@ -219,11 +225,11 @@ pub unsafe fn set_ndk_attributes(func: &str, attrs: *const c_void) -> Checked<ND
         return refuse(func, e, NDIS_STATUS_INVALID_PARAMETER);
     }
     let mut n = NDK.lock();
-    if n.attributes.is_some() {
+    if n.attributes[adapter].is_some() {
         drop(n);
         return refuse(func, "NDK attributes set twice", NDIS_STATUS_FAILURE);
     }
-    n.attributes = Some((a.Enabled != 0, caps, c.NdkInfo as u64));
+    n.attributes[adapter] = Some((a.Enabled != 0, caps, c.NdkInfo as u64));
     drop(n);
     crate::println!(
         "ndis: NDK attributes: enabled {}, max QP {} CQ {} MR {} PD {} MW {} SRQ {}, reads in/out {}/{}",
@@ -250,7 +256,7 @@ pub unsafe extern "win64" fn NdisMNetPnPEvent(
     const F: &str = "NdisMNetPnPEvent";
     export(|| {
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_non_null(F, NetPnPEvent, "NetPnPEvent")?;
         // SAFETY: non-null pointer to a NET_PNP_EVENT_NOTIFICATION (header first).
         let hdr = unsafe { read_header(NetPnPEvent) };
@@ -274,7 +280,7 @@ pub unsafe extern "win64" fn NdisMNetPnPEvent(
             );
         }
         crate::println!("ndis: NdisMNetPnPEvent {}", pnp_event_name(event));
-        NDK.lock().pnp_events.push(event);
+        NDK.lock().pnp_events[adapter].push(event);
         Ok(NDIS_STATUS_SUCCESS)
     })
 }
@@ -293,13 +299,24 @@ fn pnp_event_name(event: u32) -> String {
 
 /// Sends OID_NDK_SET_STATE(`enable`) and waits for the matching NdisMNetPnPEvent. False
 /// (reported) if a rule broke.
-fn set_state(handler: MiniportOidRequestFn, ctx: NDIS_HANDLE, enable: bool) -> bool {
+fn set_state(
+    handler: MiniportOidRequestFn,
+    adapter: usize,
+    ctx: NDIS_HANDLE,
+    enable: bool,
+) -> bool {
     let want = if enable {
         NetEventNDKEnable
     } else {
         NetEventNDKDisable
     };
-    let seen_before = NDK.lock().pnp_events.iter().filter(|&&e| e == want).count();
+    let seen = || {
+        NDK.lock().pnp_events[adapter]
+            .iter()
+            .filter(|&&e| e == want)
+            .count()
+    };
+    let seen_before = seen();
     let mut value = [enable as u8];
     let Some(a) = oid::request(
         handler,
@@ -328,9 +345,7 @@ fn set_state(handler: MiniportOidRequestFn, ctx: NDIS_HANDLE, enable: bool) -> b
         ));
         return false;
     }
-    let announced = interrupt::wait_until(PNP_EVENT_WAIT_MS, || {
-        NDK.lock().pnp_events.iter().filter(|&&e| e == want).count() > seen_before
-    });
+    let announced = interrupt::wait_until(PNP_EVENT_WAIT_MS, || seen() > seen_before);
     if !announced {
         violation(format!(
             "OID_NDK_SET_STATE({enable}) succeeded but the driver raised no {} with NdisMNetPnPEvent within {PNP_EVENT_WAIT_MS} ms",
@@ -366,13 +381,18 @@ pub fn open_adapter(
     (status, adapter)
 }
 
-/// Hosts NDK on the Running adapter (see the module documentation). `suite` runs the
+/// Hosts NDK on the Running adapter `index` (see the module documentation). `suite` runs the
 /// consumer suite between open and close. A driver without an NDK provider is reported and
 /// skipped, unless the plan asked for the suite (then it is a failure).
-pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suite: bool) {
+pub fn host(
+    chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
+    index: usize,
+    ctx: NDIS_HANDLE,
+    suite: bool,
+) {
     let (provider, attributes) = {
         let n = NDK.lock();
-        (n.provider, n.attributes)
+        (n.provider, n.attributes[index])
     };
     let Some((open, close)) = provider else {
         if suite {
@@ -393,7 +413,7 @@ pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suit
     let Some(handler) = chars.OidRequestHandler else {
         return;
     };
-    if !set_state(handler, ctx, true) {
+    if !set_state(handler, index, ctx, true) {
         return;
     }
     let (status, adapter) = open_adapter(open, ctx, CONSUMER_VERSION);
@@ -436,7 +456,7 @@ pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suit
         close_adapter(close, OpenAdapter { adapter, ctx });
         verifier::forget(adapter as *const c_void);
     }
-    set_state(handler, ctx, false);
+    set_state(handler, index, ctx, false);
 }
 
 /// The adapter object the open handler returned: header of type adapter, NDKPI 1.x, a

@@ -278,7 +278,7 @@ mod fake {
             // SAFETY: the guest's own export with valid out-pointers.
             unsafe {
                 crate::ndis::api::NdisMAllocateSharedMemory(
-                    crate::ndis::adapter_handle(),
+                    crate::ndis::adapter_handle(0),
                     4096,
                     0,
                     &mut va,

@@ -20,7 +20,7 @@ use guest_core::ndk::{ObjectKind, Outcome};
 use ndis_abi::*;
 
 use super::memory::{Buffer, MdlChain};
-use super::suite::{expect_success, fail, skip, Suite, TestResult};
+use super::suite::{expect_success, fail, refused, skip, Suite, TestResult};
 use super::verifier::{self, Watch};
 use crate::ndis::{interrupt, DISPATCH_LEVEL};
 
@@ -199,7 +199,7 @@ impl Suite {
         c.add(cq.cq, ObjectKind::Cq);
         let qp = self
             .create_qp(pd, cq.cq, 64, 64, 2, 2, 0)
-            .or_else(|st| fail(format!("NdkCreateQp returned {st:#010x}")))?;
+            .or_else(|st| refused("NdkCreateQp", st))?;
         c.add(qp, ObjectKind::Qp);
         Ok((cq.cq, qp))
     }
@@ -415,7 +415,7 @@ impl Suite {
     ) -> Result<(*mut NDK_MR, MdlChain, u32, u32, u64), Outcome> {
         let mr = self.create_mr(pd, false)?;
         c.add(mr, ObjectKind::Mr);
-        let chain = MdlChain::new(buf, 0, buf.len, u64::MAX)
+        let chain = MdlChain::new(buf, 0, buf.len, u32::MAX)
             .ok_or(Outcome::Fail("out of memory".into()))?;
         expect_success("NdkRegisterMr", self.register(mr, &chain, buf.len, flags))?;
         let d = Self::mr_dispatch(mr);

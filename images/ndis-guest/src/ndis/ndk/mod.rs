@@ -44,6 +44,8 @@ pub static IN_SET_OPTIONS: AtomicBool = AtomicBool::new(false);
 
 /// How long the guest waits for the NdisMNetPnPEvent that announces an NDK state change.
 const PNP_EVENT_WAIT_MS: u64 = 5_000;
+/// How long the guest lets a driver run after an OID_NDK_SET_STATE that changed nothing.
+const NO_CHANGE_WAIT_MS: u64 = 20;
 
 /// The NDKPI version the guest's consumer asks for (1.0: any 1.x provider must accept it and
 /// report its highest minor version).
@@ -57,9 +59,10 @@ const NETEVENT_OFFSET: usize = core::mem::offset_of!(NET_PNP_EVENT_NOTIFICATION,
 pub struct NdkHost {
     /// The provider's adapter handlers (from NdisSetOptionalHandlers).
     pub provider: Option<(OPEN_NDK_ADAPTER_HANDLER, CLOSE_NDK_ADAPTER_HANDLER)>,
-    /// Per adapter: the NDK attributes the driver set (whether NDK starts enabled, its
-    /// capabilities (a copy) and the address of its `NDK_ADAPTER_INFO`).
-    pub attributes: [Option<(bool, Capabilities, u64)>; MAX_ADAPTERS],
+    /// Per adapter: the NDK attributes the driver set (whether NDK starts enabled, and copies
+    /// of its capabilities and of the `NDK_ADAPTER_INFO` they point to, taken during the call
+    /// as NDIS does).
+    pub attributes: [Option<(bool, Capabilities, NDK_ADAPTER_INFO)>; MAX_ADAPTERS],
     /// Per adapter: NET_PNP_EVENT codes the driver raised with NdisMNetPnPEvent, in order.
     pub pnp_events: [Vec<u32>; MAX_ADAPTERS],
 }
@@ -229,7 +232,10 @@ pub unsafe fn set_ndk_attributes(
         drop(n);
         return refuse(func, "NDK attributes set twice", NDIS_STATUS_FAILURE);
     }
-    n.attributes[adapter] = Some((a.Enabled != 0, caps, c.NdkInfo as u64));
+    // SAFETY: non-NULL (checked) pointer to the driver's NDK_ADAPTER_INFO, read during the
+    // call that hands it over.
+    let info = unsafe { read_volatile(c.NdkInfo) };
+    n.attributes[adapter] = Some((a.Enabled != 0, caps, info));
     drop(n);
     crate::println!(
         "ndis: NDK attributes: enabled {}, max QP {} CQ {} MR {} PD {} MW {} SRQ {}, reads in/out {}/{}",
@@ -345,6 +351,29 @@ fn set_state(
         ));
         return false;
     }
+    // The state before the request: the last NDK event raised, else the attributes' Enabled.
+    let current = {
+        let n = NDK.lock();
+        let last = n.pnp_events[adapter]
+            .iter()
+            .rev()
+            .find(|&&e| e == NetEventNDKEnable || e == NetEventNDKDisable);
+        match last {
+            Some(&e) => e == NetEventNDKEnable,
+            None => n.attributes[adapter].is_some_and(|a| a.0),
+        }
+    };
+    if current == enable {
+        // No state change (the adapter started with NDK enabled): nothing to announce.
+        interrupt::idle(NO_CHANGE_WAIT_MS);
+        crate::println!(
+            "ndis: NDK was already {}: no {} expected ({} raised)",
+            if enable { "enabled" } else { "disabled" },
+            pnp_event_name(want),
+            seen() - seen_before
+        );
+        return !a.pended;
+    }
     let announced = interrupt::wait_until(PNP_EVENT_WAIT_MS, || seen() > seen_before);
     if !announced {
         violation(format!(
@@ -435,9 +464,11 @@ pub fn host(
             None,
         );
         if suite {
-            let caps = attributes.map(|a| a.1).unwrap_or_default();
+            let Some((_, caps, info)) = attributes else {
+                return;
+            };
             crate::println!("ndk: consumer suite against the NDK adapter at {adapter:p}");
-            let report = suite::Suite::new(adapter, caps, (open, close), ctx).run();
+            let report = suite::Suite::new(adapter, (caps, info), (open, close), ctx).run();
             crate::println!(
                 "ndk: verifier: {} dispatch calls checked",
                 verifier::calls()

@@ -25,7 +25,7 @@ use crate::ndis::{DISPATCH_LEVEL, STATE};
 pub fn mdl_va() -> Result<(), &'static str> {
     let mut buf = Buffer::new(2 * 4096 + 100, 0x123).ok_or("out of memory")?;
     buf.fill(7);
-    let chain = MdlChain::new(&buf, 0, buf.len, u64::MAX).ok_or("out of memory")?;
+    let chain = MdlChain::new(&buf, 0, buf.len, u32::MAX).ok_or("out of memory")?;
     let va = chain.virtual_address();
     // The MDL describes the buffer through its PFN array: the first byte it names physically
     // is the buffer's first byte (what a correct provider reads).

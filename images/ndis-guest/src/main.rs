@@ -128,6 +128,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         }
     };
     ndis::set_ethernet_loopback(plan.ethernet_loopback);
+    ndis::set_ethernet_peer(plan.ethernet_peer);
     for what in &plan.selftests {
         selftest(what);
     }

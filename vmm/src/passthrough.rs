@@ -107,6 +107,15 @@ pub enum PassthroughError {
         #[source]
         source: vfio_ioctls::VfioError,
     },
+    /// No block of router vectors is left for the device's MSI-X.
+    #[error("--vfio-device {path}: {source}")]
+    Vectors {
+        /// The sysfs path as given.
+        path: PathBuf,
+        /// The router's reason.
+        #[source]
+        source: crate::irq::RouteError,
+    },
     /// The device could not be placed on the PCI bus.
     #[error("--vfio-device {path}: {source}")]
     Pci {
@@ -119,14 +128,9 @@ pub enum PassthroughError {
 }
 
 /// Most devices `--vfio-device` passes through: their router vector blocks
-/// ([`PASSTHROUGH_VECTORS`] each) follow the RNICs' within the router's
-/// [`crate::irq::MAX_VECTORS`].
+/// ([`PASSTHROUGH_VECTORS`] each) fit next to those of [`crate::options::MAX_RNICS`]
+/// RNICs within the router's [`crate::irq::MAX_VECTORS`].
 pub const MAX_VFIO_DEVICES: usize = 7;
-
-/// Router vector of the first passed-through device's MSI-X vector 0: after the
-/// blocks of [`crate::options::MAX_RNICS`] RNICs.
-pub const FIRST_PASSTHROUGH_VECTOR: u16 =
-    crate::options::MAX_RNICS as u16 * rnic_contract::pci::MSIX_VECTORS;
 
 /// A `--vfio-device` opened before `/dev/kvm` is: its path, the function to put on
 /// the bus, and the VFIO container through which its DMA reaches guest RAM.
@@ -252,8 +256,8 @@ pub struct AttachedVfio<D: MsixEventfds, B: IrqBackend> {
 }
 
 /// Maps guest RAM for each opened device's DMA, then plugs it in at PCI device
-/// `first_device + i` with router vectors from [`FIRST_PASSTHROUGH_VECTOR`] +
-/// `i` × [`PASSTHROUGH_VECTORS`]. Runs before the guest does.
+/// `first_device + i` with a block of [`PASSTHROUGH_VECTORS`] router vectors the router
+/// reserves for it. Runs before the guest does.
 pub fn attach_vfio<D, B>(
     opened: Vec<VfioAttachment<D>>,
     mem: &GuestMemoryMmap,
@@ -273,7 +277,12 @@ where
     let mut attached = Vec::with_capacity(opened.len());
     for (i, device) in opened.into_iter().enumerate() {
         let dma = DmaMappedRam::map(device.dma, mem, &device.path)?;
-        let first_vector = FIRST_PASSTHROUGH_VECTOR + i as u16 * PASSTHROUGH_VECTORS;
+        let first_vector = router
+            .reserve_vectors(PASSTHROUGH_VECTORS)
+            .map_err(|source| PassthroughError::Vectors {
+                path: device.path.clone(),
+                source,
+            })?;
         let function = PassthroughDevice::new(
             device.function,
             router.clone(),
@@ -993,15 +1002,14 @@ mod tests {
             assert_eq!(c.calls().len(), 2, "both regions mapped: {:?}", c.calls());
         }
         // The second device (00:04.0): enable memory decoding and MSI-X, unmask
-        // vector 0: its route is router vector FIRST_PASSTHROUGH_VECTOR + 256.
+        // vector 0: its route is in the second block of 256 vectors the router handed out.
         let base = attached[1].bars[0].base;
         config_write(&mut bus, 4, 0x04, &2u16.to_le_bytes());
         config_write(&mut bus, 4, CAP as u16 + 2, &0x8003u16.to_le_bytes());
         bus.mmio_write(base + 0x2000, &0xFEE0_0000u64.to_le_bytes());
         bus.mmio_write(base + 0x2008, &0x30u32.to_le_bytes());
         bus.mmio_write(base + 0x200C, &0u32.to_le_bytes());
-        let gsi =
-            crate::irq::FIRST_MSI_GSI + u32::from(FIRST_PASSTHROUGH_VECTOR + PASSTHROUGH_VECTORS);
+        let gsi = crate::irq::FIRST_MSI_GSI + u32::from(PASSTHROUGH_VECTORS);
         assert_eq!(msi_routes(&router), vec![(gsi, 0xFEE0_0000, 0x30)]);
         drop(attached);
         for c in &containers {

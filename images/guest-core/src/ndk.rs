@@ -715,6 +715,38 @@ impl SuiteReport {
     }
 }
 
+/// Summary of latency samples (any unit): the value at or below which `p` percent of the
+/// samples fall, nearest-rank, for p50 and p99, plus the extremes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// Samples.
+    pub count: usize,
+    /// Smallest sample.
+    pub min: u64,
+    /// Median (nearest rank).
+    pub p50: u64,
+    /// 99th percentile (nearest rank).
+    pub p99: u64,
+    /// Largest sample.
+    pub max: u64,
+}
+
+/// Summarises `samples` (sorted in place); None when there are none.
+pub fn latency(samples: &mut [u64]) -> Option<Latency> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let rank = |p: usize| samples[(samples.len() * p).div_ceil(100).max(1) - 1];
+    Some(Latency {
+        count: samples.len(),
+        min: samples[0],
+        p50: rank(50),
+        p99: rank(99),
+        max: samples[samples.len() - 1],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -997,6 +1029,19 @@ mod tests {
         let leaks = o.leaks();
         assert_eq!(leaks.len(), 1);
         assert!(leaks[0].to_string().contains("QP 0x30 was never closed"));
+    }
+
+    #[test]
+    fn latency_percentiles_are_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).rev().collect();
+        let l = latency(&mut v).unwrap();
+        assert_eq!((l.count, l.min, l.p50, l.p99, l.max), (100, 1, 50, 99, 100));
+        let mut one = [7u64];
+        assert_eq!(latency(&mut one).unwrap().p99, 7);
+        let mut ten: Vec<u64> = (0..10).map(|i| i * 10).collect();
+        let l = latency(&mut ten).unwrap();
+        assert_eq!((l.p50, l.p99), (40, 90));
+        assert_eq!(latency(&mut []), None);
     }
 
     #[test]

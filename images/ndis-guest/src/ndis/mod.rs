@@ -277,12 +277,13 @@ fn drive_pause_restart(
         interrupt::idle(10);
         if round == 1 {
             let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
+            let bench = NDK_BENCH.load(core::sync::atomic::Ordering::Relaxed);
             for &(i, ctx) in adapters {
                 run_oid_matrix(chars, i);
                 if i == 0 {
                     run_sends(chars, i);
                 }
-                ndk::host(chars, i, ctx, suite && i == 0);
+                ndk::host(chars, i, ctx, (suite && i == 0, bench && i == 0));
             }
         }
         for &(_, ctx) in adapters {
@@ -389,10 +390,13 @@ pub fn set_ethernet_peer(peer: bool) {
 
 /// Whether the plan asks for the NDK consumer suite (`guest.ndk=suite`).
 static NDK_SUITE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Whether the plan asks for the NDK figures (`guest.ndk=bench`).
+static NDK_BENCH: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Sets what the plan says of NDK (called once, before [`run`]).
-pub fn set_ndk_suite(suite: bool) {
+pub fn set_ndk(suite: bool, bench: bool) {
     NDK_SUITE.store(suite, core::sync::atomic::Ordering::Relaxed);
+    NDK_BENCH.store(bench, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// Sends frames while Running ([`send::send_frames`]) and checks `OID_GEN_XMIT_OK` counts them.

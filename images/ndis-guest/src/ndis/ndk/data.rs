@@ -380,7 +380,7 @@ impl Suite {
     }
 
     /// Takes results from `cq` until `n` arrived or [`EVENT_WAIT_MS`] passed.
-    fn results(&self, cq: *mut NDK_CQ, n: usize) -> Result<Vec<NDK_RESULT>, Outcome> {
+    pub(super) fn results(&self, cq: *mut NDK_CQ, n: usize) -> Result<Vec<NDK_RESULT>, Outcome> {
         let Some(get) = cq_dispatch(cq).NdkGetCqResults else {
             return fail("the CQ dispatch table lacks NdkGetCqResults");
         };
@@ -406,7 +406,7 @@ impl Suite {
 
     /// A registered MR over all of `buf` with `flags`; returns (MR, chain, local token,
     /// remote token, MDL virtual address).
-    fn registered(
+    pub(super) fn registered(
         &self,
         pd: *mut NDK_PD,
         buf: &Buffer,
@@ -429,7 +429,7 @@ impl Suite {
         Ok((mr, chain, l, r, va))
     }
 
-    fn sge(va: u64, len: u32, token: u32) -> NDK_SGE {
+    pub(super) fn sge(va: u64, len: u32, token: u32) -> NDK_SGE {
         NDK_SGE {
             Address: NDK_SGE_ADDRESS {
                 VirtualAddress: va as *mut c_void,

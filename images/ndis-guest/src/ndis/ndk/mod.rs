@@ -10,6 +10,7 @@
 //! The structure checks are `guest_core::ndk`; the structures are ndis-abi's.
 #![allow(non_snake_case)]
 
+pub mod bench;
 pub mod data;
 pub mod memory;
 pub mod selftest;
@@ -417,16 +418,16 @@ pub fn host(
     chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
     index: usize,
     ctx: NDIS_HANDLE,
-    suite: bool,
+    (suite, bench): (bool, bool),
 ) {
     let (provider, attributes) = {
         let n = NDK.lock();
         (n.provider, n.attributes[index])
     };
     let Some((open, close)) = provider else {
-        if suite {
+        if suite || bench {
             violation(String::from(
-                "guest.ndk=suite: the driver registered no NDK provider (no NdisSetOptionalHandlers in MiniportSetOptions)",
+                "guest.ndk: the driver registered no NDK provider (no NdisSetOptionalHandlers in MiniportSetOptions)",
             ));
         } else {
             crate::println!("ndis: the driver registered no NDK provider; NDK not hosted");
@@ -463,10 +464,15 @@ pub fn host(
             guest_core::ndk::ObjectKind::Adapter,
             None,
         );
+        let (_, caps, info) = attributes.unwrap_or_default();
+        if bench {
+            let bar0 = super::STATE.lock().adapters[index]
+                .device
+                .map_or(0, |d| d.bars[rnic_contract::pci::REGISTER_BAR].addr);
+            let s = suite::Suite::new(adapter, (caps, info), (open, close), ctx);
+            bench::run(&s, bench::status_register(bar0));
+        }
         if suite {
-            let Some((_, caps, info)) = attributes else {
-                return;
-            };
             crate::println!("ndk: consumer suite against the NDK adapter at {adapter:p}");
             let report = suite::Suite::new(adapter, (caps, info), (open, close), ctx).run();
             crate::println!(

@@ -1065,6 +1065,87 @@ impl Suite {
     }
 }
 
+/// Fast registration through the QP, then access through the fast-registered token, then
+/// invalidation.
+impl Suite {
+    /// mrinvalidbuffer-style: fast-register 4 pages on the passive side's QP, RDMA WRITE into
+    /// them from the active side with the new remote token, invalidate the MR, and a second
+    /// WRITE fails with STATUS_ACCESS_VIOLATION.
+    pub fn fast_register_write_invalidate(&mut self) -> TestResult {
+        let pages = self.info()?.FRMRPageCount;
+        if pages < 4 {
+            return skip(format!("the adapter reports FRMRPageCount {pages} (< 4)"));
+        }
+        self.with_connection(BASE_PORT + 23, |s, conn, c| {
+            let size = 4 * 4096usize;
+            let mut src = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            src.fill(0x3C);
+            let target = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _sc, ls, _, va_s) = s.registered(conn.pd, &src, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let mr = c.add(s.create_mr(conn.pd, true)?, ObjectKind::Mr);
+            let d = Self::mr_dispatch(mr);
+            let (Some(init), Some(remote)) = (d.NdkInitializeFastRegisterMr, d.NdkGetRemoteTokenFromMr) else {
+                return fail("the MR dispatch table lacks NdkInitializeFastRegisterMr or NdkGetRemoteTokenFromMr");
+            };
+            let st = verifier::call("NdkInitializeFastRegisterMr", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its fast-register MR.
+                unsafe { init(mr, 4, 1, Some(verifier::on_request), ctx) }
+            })
+            .status;
+            expect_success("NdkInitializeFastRegisterMr", st)?;
+            let qd = qp_dispatch(conn.b.qp);
+            let (Some(fast), Some(invalidate)) = (qd.NdkFastRegister, qd.NdkInvalidate) else {
+                return fail("the QP dispatch table lacks NdkFastRegister or NdkInvalidate");
+            };
+            // Identity-mapped guest memory: the adapter's logical address is the physical one.
+            let page_array: Vec<NDK_LOGICAL_ADDRESS> = (0..4u64)
+                .map(|i| (target.addr() + i * 4096) as NDK_LOGICAL_ADDRESS)
+                .collect();
+            let base = super::memory::alias_of(target.addr());
+            let flags = NDK_OP_FLAG_ALLOW_REMOTE_WRITE | NDK_OP_FLAG_ALLOW_LOCAL_WRITE;
+            // SAFETY: the provider's post function with its QP and MR and a live page array.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                fast(conn.b.qp, 0xD00 as *mut c_void, mr, 4, page_array.as_ptr(), 0, size, base as *mut c_void, flags)
+            });
+            expect_success("NdkFastRegister", st)?;
+            let r = s.one(conn.b.cq)?;
+            if r.Status != STATUS_SUCCESS {
+                return fail(format!("the fast-register completed with {:#010x}", r.Status));
+            }
+            // SAFETY: the provider's getter with its registered MR.
+            let token = verifier::sync(DISPATCH_LEVEL, || unsafe { remote(mr) });
+            let sge = Self::sge(va_s, 4096, ls);
+            s.post_rdma(conn.a.qp, false, &sge, base + 4096, token)?;
+            let w = s.one(conn.a.cq)?;
+            if w.Status != STATUS_SUCCESS || target.bytes()[4096..8192] != src.bytes()[..] {
+                return fail(format!(
+                    "the WRITE through the fast-registered token completed with {:#010x}, payload intact {}",
+                    w.Status,
+                    target.bytes()[4096..8192] == src.bytes()[..]
+                ));
+            }
+            // SAFETY: the provider's post function with its QP and MR.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                invalidate(conn.b.qp, 0xD01 as *mut c_void, mr.cast(), 0)
+            });
+            expect_success("NdkInvalidate", st)?;
+            let r = s.one(conn.b.cq)?;
+            if r.Status != STATUS_SUCCESS {
+                return fail(format!("the invalidate completed with {:#010x}", r.Status));
+            }
+            s.post_rdma(conn.a.qp, false, &sge, base, token)?;
+            let w = s.one(conn.a.cq)?;
+            if w.Status != STATUS_ACCESS_VIOLATION {
+                return fail(format!(
+                    "a WRITE through the invalidated token completed with {:#010x}; STATUS_ACCESS_VIOLATION expected",
+                    w.Status
+                ));
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Prefixes a failure's reason with the sub-case that produced it.
 fn label(o: Outcome, case: &str) -> Outcome {
     match o {

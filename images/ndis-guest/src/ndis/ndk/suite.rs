@@ -171,6 +171,10 @@ impl Suite {
             "send-and-invalidate-in-results-ex",
             Suite::send_and_invalidate,
         );
+        self.test(
+            "fast-register-write-invalidate",
+            Suite::fast_register_write_invalidate,
+        );
         self.test("cq-arm-any-and-solicited", Suite::cq_arm);
         self.test("cq-moderation", Suite::cq_moderation);
         self.test("cq-resize-below-held", Suite::cq_resize_below_held);

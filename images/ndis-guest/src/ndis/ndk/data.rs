@@ -20,7 +20,7 @@ use guest_core::ndk::{ObjectKind, Outcome};
 use ndis_abi::*;
 
 use super::memory::{Buffer, MdlChain};
-use super::suite::{expect_success, fail, refused, skip, Suite, TestResult};
+use super::suite::{buffer, chain, expect_success, fail, refused, skip, Suite, TestResult};
 use super::verifier::{self, Watch};
 use crate::ndis::{interrupt, DISPATCH_LEVEL};
 
@@ -89,10 +89,26 @@ fn cq_dispatch(c: *mut NDK_CQ) -> NDK_CQ_DISPATCH {
     unsafe { core::ptr::read_volatile((*c).Dispatch) }
 }
 
+/// A registered buffer: the memory, its tokens, and the MDL address SGEs and remote addresses
+/// are relative to (the MR is deregistered and closed by the test's [`Cleanup`]).
+pub struct Registered {
+    /// The memory.
+    pub buf: Buffer,
+    /// The local token.
+    pub local: u32,
+    /// The remote token.
+    pub remote: u32,
+    /// The MDL's virtual address (an unmapped alias, see `memory`).
+    pub va: u64,
+    /// The MDL chain, alive while the MR is registered.
+    _chain: MdlChain,
+}
+
 /// The objects a test created, closed children first when it ends (whatever its outcome).
 #[derive(Default)]
 pub struct Cleanup {
     objects: Vec<(*mut c_void, ObjectKind)>,
+    registered: Vec<*mut NDK_MR>,
 }
 
 impl Cleanup {
@@ -102,8 +118,12 @@ impl Cleanup {
         o
     }
 
-    /// Closes everything, newest first; the first failure.
+    /// Closes everything, newest first, after deregistering the MRs still registered; the
+    /// first failure.
     pub fn close(self, s: &Suite) -> TestResult {
+        for &mr in &self.registered {
+            s.deregister(mr);
+        }
         let mut objects = self.objects;
         objects.reverse();
         s.close_all(&objects)
@@ -404,20 +424,21 @@ impl Suite {
         Ok(out)
     }
 
-    /// A registered MR over all of `buf` with `flags`; returns (MR, chain, local token,
-    /// remote token, MDL virtual address).
+    /// A fresh buffer of `len` bytes at `offset` into its first page, registered on `pd` with
+    /// `flags` (the MR closes with the test's [`Cleanup`]).
     pub(super) fn registered(
         &self,
         pd: *mut NDK_PD,
-        buf: &Buffer,
+        (len, offset): (usize, usize),
         flags: u32,
         c: &mut Cleanup,
-    ) -> Result<(*mut NDK_MR, MdlChain, u32, u32, u64), Outcome> {
+    ) -> Result<Registered, Outcome> {
+        let buf = buffer(len, offset)?;
         let mr = self.create_mr(pd, false)?;
         c.add(mr, ObjectKind::Mr);
-        let chain = MdlChain::new(buf, 0, buf.len, u32::MAX)
-            .ok_or(Outcome::Fail("out of memory".into()))?;
+        let chain = chain(&buf, u32::MAX)?;
         expect_success("NdkRegisterMr", self.register(mr, &chain, buf.len, flags))?;
+        c.registered.push(mr);
         let d = Self::mr_dispatch(mr);
         let (Some(local), Some(remote)) = (d.NdkGetLocalTokenFromMr, d.NdkGetRemoteTokenFromMr)
         else {
@@ -425,8 +446,18 @@ impl Suite {
         };
         // SAFETY: the provider's getters with its registered MR.
         let (l, r) = verifier::sync(DISPATCH_LEVEL, || unsafe { (local(mr), remote(mr)) });
-        let va = chain.virtual_address();
-        Ok((mr, chain, l, r, va))
+        Ok(Registered {
+            va: chain.virtual_address(),
+            buf,
+            local: l,
+            remote: r,
+            _chain: chain,
+        })
+    }
+
+    /// An SGE of `len` bytes at offset `at` of `r` (its MDL address plus `at`, its local token).
+    pub(super) fn at(r: &Registered, at: u64, len: usize) -> NDK_SGE {
+        Self::sge(r.va + at, len as u32, r.local)
     }
 
     pub(super) fn sge(va: u64, len: u32, token: u32) -> NDK_SGE {
@@ -459,57 +490,26 @@ impl Suite {
     pub fn send_receive_sizes(&mut self) -> TestResult {
         let max = self.info()?.MaxTransferLength.min(1 << 20) as usize;
         self.with_connection(BASE_PORT, |s, conn, c| {
-            let mut src = Buffer::new(max, 0x40).ok_or(Outcome::Fail("out of memory".into()))?;
-            let dst = Buffer::new(max, 0x80).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (mr_a, _ca, la, _, va_a) = s.registered(conn.pd, &src, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let (mr_b, _cb, lb, _, va_b) = s.registered(conn.pd, &dst, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let qa = qp_dispatch(conn.a.qp);
-            let qb = qp_dispatch(conn.b.qp);
-            let (Some(send), Some(recv)) = (qa.NdkSend, qb.NdkReceive) else {
-                return fail("the QP dispatch table lacks NdkSend or NdkReceive");
-            };
-            let mut r = Ok(());
+            let mut a = s.registered(conn.pd, (max, 0x40), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd, (max, 0x80), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             for (i, size) in [1usize, 64, 4096, max].into_iter().enumerate() {
-                src.fill(i as u8 + 1);
-                let rs = Self::sge(va_b, size as u32, lb);
-                let ss = Self::sge(va_a, size as u32, la);
-                // SAFETY: the provider's post functions with live SGEs naming registered memory.
-                let (pr, ps) = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                    (
-                        recv(conn.b.qp, 0x100 as *mut c_void, &rs, 1),
-                        send(conn.a.qp, 0x200 as *mut c_void, &ss, 1, 0),
-                    )
-                });
-                if let Err(e) = expect_success("NdkReceive", pr).and(expect_success("NdkSend", ps)) {
-                    r = Err(e);
-                    break;
-                }
-                let got = s.results(conn.b.cq, 1).and_then(|rb| s.results(conn.a.cq, 1).map(|ra| (rb, ra)));
-                let (rb, ra) = match got {
-                    Ok(x) => x,
-                    Err(e) => {
-                        r = Err(e);
-                        break;
-                    }
-                };
-                let ok = rb[0].Status == STATUS_SUCCESS
-                    && rb[0].BytesTransferred as usize == size
-                    && ra[0].Status == STATUS_SUCCESS
-                    && dst.bytes()[..size] == src.bytes()[..size];
-                if !ok {
-                    r = fail(format!(
-                        "{size}-byte SEND: receive status {:#010x} bytes {}, send status {:#010x}, payload intact {}",
-                        rb[0].Status,
-                        rb[0].BytesTransferred,
-                        ra[0].Status,
-                        dst.bytes()[..size] == src.bytes()[..size]
+                a.buf.fill(i as u8 + 1);
+                s.post_recv(conn.b.qp, &Self::at(&b, 0, size), 0x100)?;
+                s.post_send(conn.a.qp, &Self::at(&a, 0, size), 0, 0x200)?;
+                let (rb, ra) = (s.one(conn.b.cq)?, s.one(conn.a.cq)?);
+                let intact = b.buf.bytes()[..size] == a.buf.bytes()[..size];
+                if rb.Status != STATUS_SUCCESS
+                    || rb.BytesTransferred as usize != size
+                    || ra.Status != STATUS_SUCCESS
+                    || !intact
+                {
+                    return fail(format!(
+                        "{size}-byte SEND: receive status {:#010x} bytes {}, send status {:#010x}, payload intact {intact}",
+                        rb.Status, rb.BytesTransferred, ra.Status
                     ));
-                    break;
                 }
             }
-            s.deregister(mr_a);
-            s.deregister(mr_b);
-            r
+            Ok(())
         })
     }
 
@@ -517,54 +517,30 @@ impl Suite {
     pub fn rdma_write_read(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 1, |s, conn, c| {
             let size = 8192usize;
-            let mut src = Buffer::new(size, 0x10).ok_or(Outcome::Fail("out of memory".into()))?;
-            let back = Buffer::new(size, 0x20).ok_or(Outcome::Fail("out of memory".into()))?;
-            let dst = Buffer::new(size, 0x30).ok_or(Outcome::Fail("out of memory".into()))?;
-            src.fill(0x5A);
             let local = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
-            let (mr_s, _c1, ls, _, va_s) = s.registered(conn.pd, &src, local, c)?;
-            let (mr_k, _c2, lk, _, va_k) = s.registered(conn.pd, &back, local, c)?;
             let remote = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
-            let (mr_d, _c3, _, rd, va_d) = s.registered(conn.pd, &dst, remote, c)?;
-            let qa = qp_dispatch(conn.a.qp);
-            let (Some(write), Some(read)) = (qa.NdkWrite, qa.NdkRead) else {
-                return fail("the QP dispatch table lacks NdkWrite or NdkRead");
-            };
-            let ws = Self::sge(va_s, size as u32, ls);
-            // SAFETY: the provider's post function with a live SGE and the peer's token.
-            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                write(conn.a.qp, 0x300 as *mut c_void, &ws, 1, va_d, rd, 0)
-            });
-            let r = expect_success("NdkWrite", st)
-                .and_then(|()| s.results(conn.a.cq, 1))
-                .and_then(|w| {
-                    if w[0].Status != STATUS_SUCCESS || dst.bytes() != src.bytes() {
-                        return fail(format!(
-                            "RDMA WRITE: status {:#010x}, payload intact {}",
-                            w[0].Status,
-                            dst.bytes() == src.bytes()
-                        ));
-                    }
-                    let rs = Self::sge(va_k, size as u32, lk);
-                    // SAFETY: as above.
-                    let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                        read(conn.a.qp, 0x400 as *mut c_void, &rs, 1, va_d, rd, 0)
-                    });
-                    expect_success("NdkRead", st)?;
-                    let rr = s.results(conn.a.cq, 1)?;
-                    if rr[0].Status != STATUS_SUCCESS || back.bytes() != src.bytes() {
-                        return fail(format!(
-                            "RDMA READ: status {:#010x}, payload intact {}",
-                            rr[0].Status,
-                            back.bytes() == src.bytes()
-                        ));
-                    }
-                    Ok(())
-                });
-            for mr in [mr_s, mr_k, mr_d] {
-                s.deregister(mr);
+            let mut src = s.registered(conn.pd, (size, 0x10), local, c)?;
+            let back = s.registered(conn.pd, (size, 0x20), local, c)?;
+            let dst = s.registered(conn.pd, (size, 0x30), remote, c)?;
+            src.buf.fill(0x5A);
+            for (read, local, what) in [(false, &src, "WRITE"), (true, &back, "READ")] {
+                s.post_rdma(
+                    conn.a.qp,
+                    read,
+                    &Self::at(local, 0, size),
+                    dst.va,
+                    dst.remote,
+                )?;
+                let r = s.one(conn.a.cq)?;
+                let intact = local.buf.bytes() == dst.buf.bytes();
+                if r.Status != STATUS_SUCCESS || !intact {
+                    return fail(format!(
+                        "RDMA {what}: status {:#010x}, payload intact {intact}",
+                        r.Status
+                    ));
+                }
             }
-            r
+            Ok(())
         })
     }
 
@@ -707,8 +683,9 @@ impl Suite {
         Ok(())
     }
 
-    /// One remote-access violation on a fresh connection: `case` picks the RDMA operation,
-    /// the access the target MR grants, the offset past its start, and the token change.
+    /// One remote-access violation on a fresh connection: an RDMA READ (`read`) or WRITE of
+    /// 4 KiB plus `overrun` bytes into an MR granting `grant`, with its token XORed with
+    /// `token_xor`.
     fn access_violation(
         &self,
         port: u16,
@@ -719,17 +696,11 @@ impl Suite {
     ) -> TestResult {
         self.with_connection(port, |s, conn, c| {
             let size = 4096usize;
-            let local = Buffer::new(2 * size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let target = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _l, lt, _, lva) = s.registered(
-                conn.pd,
-                &local,
-                NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK,
-                c,
-            )?;
-            let (_, _t, _, rt, tva) = s.registered(conn.pd, &target, grant, c)?;
-            let sge = Self::sge(lva, (size + overrun) as u32, lt);
-            s.post_rdma(conn.a.qp, read, &sge, tva, rt ^ token_xor)?;
+            let sink = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
+            let local = s.registered(conn.pd, (2 * size, 0), sink, c)?;
+            let target = s.registered(conn.pd, (size, 0), grant, c)?;
+            let sge = Self::at(&local, 0, size + overrun);
+            s.post_rdma(conn.a.qp, read, &sge, target.va, target.remote ^ token_xor)?;
             let r = s.one(conn.a.cq)?;
             if r.Status != STATUS_ACCESS_VIOLATION {
                 return fail(format!(
@@ -738,7 +709,7 @@ impl Suite {
                     r.Status
                 ));
             }
-            s.expect_flushed(&conn.a, &Self::sge(lva, 64, lt))
+            s.expect_flushed(&conn.a, &Self::at(&local, 0, 64))
         })
     }
 
@@ -759,10 +730,9 @@ impl Suite {
     /// A send larger than the posted receive: the receiver's completion reports the overflow.
     pub fn send_larger_than_receive(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 14, |s, conn, c| {
-            let buf = Buffer::new(256, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0x700)?;
-            s.post_send(conn.a.qp, &Self::sge(va + 128, 128, lt), 0, 0x701)?;
+            let b = s.registered(conn.pd, (256, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0x700)?;
+            s.post_send(conn.a.qp, &Self::at(&b, 128, 128), 0, 0x701)?;
             let r = s.one(conn.b.cq)?;
             if r.Status != STATUS_BUFFER_OVERFLOW {
                 return fail(format!(
@@ -777,12 +747,9 @@ impl Suite {
     /// sendnoreceive: a send with no receive posted at the peer fails (receiver not ready).
     pub fn send_without_receive(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 15, |s, conn, c| {
-            let buf = Buffer::new(64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) =
-                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            s.post_send(conn.a.qp, &Self::sge(va, 64, lt), 0, 0x800)?;
-            let r = s.one(conn.a.cq)?;
-            if r.Status == STATUS_SUCCESS {
+            let b = s.registered(conn.pd, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_send(conn.a.qp, &Self::at(&b, 0, 64), 0, 0x800)?;
+            if s.one(conn.a.cq)?.Status == STATUS_SUCCESS {
                 return fail("a SEND with no receive posted at the peer completed successfully");
             }
             Ok(())
@@ -792,22 +759,8 @@ impl Suite {
     /// receiveflushqp: NdkFlush cancels every outstanding receive.
     pub fn flush_cancels_receives(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 16, |s, conn, c| {
-            let buf = Buffer::new(3 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) =
-                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            for i in 0..3u64 {
-                s.post_recv(
-                    conn.b.qp,
-                    &Self::sge(va + 64 * i, 64, lt),
-                    0x900 + i as usize,
-                )?;
-            }
-            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
-                return fail("the QP dispatch table lacks NdkFlush");
-            };
-            // SAFETY: the provider's function with its QP.
-            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
-            let rs = s.results(conn.b.cq, 3)?;
+            let n = s.post_receives_and_flush(conn, 3, c)?;
+            let rs = s.results(conn.b.cq, n)?;
             if let Some(r) = rs.iter().find(|r| r.Status != STATUS_CANCELLED) {
                 return fail(format!(
                     "a flushed receive completed with {:#010x}; STATUS_CANCELLED expected",
@@ -818,18 +771,36 @@ impl Suite {
         })
     }
 
+    /// Posts `n` 64-byte receives on the passive side and flushes its QP; returns `n`.
+    fn post_receives_and_flush(
+        &self,
+        conn: &Connection,
+        n: usize,
+        c: &mut Cleanup,
+    ) -> Result<usize, Outcome> {
+        let b = self.registered(conn.pd, (n * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+        for i in 0..n {
+            self.post_recv(conn.b.qp, &Self::at(&b, 64 * i as u64, 64), 0x900 + i)?;
+        }
+        let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
+            return fail("the QP dispatch table lacks NdkFlush");
+        };
+        // SAFETY: the provider's function with its QP.
+        verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+        Ok(n)
+    }
+
     /// SendAndInvalidate: the receiver's GetCqResultsEx reports the invalidated token.
     pub fn send_and_invalidate(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 17, |s, conn, c| {
-            let buf = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let target = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let (_, _t, _, rt, _) = s.registered(conn.pd, &target, NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
-            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0xA00)?;
+            let b = s.registered(conn.pd, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let target = s.registered(conn.pd, (4096, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
+            let rt = target.remote;
+            s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0xA00)?;
             let Some(f) = qp_dispatch(conn.a.qp).NdkSendAndInvalidate else {
                 return fail("the QP dispatch table lacks NdkSendAndInvalidate");
             };
-            let sge = Self::sge(va + 1024, 64, lt);
+            let sge = Self::at(&b, 1024, 64);
             // SAFETY: the provider's post function with a live SGE.
             let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
                 f(conn.a.qp, 0xA01 as *mut c_void, &sge, 1, 0, rt)
@@ -864,16 +835,15 @@ impl Suite {
     /// notifies for a solicited one.
     pub fn cq_arm(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 18, |s, conn, c| {
-            let buf = Buffer::new(4 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let Some(arm) = cq_dispatch(conn.b.cq).NdkArmCq else {
                 return fail("the CQ dispatch table lacks NdkArmCq");
             };
             let watch = s.cq_watch(conn.b.cq);
             let fired = || watch.map_or(0, |w| w.fired.load(Ordering::Acquire));
             let exchange = |i: u64, flags: u32| -> TestResult {
-                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xB00)?;
-                s.post_send(conn.a.qp, &Self::sge(va + 64 * i, 8, lt), flags, 0xB01)?;
+                s.post_recv(conn.b.qp, &Self::at(&b, 64 * i, 64), 0xB00)?;
+                s.post_send(conn.a.qp, &Self::at(&b, 64 * i, 8), flags, 0xB01)?;
                 s.one(conn.a.cq)?;
                 s.one(conn.b.cq).map(|_| ())
             };
@@ -933,17 +903,7 @@ impl Suite {
             return skip("the adapter does not claim NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED");
         }
         self.with_connection(BASE_PORT + 19, |s, conn, c| {
-            let buf = Buffer::new(8 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) =
-                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            for i in 0..8u64 {
-                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xC00)?;
-            }
-            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
-                return fail("the QP dispatch table lacks NdkFlush");
-            };
-            // SAFETY: the provider's function with its QP.
-            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+            let held = s.post_receives_and_flush(conn, 8, c)?;
             interrupt::idle(50);
             let Some(resize) = cq_dispatch(conn.b.cq).NdkResizeCq else {
                 return fail("the CQ dispatch table lacks NdkResizeCq");
@@ -959,7 +919,7 @@ impl Suite {
                 unsafe { resize(cq, 256, Some(verifier::on_request), ctx) }
             })
             .status;
-            s.results(cq, 8)?;
+            s.results(cq, held)?;
             if below == STATUS_SUCCESS {
                 return fail("ResizeCq to 4 entries succeeded while the CQ held 8 completions");
             }
@@ -1078,10 +1038,9 @@ impl Suite {
         }
         self.with_connection(BASE_PORT + 23, |s, conn, c| {
             let size = 4 * 4096usize;
-            let mut src = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            src.fill(0x3C);
-            let target = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _sc, ls, _, va_s) = s.registered(conn.pd, &src, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let mut src = s.registered(conn.pd, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            src.buf.fill(0x3C);
+            let target = buffer(size, 0)?;
             let mr = c.add(s.create_mr(conn.pd, true)?, ObjectKind::Mr);
             let d = Self::mr_dispatch(mr);
             let (Some(init), Some(remote)) = (d.NdkInitializeFastRegisterMr, d.NdkGetRemoteTokenFromMr) else {
@@ -1114,14 +1073,14 @@ impl Suite {
             }
             // SAFETY: the provider's getter with its registered MR.
             let token = verifier::sync(DISPATCH_LEVEL, || unsafe { remote(mr) });
-            let sge = Self::sge(va_s, 4096, ls);
+            let sge = Self::at(&src, 0, 4096);
             s.post_rdma(conn.a.qp, false, &sge, base + 4096, token)?;
             let w = s.one(conn.a.cq)?;
-            if w.Status != STATUS_SUCCESS || target.bytes()[4096..8192] != src.bytes()[..] {
+            if w.Status != STATUS_SUCCESS || target.bytes()[4096..8192] != src.buf.bytes()[..] {
                 return fail(format!(
                     "the WRITE through the fast-registered token completed with {:#010x}, payload intact {}",
                     w.Status,
-                    target.bytes()[4096..8192] == src.bytes()[..]
+                    target.bytes()[4096..8192] == src.buf.bytes()[..]
                 ));
             }
             // SAFETY: the provider's post function with its QP and MR.

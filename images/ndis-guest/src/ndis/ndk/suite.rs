@@ -43,6 +43,17 @@ macro_rules! entry {
     };
 }
 
+/// A consumer buffer of `len` bytes at `offset` into its first page (the test fails when the
+/// guest is out of memory).
+pub(super) fn buffer(len: usize, offset: usize) -> Result<Buffer, Outcome> {
+    Buffer::new(len, offset).ok_or(Outcome::Fail("the guest is out of memory".into()))
+}
+
+/// The MDL chain over all of `buf`, `pages` pages per MDL (`u32::MAX`: one MDL).
+pub(super) fn chain(buf: &Buffer, pages: u32) -> Result<MdlChain, Outcome> {
+    MdlChain::new(buf, 0, buf.len, pages).ok_or(Outcome::Fail("the guest is out of memory".into()))
+}
+
 /// `what` returned `status`; the test fails unless it is `STATUS_SUCCESS`, except that
 /// `STATUS_NOT_SUPPORTED` (a dispatch entry the provider does not implement yet) makes it a
 /// labelled skip.
@@ -478,18 +489,16 @@ impl Suite {
 
     fn mr_register_multipage(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(3 * 4096, 0x123).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain = MdlChain::new(&buf, 0, buf.len, u32::MAX)
-                .ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(3 * 4096, 0x123)?;
+            let chain = chain(&buf, u32::MAX)?;
             s.register_round_trip(mr, &chain, buf.len)
         })
     }
 
     fn mr_register_chained(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(20 * 1024, 0x800).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain =
-                MdlChain::new(&buf, 0, buf.len, 2).ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(20 * 1024, 0x800)?;
+            let chain = chain(&buf, 2)?;
             if chain.len() < 3 {
                 return fail(format!(
                     "the chain has {} MDLs; 3 or more expected",
@@ -502,9 +511,8 @@ impl Suite {
 
     fn mr_register_zero(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain = MdlChain::new(&buf, 0, buf.len, u32::MAX)
-                .ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(4096, 0)?;
+            let chain = chain(&buf, u32::MAX)?;
             let status = s.register(mr, &chain, 0, NDK_MR_FLAG_ALLOW_LOCAL_WRITE);
             if status == STATUS_SUCCESS {
                 s.deregister(mr);
@@ -515,9 +523,8 @@ impl Suite {
 
     fn mr_register_oversized(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(2 * 4096, 0x10).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain = MdlChain::new(&buf, 0, buf.len, u32::MAX)
-                .ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(2 * 4096, 0x10)?;
+            let chain = chain(&buf, u32::MAX)?;
             let status = s.register(mr, &chain, buf.len + 1, NDK_MR_FLAG_ALLOW_LOCAL_WRITE);
             if status == STATUS_SUCCESS {
                 s.deregister(mr);

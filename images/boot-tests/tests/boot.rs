@@ -163,7 +163,7 @@ fn guest_contract_checker_selftest_passes() {
         a.driver.to_str().unwrap(),
     );
     out.assert_in_order(&[
-        "guest: selftest contract: 19 checks passed",
+        "guest: selftest contract: 20 checks passed",
         "ndis: DriverEntry",
         "verdict: PASS",
     ]);

@@ -129,6 +129,9 @@ pub struct AdapterState {
     pub process_sg_list: Option<MiniportProcessSgListFn>,
     pub maps: Vec<(u64, u32)>,
     pub shared: BTreeMap<u64, (u32, bool)>,
+    /// Pool blocks allocated with this adapter's handle and not freed yet (MiniportHaltEx
+    /// must free them).
+    pub pool: alloc::collections::BTreeSet<u64>,
 }
 
 impl AdapterState {
@@ -143,6 +146,7 @@ impl AdapterState {
             process_sg_list: None,
             maps: Vec::new(),
             shared: BTreeMap::new(),
+            pool: alloc::collections::BTreeSet::new(),
         }
     }
 }
@@ -745,17 +749,28 @@ fn adapter_suffix(i: usize) -> String {
 }
 
 /// After halt (or a failed initialize): adapter `i`'s resources must all be released.
-fn check_adapter_released(when: &str, i: usize) {
-    let (irq, dma, maps, shared) = {
+pub fn check_adapter_released(when: &str, i: usize) {
+    let (irq, dma, maps, shared, pool) = {
         let guard = STATE.lock();
         let s = &guard.adapters[i];
+        let pool: Vec<(u64, u32)> = s
+            .pool
+            .iter()
+            .map(|va| (*va, guard.pool.get(va).map_or(0, |p| p.0)))
+            .collect();
         (
             s.interrupt.is_some(),
             s.dma_registered,
             s.maps.clone(),
             s.shared.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+            pool,
         )
     };
+    for (va, len) in pool {
+        violation(format!(
+            "{when} returned with {len} bytes at {va:#x} allocated with the adapter handle (NdisAllocateMemoryWithTagPriority) not freed"
+        ));
+    }
     if irq {
         violation(format!(
             "{when} returned with the interrupt still registered (no NdisMDeregisterInterruptEx)"

@@ -127,6 +127,24 @@ fn two_rnics_are_hosted_as_two_adapters_and_their_wire_is_captured() {
         "verdict: PASS",
     ]);
     assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+    // With an NDK provider, NDK is enabled and an NDK adapter opened and closed on each.
+    if out
+        .serial
+        .contains("ndis: NDK provider characteristics registered")
+    {
+        for line in [
+            "ndis: OpenNDKAdapterHandler(version 1.0) returned NDIS_STATUS_SUCCESS",
+            "ndis: CloseNDKAdapterHandler returned",
+            "ndis: NdisMNetPnPEvent NetEventNDKDisable",
+        ] {
+            assert_eq!(
+                out.serial.matches(line).count(),
+                2,
+                "{line:?} once per adapter\n{}",
+                out.serial
+            );
+        }
+    }
     // The frames adapter 0 sent crossed the pair wire: tshark reads them from the capture.
     let t = std::process::Command::new("tshark")
         .arg("-r")

@@ -282,13 +282,13 @@ fn drive_pause_restart(
         if round == 1 {
             let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
             let bench = NDK_BENCH.load(core::sync::atomic::Ordering::Relaxed);
-            for &(i, ctx) in adapters {
+            for &(i, _) in adapters {
                 run_oid_matrix(chars, i);
                 if i == 0 {
                     run_sends(chars, i);
                 }
-                ndk::host(chars, i, ctx, (suite && i == 0, bench && i == 0));
             }
+            ndk::host(chars, adapters, (suite, bench));
         }
         for &(_, ctx) in adapters {
             pause_one(pause, ctx, round);

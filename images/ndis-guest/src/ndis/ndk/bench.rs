@@ -134,8 +134,8 @@ fn writes(suite: &Suite, per_us: u64) -> TestResult {
     let r = (|| {
         let conn = suite.connect(BENCH_PORT, b"bench", b"ok", &mut c)?;
         let size = 1 << 20;
-        let src = suite.registered(conn.pd, (size, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, &mut c)?;
-        let dst = suite.registered(conn.pd, (size, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, &mut c)?;
+        let src = suite.registered(conn.pd_a, (size, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, &mut c)?;
+        let dst = suite.registered(conn.pd_b, (size, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, &mut c)?;
         let qp = conn.a.qp;
         // SAFETY: a QP the provider returned.
         let d = unsafe { core::ptr::read_volatile((*qp).Dispatch) };

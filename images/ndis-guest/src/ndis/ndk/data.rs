@@ -26,6 +26,8 @@ use crate::ndis::{interrupt, DISPATCH_LEVEL};
 
 /// The TCP-style port the suite's listeners use (each connection test its own).
 const BASE_PORT: u16 = 5000;
+/// The port of the one-adapter loopback connection test.
+pub const LOOPBACK_PORT: u16 = BASE_PORT + 30;
 /// How long the suite waits for a connect event or a completion in a CQ.
 const EVENT_WAIT_MS: u64 = 5_000;
 /// The read limits the suite asks for.
@@ -61,8 +63,10 @@ pub struct End {
 /// Two connected QPs on one PD (`a` the active side, `b` the passive side; the listener that
 /// accepted is in the test's [`Cleanup`]).
 pub struct Connection {
-    /// The PD of both QPs.
-    pub pd: *mut NDK_PD,
+    /// The active side's PD (its QP and memory).
+    pub pd_a: *mut NDK_PD,
+    /// The passive side's PD (the same as `pd_a` on one adapter).
+    pub pd_b: *mut NDK_PD,
     /// Active side.
     pub a: End,
     /// Passive side.
@@ -132,11 +136,11 @@ impl Cleanup {
 
 impl Suite {
     fn create_connector(&self, c: &mut Cleanup) -> Result<*mut NDK_CONNECTOR, Outcome> {
-        let f = match self.dispatch.NdkCreateConnector {
+        let (a, d) = self.side(false);
+        let f = match d.NdkCreateConnector {
             Some(f) => f,
             None => return fail("the dispatch table has no NdkCreateConnector"),
         };
-        let a = self.a();
         let conn = verifier::create(
             "NdkCreateConnector",
             ObjectKind::Connector,
@@ -149,17 +153,18 @@ impl Suite {
         Ok(c.add(conn, ObjectKind::Connector))
     }
 
-    /// A listener on 0.0.0.0:`port` with its connect-event watch; the address it reports.
+    /// A listener on 0.0.0.0:`port` on the passive side's adapter, with its connect-event
+    /// watch; the address it reports.
     fn listen(
         &self,
         port: u16,
         c: &mut Cleanup,
     ) -> Result<(*mut NDK_LISTENER, &'static Watch, SOCKADDR_IN), Outcome> {
-        let f = match self.dispatch.NdkCreateListener {
+        let (a, d) = self.side(true);
+        let f = match d.NdkCreateListener {
             Some(f) => f,
             None => return fail("the dispatch table has no NdkCreateListener"),
         };
-        let a = self.a();
         let watch = verifier::new_watch("connect event");
         let l = verifier::create(
             "NdkCreateListener",
@@ -209,13 +214,15 @@ impl Suite {
         Ok((l, watch, addr))
     }
 
-    /// A CQ and a QP on `pd` for one end of a connection.
+    /// A CQ and a QP on `pd` for one end of a connection (`passive`: on the passive side's
+    /// adapter, where `pd` lives).
     fn end_qp(
         &self,
         pd: *mut NDK_PD,
+        passive: bool,
         c: &mut Cleanup,
     ) -> Result<(*mut NDK_CQ, *mut NDK_QP), Outcome> {
-        let cq = self.cq(128)?;
+        let cq = self.cq_on(passive, 128)?;
         c.add(cq.cq, ObjectKind::Cq);
         let qp = self
             .create_qp(pd, cq.cq, 64, 64, 2, 2, 0)
@@ -233,10 +240,14 @@ impl Suite {
         to_a: &[u8],
         c: &mut Cleanup,
     ) -> Result<Connection, Outcome> {
-        let pd = self.create_pd()?;
-        c.add(pd, ObjectKind::Pd);
-        let (cq_a, qp_a) = self.end_qp(pd, c)?;
-        let (cq_b, qp_b) = self.end_qp(pd, c)?;
+        let pd_a = c.add(self.create_pd_on(false)?, ObjectKind::Pd);
+        let pd_b = if self.has_peer() {
+            c.add(self.create_pd_on(true)?, ObjectKind::Pd)
+        } else {
+            pd_a
+        };
+        let (cq_a, qp_a) = self.end_qp(pd_a, false, c)?;
+        let (cq_b, qp_b) = self.end_qp(pd_b, true, c)?;
         let (_listener, events, addr) = self.listen(port, c)?;
         let conn_a = self.create_connector(c)?;
         let da = connector_dispatch(conn_a);
@@ -277,7 +288,7 @@ impl Suite {
         verifier::adopt(
             conn_b as *const c_void,
             ObjectKind::Connector,
-            Some(self.a() as *const c_void),
+            Some(self.side(true).0 as *const c_void),
         );
         c.add(conn_b, ObjectKind::Connector);
         self.check_connection_data(conn_b, to_b, "the passive side")?;
@@ -331,7 +342,8 @@ impl Suite {
         expect_success("NdkCompleteConnect", st)?;
         expect_success("NdkAccept", accepting.wait().status)?;
         Ok(Connection {
-            pd,
+            pd_a,
+            pd_b,
             a: End {
                 cq: cq_a,
                 qp: qp_a,
@@ -490,8 +502,8 @@ impl Suite {
     pub fn send_receive_sizes(&mut self) -> TestResult {
         let max = self.info()?.MaxTransferLength.min(1 << 20) as usize;
         self.with_connection(BASE_PORT, |s, conn, c| {
-            let mut a = s.registered(conn.pd, (max, 0x40), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let b = s.registered(conn.pd, (max, 0x80), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let mut a = s.registered(conn.pd_a, (max, 0x40), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (max, 0x80), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             for (i, size) in [1usize, 64, 4096, max].into_iter().enumerate() {
                 a.buf.fill(i as u8 + 1);
                 s.post_recv(conn.b.qp, &Self::at(&b, 0, size), 0x100)?;
@@ -519,9 +531,9 @@ impl Suite {
             let size = 8192usize;
             let local = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
             let remote = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
-            let mut src = s.registered(conn.pd, (size, 0x10), local, c)?;
-            let back = s.registered(conn.pd, (size, 0x20), local, c)?;
-            let dst = s.registered(conn.pd, (size, 0x30), remote, c)?;
+            let mut src = s.registered(conn.pd_a, (size, 0x10), local, c)?;
+            let back = s.registered(conn.pd_a, (size, 0x20), local, c)?;
+            let dst = s.registered(conn.pd_b, (size, 0x30), remote, c)?;
             src.buf.fill(0x5A);
             for (read, local, what) in [(false, &src, "WRITE"), (true, &back, "READ")] {
                 s.post_rdma(
@@ -546,7 +558,12 @@ impl Suite {
 
     /// Connect and accept with private data both ways, then a disconnect the peer sees once.
     pub fn connect_accept_disconnect(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 2, |_, _, _| Ok(()))
+        self.connect_accept_disconnect_on(BASE_PORT + 2)
+    }
+
+    /// The connect/accept/disconnect exchange through a listener on `port`.
+    pub fn connect_accept_disconnect_on(&mut self, port: u16) -> TestResult {
+        self.with_connection(port, |_, _, _| Ok(()))
     }
 
     /// A connect to a port nobody listens on fails (and completes exactly once).
@@ -556,7 +573,7 @@ impl Suite {
             // The listener only learns the adapter's address; it listens on another port.
             let (_, _, addr) = self.listen(BASE_PORT + 3, &mut c)?;
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
-            let (_, qp) = self.end_qp(pd, &mut c)?;
+            let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
             let Some(connect) = connector_dispatch(conn).NdkConnect else {
                 return fail("the connector dispatch table lacks NdkConnect");
@@ -697,8 +714,8 @@ impl Suite {
         self.with_connection(port, |s, conn, c| {
             let size = 4096usize;
             let sink = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
-            let local = s.registered(conn.pd, (2 * size, 0), sink, c)?;
-            let target = s.registered(conn.pd, (size, 0), grant, c)?;
+            let local = s.registered(conn.pd_a, (2 * size, 0), sink, c)?;
+            let target = s.registered(conn.pd_b, (size, 0), grant, c)?;
             let sge = Self::at(&local, 0, size + overrun);
             s.post_rdma(conn.a.qp, read, &sge, target.va, target.remote ^ token_xor)?;
             let r = s.one(conn.a.cq)?;
@@ -730,9 +747,10 @@ impl Suite {
     /// A send larger than the posted receive: the receiver's completion reports the overflow.
     pub fn send_larger_than_receive(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 14, |s, conn, c| {
-            let b = s.registered(conn.pd, (256, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let a = s.registered(conn.pd_a, (128, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0x700)?;
-            s.post_send(conn.a.qp, &Self::at(&b, 128, 128), 0, 0x701)?;
+            s.post_send(conn.a.qp, &Self::at(&a, 0, 128), 0, 0x701)?;
             let r = s.one(conn.b.cq)?;
             if r.Status != STATUS_BUFFER_OVERFLOW {
                 return fail(format!(
@@ -747,8 +765,8 @@ impl Suite {
     /// sendnoreceive: a send with no receive posted at the peer fails (receiver not ready).
     pub fn send_without_receive(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 15, |s, conn, c| {
-            let b = s.registered(conn.pd, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            s.post_send(conn.a.qp, &Self::at(&b, 0, 64), 0, 0x800)?;
+            let a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_send(conn.a.qp, &Self::at(&a, 0, 64), 0, 0x800)?;
             if s.one(conn.a.cq)?.Status == STATUS_SUCCESS {
                 return fail("a SEND with no receive posted at the peer completed successfully");
             }
@@ -778,7 +796,7 @@ impl Suite {
         n: usize,
         c: &mut Cleanup,
     ) -> Result<usize, Outcome> {
-        let b = self.registered(conn.pd, (n * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+        let b = self.registered(conn.pd_b, (n * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
         for i in 0..n {
             self.post_recv(conn.b.qp, &Self::at(&b, 64 * i as u64, 64), 0x900 + i)?;
         }
@@ -793,14 +811,15 @@ impl Suite {
     /// SendAndInvalidate: the receiver's GetCqResultsEx reports the invalidated token.
     pub fn send_and_invalidate(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 17, |s, conn, c| {
-            let b = s.registered(conn.pd, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let target = s.registered(conn.pd, (4096, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
+            let a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let target = s.registered(conn.pd_b, (4096, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
             let rt = target.remote;
             s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0xA00)?;
             let Some(f) = qp_dispatch(conn.a.qp).NdkSendAndInvalidate else {
                 return fail("the QP dispatch table lacks NdkSendAndInvalidate");
             };
-            let sge = Self::at(&b, 1024, 64);
+            let sge = Self::at(&a, 0, 64);
             // SAFETY: the provider's post function with a live SGE.
             let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
                 f(conn.a.qp, 0xA01 as *mut c_void, &sge, 1, 0, rt)
@@ -835,7 +854,8 @@ impl Suite {
     /// notifies for a solicited one.
     pub fn cq_arm(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 18, |s, conn, c| {
-            let b = s.registered(conn.pd, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let a = s.registered(conn.pd_a, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let Some(arm) = cq_dispatch(conn.b.cq).NdkArmCq else {
                 return fail("the CQ dispatch table lacks NdkArmCq");
             };
@@ -843,7 +863,7 @@ impl Suite {
             let fired = || watch.map_or(0, |w| w.fired.load(Ordering::Acquire));
             let exchange = |i: u64, flags: u32| -> TestResult {
                 s.post_recv(conn.b.qp, &Self::at(&b, 64 * i, 64), 0xB00)?;
-                s.post_send(conn.a.qp, &Self::at(&b, 64 * i, 8), flags, 0xB01)?;
+                s.post_send(conn.a.qp, &Self::at(&a, 64 * i, 8), flags, 0xB01)?;
                 s.one(conn.a.cq)?;
                 s.one(conn.b.cq).map(|_| ())
             };
@@ -934,7 +954,7 @@ impl Suite {
         let r = (|| {
             let (_, events, addr) = self.listen(BASE_PORT + 20, &mut c)?;
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
-            let (_, qp) = self.end_qp(pd, &mut c)?;
+            let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
             let Some(connect) = connector_dispatch(conn).NdkConnect else {
                 return fail("the connector dispatch table lacks NdkConnect");
@@ -967,7 +987,7 @@ impl Suite {
             verifier::adopt(
                 incoming as *const c_void,
                 ObjectKind::Connector,
-                Some(self.a() as *const c_void),
+                Some(self.side(true).0 as *const c_void),
             );
             c.add(incoming, ObjectKind::Connector);
             let Some(reject) = connector_dispatch(incoming).NdkReject else {
@@ -1038,10 +1058,10 @@ impl Suite {
         }
         self.with_connection(BASE_PORT + 23, |s, conn, c| {
             let size = 4 * 4096usize;
-            let mut src = s.registered(conn.pd, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let mut src = s.registered(conn.pd_a, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             src.buf.fill(0x3C);
             let target = buffer(size, 0)?;
-            let mr = c.add(s.create_mr(conn.pd, true)?, ObjectKind::Mr);
+            let mr = c.add(s.create_mr(conn.pd_b, true)?, ObjectKind::Mr);
             let d = Self::mr_dispatch(mr);
             let (Some(init), Some(remote)) = (d.NdkInitializeFastRegisterMr, d.NdkGetRemoteTokenFromMr) else {
                 return fail("the MR dispatch table lacks NdkInitializeFastRegisterMr or NdkGetRemoteTokenFromMr");

@@ -89,6 +89,9 @@ fn expect_refusal(what: &str, status: NTSTATUS) -> TestResult {
 pub struct Suite {
     adapter: *mut NDK_ADAPTER,
     pub(super) dispatch: NDK_ADAPTER_DISPATCH,
+    /// The NDK adapter of a second RNIC wired to this one, when the VM has one: the passive
+    /// side of the connection tests lives there, so they cross the wire.
+    peer: Option<(*mut NDK_ADAPTER, NDK_ADAPTER_DISPATCH)>,
     caps: Capabilities,
     /// The `NDK_ADAPTER_INFO` the capabilities pointed to when the driver set them.
     caps_info: NDK_ADAPTER_INFO,
@@ -122,6 +125,7 @@ impl Suite {
         Suite {
             adapter,
             dispatch,
+            peer: None,
             caps,
             caps_info,
             info: None,
@@ -130,6 +134,43 @@ impl Suite {
             ctx,
             report: SuiteReport::new(),
         }
+    }
+
+    /// Puts the passive side of the connection tests on `peer` (an open NDK adapter of a
+    /// second RNIC) instead of this adapter.
+    pub fn with_peer(mut self, peer: *mut NDK_ADAPTER) -> Suite {
+        // SAFETY: an adapter the provider returned from open (checked by the caller).
+        let dispatch = unsafe { core::ptr::read_volatile((*peer).Dispatch) };
+        self.peer = Some((peer, dispatch));
+        self
+    }
+
+    /// The adapter objects of one side go on: the peer's for the passive side (`passive`)
+    /// when there is a peer, this adapter's otherwise.
+    pub(super) fn side(&self, passive: bool) -> (*mut NDK_ADAPTER, NDK_ADAPTER_DISPATCH) {
+        match self.peer {
+            Some(p) if passive => p,
+            _ => (self.adapter, self.dispatch),
+        }
+    }
+
+    /// With a second adapter, the connection tests cross the wire; this one connects two QPs
+    /// of this adapter to each other (the device's loopback), with private data and a
+    /// disconnect, as on a VM with one RNIC.
+    fn loopback_on_one_adapter(&mut self) -> TestResult {
+        let Some(peer) = self.peer.take() else {
+            return skip(
+                "one RNIC: every connection test of this run is already a loopback on one adapter",
+            );
+        };
+        let r = self.connect_accept_disconnect_on(super::data::LOOPBACK_PORT);
+        self.peer = Some(peer);
+        r
+    }
+
+    /// Whether the connection tests cross the wire to a second adapter.
+    pub(super) fn has_peer(&self) -> bool {
+        self.peer.is_some()
     }
 
     fn test(&mut self, name: &str, f: impl FnOnce(&mut Suite) -> TestResult) {
@@ -167,6 +208,10 @@ impl Suite {
             "connect-accept-private-data-disconnect",
             Suite::connect_accept_disconnect,
         );
+        self.test(
+            "connect-accept-loopback-on-one-adapter",
+            Suite::loopback_on_one_adapter,
+        );
         self.test("connect-without-listener", Suite::connect_without_listener);
         self.test("dual-listen", Suite::dual_listen);
         self.test(
@@ -191,7 +236,6 @@ impl Suite {
         self.test("cq-resize-below-held", Suite::cq_resize_below_held);
         self.test("connect-reject-private-data", Suite::connect_reject);
         self.test("dual-connect", Suite::dual_connect);
-        verifier::finish(self.adapter as *const c_void);
         self.report
     }
 
@@ -306,8 +350,13 @@ impl Suite {
     // ------------------------------------------------------------ objects
 
     pub(super) fn create_pd(&self) -> Result<*mut NDK_PD, Outcome> {
-        let f = entry!(self.dispatch, NdkCreatePd);
-        let a = self.a();
+        self.create_pd_on(false)
+    }
+
+    /// A PD on the passive side's adapter (`passive`) or this one.
+    pub(super) fn create_pd_on(&self, passive: bool) -> Result<*mut NDK_PD, Outcome> {
+        let (a, d) = self.side(passive);
+        let f = entry!(d, NdkCreatePd);
         verifier::create(
             "NdkCreatePd",
             ObjectKind::Pd,
@@ -320,10 +369,14 @@ impl Suite {
     }
 
     fn create_cq(&self, depth: u32) -> Result<Cq, NTSTATUS> {
-        let Some(f) = self.dispatch.NdkCreateCq else {
+        self.create_cq_on(false, depth)
+    }
+
+    fn create_cq_on(&self, passive: bool, depth: u32) -> Result<Cq, NTSTATUS> {
+        let (a, d) = self.side(passive);
+        let Some(f) = d.NdkCreateCq else {
             return Err(STATUS_NOT_SUPPORTED);
         };
-        let a = self.a();
         let watch = verifier::new_watch("CQ notification");
         let cq = verifier::create(
             "NdkCreateCq",
@@ -351,7 +404,12 @@ impl Suite {
     }
 
     pub(super) fn cq(&self, depth: u32) -> Result<Cq, Outcome> {
-        self.create_cq(depth)
+        self.cq_on(false, depth)
+    }
+
+    /// A CQ of `depth` on the passive side's adapter (`passive`) or this one.
+    pub(super) fn cq_on(&self, passive: bool, depth: u32) -> Result<Cq, Outcome> {
+        self.create_cq_on(passive, depth)
             .or_else(|s| refused(&format!("NdkCreateCq(depth {depth})"), s))
     }
 

@@ -46,6 +46,7 @@ pub mod status {
     pub const BUSY: u16 = 0x12;
     pub const INVALID_STATE: u16 = 0x13;
     pub const DMA_ERROR: u16 = 0x14;
+    pub const ADDRESS_IN_USE: u16 = 0x17;
 
     /// A readable name.
     pub fn name(s: u16) -> String {
@@ -58,6 +59,7 @@ pub mod status {
             BUSY => "BUSY".into(),
             INVALID_STATE => "INVALID_STATE".into(),
             DMA_ERROR => "DMA_ERROR".into(),
+            ADDRESS_IN_USE => "ADDRESS_IN_USE".into(),
             other => format!("{other:#x}"),
         }
     }
@@ -79,6 +81,7 @@ pub mod opc {
     pub const CREATE_PD: u8 = 0x11;
     pub const DESTROY_PD: u8 = 0x12;
     pub const SET_PORT_ADDR: u8 = 0x13;
+    pub const SET_PORT_ADDR6: u8 = 0x14;
     pub const CREATE_CQ: u8 = 0x18;
     pub const DESTROY_CQ: u8 = 0x19;
     pub const RESIZE_CQ: u8 = 0x1A;
@@ -91,6 +94,12 @@ pub mod opc {
     pub const DEREG_MR: u8 = 0x29;
     pub const ALLOC_FR_MR: u8 = 0x2A;
     pub const QUERY_MR: u8 = 0x2B;
+    /// The connection manager's commands (§3.14): `CM_LISTEN` .. `CM_RELEASE`.
+    pub const CM_FIRST: u8 = 0x30;
+    pub const CM_LISTEN: u8 = 0x30;
+    pub const CM_UNLISTEN: u8 = 0x31;
+    pub const CM_QUERY: u8 = 0x37;
+    pub const CM_LAST: u8 = 0x38;
     pub const CREATE_TXQ: u8 = 0x40;
     pub const DESTROY_TXQ: u8 = 0x41;
     pub const CREATE_RXQ: u8 = 0x42;
@@ -113,6 +122,8 @@ pub mod opc {
             CREATE_PD => "CREATE_PD",
             DESTROY_PD => "DESTROY_PD",
             SET_PORT_ADDR => "SET_PORT_ADDR",
+            SET_PORT_ADDR6 => "SET_PORT_ADDR6",
+            CM_FIRST..=CM_LAST => "CM_*",
             CREATE_CQ => "CREATE_CQ",
             DESTROY_CQ => "DESTROY_CQ",
             RESIZE_CQ => "RESIZE_CQ",
@@ -270,9 +281,12 @@ impl Cmd {
     /// length)`. Used to notice commands that write over the driver's own rings.
     pub fn device_writes(&self) -> Option<(u64, u64)> {
         Some(match self.opcode {
+            // QUERY_DEVICE writes the 96-byte extended record into a buffer that holds it.
+            opc::QUERY_DEVICE if self.u32(8) >= 96 => (self.u64(0), 96),
             opc::QUERY_DEVICE | opc::QUERY_CAPS => (self.u64(0), 64),
             opc::GET_STATS => (self.u64(0), u64::from(self.u32(8)).min(4096)),
             opc::QUERY_QP | opc::QUERY_MR => (self.u64(8), 64),
+            opc::CM_QUERY => (self.u64(8), u64::from(self.u32(4)).min(260)),
             opc::CREATE_CQ => (self.u64(0), u64::from(self.u32(8)) * 32),
             opc::RESIZE_CQ => (self.u64(8), u64::from(self.u32(16)) * 32),
             opc::CREATE_TXQ | opc::CREATE_RXQ => (self.u64(0), u64::from(self.u32(8)) * 16),
@@ -990,6 +1004,23 @@ impl Model {
                     INVALID_HANDLE,
                 );
             }
+            opc::SET_PORT_ADDR6 => {
+                o.fail_if(c.o[0] == 0xFF, INVALID_PARAM);
+            }
+            // The connection manager (§3.14) is checked by its own tests; the model
+            // does not follow connections, so any defined status may come back.
+            opc::CM_FIRST..=opc::CM_LAST => {
+                return vec![
+                    SUCCESS,
+                    INVALID_PARAM,
+                    NO_RESOURCES,
+                    INVALID_HANDLE,
+                    BUSY,
+                    INVALID_STATE,
+                    DMA_ERROR,
+                    ADDRESS_IN_USE,
+                ];
+            }
             _ => return vec![INVALID_OPCODE],
         }
         o.end()
@@ -1098,7 +1129,8 @@ impl Model {
         match c.opcode {
             opc::NOP => Self::expect_results(cpl, 0x4E4F_5000, 0)?,
             opc::QUERY_DEVICE => {
-                Self::expect_results(cpl, 64, 0)?;
+                let written = if c.u32(8) >= 96 { 96 } else { 64 };
+                Self::expect_results(cpl, written, 0)?;
                 if let Some(b) = buf {
                     self.check_device_record(b)?;
                 }
@@ -1118,7 +1150,15 @@ impl Model {
                 Self::expect_results(cpl, 0, 0)?;
                 self.settings.filter = c.u32(0);
             }
-            opc::SET_MULTICAST | opc::CLEAR_STATS => Self::expect_results(cpl, 0, 0)?,
+            opc::SET_MULTICAST | opc::CLEAR_STATS | opc::SET_PORT_ADDR6 => {
+                Self::expect_results(cpl, 0, 0)?
+            }
+            // Listeners touch no object the model tracks; other connection-manager
+            // commands move QPs on their own from now on (connect, accept, timers).
+            opc::CM_LISTEN | opc::CM_UNLISTEN | opc::CM_QUERY => {}
+            opc::CM_FIRST..=opc::CM_LAST => {
+                self.taint("a connection-manager command moves QPs the model does not follow")
+            }
             opc::QUERY_LINK => match cpl.r0 {
                 1 => Self::expect_results(cpl, 1, 100_000)?,
                 _ => Self::expect_results(cpl, 0, 0)?,

@@ -53,6 +53,8 @@ pub const ATOMIC_ACK_ETH_LEN: usize = 8;
 pub const IMM_LEN: usize = 4;
 /// Invalidate Extended Transport Header.
 pub const IETH_LEN: usize = 4;
+/// Datagram Extended Transport Header (UD).
+pub const DETH_LEN: usize = rnic_contract::mad::DETH_LEN;
 /// Invariant CRC trailer.
 pub const ICRC_LEN: usize = 4;
 /// Offset of the BTH in an encoded frame.
@@ -225,6 +227,15 @@ impl Aeth {
     }
 }
 
+/// Datagram Extended Transport Header (UD SEND Only to QP1, §11.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Deth {
+    /// Queue key.
+    pub qkey: u32,
+    /// Source QP, 24 bits.
+    pub src_qp: u32,
+}
+
 /// One RoCEv2 packet, as the transport sees it.
 ///
 /// Which of the optional headers must be present is fixed by the opcode (see
@@ -239,6 +250,8 @@ pub struct RocePacket {
     pub udp_src_port: u16,
     /// Base Transport Header.
     pub bth: Bth,
+    /// Datagram Extended Transport Header (UD SEND Only).
+    pub deth: Option<Deth>,
     /// RDMA Extended Transport Header (first packet of WRITE, READ request).
     pub reth: Option<Reth>,
     /// ACK Extended Transport Header (acknowledges, READ responses).
@@ -466,6 +479,7 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 fn check_headers(p: &RocePacket, info: &OpcodeInfo) -> Result<(), EncodeError> {
     let checks = [
+        ("DETH", info.deth, p.deth.is_some()),
         ("RETH", info.reth, p.reth.is_some()),
         ("AETH", info.aeth, p.aeth.is_some()),
         ("AtomicETH", info.atomic_eth, p.atomic_eth.is_some()),
@@ -494,6 +508,7 @@ fn check_headers(p: &RocePacket, info: &OpcodeInfo) -> Result<(), EncodeError> {
         ("BTH dest_qp", p.bth.dest_qp),
         ("BTH psn", p.bth.psn),
         ("AETH msn", p.aeth.map_or(0, |a| a.msn)),
+        ("DETH src_qp", p.deth.map_or(0, |d| d.src_qp)),
     ] {
         if value > PSN_MASK {
             return Err(EncodeError::FieldOutOfRange { field, value });
@@ -561,6 +576,10 @@ pub fn encode(p: &RocePacket) -> Result<Vec<u8>, EncodeError> {
     f.extend_from_slice(&b.psn.to_be_bytes()[1..]);
 
     // Extension headers, in the order the specification fixes.
+    if let Some(d) = &p.deth {
+        f.extend_from_slice(&d.qkey.to_be_bytes());
+        f.extend_from_slice(&d.src_qp.to_be_bytes());
+    }
     if let Some(r) = &p.reth {
         f.extend_from_slice(&r.va.to_be_bytes());
         f.extend_from_slice(&r.rkey.to_be_bytes());
@@ -758,6 +777,13 @@ pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
         bth,
         ..RocePacket::default()
     };
+    if info.deth {
+        p.deth = Some(Deth {
+            qkey: be32(ipd, at),
+            src_qp: be24(ipd, at + 5),
+        });
+        at += DETH_LEN;
+    }
     if info.reth {
         p.reth = Some(Reth {
             va: be64(ipd, at),

@@ -46,6 +46,10 @@ pub(crate) fn sample_packet(op: u8, payload_len: usize) -> RocePacket {
         atomic_ack: info.atomic_ack_eth.then_some(0xAAAA_BBBB_CCCC_DDDD),
         imm: info.imm.then_some(0xDEAD_BEEF),
         ieth: info.ieth.then_some(0x0000_0412),
+        deth: info.deth.then_some(Deth {
+            qkey: 0x8001_0000,
+            src_qp: 1,
+        }),
         payload: if info.payload {
             (0..payload_len).map(|i| (i * 3 + 1) as u8).collect()
         } else {
@@ -56,7 +60,7 @@ pub(crate) fn sample_packet(op: u8, payload_len: usize) -> RocePacket {
 
 #[test]
 fn every_opcode_round_trips_with_its_headers() {
-    for op in opcode::ALL_RC {
+    for op in opcode::ALL_RC.into_iter().chain([opcode::UD_SEND_ONLY]) {
         for len in [0usize, 1, 2, 3, 4, 5, 63, 256, 1024] {
             let p = sample_packet(op, len);
             let f = encode(&p).unwrap_or_else(|e| panic!("encode {op:#x}: {e}"));
@@ -294,9 +298,9 @@ fn semantic_errors_behind_a_good_icrc() {
     let good = encode(&sample_packet(opcode::ACKNOWLEDGE, 0)).unwrap();
 
     let mut f = good.clone();
-    f[BTH_OFFSET] = 0x64;
+    f[BTH_OFFSET] = 0x65;
     reseal(&mut f);
-    assert_eq!(decode(&f), Err(DecodeError::UnsupportedOpcode(0x64)));
+    assert_eq!(decode(&f), Err(DecodeError::UnsupportedOpcode(0x65)));
 
     let mut f = good.clone();
     f[BTH_OFFSET + 1] |= 0x01;
@@ -441,7 +445,12 @@ fn gid_mapping() {
 
 fn arb_packet() -> impl Strategy<Value = RocePacket> {
     (
-        proptest::sample::select(opcode::ALL_RC.to_vec()),
+        proptest::sample::select(
+            opcode::ALL_RC
+                .into_iter()
+                .chain([opcode::UD_SEND_ONLY])
+                .collect::<Vec<_>>(),
+        ),
         any::<[u8; 12]>(),
         any::<([u8; 4], [u8; 4], u8, u8, u16, u16)>(),
         any::<(bool, bool, u16, bool, bool, bool)>(),
@@ -493,6 +502,10 @@ fn arb_packet() -> impl Strategy<Value = RocePacket> {
                 atomic_ack: info.atomic_ack_eth.then_some(x),
                 imm: info.imm.then_some(len),
                 ieth: info.ieth.then_some(key),
+                deth: info.deth.then_some(Deth {
+                    qkey: key,
+                    src_qp: qp,
+                }),
                 payload: if info.payload { payload } else { Vec::new() },
             }
         })

@@ -16,9 +16,12 @@
 //! loopback frames per call).
 
 pub mod async_event;
+mod cm;
+mod cm_wire;
 pub mod cq;
 pub mod handles;
 pub mod mr;
+mod neigh;
 pub mod qp;
 mod transport;
 
@@ -27,6 +30,7 @@ mod tests;
 
 pub use crate::env::{DeviceEnv, DmaScope, Owner};
 pub use async_event::AsyncEvent;
+pub use cm::CmStats;
 
 /// Most send WQEs of one QP the engine fetches in one service call (a doorbell,
 /// a poll, a received frame); the engine's next polls fetch the rest, as a hardware
@@ -149,6 +153,14 @@ impl VerbsLimits {
         r.set_u16(query_caps::CQE_SIZE, cqe::CQE_SIZE as u16);
         r.set_u32(query_caps::MAX_INFLIGHT, self.max_inflight);
         r.set_u32(query_caps::ACCESS_BITS, access::ALL);
+        r.set_u16(query_caps::MAX_MW, 0);
+        r.set_u16(query_caps::MAX_SRQ, 0);
+        r.set_u8(query_caps::MAX_RD_ATOMIC, rnic_contract::cm::MAX_RD_ATOMIC);
+        r.set_u8(query_caps::MAX_LISTENERS, rnic_contract::cm::MAX_LISTENERS);
+        r.set_u16(
+            query_caps::MAX_CONNECTIONS,
+            rnic_contract::cm::MAX_CONNECTIONS,
+        );
         b
     }
 }
@@ -279,6 +291,8 @@ pub struct VerbsStats {
     pub qps: Vec<QpStats>,
     /// Counters of every CQ.
     pub cqs: Vec<CqStats>,
+    /// Connection manager counters.
+    pub cm: CmStats,
 }
 
 /// The verbs engine.
@@ -286,6 +300,11 @@ pub struct VerbsStats {
 pub struct Verbs {
     limits: VerbsLimits,
     port: Port,
+    /// The port's IPv6 address (`SET_PORT_ADDR6`), if it has one.
+    ipv6: Option<[u8; 16]>,
+    /// The Ethernet MTU, from which the connection manager derives path MTUs.
+    eth_mtu: u32,
+    cm: cm::Cm,
     pds: Table<Pd>,
     cqs: Table<Cq>,
     qps: Table<Qp>,
@@ -309,6 +328,9 @@ impl Verbs {
             mrs: MrTable::new(limits.max_mr),
             limits,
             port: Port::default(),
+            ipv6: None,
+            eth_mtu: rnic_contract::eth::DEFAULT_MTU,
+            cm: cm::Cm::default(),
             loopback: VecDeque::new(),
             stats: GlobalStats::default(),
             service: 0,
@@ -342,6 +364,30 @@ impl Verbs {
     /// configured MAC; SET_PORT_ADDR lets the driver change both).
     pub fn set_port_addr(&mut self, mac: [u8; 6], ip: [u8; 4]) {
         self.port = Port { mac, ip };
+        self.cm.port_changed();
+    }
+
+    /// Sets (or with `None` removes) the port's IPv6 address.
+    pub fn set_port_ipv6(&mut self, ip: Option<[u8; 16]>) {
+        self.ipv6 = ip;
+        self.cm.port_changed();
+    }
+
+    /// The port's IPv6 address, if it has one.
+    pub fn port_ipv6(&self) -> Option<[u8; 16]> {
+        self.ipv6
+    }
+
+    /// The Ethernet MTU changed (`SET_MTU`, reset): connections offer the path MTU
+    /// that fits it (`docs/device-spec.md` §3.14).
+    pub fn set_eth_mtu(&mut self, mtu: u32) {
+        self.eth_mtu = mtu;
+    }
+
+    /// The earliest connection-manager timer (retransmission, resolution), for the
+    /// host's poll deadline.
+    pub fn next_deadline(&self) -> Option<std::time::Duration> {
+        self.cm.next_deadline()
     }
 
     /// The verbs port's MAC and IPv4 address.
@@ -356,6 +402,7 @@ impl Verbs {
         self.qps.clear();
         self.mrs.clear();
         self.loopback.clear();
+        self.cm.reset();
         self.stats = GlobalStats::default();
     }
 
@@ -368,6 +415,7 @@ impl Verbs {
             mr_pages: self.mrs.total_pages,
             qps: self.qps.iter().map(|(_, q)| q.stats()).collect(),
             cqs: self.cqs.iter().map(|(_, c)| c.stats()).collect(),
+            cm: self.cm.stats(),
         }
     }
 
@@ -434,6 +482,14 @@ impl Verbs {
     /// A decoded packet addressed to this port.
     fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
         let qpn = p.bth.dest_qp;
+        if p.bth.opcode == roce::opcode::UD_SEND_ONLY || qpn < FIRST_QPN {
+            if p.bth.opcode == roce::opcode::UD_SEND_ONLY && qpn == rnic_contract::mad::GSI_QPN {
+                self.cm_receive(env, p);
+            } else {
+                self.stats.frames_dropped += 1;
+            }
+            return;
+        }
         let known = self
             .qps
             .get(qpn)
@@ -494,6 +550,7 @@ impl Verbs {
                 cq.poll(env);
             }
         }
+        self.cm_poll(env);
         self.drain_loopback(env);
     }
 
@@ -594,12 +651,18 @@ impl Verbs {
                 if mac[0] & 1 != 0 {
                     return Err(InvalidParam);
                 }
-                self.port = Port {
-                    mac,
-                    ip: o.array(operands::set_port_addr::IPV4),
-                };
+                self.set_port_addr(mac, o.array(operands::set_port_addr::IPV4));
                 Ok((0, 0))
             }
+            op::SET_PORT_ADDR6 => {
+                let ip: [u8; 16] = o.array(operands::set_port_addr6::IPV6);
+                if ip[0] == 0xFF {
+                    return Err(InvalidParam);
+                }
+                self.set_port_ipv6((ip != [0; 16]).then_some(ip));
+                Ok((0, 0))
+            }
+            op::CM_LISTEN..=op::CM_RELEASE => self.cm_admin(env, opcode, &o),
             op::CREATE_CQ => {
                 let base = o.u64(operands::create_cq::BASE);
                 let size = o.u32(operands::create_cq::ENTRIES);
@@ -678,6 +741,7 @@ impl Verbs {
                 let qpn = handle;
                 self.qps.take(qpn).ok_or(InvalidHandle)?;
                 self.loopback.retain(|p| p.bth.dest_qp != qpn);
+                self.cm.qp_destroyed(qpn);
                 Ok((0, 0))
             }
             op::REG_MR => self.reg_mr(env, &o),

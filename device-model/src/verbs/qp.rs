@@ -297,6 +297,7 @@ pub(crate) struct ModifyAttrs {
     pub(crate) rq_psn: u32,
     pub(crate) mac: [u8; 6],
     pub(crate) ip: [u8; 4],
+    pub(crate) ip6: [u8; 16],
 }
 
 impl ModifyAttrs {
@@ -317,6 +318,7 @@ impl ModifyAttrs {
             rq_psn: o.u32(modify_qp::RQ_PSN),
             mac: o.array(modify_qp::REMOTE_MAC),
             ip: o.array(modify_qp::REMOTE_IPV4),
+            ip6: o.array(modify_qp::REMOTE_IPV6),
         }
     }
 }

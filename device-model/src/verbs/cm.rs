@@ -212,13 +212,23 @@ impl Cm {
         self.conns[i] = Some(conn);
     }
 
-    /// A starting PSN: spread over 24 bits, different for every connection.
-    fn new_psn(&mut self, id: u32) -> u32 {
+    /// A starting PSN: spread over 24 bits, different for every connection and,
+    /// through `salt` (the port address), for every device.
+    fn new_psn(&mut self, id: u32, salt: u32) -> u32 {
         self.psn_seed = self
             .psn_seed
             .wrapping_mul(1_103_515_245)
             .wrapping_add(12_345);
-        (id.wrapping_mul(0x9E37_79B1) ^ self.psn_seed) & roce::PSN_MASK
+        (id.wrapping_mul(0x9E37_79B1) ^ self.psn_seed ^ salt.rotate_left(7)) & roce::PSN_MASK
+    }
+
+    /// The passive connection waiting for RTU on QP `qpn`, if any.
+    pub(crate) fn waiting_for_rtu(&self, qpn: u32) -> Option<u32> {
+        self.conns
+            .iter()
+            .flatten()
+            .find(|c| c.qpn == qpn && c.state == state::REP_SENT)
+            .map(|c| c.id)
     }
 
     fn pick_port(&mut self, taken: impl Fn(u16) -> bool) -> Option<u16> {
@@ -741,7 +751,7 @@ impl Verbs {
             local_port = self.cm.pick_port(|_| false).ok_or(NoResources)?;
         }
         let id = self.cm.alloc_id().ok_or(NoResources)?;
-        let psn = self.cm.new_psn(id);
+        let psn = self.cm.new_psn(id, u32::from_be_bytes(self.port.ip));
         self.cm_modify(env, qpn, &to_init());
         let mtu_code = self.own_mtu_code();
         let transaction_id = TID_TAG | u64::from(id);
@@ -864,7 +874,7 @@ impl Verbs {
         }
         self.bindable_qp(qpn)?;
         let private = Self::read_private(env, o.u64(f::PRIVATE_DATA), len, len)?;
-        let psn = self.cm.new_psn(id);
+        let psn = self.cm.new_psn(id, u32::from_be_bytes(self.port.ip));
         let guid = cm_wire::guid_of(self.port.mac);
         let conn = self.cm.conn_mut(id).ok_or(InvalidHandle)?;
         conn.qpn = qpn;

@@ -498,6 +498,13 @@ impl Verbs {
             self.stats.frames_dropped += 1;
             return;
         }
+        // Passive side: the first RC packet on a QP whose REP is unanswered means
+        // the peer got the REP and its RTU was lost (§3.14).
+        if self.qps.get(qpn).is_some_and(|q| q.state == QpState::Rtr) {
+            if let Some(id) = self.cm.waiting_for_rtu(qpn) {
+                self.establish_passive(env, id);
+            }
+        }
         let opc = p.bth.opcode;
         self.with_qp(env, qpn, |qp, cx| {
             qp.stats.rx_packets += 1;

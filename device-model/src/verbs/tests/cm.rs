@@ -135,6 +135,8 @@ struct CmPair {
     b: Dev,
     /// Frames carried so far (both directions).
     carried: u64,
+    /// Every frame put on the wire, in order (dropped ones included).
+    log: Vec<Vec<u8>>,
 }
 
 fn hand(d: &mut Dev, f: &[u8]) {
@@ -151,6 +153,7 @@ impl CmPair {
             a: Dev::new(MAC_A, IP_A),
             b: Dev::new(MAC_B, IP_B),
             carried: 0,
+            log: Vec::new(),
         }
     }
 
@@ -161,6 +164,7 @@ impl CmPair {
             if let Some(f) = self.a.env.frames.pop_front() {
                 moved = true;
                 self.carried += 1;
+                self.log.push(f.clone());
                 if keep(&f) {
                     hand(&mut self.b, &f);
                 }
@@ -168,6 +172,7 @@ impl CmPair {
             if let Some(f) = self.b.env.frames.pop_front() {
                 moved = true;
                 self.carried += 1;
+                self.log.push(f.clone());
                 if keep(&f) {
                     hand(&mut self.a, &f);
                 }
@@ -731,4 +736,167 @@ fn destroying_a_connected_qp_unbinds_it() {
     assert_eq!(p.a.cm_events(), vec![(EV_DISCONNECTED, ca, 0)]);
     assert_eq!(p.b.cm_events()[0].0, EV_DISCONNECT_RECEIVED);
     let _ = cb;
+}
+
+/// Where test captures a person would inspect are kept.
+fn artifact(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-artifacts");
+    std::fs::create_dir_all(&dir).expect("creating target/test-artifacts");
+    dir.join(name)
+}
+
+/// A whole connection between two devices as a capture: ARP, REQ, REP, RTU, RC
+/// data both ways, DREQ, DREP.
+fn capture_connection(path: &std::path::Path) -> (CmPair, u32, u32) {
+    let mut p = CmPair::new();
+    let (ca, cb, mut qa, mut qb) = p.establish(4791);
+    let data = pattern(100, 1);
+    post_send_recv(&mut p.a, &mut qa.0, &mut p.b, &mut qb.0, &data);
+    p.pump();
+    post_send_recv(&mut p.b, &mut qb.0, &mut p.a, &mut qa.0, &data);
+    p.pump();
+    p.a.on_conn(CM_DISCONNECT, ca).unwrap();
+    p.pump();
+    let _ = cb;
+    let mut w = crate::wire::pcap::PcapWriter::create(path).expect("pcap");
+    for (i, f) in p.log.iter().enumerate() {
+        w.write_frame(Duration::from_millis(i as u64), f)
+            .expect("pcap write");
+    }
+    (p, qa.0.qpn, qb.0.qpn)
+}
+
+/// Runs tshark over `path` with `fields`; `None` (and a notice) when tshark is not
+/// on PATH.
+fn tshark_rows(path: &std::path::Path, fields: &[&str]) -> Option<Vec<Vec<String>>> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r")
+        .arg(path)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let Ok(out) = cmd.output() else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTICE: the tshark cross-check did NOT run: `tshark` is not on PATH \
+             (install the Debian package `tshark`)"
+        );
+        return None;
+    };
+    assert!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).expect("tshark output is UTF-8");
+    Some(
+        text.lines()
+            .map(|l| l.split('|').map(str::to_owned).collect())
+            .collect(),
+    )
+}
+
+/// Wireshark's own dissector (not ours) names every CM message on QP1, reads the
+/// REQ's fields where IBTA puts them, and sees the RC data on the connected QPNs.
+/// The capture is kept at `target/test-artifacts/cm-two-devices.pcap`.
+#[test]
+fn tshark_decodes_the_cm_exchange_on_qp1_and_the_rc_data() {
+    let path = artifact("cm-two-devices.pcap");
+    let (p, qa, qb) = capture_connection(&path);
+    let fields = [
+        "eth.type",
+        "infiniband.bth.opcode",
+        "infiniband.bth.destqp",
+        "_ws.col.Info",
+        "_ws.malformed",
+        "_ws.expert",
+        "infiniband.deth.q_key",
+        "infiniband.deth.srcqp",
+        "infiniband.cm.req.serviceid.dport",
+        "infiniband.cm.req.localqpn",
+        "infiniband.cm.req.ip_cm.dip4",
+        "infiniband.cm.req.ip_cm.private",
+        "infiniband.cm.rep.localqpn",
+    ];
+    let Some(rows) = tshark_rows(&path, &fields) else {
+        return;
+    };
+    assert_eq!(rows.len(), p.log.len());
+    let info: Vec<&str> = rows.iter().map(|r| r[3].trim()).collect();
+    let qp = |n: u32| format!("0x{n:06x}");
+    let expected = [
+        "Who has 10.0.0.2? Tell 10.0.0.1".to_string(),
+        "10.0.0.2 is at 02:00:00:00:00:0b".to_string(),
+        "CM: ConnectRequest".to_string(),
+        "CM: ConnectReply".to_string(),
+        "CM: ReadyToUse".to_string(),
+        format!("RC Send Only QP={}", qp(qb)),
+        format!("RC Acknowledge QP={}", qp(qa)),
+        format!("RC Send Only QP={}", qp(qa)),
+        format!("RC Acknowledge QP={}", qp(qb)),
+        "CM: DisconnectRequest".to_string(),
+        "CM: DisconnectReply".to_string(),
+    ];
+    assert_eq!(info, expected);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(
+            (r[4].as_str(), r[5].as_str()),
+            ("", ""),
+            "frame {i} malformed or expert"
+        );
+        if r[3].starts_with("CM:") {
+            assert_eq!(
+                (r[1].as_str(), r[2].as_str()),
+                ("100", "0x000001"),
+                "frame {i}"
+            );
+            assert_eq!(
+                (r[6].as_str(), r[7].as_str()),
+                ("0x0000000080010000", "0x00000001"),
+                "frame {i}"
+            );
+        }
+    }
+    let req = &rows[2];
+    assert_eq!(req[8], "0x12b7", "service ID port 4791");
+    assert_eq!(req[9], qp(qa));
+    assert_eq!(req[10], "10.0.0.2");
+    assert!(
+        req[11].starts_with("68692066726f6d2041"),
+        "consumer private data: {}",
+        req[11]
+    );
+    assert_eq!(rows[3][12], qp(qb));
+}
+
+#[test]
+fn a_lost_rtu_is_replaced_by_the_first_rc_packet() {
+    let mut p = CmPair::new();
+    let (mut qa, _) = p.a.rc_qp();
+    let (mut qb, mut cqb) = p.b.rc_qp();
+    p.b.listen(4791, [0; 16]).unwrap();
+    let (ca, _) = p.a.connect_to(qa.qpn, IP_B, 4791, b"").unwrap();
+    p.pump();
+    let [(EV_REQUEST, cb, _)] = p.b.cm_events()[..] else {
+        panic!("no request");
+    };
+    p.b.accept(cb, qb.qpn, b"").unwrap();
+    p.pump();
+    p.a.cm_events();
+    p.a.on_conn(CM_COMPLETE_CONNECT, ca).unwrap();
+    // The RTU is lost; A sends data at once.
+    p.pump_with(|f| attribute_of(f) != Some(0x14));
+    assert!(p.b.cm_events().is_empty());
+    assert_eq!(p.b.qp_state(qb.qpn), QpState::Rtr as u8);
+    let dst = post_send_recv(&mut p.a, &mut qa, &mut p.b, &mut qb, b"data first");
+    p.pump();
+    assert_eq!(p.b.cm_events(), vec![(EV_ESTABLISHED, cb, qb.qpn)]);
+    assert_eq!(p.b.qp_state(qb.qpn), QpState::Rts as u8);
+    assert_eq!(p.b.read_mem(dst, 10), b"data first");
+    assert_eq!(p.b.poll_cq(&mut cqb)[0].status, 0);
+    // REP is no longer retransmitted.
+    p.tick(Duration::from_millis(500));
+    assert_eq!(p.b.v.stats().cm.retransmissions, 0);
 }

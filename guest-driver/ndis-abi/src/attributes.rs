@@ -208,6 +208,8 @@ pub union NDIS_MINIPORT_ADAPTER_ATTRIBUTES {
     pub RegistrationAttributes: NDIS_MINIPORT_ADAPTER_REGISTRATION_ATTRIBUTES,
     /// `GeneralAttributes`: live when `Header.Type` is 0x9F.
     pub GeneralAttributes: NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
+    /// The NDK attributes: live when `Header.Type` is 0xB3 (`NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_NDK_ATTRIBUTES`).
+    pub NdkAttributes: crate::ndis_ndk::NDIS_MINIPORT_ADAPTER_NDK_ATTRIBUTES,
 }
 
 #[cfg(test)]

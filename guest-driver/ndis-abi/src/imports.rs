@@ -8,6 +8,9 @@ use crate::characteristics::NDIS_MINIPORT_DRIVER_CHARACTERISTICS;
 use crate::dma::NDIS_SG_DMA_DESCRIPTION;
 use crate::interrupt::NDIS_MINIPORT_INTERRUPT_CHARACTERISTICS;
 use crate::nbl::NET_BUFFER_LIST;
+use crate::ndis_ndk::{
+    NDIS_DRIVER_OPTIONAL_HANDLERS, NDIS_IO_WORKITEM_ROUTINE, NET_PNP_EVENT_NOTIFICATION,
+};
 use crate::netbuf::{MDL, NET_BUFFER, NET_BUFFER_LIST_POOL_PARAMETERS, SCATTER_GATHER_LIST};
 use crate::oid::NDIS_OID_REQUEST;
 use crate::status::NDIS_STATUS;
@@ -53,6 +56,19 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisMAllocateNetBufferSGList"),
     (NDIS_SYS, "NdisMFreeNetBufferSGList"),
     (NTOSKRNL_EXE, "DbgPrint"),
+];
+
+/// `(module, function)` of the imports the NDK provider adds to the skeleton: registration
+/// (`NdisSetOptionalHandlers`), the enable/disable announcement (`NdisMNetPnPEvent`, PASSIVE_LEVEL,
+/// so it is sent from an NDIS I/O work item) and that work item. Every name is exported by the
+/// real ndis.sys (artifact-check verifies it against mingw-w64's import library); the guest
+/// must export them too.
+pub const NDK_PROVIDER_IMPORTS: &[(&str, &str)] = &[
+    (NDIS_SYS, "NdisSetOptionalHandlers"),
+    (NDIS_SYS, "NdisMNetPnPEvent"),
+    (NDIS_SYS, "NdisAllocateIoWorkItem"),
+    (NDIS_SYS, "NdisQueueIoWorkItem"),
+    (NDIS_SYS, "NdisFreeIoWorkItem"),
 ];
 
 /// `NDIS_STATUS NdisMRegisterMiniportDriver(PDRIVER_OBJECT, PUNICODE_STRING RegistryPath,
@@ -227,6 +243,35 @@ pub type NdisMFreeNetBufferSGListFn = unsafe extern "win64" fn(
     ScatterGatherList: *mut SCATTER_GATHER_LIST,
     NetBuffer: *mut NET_BUFFER,
 );
+/// `NDIS_STATUS NdisSetOptionalHandlers(NDIS_HANDLE NdisHandle, PNDIS_DRIVER_OPTIONAL_HANDLERS)`,
+/// PASSIVE_LEVEL: from `MiniportSetOptions` with the driver handle it was given, registers the
+/// optional handlers the union's header names (here the NDK provider characteristics).
+pub type NdisSetOptionalHandlersFn = unsafe extern "win64" fn(
+    NdisHandle: NDIS_HANDLE,
+    OptionalHandlers: *mut NDIS_DRIVER_OPTIONAL_HANDLERS,
+) -> NDIS_STATUS;
+/// `NDIS_STATUS NdisMNetPnPEvent(NDIS_HANDLE MiniportAdapterHandle,
+/// PNET_PNP_EVENT_NOTIFICATION)`, PASSIVE_LEVEL: the miniport raises a PnP event (NDK enabled or
+/// disabled) to NDIS and the protocols above; returns when they have all handled it.
+pub type NdisMNetPnPEventFn = unsafe extern "win64" fn(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    NetPnPEventNotification: *mut NET_PNP_EVENT_NOTIFICATION,
+) -> NDIS_STATUS;
+/// `NDIS_HANDLE NdisAllocateIoWorkItem(NDIS_HANDLE NdisObjectHandle)`, <= DISPATCH_LEVEL: a
+/// work item for the adapter (`NdisObjectHandle` is the miniport adapter handle); NULL when out
+/// of memory.
+pub type NdisAllocateIoWorkItemFn =
+    unsafe extern "win64" fn(NdisObjectHandle: NDIS_HANDLE) -> NDIS_HANDLE;
+/// `VOID NdisQueueIoWorkItem(NDIS_HANDLE NdisIoWorkItemHandle, NDIS_IO_WORKITEM_ROUTINE Routine,
+/// PVOID WorkItemContext)`, <= DISPATCH_LEVEL: runs `Routine` once at PASSIVE_LEVEL.
+pub type NdisQueueIoWorkItemFn = unsafe extern "win64" fn(
+    NdisIoWorkItemHandle: NDIS_HANDLE,
+    Routine: NDIS_IO_WORKITEM_ROUTINE,
+    WorkItemContext: *mut c_void,
+);
+/// `VOID NdisFreeIoWorkItem(NDIS_HANDLE NdisIoWorkItemHandle)`, <= DISPATCH_LEVEL: frees a work
+/// item that is not queued.
+pub type NdisFreeIoWorkItemFn = unsafe extern "win64" fn(NdisIoWorkItemHandle: NDIS_HANDLE);
 /// `ULONG DbgPrint(PCSTR Format, ...)` (C varargs, Microsoft x64 convention: the first four
 /// arguments in RCX, RDX, R8, R9, the rest on the stack above 32 bytes of home space). The driver
 /// only uses `%s %d %u %x %lx %llx %p` and plain text.
@@ -250,6 +295,17 @@ mod tests {
         }
         assert_eq!(SKELETON_IMPORTS.len(), 29);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
+    }
+
+    #[test]
+    fn ndk_provider_imports_are_new_ndis_names() {
+        for (i, a) in NDK_PROVIDER_IMPORTS.iter().enumerate() {
+            assert_eq!(a.0, NDIS_SYS);
+            for b in &NDK_PROVIDER_IMPORTS[i + 1..] {
+                assert_ne!(a, b, "duplicate import");
+            }
+        }
+        assert_eq!(NDK_PROVIDER_IMPORTS.len(), 5);
     }
 
     #[test]

@@ -10,6 +10,10 @@
 //! checked against Microsoft's documentation and against type dumps built from the public symbols
 //! of ndis.sys / ntoskrnl.exe (x64).
 //!
+//! `ndk` holds the NDK provider interface (ndkpi.h), `ndis_ndk` its NDIS side (provider
+//! registration, capabilities, NDK OIDs, the enable/disable PnP events), `inet` the socket
+//! addresses NDK passes.
+//!
 //! This crate holds definitions only. It owns no behaviour: the driver lives in
 //! `guest-driver/rnic-miniport`, the NDIS implementation in `images/ndis-guest`.
 #![no_std]
@@ -26,8 +30,11 @@ pub mod dma;
 pub mod handlers;
 pub mod header;
 pub mod imports;
+pub mod inet;
 pub mod interrupt;
 pub mod nbl;
+pub mod ndis_ndk;
+pub mod ndk;
 pub mod netbuf;
 pub mod oid;
 pub mod pause;
@@ -42,8 +49,11 @@ pub use dma::*;
 pub use handlers::*;
 pub use header::*;
 pub use imports::*;
+pub use inet::*;
 pub use interrupt::*;
 pub use nbl::*;
+pub use ndis_ndk::*;
+pub use ndk::*;
 pub use netbuf::*;
 pub use oid::*;
 pub use pause::*;

@@ -159,6 +159,8 @@ pub mod attr {
     pub const RQ_PSN: u32 = 1 << 8;
     pub const AV: u32 = 1 << 9;
     pub const MIN_RNR_TIMER: u32 = 1 << 10;
+    /// The IPv6 address vector: stands wherever `AV` may, never with it.
+    pub const AV6: u32 = 1 << 11;
     /// The optional set *X* of §7.1.
     pub const X: u32 = ACCESS | TIMEOUT | RETRY_CNT | RNR_RETRY | MIN_RNR_TIMER;
 }
@@ -507,6 +509,8 @@ pub struct Settings {
     pub filter: u32,
     pub port_mac: [u8; 6],
     pub port_ip: [u8; 4],
+    /// The port's IPv6 address (`SET_PORT_ADDR6`), if any.
+    pub port_ipv6: Option<[u8; 16]>,
 }
 
 const MAX_SGE: u8 = 6;
@@ -621,6 +625,7 @@ impl Model {
             filter: 0x3,
             port_mac: cfg.mac.0,
             port_ip: cfg.ip.octets(),
+            port_ipv6: cfg.ipv6.map(|a| a.octets()),
         };
         Model {
             exact: true,
@@ -827,13 +832,18 @@ impl Model {
         let mask = c.u32(4);
         let to = if mask & STATE != 0 { c.o[8] } else { from };
         let mut o = Outcomes::new();
-        o.fail_if(mask >> 11 != 0 || to > qps::ERR, status::INVALID_PARAM);
+        o.fail_if(mask >> 12 != 0 || to > qps::ERR, status::INVALID_PARAM);
         let t = transition(from, to);
         o.fail_if(t.is_none(), status::INVALID_STATE);
         let (req, opt) = t.unwrap_or((0, 0));
         let attrs = mask & !STATE;
+        let as_table = if attrs & AV6 != 0 {
+            (attrs & !AV6) | AV
+        } else {
+            attrs
+        };
         o.fail_if(
-            attrs & req != req || attrs & !(req | opt) != 0,
+            as_table & req != req || as_table & !(req | opt) != 0 || attrs & (AV | AV6) == AV | AV6,
             status::INVALID_PARAM,
         );
         let has = |b: u32| attrs & b != 0;
@@ -845,7 +855,8 @@ impl Model {
             || (has(MIN_RNR_TIMER) && c.o[14] > 31)
             || (has(DEST_QPN) && c.u32(16) >= 1 << 24)
             || (has(SQ_PSN) && c.u32(20) >= 1 << 24)
-            || (has(RQ_PSN) && c.u32(24) >= 1 << 24);
+            || (has(RQ_PSN) && c.u32(24) >= 1 << 24)
+            || (has(AV6) && self.settings.port_ipv6.is_none());
         o.fail_if(bad, status::INVALID_PARAM);
         (o.end(), to)
     }
@@ -1150,8 +1161,12 @@ impl Model {
                 Self::expect_results(cpl, 0, 0)?;
                 self.settings.filter = c.u32(0);
             }
-            opc::SET_MULTICAST | opc::CLEAR_STATS | opc::SET_PORT_ADDR6 => {
-                Self::expect_results(cpl, 0, 0)?
+            opc::SET_MULTICAST | opc::CLEAR_STATS => Self::expect_results(cpl, 0, 0)?,
+            opc::SET_PORT_ADDR6 => {
+                Self::expect_results(cpl, 0, 0)?;
+                let mut ip = [0u8; 16];
+                ip.copy_from_slice(&c.o[..16]);
+                self.settings.port_ipv6 = (ip != [0; 16]).then_some(ip);
             }
             // Listeners touch no object the model tracks; other connection-manager
             // commands move QPs on their own from now on (connect, accept, timers).
@@ -1633,6 +1648,7 @@ impl Model {
             filter: eth.filter(),
             port_mac: port.mac,
             port_ip: port.ip,
+            port_ipv6: port.ipv6,
         };
         if got != self.settings {
             return Err(format!(

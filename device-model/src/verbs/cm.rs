@@ -20,11 +20,13 @@ use rnic_contract::verbs::{access, qp_attr, QpState};
 use serde::Serialize;
 
 use super::cm_wire::{self, MadBytes, RepFields, ReqFields};
-use super::neigh::{Arp, NeighbourCache, ARP_REPLY, ARP_REQUEST, BROADCAST};
+use super::neigh::{
+    Arp, Nd, NeighbourCache, ARP_REPLY, ARP_REQUEST, BROADCAST, ND_ADVERTISEMENT, ND_SOLICITATION,
+};
 use super::qp::ModifyAttrs;
 use super::{AdminStatus, AsyncEvent, DeviceEnv, DmaScope, Owner, Verbs};
 use crate::events::Event;
-use crate::roce::{self, Bth, Deth, EthHeader, Ipv4Info, RocePacket};
+use crate::roce::{self, Bth, Deth, EthHeader, Ipv4Info, Ipv6Info, RocePacket};
 
 /// Transaction IDs the active side uses: this tag in the upper half, the
 /// connection id in the lower half.
@@ -105,6 +107,10 @@ pub struct CmStats {
     pub arp_answered: u64,
     /// ARP requests sent to resolve a peer.
     pub arp_sent: u64,
+    /// Neighbor Solicitations answered for the port's IPv6 address.
+    pub nd_answered: u64,
+    /// Neighbor Solicitations sent to resolve a peer.
+    pub nd_sent: u64,
     /// Neighbour entries learned.
     pub neighbours_learned: u64,
     /// Connections that found their peer in the neighbour cache.
@@ -352,7 +358,7 @@ impl Verbs {
     pub(crate) fn own_addr(&self, fam: u8) -> Option<IpAddr> {
         match fam {
             family::IPV4 => Some(IpAddr::V4(Ipv4Addr::from(self.port.ip))),
-            family::IPV6 => self.ipv6.map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+            family::IPV6 => self.port.ipv6.map(|a| IpAddr::V6(Ipv6Addr::from(a))),
             _ => None,
         }
     }
@@ -360,7 +366,7 @@ impl Verbs {
     fn is_own(&self, ip: IpAddr) -> bool {
         match ip {
             IpAddr::V4(v4) => v4.octets() == self.port.ip,
-            IpAddr::V6(v6) => self.ipv6 == Some(v6.octets()),
+            IpAddr::V6(v6) => self.port.ipv6 == Some(v6.octets()),
         }
     }
 
@@ -394,21 +400,34 @@ impl Verbs {
 
     /// Sends one CM MAD to `dst` (loopback when `dst` is the port itself).
     fn send_mad(&mut self, env: &mut dyn DeviceEnv, dst_mac: [u8; 6], dst: IpAddr, m: &MadBytes) {
-        let IpAddr::V4(v4) = dst else {
-            return;
-        };
         self.cm.ud_psn = (self.cm.ud_psn + 1) & roce::PSN_MASK;
+        let (ip, ip6) = match dst {
+            IpAddr::V4(v4) => (
+                Ipv4Info {
+                    src: self.port.ip,
+                    dst: v4.octets(),
+                    ttl: roce::DEFAULT_TTL,
+                    ..Ipv4Info::default()
+                },
+                None,
+            ),
+            IpAddr::V6(v6) => (
+                Ipv4Info::default(),
+                Some(Ipv6Info {
+                    src: self.port.ipv6.unwrap_or_default(),
+                    dst: v6.octets(),
+                    hop_limit: roce::DEFAULT_TTL,
+                    ..Ipv6Info::default()
+                }),
+            ),
+        };
         let p = RocePacket {
             eth: EthHeader {
                 dst: dst_mac,
                 src: self.port.mac,
             },
-            ip: Ipv4Info {
-                src: self.port.ip,
-                dst: v4.octets(),
-                ttl: roce::DEFAULT_TTL,
-                ..Ipv4Info::default()
-            },
+            ip,
+            ip6,
             udp_src_port: 0xC000 | (self.cm.ud_psn & 0x3FFF) as u16,
             bth: Bth {
                 opcode: roce::opcode::UD_SEND_ONLY,
@@ -848,7 +867,15 @@ impl Verbs {
                 self.cm.stats.arp_sent += 1;
                 env.transmit(Owner::Qp(mad::GSI_QPN), &arp.frame(BROADCAST));
             }
-            IpAddr::V6(_) => {}
+            IpAddr::V6(v6) => {
+                let frame = Nd::solicitation(
+                    self.port.mac,
+                    self.port.ipv6.unwrap_or_default(),
+                    v6.octets(),
+                );
+                self.cm.stats.nd_sent += 1;
+                env.transmit(Owner::Qp(mad::GSI_QPN), &frame);
+            }
         }
     }
 
@@ -937,8 +964,10 @@ impl Verbs {
     /// A UD SEND Only packet for QP1: one CM MAD (§11.6 receive checks).
     pub(crate) fn cm_receive(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
         self.cm.stats.mads_received += 1;
-        let src = IpAddr::V4(Ipv4Addr::from(p.ip.src));
-        let dst = IpAddr::V4(Ipv4Addr::from(p.ip.dst));
+        let (src, dst) = match &p.ip6 {
+            Some(v6) => (IpAddr::from(v6.src), IpAddr::from(v6.dst)),
+            None => (IpAddr::from(p.ip.src), IpAddr::from(p.ip.dst)),
+        };
         self.cm_receive_mad(env, p.eth.src, src, dst, p.deth, &p.payload);
     }
 
@@ -1356,6 +1385,8 @@ impl Verbs {
     pub fn neighbour_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
         if let Some(arp) = Arp::parse(frame) {
             self.on_arp(env, &arp);
+        } else if let Some(nd) = Nd::parse(frame) {
+            self.on_nd(env, &nd);
         }
     }
 
@@ -1372,6 +1403,27 @@ impl Verbs {
             env.transmit(Owner::Qp(mad::GSI_QPN), &reply.frame(arp.sender_mac));
         }
         self.learn(env, IpAddr::from(arp.sender_ip), arp.sender_mac);
+    }
+
+    fn on_nd(&mut self, env: &mut dyn DeviceEnv, nd: &Nd) {
+        let Some(own) = self.port.ipv6 else {
+            return;
+        };
+        if nd.kind == ND_SOLICITATION {
+            if nd.target == own {
+                self.cm.stats.nd_answered += 1;
+                let frame = nd.advertisement(self.port.mac, own);
+                env.transmit(Owner::Qp(mad::GSI_QPN), &frame);
+            }
+            if nd.src != [0; 16] {
+                if let Some(mac) = nd.link {
+                    self.learn(env, IpAddr::from(nd.src), mac);
+                }
+            }
+        } else if nd.kind == ND_ADVERTISEMENT {
+            let mac = nd.link.unwrap_or(nd.eth_src);
+            self.learn(env, IpAddr::from(nd.target), mac);
+        }
     }
 
     /// Fills the cache entry of `ip` if the device is resolving it or already holds

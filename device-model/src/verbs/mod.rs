@@ -170,13 +170,15 @@ fn prev_pow2(v: u32) -> u32 {
 }
 
 /// The port's own addresses (source of every frame; loopback when a QP's
-/// destination IP equals `ip`).
+/// destination IP equals `ip` or `ipv6`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Port {
     /// Source MAC of every RoCEv2 frame the device sends.
     pub mac: [u8; 6],
     /// IPv4 address of the port, network byte order (GID `::ffff:a.b.c.d`).
     pub ip: [u8; 4],
+    /// IPv6 address of the port (`SET_PORT_ADDR6`; its GID is the address), if any.
+    pub ipv6: Option<[u8; 16]>,
 }
 
 /// A handle-indexed object table; handle 0 is never used. Allocation order and cost
@@ -300,8 +302,6 @@ pub struct VerbsStats {
 pub struct Verbs {
     limits: VerbsLimits,
     port: Port,
-    /// The port's IPv6 address (`SET_PORT_ADDR6`), if it has one.
-    ipv6: Option<[u8; 16]>,
     /// The Ethernet MTU, from which the connection manager derives path MTUs.
     eth_mtu: u32,
     cm: cm::Cm,
@@ -328,7 +328,6 @@ impl Verbs {
             mrs: MrTable::new(limits.max_mr),
             limits,
             port: Port::default(),
-            ipv6: None,
             eth_mtu: rnic_contract::eth::DEFAULT_MTU,
             cm: cm::Cm::default(),
             loopback: VecDeque::new(),
@@ -363,19 +362,20 @@ impl Verbs {
     /// Sets the port's MAC and IPv4 address (the device core calls this with its
     /// configured MAC; SET_PORT_ADDR lets the driver change both).
     pub fn set_port_addr(&mut self, mac: [u8; 6], ip: [u8; 4]) {
-        self.port = Port { mac, ip };
+        self.port.mac = mac;
+        self.port.ip = ip;
         self.cm.port_changed();
     }
 
     /// Sets (or with `None` removes) the port's IPv6 address.
     pub fn set_port_ipv6(&mut self, ip: Option<[u8; 16]>) {
-        self.ipv6 = ip;
+        self.port.ipv6 = ip;
         self.cm.port_changed();
     }
 
     /// The port's IPv6 address, if it has one.
     pub fn port_ipv6(&self) -> Option<[u8; 16]> {
-        self.ipv6
+        self.port.ipv6
     }
 
     /// The Ethernet MTU changed (`SET_MTU`, reset): connections offer the path MTU
@@ -450,7 +450,7 @@ impl Verbs {
     /// the wire.
     fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<RocePacket>) {
         for p in out {
-            if p.ip.dst == self.port.ip {
+            if self.is_to_port(&p) {
                 self.stats.loopback_packets += 1;
                 self.loopback.push_back(p);
             } else {
@@ -479,6 +479,14 @@ impl Verbs {
         }
     }
 
+    /// Whether a packet is addressed to the port's own address of its family.
+    fn is_to_port(&self, p: &RocePacket) -> bool {
+        match &p.ip6 {
+            Some(v6) => self.port.ipv6 == Some(v6.dst),
+            None => p.ip.dst == self.port.ip,
+        }
+    }
+
     /// A decoded packet addressed to this port.
     fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
         let qpn = p.bth.dest_qp;
@@ -490,10 +498,14 @@ impl Verbs {
             }
             return;
         }
-        let known = self
-            .qps
-            .get(qpn)
-            .is_some_and(|q| q.remote_ip == p.ip.src && q.state != QpState::Reset);
+        let known = self.qps.get(qpn).is_some_and(|q| {
+            let same_peer = match (&p.ip6, q.remote_ip6) {
+                (Some(v6), Some(remote)) => v6.src == remote,
+                (None, None) => q.remote_ip == p.ip.src,
+                _ => false,
+            };
+            same_peer && q.state != QpState::Reset
+        });
         if !known {
             self.stats.frames_dropped += 1;
             return;
@@ -527,7 +539,7 @@ impl Verbs {
         self.service += 1;
         self.stats.frames_received += 1;
         match roce::decode(frame) {
-            Ok(p) if p.ip.dst == self.port.ip => {
+            Ok(p) if self.is_to_port(&p) => {
                 self.deliver(env, &p);
             }
             Ok(_) => self.stats.frames_dropped += 1,

@@ -900,3 +900,191 @@ fn a_lost_rtu_is_replaced_by_the_first_rc_packet() {
     p.tick(Duration::from_millis(500));
     assert_eq!(p.b.v.stats().cm.retransmissions, 0);
 }
+
+const IP6_A: [u8; 16] = [0xFD, 0, 0x4D, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xA];
+const IP6_B: [u8; 16] = [0xFD, 0, 0x4D, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xB];
+
+impl Dev {
+    fn listen6(&mut self, port: u16) -> Result<(u32, u32), AdminStatus> {
+        let mut o = [0u8; 56];
+        o[0] = 6;
+        o[2..4].copy_from_slice(&port.to_le_bytes());
+        self.admin(CM_LISTEN, o)
+    }
+
+    fn connect6(&mut self, qpn: u32, ip: [u8; 16], port: u16) -> Result<(u32, u32), AdminStatus> {
+        let mut o = [0u8; 56];
+        put32(&mut o, 0, qpn);
+        o[4] = 6;
+        o[32..48].copy_from_slice(&ip);
+        o[48..50].copy_from_slice(&port.to_le_bytes());
+        self.admin(CM_CONNECT, o)
+    }
+}
+
+/// A bit-at-a-time CRC-32 over the RoCEv2-over-IPv6 pseudo-packet, masked here
+/// (not in `icrc.rs`): the ICRC an independent receiver expects.
+fn independent_icrc6(frame: &[u8]) -> u32 {
+    let payload = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
+    let end = 14 + 40 + payload - 4;
+    let mut pseudo = vec![0xFFu8; 8];
+    pseudo.extend_from_slice(&frame[14..end]);
+    pseudo[8] |= 0x0F;
+    pseudo[9..12].fill(0xFF);
+    pseudo[8 + 7] = 0xFF;
+    pseudo[8 + 40 + 6..8 + 40 + 8].fill(0xFF);
+    pseudo[8 + 48 + 4] = 0xFF;
+    let mut crc = u32::MAX;
+    for &byte in &pseudo {
+        let mut b = byte;
+        for _ in 0..8 {
+            let mix = (crc ^ u32::from(b)) & 1;
+            crc >>= 1;
+            if mix != 0 {
+                crc ^= 0xEDB8_8320;
+            }
+            b >>= 1;
+        }
+    }
+    !crc
+}
+
+#[test]
+fn cm_and_rc_over_ipv6_with_neighbor_discovery() {
+    let mut p = CmPair::new();
+    p.a.v.set_port_ipv6(Some(IP6_A));
+    p.b.v.set_port_ipv6(Some(IP6_B));
+    let (mut qa, mut cqa) = p.a.rc_qp();
+    let (mut qb, mut cqb) = p.b.rc_qp();
+    p.b.listen6(4791).unwrap();
+    // A family-4 listener on the same port is another address: no clash.
+    p.b.listen(4791, [0; 16]).unwrap();
+    assert_eq!(p.b.listen6(4791), Err(AdminStatus::AddressInUse));
+    let (ca, _) = p.a.connect6(qa.qpn, IP6_B, 4791).unwrap();
+    p.pump();
+    let [(EV_REQUEST, cb, 1)] = p.b.cm_events()[..] else {
+        panic!("no request on the IPv6 listener");
+    };
+    let (rec, _, _) = p.b.query_conn(cb);
+    assert_eq!(
+        (rec[1], &rec[16..32], &rec[32..48]),
+        (6, &IP6_B[..], &IP6_A[..])
+    );
+    p.b.accept(cb, qb.qpn, b"v6").unwrap();
+    p.pump();
+    assert_eq!(p.a.cm_events(), vec![(EV_REPLY, ca, qa.qpn)]);
+    p.a.on_conn(CM_COMPLETE_CONNECT, ca).unwrap();
+    p.pump();
+    assert_eq!(p.b.cm_events(), vec![(EV_ESTABLISHED, cb, qb.qpn)]);
+    let dst = post_send_recv(&mut p.a, &mut qa, &mut p.b, &mut qb, &pattern(2000, 9));
+    p.pump();
+    assert_eq!(p.b.read_mem(dst, 2000), pattern(2000, 9));
+    assert_eq!(p.b.poll_cq(&mut cqb)[0].byte_len, 2000);
+    assert_eq!(p.a.poll_cq(&mut cqa)[0].status, 0);
+    let s = p.a.v.stats().cm;
+    assert_eq!((s.nd_sent, s.neighbours), (1, 1));
+    assert_eq!(p.b.v.stats().cm.nd_answered, 1);
+    // Every RoCE frame went over IPv6 with an ICRC an independent receiver accepts.
+    let roce: Vec<&Vec<u8>> = p.log.iter().filter(|f| roce::is_roce_frame(f)).collect();
+    assert!(roce.len() >= 5);
+    for f in &roce {
+        assert_eq!(f[12..14], [0x86, 0xDD]);
+        let range = roce::transport_range(f).unwrap();
+        let t = &f[range.end - 4..range.end];
+        assert_eq!(
+            u32::from_le_bytes([t[0], t[1], t[2], t[3]]),
+            independent_icrc6(f)
+        );
+    }
+}
+
+#[test]
+fn tshark_decodes_cm_over_ipv6_and_neighbor_discovery() {
+    let mut p = CmPair::new();
+    p.a.v.set_port_ipv6(Some(IP6_A));
+    p.b.v.set_port_ipv6(Some(IP6_B));
+    let (qa, _) = p.a.rc_qp();
+    let (qb, _) = p.b.rc_qp();
+    p.b.listen6(4791).unwrap();
+    let (ca, _) = p.a.connect6(qa.qpn, IP6_B, 4791).unwrap();
+    p.pump();
+    let cb = p.b.cm_events()[0].1;
+    p.b.accept(cb, qb.qpn, b"").unwrap();
+    p.pump();
+    p.a.on_conn(CM_COMPLETE_CONNECT, ca).unwrap();
+    p.pump();
+    let path = artifact("cm-two-devices-ipv6.pcap");
+    let mut w = crate::wire::pcap::PcapWriter::create(&path).expect("pcap");
+    for (i, f) in p.log.iter().enumerate() {
+        w.write_frame(Duration::from_millis(i as u64), f)
+            .expect("pcap write");
+    }
+    drop(w);
+    let fields = [
+        "frame.protocols",
+        "_ws.col.Info",
+        "udp.checksum.status",
+        "_ws.malformed",
+        "_ws.expert",
+        "infiniband.cm.req.ip_cm.ipv",
+        "infiniband.cm.req.ip_cm.dip6",
+        "infiniband.invariant.crc",
+    ];
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r")
+        .arg(&path)
+        .args(["-o", "udp.check_checksum:TRUE"]);
+    cmd.args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let Ok(out) = cmd.output() else {
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "NOTICE: the tshark cross-check did NOT run: `tshark` is not on PATH"
+        );
+        return;
+    };
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('|').collect()).collect();
+    let info: Vec<&str> = rows.iter().map(|r| r[1].trim()).collect();
+    assert_eq!(
+        info,
+        [
+            "Neighbor Solicitation for fd00:4d00::b from 02:00:00:00:00:0a",
+            "Neighbor Advertisement fd00:4d00::b (sol, ovr) is at 02:00:00:00:00:0b",
+            "CM: ConnectRequest",
+            "CM: ConnectReply",
+            "CM: ReadyToUse",
+        ]
+    );
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(
+            (r[3], r[4]),
+            ("", ""),
+            "frame {i} malformed or expert: {r:?}"
+        );
+    }
+    for (i, r) in rows.iter().enumerate().skip(2) {
+        assert!(r[0].contains("ipv6:udp:infiniband"), "frame {i}: {}", r[0]);
+        assert_eq!(
+            r[2], "1",
+            "frame {i}: UDP checksum verified good (1 = Good)"
+        );
+        let f = &p.log[i];
+        let range = roce::transport_range(f).unwrap();
+        let icrc = u32::from_be_bytes(f[range.end - 4..range.end].try_into().unwrap());
+        assert_eq!(
+            r[7],
+            format!("0x{icrc:08x}"),
+            "frame {i}: ICRC where tshark reads it"
+        );
+    }
+    assert_eq!((rows[2][5], rows[2][6]), ("0x06", "fd00:4d00::b"));
+}

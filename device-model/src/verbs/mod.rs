@@ -2,8 +2,10 @@
 //!
 //! Protection domains, memory regions, completion queues and RC queue pairs, the
 //! admin commands that manage them (opcodes `0x10..=0x3F`), their doorbells (BAR0
-//! `0x2000..=0xFFFF`) and the RC transport over RoCEv2 frames. The driver-visible
-//! contract is `docs/device-spec.md` §3.9-3.13 and §6-12.
+//! `0x2000..=0xFFFF`), the RC transport over RoCEv2 frames (IPv4 or IPv6), and the
+//! connection manager that connects RC QPs with IBTA CM messages on QP1 and
+//! resolves peers by ARP / Neighbor Discovery. The driver-visible contract is
+//! `docs/device-spec.md` §3.9-3.14 and §6-12.
 //!
 //! What it owns: everything under `src/verbs`. What it must not touch: PCI, MSI-X,
 //! the admin queue itself, DMA, the wire backends and the fault engine. It reaches

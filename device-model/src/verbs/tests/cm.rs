@@ -1088,3 +1088,79 @@ fn tshark_decodes_cm_over_ipv6_and_neighbor_discovery() {
     }
     assert_eq!((rows[2][5], rows[2][6]), ("0x06", "fd00:4d00::b"));
 }
+
+/// §15.1: a received MAD costs at most one message and one event. A REQ repeated
+/// 500 times while the driver decides gets one MRA each and no second event; 500
+/// REQs with the wrong remote GID get one REJ each and create nothing.
+#[test]
+fn each_received_mad_sends_at_most_one_message() {
+    let mut p = CmPair::new();
+    let (qa, _) = p.a.rc_qp();
+    p.b.listen(4791, [0; 16]).unwrap();
+    p.a.connect_to(qa.qpn, IP_B, 4791, b"").unwrap();
+    let mut req = None;
+    p.pump_with(|f| {
+        if attribute_of(f) == Some(0x10) {
+            req = Some(f.to_vec());
+        }
+        true
+    });
+    let req = req.expect("a REQ");
+    assert_eq!(p.b.cm_events().len(), 1);
+    p.b.env.frames.clear();
+    for _ in 0..500 {
+        p.b.v.receive_frame(&mut p.b.env, &req);
+        assert_eq!(p.b.env.frames.len(), 1, "one answer per MAD");
+        let f = p.b.env.frames.pop_front().unwrap();
+        assert_eq!(attribute_of(&f), Some(0x11), "MRA");
+    }
+    assert!(p.b.cm_events().is_empty());
+    let mut wrong = roce::decode(&req).unwrap();
+    wrong.payload[24 + 72 + 15] ^= 1; // the REQ's primary remote GID
+    wrong.payload[27] ^= 1; // another local communication ID: not a repeat
+    let wrong = roce::encode(&wrong).unwrap();
+    for _ in 0..500 {
+        p.b.v.receive_frame(&mut p.b.env, &wrong);
+        let f = p.b.env.frames.pop_front().expect("a REJ");
+        assert!(p.b.env.frames.is_empty());
+        let rej = roce::decode(&f).unwrap();
+        assert_eq!(rej.payload[34..36], [0, 12], "REJ reason 12, invalid GID");
+    }
+    assert!(p.b.cm_events().is_empty());
+    assert_eq!(p.b.v.stats().cm.connections, 1);
+}
+
+/// §15.1: `CM_QUERY` writes at most 260 bytes whatever the buffer length, and a
+/// timer pass sends at most one request per slot.
+#[test]
+fn cm_query_and_timer_passes_are_bounded() {
+    let mut p = CmPair::new();
+    let (ca, _, _, _) = p.establish(4791);
+    let out = p.a.alloc(4096);
+    p.a.write_mem(out, &[0xEE; 4096]);
+    let mut o = [0u8; 56];
+    put32(&mut o, 0, ca);
+    put32(&mut o, 4, u32::MAX);
+    put64(&mut o, 8, out);
+    assert_eq!(p.a.admin(CM_QUERY, o), Ok((260, 196)));
+    let mem = p.a.read_mem(out, 4096);
+    assert!(
+        mem[260..].iter().all(|&b| b == 0xEE),
+        "nothing past 260 bytes"
+    );
+    put32(&mut o, 4, 70);
+    assert_eq!(p.a.admin(CM_QUERY, o), Ok((70, 196)));
+
+    let mut d = Dev::new(MAC_A, IP_A);
+    let pd = d.pd();
+    let cq = d.cq(1024);
+    for _ in 0..256 {
+        let q = d.qp(pd, &cq, &cq, 2, 2);
+        d.connect_to(q.qpn, IP_B, 1, b"").unwrap();
+    }
+    assert_eq!(d.env.frames.drain(..).count(), 256);
+    for _ in 0..2 {
+        d.advance(Duration::from_millis(100));
+        assert_eq!(d.env.frames.drain(..).count(), 256, "one request per slot");
+    }
+}

@@ -143,19 +143,7 @@ fn hand_built_write_only() -> Vec<u8> {
     pseudo[28 + 6] = 0xFF; // UDP checksum
     pseudo[28 + 7] = 0xFF;
     pseudo[36 + 4] = 0xFF; // BTH FECN/BECN/reserved byte
-    let mut crc = u32::MAX;
-    for byte in pseudo {
-        let mut b = byte;
-        for _ in 0..8 {
-            let mix = (crc ^ u32::from(b)) & 1;
-            crc >>= 1;
-            if mix != 0 {
-                crc ^= 0xEDB8_8320;
-            }
-            b >>= 1;
-        }
-    }
-    f.extend_from_slice(&(!crc).to_le_bytes());
+    f.extend_from_slice(&bitwise_crc32(&pseudo).to_le_bytes());
     f
 }
 
@@ -175,7 +163,7 @@ pub(crate) const REFERENCE_WRITE_ONLY: [u8; 82] = [
 ];
 
 /// A bit-at-a-time CRC-32 (IEEE 802.3), independent of `icrc.rs`'s table.
-fn bitwise_crc32(bytes: &[u8]) -> u32 {
+pub(crate) fn bitwise_crc32(bytes: &[u8]) -> u32 {
     let mut crc = u32::MAX;
     for &byte in bytes {
         let mut b = byte;

@@ -603,22 +603,29 @@ fn loopback_connection_on_one_device_never_reaches_the_port() {
     assert!(d.env.frames.is_empty());
 }
 
+impl CmPair {
+    /// B listens on 4791, A connects: ARP goes through and the REQ is caught (and
+    /// handed to B only if `deliver`).
+    fn catch_req(&mut self, deliver: bool) -> Vec<u8> {
+        let (qa, _) = self.a.rc_qp();
+        self.b.listen(4791, [0; 16]).unwrap();
+        self.a.connect_to(qa.qpn, IP_B, 4791, b"").unwrap();
+        let mut req = None;
+        self.pump_with(|f| {
+            if attribute_of(f) == Some(0x10) {
+                req = Some(f.to_vec());
+                return deliver;
+            }
+            true
+        });
+        req.expect("a REQ")
+    }
+}
+
 #[test]
 fn malformed_mads_are_dropped_and_counted() {
     let mut p = CmPair::new();
-    let (qa, _) = p.a.rc_qp();
-    p.b.listen(4791, [0; 16]).unwrap();
-    p.a.connect_to(qa.qpn, IP_B, 4791, b"").unwrap();
-    // Resolve, then catch the REQ.
-    let mut req = None;
-    p.pump_with(|f| {
-        if roce::is_roce_frame(f) {
-            req = Some(f.to_vec());
-            return false;
-        }
-        true
-    });
-    let good = roce::decode(&req.unwrap()).unwrap();
+    let good = roce::decode(&p.catch_req(false)).unwrap();
     type Spoil = Box<dyn Fn(&mut roce::RocePacket)>;
     let variants: Vec<Spoil> = vec![
         Box::new(|p| p.deth = Some(roce::Deth { qkey: 1, src_qp: 1 })),
@@ -934,19 +941,7 @@ fn independent_icrc6(frame: &[u8]) -> u32 {
     pseudo[8 + 7] = 0xFF;
     pseudo[8 + 40 + 6..8 + 40 + 8].fill(0xFF);
     pseudo[8 + 48 + 4] = 0xFF;
-    let mut crc = u32::MAX;
-    for &byte in &pseudo {
-        let mut b = byte;
-        for _ in 0..8 {
-            let mix = (crc ^ u32::from(b)) & 1;
-            crc >>= 1;
-            if mix != 0 {
-                crc ^= 0xEDB8_8320;
-            }
-            b >>= 1;
-        }
-    }
-    !crc
+    roce::tests::bitwise_crc32(&pseudo)
 }
 
 #[test]
@@ -1095,17 +1090,7 @@ fn tshark_decodes_cm_over_ipv6_and_neighbor_discovery() {
 #[test]
 fn each_received_mad_sends_at_most_one_message() {
     let mut p = CmPair::new();
-    let (qa, _) = p.a.rc_qp();
-    p.b.listen(4791, [0; 16]).unwrap();
-    p.a.connect_to(qa.qpn, IP_B, 4791, b"").unwrap();
-    let mut req = None;
-    p.pump_with(|f| {
-        if attribute_of(f) == Some(0x10) {
-            req = Some(f.to_vec());
-        }
-        true
-    });
-    let req = req.expect("a REQ");
+    let req = p.catch_req(true);
     assert_eq!(p.b.cm_events().len(), 1);
     p.b.env.frames.clear();
     for _ in 0..500 {

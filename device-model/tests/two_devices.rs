@@ -1646,4 +1646,94 @@ mod cm {
         assert_eq!(w.nodes[A].dev.next_deadline(), None);
         assert_eq!(w.nodes[A].query_qp(qa).0, 6, "ERR");
     }
+
+    /// Listen on B (family `fam`, address `listen_addr`), connect from A to
+    /// `remote`, accept on B: (connection id on A, on B, QPN on A, on B).
+    fn connect_pair(
+        w: &mut World,
+        fam: u8,
+        listen_addr: [u8; 16],
+        remote: [u8; 16],
+    ) -> (u32, u32, u32, u32) {
+        let (qa, _, _) = rc_qp(&mut w.nodes[A]);
+        let (qb, _, _) = rc_qp(&mut w.nodes[B]);
+        w.nodes[B].admin_ok(
+            CM_LISTEN,
+            Ops::new().u8(0, fam).u16(2, 7471).bytes(16, &listen_addr),
+        );
+        let (ca, _) = w.nodes[A].admin_ok(
+            CM_CONNECT,
+            Ops::new()
+                .u32(0, qa)
+                .u8(4, fam)
+                .bytes(32, &remote)
+                .u16(48, 7471),
+        );
+        let cb = wait_event(w, B, EV_REQUEST).handle;
+        w.nodes[B].admin_ok(CM_ACCEPT, Ops::new().u32(0, cb).u32(4, qb));
+        let rep = wait_event(w, A, EV_REPLY);
+        assert_eq!(rep.handle, ca);
+        w.nodes[A].admin_ok(CM_COMPLETE_CONNECT, Ops::new().u32(0, ca));
+        assert_eq!(wait_event(w, B, EV_ESTABLISHED).handle, cb);
+        (ca, cb, qa, qb)
+    }
+
+    /// A `wire_tx` fault drops the first REQ (the connection manager's frames are
+    /// QP1's: ARP first, then REQ); the device retransmits it after the CM response
+    /// timeout and the connection comes up.
+    #[test]
+    fn a_req_dropped_by_a_wire_fault_is_retransmitted() {
+        use rnic_device::fault::{FaultAction, FaultRule, FaultScope, FaultSite, Trigger};
+        let mut w = World::two();
+        let rule = FaultRule::new(FaultSite::WireTx, FaultAction::Drop)
+            .with_scope(FaultScope {
+                queue: Some(1),
+                ..FaultScope::default()
+            })
+            .with_trigger(Trigger::Once { nth: 2 });
+        add_rule(&mut w, A, rule);
+        let start = w.now;
+        let (ca, _, qa, _) = connect_pair(&mut w, 4, [0; 16], addr4(ip_of(1)));
+        assert!(
+            w.now - start >= Duration::from_millis(134),
+            "waited for the timeout"
+        );
+        let st = w.nodes[A].dev.stats();
+        assert_eq!(st.faults.rules[0].hits, 1);
+        assert_eq!(st.verbs.cm.retransmissions, 1);
+        assert_eq!(w.nodes[A].query_qp(qa).0, 3, "RTS");
+        let _ = ca;
+    }
+
+    /// RoCEv2 over IPv6 between two whole devices: `SET_PORT_ADDR6`, the extended
+    /// `QUERY_DEVICE` record, Neighbor Discovery through the port (the solicitation
+    /// goes to a multicast MAC, so the device core must hand it to the connection
+    /// manager before the Ethernet filter), CM over IPv6 and a SEND on the QPs.
+    #[test]
+    fn two_devices_connect_over_ipv6() {
+        let mut w = World::two();
+        let v6 = |last: u8| {
+            let mut a = [0u8; 16];
+            a[..2].copy_from_slice(&[0xFD, 0x77]);
+            a[15] = last;
+            a
+        };
+        for (n, last) in [(A, 1), (B, 2)] {
+            w.nodes[n].admin_ok(0x14, Ops::new().bytes(0, &v6(last)));
+        }
+        let bad = w.nodes[A].admin(0x14, Ops::new().u8(0, 0xFF));
+        assert_eq!(bad.status, 0x02, "a multicast address is refused");
+        let rec = w.nodes[B].alloc(96, 8);
+        let (n, _) = w.nodes[B].admin_ok(0x01, Ops::new().u64(0, rec).u32(8, 96));
+        assert_eq!(n, 96);
+        assert_eq!(w.nodes[B].read_mem(rec + 64, 16), v6(2));
+        let (_, cb, qa, qb) = connect_pair(&mut w, 6, v6(2), v6(2));
+        let a_stats = w.nodes[A].dev.stats().verbs.cm;
+        assert_eq!((a_stats.nd_sent, a_stats.neighbours), (1, 1));
+        assert_eq!(w.nodes[B].dev.stats().verbs.cm.nd_answered, 1);
+        let (_, qp_b) = w.nodes[B].query_qp(qb);
+        assert_eq!(qp_b[36..40], [0, 0, 0, 0], "no IPv4 peer on an IPv6 QP");
+        assert_eq!(w.nodes[A].query_qp(qa).0, 3);
+        let _ = cb;
+    }
 }

@@ -1147,7 +1147,9 @@ impl Verbs {
             return;
         };
         let req_mtu = m.get_bits(r::MTU_RNR_RETRY..r::MTU_RNR_RETRY + 1, 4, 4) as u8;
-        let mtu_code = req_mtu.clamp(1, 5).min(self.own_mtu_code());
+        // The REP carries no MTU: the passive side takes the active side's offer so
+        // that both ends agree (§3.14).
+        let mtu_code = req_mtu.clamp(1, self.limits.max_mtu_code);
         let peer_resp = m.get_bits(r::LOCAL_QPN_RESPONDER_RESOURCES, 0, 8) as u8;
         self.cm.insert(Conn {
             id,

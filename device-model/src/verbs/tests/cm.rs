@@ -1149,3 +1149,29 @@ fn cm_query_and_timer_passes_are_bounded() {
         assert_eq!(d.env.frames.drain(..).count(), 256, "one request per slot");
     }
 }
+
+/// Both ends use the active side's path MTU: A (Ethernet MTU 9000) offers 4096,
+/// B (1500) takes it, since the REP has no MTU field to answer with.
+#[test]
+fn the_passive_side_takes_the_path_mtu_of_the_req() {
+    let mut p = CmPair::new();
+    p.a.v.set_eth_mtu(9000);
+    p.b.v.set_eth_mtu(1500);
+    let (_, _, qa, qb) = p.establish(4791);
+    let mtu_of = |d: &mut Dev, qpn: u32| {
+        let out = d.alloc(64);
+        let mut o = [0u8; 56];
+        put32(&mut o, 0, qpn);
+        put64(&mut o, 8, out);
+        d.admin(opcode::QUERY_QP, o).unwrap();
+        d.read_mem(out, 64)[9]
+    };
+    assert_eq!(mtu_of(&mut p.a, qa.0.qpn), 5);
+    assert_eq!(mtu_of(&mut p.b, qb.0.qpn), 5);
+    // With 1500 on the active side both use 1024.
+    let mut q = CmPair::new();
+    q.b.v.set_eth_mtu(9000);
+    let (_, _, qa, qb) = q.establish(4791);
+    assert_eq!(mtu_of(&mut q.a, qa.0.qpn), 3);
+    assert_eq!(mtu_of(&mut q.b, qb.0.qpn), 3);
+}

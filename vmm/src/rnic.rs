@@ -372,6 +372,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
             mac: settings.mac,
             ip: settings.ipv4,
             carrier: true,
+            ipv6: None,
         };
         let device = Arc::new(Mutex::new(Rnic::new(config, mem.clone(), sink)));
         if let Some(wire) = open_wire(settings, &mut pair_ends)? {

@@ -53,6 +53,8 @@ pub mod opcode {
     pub const DESTROY_PD: u8 = 0x12;
     /// Sets the verbs port MAC and IPv4 address.
     pub const SET_PORT_ADDR: u8 = 0x13;
+    /// Sets the verbs port IPv6 address ([`super::operands::set_port_addr6`]).
+    pub const SET_PORT_ADDR6: u8 = 0x14;
     /// Creates a completion queue; r0 = CQN.
     pub const CREATE_CQ: u8 = 0x18;
     /// Destroys a completion queue.
@@ -77,6 +79,33 @@ pub mod opcode {
     pub const ALLOC_FR_MR: u8 = 0x2A;
     /// Writes the 64-byte MR record; r0 = state.
     pub const QUERY_MR: u8 = 0x2B;
+    /// Connection manager: listens on an address and port; r0 = listener id,
+    /// r1 = port ([`super::operands::cm_listen`], §3.14).
+    pub const CM_LISTEN: u8 = 0x30;
+    /// Connection manager: closes a listener ([`super::operands::handle`]).
+    pub const CM_UNLISTEN: u8 = 0x31;
+    /// Connection manager: starts an active connection for an RC QP; r0 = connection
+    /// id ([`super::operands::cm_connect`]).
+    pub const CM_CONNECT: u8 = 0x32;
+    /// Connection manager: accepts a received connect request with a QP
+    /// ([`super::operands::cm_accept`]).
+    pub const CM_ACCEPT: u8 = 0x33;
+    /// Connection manager: rejects a received request or reply with private data
+    /// ([`super::operands::cm_reject`]).
+    pub const CM_REJECT: u8 = 0x34;
+    /// Connection manager: active side, after a reply: sends RTU, the QP goes to RTS
+    /// ([`super::operands::handle`]).
+    pub const CM_COMPLETE_CONNECT: u8 = 0x35;
+    /// Connection manager: disconnects (DREQ/DREP); one `CM_DISCONNECTED` event
+    /// follows ([`super::operands::handle`]).
+    pub const CM_DISCONNECT: u8 = 0x36;
+    /// Connection manager: writes the connection record and the peer's private data
+    /// ([`super::operands::cm_query`], [`crate::cm::record`]); r0 = bytes written,
+    /// r1 = private data length.
+    pub const CM_QUERY: u8 = 0x37;
+    /// Connection manager: frees a connection id in any state
+    /// ([`super::operands::handle`]).
+    pub const CM_RELEASE: u8 = 0x38;
     /// Creates an Ethernet TX queue; r0 = queue id.
     pub const CREATE_TXQ: u8 = 0x40;
     /// Destroys an Ethernet TX queue.
@@ -111,6 +140,8 @@ pub enum AdminStatus {
     DeviceError = 0x15,
     /// Valid command, feature not supported (version 1.0: only by fault injection).
     NotSupported = 0x16,
+    /// `CM_LISTEN`: another listener holds that address and port (§3.14).
+    AddressInUse = 0x17,
 }
 
 /// Status code of a successful command (§3.4).
@@ -118,7 +149,7 @@ pub const STATUS_SUCCESS: u16 = 0;
 
 impl AdminStatus {
     /// Every status, in code order.
-    pub const ALL: [AdminStatus; 9] = [
+    pub const ALL: [AdminStatus; 10] = [
         AdminStatus::InvalidOpcode,
         AdminStatus::InvalidParam,
         AdminStatus::NoResources,
@@ -128,6 +159,7 @@ impl AdminStatus {
         AdminStatus::DmaError,
         AdminStatus::DeviceError,
         AdminStatus::NotSupported,
+        AdminStatus::AddressInUse,
     ];
 
     /// The code written to the completion's status field.
@@ -153,6 +185,9 @@ impl AdminStatus {
             AdminStatus::DmaError => "a buffer named by the command is not accessible guest memory",
             AdminStatus::DeviceError => "internal device error",
             AdminStatus::NotSupported => "the feature is not supported by this device",
+            AdminStatus::AddressInUse => {
+                "another listener holds this address and port; pick another port or close it"
+            }
         }
     }
 }
@@ -509,6 +544,83 @@ pub mod operands {
         /// IPv4 address, network byte order.
         pub const IPV4: Field = 8..12;
     }
+    /// `SET_PORT_ADDR6` (§3.10).
+    pub mod set_port_addr6 {
+        use crate::field::Field;
+        /// IPv6 address, network byte order; all zero removes the IPv6 address.
+        pub const IPV6: Field = 0..16;
+    }
+    /// `CM_LISTEN` (§3.14).
+    pub mod cm_listen {
+        use crate::field::Field;
+        /// Address family (byte): [`crate::cm::family`].
+        pub const FAMILY: usize = 0;
+        /// Port; 0 = the device picks a free port (returned in r1).
+        pub const PORT: Field = 2..4;
+        /// Local address, network byte order (IPv4 in bytes 0..4, the rest 0); all
+        /// zero = every address of the family.
+        pub const ADDR: Field = 16..32;
+    }
+    /// `CM_CONNECT` (§3.14).
+    pub mod cm_connect {
+        use crate::field::Field;
+        /// QPN of an RC QP in RESET or INIT that no connection holds.
+        pub const QPN: Field = 0..4;
+        /// Address family (byte): [`crate::cm::family`].
+        pub const FAMILY: usize = 4;
+        /// Responder resources offered (byte, ≤ [`crate::cm::MAX_RD_ATOMIC`]).
+        pub const RESPONDER_RESOURCES: usize = 5;
+        /// Initiator depth asked for (byte, ≤ [`crate::cm::MAX_RD_ATOMIC`]).
+        pub const INITIATOR_DEPTH: usize = 6;
+        /// Private data length (byte, ≤ [`crate::cm::private_data::REQ`]).
+        pub const PRIVATE_DATA_LEN: usize = 7;
+        /// Guest address of the private data (ignored when the length is 0).
+        pub const PRIVATE_DATA: Field = 8..16;
+        /// Local address: the port's address of the family, or all zero for it.
+        pub const LOCAL_ADDR: Field = 16..32;
+        /// Remote address, network byte order.
+        pub const REMOTE_ADDR: Field = 32..48;
+        /// Remote port (1..=65535).
+        pub const REMOTE_PORT: Field = 48..50;
+        /// Local port; 0 = the device picks one.
+        pub const LOCAL_PORT: Field = 50..52;
+    }
+    /// `CM_ACCEPT` (§3.14).
+    pub mod cm_accept {
+        use crate::field::Field;
+        /// Connection id of a received request (`CM_CONNECT_REQUEST` event).
+        pub const CONN: Field = 0..4;
+        /// QPN of an RC QP in RESET or INIT that no connection holds.
+        pub const QPN: Field = 4..8;
+        /// Guest address of the private data (ignored when the length is 0).
+        pub const PRIVATE_DATA: Field = 8..16;
+        /// Private data length (byte, ≤ [`crate::cm::private_data::REP`]).
+        pub const PRIVATE_DATA_LEN: usize = 16;
+        /// Responder resources (byte, ≤ [`crate::cm::MAX_RD_ATOMIC`]).
+        pub const RESPONDER_RESOURCES: usize = 17;
+        /// Initiator depth (byte, ≤ [`crate::cm::MAX_RD_ATOMIC`]).
+        pub const INITIATOR_DEPTH: usize = 18;
+    }
+    /// `CM_REJECT` (§3.14).
+    pub mod cm_reject {
+        use crate::field::Field;
+        /// Connection id (a received request, or a reply on the active side).
+        pub const CONN: Field = 0..4;
+        /// Guest address of the private data (ignored when the length is 0).
+        pub const PRIVATE_DATA: Field = 8..16;
+        /// Private data length (byte, ≤ [`crate::cm::private_data::REJ`]).
+        pub const PRIVATE_DATA_LEN: usize = 16;
+    }
+    /// `CM_QUERY` (§3.14).
+    pub mod cm_query {
+        use crate::field::Field;
+        /// Connection id.
+        pub const CONN: Field = 0..4;
+        /// Length of the output buffer, ≥ [`crate::cm::record::HEADER_LEN`].
+        pub const LEN: Field = 4..8;
+        /// Guest address of the output buffer.
+        pub const ADDR: Field = 8..16;
+    }
     /// `CREATE_CQ` (§3.11).
     pub mod create_cq {
         use crate::field::Field;
@@ -606,6 +718,8 @@ pub mod operands {
         pub const REMOTE_MAC: Field = 28..34;
         /// Remote IPv4, network byte order.
         pub const REMOTE_IPV4: Field = 36..40;
+        /// Remote IPv6, network byte order (mask bit `AV6` instead of `AV`).
+        pub const REMOTE_IPV6: Field = 40..56;
     }
     /// `QUERY_QP` and `QUERY_MR` (§3.12, §3.13): a handle and an output buffer.
     pub mod query_object {
@@ -652,6 +766,9 @@ pub mod operands {
 /// Size of every query output record (`QUERY_DEVICE`, `QUERY_CAPS`, `QUERY_QP`,
 /// `QUERY_MR`) in bytes.
 pub const QUERY_RECORD_SIZE: usize = 64;
+/// Size of the extended `QUERY_DEVICE` record, written when the buffer holds it
+/// (§3.7.1): the 64-byte record followed by the port's IPv6 address.
+pub const QUERY_DEVICE_EXT_SIZE: usize = 96;
 
 /// The `QUERY_DEVICE` record (§3.7.1).
 pub mod query_device {
@@ -688,6 +805,8 @@ pub mod query_device {
     pub const RX_FILTER: Field = 56..60;
     /// Verbs port IPv4 address, network byte order.
     pub const PORT_IPV4: Field = 60..64;
+    /// Extended record only: verbs port IPv6 address (all zero: none).
+    pub const PORT_IPV6: Field = 64..80;
 }
 
 /// The `QUERY_CAPS` record (§3.9).
@@ -733,6 +852,16 @@ pub mod query_caps {
     pub const MAX_INFLIGHT: Field = 48..52;
     /// Supported MR access bits.
     pub const ACCESS_BITS: Field = 52..56;
+    /// Max memory windows: 0, memory windows are not modelled.
+    pub const MAX_MW: Field = 56..58;
+    /// Max shared receive queues: 0, SRQs are not modelled.
+    pub const MAX_SRQ: Field = 58..60;
+    /// Max responder resources / initiator depth a connection may ask for (byte).
+    pub const MAX_RD_ATOMIC: usize = 60;
+    /// Connection manager: max listeners (byte).
+    pub const MAX_LISTENERS: usize = 61;
+    /// Connection manager: max connections.
+    pub const MAX_CONNECTIONS: Field = 62..64;
 }
 
 /// The `QUERY_QP` record (§3.12).
@@ -846,6 +975,16 @@ mod tests {
             (DEREG_MR, 0x29),
             (ALLOC_FR_MR, 0x2A),
             (QUERY_MR, 0x2B),
+            (SET_PORT_ADDR6, 0x14),
+            (CM_LISTEN, 0x30),
+            (CM_UNLISTEN, 0x31),
+            (CM_CONNECT, 0x32),
+            (CM_ACCEPT, 0x33),
+            (CM_REJECT, 0x34),
+            (CM_COMPLETE_CONNECT, 0x35),
+            (CM_DISCONNECT, 0x36),
+            (CM_QUERY, 0x37),
+            (CM_RELEASE, 0x38),
             (CREATE_TXQ, 0x40),
             (DESTROY_TXQ, 0x41),
             (CREATE_RXQ, 0x42),
@@ -860,13 +999,13 @@ mod tests {
     /// Status table of §3.4.
     #[test]
     fn statuses_match_spec_3_4() {
-        let codes: [u16; 9] = [0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16];
+        let codes: [u16; 10] = [0x01, 0x02, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17];
         for (s, c) in AdminStatus::ALL.iter().zip(codes) {
             assert_eq!(s.code(), c);
             assert_eq!(AdminStatus::from_code(c), Some(*s));
         }
         assert_eq!(AdminStatus::from_code(0), None);
-        assert_eq!(AdminStatus::from_code(0x17), None);
+        assert_eq!(AdminStatus::from_code(0x18), None);
     }
 
     /// Command entry of §3.2: opcode 0, flags 1, id 2..4, reserved 4..8, operands 8..
@@ -927,5 +1066,79 @@ mod tests {
         assert_eq!(query_caps::ACCESS_BITS, 52..56);
         assert_eq!(query_qp::RQ_HEAD, 60..64);
         assert_eq!(query_mr::MAX_PAGES, 40..44);
+    }
+
+    /// Operand layouts of §3.10 and §3.14 (connection manager), copied independently.
+    #[test]
+    fn cm_operand_layouts() {
+        use operands::*;
+        assert_eq!(set_port_addr6::IPV6, 0..16);
+        assert_eq!(
+            (cm_listen::FAMILY, cm_listen::PORT, cm_listen::ADDR),
+            (0, 2..4, 16..32)
+        );
+        assert_eq!(
+            (
+                cm_connect::QPN,
+                cm_connect::FAMILY,
+                cm_connect::RESPONDER_RESOURCES,
+                cm_connect::INITIATOR_DEPTH,
+                cm_connect::PRIVATE_DATA_LEN
+            ),
+            (0..4, 4, 5, 6, 7)
+        );
+        assert_eq!(
+            (
+                cm_connect::PRIVATE_DATA,
+                cm_connect::LOCAL_ADDR,
+                cm_connect::REMOTE_ADDR,
+                cm_connect::REMOTE_PORT,
+                cm_connect::LOCAL_PORT
+            ),
+            (8..16, 16..32, 32..48, 48..50, 50..52)
+        );
+        assert_eq!(
+            (cm_accept::CONN, cm_accept::QPN, cm_accept::PRIVATE_DATA),
+            (0..4, 4..8, 8..16)
+        );
+        assert_eq!(
+            (
+                cm_accept::PRIVATE_DATA_LEN,
+                cm_accept::RESPONDER_RESOURCES,
+                cm_accept::INITIATOR_DEPTH
+            ),
+            (16, 17, 18)
+        );
+        assert_eq!(
+            (
+                cm_reject::CONN,
+                cm_reject::PRIVATE_DATA,
+                cm_reject::PRIVATE_DATA_LEN
+            ),
+            (0..4, 8..16, 16)
+        );
+        assert_eq!(
+            (cm_query::CONN, cm_query::LEN, cm_query::ADDR),
+            (0..4, 4..8, 8..16)
+        );
+        assert_eq!(modify_qp::REMOTE_IPV6, 40..56);
+        assert_eq!(query_device::PORT_IPV6, 64..80);
+        assert_eq!(QUERY_DEVICE_EXT_SIZE, 96);
+        assert_eq!(
+            (
+                crate::admin::query_caps::MAX_MW,
+                crate::admin::query_caps::MAX_SRQ
+            ),
+            (56..58, 58..60)
+        );
+        assert_eq!(
+            (
+                crate::admin::query_caps::MAX_RD_ATOMIC,
+                crate::admin::query_caps::MAX_LISTENERS,
+                crate::admin::query_caps::MAX_CONNECTIONS
+            ),
+            (60, 61, 62..64)
+        );
+        assert_eq!(AdminStatus::AddressInUse.code(), 0x17);
     }
 }

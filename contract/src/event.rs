@@ -31,6 +31,49 @@ pub mod code {
     pub const SQ_DRAINED: u8 = 0x13;
     /// A CQ overflowed or its ring could not be written.
     pub const CQ_ERROR: u8 = 0x20;
+    /// Connection manager (§4.2, §3.14): a connect request arrived on a listener
+    /// (handle: the new connection id; detail: listener id). Read the peer's
+    /// addresses and private data with `CM_QUERY`, then `CM_ACCEPT` or `CM_REJECT`.
+    pub const CM_CONNECT_REQUEST: u8 = 0x30;
+    /// Active side: the peer accepted, its reply (REP) arrived (handle: connection
+    /// id; detail: QPN). The QP is in RTR; `CM_COMPLETE_CONNECT` sends RTU.
+    pub const CM_CONNECT_REPLY: u8 = 0x31;
+    /// The connection is established, the QP is in RTS (handle: connection id;
+    /// detail: QPN). Passive side: RTU (or the first packet on the QP) arrived;
+    /// active side: after `CM_COMPLETE_CONNECT`.
+    pub const CM_ESTABLISHED: u8 = 0x32;
+    /// The peer rejected the request or the reply (handle: connection id; detail:
+    /// IBTA reject reason, [`crate::cm::reject_reason`]). Private data: `CM_QUERY`.
+    pub const CM_REJECTED: u8 = 0x33;
+    /// The peer disconnected (DREQ arrived; the device answered DREP and moved the
+    /// QP to ERR). Exactly once per connection (handle: connection id; detail: QPN).
+    pub const CM_DISCONNECT_RECEIVED: u8 = 0x34;
+    /// A `CM_DISCONNECT` finished (handle: connection id; detail:
+    /// [`super::cm_disconnected`]). Exactly once per `CM_DISCONNECT`.
+    pub const CM_DISCONNECTED: u8 = 0x35;
+    /// A connection failed without a reject (handle: connection id; detail:
+    /// [`super::cm_failure`]); its QP was moved to ERR.
+    pub const CM_CONNECT_FAILED: u8 = 0x36;
+}
+
+/// `CM_DISCONNECTED` detail (§4.2).
+pub mod cm_disconnected {
+    /// The peer answered the DREQ with DREP.
+    pub const DREP_RECEIVED: u32 = 0;
+    /// The peer had disconnected first (its DREQ arrived before or across ours).
+    pub const PEER_DISCONNECTED: u32 = 1;
+    /// No DREP after every DREQ retransmission.
+    pub const NO_REPLY: u32 = 2;
+}
+
+/// `CM_CONNECT_FAILED` detail (§4.2).
+pub mod cm_failure {
+    /// Active side: no ARP reply / Neighbor Advertisement for the remote address.
+    pub const UNREACHABLE: u32 = 1;
+    /// Active side: no REP (or MRA) after every REQ retransmission.
+    pub const REQ_TIMEOUT: u32 = 2;
+    /// Passive side: no RTU after every REP retransmission.
+    pub const REP_TIMEOUT: u32 = 3;
 }
 
 /// `FATAL` event detail (§4.2).
@@ -212,5 +255,38 @@ mod tests {
             [0x11, 0x12, 0x13, 0x20]
         );
         assert_eq!(ETH_RX_QUEUE_FLAG, 0x1_0000);
+    }
+
+    /// Connection-manager event codes and details of §4.2, copied independently.
+    #[test]
+    fn cm_events_match_spec_section_4() {
+        assert_eq!(
+            [
+                code::CM_CONNECT_REQUEST,
+                code::CM_CONNECT_REPLY,
+                code::CM_ESTABLISHED,
+                code::CM_REJECTED,
+                code::CM_DISCONNECT_RECEIVED,
+                code::CM_DISCONNECTED,
+                code::CM_CONNECT_FAILED
+            ],
+            [0x30, 0x31, 0x32, 0x33, 0x34, 0x35, 0x36]
+        );
+        assert_eq!(
+            [
+                cm_disconnected::DREP_RECEIVED,
+                cm_disconnected::PEER_DISCONNECTED,
+                cm_disconnected::NO_REPLY
+            ],
+            [0, 1, 2]
+        );
+        assert_eq!(
+            [
+                cm_failure::UNREACHABLE,
+                cm_failure::REQ_TIMEOUT,
+                cm_failure::REP_TIMEOUT
+            ],
+            [1, 2, 3]
+        );
     }
 }

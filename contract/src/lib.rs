@@ -7,7 +7,7 @@
 //! What it owns: register offsets and bits, doorbell layout, PCI identity and the
 //! configuration-space offsets, admin opcodes and status codes, and the formats of
 //! admin commands and completions, operand records, WQEs, SGEs, CQEs, event entries
-//! and Ethernet descriptors. What it must not contain: behaviour (no device state, no
+//! and Ethernet descriptors, and the connection manager's messages on the wire. What it must not contain: behaviour (no device state, no
 //! driver logic), allocation, floating point or `unsafe`: it is compiled into the
 //! soft-float Windows driver (`-Zbuild-std=core`) and the bare-metal guest as well as
 //! into host crates.
@@ -28,16 +28,20 @@
 //! | [`verbs`] | §6, §7, §10.6 | MR access flags, QP states and attributes, path MTU and RNR timer codes |
 //! | [`wqe`] | §8 | send WQE, FAST_REG WQE, SGE, receive WQE |
 //! | [`cqe`] | §9 | CQE, completion opcodes, flags and [`cqe::WcStatus`] |
+//! | [`cm`] | §3.14, §15 | connection manager: families, limits, private data sizes, states, reject reasons, timing, the `CM_QUERY` record |
+//! | [`mad`] | §11.6 | CM on the wire: DETH and the 256-byte MAD with the IBTA CM messages (big-endian) |
 
 #![no_std]
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod bar0;
+pub mod cm;
 pub mod cqe;
 pub mod eth;
 pub mod event;
 pub mod field;
+pub mod mad;
 pub mod pci;
 pub mod verbs;
 pub mod wqe;

@@ -100,8 +100,11 @@ pub mod qp_attr {
     pub const AV: u32 = 1 << 9;
     /// Minimum RNR NAK timer (byte 14).
     pub const MIN_RNR_TIMER: u32 = 1 << 10;
+    /// Address vector over IPv6: remote MAC (bytes 28..34) and remote IPv6
+    /// (bytes 40..56); exclusive with `AV`.
+    pub const AV6: u32 = 1 << 11;
     /// Every defined bit.
-    pub const ALL: u32 = (1 << 11) - 1;
+    pub const ALL: u32 = (1 << 12) - 1;
 }
 
 /// Bytes of a path MTU code (IBA encoding, §3.12): 1 = 256 .. 5 = 4096.
@@ -140,7 +143,8 @@ mod tests {
         }
         assert_eq!(QpState::from_u8(7), None);
         assert_eq!(QpState::Rts.name(), "rts");
-        assert_eq!(qp_attr::ALL, 0x7FF);
+        assert_eq!(qp_attr::ALL, 0xFFF);
+        assert_eq!(qp_attr::AV6, 0x800);
         assert_eq!(qp_attr::MIN_RNR_TIMER, 0x400);
         assert_eq!(
             (mtu_bytes(1), mtu_bytes(5), mtu_bytes(6)),

@@ -215,7 +215,11 @@ impl Msix {
             b.copy_from_slice(&data[4 * i..4 * i + 4]);
             self.write_dword(offset + 4 * i as u64, u32::from_le_bytes(b));
         }
-        self.sync();
+        // An aligned write of 4 or 8 bytes touches one table entry at most, and only
+        // that vector's route or pending delivery can change.
+        if (MSIX_TABLE_OFFSET..TABLE_END).contains(&offset) {
+            self.sync_vector(((offset - MSIX_TABLE_OFFSET) / ENTRY_SIZE) as usize);
+        }
     }
 
     fn read_dword(&self, offset: u64) -> u32 {
@@ -255,22 +259,37 @@ impl Msix {
     /// vector that became deliverable.
     fn sync(&mut self) {
         for v in 0..N {
-            let vector = v as u16;
-            let want = self.deliverable(vector).then(|| self.entries[v].message());
-            if want != self.routed[v] {
-                self.routed[v] = want;
-                if let Err(e) = self.sink.update_route(vector, want) {
-                    self.counters.sink_errors += 1;
-                    tracing::warn!(vector, error = %e, "MSI-X route update failed");
-                }
-            }
+            self.sync_route(v);
         }
         for v in 0..N {
-            let vector = v as u16;
-            if self.pending & (1 << v) != 0 && self.deliverable(vector) {
-                self.pending &= !(1 << v);
-                self.deliver(vector);
+            self.deliver_if_pending(v);
+        }
+    }
+
+    /// [`Msix::sync`] for one vector, after a change that concerns only its entry.
+    fn sync_vector(&mut self, v: usize) {
+        self.sync_route(v);
+        self.deliver_if_pending(v);
+    }
+
+    /// Tells the sink vector `v`'s route when it changed.
+    fn sync_route(&mut self, v: usize) {
+        let vector = v as u16;
+        let want = self.deliverable(vector).then(|| self.entries[v].message());
+        if want != self.routed[v] {
+            self.routed[v] = want;
+            if let Err(e) = self.sink.update_route(vector, want) {
+                self.counters.sink_errors += 1;
+                tracing::warn!(vector, error = %e, "MSI-X route update failed");
             }
+        }
+    }
+
+    /// Delivers vector `v` when it is pending and deliverable now.
+    fn deliver_if_pending(&mut self, v: usize) {
+        if self.pending & (1 << v) != 0 && self.deliverable(v as u16) {
+            self.pending &= !(1 << v);
+            self.deliver(v as u16);
         }
     }
 }

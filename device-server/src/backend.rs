@@ -16,8 +16,11 @@ use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
+use rnic_control::api::add_fault;
+use rnic_control::faultplan::PlannedFault;
+use rnic_device::fault::{FaultEngine, FaultError};
 use rnic_device::wire::WireBackend;
-use rnic_device::RnicConfig;
+use rnic_device::{Rnic, RnicConfig};
 use vfio_bindings::bindings::vfio::{
     vfio_region_info, VFIO_IRQ_INFO_EVENTFD, VFIO_IRQ_SET_ACTION_TRIGGER,
     VFIO_IRQ_SET_ACTION_TYPE_MASK, VFIO_IRQ_SET_DATA_EVENTFD, VFIO_IRQ_SET_DATA_NONE,
@@ -94,10 +97,21 @@ fn invalid(msg: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, msg)
 }
 
+/// Checks that the device's fault engine takes every fault of a plan (a plan of more
+/// rules than the engine holds is refused), by arming them in an empty engine.
+pub fn check_plan(faults: &[PlannedFault]) -> Result<(), FaultError> {
+    let mut engine = FaultEngine::new();
+    faults
+        .iter()
+        .try_for_each(|f| engine.add_rule(f.rule.clone()).map(drop))
+}
+
 /// The state of one client session: its DMA maps, its eventfds, the device.
 pub struct Session {
     config: RnicConfig,
     wire: Option<Box<dyn WireBackend>>,
+    /// Faults armed when the device is built.
+    faults: Vec<PlannedFault>,
     maps: DmaMaps,
     sink: Arc<EventfdSink>,
     function: Option<RnicFunction>,
@@ -122,6 +136,7 @@ impl Session {
         Session {
             config,
             wire,
+            faults: Vec::new(),
             maps: DmaMaps::new(),
             sink: Arc::new(EventfdSink::new(MSIX_VECTOR_COUNT as usize)),
             function: None,
@@ -130,11 +145,23 @@ impl Session {
         }
     }
 
+    /// Arms `faults` (a checked plan, see [`check_plan`]) in the device when it is built.
+    pub fn with_faults(mut self, faults: Vec<PlannedFault>) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The device, once a client has reached it (the control API's view).
+    pub fn device_mut(&mut self) -> Option<&mut Rnic> {
+        self.function.as_mut().map(RnicFunction::rnic_mut)
+    }
+
     /// The device, built over the DMA maps that exist now on first use.
     fn function(&mut self) -> &mut RnicFunction {
         let Session {
             config,
             wire,
+            faults,
             maps,
             sink,
             function,
@@ -152,7 +179,15 @@ impl Session {
                 tracing::info!(maps = maps.len(), "device built over the client's DMA maps");
             }
             let irq: Arc<dyn rnic_device::InterruptSink> = sink.clone();
-            RnicFunction::new(config.clone(), maps.memory(), irq, wire.take())
+            let mut function = RnicFunction::new(config.clone(), maps.memory(), irq, wire.take());
+            for fault in faults.drain(..) {
+                // check_plan armed the same rules in an empty engine before the server
+                // started, so this cannot fail; say so if it ever does.
+                if let Err(e) = add_fault(function.rnic_mut(), fault) {
+                    tracing::error!("a fault of the plan was refused: {e}");
+                }
+            }
+            function
         })
     }
 

@@ -56,6 +56,24 @@ pub enum ServerError {
     /// The session with the client broke off (not a clean disconnect).
     #[error("the vfio-user session ended with an error: {0}; the client probably died or sent a broken stream")]
     Session(#[source] std::io::Error),
+    /// `--id` is not a valid RNIC id.
+    #[error("{0}")]
+    BadId(String),
+    /// The `--faults` plan cannot be read or is not valid.
+    #[error(transparent)]
+    FaultPlan(#[from] rnic_control::faultplan::PlanFileError),
+    /// The device's fault engine refuses a rule of the `--faults` plan.
+    #[error("fault plan {path}: {source}")]
+    FaultRule {
+        /// The plan file.
+        path: PathBuf,
+        /// The engine's reason.
+        #[source]
+        source: rnic_device::fault::FaultError,
+    },
+    /// The `--api-socket` could not be served.
+    #[error("control API: {0}")]
+    Api(#[from] rnic_control::api::ApiError),
     /// An internal thread or socket of the server could not be set up.
     #[error("setting up the server failed: {0}")]
     Setup(#[source] std::io::Error),

@@ -176,6 +176,12 @@ impl RnicFunction {
         self.rnic.poll(now);
     }
 
+    /// The device itself, for the control API (statistics, faults, link, fatal); the
+    /// PCI accesses go through the methods above.
+    pub fn rnic_mut(&mut self) -> &mut Rnic {
+        &mut self.rnic
+    }
+
     /// Applies `wanted_unmasked` to the device's table where it differs from what
     /// the device is known to show.
     fn sync_vectors(&mut self) {

@@ -12,7 +12,8 @@
 //!
 //! | module | what |
 //! | --- | --- |
-//! | [`options`] | command line: socket, MAC, IPv4, wire, pcap |
+//! | [`options`] | command line: socket, MAC, IPv4, wire, pcap, fault plan, API socket |
+//! | [`control`] | the control API of the one RNIC (`--api-socket`), shared with rnic-vmm through `rnic-control` |
 //! | [`server`] | one session: listen, accept, relay, poll, stop |
 //! | [`guard`] | validating relay in front of the `vfio_user` crate's server |
 //! | [`backend`] | the published regions/interrupts and the request handlers |
@@ -25,6 +26,7 @@
 //! User guide: `docs/vfio-user.md`.
 
 pub mod backend;
+pub mod control;
 pub mod dma;
 pub mod error;
 pub mod function;

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::Parser;
+use rnic_control::api::check_id;
+use rnic_control::faultplan::{load_plan, PlannedFault};
 use rnic_device::wire::{CapturingWire, LoopbackWire, UdpWire, UnixWire, WireBackend};
 use rnic_device::{MacAddress, RnicConfig};
 
@@ -36,6 +38,18 @@ pub struct Options {
     /// Record every frame that crosses the wire into this pcap file (needs a wire).
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Fault plan armed when the device is built: the TOML (or JSON, for a `.json`
+    /// name) plans of `rnic-vmm --rnic faults=` (vmm/README.md).
+    #[arg(long, value_name = "PLANFILE")]
+    pub faults: Option<PathBuf>,
+    /// Serve the control API (docs/api/openapi.yaml: statistics, faults, fault log,
+    /// link, fatal) on this Unix socket, owner-only (0600), removed on exit;
+    /// `rnicctl --socket PATH` and curl speak it.
+    #[arg(long, value_name = "PATH")]
+    pub api_socket: Option<PathBuf>,
+    /// The RNIC's id in the control API (`?rnic=ID`): 1..=32 of A-Z a-z 0-9 - _.
+    #[arg(long, value_name = "ID", default_value = "rnic0")]
+    pub id: String,
 }
 
 /// Where the port's frames go.
@@ -101,6 +115,7 @@ impl Options {
     /// The device configuration the options ask for; a multicast MAC is refused
     /// (a port address must be unicast).
     pub fn device_config(&self) -> Result<RnicConfig, ServerError> {
+        check_id(&self.id).map_err(|e| ServerError::BadId(format!("--id: {e}")))?;
         if self.mac.0[0] & 1 != 0 {
             return Err(ServerError::MulticastMac(self.mac.to_string()));
         }
@@ -109,6 +124,19 @@ impl Options {
             ip: self.ipv4,
             ..RnicConfig::default()
         })
+    }
+
+    /// The fault plan `--faults` names, read and checked (empty without one).
+    pub fn fault_plan(&self) -> Result<Vec<PlannedFault>, ServerError> {
+        let Some(path) = &self.faults else {
+            return Ok(Vec::new());
+        };
+        let faults = load_plan(path)?;
+        crate::backend::check_plan(&faults).map_err(|source| ServerError::FaultRule {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(faults)
     }
 
     /// Opens the wire (and its pcap capture) the options ask for.
@@ -201,5 +229,61 @@ mod tests {
             Options::try_parse_from(["rnic-device-server", "--socket", "s", "--mac", "zz"])
                 .is_err()
         );
+        let bad_id =
+            Options::try_parse_from(["rnic-device-server", "--socket", "s", "--id", "a/b"])
+                .unwrap();
+        let e = bad_id.device_config().unwrap_err().to_string();
+        assert!(e.starts_with("--id: RNIC id `a/b` must be"), "{e}");
+    }
+
+    #[test]
+    fn fault_plans_are_read_checked_and_named_in_errors() {
+        let dir = std::env::temp_dir().join(format!("rnic-server-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let with_plan = |plan: &std::path::Path| {
+            Options::try_parse_from([
+                "rnic-device-server",
+                "--socket",
+                "s",
+                "--faults",
+                plan.to_str().unwrap(),
+            ])
+            .unwrap()
+        };
+        let good = dir.join("p.json");
+        std::fs::write(
+            &good,
+            r#"{"fault": [{"site": "link", "action": "link_down", "times": 1}]}"#,
+        )
+        .unwrap();
+        let faults = with_plan(&good).fault_plan().unwrap();
+        assert_eq!(faults.len(), 1);
+        assert_eq!(faults[0].times, Some(1));
+        let bad = dir.join("p.toml");
+        std::fs::write(&bad, "[[fault]]\nsite = \"link\"\naction = \"drop\"\n").unwrap();
+        let e = with_plan(&bad).fault_plan().unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "fault plan {}: line 1: field `action`",
+                bad.display()
+            )),
+            "{e}"
+        );
+        let many = dir.join("many.toml");
+        let entry = "[[fault]]\nsite = \"link\"\naction = \"link_up\"\n";
+        std::fs::write(&many, entry.repeat(rnic_device::fault::MAX_RULES + 1)).unwrap();
+        let e = with_plan(&many).fault_plan().unwrap_err().to_string();
+        assert!(
+            e.contains("fault plan") && e.contains(&rnic_device::fault::MAX_RULES.to_string()),
+            "{e}"
+        );
+        assert!(
+            Options::try_parse_from(["rnic-device-server", "--socket", "s"])
+                .unwrap()
+                .fault_plan()
+                .unwrap()
+                .is_empty()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

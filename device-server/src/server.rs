@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use rnic_control::api::ApiServer;
 use vfio_user::Server;
 
 use crate::backend::{server_irqs, server_regions, Backend, Session};
@@ -65,16 +66,29 @@ fn clear_stale_socket(path: &Path) -> Result<(), ServerError> {
 }
 
 /// A bound, listening server that has not accepted its client yet.
-#[derive(Debug)]
 pub struct Listening {
     listener: UnixListener,
     path: PathBuf,
-    session: Session,
+    /// Removes the socket file when the server ends (or fails to start).
+    socket_file: SocketFile,
+    backend: Backend,
+    api: Option<ApiServer>,
 }
 
-/// Binds `options.socket` and prepares the device's session (wire opened).
+impl std::fmt::Debug for Listening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listening")
+            .field("path", &self.path)
+            .field("api", &self.api.as_ref().map(ApiServer::path))
+            .finish()
+    }
+}
+
+/// Binds `options.socket` and prepares the device's session (wire opened, fault plan
+/// read and checked), and serves the control API on `options.api_socket` if given.
 pub fn listen(options: &Options) -> Result<Listening, ServerError> {
     let config = options.device_config()?;
+    let faults = options.fault_plan()?;
     let wire = options.open_wire()?;
     // Absolute, so that /proc/net/unix shows the path as `socket_in_use` looks for it.
     let path = std::path::absolute(&options.socket).map_err(|source| ServerError::Listen {
@@ -86,10 +100,18 @@ pub fn listen(options: &Options) -> Result<Listening, ServerError> {
         path: path.clone(),
         source,
     })?;
+    let socket_file = SocketFile(path.clone());
+    let backend = Backend::new(Session::new(config, wire).with_faults(faults));
+    let api = match &options.api_socket {
+        Some(api_path) => Some(crate::control::serve(api_path, options, backend.clone())?),
+        None => None,
+    };
     Ok(Listening {
         listener,
         path,
-        session: Session::new(config, wire),
+        socket_file,
+        backend,
+        api,
     })
 }
 
@@ -99,9 +121,14 @@ impl Listening {
         &self.path
     }
 
+    /// The control API's socket path, when it is served.
+    pub fn api_path(&self) -> Option<&Path> {
+        self.api.as_ref().map(ApiServer::path)
+    }
+
     /// Accepts one client and serves it until it disconnects.
     pub fn serve_one(self) -> Result<(), ServerError> {
-        let _socket_file = SocketFile(self.path.clone());
+        let _socket_file = self.socket_file;
         let (mut client, _) = self
             .listener
             .accept()
@@ -110,12 +137,19 @@ impl Listening {
                 source,
             })?;
         tracing::info!("client connected on {}", self.path.display());
-        serve_stream(&mut client, self.session)
+        // The API (if any) stays up until the session ends, then its socket goes.
+        let _api = self.api;
+        serve_backend(&mut client, self.backend)
     }
 }
 
 /// Serves one already connected client `stream` with a device in `session`.
 pub fn serve_stream(client: &mut UnixStream, session: Session) -> Result<(), ServerError> {
+    serve_backend(client, Backend::new(session))
+}
+
+/// Serves one already connected client `stream` with the session of `backend`.
+fn serve_backend(client: &mut UnixStream, backend: Backend) -> Result<(), ServerError> {
     // The crate's server listens on a private abstract socket that only the guard
     // connects to.
     let name = format!("rnic-device-server-{}-{:p}", std::process::id(), client);
@@ -123,8 +157,6 @@ pub fn serve_stream(client: &mut UnixStream, session: Session) -> Result<(), Ser
     let inner_listener = UnixListener::bind_addr(&addr).map_err(ServerError::Setup)?;
     let server =
         Server::from_owned_fd(inner_listener.into(), true, server_irqs(), server_regions());
-    let backend = Backend::new(session);
-
     let mut run_backend = backend.clone();
     let server_thread = thread::Builder::new()
         .name("vfio-user".into())

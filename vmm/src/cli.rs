@@ -18,7 +18,9 @@ use crate::options::{self, ConfigFile, RnicOptions, RnicSettings};
     about = "KVM monitor: boots a PVH kernel with emulated RNICs on PCI 00:01.0, 00:02.0, ...",
     after_help = "--rnic keys: id=NAME (1-32 of A-Z a-z 0-9 - _; default rnicN), \
                   mac=02:7e:57:00:00:01, ipv4=10.77.0.1, \
-                  wire=none|unix:LOCAL,PEER|udp:IP:PORT,IP:PORT, pcap=FILE (needs a wire), \
+                  wire=none|unix:LOCAL,PEER|udp:IP:PORT,IP:PORT|pair:OTHER_ID (pair: an \
+                  in-process wire to another RNIC of this VM, which names this one back), \
+                  pcap=FILE (needs a wire; on a pair, one end's capture holds both directions), \
                   faults=PLANFILE (TOML fault plan, see vmm/README.md), \
                   socket=PATH (the RNIC is served by a running `rnic-device-server --socket PATH` \
                   over vfio-user; no other device keys then).\n\

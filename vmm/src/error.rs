@@ -211,15 +211,10 @@ pub enum VmmError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
-    /// A fault plan file is not valid.
-    #[error("fault plan {path}: {source}")]
-    FaultPlan {
-        /// The plan file.
-        path: PathBuf,
-        /// Which line and field, and why.
-        #[source]
-        source: crate::faultplan::PlanError,
-    },
+    /// A fault plan file cannot be read or is not valid (the message names the file,
+    /// the line and the field).
+    #[error(transparent)]
+    FaultPlan(#[from] crate::faultplan::PlanFileError),
     /// The fault engine refused a rule of a plan.
     #[error("RNIC {id}: fault rule refused: {source}")]
     FaultRule {

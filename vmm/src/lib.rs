@@ -16,14 +16,14 @@
 //! | [`cli`] | command line and input file checks |
 //! | [`layout`] | guest memory map and boot data addresses |
 //! | [`elf`] | PVH kernel validation |
-//! | [`api`] | control API: HTTP/JSON over a Unix socket |
+//! | [`api`] | control API: HTTP/JSON over a Unix socket (the RNIC routes and the server are `rnic-control`'s, shared with `rnic-device-server`) |
 //! | [`boot`] | kernel/module loading, `hvm_start_info` |
 //! | [`cpu`] | vCPU CPUID and 32-bit PVH entry state |
 //! | [`bus`] | range bus: address ranges to targets, O(log n) lookup |
 //! | [`options`] | `--rnic` settings and the `--config` / API JSON schema |
 //! | [`pci`] | PCI bus 0, host bridge, BAR placement and MMIO routing |
 //! | [`exit`] | vCPU exit handling and the port bus |
-//! | [`faultplan`] | TOML fault plans and API fault entries -> fault engine rules |
+//! | [`faultplan`] | TOML/JSON fault plans and API fault entries -> fault engine rules (re-exported from `rnic-control`) |
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
 //! | [`passthrough`] | `--vfio-device`: a VFIO device on the bus, its MSI-X table kept by the monitor and routed through irqfds (tested against a fake only) |
@@ -41,7 +41,6 @@ pub mod cpu;
 pub mod elf;
 pub mod error;
 pub mod exit;
-pub mod faultplan;
 pub mod fixture;
 pub mod irq;
 pub mod layout;
@@ -52,6 +51,8 @@ pub mod remote;
 pub mod rnic;
 pub mod serial;
 pub mod vm;
+
+pub use rnic_control::faultplan;
 
 use cli::Config;
 use error::{Result, VmmError};

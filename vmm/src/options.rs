@@ -1,7 +1,8 @@
 //! RNIC settings: the `--rnic KEY=VALUE,...` syntax (in Cloud Hypervisor's style)
 //! and the JSON schema shared by `--config FILE` and the control API's `GET /v1/vm`.
 //!
-//! Keys: `id`, `mac`, `ipv4`, `wire` (`none`, `unix:LOCAL,PEER`, `udp:LOCAL,PEER`),
+//! Keys: `id`, `mac`, `ipv4`, `wire` (`none`, `unix:LOCAL,PEER`, `udp:LOCAL,PEER`,
+//! `pair:OTHER_ID`: an in-process wire to another RNIC of the same VM),
 //! `pcap` (file the wire's frames are captured to) and `faults` (a fault plan file,
 //! see [`crate::faultplan`]). A comma-separated piece without `=` continues the
 //! value before it, so `wire=udp:127.0.0.1:7000,127.0.0.1:7001` works.
@@ -14,8 +15,7 @@ use serde::{Deserialize, Serialize};
 
 /// Most RNICs one VM can have (PCI devices 1..=16 of bus 0).
 pub const MAX_RNICS: usize = 16;
-/// Longest RNIC id, in bytes.
-pub const MAX_ID_LEN: usize = 32;
+pub use rnic_control::api::MAX_ID_LEN;
 
 /// Where an RNIC's wire goes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +37,12 @@ pub enum WireOption {
         /// The other end's address.
         peer: SocketAddr,
     },
+    /// An in-process wire to another RNIC of the same VM, which must name this one
+    /// back (`pair:THIS_ID`): what one sends, the other receives.
+    Pair {
+        /// The other RNIC's id.
+        peer: String,
+    },
 }
 
 impl std::fmt::Display for WireOption {
@@ -47,6 +53,7 @@ impl std::fmt::Display for WireOption {
                 write!(f, "unix:{},{}", local.display(), peer.display())
             }
             WireOption::Udp { local, peer } => write!(f, "udp:{local},{peer}"),
+            WireOption::Pair { peer } => write!(f, "pair:{peer}"),
         }
     }
 }
@@ -92,9 +99,16 @@ impl std::str::FromStr for WireOption {
                 local: address(local)?,
                 peer: address(peer)?,
             })
+        } else if let Some(peer) = text.strip_prefix("pair:") {
+            if peer.is_empty() || peer.contains(',') {
+                return Err(format!(
+                    "wire `{text}` needs one RNIC id after `pair:` (pair:OTHER_ID)"
+                ));
+            }
+            Ok(WireOption::Pair { peer: peer.into() })
         } else {
             Err(format!(
-                "wire `{text}` is not one of none, unix:LOCAL,PEER, udp:LOCAL,PEER"
+                "wire `{text}` is not one of none, unix:LOCAL,PEER, udp:LOCAL,PEER, pair:OTHER_ID"
             ))
         }
     }
@@ -253,16 +267,7 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
                 ));
             }
         }
-        let id_ok = !id.is_empty()
-            && id.len() <= MAX_ID_LEN
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-        if !id_ok {
-            return Err(format!(
-                "RNIC id `{id}` must be 1..={MAX_ID_LEN} characters of A-Z a-z 0-9 - _"
-            ));
-        }
+        rnic_control::api::check_id(&id)?;
         let mac = match &o.mac {
             Some(text) => text
                 .parse::<MacAddress>()
@@ -284,7 +289,7 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
         };
         if settings.pcap.is_some() && settings.wire == WireOption::None {
             return Err(format!(
-                "RNIC {}: pcap needs a wire (wire=unix:... or wire=udp:...)",
+                "RNIC {}: pcap needs a wire (wire=unix:..., wire=udp:... or wire=pair:...)",
                 settings.id
             ));
         }
@@ -307,7 +312,64 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
         }
         out.push(settings);
     }
+    check_pairs(&out)?;
     Ok(out)
+}
+
+/// Checks the `wire=pair:OTHER_ID` settings of a resolved set: each names another
+/// RNIC emulated in this monitor, which names it back, and no RNIC is named by two;
+/// at most one of the two sets `pcap` (one capture sees both directions).
+fn check_pairs(rnics: &[RnicSettings]) -> Result<(), String> {
+    for rnic in rnics {
+        let WireOption::Pair { peer } = &rnic.wire else {
+            continue;
+        };
+        let id = &rnic.id;
+        if peer == id {
+            return Err(format!(
+                "RNIC {id}: wire=pair:{peer} names itself; a pair wire joins two RNICs \
+                 (for a wire that sends frames back, use wire=unix:PATH,PATH)"
+            ));
+        }
+        let Some(other) = rnics.iter().find(|r| &r.id == peer) else {
+            let ids: Vec<&str> = rnics.iter().map(|r| r.id.as_str()).collect();
+            return Err(format!(
+                "RNIC {id}: wire=pair:{peer} names no RNIC of this VM (ids: {})",
+                ids.join(", ")
+            ));
+        };
+        if other.socket.is_some() {
+            return Err(format!(
+                "RNIC {id}: wire=pair:{peer}, but {peer} is served by another process \
+                 (socket=); pair it with an RNIC emulated here"
+            ));
+        }
+        let namers: Vec<&str> = rnics
+            .iter()
+            .filter(|r| matches!(&r.wire, WireOption::Pair { peer: p } if p == peer))
+            .map(|r| r.id.as_str())
+            .collect();
+        if let [first, second, ..] = namers.as_slice() {
+            return Err(format!(
+                "RNICs {first} and {second} both give wire=pair:{peer}; a pair wire joins \
+                 exactly two RNICs"
+            ));
+        }
+        if other.wire != (WireOption::Pair { peer: id.clone() }) {
+            return Err(format!(
+                "RNIC {id}: wire=pair:{peer}, but {peer} has wire={}; give {peer} \
+                 wire=pair:{id} (both ends name each other)",
+                other.wire
+            ));
+        }
+        if rnic.pcap.is_some() && other.pcap.is_some() {
+            return Err(format!(
+                "RNICs {id} and {peer} share a pair wire and both set pcap; give pcap to \
+                 one of them: its capture holds both directions"
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -407,6 +469,78 @@ mod tests {
         assert!(parse_rnic_option("socket=/a,socket=/b").is_err());
     }
 
+    fn pair_set(texts: &[&str]) -> Result<Vec<RnicSettings>, String> {
+        let options: Vec<RnicOptions> = texts
+            .iter()
+            .map(|t| parse_rnic_option(t).unwrap())
+            .collect();
+        resolve(&options)
+    }
+
+    #[test]
+    fn pair_wires_join_two_rnics_that_name_each_other() {
+        let o = parse_rnic_option("wire=pair:right").unwrap();
+        assert_eq!(
+            o.wire,
+            Some(WireOption::Pair {
+                peer: "right".into()
+            })
+        );
+        assert_eq!(o.wire.unwrap().to_string(), "pair:right");
+        for (text, says) in [
+            ("wire=pair:", "needs one RNIC id"),
+            ("wire=pair:a,b", "needs one RNIC id"),
+        ] {
+            let e = parse_rnic_option(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        // Default ids work too, and pcap on one end is accepted.
+        let s = pair_set(&["wire=pair:rnic1,pcap=/tmp/pair.pcap", "wire=pair:rnic0"]).unwrap();
+        assert_eq!(s[0].wire.to_string(), "pair:rnic1");
+        assert_eq!(s[1].wire.to_string(), "pair:rnic0");
+        assert_eq!(s[0].pcap, Some("/tmp/pair.pcap".into()));
+        // A third RNIC with its own wire does not disturb the pair.
+        pair_set(&["id=a,wire=pair:b", "id=b,wire=pair:a", "id=c"]).unwrap();
+    }
+
+    #[test]
+    fn bad_pair_wires_are_one_line_errors_naming_the_rnics() {
+        for (texts, says) in [
+            (
+                &["id=a,wire=pair:a", "id=b"][..],
+                "RNIC a: wire=pair:a names itself",
+            ),
+            (
+                &["id=a,wire=pair:x", "id=b"][..],
+                "RNIC a: wire=pair:x names no RNIC of this VM (ids: a, b)",
+            ),
+            (
+                &["id=a,wire=pair:b", "id=b"][..],
+                "but b has wire=none; give b wire=pair:a",
+            ),
+            (
+                &["id=a,wire=pair:b", "id=b,wire=pair:c", "id=c,wire=pair:b"][..],
+                "RNICs a and c both give wire=pair:b",
+            ),
+            (
+                &["id=a,wire=pair:b", "id=b,wire=pair:a", "id=c,wire=pair:b"][..],
+                "RNICs a and c both give wire=pair:b",
+            ),
+            (
+                &["id=a,wire=pair:b,pcap=/x", "id=b,wire=pair:a,pcap=/y"][..],
+                "both set pcap",
+            ),
+            (
+                &["id=a,wire=pair:b", "id=b,socket=/run/s"][..],
+                "b is served by another process",
+            ),
+        ] {
+            let e = pair_set(texts).unwrap_err();
+            assert!(e.contains(says), "{texts:?}: {e}");
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
     #[test]
     fn config_file_uses_the_same_keys() {
         let c: ConfigFile =
@@ -418,5 +552,9 @@ mod tests {
         let e =
             serde_json::from_str::<ConfigFile>(r#"{"rnics": [{"wire": "tcp:x"}]}"#).unwrap_err();
         assert!(e.to_string().contains("not one of none"), "{e}");
+        let c: ConfigFile =
+            serde_json::from_str(r#"{"rnics": [{"wire": "pair:rnic1"}, {"wire": "pair:rnic0"}]}"#)
+                .unwrap();
+        assert_eq!(resolve(&c.rnics).unwrap()[1].wire.to_string(), "pair:rnic0");
     }
 }

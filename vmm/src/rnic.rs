@@ -3,8 +3,8 @@
 //! the PCI bus (the device behind a mutex, shared by the bus on the vCPU threads,
 //! the event loop's service pass and the control API), its wire and its faults.
 
+use std::collections::HashMap;
 use std::os::fd::{AsRawFd, RawFd};
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,9 @@ use rnic_device::device::{Rnic, RnicConfig};
 use rnic_device::fault::{FaultError, RuleId};
 use rnic_device::irq::{InterruptError, InterruptSink, MsiMessage};
 use rnic_device::pci::{BarMove, BarRegion, PciFunction};
-use rnic_device::wire::{CapturingWire, UdpWire, UnixWire, WireBackend};
+use rnic_device::wire::{
+    in_process_pair, CapturingWire, InProcessWire, UdpWire, UnixWire, WireBackend, WireError,
+};
 use tracing::{info, warn};
 use vm_memory::GuestMemoryMmap;
 
@@ -154,24 +156,11 @@ impl RnicPlan {
     /// Reads and checks the plan file named by `settings.faults`, if any.
     pub fn load(settings: RnicSettings) -> Result<RnicPlan> {
         let faults = match &settings.faults {
-            Some(path) => load_plan_file(path)?,
+            Some(path) => faultplan::load_plan(path)?,
             None => Vec::new(),
         };
         Ok(RnicPlan { settings, faults })
     }
-}
-
-fn load_plan_file(path: &Path) -> Result<Vec<PlannedFault>> {
-    let bytes = crate::cli::read_input("fault plan", path)?;
-    let text = String::from_utf8(bytes).map_err(|_| VmmError::File {
-        what: "fault plan",
-        path: path.to_path_buf(),
-        reason: "it is not UTF-8 text; write the plan as TOML".into(),
-    })?;
-    faultplan::parse_plan(&text).map_err(|source| VmmError::FaultPlan {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 /// An RNIC plugged into the VM.
@@ -238,7 +227,7 @@ impl AttachedRnic {
     /// Adds a fault to the device's engine (its `times` limit is the rule's `max_hits`,
     /// which the engine enforces exactly).
     pub fn add_fault(&self, fault: PlannedFault) -> std::result::Result<RuleId, FaultError> {
-        self.lock().faults_mut().add_rule(fault.rule)
+        rnic_control::api::add_fault(&mut self.lock(), fault)
     }
 
     /// Removes a fault rule.
@@ -262,13 +251,86 @@ impl AttachedRnic {
     }
 }
 
-fn open_wire(settings: &RnicSettings) -> Result<Option<Box<dyn WireBackend>>> {
+/// One end of a `wire=pair:OTHER_ID` wire between two RNICs of this VM: the device
+/// model's in-process wire, plus one eventfd per end that the sender signals, so that
+/// the receiving RNIC's [`RnicService`] wakes when a frame arrives (the in-process
+/// wire has no fd of its own). The eventfd stays readable while frames wait: a
+/// receive clears it only when it finds the queue empty.
+pub struct PairWireEnd {
+    wire: InProcessWire,
+    arrived: Arc<EventFd>,
+    peer_arrived: Arc<EventFd>,
+}
+
+/// Two connected [`PairWireEnd`]s: what one sends, the other receives, in order
+/// (each direction queues up to the in-process wire's limit).
+pub fn pair_wire() -> std::io::Result<(PairWireEnd, PairWireEnd)> {
+    let (a, b) = in_process_pair();
+    let a_arrived = Arc::new(EventFd::new(EFD_NONBLOCK)?);
+    let b_arrived = Arc::new(EventFd::new(EFD_NONBLOCK)?);
+    Ok((
+        PairWireEnd {
+            wire: a,
+            arrived: a_arrived.clone(),
+            peer_arrived: b_arrived.clone(),
+        },
+        PairWireEnd {
+            wire: b,
+            arrived: b_arrived,
+            peer_arrived: a_arrived,
+        },
+    ))
+}
+
+impl WireBackend for PairWireEnd {
+    fn send(&mut self, frame: &[u8]) -> std::result::Result<(), WireError> {
+        self.wire.send(frame)?;
+        // A full counter (never, in practice) still leaves the fd readable.
+        let _ = self.peer_arrived.write(1);
+        Ok(())
+    }
+
+    fn try_recv(&mut self) -> std::result::Result<Option<Vec<u8>>, WireError> {
+        if let Some(frame) = self.wire.try_recv()? {
+            return Ok(Some(frame));
+        }
+        // Empty: clear the fd (it may already be clear: EAGAIN), then look once more,
+        // so that a frame sent between the two steps keeps the fd readable.
+        let _ = self.arrived.read();
+        let late = self.wire.try_recv()?;
+        if late.is_some() {
+            let _ = self.arrived.write(1);
+        }
+        Ok(late)
+    }
+
+    fn raw_fd(&self) -> Option<RawFd> {
+        Some(self.arrived.as_raw_fd())
+    }
+}
+
+/// The pair-wire ends not yet taken, by the id of the RNIC that takes them.
+type PairEnds = HashMap<String, PairWireEnd>;
+
+fn open_wire(
+    settings: &RnicSettings,
+    pair_ends: &mut PairEnds,
+) -> Result<Option<Box<dyn WireBackend>>> {
     let wire_error = |source| VmmError::Wire {
         id: settings.id.clone(),
         source,
     };
     let inner: Box<dyn WireBackend> = match &settings.wire {
         WireOption::None => return Ok(None),
+        WireOption::Pair { peer } => match pair_ends.remove(&settings.id) {
+            Some(end) => Box::new(end),
+            None => {
+                let (ours, theirs) =
+                    pair_wire().map_err(VmmError::host("a pair wire's eventfds"))?;
+                pair_ends.insert(peer.clone(), theirs);
+                Box::new(ours)
+            }
+        },
         WireOption::Unix { local, peer } => {
             Box::new(UnixWire::bind(local, peer).map_err(wire_error)?)
         }
@@ -298,6 +360,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
     bus: &mut PciBus,
 ) -> Result<Vec<Arc<AttachedRnic>>> {
     let mut attached = Vec::with_capacity(plans.len());
+    let mut pair_ends = PairEnds::new();
     for plan in plans.iter().filter(|p| p.settings.socket.is_none()) {
         let settings = &plan.settings;
         let sink: Arc<dyn InterruptSink> = Arc::new(RouterSink {
@@ -311,7 +374,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
             carrier: true,
         };
         let device = Arc::new(Mutex::new(Rnic::new(config, mem.clone(), sink)));
-        if let Some(wire) = open_wire(settings)? {
+        if let Some(wire) = open_wire(settings, &mut pair_ends)? {
             lock(&device).attach_wire(wire);
         }
         let kick = Arc::new(EventFd::new(EFD_NONBLOCK).map_err(|e| VmmError::Host {
@@ -562,10 +625,154 @@ mod tests {
     }
 
     fn write_config(bus: &mut PciBus, register: usize, data: &[u8]) {
-        let address =
-            0x8000_0000u32 | (u32::from(FIRST_RNIC_DEVICE) << 11) | (register as u32 & !3);
+        write_config_of(bus, FIRST_RNIC_DEVICE, register, data);
+    }
+
+    fn write_config_of(bus: &mut PciBus, device: u8, register: usize, data: &[u8]) {
+        let address = 0x8000_0000u32 | (u32::from(device) << 11) | (register as u32 & !3);
         bus.config_port_write(crate::pci::CONFIG_ADDRESS_PORT, &address.to_le_bytes());
         bus.config_port_write(crate::pci::CONFIG_DATA_PORT + (register as u16 & 3), data);
+    }
+
+    /// Whether `fd` is readable now (poll with no wait).
+    fn readable(fd: RawFd) -> bool {
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: `poll` is one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut poll, 1, 0) };
+        n == 1 && poll.revents & libc::POLLIN != 0
+    }
+
+    /// A pair wire's ends: frames cross both ways in order; each end's fd is readable
+    /// exactly while frames wait for it.
+    #[test]
+    fn pair_wire_ends_cross_frames_and_signal_arrivals() {
+        let (mut a, mut b) = pair_wire().unwrap();
+        let (a_fd, b_fd) = (a.raw_fd().unwrap(), b.raw_fd().unwrap());
+        assert!(!readable(a_fd) && !readable(b_fd));
+        a.send(&[1u8; 60]).unwrap();
+        a.send(&[2u8; 61]).unwrap();
+        assert!(readable(b_fd), "a frame waits for b");
+        assert!(!readable(a_fd), "nothing waits for a");
+        assert_eq!(b.try_recv().unwrap(), Some(vec![1u8; 60]));
+        assert!(readable(b_fd), "a second frame still waits");
+        assert_eq!(b.try_recv().unwrap(), Some(vec![2u8; 61]));
+        assert_eq!(b.try_recv().unwrap(), None);
+        assert!(!readable(b_fd), "cleared once empty");
+        b.send(&[3u8; 60]).unwrap();
+        assert!(readable(a_fd));
+        assert_eq!(a.try_recv().unwrap(), Some(vec![3u8; 60]));
+        assert_eq!(a.try_recv().unwrap(), None);
+        // Frame-length checks are the wire's.
+        assert!(a.send(&[0u8; 10]).is_err());
+        assert!(!readable(b_fd), "a refused frame signals nothing");
+        drop(b);
+        assert!(a.try_recv().is_err(), "the peer is gone");
+    }
+
+    /// Two RNICs paired by `wire=pair:` on one bus and one guest memory: the frame
+    /// each transmits (driven through BAR0 and admin commands, as a driver does)
+    /// reaches the other, and the capture of the one end that has `pcap` holds both
+    /// frames, each once.
+    #[test]
+    fn paired_rnics_exchange_frames_and_one_capture_holds_both_directions() {
+        use crate::options::parse_rnic_option;
+        use rnic_contract::admin::{completion_field, operands::create_eth_queue};
+        use rnic_contract::admin::{opcode, CommandRepr, COMPLETION_SIZE};
+        use rnic_contract::bar0::{dev_ctrl, eth_db};
+        use rnic_contract::eth::{tx_field, DESC_SIZE};
+        use rnic_contract::field;
+        use vm_memory::Bytes;
+
+        let dir = std::env::temp_dir().join(format!("rnic-vmm-pair-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pcap = dir.join("pair.pcap");
+        let options = [
+            parse_rnic_option(&format!("id=a,wire=pair:b,pcap={}", pcap.display())).unwrap(),
+            parse_rnic_option("id=b,wire=pair:a").unwrap(),
+        ];
+        let plans: Vec<RnicPlan> = resolve(&options)
+            .unwrap()
+            .into_iter()
+            .map(|settings| RnicPlan {
+                settings,
+                faults: Vec::new(),
+            })
+            .collect();
+        let mem = memory();
+        let router = Arc::new(GsiRouter::new(AcceptingBackend, Vec::new()).unwrap());
+        let mut bus = PciBus::new();
+        let rnics = attach_all(&plans, &mem, &router, &mut bus).unwrap();
+        let macs: Vec<[u8; 6]> = rnics.iter().map(|r| r.settings.mac.0).collect();
+
+        let mut frames = Vec::new();
+        for (index, mac) in macs.iter().enumerate() {
+            // Each RNIC's rings and frame in its own 64 KiB of guest memory.
+            let base = 0x1_0000 * (1 + index as u64);
+            let (asq, acq, txq, buffer) = (base, base + 0x1000, base + 0x2000, base + 0x3000);
+            let device = FIRST_RNIC_DEVICE + index as u8;
+            write_config_of(&mut bus, device, COMMAND, &6u16.to_le_bytes());
+            let bar0 = bus.mapped_bars(device)[0].base;
+            let write = |bus: &mut PciBus, register: u64, value: u32| {
+                assert!(bus.mmio_write(bar0 + register, &value.to_le_bytes()));
+            };
+            for (register, value) in [
+                (bar0::ASQ_BASE_LO, asq as u32),
+                (bar0::ASQ_BASE_HI, 0),
+                (bar0::ASQ_SIZE, 4),
+                (bar0::ACQ_BASE_LO, acq as u32),
+                (bar0::ACQ_BASE_HI, 0),
+                (bar0::ACQ_SIZE, 4),
+                (bar0::DEV_CTRL, dev_ctrl::ENABLE),
+            ] {
+                write(&mut bus, register, value);
+            }
+            let mut command = CommandRepr::new(opcode::CREATE_TXQ, 7);
+            field::set_u64(&mut command.operands, create_eth_queue::BASE, txq);
+            field::set_u32(&mut command.operands, create_eth_queue::SIZE, 2);
+            mem.write_slice(&command.to_bytes(), GuestAddress(asq))
+                .unwrap();
+            write(&mut bus, bar0::ASQ_TAIL, 1);
+            rnics[index].service(Duration::from_millis(1));
+            let mut completion = [0u8; COMPLETION_SIZE];
+            mem.read_slice(&mut completion, GuestAddress(acq)).unwrap();
+            assert_eq!(field::get_u16(&completion, completion_field::ID), 7);
+            assert_eq!(field::get_u16(&completion, completion_field::STATUS), 0);
+
+            // One 60-byte frame to the other RNIC's MAC, from this one's.
+            let mut frame = macs[1 - index].to_vec();
+            frame.extend_from_slice(mac);
+            frame.extend_from_slice(&[0x88, 0xB5]);
+            frame.resize(60, 0xA0 + index as u8);
+            mem.write_slice(&frame, GuestAddress(buffer)).unwrap();
+            let mut descriptor = [0u8; DESC_SIZE];
+            field::set_u64(&mut descriptor, tx_field::ADDR, buffer);
+            field::set_u16(&mut descriptor, tx_field::LEN, frame.len() as u16);
+            mem.write_slice(&descriptor, GuestAddress(txq)).unwrap();
+            write(&mut bus, eth_db::queue_block(0) + eth_db::TXQ_TAIL, 1);
+            frames.push(frame);
+        }
+        for ms in 2..=5 {
+            for rnic in &rnics {
+                rnic.service(Duration::from_millis(ms));
+            }
+        }
+        for rnic in &rnics {
+            let port = rnic.lock().stats().port;
+            let id = &rnic.settings.id;
+            assert_eq!(port.tx_frames, 1, "{id} sent its frame");
+            assert_eq!(port.rx_frames, 1, "{id} received the other's frame");
+            assert_eq!(port.rx_dropped_no_queue, 1, "{id} has no RX queue");
+        }
+        drop(rnics);
+        drop(bus); // the last holder of the devices: the capture is flushed
+        let records = rnic_device::wire::pcap::read_file(&pcap).unwrap();
+        let captured: Vec<Vec<u8>> = records.into_iter().map(|r| r.data).collect();
+        assert_eq!(captured, frames, "a's frame sent, then b's received");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn version(bus: &mut PciBus, bar0_base: u64) -> Option<u32> {

@@ -37,7 +37,7 @@ use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 use vmm_sys_util::signal::{register_signal_handler, Killable, SIGRTMIN};
 use vmm_sys_util::timerfd::TimerFd;
 
-use crate::api::{ApiServer, ApiState};
+use crate::api::ApiState;
 use crate::boot::{self, BootPlan};
 use crate::error::{
     Result, VmmError, EXIT_DEVICE_LOST, EXIT_GUEST_CRASH, EXIT_MONITOR_ERROR,
@@ -427,7 +427,7 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     }
 
     let api = match &spec.api_socket {
-        Some(path) => Some(ApiServer::start(
+        Some(path) => Some(crate::api::serve(
             path,
             ApiState {
                 rnics: rnics.clone(),

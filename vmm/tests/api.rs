@@ -69,40 +69,6 @@ fn spinning_vm(test: &str, extra: &[&str]) -> Option<(Scratch, PathBuf, Child)> 
     Some((s, socket, child))
 }
 
-/// One request with curl; returns the HTTP status and the body (JSON or empty).
-fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "--unix-socket", path_str(socket), "-X", method])
-        .args(["-w", "\n%{http_code}"])
-        .arg(format!("http://localhost{path}"));
-    if let Some(b) = body {
-        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
-    }
-    let out = cmd
-        .output()
-        .expect("curl is installed (scripts/setup-packages.sh)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (json, code) = text.rsplit_once('\n').expect("curl printed the status");
-    let value = if json.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(json).unwrap_or_else(|e| panic!("{method} {path}: {e}: {json}"))
-    };
-    (code.parse().unwrap(), value)
-}
-
-fn wait_exit(mut child: Child) -> std::process::Output {
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "rnic-vmm did not exit"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn every_route_answers_and_bad_requests_get_4xx_json() {
     let Some((_scratch, socket, child)) =
@@ -250,16 +216,6 @@ fn hold_keeps_the_api_after_the_verdict_and_exits_with_the_guest_status() {
         );
         assert!(!socket.exists(), "{ending}: the socket is removed on exit");
     }
-}
-
-/// Runs rnicctl against `socket`; returns (exit status, stdout, stderr).
-fn rnicctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_rnicctl"))
-        .args(["--socket", path_str(socket)])
-        .args(args)
-        .output()
-        .expect("spawn rnicctl");
-    (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
 }
 
 #[test]

@@ -18,29 +18,6 @@ const BOOT_LIMIT: Duration = Duration::from_secs(100);
 /// Longest the monitor may take to end after its device server died.
 const LOST_LIMIT: Duration = Duration::from_secs(10);
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the crate lives one level below the workspace root")
-        .to_path_buf()
-}
-
-/// `rnic-device-server` next to this test's own target directory.
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps");
-    let server = dir.join("rnic-device-server");
-    assert!(
-        server.is_file(),
-        "{} not found: build it first (cargo build -p rnic-device-server, or scripts/build.sh)",
-        server.display()
-    );
-    server
-}
-
 fn images() -> (PathBuf, PathBuf) {
     let dir = std::env::var_os("RNIC_ARTIFACT_DIR")
         .map(PathBuf::from)

@@ -107,7 +107,19 @@ impl std::fmt::Debug for Rnic {
 impl Rnic {
     /// A powered-on RNIC over guest memory `mem`, raising interrupts through `irq`.
     pub fn new(config: RnicConfig, mem: GuestMemoryMmap, irq: Arc<dyn InterruptSink>) -> Rnic {
-        let mut verbs = Verbs::new(VerbsLimits::default());
+        Rnic::with_limits(config, VerbsLimits::default(), mem, irq)
+    }
+
+    /// As [`Rnic::new`], with verbs limits other than the defaults (clamped to what
+    /// the ABI can express). Test rigs use it to reach the table-full paths in a few
+    /// commands; `QUERY_CAPS` reports the limits given here.
+    pub fn with_limits(
+        config: RnicConfig,
+        limits: VerbsLimits,
+        mem: GuestMemoryMmap,
+        irq: Arc<dyn InterruptSink>,
+    ) -> Rnic {
+        let mut verbs = Verbs::new(limits);
         verbs.set_port_addr(config.mac.0, config.ip.octets());
         Rnic {
             pci: ConfigSpace::new(),

@@ -274,3 +274,27 @@ pub fn rename_import(image: &[u8], from: &str, to: &str) -> Result<Vec<u8>, Harn
     }
     Ok(out)
 }
+
+/// Time one guest boot may take before the test calls it hung.
+pub const BOOT_LIMIT: Duration = Duration::from_secs(180);
+
+/// Locates the artifacts and checks KVM for a boot test: `None` means skipped on purpose
+/// (`RNIC_ALLOW_NO_KVM=1` without KVM); a missing artifact or KVM otherwise panics with what
+/// to do.
+pub fn setup() -> Option<Artifacts> {
+    match kvm_available() {
+        Ok(true) => Some(Artifacts::locate().unwrap_or_else(|e| panic!("{e}"))),
+        Ok(false) => None,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// Boots the guest kernel with the driver module, 256 MiB and the `extra` rnic-vmm
+/// arguments; panics if the monitor cannot run or exceeds [`BOOT_LIMIT`].
+pub fn boot_guest(a: &Artifacts, extra: &[&str]) -> Outcome {
+    let kernel = a.kernel.to_str().expect("utf-8 path");
+    let driver = a.driver.to_str().expect("utf-8 path");
+    let mut args = vec!["--kernel", kernel, "--module", driver, "--memory", "256"];
+    args.extend_from_slice(extra);
+    run_vmm(&a.vmm, &args, BOOT_LIMIT).unwrap_or_else(|e| panic!("{e}"))
+}

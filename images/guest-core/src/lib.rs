@@ -13,6 +13,7 @@ pub mod fmt;
 pub mod heap;
 pub mod irq;
 pub mod memmap;
+pub mod ndk;
 pub mod oid;
 pub mod pe;
 pub mod plan;

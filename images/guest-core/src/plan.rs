@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `guest.selftest` | one of [`SELFTESTS`] | run that self test at boot (repeatable, in order) |
 //! | `guest.ethernet` | `loopback` | the RNIC's wire sends every frame back: wait for the frames the guest sends to come back and check them (without it the guest does not wait: with no wire the device drops them) |
+//! | `guest.ndk` | one of [`NDK_MODES`] | `suite`: run the NDK consumer suite through the NDK contract verifier once the NDK adapter is open (without it the guest only enables, opens and closes the adapter) |
 //!
 //! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
 //! is a [`PlanError`]; the kernel reports it and exits with its "bad plan" status.
@@ -16,10 +17,31 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// The self tests the kernel knows, in the order its documentation lists them.
-pub const SELFTESTS: &[&str] = &["ud", "de", "pf", "panic", "timer", "contract"];
+///
+/// The `ndk-*` ones each provoke one NDK contract-verifier rule with a misbehaving provider
+/// the guest plays itself (`ndk-mdl-va` ends the boot: the access faults; the others report
+/// and let the boot go on).
+pub const SELFTESTS: &[&str] = &[
+    "ud",
+    "de",
+    "pf",
+    "panic",
+    "timer",
+    "contract",
+    "ndk-mdl-va",
+    "ndk-double-completion",
+    "ndk-completion-without-pending",
+    "ndk-callback-after-close",
+    "ndk-parent-close",
+    "ndk-irql",
+    "ndk-leak",
+];
 
 /// Keys the command line may use.
-pub const KEYS: &[&str] = &["guest.selftest", "guest.ethernet"];
+pub const KEYS: &[&str] = &["guest.selftest", "guest.ethernet", "guest.ndk"];
+
+/// Values of `guest.ndk`.
+pub const NDK_MODES: &[&str] = &["suite"];
 
 /// Values of `guest.ethernet`.
 pub const ETHERNET_MODES: &[&str] = &["loopback"];
@@ -31,6 +53,8 @@ pub struct GuestPlan<'a> {
     pub selftests: Vec<&'a str>,
     /// `guest.ethernet=loopback`: the frames the guest sends come back through the wire.
     pub ethernet_loopback: bool,
+    /// `guest.ndk=suite`: run the NDK consumer suite.
+    pub ndk_suite: bool,
 }
 
 /// What is wrong with a command line.
@@ -46,6 +70,8 @@ pub enum PlanError<'a> {
     UnknownSelftest(&'a str),
     /// `guest.ethernet=` names no known mode.
     UnknownEthernetMode(&'a str),
+    /// `guest.ndk=` names no known mode.
+    UnknownNdkMode(&'a str),
 }
 
 /// Writes `items` as `a, b, c`.
@@ -87,6 +113,11 @@ impl fmt::Display for PlanError<'_> {
                 "unknown guest.ethernet mode {m:?} (known: {})",
                 List(ETHERNET_MODES)
             ),
+            PlanError::UnknownNdkMode(m) => write!(
+                f,
+                "unknown guest.ndk mode {m:?} (known: {})",
+                List(NDK_MODES)
+            ),
         }
     }
 }
@@ -108,6 +139,12 @@ pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
                     return Err(PlanError::UnknownEthernetMode(value));
                 }
                 plan.ethernet_loopback = true;
+            }
+            "guest.ndk" => {
+                if !NDK_MODES.contains(&value) {
+                    return Err(PlanError::UnknownNdkMode(value));
+                }
+                plan.ndk_suite = true;
             }
             _ => {
                 if !SELFTESTS.contains(&value) {
@@ -188,6 +225,17 @@ mod tests {
         let e = parse("guest.ethernet=udp").unwrap_err();
         assert_eq!(e, PlanError::UnknownEthernetMode("udp"));
         assert!(e.to_string().contains("loopback"));
+    }
+
+    #[test]
+    fn the_ndk_mode_and_ndk_selftests_are_read_and_checked() {
+        let plan = parse("guest.ndk=suite guest.selftest=ndk-irql").unwrap();
+        assert!(plan.ndk_suite);
+        assert_eq!(plan.selftests, ["ndk-irql"]);
+        assert!(!parse("").unwrap().ndk_suite);
+        let e = parse("guest.ndk=all").unwrap_err();
+        assert_eq!(e, PlanError::UnknownNdkMode("all"));
+        assert!(e.to_string().contains("suite"));
     }
 
     #[test]

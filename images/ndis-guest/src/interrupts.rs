@@ -283,6 +283,22 @@ const EXCEPTION_NAMES: [&str; 32] = [
     "reserved 31",
 ];
 
+/// Vector of the page fault.
+const PAGE_FAULT: u64 = 14;
+
+/// A layer that recognises page faults it provoked on purpose: given CR2 and the faulting
+/// RIP, it returns the rule the access broke (printed as a contract violation, and the guest
+/// exits with the violation status instead of the exception status), or None.
+pub type PageFaultNamer = fn(cr2: u64, rip: u64) -> Option<&'static str>;
+
+/// The installed [`PageFaultNamer`] (0: none), as a function address.
+static PAGE_FAULT_NAMER: AtomicU64 = AtomicU64::new(0);
+
+/// Installs the page-fault namer (the NDK verifier's: an access to an MDL's virtual address).
+pub fn set_page_fault_namer(namer: PageFaultNamer) {
+    PAGE_FAULT_NAMER.store(namer as usize as u64, Ordering::Relaxed);
+}
+
 #[no_mangle]
 extern "C" fn exception_handler(f: &ExceptionFrame) -> ! {
     use core::fmt::Write;
@@ -294,6 +310,21 @@ extern "C" fn exception_handler(f: &ExceptionFrame) -> ! {
     let cr2: u64;
     // SAFETY: reading CR2 has no side effects.
     unsafe { asm!("mov {}, cr2", out(reg) cr2, options(nomem, nostack, preserves_flags)) };
+    let namer = PAGE_FAULT_NAMER.load(Ordering::Relaxed);
+    if f.vector == PAGE_FAULT && namer != 0 {
+        // SAFETY: the only value stored besides 0 is a `PageFaultNamer` (set_page_fault_namer).
+        let namer: PageFaultNamer = unsafe { core::mem::transmute(namer as usize) };
+        if let Some(rule) = namer(cr2, f.rip) {
+            let _ = writeln!(
+                w,
+                "\nndk: contract violation: {rule} (page fault at {cr2:#x}, rip {:#x}{})",
+                f.rip,
+                crate::loader::describe_address(f.rip)
+            );
+            let _ = writeln!(w, "verdict: FAIL ({rule})");
+            cpu::exit(crate::STATUS_VIOLATION);
+        }
+    }
     let _ = writeln!(
         w,
         "\nexception: {name} (vector {}) error {:#x} at rip {:#x}{} cr2 {:#x}",

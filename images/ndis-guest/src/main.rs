@@ -128,6 +128,8 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         }
     };
     ndis::set_ethernet_loopback(plan.ethernet_loopback);
+    ndis::set_ndk_suite(plan.ndk_suite);
+    ndis::ndk::memory::install_fault_namer();
     for what in &plan.selftests {
         selftest(what);
     }
@@ -236,6 +238,12 @@ fn selftest(what: &str) {
                 fail("selftest contract", STATUS_VIOLATION);
             }
         },
+        "ndk-mdl-va" => {
+            if let Err(e) = ndis::ndk::selftest::mdl_va() {
+                println!("guest: selftest ndk-mdl-va: {e}");
+                fail("selftest ndk-mdl-va", STATUS_VIOLATION);
+            }
+        }
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

@@ -4,7 +4,10 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -88,4 +91,72 @@ pub fn kvm_available(test: &str) -> bool {
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// One request with curl; returns the HTTP status and the body (JSON or empty).
+pub fn curl(socket: &Path, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "--unix-socket", path_str(socket), "-X", method])
+        .args(["-w", "\n%{http_code}"])
+        .arg(format!("http://localhost{path}"));
+    if let Some(b) = body {
+        cmd.args(["-H", "Content-Type: application/json", "--data-binary", b]);
+    }
+    let out = cmd
+        .output()
+        .expect("curl is installed (scripts/setup-packages.sh)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (json, code) = text.rsplit_once('\n').expect("curl printed the status");
+    let value = if json.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{method} {path}: {e}: {json}"))
+    };
+    (code.parse().unwrap(), value)
+}
+
+/// Waits at most 20 s for `child` to exit and returns its output.
+pub fn wait_exit(mut child: Child) -> std::process::Output {
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "rnic-vmm did not exit"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Runs rnicctl against `socket`; returns (exit status, stdout, stderr).
+pub fn rnicctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_rnicctl"))
+        .args(["--socket", path_str(socket)])
+        .args(args)
+        .output()
+        .expect("spawn rnicctl");
+    (o.status.code().unwrap_or(-1), stdout(&o), stderr(&o))
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the crate lives one level below the workspace root")
+        .to_path_buf()
+}
+
+/// `rnic-device-server` next to this test's own target directory.
+pub fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let server = dir.join("rnic-device-server");
+    assert!(
+        server.is_file(),
+        "{} not found: build it first (cargo build -p rnic-device-server, or scripts/build.sh)",
+        server.display()
+    );
+    server
 }

@@ -234,8 +234,10 @@ pub unsafe extern "win64" fn NdisMRegisterMiniportDriver(
         crate::println!("ndis: miniport registered (NDIS {maj}.{min})");
         if let Some(set_options) = c.SetOptionsHandler {
             crate::println!("ndis: MiniportSetOptions");
+            super::ndk::IN_SET_OPTIONS.store(true, core::sync::atomic::Ordering::Relaxed);
             // SAFETY: driver handler, called synchronously as NDIS does.
             let status = unsafe { set_options(driver_handle(), MiniportDriverContext) };
+            super::ndk::IN_SET_OPTIONS.store(false, core::sync::atomic::Ordering::Relaxed);
             if status != NDIS_STATUS_SUCCESS {
                 crate::println!(
                     "ndis: MiniportSetOptions failed ({status:#010x}); registration fails"
@@ -381,8 +383,8 @@ pub unsafe extern "win64" fn NdisMSetMiniportAttributes(
                         NDIS_STATUS_FAILURE,
                     );
                 }
-                crate::println!("ndis: adapter attributes type {:#x} accepted", hdr.Type);
-                Ok(NDIS_STATUS_SUCCESS)
+                // SAFETY: non-null pointer to the driver's attributes (header readable).
+                unsafe { super::ndk::set_ndk_attributes(F, MiniportAttributes.cast()) }
             }
             t => refuse(
                 F,

@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 29] {
+fn rows() -> [Export; 34] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -57,7 +57,12 @@ fn rows() -> [Export; 29] {
             NdisFreeMdl = super::netbuf::NdisFreeMdl,
             NdisMIndicateReceiveNetBufferLists = super::netbuf::NdisMIndicateReceiveNetBufferLists,
             NdisMAllocateNetBufferSGList = super::netbuf::NdisMAllocateNetBufferSGList,
-            NdisMFreeNetBufferSGList = super::netbuf::NdisMFreeNetBufferSGList;
+            NdisMFreeNetBufferSGList = super::netbuf::NdisMFreeNetBufferSGList,
+            NdisSetOptionalHandlers = super::ndk::NdisSetOptionalHandlers,
+            NdisMNetPnPEvent = super::ndk::NdisMNetPnPEvent,
+            NdisAllocateIoWorkItem = super::workitem::NdisAllocateIoWorkItem,
+            NdisQueueIoWorkItem = super::workitem::NdisQueueIoWorkItem,
+            NdisFreeIoWorkItem = super::workitem::NdisFreeIoWorkItem;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
     }

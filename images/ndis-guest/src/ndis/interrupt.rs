@@ -148,7 +148,7 @@ fn run_dpc(msg: u32) {
     DPC_RUNS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Waits (interrupts enabled, DPCs running) until `done()` or `timeout_ms` elapse.
+/// Waits (interrupts enabled, DPCs and work items running) until `done()` or `timeout_ms` elapse.
 /// Returns whether `done()` became true.
 pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
     let deadline = interrupts::now_ms().saturating_add(timeout_ms);
@@ -156,6 +156,7 @@ pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
     let result = loop {
         cpu::sti();
         run_pending_dpcs();
+        super::workitem::run_queued();
         if done() {
             break true;
         }

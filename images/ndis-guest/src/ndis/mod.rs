@@ -7,10 +7,12 @@ pub mod contract;
 pub mod dbgprint;
 pub mod exports;
 pub mod interrupt;
+pub mod ndk;
 pub mod netbuf;
 pub mod oid;
 pub mod selftest;
 pub mod send;
+pub mod workitem;
 
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
@@ -263,6 +265,8 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
         if round == 1 {
             run_oid_matrix(chars);
             run_sends(chars);
+            let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
+            ndk::host(chars, ctx, suite);
         }
 
         let mut pause_params = NDIS_MINIPORT_PAUSE_PARAMETERS {
@@ -308,6 +312,14 @@ static ETHERNET_LOOPBACK: core::sync::atomic::AtomicBool =
 /// the device drops (docs/device-spec.md §5.6).
 pub fn set_ethernet_loopback(loopback: bool) {
     ETHERNET_LOOPBACK.store(loopback, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the plan asks for the NDK consumer suite (`guest.ndk=suite`).
+static NDK_SUITE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Sets what the plan says of NDK (called once, before [`run`]).
+pub fn set_ndk_suite(suite: bool) {
+    NDK_SUITE.store(suite, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// Sends frames while Running ([`send::send_frames`]) and checks `OID_GEN_XMIT_OK` counts them.
@@ -563,6 +575,8 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
         s.general_attributes = None;
         // Emptied maps keep their nodes: start the bookkeeping afresh (leaks were reported).
         *netbuf::NETBUF.lock() = netbuf::NetBufState::new();
+        workitem::reset();
+        ndk::reset();
         core::mem::take(&mut s.violations)
     };
     let heap = crate::heap::stats();
@@ -632,6 +646,12 @@ fn check_adapter_released(when: &str) {
     }
     for leak in netbuf::leaks() {
         violation(format!("{when} returned with {leak}"));
+    }
+    let work_items = workitem::leaks();
+    if work_items > 0 {
+        violation(format!(
+            "{when} returned with {work_items} I/O work item(s) not freed (NdisFreeIoWorkItem)"
+        ));
     }
     for (va, (len, _)) in shared {
         violation(format!(

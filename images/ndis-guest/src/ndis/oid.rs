@@ -11,7 +11,7 @@ use alloc::string::String;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use guest_core::attributes::GeneralAttributes;
 use guest_core::oid::{OidTracker, OID_COMPLETE_TIMEOUT_MS};
@@ -22,6 +22,10 @@ use crate::sync::IrqLock;
 
 /// Requests the driver pended that later completed through NdisMOidRequestComplete.
 static PENDED_AND_COMPLETED: AtomicU32 = AtomicU32::new(0);
+
+/// True while the driver's MiniportOidRequest runs (calls that must happen outside the OID
+/// handler, such as the NDK state's NdisMNetPnPEvent, check it).
+pub static IN_OID_HANDLER: AtomicBool = AtomicBool::new(false);
 
 /// The guest's record of the OID request outstanding at the miniport.
 pub static TRACKER: IrqLock<OidTracker> = IrqLock::new(OidTracker::new());
@@ -40,15 +44,21 @@ const MULTICAST: [[u8; 6]; 2] = [
 const LOOKAHEAD: u32 = 256;
 
 /// Final status and `BytesWritten`/`BytesNeeded` of one request.
-struct Answer {
-    status: NDIS_STATUS,
-    written: u32,
-    needed: u32,
+pub struct Answer {
+    /// The final status.
+    pub status: NDIS_STATUS,
+    /// `BytesWritten` (or `BytesRead` of a set).
+    pub written: u32,
+    /// `BytesNeeded`.
+    pub needed: u32,
+    /// The handler returned `NDIS_STATUS_PENDING` (the status came through
+    /// NdisMOidRequestComplete).
+    pub pended: bool,
 }
 
 /// Issues one request (query or set of `oid` over `buffer`) the way NDIS does and waits for
 /// its final status. None if the driver broke a request rule (already reported).
-fn request(
+pub fn request(
     handler: MiniportOidRequestFn,
     ctx: NDIS_HANDLE,
     request_type: u32,
@@ -76,9 +86,11 @@ fn request(
         violation(format!("{v}"));
         return None;
     }
+    IN_OID_HANDLER.store(true, Ordering::Relaxed);
     // SAFETY: the driver's handler with its own context; the request and its buffer stay
     // alive until the request is finished (this function waits for that).
     let returned = unsafe { handler(ctx, raw) };
+    IN_OID_HANDLER.store(false, Ordering::Relaxed);
     // Record the return before any DPC runs: a completion from the admin-queue DPC then
     // finds the request pended, as it would on Windows.
     let outcome = TRACKER.lock().returned(returned);
@@ -117,6 +129,7 @@ fn request(
         status,
         written: req.Information.BytesWritten,
         needed: req.Information.BytesNeeded,
+        pended: returned == NDIS_STATUS_PENDING,
     })
 }
 

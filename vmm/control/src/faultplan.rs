@@ -1,6 +1,7 @@
-//! Fault plans: a TOML file of faults (one `[[fault]]` table each), loaded at start
-//! (`--rnic faults=PLANFILE`); the control API's `POST /v1/faults` takes one entry
-//! as a JSON object with the same keys.
+//! Fault plans: a TOML file of faults (one `[[fault]]` table each) or the same as JSON
+//! (`{"fault": [{...}, ...]}`, for a file whose name ends in `.json`), loaded at start
+//! (`rnic-vmm --rnic faults=PLANFILE`, `rnic-device-server --faults PLANFILE`); the
+//! control API's `POST /v1/faults` takes one entry as a JSON object with the same keys.
 //!
 //! Each entry becomes one rule of the device model's fault engine
 //! (`rnic_device::fault`, `docs/device-spec.md` Appendix A). Trigger words follow
@@ -23,6 +24,7 @@
 //!
 //! A bad plan is one line naming the line and the field.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use rnic_device::fault::{FaultAction, FaultError, FaultRule, FaultScope, FaultSite, Trigger};
@@ -322,9 +324,175 @@ pub fn parse_plan(text: &str) -> Result<Vec<PlannedFault>, PlanError> {
         .collect()
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonPlanFile {
+    #[serde(default)]
+    fault: Vec<FaultEntry>,
+}
+
+/// Parses a JSON fault plan, `{"fault": [{...}, ...]}` with the keys of the TOML
+/// tables. A syntax or schema error names its line; an entry that the engine would
+/// refuse names its index in `fault` and its field (`fault[1].site`).
+pub fn parse_json_plan(text: &str) -> Result<Vec<PlannedFault>, PlanError> {
+    let plan: JsonPlanFile = serde_json::from_str(text).map_err(|e| {
+        let message = e.to_string();
+        let reason = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .to_string();
+        let field = reason
+            .split('`')
+            .nth(1)
+            .filter(|_| reason.contains("field"))
+            .map(str::to_string);
+        PlanError {
+            line: (e.line() > 0).then_some(e.line()),
+            field,
+            reason,
+        }
+    })?;
+    plan.fault
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            entry.to_planned().map_err(|mut e| {
+                e.field = Some(format!(
+                    "fault[{index}].{}",
+                    e.field.as_deref().unwrap_or("")
+                ));
+                e
+            })
+        })
+        .collect()
+}
+
+/// Why a plan file could not be used; the message is one line naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanFileError {
+    /// The file cannot be read.
+    #[error("cannot read fault plan {path}: {reason}")]
+    Read {
+        /// The plan file.
+        path: PathBuf,
+        /// Why, and what to do.
+        reason: String,
+    },
+    /// The file is not a valid plan.
+    #[error("fault plan {path}: {source}")]
+    Invalid {
+        /// The plan file.
+        path: PathBuf,
+        /// Which line and field, and why.
+        #[source]
+        source: PlanError,
+    },
+}
+
+/// Reads and checks a plan file: JSON ([`parse_json_plan`]) when its name ends in
+/// `.json`, TOML ([`parse_plan`]) otherwise.
+pub fn load_plan(path: &Path) -> Result<Vec<PlannedFault>, PlanFileError> {
+    let read_error = |reason: String| PlanFileError::Read {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let meta = std::fs::metadata(path).map_err(|e| read_error(format!("{e}; check the path")))?;
+    if !meta.is_file() {
+        return Err(read_error(
+            "it is not a regular file (a directory, FIFO or device); pass a file".into(),
+        ));
+    }
+    let bytes =
+        std::fs::read(path).map_err(|e| read_error(format!("{e}; check its permissions")))?;
+    let json = path.extension().is_some_and(|e| e == "json");
+    let text = String::from_utf8(bytes).map_err(|_| {
+        read_error("it is not UTF-8 text; write the plan as TOML (or JSON, named *.json)".into())
+    })?;
+    let parsed = if json {
+        parse_json_plan(&text)
+    } else {
+        parse_plan(&text)
+    };
+    parsed.map_err(|source| PlanFileError::Invalid {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_plans_take_the_same_keys_and_name_the_entry_and_field() {
+        let plan = parse_json_plan(
+            r#"{"fault": [
+                {"site": "msix", "action": "drop", "vector": 1, "interval": 4, "times": 2},
+                {"site": "link", "action": "link_down", "once_at": 3}
+            ]}"#,
+        )
+        .unwrap();
+        let toml = parse_plan(
+            "[[fault]]\nsite = \"msix\"\naction = \"drop\"\nvector = 1\ninterval = 4\ntimes = 2\n\
+             [[fault]]\nsite = \"link\"\naction = \"link_down\"\nonce_at = 3\n",
+        )
+        .unwrap();
+        assert_eq!(plan, toml);
+        assert!(parse_json_plan("{}").unwrap().is_empty());
+        let e = parse_json_plan(
+            "{\"fault\": [\n{\"site\": \"msix\", \"action\": \"drop\", \"colour\": 1}]}",
+        )
+        .unwrap_err();
+        assert_eq!(e.line, Some(2), "{e}");
+        assert_eq!(e.field.as_deref(), Some("colour"), "{e}");
+        let e = parse_json_plan(
+            r#"{"fault": [{"site": "msix", "action": "drop"}, {"site": "x", "action": "drop"}]}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("field `fault[1].site`: unknown site `x`"),
+            "{e}"
+        );
+        assert!(parse_json_plan("{\"fault\": [").unwrap_err().line.is_some());
+    }
+
+    #[test]
+    fn plan_files_are_read_by_their_extension_and_errors_name_the_file() {
+        let dir = std::env::temp_dir().join(format!("rnic-control-plan-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml = dir.join("p.toml");
+        std::fs::write(&toml, "[[fault]]\nsite = \"link\"\naction = \"link_up\"\n").unwrap();
+        let json = dir.join("p.json");
+        std::fs::write(
+            &json,
+            r#"{"fault": [{"site": "link", "action": "link_up"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(load_plan(&toml).unwrap(), load_plan(&json).unwrap());
+        let bad = dir.join("bad.json");
+        std::fs::write(&bad, r#"{"fault": [{"site": "link"}]}"#).unwrap();
+        let e = load_plan(&bad).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "fault plan {}: line 1: field `action`",
+                bad.display()
+            )),
+            "{e}"
+        );
+        let e = load_plan(&dir.join("absent.toml")).unwrap_err().to_string();
+        assert!(e.starts_with("cannot read fault plan "), "{e}");
+        let e = load_plan(&dir).unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        let binary = dir.join("b.toml");
+        std::fs::write(&binary, [0xFFu8, 0xFE]).unwrap();
+        assert!(load_plan(&binary)
+            .unwrap_err()
+            .to_string()
+            .contains("not UTF-8"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_plan_maps_every_trigger_and_scope_onto_engine_rules() {

@@ -1,0 +1,434 @@
+//! NDK hosted the way Windows hosts it: the provider registers `NDIS_NDK_PROVIDER_CHARACTERISTICS`
+//! through NdisSetOptionalHandlers inside MiniportSetOptions, sets
+//! `NDIS_MINIPORT_ADAPTER_NDK_ATTRIBUTES` in MiniportInitializeEx; once the adapter runs, the
+//! guest sends `OID_NDK_SET_STATE` (enable; it must not pend), waits for the
+//! `NetEventNDKEnable` the driver raises with NdisMNetPnPEvent outside its OID handler, opens
+//! the NDK adapter through `OpenNDKAdapterHandler` at PASSIVE_LEVEL, runs the consumer suite
+//! under `guest.ndk=suite` (every call through the contract verifier), closes the adapter,
+//! disables NDK again (`NetEventNDKDisable`), all before MiniportHaltEx.
+//!
+//! The structure checks are `guest_core::ndk`; the structures `abi` (until ndis-abi has them).
+#![allow(non_snake_case)]
+
+pub mod abi;
+pub mod memory;
+pub mod selftest;
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::ptr::{null_mut, read_volatile};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use guest_core::ndk::{
+    check_capabilities, check_ndk_attributes, check_provider_characteristics, Capabilities,
+    ProviderCharacteristics, NDK_ATTRIBUTES_SIZE,
+};
+use ndis_abi::*;
+
+use super::contract::{
+    check_header, export, read_header, refuse, require_adapter, require_handle, require_irql,
+    require_non_null, Checked,
+};
+use super::{driver_handle, interrupt, oid, status_name, violation, IRQL, PASSIVE_LEVEL};
+use crate::sync::IrqLock;
+use abi::*;
+
+/// True while the driver's MiniportSetOptions runs (the only place NdisSetOptionalHandlers
+/// is legal).
+pub static IN_SET_OPTIONS: AtomicBool = AtomicBool::new(false);
+
+/// How long the guest waits for the NdisMNetPnPEvent that announces an NDK state change.
+const PNP_EVENT_WAIT_MS: u64 = 5_000;
+
+/// The NDKPI version the guest's consumer asks for (1.0: any 1.x provider must accept it and
+/// report its highest minor version).
+pub const CONSUMER_VERSION: NDK_VERSION = NDK_VERSION { Major: 1, Minor: 0 };
+
+/// What NDIS knows of the driver's NDK side.
+pub struct NdkHost {
+    /// The provider's adapter handlers (from NdisSetOptionalHandlers).
+    pub provider: Option<(OpenNdkAdapterFn, CloseNdkAdapterFn)>,
+    /// The NDK attributes the driver set: whether NDK starts enabled, its capabilities (a
+    /// copy) and the address of its `NDK_ADAPTER_INFO`.
+    pub attributes: Option<(bool, Capabilities, u64)>,
+    /// NET_PNP_EVENT codes the driver raised with NdisMNetPnPEvent, in order.
+    pub pnp_events: Vec<u32>,
+}
+
+/// The NDK host state.
+pub static NDK: IrqLock<NdkHost> = IrqLock::new(NdkHost {
+    provider: None,
+    attributes: None,
+    pnp_events: Vec::new(),
+});
+
+/// Forgets everything (after unload; the boot's final leak check runs after this).
+pub fn reset() {
+    let mut n = NDK.lock();
+    n.provider = None;
+    n.attributes = None;
+    n.pnp_events = Vec::new();
+}
+
+// ---------------------------------------------------------------- exports
+
+/// `NdisSetOptionalHandlers(NdisHandle, OptionalHandlers)`: records the NDK provider
+/// characteristics. Legal only inside MiniportSetOptions, at PASSIVE_LEVEL, with the driver
+/// handle.
+pub unsafe extern "win64" fn NdisSetOptionalHandlers(
+    NdisHandle: NDIS_HANDLE,
+    OptionalHandlers: *mut NDIS_OBJECT_HEADER,
+) -> NDIS_STATUS {
+    const F: &str = "NdisSetOptionalHandlers";
+    export(|| {
+        require_irql(F, PASSIVE_LEVEL)?;
+        require_handle(F, NdisHandle, driver_handle(), "miniport driver")?;
+        if !IN_SET_OPTIONS.load(Ordering::Relaxed) {
+            return refuse(
+                F,
+                "only allowed inside MiniportSetOptions",
+                NDIS_STATUS_FAILURE,
+            );
+        }
+        require_non_null(F, OptionalHandlers, "OptionalHandlers")?;
+        // SAFETY: non-null pointer to a structure that starts with an NDIS_OBJECT_HEADER.
+        let hdr = unsafe { read_header(OptionalHandlers) };
+        if hdr.Type != NDIS_OBJECT_TYPE_NDK_PROVIDER_CHARACTERISTICS {
+            return refuse(
+                F,
+                format!(
+                    "optional handlers of type {:#x}: the guest's NDIS knows only NDK provider characteristics (type {:#x})",
+                    hdr.Type, NDIS_OBJECT_TYPE_NDK_PROVIDER_CHARACTERISTICS
+                ),
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        }
+        if (hdr.Size as usize) < core::mem::size_of::<NDIS_NDK_PROVIDER_CHARACTERISTICS>() {
+            let e = check_provider_characteristics(&ProviderCharacteristics {
+                ty: hdr.Type,
+                revision: hdr.Revision,
+                size: hdr.Size,
+                flags: 0,
+                open: true,
+                close: true,
+            });
+            return refuse(
+                F,
+                e.map_or_else(|e| format!("{e}"), |_| String::from("short structure")),
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        }
+        // SAFETY: the header declares the whole structure (size checked above).
+        let c =
+            unsafe { read_volatile(OptionalHandlers.cast::<NDIS_NDK_PROVIDER_CHARACTERISTICS>()) };
+        let checked = check_provider_characteristics(&ProviderCharacteristics {
+            ty: hdr.Type,
+            revision: hdr.Revision,
+            size: hdr.Size,
+            flags: c.Flags,
+            open: c.OpenNDKAdapterHandler.is_some(),
+            close: c.CloseNDKAdapterHandler.is_some(),
+        });
+        if let Err(e) = checked {
+            return refuse(F, e, NDIS_STATUS_BAD_CHARACTERISTICS);
+        }
+        let (Some(open), Some(close)) = (c.OpenNDKAdapterHandler, c.CloseNDKAdapterHandler) else {
+            return Err(NDIS_STATUS_BAD_CHARACTERISTICS);
+        };
+        let mut n = NDK.lock();
+        if n.provider.is_some() {
+            drop(n);
+            return refuse(
+                F,
+                "NDK provider characteristics registered twice",
+                NDIS_STATUS_FAILURE,
+            );
+        }
+        n.provider = Some((open, close));
+        drop(n);
+        crate::println!("ndis: NDK provider characteristics registered");
+        Ok(NDIS_STATUS_SUCCESS)
+    })
+}
+
+/// The NDK-attributes arm of NdisMSetMiniportAttributes: the header (type 0xB3, revision 1,
+/// size 0x10) and the capabilities it points to are checked (`guest_core::ndk`) and kept.
+///
+/// # Safety
+/// `attrs` points to at least 4 readable bytes (the header) of driver memory.
+pub unsafe fn set_ndk_attributes(func: &str, attrs: *const c_void) -> Checked<NDIS_STATUS> {
+    // SAFETY: the caller's contract.
+    let hdr = unsafe { read_header(attrs) };
+    if hdr.Size < NDK_ATTRIBUTES_SIZE {
+        return refuse(
+            func,
+            format!(
+                "NDK attributes size {:#x} (NDIS requires {NDK_ATTRIBUTES_SIZE:#x})",
+                hdr.Size
+            ),
+            NDIS_STATUS_INVALID_PARAMETER,
+        );
+    }
+    // SAFETY: the header declares the whole revision-1 structure.
+    let a = unsafe { read_volatile(attrs.cast::<NDIS_MINIPORT_ADAPTER_NDK_ATTRIBUTES>()) };
+    if let Err(e) = check_ndk_attributes(
+        (hdr.Type, hdr.Revision, hdr.Size),
+        !a.NdkCapabilities.is_null(),
+    ) {
+        return refuse(func, e, NDIS_STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: non-null pointer to the driver's capabilities; its header comes first.
+    let ch = unsafe { read_header(a.NdkCapabilities) };
+    if (ch.Size as usize) < core::mem::size_of::<NDIS_NDK_CAPABILITIES>() {
+        return refuse(
+            func,
+            format!(
+                "NDIS_NDK_CAPABILITIES size {:#x} (revision 1 is {:#x}; older documentation pages omit Flags and are wrong)",
+                ch.Size,
+                core::mem::size_of::<NDIS_NDK_CAPABILITIES>()
+            ),
+            NDIS_STATUS_INVALID_PARAMETER,
+        );
+    }
+    // SAFETY: the header declares the whole structure.
+    let c = unsafe { read_volatile(a.NdkCapabilities) };
+    let caps = Capabilities {
+        header: (ch.Type, ch.Revision, ch.Size),
+        flags: c.Flags,
+        max_qp: c.MaxQpCount,
+        max_cq: c.MaxCqCount,
+        max_mr: c.MaxMrCount,
+        max_pd: c.MaxPdCount,
+        max_inbound_read: c.MaxInboundReadLimit,
+        max_outbound_read: c.MaxOutboundReadLimit,
+        max_mw: c.MaxMwCount,
+        max_srq: c.MaxSrqCount,
+        missing_counter_mask: c.MissingCounterMask,
+        has_info: !c.NdkInfo.is_null(),
+    };
+    if let Err(e) = check_capabilities(&caps) {
+        return refuse(func, e, NDIS_STATUS_INVALID_PARAMETER);
+    }
+    let mut n = NDK.lock();
+    if n.attributes.is_some() {
+        drop(n);
+        return refuse(func, "NDK attributes set twice", NDIS_STATUS_FAILURE);
+    }
+    n.attributes = Some((a.Enabled != 0, caps, c.NdkInfo as u64));
+    drop(n);
+    crate::println!(
+        "ndis: NDK attributes: enabled {}, max QP {} CQ {} MR {} PD {} MW {} SRQ {}, reads in/out {}/{}",
+        a.Enabled,
+        caps.max_qp,
+        caps.max_cq,
+        caps.max_mr,
+        caps.max_pd,
+        caps.max_mw,
+        caps.max_srq,
+        caps.max_inbound_read,
+        caps.max_outbound_read
+    );
+    Ok(NDIS_STATUS_SUCCESS)
+}
+
+/// `NdisMNetPnPEvent(MiniportAdapterHandle, NetPnPEvent)`: records the event. The NDK state
+/// events must be raised outside MiniportOidRequest (the driver completes OID_NDK_SET_STATE
+/// first, then announces the change, typically from a work item).
+pub unsafe extern "win64" fn NdisMNetPnPEvent(
+    MiniportAdapterHandle: NDIS_HANDLE,
+    NetPnPEvent: *mut NDIS_OBJECT_HEADER,
+) -> NDIS_STATUS {
+    const F: &str = "NdisMNetPnPEvent";
+    export(|| {
+        require_irql(F, PASSIVE_LEVEL)?;
+        require_adapter(F, MiniportAdapterHandle)?;
+        require_non_null(F, NetPnPEvent, "NetPnPEvent")?;
+        // SAFETY: non-null pointer to a NET_PNP_EVENT_NOTIFICATION (header first).
+        let hdr = unsafe { read_header(NetPnPEvent) };
+        check_header(
+            F,
+            "NET_PNP_EVENT_NOTIFICATION",
+            hdr,
+            NDIS_OBJECT_TYPE_DEFAULT,
+            NET_PNP_EVENT_NOTIFICATION_REVISION_1,
+            NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_1,
+        )?;
+        // SAFETY: the header declares the whole structure; the event code is a ULONG at 8.
+        let event = unsafe {
+            read_volatile(
+                NetPnPEvent
+                    .cast::<u8>()
+                    .add(NET_PNP_EVENT_NOTIFICATION_NETEVENT_OFFSET)
+                    .cast::<u32>(),
+            )
+        };
+        let ndk_event = event == NetEventNDKEnable || event == NetEventNDKDisable;
+        if ndk_event && oid::IN_OID_HANDLER.load(Ordering::Relaxed) {
+            return refuse(
+                F,
+                format!("NET_PNP_EVENT {event} (NDK state) raised from inside MiniportOidRequest; NDK state changes are announced after the OID completes, outside the OID handler"),
+                NDIS_STATUS_FAILURE,
+            );
+        }
+        crate::println!("ndis: NdisMNetPnPEvent {}", pnp_event_name(event));
+        NDK.lock().pnp_events.push(event);
+        Ok(NDIS_STATUS_SUCCESS)
+    })
+}
+
+fn pnp_event_name(event: u32) -> String {
+    if event == NetEventNDKEnable {
+        String::from("NetEventNDKEnable")
+    } else if event == NetEventNDKDisable {
+        String::from("NetEventNDKDisable")
+    } else {
+        format!("event {event}")
+    }
+}
+
+// ---------------------------------------------------------------- hosting
+
+/// Sends OID_NDK_SET_STATE(`enable`) and waits for the matching NdisMNetPnPEvent. False
+/// (reported) if a rule broke.
+fn set_state(handler: MiniportOidRequestFn, ctx: NDIS_HANDLE, enable: bool) -> bool {
+    let want = if enable {
+        NetEventNDKEnable
+    } else {
+        NetEventNDKDisable
+    };
+    let seen_before = NDK.lock().pnp_events.iter().filter(|&&e| e == want).count();
+    let mut value = [enable as u8];
+    let Some(a) = oid::request(
+        handler,
+        ctx,
+        NdisRequestSetInformation,
+        OID_NDK_SET_STATE,
+        &mut value,
+    ) else {
+        return false;
+    };
+    crate::println!(
+        "ndis: OID_NDK_SET_STATE({}) returned {}{}",
+        if enable { "TRUE" } else { "FALSE" },
+        status_name(a.status),
+        if a.pended { " after pending" } else { "" }
+    );
+    if a.pended {
+        violation(String::from(
+            "OID_NDK_SET_STATE pended: it never pends (the state change is announced afterwards with NdisMNetPnPEvent)",
+        ));
+    }
+    if a.status != NDIS_STATUS_SUCCESS {
+        violation(format!(
+            "OID_NDK_SET_STATE({enable}) returned {}",
+            status_name(a.status)
+        ));
+        return false;
+    }
+    let announced = interrupt::wait_until(PNP_EVENT_WAIT_MS, || {
+        NDK.lock().pnp_events.iter().filter(|&&e| e == want).count() > seen_before
+    });
+    if !announced {
+        violation(format!(
+            "OID_NDK_SET_STATE({enable}) succeeded but the driver raised no {} with NdisMNetPnPEvent within {PNP_EVENT_WAIT_MS} ms",
+            pnp_event_name(want)
+        ));
+        return false;
+    }
+    !a.pended
+}
+
+/// An NDK adapter instance opened through the provider's handler.
+pub struct OpenAdapter {
+    /// The `NDK_ADAPTER` the provider returned.
+    pub adapter: *mut c_void,
+    /// The miniport adapter context it was opened on.
+    pub ctx: NDIS_HANDLE,
+}
+
+/// Calls `OpenNDKAdapterHandler` at PASSIVE_LEVEL asking for `version`; returns its status and
+/// the adapter (NULL unless it succeeded).
+pub fn open_adapter(
+    open: OpenNdkAdapterFn,
+    ctx: NDIS_HANDLE,
+    version: NDK_VERSION,
+) -> (NDIS_STATUS, *mut c_void) {
+    let mut params = NDIS_OPEN_NDK_ADAPTER_PARAMETERS {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_DEFAULT,
+            NDIS_OPEN_NDK_ADAPTER_PARAMETERS_REVISION_1,
+            NDIS_SIZEOF_OPEN_NDK_ADAPTER_PARAMETERS_REVISION_1,
+        ),
+        Version: version,
+    };
+    let mut adapter: *mut c_void = null_mut();
+    IRQL.store(PASSIVE_LEVEL, Ordering::Relaxed);
+    // SAFETY: the provider's handler with the adapter context it gave NDIS; both pointers are
+    // live locals.
+    let status = unsafe { open(ctx, &mut params, &mut adapter) };
+    interrupt::run_pending_dpcs();
+    (status, adapter)
+}
+
+/// Hosts NDK on the Running adapter (see the module documentation). `suite` runs the
+/// consumer suite between open and close. A driver without an NDK provider is reported and
+/// skipped, unless the plan asked for the suite (then it is a failure).
+pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suite: bool) {
+    let (provider, attributes) = {
+        let n = NDK.lock();
+        (n.provider, n.attributes)
+    };
+    let Some((open, close)) = provider else {
+        if suite {
+            violation(String::from(
+                "guest.ndk=suite: the driver registered no NDK provider (no NdisSetOptionalHandlers in MiniportSetOptions)",
+            ));
+        } else {
+            crate::println!("ndis: the driver registered no NDK provider; NDK not hosted");
+        }
+        return;
+    };
+    if attributes.is_none() {
+        violation(String::from(
+            "the driver registered an NDK provider but MiniportInitializeEx set no NDK attributes",
+        ));
+        return;
+    }
+    let Some(handler) = chars.OidRequestHandler else {
+        return;
+    };
+    if !set_state(handler, ctx, true) {
+        return;
+    }
+    let (status, adapter) = open_adapter(open, ctx, CONSUMER_VERSION);
+    crate::println!(
+        "ndis: OpenNDKAdapterHandler(version {}.{}) returned {}",
+        CONSUMER_VERSION.Major,
+        CONSUMER_VERSION.Minor,
+        status_name(status)
+    );
+    if status != NDIS_STATUS_SUCCESS || adapter.is_null() {
+        violation(format!(
+            "OpenNDKAdapterHandler returned {} with adapter {adapter:p} on an NDK-enabled adapter",
+            status_name(status)
+        ));
+    } else {
+        let opened = OpenAdapter { adapter, ctx };
+        if suite {
+            crate::println!("ndk: consumer suite against the NDK adapter at {adapter:p}");
+        }
+        close_adapter(close, opened);
+    }
+    set_state(handler, ctx, false);
+}
+
+/// Calls `CloseNDKAdapterHandler` at PASSIVE_LEVEL.
+pub fn close_adapter(close: CloseNdkAdapterFn, opened: OpenAdapter) {
+    IRQL.store(PASSIVE_LEVEL, Ordering::Relaxed);
+    // SAFETY: the provider's handler with the adapter it returned from open and its context.
+    unsafe { close(opened.ctx, opened.adapter) };
+    interrupt::run_pending_dpcs();
+    crate::println!("ndis: CloseNDKAdapterHandler returned");
+}

@@ -562,6 +562,204 @@ pub fn alloc_fr_mr_operands(pdn: u32, max_pages: u32, key_byte: u8) -> [u32; 14]
     dwords(&b)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Queue pairs: operands and work queue entries (docs/device-spec.md §3.12, §8)
+
+/// The QP parameters `NdkCreateQp` asks for, checked against the device limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QpShape {
+    /// SQ ring entries (power of two).
+    pub sq_entries: u32,
+    /// RQ ring entries (power of two).
+    pub rq_entries: u32,
+    /// Max send SGEs.
+    pub send_sge: u8,
+    /// Max receive SGEs.
+    pub recv_sge: u8,
+    /// Max inline bytes.
+    pub inline: u16,
+}
+
+/// The ring shape of a QP for NDK's depths, SGE counts and inline size, or `None` when one
+/// is 0 where at least 1 is needed or past the device's maximum (`STATUS_INVALID_PARAMETER`).
+pub fn qp_shape(
+    caps: &Caps,
+    receive_depth: u32,
+    initiator_depth: u32,
+    receive_sge: u32,
+    initiator_sge: u32,
+    inline: u32,
+) -> Option<QpShape> {
+    if receive_depth == 0 || initiator_depth == 0 {
+        return None;
+    }
+    if receive_sge > u32::from(caps.max_recv_sge)
+        || initiator_sge > u32::from(caps.max_send_sge)
+        || inline > u32::from(caps.max_inline)
+    {
+        return None;
+    }
+    Some(QpShape {
+        sq_entries: ring_entries(initiator_depth, caps.max_qp_wr)?,
+        rq_entries: ring_entries(receive_depth, caps.max_qp_wr)?,
+        send_sge: initiator_sge as u8,
+        recv_sge: receive_sge as u8,
+        inline: inline as u16,
+    })
+}
+
+/// `CREATE_QP` for an RC QP with both rings.
+pub fn create_qp_operands(
+    pdn: u32,
+    send_cqn: u32,
+    recv_cqn: u32,
+    shape: &QpShape,
+    sq_base: u64,
+    rq_base: u64,
+) -> [u32; 14] {
+    use operands::create_qp as f;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u32(&mut b, f::PDN, pdn);
+    field::set_u32(&mut b, f::SEND_CQN, send_cqn);
+    field::set_u32(&mut b, f::RECV_CQN, recv_cqn);
+    field::set_u32(&mut b, f::SQ_ENTRIES, shape.sq_entries);
+    field::set_u32(&mut b, f::RQ_ENTRIES, shape.rq_entries);
+    field::set_u64(&mut b, f::SQ_BASE, sq_base);
+    field::set_u64(&mut b, f::RQ_BASE, rq_base);
+    field::set_u8(&mut b, f::MAX_SEND_SGE, shape.send_sge);
+    field::set_u8(&mut b, f::MAX_RECV_SGE, shape.recv_sge);
+    field::set_u16(&mut b, f::MAX_INLINE, shape.inline);
+    field::set_u8(&mut b, f::QP_TYPE, f::QP_TYPE_RC);
+    dwords(&b)
+}
+
+/// `MODIFY_QP` moving QP `qpn` to `state`, with the responder access bits when `access` is
+/// given (RESET -> INIT takes them; other transitions here take nothing else).
+pub fn modify_qp_state_operands(
+    qpn: u32,
+    state: rnic_contract::verbs::QpState,
+    access: Option<u8>,
+) -> [u32; 14] {
+    use operands::modify_qp as f;
+    use rnic_contract::verbs::qp_attr;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    let mut mask = qp_attr::STATE;
+    field::set_u32(&mut b, f::QPN, qpn);
+    field::set_u8(&mut b, f::STATE, state.code());
+    if let Some(bits) = access {
+        mask |= qp_attr::ACCESS;
+        field::set_u8(&mut b, f::ACCESS, bits);
+    }
+    field::set_u32(&mut b, f::MASK, mask);
+    dwords(&b)
+}
+
+/// A send WQE over SGEs (`opcode` one of `wqe::opcode`, `flags` from [`send_wqe_flags`]
+/// without `INLINE`); `None` for more SGEs than a WQE holds.
+pub fn send_wqe(
+    wr_id: u64,
+    opcode: u8,
+    flags: u8,
+    sges: &[wqe::SgeRepr],
+    imm_inv: u32,
+    remote_addr: u64,
+    rkey: u32,
+) -> Option<[u8; wqe::WQE_SIZE]> {
+    let mut b = [0u8; wqe::WQE_SIZE];
+    let mut w = wqe::SendWqe::new_unchecked(&mut b[..]);
+    w.set_wr_id(wr_id);
+    w.set_opcode(opcode);
+    w.set_flags(flags & !wqe::flags::INLINE);
+    w.set_num_sge(u8::try_from(sges.len()).ok()?);
+    w.set_imm_inv(imm_inv);
+    w.set_remote_addr(remote_addr);
+    w.set_rkey(rkey);
+    for (i, s) in sges.iter().enumerate() {
+        if !w.set_sge(i, s) {
+            return None;
+        }
+    }
+    Some(b)
+}
+
+/// A send WQE carrying `data` inline; `None` above the WQE's 96 inline bytes.
+pub fn inline_wqe(
+    wr_id: u64,
+    opcode: u8,
+    flags: u8,
+    data: &[u8],
+    imm_inv: u32,
+    remote_addr: u64,
+    rkey: u32,
+) -> Option<[u8; wqe::WQE_SIZE]> {
+    if data.len() > wqe::MAX_INLINE as usize {
+        return None;
+    }
+    let mut b = [0u8; wqe::WQE_SIZE];
+    let mut w = wqe::SendWqe::new_unchecked(&mut b[..]);
+    w.set_wr_id(wr_id);
+    w.set_opcode(opcode);
+    w.set_flags(flags | wqe::flags::INLINE);
+    w.set_imm_inv(imm_inv);
+    w.set_remote_addr(remote_addr);
+    w.set_rkey(rkey);
+    w.set_inline_len(data.len() as u32);
+    w.payload_mut()[..data.len()].copy_from_slice(data);
+    Some(b)
+}
+
+/// A receive WQE; `None` for more SGEs than a WQE holds.
+pub fn recv_wqe(wr_id: u64, sges: &[wqe::SgeRepr]) -> Option<[u8; wqe::WQE_SIZE]> {
+    let mut b = [0u8; wqe::WQE_SIZE];
+    let mut w = wqe::RecvWqe::new_unchecked(&mut b[..]);
+    w.set_wr_id(wr_id);
+    w.set_num_sge(u8::try_from(sges.len()).ok()?);
+    for (i, s) in sges.iter().enumerate() {
+        if !w.set_sge(i, s) {
+            return None;
+        }
+    }
+    Some(b)
+}
+
+/// A `FAST_REG` WQE with 4 KiB pages.
+#[allow(clippy::too_many_arguments)]
+pub fn fast_reg_wqe(
+    wr_id: u64,
+    flags: u8,
+    iova: u64,
+    key: u32,
+    access_flags: u32,
+    length: u64,
+    page_list: u64,
+    page_count: u32,
+    fbo: u32,
+) -> [u8; wqe::WQE_SIZE] {
+    use wqe::fast_reg_field as f;
+    let mut b = [0u8; wqe::WQE_SIZE];
+    {
+        let mut w = wqe::SendWqe::new_unchecked(&mut b[..]);
+        w.set_wr_id(wr_id);
+        w.set_opcode(wqe::opcode::FAST_REG);
+        w.set_flags(flags & !wqe::flags::INLINE);
+    }
+    field::set_u64(&mut b, f::IOVA, iova);
+    field::set_u32(&mut b, f::KEY, key);
+    field::set_u32(&mut b, f::ACCESS, access_flags);
+    field::set_u64(&mut b, f::LENGTH, length);
+    field::set_u64(&mut b, f::PAGE_LIST, page_list);
+    field::set_u32(&mut b, f::PAGE_COUNT, page_count);
+    field::set_u32(&mut b, f::FBO, fbo);
+    field::set_u8(&mut b, f::PAGE_SHIFT, PAGE_SHIFT);
+    b
+}
+
+/// The key a fast registration gives an MR that now has `key`: same index, next key byte
+/// (so a token handed out before stops matching).
+pub fn next_key(key: u32) -> u32 {
+    (key & !0xFF) | ((key as u8).wrapping_add(1) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -935,5 +1133,110 @@ mod tests {
         assert_eq!(handle_operands(77)[0], 77);
         assert_eq!(query_caps_operands(0xABC0)[0], 0xABC0);
         let _ = opcode::QUERY_CAPS;
+    }
+
+    #[test]
+    fn qp_shapes_follow_the_limits() {
+        let caps = Caps::parse(&caps_record());
+        let s = qp_shape(&caps, 3, 16384, 6, 6, 96).unwrap();
+        assert_eq!(
+            (s.sq_entries, s.rq_entries, s.send_sge, s.recv_sge, s.inline),
+            (16384, 4, 6, 6, 96)
+        );
+        assert_eq!(
+            qp_shape(&caps, 16385, 1, 1, 1, 0),
+            None,
+            "depth past the maximum"
+        );
+        assert_eq!(
+            qp_shape(&caps, 1, 1, 7, 1, 0),
+            None,
+            "receive SGEs past the maximum"
+        );
+        assert_eq!(
+            qp_shape(&caps, 1, 1, 1, 7, 0),
+            None,
+            "send SGEs past the maximum"
+        );
+        assert_eq!(
+            qp_shape(&caps, 1, 1, 1, 1, 97),
+            None,
+            "inline past the maximum"
+        );
+        assert_eq!(qp_shape(&caps, 0, 1, 1, 1, 0), None, "zero depth");
+        // Byte positions of docs/device-spec.md §3.12, copied independently.
+        let d = create_qp_operands(1, 2, 3, &s, 0x1000, 0x2000);
+        assert_eq!((d[0], d[1], d[2], d[3], d[4]), (1, 2, 3, 16384, 4));
+        assert_eq!((d[5], d[6], d[7], d[8]), (0x1000, 0, 0x2000, 0));
+        assert_eq!(d[9], 6 | 6 << 8 | 96 << 16);
+        assert_eq!(d[10], 0);
+        let d = modify_qp_state_operands(9, rnic_contract::verbs::QpState::Init, Some(6));
+        assert_eq!((d[0], d[1], d[2], d[3]), (9, 1 | 1 << 5, 1, 6 << 8));
+        let d = modify_qp_state_operands(9, rnic_contract::verbs::QpState::Err, None);
+        assert_eq!((d[1], d[2] & 0xFF), (1, 6));
+    }
+
+    #[test]
+    fn work_queue_entries_follow_the_spec() {
+        let sge = wqe::SgeRepr {
+            addr: 0x7000_0010,
+            len: 64,
+            lkey: 0x105,
+        };
+        let w = send_wqe(
+            0xAB,
+            wqe::opcode::RDMA_WRITE,
+            wqe::flags::SIGNALED,
+            &[sge, sge],
+            0,
+            0x9000,
+            0x207,
+        )
+        .unwrap();
+        assert_eq!(u64::from_le_bytes(w[0..8].try_into().unwrap()), 0xAB);
+        assert_eq!((w[8], w[9], w[10]), (3, 1, 2));
+        assert_eq!(u64::from_le_bytes(w[16..24].try_into().unwrap()), 0x9000);
+        assert_eq!(u32::from_le_bytes(w[24..28].try_into().unwrap()), 0x207);
+        assert_eq!(
+            u64::from_le_bytes(w[32..40].try_into().unwrap()),
+            0x7000_0010
+        );
+        assert_eq!(u32::from_le_bytes(w[40..44].try_into().unwrap()), 64);
+        assert_eq!(u32::from_le_bytes(w[44..48].try_into().unwrap()), 0x105);
+        assert_eq!(send_wqe(0, 0, 0, &[sge; 7], 0, 0, 0), None);
+        let w = inline_wqe(
+            1,
+            wqe::opcode::SEND,
+            wqe::flags::SIGNALED,
+            b"hello",
+            0,
+            0,
+            0,
+        )
+        .unwrap();
+        assert_eq!(w[9], 1 | 4);
+        assert_eq!(u32::from_le_bytes(w[28..32].try_into().unwrap()), 5);
+        assert_eq!(&w[32..37], b"hello");
+        assert_eq!(inline_wqe(1, 0, 0, &[0; 97], 0, 0, 0), None);
+        let r = recv_wqe(5, &[sge]).unwrap();
+        assert_eq!(
+            (r[8], u32::from_le_bytes(r[40..44].try_into().unwrap())),
+            (1, 64)
+        );
+        let f = fast_reg_wqe(2, 1, 0x4000_0000, 0x301, 5, 8192, 0x8800, 2, 0x10);
+        assert_eq!((f[8], f[9]), (6, 1));
+        assert_eq!(
+            u64::from_le_bytes(f[16..24].try_into().unwrap()),
+            0x4000_0000
+        );
+        assert_eq!(u32::from_le_bytes(f[24..28].try_into().unwrap()), 0x301);
+        assert_eq!(u32::from_le_bytes(f[28..32].try_into().unwrap()), 5);
+        assert_eq!(u64::from_le_bytes(f[32..40].try_into().unwrap()), 8192);
+        assert_eq!(u64::from_le_bytes(f[40..48].try_into().unwrap()), 0x8800);
+        assert_eq!(u32::from_le_bytes(f[48..52].try_into().unwrap()), 2);
+        assert_eq!(u32::from_le_bytes(f[52..56].try_into().unwrap()), 0x10);
+        assert_eq!(f[56], 12);
+        assert_eq!(next_key(0x1FF), 0x100);
+        assert_eq!(next_key(0x2A7), 0x2A8);
     }
 }

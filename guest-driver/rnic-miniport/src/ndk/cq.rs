@@ -352,13 +352,13 @@ unsafe fn poll(cq: *mut Cq, max: u32, mut put: impl FnMut(usize, NDK_RESULT_EX))
     }
 }
 
-/// The `QPContext` of the QP a CQE names: QPs are not created by this provider yet, so no
-/// CQE can name one of its QPs and the context is null.
+/// The `QPContext` of the QP a CQE names (null for a QP this adapter does not know).
 ///
 /// # Safety
 /// `a` is live.
-unsafe fn qp_context(_a: *mut Adapter, _qpn: u32) -> *mut c_void {
-    null_mut()
+unsafe fn qp_context(a: *mut Adapter, qpn: u32) -> *mut c_void {
+    // SAFETY: guaranteed by the caller.
+    unsafe { crate::ndk::qp::context_of(a, qpn) }
 }
 
 /// NdkGetCqResults. IRQL: <= DISPATCH_LEVEL. Fills up to `n` `NDK_RESULT`s from the ring

@@ -4,7 +4,7 @@
 //! deferred work at PASSIVE_LEVEL, and admin commands whose completion the admin-queue DPC
 //! delivers by command id.
 //!
-//! Objects live in `adapter` (the NDK adapter), `pd`, `cq` and `mr`. Every NDK entry point
+//! Objects live in `adapter` (the NDK adapter), `pd`, `cq`, `mr` and `qp`. Every NDK entry point
 //! may run at DISPATCH_LEVEL and never blocks: whatever needs PASSIVE_LEVEL (shared memory for
 //! rings and page lists, waiting for the device) runs in an NDIS I/O work item ([`Job`]), and
 //! the entry point returns `STATUS_PENDING`; the completion callback then runs exactly once,
@@ -16,6 +16,7 @@ pub(crate) mod adapter;
 pub(crate) mod cq;
 pub(crate) mod mr;
 pub(crate) mod pd;
+pub(crate) mod qp;
 
 use core::ffi::c_void;
 use core::mem::size_of;
@@ -80,7 +81,7 @@ pub(crate) struct NdkState {
     pub pnp_item: NDIS_HANDLE,
     /// Open NDK adapters.
     pub open_adapters: AtomicU32,
-    /// Live NDK objects other than adapters (PD, CQ, MR), for the halt check.
+    /// Live NDK objects other than adapters (PD, CQ, MR, QP), for the halt check.
     pub live_objects: AtomicU32,
     /// Jobs queued or running.
     pub jobs_in_flight: AtomicU32,
@@ -88,6 +89,8 @@ pub(crate) struct NdkState {
     pub pending: [AtomicPtr<Pending>; PENDING_SLOTS],
     /// Live CQs by slot (interrupt dispatch).
     pub cqs: [AtomicPtr<cq::Cq>; CQ_SLOTS],
+    /// Live QPs by slot (QPN -> QP context of completions).
+    pub qps: qp::QpTable,
     /// Key byte of the next registration (varied so stale keys stop matching).
     pub next_key_byte: AtomicU8,
 }

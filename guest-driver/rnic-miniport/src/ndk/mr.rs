@@ -75,6 +75,11 @@ pub(crate) struct Mr {
     pub context: *mut c_void,
     /// The `REG_MR` in flight (completed in the DPC).
     pub pending: Pending,
+    /// Page list of fast registrations (`fr_pages` entries of shared memory, allocated by
+    /// NdkInitializeFastRegisterMr; null before).
+    pub fr_list_va: *mut u8,
+    /// Its bus address.
+    pub fr_list_pa: NDIS_PHYSICAL_ADDRESS,
 }
 
 static DISPATCH: NDK_MR_DISPATCH = NDK_MR_DISPATCH {
@@ -394,7 +399,11 @@ unsafe extern "win64" fn initialize_fast_register(
         if !(*mr).fast_register {
             return STATUS_INVALID_DEVICE_REQUEST;
         }
-        if pages == 0 || pages > (*(*mr).a).ndk.caps.max_fr_pages {
+        let allocated = !(*mr).fr_list_va.is_null();
+        if pages == 0
+            || pages > (*(*mr).a).ndk.caps.max_fr_pages
+            || (allocated && pages != (*mr).fr_pages)
+        {
             return STATUS_INVALID_PARAMETER;
         }
         if (*mr)
@@ -420,6 +429,14 @@ unsafe fn fast_register_worker(a: *mut Adapter, object: *mut c_void) {
     let mr = object.cast::<Mr>();
     // SAFETY: `mr` is live and BUSY.
     unsafe {
+        if (*mr).fr_list_va.is_null() {
+            let Some((va, pa)) = hw::alloc_ring(a, (*mr).fr_pages * 8, 8) else {
+                finish(mr, IDLE, STATUS_INSUFFICIENT_RESOURCES);
+                return;
+            };
+            (*mr).fr_list_va = va;
+            (*mr).fr_list_pa = pa;
+        }
         let key_byte = (*a).ndk.next_key_byte.fetch_add(1, Ordering::Relaxed);
         let ops = ndk_logic::alloc_fr_mr_operands((*(*mr).pd).pdn, (*mr).fr_pages, key_byte);
         let (status, key, _) = ndk::admin_exec(a, opcode::ALLOC_FR_MR, &ops);
@@ -479,6 +496,15 @@ unsafe fn close_worker(a: *mut Adapter, object: *mut c_void) {
             let _ = release_key(a, mr);
         }
         free_page_list(a, mr);
+        if !(*mr).fr_list_va.is_null() {
+            ffi::NdisMFreeSharedMemory(
+                (*a).miniport,
+                (*mr).fr_pages * 8,
+                FALSE,
+                (*mr).fr_list_va.cast(),
+                (*mr).fr_list_pa,
+            );
+        }
         let completion = (*mr).close_completion;
         let context = (*mr).context;
         (*(*mr).pd).children.fetch_sub(1, Ordering::AcqRel);
@@ -488,4 +514,40 @@ unsafe fn close_worker(a: *mut Adapter, object: *mut c_void) {
             f(context);
         }
     }
+}
+
+/// The fast-register page list of an MR initialized for fast registration: (virtual
+/// address, bus address, pages it holds); None for any other MR.
+///
+/// # Safety
+/// `mr` is a live MR of this provider.
+pub(crate) unsafe fn fast_register_list(
+    mr: *mut NDK_MR,
+) -> Option<(*mut u8, NDIS_PHYSICAL_ADDRESS, u32)> {
+    let mr = mr.cast::<Mr>();
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        ((*mr).fast_register
+            && !(*mr).fr_list_va.is_null()
+            && (*mr).state.load(Ordering::Acquire) == REGISTERED)
+            .then(|| ((*mr).fr_list_va, (*mr).fr_list_pa, (*mr).fr_pages))
+    }
+}
+
+/// The MR's current key.
+///
+/// # Safety
+/// `mr` is a live MR of this provider.
+pub(crate) unsafe fn key(mr: *mut NDK_MR) -> u32 {
+    // SAFETY: guaranteed by the caller.
+    unsafe { (*mr.cast::<Mr>()).key.load(Ordering::Acquire) }
+}
+
+/// Sets the MR's key (a fast registration gives it the next key byte).
+///
+/// # Safety
+/// `mr` is a live MR of this provider.
+pub(crate) unsafe fn set_key(mr: *mut NDK_MR, key: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { (*mr.cast::<Mr>()).key.store(key, Ordering::Release) }
 }

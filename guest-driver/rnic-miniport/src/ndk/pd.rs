@@ -8,7 +8,7 @@
 //! | NdkCreateMr | implemented (`mr`) |
 //! | NdkCreateMw | `STATUS_NOT_SUPPORTED` (no memory windows: `MaxMwCount` 0) |
 //! | NdkCreateSrq | `STATUS_NOT_SUPPORTED` (no SRQs: `MaxSrqCount` 0) |
-//! | NdkCreateQp | `STATUS_NOT_SUPPORTED` until the QP data path exists |
+//! | NdkCreateQp | implemented (`qp`) |
 //! | NdkCreateQpWithSrq | `STATUS_NOT_SUPPORTED` (no SRQs) |
 //! | NdkGetPrivilegedMemoryRegionToken | writes 0, a key the device never accepts (no privileged token) |
 
@@ -21,7 +21,7 @@ use rnic_contract::admin::opcode;
 use crate::adapter::Adapter;
 use crate::ffi::log;
 use crate::ndk::adapter::NdkAdapter;
-use crate::ndk::{self, mr};
+use crate::ndk::{self, mr, qp};
 use crate::ndk_logic;
 
 /// One protection domain (`NDK_PD` first).
@@ -49,7 +49,7 @@ static DISPATCH: NDK_PD_DISPATCH = NDK_PD_DISPATCH {
     NdkCreateMr: Some(mr::create),
     NdkCreateMw: Some(create_mw),
     NdkCreateSrq: Some(create_srq),
-    NdkCreateQp: Some(create_qp),
+    NdkCreateQp: Some(qp::create),
     NdkCreateQpWithSrq: Some(create_qp_with_srq),
     NdkGetPrivilegedMemoryRegionToken: Some(privileged_token),
 };
@@ -195,26 +195,6 @@ unsafe extern "win64" fn create_srq(
     _completion: Option<NDK_FN_CREATE_COMPLETION>,
     _context: *mut c_void,
     _out: *mut *mut NDK_SRQ,
-) -> NTSTATUS {
-    STATUS_NOT_SUPPORTED
-}
-
-/// NdkCreateQp. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED` until the QP data path is
-/// implemented.
-#[allow(clippy::too_many_arguments)]
-unsafe extern "win64" fn create_qp(
-    _pd: *mut NDK_PD,
-    _receive_cq: *mut NDK_CQ,
-    _initiator_cq: *mut NDK_CQ,
-    _qp_context: *mut c_void,
-    _receive_depth: u32,
-    _initiator_depth: u32,
-    _receive_sge: u32,
-    _initiator_sge: u32,
-    _inline: u32,
-    _completion: Option<NDK_FN_CREATE_COMPLETION>,
-    _context: *mut c_void,
-    _out: *mut *mut NDK_QP,
 ) -> NTSTATUS {
     STATUS_NOT_SUPPORTED
 }

@@ -10,11 +10,13 @@
 //! expansion ROM BAR (reads 0). Everything else in configuration space, including
 //! Command and the MSI-X capability, goes to the device.
 //!
-//! Not here yet: MSI-X and DMA wiring. Guest writes to the MSI-X table are forwarded
-//! like any BAR access, but with VFIO the host kernel owns the physical table; a
-//! monitor hosting this function must emulate the table and route each vector
-//! through an eventfd (`VfioDevice::enable_msix`, KVM irqfds), and map guest RAM
-//! for the device (`VfioContainer::vfio_dma_map`), as QEMU's vfio-pci does.
+//! Not here: MSI-X and DMA wiring, which belong to the monitor. Guest writes to the
+//! MSI-X table are forwarded like any BAR access, but with VFIO the host kernel owns
+//! the physical table; a monitor hosting this function must emulate the table and
+//! route each vector through an eventfd (`VfioDevice::enable_msix`, KVM irqfds), and
+//! map guest RAM for the device through the container [`open`] hands out
+//! ([`OpenedDevice::dma`]), as QEMU's vfio-pci does (rnic-vmm's `passthrough` module
+//! does both).
 //!
 //! [`open`] is the real path: `/dev/vfio/vfio`, the device's IOMMU group, a
 //! container and the device, each missing piece reported as one line that says
@@ -28,7 +30,7 @@ use std::sync::Arc;
 use rnic_device::pci::{bar_moves, BarMove};
 use rnic_device::{BarKind, BarRegion, PciFunction};
 use vfio_bindings::bindings::vfio::VFIO_PCI_CONFIG_REGION_INDEX;
-use vfio_ioctls::{VfioContainer, VfioDevice};
+use vfio_ioctls::{VfioContainer, VfioDevice, VfioOps};
 
 /// First BAR register in configuration space.
 const BAR0_REG: u16 = 0x10;
@@ -308,15 +310,31 @@ impl<D: VfioRegions> PciFunction for PassthroughFunction<D> {
 
 /// Opens the PCI device at `sysfs` (`/sys/bus/pci/devices/DDDD:BB:DD.F`) with VFIO:
 /// checks each prerequisite in order and names the first one missing.
-pub fn open(sysfs: &Path) -> Result<PassthroughFunction<VfioDevice>, PassthroughError> {
+pub fn open(sysfs: &Path) -> Result<OpenedDevice, PassthroughError> {
     open_with_root(Path::new("/dev/vfio"), sysfs)
 }
 
+/// A device [`open`] opened: the function to put on a bus, and the VFIO container its
+/// IOMMU group is attached to, through which the monitor maps guest RAM for the
+/// device's DMA (`VfioOps::vfio_dma_map`, IOVA = guest physical address) before the
+/// guest runs and unmaps it at the end.
+pub struct OpenedDevice {
+    /// The device behind the PCI function trait.
+    pub function: PassthroughFunction<VfioDevice>,
+    /// The container (as vfio-ioctls' DMA-mapping trait object).
+    pub dma: Arc<dyn VfioOps>,
+}
+
+impl std::fmt::Debug for OpenedDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenedDevice")
+            .field("function", &self.function)
+            .finish_non_exhaustive()
+    }
+}
+
 /// [`open`] with the VFIO device directory at `vfio_dir` (tests point it elsewhere).
-fn open_with_root(
-    vfio_dir: &Path,
-    sysfs: &Path,
-) -> Result<PassthroughFunction<VfioDevice>, PassthroughError> {
+fn open_with_root(vfio_dir: &Path, sysfs: &Path) -> Result<OpenedDevice, PassthroughError> {
     if !vfio_dir.join("vfio").exists() {
         return Err(PassthroughError::NoVfio);
     }
@@ -341,9 +359,12 @@ fn open_with_root(
         device: sysfs.to_path_buf(),
         source,
     };
-    let container = Arc::new(VfioContainer::new(None).map_err(vfio)?);
-    match VfioDevice::new(sysfs, container, false) {
-        Ok(device) => Ok(PassthroughFunction::new(device)),
+    let container: Arc<dyn VfioOps> = Arc::new(VfioContainer::new(None).map_err(vfio)?);
+    match VfioDevice::new(sysfs, container.clone(), false) {
+        Ok(device) => Ok(OpenedDevice {
+            function: PassthroughFunction::new(device),
+            dma: container,
+        }),
         Err(vfio_ioctls::VfioError::GroupViable) => Err(PassthroughError::GroupNotViable { group }),
         Err(e) => Err(vfio(e)),
     }

@@ -188,5 +188,54 @@ else
     fi
 fi
 
+# --- two VMs on one wire (launch-pair.sh): both guests exchange their frames over the Unix
+# wire and over the UDP wire, and tshark decodes the capture: each guest's frames of 60, 512
+# and 1514 bytes, to the broadcast address, in both directions; the counts match what the
+# guests report (the left VM's capture holds its own sends and what it received, once each).
+pair_capture_matches() {
+    local pcap="$1" serial="$2" rounds repeats left_frames right_frames sizes
+    rounds="$(sed -n 's/.*ndis: peer: 3 of 3 frames from the peer intact (\([0-9]*\) rounds sent, \([0-9]*\) repeats, 0 other frames).*/\1/p' "$serial")"
+    repeats="$(sed -n 's/.*ndis: peer: 3 of 3 frames from the peer intact ([0-9]* rounds sent, \([0-9]*\) repeats, 0 other frames).*/\1/p' "$serial")"
+    [ -n "$rounds" ] && [ -n "$repeats" ] || { echo "no peer result line in $serial"; return 1; }
+    tshark -r "$pcap" -T fields -e eth.src -e eth.dst -e eth.type -e frame.len >"$WORK/pair.fields" 2>"$WORK/tshark.err" \
+        || { echo "tshark cannot read $pcap: $(head -n1 "$WORK/tshark.err")"; return 1; }
+    left_frames=$(grep -c '^02:7e:57:00:00:01	ff:ff:ff:ff:ff:ff	0x88b5	' "$WORK/pair.fields" || true)
+    right_frames=$(grep -c '^02:7e:57:00:00:02	ff:ff:ff:ff:ff:ff	0x88b5	' "$WORK/pair.fields" || true)
+    [ "$left_frames" = $((3 * rounds)) ] || { echo "left->right: $left_frames frames captured, $rounds rounds of 3 sent"; return 1; }
+    [ "$right_frames" = $((3 + repeats)) ] || { echo "right->left: $right_frames frames captured, left received $((3 + repeats))"; return 1; }
+    [ "$(wc -l <"$WORK/pair.fields")" = $((left_frames + right_frames)) ] || { echo "frames of neither guest in the capture"; return 1; }
+    for mac in 01 02; do
+        sizes="$(grep "^02:7e:57:00:00:$mac" "$WORK/pair.fields" | cut -f4 | sort -n | uniq | tr '\n' ' ')"
+        [ "$sizes" = "60 512 1514 " ] || { echo "sizes from ...:$mac: $sizes"; return 1; }
+    done
+}
+for wire in unix udp; do
+    t=launch_pair_exchanges_frames_over_the_${wire}_wire
+    if ! have_kvm; then
+        skip $t "/dev/kvm is not usable"
+        continue
+    fi
+    flag=$([ $wire = udp ] && echo --udp || true)
+    out="$(RNIC_SKIP_BUILD=1 scripts/launch-pair.sh $flag --logs "$WORK/pair-$wire" --timeout 120 2>&1)"
+    st=$?
+    mkdir -p target/test-artifacts
+    cp "$WORK/pair-$wire/pair.pcap" "target/test-artifacts/pair-$wire.pcap" 2>/dev/null || true
+    if [ $st != 0 ] || [ "$(echo "$out" | grep -c 'guest verdict: PASS (exit status 0)')" != 2 ] \
+        || [ "$(echo "$out" | grep -c 'ndis: peer: 3 of 3 frames from the peer intact')" != 2 ]; then
+        fail $t "status $st: $(echo "$out" | tail -n4 | tr '\n' ' ')"
+    elif why="$(pair_capture_matches "$WORK/pair-$wire/pair.pcap" "$WORK/pair-$wire/left.serial")"; then
+        ok $t
+    else
+        fail $t "$why (capture kept at target/test-artifacts/pair-$wire.pcap)"
+    fi
+done
+
+t=launch_pair_refuses_options_it_sets_itself
+out="$(RNIC_SKIP_BUILD=1 scripts/launch-pair.sh --rnic id=x 2>&1)"
+st=$?
+[ $st != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] \
+    && echo "$out" | grep -q '^launch-pair: error: --rnic: launch-pair.sh sets the RNICs' \
+    && ok $t || fail $t "status $st: $out"
+
 echo "script tests: $passed passed, $failed failed, $skipped skipped"
 [ $failed = 0 ]

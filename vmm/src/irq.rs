@@ -26,6 +26,7 @@ use kvm_bindings::{
 };
 use kvm_ioctls::VmFd;
 use tracing::{debug, trace};
+use vm_allocator::{AddressAllocator, AllocPolicy};
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
 
 /// GSIs 0..23 are the irqchip's pins; MSI routes start here.
@@ -102,6 +103,15 @@ pub enum RouteError {
     VectorBeyondLimit {
         /// The vector asked for.
         vector: u16,
+    },
+    /// No block of vectors that large is free any more.
+    #[error(
+        "no block of {count} MSI vectors is left (the monitor routes at most {MAX_VECTORS}); \
+         attach fewer devices"
+    )]
+    VectorsExhausted {
+        /// The block size asked for.
+        count: u16,
     },
     /// No eventfd could be created for the vector.
     #[error("creating the eventfd of MSI vector {vector}: {source}")]
@@ -325,9 +335,13 @@ impl<B: IrqBackend> RouterState<B> {
     }
 }
 
-/// The monitor's GSI routing table and per-vector irqfds.
+/// The monitor's GSI routing table and per-vector irqfds, and the allocation of its
+/// vectors (GSI `FIRST_MSI_GSI + vector`) to devices in blocks.
 pub struct GsiRouter<B: IrqBackend> {
     state: Mutex<RouterState<B>>,
+    /// Vectors `0..MAX_VECTORS` as an address space (vm-allocator, first fit): each
+    /// device reserves one contiguous block.
+    free_vectors: Mutex<AddressAllocator>,
 }
 
 impl<B: IrqBackend> GsiRouter<B> {
@@ -343,7 +357,25 @@ impl<B: IrqBackend> GsiRouter<B> {
                 fixed,
                 vectors: BTreeMap::new(),
             }),
+            free_vectors: Mutex::new(
+                AddressAllocator::new(0, u64::from(MAX_VECTORS))
+                    .expect("0..MAX_VECTORS is a non-empty range"),
+            ),
         })
+    }
+
+    /// Reserves `count` consecutive vectors for one device (its MSI-X vector `i` is
+    /// router vector `first + i`) and returns the first, the lowest free block first.
+    pub fn reserve_vectors(&self, count: u16) -> Result<u16, RouteError> {
+        let exhausted = RouteError::VectorsExhausted { count };
+        let block = self
+            .free_vectors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allocate(u64::from(count), 1, AllocPolicy::FirstMatch)
+            .map_err(|_| exhausted)?;
+        // The space is 0..MAX_VECTORS, so the start fits in a u16.
+        Ok(block.start() as u16)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, RouterState<B>> {
@@ -504,6 +536,32 @@ mod tests {
         assert_eq!(ops[1], Op::Assign(25));
         assert!(
             matches!(&ops[2], Op::Set(t) if t.last() == Some(&Route::Msi { gsi: 25, address: 0xFEE0_1000, data: 0x51 }))
+        );
+    }
+
+    #[test]
+    fn devices_reserve_consecutive_blocks_until_the_vectors_run_out() {
+        let (r, fake) = router();
+        assert_eq!(r.reserve_vectors(16).unwrap(), 0);
+        assert_eq!(r.reserve_vectors(16).unwrap(), 16);
+        assert_eq!(r.reserve_vectors(256).unwrap(), 32);
+        assert_eq!(r.reserve_vectors(1).unwrap(), 288);
+        // What is left: MAX_VECTORS - 289 vectors in one block.
+        let left = MAX_VECTORS - 289;
+        let e = r.reserve_vectors(left + 1).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with(&format!("no block of {} MSI vectors is left", left + 1)),
+            "{e}"
+        );
+        assert_eq!(r.reserve_vectors(left).unwrap(), 289);
+        assert!(matches!(
+            r.reserve_vectors(1),
+            Err(RouteError::VectorsExhausted { count: 1 })
+        ));
+        assert!(
+            fake.ops.lock().unwrap().is_empty(),
+            "reserving routes nothing"
         );
     }
 

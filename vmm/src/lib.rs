@@ -26,7 +26,7 @@
 //! | [`faultplan`] | TOML/JSON fault plans and API fault entries -> fault engine rules (re-exported from `rnic-control`) |
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
-//! | [`passthrough`] | `--vfio-device`: a VFIO device on the bus, its MSI-X table kept by the monitor and routed through irqfds (tested against a fake only) |
+//! | [`passthrough`] | `--vfio-device`: a VFIO device on the bus, its MSI-X table kept by the monitor and routed through irqfds, guest RAM mapped for its DMA (tested against fakes only) |
 //! | [`remote`] | `--rnic socket=PATH`: an RNIC served by another process over vfio-user |
 //! | [`rnic`] | the RNICs: interrupt sinks, PCI placement, wires, faults, service pass |
 //! | [`vm`] | VM set-up, vCPU and event loop threads, shutdown |
@@ -88,7 +88,7 @@ pub fn launch(config: &Config) -> Result<vm::RunResult> {
         .cloned()
         .map(rnic::RnicPlan::load)
         .collect::<Result<Vec<_>>>()?;
-    passthrough::open_all(&config.vfio_devices)?;
+    let vfio = passthrough::open_all(&config.vfio_devices)?;
     let serial_out = serial::open_sink(&config.serial)?;
     let kvm = vm::open_kvm()?;
     vm::run(
@@ -102,6 +102,7 @@ pub fn launch(config: &Config) -> Result<vm::RunResult> {
             rnics,
             api_socket: config.api_socket.clone(),
             hold: config.hold,
+            vfio,
         },
     )
 }

@@ -11,15 +11,21 @@
 //! vector is enabled and unmasked. A masked vector has no route: a signal the device
 //! raises meanwhile is not delivered later (no pending-bit emulation).
 //!
-//! Tested here against a fake device only: these machines have no VFIO.
+//! Guest RAM is mapped for the device's DMA through the VFIO container
+//! ([`DmaMappedRam`]: every region once, IOVA = guest physical address) before the
+//! guest runs, and unmapped when the run ends.
+//!
+//! Tested here against a fake device and a fake container only: these machines have
+//! no VFIO.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use rnic_device::pci::{BarMove, BarRegion, PciFunction};
 use rnic_device_server::vfio_passthrough::{self, PassthroughFunction, VfioRegions};
-use tracing::{debug, warn};
-use vfio_ioctls::VfioDevice;
+use tracing::{debug, info, warn};
+use vfio_ioctls::{VfioDevice, VfioOps};
+use vm_memory::{Address, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 use vmm_sys_util::eventfd::EventFd;
 
 use crate::irq::{GsiRouter, IrqBackend};
@@ -78,29 +84,228 @@ pub enum PassthroughError {
         #[source]
         source: vfio_passthrough::PassthroughError,
     },
-    /// The device opened, but this monitor cannot map guest RAM for its DMA.
+    /// More devices than the monitor has PCI slots and interrupt vectors for.
+    #[error("{count} --vfio-device given; at most {MAX_VFIO_DEVICES} are supported")]
+    TooMany {
+        /// How many were given.
+        count: usize,
+    },
+    /// A guest RAM region could not be mapped for the device's DMA.
     #[error(
-        "--vfio-device {0}: the device opened, but guest RAM cannot be mapped for its DMA: \
-         rnic_device_server::vfio_passthrough::open does not hand out its VFIO container \
-         (VFIO_IOMMU_MAP_DMA needs it); run the device without --vfio-device until it does"
+        "--vfio-device {path}: mapping guest RAM {start:#x}..{end:#x} for its DMA failed: \
+         {source}; VFIO pins guest RAM: raise the locked-memory limit (ulimit -l) to at \
+         least --memory, or lower --memory"
     )]
-    NoDmaContainer(PathBuf),
+    DmaMap {
+        /// The sysfs path as given.
+        path: PathBuf,
+        /// First guest physical address (= IOVA) of the region.
+        start: u64,
+        /// End (exclusive) of the region.
+        end: u64,
+        /// What VFIO said.
+        #[source]
+        source: vfio_ioctls::VfioError,
+    },
+    /// No block of router vectors is left for the device's MSI-X.
+    #[error("--vfio-device {path}: {source}")]
+    Vectors {
+        /// The sysfs path as given.
+        path: PathBuf,
+        /// The router's reason.
+        #[source]
+        source: crate::irq::RouteError,
+    },
+    /// The device could not be placed on the PCI bus.
+    #[error("--vfio-device {path}: {source}")]
+    Pci {
+        /// The sysfs path as given.
+        path: PathBuf,
+        /// Why the bus refused it.
+        #[source]
+        source: PciError,
+    },
 }
+
+/// Most devices `--vfio-device` passes through: their router vector blocks
+/// ([`PASSTHROUGH_VECTORS`] each) fit next to those of [`crate::options::MAX_RNICS`]
+/// RNICs within the router's [`crate::irq::MAX_VECTORS`].
+pub const MAX_VFIO_DEVICES: usize = 7;
+
+/// A `--vfio-device` opened before `/dev/kvm` is: its path, the function to put on
+/// the bus, and the VFIO container through which its DMA reaches guest RAM.
+pub struct VfioAttachment<D: MsixEventfds> {
+    /// The sysfs path as given.
+    pub path: PathBuf,
+    /// The device behind the PCI function trait.
+    pub function: PassthroughFunction<D>,
+    /// The container its IOMMU group is attached to.
+    pub dma: Arc<dyn VfioOps>,
+}
+
+impl<D: MsixEventfds> std::fmt::Debug for VfioAttachment<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VfioAttachment")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A real device, as [`open_all`] opens it.
+pub type OpenedVfio = VfioAttachment<VfioDevice>;
 
 /// Opens every `--vfio-device` path; the first failure is returned as one line.
 /// Runs before `/dev/kvm` is opened.
-pub fn open_all(paths: &[PathBuf]) -> Result<(), PassthroughError> {
-    paths.iter().try_for_each(|path| {
-        let function =
-            vfio_passthrough::open(Path::new(path)).map_err(|source| PassthroughError::Open {
+pub fn open_all(paths: &[PathBuf]) -> Result<Vec<OpenedVfio>, PassthroughError> {
+    if paths.len() > MAX_VFIO_DEVICES {
+        return Err(PassthroughError::TooMany { count: paths.len() });
+    }
+    paths
+        .iter()
+        .map(|path| {
+            let opened = vfio_passthrough::open(Path::new(path)).map_err(|source| {
+                PassthroughError::Open {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            Ok(VfioAttachment {
                 path: path.clone(),
+                function: opened.function,
+                dma: opened.dma,
+            })
+        })
+        .collect()
+}
+
+/// Guest RAM mapped for one device's DMA: every region of guest memory mapped once,
+/// IOVA = guest physical address, so the addresses the guest's driver programs into
+/// the device are the ones the IOMMU translates. Unmapped (in reverse order) when
+/// dropped; the memory is kept alive until then.
+pub struct DmaMappedRam {
+    dma: Arc<dyn VfioOps>,
+    /// Keeps the mapped host memory alive while the IOMMU maps it.
+    _mem: GuestMemoryMmap,
+    /// (IOVA, size) of each region mapped, in mapping order.
+    mapped: Vec<(u64, usize)>,
+}
+
+impl DmaMappedRam {
+    /// Maps every region of `mem` through `dma` for the device at `path`. On a failure
+    /// the regions already mapped are unmapped and the error names the region.
+    pub fn map(
+        dma: Arc<dyn VfioOps>,
+        mem: &GuestMemoryMmap,
+        path: &Path,
+    ) -> Result<DmaMappedRam, PassthroughError> {
+        let mut ram = DmaMappedRam {
+            dma,
+            _mem: mem.clone(),
+            mapped: Vec::new(),
+        };
+        for region in mem.iter() {
+            let start = region.start_addr().raw_value();
+            let size = region.len() as usize;
+            // SAFETY: the range is one region of guest RAM, already shared with the guest
+            // (a KVM memory slot), which the monitor reaches only through vm-memory's
+            // volatile accessors; `ram` keeps the memory mapped until `Drop` has
+            // unmapped the IOVA range, and unmaps exactly the (iova, size) mapped here.
+            let result = unsafe { ram.dma.vfio_dma_map(start, size, region.as_ptr()) };
+            result.map_err(|source| PassthroughError::DmaMap {
+                path: path.to_path_buf(),
+                start,
+                end: start + size as u64,
                 source,
             })?;
-        // The device is real, but DMA into guest RAM needs the container that
-        // `open` keeps to itself: refuse rather than run a device that cannot DMA.
-        drop(function);
-        Err(PassthroughError::NoDmaContainer(path.clone()))
-    })
+            ram.mapped.push((start, size));
+        }
+        debug!(device = %path.display(), regions = ram.mapped.len(), "guest RAM mapped for DMA");
+        Ok(ram)
+    }
+
+    /// (IOVA, size) of each region mapped, in mapping order.
+    pub fn mapped(&self) -> &[(u64, usize)] {
+        &self.mapped
+    }
+}
+
+impl Drop for DmaMappedRam {
+    fn drop(&mut self) {
+        while let Some((iova, size)) = self.mapped.pop() {
+            if let Err(e) = self.dma.vfio_dma_unmap(iova, size) {
+                warn!(
+                    iova,
+                    size, "unmapping guest RAM from the device's IOMMU failed: {e}"
+                );
+            }
+        }
+    }
+}
+
+/// A passed-through device on the bus, its guest RAM mapped for DMA (unmapped when
+/// this is dropped, at the end of the run).
+pub struct AttachedVfio<D: MsixEventfds, B: IrqBackend> {
+    /// The sysfs path as given.
+    pub path: PathBuf,
+    /// The device, shared with the bus.
+    pub device: SharedPassthrough<D, B>,
+    /// Where its BARs were placed.
+    pub bars: Vec<MappedBar>,
+    /// Its DMA mapping.
+    pub dma: DmaMappedRam,
+}
+
+/// Maps guest RAM for each opened device's DMA, then plugs it in at PCI device
+/// `first_device + i` with a block of [`PASSTHROUGH_VECTORS`] router vectors the router
+/// reserves for it. Runs before the guest does.
+pub fn attach_vfio<D, B>(
+    opened: Vec<VfioAttachment<D>>,
+    mem: &GuestMemoryMmap,
+    router: &Arc<GsiRouter<B>>,
+    bus: &mut PciBus,
+    first_device: u8,
+) -> Result<Vec<AttachedVfio<D, B>>, PassthroughError>
+where
+    D: MsixEventfds + 'static,
+    B: IrqBackend + 'static,
+{
+    if opened.len() > MAX_VFIO_DEVICES {
+        return Err(PassthroughError::TooMany {
+            count: opened.len(),
+        });
+    }
+    let mut attached = Vec::with_capacity(opened.len());
+    for (i, device) in opened.into_iter().enumerate() {
+        let dma = DmaMappedRam::map(device.dma, mem, &device.path)?;
+        let first_vector = router
+            .reserve_vectors(PASSTHROUGH_VECTORS)
+            .map_err(|source| PassthroughError::Vectors {
+                path: device.path.clone(),
+                source,
+            })?;
+        let function = PassthroughDevice::new(
+            device.function,
+            router.clone(),
+            first_vector,
+            PASSTHROUGH_VECTORS,
+        );
+        let (shared, bars) = attach(bus, first_device + i as u8, function).map_err(|source| {
+            PassthroughError::Pci {
+                path: device.path.clone(),
+                source,
+            }
+        })?;
+        for b in &bars {
+            info!(device = %device.path.display(), bar = b.index, base = %format!("{:#x}", b.base), size = b.size, "passed-through BAR placed");
+        }
+        attached.push(AttachedVfio {
+            path: device.path,
+            device: shared,
+            bars,
+            dma,
+        });
+    }
+    Ok(attached)
 }
 
 /// The guest's MSI-X table of a passed-through device, kept by the monitor.
@@ -649,5 +854,177 @@ mod tests {
             "{text}"
         );
         assert!(open_all(&[]).is_ok());
+    }
+
+    /// A fake VFIO container: records every DMA map and unmap; the map of the region
+    /// at `fail_at` (a guest physical address) fails as the kernel's would.
+    #[derive(Default)]
+    struct FakeContainer {
+        calls: Mutex<Vec<String>>,
+        fail_at: Option<u64>,
+    }
+
+    impl FakeContainer {
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    impl VfioOps for FakeContainer {
+        unsafe fn vfio_dma_map(
+            &self,
+            iova: u64,
+            size: usize,
+            user_addr: *mut u8,
+        ) -> Result<(), vfio_ioctls::VfioError> {
+            if self.fail_at == Some(iova) {
+                return Err(vfio_ioctls::VfioError::IommuDmaMap(
+                    vmm_sys_util::errno::Error::new(libc::ENOMEM),
+                ));
+            }
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("map {iova:#x} {size:#x} {:#x}", user_addr as usize));
+            Ok(())
+        }
+
+        fn vfio_dma_unmap(&self, iova: u64, size: usize) -> Result<(), vfio_ioctls::VfioError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("unmap {iova:#x} {size:#x}"));
+            Ok(())
+        }
+
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    /// Guest RAM as the monitor lays it out above 4 GiB too: two regions.
+    fn two_region_memory() -> GuestMemoryMmap {
+        use vm_memory::GuestAddress;
+        GuestMemoryMmap::from_ranges(&[
+            (GuestAddress(0), 0x10_0000),
+            (GuestAddress(0x1_0000_0000), 0x2_0000),
+        ])
+        .unwrap()
+    }
+
+    fn host_address(mem: &GuestMemoryMmap, index: usize) -> usize {
+        mem.iter().nth(index).unwrap().as_ptr() as usize
+    }
+
+    #[test]
+    fn guest_ram_is_mapped_once_per_region_at_its_guest_address_and_unmapped_on_drop() {
+        let mem = two_region_memory();
+        let container = Arc::new(FakeContainer::default());
+        let ram = DmaMappedRam::map(container.clone(), &mem, Path::new("/sys/dev")).unwrap();
+        assert_eq!(
+            ram.mapped(),
+            &[(0, 0x10_0000), (0x1_0000_0000, 0x2_0000)][..]
+        );
+        let (low, high) = (host_address(&mem, 0), host_address(&mem, 1));
+        assert_eq!(
+            container.calls(),
+            vec![
+                format!("map 0x0 0x100000 {low:#x}"),
+                format!("map 0x100000000 0x20000 {high:#x}"),
+            ],
+            "IOVA = guest physical address, each region once, at its host mapping"
+        );
+        drop(ram);
+        assert_eq!(
+            container.calls()[2..],
+            [
+                "unmap 0x100000000 0x20000".to_string(),
+                "unmap 0x0 0x100000".to_string()
+            ],
+            "unmapped in reverse when dropped"
+        );
+    }
+
+    #[test]
+    fn a_failed_map_unmaps_what_was_mapped_and_is_one_line_naming_the_region() {
+        let mem = two_region_memory();
+        let container = Arc::new(FakeContainer {
+            fail_at: Some(0x1_0000_0000),
+            ..Default::default()
+        });
+        let path = Path::new("/sys/bus/pci/devices/0000:01:00.0");
+        let e = DmaMappedRam::map(container.clone(), &mem, path)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "--vfio-device /sys/bus/pci/devices/0000:01:00.0: mapping guest RAM \
+                 0x100000000..0x100020000 for its DMA failed: "
+            ),
+            "{e}"
+        );
+        assert!(e.contains("ulimit -l") && !e.contains('\n'), "{e}");
+        let low = host_address(&mem, 0);
+        assert_eq!(
+            container.calls(),
+            vec![
+                format!("map 0x0 0x100000 {low:#x}"),
+                "unmap 0x0 0x100000".to_string()
+            ],
+            "nothing stays mapped"
+        );
+    }
+
+    #[test]
+    fn attached_devices_follow_the_rnics_with_dma_mapped_and_their_own_vectors() {
+        let mem = two_region_memory();
+        let backend = Backend::default();
+        let router = Arc::new(GsiRouter::new(backend.clone(), Vec::new()).unwrap());
+        let mut bus = PciBus::new();
+        let containers = [
+            Arc::new(FakeContainer::default()),
+            Arc::new(FakeContainer::default()),
+        ];
+        let opened = containers
+            .iter()
+            .enumerate()
+            .map(|(i, c)| VfioAttachment {
+                path: PathBuf::from(format!("/sys/dev{i}")),
+                function: PassthroughFunction::new(FakeVfio::new()),
+                dma: c.clone() as Arc<dyn VfioOps>,
+            })
+            .collect();
+        // Two RNICs before them: 00:01.0 and 00:02.0.
+        let attached = attach_vfio(opened, &mem, &router, &mut bus, 3).unwrap();
+        assert_eq!(attached.len(), 2);
+        for c in &containers {
+            assert_eq!(c.calls().len(), 2, "both regions mapped: {:?}", c.calls());
+        }
+        // The second device (00:04.0): enable memory decoding and MSI-X, unmask
+        // vector 0: its route is in the second block of 256 vectors the router handed out.
+        let base = attached[1].bars[0].base;
+        config_write(&mut bus, 4, 0x04, &2u16.to_le_bytes());
+        config_write(&mut bus, 4, CAP as u16 + 2, &0x8003u16.to_le_bytes());
+        bus.mmio_write(base + 0x2000, &0xFEE0_0000u64.to_le_bytes());
+        bus.mmio_write(base + 0x2008, &0x30u32.to_le_bytes());
+        bus.mmio_write(base + 0x200C, &0u32.to_le_bytes());
+        let gsi = crate::irq::FIRST_MSI_GSI + u32::from(PASSTHROUGH_VECTORS);
+        assert_eq!(msi_routes(&router), vec![(gsi, 0xFEE0_0000, 0x30)]);
+        drop(attached);
+        for c in &containers {
+            assert_eq!(c.calls().len(), 4, "unmapped at the end: {:?}", c.calls());
+        }
+        let too_many = (0..=MAX_VFIO_DEVICES)
+            .map(|_| VfioAttachment {
+                path: PathBuf::from("/sys/x"),
+                function: PassthroughFunction::new(FakeVfio::new()),
+                dma: Arc::new(FakeContainer::default()) as Arc<dyn VfioOps>,
+            })
+            .collect();
+        let e = attach_vfio(too_many, &mem, &router, &mut PciBus::new(), 1)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("at most 7"), "{e}");
     }
 }

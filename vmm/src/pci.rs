@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rnic_contract::pci::{BAR0, BAR_COUNT, CLASS_CODE_OFFSET, VENDOR_ID_OFFSET};
 use rnic_device::pci::{BarMove, BarRegion, PciFunction};
 use tracing::{debug, trace, warn};
+use vm_allocator::{AddressAllocator, AllocPolicy};
 
 use crate::bus::{BusError, RangeBus};
 use crate::layout::{PCI_MMIO_END, PCI_MMIO_START};
@@ -149,36 +150,33 @@ pub struct MappedBar {
     pub size: u64,
 }
 
-/// Hands out BAR addresses in the PCI MMIO window.
+/// Hands out BAR addresses in the PCI MMIO window: vm-allocator's address allocator
+/// over `PCI_MMIO_START..PCI_MMIO_END`, first fit, each BAR aligned to its size.
 #[derive(Debug)]
 pub struct BarAllocator {
-    next: u64,
-    end: u64,
+    window: AddressAllocator,
 }
 
 impl Default for BarAllocator {
     fn default() -> Self {
         BarAllocator {
-            next: PCI_MMIO_START,
-            end: PCI_MMIO_END,
+            window: AddressAllocator::new(PCI_MMIO_START, PCI_MMIO_END - PCI_MMIO_START)
+                .expect("the PCI MMIO window (layout.rs) is a non-empty range"),
         }
     }
 }
 
 impl BarAllocator {
-    /// Next `size`-aligned range of `size` bytes, or `None` when `size` is not a
-    /// power of two or the window is full.
+    /// The lowest free `size`-aligned range of `size` bytes, or `None` when `size` is
+    /// not a power of two or no such range is free.
     pub fn allocate(&mut self, size: u64) -> Option<u64> {
         if !size.is_power_of_two() {
             return None;
         }
-        let base = crate::layout::align_up(self.next, size)?;
-        let end = base.checked_add(size)?;
-        if end > self.end {
-            return None;
-        }
-        self.next = end;
-        Some(base)
+        self.window
+            .allocate(size, size, AllocPolicy::FirstMatch)
+            .ok()
+            .map(|range| range.start())
     }
 }
 
@@ -715,10 +713,28 @@ mod tests {
         assert_eq!(a.allocate(0x1000), Some(0xC000_0000));
         assert_eq!(a.allocate(0x1_0000), Some(0xC001_0000));
         assert_eq!(a.allocate(0x3000), None);
+        // First fit: the hole left below the 64 KiB BAR by its alignment is used.
+        assert_eq!(a.allocate(0x2000), Some(0xC000_2000));
+        assert_eq!(a.allocate(0x1000), Some(0xC000_1000));
+        let window = PCI_MMIO_END - PCI_MMIO_START;
         assert_eq!(
-            a.allocate(1 << 30),
+            a.allocate(window.next_power_of_two() * 2),
             None,
-            "1 GiB at 0xC0000000 would pass the window end"
+            "larger than the window"
         );
+        // Fill the window with BARs of its largest power-of-two size that still fit.
+        let mut fresh = BarAllocator::default();
+        let big = 1u64 << (63 - window.leading_zeros());
+        let mut placed = Vec::new();
+        while let Some(base) = fresh.allocate(big) {
+            assert_eq!(base % big, 0, "aligned to its size");
+            assert!(
+                base >= PCI_MMIO_START && base + big <= PCI_MMIO_END,
+                "{base:#x}"
+            );
+            placed.push(base);
+            assert!(placed.len() <= 2, "the window holds at most two");
+        }
+        assert!(!placed.is_empty());
     }
 }

@@ -36,7 +36,7 @@ use crate::error::{Result, VmmError};
 use crate::irq::{GsiRouter, IrqBackend};
 use crate::options::RnicSettings;
 use crate::passthrough::{attach, PassthroughDevice};
-use crate::pci::{PciBus, FIRST_RNIC_DEVICE};
+use crate::pci::PciBus;
 use crate::rnic::RnicPlan;
 
 /// How often an idle connection is checked (a config-space read of the Vendor ID):
@@ -227,7 +227,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
     for plan in plans.iter().filter(|p| p.settings.socket.is_some()) {
         let settings = &plan.settings;
         let link = connect(settings, mem, on_lost.clone())?;
-        let first_vector = u16::from(settings.pci_device - FIRST_RNIC_DEVICE) * MSIX_VECTORS;
+        let first_vector = router.reserve_vectors(MSIX_VECTORS)?;
         let device = PassthroughDevice::new(
             PassthroughFunction::new(UserDevice(link.clone())),
             router.clone(),

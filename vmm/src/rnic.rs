@@ -31,7 +31,8 @@ use crate::options::{RnicSettings, WireOption};
 use crate::pci::PciBus;
 
 /// One RNIC's interrupt sink: its vectors 0..16 are router vectors
-/// `first_vector..first_vector + 16`, so several RNICs share one router.
+/// `first_vector..first_vector + 16` (a block the router reserved for it), so several
+/// RNICs share one router.
 pub struct RouterSink<B: IrqBackend> {
     /// The monitor's GSI router.
     pub router: Arc<GsiRouter<B>>,
@@ -365,8 +366,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
         let settings = &plan.settings;
         let sink: Arc<dyn InterruptSink> = Arc::new(RouterSink {
             router: router.clone(),
-            first_vector: u16::from(settings.pci_device - crate::pci::FIRST_RNIC_DEVICE)
-                * MSIX_VECTORS,
+            first_vector: router.reserve_vectors(MSIX_VECTORS)?,
         });
         let config = RnicConfig {
             mac: settings.mac,

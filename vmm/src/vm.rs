@@ -226,6 +226,9 @@ pub struct VmSpec {
     pub api_socket: Option<PathBuf>,
     /// Keep the API up after the verdict until released.
     pub hold: bool,
+    /// Devices passed through with VFIO (`--vfio-device`), opened; placed on the bus
+    /// after the RNICs, their DMA mapped to guest RAM before the guest runs.
+    pub vfio: Vec<crate::passthrough::OpenedVfio>,
 }
 
 /// Signals that end the run.
@@ -397,6 +400,14 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         lost_shutdown.release();
     });
     let remotes = crate::remote::attach_all(&spec.rnics, &mem, &router, &mut pci, &on_lost)?;
+    // Lives until the run ends: dropping it unmaps guest RAM from the devices' IOMMU.
+    let _vfio = crate::passthrough::attach_vfio(
+        spec.vfio,
+        &mem,
+        &router,
+        &mut pci,
+        crate::pci::FIRST_RNIC_DEVICE + spec.rnics.len() as u8,
+    )?;
     let devices = Arc::new(Devices::new(Com1::new(spec.serial_out, serial_irq), pci));
 
     let supported = kvm

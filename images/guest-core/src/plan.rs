@@ -8,6 +8,7 @@
 //! | --- | --- | --- |
 //! | `guest.selftest` | one of [`SELFTESTS`] | run that self test at boot (repeatable, in order) |
 //! | `guest.ethernet` | `loopback` | the RNIC's wire sends every frame back: wait for the frames the guest sends to come back and check them (without it the guest does not wait: with no wire the device drops them) |
+//! | `guest.ethernet` | `peer` | the wire goes to another guest running the same plan (`scripts/launch-pair.sh`): send the test frames to the broadcast address in rounds until the peer's arrive, and check the peer's frames byte for byte |
 //! | `guest.ndk` | one of [`NDK_MODES`] | `suite`: run the NDK consumer suite through the NDK contract verifier once the NDK adapter is open (without it the guest only enables, opens and closes the adapter) |
 //!
 //! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
@@ -44,7 +45,7 @@ pub const KEYS: &[&str] = &["guest.selftest", "guest.ethernet", "guest.ndk"];
 pub const NDK_MODES: &[&str] = &["suite"];
 
 /// Values of `guest.ethernet`.
-pub const ETHERNET_MODES: &[&str] = &["loopback"];
+pub const ETHERNET_MODES: &[&str] = &["loopback", "peer"];
 
 /// A parsed, valid plan.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -53,6 +54,8 @@ pub struct GuestPlan<'a> {
     pub selftests: Vec<&'a str>,
     /// `guest.ethernet=loopback`: the frames the guest sends come back through the wire.
     pub ethernet_loopback: bool,
+    /// `guest.ethernet=peer`: the wire goes to another guest that runs the same plan.
+    pub ethernet_peer: bool,
     /// `guest.ndk=suite`: run the NDK consumer suite.
     pub ndk_suite: bool,
 }
@@ -138,7 +141,8 @@ pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
                 if !ETHERNET_MODES.contains(&value) {
                     return Err(PlanError::UnknownEthernetMode(value));
                 }
-                plan.ethernet_loopback = true;
+                plan.ethernet_loopback = value == "loopback";
+                plan.ethernet_peer = value == "peer";
             }
             "guest.ndk" => {
                 if !NDK_MODES.contains(&value) {
@@ -221,7 +225,10 @@ mod tests {
         let plan = parse("guest.ethernet=loopback guest.selftest=timer").unwrap();
         assert!(plan.ethernet_loopback);
         assert_eq!(plan.selftests, ["timer"]);
+        assert!(!plan.ethernet_peer);
         assert!(!parse("").unwrap().ethernet_loopback);
+        let peer = parse("guest.ethernet=peer").unwrap();
+        assert!(peer.ethernet_peer && !peer.ethernet_loopback);
         let e = parse("guest.ethernet=udp").unwrap_err();
         assert_eq!(e, PlanError::UnknownEthernetMode("udp"));
         assert!(e.to_string().contains("loopback"));

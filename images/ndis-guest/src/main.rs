@@ -128,6 +128,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         }
     };
     ndis::set_ethernet_loopback(plan.ethernet_loopback);
+    ndis::set_ethernet_peer(plan.ethernet_peer);
     ndis::set_ndk_suite(plan.ndk_suite);
     ndis::ndk::memory::install_fault_namer();
     for what in &plan.selftests {

@@ -314,6 +314,15 @@ pub fn set_ethernet_loopback(loopback: bool) {
     ETHERNET_LOOPBACK.store(loopback, core::sync::atomic::Ordering::Relaxed);
 }
 
+/// Whether the plan says the wire goes to a peer guest (`guest.ethernet=peer`).
+static ETHERNET_PEER: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Sets whether the wire goes to a peer guest running the same plan (called once, before
+/// [`run`]): the sends become [`send::exchange_with_peer`].
+pub fn set_ethernet_peer(peer: bool) {
+    ETHERNET_PEER.store(peer, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Whether the plan asks for the NDK consumer suite (`guest.ndk=suite`).
 static NDK_SUITE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
@@ -338,8 +347,12 @@ fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
     };
     let before = oid::query_counter(oid_handler, ctx, OID_GEN_XMIT_OK);
     let rcv_before = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);
-    let ok = send::send_frames(send, ctx, general.mac);
-    if let Some(ret) = chars.ReturnNetBufferListsHandler {
+    let peer = ETHERNET_PEER.load(core::sync::atomic::Ordering::Relaxed);
+    let (ok, ret) = match chars.ReturnNetBufferListsHandler {
+        Some(ret) if peer => (send::exchange_with_peer(send, ret, ctx, general.mac), None),
+        ret => (send::send_frames(send, ctx, general.mac), ret),
+    };
+    if let Some(ret) = ret {
         let loopback = ETHERNET_LOOPBACK.load(core::sync::atomic::Ordering::Relaxed);
         let back = send::receive_frames(ret, ctx, general.mac, loopback);
         let rcv_after = oid::query_counter(oid_handler, ctx, OID_GEN_RCV_OK);

@@ -137,11 +137,22 @@ fn build(data: Vec<u8>) -> Frame {
 /// Sends one NBL per size of [`FRAME_SIZES`] in one chain at PASSIVE_LEVEL and waits for
 /// their completions. Returns how many completed with NDIS_STATUS_SUCCESS.
 pub fn send_frames(handler: MiniportSendNetBufferListsFn, ctx: NDIS_HANDLE, mac: [u8; 6]) -> usize {
-    let mut frames: Vec<Frame> = FRAME_SIZES
+    let frames = FRAME_SIZES
         .iter()
         .enumerate()
-        .map(|(i, &size)| build(test_frame(mac, size, i as u8)))
+        .map(|(i, &size)| test_frame(mac, size, i as u8))
         .collect();
+    send_chain(handler, ctx, frames)
+}
+
+/// Sends `data` as one chain of NBLs at PASSIVE_LEVEL and waits for their completions.
+/// Returns how many completed with NDIS_STATUS_SUCCESS.
+fn send_chain(
+    handler: MiniportSendNetBufferListsFn,
+    ctx: NDIS_HANDLE,
+    data: Vec<Vec<u8>>,
+) -> usize {
+    let mut frames: Vec<Frame> = data.into_iter().map(build).collect();
     // Chain them.
     for i in (0..frames.len().saturating_sub(1)).rev() {
         let next: *mut NET_BUFFER_LIST = &mut *frames[i + 1].nbl;
@@ -157,7 +168,7 @@ pub fn send_frames(handler: MiniportSendNetBufferListsFn, ctx: NDIS_HANDLE, mac:
     crate::println!(
         "ndis: MiniportSendNetBufferLists: {} frames of {:?} bytes",
         frames.len(),
-        FRAME_SIZES
+        frames.iter().map(|f| f.data.len()).collect::<Vec<_>>()
     );
     // SAFETY: the driver's handler with its context; the chain stays alive until every NBL
     // has been completed (or the guest gives up and leaks it).
@@ -234,17 +245,103 @@ pub fn receive_frames(
         received.len(),
         expected.len()
     );
-    if let Some(last) = received.last() {
-        for pair in received.windows(2) {
-            // SAFETY: NBLs the driver indicated and the guest has not returned yet.
-            unsafe {
-                (*(pair[0].0 as *mut NET_BUFFER_LIST)).Next = pair[1].0 as *mut NET_BUFFER_LIST
-            };
-        }
-        // SAFETY: as above.
-        unsafe { (*(last.0 as *mut NET_BUFFER_LIST)).Next = core::ptr::null_mut() };
-        // SAFETY: the driver's handler with its context and a chain of its own NBLs.
-        unsafe { ret(ctx, received[0].0 as *mut NET_BUFFER_LIST, 0) };
-    }
+    return_nbls(ret, ctx, &received);
     intact
+}
+
+/// Hands the NBLs of `received` (indicated by the driver, not yet returned) back to the
+/// driver in one chain through `ret`, at PASSIVE_LEVEL as a protocol would.
+fn return_nbls(ret: MiniportReturnNetBufferListsFn, ctx: NDIS_HANDLE, received: &[(u64, Vec<u8>)]) {
+    let Some(last) = received.last() else {
+        return;
+    };
+    for pair in received.windows(2) {
+        // SAFETY: NBLs the driver indicated and the guest has not returned yet.
+        unsafe { (*(pair[0].0 as *mut NET_BUFFER_LIST)).Next = pair[1].0 as *mut NET_BUFFER_LIST };
+    }
+    // SAFETY: as above.
+    unsafe { (*(last.0 as *mut NET_BUFFER_LIST)).Next = core::ptr::null_mut() };
+    // SAFETY: the driver's handler with its context and a chain of its own NBLs.
+    unsafe { ret(ctx, received[0].0 as *mut NET_BUFFER_LIST, 0) };
+}
+
+/// Destination of the frames exchanged with a peer guest (it does not know its MAC).
+const BROADCAST: [u8; 6] = [0xFF; 6];
+/// Pause between two rounds of the exchange with a peer guest.
+const PEER_ROUND_MS: u64 = 100;
+/// How long the guest waits for the peer guest's frames (the two VMs start about
+/// together; the wait covers a slow start of the other).
+const PEER_WAIT_MS: u64 = 30_000;
+/// Rounds sent after the peer's frames arrived: the peer was receiving when it sent
+/// them, so these reach it.
+const ROUNDS_AFTER_PEER: u32 = 2;
+
+/// Which of the frames of [`FRAME_SIZES`] a peer guest sends `frame` is: to the broadcast
+/// address, from a MAC other than `mac`, the test payload of that size byte for byte.
+fn peer_frame_index(frame: &[u8], mac: [u8; 6]) -> Option<usize> {
+    let i = FRAME_SIZES.iter().position(|&size| size == frame.len())?;
+    let expected = test_frame(mac, frame.len(), i as u8);
+    (frame[..6] == BROADCAST && frame[6..12] != mac && frame[12..] == expected[12..]).then_some(i)
+}
+
+/// `guest.ethernet=peer`: the wire goes to another guest running the same plan. Sends the
+/// frames of [`FRAME_SIZES`] (from `mac` to the broadcast address, the test payloads) in
+/// rounds every [`PEER_ROUND_MS`] until the peer's frames have all arrived intact, then
+/// [`ROUNDS_AFTER_PEER`] more; returns every NBL received to the driver; a peer whose
+/// frames do not all arrive within [`PEER_WAIT_MS`] is a violation. Prints one result line.
+/// Returns how many sends completed with NDIS_STATUS_SUCCESS, over all rounds.
+pub fn exchange_with_peer(
+    send: MiniportSendNetBufferListsFn,
+    ret: MiniportReturnNetBufferListsFn,
+    ctx: NDIS_HANDLE,
+    mac: [u8; 6],
+) -> usize {
+    let frames: Vec<Vec<u8>> = FRAME_SIZES
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            let mut f = test_frame(mac, size, i as u8);
+            f[..6].copy_from_slice(&BROADCAST);
+            f
+        })
+        .collect();
+    let mut got = vec![false; FRAME_SIZES.len()];
+    let (mut rounds, mut after, mut sent_ok, mut repeats, mut foreign) = (0u32, 0u32, 0, 0, 0);
+    let start = crate::interrupts::now_ms();
+    while after < ROUNDS_AFTER_PEER {
+        if crate::interrupts::now_ms().saturating_sub(start) > PEER_WAIT_MS {
+            violation(format!(
+                "guest.ethernet=peer: {} of {} frames from the peer arrived within {PEER_WAIT_MS} ms",
+                got.iter().filter(|g| **g).count(),
+                got.len()
+            ));
+            break;
+        }
+        sent_ok += send_chain(send, ctx, frames.clone());
+        rounds += 1;
+        if got.iter().all(|g| *g) {
+            after += 1;
+        }
+        interrupt::idle(PEER_ROUND_MS);
+        let received = core::mem::take(&mut super::netbuf::NETBUF.lock().received);
+        for (_, frame) in &received {
+            match peer_frame_index(frame, mac) {
+                Some(i) if got[i] => repeats += 1,
+                Some(i) => got[i] = true,
+                None => foreign += 1,
+            }
+        }
+        return_nbls(ret, ctx, &received);
+    }
+    let intact = got.iter().filter(|g| **g).count();
+    crate::println!(
+        "ndis: peer: {intact} of {} frames from the peer intact ({rounds} rounds sent, {repeats} repeats, {foreign} other frames)",
+        got.len()
+    );
+    if foreign > 0 {
+        violation(format!(
+            "guest.ethernet=peer: {foreign} received frames are none of the peer's test frames"
+        ));
+    }
+    sent_ok
 }

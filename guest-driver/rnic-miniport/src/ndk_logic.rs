@@ -142,8 +142,10 @@ pub fn capabilities(caps: &Caps, info: *mut NDK_ADAPTER_INFO) -> NDIS_NDK_CAPABI
         MaxCqCount: caps.max_cq,
         MaxMrCount: caps.max_mr,
         MaxPdCount: caps.max_pd,
-        MaxInboundReadLimit: 0,
-        MaxOutboundReadLimit: 0,
+        // Stated adapter-wide as the per-QP limit of the adapter info (a conservative bound
+        // consumers can check against NDK_ADAPTER_INFO).
+        MaxInboundReadLimit: READ_LIMIT,
+        MaxOutboundReadLimit: READ_LIMIT,
         MaxMwCount: 0,
         MaxSrqCount: 0,
         MissingCounterMask: MISSING_COUNTERS,
@@ -816,6 +818,11 @@ mod tests {
             (1024, 1024, 1024, 8192)
         );
         assert_eq!((c.MaxMwCount, c.MaxSrqCount), (0, 0));
+        assert_eq!((c.MaxInboundReadLimit, c.MaxOutboundReadLimit), (16, 16));
+        assert_eq!(
+            (info.MaxInboundReadLimit, info.MaxOutboundReadLimit),
+            (c.MaxInboundReadLimit, c.MaxOutboundReadLimit)
+        );
         assert_eq!(c.MissingCounterMask, 0x3E00_0000);
     }
 

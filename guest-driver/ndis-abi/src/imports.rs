@@ -55,10 +55,16 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisMIndicateReceiveNetBufferLists"),
     (NDIS_SYS, "NdisMAllocateNetBufferSGList"),
     (NDIS_SYS, "NdisMFreeNetBufferSGList"),
+    (NDIS_SYS, "NdisSetOptionalHandlers"),
+    (NDIS_SYS, "NdisMNetPnPEvent"),
+    (NDIS_SYS, "NdisAllocateIoWorkItem"),
+    (NDIS_SYS, "NdisQueueIoWorkItem"),
+    (NDIS_SYS, "NdisFreeIoWorkItem"),
     (NTOSKRNL_EXE, "DbgPrint"),
 ];
 
-/// `(module, function)` of the imports the NDK provider adds to the skeleton: registration
+/// `(module, function)` of the imports the NDK provider adds to the skeleton (all of them are
+/// also in [`SKELETON_IMPORTS`]): registration
 /// (`NdisSetOptionalHandlers`), the enable/disable announcement (`NdisMNetPnPEvent`, PASSIVE_LEVEL,
 /// so it is sent from an NDIS I/O work item) and that work item. Every name is exported by the
 /// real ndis.sys (artifact-check verifies it against mingw-w64's import library); the guest
@@ -293,7 +299,7 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 29);
+        assert_eq!(SKELETON_IMPORTS.len(), 34);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
     }
 
@@ -306,6 +312,13 @@ mod tests {
             }
         }
         assert_eq!(NDK_PROVIDER_IMPORTS.len(), 5);
+        // The driver imports them: they are part of the exact list.
+        for i in NDK_PROVIDER_IMPORTS {
+            assert!(
+                SKELETON_IMPORTS.contains(i),
+                "{i:?} missing from SKELETON_IMPORTS"
+            );
+        }
     }
 
     #[test]

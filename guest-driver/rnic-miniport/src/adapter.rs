@@ -77,6 +77,14 @@ pub struct Adapter {
     pub(crate) tx_lock: AtomicBool,
     /// Held while a receive buffer is reposted on the RX ring.
     pub(crate) rx_lock: AtomicBool,
+    /// Held by an admin submitter while it writes the ASQ (`hw::submit`).
+    pub(crate) asq_lock: AtomicBool,
+    /// Admin commands submitted whose completion the DPC has not consumed yet.
+    pub(crate) asq_in_flight: AtomicU32,
+    /// MSI-X messages NDIS granted (message 0: admin and Ethernet; the rest: CQs).
+    pub(crate) msix_messages: u32,
+    /// The NDK provider's state (`crate::ndk`).
+    pub(crate) ndk: crate::ndk::NdkState,
 }
 
 impl Adapter {
@@ -256,10 +264,8 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
             );
             return NDIS_STATUS_FAILURE;
         }
-        log!(
-            "MSI-X granted: %u messages\n",
-            (*ic.MessageInfoTable).MessageCount
-        );
+        (*a).msix_messages = (*ic.MessageInfoTable).MessageCount;
+        log!("MSI-X granted: %u messages\n", (*a).msix_messages);
 
         // 5. Device reset.
         wr(a, reg::DEV_CTRL, reg::DEV_CTRL_RESET);
@@ -349,7 +355,9 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
             log!("general attributes refused: %x\n", status);
             return status;
         }
-        NDIS_STATUS_SUCCESS
+
+        // 12. The NDK provider: verbs limits (QUERY_CAPS) and the NDK attributes.
+        crate::ndk::initialize(a)
     }
 }
 
@@ -441,6 +449,7 @@ unsafe fn teardown(a: *mut Adapter) {
             (*a).interrupt = null_mut();
         }
         (*a).rings_live.store(false, Ordering::Release);
+        crate::ndk::teardown(a);
         crate::ethernet::free_rings(a);
         if !(*a).asq_va.is_null() {
             ffi::NdisMFreeSharedMemory(

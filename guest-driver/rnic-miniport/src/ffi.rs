@@ -120,6 +120,21 @@ extern "win64" {
         NumberOfNetBufferLists: u32,
         ReceiveFlags: u32,
     );
+    pub fn NdisSetOptionalHandlers(
+        NdisHandle: NDIS_HANDLE,
+        OptionalHandlers: *mut NDIS_DRIVER_OPTIONAL_HANDLERS,
+    ) -> NDIS_STATUS;
+    pub fn NdisMNetPnPEvent(
+        MiniportAdapterHandle: NDIS_HANDLE,
+        NetPnPEventNotification: *mut NET_PNP_EVENT_NOTIFICATION,
+    ) -> NDIS_STATUS;
+    pub fn NdisAllocateIoWorkItem(NdisObjectHandle: NDIS_HANDLE) -> NDIS_HANDLE;
+    pub fn NdisQueueIoWorkItem(
+        NdisIoWorkItemHandle: NDIS_HANDLE,
+        Routine: NDIS_IO_WORKITEM_ROUTINE,
+        WorkItemContext: *mut c_void,
+    );
+    pub fn NdisFreeIoWorkItem(NdisIoWorkItemHandle: NDIS_HANDLE);
 }
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -159,6 +174,11 @@ fn signature_checks() {
     let _: NdisMIndicateReceiveNetBufferListsFn = NdisMIndicateReceiveNetBufferLists;
     let _: NdisMAllocateNetBufferSGListFn = NdisMAllocateNetBufferSGList;
     let _: NdisMFreeNetBufferSGListFn = NdisMFreeNetBufferSGList;
+    let _: NdisSetOptionalHandlersFn = NdisSetOptionalHandlers;
+    let _: NdisMNetPnPEventFn = NdisMNetPnPEvent;
+    let _: NdisAllocateIoWorkItemFn = NdisAllocateIoWorkItem;
+    let _: NdisQueueIoWorkItemFn = NdisQueueIoWorkItem;
+    let _: NdisFreeIoWorkItemFn = NdisFreeIoWorkItem;
     let _: DbgPrintFn = DbgPrint;
 }
 

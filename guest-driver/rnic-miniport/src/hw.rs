@@ -104,13 +104,24 @@ pub(crate) unsafe fn alloc_ring(a: *mut Adapter, len: u32, align: i64) -> Option
     }
 }
 
-/// Writes one 64-byte command at the ASQ tail and rings the ASQ_TAIL doorbell.
+/// Most admin commands the driver lets wait in the 16-entry ASQ at once: the NDK provider
+/// backs off above this, so the bring-up and OID paths always find a free slot.
+pub(crate) const ASQ_NDK_LIMIT: u32 = logic::ASQ_ENTRIES - 4;
+
+/// Writes one 64-byte command at the ASQ tail and rings the ASQ_TAIL doorbell, under
+/// `asq_lock` (submitters run at PASSIVE_LEVEL or DISPATCH_LEVEL; the DPC never submits, so
+/// the lock is never wanted by code that interrupted its holder). Counts the command in
+/// `asq_in_flight` until the DPC consumes its completion.
 ///
 /// # Safety
-/// Rings live, BAR0 mapped, called from a single submitter.
+/// Rings live, BAR0 mapped.
 pub(crate) unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
-    // SAFETY: the slot lies inside the ASQ allocation (tail < ASQ_ENTRIES).
+    // SAFETY: the slot lies inside the ASQ allocation (tail < ASQ_ENTRIES); `asq_tail` is only
+    // touched under `asq_lock`.
     unsafe {
+        while (*a).asq_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
         let tail = (*a).asq_tail;
         let slot = (*a)
             .asq_va
@@ -123,8 +134,26 @@ pub(crate) unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
         fence(Ordering::Release);
         let next = logic::ring_next(tail, logic::ASQ_ENTRIES);
         (*a).asq_tail = next;
+        (*a).asq_in_flight.fetch_add(1, Ordering::AcqRel);
         wr(a, reg::ASQ_TAIL, next);
+        (*a).asq_lock.store(false, Ordering::Release);
     }
+}
+
+/// [`submit`] unless [`ASQ_NDK_LIMIT`] commands already wait for their completion; false
+/// then (nothing written).
+///
+/// # Safety
+/// As for [`submit`].
+pub(crate) unsafe fn try_submit(a: *mut Adapter, command: &[u32; 16]) -> bool {
+    // SAFETY: `a` is live per the contract.
+    unsafe {
+        if (*a).asq_in_flight.load(Ordering::Acquire) >= ASQ_NDK_LIMIT {
+            return false;
+        }
+        submit(a, command);
+    }
+    true
 }
 
 /// Submits one admin command and waits (PASSIVE_LEVEL, interrupt-driven) for its completion.

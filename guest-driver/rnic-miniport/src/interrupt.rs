@@ -59,9 +59,14 @@ pub(crate) unsafe fn process_admin_completions(a: *mut Adapter) {
                     read_volatile(entry.add(2)),
                     read_volatile(entry.add(3)),
                 ]);
-                handle_completion(a, &c);
                 (*a).cq.advance();
                 consumed += 1;
+                // One ASQ slot fewer waits (saturating: a completion of a command submitted
+                // before the counter existed must not wrap it).
+                let _ = (*a)
+                    .asq_in_flight
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+                handle_completion(a, &c);
             }
             if consumed != 0 {
                 wr(a, reg::ACQ_HEAD, (*a).cq.head);
@@ -88,6 +93,9 @@ pub(crate) unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
             crate::oid::admin_completed(a, c);
             return;
         }
+        if crate::ndk::admin_completed(a, c) {
+            return;
+        }
         if u32::from(c.command_id) != (*a).wait_id.load(Ordering::Acquire)
             || (*a).wait_state.load(Ordering::Relaxed) != WAIT_PENDING
         {
@@ -106,15 +114,17 @@ pub(crate) unsafe fn handle_completion(a: *mut Adapter, c: &AdminCompletion) {
     }
 }
 
-/// MiniportMessageInterrupt. IRQL: DIRQL. Message 0 (admin and Ethernet queues) is ours;
-/// defers to the DPC.
+/// MiniportMessageInterrupt. IRQL: DIRQL. Every granted message is ours (0: admin and
+/// Ethernet queues; the others: NDK CQs); defers to the DPC.
 pub(crate) unsafe extern "win64" fn message_isr(
-    _context: NDIS_HANDLE,
+    context: NDIS_HANDLE,
     message_id: u32,
     queue_default_dpc: *mut BOOLEAN,
     _target_processors: *mut u32,
 ) -> BOOLEAN {
-    let ours = message_id == 0;
+    // SAFETY: the interrupt context is our adapter, live while the interrupt is registered.
+    let granted = unsafe { (*context.cast::<Adapter>()).msix_messages.max(1) };
+    let ours = message_id < granted;
     if !queue_default_dpc.is_null() {
         // SAFETY: NDIS passes a valid out-pointer.
         unsafe { *queue_default_dpc = ours as BOOLEAN };
@@ -122,8 +132,9 @@ pub(crate) unsafe extern "win64" fn message_isr(
     ours as BOOLEAN
 }
 
-/// MiniportMessageInterruptDpc. IRQL: DISPATCH_LEVEL. Drains admin completions, retires
-/// sent frames and indicates received ones.
+/// MiniportMessageInterruptDpc. IRQL: DISPATCH_LEVEL. Message 0: drains admin completions,
+/// retires sent frames and indicates received ones; every message: notifies the armed NDK
+/// CQs that signal it.
 pub(crate) unsafe extern "win64" fn message_dpc(
     context: NDIS_HANDLE,
     message_id: u32,
@@ -139,6 +150,8 @@ pub(crate) unsafe extern "win64" fn message_dpc(
             crate::receive::reap_rx(context.cast::<Adapter>());
         }
     }
+    // SAFETY: as above.
+    unsafe { crate::ndk::cq::notify_vector(context.cast::<Adapter>(), message_id) };
 }
 
 /// MiniportInterrupt (line-based). IRQL: DIRQL. The device has no INTx pin, so a line interrupt is never

@@ -208,10 +208,11 @@ pub mod oids {
     use rnic_contract::eth;
 
     /// Every OID the driver answers, in the order the general attributes list them. Queries
-    /// of each are answered from device registers or the driver's state; the three settable
-    /// ones are [`OID_GEN_CURRENT_PACKET_FILTER`], [`OID_802_3_MULTICAST_LIST`] and
+    /// of each are answered from device registers or the driver's state (the four NDK OIDs by
+    /// `crate::oid`'s NDK path, not by [`query`]); the settable ones are
+    /// `OID_NDK_SET_STATE` and [`OID_GEN_CURRENT_PACKET_FILTER`], [`OID_802_3_MULTICAST_LIST`] and
     /// [`OID_GEN_CURRENT_LOOKAHEAD`].
-    pub const SUPPORTED: [NDIS_OID; 21] = [
+    pub const SUPPORTED: [NDIS_OID; 25] = [
         OID_GEN_SUPPORTED_LIST,
         OID_GEN_HARDWARE_STATUS,
         OID_GEN_MEDIA_SUPPORTED,
@@ -233,6 +234,10 @@ pub mod oids {
         OID_802_3_CURRENT_ADDRESS,
         OID_802_3_MULTICAST_LIST,
         OID_802_3_MAXIMUM_LIST_SIZE,
+        OID_NDK_SET_STATE,
+        OID_NDK_STATISTICS,
+        OID_NDK_CONNECTIONS,
+        OID_NDK_LOCAL_ENDPOINTS,
     ];
 
     /// `NDIS_MAC_OPTION_*` bits the driver reports (also in its general attributes).
@@ -266,6 +271,8 @@ pub mod oids {
         /// Frames sent, received, failed to send, received with error, dropped for lack of a
         /// buffer (the order of `OID_GEN_XMIT_OK` .. `OID_GEN_RCV_NO_BUFFER`).
         pub counters: [u64; 5],
+        /// Whether NDK is enabled (`OID_NDK_SET_STATE`).
+        pub ndk_enabled: bool,
     }
 
     /// Outcome of a query or of a set's validation.
@@ -385,8 +392,33 @@ pub mod oids {
                 Ok(needed)
             }
             OID_802_3_MAXIMUM_LIST_SIZE => word(out, eth::MAX_MULTICAST as u32),
+            // The NDK OIDs: the state as one BOOLEAN; statistics with no counter moving yet (no
+            // connection manager; CQ-error and RDMA octet/frame counters are declared missing
+            // in the capabilities); no connections and no local endpoints (a header with
+            // Count 0: the two structures share the 0x10-byte header layout).
+            OID_NDK_SET_STATE => put(out, &[view.ndk_enabled as u8]),
+            OID_NDK_STATISTICS => {
+                let mut b = [0u8; NDIS_SIZEOF_NDK_STATISTICS_INFO_REVISION_1 as usize];
+                b[..4].copy_from_slice(&ndis_header(
+                    NDIS_NDK_STATISTICS_INFO_REVISION_1,
+                    NDIS_SIZEOF_NDK_STATISTICS_INFO_REVISION_1,
+                ));
+                put(out, &b)
+            }
+            OID_NDK_CONNECTIONS | OID_NDK_LOCAL_ENDPOINTS => {
+                let size = ndis_sizeof_ndk_connections(0);
+                let mut b = [0u8; 0x10];
+                b[..4].copy_from_slice(&ndis_header(1, size as u16));
+                put(out, &b[..size])
+            }
             _ => Err(OidError::NotSupported),
         }
+    }
+
+    /// The bytes of an `NDIS_OBJECT_HEADER` of type `NDIS_OBJECT_TYPE_DEFAULT`.
+    fn ndis_header(revision: u8, size: u16) -> [u8; 4] {
+        let [lo, hi] = size.to_le_bytes();
+        [NDIS_OBJECT_TYPE_DEFAULT, revision, lo, hi]
     }
 
     /// What a valid set asks for.
@@ -728,7 +760,30 @@ mod tests {
             lookahead: 256,
             multicast,
             counters: [5, 4, 3, 2, u64::MAX],
+            ndk_enabled: true,
         }
+    }
+
+    #[test]
+    fn ndk_oid_queries() {
+        use ndis_abi::{
+            OID_NDK_CONNECTIONS, OID_NDK_LOCAL_ENDPOINTS, OID_NDK_SET_STATE, OID_NDK_STATISTICS,
+        };
+        let v = view(&[]);
+        let mut buf = [0u8; 0x100];
+        assert_eq!(oids::query(&v, OID_NDK_SET_STATE, &mut buf), Ok(1));
+        assert_eq!(buf[0], 1);
+        assert_eq!(oids::query(&v, OID_NDK_STATISTICS, &mut buf), Ok(0xF8));
+        assert_eq!(&buf[..4], &[0x80, 1, 0xF8, 0]);
+        assert!(buf[4..0xF8].iter().all(|b| *b == 0));
+        assert_eq!(oids::query(&v, OID_NDK_CONNECTIONS, &mut buf), Ok(0x10));
+        assert_eq!(&buf[..4], &[0x80, 1, 0x10, 0]);
+        assert_eq!(oids::query(&v, OID_NDK_LOCAL_ENDPOINTS, &mut buf), Ok(0x10));
+        let mut short = [0u8; 8];
+        assert_eq!(
+            oids::query(&v, OID_NDK_STATISTICS, &mut short),
+            Err(oids::OidError::TooShort { needed: 0xF8 })
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A Windows kernel-mode PE32+ image (`/DRIVER /SUBSYSTEM:NATIVE /ENTRY:DriverEntry`) built on
 //! Linux by scripts/build-driver.sh. One file per path, as Microsoft's netvmini sample:
 //! `adapter` (life cycle), `oid` (control path), `send`, `receive`, `ethernet` (the rings),
-//! `interrupt`, `hw` (hardware access); `logic` is the pure, host-tested part. Every log
+//! `interrupt`, `hw` (hardware access), `ndk` (the NDK provider: adapter, PD, CQ, MR objects);
+//! `logic` and `ndk_logic` are the pure, host-tested parts. Every log
 //! line goes through `DbgPrint` and starts with `rnic: `.
 //!
 //! This crate owns the driver only; the ABI it compiles against is `guest-driver/ndis-abi`
@@ -19,6 +20,9 @@ mod hw;
 mod interrupt;
 #[allow(dead_code)] // the full register map and helpers, not all used yet
 mod logic;
+mod ndk;
+#[allow(dead_code)] // the pure NDK logic, also host-tested; not every helper is used yet
+mod ndk_logic;
 mod oid;
 mod receive;
 mod send;
@@ -91,14 +95,20 @@ pub unsafe extern "win64" fn DriverEntry(
     STATUS_SUCCESS
 }
 
-/// MiniportSetOptions. IRQL: PASSIVE_LEVEL. Called synchronously inside NdisMRegisterMiniportDriver. Optional
-/// handlers (NDK) are registered here in a later stage.
+/// MiniportSetOptions. IRQL: PASSIVE_LEVEL. Called synchronously inside
+/// NdisMRegisterMiniportDriver: registers the NDK provider (NdisSetOptionalHandlers with the
+/// provider characteristics).
 unsafe extern "win64" fn MiniportSetOptions(
-    _ndis_driver_handle: NDIS_HANDLE,
+    ndis_driver_handle: NDIS_HANDLE,
     _driver_context: NDIS_HANDLE,
 ) -> NDIS_STATUS {
     log!("SetOptions\n");
-    NDIS_STATUS_SUCCESS
+    // SAFETY: the handle is the one NDIS gave this call.
+    let status = unsafe { ndk::register(ndis_driver_handle) };
+    if status != NDIS_STATUS_SUCCESS {
+        log!("NDK provider registration failed: %x\n", status);
+    }
+    status
 }
 
 /// MiniportDriverUnload. IRQL: PASSIVE_LEVEL. Undoes DriverEntry.

@@ -48,6 +48,9 @@ pub unsafe extern "win64" fn MiniportOidRequest(
     }
     // SAFETY: NDIS owns `request` for the duration of the call and until it completes.
     unsafe {
+        if let Some(status) = ndk_request(a, request) {
+            return status;
+        }
         let info = &mut (*request).Information;
         info.BytesWritten = 0;
         info.BytesNeeded = 0;
@@ -74,6 +77,7 @@ pub unsafe extern "win64" fn MiniportOidRequest(
                     lookahead: (*a).lookahead,
                     multicast,
                     counters,
+                    ndk_enabled: (*a).ndk.enabled.load(Ordering::Acquire),
                 };
                 match oids::query(&view, info.Oid, out) {
                     Ok(written) => {
@@ -102,6 +106,34 @@ pub unsafe extern "win64" fn MiniportOidRequest(
             }
             _ => NDIS_STATUS_NOT_SUPPORTED,
         }
+    }
+}
+
+/// `OID_NDK_SET_STATE` set (IRQL <= DISPATCH_LEVEL, never pended): one BOOLEAN, TRUE
+/// enables NDK; the change is announced from a work item (`crate::ndk::set_state`). None for
+/// any other request (queries of the NDK OIDs are answered by `oids::query`).
+///
+/// # Safety
+/// As for [`MiniportOidRequest`].
+unsafe fn ndk_request(a: *mut Adapter, request: *mut NDIS_OID_REQUEST) -> Option<NDIS_STATUS> {
+    // SAFETY: `request` and its buffer are valid per the contract.
+    unsafe {
+        let info = &mut (*request).Information;
+        if info.Oid != OID_NDK_SET_STATE || (*request).RequestType != NdisRequestSetInformation {
+            return None;
+        }
+        info.BytesWritten = 0;
+        info.BytesNeeded = 0;
+        let buffer = info.InformationBuffer.cast::<u8>();
+        if buffer.is_null() || info.InformationBufferLength < 1 {
+            info.BytesNeeded = 1;
+            return Some(NDIS_STATUS_INVALID_LENGTH);
+        }
+        let status = crate::ndk::set_state(a, read_volatile(buffer) != 0);
+        if status == NDIS_STATUS_SUCCESS {
+            info.BytesWritten = 1;
+        }
+        Some(status)
     }
 }
 

@@ -1,0 +1,220 @@
+//! The NDK adapter object: `OpenNDKAdapterHandler` / `CloseNDKAdapterHandler` and the nine
+//! entries of `NDK_ADAPTER_DISPATCH`.
+//!
+//! | entry | state |
+//! | --- | --- |
+//! | NdkQueryExtension | `STATUS_NOT_SUPPORTED` (no extension interfaces) |
+//! | NdkQueryAdapterInfo | implemented (PASSIVE_LEVEL) |
+//! | NdkCreateCq | implemented (`cq`) |
+//! | NdkCreatePd | implemented (`pd`) |
+//! | NdkCreateSharedEndpoint | `STATUS_NOT_SUPPORTED` (no connection manager yet) |
+//! | NdkCreateConnector | `STATUS_NOT_SUPPORTED` (no connection manager yet) |
+//! | NdkCreateListener | `STATUS_NOT_SUPPORTED` (no connection manager yet) |
+//! | NdkBuildLAM | `STATUS_NOT_SUPPORTED`: no privileged memory region token either, so logical address mappings would have no use |
+//! | NdkReleaseLAM | does nothing (no LAM is ever built) |
+
+use core::ffi::c_void;
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use ndis_abi::*;
+
+use crate::adapter::Adapter;
+use crate::ffi::log;
+use crate::ndk::{self, cq, pd};
+use crate::ndk_logic;
+
+/// One open NDK adapter (`NDK_ADAPTER` first, so the consumer's pointer is ours).
+#[repr(C)]
+pub(crate) struct NdkAdapter {
+    /// The NDK object the consumer sees.
+    pub ndk: NDK_ADAPTER,
+    /// The miniport adapter.
+    pub a: *mut Adapter,
+    /// Live PDs and CQs created on it.
+    pub children: AtomicU32,
+}
+
+/// The adapter's dispatch table.
+static DISPATCH: NDK_ADAPTER_DISPATCH = NDK_ADAPTER_DISPATCH {
+    NdkQueryExtension: Some(ndk::query_extension),
+    NdkQueryAdapterInfo: Some(query_adapter_info),
+    NdkCreateCq: Some(cq::create),
+    NdkCreatePd: Some(pd::create),
+    NdkCreateSharedEndpoint: Some(create_shared_endpoint),
+    NdkCreateConnector: Some(create_connector),
+    NdkCreateListener: Some(create_listener),
+    NdkBuildLAM: Some(build_lam),
+    NdkReleaseLAM: Some(release_lam),
+};
+
+/// OpenNDKAdapterHandler. IRQL: PASSIVE_LEVEL. Opens an NDK adapter on the miniport adapter
+/// for the NDKPI version asked for: major 1 only (`NDIS_STATUS_BAD_VERSION` otherwise); fails
+/// with `NDIS_STATUS_ADAPTER_NOT_READY` while NDK is disabled or was never set up.
+///
+/// # Safety
+/// Called by NDIS with the context registered in InitializeEx and valid pointers.
+pub(crate) unsafe extern "win64" fn OpenNdkAdapter(
+    context: NDIS_HANDLE,
+    params: *mut NDIS_OPEN_NDK_ADAPTER_PARAMETERS,
+    out: *mut *mut NDK_ADAPTER,
+) -> NDIS_STATUS {
+    let a = context.cast::<Adapter>();
+    if params.is_null() || out.is_null() {
+        return NDIS_STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: NDIS passes valid pointers; `a` is our live context.
+    unsafe {
+        let version = (*params).Version;
+        if !ndk_logic::version_supported(version) {
+            log!(
+                "NDK open refused: version %u.%u\n",
+                u32::from(version.Major),
+                u32::from(version.Minor)
+            );
+            return NDIS_STATUS_BAD_VERSION;
+        }
+        if !(*a).ndk.enabled.load(Ordering::Acquire) {
+            return NDIS_STATUS_ADAPTER_NOT_READY;
+        }
+        let na = ndk::alloc_zeroed::<NdkAdapter>(a);
+        if na.is_null() {
+            return NDIS_STATUS_RESOURCES;
+        }
+        (*na).ndk = NDK_ADAPTER {
+            Header: NDK_OBJECT_HEADER::new(NDK_VERSION_1_2, NdkObjectTypeAdapter),
+            Dispatch: &DISPATCH,
+        };
+        (*na).a = a;
+        (*a).ndk.open_adapters.fetch_add(1, Ordering::AcqRel);
+        *out = na.cast();
+        log!(
+            "NDK adapter opened (%u.%u)\n",
+            u32::from(version.Major),
+            u32::from(version.Minor)
+        );
+    }
+    NDIS_STATUS_SUCCESS
+}
+
+/// CloseNDKAdapterHandler. IRQL: PASSIVE_LEVEL. NDIS calls it after every object of the
+/// adapter was closed; an adapter that still has children is logged and kept (freeing it
+/// would leave them dangling).
+///
+/// # Safety
+/// `adapter` came from [`OpenNdkAdapter`] and is not used afterwards.
+pub(crate) unsafe extern "win64" fn CloseNdkAdapter(
+    context: NDIS_HANDLE,
+    adapter: *mut NDK_ADAPTER,
+) {
+    let a = context.cast::<Adapter>();
+    let na = adapter.cast::<NdkAdapter>();
+    if na.is_null() {
+        return;
+    }
+    // SAFETY: `na` is the object OpenNdkAdapter allocated.
+    unsafe {
+        let children = (*na).children.load(Ordering::Acquire);
+        if children != 0 {
+            log!("NDK adapter closed with %u live objects; kept\n", children);
+            return;
+        }
+        ndk::free(na);
+        (*a).ndk.open_adapters.fetch_sub(1, Ordering::AcqRel);
+    }
+    log!("NDK adapter closed\n");
+}
+
+/// NdkQueryAdapterInfo. IRQL: PASSIVE_LEVEL. Copies the adapter information: a buffer
+/// smaller than `NDK_ADAPTER_INFO` fails with `STATUS_BUFFER_TOO_SMALL` and the needed size
+/// in `*size`; a `Version` field with a major version other than 1 (0 means "any") fails
+/// with `NDIS_STATUS_BAD_VERSION`.
+unsafe extern "win64" fn query_adapter_info(
+    adapter: *mut NDK_ADAPTER,
+    info: *mut NDK_ADAPTER_INFO,
+    size: *mut u32,
+) -> NTSTATUS {
+    if adapter.is_null() || size.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the consumer passes its adapter and valid buffers of `*size` bytes.
+    unsafe {
+        let a = ndk::device_of(adapter.cast());
+        let asked = if info.is_null() || *size < 4 {
+            NDK_VERSION::default()
+        } else {
+            core::ptr::read_unaligned(info.cast::<NDK_VERSION>())
+        };
+        let buffer = if info.is_null() { 0 } else { *size };
+        match ndk_logic::query_adapter_info_check(buffer, asked) {
+            Ok(n) => {
+                core::ptr::write_unaligned(info, (*a).ndk.info);
+                *size = n;
+                STATUS_SUCCESS
+            }
+            Err((status, needed)) => {
+                *size = needed;
+                status
+            }
+        }
+    }
+}
+
+/// NdkCreateSharedEndpoint. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED`.
+unsafe extern "win64" fn create_shared_endpoint(
+    _adapter: *mut NDK_ADAPTER,
+    _address: *const SOCKADDR,
+    _length: u32,
+    _completion: Option<NDK_FN_CREATE_COMPLETION>,
+    _context: *mut c_void,
+    _out: *mut *mut NDK_SHARED_ENDPOINT,
+) -> NTSTATUS {
+    STATUS_NOT_SUPPORTED
+}
+
+/// NdkCreateConnector. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED` (no connection
+/// manager yet).
+unsafe extern "win64" fn create_connector(
+    _adapter: *mut NDK_ADAPTER,
+    _completion: Option<NDK_FN_CREATE_COMPLETION>,
+    _context: *mut c_void,
+    _out: *mut *mut NDK_CONNECTOR,
+) -> NTSTATUS {
+    STATUS_NOT_SUPPORTED
+}
+
+/// NdkCreateListener. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED` (no connection manager
+/// yet).
+unsafe extern "win64" fn create_listener(
+    _adapter: *mut NDK_ADAPTER,
+    _event: Option<NDK_FN_CONNECT_EVENT_CALLBACK>,
+    _event_context: *mut c_void,
+    _completion: Option<NDK_FN_CREATE_COMPLETION>,
+    _context: *mut c_void,
+    _out: *mut *mut NDK_LISTENER,
+) -> NTSTATUS {
+    STATUS_NOT_SUPPORTED
+}
+
+/// NdkBuildLAM. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED`: the device has no
+/// privileged (physical-address) token, so a logical address mapping could not be used in an
+/// SGE; consumers register memory regions instead.
+#[allow(clippy::too_many_arguments)]
+unsafe extern "win64" fn build_lam(
+    _adapter: *mut NDK_ADAPTER,
+    _mdl: *mut MDL,
+    _length: usize,
+    _completion: Option<NDK_FN_REQUEST_COMPLETION>,
+    _context: *mut c_void,
+    _lam: *mut NDK_LOGICAL_ADDRESS_MAPPING,
+    _lam_size: *mut u32,
+    _fbo: *mut u32,
+) -> NTSTATUS {
+    STATUS_NOT_SUPPORTED
+}
+
+/// NdkReleaseLAM. IRQL: <= DISPATCH_LEVEL. Nothing to release: no LAM is ever built.
+unsafe extern "win64" fn release_lam(
+    _adapter: *mut NDK_ADAPTER,
+    _lam: *mut NDK_LOGICAL_ADDRESS_MAPPING,
+) {
+}

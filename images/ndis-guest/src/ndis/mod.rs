@@ -635,6 +635,10 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         ndk::reset();
         core::mem::take(&mut s.violations)
     };
+    // Failed initializations first (they are the cause); moved in before the heap count so
+    // that their strings count as the list's own.
+    let init_failed = !init_failures.is_empty();
+    reasons.splice(0..0, init_failures);
     let heap = crate::heap::stats();
     // Allocations owned by the violation list itself (its buffer and its strings).
     let own =
@@ -648,11 +652,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
             "heap: {leaked} allocations still live after unload"
         ));
     }
-    if !init_failures.is_empty() {
-        for (k, why) in init_failures.into_iter().enumerate() {
-            reasons.insert(k, why);
-        }
-    } else {
+    if !init_failed {
         if isr_claimed == 0 {
             reasons.push(String::from(
                 "the driver's message ISR never claimed an interrupt",

@@ -49,6 +49,14 @@ pub mod reg {
     pub const ACQ_HEAD: usize = bar0::ACQ_HEAD as usize;
     /// Device's completion producer index.
     pub const ACQ_TAIL: usize = bar0::ACQ_TAIL as usize;
+    /// `EQ_BASE_LO`.
+    pub const EQ_BASE_LO: usize = bar0::EQ_BASE_LO as usize;
+    /// `EQ_BASE_HI`.
+    pub const EQ_BASE_HI: usize = bar0::EQ_BASE_HI as usize;
+    /// `EQ_SIZE`.
+    pub const EQ_SIZE: usize = bar0::EQ_SIZE as usize;
+    /// `EQ_HEAD`.
+    pub const EQ_HEAD: usize = bar0::EQ_HEAD as usize;
 
     /// `DEV_CTRL.ENABLE`.
     pub const DEV_CTRL_ENABLE: u32 = dev_ctrl::ENABLE;
@@ -69,6 +77,13 @@ pub mod reg {
 pub const BAR0_LEN: u32 = rnic_contract::pci::BAR0_SIZE as u32;
 /// Register-interface major version this driver speaks (`VERSION[31:16]`).
 pub const SUPPORTED_MAJOR: u32 = bar0::VERSION_MAJOR;
+
+/// Event ring entries the driver allocates (§4.1; a driver choice, 2..=4096).
+pub const EQ_ENTRIES: u32 = 64;
+/// Bytes of the event ring.
+pub const EQ_BYTES: u32 = EQ_ENTRIES * rnic_contract::event::ENTRY_SIZE as u32;
+/// Required event ring alignment.
+pub const EQ_ALIGN: i64 = rnic_contract::event::ALIGN as i64;
 
 /// Admin submission ring entries the driver allocates (a driver choice, 2..=4096).
 pub const ASQ_ENTRIES: u32 = 16;

@@ -4,7 +4,8 @@
 //! deferred work at PASSIVE_LEVEL, and admin commands whose completion the admin-queue DPC
 //! delivers by command id.
 //!
-//! Objects live in `adapter` (the NDK adapter), `pd`, `cq`, `mr` and `qp`. Every NDK entry point
+//! Objects live in `adapter` (the NDK adapter), `pd`, `cq`, `mr`, `qp` and `cm` (connectors
+//! and listeners). Every NDK entry point
 //! may run at DISPATCH_LEVEL and never blocks: whatever needs PASSIVE_LEVEL (shared memory for
 //! rings and page lists, waiting for the device) runs in an NDIS I/O work item ([`Job`]), and
 //! the entry point returns `STATUS_PENDING`; the completion callback then runs exactly once,
@@ -13,6 +14,7 @@
 //! close children first).
 
 pub(crate) mod adapter;
+pub(crate) mod cm;
 pub(crate) mod cq;
 pub(crate) mod mr;
 pub(crate) mod pd;
@@ -81,7 +83,8 @@ pub(crate) struct NdkState {
     pub pnp_item: NDIS_HANDLE,
     /// Open NDK adapters.
     pub open_adapters: AtomicU32,
-    /// Live NDK objects other than adapters (PD, CQ, MR, QP), for the halt check.
+    /// Live NDK objects other than adapters (PD, CQ, MR, QP, connector, listener), for the
+    /// halt check.
     pub live_objects: AtomicU32,
     /// Jobs queued or running.
     pub jobs_in_flight: AtomicU32,
@@ -91,6 +94,8 @@ pub(crate) struct NdkState {
     pub cqs: [AtomicPtr<cq::Cq>; CQ_SLOTS],
     /// Live QPs by slot (QPN -> QP context of completions).
     pub qps: qp::QpTable,
+    /// Connectors and listeners by device id (connection-manager events).
+    pub cm: cm::CmTables,
     /// Key byte of the next registration (varied so stale keys stop matching).
     pub next_key_byte: AtomicU8,
 }

@@ -47,14 +47,7 @@ for a in "${vmm_args[@]+"${vmm_args[@]}"}"; do
 done
 [ -n "$pcap" ] || pcap="$logs/pair.pcap"
 
-if [ "${RNIC_SKIP_BUILD:-0}" != 1 ]; then
-    "$RIG_ROOT/scripts/build.sh"
-fi
-vmm="$(host_target_dir)/debug/rnic-vmm"
-[ -f "$vmm" ] || die "$vmm is missing: run scripts/build.sh"
-[ -f "$kernel" ] || die "$kernel is missing: run scripts/build.sh (or pass --kernel PATH)"
-[ -f "$driver" ] || die "$driver is missing: run scripts/build.sh (or pass --driver PATH)"
-[ -r /dev/kvm ] && [ -w /dev/kvm ] || die "/dev/kvm is missing or not accessible: the VMs need KVM"
+prepare_launch
 mkdir -p "$logs" "$(dirname "$pcap")"
 rm -f "$pcap" "$logs"/left.* "$logs"/right.*
 

@@ -20,15 +20,7 @@ set -euo pipefail
 parse_image_args "$@"
 vmm_args=("${rest_args[@]}")
 
-if [ "${RNIC_SKIP_BUILD:-0}" != 1 ]; then
-    "$RIG_ROOT/scripts/build.sh"
-fi
-vmm="$(host_target_dir)/debug/rnic-vmm"
-[ -f "$vmm" ] || die "$vmm is missing: run scripts/build.sh"
-[ -f "$kernel" ] || die "$kernel is missing: run scripts/build.sh (or pass --kernel PATH)"
-[ -f "$driver" ] || die "$driver is missing: run scripts/build.sh (or pass --driver PATH)"
-[ "$custom_images" = 0 ] || log "using kernel $kernel and driver $driver"
-[ -r /dev/kvm ] && [ -w /dev/kvm ] || die "/dev/kvm is missing or not accessible: the VM needs KVM"
+prepare_launch
 log "booting: $vmm --kernel $kernel --module $driver ${vmm_args[*]:-}"
 set +e
 "$vmm" --kernel "$kernel" --module "$driver" "${vmm_args[@]}"

@@ -149,3 +149,17 @@ parse_image_args() {
         esac
     done
 }
+# What the launch scripts do before they start rnic-vmm (after parse_image_args): build unless
+# RNIC_SKIP_BUILD=1, then check that rnic-vmm, $kernel and $driver exist and that /dev/kvm is
+# usable. Sets vmm (the rnic-vmm binary).
+prepare_launch() {
+    if [ "${RNIC_SKIP_BUILD:-0}" != 1 ]; then
+        "$RIG_ROOT/scripts/build.sh"
+    fi
+    vmm="$(host_target_dir)/debug/rnic-vmm"
+    [ -f "$vmm" ] || die "$vmm is missing: run scripts/build.sh"
+    [ -f "$kernel" ] || die "$kernel is missing: run scripts/build.sh (or pass --kernel PATH)"
+    [ -f "$driver" ] || die "$driver is missing: run scripts/build.sh (or pass --driver PATH)"
+    [ "$custom_images" = 0 ] || log "using kernel $kernel and driver $driver"
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] || die "/dev/kvm is missing or not accessible: rnic-vmm needs KVM"
+}

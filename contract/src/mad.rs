@@ -136,7 +136,7 @@ pub mod req {
     pub const PRIMARY_LOCAL_ACK_TIMEOUT: usize = 119;
     /// The alternate path (unused: zero).
     pub const ALTERNATE_PATH: Field = 120..164;
-    /// Private data (92 bytes); with IP addressing the first 36 are [`ip_cm`].
+    /// Private data (92 bytes); with IP addressing the first 36 are the [`ip_cm`](super::ip_cm) header.
     pub const PRIVATE_DATA: Field = 164..256;
 }
 

@@ -35,8 +35,8 @@
 //! | [`eth`] | Ethernet: MAC address, filter, MTU, TX/RX descriptor rings |
 //! | [`events`] | asynchronous event queue |
 //! | [`stats`] | counters and the guest statistics block |
-//! | [`verbs`] | RDMA verbs: PD, MR (keys, protection), CQ (arming, moderation), QP (RC state machine), WQE engine, RC transport |
-//! | [`roce`] | RoCEv2 frame codec (Ethernet, IPv4, UDP 4791, BTH/RETH/AETH/ImmDt/IETH, ICRC) and PSN arithmetic |
+//! | [`verbs`] | RDMA verbs: PD, MR (keys, protection), CQ (arming, moderation), QP (RC state machine), WQE engine, RC transport, and the connection manager (IBTA CM on QP1, ARP / Neighbor Discovery for the verbs port) |
+//! | [`roce`] | RoCEv2 frame codec (Ethernet, IPv4 or IPv6, UDP 4791, BTH/DETH/RETH/AETH/ImmDt/IETH, ICRC) and PSN arithmetic |
 //! | [`wire`] | the wire between devices: backends, pcap capture, wire faults |
 //! | [`fault`] | the fault engine: rules (site, scope, action, trigger), statistics, hit log |
 //!

@@ -86,7 +86,11 @@ pub enum VmmError {
         reason: String,
     },
     /// The `--config` file is not valid JSON of the expected schema.
-    #[error("config file {path}: {source}; see `rnic-vmm --help` for the keys")]
+    #[error(
+        "config file {}: {}; see `rnic-vmm --help` for the keys",
+        rnic_control::one_line(&path.display().to_string()),
+        rnic_control::one_line(&source.to_string())
+    )]
     ConfigFile {
         /// The `--config` path.
         path: PathBuf,
@@ -280,3 +284,23 @@ impl VmmError {
 
 /// Result alias used throughout the monitor.
 pub type Result<T> = std::result::Result<T, VmmError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_file_errors_stay_one_line() {
+        // Found by the `config` fuzz target: serde_json quotes an unknown field name,
+        // newline and all.
+        let source =
+            serde_json::from_str::<crate::options::ConfigFile>(r#"{"a\nb": 1}"#).unwrap_err();
+        let e = VmmError::ConfigFile {
+            path: PathBuf::from("c.json"),
+            source,
+        };
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains(r"a\nb"), "{text}");
+    }
+}

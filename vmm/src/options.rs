@@ -182,8 +182,23 @@ pub struct ConfigFile {
     pub rnics: Vec<RnicOptions>,
 }
 
+/// Refuses text with control characters (newlines, escapes) before any of it is
+/// echoed in an error message: messages stay one line and never carry terminal
+/// escapes. The error names the first such character by position, not by echo.
+fn refuse_control_characters(what: &str, text: &str) -> Result<(), String> {
+    match text.char_indices().find(|(_, c)| c.is_control()) {
+        Some((at, c)) => Err(format!(
+            "{what}: the value has a control character ({:?}) at byte {at}; \
+             settings are plain text without newlines or escapes",
+            c
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Parses one `--rnic` value (`""` = all defaults).
 pub fn parse_rnic_option(text: &str) -> Result<RnicOptions, String> {
+    refuse_control_characters("--rnic", text)?;
     let mut pairs: Vec<(String, String)> = Vec::new();
     for piece in text.split(',').filter(|p| !p.is_empty()) {
         match piece.split_once('=') {
@@ -251,6 +266,20 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
     let mut out: Vec<RnicSettings> = Vec::with_capacity(options.len());
     for (position, o) in options.iter().enumerate() {
         let number = position as u8 + 1;
+        let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let texts = [
+            ("id", o.id.clone()),
+            ("mac", o.mac.clone()),
+            ("wire", o.wire.as_ref().map(|w| w.to_string())),
+            ("pcap", path(&o.pcap)),
+            ("faults", path(&o.faults)),
+            ("socket", path(&o.socket)),
+        ];
+        for (key, text) in texts {
+            if let Some(text) = text {
+                refuse_control_characters(&format!("RNIC {number} `{key}`"), &text)?;
+            }
+        }
         let id = o.id.clone().unwrap_or_else(|| format!("rnic{position}"));
         if o.socket.is_some() {
             let device_keys = [
@@ -375,6 +404,18 @@ fn check_pairs(rnics: &[RnicSettings]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_refused_without_being_echoed() {
+        // Found by the `config` fuzz target: a newline in a value came back inside
+        // the one-line error.
+        let e = parse_rnic_option("ipv4=10.1\n\x1b[2J").unwrap_err();
+        assert!(!e.contains('\n') && !e.contains('\x1b'), "{e}");
+        assert!(e.contains("control character"), "{e}");
+        let file: ConfigFile = serde_json::from_str(r#"{"rnics": [{"id": "a\nb"}]}"#).unwrap();
+        let e = resolve(&file.rnics).unwrap_err();
+        assert!(!e.contains('\n') && e.contains("`id`"), "{e}");
+    }
 
     #[test]
     fn rnic_option_keys_and_continued_values() {

@@ -372,6 +372,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
             mac: settings.mac,
             ip: settings.ipv4,
             carrier: true,
+            ipv6: None,
         };
         let device = Arc::new(Mutex::new(Rnic::new(config, mem.clone(), sink)));
         if let Some(wire) = open_wire(settings, &mut pair_ends)? {
@@ -568,7 +569,6 @@ mod tests {
     #[test]
     fn a_doorbell_that_leaves_work_due_kicks_the_service() {
         use rnic_contract::admin::{opcode, CommandRepr};
-        use rnic_contract::bar0::dev_ctrl;
         use vm_memory::{Bytes, GuestAddress};
 
         const ASQ: u64 = 0x1_0000;
@@ -582,22 +582,9 @@ mod tests {
         let router = Arc::new(GsiRouter::new(AcceptingBackend, Vec::new()).unwrap());
         let mut bus = PciBus::new();
         let rnics = attach_all(&plans, &mem, &router, &mut bus).unwrap();
-        write_config(&mut bus, COMMAND, &6u16.to_le_bytes()); // memory decoding + bus master
-        let bar0 = bus.mapped_bars(FIRST_RNIC_DEVICE)[0].base;
-        let write = |bus: &mut PciBus, register: u64, value: u32| {
-            assert!(bus.mmio_write(bar0 + register, &value.to_le_bytes()));
-        };
-        for (register, value) in [
-            (bar0::ASQ_BASE_LO, ASQ as u32),
-            (bar0::ASQ_BASE_HI, 0),
-            (bar0::ASQ_SIZE, 64),
-            (bar0::ACQ_BASE_LO, ACQ as u32),
-            (bar0::ACQ_BASE_HI, 0),
-            (bar0::ACQ_SIZE, 64),
-            (bar0::DEV_CTRL, dev_ctrl::ENABLE),
-        ] {
-            write(&mut bus, register, value);
-        }
+        let bar0 = enable_admin(&mut bus, FIRST_RNIC_DEVICE, ASQ, ACQ, 64);
+        let write =
+            |bus: &mut PciBus, register: u64, value: u32| write_bar0(bus, bar0, register, value);
         let kick = &rnics[0].kick;
         let post = |bus: &mut PciBus, first: u16, count: u16| {
             for id in first..first + count {
@@ -632,6 +619,32 @@ mod tests {
         let address = 0x8000_0000u32 | (u32::from(device) << 11) | (register as u32 & !3);
         bus.config_port_write(crate::pci::CONFIG_ADDRESS_PORT, &address.to_le_bytes());
         bus.config_port_write(crate::pci::CONFIG_DATA_PORT + (register as u16 & 3), data);
+    }
+
+    /// A 32-bit write of `value` to BAR0 register `register` (which must be decoded).
+    fn write_bar0(bus: &mut PciBus, bar0: u64, register: u64, value: u32) {
+        assert!(bus.mmio_write(bar0 + register, &value.to_le_bytes()));
+    }
+
+    /// Turns on memory decoding and bus mastering of PCI device `device`, points its
+    /// admin queues at `asq` and `acq` (`entries` each) and enables it, as a driver
+    /// does. Returns its BAR0 base.
+    fn enable_admin(bus: &mut PciBus, device: u8, asq: u64, acq: u64, entries: u32) -> u64 {
+        use rnic_contract::bar0::dev_ctrl;
+        write_config_of(bus, device, COMMAND, &6u16.to_le_bytes());
+        let bar0 = bus.mapped_bars(device)[0].base;
+        for (register, value) in [
+            (bar0::ASQ_BASE_LO, asq as u32),
+            (bar0::ASQ_BASE_HI, (asq >> 32) as u32),
+            (bar0::ASQ_SIZE, entries),
+            (bar0::ACQ_BASE_LO, acq as u32),
+            (bar0::ACQ_BASE_HI, (acq >> 32) as u32),
+            (bar0::ACQ_SIZE, entries),
+            (bar0::DEV_CTRL, dev_ctrl::ENABLE),
+        ] {
+            write_bar0(bus, bar0, register, value);
+        }
+        bar0
     }
 
     /// Whether `fd` is readable now (poll with no wait).
@@ -682,7 +695,7 @@ mod tests {
         use crate::options::parse_rnic_option;
         use rnic_contract::admin::{completion_field, operands::create_eth_queue};
         use rnic_contract::admin::{opcode, CommandRepr, COMPLETION_SIZE};
-        use rnic_contract::bar0::{dev_ctrl, eth_db};
+        use rnic_contract::bar0::eth_db;
         use rnic_contract::eth::{tx_field, DESC_SIZE};
         use rnic_contract::field;
         use vm_memory::Bytes;
@@ -714,22 +727,10 @@ mod tests {
             let base = 0x1_0000 * (1 + index as u64);
             let (asq, acq, txq, buffer) = (base, base + 0x1000, base + 0x2000, base + 0x3000);
             let device = FIRST_RNIC_DEVICE + index as u8;
-            write_config_of(&mut bus, device, COMMAND, &6u16.to_le_bytes());
-            let bar0 = bus.mapped_bars(device)[0].base;
+            let bar0 = enable_admin(&mut bus, device, asq, acq, 4);
             let write = |bus: &mut PciBus, register: u64, value: u32| {
-                assert!(bus.mmio_write(bar0 + register, &value.to_le_bytes()));
+                write_bar0(bus, bar0, register, value)
             };
-            for (register, value) in [
-                (bar0::ASQ_BASE_LO, asq as u32),
-                (bar0::ASQ_BASE_HI, 0),
-                (bar0::ASQ_SIZE, 4),
-                (bar0::ACQ_BASE_LO, acq as u32),
-                (bar0::ACQ_BASE_HI, 0),
-                (bar0::ACQ_SIZE, 4),
-                (bar0::DEV_CTRL, dev_ctrl::ENABLE),
-            ] {
-                write(&mut bus, register, value);
-            }
             let mut command = CommandRepr::new(opcode::CREATE_TXQ, 7);
             field::set_u64(&mut command.operands, create_eth_queue::BASE, txq);
             field::set_u32(&mut command.operands, create_eth_queue::SIZE, 2);

@@ -92,14 +92,11 @@ fn every_route_answers_and_bad_requests_get_4xx_json() {
     assert!(stats["stats"]["faults"].is_object(), "{stats}");
 
     // A link fault that hits at the first service pass.
-    let (code, added) = curl(
+    let id = post_fault(
         &socket,
-        "POST",
         "/v1/faults?rnic=rnic0",
-        Some(r#"{"site": "link", "action": "link_down", "once_at": 1, "times": 1}"#),
+        r#"{"site": "link", "action": "link_down", "once_at": 1, "times": 1}"#,
     );
-    assert_eq!(code, 201, "{added}");
-    let id = added["id"].as_u64().unwrap();
     let (code, faults) = curl(&socket, "GET", "/v1/faults", None);
     assert_eq!(code, 200);
     assert_eq!(faults["faults"][0]["id"], id);

@@ -92,14 +92,11 @@ fn the_device_server_serves_the_same_api_for_its_rnic() {
     assert_eq!(code, 200);
     assert_eq!(faults["rnic"], "far");
     assert_eq!(faults["faults"][0]["times"], 2, "{faults}");
-    let (code, added) = curl(
+    let id = post_fault(
         &api,
-        "POST",
         "/v1/faults?rnic=far",
-        Some(r#"{"site": "msix", "action": "delay", "delay_us": 5, "once_at": 1000000}"#),
+        r#"{"site": "msix", "action": "delay", "delay_us": 5, "once_at": 1000000}"#,
     );
-    assert_eq!(code, 201, "{added}");
-    let id = added["id"].as_u64().unwrap();
     let (code, _) = curl(&api, "DELETE", &format!("/v1/faults/{id}"), None);
     assert_eq!(code, 204);
     let (code, _) = curl(&api, "DELETE", &format!("/v1/faults/{id}"), None);

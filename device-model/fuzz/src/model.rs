@@ -46,6 +46,7 @@ pub mod status {
     pub const BUSY: u16 = 0x12;
     pub const INVALID_STATE: u16 = 0x13;
     pub const DMA_ERROR: u16 = 0x14;
+    pub const ADDRESS_IN_USE: u16 = 0x17;
 
     /// A readable name.
     pub fn name(s: u16) -> String {
@@ -58,6 +59,7 @@ pub mod status {
             BUSY => "BUSY".into(),
             INVALID_STATE => "INVALID_STATE".into(),
             DMA_ERROR => "DMA_ERROR".into(),
+            ADDRESS_IN_USE => "ADDRESS_IN_USE".into(),
             other => format!("{other:#x}"),
         }
     }
@@ -79,6 +81,7 @@ pub mod opc {
     pub const CREATE_PD: u8 = 0x11;
     pub const DESTROY_PD: u8 = 0x12;
     pub const SET_PORT_ADDR: u8 = 0x13;
+    pub const SET_PORT_ADDR6: u8 = 0x14;
     pub const CREATE_CQ: u8 = 0x18;
     pub const DESTROY_CQ: u8 = 0x19;
     pub const RESIZE_CQ: u8 = 0x1A;
@@ -91,6 +94,12 @@ pub mod opc {
     pub const DEREG_MR: u8 = 0x29;
     pub const ALLOC_FR_MR: u8 = 0x2A;
     pub const QUERY_MR: u8 = 0x2B;
+    /// The connection manager's commands (§3.14): `CM_LISTEN` .. `CM_RELEASE`.
+    pub const CM_FIRST: u8 = 0x30;
+    pub const CM_LISTEN: u8 = 0x30;
+    pub const CM_UNLISTEN: u8 = 0x31;
+    pub const CM_QUERY: u8 = 0x37;
+    pub const CM_LAST: u8 = 0x38;
     pub const CREATE_TXQ: u8 = 0x40;
     pub const DESTROY_TXQ: u8 = 0x41;
     pub const CREATE_RXQ: u8 = 0x42;
@@ -113,6 +122,8 @@ pub mod opc {
             CREATE_PD => "CREATE_PD",
             DESTROY_PD => "DESTROY_PD",
             SET_PORT_ADDR => "SET_PORT_ADDR",
+            SET_PORT_ADDR6 => "SET_PORT_ADDR6",
+            CM_FIRST..=CM_LAST => "CM_*",
             CREATE_CQ => "CREATE_CQ",
             DESTROY_CQ => "DESTROY_CQ",
             RESIZE_CQ => "RESIZE_CQ",
@@ -148,6 +159,8 @@ pub mod attr {
     pub const RQ_PSN: u32 = 1 << 8;
     pub const AV: u32 = 1 << 9;
     pub const MIN_RNR_TIMER: u32 = 1 << 10;
+    /// The IPv6 address vector: stands wherever `AV` may, never with it.
+    pub const AV6: u32 = 1 << 11;
     /// The optional set *X* of §7.1.
     pub const X: u32 = ACCESS | TIMEOUT | RETRY_CNT | RNR_RETRY | MIN_RNR_TIMER;
 }
@@ -270,9 +283,12 @@ impl Cmd {
     /// length)`. Used to notice commands that write over the driver's own rings.
     pub fn device_writes(&self) -> Option<(u64, u64)> {
         Some(match self.opcode {
+            // QUERY_DEVICE writes the 96-byte extended record into a buffer that holds it.
+            opc::QUERY_DEVICE if self.u32(8) >= 96 => (self.u64(0), 96),
             opc::QUERY_DEVICE | opc::QUERY_CAPS => (self.u64(0), 64),
             opc::GET_STATS => (self.u64(0), u64::from(self.u32(8)).min(4096)),
             opc::QUERY_QP | opc::QUERY_MR => (self.u64(8), 64),
+            opc::CM_QUERY => (self.u64(8), u64::from(self.u32(4)).min(260)),
             opc::CREATE_CQ => (self.u64(0), u64::from(self.u32(8)) * 32),
             opc::RESIZE_CQ => (self.u64(8), u64::from(self.u32(16)) * 32),
             opc::CREATE_TXQ | opc::CREATE_RXQ => (self.u64(0), u64::from(self.u32(8)) * 16),
@@ -493,6 +509,8 @@ pub struct Settings {
     pub filter: u32,
     pub port_mac: [u8; 6],
     pub port_ip: [u8; 4],
+    /// The port's IPv6 address (`SET_PORT_ADDR6`), if any.
+    pub port_ipv6: Option<[u8; 16]>,
 }
 
 const MAX_SGE: u8 = 6;
@@ -607,6 +625,7 @@ impl Model {
             filter: 0x3,
             port_mac: cfg.mac.0,
             port_ip: cfg.ip.octets(),
+            port_ipv6: cfg.ipv6.map(|a| a.octets()),
         };
         Model {
             exact: true,
@@ -813,13 +832,18 @@ impl Model {
         let mask = c.u32(4);
         let to = if mask & STATE != 0 { c.o[8] } else { from };
         let mut o = Outcomes::new();
-        o.fail_if(mask >> 11 != 0 || to > qps::ERR, status::INVALID_PARAM);
+        o.fail_if(mask >> 12 != 0 || to > qps::ERR, status::INVALID_PARAM);
         let t = transition(from, to);
         o.fail_if(t.is_none(), status::INVALID_STATE);
         let (req, opt) = t.unwrap_or((0, 0));
         let attrs = mask & !STATE;
+        let as_table = if attrs & AV6 != 0 {
+            (attrs & !AV6) | AV
+        } else {
+            attrs
+        };
         o.fail_if(
-            attrs & req != req || attrs & !(req | opt) != 0,
+            as_table & req != req || as_table & !(req | opt) != 0 || attrs & (AV | AV6) == AV | AV6,
             status::INVALID_PARAM,
         );
         let has = |b: u32| attrs & b != 0;
@@ -831,7 +855,8 @@ impl Model {
             || (has(MIN_RNR_TIMER) && c.o[14] > 31)
             || (has(DEST_QPN) && c.u32(16) >= 1 << 24)
             || (has(SQ_PSN) && c.u32(20) >= 1 << 24)
-            || (has(RQ_PSN) && c.u32(24) >= 1 << 24);
+            || (has(RQ_PSN) && c.u32(24) >= 1 << 24)
+            || (has(AV6) && self.settings.port_ipv6.is_none());
         o.fail_if(bad, status::INVALID_PARAM);
         (o.end(), to)
     }
@@ -990,6 +1015,23 @@ impl Model {
                     INVALID_HANDLE,
                 );
             }
+            opc::SET_PORT_ADDR6 => {
+                o.fail_if(c.o[0] == 0xFF, INVALID_PARAM);
+            }
+            // The connection manager (§3.14) is checked by its own tests; the model
+            // does not follow connections, so any defined status may come back.
+            opc::CM_FIRST..=opc::CM_LAST => {
+                return vec![
+                    SUCCESS,
+                    INVALID_PARAM,
+                    NO_RESOURCES,
+                    INVALID_HANDLE,
+                    BUSY,
+                    INVALID_STATE,
+                    DMA_ERROR,
+                    ADDRESS_IN_USE,
+                ];
+            }
             _ => return vec![INVALID_OPCODE],
         }
         o.end()
@@ -1098,7 +1140,8 @@ impl Model {
         match c.opcode {
             opc::NOP => Self::expect_results(cpl, 0x4E4F_5000, 0)?,
             opc::QUERY_DEVICE => {
-                Self::expect_results(cpl, 64, 0)?;
+                let written = if c.u32(8) >= 96 { 96 } else { 64 };
+                Self::expect_results(cpl, written, 0)?;
                 if let Some(b) = buf {
                     self.check_device_record(b)?;
                 }
@@ -1119,6 +1162,18 @@ impl Model {
                 self.settings.filter = c.u32(0);
             }
             opc::SET_MULTICAST | opc::CLEAR_STATS => Self::expect_results(cpl, 0, 0)?,
+            opc::SET_PORT_ADDR6 => {
+                Self::expect_results(cpl, 0, 0)?;
+                let mut ip = [0u8; 16];
+                ip.copy_from_slice(&c.o[..16]);
+                self.settings.port_ipv6 = (ip != [0; 16]).then_some(ip);
+            }
+            // Listeners touch no object the model tracks; other connection-manager
+            // commands move QPs on their own from now on (connect, accept, timers).
+            opc::CM_LISTEN | opc::CM_UNLISTEN | opc::CM_QUERY => {}
+            opc::CM_FIRST..=opc::CM_LAST => {
+                self.taint("a connection-manager command moves QPs the model does not follow")
+            }
             opc::QUERY_LINK => match cpl.r0 {
                 1 => Self::expect_results(cpl, 1, 100_000)?,
                 _ => Self::expect_results(cpl, 0, 0)?,
@@ -1593,6 +1648,7 @@ impl Model {
             filter: eth.filter(),
             port_mac: port.mac,
             port_ip: port.ip,
+            port_ipv6: port.ipv6,
         };
         if got != self.settings {
             return Err(format!(

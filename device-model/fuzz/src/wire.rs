@@ -29,22 +29,24 @@ use rnic_device::wire::{in_process_pair, InProcessWire, WireBackend};
 #[allow(dead_code, unused_imports)]
 pub mod support;
 
-use support::{acc, Mr, Node, Peer, QpCfg, SendWr};
+pub use support::{acc, Mr, Node, Peer, QpCfg, SendWr};
 
-/// The peer's addresses (the fuzzer's end of the wire).
-const PEER_MAC: [u8; 6] = [0x02, 0x7E, 0x57, 0x00, 0x00, 0x99];
-const PEER_IP: [u8; 4] = [10, 77, 0, 99];
+/// The peer's MAC address (the fuzzer's end of the wire).
+pub const PEER_MAC: [u8; 6] = [0x02, 0x7E, 0x57, 0x00, 0x00, 0x99];
+/// The peer's IPv4 address.
+pub const PEER_IP: [u8; 4] = [10, 77, 0, 99];
 /// The peer's QPN the device's QP is connected to.
-const PEER_QPN: u32 = 0x11;
-/// The PSN the peer starts with.
-const PEER_PSN: u32 = 0x100;
-/// The device's addresses.
-const DUT_MAC: [u8; 6] = [0x02, 0x7E, 0x57, 0x00, 0x00, 0x01];
-const DUT_IP: [u8; 4] = [10, 77, 0, 1];
-/// Size of the region registered for remote access.
-const MR_LEN: u64 = 0x4000;
+pub const PEER_QPN: u32 = 0x11;
+/// The PSN the peer starts with (the device's expected PSN at first).
+pub const PEER_PSN: u32 = 0x100;
+/// The device's MAC address.
+pub const DUT_MAC: [u8; 6] = [0x02, 0x7E, 0x57, 0x00, 0x00, 0x01];
+/// The device's IPv4 address.
+pub const DUT_IP: [u8; 4] = [10, 77, 0, 1];
+/// Size of the region registered for remote access by [`WireRig::new`].
+pub const MR_LEN: u64 = 0x4000;
 /// Path MTU of the connection (code 3 = 1024 bytes).
-const MTU: usize = 1024;
+pub const MTU: usize = 1024;
 /// Pattern of the guard page.
 const GUARD_BYTE: u8 = 0xC3;
 /// Frames the device may send in answer to one step of the script: far above
@@ -56,14 +58,19 @@ const MAX_OPS: usize = 512;
 
 /// The device, its driver state and the peer's end of the wire.
 pub struct WireRig {
-    node: Node,
+    /// The device and its test driver.
+    pub node: Node,
     peer: InProcessWire,
-    qpn: u32,
-    cq: u32,
-    remote: Mr,
+    /// The device's connected QP.
+    pub qpn: u32,
+    /// Its (send and receive) CQ.
+    pub cq: u32,
+    /// The region registered for local and remote access.
+    pub remote: Mr,
     local: Mr,
     guard: u64,
-    now: Duration,
+    /// Device time.
+    pub now: Duration,
     next_psn: u32,
     wr_id: u64,
     /// Frames the device sent to the peer so far.
@@ -74,6 +81,11 @@ impl WireRig {
     /// A device brought up, with its QP connected to the fuzzer's peer and a few
     /// receives posted.
     pub fn new() -> WireRig {
+        Self::with_region(MR_LEN)
+    }
+
+    /// As [`WireRig::new`], with a remote-access region of `region_len` bytes.
+    pub fn with_region(region_len: u64) -> WireRig {
         let (dut_end, peer) = in_process_pair();
         let mut node = Node::new("dut", DUT_MAC, DUT_IP);
         node.dev.attach_wire(Box::new(dut_end));
@@ -81,7 +93,7 @@ impl WireRig {
         node.bring_up();
         let pd = node.create_pd();
         let rights = acc::LOCAL_WRITE | acc::REMOTE_READ | acc::REMOTE_WRITE;
-        let remote = node.buffer(pd, MR_LEN, rights);
+        let remote = node.buffer(pd, region_len, rights);
         let guard = node.alloc(0x1000, 0x1000);
         node.write_mem(guard, &[GUARD_BYTE; 0x1000]);
         let local = node.buffer(pd, MR_LEN, acc::LOCAL_WRITE);
@@ -123,22 +135,70 @@ impl WireRig {
 
     /// Reads every frame the device sent to the peer; panics past the per-step bound.
     fn drain(&mut self, step: &str) {
-        let mut n = 0;
-        while let Ok(Some(_)) = self.peer.try_recv() {
-            n += 1;
-            assert!(
-                n <= MAX_FRAMES_PER_STEP,
-                "the device sent more than {MAX_FRAMES_PER_STEP} frames in answer to {step}"
-            );
+        let n = self.sent_frames().len();
+        assert!(
+            n <= MAX_FRAMES_PER_STEP,
+            "the device sent {n} frames in answer to {step} (bound {MAX_FRAMES_PER_STEP})"
+        );
+    }
+
+    /// Takes every frame the device sent to the peer since the last call.
+    pub fn sent_frames(&mut self) -> Vec<Vec<u8>> {
+        let mut frames = Vec::new();
+        while let Ok(Some(f)) = self.peer.try_recv() {
+            frames.push(f);
         }
-        self.frames_out += n as u64;
+        self.frames_out += frames.len() as u64;
+        frames
+    }
+
+    /// Takes the RoCEv2 packets the device sent to the peer since the last call
+    /// (panics on a frame the device should never send).
+    pub fn sent_packets(&mut self) -> Vec<RocePacket> {
+        self.sent_frames()
+            .iter()
+            .map(|f| roce::decode(f).expect("the device sent a malformed RoCEv2 frame"))
+            .collect()
+    }
+
+    /// Queues one frame from the peer without letting the device run; false when
+    /// the wire refused it (queue full, bad length).
+    pub fn queue(&mut self, frame: &[u8]) -> bool {
+        self.peer.send(frame).is_ok()
     }
 
     /// Sends one frame from the peer and lets the device take it.
-    fn inject(&mut self, frame: &[u8]) {
+    pub fn inject(&mut self, frame: &[u8]) {
         // A full queue or a bad length is the wire's business, not the device's.
         let _ = self.peer.send(frame);
         self.node.dev.poll(self.now);
+    }
+
+    /// A request from the peer to the device's QP: `op` at `psn`, every other header
+    /// empty (fill in what the opcode needs).
+    pub fn request(&self, op: u8, psn: u32) -> RocePacket {
+        RocePacket {
+            eth: EthHeader {
+                dst: DUT_MAC,
+                src: PEER_MAC,
+            },
+            ip: Ipv4Info {
+                src: PEER_IP,
+                dst: DUT_IP,
+                ttl: 64,
+                ..Default::default()
+            },
+            udp_src_port: 0xC000,
+            bth: Bth {
+                opcode: op,
+                pkey: roce::DEFAULT_PKEY,
+                dest_qp: self.qpn,
+                ack_req: true,
+                psn,
+                ..Default::default()
+            },
+            ..Default::default()
+        }
     }
 
     /// Runs one op taken from `d`; false at the end of the input.
@@ -249,44 +309,35 @@ impl WireRig {
         } else {
             PEER_IP
         };
-        RocePacket {
-            eth: EthHeader {
-                dst: DUT_MAC,
-                src: PEER_MAC,
-            },
-            ip: Ipv4Info {
-                src: src_ip,
-                dst: DUT_IP,
-                ttl: 64,
-                ..Default::default()
-            },
-            udp_src_port: 0xC000 | u16::from(d.u8()),
-            bth: Bth {
-                opcode: op,
-                solicited: d.u8().is_multiple_of(2),
-                pkey: roce::DEFAULT_PKEY,
-                dest_qp,
-                ack_req: d.u8().is_multiple_of(2),
-                psn,
-                ..Default::default()
-            },
-            reth: info
-                .is_some_and(|i| i.reth)
-                .then_some(Reth { va, rkey, dma_len }),
-            aeth: info.is_some_and(|i| i.aeth).then(|| Aeth {
-                syndrome: d.u8(),
-                msn: d.u32() & 0xFF_FFFF,
-            }),
-            imm: info.is_some_and(|i| i.imm).then(|| d.u32()),
-            ieth: info.is_some_and(|i| i.ieth).then(|| d.u32()),
-            payload: vec![fill; payload_len],
-            ..Default::default()
-        }
+        let mut p = self.request(op, psn);
+        p.ip.src = src_ip;
+        p.udp_src_port = 0xC000 | u16::from(d.u8());
+        p.bth.solicited = d.u8().is_multiple_of(2);
+        p.bth.dest_qp = dest_qp;
+        p.bth.ack_req = d.u8().is_multiple_of(2);
+        p.reth = info
+            .is_some_and(|i| i.reth)
+            .then_some(Reth { va, rkey, dma_len });
+        p.aeth = info.is_some_and(|i| i.aeth).then(|| Aeth {
+            syndrome: d.u8(),
+            msn: d.u32() & 0xFF_FFFF,
+        });
+        p.imm = info.is_some_and(|i| i.imm).then(|| d.u32());
+        p.ieth = info.is_some_and(|i| i.ieth).then(|| d.u32());
+        p.payload = vec![fill; payload_len];
+        p
     }
 
     /// End of the script: time passes until every timer has fired, the driver
     /// reads everything, and the guard page must still hold its pattern.
     pub fn finish(&mut self) {
+        self.settle();
+        self.check_guard();
+    }
+
+    /// Lets four seconds of device time pass (every timer fires) and the driver
+    /// read its completions and events.
+    pub fn settle(&mut self) {
         for _ in 0..4 {
             self.now += Duration::from_secs(1);
             self.node.dev.poll(self.now);
@@ -294,6 +345,10 @@ impl WireRig {
         }
         let _ = self.node.poll_cq(self.cq);
         self.node.poll_events();
+    }
+
+    /// Panics unless the guard page between the buffers still holds its pattern.
+    pub fn check_guard(&self) {
         let guard = self.node.read_mem(self.guard, 0x1000);
         if let Some(i) = guard.iter().position(|&b| b != GUARD_BYTE) {
             panic!(

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use rnic_contract::admin::{
-    opcode as op, operands, query_device, CommandRepr, NOP_RESULT0, QUERY_RECORD_SIZE,
-    STATUS_SUCCESS,
+    opcode as op, operands, query_device, CommandRepr, NOP_RESULT0, QUERY_DEVICE_EXT_SIZE,
+    QUERY_RECORD_SIZE, STATUS_SUCCESS,
 };
 use rnic_contract::bar0;
 use rnic_contract::eth::LINK_SPEED_MBPS;
@@ -122,10 +122,20 @@ impl Rnic {
                     return Err(bad);
                 }
                 let info = self.device_info();
-                self.write_guest(addr, &info)?;
-                Ok((QUERY_RECORD_SIZE as u32, 0))
+                let n = if len as usize >= QUERY_DEVICE_EXT_SIZE {
+                    QUERY_DEVICE_EXT_SIZE
+                } else {
+                    QUERY_RECORD_SIZE
+                };
+                self.write_guest(addr, &info[..n])?;
+                Ok((n as u32, 0))
             }
-            op::SET_MTU => no_results(self.eth.set_mtu(o.u32(set_mtu::MTU))),
+            op::SET_MTU => {
+                let mtu = o.u32(set_mtu::MTU);
+                self.eth.set_mtu(mtu)?;
+                self.verbs.set_eth_mtu(mtu);
+                Ok((0, 0))
+            }
             op::SET_MAC => {
                 let mac = MacAddress(o.array(set_mac::MAC));
                 self.eth.set_mac(mac)?;
@@ -182,8 +192,7 @@ impl Rnic {
             op::RESET_FUNCTION => {
                 self.eth.reset();
                 self.verbs.reset();
-                self.verbs
-                    .set_port_addr(self.config.mac.0, self.config.ip.octets());
+                crate::device::reset_port_addresses(&mut self.verbs, &self.config);
                 Ok((0, 0))
             }
             op::CREATE_TXQ | op::CREATE_RXQ => {
@@ -201,10 +210,11 @@ impl Rnic {
         }
     }
 
-    /// The `QUERY_DEVICE` record.
-    pub(crate) fn device_info(&self) -> [u8; QUERY_RECORD_SIZE] {
+    /// The extended `QUERY_DEVICE` record (its first 64 bytes are the record of
+    /// version 1.0).
+    pub(crate) fn device_info(&self) -> [u8; QUERY_DEVICE_EXT_SIZE] {
         use query_device as f;
-        let mut b = [0u8; QUERY_RECORD_SIZE];
+        let mut b = [0u8; QUERY_DEVICE_EXT_SIZE];
         let mut r = Record::new_unchecked(&mut b);
         r.set_u32(f::VERSION, bar0::VERSION_VALUE);
         r.set_u32(f::CAPS, bar0::CAPS_VALUE);
@@ -222,6 +232,7 @@ impl Rnic {
         r.set_u32(f::MULTICAST_MAX, crate::eth::MAX_MULTICAST as u32);
         r.set_u32(f::RX_FILTER, self.eth.filter());
         r.set_bytes(f::PORT_IPV4, &self.verbs.port().ip);
+        r.set_bytes(f::PORT_IPV6, &self.verbs.port_ipv6().unwrap_or([0; 16]));
         b
     }
 }

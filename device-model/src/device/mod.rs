@@ -28,7 +28,7 @@ pub(crate) mod tests;
 
 pub(crate) use self::core::Core;
 use self::state::{FatalState, Link, LinkInput};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -65,6 +65,9 @@ pub struct RnicConfig {
     pub ip: Ipv4Addr,
     /// Whether the port has carrier (the link is up while the device is enabled).
     pub carrier: bool,
+    /// The port's IPv6 address for RoCEv2 (after reset), e.g. `"fd00:4d::1"`; none
+    /// by default (`docs/device-spec.md` Appendix B).
+    pub ipv6: Option<Ipv6Addr>,
 }
 
 impl Default for RnicConfig {
@@ -73,8 +76,17 @@ impl Default for RnicConfig {
             mac: MacAddress([0x02, 0x7E, 0x57, 0x00, 0x00, 0x01]),
             ip: Ipv4Addr::new(10, 77, 0, 1),
             carrier: true,
+            ipv6: None,
         }
     }
+}
+
+/// The verbs port's reset values: the configured MAC, IPv4 and IPv6 addresses and
+/// the reset Ethernet MTU (device reset, FLR, `RESET_FUNCTION`).
+pub(crate) fn reset_port_addresses(verbs: &mut Verbs, config: &RnicConfig) {
+    verbs.set_port_addr(config.mac.0, config.ip.octets());
+    verbs.set_port_ipv6(config.ipv6.map(|a| a.octets()));
+    verbs.set_eth_mtu(rnic_contract::eth::DEFAULT_MTU);
 }
 
 fn lock(f: &Mutex<FaultEngine>) -> MutexGuard<'_, FaultEngine> {
@@ -120,7 +132,7 @@ impl Rnic {
         irq: Arc<dyn InterruptSink>,
     ) -> Rnic {
         let mut verbs = Verbs::new(limits);
-        verbs.set_port_addr(config.mac.0, config.ip.octets());
+        reset_port_addresses(&mut verbs, &config);
         Rnic {
             pci: ConfigSpace::new(),
             admin: AdminQueue::new(),
@@ -243,9 +255,15 @@ impl Rnic {
         let irq = self.core.delayed_irqs.iter().map(|(t, _)| *t).min();
         let adm = self.admin_delayed.as_ref().map(|(t, _)| *t);
         let wire = self.core.wire.as_ref().and_then(|w| w.next_deadline());
+        // Connection manager timers (retransmissions, address resolution).
+        let cm = self
+            .core
+            .enabled
+            .then(|| self.verbs.next_deadline())
+            .flatten();
         // Work left by a bounded service call is due at once.
         let pending = self.has_pending_work().then_some(self.core.now);
-        [irq, adm, wire, pending].into_iter().flatten().min()
+        [irq, adm, wire, cm, pending].into_iter().flatten().min()
     }
 
     /// Every counter of the device (port, core, Ethernet queues, MSI-X, events,
@@ -415,6 +433,10 @@ impl Rnic {
             self.verbs.receive_frame(&mut self.core, frame);
             return;
         }
+        if self.core.enabled {
+            // ARP / Neighbor Discovery for the verbs port; the frame carries on.
+            self.verbs.neighbour_frame(&mut self.core, frame);
+        }
         match self.eth.receive(&mut self.core, frame) {
             RxOutcome::Delivered(_) | RxOutcome::Error => {}
             RxOutcome::Filtered => self.core.port.rx_dropped_filter += 1,
@@ -432,8 +454,7 @@ impl Rnic {
         self.admin_delayed = None;
         self.eth.reset();
         self.verbs.reset();
-        self.verbs
-            .set_port_addr(self.config.mac.0, self.config.ip.octets());
+        reset_port_addresses(&mut self.verbs, &self.config);
         let c = &mut self.core;
         c.set_enabled(false);
         c.admin_error = 0;

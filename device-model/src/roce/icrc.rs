@@ -10,6 +10,9 @@
 //! 4. the BTH with its byte 4 (FECN, BECN and reserved bits) replaced by ones;
 //! 5. the extension headers, the payload and the pad bytes, unchanged.
 //!
+//! Over IPv6 ([`icrc6`]) item 2 is the 40-byte IPv6 header with the traffic class,
+//! the flow label and the hop limit replaced by ones (the version nibble is kept).
+//!
 //! The 32-bit result is stored after the pad least significant byte first (the
 //! same byte order as the Ethernet FCS).
 
@@ -81,7 +84,7 @@ const BTH_RESV8A: usize = super::IPV4_HEADER_LEN + super::UDP_HEADER_LEN + 4;
 /// IPv4 header + UDP header + BTH.
 const MASKED_LEN: usize = super::IPV4_HEADER_LEN + super::UDP_HEADER_LEN + super::BTH_LEN;
 
-/// Computes the ICRC of a RoCEv2 packet.
+/// Computes the ICRC of a RoCEv2 packet over IPv4.
 ///
 /// `packet` runs from the first byte of a 20-byte IPv4 header (no options) to the
 /// last pad byte, i.e. it excludes the Ethernet header and the ICRC itself. Returns
@@ -103,6 +106,32 @@ pub fn icrc(packet: &[u8]) -> Option<u32> {
     c.update(&[0xFF; 8]);
     c.update(&head);
     c.update(&packet[MASKED_LEN..]);
+    Some(c.finish())
+}
+
+/// IPv6 header + UDP header + BTH.
+const MASKED_LEN6: usize = super::IPV6_HEADER_LEN + super::UDP_HEADER_LEN + super::BTH_LEN;
+
+/// Computes the ICRC of a RoCEv2 packet over IPv6: `packet` runs from the first
+/// byte of the 40-byte IPv6 header (no extension headers) to the last pad byte.
+/// Returns `None` if `packet` is too short to hold IPv6 + UDP + BTH.
+pub fn icrc6(packet: &[u8]) -> Option<u32> {
+    if packet.len() < MASKED_LEN6 {
+        return None;
+    }
+    let mut head = [0u8; MASKED_LEN6];
+    head.copy_from_slice(&packet[..MASKED_LEN6]);
+    // Traffic class and flow label (bits 27:0 of the first word), hop limit.
+    head[0] |= 0x0F;
+    head[1..4].fill(0xFF);
+    head[7] = 0xFF;
+    let udp_csum = super::IPV6_HEADER_LEN + 6;
+    head[udp_csum..udp_csum + 2].fill(0xFF);
+    head[super::IPV6_HEADER_LEN + super::UDP_HEADER_LEN + 4] = 0xFF;
+    let mut c = Crc32::new();
+    c.update(&[0xFF; 8]);
+    c.update(&head);
+    c.update(&packet[MASKED_LEN6..]);
     Some(c.finish())
 }
 

@@ -8,9 +8,11 @@
 //! panics, whatever the input. The frame format is written down in
 //! `docs/device-spec.md` §11.
 //!
-//! Scope: IPv4 without options (RoCEv2 over IPv6 is not modelled), the Reliable
-//! Connected transport (every RC opcode, see [`opcode`]). The UDP checksum is sent
-//! as 0 (allowed for IPv4); a non-zero checksum on a received frame is verified.
+//! Scope: IPv4 without options or IPv6 without extension headers
+//! ([`RocePacket::ip6`]), the Reliable Connected transport (every RC opcode, see
+//! [`opcode`]) and UD SEND Only for the connection manager's datagrams. The UDP
+//! checksum is sent as 0 over IPv4 and computed over IPv6 (which requires it); a
+//! non-zero checksum on a received frame is verified.
 
 mod classify;
 pub mod icrc;
@@ -31,6 +33,10 @@ use thiserror::Error;
 pub const ROCE_UDP_PORT: u16 = 4791;
 /// Ethertype of IPv4.
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
+/// Ethertype of IPv6.
+pub const ETHERTYPE_IPV6: u16 = 0x86DD;
+/// IPv6 header without extension headers.
+pub const IPV6_HEADER_LEN: usize = 40;
 /// IP protocol number of UDP.
 pub const IPPROTO_UDP: u8 = 17;
 /// Ethernet II header: destination MAC, source MAC, ethertype.
@@ -53,6 +59,8 @@ pub const ATOMIC_ACK_ETH_LEN: usize = 8;
 pub const IMM_LEN: usize = 4;
 /// Invalidate Extended Transport Header.
 pub const IETH_LEN: usize = 4;
+/// Datagram Extended Transport Header (UD).
+pub const DETH_LEN: usize = rnic_contract::mad::DETH_LEN;
 /// Invariant CRC trailer.
 pub const ICRC_LEN: usize = 4;
 /// Offset of the BTH in an encoded frame.
@@ -87,6 +95,22 @@ pub struct Ipv4Info {
     pub dscp_ecn: u8,
     /// Identification field.
     pub id: u16,
+}
+
+/// The IPv6 header fields a sender chooses (RoCEv2 over IPv6). Version, payload
+/// length and next header (UDP) are derived by [`encode`] and checked by [`decode`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Ipv6Info {
+    /// Source address, network byte order.
+    pub src: [u8; 16],
+    /// Destination address, network byte order.
+    pub dst: [u8; 16],
+    /// Hop limit.
+    pub hop_limit: u8,
+    /// Traffic class (DSCP and ECN).
+    pub traffic_class: u8,
+    /// Flow label, 20 bits.
+    pub flow_label: u32,
 }
 
 /// Base Transport Header. The pad count and transport version (always 0) are not
@@ -225,6 +249,15 @@ impl Aeth {
     }
 }
 
+/// Datagram Extended Transport Header (UD SEND Only to QP1, §11.6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Deth {
+    /// Queue key.
+    pub qkey: u32,
+    /// Source QP, 24 bits.
+    pub src_qp: u32,
+}
+
 /// One RoCEv2 packet, as the transport sees it.
 ///
 /// Which of the optional headers must be present is fixed by the opcode (see
@@ -233,12 +266,17 @@ impl Aeth {
 pub struct RocePacket {
     /// Ethernet addresses.
     pub eth: EthHeader,
-    /// IPv4 addresses and TTL.
+    /// IPv4 addresses and TTL (ignored when [`RocePacket::ip6`] is set).
     pub ip: Ipv4Info,
+    /// IPv6 header fields: when set the packet travels over IPv6 (ethertype
+    /// `0x86DD`) instead of IPv4.
+    pub ip6: Option<Ipv6Info>,
     /// UDP source port (RoCEv2 uses it as flow entropy; any value is valid).
     pub udp_src_port: u16,
     /// Base Transport Header.
     pub bth: Bth,
+    /// Datagram Extended Transport Header (UD SEND Only).
+    pub deth: Option<Deth>,
     /// RDMA Extended Transport Header (first packet of WRITE, READ request).
     pub reth: Option<Reth>,
     /// ACK Extended Transport Header (acknowledges, READ responses).
@@ -314,17 +352,17 @@ pub enum DecodeError {
         /// Bytes left in the frame.
         have: usize,
     },
-    #[error("ethertype {0:#06x} is not IPv4 (0x0800): not a RoCEv2 frame")]
-    /// The ethertype (given) is not IPv4.
+    #[error("ethertype {0:#06x} is not IPv4 (0x0800) or IPv6 (0x86DD): not a RoCEv2 frame")]
+    /// The ethertype (given) is neither IPv4 nor IPv6.
     NotIpv4(u16),
-    #[error("IP version {0} is not 4")]
-    /// The IP version field (given) is not 4.
+    #[error("IP version {0} does not match the ethertype")]
+    /// The IP version field (given) is not the ethertype's (4 or 6).
     BadIpVersion(u8),
     #[error("IPv4 header length {0} bytes: IPv4 options are not supported")]
     /// The IPv4 header (length given) carries options.
     IpOptions(usize),
-    #[error("IPv4 total length {total} is inconsistent with the {available} bytes received")]
-    /// The IPv4 total length disagrees with the frame.
+    #[error("IP length {total} is inconsistent with the {available} bytes received")]
+    /// The IPv4 total length (IPv6: header plus payload length) disagrees with the frame.
     BadIpLength {
         /// IPv4 total length field.
         total: usize,
@@ -337,8 +375,9 @@ pub enum DecodeError {
     #[error("IPv4 fragment (flags/offset {0:#06x}): RoCEv2 packets are never fragmented")]
     /// The datagram is a fragment (flags and offset given).
     Fragmented(u16),
-    #[error("IP protocol {0} is not UDP (17): not a RoCEv2 frame")]
-    /// The IP protocol (given) is not UDP.
+    #[error("IP protocol / IPv6 next header {0} is not UDP (17): not a RoCEv2 frame")]
+    /// The IP protocol or IPv6 next header (given) is not UDP (IPv6 extension
+    /// headers are not supported).
     NotUdp(u8),
     #[error("UDP destination port {0} is not 4791: not a RoCEv2 frame")]
     /// The UDP destination port (given) is not 4791.
@@ -466,6 +505,7 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 fn check_headers(p: &RocePacket, info: &OpcodeInfo) -> Result<(), EncodeError> {
     let checks = [
+        ("DETH", info.deth, p.deth.is_some()),
         ("RETH", info.reth, p.reth.is_some()),
         ("AETH", info.aeth, p.aeth.is_some()),
         ("AtomicETH", info.atomic_eth, p.atomic_eth.is_some()),
@@ -494,6 +534,7 @@ fn check_headers(p: &RocePacket, info: &OpcodeInfo) -> Result<(), EncodeError> {
         ("BTH dest_qp", p.bth.dest_qp),
         ("BTH psn", p.bth.psn),
         ("AETH msn", p.aeth.map_or(0, |a| a.msn)),
+        ("DETH src_qp", p.deth.map_or(0, |d| d.src_qp)),
     ] {
         if value > PSN_MASK {
             return Err(EncodeError::FieldOutOfRange { field, value });
@@ -518,31 +559,51 @@ pub fn encode(p: &RocePacket) -> Result<Vec<u8>, EncodeError> {
     check_headers(p, &info)?;
     let pad = pad_len(p.payload.len());
     let udp_len = UDP_HEADER_LEN + BTH_LEN + info.ext_len() + p.payload.len() + pad + ICRC_LEN;
-    let ip_len = IPV4_HEADER_LEN + udp_len;
-    if ip_len > usize::from(u16::MAX) {
-        return Err(EncodeError::TooLong { len: ip_len });
+    let ip_header = if p.ip6.is_some() {
+        IPV6_HEADER_LEN
+    } else {
+        IPV4_HEADER_LEN
+    };
+    // IPv4 counts its header in the total length; IPv6 counts only its payload.
+    let length_field = if p.ip6.is_some() {
+        udp_len
+    } else {
+        IPV4_HEADER_LEN + udp_len
+    };
+    if length_field > usize::from(u16::MAX) {
+        return Err(EncodeError::TooLong { len: length_field });
     }
+    let ip_len = ip_header + udp_len;
     let mut f = Vec::with_capacity((ETH_HEADER_LEN + ip_len).max(MIN_ETH_FRAME_LEN));
 
     // Ethernet II.
     f.extend_from_slice(&p.eth.dst);
     f.extend_from_slice(&p.eth.src);
-    f.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
-
-    // IPv4.
-    let ip_start = f.len();
-    f.push(0x45);
-    f.push(p.ip.dscp_ecn);
-    f.extend_from_slice(&(ip_len as u16).to_be_bytes());
-    f.extend_from_slice(&p.ip.id.to_be_bytes());
-    f.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
-    f.push(p.ip.ttl);
-    f.push(IPPROTO_UDP);
-    f.extend_from_slice(&[0, 0]);
-    f.extend_from_slice(&p.ip.src);
-    f.extend_from_slice(&p.ip.dst);
-    let csum = internet_checksum(&f[ip_start..ip_start + IPV4_HEADER_LEN]);
-    f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
+    let ip_start = ETH_HEADER_LEN;
+    if let Some(v6) = &p.ip6 {
+        f.extend_from_slice(&ETHERTYPE_IPV6.to_be_bytes());
+        let word = 6u32 << 28 | u32::from(v6.traffic_class) << 20 | (v6.flow_label & 0xF_FFFF);
+        f.extend_from_slice(&word.to_be_bytes());
+        f.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        f.push(IPPROTO_UDP);
+        f.push(v6.hop_limit);
+        f.extend_from_slice(&v6.src);
+        f.extend_from_slice(&v6.dst);
+    } else {
+        f.extend_from_slice(&ETHERTYPE_IPV4.to_be_bytes());
+        f.push(0x45);
+        f.push(p.ip.dscp_ecn);
+        f.extend_from_slice(&(ip_len as u16).to_be_bytes());
+        f.extend_from_slice(&p.ip.id.to_be_bytes());
+        f.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
+        f.push(p.ip.ttl);
+        f.push(IPPROTO_UDP);
+        f.extend_from_slice(&[0, 0]);
+        f.extend_from_slice(&p.ip.src);
+        f.extend_from_slice(&p.ip.dst);
+        let csum = internet_checksum(&f[ip_start..ip_start + IPV4_HEADER_LEN]);
+        f[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
+    }
 
     // UDP.
     f.extend_from_slice(&p.udp_src_port.to_be_bytes());
@@ -561,6 +622,10 @@ pub fn encode(p: &RocePacket) -> Result<Vec<u8>, EncodeError> {
     f.extend_from_slice(&b.psn.to_be_bytes()[1..]);
 
     // Extension headers, in the order the specification fixes.
+    if let Some(d) = &p.deth {
+        f.extend_from_slice(&d.qkey.to_be_bytes());
+        f.extend_from_slice(&d.src_qp.to_be_bytes());
+    }
     if let Some(r) = &p.reth {
         f.extend_from_slice(&r.va.to_be_bytes());
         f.extend_from_slice(&r.rkey.to_be_bytes());
@@ -588,9 +653,20 @@ pub fn encode(p: &RocePacket) -> Result<Vec<u8>, EncodeError> {
 
     f.extend_from_slice(&p.payload);
     f.extend_from_slice(&[0u8; 3][..pad]);
-    // The length check above makes the IPv4 part at least IPv4+UDP+BTH long.
-    let crc = icrc::icrc(&f[ip_start..]).unwrap_or_default();
-    f.extend_from_slice(&crc.to_le_bytes());
+    // The headers written above make the IP part at least IP + UDP + BTH long.
+    let crc = if p.ip6.is_some() {
+        icrc::icrc6(&f[ip_start..])
+    } else {
+        icrc::icrc(&f[ip_start..])
+    };
+    f.extend_from_slice(&crc.unwrap_or_default().to_le_bytes());
+    if let Some(v6) = &p.ip6 {
+        // The ICRC masks the UDP checksum, so it may be filled in last.
+        let udp_at = ip_start + IPV6_HEADER_LEN;
+        let sum = !fold(ones_sum(udp6_pseudo_sum(v6, udp_len), &f[udp_at..]));
+        let sum = if sum == 0 { 0xFFFF } else { sum };
+        f[udp_at + 6..udp_at + 8].copy_from_slice(&sum.to_be_bytes());
+    }
     if f.len() < MIN_ETH_FRAME_LEN {
         f.resize(MIN_ETH_FRAME_LEN, 0);
     }
@@ -605,11 +681,75 @@ fn need(what: &'static str, need: usize, have: usize) -> Result<(), DecodeError>
     }
 }
 
-/// Where the IPv4 datagram of a RoCEv2 frame lies, after the Ethernet, IPv4 and
-/// UDP checks (no ICRC check).
-fn locate(frame: &[u8]) -> Result<(usize, usize), DecodeError> {
+/// The ones-complement sum of the IPv6 pseudo-header of a UDP datagram.
+fn udp6_pseudo_sum(v6: &Ipv6Info, udp_len: usize) -> u32 {
+    let mut acc = ones_sum(0, &v6.src);
+    acc = ones_sum(acc, &v6.dst);
+    acc + (udp_len as u32 >> 16) + (udp_len as u32 & 0xFFFF) + u32::from(IPPROTO_UDP)
+}
+
+/// Where the IP datagram of a RoCEv2 frame lies, after the Ethernet, IP and UDP
+/// checks (no ICRC check): its start and end in the frame and the IP header length
+/// (20 for IPv4, 40 for IPv6).
+struct Located {
+    start: usize,
+    end: usize,
+    ip_header: usize,
+}
+
+/// [`Located`] for an IPv6 frame.
+fn locate6(frame: &[u8]) -> Result<Located, DecodeError> {
+    let ip = &frame[ETH_HEADER_LEN..];
+    need("IPv6 header", IPV6_HEADER_LEN, ip.len())?;
+    let version = ip[0] >> 4;
+    if version != 6 {
+        return Err(DecodeError::BadIpVersion(version));
+    }
+    let payload = usize::from(be16(ip, 4));
+    if payload < UDP_HEADER_LEN || IPV6_HEADER_LEN + payload > ip.len() {
+        return Err(DecodeError::BadIpLength {
+            total: IPV6_HEADER_LEN + payload,
+            available: ip.len(),
+        });
+    }
+    if ip[6] != IPPROTO_UDP {
+        return Err(DecodeError::NotUdp(ip[6]));
+    }
+    let udp = &ip[IPV6_HEADER_LEN..IPV6_HEADER_LEN + payload];
+    let dport = be16(udp, 2);
+    if dport != ROCE_UDP_PORT {
+        return Err(DecodeError::NotRoce(dport));
+    }
+    let udp_len = usize::from(be16(udp, 4));
+    if udp_len != udp.len() {
+        return Err(DecodeError::BadUdpLength {
+            udp: udp_len,
+            ip: udp.len(),
+        });
+    }
+    if be16(udp, 6) != 0 {
+        let v6 = Ipv6Info {
+            src: ip[8..24].try_into().unwrap_or_default(),
+            dst: ip[24..40].try_into().unwrap_or_default(),
+            ..Ipv6Info::default()
+        };
+        if fold(ones_sum(udp6_pseudo_sum(&v6, udp_len), udp)) != 0xFFFF {
+            return Err(DecodeError::BadUdpChecksum);
+        }
+    }
+    Ok(Located {
+        start: ETH_HEADER_LEN,
+        end: ETH_HEADER_LEN + IPV6_HEADER_LEN + payload,
+        ip_header: IPV6_HEADER_LEN,
+    })
+}
+
+fn locate(frame: &[u8]) -> Result<Located, DecodeError> {
     need("Ethernet header", ETH_HEADER_LEN, frame.len())?;
     let ethertype = be16(frame, 12);
+    if ethertype == ETHERTYPE_IPV6 {
+        return locate6(frame);
+    }
     if ethertype != ETHERTYPE_IPV4 {
         return Err(DecodeError::NotIpv4(ethertype));
     }
@@ -660,7 +800,11 @@ fn locate(frame: &[u8]) -> Result<(usize, usize), DecodeError> {
             return Err(DecodeError::BadUdpChecksum);
         }
     }
-    Ok((ETH_HEADER_LEN, ETH_HEADER_LEN + total))
+    Ok(Located {
+        start: ETH_HEADER_LEN,
+        end: ETH_HEADER_LEN + total,
+        ip_header: IPV4_HEADER_LEN,
+    })
 }
 
 fn decode_bth(b: &[u8]) -> (Bth, u8, u8) {
@@ -683,12 +827,12 @@ fn decode_bth(b: &[u8]) -> (Bth, u8, u8) {
 /// frame does not look like RoCEv2 (checks as in [`peek_bth`]). Note that BTH byte
 /// 4 (FECN/BECN) inside this range is not covered.
 pub fn transport_range(frame: &[u8]) -> Option<std::ops::Range<usize>> {
-    let (start, end) = locate(frame).ok()?;
-    let bth_at = start + IPV4_HEADER_LEN + UDP_HEADER_LEN;
-    if end < bth_at + BTH_LEN + ICRC_LEN {
+    let l = locate(frame).ok()?;
+    let bth_at = l.start + l.ip_header + UDP_HEADER_LEN;
+    if l.end < bth_at + BTH_LEN + ICRC_LEN {
         return None;
     }
-    Some(bth_at..end)
+    Some(bth_at..l.end)
 }
 
 /// Reads the BTH of a frame that looks like RoCEv2 (Ethernet/IPv4/UDP 4791 with
@@ -707,11 +851,15 @@ pub fn peek_bth(frame: &[u8]) -> Option<Bth> {
 /// protocol, UDP port/length/checksum (when non-zero), ICRC, BTH transport version,
 /// opcode, extension header lengths, pad. Never panics.
 pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
-    let (start, end) = locate(frame)?;
+    let Located {
+        start,
+        end,
+        ip_header,
+    } = locate(frame)?;
     let ipd = &frame[start..end];
     need(
         "BTH and ICRC",
-        IPV4_HEADER_LEN + UDP_HEADER_LEN + BTH_LEN + ICRC_LEN,
+        ip_header + UDP_HEADER_LEN + BTH_LEN + ICRC_LEN,
         ipd.len(),
     )?;
     let icrc_at = ipd.len() - ICRC_LEN;
@@ -721,9 +869,14 @@ pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
         ipd[icrc_at + 2],
         ipd[icrc_at + 3],
     ]);
-    let computed = icrc::icrc(&ipd[..icrc_at]).ok_or(DecodeError::Truncated {
+    let computed = if ip_header == IPV6_HEADER_LEN {
+        icrc::icrc6(&ipd[..icrc_at])
+    } else {
+        icrc::icrc(&ipd[..icrc_at])
+    };
+    let computed = computed.ok_or(DecodeError::Truncated {
         what: "BTH",
-        need: IPV4_HEADER_LEN + UDP_HEADER_LEN + BTH_LEN,
+        need: ip_header + UDP_HEADER_LEN + BTH_LEN,
         have: icrc_at,
     })?;
     if found != computed {
@@ -734,15 +887,28 @@ pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
         dst: frame[0..6].try_into().unwrap_or_default(),
         src: frame[6..12].try_into().unwrap_or_default(),
     };
-    let ip = Ipv4Info {
-        src: ipd[12..16].try_into().unwrap_or_default(),
-        dst: ipd[16..20].try_into().unwrap_or_default(),
-        ttl: ipd[8],
-        dscp_ecn: ipd[1],
-        id: be16(ipd, 4),
+    let (ip, ip6) = if ip_header == IPV6_HEADER_LEN {
+        let word = be32(ipd, 0);
+        let v6 = Ipv6Info {
+            src: ipd[8..24].try_into().unwrap_or_default(),
+            dst: ipd[24..40].try_into().unwrap_or_default(),
+            hop_limit: ipd[7],
+            traffic_class: (word >> 20) as u8,
+            flow_label: word & 0xF_FFFF,
+        };
+        (Ipv4Info::default(), Some(v6))
+    } else {
+        let v4 = Ipv4Info {
+            src: ipd[12..16].try_into().unwrap_or_default(),
+            dst: ipd[16..20].try_into().unwrap_or_default(),
+            ttl: ipd[8],
+            dscp_ecn: ipd[1],
+            id: be16(ipd, 4),
+        };
+        (v4, None)
     };
-    let udp_src_port = be16(ipd, IPV4_HEADER_LEN);
-    let bth_at = IPV4_HEADER_LEN + UDP_HEADER_LEN;
+    let udp_src_port = be16(ipd, ip_header);
+    let bth_at = ip_header + UDP_HEADER_LEN;
     let (bth, pad, tver) = decode_bth(&ipd[bth_at..bth_at + BTH_LEN]);
     if tver != 0 {
         return Err(DecodeError::UnsupportedTver(tver));
@@ -754,10 +920,18 @@ pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
     let mut p = RocePacket {
         eth,
         ip,
+        ip6,
         udp_src_port,
         bth,
         ..RocePacket::default()
     };
+    if info.deth {
+        p.deth = Some(Deth {
+            qkey: be32(ipd, at),
+            src_qp: be24(ipd, at + 5),
+        });
+        at += DETH_LEN;
+    }
     if info.reth {
         p.reth = Some(Reth {
             va: be64(ipd, at),

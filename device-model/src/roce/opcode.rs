@@ -52,6 +52,9 @@ pub const FETCH_ADD: u8 = 0x14;
 pub const SEND_LAST_WITH_INVALIDATE: u8 = 0x16;
 /// SEND Only with Invalidate: IETH, payload.
 pub const SEND_ONLY_WITH_INVALIDATE: u8 = 0x17;
+/// UD SEND Only (transport `011`): DETH, payload. The only non-RC opcode the codec
+/// handles: the connection manager's datagrams to QP1 (`docs/device-spec.md` §11.6).
+pub const UD_SEND_ONLY: u8 = rnic_contract::mad::UD_SEND_ONLY;
 
 /// Every RC opcode this codec understands, in numeric order.
 pub const ALL_RC: [u8; 23] = [
@@ -97,6 +100,8 @@ pub struct OpcodeInfo {
     pub imm: bool,
     /// Invalidate Extended Transport Header, 4 bytes.
     pub ieth: bool,
+    /// Datagram Extended Transport Header, 8 bytes (UD; first after the BTH).
+    pub deth: bool,
     /// Whether the packet may carry a payload (zero-length payloads are allowed).
     pub payload: bool,
 }
@@ -118,6 +123,7 @@ impl OpcodeInfo {
             })
             + (if self.imm { super::IMM_LEN } else { 0 })
             + (if self.ieth { super::IETH_LEN } else { 0 })
+            + (if self.deth { super::DETH_LEN } else { 0 })
     }
 }
 
@@ -130,12 +136,13 @@ const fn op(name: &'static str, payload: bool) -> OpcodeInfo {
         atomic_ack_eth: false,
         imm: false,
         ieth: false,
+        deth: false,
         payload,
     }
 }
 
-/// The header layout of an RC opcode, or `None` for opcodes this codec does not
-/// handle (other transports, reserved values).
+/// The header layout of an RC opcode or of UD SEND Only, or `None` for opcodes this
+/// codec does not handle (other transports and operations, reserved values).
 pub const fn info(opcode: u8) -> Option<OpcodeInfo> {
     let i = match opcode {
         SEND_FIRST => op("SEND First", true),
@@ -211,6 +218,10 @@ pub const fn info(opcode: u8) -> Option<OpcodeInfo> {
             ieth: true,
             ..op("SEND Only with Invalidate", true)
         },
+        UD_SEND_ONLY => OpcodeInfo {
+            deth: true,
+            ..op("UD SEND Only", true)
+        },
         _ => return None,
     };
     Some(i)
@@ -241,7 +252,8 @@ mod tests {
     #[test]
     fn every_listed_opcode_has_info_and_others_do_not() {
         for op in 0u8..=255 {
-            assert_eq!(info(op).is_some(), ALL_RC.contains(&op), "opcode {op:#x}");
+            let known = ALL_RC.contains(&op) || op == UD_SEND_ONLY;
+            assert_eq!(info(op).is_some(), known, "opcode {op:#x}");
         }
     }
 
@@ -260,5 +272,7 @@ mod tests {
         assert_eq!(info(COMPARE_SWAP).unwrap().ext_len(), 28);
         assert_eq!(info(SEND_MIDDLE).unwrap().ext_len(), 0);
         assert_eq!(info(SEND_ONLY_WITH_INVALIDATE).unwrap().ext_len(), 4);
+        assert_eq!(UD_SEND_ONLY, 0x64);
+        assert_eq!(info(UD_SEND_ONLY).unwrap().ext_len(), 8);
     }
 }

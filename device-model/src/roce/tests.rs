@@ -19,6 +19,7 @@ pub(crate) fn sample_packet(op: u8, payload_len: usize) -> RocePacket {
             dscp_ecn: 0,
             id: 0x1234,
         },
+        ip6: None,
         udp_src_port: 0xC000 | u16::from(op),
         bth: Bth {
             opcode: op,
@@ -46,6 +47,10 @@ pub(crate) fn sample_packet(op: u8, payload_len: usize) -> RocePacket {
         atomic_ack: info.atomic_ack_eth.then_some(0xAAAA_BBBB_CCCC_DDDD),
         imm: info.imm.then_some(0xDEAD_BEEF),
         ieth: info.ieth.then_some(0x0000_0412),
+        deth: info.deth.then_some(Deth {
+            qkey: 0x8001_0000,
+            src_qp: 1,
+        }),
         payload: if info.payload {
             (0..payload_len).map(|i| (i * 3 + 1) as u8).collect()
         } else {
@@ -56,7 +61,7 @@ pub(crate) fn sample_packet(op: u8, payload_len: usize) -> RocePacket {
 
 #[test]
 fn every_opcode_round_trips_with_its_headers() {
-    for op in opcode::ALL_RC {
+    for op in opcode::ALL_RC.into_iter().chain([opcode::UD_SEND_ONLY]) {
         for len in [0usize, 1, 2, 3, 4, 5, 63, 256, 1024] {
             let p = sample_packet(op, len);
             let f = encode(&p).unwrap_or_else(|e| panic!("encode {op:#x}: {e}"));
@@ -138,19 +143,7 @@ fn hand_built_write_only() -> Vec<u8> {
     pseudo[28 + 6] = 0xFF; // UDP checksum
     pseudo[28 + 7] = 0xFF;
     pseudo[36 + 4] = 0xFF; // BTH FECN/BECN/reserved byte
-    let mut crc = u32::MAX;
-    for byte in pseudo {
-        let mut b = byte;
-        for _ in 0..8 {
-            let mix = (crc ^ u32::from(b)) & 1;
-            crc >>= 1;
-            if mix != 0 {
-                crc ^= 0xEDB8_8320;
-            }
-            b >>= 1;
-        }
-    }
-    f.extend_from_slice(&(!crc).to_le_bytes());
+    f.extend_from_slice(&bitwise_crc32(&pseudo).to_le_bytes());
     f
 }
 
@@ -168,6 +161,103 @@ pub(crate) const REFERENCE_WRITE_ONLY: [u8; 82] = [
     0x02, 0x08, 0x00, 0x00, 0x10, 0x00, 0x01, 0x04, 0x07, 0x0a, 0x0d, 0x00, 0x00, 0x00, 0xa6, 0x7b,
     0xd9, 0xa2,
 ];
+
+/// A bit-at-a-time CRC-32 (IEEE 802.3), independent of `icrc.rs`'s table.
+pub(crate) fn bitwise_crc32(bytes: &[u8]) -> u32 {
+    let mut crc = u32::MAX;
+    for &byte in bytes {
+        let mut b = byte;
+        for _ in 0..8 {
+            let mix = (crc ^ u32::from(b)) & 1;
+            crc >>= 1;
+            if mix != 0 {
+                crc ^= 0xEDB8_8320;
+            }
+            b >>= 1;
+        }
+    }
+    !crc
+}
+
+/// The RDMA WRITE Only of `hand_built_write_only` over IPv6, built by hand: IPv6
+/// header (traffic class 0x2E, flow label 0x12345, hop limit 64), the UDP checksum
+/// summed the long way, and the ICRC over a pseudo-packet with the traffic class,
+/// flow label and hop limit masked to ones (the RoCEv2 annex, Linux rxe).
+pub(crate) fn hand_built_write_only_v6() -> Vec<u8> {
+    let src = [0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    let dst = [0xFD, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    let mut f: Vec<u8> = vec![0x02, 0, 0, 0, 0, 0x02, 0x02, 0, 0, 0, 0, 0x01, 0x86, 0xDD];
+    // Version 6, traffic class 0x2E, flow label 0x12345; payload 48; UDP; hop 64.
+    f.extend_from_slice(&[0x62, 0xE1, 0x23, 0x45, 0x00, 48, 17, 64]);
+    f.extend_from_slice(&src);
+    f.extend_from_slice(&dst);
+    // UDP: sport 0xC00A, dport 4791, len 48, checksum (below).
+    f.extend_from_slice(&[0xC0, 0x0A, 0x12, 0xB7, 0x00, 48, 0x00, 0x00]);
+    // BTH, RETH, payload and pad as in the IPv4 frame.
+    let v4 = hand_built_write_only();
+    f.extend_from_slice(&v4[42..78]);
+    let mut pseudo = vec![0xFFu8; 8];
+    pseudo.extend_from_slice(&f[14..]);
+    // Offsets inside `pseudo`: IPv6 at 8, UDP at 48, BTH at 56.
+    pseudo[8] = 0x6F;
+    pseudo[9..12].fill(0xFF);
+    pseudo[8 + 7] = 0xFF;
+    pseudo[48 + 6] = 0xFF;
+    pseudo[48 + 7] = 0xFF;
+    pseudo[56 + 4] = 0xFF;
+    f.extend_from_slice(&bitwise_crc32(&pseudo).to_le_bytes());
+    // UDP checksum over the IPv6 pseudo-header and the whole UDP datagram.
+    let mut sum: u32 = 0;
+    let mut words = |b: &[u8]| {
+        for w in b.chunks(2) {
+            sum += (u32::from(w[0]) << 8) | u32::from(*w.get(1).unwrap_or(&0));
+        }
+    };
+    words(&src);
+    words(&dst);
+    words(&[0, 0, 0, 48, 0, 0, 0, 17]);
+    words(&f[54..]);
+    while sum > 0xFFFF {
+        sum = (sum & 0xFFFF) + (sum >> 16);
+    }
+    let c = !(sum as u16);
+    f[54 + 6] = (c >> 8) as u8;
+    f[54 + 7] = c as u8;
+    f
+}
+
+#[test]
+fn ipv6_encoder_matches_an_independently_built_frame() {
+    let hand = hand_built_write_only_v6();
+    let mut p = sample_packet(opcode::RDMA_WRITE_ONLY, 5);
+    p.ip = Ipv4Info::default();
+    p.ip6 = Some(Ipv6Info {
+        src: hand[22..38].try_into().unwrap(),
+        dst: hand[38..54].try_into().unwrap(),
+        hop_limit: 64,
+        traffic_class: 0x2E,
+        flow_label: 0x12345,
+    });
+    let f = encode(&p).unwrap();
+    assert_eq!(f, hand);
+    assert_eq!(decode(&hand).unwrap(), p);
+    assert_eq!(transport_range(&f), Some(62..f.len()));
+    // Routers may change the traffic class, flow label and hop limit: the ICRC
+    // still holds; a changed address breaks it.
+    let mut routed = f.clone();
+    routed[15] ^= 0x0F;
+    routed[21] = 3;
+    // The UDP checksum does not cover those fields; zero it (allowed) instead of
+    // recomputing.
+    routed[60..62].fill(0);
+    assert!(decode(&routed).is_ok());
+    let mut moved = routed.clone();
+    moved[37] ^= 1;
+    assert!(matches!(decode(&moved), Err(DecodeError::BadIcrc { .. })));
+    let mut bad_sum = f.clone();
+    bad_sum[61] ^= 1;
+    assert_eq!(decode(&bad_sum), Err(DecodeError::BadUdpChecksum));
+}
 
 #[test]
 fn encoder_matches_an_independently_built_frame() {
@@ -240,7 +330,11 @@ fn header_errors_are_named() {
     let mut f = good.clone();
     f[12] = 0x86;
     f[13] = 0xDD;
-    assert_eq!(decode(&f), Err(DecodeError::NotIpv4(0x86DD)));
+    // An IPv6 ethertype over an IPv4 header: the version does not match.
+    assert_eq!(decode(&f), Err(DecodeError::BadIpVersion(4)));
+    f[12] = 0x88;
+    f[13] = 0x09;
+    assert_eq!(decode(&f), Err(DecodeError::NotIpv4(0x8809)));
 
     let mut f = good.clone();
     f[ETH_HEADER_LEN + 9] = 6;
@@ -294,9 +388,9 @@ fn semantic_errors_behind_a_good_icrc() {
     let good = encode(&sample_packet(opcode::ACKNOWLEDGE, 0)).unwrap();
 
     let mut f = good.clone();
-    f[BTH_OFFSET] = 0x64;
+    f[BTH_OFFSET] = 0x65;
     reseal(&mut f);
-    assert_eq!(decode(&f), Err(DecodeError::UnsupportedOpcode(0x64)));
+    assert_eq!(decode(&f), Err(DecodeError::UnsupportedOpcode(0x65)));
 
     let mut f = good.clone();
     f[BTH_OFFSET + 1] |= 0x01;
@@ -441,7 +535,12 @@ fn gid_mapping() {
 
 fn arb_packet() -> impl Strategy<Value = RocePacket> {
     (
-        proptest::sample::select(opcode::ALL_RC.to_vec()),
+        proptest::sample::select(
+            opcode::ALL_RC
+                .into_iter()
+                .chain([opcode::UD_SEND_ONLY])
+                .collect::<Vec<_>>(),
+        ),
         any::<[u8; 12]>(),
         any::<([u8; 4], [u8; 4], u8, u8, u16, u16)>(),
         any::<(bool, bool, u16, bool, bool, bool)>(),
@@ -466,6 +565,7 @@ fn arb_packet() -> impl Strategy<Value = RocePacket> {
                     dscp_ecn: tos,
                     id,
                 },
+                ip6: None,
                 udp_src_port: sport,
                 bth: Bth {
                     opcode: op,
@@ -493,6 +593,10 @@ fn arb_packet() -> impl Strategy<Value = RocePacket> {
                 atomic_ack: info.atomic_ack_eth.then_some(x),
                 imm: info.imm.then_some(len),
                 ieth: info.ieth.then_some(key),
+                deth: info.deth.then_some(Deth {
+                    qkey: key,
+                    src_qp: qp,
+                }),
                 payload: if info.payload { payload } else { Vec::new() },
             }
         })
@@ -533,6 +637,24 @@ proptest! {
     fn encode_decode_round_trip(p in arb_packet()) {
         let f = encode(&p).unwrap();
         prop_assert_eq!(decode(&f).unwrap(), p);
+    }
+
+    #[test]
+    fn ipv6_encode_decode_round_trip(
+        mut p in arb_packet(),
+        addrs in any::<([u8; 16], [u8; 16], u8, u8, u32)>(),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..4),
+    ) {
+        let (src, dst, hop_limit, traffic_class, flow) = addrs;
+        p.ip = Ipv4Info::default();
+        p.ip6 = Some(Ipv6Info { src, dst, hop_limit, traffic_class, flow_label: flow & 0xF_FFFF });
+        let mut f = encode(&p).unwrap();
+        prop_assert_eq!(decode(&f).unwrap(), p);
+        for (at, x) in edits {
+            let n = f.len();
+            f[at % n] ^= x;
+        }
+        let _ = decode(&f);
     }
 
     #[test]

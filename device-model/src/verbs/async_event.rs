@@ -40,6 +40,16 @@ pub enum AsyncEvent {
         /// The CQ.
         cqn: u32,
     },
+    /// A connection manager event (`docs/device-spec.md` §3.14, §4.2): one of the
+    /// `CM_*` codes `0x30..=0x36` of [`code`].
+    Cm {
+        /// The event code.
+        code: u8,
+        /// The connection id.
+        conn: u32,
+        /// Code-specific detail (listener id, QPN, reject reason, cause).
+        detail: u32,
+    },
 }
 
 impl AsyncEvent {
@@ -51,6 +61,7 @@ impl AsyncEvent {
             AsyncEvent::QpRequestError { .. } => code::QP_REQUEST_ERROR,
             AsyncEvent::SqDrained { .. } => code::SQ_DRAINED,
             AsyncEvent::CqError { .. } => code::CQ_ERROR,
+            AsyncEvent::Cm { code, .. } => *code,
         }
     }
 
@@ -62,13 +73,16 @@ impl AsyncEvent {
             | AsyncEvent::QpRequestError { qpn }
             | AsyncEvent::SqDrained { qpn } => qpn,
             AsyncEvent::CqError { cqn } => cqn,
+            AsyncEvent::Cm { conn, .. } => conn,
         }
     }
 
-    /// Event-specific detail (the cause of `QpError`, else 0).
+    /// Event-specific detail (the cause of `QpError`, the detail of a CM event,
+    /// else 0).
     pub const fn detail(&self) -> u32 {
         match *self {
             AsyncEvent::QpError { cause, .. } => cause as u32,
+            AsyncEvent::Cm { detail, .. } => detail,
             _ => 0,
         }
     }
@@ -98,6 +112,11 @@ impl AsyncEvent {
             code::QP_REQUEST_ERROR => AsyncEvent::QpRequestError { qpn },
             code::SQ_DRAINED => AsyncEvent::SqDrained { qpn },
             code::CQ_ERROR => AsyncEvent::CqError { cqn },
+            code::CM_CONNECT_REQUEST..=code::CM_CONNECT_FAILED => AsyncEvent::Cm {
+                code: ev.code,
+                conn: ev.handle,
+                detail: ev.detail,
+            },
             _ => return None,
         })
     }

@@ -2,8 +2,10 @@
 //!
 //! Protection domains, memory regions, completion queues and RC queue pairs, the
 //! admin commands that manage them (opcodes `0x10..=0x3F`), their doorbells (BAR0
-//! `0x2000..=0xFFFF`) and the RC transport over RoCEv2 frames. The driver-visible
-//! contract is `docs/device-spec.md` §3.9-3.13 and §6-12.
+//! `0x2000..=0xFFFF`), the RC transport over RoCEv2 frames (IPv4 or IPv6), and the
+//! connection manager that connects RC QPs with IBTA CM messages on QP1 and
+//! resolves peers by ARP / Neighbor Discovery. The driver-visible contract is
+//! `docs/device-spec.md` §3.9-3.14 and §6-12.
 //!
 //! What it owns: everything under `src/verbs`. What it must not touch: PCI, MSI-X,
 //! the admin queue itself, DMA, the wire backends and the fault engine. It reaches
@@ -16,9 +18,12 @@
 //! loopback frames per call).
 
 pub mod async_event;
+mod cm;
+mod cm_wire;
 pub mod cq;
 pub mod handles;
 pub mod mr;
+mod neigh;
 pub mod qp;
 mod transport;
 
@@ -27,6 +32,7 @@ mod tests;
 
 pub use crate::env::{DeviceEnv, DmaScope, Owner};
 pub use async_event::AsyncEvent;
+pub use cm::CmStats;
 
 /// Most send WQEs of one QP the engine fetches in one service call (a doorbell,
 /// a poll, a received frame); the engine's next polls fetch the rest, as a hardware
@@ -149,6 +155,14 @@ impl VerbsLimits {
         r.set_u16(query_caps::CQE_SIZE, cqe::CQE_SIZE as u16);
         r.set_u32(query_caps::MAX_INFLIGHT, self.max_inflight);
         r.set_u32(query_caps::ACCESS_BITS, access::ALL);
+        r.set_u16(query_caps::MAX_MW, 0);
+        r.set_u16(query_caps::MAX_SRQ, 0);
+        r.set_u8(query_caps::MAX_RD_ATOMIC, rnic_contract::cm::MAX_RD_ATOMIC);
+        r.set_u8(query_caps::MAX_LISTENERS, rnic_contract::cm::MAX_LISTENERS);
+        r.set_u16(
+            query_caps::MAX_CONNECTIONS,
+            rnic_contract::cm::MAX_CONNECTIONS,
+        );
         b
     }
 }
@@ -158,13 +172,15 @@ fn prev_pow2(v: u32) -> u32 {
 }
 
 /// The port's own addresses (source of every frame; loopback when a QP's
-/// destination IP equals `ip`).
+/// destination IP equals `ip` or `ipv6`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Port {
     /// Source MAC of every RoCEv2 frame the device sends.
     pub mac: [u8; 6],
     /// IPv4 address of the port, network byte order (GID `::ffff:a.b.c.d`).
     pub ip: [u8; 4],
+    /// IPv6 address of the port (`SET_PORT_ADDR6`; its GID is the address), if any.
+    pub ipv6: Option<[u8; 16]>,
 }
 
 /// A handle-indexed object table; handle 0 is never used. Allocation order and cost
@@ -279,6 +295,8 @@ pub struct VerbsStats {
     pub qps: Vec<QpStats>,
     /// Counters of every CQ.
     pub cqs: Vec<CqStats>,
+    /// Connection manager counters.
+    pub cm: CmStats,
 }
 
 /// The verbs engine.
@@ -286,6 +304,9 @@ pub struct VerbsStats {
 pub struct Verbs {
     limits: VerbsLimits,
     port: Port,
+    /// The Ethernet MTU, from which the connection manager derives path MTUs.
+    eth_mtu: u32,
+    cm: cm::Cm,
     pds: Table<Pd>,
     cqs: Table<Cq>,
     qps: Table<Qp>,
@@ -309,6 +330,8 @@ impl Verbs {
             mrs: MrTable::new(limits.max_mr),
             limits,
             port: Port::default(),
+            eth_mtu: rnic_contract::eth::DEFAULT_MTU,
+            cm: cm::Cm::default(),
             loopback: VecDeque::new(),
             stats: GlobalStats::default(),
             service: 0,
@@ -341,7 +364,32 @@ impl Verbs {
     /// Sets the port's MAC and IPv4 address (the device core calls this with its
     /// configured MAC; SET_PORT_ADDR lets the driver change both).
     pub fn set_port_addr(&mut self, mac: [u8; 6], ip: [u8; 4]) {
-        self.port = Port { mac, ip };
+        self.port.mac = mac;
+        self.port.ip = ip;
+        self.cm.port_changed();
+    }
+
+    /// Sets (or with `None` removes) the port's IPv6 address.
+    pub fn set_port_ipv6(&mut self, ip: Option<[u8; 16]>) {
+        self.port.ipv6 = ip;
+        self.cm.port_changed();
+    }
+
+    /// The port's IPv6 address, if it has one.
+    pub fn port_ipv6(&self) -> Option<[u8; 16]> {
+        self.port.ipv6
+    }
+
+    /// The Ethernet MTU changed (`SET_MTU`, reset): connections offer the path MTU
+    /// that fits it (`docs/device-spec.md` §3.14).
+    pub fn set_eth_mtu(&mut self, mtu: u32) {
+        self.eth_mtu = mtu;
+    }
+
+    /// The earliest connection-manager timer (retransmission, resolution), for the
+    /// host's poll deadline.
+    pub fn next_deadline(&self) -> Option<std::time::Duration> {
+        self.cm.next_deadline()
     }
 
     /// The verbs port's MAC and IPv4 address.
@@ -356,6 +404,7 @@ impl Verbs {
         self.qps.clear();
         self.mrs.clear();
         self.loopback.clear();
+        self.cm.reset();
         self.stats = GlobalStats::default();
     }
 
@@ -368,6 +417,7 @@ impl Verbs {
             mr_pages: self.mrs.total_pages,
             qps: self.qps.iter().map(|(_, q)| q.stats()).collect(),
             cqs: self.cqs.iter().map(|(_, c)| c.stats()).collect(),
+            cm: self.cm.stats(),
         }
     }
 
@@ -402,7 +452,7 @@ impl Verbs {
     /// the wire.
     fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<RocePacket>) {
         for p in out {
-            if p.ip.dst == self.port.ip {
+            if self.is_to_port(&p) {
                 self.stats.loopback_packets += 1;
                 self.loopback.push_back(p);
             } else {
@@ -431,16 +481,43 @@ impl Verbs {
         }
     }
 
+    /// Whether a packet is addressed to the port's own address of its family.
+    fn is_to_port(&self, p: &RocePacket) -> bool {
+        match &p.ip6 {
+            Some(v6) => self.port.ipv6 == Some(v6.dst),
+            None => p.ip.dst == self.port.ip,
+        }
+    }
+
     /// A decoded packet addressed to this port.
     fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
         let qpn = p.bth.dest_qp;
-        let known = self
-            .qps
-            .get(qpn)
-            .is_some_and(|q| q.remote_ip == p.ip.src && q.state != QpState::Reset);
+        if p.bth.opcode == roce::opcode::UD_SEND_ONLY || qpn < FIRST_QPN {
+            if p.bth.opcode == roce::opcode::UD_SEND_ONLY && qpn == rnic_contract::mad::GSI_QPN {
+                self.cm_receive(env, p);
+            } else {
+                self.stats.frames_dropped += 1;
+            }
+            return;
+        }
+        let known = self.qps.get(qpn).is_some_and(|q| {
+            let same_peer = match (&p.ip6, q.remote_ip6) {
+                (Some(v6), Some(remote)) => v6.src == remote,
+                (None, None) => q.remote_ip == p.ip.src,
+                _ => false,
+            };
+            same_peer && q.state != QpState::Reset
+        });
         if !known {
             self.stats.frames_dropped += 1;
             return;
+        }
+        // Passive side: the first RC packet on a QP whose REP is unanswered means
+        // the peer got the REP and its RTU was lost (§3.14).
+        if self.qps.get(qpn).is_some_and(|q| q.state == QpState::Rtr) {
+            if let Some(id) = self.cm.waiting_for_rtu(qpn) {
+                self.establish_passive(env, id);
+            }
         }
         let opc = p.bth.opcode;
         self.with_qp(env, qpn, |qp, cx| {
@@ -464,7 +541,7 @@ impl Verbs {
         self.service += 1;
         self.stats.frames_received += 1;
         match roce::decode(frame) {
-            Ok(p) if p.ip.dst == self.port.ip => {
+            Ok(p) if self.is_to_port(&p) => {
                 self.deliver(env, &p);
             }
             Ok(_) => self.stats.frames_dropped += 1,
@@ -494,6 +571,7 @@ impl Verbs {
                 cq.poll(env);
             }
         }
+        self.cm_poll(env);
         self.drain_loopback(env);
     }
 
@@ -594,12 +672,18 @@ impl Verbs {
                 if mac[0] & 1 != 0 {
                     return Err(InvalidParam);
                 }
-                self.port = Port {
-                    mac,
-                    ip: o.array(operands::set_port_addr::IPV4),
-                };
+                self.set_port_addr(mac, o.array(operands::set_port_addr::IPV4));
                 Ok((0, 0))
             }
+            op::SET_PORT_ADDR6 => {
+                let ip: [u8; 16] = o.array(operands::set_port_addr6::IPV6);
+                if ip[0] == 0xFF {
+                    return Err(InvalidParam);
+                }
+                self.set_port_ipv6((ip != [0; 16]).then_some(ip));
+                Ok((0, 0))
+            }
+            op::CM_LISTEN..=op::CM_RELEASE => self.cm_admin(env, opcode, &o),
             op::CREATE_CQ => {
                 let base = o.u64(operands::create_cq::BASE);
                 let size = o.u32(operands::create_cq::ENTRIES);
@@ -678,6 +762,7 @@ impl Verbs {
                 let qpn = handle;
                 self.qps.take(qpn).ok_or(InvalidHandle)?;
                 self.loopback.retain(|p| p.bth.dest_qp != qpn);
+                self.cm.qp_destroyed(qpn);
                 Ok((0, 0))
             }
             op::REG_MR => self.reg_mr(env, &o),

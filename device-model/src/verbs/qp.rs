@@ -254,6 +254,8 @@ pub(crate) struct Qp {
     pub(crate) dest_qpn: u32,
     pub(crate) remote_mac: [u8; 6],
     pub(crate) remote_ip: [u8; 4],
+    /// The peer's IPv6 address when the address vector is IPv6 (`AV6`).
+    pub(crate) remote_ip6: Option<[u8; 16]>,
     pub(crate) sq_pi: u32,
     pub(crate) sq_head: u32,
     pub(crate) sq_retired: u32,
@@ -297,6 +299,7 @@ pub(crate) struct ModifyAttrs {
     pub(crate) rq_psn: u32,
     pub(crate) mac: [u8; 6],
     pub(crate) ip: [u8; 4],
+    pub(crate) ip6: [u8; 16],
 }
 
 impl ModifyAttrs {
@@ -317,6 +320,7 @@ impl ModifyAttrs {
             rq_psn: o.u32(modify_qp::RQ_PSN),
             mac: o.array(modify_qp::REMOTE_MAC),
             ip: o.array(modify_qp::REMOTE_IPV4),
+            ip6: o.array(modify_qp::REMOTE_IPV6),
         }
     }
 }
@@ -380,6 +384,7 @@ impl Qp {
             dest_qpn: 0,
             remote_mac: [0; 6],
             remote_ip: [0; 4],
+            remote_ip6: None,
             sq_pi: 0,
             sq_head: 0,
             sq_retired: 0,
@@ -407,6 +412,7 @@ impl Qp {
         self.dest_qpn = 0;
         self.remote_mac = [0; 6];
         self.remote_ip = [0; 4];
+        self.remote_ip6 = None;
         self.sq_pi = 0;
         self.sq_head = 0;
         self.sq_retired = 0;
@@ -429,7 +435,16 @@ impl Qp {
         };
         let (required, optional) = transition(self.state, new).ok_or(ModifyError::State)?;
         let attrs = a.mask & !qp_attr::STATE;
-        if attrs & required != required || attrs & !(required | optional) != 0 {
+        // AV6 stands wherever AV may (§3.12); the two never come together.
+        let as_table = if attrs & qp_attr::AV6 != 0 {
+            (attrs & !qp_attr::AV6) | qp_attr::AV
+        } else {
+            attrs
+        };
+        if as_table & required != required
+            || as_table & !(required | optional) != 0
+            || attrs & (qp_attr::AV | qp_attr::AV6) == qp_attr::AV | qp_attr::AV6
+        {
             return Err(ModifyError::Param);
         }
         let has = |bit: u32| attrs & bit != 0;
@@ -449,6 +464,7 @@ impl Qp {
             || (has(qp_attr::DEST_QPN) && a.dest_qpn > crate::roce::PSN_MASK)
             || (has(qp_attr::SQ_PSN) && a.sq_psn > crate::roce::PSN_MASK)
             || (has(qp_attr::RQ_PSN) && a.rq_psn > crate::roce::PSN_MASK)
+            || (has(qp_attr::AV6) && cx.port.ipv6.is_none())
         {
             return Err(ModifyError::Param);
         }
@@ -489,6 +505,12 @@ impl Qp {
         if has(qp_attr::AV) {
             self.remote_mac = a.mac;
             self.remote_ip = a.ip;
+            self.remote_ip6 = None;
+        }
+        if has(qp_attr::AV6) {
+            self.remote_mac = a.mac;
+            self.remote_ip = [0; 4];
+            self.remote_ip6 = Some(a.ip6);
         }
         if has(qp_attr::RQ_PSN) {
             self.resp.epsn = a.rq_psn;

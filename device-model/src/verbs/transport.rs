@@ -216,6 +216,14 @@ impl Qp {
                 dscp_ecn: 0,
                 id: 0,
             },
+            // An IPv6 address vector: the frame goes over IPv6 from the port's
+            // IPv6 address (MODIFY_QP refuses AV6 while the port has none).
+            ip6: self.remote_ip6.map(|dst| crate::roce::Ipv6Info {
+                src: cx.port.ipv6.unwrap_or_default(),
+                dst,
+                hop_limit: DEFAULT_TTL,
+                ..crate::roce::Ipv6Info::default()
+            }),
             udp_src_port: 0xC000 | (self.qpn & 0x3FFF) as u16,
             bth: Bth {
                 opcode,

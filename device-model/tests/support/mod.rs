@@ -559,6 +559,7 @@ impl Node {
             mac: MacAddress(mac),
             ip: Ipv4Addr::from(ip),
             carrier: true,
+            ipv6: None,
         };
         let dev = Rnic::new(config, mem.clone(), sink.clone());
         Node {

@@ -253,17 +253,22 @@ pub fn pages_spanned(va: u64, len: u64) -> u64 {
 }
 
 /// Describes a buffer that is physically contiguous at `phys` and seen by the consumer at the
-/// virtual address `va` (same offset within the page), `len` bytes long, as a chain of MDLs of
-/// at most `max_per_mdl` bytes each (the last may be shorter). Returns an empty chain for
-/// `len == 0`. `va` and `phys` must agree modulo the page size (they do for any mapping).
-pub fn plan_mdl_chain(va: u64, phys: u64, len: u64, max_per_mdl: u64) -> Vec<MdlPlan> {
+/// virtual address `va` (same offset within the page), `len` bytes long, as a chain of MDLs
+/// each spanning at most `pages_per_mdl` pages (at least 1), every boundary between two MDLs
+/// on a page boundary (as a chain built from page-aligned pieces of one buffer is). Returns
+/// an empty chain for `len == 0`. `va` and `phys` must agree modulo the page size (they do for
+/// any mapping).
+pub fn plan_mdl_chain(va: u64, phys: u64, len: u64, pages_per_mdl: u32) -> Vec<MdlPlan> {
     debug_assert_eq!(va % PAGE_SIZE, phys % PAGE_SIZE);
     let mut chain = Vec::new();
-    let max = max_per_mdl.max(1);
+    let span = (pages_per_mdl.max(1) as u64).saturating_mul(PAGE_SIZE);
     let mut done = 0u64;
     while done < len {
-        let part = (len - done).min(max).min(u32::MAX as u64);
         let (v, p) = (va + done, phys + done);
+        // Up to the end of the piece's last page, at most the bytes left (and what a ULONG
+        // ByteCount holds).
+        let room = span - v % PAGE_SIZE;
+        let part = (len - done).min(room).min(u32::MAX as u64);
         let first_pfn = p / PAGE_SIZE;
         chain.push(MdlPlan {
             start_va: v - v % PAGE_SIZE,
@@ -710,6 +715,38 @@ impl SuiteReport {
     }
 }
 
+/// Summary of latency samples (any unit): the value at or below which `p` percent of the
+/// samples fall, nearest-rank, for p50 and p99, plus the extremes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Latency {
+    /// Samples.
+    pub count: usize,
+    /// Smallest sample.
+    pub min: u64,
+    /// Median (nearest rank).
+    pub p50: u64,
+    /// 99th percentile (nearest rank).
+    pub p99: u64,
+    /// Largest sample.
+    pub max: u64,
+}
+
+/// Summarises `samples` (sorted in place); None when there are none.
+pub fn latency(samples: &mut [u64]) -> Option<Latency> {
+    if samples.is_empty() {
+        return None;
+    }
+    samples.sort_unstable();
+    let rank = |p: usize| samples[(samples.len() * p).div_ceil(100).max(1) - 1];
+    Some(Latency {
+        count: samples.len(),
+        min: samples[0],
+        p50: rank(50),
+        p99: rank(99),
+        max: samples[samples.len() - 1],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -835,7 +872,7 @@ mod tests {
     #[test]
     fn an_mdl_for_a_multi_page_buffer_with_an_offset() {
         // 3 pages' worth starting 0x123 into a page touches 4 pages.
-        let chain = plan_mdl_chain(0x80_0010_5123, 0x10_5123, 3 * 4096, u64::MAX);
+        let chain = plan_mdl_chain(0x80_0010_5123, 0x10_5123, 3 * 4096, u32::MAX);
         assert_eq!(
             chain,
             vec![MdlPlan {
@@ -849,21 +886,28 @@ mod tests {
     }
 
     #[test]
-    fn a_chain_splits_the_buffer_and_each_mdl_has_its_own_offset() {
-        let chain = plan_mdl_chain(0x2000 + 0x800, 0x9000 + 0x800, 0x2000, 0xC00);
+    fn a_chain_splits_the_buffer_on_page_boundaries() {
+        // 0x2000 bytes from 0x800 into page 2 (pfn 9), two pages per MDL.
+        let chain = plan_mdl_chain(0x2000 + 0x800, 0x9000 + 0x800, 0x2000, 2);
         let counts: Vec<u32> = chain.iter().map(|m| m.byte_count).collect();
-        assert_eq!(counts, [0xC00, 0xC00, 0x800]);
-        assert_eq!(chain[0].byte_offset, 0x800);
+        // First MDL: the rest of page 2 and all of page 3; then the 0x800 bytes left.
+        assert_eq!(counts, [0x1800, 0x800]);
+        assert_eq!((chain[0].start_va, chain[0].byte_offset), (0x2000, 0x800));
         assert_eq!(chain[0].pfns, [9, 10]);
-        // Second piece starts at 0x3400: page 3 (pfn 10), offset 0x400.
-        assert_eq!(chain[1].start_va, 0x3000);
-        assert_eq!(chain[1].byte_offset, 0x400);
-        assert_eq!(chain[1].pfns, [10]);
-        assert_eq!(chain[2].byte_offset, 0);
-        assert_eq!(chain[2].pfns, [11]);
+        assert_eq!((chain[1].start_va, chain[1].byte_offset), (0x4000, 0));
+        assert_eq!(chain[1].pfns, [11]);
+        // One page per MDL over 5 pages' worth at offset 0x10: 6 MDLs, inner ones whole pages.
+        let chain = plan_mdl_chain(0x10, 0x10, 5 * 4096, 1);
+        assert_eq!(chain.len(), 6);
+        assert!(chain[1..5]
+            .iter()
+            .all(|m| m.byte_offset == 0 && m.byte_count == 4096));
+        assert_eq!(chain[5].byte_count, 0x10);
         let total: u64 = chain.iter().map(|m| m.byte_count as u64).sum();
-        assert_eq!(total, 0x2000);
-        assert!(plan_mdl_chain(0, 0, 0, 4096).is_empty());
+        assert_eq!(total, 5 * 4096);
+        assert!(plan_mdl_chain(0, 0, 0, 4).is_empty());
+        // 0 pages per MDL is taken as 1.
+        assert_eq!(plan_mdl_chain(0, 0, 8192, 0).len(), 2);
     }
 
     #[test]
@@ -985,6 +1029,19 @@ mod tests {
         let leaks = o.leaks();
         assert_eq!(leaks.len(), 1);
         assert!(leaks[0].to_string().contains("QP 0x30 was never closed"));
+    }
+
+    #[test]
+    fn latency_percentiles_are_nearest_rank() {
+        let mut v: Vec<u64> = (1..=100).rev().collect();
+        let l = latency(&mut v).unwrap();
+        assert_eq!((l.count, l.min, l.p50, l.p99, l.max), (100, 1, 50, 99, 100));
+        let mut one = [7u64];
+        assert_eq!(latency(&mut one).unwrap().p99, 7);
+        let mut ten: Vec<u64> = (0..10).map(|i| i * 10).collect();
+        let l = latency(&mut ten).unwrap();
+        assert_eq!((l.p50, l.p99), (40, 90));
+        assert_eq!(latency(&mut []), None);
     }
 
     #[test]

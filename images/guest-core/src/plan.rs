@@ -9,7 +9,7 @@
 //! | `guest.selftest` | one of [`SELFTESTS`] | run that self test at boot (repeatable, in order) |
 //! | `guest.ethernet` | `loopback` | the RNIC's wire sends every frame back: wait for the frames the guest sends to come back and check them (without it the guest does not wait: with no wire the device drops them) |
 //! | `guest.ethernet` | `peer` | the wire goes to another guest running the same plan (`scripts/launch-pair.sh`): send the test frames to the broadcast address in rounds until the peer's arrive, and check the peer's frames byte for byte |
-//! | `guest.ndk` | one of [`NDK_MODES`] | `suite`: run the NDK consumer suite through the NDK contract verifier once the NDK adapter is open (without it the guest only enables, opens and closes the adapter) |
+//! | `guest.ndk` | one of [`NDK_MODES`] (repeatable) | `suite`: run the NDK consumer suite through the NDK contract verifier once the NDK adapter is open; `bench`: print the NDK figures (RDMA WRITE latency and throughput next to the MMIO floor and a guest memcpy; slow under the instruction emulator). Without it the guest only enables, opens and closes the NDK adapter |
 //!
 //! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
 //! is a [`PlanError`]; the kernel reports it and exits with its "bad plan" status.
@@ -42,7 +42,7 @@ pub const SELFTESTS: &[&str] = &[
 pub const KEYS: &[&str] = &["guest.selftest", "guest.ethernet", "guest.ndk"];
 
 /// Values of `guest.ndk`.
-pub const NDK_MODES: &[&str] = &["suite"];
+pub const NDK_MODES: &[&str] = &["suite", "bench"];
 
 /// Values of `guest.ethernet`.
 pub const ETHERNET_MODES: &[&str] = &["loopback", "peer"];
@@ -58,6 +58,8 @@ pub struct GuestPlan<'a> {
     pub ethernet_peer: bool,
     /// `guest.ndk=suite`: run the NDK consumer suite.
     pub ndk_suite: bool,
+    /// `guest.ndk=bench`: print the NDK figures.
+    pub ndk_bench: bool,
 }
 
 /// What is wrong with a command line.
@@ -148,7 +150,8 @@ pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
                 if !NDK_MODES.contains(&value) {
                     return Err(PlanError::UnknownNdkMode(value));
                 }
-                plan.ndk_suite = true;
+                plan.ndk_suite |= value == "suite";
+                plan.ndk_bench |= value == "bench";
             }
             _ => {
                 if !SELFTESTS.contains(&value) {
@@ -240,6 +243,9 @@ mod tests {
         assert!(plan.ndk_suite);
         assert_eq!(plan.selftests, ["ndk-irql"]);
         assert!(!parse("").unwrap().ndk_suite);
+        let both = parse("guest.ndk=bench guest.ndk=suite").unwrap();
+        assert!(both.ndk_suite && both.ndk_bench);
+        assert!(!plan.ndk_bench);
         let e = parse("guest.ndk=all").unwrap_err();
         assert_eq!(e, PlanError::UnknownNdkMode("all"));
         assert!(e.to_string().contains("suite"));

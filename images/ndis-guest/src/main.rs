@@ -129,7 +129,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
     };
     ndis::set_ethernet_loopback(plan.ethernet_loopback);
     ndis::set_ethernet_peer(plan.ethernet_peer);
-    ndis::set_ndk_suite(plan.ndk_suite);
+    ndis::set_ndk(plan.ndk_suite, plan.ndk_bench);
     ndis::ndk::memory::install_fault_namer();
     for what in &plan.selftests {
         selftest(what);
@@ -140,10 +140,54 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         let class = b.read32(0x08) >> 8;
         println!("pci: {b} {v:04x}:{d:04x} class {class:06x}");
     });
-    let Some(bdf) = pci::find(rnic_contract::pci::VENDOR_ID, rnic_contract::pci::DEVICE_ID) else {
+    let rnics = pci::find_all(rnic_contract::pci::VENDOR_ID, rnic_contract::pci::DEVICE_ID);
+    if rnics.is_empty() {
         println!("pci: no rnic found");
         fail("no RNIC", STATUS_NO_RNIC);
+    }
+    if rnics.len() > ndis::MAX_ADAPTERS {
+        println!(
+            "pci: {} RNICs found; the guest hosts the first {}",
+            rnics.len(),
+            ndis::MAX_ADAPTERS
+        );
+    }
+    let devices: alloc::vec::Vec<pci::Device> = rnics
+        .iter()
+        .take(ndis::MAX_ADAPTERS)
+        .map(|&bdf| probe_rnic(bdf))
+        .collect();
+    // The driver: the one module whose name ends in ".sys" (or a lone unnamed PE image, as
+    // some monitors pass no module names).
+    let modules: alloc::vec::Vec<_> = si.modules().collect();
+    let named: alloc::vec::Vec<(&str, bool)> = modules
+        .iter()
+        .map(|m| (m.name, m.bytes().starts_with(b"MZ")))
+        .collect();
+    let module = match guest_core::plan::choose_driver(&named) {
+        Ok(i) => &modules[i],
+        Err(e) => {
+            println!("loader: {e}");
+            fail("load: no single driver module", STATUS_LOAD);
+        }
     };
+    let baseline = heap::stats().live_allocs;
+    let image = match loader::load(module, &mut ndis::exports::resolve) {
+        Ok(img) => img,
+        Err(e) => {
+            println!("loader: {e}");
+            fail(&alloc::format!("load: {e}"), STATUS_LOAD);
+        }
+    };
+    println!(
+        "loader: {} loaded at {:#x} ({} imports resolved)",
+        image.name, image.base, image.imports
+    );
+    ndis::run(&devices, image, baseline)
+}
+
+/// Probes the RNIC at `bdf` (BARs, MSI-X) and reports it; ends the boot if it cannot be used.
+fn probe_rnic(bdf: pci::Bdf) -> pci::Device {
     let dev = pci::probe(bdf);
     println!(
         "pci: rnic found at {bdf} bar0={:#x} bar2={:#x}",
@@ -172,34 +216,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
     if dev.msix.is_none() {
         fail("RNIC has no MSI-X capability", STATUS_NO_RNIC);
     }
-
-    // The driver: the one module whose name ends in ".sys" (or a lone unnamed PE image, as
-    // some monitors pass no module names).
-    let modules: alloc::vec::Vec<_> = si.modules().collect();
-    let named: alloc::vec::Vec<(&str, bool)> = modules
-        .iter()
-        .map(|m| (m.name, m.bytes().starts_with(b"MZ")))
-        .collect();
-    let module = match guest_core::plan::choose_driver(&named) {
-        Ok(i) => &modules[i],
-        Err(e) => {
-            println!("loader: {e}");
-            fail("load: no single driver module", STATUS_LOAD);
-        }
-    };
-    let baseline = heap::stats().live_allocs;
-    let image = match loader::load(module, &mut ndis::exports::resolve) {
-        Ok(img) => img,
-        Err(e) => {
-            println!("loader: {e}");
-            fail(&alloc::format!("load: {e}"), STATUS_LOAD);
-        }
-    };
-    println!(
-        "loader: {} loaded at {:#x} ({} imports resolved)",
-        image.name, image.base, image.imports
-    );
-    ndis::run(dev, image, baseline)
+    dev
 }
 
 /// Boot-time self tests selected by `guest.selftest=<name>` on the kernel command line: `ud`,
@@ -245,6 +262,13 @@ fn selftest(what: &str) {
                 fail("selftest ndk-mdl-va", STATUS_VIOLATION);
             }
         }
+        rule if rule.starts_with("ndk-") => match ndis::ndk::selftest::rule(rule) {
+            Ok(caught) => println!("guest: selftest {rule}: the verifier caught it: {caught}"),
+            Err(e) => {
+                println!("guest: selftest {rule}: {e}");
+                fail("NDK verifier self test", STATUS_VIOLATION);
+            }
+        },
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

@@ -109,12 +109,12 @@ pub fn for_each_function(mut f: impl FnMut(Bdf)) {
     }
 }
 
-/// Finds the first function with `vendor:device`.
-pub fn find(vendor: u16, device: u16) -> Option<Bdf> {
-    let mut found = None;
+/// Every function on bus 0 with this vendor and device ID, in bus order.
+pub fn find_all(vendor: u16, device: u16) -> alloc::vec::Vec<Bdf> {
+    let mut found = alloc::vec::Vec::new();
     for_each_function(|b| {
-        if found.is_none() && b.vendor_device() == (vendor, device) {
-            found = Some(b);
+        if b.vendor_device() == (vendor, device) {
+            found.push(b);
         }
     });
     found

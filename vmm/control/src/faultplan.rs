@@ -99,7 +99,12 @@ pub struct PlannedFault {
 
 /// Why an entry or a plan was refused: which line (for plans), which field.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
-#[error("{}{}{reason}", line.map(|l| format!("line {l}: ")).unwrap_or_default(), field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
+#[error(
+    "{}{}{}",
+    line.map(|l| format!("line {l}: ")).unwrap_or_default(),
+    field.as_ref().map(|f| format!("field `{}`: ", crate::one_line(f))).unwrap_or_default(),
+    crate::one_line(reason)
+)]
 pub struct PlanError {
     /// 1-based line in the plan file (`None` for an API request).
     pub line: Option<usize>,
@@ -423,6 +428,17 @@ pub fn load_plan(path: &Path) -> Result<Vec<PlannedFault>, PlanFileError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_errors_stay_one_line_when_the_plan_quotes_a_newline() {
+        // Found by the `config` fuzz target: a quoted TOML key with a newline came
+        // back inside the "line N: field `...`" error.
+        let e = parse_plan("[[fault]]\n\"a\\nb\" = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains('\n'), "{e}");
+        assert!(e.starts_with("line 2: "), "{e}");
+    }
 
     #[test]
     fn json_plans_take_the_same_keys_and_name_the_entry_and_field() {

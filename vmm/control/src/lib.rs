@@ -13,3 +13,18 @@
 
 pub mod api;
 pub mod faultplan;
+
+/// `text` with its control characters (newlines, escapes) written as Rust escapes, so
+/// that a message quoting user input (a field name from a plan, serde_json's quote of
+/// an unknown key) stays one line and carries no terminal escapes.
+pub fn one_line(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_debug().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}

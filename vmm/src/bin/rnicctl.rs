@@ -1,4 +1,5 @@
-//! `rnicctl`: the command line of rnic-vmm's control API (docs/api/openapi.yaml).
+//! `rnicctl`: the command line of the control API (docs/api/openapi.yaml) that rnic-vmm
+//! and rnic-device-server serve.
 //! Prints the answer's JSON on stdout; an error answer is one `rnicctl: error:`
 //! line on stderr and exit status 1; an unreachable socket exits with 2.
 
@@ -8,7 +9,7 @@ use clap::{Parser, Subcommand};
 use rnic_vmm::client::{self, Answer};
 use serde_json::{json, Map, Value};
 
-/// Talk to a running rnic-vmm through its --api-socket.
+/// Talk to a running rnic-vmm or rnic-device-server through its --api-socket.
 #[derive(Parser, Debug)]
 #[command(
     name = "rnicctl",
@@ -18,7 +19,7 @@ use serde_json::{json, Map, Value};
                   rnicctl --socket /tmp/vm.sock --rnic rnic1 link down"
 )]
 struct Cli {
-    /// The monitor's --api-socket path.
+    /// The --api-socket path of rnic-vmm or rnic-device-server.
     #[arg(long, value_name = "PATH")]
     socket: PathBuf,
     /// Which RNIC (its id); may be left out when the VM has one.

@@ -160,3 +160,10 @@ pub fn server_binary() -> PathBuf {
     );
     server
 }
+
+/// Adds a fault with `POST url` (`/v1/faults?rnic=...`), asserts 201 and returns its id.
+pub fn post_fault(socket: &Path, url: &str, entry: &str) -> u64 {
+    let (code, added) = curl(socket, "POST", url, Some(entry));
+    assert_eq!(code, 201, "{added}");
+    added["id"].as_u64().unwrap()
+}

@@ -3,6 +3,7 @@
 //! scripted faults.
 
 mod admin;
+mod cm;
 mod cqs;
 mod fuzz;
 mod protection;

@@ -14,15 +14,15 @@ use ndis_abi::*;
 
 use super::contract::{
     check_header, clear_out, export, read_header, refuse, require_adapter, require_handle,
-    require_irql, require_non_null, require_phase, Checked, INSIDE_INITIALIZE,
+    require_irql, require_non_null, require_one_of, require_phase, Checked, INSIDE_INITIALIZE,
 };
 use super::interrupt;
 use super::{
-    adapter_handle, dma_handle, driver_handle, interrupt_handle, InterruptReg, Phase, DEVICE_IRQL,
+    dma_handle, driver_handle, interrupt_handle, InterruptReg, Phase, COOKIES, DEVICE_IRQL,
     DISPATCH_LEVEL, PASSIVE_LEVEL, STATE,
 };
 use crate::interrupts::apic_id;
-use guest_core::irq::{MSG_VECTORS, MSG_VECTOR_BASE};
+use guest_core::irq::MSG_VECTOR_BASE;
 
 const _: NdisMRegisterMiniportDriverFn = NdisMRegisterMiniportDriver;
 const _: NdisMDeregisterMiniportDriverFn = NdisMDeregisterMiniportDriver;
@@ -91,10 +91,11 @@ fn allocate(length: u32, layout: fn(u32) -> Option<Layout>, zeroed: bool) -> Che
 /// `SupportedOidList` points to `SupportedOidListLength` readable bytes.
 unsafe fn set_general_attributes(
     func: &str,
+    adapter: usize,
     attrs: *const NDIS_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES,
     header: NDIS_OBJECT_HEADER,
 ) -> Checked<NDIS_STATUS> {
-    if STATE.lock().adapter_context.is_none() {
+    if STATE.lock().adapters[adapter].adapter_context.is_none() {
         return refuse(
             func,
             "general attributes set before the registration attributes",
@@ -122,7 +123,7 @@ unsafe fn set_general_attributes(
         Err(e) => return refuse(func, format!("{e}"), NDIS_STATUS_INVALID_PARAMETER),
     };
     let mut s = STATE.lock();
-    if s.general_attributes.is_some() {
+    if s.adapters[adapter].general_attributes.is_some() {
         drop(s);
         return refuse(func, "general attributes set twice", NDIS_STATUS_FAILURE);
     }
@@ -134,7 +135,7 @@ unsafe fn set_general_attributes(
         general.connect_state,
         general.supported_oids.len()
     );
-    s.general_attributes = Some(general);
+    s.adapters[adapter].general_attributes = Some(general);
     Ok(NDIS_STATUS_SUCCESS)
 }
 
@@ -324,7 +325,7 @@ pub unsafe extern "win64" fn NdisMSetMiniportAttributes(
     const F: &str = "NdisMSetMiniportAttributes";
     export(|| {
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_phase(F, &[Phase::Initializing], INSIDE_INITIALIZE)?;
         require_non_null(F, MiniportAttributes, "MiniportAttributes")?;
         // SAFETY: non-null pointer to an attribute structure starting with a header.
@@ -354,11 +355,11 @@ pub unsafe extern "win64" fn NdisMSetMiniportAttributes(
                     );
                 }
                 let mut s = STATE.lock();
-                if s.adapter_context.is_some() {
+                if s.adapters[adapter].adapter_context.is_some() {
                     drop(s);
                     return refuse(F, "registration attributes set twice", NDIS_STATUS_FAILURE);
                 }
-                s.adapter_context = Some(r.MiniportAdapterContext);
+                s.adapters[adapter].adapter_context = Some(r.MiniportAdapterContext);
                 drop(s);
                 crate::println!(
                     "ndis: adapter registration attributes (flags {:#x}, interface type {})",
@@ -370,10 +371,10 @@ pub unsafe extern "win64" fn NdisMSetMiniportAttributes(
             NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES => {
                 // SAFETY: the header says this is a general-attributes structure of at least
                 // `hdr.Size` bytes (checked below before anything is trusted).
-                unsafe { set_general_attributes(F, MiniportAttributes.cast(), hdr) }
+                unsafe { set_general_attributes(F, adapter, MiniportAttributes.cast(), hdr) }
             }
             NDIS_OBJECT_TYPE_MINIPORT_ADAPTER_NDK_ATTRIBUTES => {
-                if STATE.lock().adapter_context.is_none() {
+                if STATE.lock().adapters[adapter].adapter_context.is_none() {
                     return refuse(
                         F,
                         format!(
@@ -384,7 +385,7 @@ pub unsafe extern "win64" fn NdisMSetMiniportAttributes(
                     );
                 }
                 // SAFETY: non-null pointer to the driver's attributes (header readable).
-                unsafe { super::ndk::set_ndk_attributes(F, MiniportAttributes.cast()) }
+                unsafe { super::ndk::set_ndk_attributes(F, adapter, MiniportAttributes.cast()) }
             }
             t => refuse(
                 F,
@@ -408,10 +409,10 @@ pub unsafe extern "win64" fn NdisMMapIoSpace(
         // SAFETY: the driver's out-parameter for the mapping.
         unsafe { clear_out(F, VirtualAddress, "VirtualAddress", null_mut()) }?;
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         let pa = PhysicalAddress as u64;
         let mut s = STATE.lock();
-        let owned = s
+        let owned = s.adapters[adapter]
             .device
             .is_some_and(|d| Length != 0 && d.owns_range(pa, Length as u64));
         if !owned {
@@ -422,7 +423,7 @@ pub unsafe extern "win64" fn NdisMMapIoSpace(
                 NDIS_STATUS_RESOURCES,
             );
         }
-        s.maps.push((pa, Length));
+        s.adapters[adapter].maps.push((pa, Length));
         drop(s);
         // Identity mapping; the MMIO window is mapped uncached by the boot page tables.
         // SAFETY: checked non-null by `clear_out`.
@@ -439,18 +440,19 @@ pub unsafe extern "win64" fn NdisMUnmapIoSpace(
     const F: &str = "NdisMUnmapIoSpace";
     export(|| {
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
-        let mut s = STATE.lock();
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
+        let mut guard = STATE.lock();
         let va = VirtualAddress as u64;
-        let Some(i) = s.maps.iter().position(|&(a, l)| a == va && l == Length) else {
-            drop(s);
+        let maps = &mut guard.adapters[adapter].maps;
+        let Some(i) = maps.iter().position(|&(a, l)| a == va && l == Length) else {
+            drop(guard);
             return refuse(
                 F,
                 format!("{va:#x} (+{Length:#x}) was not mapped by NdisMMapIoSpace"),
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         };
-        s.maps.swap_remove(i);
+        maps.swap_remove(i);
         Ok(())
     })
 }
@@ -468,7 +470,7 @@ pub unsafe extern "win64" fn NdisMRegisterInterruptEx(
         // SAFETY: the driver's out-parameter for the handle.
         unsafe { clear_out(F, NdisInterruptHandle, "NdisInterruptHandle", null_mut()) }?;
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_phase(F, &[Phase::Initializing], INSIDE_INITIALIZE)?;
         require_non_null(F, Chars, "interrupt characteristics")?;
         // SAFETY: non-null pointer to the driver's interrupt characteristics.
@@ -483,7 +485,7 @@ pub unsafe extern "win64" fn NdisMRegisterInterruptEx(
         )?;
         // SAFETY: the header declares the whole revision-1 structure.
         let c = unsafe { read_volatile(Chars) };
-        if STATE.lock().interrupt.is_some() {
+        if STATE.lock().adapters[adapter].interrupt.is_some() {
             return refuse(F, "interrupt already registered", NDIS_STATUS_FAILURE);
         }
         if c.MsiSupported == 0 {
@@ -500,18 +502,21 @@ pub unsafe extern "win64" fn NdisMRegisterInterruptEx(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         };
-        let dev = STATE.lock().device.ok_or(NDIS_STATUS_ADAPTER_NOT_FOUND)?;
+        let dev = STATE.lock().adapters[adapter]
+            .device
+            .ok_or(NDIS_STATUS_ADAPTER_NOT_FOUND)?;
         let Some(msix) = dev.msix else {
             crate::println!("ndis: interrupt registration refused: no MSI-X capability");
             return Err(NDIS_STATUS_RESOURCES);
         };
-        let messages = (msix.table_size as u32).min(MSG_VECTORS as u32);
+        let messages = (msix.table_size as u32).min(super::MESSAGES_PER_ADAPTER);
+        let first_vector = MSG_VECTOR_BASE as u32 + adapter as u32 * super::MESSAGES_PER_ADAPTER;
         let apic = apic_id();
-        let (table, layout) = message_info_table(messages, apic)?;
+        let (table, layout) = message_info_table(messages, apic, first_vector)?;
         // Record the handlers before unmasking anything: an interrupt may arrive at once.
         {
             let mut s = STATE.lock();
-            s.interrupt = Some(InterruptReg {
+            s.adapters[adapter].interrupt = Some(InterruptReg {
                 ctx: MiniportInterruptContext,
                 isr,
                 dpc,
@@ -519,11 +524,11 @@ pub unsafe extern "win64" fn NdisMRegisterInterruptEx(
                 info_table: table,
                 info_layout: layout,
             });
-            s.interrupt_registered_ever = true;
+            s.adapters[adapter].interrupt_registered_ever = true;
         }
         for m in 0..messages {
-            if !dev.msix_program(m as u16, apic, MSG_VECTOR_BASE + m as u8) {
-                deregister_interrupt_inner();
+            if !dev.msix_program(m as u16, apic, (first_vector + m) as u8) {
+                deregister_interrupt_inner(adapter);
                 return refuse(
                     F,
                     format!("MSI-X table entry {m} is not inside a BAR"),
@@ -537,7 +542,7 @@ pub unsafe extern "win64" fn NdisMRegisterInterruptEx(
         unsafe {
             write_volatile(&raw mut (*Chars).InterruptType, NDIS_CONNECT_MESSAGE_BASED);
             write_volatile(&raw mut (*Chars).MessageInfoTable, table);
-            NdisInterruptHandle.write(interrupt_handle());
+            NdisInterruptHandle.write(interrupt_handle(adapter));
         }
         crate::println!("ndis: interrupt registered (message-based, {messages} messages)");
         Ok(NDIS_STATUS_SUCCESS)
@@ -545,10 +550,11 @@ pub unsafe extern "win64" fn NdisMRegisterInterruptEx(
 }
 
 /// Allocates the `IO_INTERRUPT_MESSAGE_INFO` handed to the driver: `messages` entries, message
-/// `m` on vector `MSG_VECTOR_BASE + m` of the LAPIC `apic`.
+/// `m` on vector `first_vector + m` of the LAPIC `apic`.
 fn message_info_table(
     messages: u32,
     apic: u32,
+    first_vector: u32,
 ) -> Checked<(*mut IO_INTERRUPT_MESSAGE_INFO, Layout)> {
     let layout = Layout::from_size_align(io_interrupt_message_info_size(messages as usize), 8)
         .map_err(|_| NDIS_STATUS_RESOURCES)?;
@@ -564,7 +570,7 @@ fn message_info_table(
         let first = (table as *mut u8).add(IO_INTERRUPT_MESSAGE_INFO_ENTRIES_OFFSET)
             as *mut IO_INTERRUPT_MESSAGE_INFO_ENTRY;
         for m in 0..messages {
-            let vector = MSG_VECTOR_BASE as u32 + m;
+            let vector = first_vector + m;
             first
                 .add(m as usize)
                 .write(IO_INTERRUPT_MESSAGE_INFO_ENTRY {
@@ -582,11 +588,13 @@ fn message_info_table(
     Ok((table, layout))
 }
 
-/// Masks every entry, disables MSI-X, frees the message table and forgets the handlers.
-pub fn deregister_interrupt_inner() {
+/// Masks every entry of adapter `adapter`, disables its MSI-X, frees the message table and
+/// forgets the handlers.
+pub fn deregister_interrupt_inner(adapter: usize) {
     let (reg, dev) = {
         let mut s = STATE.lock();
-        (s.interrupt.take(), s.device)
+        let a = &mut s.adapters[adapter];
+        (a.interrupt.take(), a.device)
     };
     if let (Some(reg), Some(dev)) = (reg, dev) {
         for m in 0..reg.messages {
@@ -602,8 +610,8 @@ pub unsafe extern "win64" fn NdisMDeregisterInterruptEx(NdisInterruptHandle: NDI
     const F: &str = "NdisMDeregisterInterruptEx";
     export(|| {
         require_irql(F, PASSIVE_LEVEL)?;
-        require_handle(F, NdisInterruptHandle, interrupt_handle(), "interrupt")?;
-        if STATE.lock().interrupt.is_none() {
+        let adapter = require_one_of(F, NdisInterruptHandle, &COOKIES.interrupt, "interrupt")?;
+        if STATE.lock().adapters[adapter].interrupt.is_none() {
             return refuse(
                 F,
                 "no interrupt registered (double deregistration?)",
@@ -612,7 +620,7 @@ pub unsafe extern "win64" fn NdisMDeregisterInterruptEx(NdisInterruptHandle: NDI
         }
         // Like Windows, finish DPCs already queued before disconnecting.
         interrupt::run_pending_dpcs();
-        deregister_interrupt_inner();
+        deregister_interrupt_inner(adapter);
         crate::println!("ndis: interrupt deregistered");
         Ok(())
     })
@@ -637,7 +645,7 @@ pub unsafe extern "win64" fn NdisMRegisterScatterGatherDma(
             )
         }?;
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_phase(F, &[Phase::Initializing], INSIDE_INITIALIZE)?;
         require_non_null(F, DmaDescription, "DmaDescription")?;
         // SAFETY: non-null pointer to the driver's description.
@@ -659,9 +667,10 @@ pub unsafe extern "win64" fn NdisMRegisterScatterGatherDma(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         }
-        let mut s = STATE.lock();
+        let mut guard = STATE.lock();
+        let s = &mut guard.adapters[adapter];
         if s.dma_registered {
-            drop(s);
+            drop(guard);
             return refuse(
                 F,
                 "scatter/gather DMA already registered",
@@ -670,7 +679,7 @@ pub unsafe extern "win64" fn NdisMRegisterScatterGatherDma(
         }
         s.dma_registered = true;
         s.process_sg_list = d.ProcessSGListHandler;
-        drop(s);
+        drop(guard);
         // SCATTER_GATHER_LIST: 16-byte header + one 24-byte element per page (plus one for an
         // unaligned start).
         let pages = (d.MaximumPhysicalMapping as usize).div_ceil(PAGE) + 1;
@@ -680,7 +689,7 @@ pub unsafe extern "win64" fn NdisMRegisterScatterGatherDma(
                 &raw mut (*DmaDescription).ScatterGatherListSize,
                 (16 + 24 * pages) as u32,
             );
-            NdisMiniportDmaHandle.write(dma_handle());
+            NdisMiniportDmaHandle.write(dma_handle(adapter));
         }
         crate::println!(
             "ndis: scatter/gather DMA registered (max mapping {:#x}, 64-bit {})",
@@ -695,10 +704,11 @@ pub unsafe extern "win64" fn NdisMDeregisterScatterGatherDma(NdisMiniportDmaHand
     const F: &str = "NdisMDeregisterScatterGatherDma";
     export(|| {
         require_irql(F, PASSIVE_LEVEL)?;
-        require_handle(F, NdisMiniportDmaHandle, dma_handle(), "DMA")?;
-        let mut s = STATE.lock();
+        let adapter = require_one_of(F, NdisMiniportDmaHandle, &COOKIES.dma, "DMA")?;
+        let mut guard = STATE.lock();
+        let s = &mut guard.adapters[adapter];
         if !s.dma_registered {
-            drop(s);
+            drop(guard);
             return refuse(
                 F,
                 "DMA not registered (double deregistration?)",
@@ -725,8 +735,8 @@ pub unsafe extern "win64" fn NdisMAllocateSharedMemory(
             clear_out(F, PhysicalAddress, "PhysicalAddress", 0)?;
         }
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
-        if !STATE.lock().dma_registered {
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
+        if !STATE.lock().adapters[adapter].dma_registered {
             return refuse(
                 F,
                 "called before NdisMRegisterScatterGatherDma",
@@ -734,7 +744,9 @@ pub unsafe extern "win64" fn NdisMAllocateSharedMemory(
             );
         }
         let p = allocate(Length, shared_layout, true)?;
-        STATE.lock().shared.insert(p as u64, (Length, Cached != 0));
+        STATE.lock().adapters[adapter]
+            .shared
+            .insert(p as u64, (Length, Cached != 0));
         // SAFETY: checked non-null by `clear_out`; identity mapping: physical = virtual.
         unsafe {
             VirtualAddress.write(p as *mut c_void);
@@ -754,11 +766,12 @@ pub unsafe extern "win64" fn NdisMFreeSharedMemory(
     const F: &str = "NdisMFreeSharedMemory";
     export(|| {
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         let va = VirtualAddress as u64;
-        let mut s = STATE.lock();
+        let mut guard = STATE.lock();
+        let s = &mut guard.adapters[adapter];
         let Some(&(len, cached)) = s.shared.get(&va) else {
-            drop(s);
+            drop(guard);
             return refuse(
                 F,
                 format!("{va:#x} is not shared memory from NdisMAllocateSharedMemory"),
@@ -766,7 +779,7 @@ pub unsafe extern "win64" fn NdisMFreeSharedMemory(
             );
         };
         if len != Length || cached != (Cached != 0) || PhysicalAddress as u64 != va {
-            drop(s);
+            drop(guard);
             return refuse(
                 F,
                 format!(
@@ -777,7 +790,7 @@ pub unsafe extern "win64" fn NdisMFreeSharedMemory(
             );
         }
         s.shared.remove(&va);
-        drop(s);
+        drop(guard);
         if let Some(layout) = shared_layout(len) {
             // SAFETY: allocated by NdisMAllocateSharedMemory with exactly this layout (the
             // length was validated above).
@@ -798,7 +811,8 @@ pub unsafe extern "win64" fn NdisAllocateMemoryWithTagPriority(
     const F: &str = "NdisAllocateMemoryWithTagPriority";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        if NdisHandle != driver_handle() && NdisHandle != adapter_handle() {
+        if NdisHandle != driver_handle() && super::index_of(&COOKIES.adapter, NdisHandle).is_none()
+        {
             return refuse(
                 F,
                 format!("{NdisHandle:p} is neither the driver nor the adapter handle"),

@@ -12,7 +12,7 @@
 //! | --- | --- | --- |
 //! | null out-pointer | [`clear_out`] | `NDIS_STATUS_INVALID_PARAMETER` |
 //! | IRQL above the function's maximum | [`require_irql`] | `NDIS_STATUS_FAILURE` |
-//! | handle not the one NDIS gave | [`require_handle`], [`require_adapter`] | `NDIS_STATUS_INVALID_PARAMETER` |
+//! | handle not the one NDIS gave | [`require_handle`], [`require_adapter`], [`require_one_of`] | `NDIS_STATUS_INVALID_PARAMETER` |
 //! | life-cycle phase that does not allow the call | [`require_phase`] | `NDIS_STATUS_FAILURE` |
 //! | null input pointer | [`require_non_null`] | `NDIS_STATUS_INVALID_PARAMETER` |
 //! | object header type, revision or size | [`check_header`] | `NDIS_STATUS_INVALID_PARAMETER` |
@@ -32,7 +32,7 @@ use core::sync::atomic::Ordering;
 
 use ndis_abi::*;
 
-use super::{adapter_handle, violation, Phase, IRQL, STATE};
+use super::{index_of, violation, Phase, COOKIES, IRQL, MAX_ADAPTERS, STATE};
 
 /// Outcome of an export's body: `Err(status)` is a refused or failed call.
 pub type Checked<T = ()> = Result<T, NDIS_STATUS>;
@@ -104,9 +104,26 @@ pub fn require_handle(func: &str, got: NDIS_HANDLE, want: NDIS_HANDLE, what: &st
     Ok(())
 }
 
-/// `got` must be the miniport adapter handle.
-pub fn require_adapter(func: &str, got: NDIS_HANDLE) -> Checked {
-    require_handle(func, got, adapter_handle(), "miniport adapter")
+/// `got` must be one of the miniport adapter handles NDIS gave; returns the adapter's index.
+pub fn require_adapter(func: &str, got: NDIS_HANDLE) -> Checked<usize> {
+    require_one_of(func, got, &COOKIES.adapter, "miniport adapter")
+}
+
+/// `got` must be the `what` handle of one of the adapters (`cookies`); returns its index.
+pub fn require_one_of(
+    func: &str,
+    got: NDIS_HANDLE,
+    cookies: &'static [u8; MAX_ADAPTERS],
+    what: &str,
+) -> Checked<usize> {
+    match index_of(cookies, got) {
+        Some(i) => Ok(i),
+        None => refuse(
+            func,
+            format!("{got:p} is not the {what} handle of any adapter NDIS gave"),
+            NDIS_STATUS_INVALID_PARAMETER,
+        ),
+    }
 }
 
 /// The driver must be in one of the `allowed` phases; `rule` says where the call belongs.

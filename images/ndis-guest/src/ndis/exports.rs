@@ -78,10 +78,15 @@ pub fn resolve(module: &str, name: &str) -> Option<u64> {
     ExportTable::new(&MODULES, &rows).resolve(module, name)
 }
 
-/// Every import the ABI crate lists is exported (checked once at boot).
+/// Every import the ABI crate lists (the skeleton's and the NDK provider's) is exported
+/// (checked once at boot).
 pub fn check_covers_abi() -> Result<(), (&'static str, &'static str)> {
     let rows = rows();
-    match ExportTable::new(&MODULES, &rows).first_missing(ndis_abi::SKELETON_IMPORTS) {
+    let table = ExportTable::new(&MODULES, &rows);
+    match table
+        .first_missing(ndis_abi::SKELETON_IMPORTS)
+        .or_else(|| table.first_missing(ndis_abi::NDK_PROVIDER_IMPORTS))
+    {
         Some(missing) => Err(missing),
         None => Ok(()),
     }

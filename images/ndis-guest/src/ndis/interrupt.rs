@@ -11,7 +11,9 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use guest_core::irq::{HookError, InterruptHooks};
 
-use super::{DEVICE_IRQL, DISPATCH_LEVEL, IRQL, PASSIVE_LEVEL, STATE};
+use super::{
+    InterruptReg, DEVICE_IRQL, DISPATCH_LEVEL, IRQL, MESSAGES_PER_ADAPTER, PASSIVE_LEVEL, STATE,
+};
 use crate::cpu::{self, FxArea};
 use crate::interrupts;
 
@@ -49,11 +51,26 @@ fn first_time(set: &AtomicU32, m: u32) -> bool {
     set.fetch_or(1 << m, Ordering::Relaxed) & (1 << m) == 0
 }
 
+/// The adapter and its message number behind the guest-wide message `msg` (adapter `i` owns
+/// messages `i * MESSAGES_PER_ADAPTER ..`).
+fn split(msg: u32) -> (usize, u32) {
+    (
+        (msg / MESSAGES_PER_ADAPTER) as usize,
+        msg % MESSAGES_PER_ADAPTER,
+    )
+}
+
+/// The interrupt registration of the adapter owning guest-wide message `msg`.
+fn registration(msg: u32) -> Option<(InterruptReg, u32)> {
+    let (adapter, m) = split(msg);
+    let reg = STATE.lock().adapters.get(adapter)?.interrupt?;
+    (m < reg.messages).then_some((reg, m))
+}
+
 /// The message hook: called from `irq_dispatch` (interrupts masked) for message vectors.
 fn on_message_vector(vector: u8, msg: u32) {
-    let reg = STATE.lock().interrupt;
-    let reg = match reg {
-        Some(r) if msg < r.messages => r,
+    let (reg, m) = match registration(msg) {
+        Some(r) => r,
         _ => {
             if STRAY.fetch_add(1, Ordering::Relaxed) == 0 {
                 crate::println!(
@@ -75,7 +92,7 @@ fn on_message_vector(vector: u8, msg: u32) {
     let mut targets: u32 = 0;
     // SAFETY: the handler was registered by the driver with this context; both out-pointers
     // are live locals.
-    let claimed = unsafe { (reg.isr)(reg.ctx, msg, &mut queue_dpc, &mut targets) };
+    let claimed = unsafe { (reg.isr)(reg.ctx, m, &mut queue_dpc, &mut targets) };
     IRQL.store(prev, Ordering::Relaxed);
     ISR_CALLS.fetch_add(1, Ordering::Relaxed);
     interrupts::eoi();
@@ -121,12 +138,9 @@ pub fn run_pending_dpcs() {
 }
 
 fn run_dpc(msg: u32) {
-    let Some(reg) = STATE.lock().interrupt else {
+    let Some((reg, m)) = registration(msg) else {
         return;
     };
-    if msg >= reg.messages {
-        return;
-    }
     if first_time(&SEEN_DPC, msg) {
         crate::println!("ndis: MiniportMessageInterruptDpc (message {msg})");
     }
@@ -137,7 +151,7 @@ fn run_dpc(msg: u32) {
     unsafe {
         (reg.dpc)(
             reg.ctx,
-            msg,
+            m,
             core::ptr::null_mut(),
             core::ptr::null_mut(),
             core::ptr::null_mut(),
@@ -185,6 +199,6 @@ pub fn idle(ms: u64) {
 
 /// Tears down a registration the driver failed to remove (so no handler of an unloaded
 /// driver can run).
-pub fn force_deregister() {
-    super::api::deregister_interrupt_inner();
+pub fn force_deregister(adapter: usize) {
+    super::api::deregister_interrupt_inner(adapter);
 }

@@ -60,32 +60,49 @@ pub enum Phase {
     Unloaded,
 }
 
-/// Distinct cookies handed out as NDIS handles (their addresses are the handle values).
+/// Most adapters (RNICs) the guest hosts at once.
+pub const MAX_ADAPTERS: usize = 2;
+/// MSI-X messages each adapter gets: adapter `i`'s message `m` arrives on IDT vector
+/// `MSG_VECTOR_BASE + i * MESSAGES_PER_ADAPTER + m`.
+pub const MESSAGES_PER_ADAPTER: u32 = guest_core::irq::MSG_VECTORS as u32 / MAX_ADAPTERS as u32;
+
+/// Distinct cookies handed out as NDIS handles (their addresses are the handle values): one
+/// driver handle, and an adapter, interrupt and DMA handle per adapter.
 pub struct Cookies {
     pub driver: u8,
-    pub adapter: u8,
-    pub interrupt: u8,
-    pub dma: u8,
+    pub adapter: [u8; MAX_ADAPTERS],
+    pub interrupt: [u8; MAX_ADAPTERS],
+    pub dma: [u8; MAX_ADAPTERS],
 }
 
 pub static COOKIES: Cookies = Cookies {
     driver: 0,
-    adapter: 0,
-    interrupt: 0,
-    dma: 0,
+    adapter: [0; MAX_ADAPTERS],
+    interrupt: [0; MAX_ADAPTERS],
+    dma: [0; MAX_ADAPTERS],
 };
 
 pub fn driver_handle() -> NDIS_HANDLE {
     &COOKIES.driver as *const u8 as NDIS_HANDLE
 }
-pub fn adapter_handle() -> NDIS_HANDLE {
-    &COOKIES.adapter as *const u8 as NDIS_HANDLE
+/// The miniport adapter handle of adapter `i`.
+pub fn adapter_handle(i: usize) -> NDIS_HANDLE {
+    &COOKIES.adapter[i] as *const u8 as NDIS_HANDLE
 }
-pub fn interrupt_handle() -> NDIS_HANDLE {
-    &COOKIES.interrupt as *const u8 as NDIS_HANDLE
+/// The interrupt handle of adapter `i`.
+pub fn interrupt_handle(i: usize) -> NDIS_HANDLE {
+    &COOKIES.interrupt[i] as *const u8 as NDIS_HANDLE
 }
-pub fn dma_handle() -> NDIS_HANDLE {
-    &COOKIES.dma as *const u8 as NDIS_HANDLE
+/// The DMA handle of adapter `i`.
+pub fn dma_handle(i: usize) -> NDIS_HANDLE {
+    &COOKIES.dma[i] as *const u8 as NDIS_HANDLE
+}
+
+/// The adapter whose `kind` cookie `handle` is (None: not one of them).
+pub fn index_of(cookies: &'static [u8; MAX_ADAPTERS], handle: NDIS_HANDLE) -> Option<usize> {
+    let base = cookies.as_ptr() as u64;
+    let h = handle as u64;
+    (h >= base && h < base + MAX_ADAPTERS as u64).then(|| (h - base) as usize)
 }
 
 /// What `NdisMRegisterInterruptEx` recorded.
@@ -99,17 +116,9 @@ pub struct InterruptReg {
     pub info_layout: core::alloc::Layout,
 }
 
-/// All NDIS-side state of the one driver/adapter.
-pub struct State {
-    pub phase: Phase,
+/// The NDIS-side state of one adapter (one RNIC).
+pub struct AdapterState {
     pub device: Option<pci::Device>,
-    pub driver_object: *mut DRIVER_OBJECT,
-    pub registry_path: *mut UNICODE_STRING,
-    pub driver_context: NDIS_HANDLE,
-    pub chars: Option<NDIS_MINIPORT_DRIVER_CHARACTERISTICS>,
-    pub ndis_version: (u8, u8),
-    pub registered_ever: bool,
-    pub deregistered: bool,
     pub adapter_context: Option<NDIS_HANDLE>,
     /// The general attributes the driver set in MiniportInitializeEx, once accepted.
     pub general_attributes: Option<guest_core::attributes::GeneralAttributes>,
@@ -120,6 +129,36 @@ pub struct State {
     pub process_sg_list: Option<MiniportProcessSgListFn>,
     pub maps: Vec<(u64, u32)>,
     pub shared: BTreeMap<u64, (u32, bool)>,
+}
+
+impl AdapterState {
+    const fn new() -> Self {
+        AdapterState {
+            device: None,
+            adapter_context: None,
+            general_attributes: None,
+            interrupt: None,
+            interrupt_registered_ever: false,
+            dma_registered: false,
+            process_sg_list: None,
+            maps: Vec::new(),
+            shared: BTreeMap::new(),
+        }
+    }
+}
+
+/// All NDIS-side state: the driver's, and each adapter's.
+pub struct State {
+    pub phase: Phase,
+    pub driver_object: *mut DRIVER_OBJECT,
+    pub registry_path: *mut UNICODE_STRING,
+    pub driver_context: NDIS_HANDLE,
+    pub chars: Option<NDIS_MINIPORT_DRIVER_CHARACTERISTICS>,
+    pub ndis_version: (u8, u8),
+    pub registered_ever: bool,
+    pub deregistered: bool,
+    /// Per adapter, indexed like the handles.
+    pub adapters: [AdapterState; MAX_ADAPTERS],
     pub pool: BTreeMap<u64, (u32, u32)>,
     pub violations: Vec<String>,
 }
@@ -129,7 +168,6 @@ unsafe impl Send for State {}
 
 pub static STATE: IrqLock<State> = IrqLock::new(State {
     phase: Phase::Loaded,
-    device: None,
     driver_object: core::ptr::null_mut(),
     registry_path: core::ptr::null_mut(),
     driver_context: core::ptr::null_mut(),
@@ -137,14 +175,7 @@ pub static STATE: IrqLock<State> = IrqLock::new(State {
     ndis_version: (0, 0),
     registered_ever: false,
     deregistered: false,
-    adapter_context: None,
-    general_attributes: None,
-    interrupt: None,
-    interrupt_registered_ever: false,
-    dma_registered: false,
-    process_sg_list: None,
-    maps: Vec::new(),
-    shared: BTreeMap::new(),
+    adapters: [const { AdapterState::new() }; MAX_ADAPTERS],
     pool: BTreeMap::new(),
     violations: Vec::new(),
 });
@@ -179,8 +210,9 @@ fn utf16(s: &str) -> Vec<u16> {
     s.encode_utf16().collect()
 }
 
-/// Builds `CM_PARTIAL_RESOURCE_LIST` for the adapter: BAR0, BAR2 and one message interrupt.
-fn resource_list(dev: &pci::Device) -> Vec<u64> {
+/// Builds `CM_PARTIAL_RESOURCE_LIST` for adapter `adapter`: BAR0, BAR2 and its message
+/// interrupts.
+fn resource_list(dev: &pci::Device, adapter: usize) -> Vec<u64> {
     let descs = [
         CM_PARTIAL_RESOURCE_DESCRIPTOR::memory(
             dev.bars[REGISTER_BAR].addr as i64,
@@ -193,7 +225,7 @@ fn resource_list(dev: &pci::Device) -> Vec<u64> {
             CM_RESOURCE_MEMORY_READ_WRITE,
         ),
         CM_PARTIAL_RESOURCE_DESCRIPTOR::message_interrupt(
-            guest_core::irq::MSG_VECTOR_BASE as u32,
+            guest_core::irq::MSG_VECTOR_BASE as u32 + adapter as u32 * MESSAGES_PER_ADAPTER,
             DEVICE_IRQL as u16,
             1,
         ),
@@ -224,7 +256,10 @@ const PAUSE_RESTART_ROUNDS: u32 = 2;
 /// follows only on a paused adapter. Neither handler may pend here: the guest does not
 /// provide NdisMRestartComplete/NdisMPauseComplete yet, so a pending return is a violation.
 /// A restart that fails leaves the adapter Paused (as NDIS does) and ends the rounds.
-fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE) {
+fn drive_pause_restart(
+    chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
+    adapters: &[(usize, NDIS_HANDLE)],
+) {
     STATE.lock().phase = Phase::Paused;
     let (Some(restart), Some(pause)) = (chars.RestartHandler, chars.PauseHandler) else {
         violation(String::from(
@@ -233,6 +268,35 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
         return;
     };
     for round in 1..=PAUSE_RESTART_ROUNDS {
+        for &(_, ctx) in adapters {
+            if !restart_one(restart, ctx, round) {
+                return;
+            }
+        }
+        STATE.lock().phase = Phase::Running;
+        interrupt::idle(10);
+        if round == 1 {
+            let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
+            let bench = NDK_BENCH.load(core::sync::atomic::Ordering::Relaxed);
+            for &(i, ctx) in adapters {
+                run_oid_matrix(chars, i);
+                if i == 0 {
+                    run_sends(chars, i);
+                }
+                ndk::host(chars, i, ctx, (suite && i == 0, bench && i == 0));
+            }
+        }
+        for &(_, ctx) in adapters {
+            pause_one(pause, ctx, round);
+        }
+        STATE.lock().phase = Phase::Paused;
+    }
+}
+
+/// MiniportRestart of one adapter (phase Restarting during the call); false if the rounds
+/// must end (the restart failed or pended).
+fn restart_one(restart: MiniportRestartFn, ctx: NDIS_HANDLE, round: u32) -> bool {
+    {
         let mut restart_params = NDIS_MINIPORT_RESTART_PARAMETERS {
             Header: NDIS_OBJECT_HEADER::new(
                 NDIS_OBJECT_TYPE_DEFAULT,
@@ -254,21 +318,19 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
                 "MiniportRestart returned NDIS_STATUS_PENDING, but the driver does not import NdisMRestartComplete",
             ));
             STATE.lock().phase = Phase::Paused;
-            return;
+            return false;
         }
         if status != NDIS_STATUS_SUCCESS {
             STATE.lock().phase = Phase::Paused;
-            return;
+            return false;
         }
-        STATE.lock().phase = Phase::Running;
-        interrupt::idle(10);
-        if round == 1 {
-            run_oid_matrix(chars);
-            run_sends(chars);
-            let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
-            ndk::host(chars, ctx, suite);
-        }
+        true
+    }
+}
 
+/// MiniportPause of one adapter (phase Pausing during the call).
+fn pause_one(pause: MiniportPauseFn, ctx: NDIS_HANDLE, round: u32) {
+    {
         let mut pause_params = NDIS_MINIPORT_PAUSE_PARAMETERS {
             Header: NDIS_OBJECT_HEADER::new(
                 NDIS_OBJECT_TYPE_DEFAULT,
@@ -290,17 +352,20 @@ fn drive_pause_restart(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_H
                 status_name(status)
             ));
         }
-        STATE.lock().phase = Phase::Paused;
     }
 }
 
-/// The general attributes and the adapter context InitializeEx left (either may be missing).
-fn initialized_adapter() -> (
+/// The general attributes and the adapter context InitializeEx left for adapter `i` (either
+/// may be missing).
+fn initialized_adapter(
+    i: usize,
+) -> (
     Option<guest_core::attributes::GeneralAttributes>,
     Option<NDIS_HANDLE>,
 ) {
     let s = STATE.lock();
-    (s.general_attributes.clone(), s.adapter_context)
+    let a = &s.adapters[i];
+    (a.general_attributes.clone(), a.adapter_context)
 }
 
 /// Whether the plan says the RNIC's wire loops frames back (`guest.ethernet=loopback`).
@@ -325,15 +390,18 @@ pub fn set_ethernet_peer(peer: bool) {
 
 /// Whether the plan asks for the NDK consumer suite (`guest.ndk=suite`).
 static NDK_SUITE: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+/// Whether the plan asks for the NDK figures (`guest.ndk=bench`).
+static NDK_BENCH: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
 
 /// Sets what the plan says of NDK (called once, before [`run`]).
-pub fn set_ndk_suite(suite: bool) {
+pub fn set_ndk(suite: bool, bench: bool) {
     NDK_SUITE.store(suite, core::sync::atomic::Ordering::Relaxed);
+    NDK_BENCH.store(bench, core::sync::atomic::Ordering::Relaxed);
 }
 
 /// Sends frames while Running ([`send::send_frames`]) and checks `OID_GEN_XMIT_OK` counts them.
-fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
-    let (general, ctx) = initialized_adapter();
+fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, i: usize) {
+    let (general, ctx) = initialized_adapter(i);
     let (Some(send), Some(oid_handler), Some(general), Some(ctx)) = (
         chars.SendNetBufferListsHandler,
         chars.OidRequestHandler,
@@ -379,8 +447,8 @@ fn run_sends(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
 }
 
 /// Runs the OID matrix ([`oid::run_matrix`]) once the adapter is Running.
-fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
-    let (general, ctx) = initialized_adapter();
+fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, i: usize) {
+    let (general, ctx) = initialized_adapter(i);
     let (Some(handler), Some(general), Some(ctx)) = (chars.OidRequestHandler, general, ctx) else {
         violation(String::from(
             "no OidRequestHandler or no general attributes: the OID matrix cannot run",
@@ -394,7 +462,7 @@ fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
     oid::run_matrix(handler, ctx, &general);
 }
 
-pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
+pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) -> ! {
     // Kernel-side objects the driver sees.
     let mut drv: Box<DRIVER_OBJECT> = Box::new(
         // SAFETY: DRIVER_OBJECT is plain data (integers, raw pointers, nullable fn pointers):
@@ -422,12 +490,16 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     let reg_ptr: *mut UNICODE_STRING = &mut *reg;
     {
         let mut s = STATE.lock();
-        s.device = Some(dev);
+        for (i, dev) in devices.iter().enumerate() {
+            s.adapters[i].device = Some(*dev);
+        }
         s.driver_object = drv_ptr;
         s.registry_path = reg_ptr;
         s.phase = Phase::DriverEntry;
     }
-    pci::enable_memory_and_bus_master(dev.bdf);
+    for dev in devices {
+        pci::enable_memory_and_bus_master(dev.bdf);
+    }
 
     // DriverEntry
     crate::println!("ndis: DriverEntry");
@@ -460,78 +532,49 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     };
     STATE.lock().phase = Phase::Registered;
 
-    // MiniportInitializeEx
-    let resources = resource_list(&dev);
-    let mut params = Box::new(NDIS_MINIPORT_INIT_PARAMETERS {
-        Header: NDIS_OBJECT_HEADER::new(
-            NDIS_OBJECT_TYPE_MINIPORT_INIT_PARAMETERS,
-            NDIS_MINIPORT_INIT_PARAMETERS_REVISION_1,
-            NDIS_SIZEOF_MINIPORT_INIT_PARAMETER_REVISION_1,
-        ),
-        Flags: 0,
-        AllocatedResources: resources.as_ptr() as *mut NDIS_RESOURCE_LIST,
-        IMDeviceInstanceContext: core::ptr::null_mut(),
-        MiniportAddDeviceContext: core::ptr::null_mut(),
-        IfIndex: 1,
-        NetLuid: 0x0006_0000_0000_0001,
-        DefaultPortAuthStates: core::ptr::null_mut(),
-        PciDeviceCustomProperties: core::ptr::null_mut(),
-    });
+    // MiniportInitializeEx, once per adapter.
     let Some(init) = chars.InitializeHandlerEx else {
         ends("no InitializeHandlerEx", crate::STATUS_VIOLATION)
     };
-    let driver_context = STATE.lock().driver_context;
-    STATE.lock().phase = Phase::Initializing;
-    crate::println!("ndis: MiniportInitializeEx");
-    // SAFETY: handler supplied by the driver; arguments are live kernel objects.
-    let status = unsafe { init(adapter_handle(), driver_context, &mut *params) };
-    interrupt::run_pending_dpcs();
-    crate::println!(
-        "ndis: MiniportInitializeEx returned {}",
-        status_name(status)
-    );
-    let adapter_ctx = STATE.lock().adapter_context;
-    let init_ok = status == NDIS_STATUS_SUCCESS;
-    if init_ok && adapter_ctx.is_none() {
-        violation(String::from(
-            "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(registration attributes)",
-        ));
-    }
-    if init_ok && STATE.lock().general_attributes.is_none() {
-        violation(String::from(
-            "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(general attributes)",
-        ));
-    }
-    if status == NDIS_STATUS_PENDING {
-        violation(String::from(
-            "MiniportInitializeEx may not return NDIS_STATUS_PENDING",
-        ));
+    let mut initialized: Vec<(usize, NDIS_HANDLE)> = Vec::new();
+    let mut init_failures: Vec<String> = Vec::new();
+    for (i, dev) in devices.iter().enumerate() {
+        match initialize(init, i, dev) {
+            Ok(ctx) => initialized.push((i, ctx)),
+            Err(why) => init_failures.push(why),
+        }
     }
 
-    if init_ok {
-        if let Some(ctx) = adapter_ctx {
-            drive_pause_restart(&chars, ctx);
-        }
-        // Let anything still in flight settle (interrupts, DPCs), then halt the paused adapter.
+    if !initialized.is_empty() {
+        drive_pause_restart(&chars, &initialized);
+        // Let anything still in flight settle (interrupts, DPCs), then halt the paused
+        // adapters.
         interrupt::idle(20);
-        STATE.lock().phase = Phase::Halting;
-        crate::println!("ndis: MiniportHaltEx");
-        if let (Some(halt), Some(ctx)) = (chars.HaltHandlerEx, adapter_ctx) {
-            // SAFETY: driver handler with the context it registered.
-            unsafe { halt(ctx, NdisHaltDeviceDisabled) };
+        for &(i, ctx) in &initialized {
+            STATE.lock().phase = Phase::Halting;
+            crate::println!("ndis: MiniportHaltEx{}", adapter_suffix(i));
+            if let Some(halt) = chars.HaltHandlerEx {
+                // SAFETY: driver handler with the context it registered.
+                unsafe { halt(ctx, NdisHaltDeviceDisabled) };
+            }
+            interrupt::run_pending_dpcs();
         }
-        interrupt::run_pending_dpcs();
-        STATE.lock().phase = Phase::Halted;
-    } else {
-        // Windows does not halt an adapter whose initialization failed; the driver must have
-        // released everything itself.
-        STATE.lock().phase = Phase::Halted;
     }
-    check_adapter_released(if init_ok {
-        "MiniportHaltEx"
-    } else {
-        "failed MiniportInitializeEx"
-    });
+    // Windows does not halt an adapter whose initialization failed; the driver must have
+    // released everything itself.
+    STATE.lock().phase = Phase::Halted;
+    for i in 0..devices.len() {
+        let halted = initialized.iter().any(|&(a, _)| a == i);
+        check_adapter_released(
+            if halted {
+                "MiniportHaltEx"
+            } else {
+                "failed MiniportInitializeEx"
+            },
+            i,
+        );
+    }
+    drop(initialized);
 
     // Unload
     STATE.lock().phase = Phase::Unloading;
@@ -568,8 +611,6 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
 
     // Release kernel-side objects, then compare the heap with the baseline taken before the
     // driver was loaded: every allocation made on the driver's behalf must be gone.
-    drop(params);
-    drop(resources);
     drop(reg);
     drop(drv);
     drop(reg16);
@@ -580,12 +621,10 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     crate::loader::unload(image);
     let mut reasons: Vec<String> = {
         let mut s = STATE.lock();
-        s.device = None;
-        s.maps = Vec::new();
-        s.shared = BTreeMap::new();
+        // The attributes' OID lists are the guest's own copies, not the driver's; emptied
+        // maps keep their nodes.
+        s.adapters = [const { AdapterState::new() }; MAX_ADAPTERS];
         s.pool = BTreeMap::new();
-        // The attributes' OID list is the guest's own copy, not the driver's.
-        s.general_attributes = None;
         // Emptied maps keep their nodes: start the bookkeeping afresh (leaks were reported).
         *netbuf::NETBUF.lock() = netbuf::NetBufState::new();
         workitem::reset();
@@ -605,11 +644,10 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
             "heap: {leaked} allocations still live after unload"
         ));
     }
-    if !init_ok {
-        reasons.insert(
-            0,
-            format!("MiniportInitializeEx returned {}", status_name(status)),
-        );
+    if !init_failures.is_empty() {
+        for (k, why) in init_failures.into_iter().enumerate() {
+            reasons.insert(k, why);
+        }
     } else {
         if isr_claimed == 0 {
             reasons.push(String::from(
@@ -630,10 +668,87 @@ pub fn run(dev: pci::Device, image: LoadedImage, heap_baseline: usize) -> ! {
     crate::cpu::exit(crate::STATUS_PASS)
 }
 
-/// After halt (or a failed initialize): the adapter's resources must all be released.
-fn check_adapter_released(when: &str) {
-    let (irq, dma, maps, shared) = {
+/// MiniportInitializeEx of adapter `i` on `dev`: its adapter context, or why it failed (the
+/// violations are recorded).
+fn initialize(
+    init: MiniportInitializeFn,
+    i: usize,
+    dev: &pci::Device,
+) -> Result<NDIS_HANDLE, String> {
+    let resources = resource_list(dev, i);
+    let mut params = Box::new(NDIS_MINIPORT_INIT_PARAMETERS {
+        Header: NDIS_OBJECT_HEADER::new(
+            NDIS_OBJECT_TYPE_MINIPORT_INIT_PARAMETERS,
+            NDIS_MINIPORT_INIT_PARAMETERS_REVISION_1,
+            NDIS_SIZEOF_MINIPORT_INIT_PARAMETER_REVISION_1,
+        ),
+        Flags: 0,
+        AllocatedResources: resources.as_ptr() as *mut NDIS_RESOURCE_LIST,
+        IMDeviceInstanceContext: core::ptr::null_mut(),
+        MiniportAddDeviceContext: core::ptr::null_mut(),
+        IfIndex: 1 + i as u32,
+        NetLuid: 0x0006_0000_0000_0001 + i as u64,
+        DefaultPortAuthStates: core::ptr::null_mut(),
+        PciDeviceCustomProperties: core::ptr::null_mut(),
+    });
+    let driver_context = STATE.lock().driver_context;
+    STATE.lock().phase = Phase::Initializing;
+    crate::println!("ndis: MiniportInitializeEx{}", adapter_suffix(i));
+    // SAFETY: handler supplied by the driver; arguments are live kernel objects (the
+    // parameters and resources outlive the call).
+    let status = unsafe { init(adapter_handle(i), driver_context, &mut *params) };
+    interrupt::run_pending_dpcs();
+    STATE.lock().phase = Phase::Paused;
+    crate::println!(
+        "ndis: MiniportInitializeEx returned {}",
+        status_name(status)
+    );
+    let (adapter_ctx, general) = {
         let s = STATE.lock();
+        let a = &s.adapters[i];
+        (a.adapter_context, a.general_attributes.is_some())
+    };
+    let init_ok = status == NDIS_STATUS_SUCCESS;
+    if init_ok && adapter_ctx.is_none() {
+        violation(String::from(
+            "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(registration attributes)",
+        ));
+    }
+    if init_ok && !general {
+        violation(String::from(
+            "MiniportInitializeEx succeeded without NdisMSetMiniportAttributes(general attributes)",
+        ));
+    }
+    if status == NDIS_STATUS_PENDING {
+        violation(String::from(
+            "MiniportInitializeEx may not return NDIS_STATUS_PENDING",
+        ));
+    }
+    match adapter_ctx {
+        Some(ctx) if init_ok => Ok(ctx),
+        _ => Err(format!(
+            "MiniportInitializeEx{} returned {}",
+            adapter_suffix(i),
+            status_name(status)
+        )),
+    }
+}
+
+/// How log lines name adapter `i`: nothing for the first (the single-RNIC logs stay as they
+/// were), ` (adapter i)` for the others.
+fn adapter_suffix(i: usize) -> String {
+    if i == 0 {
+        String::new()
+    } else {
+        format!(" (adapter {i})")
+    }
+}
+
+/// After halt (or a failed initialize): adapter `i`'s resources must all be released.
+fn check_adapter_released(when: &str, i: usize) {
+    let (irq, dma, maps, shared) = {
+        let guard = STATE.lock();
+        let s = &guard.adapters[i];
         (
             s.interrupt.is_some(),
             s.dma_registered,
@@ -645,7 +760,7 @@ fn check_adapter_released(when: &str) {
         violation(format!(
             "{when} returned with the interrupt still registered (no NdisMDeregisterInterruptEx)"
         ));
-        interrupt::force_deregister();
+        interrupt::force_deregister(i);
     }
     if dma {
         violation(format!(

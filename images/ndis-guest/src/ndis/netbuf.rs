@@ -425,7 +425,8 @@ pub unsafe extern "win64" fn NdisMAllocateNetBufferSGList(
     const F: &str = "NdisMAllocateNetBufferSGList";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        super::contract::require_handle(F, NdisMiniportDmaHandle, super::dma_handle(), "DMA")?;
+        let adapter =
+            super::contract::require_one_of(F, NdisMiniportDmaHandle, &super::COOKIES.dma, "DMA")?;
         require_non_null(F, NetBuffer, "NetBuffer")?;
         if Flags & NDIS_SG_LIST_WRITE_TO_DEVICE == 0 {
             return refuse(
@@ -434,7 +435,7 @@ pub unsafe extern "win64" fn NdisMAllocateNetBufferSGList(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         }
-        let Some(handler) = STATE.lock().process_sg_list else {
+        let Some(handler) = STATE.lock().adapters[adapter].process_sg_list else {
             return refuse(
                 F,
                 "no MiniportProcessSGList registered",
@@ -500,7 +501,7 @@ pub unsafe extern "win64" fn NdisMFreeNetBufferSGList(
     const F: &str = "NdisMFreeNetBufferSGList";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        super::contract::require_handle(F, NdisMiniportDmaHandle, super::dma_handle(), "DMA")?;
+        super::contract::require_one_of(F, NdisMiniportDmaHandle, &super::COOKIES.dma, "DMA")?;
         let entry = NETBUF.lock().sg_lists.remove(&(ScatterGatherList as u64));
         let Some((nb, elements)) = entry else {
             return refuse(

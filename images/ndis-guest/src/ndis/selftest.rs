@@ -114,8 +114,8 @@ fn interrupt_characteristics(
 fn dma_refused(d: *mut NDIS_SG_DMA_DESCRIPTION, status: NDIS_STATUS) -> bool {
     let mut h = STALE;
     // SAFETY: `d` is a live description or NULL; `h` a live handle slot.
-    let returned = unsafe { NdisMRegisterScatterGatherDma(adapter_handle(), d, &mut h) };
-    returned == status && h.is_null() && !STATE.lock().dma_registered
+    let returned = unsafe { NdisMRegisterScatterGatherDma(adapter_handle(0), d, &mut h) };
+    returned == status && h.is_null() && !STATE.lock().adapters[0].dma_registered
 }
 
 fn in_pool(p: *mut c_void) -> bool {
@@ -151,7 +151,7 @@ pub fn contract() -> Result<usize, String> {
             let returned = unsafe { NdisMMapIoSpace(&mut va, STALE, 0xC000_0000, 0x1000) };
             returned == NDIS_STATUS_INVALID_PARAMETER
                 && va.is_null()
-                && STATE.lock().maps.is_empty()
+                && STATE.lock().adapters[0].maps.is_empty()
         },
     )?;
     run.refused(
@@ -174,8 +174,8 @@ pub fn contract() -> Result<usize, String> {
                 },
             };
             // SAFETY: live locals (or NULL) of the types the export takes.
-            let returned = unsafe { NdisMSetMiniportAttributes(adapter_handle(), &mut a) };
-            returned == NDIS_STATUS_FAILURE && STATE.lock().adapter_context.is_none()
+            let returned = unsafe { NdisMSetMiniportAttributes(adapter_handle(0), &mut a) };
+            returned == NDIS_STATUS_FAILURE && STATE.lock().adapters[0].adapter_context.is_none()
         },
     )?;
     run.refused(
@@ -192,8 +192,8 @@ pub fn contract() -> Result<usize, String> {
                 NDIS_SIZEOF_MINIPORT_ADAPTER_GENERAL_ATTRIBUTES_REVISION_2,
             );
             // SAFETY: a live local of the type the export takes.
-            let returned = unsafe { NdisMSetMiniportAttributes(adapter_handle(), &mut a) };
-            returned == NDIS_STATUS_FAILURE && STATE.lock().general_attributes.is_none()
+            let returned = unsafe { NdisMSetMiniportAttributes(adapter_handle(0), &mut a) };
+            returned == NDIS_STATUS_FAILURE && STATE.lock().adapters[0].general_attributes.is_none()
         },
     )?;
     run.refused(
@@ -209,8 +209,9 @@ pub fn contract() -> Result<usize, String> {
             ));
             // SAFETY: live locals (or NULL) of the types the export takes.
             let returned =
-                unsafe { NdisMRegisterInterruptEx(adapter_handle(), STALE, &mut c, null_mut()) };
-            returned == NDIS_STATUS_INVALID_PARAMETER && STATE.lock().interrupt.is_none()
+                unsafe { NdisMRegisterInterruptEx(adapter_handle(0), STALE, &mut c, null_mut()) };
+            returned == NDIS_STATUS_INVALID_PARAMETER
+                && STATE.lock().adapters[0].interrupt.is_none()
         },
     )?;
     run.refused(
@@ -248,10 +249,10 @@ pub fn contract() -> Result<usize, String> {
             let mut h = STALE;
             // SAFETY: live locals (or NULL) of the types the export takes.
             let returned =
-                unsafe { NdisMRegisterInterruptEx(adapter_handle(), STALE, &mut c, &mut h) };
+                unsafe { NdisMRegisterInterruptEx(adapter_handle(0), STALE, &mut c, &mut h) };
             returned == NDIS_STATUS_INVALID_PARAMETER
                 && h.is_null()
-                && STATE.lock().interrupt.is_none()
+                && STATE.lock().adapters[0].interrupt.is_none()
         },
     )?;
     run.refused(
@@ -261,7 +262,7 @@ pub fn contract() -> Result<usize, String> {
         "NdisMDeregisterInterruptEx: no interrupt registered",
         || {
             // SAFETY: live locals (or NULL) of the types the export takes.
-            unsafe { NdisMDeregisterInterruptEx(interrupt_handle()) };
+            unsafe { NdisMDeregisterInterruptEx(interrupt_handle(0)) };
             true
         },
     )?;
@@ -340,7 +341,7 @@ pub fn contract() -> Result<usize, String> {
         "NdisOidComplete: NdisMOidRequestComplete(",
         || {
             // SAFETY: a live local of the type the export takes.
-            unsafe { NdisMOidRequestComplete(adapter_handle(), req_ptr, NDIS_STATUS_SUCCESS) };
+            unsafe { NdisMOidRequestComplete(adapter_handle(0), req_ptr, NDIS_STATUS_SUCCESS) };
             true
         },
     )?;
@@ -350,7 +351,7 @@ pub fn contract() -> Result<usize, String> {
     };
     run.clean("NdisMOidRequestComplete of a pended request", || {
         // SAFETY: as above.
-        unsafe { NdisMOidRequestComplete(adapter_handle(), req_ptr, NDIS_STATUS_SUCCESS) };
+        unsafe { NdisMOidRequestComplete(adapter_handle(0), req_ptr, NDIS_STATUS_SUCCESS) };
         pended && super::oid::TRACKER.lock().take_completion() == Some(NDIS_STATUS_SUCCESS)
     })?;
     run.refused(
@@ -360,7 +361,7 @@ pub fn contract() -> Result<usize, String> {
         "NdisOidDoubleComplete: OID request",
         || {
             // SAFETY: as above.
-            unsafe { NdisMOidRequestComplete(adapter_handle(), req_ptr, NDIS_STATUS_SUCCESS) };
+            unsafe { NdisMOidRequestComplete(adapter_handle(0), req_ptr, NDIS_STATUS_SUCCESS) };
             true
         },
     )?;

@@ -275,6 +275,8 @@ const PEER_WAIT_MS: u64 = 30_000;
 /// Rounds sent after the peer's frames arrived: the peer was receiving when it sent
 /// them, so these reach it.
 const ROUNDS_AFTER_PEER: u32 = 2;
+/// Rounds without a frame that end the exchange (the peer has sent its last round).
+const PEER_QUIET_ROUNDS: u32 = 3;
 
 /// Which of the frames of [`FRAME_SIZES`] a peer guest sends `frame` is: to the broadcast
 /// address, from a MAC other than `mac`, the test payload of that size byte for byte.
@@ -287,7 +289,8 @@ fn peer_frame_index(frame: &[u8], mac: [u8; 6]) -> Option<usize> {
 /// `guest.ethernet=peer`: the wire goes to another guest running the same plan. Sends the
 /// frames of [`FRAME_SIZES`] (from `mac` to the broadcast address, the test payloads) in
 /// rounds every [`PEER_ROUND_MS`] until the peer's frames have all arrived intact, then
-/// [`ROUNDS_AFTER_PEER`] more; returns every NBL received to the driver; a peer whose
+/// [`ROUNDS_AFTER_PEER`] more, and goes on receiving until the wire is quiet for
+/// [`PEER_QUIET_ROUNDS`] rounds; returns every NBL received to the driver; a peer whose
 /// frames do not all arrive within [`PEER_WAIT_MS`] is a violation. Prints one result line.
 /// Returns how many sends completed with NDIS_STATUS_SUCCESS, over all rounds.
 pub fn exchange_with_peer(
@@ -307,9 +310,23 @@ pub fn exchange_with_peer(
         .collect();
     let mut got = vec![false; FRAME_SIZES.len()];
     let (mut rounds, mut after, mut sent_ok, mut repeats, mut foreign) = (0u32, 0u32, 0, 0, 0);
+    // Takes the frames indicated so far, sorts them and returns their NBLs; how many.
+    let mut take = |got: &mut Vec<bool>| {
+        let received = core::mem::take(&mut super::netbuf::NETBUF.lock().received);
+        for (_, frame) in &received {
+            match peer_frame_index(frame, mac) {
+                Some(i) if got[i] => repeats += 1,
+                Some(i) => got[i] = true,
+                None => foreign += 1,
+            }
+        }
+        return_nbls(ret, ctx, &received);
+        received.len()
+    };
     let start = crate::interrupts::now_ms();
+    let waited = || crate::interrupts::now_ms().saturating_sub(start);
     while after < ROUNDS_AFTER_PEER {
-        if crate::interrupts::now_ms().saturating_sub(start) > PEER_WAIT_MS {
+        if waited() > PEER_WAIT_MS {
             violation(format!(
                 "guest.ethernet=peer: {} of {} frames from the peer arrived within {PEER_WAIT_MS} ms",
                 got.iter().filter(|g| **g).count(),
@@ -323,15 +340,14 @@ pub fn exchange_with_peer(
             after += 1;
         }
         interrupt::idle(PEER_ROUND_MS);
-        let received = core::mem::take(&mut super::netbuf::NETBUF.lock().received);
-        for (_, frame) in &received {
-            match peer_frame_index(frame, mac) {
-                Some(i) if got[i] => repeats += 1,
-                Some(i) => got[i] = true,
-                None => foreign += 1,
-            }
-        }
-        return_nbls(ret, ctx, &received);
+        take(&mut got);
+    }
+    // The peer may still be sending its last rounds: return what arrives until the wire has
+    // been quiet for PEER_QUIET_ROUNDS rounds, so that no NBL is still indicated at halt.
+    let mut quiet = 0;
+    while quiet < PEER_QUIET_ROUNDS && waited() <= PEER_WAIT_MS {
+        interrupt::idle(PEER_ROUND_MS);
+        quiet = if take(&mut got) == 0 { quiet + 1 } else { 0 };
     }
     let intact = got.iter().filter(|g| **g).count();
     crate::println!(

@@ -12,17 +12,13 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use ndis_abi::*;
 
 use super::contract::{export, refuse, require_irql};
-use super::{adapter_handle, driver_handle, DISPATCH_LEVEL, IRQL, PASSIVE_LEVEL};
+use super::{driver_handle, index_of, COOKIES, DISPATCH_LEVEL, IRQL, PASSIVE_LEVEL};
 use crate::sync::IrqLock;
-
-/// `NDIS_IO_WORKITEM_ROUTINE`: `VOID (PVOID WorkItemContext, NDIS_HANDLE NdisIoWorkItemHandle)`.
-pub type NdisIoWorkItemRoutine =
-    unsafe extern "win64" fn(WorkItemContext: *mut c_void, NdisIoWorkItemHandle: NDIS_HANDLE);
 
 /// Work items allocated and not freed (handle -> queued), and the queue.
 struct WorkItems {
     allocated: BTreeMap<u64, bool>,
-    queue: VecDeque<(u64, NdisIoWorkItemRoutine, u64)>,
+    queue: VecDeque<(u64, NDIS_IO_WORKITEM_ROUTINE, u64)>,
 }
 
 static ITEMS: IrqLock<WorkItems> = IrqLock::new(WorkItems {
@@ -77,7 +73,9 @@ pub unsafe extern "win64" fn NdisAllocateIoWorkItem(NdisObjectHandle: NDIS_HANDL
     const F: &str = "NdisAllocateIoWorkItem";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        if NdisObjectHandle != adapter_handle() && NdisObjectHandle != driver_handle() {
+        if index_of(&COOKIES.adapter, NdisObjectHandle).is_none()
+            && NdisObjectHandle != driver_handle()
+        {
             return refuse(
                 F,
                 format!("{NdisObjectHandle:p} is neither the driver nor the adapter handle"),
@@ -99,7 +97,7 @@ pub unsafe extern "win64" fn NdisAllocateIoWorkItem(NdisObjectHandle: NDIS_HANDL
 /// `NdisQueueIoWorkItem(handle, Routine, Context)`: the routine runs later at PASSIVE_LEVEL.
 pub unsafe extern "win64" fn NdisQueueIoWorkItem(
     NdisIoWorkItemHandle: NDIS_HANDLE,
-    Routine: Option<NdisIoWorkItemRoutine>,
+    Routine: Option<NDIS_IO_WORKITEM_ROUTINE>,
     WorkItemContext: *mut c_void,
 ) {
     const F: &str = "NdisQueueIoWorkItem";

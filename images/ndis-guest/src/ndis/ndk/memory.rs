@@ -104,14 +104,15 @@ pub struct MdlChain {
 }
 
 impl MdlChain {
-    /// Describes `len` bytes of `buf` from `start` as MDLs of at most `max_per_mdl` bytes
-    /// each (`u64::MAX`: one MDL). None when out of memory or the range leaves the buffer.
-    pub fn new(buf: &Buffer, start: usize, len: usize, max_per_mdl: u64) -> Option<MdlChain> {
+    /// Describes `len` bytes of `buf` from `start` as MDLs spanning at most `pages_per_mdl`
+    /// pages each, every boundary between two MDLs on a page boundary (`u32::MAX`: one MDL).
+    /// None when out of memory or the range leaves the buffer.
+    pub fn new(buf: &Buffer, start: usize, len: usize, pages_per_mdl: u32) -> Option<MdlChain> {
         if start.checked_add(len)? > buf.len {
             return None;
         }
         let pa = buf.addr() + start as u64;
-        let plans = plan_mdl_chain(alias_of(pa), pa, len as u64, max_per_mdl);
+        let plans = plan_mdl_chain(alias_of(pa), pa, len as u64, pages_per_mdl);
         let mut chain = MdlChain { mdls: Vec::new() };
         for plan in &plans {
             chain.mdls.push(build_mdl(plan)?);

@@ -7,12 +7,15 @@
 //! under `guest.ndk=suite` (every call through the contract verifier), closes the adapter,
 //! disables NDK again (`NetEventNDKDisable`), all before MiniportHaltEx.
 //!
-//! The structure checks are `guest_core::ndk`; the structures `abi` (until ndis-abi has them).
+//! The structure checks are `guest_core::ndk`; the structures are ndis-abi's.
 #![allow(non_snake_case)]
 
-pub mod abi;
+pub mod bench;
+pub mod data;
 pub mod memory;
 pub mod selftest;
+pub mod suite;
+pub mod verifier;
 
 use alloc::format;
 use alloc::string::String;
@@ -31,9 +34,10 @@ use super::contract::{
     check_header, export, read_header, refuse, require_adapter, require_handle, require_irql,
     require_non_null, Checked,
 };
-use super::{driver_handle, interrupt, oid, status_name, violation, IRQL, PASSIVE_LEVEL};
+use super::{
+    driver_handle, interrupt, oid, status_name, violation, IRQL, MAX_ADAPTERS, PASSIVE_LEVEL,
+};
 use crate::sync::IrqLock;
-use abi::*;
 
 /// True while the driver's MiniportSetOptions runs (the only place NdisSetOptionalHandlers
 /// is legal).
@@ -41,35 +45,44 @@ pub static IN_SET_OPTIONS: AtomicBool = AtomicBool::new(false);
 
 /// How long the guest waits for the NdisMNetPnPEvent that announces an NDK state change.
 const PNP_EVENT_WAIT_MS: u64 = 5_000;
+/// How long the guest lets a driver run after an OID_NDK_SET_STATE that changed nothing.
+const NO_CHANGE_WAIT_MS: u64 = 20;
 
 /// The NDKPI version the guest's consumer asks for (1.0: any 1.x provider must accept it and
 /// report its highest minor version).
 pub const CONSUMER_VERSION: NDK_VERSION = NDK_VERSION { Major: 1, Minor: 0 };
 
+/// Offset of `NET_PNP_EVENT_NOTIFICATION.NetPnPEvent.NetEvent` (after the header and
+/// `PortNumber`).
+const NETEVENT_OFFSET: usize = core::mem::offset_of!(NET_PNP_EVENT_NOTIFICATION, NetPnPEvent);
+
 /// What NDIS knows of the driver's NDK side.
 pub struct NdkHost {
     /// The provider's adapter handlers (from NdisSetOptionalHandlers).
-    pub provider: Option<(OpenNdkAdapterFn, CloseNdkAdapterFn)>,
-    /// The NDK attributes the driver set: whether NDK starts enabled, its capabilities (a
-    /// copy) and the address of its `NDK_ADAPTER_INFO`.
-    pub attributes: Option<(bool, Capabilities, u64)>,
-    /// NET_PNP_EVENT codes the driver raised with NdisMNetPnPEvent, in order.
-    pub pnp_events: Vec<u32>,
+    pub provider: Option<(OPEN_NDK_ADAPTER_HANDLER, CLOSE_NDK_ADAPTER_HANDLER)>,
+    /// Per adapter: the NDK attributes the driver set (whether NDK starts enabled, and copies
+    /// of its capabilities and of the `NDK_ADAPTER_INFO` they point to, taken during the call
+    /// as NDIS does).
+    pub attributes: [Option<(bool, Capabilities, NDK_ADAPTER_INFO)>; MAX_ADAPTERS],
+    /// Per adapter: NET_PNP_EVENT codes the driver raised with NdisMNetPnPEvent, in order.
+    pub pnp_events: [Vec<u32>; MAX_ADAPTERS],
 }
 
 /// The NDK host state.
 pub static NDK: IrqLock<NdkHost> = IrqLock::new(NdkHost {
     provider: None,
-    attributes: None,
-    pnp_events: Vec::new(),
+    attributes: [None; MAX_ADAPTERS],
+    pnp_events: [const { Vec::new() }; MAX_ADAPTERS],
 });
 
 /// Forgets everything (after unload; the boot's final leak check runs after this).
 pub fn reset() {
     let mut n = NDK.lock();
     n.provider = None;
-    n.attributes = None;
-    n.pnp_events = Vec::new();
+    n.attributes = [None; MAX_ADAPTERS];
+    n.pnp_events = [const { Vec::new() }; MAX_ADAPTERS];
+    drop(n);
+    verifier::reset();
 }
 
 // ---------------------------------------------------------------- exports
@@ -158,7 +171,11 @@ pub unsafe extern "win64" fn NdisSetOptionalHandlers(
 ///
 /// # Safety
 /// `attrs` points to at least 4 readable bytes (the header) of driver memory.
-pub unsafe fn set_ndk_attributes(func: &str, attrs: *const c_void) -> Checked<NDIS_STATUS> {
+pub unsafe fn set_ndk_attributes(
+    func: &str,
+    adapter: usize,
+    attrs: *const c_void,
+) -> Checked<NDIS_STATUS> {
     // SAFETY: the caller's contract.
     let hdr = unsafe { read_header(attrs) };
     if hdr.Size < NDK_ATTRIBUTES_SIZE {
@@ -212,11 +229,14 @@ pub unsafe fn set_ndk_attributes(func: &str, attrs: *const c_void) -> Checked<ND
         return refuse(func, e, NDIS_STATUS_INVALID_PARAMETER);
     }
     let mut n = NDK.lock();
-    if n.attributes.is_some() {
+    if n.attributes[adapter].is_some() {
         drop(n);
         return refuse(func, "NDK attributes set twice", NDIS_STATUS_FAILURE);
     }
-    n.attributes = Some((a.Enabled != 0, caps, c.NdkInfo as u64));
+    // SAFETY: non-NULL (checked) pointer to the driver's NDK_ADAPTER_INFO, read during the
+    // call that hands it over.
+    let info = unsafe { read_volatile(c.NdkInfo) };
+    n.attributes[adapter] = Some((a.Enabled != 0, caps, info));
     drop(n);
     crate::println!(
         "ndis: NDK attributes: enabled {}, max QP {} CQ {} MR {} PD {} MW {} SRQ {}, reads in/out {}/{}",
@@ -243,7 +263,7 @@ pub unsafe extern "win64" fn NdisMNetPnPEvent(
     const F: &str = "NdisMNetPnPEvent";
     export(|| {
         require_irql(F, PASSIVE_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_non_null(F, NetPnPEvent, "NetPnPEvent")?;
         // SAFETY: non-null pointer to a NET_PNP_EVENT_NOTIFICATION (header first).
         let hdr = unsafe { read_header(NetPnPEvent) };
@@ -256,14 +276,8 @@ pub unsafe extern "win64" fn NdisMNetPnPEvent(
             NDIS_SIZEOF_NET_PNP_EVENT_NOTIFICATION_REVISION_1,
         )?;
         // SAFETY: the header declares the whole structure; the event code is a ULONG at 8.
-        let event = unsafe {
-            read_volatile(
-                NetPnPEvent
-                    .cast::<u8>()
-                    .add(NET_PNP_EVENT_NOTIFICATION_NETEVENT_OFFSET)
-                    .cast::<u32>(),
-            )
-        };
+        let event =
+            unsafe { read_volatile(NetPnPEvent.cast::<u8>().add(NETEVENT_OFFSET).cast::<u32>()) };
         let ndk_event = event == NetEventNDKEnable || event == NetEventNDKDisable;
         if ndk_event && oid::IN_OID_HANDLER.load(Ordering::Relaxed) {
             return refuse(
@@ -273,7 +287,7 @@ pub unsafe extern "win64" fn NdisMNetPnPEvent(
             );
         }
         crate::println!("ndis: NdisMNetPnPEvent {}", pnp_event_name(event));
-        NDK.lock().pnp_events.push(event);
+        NDK.lock().pnp_events[adapter].push(event);
         Ok(NDIS_STATUS_SUCCESS)
     })
 }
@@ -292,13 +306,24 @@ fn pnp_event_name(event: u32) -> String {
 
 /// Sends OID_NDK_SET_STATE(`enable`) and waits for the matching NdisMNetPnPEvent. False
 /// (reported) if a rule broke.
-fn set_state(handler: MiniportOidRequestFn, ctx: NDIS_HANDLE, enable: bool) -> bool {
+fn set_state(
+    handler: MiniportOidRequestFn,
+    adapter: usize,
+    ctx: NDIS_HANDLE,
+    enable: bool,
+) -> bool {
     let want = if enable {
         NetEventNDKEnable
     } else {
         NetEventNDKDisable
     };
-    let seen_before = NDK.lock().pnp_events.iter().filter(|&&e| e == want).count();
+    let seen = || {
+        NDK.lock().pnp_events[adapter]
+            .iter()
+            .filter(|&&e| e == want)
+            .count()
+    };
+    let seen_before = seen();
     let mut value = [enable as u8];
     let Some(a) = oid::request(
         handler,
@@ -327,9 +352,30 @@ fn set_state(handler: MiniportOidRequestFn, ctx: NDIS_HANDLE, enable: bool) -> b
         ));
         return false;
     }
-    let announced = interrupt::wait_until(PNP_EVENT_WAIT_MS, || {
-        NDK.lock().pnp_events.iter().filter(|&&e| e == want).count() > seen_before
-    });
+    // The state before the request: the last NDK event raised, else the attributes' Enabled.
+    let current = {
+        let n = NDK.lock();
+        let last = n.pnp_events[adapter]
+            .iter()
+            .rev()
+            .find(|&&e| e == NetEventNDKEnable || e == NetEventNDKDisable);
+        match last {
+            Some(&e) => e == NetEventNDKEnable,
+            None => n.attributes[adapter].is_some_and(|a| a.0),
+        }
+    };
+    if current == enable {
+        // No state change (the adapter started with NDK enabled): nothing to announce.
+        interrupt::idle(NO_CHANGE_WAIT_MS);
+        crate::println!(
+            "ndis: NDK was already {}: no {} expected ({} raised)",
+            if enable { "enabled" } else { "disabled" },
+            pnp_event_name(want),
+            seen() - seen_before
+        );
+        return !a.pended;
+    }
+    let announced = interrupt::wait_until(PNP_EVENT_WAIT_MS, || seen() > seen_before);
     if !announced {
         violation(format!(
             "OID_NDK_SET_STATE({enable}) succeeded but the driver raised no {} with NdisMNetPnPEvent within {PNP_EVENT_WAIT_MS} ms",
@@ -343,7 +389,7 @@ fn set_state(handler: MiniportOidRequestFn, ctx: NDIS_HANDLE, enable: bool) -> b
 /// An NDK adapter instance opened through the provider's handler.
 pub struct OpenAdapter {
     /// The `NDK_ADAPTER` the provider returned.
-    pub adapter: *mut c_void,
+    pub adapter: *mut NDK_ADAPTER,
     /// The miniport adapter context it was opened on.
     pub ctx: NDIS_HANDLE,
 }
@@ -351,19 +397,12 @@ pub struct OpenAdapter {
 /// Calls `OpenNDKAdapterHandler` at PASSIVE_LEVEL asking for `version`; returns its status and
 /// the adapter (NULL unless it succeeded).
 pub fn open_adapter(
-    open: OpenNdkAdapterFn,
+    open: OPEN_NDK_ADAPTER_HANDLER,
     ctx: NDIS_HANDLE,
     version: NDK_VERSION,
-) -> (NDIS_STATUS, *mut c_void) {
-    let mut params = NDIS_OPEN_NDK_ADAPTER_PARAMETERS {
-        Header: NDIS_OBJECT_HEADER::new(
-            NDIS_OBJECT_TYPE_DEFAULT,
-            NDIS_OPEN_NDK_ADAPTER_PARAMETERS_REVISION_1,
-            NDIS_SIZEOF_OPEN_NDK_ADAPTER_PARAMETERS_REVISION_1,
-        ),
-        Version: version,
-    };
-    let mut adapter: *mut c_void = null_mut();
+) -> (NDIS_STATUS, *mut NDK_ADAPTER) {
+    let mut params = NDIS_OPEN_NDK_ADAPTER_PARAMETERS { Version: version };
+    let mut adapter: *mut NDK_ADAPTER = null_mut();
     IRQL.store(PASSIVE_LEVEL, Ordering::Relaxed);
     // SAFETY: the provider's handler with the adapter context it gave NDIS; both pointers are
     // live locals.
@@ -372,18 +411,23 @@ pub fn open_adapter(
     (status, adapter)
 }
 
-/// Hosts NDK on the Running adapter (see the module documentation). `suite` runs the
+/// Hosts NDK on the Running adapter `index` (see the module documentation). `suite` runs the
 /// consumer suite between open and close. A driver without an NDK provider is reported and
 /// skipped, unless the plan asked for the suite (then it is a failure).
-pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suite: bool) {
+pub fn host(
+    chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
+    index: usize,
+    ctx: NDIS_HANDLE,
+    (suite, bench): (bool, bool),
+) {
     let (provider, attributes) = {
         let n = NDK.lock();
-        (n.provider, n.attributes)
+        (n.provider, n.attributes[index])
     };
     let Some((open, close)) = provider else {
-        if suite {
+        if suite || bench {
             violation(String::from(
-                "guest.ndk=suite: the driver registered no NDK provider (no NdisSetOptionalHandlers in MiniportSetOptions)",
+                "guest.ndk: the driver registered no NDK provider (no NdisSetOptionalHandlers in MiniportSetOptions)",
             ));
         } else {
             crate::println!("ndis: the driver registered no NDK provider; NDK not hosted");
@@ -399,7 +443,7 @@ pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suit
     let Some(handler) = chars.OidRequestHandler else {
         return;
     };
-    if !set_state(handler, ctx, true) {
+    if !set_state(handler, index, ctx, true) {
         return;
     }
     let (status, adapter) = open_adapter(open, ctx, CONSUMER_VERSION);
@@ -414,18 +458,64 @@ pub fn host(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE, suit
             "OpenNDKAdapterHandler returned {} with adapter {adapter:p} on an NDK-enabled adapter",
             status_name(status)
         ));
-    } else {
-        let opened = OpenAdapter { adapter, ctx };
+    } else if check_adapter_object(adapter) {
+        verifier::adopt(
+            adapter as *const c_void,
+            guest_core::ndk::ObjectKind::Adapter,
+            None,
+        );
+        let (_, caps, info) = attributes.unwrap_or_default();
+        if bench {
+            let bar0 = super::STATE.lock().adapters[index]
+                .device
+                .map_or(0, |d| d.bars[rnic_contract::pci::REGISTER_BAR].addr);
+            let s = suite::Suite::new(adapter, (caps, info), (open, close), ctx);
+            bench::run(&s, bench::status_register(bar0));
+        }
         if suite {
             crate::println!("ndk: consumer suite against the NDK adapter at {adapter:p}");
+            let report = suite::Suite::new(adapter, (caps, info), (open, close), ctx).run();
+            crate::println!(
+                "ndk: verifier: {} dispatch calls checked",
+                verifier::calls()
+            );
+            crate::println!("{}", report.summary());
+            if report.failed > 0 {
+                violation(format!(
+                    "NDK consumer suite: {} of {} tests failed",
+                    report.failed,
+                    report.ok + report.failed + report.skipped
+                ));
+            }
+        } else {
+            verifier::finish(adapter as *const c_void);
         }
-        close_adapter(close, opened);
+        close_adapter(close, OpenAdapter { adapter, ctx });
+        verifier::forget(adapter as *const c_void);
     }
-    set_state(handler, ctx, false);
+    set_state(handler, index, ctx, false);
+}
+
+/// The adapter object the open handler returned: header of type adapter, NDKPI 1.x, a
+/// dispatch table. False (reported) otherwise.
+fn check_adapter_object(adapter: *mut NDK_ADAPTER) -> bool {
+    // SAFETY: non-NULL object the provider returned.
+    let a = unsafe { read_volatile(adapter) };
+    if a.Header.ObjectType != NdkObjectTypeAdapter
+        || a.Header.Version.Major != 1
+        || a.Dispatch.is_null()
+    {
+        violation(format!(
+            "OpenNDKAdapterHandler returned an object with type {} version {}.{} dispatch {:p}; an adapter (type 1), NDKPI 1.x, with a dispatch table expected",
+            a.Header.ObjectType, a.Header.Version.Major, a.Header.Version.Minor, a.Dispatch
+        ));
+        return false;
+    }
+    true
 }
 
 /// Calls `CloseNDKAdapterHandler` at PASSIVE_LEVEL.
-pub fn close_adapter(close: CloseNdkAdapterFn, opened: OpenAdapter) {
+pub fn close_adapter(close: CLOSE_NDK_ADAPTER_HANDLER, opened: OpenAdapter) {
     IRQL.store(PASSIVE_LEVEL, Ordering::Relaxed);
     // SAFETY: the provider's handler with the adapter it returned from open and its context.
     unsafe { close(opened.ctx, opened.adapter) };

@@ -1,0 +1,1074 @@
+//! The suite's connection and data tests: a listener and a connector on the NDK adapter
+//! connect two RC QPs (the device moves QPs to RTS during its connection exchange, so data
+//! needs a connection even on one adapter), with private data both ways; then SEND/RECEIVE
+//! from 1 byte to the adapter's maximum transfer with the payload checked, RDMA WRITE and
+//! READ with the remote token, a disconnect the peer sees exactly once; and the connection
+//! rules: connect without a listener, a second listener on the same address, reject with
+//! private data.
+//!
+//! Every SGE carries the registered MDL's virtual address (an alias the provider must never
+//! dereference, see `memory`), the way NDK consumers address registered memory.
+
+use alloc::format;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::ffi::c_void;
+use core::ptr::null_mut;
+use core::sync::atomic::Ordering;
+
+use guest_core::ndk::{ObjectKind, Outcome};
+use ndis_abi::*;
+
+use super::memory::{Buffer, MdlChain};
+use super::suite::{expect_success, fail, refused, skip, Suite, TestResult};
+use super::verifier::{self, Watch};
+use crate::ndis::{interrupt, DISPATCH_LEVEL};
+
+/// The TCP-style port the suite's listeners use (each connection test its own).
+const BASE_PORT: u16 = 5000;
+/// How long the suite waits for a connect event or a completion in a CQ.
+const EVENT_WAIT_MS: u64 = 5_000;
+/// The read limits the suite asks for.
+const READ_LIMIT: u32 = 1;
+
+fn sockaddr(addr: [u8; 4], port: u16) -> SOCKADDR_IN {
+    SOCKADDR_IN {
+        sin_family: AF_INET,
+        sin_port: port.to_be(),
+        sin_addr: addr,
+        sin_zero: [0; 8],
+    }
+}
+
+fn sa(a: &SOCKADDR_IN) -> *const SOCKADDR {
+    (a as *const SOCKADDR_IN).cast()
+}
+
+const SA_LEN: u32 = core::mem::size_of::<SOCKADDR_IN>() as u32;
+
+/// One end of a connection.
+pub struct End {
+    /// Its CQ (both queues of the QP complete here).
+    pub cq: *mut NDK_CQ,
+    /// Its QP.
+    pub qp: *mut NDK_QP,
+    /// Its connector.
+    pub conn: *mut NDK_CONNECTOR,
+    /// Its disconnect event.
+    pub disconnects: &'static Watch,
+}
+
+/// Two connected QPs on one PD (`a` the active side, `b` the passive side; the listener that
+/// accepted is in the test's [`Cleanup`]).
+pub struct Connection {
+    /// The PD of both QPs.
+    pub pd: *mut NDK_PD,
+    /// Active side.
+    pub a: End,
+    /// Passive side.
+    pub b: End,
+}
+
+fn connector_dispatch(c: *mut NDK_CONNECTOR) -> NDK_CONNECTOR_DISPATCH {
+    // SAFETY: a connector the provider returned.
+    unsafe { core::ptr::read_volatile((*c).Dispatch) }
+}
+
+fn listener_dispatch(l: *mut NDK_LISTENER) -> NDK_LISTENER_DISPATCH {
+    // SAFETY: a listener the provider returned.
+    unsafe { core::ptr::read_volatile((*l).Dispatch) }
+}
+
+fn qp_dispatch(q: *mut NDK_QP) -> NDK_QP_DISPATCH {
+    // SAFETY: a QP the provider returned.
+    unsafe { core::ptr::read_volatile((*q).Dispatch) }
+}
+
+fn cq_dispatch(c: *mut NDK_CQ) -> NDK_CQ_DISPATCH {
+    // SAFETY: a CQ the provider returned.
+    unsafe { core::ptr::read_volatile((*c).Dispatch) }
+}
+
+/// The objects a test created, closed children first when it ends (whatever its outcome).
+#[derive(Default)]
+pub struct Cleanup {
+    objects: Vec<(*mut c_void, ObjectKind)>,
+}
+
+impl Cleanup {
+    /// Remembers `o` for closing (later additions close first).
+    pub fn add<T>(&mut self, o: *mut T, kind: ObjectKind) -> *mut T {
+        self.objects.push((o.cast(), kind));
+        o
+    }
+
+    /// Closes everything, newest first; the first failure.
+    pub fn close(self, s: &Suite) -> TestResult {
+        let mut objects = self.objects;
+        objects.reverse();
+        s.close_all(&objects)
+    }
+}
+
+impl Suite {
+    fn create_connector(&self, c: &mut Cleanup) -> Result<*mut NDK_CONNECTOR, Outcome> {
+        let f = match self.dispatch.NdkCreateConnector {
+            Some(f) => f,
+            None => return fail("the dispatch table has no NdkCreateConnector"),
+        };
+        let a = self.a();
+        let conn = verifier::create(
+            "NdkCreateConnector",
+            ObjectKind::Connector,
+            Some(a as *const c_void),
+            DISPATCH_LEVEL,
+            // SAFETY: the provider's function with its adapter and the verifier's arguments.
+            |done, ctx, out| unsafe { f(a, done, ctx, out) },
+        )
+        .or_else(|s| no_connectors("NdkCreateConnector", s))?;
+        Ok(c.add(conn, ObjectKind::Connector))
+    }
+
+    /// A listener on 0.0.0.0:`port` with its connect-event watch; the address it reports.
+    fn listen(
+        &self,
+        port: u16,
+        c: &mut Cleanup,
+    ) -> Result<(*mut NDK_LISTENER, &'static Watch, SOCKADDR_IN), Outcome> {
+        let f = match self.dispatch.NdkCreateListener {
+            Some(f) => f,
+            None => return fail("the dispatch table has no NdkCreateListener"),
+        };
+        let a = self.a();
+        let watch = verifier::new_watch("connect event");
+        let l = verifier::create(
+            "NdkCreateListener",
+            ObjectKind::Listener,
+            Some(a as *const c_void),
+            DISPATCH_LEVEL,
+            // SAFETY: the provider's function with its adapter and the verifier's arguments.
+            |done, ctx, out| unsafe {
+                f(
+                    a,
+                    Some(verifier::on_connect_event),
+                    watch.context(),
+                    done,
+                    ctx,
+                    out,
+                )
+            },
+        )
+        .or_else(|s| no_connectors("NdkCreateListener", s))?;
+        c.add(l, ObjectKind::Listener);
+        watch.object.store(l as u64, Ordering::Relaxed);
+        let d = listener_dispatch(l);
+        let (Some(listen), Some(local)) = (d.NdkListen, d.NdkGetLocalAddress) else {
+            return fail("the listener dispatch table lacks NdkListen or NdkGetLocalAddress");
+        };
+        let any = sockaddr([0; 4], port);
+        let st = verifier::call("NdkListen", DISPATCH_LEVEL, |ctx| {
+            // SAFETY: the provider's function with its listener and a live address.
+            unsafe { listen(l, sa(&any), SA_LEN, Some(verifier::on_request), ctx) }
+        })
+        .status;
+        if st != STATUS_SUCCESS {
+            return no_connectors("NdkListen", st);
+        }
+        let mut addr = SOCKADDR_IN::default();
+        let mut len = SA_LEN;
+        // SAFETY: the provider's getter with live out-parameters.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            local(l, (&raw mut addr).cast(), &mut len)
+        });
+        expect_success("NdkGetLocalAddress (listener)", st)?;
+        if addr.sin_addr == [0; 4] {
+            return fail(
+                "the listener's NdkGetLocalAddress reports 0.0.0.0: the suite cannot address it",
+            );
+        }
+        Ok((l, watch, addr))
+    }
+
+    /// A CQ and a QP on `pd` for one end of a connection.
+    fn end_qp(
+        &self,
+        pd: *mut NDK_PD,
+        c: &mut Cleanup,
+    ) -> Result<(*mut NDK_CQ, *mut NDK_QP), Outcome> {
+        let cq = self.cq(128)?;
+        c.add(cq.cq, ObjectKind::Cq);
+        let qp = self
+            .create_qp(pd, cq.cq, 64, 64, 2, 2, 0)
+            .or_else(|st| refused("NdkCreateQp", st))?;
+        c.add(qp, ObjectKind::Qp);
+        Ok((cq.cq, qp))
+    }
+
+    /// Connects two QPs through a listener on `port`, with private data `to_b` (in the
+    /// connect) and `to_a` (in the accept), each checked where it arrives.
+    pub fn connect(
+        &self,
+        port: u16,
+        to_b: &[u8],
+        to_a: &[u8],
+        c: &mut Cleanup,
+    ) -> Result<Connection, Outcome> {
+        let pd = self.create_pd()?;
+        c.add(pd, ObjectKind::Pd);
+        let (cq_a, qp_a) = self.end_qp(pd, c)?;
+        let (cq_b, qp_b) = self.end_qp(pd, c)?;
+        let (_listener, events, addr) = self.listen(port, c)?;
+        let conn_a = self.create_connector(c)?;
+        let da = connector_dispatch(conn_a);
+        let (Some(connect), Some(complete)) = (da.NdkConnect, da.NdkCompleteConnect) else {
+            return fail("the connector dispatch table lacks NdkConnect or NdkCompleteConnect");
+        };
+        let connecting = verifier::start("NdkConnect", DISPATCH_LEVEL, |ctx| {
+            // SAFETY: the provider's function with its connector and QP, a live address and
+            // private data the provider copies before the call completes.
+            unsafe {
+                connect(
+                    conn_a,
+                    qp_a,
+                    null_mut(),
+                    0,
+                    sa(&addr),
+                    SA_LEN,
+                    READ_LIMIT,
+                    READ_LIMIT,
+                    to_b.as_ptr().cast(),
+                    to_b.len() as u32,
+                    Some(verifier::on_request),
+                    ctx,
+                )
+            }
+        });
+        if !interrupt::wait_until(EVENT_WAIT_MS, || {
+            events.fired.load(Ordering::Acquire) > 0 || connecting.is_done()
+        }) || events.fired.load(Ordering::Acquire) == 0
+        {
+            let o = connecting.wait();
+            return fail(format!(
+                "no connect event at the listener within {EVENT_WAIT_MS} ms (NdkConnect: {:#010x})",
+                o.status
+            ));
+        }
+        let conn_b = events.last.load(Ordering::Relaxed) as *mut NDK_CONNECTOR;
+        verifier::adopt(
+            conn_b as *const c_void,
+            ObjectKind::Connector,
+            Some(self.a() as *const c_void),
+        );
+        c.add(conn_b, ObjectKind::Connector);
+        self.check_connection_data(conn_b, to_b, "the passive side")?;
+        let disc_b = verifier::new_watch("disconnect event");
+        disc_b.object.store(conn_b as u64, Ordering::Relaxed);
+        let db = connector_dispatch(conn_b);
+        let Some(accept) = db.NdkAccept else {
+            return fail("the connector dispatch table lacks NdkAccept");
+        };
+        let accepting = verifier::start("NdkAccept", DISPATCH_LEVEL, |ctx| {
+            // SAFETY: the provider's function with its connector and QP and live data.
+            unsafe {
+                accept(
+                    conn_b,
+                    qp_b,
+                    READ_LIMIT,
+                    READ_LIMIT,
+                    to_a.as_ptr().cast(),
+                    to_a.len() as u32,
+                    Some(verifier::on_disconnect_event),
+                    disc_b.context(),
+                    Some(verifier::on_request),
+                    ctx,
+                )
+            }
+        });
+        let connected = connecting.wait();
+        if connected.status != STATUS_SUCCESS {
+            let _ = accepting.wait();
+            return fail(format!(
+                "NdkConnect completed with {:#010x}",
+                connected.status
+            ));
+        }
+        self.check_connection_data(conn_a, to_a, "the active side")?;
+        let disc_a = verifier::new_watch("disconnect event");
+        disc_a.object.store(conn_a as u64, Ordering::Relaxed);
+        let st = verifier::call("NdkCompleteConnect", DISPATCH_LEVEL, |ctx| {
+            // SAFETY: the provider's function with its connector.
+            unsafe {
+                complete(
+                    conn_a,
+                    Some(verifier::on_disconnect_event),
+                    disc_a.context(),
+                    Some(verifier::on_request),
+                    ctx,
+                )
+            }
+        })
+        .status;
+        expect_success("NdkCompleteConnect", st)?;
+        expect_success("NdkAccept", accepting.wait().status)?;
+        Ok(Connection {
+            pd,
+            a: End {
+                cq: cq_a,
+                qp: qp_a,
+                conn: conn_a,
+                disconnects: disc_a,
+            },
+            b: End {
+                cq: cq_b,
+                qp: qp_b,
+                conn: conn_b,
+                disconnects: disc_b,
+            },
+        })
+    }
+
+    /// NdkGetConnectionData on `conn` must return `want` as private data (the provider may pad
+    /// it; the first bytes must match) and the read limits asked for.
+    fn check_connection_data(
+        &self,
+        conn: *mut NDK_CONNECTOR,
+        want: &[u8],
+        side: &str,
+    ) -> TestResult {
+        let Some(f) = connector_dispatch(conn).NdkGetConnectionData else {
+            return fail("the connector dispatch table lacks NdkGetConnectionData");
+        };
+        let mut data = vec![0u8; 256];
+        let (mut ird, mut ord, mut len) = (0u32, 0u32, data.len() as u32);
+        // SAFETY: the provider's getter with live out-parameters of the given sizes.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            f(conn, &mut ird, &mut ord, data.as_mut_ptr().cast(), &mut len)
+        });
+        expect_success("NdkGetConnectionData", st)?;
+        if (len as usize) < want.len() || &data[..want.len()] != want {
+            return fail(format!(
+                "{side} received private data {:02x?} ({len} bytes); {want:02x?} expected",
+                &data[..(len as usize).min(data.len()).min(16)]
+            ));
+        }
+        Ok(())
+    }
+
+    /// Disconnects the active side; the passive side's disconnect event must fire exactly
+    /// once.
+    pub fn disconnect(&self, conn: &Connection) -> TestResult {
+        let Some(f) = connector_dispatch(conn.a.conn).NdkDisconnect else {
+            return fail("the connector dispatch table lacks NdkDisconnect");
+        };
+        let st = verifier::call("NdkDisconnect", DISPATCH_LEVEL, |ctx| {
+            // SAFETY: the provider's function with its connector.
+            unsafe { f(conn.a.conn, Some(verifier::on_request), ctx) }
+        })
+        .status;
+        expect_success("NdkDisconnect", st)?;
+        let w = conn.b.disconnects;
+        interrupt::wait_until(EVENT_WAIT_MS, || w.fired.load(Ordering::Acquire) > 0);
+        // Give a duplicate event time to show up.
+        interrupt::idle(20);
+        let n = w.fired.load(Ordering::Acquire);
+        if n != 1 {
+            return fail(format!(
+                "the peer saw {n} disconnect events; exactly 1 expected"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Takes results from `cq` until `n` arrived or [`EVENT_WAIT_MS`] passed.
+    pub(super) fn results(&self, cq: *mut NDK_CQ, n: usize) -> Result<Vec<NDK_RESULT>, Outcome> {
+        let Some(get) = cq_dispatch(cq).NdkGetCqResults else {
+            return fail("the CQ dispatch table lacks NdkGetCqResults");
+        };
+        let mut out = Vec::new();
+        interrupt::wait_until(EVENT_WAIT_MS, || {
+            // SAFETY: all-zero is a valid NDK_RESULT (integers and raw pointers).
+            let mut batch: [NDK_RESULT; 8] = unsafe { core::mem::zeroed() };
+            // SAFETY: the provider's function with a live array of 8 results.
+            let got = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                get(cq, batch.as_mut_ptr(), batch.len() as u32)
+            });
+            out.extend_from_slice(&batch[..(got as usize).min(batch.len())]);
+            out.len() >= n
+        });
+        if out.len() < n {
+            return fail(format!(
+                "{} of {n} completions arrived within {EVENT_WAIT_MS} ms",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A registered MR over all of `buf` with `flags`; returns (MR, chain, local token,
+    /// remote token, MDL virtual address).
+    pub(super) fn registered(
+        &self,
+        pd: *mut NDK_PD,
+        buf: &Buffer,
+        flags: u32,
+        c: &mut Cleanup,
+    ) -> Result<(*mut NDK_MR, MdlChain, u32, u32, u64), Outcome> {
+        let mr = self.create_mr(pd, false)?;
+        c.add(mr, ObjectKind::Mr);
+        let chain = MdlChain::new(buf, 0, buf.len, u32::MAX)
+            .ok_or(Outcome::Fail("out of memory".into()))?;
+        expect_success("NdkRegisterMr", self.register(mr, &chain, buf.len, flags))?;
+        let d = Self::mr_dispatch(mr);
+        let (Some(local), Some(remote)) = (d.NdkGetLocalTokenFromMr, d.NdkGetRemoteTokenFromMr)
+        else {
+            return fail("the MR dispatch table lacks a token getter");
+        };
+        // SAFETY: the provider's getters with its registered MR.
+        let (l, r) = verifier::sync(DISPATCH_LEVEL, || unsafe { (local(mr), remote(mr)) });
+        let va = chain.virtual_address();
+        Ok((mr, chain, l, r, va))
+    }
+
+    pub(super) fn sge(va: u64, len: u32, token: u32) -> NDK_SGE {
+        NDK_SGE {
+            Address: NDK_SGE_ADDRESS {
+                VirtualAddress: va as *mut c_void,
+            },
+            Length: len,
+            MemoryRegionToken: token,
+        }
+    }
+
+    /// Runs `f` on a fresh connection on `port`, then disconnects, deregisters nothing (the
+    /// test does) and closes everything.
+    fn with_connection(
+        &self,
+        port: u16,
+        f: impl FnOnce(&Suite, &Connection, &mut Cleanup) -> TestResult,
+    ) -> TestResult {
+        let mut c = Cleanup::default();
+        let r = self
+            .connect(port, b"req", b"rep", &mut c)
+            .and_then(|conn| f(self, &conn, &mut c).and_then(|()| self.disconnect(&conn)));
+        let closed = c.close(self);
+        r.and(closed)
+    }
+
+    /// SEND/RECEIVE of 1 byte, 64 bytes, 4 KiB and the adapter's maximum transfer, each
+    /// payload checked byte for byte.
+    pub fn send_receive_sizes(&mut self) -> TestResult {
+        let max = self.info()?.MaxTransferLength.min(1 << 20) as usize;
+        self.with_connection(BASE_PORT, |s, conn, c| {
+            let mut src = Buffer::new(max, 0x40).ok_or(Outcome::Fail("out of memory".into()))?;
+            let dst = Buffer::new(max, 0x80).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (mr_a, _ca, la, _, va_a) = s.registered(conn.pd, &src, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let (mr_b, _cb, lb, _, va_b) = s.registered(conn.pd, &dst, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let qa = qp_dispatch(conn.a.qp);
+            let qb = qp_dispatch(conn.b.qp);
+            let (Some(send), Some(recv)) = (qa.NdkSend, qb.NdkReceive) else {
+                return fail("the QP dispatch table lacks NdkSend or NdkReceive");
+            };
+            let mut r = Ok(());
+            for (i, size) in [1usize, 64, 4096, max].into_iter().enumerate() {
+                src.fill(i as u8 + 1);
+                let rs = Self::sge(va_b, size as u32, lb);
+                let ss = Self::sge(va_a, size as u32, la);
+                // SAFETY: the provider's post functions with live SGEs naming registered memory.
+                let (pr, ps) = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                    (
+                        recv(conn.b.qp, 0x100 as *mut c_void, &rs, 1),
+                        send(conn.a.qp, 0x200 as *mut c_void, &ss, 1, 0),
+                    )
+                });
+                if let Err(e) = expect_success("NdkReceive", pr).and(expect_success("NdkSend", ps)) {
+                    r = Err(e);
+                    break;
+                }
+                let got = s.results(conn.b.cq, 1).and_then(|rb| s.results(conn.a.cq, 1).map(|ra| (rb, ra)));
+                let (rb, ra) = match got {
+                    Ok(x) => x,
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                };
+                let ok = rb[0].Status == STATUS_SUCCESS
+                    && rb[0].BytesTransferred as usize == size
+                    && ra[0].Status == STATUS_SUCCESS
+                    && dst.bytes()[..size] == src.bytes()[..size];
+                if !ok {
+                    r = fail(format!(
+                        "{size}-byte SEND: receive status {:#010x} bytes {}, send status {:#010x}, payload intact {}",
+                        rb[0].Status,
+                        rb[0].BytesTransferred,
+                        ra[0].Status,
+                        dst.bytes()[..size] == src.bytes()[..size]
+                    ));
+                    break;
+                }
+            }
+            s.deregister(mr_a);
+            s.deregister(mr_b);
+            r
+        })
+    }
+
+    /// RDMA WRITE into the peer's buffer with its remote token, then RDMA READ it back.
+    pub fn rdma_write_read(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 1, |s, conn, c| {
+            let size = 8192usize;
+            let mut src = Buffer::new(size, 0x10).ok_or(Outcome::Fail("out of memory".into()))?;
+            let back = Buffer::new(size, 0x20).ok_or(Outcome::Fail("out of memory".into()))?;
+            let dst = Buffer::new(size, 0x30).ok_or(Outcome::Fail("out of memory".into()))?;
+            src.fill(0x5A);
+            let local = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
+            let (mr_s, _c1, ls, _, va_s) = s.registered(conn.pd, &src, local, c)?;
+            let (mr_k, _c2, lk, _, va_k) = s.registered(conn.pd, &back, local, c)?;
+            let remote = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
+            let (mr_d, _c3, _, rd, va_d) = s.registered(conn.pd, &dst, remote, c)?;
+            let qa = qp_dispatch(conn.a.qp);
+            let (Some(write), Some(read)) = (qa.NdkWrite, qa.NdkRead) else {
+                return fail("the QP dispatch table lacks NdkWrite or NdkRead");
+            };
+            let ws = Self::sge(va_s, size as u32, ls);
+            // SAFETY: the provider's post function with a live SGE and the peer's token.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                write(conn.a.qp, 0x300 as *mut c_void, &ws, 1, va_d, rd, 0)
+            });
+            let r = expect_success("NdkWrite", st)
+                .and_then(|()| s.results(conn.a.cq, 1))
+                .and_then(|w| {
+                    if w[0].Status != STATUS_SUCCESS || dst.bytes() != src.bytes() {
+                        return fail(format!(
+                            "RDMA WRITE: status {:#010x}, payload intact {}",
+                            w[0].Status,
+                            dst.bytes() == src.bytes()
+                        ));
+                    }
+                    let rs = Self::sge(va_k, size as u32, lk);
+                    // SAFETY: as above.
+                    let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                        read(conn.a.qp, 0x400 as *mut c_void, &rs, 1, va_d, rd, 0)
+                    });
+                    expect_success("NdkRead", st)?;
+                    let rr = s.results(conn.a.cq, 1)?;
+                    if rr[0].Status != STATUS_SUCCESS || back.bytes() != src.bytes() {
+                        return fail(format!(
+                            "RDMA READ: status {:#010x}, payload intact {}",
+                            rr[0].Status,
+                            back.bytes() == src.bytes()
+                        ));
+                    }
+                    Ok(())
+                });
+            for mr in [mr_s, mr_k, mr_d] {
+                s.deregister(mr);
+            }
+            r
+        })
+    }
+
+    /// Connect and accept with private data both ways, then a disconnect the peer sees once.
+    pub fn connect_accept_disconnect(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 2, |_, _, _| Ok(()))
+    }
+
+    /// A connect to a port nobody listens on fails (and completes exactly once).
+    pub fn connect_without_listener(&mut self) -> TestResult {
+        let mut c = Cleanup::default();
+        let r = (|| {
+            // The listener only learns the adapter's address; it listens on another port.
+            let (_, _, addr) = self.listen(BASE_PORT + 3, &mut c)?;
+            let pd = c.add(self.create_pd()?, ObjectKind::Pd);
+            let (_, qp) = self.end_qp(pd, &mut c)?;
+            let conn = self.create_connector(&mut c)?;
+            let Some(connect) = connector_dispatch(conn).NdkConnect else {
+                return fail("the connector dispatch table lacks NdkConnect");
+            };
+            let nobody = sockaddr(addr.sin_addr, BASE_PORT + 4);
+            let o = verifier::call("NdkConnect", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its connector and QP.
+                unsafe {
+                    connect(
+                        conn,
+                        qp,
+                        null_mut(),
+                        0,
+                        sa(&nobody),
+                        SA_LEN,
+                        READ_LIMIT,
+                        READ_LIMIT,
+                        null_mut(),
+                        0,
+                        Some(verifier::on_request),
+                        ctx,
+                    )
+                }
+            });
+            if o.status == STATUS_SUCCESS || o.status == STATUS_IO_TIMEOUT {
+                return fail(format!(
+                    "NdkConnect to a port without a listener completed with {:#010x}; a refusal expected",
+                    o.status
+                ));
+            }
+            Ok(())
+        })();
+        let closed = c.close(self);
+        r.and(closed)
+    }
+
+    /// A second listener on the address and port of the first is refused.
+    pub fn dual_listen(&mut self) -> TestResult {
+        let mut c = Cleanup::default();
+        let r = (|| {
+            self.listen(BASE_PORT + 5, &mut c)?;
+            match self.listen(BASE_PORT + 5, &mut c) {
+                Ok(_) => fail("a second listener on the same port was accepted"),
+                Err(Outcome::Fail(why)) if why.contains("NdkListen returned") => Ok(()),
+                Err(other) => Err(other),
+            }
+        })();
+        let closed = c.close(self);
+        r.and(closed)
+    }
+}
+
+/// A connector call that failed: STATUS_NOT_SUPPORTED means the provider has no connectors
+/// yet (every connection test is then a skip with that reason), anything else fails.
+fn no_connectors<T>(what: &str, status: NTSTATUS) -> Result<T, Outcome> {
+    if status == STATUS_NOT_SUPPORTED {
+        return skip(format!(
+            "needs connectors: {what} returned STATUS_NOT_SUPPORTED (the provider has no connection manager yet)"
+        ));
+    }
+    fail(format!("{what} returned {status:#010x}"))
+}
+
+/// Remote-access violations and the flush they cause, queue errors and CQ behaviour: the
+/// NetworkDirect unit tests' invalidreadwrite, overreadwrite, writeviolation, sendnoreceive,
+/// receiveflushqp, and the NDK logo tests' CQ checks.
+impl Suite {
+    fn one(&self, cq: *mut NDK_CQ) -> Result<NDK_RESULT, Outcome> {
+        Ok(self.results(cq, 1)?[0])
+    }
+
+    fn post_recv(&self, qp: *mut NDK_QP, sge: &NDK_SGE, ctx: usize) -> TestResult {
+        let Some(f) = qp_dispatch(qp).NdkReceive else {
+            return fail("the QP dispatch table lacks NdkReceive");
+        };
+        // SAFETY: the provider's post function with a live SGE naming registered memory.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            f(qp, ctx as *mut c_void, sge, 1)
+        });
+        expect_success("NdkReceive", st)
+    }
+
+    fn post_send(&self, qp: *mut NDK_QP, sge: &NDK_SGE, flags: u32, ctx: usize) -> TestResult {
+        let Some(f) = qp_dispatch(qp).NdkSend else {
+            return fail("the QP dispatch table lacks NdkSend");
+        };
+        // SAFETY: as for `post_recv`.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            f(qp, ctx as *mut c_void, sge, 1, flags)
+        });
+        expect_success("NdkSend", st)
+    }
+
+    /// Posts an RDMA WRITE (`read` false) or READ from `sge` to the peer's `remote`/`token`.
+    fn post_rdma(
+        &self,
+        qp: *mut NDK_QP,
+        read: bool,
+        sge: &NDK_SGE,
+        remote: u64,
+        token: u32,
+    ) -> TestResult {
+        let d = qp_dispatch(qp);
+        let Some(f) = (if read { d.NdkRead } else { d.NdkWrite }) else {
+            return fail("the QP dispatch table lacks NdkRead or NdkWrite");
+        };
+        // SAFETY: as for `post_recv`.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            f(qp, 0x500 as *mut c_void, sge, 1, remote, token, 0)
+        });
+        expect_success(if read { "NdkRead" } else { "NdkWrite" }, st)
+    }
+
+    /// After an error the QP is flushed: a receive posted now completes with STATUS_CANCELLED.
+    fn expect_flushed(&self, end: &End, sge: &NDK_SGE) -> TestResult {
+        self.post_recv(end.qp, sge, 0x600)?;
+        let r = self.one(end.cq)?;
+        if r.Status != STATUS_CANCELLED {
+            return fail(format!(
+                "a receive posted after the error completed with {:#010x}; STATUS_CANCELLED (flushed) expected",
+                r.Status
+            ));
+        }
+        Ok(())
+    }
+
+    /// One remote-access violation on a fresh connection: `case` picks the RDMA operation,
+    /// the access the target MR grants, the offset past its start, and the token change.
+    fn access_violation(
+        &self,
+        port: u16,
+        read: bool,
+        grant: u32,
+        overrun: usize,
+        token_xor: u32,
+    ) -> TestResult {
+        self.with_connection(port, |s, conn, c| {
+            let size = 4096usize;
+            let local = Buffer::new(2 * size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let target = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _l, lt, _, lva) = s.registered(
+                conn.pd,
+                &local,
+                NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK,
+                c,
+            )?;
+            let (_, _t, _, rt, tva) = s.registered(conn.pd, &target, grant, c)?;
+            let sge = Self::sge(lva, (size + overrun) as u32, lt);
+            s.post_rdma(conn.a.qp, read, &sge, tva, rt ^ token_xor)?;
+            let r = s.one(conn.a.cq)?;
+            if r.Status != STATUS_ACCESS_VIOLATION {
+                return fail(format!(
+                    "the violating RDMA {} completed with {:#010x}; STATUS_ACCESS_VIOLATION expected",
+                    if read { "READ" } else { "WRITE" },
+                    r.Status
+                ));
+            }
+            s.expect_flushed(&conn.a, &Self::sge(lva, 64, lt))
+        })
+    }
+
+    /// invalidreadwrite / overreadwrite / writeviolation: over-write, over-read, a write to an
+    /// MR without remote-write access, a wrong token.
+    pub fn rdma_access_errors(&mut self) -> TestResult {
+        let rw = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
+        self.access_violation(BASE_PORT + 10, false, rw, 1, 0)
+            .map_err(|e| label(e, "over-write"))?;
+        self.access_violation(BASE_PORT + 11, true, rw, 1, 0)
+            .map_err(|e| label(e, "over-read"))?;
+        self.access_violation(BASE_PORT + 12, false, NDK_MR_FLAG_ALLOW_REMOTE_READ, 0, 0)
+            .map_err(|e| label(e, "write without remote-write access"))?;
+        self.access_violation(BASE_PORT + 13, false, rw, 0, 0x5A00)
+            .map_err(|e| label(e, "wrong token"))
+    }
+
+    /// A send larger than the posted receive: the receiver's completion reports the overflow.
+    pub fn send_larger_than_receive(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 14, |s, conn, c| {
+            let buf = Buffer::new(256, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0x700)?;
+            s.post_send(conn.a.qp, &Self::sge(va + 128, 128, lt), 0, 0x701)?;
+            let r = s.one(conn.b.cq)?;
+            if r.Status != STATUS_BUFFER_OVERFLOW {
+                return fail(format!(
+                    "a 128-byte SEND into a 64-byte receive completed the receive with {:#010x}; STATUS_BUFFER_OVERFLOW expected",
+                    r.Status
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// sendnoreceive: a send with no receive posted at the peer fails (receiver not ready).
+    pub fn send_without_receive(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 15, |s, conn, c| {
+            let buf = Buffer::new(64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) =
+                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_send(conn.a.qp, &Self::sge(va, 64, lt), 0, 0x800)?;
+            let r = s.one(conn.a.cq)?;
+            if r.Status == STATUS_SUCCESS {
+                return fail("a SEND with no receive posted at the peer completed successfully");
+            }
+            Ok(())
+        })
+    }
+
+    /// receiveflushqp: NdkFlush cancels every outstanding receive.
+    pub fn flush_cancels_receives(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 16, |s, conn, c| {
+            let buf = Buffer::new(3 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) =
+                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            for i in 0..3u64 {
+                s.post_recv(
+                    conn.b.qp,
+                    &Self::sge(va + 64 * i, 64, lt),
+                    0x900 + i as usize,
+                )?;
+            }
+            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
+                return fail("the QP dispatch table lacks NdkFlush");
+            };
+            // SAFETY: the provider's function with its QP.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+            let rs = s.results(conn.b.cq, 3)?;
+            if let Some(r) = rs.iter().find(|r| r.Status != STATUS_CANCELLED) {
+                return fail(format!(
+                    "a flushed receive completed with {:#010x}; STATUS_CANCELLED expected",
+                    r.Status
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// SendAndInvalidate: the receiver's GetCqResultsEx reports the invalidated token.
+    pub fn send_and_invalidate(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 17, |s, conn, c| {
+            let buf = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let target = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let (_, _t, _, rt, _) = s.registered(conn.pd, &target, NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
+            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0xA00)?;
+            let Some(f) = qp_dispatch(conn.a.qp).NdkSendAndInvalidate else {
+                return fail("the QP dispatch table lacks NdkSendAndInvalidate");
+            };
+            let sge = Self::sge(va + 1024, 64, lt);
+            // SAFETY: the provider's post function with a live SGE.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                f(conn.a.qp, 0xA01 as *mut c_void, &sge, 1, 0, rt)
+            });
+            expect_success("NdkSendAndInvalidate", st)?;
+            let Some(get) = cq_dispatch(conn.b.cq).NdkGetCqResultsEx else {
+                return fail("the CQ dispatch table lacks NdkGetCqResultsEx");
+            };
+            // SAFETY: all-zero is a valid NDK_RESULT_EX.
+            let mut r: NDK_RESULT_EX = unsafe { core::mem::zeroed() };
+            let got = interrupt::wait_until(EVENT_WAIT_MS, || {
+                // SAFETY: the provider's function with one live result.
+                verifier::sync(DISPATCH_LEVEL, || unsafe { get(conn.b.cq, &mut r, 1) }) == 1
+            });
+            if !got {
+                return fail("no receive completion within the wait");
+            }
+            if r.Status != STATUS_SUCCESS
+                || r.Type != NdkOperationTypeReceiveAndInvalidate
+                || r.TypeSpecificCompletionOutput != rt as usize
+            {
+                return fail(format!(
+                    "GetCqResultsEx: status {:#010x} type {:#x} output {:#x}; success, NdkOperationTypeReceiveAndInvalidate and the token {rt:#x} expected",
+                    r.Status, r.Type, r.TypeSpecificCompletionOutput
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// ArmCq(ANY) notifies once per arm; ArmCq(SOLICITED) ignores an unsolicited send and
+    /// notifies for a solicited one.
+    pub fn cq_arm(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 18, |s, conn, c| {
+            let buf = Buffer::new(4 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let Some(arm) = cq_dispatch(conn.b.cq).NdkArmCq else {
+                return fail("the CQ dispatch table lacks NdkArmCq");
+            };
+            let watch = s.cq_watch(conn.b.cq);
+            let fired = || watch.map_or(0, |w| w.fired.load(Ordering::Acquire));
+            let exchange = |i: u64, flags: u32| -> TestResult {
+                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xB00)?;
+                s.post_send(conn.a.qp, &Self::sge(va + 64 * i, 8, lt), flags, 0xB01)?;
+                s.one(conn.a.cq)?;
+                s.one(conn.b.cq).map(|_| ())
+            };
+            // SAFETY: the provider's function with its CQ.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { arm(conn.b.cq, NDK_CQ_NOTIFY_ANY) });
+            exchange(0, 0)?;
+            exchange(1, 0)?;
+            interrupt::idle(20);
+            let any = fired();
+            // SAFETY: as above.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { arm(conn.b.cq, NDK_CQ_NOTIFY_SOLICITED) });
+            exchange(2, 0)?;
+            interrupt::idle(20);
+            let unsolicited = fired() - any;
+            exchange(3, NDK_OP_FLAG_SEND_AND_SOLICIT_EVENT)?;
+            interrupt::idle(20);
+            let solicited = fired() - any - unsolicited;
+            if (any, unsolicited, solicited) != (1, 0, 1) {
+                return fail(format!(
+                    "notifications: {any} for two completions after one ANY arm (1 expected), {unsolicited} for an unsolicited send after a SOLICITED arm (0 expected), {solicited} for a solicited one (1 expected)"
+                ));
+            }
+            Ok(())
+        })
+    }
+
+    /// The CQ's notification watch (the suite's CQs are created with one).
+    fn cq_watch(&self, cq: *mut NDK_CQ) -> Option<&'static Watch> {
+        verifier::watch_of(cq as *const c_void)
+    }
+
+    /// ControlCqInterruptModeration succeeds when the adapter claims moderation support and
+    /// returns STATUS_NOT_SUPPORTED otherwise.
+    pub fn cq_moderation(&mut self) -> TestResult {
+        let flags = self.info()?.AdapterFlags;
+        let cq = self.cq(16)?;
+        let Some(f) = cq_dispatch(cq.cq).NdkControlCqInterruptModeration else {
+            self.close_all(&[(cq.cq.cast(), ObjectKind::Cq)])?;
+            return fail("the CQ dispatch table lacks NdkControlCqInterruptModeration");
+        };
+        // SAFETY: the provider's function with its CQ.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe { f(cq.cq, 100, 4) });
+        self.close_all(&[(cq.cq.cast(), ObjectKind::Cq)])?;
+        let claimed = flags & NDK_ADAPTER_FLAG_CQ_INTERRUPT_MODERATION_SUPPORTED != 0;
+        match (claimed, st) {
+            (true, STATUS_SUCCESS) | (false, STATUS_NOT_SUPPORTED) => Ok(()),
+            _ => fail(format!(
+                "moderation claimed {claimed} in AdapterFlags, NdkControlCqInterruptModeration(100 us, 4) returned {st:#010x}"
+            )),
+        }
+    }
+
+    /// ResizeCq below the completions the CQ holds fails; above succeeds (when the adapter
+    /// claims resize support).
+    pub fn cq_resize_below_held(&mut self) -> TestResult {
+        if self.info()?.AdapterFlags & NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED == 0 {
+            return skip("the adapter does not claim NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED");
+        }
+        self.with_connection(BASE_PORT + 19, |s, conn, c| {
+            let buf = Buffer::new(8 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
+            let (_, _b, lt, _, va) =
+                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            for i in 0..8u64 {
+                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xC00)?;
+            }
+            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
+                return fail("the QP dispatch table lacks NdkFlush");
+            };
+            // SAFETY: the provider's function with its QP.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+            interrupt::idle(50);
+            let Some(resize) = cq_dispatch(conn.b.cq).NdkResizeCq else {
+                return fail("the CQ dispatch table lacks NdkResizeCq");
+            };
+            let cq = conn.b.cq;
+            let below = verifier::call("NdkResizeCq", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its CQ.
+                unsafe { resize(cq, 4, Some(verifier::on_request), ctx) }
+            })
+            .status;
+            let above = verifier::call("NdkResizeCq", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: as above.
+                unsafe { resize(cq, 256, Some(verifier::on_request), ctx) }
+            })
+            .status;
+            s.results(cq, 8)?;
+            if below == STATUS_SUCCESS {
+                return fail("ResizeCq to 4 entries succeeded while the CQ held 8 completions");
+            }
+            expect_success("NdkResizeCq to 256 entries", above)
+        })
+    }
+
+    /// connrejectclose: the passive side rejects with private data; the active side's connect
+    /// fails with STATUS_CONNECTION_REFUSED and reads the reject's private data.
+    pub fn connect_reject(&mut self) -> TestResult {
+        let mut c = Cleanup::default();
+        let r = (|| {
+            let (_, events, addr) = self.listen(BASE_PORT + 20, &mut c)?;
+            let pd = c.add(self.create_pd()?, ObjectKind::Pd);
+            let (_, qp) = self.end_qp(pd, &mut c)?;
+            let conn = self.create_connector(&mut c)?;
+            let Some(connect) = connector_dispatch(conn).NdkConnect else {
+                return fail("the connector dispatch table lacks NdkConnect");
+            };
+            let connecting = verifier::start("NdkConnect", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its connector and QP.
+                unsafe {
+                    connect(
+                        conn,
+                        qp,
+                        null_mut(),
+                        0,
+                        sa(&addr),
+                        SA_LEN,
+                        READ_LIMIT,
+                        READ_LIMIT,
+                        b"knock".as_ptr().cast(),
+                        5,
+                        Some(verifier::on_request),
+                        ctx,
+                    )
+                }
+            });
+            interrupt::wait_until(EVENT_WAIT_MS, || events.fired.load(Ordering::Acquire) > 0);
+            if events.fired.load(Ordering::Acquire) == 0 {
+                let _ = connecting.wait();
+                return fail("no connect event at the listener");
+            }
+            let incoming = events.last.load(Ordering::Relaxed) as *mut NDK_CONNECTOR;
+            verifier::adopt(
+                incoming as *const c_void,
+                ObjectKind::Connector,
+                Some(self.a() as *const c_void),
+            );
+            c.add(incoming, ObjectKind::Connector);
+            let Some(reject) = connector_dispatch(incoming).NdkReject else {
+                return fail("the connector dispatch table lacks NdkReject");
+            };
+            // SAFETY: the provider's function with its connector and live private data.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                reject(incoming, b"go away".as_ptr().cast(), 7)
+            });
+            expect_success("NdkReject", st)?;
+            let o = connecting.wait();
+            if o.status != STATUS_CONNECTION_REFUSED {
+                return fail(format!(
+                    "the rejected NdkConnect completed with {:#010x}; STATUS_CONNECTION_REFUSED expected",
+                    o.status
+                ));
+            }
+            self.check_connection_data(conn, b"go away", "the rejected side")
+        })();
+        let closed = c.close(self);
+        r.and(closed)
+    }
+
+    /// dualconnection: a connector already connected cannot connect again.
+    pub fn dual_connect(&mut self) -> TestResult {
+        self.with_connection(BASE_PORT + 21, |s, conn, c| {
+            let (_, _, addr) = s.listen(BASE_PORT + 22, c)?;
+            let Some(connect) = connector_dispatch(conn.a.conn).NdkConnect else {
+                return fail("the connector dispatch table lacks NdkConnect");
+            };
+            let o = verifier::call("NdkConnect", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its (connected) connector and QP.
+                unsafe {
+                    connect(
+                        conn.a.conn,
+                        conn.a.qp,
+                        null_mut(),
+                        0,
+                        sa(&addr),
+                        SA_LEN,
+                        READ_LIMIT,
+                        READ_LIMIT,
+                        null_mut(),
+                        0,
+                        Some(verifier::on_request),
+                        ctx,
+                    )
+                }
+            });
+            if o.status == STATUS_SUCCESS {
+                return fail("a second NdkConnect on a connected connector succeeded");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Prefixes a failure's reason with the sub-case that produced it.
+fn label(o: Outcome, case: &str) -> Outcome {
+    match o {
+        Outcome::Fail(why) => Outcome::Fail(format!("{case}: {why}")),
+        other => other,
+    }
+}

@@ -488,6 +488,23 @@ pub fn query_caps_operands(buffer: u64) -> [u32; 14] {
     dwords(&b)
 }
 
+/// `QUERY_DEVICE`: a 64-byte output buffer.
+pub fn query_device_operands(buffer: u64) -> [u32; 14] {
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u64(&mut b, operands::buffer::ADDR, buffer);
+    field::set_u32(
+        &mut b,
+        operands::buffer::LEN,
+        contract::QUERY_RECORD_SIZE as u32,
+    );
+    dwords(&b)
+}
+
+/// The verbs port's IPv4 address (network order bytes) from a `QUERY_DEVICE` record.
+pub fn port_ipv4(record: &[u8; contract::QUERY_RECORD_SIZE]) -> [u8; 4] {
+    field::get_array(&record[..], contract::query_device::PORT_IPV4)
+}
+
 /// Commands whose only operand is a handle (`DESTROY_PD`, `DESTROY_CQ`, `DESTROY_QP`,
 /// `DEREG_MR`).
 pub fn handle_operands(handle: u32) -> [u32; 14] {
@@ -1302,6 +1319,11 @@ mod tests {
         assert_eq!((d[0], d[2], d[3], d[4]), (4, 0x8000, 0, 128));
         assert_eq!(handle_operands(77)[0], 77);
         assert_eq!(query_caps_operands(0xABC0)[0], 0xABC0);
+        let d = query_device_operands(0x1234_0000);
+        assert_eq!((d[0], d[2]), (0x1234_0000, 64));
+        let mut rec = [0u8; 64];
+        rec[60..64].copy_from_slice(&[10, 77, 0, 1]);
+        assert_eq!(port_ipv4(&rec), [10, 77, 0, 1]);
         let _ = opcode::QUERY_CAPS;
     }
 

@@ -927,6 +927,12 @@ unsafe fn listen_worker(a: *mut Adapter, object: *mut c_void) {
             0 => {
                 (*l).id = id;
                 (*l).local.port = port as u16;
+                // A wildcard IPv4 listener reports the port's address (the one peers use).
+                if (*l).local.family == contract_cm::family::IPV4 && (*l).local.addr == [0; 16] {
+                    let ip = (*a).ndk.port_ipv4;
+                    let local = &mut (*l).local;
+                    local.addr[..4].copy_from_slice(&ip);
+                }
                 (*a).ndk.cm.listeners[id as usize % LISTENER_SLOTS].store(l, Ordering::Release);
                 STATUS_SUCCESS
             }

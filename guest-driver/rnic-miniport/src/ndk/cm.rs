@@ -405,9 +405,11 @@ unsafe fn start(
     true
 }
 
-/// NdkConnect. IRQL: <= DISPATCH_LEVEL. Private data up to 56 bytes, IPv4 or IPv6 addresses
-/// (else `STATUS_INVALID_PARAMETER`); pends until the peer accepts (`STATUS_SUCCESS`, then
-/// call NdkCompleteConnect), rejects (`STATUS_CONNECTION_REFUSED`) or cannot be reached.
+/// NdkConnect. IRQL: <= DISPATCH_LEVEL. Private data up to 56 bytes (else
+/// `STATUS_INVALID_PARAMETER`), an IPv4 or IPv6 destination and an optional source of the
+/// same family (else `STATUS_INVALID_ADDRESS`; no source: the port's address and a port the
+/// device picks); pends until the peer accepts (`STATUS_SUCCESS`, then call
+/// NdkCompleteConnect), rejects (`STATUS_CONNECTION_REFUSED`) or cannot be reached.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "win64" fn connect(
     connector: *mut NDK_CONNECTOR,
@@ -430,9 +432,20 @@ unsafe extern "win64" fn connect(
     }
     // SAFETY: the consumer passes live objects and buffers of the given lengths.
     unsafe {
-        let (Some(local), Some(remote)) = (read_address(src, src_len), read_address(dst, dst_len))
-        else {
+        let Some(remote) = read_address(dst, dst_len) else {
             return STATUS_INVALID_ADDRESS;
+        };
+        // No source address: the port's own address of the family, a port the device picks.
+        let local = if src.is_null() || src_len == 0 {
+            CmAddress {
+                family: remote.family,
+                ..CmAddress::default()
+            }
+        } else {
+            match read_address(src, src_len) {
+                Some(local) => local,
+                None => return STATUS_INVALID_ADDRESS,
+            }
         };
         if local.family != remote.family || remote.port == 0 {
             return STATUS_INVALID_ADDRESS;

@@ -677,6 +677,27 @@ pub fn modify_qp_state_operands(
     dwords(&b)
 }
 
+/// RNR retries of a connected QP: finite, so a send that finds no receive posted fails with
+/// `STATUS_IO_TIMEOUT` as NDK consumers expect (the connection manager's default, 7, retries
+/// forever).
+pub const RNR_RETRY: u8 = 6;
+/// Minimum RNR NAK timer code a connected QP's responder advertises: 22, 20.48 ms (spec
+/// §10.6), so the peer's 6 retries give a late receive about 120 ms.
+pub const MIN_RNR_TIMER: u8 = 22;
+
+/// `MODIFY_QP` without a state change (RTR -> RTR or RTS -> RTS) setting the RNR retry count
+/// and the minimum RNR timer ([`RNR_RETRY`], [`MIN_RNR_TIMER`]).
+pub fn modify_qp_rnr_operands(qpn: u32) -> [u32; 14] {
+    use operands::modify_qp as f;
+    use rnic_contract::verbs::qp_attr;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u32(&mut b, f::QPN, qpn);
+    field::set_u32(&mut b, f::MASK, qp_attr::RNR_RETRY | qp_attr::MIN_RNR_TIMER);
+    field::set_u8(&mut b, f::RNR_RETRY, RNR_RETRY);
+    field::set_u8(&mut b, f::MIN_RNR_TIMER, MIN_RNR_TIMER);
+    dwords(&b)
+}
+
 /// A send WQE over SGEs (`opcode` one of `wqe::opcode`, `flags` from [`send_wqe_flags`]
 /// without `INLINE`); `None` for more SGEs than a WQE holds.
 pub fn send_wqe(
@@ -1426,6 +1447,11 @@ mod tests {
         assert_eq!(d[10], 0);
         let d = modify_qp_state_operands(9, rnic_contract::verbs::QpState::Init, Some(6));
         assert_eq!((d[0], d[1], d[2], d[3]), (9, 1 | 1 << 5, 1, 6 << 8));
+        let d = modify_qp_rnr_operands(9);
+        assert_eq!(
+            (d[0], d[1], d[2], d[3]),
+            (9, 1 << 3 | 1 << 10, 6 << 24, 22 << 16)
+        );
         let d = modify_qp_state_operands(9, rnic_contract::verbs::QpState::Err, None);
         assert_eq!((d[1], d[2] & 0xFF), (1, 6));
     }

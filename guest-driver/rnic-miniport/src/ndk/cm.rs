@@ -619,6 +619,26 @@ unsafe extern "win64" fn accept(
     STATUS_PENDING
 }
 
+/// Gives a connected QP (RTR or RTS) a finite RNR retry count and a longer RNR timer
+/// (`ndk_logic::modify_qp_rnr_operands`) (PASSIVE_LEVEL).
+///
+/// # Safety
+/// `c` is live with its QP.
+unsafe fn limit_rnr(a: *mut Adapter, c: *mut Connector) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let qpn = (*(*c).qp).qpn;
+        let (status, _, _) = ndk::admin_exec(
+            a,
+            opcode::MODIFY_QP,
+            &ndk_logic::modify_qp_rnr_operands(qpn),
+        );
+        if status != 0 {
+            log!("QP %u RNR limits refused: status %x\n", qpn, status as u32);
+        }
+    }
+}
+
 /// Work item of [`accept`] (PASSIVE_LEVEL); the request completes on `CM_ESTABLISHED`.
 unsafe fn accept_worker(a: *mut Adapter, object: *mut c_void) {
     let c = object.cast::<Connector>();
@@ -641,7 +661,10 @@ unsafe fn accept_worker(a: *mut Adapter, object: *mut c_void) {
         if status != 0 {
             log!("CM_ACCEPT failed: status %x\n", status as u32);
             finish(c, Request::Accept, ndk_logic::admin_status(status));
+            return;
         }
+        // The QP is in RTR now.
+        limit_rnr(a, c);
     }
 }
 
@@ -1212,7 +1235,13 @@ unsafe fn event_worker(a: *mut Adapter, object: *mut c_void) {
                     deliver(l, c);
                 }
             }
-            code::CM_CONNECT_REPLY => finish(c, Request::Connect, STATUS_SUCCESS),
+            code::CM_CONNECT_REPLY => {
+                // The QP is in RTR with the peer's attributes.
+                if !(*c).qp.is_null() {
+                    limit_rnr(a, c);
+                }
+                finish(c, Request::Connect, STATUS_SUCCESS)
+            }
             _ => {
                 finish(c, Request::Connect, STATUS_CONNECTION_REFUSED);
                 finish(c, Request::Accept, STATUS_CONNECTION_REFUSED);

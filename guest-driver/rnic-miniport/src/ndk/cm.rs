@@ -566,6 +566,10 @@ unsafe fn complete_connect_worker(a: *mut Adapter, object: *mut c_void) {
     unsafe {
         let ops = ndk_logic::handle_operands((*c).conn.load(Ordering::Acquire));
         let (status, _, _) = ndk::admin_exec(a, opcode::CM_COMPLETE_CONNECT, &ops);
+        if status == 0 {
+            // RTS: the connection manager set its own retry attributes on the way.
+            limit_rnr(a, c);
+        }
         finish(c, Request::CompleteConnect, ndk_logic::admin_status(status));
     }
 }
@@ -1197,7 +1201,12 @@ unsafe fn connection_event(a: *mut Adapter, c: *mut Connector, ev: u8, detail: u
                     finish(c, Request::Connect, STATUS_INSUFFICIENT_RESOURCES);
                 }
             }
-            code::CM_ESTABLISHED => finish(c, Request::Accept, STATUS_SUCCESS),
+            code::CM_ESTABLISHED => {
+                (*c).pending_event = (ev, detail);
+                if (*c).request != Request::Accept || !ndk::defer(a, event_worker, c.cast()) {
+                    finish(c, Request::Accept, STATUS_SUCCESS);
+                }
+            }
             code::CM_CONNECT_FAILED => {
                 let status = if detail == cm_failure::UNREACHABLE {
                     STATUS_HOST_UNREACHABLE
@@ -1219,21 +1228,30 @@ unsafe fn connection_event(a: *mut Adapter, c: *mut Connector, ev: u8, detail: u
     }
 }
 
-/// Work item for the events that need the connection's `CM_QUERY` record first: a connect
-/// request (the new connector goes to its listener), a reply (NdkConnect succeeds) and a
-/// reject (NdkConnect or NdkAccept fails with `STATUS_CONNECTION_REFUSED`).
+/// Work item for the events that need a command first: a connect request (`CM_QUERY`, then
+/// the new connector goes to its listener), a reply (`CM_QUERY` and the RNR limits, then
+/// NdkConnect succeeds), an established passive connection (the RNR limits, then NdkAccept
+/// succeeds) and a reject (`CM_QUERY`, then NdkConnect or NdkAccept fails with
+/// `STATUS_CONNECTION_REFUSED`).
 unsafe fn event_worker(a: *mut Adapter, object: *mut c_void) {
     let c = object.cast::<Connector>();
     // SAFETY: `c` is live (bound, or a new passive connector nobody else knows yet).
     unsafe {
-        let queried = query(a, c);
         let (ev, _) = (*c).pending_event;
+        let queried = ev == code::CM_ESTABLISHED || query(a, c);
         match ev {
             code::CM_CONNECT_REQUEST => {
                 let l = (*c).listener;
                 if queried && !l.is_null() {
                     deliver(l, c);
                 }
+            }
+            code::CM_ESTABLISHED => {
+                // RTS (the passive side's RTU arrived): the retry attributes again.
+                if !(*c).qp.is_null() {
+                    limit_rnr(a, c);
+                }
+                finish(c, Request::Accept, STATUS_SUCCESS)
             }
             code::CM_CONNECT_REPLY => {
                 // The QP is in RTR with the peer's attributes.

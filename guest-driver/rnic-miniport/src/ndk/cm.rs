@@ -772,23 +772,33 @@ unsafe extern "win64" fn get_connection_data(
     STATUS_SUCCESS
 }
 
+/// The connector's local (`peer` false) or remote endpoint as a socket address;
+/// `STATUS_CONNECTION_INVALID` before it is known.
+///
+/// # Safety
+/// `c` is null or a live connector; `out`/`len` as for [`write_address`].
+unsafe fn endpoint(c: *mut Connector, peer: bool, out: *mut SOCKADDR, len: *mut u32) -> NTSTATUS {
+    if c.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let e = if peer { (*c).remote } else { (*c).local };
+        if e.family == 0 {
+            return STATUS_CONNECTION_INVALID;
+        }
+        write_address(&e, out, len)
+    }
+}
+
 /// NdkGetLocalAddress (connector). IRQL: <= DISPATCH_LEVEL.
 unsafe extern "win64" fn get_local_address(
     connector: *mut NDK_CONNECTOR,
     out: *mut SOCKADDR,
     len: *mut u32,
 ) -> NTSTATUS {
-    let c = connector.cast::<Connector>();
-    if c.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
     // SAFETY: the consumer passes its live connector and a buffer of `*len` bytes.
-    unsafe {
-        if (*c).local.family == 0 {
-            return STATUS_CONNECTION_INVALID;
-        }
-        write_address(&(*c).local, out, len)
-    }
+    unsafe { endpoint(connector.cast(), false, out, len) }
 }
 
 /// NdkGetPeerAddress. IRQL: <= DISPATCH_LEVEL.
@@ -797,17 +807,8 @@ unsafe extern "win64" fn get_peer_address(
     out: *mut SOCKADDR,
     len: *mut u32,
 ) -> NTSTATUS {
-    let c = connector.cast::<Connector>();
-    if c.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
     // SAFETY: as in `get_local_address`.
-    unsafe {
-        if (*c).remote.family == 0 {
-            return STATUS_CONNECTION_INVALID;
-        }
-        write_address(&(*c).remote, out, len)
-    }
+    unsafe { endpoint(connector.cast(), true, out, len) }
 }
 
 /// NdkDisconnect. IRQL: <= DISPATCH_LEVEL. Pends until the disconnect finished (DREP, or the

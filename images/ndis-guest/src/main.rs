@@ -24,6 +24,7 @@ extern crate alloc;
 mod boot;
 mod cpu;
 mod heap;
+mod hostile;
 mod interrupts;
 mod loader;
 mod ndis;
@@ -55,7 +56,7 @@ extern "C" {
     static __kernel_end: u8;
 }
 
-fn fail(reason: &str, status: u32) -> ! {
+pub(crate) fn fail(reason: &str, status: u32) -> ! {
     println!("verdict: FAIL ({reason})");
     cpu::exit(status)
 }
@@ -158,6 +159,9 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         .take(ndis::MAX_ADAPTERS)
         .map(|&bdf| probe_rnic(bdf))
         .collect();
+    if plan.hostile_registers {
+        hostile::run(&devices);
+    }
     // The driver: the one module whose name ends in ".sys" (or a lone unnamed PE image, as
     // some monitors pass no module names).
     let modules: alloc::vec::Vec<_> = si.modules().collect();

@@ -61,6 +61,13 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisQueueIoWorkItem"),
     (NDIS_SYS, "NdisFreeIoWorkItem"),
     (NTOSKRNL_EXE, "DbgPrint"),
+    (crate::nmr::NETIO_SYS, "NmrRegisterProvider"),
+    (crate::nmr::NETIO_SYS, "NmrDeregisterProvider"),
+    (
+        crate::nmr::NETIO_SYS,
+        "NmrWaitForProviderDeregisterComplete",
+    ),
+    (crate::nmr::NETIO_SYS, "NmrProviderDetachClientComplete"),
 ];
 
 /// `(module, function)` of the imports the NDK provider adds to the skeleton (all of them are

@@ -269,6 +269,13 @@ fn selftest(what: &str) {
                 fail("NDK verifier self test", STATUS_VIOLATION);
             }
         },
+        rule if rule.starts_with("nmr-") => match ndis::nmr::selftest(rule) {
+            Ok(caught) => println!("guest: selftest {rule}: the verifier caught it: {caught}"),
+            Err(e) => {
+                println!("guest: selftest {rule}: {e}");
+                fail("NMR verifier self test", STATUS_VIOLATION);
+            }
+        },
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

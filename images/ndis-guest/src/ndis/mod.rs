@@ -9,6 +9,7 @@ pub mod exports;
 pub mod interrupt;
 pub mod ndk;
 pub mod netbuf;
+pub mod nmr;
 pub mod oid;
 pub mod selftest;
 pub mod send;
@@ -284,6 +285,9 @@ fn drive_pause_restart(
                     run_sends(chars, i);
                 }
                 ndk::host(chars, i, ctx, (suite && i == 0, bench && i == 0));
+                if i == 0 {
+                    nmr::host_client(chars, ctx);
+                }
             }
         }
         for &(_, ctx) in adapters {
@@ -585,6 +589,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         None => violation(String::from("no UnloadHandler")),
     }
     interrupt::run_pending_dpcs();
+    nmr::unload_returned();
     {
         let mut s = STATE.lock();
         s.phase = Phase::Unloaded;
@@ -629,6 +634,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         *netbuf::NETBUF.lock() = netbuf::NetBufState::new();
         workitem::reset();
         ndk::reset();
+        nmr::reset();
         core::mem::take(&mut s.violations)
     };
     let heap = crate::heap::stats();

@@ -230,6 +230,20 @@ for wire in unix udp; do
     fi
 done
 
+# --- launch-pair.sh: when the VMs fail, each one's status is labelled and the exit status is
+# not zero.
+t=launch_pair_reports_each_vms_failure
+out="$(RNIC_SKIP_BUILD=1 scripts/launch-pair.sh --memory 0 --logs "$WORK/pair-fail" 2>/dev/null)"
+st=$?
+if ! have_kvm; then
+    skip $t "/dev/kvm is not usable"
+elif [ $st = 125 ] && [ "$(echo "$out" | grep -c '^\(left\|right\): no verdict: the monitor could not start the VM')" = 2 ] \
+    && [ "$(echo "$out" | grep -c '^\(left\|right\): rnic-vmm: error: --memory 0')" = 2 ]; then
+    ok $t
+else
+    fail $t "status $st: $(echo "$out" | tr '\n' ' ')"
+fi
+
 t=launch_pair_refuses_options_it_sets_itself
 out="$(RNIC_SKIP_BUILD=1 scripts/launch-pair.sh --rnic id=x 2>&1)"
 st=$?

@@ -110,6 +110,27 @@ fn nmr_selftest_deregistration_unfinished_at_unload_is_caught() {
     );
 }
 
+/// When NmrRegisterProvider fails, DriverEntry deregisters the miniport it registered and
+/// fails with the NMR's status: the boot ends with that reason and no contract violation (a
+/// miniport left registered would be one).
+#[test]
+fn a_refused_nmr_registration_fails_driver_entry_cleanly() {
+    let Some(a) = setup() else { return };
+    let out = boot_guest(&a, &["--cmdline", "guest.selftest=nmr-refuse-provider"]);
+    out.assert_in_order(&[
+        "guest: selftest nmr-refuse-provider: ",
+        "ndis: DriverEntry",
+        "rnic: miniport driver registered",
+        "nmr: NmrRegisterProvider: refused with STATUS_INSUFFICIENT_RESOURCES",
+        "rnic: NmrRegisterProvider failed: c000009a",
+        "ndis: miniport deregistered",
+        "verdict: FAIL (DriverEntry returned 0xc000009a)",
+    ]);
+    assert!(!out.serial.contains("contract violation"), "{}", out.serial);
+    assert!(!out.serial.contains("ndis: MiniportInitializeEx"));
+    assert_eq!(out.status, Some(1), "{}\n{}", out.serial, out.stderr);
+}
+
 /// Every import of the real rnic.sys is in the guest's export table (the boot says so before
 /// loading the driver) and is a name the real Windows module exports (mingw-w64's import
 /// libraries), netio.sys's NMR functions among them.

@@ -17,6 +17,7 @@ use alloc::format;
 use alloc::string::{String, ToString};
 use core::ffi::c_void;
 use core::ptr::{null, null_mut};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use guest_core::nmr::{NmrViolation, NpiId, Registry, Role};
 use ndis_abi::*;
@@ -27,6 +28,15 @@ use crate::sync::IrqLock;
 
 /// The registrar's state.
 pub static NMR: IrqLock<Registry> = IrqLock::new(Registry::new());
+
+/// Set by `guest.selftest=nmr-refuse-provider`: the next NmrRegisterProvider fails with
+/// `STATUS_INSUFFICIENT_RESOURCES` (as the real one may), registering nothing.
+static REFUSE_NEXT_PROVIDER: AtomicBool = AtomicBool::new(false);
+
+/// Makes the next NmrRegisterProvider fail for lack of resources.
+pub fn refuse_next_provider() {
+    REFUSE_NEXT_PROVIDER.store(true, Ordering::Relaxed);
+}
 
 /// How long NmrWaitFor*DeregisterComplete waits for detaches before it reports them (the real
 /// one blocks for ever; a guest that hung would say nothing).
@@ -157,6 +167,12 @@ pub unsafe extern "win64" fn NmrRegisterProvider(
         }
         // SAFETY: part of the resident characteristics.
         let npi = unsafe { registration_npi(F, &c.ProviderRegistrationInstance)? };
+        if REFUSE_NEXT_PROVIDER.swap(false, Ordering::Relaxed) {
+            crate::println!(
+                "nmr: NmrRegisterProvider: refused with STATUS_INSUFFICIENT_RESOURCES (guest.selftest=nmr-refuse-provider)"
+            );
+            return Ok(STATUS_INSUFFICIENT_RESOURCES);
+        }
         let h = NMR.lock().register(
             Role::Provider,
             npi_bytes(&npi),

@@ -25,6 +25,7 @@ mod ndk;
 #[allow(dead_code)] // the pure NDK logic, also host-tested; not every helper is used yet
 mod ndk_logic;
 mod nmr;
+mod nmr_binding;
 mod oid;
 mod receive;
 mod send;

@@ -19,6 +19,7 @@ use ndis_abi::*;
 
 use crate::adapter::Adapter;
 use crate::ffi::{self, log};
+use crate::nmr_binding::{BindingState, Detach, Release};
 
 #[link(name = "netio.sys", kind = "raw-dylib", modifiers = "+verbatim")]
 extern "win64" {
@@ -45,8 +46,6 @@ fn signature_checks() {
 const MAX_ADAPTERS: usize = 4;
 /// Pool tag of binding contexts.
 const TAG: u32 = u32::from_le_bytes(*b"rNmr");
-/// Bit of [`Binding::state`] set once a detach began; the bits below count references.
-const DETACHING: u32 = 1 << 31;
 
 /// The provider's registration data; NMR requires it resident while registered.
 struct Resident(NPI_PROVIDER_CHARACTERISTICS);
@@ -96,8 +95,8 @@ static READERS: AtomicU32 = AtomicU32::new(0);
 struct Binding {
     /// The NMR's binding handle (for NmrProviderDetachClientComplete).
     nmr_binding: *mut c_void,
-    /// References held by the client, plus [`DETACHING`] once a detach began.
-    state: AtomicU32,
+    /// References held by the client, and whether a detach began.
+    state: BindingState,
 }
 
 /// Registers the diagnostics NPI provider. IRQL: PASSIVE_LEVEL (DriverEntry, after
@@ -190,7 +189,7 @@ unsafe extern "win64" fn ProviderAttachClient(
     unsafe {
         b.write(Binding {
             nmr_binding,
-            state: AtomicU32::new(0),
+            state: BindingState::new(),
         });
         *provider_binding_context = b.cast();
         *provider_dispatch = (&raw const DISPATCH).cast();
@@ -205,14 +204,15 @@ unsafe extern "win64" fn ProviderDetachClient(context: *mut c_void) -> NTSTATUS 
     let b = context.cast::<Binding>();
     // SAFETY: the NMR passes the binding context this provider returned from attach; it lives
     // until ProviderCleanupBindingContext.
-    let prev = unsafe { (*b).state.fetch_or(DETACHING, Ordering::AcqRel) };
-    let held = prev & !DETACHING;
-    if held == 0 {
-        log!("NMR detach: done\n");
-        STATUS_SUCCESS
-    } else {
-        log!("NMR detach pends (%u call sequence(s) in flight)\n", held);
-        STATUS_PENDING
+    match unsafe { (*b).state.detach() } {
+        Detach::Now => {
+            log!("NMR detach: done\n");
+            STATUS_SUCCESS
+        }
+        Detach::Pends(held) => {
+            log!("NMR detach pends (%u call sequence(s) in flight)\n", held);
+            STATUS_PENDING
+        }
     }
 }
 
@@ -272,12 +272,10 @@ unsafe extern "win64" fn ReferenceBinding(context: *mut c_void) -> NTSTATUS {
         return STATUS_INVALID_PARAMETER;
     }
     // SAFETY: a live binding context of this provider (the client is attached).
-    let state = unsafe { &(*context.cast::<Binding>()).state };
-    match state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-        (s & DETACHING == 0).then_some(s + 1)
-    }) {
-        Ok(_) => STATUS_SUCCESS,
-        Err(_) => STATUS_UNSUCCESSFUL,
+    if unsafe { (*context.cast::<Binding>()).state.reference() } {
+        STATUS_SUCCESS
+    } else {
+        STATUS_UNSUCCESSFUL
     }
 }
 
@@ -288,20 +286,19 @@ unsafe extern "win64" fn DereferenceBinding(context: *mut c_void) {
         return;
     }
     let b = context.cast::<Binding>();
-    // SAFETY: a live binding context of this provider: it is not cleaned up before the
-    // pended detach this call may complete.
-    let (state, nmr_binding) = unsafe { (&(*b).state, (*b).nmr_binding) };
-    let Ok(prev) = state.fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-        (s & !DETACHING != 0).then(|| s - 1)
-    }) else {
-        log!("NMR DereferenceBinding without a reference (ignored)\n");
-        return;
-    };
-    let now = prev - 1;
-    if now == DETACHING {
-        log!("NMR detach completes (last call sequence ended)\n");
-        // SAFETY: the detach of this binding returned STATUS_PENDING and this is the single
-        // transition to "detaching, no references": it is completed exactly once.
-        unsafe { NmrProviderDetachClientComplete(nmr_binding) };
+    // SAFETY: a live binding context of this provider while the client holds a reference: the
+    // handle is read before the release, after which the binding may be cleaned up.
+    let nmr_binding = unsafe { (*b).nmr_binding };
+    // SAFETY: as above (the release is the last access).
+    let release = unsafe { (*b).state.release() };
+    match release {
+        Release::Released => {}
+        Release::NotHeld => log!("NMR DereferenceBinding without a reference (ignored)\n"),
+        Release::CompletesDetach => {
+            log!("NMR detach completes (last call sequence ended)\n");
+            // SAFETY: the detach of this binding returned STATUS_PENDING and this is the single
+            // release that ends its last call sequence: it is completed exactly once.
+            unsafe { NmrProviderDetachClientComplete(nmr_binding) };
+        }
     }
 }

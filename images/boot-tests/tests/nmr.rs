@@ -5,7 +5,7 @@
 //! fake provider and client the guest plays) is caught and named; every import of rnic.sys
 //! is in the guest's export table and in the real system's export lists.
 
-use guest_boot_tests::{boot_guest, setup};
+use guest_boot_tests::{assert_rule_selftest_caught, boot_guest, setup};
 
 #[test]
 fn default_boot_attaches_calls_and_detaches_the_diagnostics_npi() {
@@ -62,27 +62,9 @@ fn default_boot_attaches_calls_and_detaches_the_diagnostics_npi() {
     assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
 }
 
-/// Boots with the NMR rule self test `name`: the verifier must name the rule with `caught`,
-/// and the boot goes on to a clean verdict with the real driver.
-fn rule_selftest(name: &str, caught: &[&str]) {
-    let Some(a) = setup() else { return };
-    let out = boot_guest(&a, &["--cmdline", &format!("guest.selftest={name}")]);
-    let line = format!("guest: selftest {name}: the verifier caught it: ");
-    out.assert_in_order(&[&line, "ndis: DriverEntry", "verdict: PASS"]);
-    let report = out
-        .serial
-        .lines()
-        .find(|l| l.starts_with(&line))
-        .expect("report line");
-    for text in caught {
-        assert!(report.contains(text), "{report:?} lacks {text:?}");
-    }
-    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
-}
-
 #[test]
 fn nmr_selftest_double_attach_is_caught() {
-    rule_selftest(
+    assert_rule_selftest_caught(
         "nmr-double-attach",
         &["NmrDoubleAttach: NmrClientAttachProvider called again for binding"],
     );
@@ -90,7 +72,7 @@ fn nmr_selftest_double_attach_is_caught() {
 
 #[test]
 fn nmr_selftest_detach_double_complete_is_caught() {
-    rule_selftest(
+    assert_rule_selftest_caught(
         "nmr-detach-double-complete",
         &[
             "NmrDetachDoubleComplete: NmrProviderDetachClientComplete for binding",
@@ -101,7 +83,7 @@ fn nmr_selftest_detach_double_complete_is_caught() {
 
 #[test]
 fn nmr_selftest_deregistration_unfinished_at_unload_is_caught() {
-    rule_selftest(
+    assert_rule_selftest_caught(
         "nmr-deregister-incomplete",
         &[
             "NmrDeregisterComplete: unload returned while provider registration",

@@ -134,6 +134,62 @@ fn attach_matches(handle: u64) {
     }
 }
 
+/// What NmrRegisterProvider and NmrRegisterClient share: the characteristics' `Length`
+/// (0x48 for both) and required callbacks, the registration instance, then the registration
+/// (its handle written to `handle`, already cleared) and the matches it makes attached.
+struct Registering<'a> {
+    func: &'static str,
+    role: Role,
+    length: u16,
+    callbacks_present: bool,
+    instance: &'a NPI_REGISTRATION_INSTANCE,
+    characteristics: u64,
+    context: u64,
+}
+
+impl Registering<'_> {
+    fn register(self, handle: *mut *mut c_void) -> Checked<NTSTATUS> {
+        let func = self.func;
+        if self.length as usize != core::mem::size_of::<NPI_PROVIDER_CHARACTERISTICS>() {
+            return refuse(
+                func,
+                format!("characteristics Length {:#x} (want 0x48)", self.length),
+                STATUS_INVALID_PARAMETER,
+            );
+        }
+        if !self.callbacks_present {
+            return refuse(
+                func,
+                "the attach and detach callbacks are required",
+                STATUS_INVALID_PARAMETER,
+            );
+        }
+        // SAFETY: part of the resident characteristics.
+        let npi = unsafe { registration_npi(func, self.instance)? };
+        if self.role == Role::Provider && REFUSE_NEXT_PROVIDER.swap(false, Ordering::Relaxed) {
+            crate::println!(
+                "nmr: {func}: refused with STATUS_INSUFFICIENT_RESOURCES (guest.selftest=nmr-refuse-provider)"
+            );
+            return Ok(STATUS_INSUFFICIENT_RESOURCES);
+        }
+        let h = NMR.lock().register(
+            self.role,
+            npi_bytes(&npi),
+            self.characteristics,
+            self.context,
+        );
+        // SAFETY: the caller cleared it with clear_out (non-null).
+        unsafe { handle.write(h as *mut c_void) };
+        let what = match self.role {
+            Role::Provider => "provider",
+            Role::Client => "client",
+        };
+        crate::println!("nmr: {func}: {what} {h:#x} for NPI {}", guid_text(&npi));
+        attach_matches(h);
+        Ok(STATUS_SUCCESS)
+    }
+}
+
 /// NmrRegisterProvider. IRQL: PASSIVE_LEVEL.
 ///
 /// # Safety
@@ -150,43 +206,17 @@ pub unsafe extern "win64" fn NmrRegisterProvider(
         require_irql(F, PASSIVE_LEVEL)?;
         require_non_null(F, chars, "ProviderCharacteristics")?;
         // SAFETY: non-null; the provider keeps it resident while registered.
-        let c = unsafe { chars.read_unaligned() };
-        if c.Length as usize != core::mem::size_of::<NPI_PROVIDER_CHARACTERISTICS>() {
-            return refuse(
-                F,
-                format!("characteristics Length {:#x} (want 0x48)", c.Length),
-                STATUS_INVALID_PARAMETER,
-            );
+        let c = unsafe { &*chars };
+        Registering {
+            func: F,
+            role: Role::Provider,
+            length: c.Length,
+            callbacks_present: c.ProviderAttachClient.is_some() && c.ProviderDetachClient.is_some(),
+            instance: &c.ProviderRegistrationInstance,
+            characteristics: chars as u64,
+            context: context as u64,
         }
-        if c.ProviderAttachClient.is_none() || c.ProviderDetachClient.is_none() {
-            return refuse(
-                F,
-                "ProviderAttachClient and ProviderDetachClient are required",
-                STATUS_INVALID_PARAMETER,
-            );
-        }
-        // SAFETY: part of the resident characteristics.
-        let npi = unsafe { registration_npi(F, &c.ProviderRegistrationInstance)? };
-        if REFUSE_NEXT_PROVIDER.swap(false, Ordering::Relaxed) {
-            crate::println!(
-                "nmr: NmrRegisterProvider: refused with STATUS_INSUFFICIENT_RESOURCES (guest.selftest=nmr-refuse-provider)"
-            );
-            return Ok(STATUS_INSUFFICIENT_RESOURCES);
-        }
-        let h = NMR.lock().register(
-            Role::Provider,
-            npi_bytes(&npi),
-            chars as u64,
-            context as u64,
-        );
-        // SAFETY: checked non-null by clear_out.
-        unsafe { handle.write(h as *mut c_void) };
-        crate::println!(
-            "nmr: NmrRegisterProvider: provider {h:#x} for NPI {}",
-            guid_text(&npi)
-        );
-        attach_matches(h);
-        Ok(STATUS_SUCCESS)
+        .register(handle)
     })
 }
 
@@ -205,28 +235,18 @@ pub unsafe extern "win64" fn NmrRegisterClient(
         unsafe { clear_out(F, handle, "NmrClientHandle", null_mut())? };
         require_irql(F, PASSIVE_LEVEL)?;
         require_non_null(F, chars, "ClientCharacteristics")?;
-        // SAFETY: non-null; resident while registered.
-        let c = unsafe { chars.read_unaligned() };
-        if c.ClientAttachProvider.is_none() || c.ClientDetachProvider.is_none() {
-            return refuse(
-                F,
-                "ClientAttachProvider and ClientDetachProvider are required",
-                STATUS_INVALID_PARAMETER,
-            );
+        // SAFETY: non-null; the client keeps it resident while registered.
+        let c = unsafe { &*chars };
+        Registering {
+            func: F,
+            role: Role::Client,
+            length: c.Length,
+            callbacks_present: c.ClientAttachProvider.is_some() && c.ClientDetachProvider.is_some(),
+            instance: &c.ClientRegistrationInstance,
+            characteristics: chars as u64,
+            context: context as u64,
         }
-        // SAFETY: part of the resident characteristics.
-        let npi = unsafe { registration_npi(F, &c.ClientRegistrationInstance)? };
-        let h = NMR
-            .lock()
-            .register(Role::Client, npi_bytes(&npi), chars as u64, context as u64);
-        // SAFETY: checked non-null by clear_out.
-        unsafe { handle.write(h as *mut c_void) };
-        crate::println!(
-            "nmr: NmrRegisterClient: client {h:#x} for NPI {}",
-            guid_text(&npi)
-        );
-        attach_matches(h);
-        Ok(STATUS_SUCCESS)
+        .register(handle)
     })
 }
 

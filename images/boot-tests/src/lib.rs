@@ -303,26 +303,6 @@ pub fn boot_guest(a: &Artifacts, extra: &[&str]) -> Outcome {
     run_vmm(&a.vmm, &args, BOOT_LIMIT).unwrap_or_else(|e| panic!("{e}"))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_folders_never_repeat_across_threads() {
-        let handles: Vec<_> = (0..8)
-            .map(|_| std::thread::spawn(|| (0..100).map(|_| run_dir()).collect::<Vec<_>>()))
-            .collect();
-        let mut all: Vec<PathBuf> = handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
-        all.sort_unstable();
-        let n = all.len();
-        all.dedup();
-        assert_eq!(all.len(), n);
-    }
-}
-
 /// Boots with the verifier-rule self test `name` (`guest.selftest=NAME`, a misbehaving module
 /// the guest plays): the guest must report `guest: selftest NAME: the verifier caught it: `
 /// with every one of `caught` on that line, then boot on to a clean verdict with the real
@@ -341,4 +321,24 @@ pub fn assert_rule_selftest_caught(name: &str, caught: &[&str]) {
         assert!(report.contains(text), "{report:?} lacks {text:?}");
     }
     assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_folders_never_repeat_across_threads() {
+        let handles: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(|| (0..100).map(|_| run_dir()).collect::<Vec<_>>()))
+            .collect();
+        let mut all: Vec<PathBuf> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(all.len(), n);
+    }
 }

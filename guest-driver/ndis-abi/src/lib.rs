@@ -12,7 +12,8 @@
 //!
 //! `ndk` holds the NDK provider interface (ndkpi.h), `ndis_ndk` its NDIS side (provider
 //! registration, capabilities, NDK OIDs, the enable/disable PnP events), `inet` the socket
-//! addresses NDK passes.
+//! addresses NDK passes, `nmr` the Network Module Registrar (netio.sys) and the project's own
+//! RNIC diagnostics NPI.
 //!
 //! This crate holds definitions only. It owns no behaviour: the driver lives in
 //! `guest-driver/rnic-miniport`, the NDIS implementation in `images/ndis-guest`.

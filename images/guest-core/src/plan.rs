@@ -24,7 +24,10 @@ use core::fmt;
 ///
 /// The `ndk-*` ones each provoke one NDK contract-verifier rule with a misbehaving provider
 /// the guest plays itself (`ndk-mdl-va` ends the boot: the access faults; the others report
-/// and let the boot go on).
+/// and let the boot go on). The `nmr-*` ones each provoke one NMR verifier rule with a fake
+/// provider and client the guest plays (they report and let the boot go on);
+/// `nmr-refuse-provider` makes the driver's NmrRegisterProvider fail (out of resources), so the
+/// boot shows how DriverEntry fails.
 pub const SELFTESTS: &[&str] = &[
     "ud",
     "de",
@@ -39,6 +42,10 @@ pub const SELFTESTS: &[&str] = &[
     "ndk-parent-close",
     "ndk-irql",
     "ndk-leak",
+    "nmr-double-attach",
+    "nmr-detach-double-complete",
+    "nmr-deregister-incomplete",
+    "nmr-refuse-provider",
 ];
 
 /// Keys the command line may use.

@@ -274,6 +274,17 @@ fn selftest(what: &str) {
                 fail("NDK verifier self test", STATUS_VIOLATION);
             }
         },
+        "nmr-refuse-provider" => {
+            ndis::nmr::refuse_next_provider();
+            println!("guest: selftest nmr-refuse-provider: the next NmrRegisterProvider fails with STATUS_INSUFFICIENT_RESOURCES");
+        }
+        rule if rule.starts_with("nmr-") => match ndis::nmr::selftest(rule) {
+            Ok(caught) => println!("guest: selftest {rule}: the verifier caught it: {caught}"),
+            Err(e) => {
+                println!("guest: selftest {rule}: {e}");
+                fail("NMR verifier self test", STATUS_VIOLATION);
+            }
+        },
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

@@ -4,6 +4,11 @@
 
 use guest_boot_tests::{boot_guest, setup, Artifacts, Outcome};
 
+/// The boots that run the whole NDK suite take turns: the device's connection manager times
+/// its exchanges in real time, and two suites emulated side by side on the machine's two
+/// cores (with the other boot tests) can starve a connection past those timers.
+static SUITE_TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Whether the driver under test registers no NDK provider (a `guest.ndk` boot then fails
 /// with that reason, status 1): says loudly what `what` could not do.
 fn without_provider(a: &Artifacts, out: &Outcome, what: &str) -> bool {
@@ -195,6 +200,7 @@ fn two_rnics_are_hosted_as_two_adapters_and_their_wire_is_captured() {
 #[test]
 fn ndk_consumer_suite_passes_against_rnic_sys() {
     let Some(a) = setup() else { return };
+    let _turn = SUITE_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let out = boot_guest(&a, &["--cmdline", "guest.ndk=suite"]);
     if without_provider(&a, &out, "the NDK consumer suite did NOT run") {
         return;
@@ -319,6 +325,7 @@ fn tshark_rows(pcap: &std::path::Path, fields: &[&str]) -> Option<Vec<Vec<String
 #[test]
 fn ndk_suite_across_two_rnics_and_its_cm_exchange_decodes() {
     let Some(a) = setup() else { return };
+    let _turn = SUITE_TURN.lock().unwrap_or_else(|e| e.into_inner());
     let dir = guest_boot_tests::workspace_root().join("target/test-artifacts");
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("ndk-two-rnics-suite.pcap");

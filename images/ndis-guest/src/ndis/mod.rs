@@ -292,6 +292,9 @@ fn drive_pause_restart(
             }
             ndk::host(chars, adapters, (suite, bench));
         }
+        if let Some(ret) = chars.ReturnNetBufferListsHandler {
+            send::return_unclaimed(ret, adapters);
+        }
         for &(_, ctx) in adapters {
             pause_one(pause, ctx, round);
         }

@@ -39,6 +39,8 @@ pub struct NetBufState {
     pub mdls: BTreeSet<u64>,
     /// Frames indicated and not yet returned: (NBL, frame bytes).
     pub received: Vec<(u64, Vec<u8>)>,
+    /// The adapter that indicated each NBL of `received`.
+    pub received_on: BTreeMap<u64, usize>,
     /// Scatter/gather lists handed to the driver: list address -> (NET_BUFFER, its bytes).
     pub sg_lists: BTreeMap<u64, (u64, usize)>,
 }
@@ -51,6 +53,7 @@ impl NetBufState {
             nbls: BTreeMap::new(),
             mdls: BTreeSet::new(),
             received: Vec::new(),
+            received_on: BTreeMap::new(),
             sg_lists: BTreeMap::new(),
         }
     }
@@ -300,7 +303,7 @@ pub unsafe extern "win64" fn NdisMIndicateReceiveNetBufferLists(
     const F: &str = "NdisMIndicateReceiveNetBufferLists";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_non_null(F, NetBufferLists, "NetBufferLists")?;
         let phase = STATE.lock().phase;
         if phase != Phase::Running {
@@ -333,7 +336,10 @@ pub unsafe extern "win64" fn NdisMIndicateReceiveNetBufferLists(
                     NDIS_STATUS_INVALID_PARAMETER,
                 );
             };
-            NETBUF.lock().received.push((nbl as u64, frame));
+            let mut n = NETBUF.lock();
+            n.received.push((nbl as u64, frame));
+            n.received_on.insert(nbl as u64, adapter);
+            drop(n);
             count += 1;
             // SAFETY: a live NBL of the guest's.
             nbl = unsafe { (*nbl).Next };

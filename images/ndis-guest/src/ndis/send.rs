@@ -251,6 +251,33 @@ pub fn receive_frames(
 
 /// Hands the NBLs of `received` (indicated by the driver, not yet returned) back to the
 /// driver in one chain through `ret`, at PASSIVE_LEVEL as a protocol would.
+/// Returns every NBL still indicated up to the adapter that indicated it (`adapters`: index
+/// and context of each), as a protocol that consumed or ignored them would: frames nobody
+/// waited for (the peer's ARP of an RDMA connection, say) must go back before the pause.
+pub fn return_unclaimed(ret: MiniportReturnNetBufferListsFn, adapters: &[(usize, NDIS_HANDLE)]) {
+    let (received, on) = {
+        let mut n = super::netbuf::NETBUF.lock();
+        (
+            core::mem::take(&mut n.received),
+            core::mem::take(&mut n.received_on),
+        )
+    };
+    for &(i, ctx) in adapters {
+        let mine: Vec<(u64, Vec<u8>)> = received
+            .iter()
+            .filter(|(nbl, _)| on.get(nbl) == Some(&i))
+            .cloned()
+            .collect();
+        if !mine.is_empty() {
+            crate::println!(
+                "ndis: returning {} unclaimed received frame(s) to adapter {i}",
+                mine.len()
+            );
+        }
+        return_nbls(ret, ctx, &mine);
+    }
+}
+
 fn return_nbls(ret: MiniportReturnNetBufferListsFn, ctx: NDIS_HANDLE, received: &[(u64, Vec<u8>)]) {
     let Some(last) = received.last() else {
         return;

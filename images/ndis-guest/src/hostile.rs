@@ -91,7 +91,10 @@ pub fn run(devices: &[pci::Device]) -> ! {
         // A reset brings the device back, whatever the writes did (§13.1: it completes
         // within the register write).
         write(bar.addr, bar0::DEV_CTRL, dev_ctrl::RESET);
-        let (version, status) = (read(bar.addr, bar0::VERSION), read(bar.addr, bar0::DEV_STATUS));
+        let (version, status) = (
+            read(bar.addr, bar0::VERSION),
+            read(bar.addr, bar0::DEV_STATUS),
+        );
         println!("hostile: after DEV_CTRL.RESET: VERSION {version:#x}, DEV_STATUS {status:#x}");
         if version != bar0::VERSION_VALUE || status != 0 {
             crate::fail(

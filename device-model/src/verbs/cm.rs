@@ -444,7 +444,14 @@ impl Verbs {
             ..RocePacket::default()
         };
         self.cm.stats.mads_sent += 1;
-        self.route(env, mad::GSI_QPN, vec![p]);
+        self.route(
+            env,
+            mad::GSI_QPN,
+            vec![super::transport::OutPacket {
+                pkt: p,
+                source: None,
+            }],
+        );
     }
 
     /// Sends (or retransmits) a connection's pending message and arms its timer.

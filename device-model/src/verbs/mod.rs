@@ -299,6 +299,14 @@ pub struct VerbsStats {
     pub cm: CmStats,
 }
 
+/// Whether `p` is addressed to `port`'s own address of its family (loopback).
+pub(crate) fn addressed_to(port: &Port, p: &RocePacket) -> bool {
+    match &p.ip6 {
+        Some(v6) => port.ipv6 == Some(v6.dst),
+        None => p.ip.dst == port.ip,
+    }
+}
+
 /// The verbs engine.
 #[derive(Debug)]
 pub struct Verbs {
@@ -311,7 +319,7 @@ pub struct Verbs {
     cqs: Table<Cq>,
     qps: Table<Qp>,
     mrs: MrTable,
-    loopback: VecDeque<RocePacket>,
+    loopback: VecDeque<transport::OutPacket>,
     stats: GlobalStats,
     /// Counts service calls (doorbell, poll, received frame, admin command).
     service: u64,
@@ -450,12 +458,18 @@ impl Verbs {
 
     /// Sends the packets QP `qpn` produced: to the loopback queue, or encoded to
     /// the wire.
-    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<RocePacket>) {
-        for p in out {
-            if self.is_to_port(&p) {
+    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<transport::OutPacket>) {
+        for o in out {
+            if self.is_to_port(&o.pkt) {
                 self.stats.loopback_packets += 1;
-                self.loopback.push_back(p);
+                self.loopback.push_back(o);
+            } else if o.source.is_some() {
+                // A payload left in guest memory is only ever made for loopback
+                // packets (same predicate, same call): an engine bug.
+                self.stats.encode_errors += 1;
+                tracing::error!("verbs: a wire packet without its payload");
             } else {
+                let p = o.pkt;
                 match roce::encode(&p) {
                     Ok(frame) => {
                         self.stats.frames_sent += 1;
@@ -473,24 +487,27 @@ impl Verbs {
     fn drain_loopback(&mut self, env: &mut dyn DeviceEnv) {
         let mut n = 0;
         while n < self.limits.max_loopback_per_call {
-            let Some(p) = self.loopback.pop_front() else {
+            let Some(o) = self.loopback.pop_front() else {
                 break;
             };
-            self.deliver(env, &p);
+            self.deliver(env, &o.pkt, o.source.as_ref());
             n += 1;
         }
     }
 
     /// Whether a packet is addressed to the port's own address of its family.
     fn is_to_port(&self, p: &RocePacket) -> bool {
-        match &p.ip6 {
-            Some(v6) => self.port.ipv6 == Some(v6.dst),
-            None => p.ip.dst == self.port.ip,
-        }
+        addressed_to(&self.port, p)
     }
 
-    /// A decoded packet addressed to this port.
-    fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
+    /// A decoded packet addressed to this port; `source` is where a loopback
+    /// packet's payload still is.
+    fn deliver(
+        &mut self,
+        env: &mut dyn DeviceEnv,
+        p: &RocePacket,
+        source: Option<&transport::GuestPayload>,
+    ) {
         let qpn = p.bth.dest_qp;
         if p.bth.opcode == roce::opcode::UD_SEND_ONLY || qpn < FIRST_QPN {
             if p.bth.opcode == roce::opcode::UD_SEND_ONLY && qpn == rnic_contract::mad::GSI_QPN {
@@ -520,7 +537,7 @@ impl Verbs {
             }
         }
         let opc = p.bth.opcode;
-        self.with_qp(env, qpn, |qp, cx| {
+        let fault = self.with_qp(env, qpn, |qp, cx| {
             qp.stats.rx_packets += 1;
             if opc == roce::opcode::ACKNOWLEDGE {
                 qp.on_ack(cx, p);
@@ -531,9 +548,13 @@ impl Verbs {
                     qp.on_read_response(cx, p);
                 }
             } else {
-                qp.on_request(cx, p);
+                return qp.on_request(cx, p, source);
             }
+            None
         });
+        if let Some(Some(f)) = fault {
+            self.with_qp(env, f.qpn, |qp, cx| qp.on_source_fault(cx, f.psn, f.status));
+        }
     }
 
     /// A frame from the wire.
@@ -542,7 +563,7 @@ impl Verbs {
         self.stats.frames_received += 1;
         match roce::decode(frame) {
             Ok(p) if self.is_to_port(&p) => {
-                self.deliver(env, &p);
+                self.deliver(env, &p, None);
             }
             Ok(_) => self.stats.frames_dropped += 1,
             Err(e) => {
@@ -761,7 +782,7 @@ impl Verbs {
             op::DESTROY_QP => {
                 let qpn = handle;
                 self.qps.take(qpn).ok_or(InvalidHandle)?;
-                self.loopback.retain(|p| p.bth.dest_qp != qpn);
+                self.loopback.retain(|o| o.pkt.bth.dest_qp != qpn);
                 self.cm.qp_destroyed(qpn);
                 Ok((0, 0))
             }

@@ -9,7 +9,6 @@ use super::mr::{MrError, MrTable, Need};
 use super::{Port, Table, VerbsLimits};
 use crate::env::{DeviceEnv, DmaScope};
 use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
-use crate::roce::RocePacket;
 use rnic_contract::admin::{operands::modify_qp, query_qp, QUERY_RECORD_SIZE};
 use rnic_contract::cqe::{self, CqeRepr, WcStatus};
 use rnic_contract::field::Record;
@@ -24,7 +23,7 @@ pub(crate) struct Ctx<'a> {
     pub env: &'a mut dyn DeviceEnv,
     pub mrs: &'a mut MrTable,
     pub cqs: &'a mut Table<Cq>,
-    pub out: &'a mut Vec<RocePacket>,
+    pub out: &'a mut Vec<super::transport::OutPacket>,
     pub port: &'a Port,
     pub limits: &'a VerbsLimits,
     /// Number of the current service call of the engine (bounds per-call work).

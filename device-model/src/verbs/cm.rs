@@ -447,7 +447,7 @@ impl Verbs {
         self.route(
             env,
             mad::GSI_QPN,
-            vec![super::transport::OutPacket {
+            &mut vec![super::transport::OutPacket {
                 pkt: p,
                 source: None,
             }],

@@ -320,6 +320,9 @@ pub struct Verbs {
     qps: Table<Qp>,
     mrs: MrTable,
     loopback: VecDeque<transport::OutPacket>,
+    /// The packets of the QP being run, kept between calls so that running a QP
+    /// allocates nothing once the buffer has grown.
+    out: Vec<transport::OutPacket>,
     stats: GlobalStats,
     /// Counts service calls (doorbell, poll, received frame, admin command).
     service: u64,
@@ -341,6 +344,7 @@ impl Verbs {
             eth_mtu: rnic_contract::eth::DEFAULT_MTU,
             cm: cm::Cm::default(),
             loopback: VecDeque::new(),
+            out: Vec::new(),
             stats: GlobalStats::default(),
             service: 0,
             more_work: false,
@@ -437,7 +441,7 @@ impl Verbs {
         qpn: u32,
         f: impl FnOnce(&mut Qp, &mut Ctx) -> R,
     ) -> Option<R> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.out);
         let r = {
             let qp = self.qps.get_mut(qpn)?;
             let mut cx = Ctx {
@@ -452,14 +456,15 @@ impl Verbs {
             };
             f(qp, &mut cx)
         };
-        self.route(env, qpn, out);
+        self.route(env, qpn, &mut out);
+        self.out = out;
         Some(r)
     }
 
     /// Sends the packets QP `qpn` produced: to the loopback queue, or encoded to
     /// the wire.
-    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<transport::OutPacket>) {
-        for o in out {
+    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: &mut Vec<transport::OutPacket>) {
+        for o in out.drain(..) {
             if self.is_to_port(&o.pkt) {
                 self.stats.loopback_packets += 1;
                 self.loopback.push_back(o);

@@ -62,8 +62,9 @@ pub(crate) struct SqWqe {
     pub(crate) imm_inv: u32,
     pub(crate) remote_addr: u64,
     pub(crate) rkey: u32,
-    pub(crate) sges: Vec<Sge>,
-    pub(crate) inline: Option<Vec<u8>>,
+    /// Shared: the transmit loop and loopback packets hold it without copying.
+    pub(crate) sges: std::sync::Arc<[Sge]>,
+    pub(crate) inline: Option<std::sync::Arc<[u8]>>,
     pub(crate) len: u32,
     pub(crate) fr: FastReg,
     pub(crate) first_psn: u32,
@@ -712,15 +713,15 @@ impl Qp {
                 return w;
             }
             w.len = len;
-            w.inline = Some(b.payload()[..len as usize].to_vec());
+            w.inline = Some(b.payload()[..len as usize].into());
         } else {
             if num_sge > self.max_send_sge {
                 w.error = op_err;
                 return w;
             }
-            w.sges = Self::parse_sges(num_sge, |i| b.sge(i));
+            w.sges = Self::parse_sges(num_sge, |i| b.sge(i)).into();
             let mut total: u64 = 0;
-            for s in &w.sges {
+            for s in w.sges.iter() {
                 total += u64::from(s.len);
             }
             if total > u64::from(cx.limits.max_msg_size) {
@@ -728,7 +729,7 @@ impl Qp {
                 return w;
             }
             w.len = total as u32;
-            for s in &w.sges {
+            for s in w.sges.iter() {
                 if s.len == 0 {
                     continue;
                 }

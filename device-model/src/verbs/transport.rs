@@ -6,7 +6,7 @@ use rnic_contract::event::qp_error_cause;
 use super::async_event::AsyncEvent;
 use super::mr::{pages_needed, MrError, MrState, Need};
 use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SqWqe};
-use crate::env::{CopyError, DmaScope};
+use crate::env::{CopyError, DeviceEnv, DmaScope};
 use crate::roce::{
     opcode as op, psn_add, psn_cmp, psn_distance, syndrome, Aeth, AethKind, Bth, EthHeader,
     Ipv4Info, Reth, RocePacket, DEFAULT_PKEY, DEFAULT_TTL,
@@ -47,7 +47,7 @@ pub(crate) struct GuestPayload {
     /// The sending QP and its PD (the lkey check and the DMA fault scope).
     pub who: Who,
     /// The send WQE's SGEs.
-    pub sges: Vec<Sge>,
+    pub sges: std::sync::Arc<[Sge]>,
     /// Byte offset of this packet's payload in the SGE list.
     pub offset: u64,
     /// Payload length in bytes.
@@ -204,9 +204,8 @@ pub(crate) fn gather(
         offset,
         len,
         Need::LocalRead,
-        |cx, mr, gpa, pos, n| {
-            cx.env
-                .dma_read(who.scope(mr), gpa, &mut out[pos..pos + n])
+        |env, mr, gpa, pos, n| {
+            env.dma_read(who.scope(mr), gpa, &mut out[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )?;
@@ -248,15 +247,14 @@ pub(crate) fn scatter(
         offset,
         data.len(),
         need,
-        |cx, mr, gpa, pos, n| {
-            cx.env
-                .dma_write(who.scope(mr), gpa, &data[pos..pos + n])
+        |env, mr, gpa, pos, n| {
+            env.dma_write(who.scope(mr), gpa, &data[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )
 }
 
-/// Calls `f(cx, mr index, guest address, position, length)` for each physically
+/// Calls `f(env, mr index, guest address, position, length)` for each physically
 /// contiguous piece of `[offset, offset+len)` of the SGE list, after the
 /// protection check of each SGE.
 fn walk_sges(
@@ -266,7 +264,7 @@ fn walk_sges(
     mut offset: u64,
     len: usize,
     need: Need,
-    mut f: impl FnMut(&mut Ctx, u32, u64, usize, usize) -> Result<(), XferError>,
+    mut f: impl FnMut(&mut dyn DeviceEnv, u32, u64, usize, usize) -> Result<(), XferError>,
 ) -> Result<(), XferError> {
     let mut pos = 0usize;
     for s in sges {
@@ -283,22 +281,16 @@ fn walk_sges(
             .addr
             .checked_add(offset)
             .ok_or(XferError::Prot(MrError::Bounds))?;
-        let pieces = {
-            let mr = cx
-                .mrs
-                .check(s.lkey, pdn, need, va, n)
-                .map_err(XferError::Prot)?;
-            let mut v = Vec::new();
-            let _ = mr.for_each_piece::<()>(va, n, |gpa, l| {
-                v.push((gpa, l as usize));
-                Ok(())
-            });
-            v
-        };
-        for (gpa, l) in pieces {
-            f(cx, s.lkey >> 8, gpa, pos, l)?;
-            pos += l;
-        }
+        let mr = cx
+            .mrs
+            .check(s.lkey, pdn, need, va, n)
+            .map_err(XferError::Prot)?;
+        let env = &mut *cx.env;
+        mr.for_each_piece(va, n, |gpa, l| {
+            f(env, s.lkey >> 8, gpa, pos, l as usize)?;
+            pos += l as usize;
+            Ok(())
+        })?;
         offset = 0;
     }
     if pos == len {
@@ -560,7 +552,7 @@ impl Qp {
                         }
                         source = Some(GuestPayload {
                             who: self.who(),
-                            sges: w.sges.clone(),
+                            sges: std::sync::Arc::clone(&w.sges),
                             offset: off,
                             len: n,
                         });

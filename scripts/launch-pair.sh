@@ -104,10 +104,10 @@ for i in 0 1; do
     side=$([ $i = 0 ] && echo left || echo right)
     st="${statuses[$i]}"
     echo "$side: $(describe_vm_status "$st")"
-    peer_line="$(grep -a 'ndis: peer:' "$logs/$side.serial" | tail -n1 || true)"
+    peer_line="$(grep -a 'ndis: peer:' "$logs/$side.serial" 2>/dev/null | tail -n1 || true)"
     echo "$side: ${peer_line:-no peer result line in $logs/$side.serial}"
     if [ "$st" != 0 ]; then
-        grep -a -m3 'violation\|verdict' "$logs/$side.serial" | sed "s/^/$side: /" || true
+        grep -a -m3 'violation\|verdict' "$logs/$side.serial" 2>/dev/null | sed "s/^/$side: /" || true
         tail -n1 "$logs/$side.stderr" | sed "s/^/$side: /"
         [ "$result" != 0 ] || result="$st"
     fi

@@ -61,6 +61,9 @@ pub fn settings_json(options: &Options) -> Value {
         "wire": options.wire.to_string(),
         "socket": options.socket,
     });
+    if let Some(ip) = options.ipv6 {
+        settings["ipv6"] = json!(ip);
+    }
     for (key, path) in [("pcap", &options.pcap), ("faults", &options.faults)] {
         if let Some(path) = path {
             settings[key] = json!(path);

@@ -41,6 +41,9 @@ pub enum ServerError {
     /// `--mac` names a multicast address.
     #[error("--mac {0} is a multicast address; a port address must be unicast (first byte even), e.g. 02:7e:57:00:00:01")]
     MulticastMac(String),
+    /// `--ipv6` names a multicast or the unspecified address.
+    #[error("--ipv6 {0} cannot be a port address: give a unicast address (e.g. fd00:4d::1), or leave --ipv6 out")]
+    BadIpv6(std::net::Ipv6Addr),
     /// `--pcap` was given without a wire.
     #[error("--pcap needs a wire to capture: add --wire loopback (or unix:..., udp:...)")]
     PcapWithoutWire,

@@ -1,6 +1,6 @@
 //! Command-line options of `rnic-device-server` and the wire they describe.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::str::FromStr;
 
@@ -31,6 +31,10 @@ pub struct Options {
     /// The port's IPv4 address for RoCEv2 after reset.
     #[arg(long, value_name = "ADDR", default_value = "10.77.0.1")]
     pub ipv4: Ipv4Addr,
+    /// The port's IPv6 address for RoCEv2 after reset (unicast; default none: the port
+    /// has no IPv6 address until the driver sets one).
+    #[arg(long, value_name = "ADDR")]
+    pub ipv6: Option<Ipv6Addr>,
     /// The wire: `none`, `loopback`, `unix:LOCAL_PATH,PEER_PATH` (Unix datagram
     /// sockets) or `udp:LOCAL_ADDR:PORT,PEER_ADDR:PORT`.
     #[arg(long, value_name = "WIRE", default_value = "none")]
@@ -119,9 +123,15 @@ impl Options {
         if self.mac.0[0] & 1 != 0 {
             return Err(ServerError::MulticastMac(self.mac.to_string()));
         }
+        if let Some(ip) = self.ipv6 {
+            if ip.is_multicast() || ip.is_unspecified() {
+                return Err(ServerError::BadIpv6(ip));
+            }
+        }
         Ok(RnicConfig {
             mac: self.mac,
             ip: self.ipv4,
+            ipv6: self.ipv6,
             ..RnicConfig::default()
         })
     }
@@ -229,6 +239,20 @@ mod tests {
             Options::try_parse_from(["rnic-device-server", "--socket", "s", "--mac", "zz"])
                 .is_err()
         );
+        let v6 =
+            Options::try_parse_from(["rnic-device-server", "--socket", "s", "--ipv6", "fd00::9"])
+                .unwrap();
+        assert_eq!(
+            v6.device_config().unwrap().ipv6,
+            Some("fd00::9".parse().unwrap())
+        );
+        assert_eq!(c.ipv6, None, "no IPv6 address unless given");
+        for bad in ["ff02::1", "::"] {
+            let o = Options::try_parse_from(["rnic-device-server", "--socket", "s", "--ipv6", bad])
+                .unwrap();
+            let e = o.device_config().unwrap_err().to_string();
+            assert!(e.starts_with(&format!("--ipv6 {bad} ")), "{e}");
+        }
         let bad_id =
             Options::try_parse_from(["rnic-device-server", "--socket", "s", "--id", "a/b"])
                 .unwrap();

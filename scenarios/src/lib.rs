@@ -73,6 +73,10 @@ pub struct Scenario {
     /// and its `wire_tx`/`wire_rx` fault sites).
     #[serde(default)]
     pub wire: Option<WireKind>,
+    /// Seconds the guest may take (default: the runner's `--timeout`). Scenarios that run
+    /// the NDK consumer suite need minutes under the instruction emulator.
+    #[serde(default)]
+    pub timeout: Option<u64>,
     /// When set, the scenario cannot run yet and is reported as skipped with this reason
     /// (e.g. its fault site is only reached by a data path the driver does not have yet).
     #[serde(default)]
@@ -535,6 +539,22 @@ mod tests {
         let text = "[[scenario]]\nname = \"w\"\nabout = \"x\"\nexpect = \"completes\"\nwire = \"udp\"\n[[scenario.fault]]\nsite = \"wire_tx\"\naction = \"drop\"\n";
         let e = parse_matrix("m.toml", text).unwrap_err().to_string();
         assert!(e.contains("loopback"), "{e}");
+    }
+
+    #[test]
+    fn the_shipped_matrix_gives_the_guest_plans_it_accepts() {
+        let m = parse_matrix("scenarios/matrix.toml", include_str!("../matrix.toml")).unwrap();
+        for s in &m.scenario {
+            if let Err(e) = guest_core::plan::parse(&s.cmdline) {
+                panic!("scenario {}: the guest refuses its plan: {e}", s.name);
+            }
+        }
+        let cqe = m.scenario.iter().find(|s| s.name == "cqe-error").unwrap();
+        assert!(cqe.requires.is_none(), "the NDK data path runs cqe-error");
+        assert!(
+            cqe.timeout.is_some_and(|t| t > 30),
+            "the NDK suite needs minutes"
+        );
     }
 
     #[test]

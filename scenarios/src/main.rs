@@ -35,7 +35,7 @@ struct Args {
     /// Run only the scenarios whose names contain this text (repeatable).
     #[arg(long, value_name = "TEXT")]
     only: Vec<String>,
-    /// Per-scenario limit for the guest, in seconds.
+    /// Per-scenario limit for the guest, in seconds (a scenario's own `timeout` wins).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     timeout: u64,
 }
@@ -203,6 +203,7 @@ fn run_one(
         Some(_) => format!("{} guest.ethernet=loopback", s.cmdline),
         None => s.cmdline.clone(),
     };
+    let timeout = s.timeout.unwrap_or(args.timeout);
     let started = Instant::now();
     let mut child = Command::new(&args.vmm)
         .arg("--kernel")
@@ -217,7 +218,7 @@ fn run_one(
         .arg("--serial")
         .arg(&serial)
         .arg("--timeout")
-        .arg(args.timeout.to_string())
+        .arg(timeout.to_string())
         .arg("--cmdline")
         .arg(cmdline.trim())
         .stdin(Stdio::null())
@@ -226,7 +227,7 @@ fn run_one(
         .spawn()
         .map_err(file_error("monitor", &args.vmm))?;
     // The guest's limit, plus room for start-up and the API exchange.
-    let deadline = started + Duration::from_secs(args.timeout + 15);
+    let deadline = started + Duration::from_secs(timeout + 15);
     let hits_per_fault = wait_and_collect(&mut child, &socket, deadline, s.fault.len());
     let exit_status = finish(&mut child, &socket, deadline);
     if let Some(wire) = &wire {

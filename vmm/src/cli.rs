@@ -17,7 +17,7 @@ use crate::options::{self, ConfigFile, RnicOptions, RnicSettings};
     version,
     about = "KVM monitor: boots a PVH kernel with emulated RNICs on PCI 00:01.0, 00:02.0, ...",
     after_help = "--rnic keys: id=NAME (1-32 of A-Z a-z 0-9 - _; default rnicN), \
-                  mac=02:7e:57:00:00:01, ipv4=10.77.0.1, \
+                  mac=02:7e:57:00:00:01, ipv4=10.77.0.1, ipv6=fd00:4d::1 (default none), \
                   wire=none|unix:LOCAL,PEER|udp:IP:PORT,IP:PORT|pair:OTHER_ID (pair: an \
                   in-process wire to another RNIC of this VM, which names this one back), \
                   pcap=FILE (needs a wire; on a pair, one end's capture holds both directions), \

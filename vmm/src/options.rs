@@ -1,13 +1,13 @@
 //! RNIC settings: the `--rnic KEY=VALUE,...` syntax (in Cloud Hypervisor's style)
 //! and the JSON schema shared by `--config FILE` and the control API's `GET /v1/vm`.
 //!
-//! Keys: `id`, `mac`, `ipv4`, `wire` (`none`, `unix:LOCAL,PEER`, `udp:LOCAL,PEER`,
+//! Keys: `id`, `mac`, `ipv4`, `ipv6`, `wire` (`none`, `unix:LOCAL,PEER`, `udp:LOCAL,PEER`,
 //! `pair:OTHER_ID`: an in-process wire to another RNIC of the same VM),
 //! `pcap` (file the wire's frames are captured to) and `faults` (a fault plan file,
 //! see [`crate::faultplan`]). A comma-separated piece without `=` continues the
 //! value before it, so `wire=udp:127.0.0.1:7000,127.0.0.1:7001` works.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use rnic_device::MacAddress;
@@ -127,6 +127,10 @@ pub struct RnicOptions {
     /// IPv4 address for RoCEv2 (default `10.77.0.NN`, NN = position + 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4: Option<Ipv4Addr>,
+    /// IPv6 address for RoCEv2 (default none: the port has no IPv6 address until the
+    /// driver sets one with `SET_PORT_ADDR6`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// The wire (default none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<WireOption>,
@@ -154,6 +158,9 @@ pub struct RnicSettings {
     pub mac: MacAddress,
     /// IPv4 address for RoCEv2.
     pub ipv4: Ipv4Addr,
+    /// IPv6 address for RoCEv2, if the port has one at reset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<Ipv6Addr>,
     /// The wire.
     pub wire: WireOption,
     /// pcap capture file.
@@ -228,13 +235,19 @@ pub fn parse_rnic_option(text: &str) -> Result<RnicOptions, String> {
                     .map_err(|_| format!("--rnic: ipv4 `{value}` is not an IPv4 address"))?;
                 set_once(&mut options.ipv4, ip, twice)?
             }
+            "ipv6" => {
+                let ip = value
+                    .parse()
+                    .map_err(|_| format!("--rnic: ipv6 `{value}` is not an IPv6 address"))?;
+                set_once(&mut options.ipv6, ip, twice)?
+            }
             "wire" => set_once(&mut options.wire, value.parse()?, twice)?,
             "pcap" => set_once(&mut options.pcap, value.into(), twice)?,
             "faults" => set_once(&mut options.faults, value.into(), twice)?,
             "socket" => set_once(&mut options.socket, value.into(), twice)?,
             other => {
                 return Err(format!(
-                "--rnic: unknown key `{other}` (keys: id, mac, ipv4, wire, pcap, faults, socket)"
+                "--rnic: unknown key `{other}` (keys: id, mac, ipv4, ipv6, wire, pcap, faults, socket)"
             ))
             }
         }
@@ -285,6 +298,7 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
             let device_keys = [
                 ("mac", o.mac.is_some()),
                 ("ipv4", o.ipv4.is_some()),
+                ("ipv6", o.ipv6.is_some()),
                 ("wire", o.wire.is_some()),
                 ("pcap", o.pcap.is_some()),
                 ("faults", o.faults.is_some()),
@@ -306,11 +320,15 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
         if mac.0[0] & 1 != 0 {
             return Err(format!("RNIC {id}: mac {mac} is a multicast address"));
         }
+        if let Some(ip) = o.ipv6 {
+            check_port_ipv6(ip).map_err(|why| format!("RNIC {id}: ipv6 {ip} {why}"))?;
+        }
         let settings = RnicSettings {
             id,
             pci_device: crate::pci::FIRST_RNIC_DEVICE + position as u8,
             mac,
             ipv4: o.ipv4.unwrap_or(Ipv4Addr::new(10, 77, 0, number)),
+            ipv6: o.ipv6,
             wire: o.wire.clone().unwrap_or(WireOption::None),
             pcap: o.pcap.clone(),
             faults: o.faults.clone(),
@@ -329,6 +347,8 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
                 Some("mac")
             } else if earlier.ipv4 == settings.ipv4 {
                 Some("ipv4")
+            } else if earlier.ipv6.is_some() && earlier.ipv6 == settings.ipv6 {
+                Some("ipv6")
             } else {
                 None
             };
@@ -343,6 +363,18 @@ pub fn resolve(options: &[RnicOptions]) -> Result<Vec<RnicSettings>, String> {
     }
     check_pairs(&out)?;
     Ok(out)
+}
+
+/// Why `ip` cannot be a port's IPv6 address (docs/device-spec.md `SET_PORT_ADDR6`: a
+/// multicast address is refused; all zero means none), if it cannot.
+pub fn check_port_ipv6(ip: Ipv6Addr) -> Result<(), &'static str> {
+    if ip.is_multicast() {
+        Err("is a multicast address; give a unicast one, e.g. fd00:4d::1")
+    } else if ip.is_unspecified() {
+        Err("is the unspecified address; leave ipv6 out for a port without one")
+    } else {
+        Ok(())
+    }
 }
 
 /// Checks the `wire=pair:OTHER_ID` settings of a resolved set: each names another
@@ -495,6 +527,38 @@ mod tests {
         };
         assert!(resolve(&[bad_id]).is_err());
         assert!(resolve(&vec![RnicOptions::default(); MAX_RNICS + 1]).is_err());
+    }
+
+    #[test]
+    fn ipv6_is_optional_unicast_and_unique() {
+        let o = parse_rnic_option("ipv6=fd00:4d::1").unwrap();
+        assert_eq!(o.ipv6, Some("fd00:4d::1".parse().unwrap()));
+        let s = resolve(&[o.clone(), RnicOptions::default()]).unwrap();
+        assert_eq!(s[0].ipv6, Some("fd00:4d::1".parse().unwrap()));
+        assert_eq!(s[1].ipv6, None, "no IPv6 address unless given");
+        let json = serde_json::to_value(&s[0]).unwrap();
+        assert_eq!(json["ipv6"], "fd00:4d::1");
+        assert!(serde_json::to_value(&s[1]).unwrap().get("ipv6").is_none());
+        for (text, says) in [
+            ("ipv6=10.0.0.1", "not an IPv6 address"),
+            ("ipv6=fd00::1,ipv6=fd00::2", "`ipv6` is given twice"),
+        ] {
+            let e = parse_rnic_option(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        let e = resolve(&[parse_rnic_option("ipv6=ff02::1").unwrap()]).unwrap_err();
+        assert!(
+            e.starts_with("RNIC rnic0: ipv6 ff02::1 is a multicast address"),
+            "{e}"
+        );
+        let e = resolve(&[parse_rnic_option("ipv6=::").unwrap()]).unwrap_err();
+        assert!(e.contains("unspecified"), "{e}");
+        let e = resolve(&[o.clone(), o]).unwrap_err();
+        assert!(e.contains("have the same ipv6"), "{e}");
+        let e = resolve(&[parse_rnic_option("socket=/s,ipv6=fd00::1").unwrap()]).unwrap_err();
+        assert!(e.contains("`ipv6` cannot go with `socket`"), "{e}");
+        let c: ConfigFile = serde_json::from_str(r#"{"rnics": [{"ipv6": "fd00::7"}]}"#).unwrap();
+        assert_eq!(c.rnics[0].ipv6, Some("fd00::7".parse().unwrap()));
     }
 
     #[test]

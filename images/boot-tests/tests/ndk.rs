@@ -127,6 +127,24 @@ fn two_rnics_are_hosted_as_two_adapters_and_their_wire_is_captured() {
         "verdict: PASS",
     ]);
     assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+    // With an NDK provider, NDK is enabled and an NDK adapter opened and closed on each.
+    if out
+        .serial
+        .contains("ndis: NDK provider characteristics registered")
+    {
+        for line in [
+            "ndis: OpenNDKAdapterHandler(version 1.0) returned NDIS_STATUS_SUCCESS",
+            "ndis: CloseNDKAdapterHandler returned",
+            "ndis: NdisMNetPnPEvent NetEventNDKDisable",
+        ] {
+            assert_eq!(
+                out.serial.matches(line).count(),
+                2,
+                "{line:?} once per adapter\n{}",
+                out.serial
+            );
+        }
+    }
     // The frames adapter 0 sent crossed the pair wire: tshark reads them from the capture.
     let t = std::process::Command::new("tshark")
         .arg("-r")
@@ -264,4 +282,125 @@ fn ndk_bench_prints_its_figures() {
         "neither RDMA WRITE figures nor the reason they were not measured"
     );
     assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+}
+
+/// Fields of one tshark row per frame of `pcap` (separator `|`); None when tshark is missing.
+fn tshark_rows(pcap: &std::path::Path, fields: &[&str]) -> Option<Vec<Vec<String>>> {
+    let mut cmd = std::process::Command::new("tshark");
+    cmd.arg("-r")
+        .arg(pcap)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().ok()?;
+    assert!(
+        out.status.success(),
+        "tshark failed on {}: {}",
+        pcap.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split('|').map(str::to_owned).collect())
+            .collect(),
+    )
+}
+
+/// The NDK suite on two RNICs over the pair wire (the connection tests cross it), captured at
+/// target/test-artifacts/ndk-two-rnics-suite.pcap. Once the provider connects QPs (the
+/// connect/accept test passes), tshark must decode the connection exchange as IBTA CM MADs on
+/// QP1 (ConnectRequest 0x0010, ConnectReply 0x0013, ReadyToUse 0x0014) and RC data frames on
+/// the connected QPs. Until then the test says loudly what it could not check.
+#[test]
+fn ndk_suite_across_two_rnics_and_its_cm_exchange_decodes() {
+    let Some(a) = setup() else { return };
+    let dir = guest_boot_tests::workspace_root().join("target/test-artifacts");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("ndk-two-rnics-suite.pcap");
+    let _ = std::fs::remove_file(&pcap);
+    let first = format!(
+        "id=a,wire=pair:b,pcap={}",
+        pcap.to_str().expect("utf-8 path")
+    );
+    let out = boot_guest(
+        &a,
+        &[
+            "--rnic",
+            &first,
+            "--rnic",
+            "id=b,wire=pair:a",
+            "--cmdline",
+            "guest.ndk=suite",
+        ],
+    );
+    if out
+        .serial
+        .contains("guest.ndk: the driver registered no NDK provider")
+    {
+        eprintln!(
+            "NOTICE: the NDK suite across two RNICs did NOT run: {} registers no NDK provider",
+            a.driver.display()
+        );
+        return;
+    }
+    out.assert_in_order(&[
+        "ndk: the connection tests cross the wire: passive side on the NDK adapter at ",
+        "ndk: suite: ",
+    ]);
+    let summary = out
+        .serial
+        .lines()
+        .find(|l| l.starts_with("ndk: suite: "))
+        .expect("summary line");
+    assert!(
+        summary.contains(" ok, 0 failed, "),
+        "{summary}\n{}",
+        out.serial
+    );
+    if !out
+        .serial
+        .contains("ndk: connect-accept-private-data-disconnect ... ok")
+    {
+        eprintln!(
+            "NOTICE: the CM and RC decode of {} was NOT checked: the provider connects no QPs yet (see the suite's skip lines)",
+            pcap.display()
+        );
+        return;
+    }
+    let Some(rows) = tshark_rows(
+        &pcap,
+        &[
+            "infiniband.bth.destqp",
+            "infiniband.mad.attributeid",
+            "infiniband.bth.opcode",
+        ],
+    ) else {
+        eprintln!("NOTICE: the CM and RC decode did NOT run: `tshark` is not on PATH");
+        return;
+    };
+    let on_qp1 = |id: &str| {
+        rows.iter()
+            .any(|r| r.len() == 3 && r[0] == "0x000001" && r[1] == id)
+    };
+    for (id, name) in [
+        ("0x0010", "ConnectRequest"),
+        ("0x0013", "ConnectReply"),
+        ("0x0014", "ReadyToUse"),
+    ] {
+        assert!(on_qp1(id), "no {name} MAD on QP1 in {}", pcap.display());
+    }
+    // RC opcodes 0x00..=0x1F (SEND, RDMA WRITE, READ, ACK) on a QP above 1.
+    let rc = rows.iter().any(|r| {
+        r.len() == 3
+            && r[0].starts_with("0x")
+            && u32::from_str_radix(&r[0][2..], 16).is_ok_and(|qp| qp > 1)
+            && r[2].parse::<u32>().is_ok_and(|op| op <= 0x1F)
+    });
+    assert!(
+        rc,
+        "no RC data frame on a connected QP in {}",
+        pcap.display()
+    );
 }

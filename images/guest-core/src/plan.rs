@@ -11,6 +11,8 @@
 //! | `guest.ethernet` | `peer` | the wire goes to another guest running the same plan (`scripts/launch-pair.sh`): send the test frames to the broadcast address in rounds until the peer's arrive, and check the peer's frames byte for byte |
 //! | `guest.ndk` | one of [`NDK_MODES`] (repeatable) | `suite`: run the NDK consumer suite through the NDK contract verifier once the NDK adapter is open; `bench`: print the NDK figures (RDMA WRITE latency and throughput next to the MMIO floor and a guest memcpy; slow under the instruction emulator). Without it the guest only enables, opens and closes the NDK adapter |
 //!
+//! | `guest.expect` | one of [`EXPECTATIONS`] | the outcome the plan expects: `pass` (default) every suite passes; `ndk-errors` a fault plan makes the device fail NDK work, so failed NDK suite tests are reported, not counted as contract violations — every NDK and NDIS contract rule still holds, nothing leaks, and the adapter still halts and unloads |
+//!
 //! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
 //! is a [`PlanError`]; the kernel reports it and exits with its "bad plan" status.
 
@@ -39,7 +41,15 @@ pub const SELFTESTS: &[&str] = &[
 ];
 
 /// Keys the command line may use.
-pub const KEYS: &[&str] = &["guest.selftest", "guest.ethernet", "guest.ndk"];
+pub const KEYS: &[&str] = &[
+    "guest.selftest",
+    "guest.ethernet",
+    "guest.ndk",
+    "guest.expect",
+];
+
+/// Values of `guest.expect`.
+pub const EXPECTATIONS: &[&str] = &["pass", "ndk-errors"];
 
 /// Values of `guest.ndk`.
 pub const NDK_MODES: &[&str] = &["suite", "bench"];
@@ -60,6 +70,9 @@ pub struct GuestPlan<'a> {
     pub ndk_suite: bool,
     /// `guest.ndk=bench`: print the NDK figures.
     pub ndk_bench: bool,
+    /// `guest.expect=ndk-errors`: NDK suite tests may fail (injected faults); the
+    /// contract rules still hold.
+    pub ndk_errors_expected: bool,
 }
 
 /// What is wrong with a command line.
@@ -77,6 +90,8 @@ pub enum PlanError<'a> {
     UnknownEthernetMode(&'a str),
     /// `guest.ndk=` names no known mode.
     UnknownNdkMode(&'a str),
+    /// `guest.expect=` names no known outcome.
+    UnknownExpectation(&'a str),
 }
 
 /// Writes `items` as `a, b, c`.
@@ -123,6 +138,11 @@ impl fmt::Display for PlanError<'_> {
                 "unknown guest.ndk mode {m:?} (known: {})",
                 List(NDK_MODES)
             ),
+            PlanError::UnknownExpectation(m) => write!(
+                f,
+                "unknown guest.expect outcome {m:?} (known: {})",
+                List(EXPECTATIONS)
+            ),
         }
     }
 }
@@ -152,6 +172,12 @@ pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
                 }
                 plan.ndk_suite |= value == "suite";
                 plan.ndk_bench |= value == "bench";
+            }
+            "guest.expect" => {
+                if !EXPECTATIONS.contains(&value) {
+                    return Err(PlanError::UnknownExpectation(value));
+                }
+                plan.ndk_errors_expected = value == "ndk-errors";
             }
             _ => {
                 if !SELFTESTS.contains(&value) {
@@ -253,6 +279,12 @@ mod tests {
 
     #[test]
     fn an_unknown_selftest_is_an_error_that_lists_the_known_ones() {
+        let plan = parse("guest.ndk=suite guest.expect=ndk-errors").unwrap();
+        assert!(plan.ndk_suite && plan.ndk_errors_expected);
+        assert!(!parse("guest.expect=pass").unwrap().ndk_errors_expected);
+        let e = parse("guest.expect=fail").unwrap_err();
+        assert_eq!(e, PlanError::UnknownExpectation("fail"));
+        assert!(e.to_string().contains("ndk-errors"), "{e}");
         let e = parse("guest.selftest=bogus").unwrap_err();
         assert_eq!(e, PlanError::UnknownSelftest("bogus"));
         let text = e.to_string();

@@ -7,9 +7,9 @@
 //! | NdkQueryAdapterInfo | implemented (PASSIVE_LEVEL) |
 //! | NdkCreateCq | implemented (`cq`) |
 //! | NdkCreatePd | implemented (`pd`) |
-//! | NdkCreateSharedEndpoint | `STATUS_NOT_SUPPORTED` (no connection manager yet) |
-//! | NdkCreateConnector | `STATUS_NOT_SUPPORTED` (no connection manager yet) |
-//! | NdkCreateListener | `STATUS_NOT_SUPPORTED` (no connection manager yet) |
+//! | NdkCreateSharedEndpoint | `STATUS_NOT_SUPPORTED` (connectors bind their own local address) |
+//! | NdkCreateConnector | implemented (`cm`) |
+//! | NdkCreateListener | implemented (`cm`) |
 //! | NdkBuildLAM | `STATUS_NOT_SUPPORTED`: no privileged memory region token either, so logical address mappings would have no use |
 //! | NdkReleaseLAM | does nothing (no LAM is ever built) |
 
@@ -20,7 +20,7 @@ use ndis_abi::*;
 
 use crate::adapter::Adapter;
 use crate::ffi::log;
-use crate::ndk::{self, cq, pd};
+use crate::ndk::{self, cm, cq, pd};
 use crate::ndk_logic;
 
 /// One open NDK adapter (`NDK_ADAPTER` first, so the consumer's pointer is ours).
@@ -30,7 +30,7 @@ pub(crate) struct NdkAdapter {
     pub ndk: NDK_ADAPTER,
     /// The miniport adapter.
     pub a: *mut Adapter,
-    /// Live PDs and CQs created on it.
+    /// Live PDs, CQs, connectors and listeners created on it.
     pub children: AtomicU32,
 }
 
@@ -41,8 +41,8 @@ static DISPATCH: NDK_ADAPTER_DISPATCH = NDK_ADAPTER_DISPATCH {
     NdkCreateCq: Some(cq::create),
     NdkCreatePd: Some(pd::create),
     NdkCreateSharedEndpoint: Some(create_shared_endpoint),
-    NdkCreateConnector: Some(create_connector),
-    NdkCreateListener: Some(create_listener),
+    NdkCreateConnector: Some(cm::create_connector),
+    NdkCreateListener: Some(cm::create_listener),
     NdkBuildLAM: Some(build_lam),
     NdkReleaseLAM: Some(release_lam),
 };
@@ -167,30 +167,6 @@ unsafe extern "win64" fn create_shared_endpoint(
     _completion: Option<NDK_FN_CREATE_COMPLETION>,
     _context: *mut c_void,
     _out: *mut *mut NDK_SHARED_ENDPOINT,
-) -> NTSTATUS {
-    STATUS_NOT_SUPPORTED
-}
-
-/// NdkCreateConnector. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED` (no connection
-/// manager yet).
-unsafe extern "win64" fn create_connector(
-    _adapter: *mut NDK_ADAPTER,
-    _completion: Option<NDK_FN_CREATE_COMPLETION>,
-    _context: *mut c_void,
-    _out: *mut *mut NDK_CONNECTOR,
-) -> NTSTATUS {
-    STATUS_NOT_SUPPORTED
-}
-
-/// NdkCreateListener. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED` (no connection manager
-/// yet).
-unsafe extern "win64" fn create_listener(
-    _adapter: *mut NDK_ADAPTER,
-    _event: Option<NDK_FN_CONNECT_EVENT_CALLBACK>,
-    _event_context: *mut c_void,
-    _completion: Option<NDK_FN_CREATE_COMPLETION>,
-    _context: *mut c_void,
-    _out: *mut *mut NDK_LISTENER,
 ) -> NTSTATUS {
     STATUS_NOT_SUPPORTED
 }

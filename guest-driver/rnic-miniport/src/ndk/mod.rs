@@ -4,7 +4,8 @@
 //! deferred work at PASSIVE_LEVEL, and admin commands whose completion the admin-queue DPC
 //! delivers by command id.
 //!
-//! Objects live in `adapter` (the NDK adapter), `pd`, `cq`, `mr` and `qp`. Every NDK entry point
+//! Objects live in `adapter` (the NDK adapter), `pd`, `cq`, `mr`, `qp` and `cm` (connectors
+//! and listeners). Every NDK entry point
 //! may run at DISPATCH_LEVEL and never blocks: whatever needs PASSIVE_LEVEL (shared memory for
 //! rings and page lists, waiting for the device) runs in an NDIS I/O work item ([`Job`]), and
 //! the entry point returns `STATUS_PENDING`; the completion callback then runs exactly once,
@@ -13,6 +14,7 @@
 //! close children first).
 
 pub(crate) mod adapter;
+pub(crate) mod cm;
 pub(crate) mod cq;
 pub(crate) mod mr;
 pub(crate) mod pd;
@@ -81,7 +83,8 @@ pub(crate) struct NdkState {
     pub pnp_item: NDIS_HANDLE,
     /// Open NDK adapters.
     pub open_adapters: AtomicU32,
-    /// Live NDK objects other than adapters (PD, CQ, MR, QP), for the halt check.
+    /// Live NDK objects other than adapters (PD, CQ, MR, QP, connector, listener), for the
+    /// halt check.
     pub live_objects: AtomicU32,
     /// Jobs queued or running.
     pub jobs_in_flight: AtomicU32,
@@ -91,12 +94,17 @@ pub(crate) struct NdkState {
     pub cqs: [AtomicPtr<cq::Cq>; CQ_SLOTS],
     /// Live QPs by slot (QPN -> QP context of completions).
     pub qps: qp::QpTable,
+    /// Connectors and listeners by device id (connection-manager events).
+    pub cm: cm::CmTables,
     /// Key byte of the next registration (varied so stale keys stop matching).
     pub next_key_byte: AtomicU8,
+    /// The verbs port's IPv4 address (`QUERY_DEVICE`), what wildcard listeners report.
+    pub port_ipv4: [u8; 4],
 }
 
-/// Reads `QUERY_CAPS` and fills the NDK state (InitializeEx, PASSIVE_LEVEL), then sets the
-/// NDK attributes. A device without the verbs block leaves NDK off (not an error).
+/// Reads `QUERY_CAPS` (verbs limits) and `QUERY_DEVICE` (the port's IPv4 address) and fills
+/// the NDK state (InitializeEx, PASSIVE_LEVEL), then sets the NDK attributes. A failed query
+/// fails InitializeEx.
 ///
 /// # Safety
 /// `a` is a live adapter context in bring-up, its admin queue live.
@@ -104,32 +112,21 @@ pub(crate) unsafe fn initialize(a: *mut Adapter) -> NDIS_STATUS {
     // SAFETY: (whole body) `a` is live and owned by bring-up; the FFI calls get valid
     // pointers; the record buffer is 64 bytes of shared memory read after its completion.
     unsafe {
-        let Some((va, pa)) = hw::alloc_ring(a, 64, 8) else {
-            return NDIS_STATUS_RESOURCES;
-        };
-        let ops = ndk_logic::query_caps_operands(pa as u64);
-        let result = hw::admin_wait(
+        let Some(record) = query_record(
             a,
             rnic_contract::admin::opcode::QUERY_CAPS,
-            logic::NOP_COMMAND_ID,
-            &ops,
-        );
-        let mut record = [0u8; 64];
-        for (i, b) in record.iter_mut().enumerate() {
-            *b = core::ptr::read_volatile(va.add(i));
-        }
-        ffi::NdisMFreeSharedMemory((*a).miniport, 64, FALSE, va.cast(), pa);
-        match result {
-            Some((status, _)) if status == logic::ADMIN_STATUS_SUCCESS => {}
-            Some((status, _)) => {
-                log!(
-                    "QUERY_CAPS failed: status %x; NDK stays off\n",
-                    status as u32
-                );
-                return NDIS_STATUS_SUCCESS;
-            }
-            None => return NDIS_STATUS_FAILURE,
-        }
+            ndk_logic::query_caps_operands,
+        ) else {
+            return NDIS_STATUS_FAILURE;
+        };
+        let Some(device) = query_record(
+            a,
+            rnic_contract::admin::opcode::QUERY_DEVICE,
+            ndk_logic::query_device_operands,
+        ) else {
+            return NDIS_STATUS_FAILURE;
+        };
+        (*a).ndk.port_ipv4 = ndk_logic::port_ipv4(&device);
         let ndk = addr_of_mut!((*a).ndk);
         let mut caps = Caps::parse(&record);
         caps.max_cq = caps.max_cq.min(CQ_SLOTS as u32);
@@ -169,6 +166,36 @@ pub(crate) unsafe fn initialize(a: *mut Adapter) -> NDIS_STATUS {
             return status;
         }
         NDIS_STATUS_SUCCESS
+    }
+}
+
+/// Runs one bring-up query command whose result is a 64-byte record (InitializeEx,
+/// PASSIVE_LEVEL); None when it failed (logged).
+///
+/// # Safety
+/// `a` is a live adapter context in bring-up, its admin queue live.
+unsafe fn query_record(
+    a: *mut Adapter,
+    opcode: u8,
+    operands: fn(u64) -> [u32; 14],
+) -> Option<[u8; 64]> {
+    // SAFETY: the buffer is 64 bytes of shared memory, read after the completion and freed.
+    unsafe {
+        let (va, pa) = hw::alloc_ring(a, 64, 8)?;
+        let result = hw::admin_wait(a, opcode, logic::NOP_COMMAND_ID, &operands(pa as u64));
+        let mut record = [0u8; 64];
+        for (i, b) in record.iter_mut().enumerate() {
+            *b = core::ptr::read_volatile(va.add(i));
+        }
+        ffi::NdisMFreeSharedMemory((*a).miniport, 64, FALSE, va.cast(), pa);
+        match result {
+            Some((status, _)) if status == logic::ADMIN_STATUS_SUCCESS => Some(record),
+            Some((status, _)) => {
+                log!("query %x failed: status %x\n", opcode as u32, status as u32);
+                None
+            }
+            None => None,
+        }
     }
 }
 

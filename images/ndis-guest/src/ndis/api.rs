@@ -823,7 +823,12 @@ pub unsafe extern "win64" fn NdisAllocateMemoryWithTagPriority(
         // SAFETY: fresh allocation of `Length` bytes. Pool memory is not zeroed: make that
         // visible.
         unsafe { core::ptr::write_bytes(p, POOL_FILL, Length as usize) };
-        STATE.lock().pool.insert(p as u64, (Length, Tag));
+        let mut s = STATE.lock();
+        s.pool.insert(p as u64, (Length, Tag));
+        // Memory allocated with an adapter handle belongs to that adapter: freed by its halt.
+        if let Some(i) = super::index_of(&COOKIES.adapter, NdisHandle) {
+            s.adapters[i].pool.insert(p as u64);
+        }
         Ok(p as *mut c_void)
     })
 }
@@ -859,6 +864,9 @@ pub unsafe extern "win64" fn NdisFreeMemory(
             );
         }
         s.pool.remove(&va);
+        for a in s.adapters.iter_mut() {
+            a.pool.remove(&va);
+        }
         drop(s);
         if let Some(layout) = pool_layout(len) {
             // SAFETY: allocated by NdisAllocateMemoryWithTagPriority with this layout.

@@ -129,6 +129,9 @@ pub struct AdapterState {
     pub process_sg_list: Option<MiniportProcessSgListFn>,
     pub maps: Vec<(u64, u32)>,
     pub shared: BTreeMap<u64, (u32, bool)>,
+    /// Pool blocks allocated with this adapter's handle and not freed yet (MiniportHaltEx
+    /// must free them).
+    pub pool: alloc::collections::BTreeSet<u64>,
 }
 
 impl AdapterState {
@@ -143,6 +146,7 @@ impl AdapterState {
             process_sg_list: None,
             maps: Vec::new(),
             shared: BTreeMap::new(),
+            pool: alloc::collections::BTreeSet::new(),
         }
     }
 }
@@ -278,13 +282,13 @@ fn drive_pause_restart(
         if round == 1 {
             let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
             let bench = NDK_BENCH.load(core::sync::atomic::Ordering::Relaxed);
-            for &(i, ctx) in adapters {
+            for &(i, _) in adapters {
                 run_oid_matrix(chars, i);
                 if i == 0 {
                     run_sends(chars, i);
                 }
-                ndk::host(chars, i, ctx, (suite && i == 0, bench && i == 0));
             }
+            ndk::host(chars, adapters, (suite, bench));
         }
         for &(_, ctx) in adapters {
             pause_one(pause, ctx, round);
@@ -631,6 +635,10 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         ndk::reset();
         core::mem::take(&mut s.violations)
     };
+    // Failed initializations first (they are the cause); moved in before the heap count so
+    // that their strings count as the list's own.
+    let init_failed = !init_failures.is_empty();
+    reasons.splice(0..0, init_failures);
     let heap = crate::heap::stats();
     // Allocations owned by the violation list itself (its buffer and its strings).
     let own =
@@ -644,11 +652,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
             "heap: {leaked} allocations still live after unload"
         ));
     }
-    if !init_failures.is_empty() {
-        for (k, why) in init_failures.into_iter().enumerate() {
-            reasons.insert(k, why);
-        }
-    } else {
+    if !init_failed {
         if isr_claimed == 0 {
             reasons.push(String::from(
                 "the driver's message ISR never claimed an interrupt",
@@ -745,17 +749,28 @@ fn adapter_suffix(i: usize) -> String {
 }
 
 /// After halt (or a failed initialize): adapter `i`'s resources must all be released.
-fn check_adapter_released(when: &str, i: usize) {
-    let (irq, dma, maps, shared) = {
+pub fn check_adapter_released(when: &str, i: usize) {
+    let (irq, dma, maps, shared, pool) = {
         let guard = STATE.lock();
         let s = &guard.adapters[i];
+        let pool: Vec<(u64, u32)> = s
+            .pool
+            .iter()
+            .map(|va| (*va, guard.pool.get(va).map_or(0, |p| p.0)))
+            .collect();
         (
             s.interrupt.is_some(),
             s.dma_registered,
             s.maps.clone(),
             s.shared.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>(),
+            pool,
         )
     };
+    for (va, len) in pool {
+        violation(format!(
+            "{when} returned with {len} bytes at {va:#x} allocated with the adapter handle (NdisAllocateMemoryWithTagPriority) not freed"
+        ));
+    }
     if irq {
         violation(format!(
             "{when} returned with the interrupt still registered (no NdisMDeregisterInterruptEx)"

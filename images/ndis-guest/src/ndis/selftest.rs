@@ -301,6 +301,25 @@ pub fn contract() -> Result<usize, String> {
         !in_pool(p)
     })?;
 
+    // Memory allocated with the adapter handle and still held when the halt returns is
+    // reported (memory allocated with the driver handle may live until unload).
+    run.refused(
+        "adapter memory held past halt",
+        PASSIVE_LEVEL,
+        Phase::Halted,
+        "allocated with the adapter handle (NdisAllocateMemoryWithTagPriority) not freed",
+        || {
+            // SAFETY: the guest's own exports with its adapter handle.
+            let a = unsafe {
+                NdisAllocateMemoryWithTagPriority(adapter_handle(0), 32, TAG, NormalPoolPriority)
+            };
+            super::check_adapter_released("MiniportHaltEx", 0);
+            // SAFETY: as above; the block was just allocated.
+            unsafe { NdisFreeMemory(a, 32, 0) };
+            !a.is_null() && !in_pool(a) && STATE.lock().adapters[0].pool.is_empty()
+        },
+    )?;
+
     // Events: a refused wait returns FALSE at once; a refused set leaves the event alone.
     let mut ev = NDIS_EVENT::default();
     run.clean("NdisInitializeEvent", || {

@@ -134,12 +134,8 @@ fn writes(suite: &Suite, per_us: u64) -> TestResult {
     let r = (|| {
         let conn = suite.connect(BENCH_PORT, b"bench", b"ok", &mut c)?;
         let size = 1 << 20;
-        let src = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-        let dst = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-        let (mr_s, _cs, ls, _, va_s) =
-            suite.registered(conn.pd, &src, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, &mut c)?;
-        let (mr_d, _cd, _, rd, va_d) =
-            suite.registered(conn.pd, &dst, NDK_MR_FLAG_ALLOW_REMOTE_WRITE, &mut c)?;
+        let src = suite.registered(conn.pd_a, (size, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, &mut c)?;
+        let dst = suite.registered(conn.pd_b, (size, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, &mut c)?;
         let qp = conn.a.qp;
         // SAFETY: a QP the provider returned.
         let d = unsafe { core::ptr::read_volatile((*qp).Dispatch) };
@@ -147,10 +143,10 @@ fn writes(suite: &Suite, per_us: u64) -> TestResult {
             return fail("the QP dispatch table lacks NdkWrite");
         };
         let post = |len: usize| -> TestResult {
-            let sge = Suite::sge(va_s, len as u32, ls);
+            let sge = Suite::at(&src, 0, len);
             // SAFETY: the provider's post function with a live SGE and the peer's token.
             let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                write(qp, 0xBE0 as *mut c_void, &sge, 1, va_d, rd, 0)
+                write(qp, 0xBE0 as *mut c_void, &sge, 1, dst.va, dst.remote, 0)
             });
             super::suite::expect_success("NdkWrite", st)
         };
@@ -208,8 +204,6 @@ fn writes(suite: &Suite, per_us: u64) -> TestResult {
                 mb_per_s(len * THROUGHPUT_OPS, ticks, per_us)
             );
         }
-        suite.deregister(mr_s);
-        suite.deregister(mr_d);
         suite.disconnect(&conn)
     })();
     let closed = c.close(suite);

@@ -20,12 +20,14 @@ use guest_core::ndk::{ObjectKind, Outcome};
 use ndis_abi::*;
 
 use super::memory::{Buffer, MdlChain};
-use super::suite::{expect_success, fail, refused, skip, Suite, TestResult};
+use super::suite::{buffer, chain, expect_success, fail, refused, skip, Suite, TestResult};
 use super::verifier::{self, Watch};
 use crate::ndis::{interrupt, DISPATCH_LEVEL};
 
 /// The TCP-style port the suite's listeners use (each connection test its own).
 const BASE_PORT: u16 = 5000;
+/// The port of the one-adapter loopback connection test.
+pub const LOOPBACK_PORT: u16 = BASE_PORT + 30;
 /// How long the suite waits for a connect event or a completion in a CQ.
 const EVENT_WAIT_MS: u64 = 5_000;
 /// The read limits the suite asks for.
@@ -61,8 +63,10 @@ pub struct End {
 /// Two connected QPs on one PD (`a` the active side, `b` the passive side; the listener that
 /// accepted is in the test's [`Cleanup`]).
 pub struct Connection {
-    /// The PD of both QPs.
-    pub pd: *mut NDK_PD,
+    /// The active side's PD (its QP and memory).
+    pub pd_a: *mut NDK_PD,
+    /// The passive side's PD (the same as `pd_a` on one adapter).
+    pub pd_b: *mut NDK_PD,
     /// Active side.
     pub a: End,
     /// Passive side.
@@ -89,10 +93,26 @@ fn cq_dispatch(c: *mut NDK_CQ) -> NDK_CQ_DISPATCH {
     unsafe { core::ptr::read_volatile((*c).Dispatch) }
 }
 
+/// A registered buffer: the memory, its tokens, and the MDL address SGEs and remote addresses
+/// are relative to (the MR is deregistered and closed by the test's [`Cleanup`]).
+pub struct Registered {
+    /// The memory.
+    pub buf: Buffer,
+    /// The local token.
+    pub local: u32,
+    /// The remote token.
+    pub remote: u32,
+    /// The MDL's virtual address (an unmapped alias, see `memory`).
+    pub va: u64,
+    /// The MDL chain, alive while the MR is registered.
+    _chain: MdlChain,
+}
+
 /// The objects a test created, closed children first when it ends (whatever its outcome).
 #[derive(Default)]
 pub struct Cleanup {
     objects: Vec<(*mut c_void, ObjectKind)>,
+    registered: Vec<*mut NDK_MR>,
 }
 
 impl Cleanup {
@@ -102,8 +122,12 @@ impl Cleanup {
         o
     }
 
-    /// Closes everything, newest first; the first failure.
+    /// Closes everything, newest first, after deregistering the MRs still registered; the
+    /// first failure.
     pub fn close(self, s: &Suite) -> TestResult {
+        for &mr in &self.registered {
+            s.deregister(mr);
+        }
         let mut objects = self.objects;
         objects.reverse();
         s.close_all(&objects)
@@ -112,11 +136,11 @@ impl Cleanup {
 
 impl Suite {
     fn create_connector(&self, c: &mut Cleanup) -> Result<*mut NDK_CONNECTOR, Outcome> {
-        let f = match self.dispatch.NdkCreateConnector {
+        let (a, d) = self.side(false);
+        let f = match d.NdkCreateConnector {
             Some(f) => f,
             None => return fail("the dispatch table has no NdkCreateConnector"),
         };
-        let a = self.a();
         let conn = verifier::create(
             "NdkCreateConnector",
             ObjectKind::Connector,
@@ -129,17 +153,18 @@ impl Suite {
         Ok(c.add(conn, ObjectKind::Connector))
     }
 
-    /// A listener on 0.0.0.0:`port` with its connect-event watch; the address it reports.
+    /// A listener on 0.0.0.0:`port` on the passive side's adapter, with its connect-event
+    /// watch; the address it reports.
     fn listen(
         &self,
         port: u16,
         c: &mut Cleanup,
     ) -> Result<(*mut NDK_LISTENER, &'static Watch, SOCKADDR_IN), Outcome> {
-        let f = match self.dispatch.NdkCreateListener {
+        let (a, d) = self.side(true);
+        let f = match d.NdkCreateListener {
             Some(f) => f,
             None => return fail("the dispatch table has no NdkCreateListener"),
         };
-        let a = self.a();
         let watch = verifier::new_watch("connect event");
         let l = verifier::create(
             "NdkCreateListener",
@@ -189,13 +214,15 @@ impl Suite {
         Ok((l, watch, addr))
     }
 
-    /// A CQ and a QP on `pd` for one end of a connection.
+    /// A CQ and a QP on `pd` for one end of a connection (`passive`: on the passive side's
+    /// adapter, where `pd` lives).
     fn end_qp(
         &self,
         pd: *mut NDK_PD,
+        passive: bool,
         c: &mut Cleanup,
     ) -> Result<(*mut NDK_CQ, *mut NDK_QP), Outcome> {
-        let cq = self.cq(128)?;
+        let cq = self.cq_on(passive, 128)?;
         c.add(cq.cq, ObjectKind::Cq);
         let qp = self
             .create_qp(pd, cq.cq, 64, 64, 2, 2, 0)
@@ -213,10 +240,14 @@ impl Suite {
         to_a: &[u8],
         c: &mut Cleanup,
     ) -> Result<Connection, Outcome> {
-        let pd = self.create_pd()?;
-        c.add(pd, ObjectKind::Pd);
-        let (cq_a, qp_a) = self.end_qp(pd, c)?;
-        let (cq_b, qp_b) = self.end_qp(pd, c)?;
+        let pd_a = c.add(self.create_pd_on(false)?, ObjectKind::Pd);
+        let pd_b = if self.has_peer() {
+            c.add(self.create_pd_on(true)?, ObjectKind::Pd)
+        } else {
+            pd_a
+        };
+        let (cq_a, qp_a) = self.end_qp(pd_a, false, c)?;
+        let (cq_b, qp_b) = self.end_qp(pd_b, true, c)?;
         let (_listener, events, addr) = self.listen(port, c)?;
         let conn_a = self.create_connector(c)?;
         let da = connector_dispatch(conn_a);
@@ -257,7 +288,7 @@ impl Suite {
         verifier::adopt(
             conn_b as *const c_void,
             ObjectKind::Connector,
-            Some(self.a() as *const c_void),
+            Some(self.side(true).0 as *const c_void),
         );
         c.add(conn_b, ObjectKind::Connector);
         self.check_connection_data(conn_b, to_b, "the passive side")?;
@@ -311,7 +342,8 @@ impl Suite {
         expect_success("NdkCompleteConnect", st)?;
         expect_success("NdkAccept", accepting.wait().status)?;
         Ok(Connection {
-            pd,
+            pd_a,
+            pd_b,
             a: End {
                 cq: cq_a,
                 qp: qp_a,
@@ -404,20 +436,21 @@ impl Suite {
         Ok(out)
     }
 
-    /// A registered MR over all of `buf` with `flags`; returns (MR, chain, local token,
-    /// remote token, MDL virtual address).
+    /// A fresh buffer of `len` bytes at `offset` into its first page, registered on `pd` with
+    /// `flags` (the MR closes with the test's [`Cleanup`]).
     pub(super) fn registered(
         &self,
         pd: *mut NDK_PD,
-        buf: &Buffer,
+        (len, offset): (usize, usize),
         flags: u32,
         c: &mut Cleanup,
-    ) -> Result<(*mut NDK_MR, MdlChain, u32, u32, u64), Outcome> {
+    ) -> Result<Registered, Outcome> {
+        let buf = buffer(len, offset)?;
         let mr = self.create_mr(pd, false)?;
         c.add(mr, ObjectKind::Mr);
-        let chain = MdlChain::new(buf, 0, buf.len, u32::MAX)
-            .ok_or(Outcome::Fail("out of memory".into()))?;
+        let chain = chain(&buf, u32::MAX)?;
         expect_success("NdkRegisterMr", self.register(mr, &chain, buf.len, flags))?;
+        c.registered.push(mr);
         let d = Self::mr_dispatch(mr);
         let (Some(local), Some(remote)) = (d.NdkGetLocalTokenFromMr, d.NdkGetRemoteTokenFromMr)
         else {
@@ -425,8 +458,18 @@ impl Suite {
         };
         // SAFETY: the provider's getters with its registered MR.
         let (l, r) = verifier::sync(DISPATCH_LEVEL, || unsafe { (local(mr), remote(mr)) });
-        let va = chain.virtual_address();
-        Ok((mr, chain, l, r, va))
+        Ok(Registered {
+            va: chain.virtual_address(),
+            buf,
+            local: l,
+            remote: r,
+            _chain: chain,
+        })
+    }
+
+    /// An SGE of `len` bytes at offset `at` of `r` (its MDL address plus `at`, its local token).
+    pub(super) fn at(r: &Registered, at: u64, len: usize) -> NDK_SGE {
+        Self::sge(r.va + at, len as u32, r.local)
     }
 
     pub(super) fn sge(va: u64, len: u32, token: u32) -> NDK_SGE {
@@ -459,57 +502,26 @@ impl Suite {
     pub fn send_receive_sizes(&mut self) -> TestResult {
         let max = self.info()?.MaxTransferLength.min(1 << 20) as usize;
         self.with_connection(BASE_PORT, |s, conn, c| {
-            let mut src = Buffer::new(max, 0x40).ok_or(Outcome::Fail("out of memory".into()))?;
-            let dst = Buffer::new(max, 0x80).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (mr_a, _ca, la, _, va_a) = s.registered(conn.pd, &src, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let (mr_b, _cb, lb, _, va_b) = s.registered(conn.pd, &dst, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let qa = qp_dispatch(conn.a.qp);
-            let qb = qp_dispatch(conn.b.qp);
-            let (Some(send), Some(recv)) = (qa.NdkSend, qb.NdkReceive) else {
-                return fail("the QP dispatch table lacks NdkSend or NdkReceive");
-            };
-            let mut r = Ok(());
+            let mut a = s.registered(conn.pd_a, (max, 0x40), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (max, 0x80), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             for (i, size) in [1usize, 64, 4096, max].into_iter().enumerate() {
-                src.fill(i as u8 + 1);
-                let rs = Self::sge(va_b, size as u32, lb);
-                let ss = Self::sge(va_a, size as u32, la);
-                // SAFETY: the provider's post functions with live SGEs naming registered memory.
-                let (pr, ps) = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                    (
-                        recv(conn.b.qp, 0x100 as *mut c_void, &rs, 1),
-                        send(conn.a.qp, 0x200 as *mut c_void, &ss, 1, 0),
-                    )
-                });
-                if let Err(e) = expect_success("NdkReceive", pr).and(expect_success("NdkSend", ps)) {
-                    r = Err(e);
-                    break;
-                }
-                let got = s.results(conn.b.cq, 1).and_then(|rb| s.results(conn.a.cq, 1).map(|ra| (rb, ra)));
-                let (rb, ra) = match got {
-                    Ok(x) => x,
-                    Err(e) => {
-                        r = Err(e);
-                        break;
-                    }
-                };
-                let ok = rb[0].Status == STATUS_SUCCESS
-                    && rb[0].BytesTransferred as usize == size
-                    && ra[0].Status == STATUS_SUCCESS
-                    && dst.bytes()[..size] == src.bytes()[..size];
-                if !ok {
-                    r = fail(format!(
-                        "{size}-byte SEND: receive status {:#010x} bytes {}, send status {:#010x}, payload intact {}",
-                        rb[0].Status,
-                        rb[0].BytesTransferred,
-                        ra[0].Status,
-                        dst.bytes()[..size] == src.bytes()[..size]
+                a.buf.fill(i as u8 + 1);
+                s.post_recv(conn.b.qp, &Self::at(&b, 0, size), 0x100)?;
+                s.post_send(conn.a.qp, &Self::at(&a, 0, size), 0, 0x200)?;
+                let (rb, ra) = (s.one(conn.b.cq)?, s.one(conn.a.cq)?);
+                let intact = b.buf.bytes()[..size] == a.buf.bytes()[..size];
+                if rb.Status != STATUS_SUCCESS
+                    || rb.BytesTransferred as usize != size
+                    || ra.Status != STATUS_SUCCESS
+                    || !intact
+                {
+                    return fail(format!(
+                        "{size}-byte SEND: receive status {:#010x} bytes {}, send status {:#010x}, payload intact {intact}",
+                        rb.Status, rb.BytesTransferred, ra.Status
                     ));
-                    break;
                 }
             }
-            s.deregister(mr_a);
-            s.deregister(mr_b);
-            r
+            Ok(())
         })
     }
 
@@ -517,60 +529,41 @@ impl Suite {
     pub fn rdma_write_read(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 1, |s, conn, c| {
             let size = 8192usize;
-            let mut src = Buffer::new(size, 0x10).ok_or(Outcome::Fail("out of memory".into()))?;
-            let back = Buffer::new(size, 0x20).ok_or(Outcome::Fail("out of memory".into()))?;
-            let dst = Buffer::new(size, 0x30).ok_or(Outcome::Fail("out of memory".into()))?;
-            src.fill(0x5A);
             let local = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
-            let (mr_s, _c1, ls, _, va_s) = s.registered(conn.pd, &src, local, c)?;
-            let (mr_k, _c2, lk, _, va_k) = s.registered(conn.pd, &back, local, c)?;
             let remote = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
-            let (mr_d, _c3, _, rd, va_d) = s.registered(conn.pd, &dst, remote, c)?;
-            let qa = qp_dispatch(conn.a.qp);
-            let (Some(write), Some(read)) = (qa.NdkWrite, qa.NdkRead) else {
-                return fail("the QP dispatch table lacks NdkWrite or NdkRead");
-            };
-            let ws = Self::sge(va_s, size as u32, ls);
-            // SAFETY: the provider's post function with a live SGE and the peer's token.
-            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                write(conn.a.qp, 0x300 as *mut c_void, &ws, 1, va_d, rd, 0)
-            });
-            let r = expect_success("NdkWrite", st)
-                .and_then(|()| s.results(conn.a.cq, 1))
-                .and_then(|w| {
-                    if w[0].Status != STATUS_SUCCESS || dst.bytes() != src.bytes() {
-                        return fail(format!(
-                            "RDMA WRITE: status {:#010x}, payload intact {}",
-                            w[0].Status,
-                            dst.bytes() == src.bytes()
-                        ));
-                    }
-                    let rs = Self::sge(va_k, size as u32, lk);
-                    // SAFETY: as above.
-                    let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                        read(conn.a.qp, 0x400 as *mut c_void, &rs, 1, va_d, rd, 0)
-                    });
-                    expect_success("NdkRead", st)?;
-                    let rr = s.results(conn.a.cq, 1)?;
-                    if rr[0].Status != STATUS_SUCCESS || back.bytes() != src.bytes() {
-                        return fail(format!(
-                            "RDMA READ: status {:#010x}, payload intact {}",
-                            rr[0].Status,
-                            back.bytes() == src.bytes()
-                        ));
-                    }
-                    Ok(())
-                });
-            for mr in [mr_s, mr_k, mr_d] {
-                s.deregister(mr);
+            let mut src = s.registered(conn.pd_a, (size, 0x10), local, c)?;
+            let back = s.registered(conn.pd_a, (size, 0x20), local, c)?;
+            let dst = s.registered(conn.pd_b, (size, 0x30), remote, c)?;
+            src.buf.fill(0x5A);
+            for (read, local, what) in [(false, &src, "WRITE"), (true, &back, "READ")] {
+                s.post_rdma(
+                    conn.a.qp,
+                    read,
+                    &Self::at(local, 0, size),
+                    dst.va,
+                    dst.remote,
+                )?;
+                let r = s.one(conn.a.cq)?;
+                let intact = local.buf.bytes() == dst.buf.bytes();
+                if r.Status != STATUS_SUCCESS || !intact {
+                    return fail(format!(
+                        "RDMA {what}: status {:#010x}, payload intact {intact}",
+                        r.Status
+                    ));
+                }
             }
-            r
+            Ok(())
         })
     }
 
     /// Connect and accept with private data both ways, then a disconnect the peer sees once.
     pub fn connect_accept_disconnect(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 2, |_, _, _| Ok(()))
+        self.connect_accept_disconnect_on(BASE_PORT + 2)
+    }
+
+    /// The connect/accept/disconnect exchange through a listener on `port`.
+    pub fn connect_accept_disconnect_on(&mut self, port: u16) -> TestResult {
+        self.with_connection(port, |_, _, _| Ok(()))
     }
 
     /// A connect to a port nobody listens on fails (and completes exactly once).
@@ -580,7 +573,7 @@ impl Suite {
             // The listener only learns the adapter's address; it listens on another port.
             let (_, _, addr) = self.listen(BASE_PORT + 3, &mut c)?;
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
-            let (_, qp) = self.end_qp(pd, &mut c)?;
+            let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
             let Some(connect) = connector_dispatch(conn).NdkConnect else {
                 return fail("the connector dispatch table lacks NdkConnect");
@@ -707,8 +700,9 @@ impl Suite {
         Ok(())
     }
 
-    /// One remote-access violation on a fresh connection: `case` picks the RDMA operation,
-    /// the access the target MR grants, the offset past its start, and the token change.
+    /// One remote-access violation on a fresh connection: an RDMA READ (`read`) or WRITE of
+    /// 4 KiB plus `overrun` bytes into an MR granting `grant`, with its token XORed with
+    /// `token_xor`.
     fn access_violation(
         &self,
         port: u16,
@@ -719,17 +713,11 @@ impl Suite {
     ) -> TestResult {
         self.with_connection(port, |s, conn, c| {
             let size = 4096usize;
-            let local = Buffer::new(2 * size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let target = Buffer::new(size, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _l, lt, _, lva) = s.registered(
-                conn.pd,
-                &local,
-                NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK,
-                c,
-            )?;
-            let (_, _t, _, rt, tva) = s.registered(conn.pd, &target, grant, c)?;
-            let sge = Self::sge(lva, (size + overrun) as u32, lt);
-            s.post_rdma(conn.a.qp, read, &sge, tva, rt ^ token_xor)?;
+            let sink = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
+            let local = s.registered(conn.pd_a, (2 * size, 0), sink, c)?;
+            let target = s.registered(conn.pd_b, (size, 0), grant, c)?;
+            let sge = Self::at(&local, 0, size + overrun);
+            s.post_rdma(conn.a.qp, read, &sge, target.va, target.remote ^ token_xor)?;
             let r = s.one(conn.a.cq)?;
             if r.Status != STATUS_ACCESS_VIOLATION {
                 return fail(format!(
@@ -738,7 +726,7 @@ impl Suite {
                     r.Status
                 ));
             }
-            s.expect_flushed(&conn.a, &Self::sge(lva, 64, lt))
+            s.expect_flushed(&conn.a, &Self::at(&local, 0, 64))
         })
     }
 
@@ -759,10 +747,10 @@ impl Suite {
     /// A send larger than the posted receive: the receiver's completion reports the overflow.
     pub fn send_larger_than_receive(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 14, |s, conn, c| {
-            let buf = Buffer::new(256, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0x700)?;
-            s.post_send(conn.a.qp, &Self::sge(va + 128, 128, lt), 0, 0x701)?;
+            let a = s.registered(conn.pd_a, (128, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0x700)?;
+            s.post_send(conn.a.qp, &Self::at(&a, 0, 128), 0, 0x701)?;
             let r = s.one(conn.b.cq)?;
             if r.Status != STATUS_BUFFER_OVERFLOW {
                 return fail(format!(
@@ -777,12 +765,9 @@ impl Suite {
     /// sendnoreceive: a send with no receive posted at the peer fails (receiver not ready).
     pub fn send_without_receive(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 15, |s, conn, c| {
-            let buf = Buffer::new(64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) =
-                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            s.post_send(conn.a.qp, &Self::sge(va, 64, lt), 0, 0x800)?;
-            let r = s.one(conn.a.cq)?;
-            if r.Status == STATUS_SUCCESS {
+            let a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            s.post_send(conn.a.qp, &Self::at(&a, 0, 64), 0, 0x800)?;
+            if s.one(conn.a.cq)?.Status == STATUS_SUCCESS {
                 return fail("a SEND with no receive posted at the peer completed successfully");
             }
             Ok(())
@@ -792,22 +777,8 @@ impl Suite {
     /// receiveflushqp: NdkFlush cancels every outstanding receive.
     pub fn flush_cancels_receives(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 16, |s, conn, c| {
-            let buf = Buffer::new(3 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) =
-                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            for i in 0..3u64 {
-                s.post_recv(
-                    conn.b.qp,
-                    &Self::sge(va + 64 * i, 64, lt),
-                    0x900 + i as usize,
-                )?;
-            }
-            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
-                return fail("the QP dispatch table lacks NdkFlush");
-            };
-            // SAFETY: the provider's function with its QP.
-            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
-            let rs = s.results(conn.b.cq, 3)?;
+            let n = s.post_receives_and_flush(conn, 3, c)?;
+            let rs = s.results(conn.b.cq, n)?;
             if let Some(r) = rs.iter().find(|r| r.Status != STATUS_CANCELLED) {
                 return fail(format!(
                     "a flushed receive completed with {:#010x}; STATUS_CANCELLED expected",
@@ -818,18 +789,37 @@ impl Suite {
         })
     }
 
+    /// Posts `n` 64-byte receives on the passive side and flushes its QP; returns `n`.
+    fn post_receives_and_flush(
+        &self,
+        conn: &Connection,
+        n: usize,
+        c: &mut Cleanup,
+    ) -> Result<usize, Outcome> {
+        let b = self.registered(conn.pd_b, (n * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+        for i in 0..n {
+            self.post_recv(conn.b.qp, &Self::at(&b, 64 * i as u64, 64), 0x900 + i)?;
+        }
+        let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
+            return fail("the QP dispatch table lacks NdkFlush");
+        };
+        // SAFETY: the provider's function with its QP.
+        verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+        Ok(n)
+    }
+
     /// SendAndInvalidate: the receiver's GetCqResultsEx reports the invalidated token.
     pub fn send_and_invalidate(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 17, |s, conn, c| {
-            let buf = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let target = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let (_, _t, _, rt, _) = s.registered(conn.pd, &target, NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
-            s.post_recv(conn.b.qp, &Self::sge(va, 64, lt), 0xA00)?;
+            let a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let target = s.registered(conn.pd_b, (4096, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
+            let rt = target.remote;
+            s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0xA00)?;
             let Some(f) = qp_dispatch(conn.a.qp).NdkSendAndInvalidate else {
                 return fail("the QP dispatch table lacks NdkSendAndInvalidate");
             };
-            let sge = Self::sge(va + 1024, 64, lt);
+            let sge = Self::at(&a, 0, 64);
             // SAFETY: the provider's post function with a live SGE.
             let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
                 f(conn.a.qp, 0xA01 as *mut c_void, &sge, 1, 0, rt)
@@ -864,16 +854,16 @@ impl Suite {
     /// notifies for a solicited one.
     pub fn cq_arm(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 18, |s, conn, c| {
-            let buf = Buffer::new(4 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) = s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let a = s.registered(conn.pd_a, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let Some(arm) = cq_dispatch(conn.b.cq).NdkArmCq else {
                 return fail("the CQ dispatch table lacks NdkArmCq");
             };
             let watch = s.cq_watch(conn.b.cq);
             let fired = || watch.map_or(0, |w| w.fired.load(Ordering::Acquire));
             let exchange = |i: u64, flags: u32| -> TestResult {
-                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xB00)?;
-                s.post_send(conn.a.qp, &Self::sge(va + 64 * i, 8, lt), flags, 0xB01)?;
+                s.post_recv(conn.b.qp, &Self::at(&b, 64 * i, 64), 0xB00)?;
+                s.post_send(conn.a.qp, &Self::at(&a, 64 * i, 8), flags, 0xB01)?;
                 s.one(conn.a.cq)?;
                 s.one(conn.b.cq).map(|_| ())
             };
@@ -933,17 +923,7 @@ impl Suite {
             return skip("the adapter does not claim NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED");
         }
         self.with_connection(BASE_PORT + 19, |s, conn, c| {
-            let buf = Buffer::new(8 * 64, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let (_, _b, lt, _, va) =
-                s.registered(conn.pd, &buf, NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            for i in 0..8u64 {
-                s.post_recv(conn.b.qp, &Self::sge(va + 64 * i, 64, lt), 0xC00)?;
-            }
-            let Some(flush) = qp_dispatch(conn.b.qp).NdkFlush else {
-                return fail("the QP dispatch table lacks NdkFlush");
-            };
-            // SAFETY: the provider's function with its QP.
-            verifier::sync(DISPATCH_LEVEL, || unsafe { flush(conn.b.qp) });
+            let held = s.post_receives_and_flush(conn, 8, c)?;
             interrupt::idle(50);
             let Some(resize) = cq_dispatch(conn.b.cq).NdkResizeCq else {
                 return fail("the CQ dispatch table lacks NdkResizeCq");
@@ -959,7 +939,7 @@ impl Suite {
                 unsafe { resize(cq, 256, Some(verifier::on_request), ctx) }
             })
             .status;
-            s.results(cq, 8)?;
+            s.results(cq, held)?;
             if below == STATUS_SUCCESS {
                 return fail("ResizeCq to 4 entries succeeded while the CQ held 8 completions");
             }
@@ -974,7 +954,7 @@ impl Suite {
         let r = (|| {
             let (_, events, addr) = self.listen(BASE_PORT + 20, &mut c)?;
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
-            let (_, qp) = self.end_qp(pd, &mut c)?;
+            let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
             let Some(connect) = connector_dispatch(conn).NdkConnect else {
                 return fail("the connector dispatch table lacks NdkConnect");
@@ -1007,7 +987,7 @@ impl Suite {
             verifier::adopt(
                 incoming as *const c_void,
                 ObjectKind::Connector,
-                Some(self.a() as *const c_void),
+                Some(self.side(true).0 as *const c_void),
             );
             c.add(incoming, ObjectKind::Connector);
             let Some(reject) = connector_dispatch(incoming).NdkReject else {
@@ -1059,6 +1039,86 @@ impl Suite {
             });
             if o.status == STATUS_SUCCESS {
                 return fail("a second NdkConnect on a connected connector succeeded");
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Fast registration through the QP, then access through the fast-registered token, then
+/// invalidation.
+impl Suite {
+    /// mrinvalidbuffer-style: fast-register 4 pages on the passive side's QP, RDMA WRITE into
+    /// them from the active side with the new remote token, invalidate the MR, and a second
+    /// WRITE fails with STATUS_ACCESS_VIOLATION.
+    pub fn fast_register_write_invalidate(&mut self) -> TestResult {
+        let pages = self.info()?.FRMRPageCount;
+        if pages < 4 {
+            return skip(format!("the adapter reports FRMRPageCount {pages} (< 4)"));
+        }
+        self.with_connection(BASE_PORT + 23, |s, conn, c| {
+            let size = 4 * 4096usize;
+            let mut src = s.registered(conn.pd_a, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            src.buf.fill(0x3C);
+            let target = buffer(size, 0)?;
+            let mr = c.add(s.create_mr(conn.pd_b, true)?, ObjectKind::Mr);
+            let d = Self::mr_dispatch(mr);
+            let (Some(init), Some(remote)) = (d.NdkInitializeFastRegisterMr, d.NdkGetRemoteTokenFromMr) else {
+                return fail("the MR dispatch table lacks NdkInitializeFastRegisterMr or NdkGetRemoteTokenFromMr");
+            };
+            let st = verifier::call("NdkInitializeFastRegisterMr", DISPATCH_LEVEL, |ctx| {
+                // SAFETY: the provider's function with its fast-register MR.
+                unsafe { init(mr, 4, 1, Some(verifier::on_request), ctx) }
+            })
+            .status;
+            expect_success("NdkInitializeFastRegisterMr", st)?;
+            let qd = qp_dispatch(conn.b.qp);
+            let (Some(fast), Some(invalidate)) = (qd.NdkFastRegister, qd.NdkInvalidate) else {
+                return fail("the QP dispatch table lacks NdkFastRegister or NdkInvalidate");
+            };
+            // Identity-mapped guest memory: the adapter's logical address is the physical one.
+            let page_array: Vec<NDK_LOGICAL_ADDRESS> = (0..4u64)
+                .map(|i| (target.addr() + i * 4096) as NDK_LOGICAL_ADDRESS)
+                .collect();
+            let base = super::memory::alias_of(target.addr());
+            let flags = NDK_OP_FLAG_ALLOW_REMOTE_WRITE | NDK_OP_FLAG_ALLOW_LOCAL_WRITE;
+            // SAFETY: the provider's post function with its QP and MR and a live page array.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                fast(conn.b.qp, 0xD00 as *mut c_void, mr, 4, page_array.as_ptr(), 0, size, base as *mut c_void, flags)
+            });
+            expect_success("NdkFastRegister", st)?;
+            let r = s.one(conn.b.cq)?;
+            if r.Status != STATUS_SUCCESS {
+                return fail(format!("the fast-register completed with {:#010x}", r.Status));
+            }
+            // SAFETY: the provider's getter with its registered MR.
+            let token = verifier::sync(DISPATCH_LEVEL, || unsafe { remote(mr) });
+            let sge = Self::at(&src, 0, 4096);
+            s.post_rdma(conn.a.qp, false, &sge, base + 4096, token)?;
+            let w = s.one(conn.a.cq)?;
+            if w.Status != STATUS_SUCCESS || target.bytes()[4096..8192] != src.buf.bytes()[..] {
+                return fail(format!(
+                    "the WRITE through the fast-registered token completed with {:#010x}, payload intact {}",
+                    w.Status,
+                    target.bytes()[4096..8192] == src.buf.bytes()[..]
+                ));
+            }
+            // SAFETY: the provider's post function with its QP and MR.
+            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+                invalidate(conn.b.qp, 0xD01 as *mut c_void, mr.cast(), 0)
+            });
+            expect_success("NdkInvalidate", st)?;
+            let r = s.one(conn.b.cq)?;
+            if r.Status != STATUS_SUCCESS {
+                return fail(format!("the invalidate completed with {:#010x}", r.Status));
+            }
+            s.post_rdma(conn.a.qp, false, &sge, base, token)?;
+            let w = s.one(conn.a.cq)?;
+            if w.Status != STATUS_ACCESS_VIOLATION {
+                return fail(format!(
+                    "a WRITE through the invalidated token completed with {:#010x}; STATUS_ACCESS_VIOLATION expected",
+                    w.Status
+                ));
             }
             Ok(())
         })

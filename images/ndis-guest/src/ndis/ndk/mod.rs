@@ -411,19 +411,18 @@ pub fn open_adapter(
     (status, adapter)
 }
 
-/// Hosts NDK on the Running adapter `index` (see the module documentation). `suite` runs the
-/// consumer suite between open and close. A driver without an NDK provider is reported and
-/// skipped, unless the plan asked for the suite (then it is a failure).
+/// Hosts NDK on the Running adapters (`(index, context)` each; see the module
+/// documentation): enables NDK and opens an NDK adapter on each, runs the suite and the bench
+/// on the first (the second, when there is one, is the passive side of the connection tests,
+/// across the wire), then closes every NDK adapter and disables NDK again. A driver without
+/// an NDK provider is reported and skipped, unless the plan asked for the suite or the bench
+/// (then it is a failure).
 pub fn host(
     chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
-    index: usize,
-    ctx: NDIS_HANDLE,
+    adapters: &[(usize, NDIS_HANDLE)],
     (suite, bench): (bool, bool),
 ) {
-    let (provider, attributes) = {
-        let n = NDK.lock();
-        (n.provider, n.attributes[index])
-    };
+    let provider = NDK.lock().provider;
     let Some((open, close)) = provider else {
         if suite || bench {
             violation(String::from(
@@ -434,18 +433,100 @@ pub fn host(
         }
         return;
     };
-    if attributes.is_none() {
-        violation(String::from(
-            "the driver registered an NDK provider but MiniportInitializeEx set no NDK attributes",
-        ));
-        return;
-    }
     let Some(handler) = chars.OidRequestHandler else {
         return;
     };
-    if !set_state(handler, index, ctx, true) {
-        return;
+    let mut enabled: Vec<(usize, NDIS_HANDLE)> = Vec::new();
+    let mut opened: Vec<(usize, OpenAdapter)> = Vec::new();
+    for &(index, ctx) in adapters {
+        if NDK.lock().attributes[index].is_none() {
+            violation(String::from(
+                "the driver registered an NDK provider but MiniportInitializeEx set no NDK attributes",
+            ));
+            continue;
+        }
+        if !set_state(handler, index, ctx, true) {
+            continue;
+        }
+        enabled.push((index, ctx));
+        if let Some(adapter) = open_checked(open, ctx) {
+            opened.push((index, OpenAdapter { adapter, ctx }));
+        }
     }
+    if let Some((first, local)) = opened.first() {
+        let (_, caps, info) = NDK.lock().attributes[*first].unwrap_or_default();
+        let make = || {
+            let s = suite::Suite::new(local.adapter, (caps, info), (open, close), local.ctx);
+            match opened.get(1) {
+                Some((_, peer)) => s.with_peer(peer.adapter),
+                None => s,
+            }
+        };
+        if let Some((_, peer)) = opened.get(1) {
+            crate::println!(
+                "ndk: the connection tests cross the wire: passive side on the NDK adapter at {:p}",
+                peer.adapter
+            );
+        }
+        if bench {
+            let bar0 = super::STATE.lock().adapters[*first]
+                .device
+                .map_or(0, |d| d.bars[rnic_contract::pci::REGISTER_BAR].addr);
+            bench::run(&make(), bench::status_register(bar0));
+        }
+        if suite {
+            crate::println!(
+                "ndk: consumer suite against the NDK adapter at {:p}",
+                local.adapter
+            );
+            report(make().run());
+        }
+    }
+    verifier::finish();
+    for (_, a) in opened {
+        let adapter = a.adapter;
+        close_adapter(close, a);
+        verifier::forget(adapter as *const c_void);
+    }
+    for (index, ctx) in enabled {
+        set_state(handler, index, ctx, false);
+    }
+}
+
+/// `guest.expect=ndk-errors`: a fault plan makes the device fail NDK work.
+static ERRORS_EXPECTED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+/// Records the plan's `guest.expect=ndk-errors` (before the driver is loaded).
+pub fn set_errors_expected(expected: bool) {
+    ERRORS_EXPECTED.store(expected, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prints the suite's summary; failures fail the verdict, unless the plan expects NDK
+/// errors (then they are reported; the verifier's rules still fail the verdict).
+fn report(report: guest_core::ndk::SuiteReport) {
+    crate::println!(
+        "ndk: verifier: {} dispatch calls checked",
+        verifier::calls()
+    );
+    crate::println!("{}", report.summary());
+    if report.failed > 0 && ERRORS_EXPECTED.load(core::sync::atomic::Ordering::Relaxed) {
+        crate::println!(
+            "ndk: {} of {} tests failed, as the plan expects (guest.expect=ndk-errors); the contract rules were checked throughout",
+            report.failed,
+            report.ok + report.failed + report.skipped
+        );
+    } else if report.failed > 0 {
+        violation(format!(
+            "NDK consumer suite: {} of {} tests failed",
+            report.failed,
+            report.ok + report.failed + report.skipped
+        ));
+    }
+}
+
+/// Opens an NDK adapter on `ctx` with the consumer's version and checks the object; None
+/// (reported) when the open fails or the object is malformed.
+fn open_checked(open: OPEN_NDK_ADAPTER_HANDLER, ctx: NDIS_HANDLE) -> Option<*mut NDK_ADAPTER> {
     let (status, adapter) = open_adapter(open, ctx, CONSUMER_VERSION);
     crate::println!(
         "ndis: OpenNDKAdapterHandler(version {}.{}) returned {}",
@@ -458,42 +539,17 @@ pub fn host(
             "OpenNDKAdapterHandler returned {} with adapter {adapter:p} on an NDK-enabled adapter",
             status_name(status)
         ));
-    } else if check_adapter_object(adapter) {
-        verifier::adopt(
-            adapter as *const c_void,
-            guest_core::ndk::ObjectKind::Adapter,
-            None,
-        );
-        let (_, caps, info) = attributes.unwrap_or_default();
-        if bench {
-            let bar0 = super::STATE.lock().adapters[index]
-                .device
-                .map_or(0, |d| d.bars[rnic_contract::pci::REGISTER_BAR].addr);
-            let s = suite::Suite::new(adapter, (caps, info), (open, close), ctx);
-            bench::run(&s, bench::status_register(bar0));
-        }
-        if suite {
-            crate::println!("ndk: consumer suite against the NDK adapter at {adapter:p}");
-            let report = suite::Suite::new(adapter, (caps, info), (open, close), ctx).run();
-            crate::println!(
-                "ndk: verifier: {} dispatch calls checked",
-                verifier::calls()
-            );
-            crate::println!("{}", report.summary());
-            if report.failed > 0 {
-                violation(format!(
-                    "NDK consumer suite: {} of {} tests failed",
-                    report.failed,
-                    report.ok + report.failed + report.skipped
-                ));
-            }
-        } else {
-            verifier::finish(adapter as *const c_void);
-        }
-        close_adapter(close, OpenAdapter { adapter, ctx });
-        verifier::forget(adapter as *const c_void);
+        return None;
     }
-    set_state(handler, index, ctx, false);
+    if !check_adapter_object(adapter) {
+        return None;
+    }
+    verifier::adopt(
+        adapter as *const c_void,
+        guest_core::ndk::ObjectKind::Adapter,
+        None,
+    );
+    Some(adapter)
 }
 
 /// The adapter object the open handler returned: header of type adapter, NDKPI 1.x, a

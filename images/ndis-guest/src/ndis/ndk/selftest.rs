@@ -394,7 +394,7 @@ mod fake {
                 create_pd_through_verifier();
             }
         }
-        verifier::finish(a as *const c_void);
+        verifier::finish();
         verifier::forget(a as *const c_void);
         MODE.store(0, Ordering::Relaxed);
     }

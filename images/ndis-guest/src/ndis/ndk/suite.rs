@@ -43,6 +43,17 @@ macro_rules! entry {
     };
 }
 
+/// A consumer buffer of `len` bytes at `offset` into its first page (the test fails when the
+/// guest is out of memory).
+pub(super) fn buffer(len: usize, offset: usize) -> Result<Buffer, Outcome> {
+    Buffer::new(len, offset).ok_or(Outcome::Fail("the guest is out of memory".into()))
+}
+
+/// The MDL chain over all of `buf`, `pages` pages per MDL (`u32::MAX`: one MDL).
+pub(super) fn chain(buf: &Buffer, pages: u32) -> Result<MdlChain, Outcome> {
+    MdlChain::new(buf, 0, buf.len, pages).ok_or(Outcome::Fail("the guest is out of memory".into()))
+}
+
 /// `what` returned `status`; the test fails unless it is `STATUS_SUCCESS`, except that
 /// `STATUS_NOT_SUPPORTED` (a dispatch entry the provider does not implement yet) makes it a
 /// labelled skip.
@@ -78,6 +89,9 @@ fn expect_refusal(what: &str, status: NTSTATUS) -> TestResult {
 pub struct Suite {
     adapter: *mut NDK_ADAPTER,
     pub(super) dispatch: NDK_ADAPTER_DISPATCH,
+    /// The NDK adapter of a second RNIC wired to this one, when the VM has one: the passive
+    /// side of the connection tests lives there, so they cross the wire.
+    peer: Option<(*mut NDK_ADAPTER, NDK_ADAPTER_DISPATCH)>,
     caps: Capabilities,
     /// The `NDK_ADAPTER_INFO` the capabilities pointed to when the driver set them.
     caps_info: NDK_ADAPTER_INFO,
@@ -111,6 +125,7 @@ impl Suite {
         Suite {
             adapter,
             dispatch,
+            peer: None,
             caps,
             caps_info,
             info: None,
@@ -119,6 +134,43 @@ impl Suite {
             ctx,
             report: SuiteReport::new(),
         }
+    }
+
+    /// Puts the passive side of the connection tests on `peer` (an open NDK adapter of a
+    /// second RNIC) instead of this adapter.
+    pub fn with_peer(mut self, peer: *mut NDK_ADAPTER) -> Suite {
+        // SAFETY: an adapter the provider returned from open (checked by the caller).
+        let dispatch = unsafe { core::ptr::read_volatile((*peer).Dispatch) };
+        self.peer = Some((peer, dispatch));
+        self
+    }
+
+    /// The adapter objects of one side go on: the peer's for the passive side (`passive`)
+    /// when there is a peer, this adapter's otherwise.
+    pub(super) fn side(&self, passive: bool) -> (*mut NDK_ADAPTER, NDK_ADAPTER_DISPATCH) {
+        match self.peer {
+            Some(p) if passive => p,
+            _ => (self.adapter, self.dispatch),
+        }
+    }
+
+    /// With a second adapter, the connection tests cross the wire; this one connects two QPs
+    /// of this adapter to each other (the device's loopback), with private data and a
+    /// disconnect, as on a VM with one RNIC.
+    fn loopback_on_one_adapter(&mut self) -> TestResult {
+        let Some(peer) = self.peer.take() else {
+            return skip(
+                "one RNIC: every connection test of this run is already a loopback on one adapter",
+            );
+        };
+        let r = self.connect_accept_disconnect_on(super::data::LOOPBACK_PORT);
+        self.peer = Some(peer);
+        r
+    }
+
+    /// Whether the connection tests cross the wire to a second adapter.
+    pub(super) fn has_peer(&self) -> bool {
+        self.peer.is_some()
     }
 
     fn test(&mut self, name: &str, f: impl FnOnce(&mut Suite) -> TestResult) {
@@ -156,6 +208,10 @@ impl Suite {
             "connect-accept-private-data-disconnect",
             Suite::connect_accept_disconnect,
         );
+        self.test(
+            "connect-accept-loopback-on-one-adapter",
+            Suite::loopback_on_one_adapter,
+        );
         self.test("connect-without-listener", Suite::connect_without_listener);
         self.test("dual-listen", Suite::dual_listen);
         self.test(
@@ -171,12 +227,15 @@ impl Suite {
             "send-and-invalidate-in-results-ex",
             Suite::send_and_invalidate,
         );
+        self.test(
+            "fast-register-write-invalidate",
+            Suite::fast_register_write_invalidate,
+        );
         self.test("cq-arm-any-and-solicited", Suite::cq_arm);
         self.test("cq-moderation", Suite::cq_moderation);
         self.test("cq-resize-below-held", Suite::cq_resize_below_held);
         self.test("connect-reject-private-data", Suite::connect_reject);
         self.test("dual-connect", Suite::dual_connect);
-        verifier::finish(self.adapter as *const c_void);
         self.report
     }
 
@@ -291,8 +350,13 @@ impl Suite {
     // ------------------------------------------------------------ objects
 
     pub(super) fn create_pd(&self) -> Result<*mut NDK_PD, Outcome> {
-        let f = entry!(self.dispatch, NdkCreatePd);
-        let a = self.a();
+        self.create_pd_on(false)
+    }
+
+    /// A PD on the passive side's adapter (`passive`) or this one.
+    pub(super) fn create_pd_on(&self, passive: bool) -> Result<*mut NDK_PD, Outcome> {
+        let (a, d) = self.side(passive);
+        let f = entry!(d, NdkCreatePd);
         verifier::create(
             "NdkCreatePd",
             ObjectKind::Pd,
@@ -305,10 +369,14 @@ impl Suite {
     }
 
     fn create_cq(&self, depth: u32) -> Result<Cq, NTSTATUS> {
-        let Some(f) = self.dispatch.NdkCreateCq else {
+        self.create_cq_on(false, depth)
+    }
+
+    fn create_cq_on(&self, passive: bool, depth: u32) -> Result<Cq, NTSTATUS> {
+        let (a, d) = self.side(passive);
+        let Some(f) = d.NdkCreateCq else {
             return Err(STATUS_NOT_SUPPORTED);
         };
-        let a = self.a();
         let watch = verifier::new_watch("CQ notification");
         let cq = verifier::create(
             "NdkCreateCq",
@@ -336,7 +404,12 @@ impl Suite {
     }
 
     pub(super) fn cq(&self, depth: u32) -> Result<Cq, Outcome> {
-        self.create_cq(depth)
+        self.cq_on(false, depth)
+    }
+
+    /// A CQ of `depth` on the passive side's adapter (`passive`) or this one.
+    pub(super) fn cq_on(&self, passive: bool, depth: u32) -> Result<Cq, Outcome> {
+        self.create_cq_on(passive, depth)
             .or_else(|s| refused(&format!("NdkCreateCq(depth {depth})"), s))
     }
 
@@ -474,18 +547,16 @@ impl Suite {
 
     fn mr_register_multipage(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(3 * 4096, 0x123).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain = MdlChain::new(&buf, 0, buf.len, u32::MAX)
-                .ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(3 * 4096, 0x123)?;
+            let chain = chain(&buf, u32::MAX)?;
             s.register_round_trip(mr, &chain, buf.len)
         })
     }
 
     fn mr_register_chained(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(20 * 1024, 0x800).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain =
-                MdlChain::new(&buf, 0, buf.len, 2).ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(20 * 1024, 0x800)?;
+            let chain = chain(&buf, 2)?;
             if chain.len() < 3 {
                 return fail(format!(
                     "the chain has {} MDLs; 3 or more expected",
@@ -498,9 +569,8 @@ impl Suite {
 
     fn mr_register_zero(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(4096, 0).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain = MdlChain::new(&buf, 0, buf.len, u32::MAX)
-                .ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(4096, 0)?;
+            let chain = chain(&buf, u32::MAX)?;
             let status = s.register(mr, &chain, 0, NDK_MR_FLAG_ALLOW_LOCAL_WRITE);
             if status == STATUS_SUCCESS {
                 s.deregister(mr);
@@ -511,9 +581,8 @@ impl Suite {
 
     fn mr_register_oversized(&mut self) -> TestResult {
         self.with_mr(|s, _pd, mr| {
-            let buf = Buffer::new(2 * 4096, 0x10).ok_or(Outcome::Fail("out of memory".into()))?;
-            let chain = MdlChain::new(&buf, 0, buf.len, u32::MAX)
-                .ok_or(Outcome::Fail("out of memory".into()))?;
+            let buf = buffer(2 * 4096, 0x10)?;
+            let chain = chain(&buf, u32::MAX)?;
             let status = s.register(mr, &chain, buf.len + 1, NDK_MR_FLAG_ALLOW_LOCAL_WRITE);
             if status == STATUS_SUCCESS {
                 s.deregister(mr);

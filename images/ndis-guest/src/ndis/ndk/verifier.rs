@@ -399,18 +399,21 @@ pub fn close(object: *mut c_void, kind: ObjectKind) -> NTSTATUS {
     o.status
 }
 
-/// Called when the consumer is done (before the adapter closes): every object still open
-/// (other than `keep`, the adapter itself) and every request still pended is a violation.
-pub fn finish(keep: *const c_void) {
+/// Called when the consumer is done (before the NDK adapters close): every object still open
+/// other than the adapters themselves (closed by CloseNDKAdapterHandler next) and every
+/// request still pended is a violation.
+pub fn finish() {
     let (leaks, outstanding) = {
         let v = VERIFIER.lock();
         (v.objects.leaks(), v.requests.outstanding())
     };
     for leak in leaks {
-        if let guest_core::ndk::ObjectViolation::NeverClosed { object, .. } = leak {
-            if object == keep as u64 {
-                continue;
-            }
+        if let guest_core::ndk::ObjectViolation::NeverClosed {
+            kind: ObjectKind::Adapter,
+            ..
+        } = leak
+        {
+            continue;
         }
         violation(format!("{leak}"));
     }

@@ -92,6 +92,16 @@ enum Payload<'a> {
     Guest(&'a [Piece]),
 }
 
+/// A SEND or WRITE packet that passed the responder's sequence checks: its
+/// payload, the payload's length and its position in the message.
+#[derive(Clone, Copy, Debug)]
+struct Arrival<'a> {
+    payload: Payload<'a>,
+    len: usize,
+    first: bool,
+    last: bool,
+}
+
 /// Why placing a payload failed.
 #[derive(Clone, Copy, Debug)]
 enum PlaceError {
@@ -1219,10 +1229,16 @@ impl Qp {
             Some(v) => Payload::Guest(v),
             None => Payload::Bytes(&p.payload),
         };
+        let arrival = Arrival {
+            payload,
+            len,
+            first,
+            last,
+        };
         let placed = if is_send {
-            self.on_send_packet(cx, p, payload, len, first, last)
+            self.on_send_packet(cx, p, arrival)
         } else {
-            self.on_write_packet(cx, p, payload, len, first, last)
+            self.on_write_packet(cx, p, arrival)
         };
         match (placed, source) {
             (Err(e), Some(s)) => Some(SourceFault {
@@ -1260,11 +1276,14 @@ impl Qp {
         &mut self,
         cx: &mut Ctx,
         p: &RocePacket,
-        payload: Payload,
-        len: usize,
-        first: bool,
-        last: bool,
+        arrival: Arrival,
     ) -> Result<(), XferError> {
+        let Arrival {
+            payload,
+            len,
+            first,
+            last,
+        } = arrival;
         let psn = p.bth.psn;
         if first {
             if self.rq_size == 0 || self.rq_head == self.rq_pi {
@@ -1358,11 +1377,14 @@ impl Qp {
         &mut self,
         cx: &mut Ctx,
         p: &RocePacket,
-        payload: Payload,
-        len: usize,
-        first: bool,
-        last: bool,
+        arrival: Arrival,
     ) -> Result<(), XferError> {
+        let Arrival {
+            payload,
+            len,
+            first,
+            last,
+        } = arrival;
         let psn = p.bth.psn;
         let with_imm = p.imm.is_some();
         // The last packet of a WRITE with immediate needs a receive WQE. Without one

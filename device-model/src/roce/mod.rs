@@ -851,6 +851,16 @@ pub fn peek_bth(frame: &[u8]) -> Option<Bth> {
 /// protocol, UDP port/length/checksum (when non-zero), ICRC, BTH transport version,
 /// opcode, extension header lengths, pad. Never panics.
 pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
+    let (mut p, payload) = decode_in_place(frame)?;
+    p.payload = frame[payload].to_vec();
+    Ok(p)
+}
+
+/// [`decode`] without copying the payload: the packet's `payload` is left empty
+/// and its place in `frame` (pad and ICRC excluded) is returned with it, after the
+/// same checks (the ICRC over the whole frame included), so the payload can be
+/// placed straight from the frame.
+pub fn decode_in_place(frame: &[u8]) -> Result<(RocePacket, std::ops::Range<usize>), DecodeError> {
     let Located {
         start,
         end,
@@ -979,6 +989,5 @@ pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
     if rest & 3 != 0 || usize::from(pad) > rest {
         return Err(DecodeError::BadPadding { pad, len: rest });
     }
-    p.payload = ipd[at..icrc_at - usize::from(pad)].to_vec();
-    Ok(p)
+    Ok((p, start + at..start + icrc_at - usize::from(pad)))
 }

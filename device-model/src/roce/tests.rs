@@ -673,3 +673,18 @@ proptest! {
         let _ = decode(&f);
     }
 }
+
+#[test]
+fn decode_in_place_names_the_payload_decode_copies() {
+    let mut p = RocePacket::default();
+    p.bth.opcode = opcode::SEND_ONLY;
+    p.payload = (0..37u8).collect();
+    let f = encode(&p).expect("encodable");
+    let (q, range) = decode_in_place(&f).expect("decodable");
+    assert!(q.payload.is_empty());
+    assert_eq!(f[range], p.payload[..]);
+    let mut full = decode(&f).expect("decodable");
+    assert_eq!(full.payload, p.payload);
+    full.payload.clear();
+    assert_eq!(full, q, "the same headers either way");
+}

@@ -495,7 +495,11 @@ impl Verbs {
             let Some(o) = self.loopback.pop_front() else {
                 break;
             };
-            self.deliver(env, &o.pkt, o.source.as_ref());
+            let body = match &o.source {
+                Some(s) => transport::Body::Guest(s),
+                None => transport::Body::Packet,
+            };
+            self.deliver(env, &o.pkt, body);
             n += 1;
         }
     }
@@ -505,14 +509,9 @@ impl Verbs {
         addressed_to(&self.port, p)
     }
 
-    /// A decoded packet addressed to this port; `source` is where a loopback
-    /// packet's payload still is.
-    fn deliver(
-        &mut self,
-        env: &mut dyn DeviceEnv,
-        p: &RocePacket,
-        source: Option<&transport::GuestPayload>,
-    ) {
+    /// A decoded packet addressed to this port; `body` is where a request's
+    /// payload is (every other packet carries its payload itself).
+    fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket, body: transport::Body) {
         let qpn = p.bth.dest_qp;
         if p.bth.opcode == roce::opcode::UD_SEND_ONLY || qpn < FIRST_QPN {
             if p.bth.opcode == roce::opcode::UD_SEND_ONLY && qpn == rnic_contract::mad::GSI_QPN {
@@ -553,7 +552,7 @@ impl Verbs {
                     qp.on_read_response(cx, p);
                 }
             } else {
-                return qp.on_request(cx, p, source);
+                return qp.on_request(cx, p, body);
             }
             None
         });
@@ -566,9 +565,17 @@ impl Verbs {
     pub fn receive_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
         self.service += 1;
         self.stats.frames_received += 1;
-        match roce::decode(frame) {
-            Ok(p) if self.is_to_port(&p) => {
-                self.deliver(env, &p, None);
+        match roce::decode_in_place(frame) {
+            Ok((mut p, payload)) if self.is_to_port(&p) => {
+                // An RC request's payload is placed straight from the frame (one
+                // copy); responses and MADs keep theirs in the packet.
+                let opc = p.bth.opcode;
+                if roce::opcode::is_response(opc) || opc == roce::opcode::UD_SEND_ONLY {
+                    p.payload = frame[payload].to_vec();
+                    self.deliver(env, &p, transport::Body::Packet);
+                } else {
+                    self.deliver(env, &p, transport::Body::Frame(&frame[payload]));
+                }
             }
             Ok(_) => self.stats.frames_dropped += 1,
             Err(e) => {

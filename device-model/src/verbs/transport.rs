@@ -64,6 +64,18 @@ pub(crate) struct OutPacket {
     pub source: Option<GuestPayload>,
 }
 
+/// Where the payload of a received request is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Body<'a> {
+    /// In the packet's own `payload`.
+    Packet,
+    /// In the received frame, which has passed every check of
+    /// [`crate::roce::decode_in_place`] (the packet's `payload` is empty).
+    Frame(&'a [u8]),
+    /// In the sender's guest memory (loopback; the packet's `payload` is empty).
+    Guest(&'a GuestPayload),
+}
+
 /// A loopback packet whose payload could not be read from its sender's memory when
 /// it was placed: the sender completes the WQE that carries `psn` with `status`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1122,15 +1134,18 @@ impl Qp {
         }
     }
 
-    /// Requests arriving at this QP; `source` is where a loopback packet's payload
-    /// is. Returns the fault to report to a loopback sender whose payload could
-    /// not be read.
+    /// Requests arriving at this QP, their payload in `body`. Returns the fault to
+    /// report to a loopback sender whose payload could not be read.
     pub(crate) fn on_request(
         &mut self,
         cx: &mut Ctx,
         p: &RocePacket,
-        source: Option<&GuestPayload>,
+        body: Body,
     ) -> Option<SourceFault> {
+        let source = match body {
+            Body::Guest(s) => Some(s),
+            _ => None,
+        };
         if !matches!(self.state, QpState::Rtr | QpState::Rts | QpState::Sqd) {
             return None;
         }
@@ -1169,7 +1184,11 @@ impl Qp {
         }
         let opc = p.bth.opcode;
         let mtu = self.mtu() as usize;
-        let len = source.map_or(p.payload.len(), |s| s.len);
+        let len = match body {
+            Body::Packet => p.payload.len(),
+            Body::Frame(b) => b.len(),
+            Body::Guest(s) => s.len,
+        };
         let (first, last) = position(opc);
         let is_send = matches!(
             opc,
@@ -1225,9 +1244,10 @@ impl Qp {
             },
             None => None,
         };
-        let payload = match &source_pieces {
-            Some(v) => Payload::Guest(v),
-            None => Payload::Bytes(&p.payload),
+        let payload = match (&source_pieces, body) {
+            (Some(v), _) => Payload::Guest(v),
+            (None, Body::Frame(b)) => Payload::Bytes(b),
+            (None, _) => Payload::Bytes(&p.payload),
         };
         let arrival = Arrival {
             payload,

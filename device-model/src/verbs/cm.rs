@@ -450,6 +450,7 @@ impl Verbs {
             &mut vec![super::transport::OutPacket {
                 pkt: p,
                 source: None,
+                frame: None,
             }],
         );
     }

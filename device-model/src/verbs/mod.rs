@@ -468,6 +468,9 @@ impl Verbs {
             if self.is_to_port(&o.pkt) {
                 self.stats.loopback_packets += 1;
                 self.loopback.push_back(o);
+            } else if let Some(frame) = o.frame {
+                self.stats.frames_sent += 1;
+                env.transmit(Owner::Qp(qpn), &frame);
             } else if o.source.is_some() {
                 // A payload left in guest memory is only ever made for loopback
                 // packets (same predicate, same call): an engine bug.

@@ -62,6 +62,9 @@ pub(crate) struct OutPacket {
     /// For loopback request packets: the payload is in guest memory here and
     /// `pkt.payload` is empty.
     pub source: Option<GuestPayload>,
+    /// For wire request packets: the encoded frame, its payload gathered straight
+    /// into it (`pkt.payload` is empty).
+    pub frame: Option<Vec<u8>>,
 }
 
 /// Where the payload of a received request is.
@@ -210,28 +213,26 @@ fn place(cx: &mut Ctx, dst: &[Piece], payload: Payload) -> Result<(), PlaceError
     }
 }
 
-/// Reads `len` bytes at byte `offset` of an SGE list.
-pub(crate) fn gather(
+/// Reads `out.len()` bytes at byte `offset` of an SGE list into `out`.
+fn gather_into(
     cx: &mut Ctx,
     who: Who,
     sges: &[Sge],
     offset: u64,
-    len: usize,
-) -> Result<Vec<u8>, XferError> {
-    let mut out = vec![0u8; len];
+    out: &mut [u8],
+) -> Result<(), XferError> {
     walk_sges(
         cx,
         who.pdn,
         sges,
         offset,
-        len,
+        out.len(),
         Need::LocalRead,
         |env, mr, gpa, pos, n| {
             env.dma_read(who.scope(mr), gpa, &mut out[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
-    )?;
-    Ok(out)
+    )
 }
 
 /// The requester's lkey check of `[offset, offset+len)` of an SGE list (no access).
@@ -427,7 +428,22 @@ impl Qp {
     fn emit_from(&mut self, cx: &mut Ctx, p: RocePacket, source: Option<GuestPayload>) {
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += source.as_ref().map_or(p.payload.len(), |s| s.len) as u64;
-        cx.out.push(OutPacket { pkt: p, source });
+        cx.out.push(OutPacket {
+            pkt: p,
+            source,
+            frame: None,
+        });
+    }
+
+    /// Emits a request packet already encoded into `frame` with `len` payload bytes.
+    fn emit_frame(&mut self, cx: &mut Ctx, p: RocePacket, frame: Vec<u8>, len: usize) {
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len as u64;
+        cx.out.push(OutPacket {
+            pkt: p,
+            source: None,
+            frame: Some(frame),
+        });
     }
 
     /// A loopback packet of this QP could not read its payload when it was placed:
@@ -565,6 +581,7 @@ impl Qp {
                 // check is made now and again when the responder places it (the
                 // MR may be gone by then). The wire: gathered into the packet.
                 let mut source = None;
+                let mut gather_into_frame = false;
                 let payload = match &w.inline {
                     Some(d) => d[off as usize..off as usize + n].to_vec(),
                     None if super::addressed_to(cx.port, &p) => {
@@ -580,13 +597,10 @@ impl Qp {
                         });
                         Vec::new()
                     }
-                    None => match gather(cx, self.who(), &w.sges, off, n) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            self.req.outstanding[i].error = Some(xfer_status(e));
-                            break;
-                        }
-                    },
+                    None => {
+                        gather_into_frame = true;
+                        Vec::new()
+                    }
                 };
                 if first
                     && matches!(
@@ -617,7 +631,25 @@ impl Qp {
                     self.req.since_ackreq = 0;
                 }
                 p.payload = payload;
-                self.emit_from(cx, p, source);
+                if gather_into_frame {
+                    // The wire: the payload is read once, straight into the frame.
+                    let who = self.who();
+                    let frame = crate::roce::encode_with(&p, n, |buf| {
+                        gather_into(cx, who, &w.sges, off, buf)
+                    });
+                    match frame {
+                        Ok(Ok(frame)) => self.emit_frame(cx, p, frame, n),
+                        Ok(Err(e)) => {
+                            self.req.outstanding[i].error = Some(xfer_status(e));
+                            break;
+                        }
+                        // An engine bug: the packet goes to the router, which
+                        // counts it as an encoding error.
+                        Err(_) => self.emit_from(cx, p, None),
+                    }
+                } else {
+                    self.emit_from(cx, p, source);
+                }
                 self.note_sent(psn);
                 self.req.outstanding[i].transmitted = true;
                 self.req.send_pkt += 1;

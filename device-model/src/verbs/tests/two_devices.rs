@@ -749,3 +749,19 @@ fn a_wire_write_is_placed_from_the_frame_and_a_corrupted_frame_places_no_byte() 
     assert_eq!(ca[0].status, 0);
     assert_eq!(p.b.read_mem(p.buf_b, 200), data);
 }
+
+#[test]
+fn a_wire_payload_that_cannot_be_read_sends_no_frame_and_fails_the_sender() {
+    let mut p = Pair::new(ConnParams::default());
+    p.a.env.fail_reads = Some((p.buf_a + 100, p.buf_a + 101));
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
+    w.sges = vec![(p.buf_a, 200, p.key_a)];
+    w.remote_addr = p.buf_b;
+    w.rkey = p.key_b;
+    p.post_a(&w);
+    assert!(
+        p.a.env.frames.is_empty(),
+        "no frame for an unreadable payload"
+    );
+    assert_eq!(p.a.poll_cq(&mut p.cq_a)[0].status, st(WcStatus::Fatal));
+}

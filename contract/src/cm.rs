@@ -117,11 +117,13 @@ pub const fn service_port(service_id: u64) -> Option<u16> {
 /// Timing of the connection manager (§3.14, §15.1). Times are device time.
 pub mod timing {
     /// CM response timeout exponent sent in REQ and used for every wait for a reply:
-    /// 4.096 µs × 2^15 ≈ 134 ms.
-    pub const CM_RESPONSE_TIMEOUT_EXP: u8 = 15;
-    /// The wait for a reply to REQ, REP or DREQ in microseconds (4.096 × 2^15,
+    /// 4.096 µs × 2^18 ≈ 1.07 s. Consumers answer from software (NDK's CompleteConnect
+    /// and Accept), which under an instruction emulator can take hundreds of
+    /// milliseconds; Linux's rdma_cm waits 2^20 for the same reason.
+    pub const CM_RESPONSE_TIMEOUT_EXP: u8 = 18;
+    /// The wait for a reply to REQ, REP or DREQ in microseconds (4.096 × 2^18,
     /// rounded up).
-    pub const CM_RESPONSE_TIMEOUT_US: u64 = 134_218;
+    pub const CM_RESPONSE_TIMEOUT_US: u64 = 1_073_742;
     /// Retransmissions of REQ, REP or DREQ after the first send (the REQ's
     /// "Max CM Retries"): a message is sent at most 1 + this times.
     pub const CM_MAX_RETRIES: u8 = 3;
@@ -266,7 +268,7 @@ mod tests {
         // 4.096 µs × 2^e, rounded up to whole microseconds.
         assert_eq!(
             timing::CM_RESPONSE_TIMEOUT_US,
-            (4096u64 << 15).div_ceil(1000)
+            (4096u64 << 18).div_ceil(1000)
         );
         assert_eq!(
             timing::MRA_SERVICE_TIMEOUT_US,

@@ -1695,7 +1695,8 @@ mod cm {
         let start = w.now;
         let (ca, _, qa, _) = connect_pair(&mut w, 4, [0; 16], addr4(ip_of(1)));
         assert!(
-            w.now - start >= Duration::from_millis(134),
+            w.now - start
+                >= Duration::from_micros(rnic_contract::cm::timing::CM_RESPONSE_TIMEOUT_US),
             "waited for the timeout"
         );
         let st = w.nodes[A].dev.stats();

@@ -287,9 +287,9 @@ mod tests {
         assert_eq!(b[32..40], [0, 0, 0, 0, 1, 6, 0x12, 0xB7]);
         assert_eq!(b[56..60], [0x12, 0x34, 0x56, 4]);
         assert_eq!(b[63], 2);
-        assert_eq!(b[67] >> 3, 15);
+        assert_eq!(b[67] >> 3, 18);
         assert_eq!(b[68..71], [0xAB, 0xCD, 0xEF]);
-        assert_eq!((b[71] >> 3, b[71] & 7), (15, 7));
+        assert_eq!((b[71] >> 3, b[71] & 7), (18, 7));
         assert_eq!((b[74] >> 4, b[74] & 7, b[75] >> 4), (3, 7, 3));
         assert_eq!(b[96 + 10..112], [0xFF, 0xFF, 10, 0, 0, 2]);
         assert_eq!((b[164], b[165]), (0, 0x40));

@@ -61,6 +61,13 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisQueueIoWorkItem"),
     (NDIS_SYS, "NdisFreeIoWorkItem"),
     (NTOSKRNL_EXE, "DbgPrint"),
+    (crate::nmr::NETIO_SYS, "NmrRegisterProvider"),
+    (crate::nmr::NETIO_SYS, "NmrDeregisterProvider"),
+    (
+        crate::nmr::NETIO_SYS,
+        "NmrWaitForProviderDeregisterComplete",
+    ),
+    (crate::nmr::NETIO_SYS, "NmrProviderDetachClientComplete"),
 ];
 
 /// `(module, function)` of the imports the NDK provider adds to the skeleton (all of them are
@@ -291,7 +298,7 @@ mod tests {
     fn import_list_has_no_duplicates_and_known_modules() {
         for (i, a) in SKELETON_IMPORTS.iter().enumerate() {
             assert!(
-                a.0 == NDIS_SYS || a.0 == NTOSKRNL_EXE,
+                a.0 == NDIS_SYS || a.0 == NTOSKRNL_EXE || a.0 == crate::nmr::NETIO_SYS,
                 "unexpected module {}",
                 a.0
             );
@@ -299,8 +306,11 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 34);
+        assert_eq!(SKELETON_IMPORTS.len(), 38);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
+        for import in crate::nmr::NMR_PROVIDER_IMPORTS {
+            assert!(SKELETON_IMPORTS.contains(import), "{import:?}");
+        }
     }
 
     #[test]

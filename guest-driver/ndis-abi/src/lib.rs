@@ -12,7 +12,8 @@
 //!
 //! `ndk` holds the NDK provider interface (ndkpi.h), `ndis_ndk` its NDIS side (provider
 //! registration, capabilities, NDK OIDs, the enable/disable PnP events), `inet` the socket
-//! addresses NDK passes.
+//! addresses NDK passes, `nmr` the Network Module Registrar (netio.sys) and the project's own
+//! RNIC diagnostics NPI.
 //!
 //! This crate holds definitions only. It owns no behaviour: the driver lives in
 //! `guest-driver/rnic-miniport`, the NDIS implementation in `images/ndis-guest`.
@@ -36,6 +37,7 @@ pub mod nbl;
 pub mod ndis_ndk;
 pub mod ndk;
 pub mod netbuf;
+pub mod nmr;
 pub mod oid;
 pub mod pause;
 pub mod resources;
@@ -55,6 +57,7 @@ pub use nbl::*;
 pub use ndis_ndk::*;
 pub use ndk::*;
 pub use netbuf::*;
+pub use nmr::*;
 pub use oid::*;
 pub use pause::*;
 pub use resources::*;

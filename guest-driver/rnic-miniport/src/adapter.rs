@@ -141,6 +141,7 @@ pub unsafe extern "win64" fn MiniportInitializeEx(
         return status;
     }
     log!("adapter ready\n");
+    crate::nmr::adapter_added(a);
     NDIS_STATUS_SUCCESS
 }
 
@@ -529,6 +530,7 @@ unsafe fn teardown(a: *mut Adapter) {
 /// Called by NDIS with the context registered in InitializeEx.
 pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_HALT_ACTION) {
     log!("HaltEx (action %u)\n", action);
+    crate::nmr::adapter_removed(context.cast::<Adapter>());
     // SAFETY: NDIS guarantees no other handler runs for this adapter during or after halt.
     unsafe {
         crate::ethernet::destroy_queues(context.cast::<Adapter>());

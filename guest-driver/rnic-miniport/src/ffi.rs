@@ -1,7 +1,8 @@
 //! Imports of rnic.sys, resolved at load time against ndis.sys and ntoskrnl.exe (raw-dylib: no
 //! import library needed). Keep in sync with `ndis_abi::SKELETON_IMPORTS`; `signature_checks`
 //! makes the compiler compare each declaration with the ABI crate's typedef, and
-//! artifact-check compares the built image's import table with the list.
+//! artifact-check compares the built image's import table with the list. The netio.sys (NMR)
+//! imports are declared next to their only user, `crate::nmr`.
 
 use core::ffi::{c_char, c_void};
 

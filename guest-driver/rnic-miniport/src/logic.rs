@@ -222,10 +222,11 @@ pub mod oids {
     use ndis_abi::*;
     use rnic_contract::eth;
 
-    /// Every OID the driver lists in its general attributes, in order. Queries of each are
-    /// answered from device registers or the driver's state; the settable ones are [`OID_GEN_CURRENT_PACKET_FILTER`], [`OID_802_3_MULTICAST_LIST`] and
+    /// Every OID the driver lists in its general attributes, in order (the 21 Ethernet OIDs,
+    /// then the four NDK OIDs). Queries of each are answered from device registers or the
+    /// driver's state; the settable ones are `OID_NDK_SET_STATE` (by `crate::oid`) and [`OID_GEN_CURRENT_PACKET_FILTER`], [`OID_802_3_MULTICAST_LIST`] and
     /// [`OID_GEN_CURRENT_LOOKAHEAD`].
-    pub const SUPPORTED: [NDIS_OID; 21] = [
+    pub const SUPPORTED: [NDIS_OID; 25] = [
         OID_GEN_SUPPORTED_LIST,
         OID_GEN_HARDWARE_STATUS,
         OID_GEN_MEDIA_SUPPORTED,
@@ -247,6 +248,10 @@ pub mod oids {
         OID_802_3_CURRENT_ADDRESS,
         OID_802_3_MULTICAST_LIST,
         OID_802_3_MAXIMUM_LIST_SIZE,
+        OID_NDK_SET_STATE,
+        OID_NDK_STATISTICS,
+        OID_NDK_CONNECTIONS,
+        OID_NDK_LOCAL_ENDPOINTS,
     ];
 
     /// `NDIS_MAC_OPTION_*` bits the driver reports (also in its general attributes).
@@ -401,8 +406,7 @@ pub mod oids {
                 Ok(needed)
             }
             OID_802_3_MAXIMUM_LIST_SIZE => word(out, eth::MAX_MULTICAST as u32),
-            // The NDK OIDs (answered, but not listed in [`SUPPORTED`], which stays the 21
-            // Ethernet OIDs the guest's life-cycle boot test pins): the state as one BOOLEAN; statistics with no counter moving yet (no
+            // The NDK OIDs: the state as one BOOLEAN; statistics with no counter moving yet (no
             // connection manager; CQ-error and RDMA octet/frame counters are declared missing
             // in the capabilities); no connections and no local endpoints (a header with
             // Count 0: the two structures share the 0x10-byte header layout).

@@ -3,7 +3,8 @@
 //! A Windows kernel-mode PE32+ image (`/DRIVER /SUBSYSTEM:NATIVE /ENTRY:DriverEntry`) built on
 //! Linux by scripts/build-driver.sh. One file per path, as Microsoft's netvmini sample:
 //! `adapter` (life cycle), `oid` (control path), `send`, `receive`, `ethernet` (the rings),
-//! `interrupt`, `hw` (hardware access), `ndk` (the NDK provider: adapter, PD, CQ, MR objects);
+//! `interrupt`, `hw` (hardware access), `ndk` (the NDK provider: adapter, PD, CQ, MR objects),
+//! `nmr` (the NMR provider of the RNIC diagnostics NPI);
 //! `logic` and `ndk_logic` are the pure, host-tested parts. Every log
 //! line goes through `DbgPrint` and starts with `rnic: `.
 //!
@@ -23,6 +24,8 @@ mod logic;
 mod ndk;
 #[allow(dead_code)] // the pure NDK logic, also host-tested; not every helper is used yet
 mod ndk_logic;
+mod nmr;
+mod nmr_binding;
 mod oid;
 mod receive;
 mod send;
@@ -90,8 +93,15 @@ pub unsafe extern "win64" fn DriverEntry(
         log!("NdisMRegisterMiniportDriver failed: %x\n", status);
         return status;
     }
-    DRIVER_HANDLE.store(handle, Ordering::Release);
     log!("miniport driver registered (NDIS %u.%u)\n", 6u32, 30u32);
+    // SAFETY: once, from DriverEntry, with the handle just registered.
+    let status = unsafe { nmr::register(handle) };
+    if !nt_success(status) {
+        // SAFETY: `handle` came from the successful registration above; nothing else holds it.
+        unsafe { ffi::NdisMDeregisterMiniportDriver(handle) };
+        return status;
+    }
+    DRIVER_HANDLE.store(handle, Ordering::Release);
     STATUS_SUCCESS
 }
 
@@ -111,9 +121,12 @@ unsafe extern "win64" fn MiniportSetOptions(
     status
 }
 
-/// MiniportDriverUnload. IRQL: PASSIVE_LEVEL. Undoes DriverEntry.
+/// MiniportDriverUnload. IRQL: PASSIVE_LEVEL. Undoes DriverEntry: the NMR provider is
+/// deregistered (and every client detached) before the miniport.
 unsafe extern "win64" fn MiniportDriverUnload(_driver_object: *mut DRIVER_OBJECT) {
     log!("DriverUnload\n");
+    // SAFETY: from MiniportDriverUnload, as `nmr::deregister` requires.
+    unsafe { nmr::deregister() };
     let handle = DRIVER_HANDLE.swap(null_mut(), Ordering::AcqRel);
     if !handle.is_null() {
         // SAFETY: `handle` came from a successful NdisMRegisterMiniportDriver and is

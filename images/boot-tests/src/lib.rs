@@ -303,6 +303,26 @@ pub fn boot_guest(a: &Artifacts, extra: &[&str]) -> Outcome {
     run_vmm(&a.vmm, &args, BOOT_LIMIT).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Boots with the verifier-rule self test `name` (`guest.selftest=NAME`, a misbehaving module
+/// the guest plays): the guest must report `guest: selftest NAME: the verifier caught it: `
+/// with every one of `caught` on that line, then boot on to a clean verdict with the real
+/// driver (status 0).
+pub fn assert_rule_selftest_caught(name: &str, caught: &[&str]) {
+    let Some(a) = setup() else { return };
+    let out = boot_guest(&a, &["--cmdline", &format!("guest.selftest={name}")]);
+    let line = format!("guest: selftest {name}: the verifier caught it: ");
+    out.assert_in_order(&[&line, "ndis: DriverEntry", "verdict: PASS"]);
+    let report = out
+        .serial
+        .lines()
+        .find(|l| l.starts_with(&line))
+        .expect("report line");
+    for text in caught {
+        assert!(report.contains(text), "{report:?} lacks {text:?}");
+    }
+    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

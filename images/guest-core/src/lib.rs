@@ -14,6 +14,7 @@ pub mod heap;
 pub mod irq;
 pub mod memmap;
 pub mod ndk;
+pub mod nmr;
 pub mod oid;
 pub mod pe;
 pub mod plan;

@@ -12,6 +12,7 @@
 //! | `guest.ndk` | one of [`NDK_MODES`] (repeatable) | `suite`: run the NDK consumer suite through the NDK contract verifier once the NDK adapter is open; `bench`: print the NDK figures (RDMA WRITE latency and throughput next to the MMIO floor and a guest memcpy; slow under the instruction emulator). Without it the guest only enables, opens and closes the NDK adapter |
 //!
 //! | `guest.expect` | one of [`EXPECTATIONS`] | the outcome the plan expects: `pass` (default) every suite passes; `ndk-errors` a fault plan makes the device fail NDK work, so failed NDK suite tests are reported, not counted as contract violations — every NDK and NDIS contract rule still holds, nothing leaks, and the adapter still halts and unloads |
+//! | `guest.hostile` | `registers` | before loading any driver, write pseudo-random values to pseudo-random offsets of every RNIC's BAR0 (registers and doorbells, bus mastering off), check that the device still answers as its contract says and comes back after a reset, and end the boot (no driver runs) |
 //!
 //! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
 //! is a [`PlanError`]; the kernel reports it and exits with its "bad plan" status.
@@ -23,7 +24,10 @@ use core::fmt;
 ///
 /// The `ndk-*` ones each provoke one NDK contract-verifier rule with a misbehaving provider
 /// the guest plays itself (`ndk-mdl-va` ends the boot: the access faults; the others report
-/// and let the boot go on).
+/// and let the boot go on). The `nmr-*` ones each provoke one NMR verifier rule with a fake
+/// provider and client the guest plays (they report and let the boot go on);
+/// `nmr-refuse-provider` makes the driver's NmrRegisterProvider fail (out of resources), so the
+/// boot shows how DriverEntry fails.
 pub const SELFTESTS: &[&str] = &[
     "ud",
     "de",
@@ -38,6 +42,10 @@ pub const SELFTESTS: &[&str] = &[
     "ndk-parent-close",
     "ndk-irql",
     "ndk-leak",
+    "nmr-double-attach",
+    "nmr-detach-double-complete",
+    "nmr-deregister-incomplete",
+    "nmr-refuse-provider",
 ];
 
 /// Keys the command line may use.
@@ -46,7 +54,11 @@ pub const KEYS: &[&str] = &[
     "guest.ethernet",
     "guest.ndk",
     "guest.expect",
+    "guest.hostile",
 ];
+
+/// Values of `guest.hostile`.
+pub const HOSTILE_MODES: &[&str] = &["registers"];
 
 /// Values of `guest.expect`.
 pub const EXPECTATIONS: &[&str] = &["pass", "ndk-errors"];
@@ -73,6 +85,8 @@ pub struct GuestPlan<'a> {
     /// `guest.expect=ndk-errors`: NDK suite tests may fail (injected faults); the
     /// contract rules still hold.
     pub ndk_errors_expected: bool,
+    /// `guest.hostile=registers`: random register and doorbell writes instead of a driver.
+    pub hostile_registers: bool,
 }
 
 /// What is wrong with a command line.
@@ -92,6 +106,8 @@ pub enum PlanError<'a> {
     UnknownNdkMode(&'a str),
     /// `guest.expect=` names no known outcome.
     UnknownExpectation(&'a str),
+    /// `guest.hostile=` names no known mode.
+    UnknownHostileMode(&'a str),
 }
 
 /// Writes `items` as `a, b, c`.
@@ -143,6 +159,11 @@ impl fmt::Display for PlanError<'_> {
                 "unknown guest.expect outcome {m:?} (known: {})",
                 List(EXPECTATIONS)
             ),
+            PlanError::UnknownHostileMode(m) => write!(
+                f,
+                "unknown guest.hostile mode {m:?} (known: {})",
+                List(HOSTILE_MODES)
+            ),
         }
     }
 }
@@ -178,6 +199,12 @@ pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
                     return Err(PlanError::UnknownExpectation(value));
                 }
                 plan.ndk_errors_expected = value == "ndk-errors";
+            }
+            "guest.hostile" => {
+                if !HOSTILE_MODES.contains(&value) {
+                    return Err(PlanError::UnknownHostileMode(value));
+                }
+                plan.hostile_registers = true;
             }
             _ => {
                 if !SELFTESTS.contains(&value) {
@@ -282,6 +309,11 @@ mod tests {
         let plan = parse("guest.ndk=suite guest.expect=ndk-errors").unwrap();
         assert!(plan.ndk_suite && plan.ndk_errors_expected);
         assert!(!parse("guest.expect=pass").unwrap().ndk_errors_expected);
+        assert!(parse("guest.hostile=registers").unwrap().hostile_registers);
+        assert_eq!(
+            parse("guest.hostile=all").unwrap_err(),
+            PlanError::UnknownHostileMode("all")
+        );
         let e = parse("guest.expect=fail").unwrap_err();
         assert_eq!(e, PlanError::UnknownExpectation("fail"));
         assert!(e.to_string().contains("ndk-errors"), "{e}");

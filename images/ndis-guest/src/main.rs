@@ -24,6 +24,7 @@ extern crate alloc;
 mod boot;
 mod cpu;
 mod heap;
+mod hostile;
 mod interrupts;
 mod loader;
 mod ndis;
@@ -55,7 +56,7 @@ extern "C" {
     static __kernel_end: u8;
 }
 
-fn fail(reason: &str, status: u32) -> ! {
+pub(crate) fn fail(reason: &str, status: u32) -> ! {
     println!("verdict: FAIL ({reason})");
     cpu::exit(status)
 }
@@ -158,6 +159,9 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
         .take(ndis::MAX_ADAPTERS)
         .map(|&bdf| probe_rnic(bdf))
         .collect();
+    if plan.hostile_registers {
+        hostile::run(&devices);
+    }
     // The driver: the one module whose name ends in ".sys" (or a lone unnamed PE image, as
     // some monitors pass no module names).
     let modules: alloc::vec::Vec<_> = si.modules().collect();
@@ -268,6 +272,17 @@ fn selftest(what: &str) {
             Err(e) => {
                 println!("guest: selftest {rule}: {e}");
                 fail("NDK verifier self test", STATUS_VIOLATION);
+            }
+        },
+        "nmr-refuse-provider" => {
+            ndis::nmr::refuse_next_provider();
+            println!("guest: selftest nmr-refuse-provider: the next NmrRegisterProvider fails with STATUS_INSUFFICIENT_RESOURCES");
+        }
+        rule if rule.starts_with("nmr-") => match ndis::nmr::selftest(rule) {
+            Ok(caught) => println!("guest: selftest {rule}: the verifier caught it: {caught}"),
+            Err(e) => {
+                println!("guest: selftest {rule}: {e}");
+                fail("NMR verifier self test", STATUS_VIOLATION);
             }
         },
         // The plan accepts only the names of guest_core::plan::SELFTESTS.

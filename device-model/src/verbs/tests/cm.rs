@@ -6,6 +6,11 @@
 use super::*;
 use crate::roce;
 
+/// The CM's wait for a reply (contract `cm::timing`).
+fn response_timeout() -> Duration {
+    Duration::from_micros(rnic_contract::cm::timing::CM_RESPONSE_TIMEOUT_US)
+}
+
 // Opcodes (§3.5) and event codes (§4.2), copied from the spec.
 const CM_LISTEN: u8 = 0x30;
 const CM_UNLISTEN: u8 = 0x31;
@@ -449,7 +454,7 @@ fn a_disconnect_is_seen_by_the_peer_exactly_once() {
     );
     assert_eq!(p.b.qp_state(qb.0.qpn), QpState::Err as u8);
     assert!(p.a.cm_events().is_empty(), "no DREP yet");
-    p.tick(Duration::from_millis(140));
+    p.tick(response_timeout() + Duration::from_millis(6));
     assert_eq!(p.a.cm_events(), vec![(EV_DISCONNECTED, ca, 0)]);
     assert!(
         p.b.cm_events().is_empty(),
@@ -486,7 +491,7 @@ fn a_lost_req_is_retransmitted() {
     });
     assert_eq!(reqs, 1);
     assert!(p.b.cm_events().is_empty());
-    p.tick(Duration::from_millis(100));
+    p.tick(response_timeout() - Duration::from_millis(34));
     assert!(p.b.cm_events().is_empty(), "not yet due");
     p.tick(Duration::from_millis(40));
     let [(EV_REQUEST, cb, _)] = p.b.cm_events()[..] else {
@@ -512,7 +517,7 @@ fn a_peer_that_never_answers_times_the_connection_out() {
     });
     let mut rejs = 0;
     for _ in 0..10 {
-        p.a.advance(Duration::from_millis(135));
+        p.a.advance(response_timeout() + Duration::from_millis(1));
         for f in p.a.env.frames.drain(..) {
             reqs += usize::from(attribute_of(&f) == Some(0x10));
             rejs += usize::from(attribute_of(&f) == Some(0x12));
@@ -904,7 +909,7 @@ fn a_lost_rtu_is_replaced_by_the_first_rc_packet() {
     assert_eq!(p.b.read_mem(dst, 10), b"data first");
     assert_eq!(p.b.poll_cq(&mut cqb)[0].status, 0);
     // REP is no longer retransmitted.
-    p.tick(Duration::from_millis(500));
+    p.tick(response_timeout() * 4);
     assert_eq!(p.b.v.stats().cm.retransmissions, 0);
 }
 

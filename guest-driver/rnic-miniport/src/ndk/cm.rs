@@ -405,6 +405,40 @@ unsafe fn start(
     true
 }
 
+/// Keeps the consumer's private data for the command (the limits were checked).
+///
+/// # Safety
+/// `c` is live; `pdata` holds `len` <= 196 bytes (or is null).
+unsafe fn take_private_data(c: *mut Connector, pdata: *const c_void, len: u32) {
+    // SAFETY: guaranteed by the caller (`out_data` holds 196 bytes).
+    unsafe {
+        (*c).out_len = len as u8;
+        if len != 0 && !pdata.is_null() {
+            core::ptr::copy_nonoverlapping(
+                pdata.cast::<u8>(),
+                (*c).out_data.as_mut_ptr(),
+                len as usize,
+            );
+        }
+    }
+}
+
+/// Defers the started request's work item: `STATUS_PENDING`, or
+/// `STATUS_INSUFFICIENT_RESOURCES` with the request dropped.
+///
+/// # Safety
+/// `c` is live with a request just started.
+unsafe fn launch(c: *mut Connector, worker: ndk::JobFn) -> NTSTATUS {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        if !ndk::defer((*c).a, worker, c.cast()) {
+            (*c).request = Request::None;
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+    }
+    STATUS_PENDING
+}
+
 /// NdkConnect. IRQL: <= DISPATCH_LEVEL. Private data up to 56 bytes (else
 /// `STATUS_INVALID_PARAMETER`), an IPv4 or IPv6 destination and an optional source of the
 /// same family (else `STATUS_INVALID_ADDRESS`; no source: the port's address and a port the
@@ -460,20 +494,9 @@ unsafe extern "win64" fn connect(
         (*c).local = local;
         (*c).remote = remote;
         (*c).limits = (inbound, outbound);
-        (*c).out_len = pdata_len as u8;
-        if pdata_len != 0 && !pdata.is_null() {
-            core::ptr::copy_nonoverlapping(
-                pdata.cast::<u8>(),
-                (*c).out_data.as_mut_ptr(),
-                pdata_len as usize,
-            );
-        }
-        if !ndk::defer((*c).a, connect_worker, c.cast()) {
-            (*c).request = Request::None;
-            return STATUS_INSUFFICIENT_RESOURCES;
-        }
+        take_private_data(c, pdata, pdata_len);
+        launch(c, connect_worker)
     }
-    STATUS_PENDING
 }
 
 /// Work item of [`connect`] (PASSIVE_LEVEL).
@@ -607,20 +630,9 @@ unsafe extern "win64" fn accept(
         (*c).limits = (inbound, outbound);
         (*c).disconnect_event = disconnect_event;
         (*c).disconnect_context = disconnect_context;
-        (*c).out_len = pdata_len as u8;
-        if pdata_len != 0 && !pdata.is_null() {
-            core::ptr::copy_nonoverlapping(
-                pdata.cast::<u8>(),
-                (*c).out_data.as_mut_ptr(),
-                pdata_len as usize,
-            );
-        }
-        if !ndk::defer((*c).a, accept_worker, c.cast()) {
-            (*c).request = Request::None;
-            return STATUS_INSUFFICIENT_RESOURCES;
-        }
+        take_private_data(c, pdata, pdata_len);
+        launch(c, accept_worker)
     }
-    STATUS_PENDING
 }
 
 /// Gives a connected QP (RTR or RTS) a finite RNR retry count and a longer RNR timer
@@ -688,14 +700,7 @@ unsafe extern "win64" fn reject(
         if (*c).conn.load(Ordering::Acquire) == 0 {
             return STATUS_CONNECTION_INVALID;
         }
-        (*c).out_len = pdata_len as u8;
-        if pdata_len != 0 && !pdata.is_null() {
-            core::ptr::copy_nonoverlapping(
-                pdata.cast::<u8>(),
-                (*c).out_data.as_mut_ptr(),
-                pdata_len as usize,
-            );
-        }
+        take_private_data(c, pdata, pdata_len);
         if !ndk::defer((*c).a, reject_worker, c.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -772,23 +777,33 @@ unsafe extern "win64" fn get_connection_data(
     STATUS_SUCCESS
 }
 
+/// The connector's local (`peer` false) or remote endpoint as a socket address;
+/// `STATUS_CONNECTION_INVALID` before it is known.
+///
+/// # Safety
+/// `c` is null or a live connector; `out`/`len` as for [`write_address`].
+unsafe fn endpoint(c: *mut Connector, peer: bool, out: *mut SOCKADDR, len: *mut u32) -> NTSTATUS {
+    if c.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let e = if peer { (*c).remote } else { (*c).local };
+        if e.family == 0 {
+            return STATUS_CONNECTION_INVALID;
+        }
+        write_address(&e, out, len)
+    }
+}
+
 /// NdkGetLocalAddress (connector). IRQL: <= DISPATCH_LEVEL.
 unsafe extern "win64" fn get_local_address(
     connector: *mut NDK_CONNECTOR,
     out: *mut SOCKADDR,
     len: *mut u32,
 ) -> NTSTATUS {
-    let c = connector.cast::<Connector>();
-    if c.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
     // SAFETY: the consumer passes its live connector and a buffer of `*len` bytes.
-    unsafe {
-        if (*c).local.family == 0 {
-            return STATUS_CONNECTION_INVALID;
-        }
-        write_address(&(*c).local, out, len)
-    }
+    unsafe { endpoint(connector.cast(), false, out, len) }
 }
 
 /// NdkGetPeerAddress. IRQL: <= DISPATCH_LEVEL.
@@ -797,17 +812,8 @@ unsafe extern "win64" fn get_peer_address(
     out: *mut SOCKADDR,
     len: *mut u32,
 ) -> NTSTATUS {
-    let c = connector.cast::<Connector>();
-    if c.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
     // SAFETY: as in `get_local_address`.
-    unsafe {
-        if (*c).remote.family == 0 {
-            return STATUS_CONNECTION_INVALID;
-        }
-        write_address(&(*c).remote, out, len)
-    }
+    unsafe { endpoint(connector.cast(), true, out, len) }
 }
 
 /// NdkDisconnect. IRQL: <= DISPATCH_LEVEL. Pends until the disconnect finished (DREP, or the

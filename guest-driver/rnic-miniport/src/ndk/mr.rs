@@ -196,20 +196,43 @@ unsafe extern "win64" fn register(
         {
             return STATUS_INVALID_PARAMETER;
         }
+        begin(mr, IDLE, register_worker, completion, context, |mr| {
+            (*mr).mdl = mdl;
+            (*mr).length = length;
+            (*mr).access = access;
+        })
+    }
+}
+
+/// Starts a request of the MR: moves it from `from` to BUSY (else
+/// `STATUS_INVALID_DEVICE_STATE`), lets `prepare` record the request's arguments, and defers
+/// `worker`; `STATUS_PENDING`, or `STATUS_INSUFFICIENT_RESOURCES` with the state restored.
+///
+/// # Safety
+/// `mr` is a live MR of this provider.
+unsafe fn begin(
+    mr: *mut Mr,
+    from: u32,
+    worker: ndk::JobFn,
+    completion: Option<NDK_FN_REQUEST_COMPLETION>,
+    context: *mut c_void,
+    prepare: impl FnOnce(*mut Mr),
+) -> NTSTATUS {
+    // SAFETY: guaranteed by the caller; only the winner of the state change writes the
+    // request fields.
+    unsafe {
         if (*mr)
             .state
-            .compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(from, BUSY, Ordering::AcqRel, Ordering::Acquire)
             .is_err()
         {
             return STATUS_INVALID_DEVICE_STATE;
         }
-        (*mr).mdl = mdl;
-        (*mr).length = length;
-        (*mr).access = access;
+        prepare(mr);
         (*mr).completion = completion;
         (*mr).context = context;
-        if !ndk::defer(a, register_worker, mr.cast()) {
-            (*mr).state.store(IDLE, Ordering::Release);
+        if !ndk::defer((*mr).a, worker, mr.cast()) {
+            (*mr).state.store(from, Ordering::Release);
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }
@@ -333,21 +356,15 @@ unsafe extern "win64" fn deregister(
     }
     // SAFETY: the consumer passes its live MR.
     unsafe {
-        if (*mr)
-            .state
-            .compare_exchange(REGISTERED, BUSY, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return STATUS_INVALID_DEVICE_STATE;
-        }
-        (*mr).completion = completion;
-        (*mr).context = context;
-        if !ndk::defer((*mr).a, deregister_worker, mr.cast()) {
-            (*mr).state.store(REGISTERED, Ordering::Release);
-            return STATUS_INSUFFICIENT_RESOURCES;
-        }
+        begin(
+            mr,
+            REGISTERED,
+            deregister_worker,
+            completion,
+            context,
+            |_| {},
+        )
     }
-    STATUS_PENDING
 }
 
 /// Sends `DEREG_MR` for the MR's key and frees its page list (PASSIVE_LEVEL); the NTSTATUS.
@@ -406,22 +423,10 @@ unsafe extern "win64" fn initialize_fast_register(
         {
             return STATUS_INVALID_PARAMETER;
         }
-        if (*mr)
-            .state
-            .compare_exchange(IDLE, BUSY, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return STATUS_INVALID_DEVICE_STATE;
-        }
-        (*mr).fr_pages = pages;
-        (*mr).completion = completion;
-        (*mr).context = context;
-        if !ndk::defer((*mr).a, fast_register_worker, mr.cast()) {
-            (*mr).state.store(IDLE, Ordering::Release);
-            return STATUS_INSUFFICIENT_RESOURCES;
-        }
+        begin(mr, IDLE, fast_register_worker, completion, context, |mr| {
+            (*mr).fr_pages = pages;
+        })
     }
-    STATUS_PENDING
 }
 
 /// Work item of [`initialize_fast_register`] (PASSIVE_LEVEL).

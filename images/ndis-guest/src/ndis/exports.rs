@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 34] {
+fn rows() -> [Export; 38] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -65,6 +65,11 @@ fn rows() -> [Export; 34] {
             NdisFreeIoWorkItem = super::workitem::NdisFreeIoWorkItem;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
+        "netio.sys":
+            NmrRegisterProvider = super::nmr::NmrRegisterProvider,
+            NmrDeregisterProvider = super::nmr::NmrDeregisterProvider,
+            NmrWaitForProviderDeregisterComplete = super::nmr::NmrWaitForProviderDeregisterComplete,
+            NmrProviderDetachClientComplete = super::nmr::NmrProviderDetachClientComplete;
     }
 }
 
@@ -86,6 +91,7 @@ pub fn check_covers_abi() -> Result<(), (&'static str, &'static str)> {
     match table
         .first_missing(ndis_abi::SKELETON_IMPORTS)
         .or_else(|| table.first_missing(ndis_abi::NDK_PROVIDER_IMPORTS))
+        .or_else(|| table.first_missing(ndis_abi::NMR_PROVIDER_IMPORTS))
     {
         Some(missing) => Err(missing),
         None => Ok(()),

@@ -9,6 +9,7 @@ pub mod exports;
 pub mod interrupt;
 pub mod ndk;
 pub mod netbuf;
+pub mod nmr;
 pub mod oid;
 pub mod selftest;
 pub mod send;
@@ -282,10 +283,11 @@ fn drive_pause_restart(
         if round == 1 {
             let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
             let bench = NDK_BENCH.load(core::sync::atomic::Ordering::Relaxed);
-            for &(i, _) in adapters {
+            for &(i, ctx) in adapters {
                 run_oid_matrix(chars, i);
                 if i == 0 {
                     run_sends(chars, i);
+                    nmr::host_client(chars, ctx);
                 }
             }
             ndk::host(chars, adapters, (suite, bench));
@@ -589,6 +591,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         None => violation(String::from("no UnloadHandler")),
     }
     interrupt::run_pending_dpcs();
+    nmr::unload_returned();
     {
         let mut s = STATE.lock();
         s.phase = Phase::Unloaded;
@@ -633,6 +636,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         *netbuf::NETBUF.lock() = netbuf::NetBufState::new();
         workitem::reset();
         ndk::reset();
+        nmr::reset();
         core::mem::take(&mut s.violations)
     };
     // Failed initializations first (they are the cause); moved in before the heap count so

@@ -13,7 +13,6 @@ use alloc::format;
 use alloc::vec;
 use alloc::vec::Vec;
 use core::ffi::c_void;
-use core::ptr::null_mut;
 use core::sync::atomic::Ordering;
 
 use guest_core::ndk::{ObjectKind, Outcome};
@@ -30,6 +29,8 @@ const BASE_PORT: u16 = 5000;
 pub const LOOPBACK_PORT: u16 = BASE_PORT + 30;
 /// How long the suite waits for a connect event or a completion in a CQ.
 const EVENT_WAIT_MS: u64 = 5_000;
+/// How long a send with no receive posted at the peer is watched before a receive is posted.
+const RNR_WAIT_MS: u64 = 300;
 /// The read limits the suite asks for.
 const READ_LIMIT: u32 = 1;
 
@@ -160,7 +161,18 @@ impl Suite {
         port: u16,
         c: &mut Cleanup,
     ) -> Result<(*mut NDK_LISTENER, &'static Watch, SOCKADDR_IN), Outcome> {
-        let (a, d) = self.side(true);
+        self.listen_on(true, port, c)
+    }
+
+    /// A listener on 0.0.0.0:`port` on the passive side's adapter (`passive`) or the active
+    /// one, with its connect-event watch; the address it reports.
+    fn listen_on(
+        &self,
+        passive: bool,
+        port: u16,
+        c: &mut Cleanup,
+    ) -> Result<(*mut NDK_LISTENER, &'static Watch, SOCKADDR_IN), Outcome> {
+        let (a, d) = self.side(passive);
         let f = match d.NdkCreateListener {
             Some(f) => f,
             None => return fail("the dispatch table has no NdkCreateListener"),
@@ -231,12 +243,51 @@ impl Suite {
         Ok((cq.cq, qp))
     }
 
+    /// Starts NdkConnect of `conn` (with `qp`) to `dest`, carrying `private`, from the active
+    /// adapter's address (learnt from a listener on port 0 there, closed with the test), as
+    /// NDK consumers give the source address.
+    fn start_connect(
+        &self,
+        conn: *mut NDK_CONNECTOR,
+        qp: *mut NDK_QP,
+        dest: &SOCKADDR_IN,
+        private: &'static [u8],
+        c: &mut Cleanup,
+    ) -> Result<verifier::Started, Outcome> {
+        let Some(connect) = connector_dispatch(conn).NdkConnect else {
+            return fail("the connector dispatch table lacks NdkConnect");
+        };
+        let (_, _, local) = self.listen_on(false, 0, c)?;
+        let src = sockaddr(local.sin_addr, 0);
+        let dest = *dest;
+        Ok(verifier::start("NdkConnect", DISPATCH_LEVEL, |ctx| {
+            // SAFETY: the provider's function with its connector and QP, live addresses and
+            // private data the provider copies before the call completes.
+            unsafe {
+                connect(
+                    conn,
+                    qp,
+                    sa(&src),
+                    SA_LEN,
+                    sa(&dest),
+                    SA_LEN,
+                    READ_LIMIT,
+                    READ_LIMIT,
+                    private.as_ptr().cast(),
+                    private.len() as u32,
+                    Some(verifier::on_request),
+                    ctx,
+                )
+            }
+        }))
+    }
+
     /// Connects two QPs through a listener on `port`, with private data `to_b` (in the
     /// connect) and `to_a` (in the accept), each checked where it arrives.
     pub fn connect(
         &self,
         port: u16,
-        to_b: &[u8],
+        to_b: &'static [u8],
         to_a: &[u8],
         c: &mut Cleanup,
     ) -> Result<Connection, Outcome> {
@@ -251,29 +302,10 @@ impl Suite {
         let (_listener, events, addr) = self.listen(port, c)?;
         let conn_a = self.create_connector(c)?;
         let da = connector_dispatch(conn_a);
-        let (Some(connect), Some(complete)) = (da.NdkConnect, da.NdkCompleteConnect) else {
-            return fail("the connector dispatch table lacks NdkConnect or NdkCompleteConnect");
+        let Some(complete) = da.NdkCompleteConnect else {
+            return fail("the connector dispatch table lacks NdkCompleteConnect");
         };
-        let connecting = verifier::start("NdkConnect", DISPATCH_LEVEL, |ctx| {
-            // SAFETY: the provider's function with its connector and QP, a live address and
-            // private data the provider copies before the call completes.
-            unsafe {
-                connect(
-                    conn_a,
-                    qp_a,
-                    null_mut(),
-                    0,
-                    sa(&addr),
-                    SA_LEN,
-                    READ_LIMIT,
-                    READ_LIMIT,
-                    to_b.as_ptr().cast(),
-                    to_b.len() as u32,
-                    Some(verifier::on_request),
-                    ctx,
-                )
-            }
-        });
+        let connecting = self.start_connect(conn_a, qp_a, &addr, to_b, c)?;
         if !interrupt::wait_until(EVENT_WAIT_MS, || {
             events.fired.load(Ordering::Acquire) > 0 || connecting.is_done()
         }) || events.fired.load(Ordering::Acquire) == 0
@@ -413,11 +445,33 @@ impl Suite {
 
     /// Takes results from `cq` until `n` arrived or [`EVENT_WAIT_MS`] passed.
     pub(super) fn results(&self, cq: *mut NDK_CQ, n: usize) -> Result<Vec<NDK_RESULT>, Outcome> {
+        self.results_within(cq, n, EVENT_WAIT_MS)
+    }
+
+    /// Takes results from `cq` until `n` arrived or `ms` passed.
+    fn results_within(
+        &self,
+        cq: *mut NDK_CQ,
+        n: usize,
+        ms: u64,
+    ) -> Result<Vec<NDK_RESULT>, Outcome> {
+        let out = self.take(cq, n, ms)?;
+        if out.len() < n {
+            return fail(format!(
+                "{} of {n} completions arrived within {ms} ms",
+                out.len()
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Takes what results arrive in `cq` until `n` did or `ms` passed (possibly fewer).
+    fn take(&self, cq: *mut NDK_CQ, n: usize, ms: u64) -> Result<Vec<NDK_RESULT>, Outcome> {
         let Some(get) = cq_dispatch(cq).NdkGetCqResults else {
             return fail("the CQ dispatch table lacks NdkGetCqResults");
         };
         let mut out = Vec::new();
-        interrupt::wait_until(EVENT_WAIT_MS, || {
+        interrupt::wait_until(ms, || {
             // SAFETY: all-zero is a valid NDK_RESULT (integers and raw pointers).
             let mut batch: [NDK_RESULT; 8] = unsafe { core::mem::zeroed() };
             // SAFETY: the provider's function with a live array of 8 results.
@@ -427,12 +481,6 @@ impl Suite {
             out.extend_from_slice(&batch[..(got as usize).min(batch.len())]);
             out.len() >= n
         });
-        if out.len() < n {
-            return fail(format!(
-                "{} of {n} completions arrived within {EVENT_WAIT_MS} ms",
-                out.len()
-            ));
-        }
         Ok(out)
     }
 
@@ -566,41 +614,22 @@ impl Suite {
         self.with_connection(port, |_, _, _| Ok(()))
     }
 
-    /// A connect to a port nobody listens on fails (and completes exactly once).
+    /// A connect to a port nobody listens on is refused (STATUS_CONNECTION_REFUSED: the peer's
+    /// REJ for an unknown service) and completes exactly once.
     pub fn connect_without_listener(&mut self) -> TestResult {
         let mut c = Cleanup::default();
         let r = (|| {
-            // The listener only learns the adapter's address; it listens on another port.
+            // The listener only learns the passive adapter's address; it listens on another
+            // port.
             let (_, _, addr) = self.listen(BASE_PORT + 3, &mut c)?;
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
             let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
-            let Some(connect) = connector_dispatch(conn).NdkConnect else {
-                return fail("the connector dispatch table lacks NdkConnect");
-            };
             let nobody = sockaddr(addr.sin_addr, BASE_PORT + 4);
-            let o = verifier::call("NdkConnect", DISPATCH_LEVEL, |ctx| {
-                // SAFETY: the provider's function with its connector and QP.
-                unsafe {
-                    connect(
-                        conn,
-                        qp,
-                        null_mut(),
-                        0,
-                        sa(&nobody),
-                        SA_LEN,
-                        READ_LIMIT,
-                        READ_LIMIT,
-                        null_mut(),
-                        0,
-                        Some(verifier::on_request),
-                        ctx,
-                    )
-                }
-            });
-            if o.status == STATUS_SUCCESS || o.status == STATUS_IO_TIMEOUT {
+            let o = self.start_connect(conn, qp, &nobody, b"", &mut c)?.wait();
+            if o.status != STATUS_CONNECTION_REFUSED {
                 return fail(format!(
-                    "NdkConnect to a port without a listener completed with {:#010x}; a refusal expected",
+                    "NdkConnect to a port without a listener completed with {:#010x}; STATUS_CONNECTION_REFUSED expected",
                     o.status
                 ));
             }
@@ -762,13 +791,33 @@ impl Suite {
         })
     }
 
-    /// sendnoreceive: a send with no receive posted at the peer fails (receiver not ready).
+    /// sendnoreceive: a send with no receive posted at the peer does not succeed: the peer
+    /// answers receiver-not-ready, so the send either fails once its RNR retries run out or,
+    /// with infinite RNR retry (what the device's connections use), waits; then a receive
+    /// posted late takes it, intact.
     pub fn send_without_receive(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 15, |s, conn, c| {
-            let a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let mut a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            a.buf.fill(0x77);
             s.post_send(conn.a.qp, &Self::at(&a, 0, 64), 0, 0x800)?;
-            if s.one(conn.a.cq)?.Status == STATUS_SUCCESS {
-                return fail("a SEND with no receive posted at the peer completed successfully");
+            if let Some(r) = s.take(conn.a.cq, 1, RNR_WAIT_MS)?.first() {
+                if r.Status == STATUS_SUCCESS {
+                    return fail(
+                        "a SEND with no receive posted at the peer completed successfully",
+                    );
+                }
+                return Ok(());
+            }
+            s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0x801)?;
+            let (rb, ra) = (s.one(conn.b.cq)?, s.one(conn.a.cq)?);
+            if rb.Status != STATUS_SUCCESS || ra.Status != STATUS_SUCCESS || b.buf.bytes() != a.buf.bytes() {
+                return fail(format!(
+                    "the SEND waiting for a receive: receive {:#010x}, send {:#010x}, payload intact {} once the receive was posted",
+                    rb.Status,
+                    ra.Status,
+                    b.buf.bytes() == a.buf.bytes()
+                ));
             }
             Ok(())
         })
@@ -808,13 +857,15 @@ impl Suite {
         Ok(n)
     }
 
-    /// SendAndInvalidate: the receiver's GetCqResultsEx reports the invalidated token.
+    /// SendAndInvalidate of a fast-registered MR's token: the receiver's GetCqResultsEx
+    /// reports the invalidated token.
     pub fn send_and_invalidate(&mut self) -> TestResult {
+        self.needs_fast_register()?;
         self.with_connection(BASE_PORT + 17, |s, conn, c| {
             let a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
-            let target = s.registered(conn.pd_b, (4096, 0), NDK_MR_FLAG_ALLOW_REMOTE_WRITE, c)?;
-            let rt = target.remote;
+            // Remote invalidation applies to fast-registered MRs (as in InfiniBand).
+            let (_, rt, _, _target) = s.fast_registered(conn, c)?;
             s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0xA00)?;
             let Some(f) = qp_dispatch(conn.a.qp).NdkSendAndInvalidate else {
                 return fail("the QP dispatch table lacks NdkSendAndInvalidate");
@@ -956,28 +1007,7 @@ impl Suite {
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
             let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
-            let Some(connect) = connector_dispatch(conn).NdkConnect else {
-                return fail("the connector dispatch table lacks NdkConnect");
-            };
-            let connecting = verifier::start("NdkConnect", DISPATCH_LEVEL, |ctx| {
-                // SAFETY: the provider's function with its connector and QP.
-                unsafe {
-                    connect(
-                        conn,
-                        qp,
-                        null_mut(),
-                        0,
-                        sa(&addr),
-                        SA_LEN,
-                        READ_LIMIT,
-                        READ_LIMIT,
-                        b"knock".as_ptr().cast(),
-                        5,
-                        Some(verifier::on_request),
-                        ctx,
-                    )
-                }
-            });
+            let connecting = self.start_connect(conn, qp, &addr, b"knock", &mut c)?;
             interrupt::wait_until(EVENT_WAIT_MS, || events.fired.load(Ordering::Acquire) > 0);
             if events.fired.load(Ordering::Acquire) == 0 {
                 let _ = connecting.wait();
@@ -1015,28 +1045,9 @@ impl Suite {
     pub fn dual_connect(&mut self) -> TestResult {
         self.with_connection(BASE_PORT + 21, |s, conn, c| {
             let (_, _, addr) = s.listen(BASE_PORT + 22, c)?;
-            let Some(connect) = connector_dispatch(conn.a.conn).NdkConnect else {
-                return fail("the connector dispatch table lacks NdkConnect");
-            };
-            let o = verifier::call("NdkConnect", DISPATCH_LEVEL, |ctx| {
-                // SAFETY: the provider's function with its (connected) connector and QP.
-                unsafe {
-                    connect(
-                        conn.a.conn,
-                        conn.a.qp,
-                        null_mut(),
-                        0,
-                        sa(&addr),
-                        SA_LEN,
-                        READ_LIMIT,
-                        READ_LIMIT,
-                        null_mut(),
-                        0,
-                        Some(verifier::on_request),
-                        ctx,
-                    )
-                }
-            });
+            let o = s
+                .start_connect(conn.a.conn, conn.a.qp, &addr, b"", c)?
+                .wait();
             if o.status == STATUS_SUCCESS {
                 return fail("a second NdkConnect on a connected connector succeeded");
             }
@@ -1052,47 +1063,14 @@ impl Suite {
     /// them from the active side with the new remote token, invalidate the MR, and a second
     /// WRITE fails with STATUS_ACCESS_VIOLATION.
     pub fn fast_register_write_invalidate(&mut self) -> TestResult {
-        let pages = self.info()?.FRMRPageCount;
-        if pages < 4 {
-            return skip(format!("the adapter reports FRMRPageCount {pages} (< 4)"));
-        }
+        self.needs_fast_register()?;
         self.with_connection(BASE_PORT + 23, |s, conn, c| {
-            let size = 4 * 4096usize;
             let mut src = s.registered(conn.pd_a, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             src.buf.fill(0x3C);
-            let target = buffer(size, 0)?;
-            let mr = c.add(s.create_mr(conn.pd_b, true)?, ObjectKind::Mr);
-            let d = Self::mr_dispatch(mr);
-            let (Some(init), Some(remote)) = (d.NdkInitializeFastRegisterMr, d.NdkGetRemoteTokenFromMr) else {
-                return fail("the MR dispatch table lacks NdkInitializeFastRegisterMr or NdkGetRemoteTokenFromMr");
+            let (mr, token, base, target) = s.fast_registered(conn, c)?;
+            let Some(invalidate) = qp_dispatch(conn.b.qp).NdkInvalidate else {
+                return fail("the QP dispatch table lacks NdkInvalidate");
             };
-            let st = verifier::call("NdkInitializeFastRegisterMr", DISPATCH_LEVEL, |ctx| {
-                // SAFETY: the provider's function with its fast-register MR.
-                unsafe { init(mr, 4, 1, Some(verifier::on_request), ctx) }
-            })
-            .status;
-            expect_success("NdkInitializeFastRegisterMr", st)?;
-            let qd = qp_dispatch(conn.b.qp);
-            let (Some(fast), Some(invalidate)) = (qd.NdkFastRegister, qd.NdkInvalidate) else {
-                return fail("the QP dispatch table lacks NdkFastRegister or NdkInvalidate");
-            };
-            // Identity-mapped guest memory: the adapter's logical address is the physical one.
-            let page_array: Vec<NDK_LOGICAL_ADDRESS> = (0..4u64)
-                .map(|i| (target.addr() + i * 4096) as NDK_LOGICAL_ADDRESS)
-                .collect();
-            let base = super::memory::alias_of(target.addr());
-            let flags = NDK_OP_FLAG_ALLOW_REMOTE_WRITE | NDK_OP_FLAG_ALLOW_LOCAL_WRITE;
-            // SAFETY: the provider's post function with its QP and MR and a live page array.
-            let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
-                fast(conn.b.qp, 0xD00 as *mut c_void, mr, 4, page_array.as_ptr(), 0, size, base as *mut c_void, flags)
-            });
-            expect_success("NdkFastRegister", st)?;
-            let r = s.one(conn.b.cq)?;
-            if r.Status != STATUS_SUCCESS {
-                return fail(format!("the fast-register completed with {:#010x}", r.Status));
-            }
-            // SAFETY: the provider's getter with its registered MR.
-            let token = verifier::sync(DISPATCH_LEVEL, || unsafe { remote(mr) });
             let sge = Self::at(&src, 0, 4096);
             s.post_rdma(conn.a.qp, false, &sge, base + 4096, token)?;
             let w = s.one(conn.a.cq)?;
@@ -1122,6 +1100,78 @@ impl Suite {
             }
             Ok(())
         })
+    }
+}
+
+/// Fast registration on the passive side.
+impl Suite {
+    /// Skips unless the adapter fast-registers at least 4 pages.
+    fn needs_fast_register(&self) -> TestResult {
+        let pages = self.info()?.FRMRPageCount;
+        if pages < 4 {
+            return skip(format!("the adapter reports FRMRPageCount {pages} (< 4)"));
+        }
+        Ok(())
+    }
+
+    /// A fast-register MR on the passive side, initialized for 4 pages and fast-registered
+    /// through the passive QP over a fresh 16 KiB buffer with remote-write access; returns the
+    /// MR, its remote token, the base address peers write to, and the buffer.
+    fn fast_registered(
+        &self,
+        conn: &Connection,
+        c: &mut Cleanup,
+    ) -> Result<(*mut NDK_MR, u32, u64, Buffer), Outcome> {
+        let size = 4 * 4096usize;
+        let target = buffer(size, 0)?;
+        let mr = c.add(self.create_mr(conn.pd_b, true)?, ObjectKind::Mr);
+        let d = Self::mr_dispatch(mr);
+        let (Some(init), Some(remote)) = (d.NdkInitializeFastRegisterMr, d.NdkGetRemoteTokenFromMr)
+        else {
+            return fail(
+                "the MR dispatch table lacks NdkInitializeFastRegisterMr or NdkGetRemoteTokenFromMr",
+            );
+        };
+        let st = verifier::call("NdkInitializeFastRegisterMr", DISPATCH_LEVEL, |ctx| {
+            // SAFETY: the provider's function with its fast-register MR.
+            unsafe { init(mr, 4, 1, Some(verifier::on_request), ctx) }
+        })
+        .status;
+        expect_success("NdkInitializeFastRegisterMr", st)?;
+        let Some(fast) = qp_dispatch(conn.b.qp).NdkFastRegister else {
+            return fail("the QP dispatch table lacks NdkFastRegister");
+        };
+        // Identity-mapped guest memory: the adapter's logical address is the physical one.
+        let page_array: Vec<NDK_LOGICAL_ADDRESS> = (0..4u64)
+            .map(|i| (target.addr() + i * 4096) as NDK_LOGICAL_ADDRESS)
+            .collect();
+        let base = super::memory::alias_of(target.addr());
+        let flags = NDK_OP_FLAG_ALLOW_REMOTE_WRITE | NDK_OP_FLAG_ALLOW_LOCAL_WRITE;
+        // SAFETY: the provider's post function with its QP and MR and a live page array.
+        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
+            fast(
+                conn.b.qp,
+                0xD00 as *mut c_void,
+                mr,
+                4,
+                page_array.as_ptr(),
+                0,
+                size,
+                base as *mut c_void,
+                flags,
+            )
+        });
+        expect_success("NdkFastRegister", st)?;
+        let r = self.one(conn.b.cq)?;
+        if r.Status != STATUS_SUCCESS {
+            return fail(format!(
+                "the fast-register completed with {:#010x}",
+                r.Status
+            ));
+        }
+        // SAFETY: the provider's getter with its registered MR.
+        let token = verifier::sync(DISPATCH_LEVEL, || unsafe { remote(mr) });
+        Ok((mr, token, base, target))
     }
 }
 

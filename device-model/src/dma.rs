@@ -14,8 +14,11 @@
 
 use thiserror::Error;
 
+use crate::env::CopyError;
 use crate::fault::FaultAction;
-use vm_memory::{ByteValued, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use vm_memory::{
+    ByteValued, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+};
 
 /// Why a device access to guest memory failed.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -173,6 +176,55 @@ impl Dma {
             })
     }
 
+    /// Copies `len` bytes from `src` to `dst` inside guest RAM with one `memmove`
+    /// per memory region crossed (no intermediate buffer). Both ranges pass the
+    /// same checks as [`Dma::read`] and [`Dma::write`] before any byte moves.
+    pub fn copy(&self, src: u64, dst: u64, len: usize) -> Result<(), CopyError> {
+        self.check(src, len).map_err(CopyError::Source)?;
+        self.check(dst, len).map_err(CopyError::Destination)?;
+        // Pieces that stay inside one memory region on both sides (one piece
+        // unless a range crosses a region boundary).
+        let mut pieces = Vec::new();
+        let mut done = 0usize;
+        while done < len {
+            // Both checks above passed, so these additions cannot wrap.
+            let (s, d) = (src + done as u64, dst + done as u64);
+            let step = (len - done)
+                .min(self.region_rest(s).map_err(CopyError::Source)?)
+                .min(self.region_rest(d).map_err(CopyError::Destination)?);
+            pieces.push((s, d, step));
+            done += step;
+        }
+        // Overlapping ranges: when the destination is above the source, the
+        // highest piece moves first so no piece overwrites source bytes not yet
+        // copied (each piece itself is a memmove).
+        if dst > src {
+            pieces.reverse();
+        }
+        for (s, d, step) in pieces {
+            let from = self
+                .mem
+                .get_slice(GuestAddress(s), step)
+                .map_err(|e| CopyError::Source(memory_error(s, step, &e)))?;
+            let to = self
+                .mem
+                .get_slice(GuestAddress(d), step)
+                .map_err(|e| CopyError::Destination(memory_error(d, step, &e)))?;
+            from.copy_to_volatile_slice(to);
+        }
+        Ok(())
+    }
+
+    /// Bytes from `addr` to the end of the guest memory region holding it.
+    fn region_rest(&self, addr: u64) -> Result<usize, DmaError> {
+        let region = self
+            .mem
+            .find_region(GuestAddress(addr))
+            .ok_or(DmaError::OutOfRange { addr, len: 1 })?;
+        let rest = region.start_addr().0 + region.len() - addr;
+        Ok(usize::try_from(rest).unwrap_or(usize::MAX))
+    }
+
     /// Reads a plain-data object (little-endian layout, as on the x86 host).
     pub fn read_obj<T: ByteValued + Default>(&self, addr: u64) -> Result<T, DmaError> {
         let mut v = T::default();
@@ -258,6 +310,14 @@ impl crate::env::DeviceEnv for Dma {
     }
 }
 
+fn memory_error(addr: u64, len: usize, e: &impl std::fmt::Display) -> DmaError {
+    DmaError::Memory {
+        addr,
+        len: len as u64,
+        reason: e.to_string(),
+    }
+}
+
 /// A read with the fault engine's answer at the `DmaRead` site applied: `DmaError`
 /// and `Fatal` fail the access (nothing is read), `Corrupt` flips one byte of what
 /// was read; other answers are ignored.
@@ -278,6 +338,27 @@ pub fn faulted_read(
         a.corrupt_in_place(buf);
     }
     Ok(())
+}
+
+/// A guest-to-guest copy with the fault engine's answers at the `DmaRead` (source)
+/// and `DmaWrite` (destination) sites applied as [`faulted_read`] and
+/// [`faulted_write`] apply them. Without an answer the copy is direct
+/// ([`Dma::copy`]); with one it goes through a buffer so that `Corrupt` flips
+/// exactly what it flips on a read or a write.
+pub fn faulted_copy(
+    dma: &Dma,
+    read_action: Option<FaultAction>,
+    write_action: Option<FaultAction>,
+    src: u64,
+    dst: u64,
+    len: usize,
+) -> Result<(), CopyError> {
+    if read_action.is_none() && write_action.is_none() {
+        return dma.copy(src, dst, len);
+    }
+    let mut buf = vec![0u8; len];
+    faulted_read(dma, read_action, src, &mut buf).map_err(CopyError::Source)?;
+    faulted_write(dma, write_action, dst, &buf).map_err(CopyError::Destination)
 }
 
 /// A write with the fault engine's answer at the `DmaWrite` site applied:
@@ -415,5 +496,75 @@ mod tests {
         );
         faulted_write(&d, None, 0x100, &[1; 4]).unwrap();
         assert_eq!(d.read_u32(0x100).unwrap(), 0x0101_0101);
+    }
+
+    #[test]
+    fn copy_crosses_regions_and_overlaps_like_memmove() {
+        let d = dma();
+        let data: Vec<u8> = (0..64u8).collect();
+        // Source and destination each span the boundary of the first two regions.
+        d.write(0xFFE0, &data).unwrap();
+        d.copy(0xFFE0, 0xFFF0, 64).unwrap();
+        let mut b = [0u8; 64];
+        d.read(0xFFF0, &mut b).unwrap();
+        assert_eq!(b.to_vec(), data, "overlapping copy keeps the source bytes");
+        d.copy(0xFFF0, 0x100, 64).unwrap();
+        d.read(0x100, &mut b).unwrap();
+        assert_eq!(b.to_vec(), data);
+        assert_eq!(d.copy(0x100, 0x200, 0), Ok(()));
+    }
+
+    #[test]
+    fn copy_refuses_before_moving_a_byte() {
+        let mut d = dma();
+        d.write(0x100, &[7; 16]).unwrap();
+        // Destination over the hole between regions, over a BAR, wrapping.
+        assert!(matches!(
+            d.copy(0x100, 0x1FFF8, 16),
+            Err(CopyError::Destination(DmaError::OutOfRange { .. }))
+        ));
+        d.set_excluded(vec![(0x200, 0x10)]);
+        assert!(matches!(
+            d.copy(0x100, 0x1F8, 16),
+            Err(CopyError::Destination(DmaError::DeviceRegion { .. }))
+        ));
+        assert!(matches!(
+            d.copy(0x1F8, 0x100, 16),
+            Err(CopyError::Source(DmaError::DeviceRegion { .. }))
+        ));
+        assert!(matches!(
+            d.copy(u64::MAX - 4, 0x100, 16),
+            Err(CopyError::Source(DmaError::Overflow { .. }))
+        ));
+        let mut b = [0u8; 8];
+        d.read(0x1F8, &mut b).unwrap();
+        assert_eq!(b, [0; 8], "nothing written next to the BAR");
+        d.set_bus_master(false);
+        assert!(matches!(
+            d.copy(0x100, 0x300, 16),
+            Err(CopyError::Source(DmaError::BusMasterDisabled { .. }))
+        ));
+    }
+
+    #[test]
+    fn faulted_copy_applies_the_read_and_write_answers() {
+        let d = dma();
+        d.write(0x100, &[1; 4]).unwrap();
+        let read_error = faulted_copy(&d, Some(FaultAction::DmaError), None, 0x100, 0x200, 4);
+        assert!(matches!(
+            read_error,
+            Err(CopyError::Source(DmaError::Injected { .. }))
+        ));
+        let write_error = faulted_copy(&d, None, Some(FaultAction::Fatal), 0x100, 0x200, 4);
+        assert!(matches!(
+            write_error,
+            Err(CopyError::Destination(DmaError::Injected { .. }))
+        ));
+        assert_eq!(d.read_u32(0x200).unwrap(), 0, "nothing written");
+        let corrupt = Some(FaultAction::Corrupt { offset: 1, mask: 2 });
+        faulted_copy(&d, None, corrupt, 0x100, 0x200, 4).unwrap();
+        assert_eq!(d.read_u32(0x200).unwrap(), u32::from_le_bytes([1, 3, 1, 1]));
+        faulted_copy(&d, None, None, 0x100, 0x300, 4).unwrap();
+        assert_eq!(d.read_u32(0x300).unwrap(), 0x0101_0101);
     }
 }

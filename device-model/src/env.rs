@@ -77,6 +77,16 @@ impl DmaScope {
     }
 }
 
+/// Which side of a guest-to-guest copy ([`DeviceEnv::dma_copy`]) failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CopyError {
+    /// Reading the source failed (range, bus master or a `dma_read` fault); nothing
+    /// was written.
+    Source(DmaError),
+    /// Writing the destination failed (range, bus master or a `dma_write` fault).
+    Destination(DmaError),
+}
+
 /// What every engine of the device needs from the device around it.
 pub trait DeviceEnv {
     /// Reads guest memory for `scope`. The environment applies bus-master, range and
@@ -85,6 +95,28 @@ pub trait DeviceEnv {
     /// Writes guest memory for `scope`. The environment applies bus-master, range and
     /// `dma_write` fault checks.
     fn dma_write(&mut self, scope: DmaScope, addr: u64, data: &[u8]) -> Result<(), DmaError>;
+    /// Copies `len` bytes of guest memory from `src_addr` (read on behalf of `src`,
+    /// through the `dma_read` checks) to `dst_addr` (written on behalf of `dst`,
+    /// through the `dma_write` checks): the loopback data path's one copy. The
+    /// ranges may overlap (the copy behaves as `memmove`).
+    ///
+    /// The default goes through a temporary buffer with [`DeviceEnv::dma_read`]
+    /// and [`DeviceEnv::dma_write`] (two copies, every access visible to recording
+    /// test environments); the device core copies guest to guest directly.
+    fn dma_copy(
+        &mut self,
+        src: DmaScope,
+        src_addr: u64,
+        dst: DmaScope,
+        dst_addr: u64,
+        len: usize,
+    ) -> Result<(), CopyError> {
+        let mut buf = vec![0u8; len];
+        self.dma_read(src, src_addr, &mut buf)
+            .map_err(CopyError::Source)?;
+        self.dma_write(dst, dst_addr, &buf)
+            .map_err(CopyError::Destination)
+    }
     /// Checks, without accessing it, that `[addr, addr+len)` is guest RAM the device
     /// may touch (rings and page lists are validated with this when created).
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError>;

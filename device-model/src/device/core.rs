@@ -4,7 +4,8 @@
 
 use super::state::{FatalState, Link, LinkInput};
 use super::*;
-use crate::env::{DeviceEnv, DmaScope, Owner};
+use crate::dma::faulted_copy;
+use crate::env::{CopyError, DeviceEnv, DmaScope, Owner};
 use crate::fault::{dma_scope, queue_scope, scope_queue};
 
 /// State shared by every engine of the device.
@@ -88,6 +89,52 @@ impl Core {
         self.scoped_access(FaultSite::DmaWrite, scope, addr, data.len(), |dma, act| {
             faulted_write(dma, act, addr, data)
         })
+    }
+
+    /// A guest-to-guest copy: the `DmaRead` site is asked for the source (a failure
+    /// there writes nothing and never asks the `DmaWrite` site), then the
+    /// `DmaWrite` site for the destination; counted as [`Core::scoped_access`]
+    /// counts.
+    pub(crate) fn copy_scoped(
+        &mut self,
+        src: FaultScope,
+        src_addr: u64,
+        dst: FaultScope,
+        dst_addr: u64,
+        len: usize,
+    ) -> Result<(), CopyError> {
+        let refused = |addr| DmaError::Injected {
+            addr,
+            len: len as u64,
+        };
+        if self.fatal.is_fatal() {
+            return Err(CopyError::Source(refused(src_addr)));
+        }
+        let read_action = self.fault(FaultPoint {
+            site: FaultSite::DmaRead,
+            scope: src,
+        });
+        let write_action = match read_action {
+            Some(FaultAction::DmaError | FaultAction::Fatal) => None,
+            _ => self.fault(FaultPoint {
+                site: FaultSite::DmaWrite,
+                scope: dst,
+            }),
+        };
+        self.counters.dma_faults +=
+            u64::from(read_action.is_some()) + u64::from(write_action.is_some());
+        let r = faulted_copy(
+            &self.dma,
+            read_action,
+            write_action,
+            src_addr,
+            dst_addr,
+            len,
+        );
+        if r.is_err() {
+            self.counters.dma_errors += 1;
+        }
+        r
     }
 
     /// Raises a vector through the MSI-X fault hook.
@@ -180,6 +227,16 @@ impl DeviceEnv for Core {
     }
     fn dma_write(&mut self, scope: DmaScope, addr: u64, data: &[u8]) -> Result<(), DmaError> {
         self.write_scoped(dma_scope(scope), addr, data)
+    }
+    fn dma_copy(
+        &mut self,
+        src: DmaScope,
+        src_addr: u64,
+        dst: DmaScope,
+        dst_addr: u64,
+        len: usize,
+    ) -> Result<(), CopyError> {
+        self.copy_scoped(dma_scope(src), src_addr, dma_scope(dst), dst_addr, len)
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.dma.check_range(addr, len)

@@ -503,7 +503,7 @@ fn be64(b: &[u8], at: usize) -> u64 {
     u64::from_be_bytes(x)
 }
 
-fn check_headers(p: &RocePacket, info: &OpcodeInfo) -> Result<(), EncodeError> {
+fn check_headers(p: &RocePacket, info: &OpcodeInfo, payload_len: usize) -> Result<(), EncodeError> {
     let checks = [
         ("DETH", info.deth, p.deth.is_some()),
         ("RETH", info.reth, p.reth.is_some()),
@@ -523,11 +523,11 @@ fn check_headers(p: &RocePacket, info: &OpcodeInfo) -> Result<(), EncodeError> {
             });
         }
     }
-    if !info.payload && !p.payload.is_empty() {
+    if !info.payload && payload_len != 0 {
         return Err(EncodeError::PayloadNotAllowed {
             opcode: p.bth.opcode,
             name: info.name,
-            len: p.payload.len(),
+            len: payload_len,
         });
     }
     for (field, value) in [
@@ -555,10 +555,26 @@ pub const fn pad_len(payload_len: usize) -> usize {
 /// transport version 0; pad bytes (zero); ICRC. Frames shorter than 60 bytes are
 /// zero-padded after the ICRC to the Ethernet minimum.
 pub fn encode(p: &RocePacket) -> Result<Vec<u8>, EncodeError> {
+    let filled = encode_with(p, p.payload.len(), |b| {
+        b.copy_from_slice(&p.payload);
+        Ok::<(), std::convert::Infallible>(())
+    })?;
+    Ok(filled.unwrap_or_else(|never| match never {}))
+}
+
+/// [`encode`] with the payload written by `fill` straight into the frame: `fill`
+/// gets the frame's `payload_len` payload bytes to fill (the packet's own
+/// `payload` is ignored), and the pad and ICRC are computed over the frame after
+/// it. The inner `Err` is `fill`'s (no frame then); the outer one, [`encode`]'s.
+pub fn encode_with<E>(
+    p: &RocePacket,
+    payload_len: usize,
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> Result<Result<Vec<u8>, E>, EncodeError> {
     let info = opcode::info(p.bth.opcode).ok_or(EncodeError::UnsupportedOpcode(p.bth.opcode))?;
-    check_headers(p, &info)?;
-    let pad = pad_len(p.payload.len());
-    let udp_len = UDP_HEADER_LEN + BTH_LEN + info.ext_len() + p.payload.len() + pad + ICRC_LEN;
+    check_headers(p, &info, payload_len)?;
+    let pad = pad_len(payload_len);
+    let udp_len = UDP_HEADER_LEN + BTH_LEN + info.ext_len() + payload_len + pad + ICRC_LEN;
     let ip_header = if p.ip6.is_some() {
         IPV6_HEADER_LEN
     } else {
@@ -651,7 +667,11 @@ pub fn encode(p: &RocePacket) -> Result<Vec<u8>, EncodeError> {
         f.extend_from_slice(&rkey.to_be_bytes());
     }
 
-    f.extend_from_slice(&p.payload);
+    let at = f.len();
+    f.resize(at + payload_len, 0);
+    if let Err(e) = fill(&mut f[at..]) {
+        return Ok(Err(e));
+    }
     f.extend_from_slice(&[0u8; 3][..pad]);
     // The headers written above make the IP part at least IP + UDP + BTH long.
     let crc = if p.ip6.is_some() {
@@ -670,7 +690,7 @@ pub fn encode(p: &RocePacket) -> Result<Vec<u8>, EncodeError> {
     if f.len() < MIN_ETH_FRAME_LEN {
         f.resize(MIN_ETH_FRAME_LEN, 0);
     }
-    Ok(f)
+    Ok(Ok(f))
 }
 
 fn need(what: &'static str, need: usize, have: usize) -> Result<(), DecodeError> {
@@ -851,6 +871,16 @@ pub fn peek_bth(frame: &[u8]) -> Option<Bth> {
 /// protocol, UDP port/length/checksum (when non-zero), ICRC, BTH transport version,
 /// opcode, extension header lengths, pad. Never panics.
 pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
+    let (mut p, payload) = decode_in_place(frame)?;
+    p.payload = frame[payload].to_vec();
+    Ok(p)
+}
+
+/// [`decode`] without copying the payload: the packet's `payload` is left empty
+/// and its place in `frame` (pad and ICRC excluded) is returned with it, after the
+/// same checks (the ICRC over the whole frame included), so the payload can be
+/// placed straight from the frame.
+pub fn decode_in_place(frame: &[u8]) -> Result<(RocePacket, std::ops::Range<usize>), DecodeError> {
     let Located {
         start,
         end,
@@ -979,6 +1009,5 @@ pub fn decode(frame: &[u8]) -> Result<RocePacket, DecodeError> {
     if rest & 3 != 0 || usize::from(pad) > rest {
         return Err(DecodeError::BadPadding { pad, len: rest });
     }
-    p.payload = ipd[at..icrc_at - usize::from(pad)].to_vec();
-    Ok(p)
+    Ok((p, start + at..start + icrc_at - usize::from(pad)))
 }

@@ -673,3 +673,43 @@ proptest! {
         let _ = decode(&f);
     }
 }
+
+#[test]
+fn decode_in_place_names_the_payload_decode_copies() {
+    let mut p = RocePacket::default();
+    p.bth.opcode = opcode::SEND_ONLY;
+    p.payload = (0..37u8).collect();
+    let f = encode(&p).expect("encodable");
+    let (q, range) = decode_in_place(&f).expect("decodable");
+    assert!(q.payload.is_empty());
+    assert_eq!(f[range], p.payload[..]);
+    let mut full = decode(&f).expect("decodable");
+    assert_eq!(full.payload, p.payload);
+    full.payload.clear();
+    assert_eq!(full, q, "the same headers either way");
+}
+
+#[test]
+fn encode_with_fills_the_frame_encode_builds_or_gives_no_frame() {
+    let mut p = RocePacket::default();
+    p.bth.opcode = opcode::SEND_ONLY;
+    p.payload = (0..37u8).collect();
+    let mut headers_only = p.clone();
+    headers_only.payload.clear();
+    let filled = encode_with(&headers_only, 37, |b| {
+        b.copy_from_slice(&p.payload);
+        Ok::<(), ()>(())
+    });
+    assert_eq!(filled, Ok(Ok(encode(&p).expect("encodable"))));
+    assert_eq!(
+        encode_with(&headers_only, 37, |_| Err("unreadable")),
+        Ok(Err("unreadable"))
+    );
+    let mut ack = RocePacket::default();
+    ack.bth.opcode = opcode::ACKNOWLEDGE;
+    ack.aeth = Some(Aeth::ack(0));
+    assert!(matches!(
+        encode_with(&ack, 4, |_| Ok::<(), ()>(())),
+        Err(EncodeError::PayloadNotAllowed { len: 4, .. })
+    ));
+}

@@ -444,7 +444,15 @@ impl Verbs {
             ..RocePacket::default()
         };
         self.cm.stats.mads_sent += 1;
-        self.route(env, mad::GSI_QPN, vec![p]);
+        self.route(
+            env,
+            mad::GSI_QPN,
+            &mut vec![super::transport::OutPacket {
+                pkt: p,
+                source: None,
+                frame: None,
+            }],
+        );
     }
 
     /// Sends (or retransmits) a connection's pending message and arms its timer.

@@ -299,6 +299,14 @@ pub struct VerbsStats {
     pub cm: CmStats,
 }
 
+/// Whether `p` is addressed to `port`'s own address of its family (loopback).
+pub(crate) fn addressed_to(port: &Port, p: &RocePacket) -> bool {
+    match &p.ip6 {
+        Some(v6) => port.ipv6 == Some(v6.dst),
+        None => p.ip.dst == port.ip,
+    }
+}
+
 /// The verbs engine.
 #[derive(Debug)]
 pub struct Verbs {
@@ -311,7 +319,10 @@ pub struct Verbs {
     cqs: Table<Cq>,
     qps: Table<Qp>,
     mrs: MrTable,
-    loopback: VecDeque<RocePacket>,
+    loopback: VecDeque<transport::OutPacket>,
+    /// The packets of the QP being run, kept between calls so that running a QP
+    /// allocates nothing once the buffer has grown.
+    out: Vec<transport::OutPacket>,
     stats: GlobalStats,
     /// Counts service calls (doorbell, poll, received frame, admin command).
     service: u64,
@@ -333,6 +344,7 @@ impl Verbs {
             eth_mtu: rnic_contract::eth::DEFAULT_MTU,
             cm: cm::Cm::default(),
             loopback: VecDeque::new(),
+            out: Vec::new(),
             stats: GlobalStats::default(),
             service: 0,
             more_work: false,
@@ -429,7 +441,7 @@ impl Verbs {
         qpn: u32,
         f: impl FnOnce(&mut Qp, &mut Ctx) -> R,
     ) -> Option<R> {
-        let mut out = Vec::new();
+        let mut out = std::mem::take(&mut self.out);
         let r = {
             let qp = self.qps.get_mut(qpn)?;
             let mut cx = Ctx {
@@ -444,18 +456,28 @@ impl Verbs {
             };
             f(qp, &mut cx)
         };
-        self.route(env, qpn, out);
+        self.route(env, qpn, &mut out);
+        self.out = out;
         Some(r)
     }
 
     /// Sends the packets QP `qpn` produced: to the loopback queue, or encoded to
     /// the wire.
-    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: Vec<RocePacket>) {
-        for p in out {
-            if self.is_to_port(&p) {
+    fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: &mut Vec<transport::OutPacket>) {
+        for o in out.drain(..) {
+            if self.is_to_port(&o.pkt) {
                 self.stats.loopback_packets += 1;
-                self.loopback.push_back(p);
+                self.loopback.push_back(o);
+            } else if let Some(frame) = o.frame {
+                self.stats.frames_sent += 1;
+                env.transmit(Owner::Qp(qpn), &frame);
+            } else if o.source.is_some() {
+                // A payload left in guest memory is only ever made for loopback
+                // packets (same predicate, same call): an engine bug.
+                self.stats.encode_errors += 1;
+                tracing::error!("verbs: a wire packet without its payload");
             } else {
+                let p = o.pkt;
                 match roce::encode(&p) {
                     Ok(frame) => {
                         self.stats.frames_sent += 1;
@@ -473,24 +495,26 @@ impl Verbs {
     fn drain_loopback(&mut self, env: &mut dyn DeviceEnv) {
         let mut n = 0;
         while n < self.limits.max_loopback_per_call {
-            let Some(p) = self.loopback.pop_front() else {
+            let Some(o) = self.loopback.pop_front() else {
                 break;
             };
-            self.deliver(env, &p);
+            let body = match &o.source {
+                Some(s) => transport::Body::Guest(s),
+                None => transport::Body::Packet,
+            };
+            self.deliver(env, &o.pkt, body);
             n += 1;
         }
     }
 
     /// Whether a packet is addressed to the port's own address of its family.
     fn is_to_port(&self, p: &RocePacket) -> bool {
-        match &p.ip6 {
-            Some(v6) => self.port.ipv6 == Some(v6.dst),
-            None => p.ip.dst == self.port.ip,
-        }
+        addressed_to(&self.port, p)
     }
 
-    /// A decoded packet addressed to this port.
-    fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket) {
+    /// A decoded packet addressed to this port; `body` is where a request's
+    /// payload is (every other packet carries its payload itself).
+    fn deliver(&mut self, env: &mut dyn DeviceEnv, p: &RocePacket, body: transport::Body) {
         let qpn = p.bth.dest_qp;
         if p.bth.opcode == roce::opcode::UD_SEND_ONLY || qpn < FIRST_QPN {
             if p.bth.opcode == roce::opcode::UD_SEND_ONLY && qpn == rnic_contract::mad::GSI_QPN {
@@ -520,7 +544,7 @@ impl Verbs {
             }
         }
         let opc = p.bth.opcode;
-        self.with_qp(env, qpn, |qp, cx| {
+        let fault = self.with_qp(env, qpn, |qp, cx| {
             qp.stats.rx_packets += 1;
             if opc == roce::opcode::ACKNOWLEDGE {
                 qp.on_ack(cx, p);
@@ -531,18 +555,30 @@ impl Verbs {
                     qp.on_read_response(cx, p);
                 }
             } else {
-                qp.on_request(cx, p);
+                return qp.on_request(cx, p, body);
             }
+            None
         });
+        if let Some(Some(f)) = fault {
+            self.with_qp(env, f.qpn, |qp, cx| qp.on_source_fault(cx, f.psn, f.status));
+        }
     }
 
     /// A frame from the wire.
     pub fn receive_frame(&mut self, env: &mut dyn DeviceEnv, frame: &[u8]) {
         self.service += 1;
         self.stats.frames_received += 1;
-        match roce::decode(frame) {
-            Ok(p) if self.is_to_port(&p) => {
-                self.deliver(env, &p);
+        match roce::decode_in_place(frame) {
+            Ok((mut p, payload)) if self.is_to_port(&p) => {
+                // An RC request's payload is placed straight from the frame (one
+                // copy); responses and MADs keep theirs in the packet.
+                let opc = p.bth.opcode;
+                if roce::opcode::is_response(opc) || opc == roce::opcode::UD_SEND_ONLY {
+                    p.payload = frame[payload].to_vec();
+                    self.deliver(env, &p, transport::Body::Packet);
+                } else {
+                    self.deliver(env, &p, transport::Body::Frame(&frame[payload]));
+                }
             }
             Ok(_) => self.stats.frames_dropped += 1,
             Err(e) => {
@@ -761,7 +797,7 @@ impl Verbs {
             op::DESTROY_QP => {
                 let qpn = handle;
                 self.qps.take(qpn).ok_or(InvalidHandle)?;
-                self.loopback.retain(|p| p.bth.dest_qp != qpn);
+                self.loopback.retain(|o| o.pkt.bth.dest_qp != qpn);
                 self.cm.qp_destroyed(qpn);
                 Ok((0, 0))
             }

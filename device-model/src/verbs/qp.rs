@@ -9,7 +9,6 @@ use super::mr::{MrError, MrTable, Need};
 use super::{Port, Table, VerbsLimits};
 use crate::env::{DeviceEnv, DmaScope};
 use crate::fault::{FaultAction, FaultPoint, FaultScope, FaultSite};
-use crate::roce::RocePacket;
 use rnic_contract::admin::{operands::modify_qp, query_qp, QUERY_RECORD_SIZE};
 use rnic_contract::cqe::{self, CqeRepr, WcStatus};
 use rnic_contract::field::Record;
@@ -24,7 +23,7 @@ pub(crate) struct Ctx<'a> {
     pub env: &'a mut dyn DeviceEnv,
     pub mrs: &'a mut MrTable,
     pub cqs: &'a mut Table<Cq>,
-    pub out: &'a mut Vec<RocePacket>,
+    pub out: &'a mut Vec<super::transport::OutPacket>,
     pub port: &'a Port,
     pub limits: &'a VerbsLimits,
     /// Number of the current service call of the engine (bounds per-call work).
@@ -63,8 +62,9 @@ pub(crate) struct SqWqe {
     pub(crate) imm_inv: u32,
     pub(crate) remote_addr: u64,
     pub(crate) rkey: u32,
-    pub(crate) sges: Vec<Sge>,
-    pub(crate) inline: Option<Vec<u8>>,
+    /// Shared: the transmit loop and loopback packets hold it without copying.
+    pub(crate) sges: std::sync::Arc<[Sge]>,
+    pub(crate) inline: Option<std::sync::Arc<[u8]>>,
     pub(crate) len: u32,
     pub(crate) fr: FastReg,
     pub(crate) first_psn: u32,
@@ -713,15 +713,15 @@ impl Qp {
                 return w;
             }
             w.len = len;
-            w.inline = Some(b.payload()[..len as usize].to_vec());
+            w.inline = Some(b.payload()[..len as usize].into());
         } else {
             if num_sge > self.max_send_sge {
                 w.error = op_err;
                 return w;
             }
-            w.sges = Self::parse_sges(num_sge, |i| b.sge(i));
+            w.sges = Self::parse_sges(num_sge, |i| b.sge(i)).into();
             let mut total: u64 = 0;
-            for s in &w.sges {
+            for s in w.sges.iter() {
                 total += u64::from(s.len);
             }
             if total > u64::from(cx.limits.max_msg_size) {
@@ -729,7 +729,7 @@ impl Qp {
                 return w;
             }
             w.len = total as u32;
-            for s in &w.sges {
+            for s in w.sges.iter() {
                 if s.len == 0 {
                     continue;
                 }

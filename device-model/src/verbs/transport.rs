@@ -6,7 +6,7 @@ use rnic_contract::event::qp_error_cause;
 use super::async_event::AsyncEvent;
 use super::mr::{pages_needed, MrError, MrState, Need};
 use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SqWqe};
-use crate::env::DmaScope;
+use crate::env::{CopyError, DeviceEnv, DmaScope};
 use crate::roce::{
     opcode as op, psn_add, psn_cmp, psn_distance, syndrome, Aeth, AethKind, Bth, EthHeader,
     Ipv4Info, Reth, RocePacket, DEFAULT_PKEY, DEFAULT_TTL,
@@ -39,15 +39,210 @@ impl Who {
     }
 }
 
-/// Reads `len` bytes at byte `offset` of an SGE list.
-pub(crate) fn gather(
+/// Where the payload of a loopback packet is: still in the sender's guest memory,
+/// behind its SGEs. The payload moves once, straight from there into the
+/// destination, when the receiving QP has placed it (`docs/device-spec.md` §6).
+#[derive(Clone, Debug)]
+pub(crate) struct GuestPayload {
+    /// The sending QP and its PD (the lkey check and the DMA fault scope).
+    pub who: Who,
+    /// The send WQE's SGEs.
+    pub sges: std::sync::Arc<[Sge]>,
+    /// Byte offset of this packet's payload in the SGE list.
+    pub offset: u64,
+    /// Payload length in bytes.
+    pub len: usize,
+}
+
+/// A packet a QP produced, on its way to the wire or the loopback queue.
+#[derive(Clone, Debug)]
+pub(crate) struct OutPacket {
+    /// Headers and, unless `source` is set, the payload.
+    pub pkt: RocePacket,
+    /// For loopback request packets: the payload is in guest memory here and
+    /// `pkt.payload` is empty.
+    pub source: Option<GuestPayload>,
+    /// For wire request packets: the encoded frame, its payload gathered straight
+    /// into it (`pkt.payload` is empty).
+    pub frame: Option<Vec<u8>>,
+}
+
+/// Where the payload of a received request is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Body<'a> {
+    /// In the packet's own `payload`.
+    Packet,
+    /// In the received frame, which has passed every check of
+    /// [`crate::roce::decode_in_place`] (the packet's `payload` is empty).
+    Frame(&'a [u8]),
+    /// In the sender's guest memory (loopback; the packet's `payload` is empty).
+    Guest(&'a GuestPayload),
+}
+
+/// A loopback packet whose payload could not be read from its sender's memory when
+/// it was placed: the sender completes the WQE that carries `psn` with `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SourceFault {
+    /// The sending QP.
+    pub qpn: u32,
+    /// PSN of the packet.
+    pub psn: u32,
+    /// Completion status and vendor error of the WQE.
+    pub status: (WcStatus, u32),
+}
+
+/// One physically contiguous piece of a transfer, after its protection check.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    scope: DmaScope,
+    gpa: u64,
+    len: usize,
+}
+
+/// The payload of a received packet: bytes (from the wire, inline data, READ
+/// responses) or the sender's checked guest memory (loopback).
+#[derive(Clone, Copy, Debug)]
+enum Payload<'a> {
+    Bytes(&'a [u8]),
+    Guest(&'a [Piece]),
+}
+
+/// A SEND or WRITE packet that passed the responder's sequence checks: its
+/// payload, the payload's length and its position in the message.
+#[derive(Clone, Copy, Debug)]
+struct Arrival<'a> {
+    payload: Payload<'a>,
+    len: usize,
+    first: bool,
+    last: bool,
+}
+
+/// Why placing a payload failed.
+#[derive(Clone, Copy, Debug)]
+enum PlaceError {
+    /// Reading the sender's memory failed (loopback only).
+    Source(XferError),
+    /// Writing the destination failed.
+    Destination(XferError),
+}
+
+/// The checked pieces of `[offset, offset+len)` of an SGE list.
+fn sge_pieces(
     cx: &mut Ctx,
     who: Who,
     sges: &[Sge],
     offset: u64,
     len: usize,
-) -> Result<Vec<u8>, XferError> {
-    let mut out = vec![0u8; len];
+    need: Need,
+) -> Result<Vec<Piece>, XferError> {
+    let mut v = Vec::new();
+    walk_sges(cx, who.pdn, sges, offset, len, need, |_, mr, gpa, _, n| {
+        v.push(Piece {
+            scope: who.scope(mr),
+            gpa,
+            len: n,
+        });
+        Ok(())
+    })?;
+    Ok(v)
+}
+
+/// The checked pieces of `[va, va+len)` of the MR named by `key`.
+fn mr_pieces(
+    cx: &Ctx,
+    who: Who,
+    key: u32,
+    need: Need,
+    va: u64,
+    len: usize,
+) -> Result<Vec<Piece>, XferError> {
+    let scope = who.scope(key >> 8);
+    let mr = cx
+        .mrs
+        .check(key, who.pdn, need, va, len as u64)
+        .map_err(XferError::Prot)?;
+    let mut v = Vec::new();
+    let _ = mr.for_each_piece::<()>(va, len as u64, |gpa, l| {
+        v.push(Piece {
+            scope,
+            gpa,
+            len: l as usize,
+        });
+        Ok(())
+    });
+    Ok(v)
+}
+
+/// Moves `payload` into the checked destination pieces `dst` (whose lengths add up
+/// to the payload's): one DMA write per piece, or one guest-to-guest copy per
+/// overlap of a source and a destination piece.
+fn place(cx: &mut Ctx, dst: &[Piece], payload: Payload) -> Result<(), PlaceError> {
+    match payload {
+        Payload::Bytes(data) => {
+            let mut pos = 0;
+            for d in dst {
+                cx.env
+                    .dma_write(d.scope, d.gpa, &data[pos..pos + d.len])
+                    .map_err(|_| PlaceError::Destination(XferError::Dma))?;
+                pos += d.len;
+            }
+            Ok(())
+        }
+        Payload::Guest(src) => {
+            let (mut si, mut so, mut di, mut doff) = (0, 0, 0, 0);
+            while si < src.len() && di < dst.len() {
+                let (s, d) = (src[si], dst[di]);
+                let n = (s.len - so).min(d.len - doff);
+                cx.env
+                    .dma_copy(s.scope, s.gpa + so as u64, d.scope, d.gpa + doff as u64, n)
+                    .map_err(|e| match e {
+                        CopyError::Source(_) => PlaceError::Source(XferError::Dma),
+                        CopyError::Destination(_) => PlaceError::Destination(XferError::Dma),
+                    })?;
+                so += n;
+                doff += n;
+                if so == s.len {
+                    (si, so) = (si + 1, 0);
+                }
+                if doff == d.len {
+                    (di, doff) = (di + 1, 0);
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Reads `out.len()` bytes at byte `offset` of an SGE list into `out`.
+fn gather_into(
+    cx: &mut Ctx,
+    who: Who,
+    sges: &[Sge],
+    offset: u64,
+    out: &mut [u8],
+) -> Result<(), XferError> {
+    walk_sges(
+        cx,
+        who.pdn,
+        sges,
+        offset,
+        out.len(),
+        Need::LocalRead,
+        |env, mr, gpa, pos, n| {
+            env.dma_read(who.scope(mr), gpa, &mut out[pos..pos + n])
+                .map_err(|_| XferError::Dma)
+        },
+    )
+}
+
+/// The requester's lkey check of `[offset, offset+len)` of an SGE list (no access).
+fn check_sges(
+    cx: &mut Ctx,
+    who: Who,
+    sges: &[Sge],
+    offset: u64,
+    len: usize,
+) -> Result<(), XferError> {
     walk_sges(
         cx,
         who.pdn,
@@ -55,13 +250,8 @@ pub(crate) fn gather(
         offset,
         len,
         Need::LocalRead,
-        |cx, mr, gpa, pos, n| {
-            cx.env
-                .dma_read(who.scope(mr), gpa, &mut out[pos..pos + n])
-                .map_err(|_| XferError::Dma)
-        },
-    )?;
-    Ok(out)
+        |_, _, _, _, _| Ok(()),
+    )
 }
 
 /// Writes `data` at byte `offset` of an SGE list.
@@ -80,15 +270,14 @@ pub(crate) fn scatter(
         offset,
         data.len(),
         need,
-        |cx, mr, gpa, pos, n| {
-            cx.env
-                .dma_write(who.scope(mr), gpa, &data[pos..pos + n])
+        |env, mr, gpa, pos, n| {
+            env.dma_write(who.scope(mr), gpa, &data[pos..pos + n])
                 .map_err(|_| XferError::Dma)
         },
     )
 }
 
-/// Calls `f(cx, mr index, guest address, position, length)` for each physically
+/// Calls `f(env, mr index, guest address, position, length)` for each physically
 /// contiguous piece of `[offset, offset+len)` of the SGE list, after the
 /// protection check of each SGE.
 fn walk_sges(
@@ -98,7 +287,7 @@ fn walk_sges(
     mut offset: u64,
     len: usize,
     need: Need,
-    mut f: impl FnMut(&mut Ctx, u32, u64, usize, usize) -> Result<(), XferError>,
+    mut f: impl FnMut(&mut dyn DeviceEnv, u32, u64, usize, usize) -> Result<(), XferError>,
 ) -> Result<(), XferError> {
     let mut pos = 0usize;
     for s in sges {
@@ -115,22 +304,16 @@ fn walk_sges(
             .addr
             .checked_add(offset)
             .ok_or(XferError::Prot(MrError::Bounds))?;
-        let pieces = {
-            let mr = cx
-                .mrs
-                .check(s.lkey, pdn, need, va, n)
-                .map_err(XferError::Prot)?;
-            let mut v = Vec::new();
-            let _ = mr.for_each_piece::<()>(va, n, |gpa, l| {
-                v.push((gpa, l as usize));
-                Ok(())
-            });
-            v
-        };
-        for (gpa, l) in pieces {
-            f(cx, s.lkey >> 8, gpa, pos, l)?;
-            pos += l;
-        }
+        let mr = cx
+            .mrs
+            .check(s.lkey, pdn, need, va, n)
+            .map_err(XferError::Prot)?;
+        let env = &mut *cx.env;
+        mr.for_each_piece(va, n, |gpa, l| {
+            f(env, s.lkey >> 8, gpa, pos, l as usize)?;
+            pos += l as usize;
+            Ok(())
+        })?;
         offset = 0;
     }
     if pos == len {
@@ -237,9 +420,50 @@ impl Qp {
     }
 
     fn emit(&mut self, cx: &mut Ctx, p: RocePacket) {
+        self.emit_from(cx, p, None);
+    }
+
+    /// Emits `p`; with `source`, its payload stays in guest memory until the
+    /// receiving QP places it (loopback).
+    fn emit_from(&mut self, cx: &mut Ctx, p: RocePacket, source: Option<GuestPayload>) {
         self.stats.tx_packets += 1;
-        self.stats.tx_bytes += p.payload.len() as u64;
-        cx.out.push(p);
+        self.stats.tx_bytes += source.as_ref().map_or(p.payload.len(), |s| s.len) as u64;
+        cx.out.push(OutPacket {
+            pkt: p,
+            source,
+            frame: None,
+        });
+    }
+
+    /// Emits a request packet already encoded into `frame` with `len` payload bytes.
+    fn emit_frame(&mut self, cx: &mut Ctx, p: RocePacket, frame: Vec<u8>, len: usize) {
+        self.stats.tx_packets += 1;
+        self.stats.tx_bytes += len as u64;
+        cx.out.push(OutPacket {
+            pkt: p,
+            source: None,
+            frame: Some(frame),
+        });
+    }
+
+    /// A loopback packet of this QP could not read its payload when it was placed:
+    /// the WQE carrying `psn` completes with `status` (and the QP fails, as when
+    /// the payload cannot be read before sending).
+    pub(crate) fn on_source_fault(&mut self, cx: &mut Ctx, psn: u32, status: (WcStatus, u32)) {
+        let carrier = self.req.outstanding.iter().position(|w| {
+            w.npkts > 0
+                && psn_cmp(psn, w.first_psn) != Ordering::Less
+                && psn_cmp(psn, w.last_psn()) != Ordering::Greater
+        });
+        let Some(i) = carrier else { return };
+        if self.wqe_complete(&self.req.outstanding[i]) {
+            return;
+        }
+        self.req.outstanding[i].error.get_or_insert(status);
+        self.retire(cx);
+        if matches!(self.state, QpState::Rts | QpState::Sqd) {
+            self.rearm_timer(cx, false);
+        }
     }
 
     // =====================================================================
@@ -349,20 +573,35 @@ impl Qp {
                 }
                 let off = u64::from(k) * u64::from(mtu);
                 let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
-                let payload = match &w.inline {
-                    Some(d) => d[off as usize..off as usize + n].to_vec(),
-                    None => match gather(cx, self.who(), &w.sges, off, n) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            self.req.outstanding[i].error = Some(xfer_status(e));
-                            break;
-                        }
-                    },
-                };
                 let first = k == 0;
                 let last = k + 1 == w.npkts;
                 let opcode = packet_opcode(w.opcode, first, last);
                 let mut p = self.new_pkt(cx, opcode, psn);
+                // Loopback: the payload stays where it is; the requester's lkey
+                // check is made now and again when the responder places it (the
+                // MR may be gone by then). The wire: gathered into the packet.
+                let mut source = None;
+                let mut gather_into_frame = false;
+                let payload = match &w.inline {
+                    Some(d) => d[off as usize..off as usize + n].to_vec(),
+                    None if super::addressed_to(cx.port, &p) => {
+                        if let Err(e) = check_sges(cx, self.who(), &w.sges, off, n) {
+                            self.req.outstanding[i].error = Some(xfer_status(e));
+                            break;
+                        }
+                        source = Some(GuestPayload {
+                            who: self.who(),
+                            sges: std::sync::Arc::clone(&w.sges),
+                            offset: off,
+                            len: n,
+                        });
+                        Vec::new()
+                    }
+                    None => {
+                        gather_into_frame = true;
+                        Vec::new()
+                    }
+                };
                 if first
                     && matches!(
                         w.opcode,
@@ -392,7 +631,25 @@ impl Qp {
                     self.req.since_ackreq = 0;
                 }
                 p.payload = payload;
-                self.emit(cx, p);
+                if gather_into_frame {
+                    // The wire: the payload is read once, straight into the frame.
+                    let who = self.who();
+                    let frame = crate::roce::encode_with(&p, n, |buf| {
+                        gather_into(cx, who, &w.sges, off, buf)
+                    });
+                    match frame {
+                        Ok(Ok(frame)) => self.emit_frame(cx, p, frame, n),
+                        Ok(Err(e)) => {
+                            self.req.outstanding[i].error = Some(xfer_status(e));
+                            break;
+                        }
+                        // An engine bug: the packet goes to the router, which
+                        // counts it as an encoding error.
+                        Err(_) => self.emit_from(cx, p, None),
+                    }
+                } else {
+                    self.emit_from(cx, p, source);
+                }
                 self.note_sent(psn);
                 self.req.outstanding[i].transmitted = true;
                 self.req.send_pkt += 1;
@@ -909,10 +1166,20 @@ impl Qp {
         }
     }
 
-    /// Requests arriving at this QP.
-    pub(crate) fn on_request(&mut self, cx: &mut Ctx, p: &RocePacket) {
+    /// Requests arriving at this QP, their payload in `body`. Returns the fault to
+    /// report to a loopback sender whose payload could not be read.
+    pub(crate) fn on_request(
+        &mut self,
+        cx: &mut Ctx,
+        p: &RocePacket,
+        body: Body,
+    ) -> Option<SourceFault> {
+        let source = match body {
+            Body::Guest(s) => Some(s),
+            _ => None,
+        };
         if !matches!(self.state, QpState::Rtr | QpState::Rts | QpState::Sqd) {
-            return;
+            return None;
         }
         let psn = p.bth.psn;
         match psn_cmp(psn, self.resp.epsn) {
@@ -931,7 +1198,7 @@ impl Qp {
                     let msn = self.resp.msn;
                     self.send_ack(cx, last, Aeth::ack(msn));
                 }
-                return;
+                return None;
             }
             Ordering::Greater => {
                 // One NAK per episode: after an RNR NAK or a sequence NAK for ePSN,
@@ -943,13 +1210,17 @@ impl Qp {
                 } else {
                     self.stats.out_of_order_dropped += 1;
                 }
-                return;
+                return None;
             }
             Ordering::Equal => self.resp.nak_sent = false,
         }
         let opc = p.bth.opcode;
         let mtu = self.mtu() as usize;
-        let len = p.payload.len();
+        let len = match body {
+            Body::Packet => p.payload.len(),
+            Body::Frame(b) => b.len(),
+            Body::Guest(s) => s.len,
+        };
         let (first, last) = position(opc);
         let is_send = matches!(
             opc,
@@ -976,11 +1247,11 @@ impl Qp {
         {
             self.resp.cur = None;
             self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
-            return;
+            return None;
         }
         self.stats.rx_bytes += len as u64;
         if opc == op::RDMA_READ_REQUEST {
-            let Some(reth) = p.reth else { return };
+            let reth = p.reth?;
             match self.read_responses(cx, psn, reth, u32::MAX) {
                 Ok(n) => {
                     self.resp.epsn = psn_add(self.resp.epsn, n);
@@ -988,12 +1259,46 @@ impl Qp {
                 }
                 Err(nak) => self.resp_fail(cx, psn, nak),
             }
-            return;
+            return None;
         }
-        if is_send {
-            self.on_send_packet(cx, p, first, last);
+        // A loopback payload: the sender's lkey check again (its MR may have
+        // gone since the packet was made), before anything of this QP changes.
+        let source_pieces = match source {
+            Some(s) => match sge_pieces(cx, s.who, &s.sges, s.offset, s.len, Need::LocalRead) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    return Some(SourceFault {
+                        qpn: s.who.qpn,
+                        psn,
+                        status: xfer_status(e),
+                    })
+                }
+            },
+            None => None,
+        };
+        let payload = match (&source_pieces, body) {
+            (Some(v), _) => Payload::Guest(v),
+            (None, Body::Frame(b)) => Payload::Bytes(b),
+            (None, _) => Payload::Bytes(&p.payload),
+        };
+        let arrival = Arrival {
+            payload,
+            len,
+            first,
+            last,
+        };
+        let placed = if is_send {
+            self.on_send_packet(cx, p, arrival)
         } else {
-            self.on_write_packet(cx, p, first, last);
+            self.on_write_packet(cx, p, arrival)
+        };
+        match (placed, source) {
+            (Err(e), Some(s)) => Some(SourceFault {
+                qpn: s.who.qpn,
+                psn,
+                status: xfer_status(e),
+            }),
+            _ => None,
         }
     }
 
@@ -1017,22 +1322,35 @@ impl Qp {
         self.send_ack(cx, psn, Aeth::rnr_nak(msn, t));
     }
 
-    fn on_send_packet(&mut self, cx: &mut Ctx, p: &RocePacket, first: bool, last: bool) {
+    /// One packet of a SEND with `len` payload bytes. `Err`: the sender's memory
+    /// could not be read (loopback); the packet is dropped.
+    fn on_send_packet(
+        &mut self,
+        cx: &mut Ctx,
+        p: &RocePacket,
+        arrival: Arrival,
+    ) -> Result<(), XferError> {
+        let Arrival {
+            payload,
+            len,
+            first,
+            last,
+        } = arrival;
         let psn = p.bth.psn;
         if first {
             if self.rq_size == 0 || self.rq_head == self.rq_pi {
                 self.rnr_nak(cx, psn);
-                return;
+                return Ok(());
             }
             let Some(wqe) = self.take_rq_wqe(cx, psn) else {
-                return;
+                return Ok(());
             };
             self.resp.cur = Some(InMsg::Send { wqe, offset: 0 });
         }
         let Some(InMsg::Send { wqe, offset }) = self.resp.cur.clone() else {
-            return;
+            return Ok(());
         };
-        let end = offset + p.payload.len() as u64;
+        let end = offset + len as u64;
         if end > wqe.capacity {
             self.recv_fail(
                 cx,
@@ -1042,16 +1360,16 @@ impl Qp {
                 psn,
                 syndrome::NAK_INVALID_REQUEST,
             );
-            return;
+            return Ok(());
         }
-        if let Err(e) = scatter(
-            cx,
-            self.who(),
-            &wqe.sges,
-            offset,
-            &p.payload,
-            Need::LocalWrite,
-        ) {
+        let placed = sge_pieces(cx, self.who(), &wqe.sges, offset, len, Need::LocalWrite)
+            .map_err(PlaceError::Destination)
+            .and_then(|dst| place(cx, &dst, payload));
+        if let Err(e) = placed {
+            let e = match e {
+                PlaceError::Source(e) => return Err(e),
+                PlaceError::Destination(e) => e,
+            };
             let (st, vendor) = xfer_status(e);
             self.recv_fail(
                 cx,
@@ -1061,7 +1379,7 @@ impl Qp {
                 psn,
                 syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
             );
-            return;
+            return Ok(());
         }
         self.resp.cur = Some(InMsg::Send {
             wqe: wqe.clone(),
@@ -1088,7 +1406,7 @@ impl Qp {
                         psn,
                         syndrome::NAK_INVALID_REQUEST,
                     );
-                    return;
+                    return Ok(());
                 }
                 cqe.imm_inv = rkey;
                 cqe.flags |= cqe::flags::INV;
@@ -1102,9 +1420,23 @@ impl Qp {
         } else {
             self.finish_packet(cx, p, false);
         }
+        Ok(())
     }
 
-    fn on_write_packet(&mut self, cx: &mut Ctx, p: &RocePacket, first: bool, last: bool) {
+    /// One packet of an RDMA WRITE with `len` payload bytes. `Err`: the sender's
+    /// memory could not be read (loopback); the packet is dropped.
+    fn on_write_packet(
+        &mut self,
+        cx: &mut Ctx,
+        p: &RocePacket,
+        arrival: Arrival,
+    ) -> Result<(), XferError> {
+        let Arrival {
+            payload,
+            len,
+            first,
+            last,
+        } = arrival;
         let psn = p.bth.psn;
         let with_imm = p.imm.is_some();
         // The last packet of a WRITE with immediate needs a receive WQE. Without one
@@ -1113,13 +1445,13 @@ impl Qp {
         // (a WRITE ONLY with immediate opens no message context).
         if last && with_imm && (self.rq_size == 0 || self.rq_head == self.rq_pi) {
             self.rnr_nak(cx, psn);
-            return;
+            return Ok(());
         }
         if first {
-            let Some(reth) = p.reth else { return };
+            let Some(reth) = p.reth else { return Ok(()) };
             if reth.dma_len > cx.limits.max_msg_size {
                 self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
-                return;
+                return Ok(());
             }
             if reth.dma_len > 0 {
                 let ok = self.access & access::REMOTE_WRITE != 0
@@ -1135,7 +1467,7 @@ impl Qp {
                         .is_ok();
                 if !ok {
                     self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
-                    return;
+                    return Ok(());
                 }
             }
             self.resp.cur = Some(InMsg::Write {
@@ -1152,48 +1484,43 @@ impl Qp {
             offset,
         }) = self.resp.cur.clone()
         else {
-            return;
+            return Ok(());
         };
-        let n = p.payload.len() as u32;
+        let n = len as u32;
         let end = offset.saturating_add(n);
         if end > total || (last && end != total) {
             self.resp.cur = None;
             self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
-            return;
+            return Ok(());
         }
         // The receive WQE a WRITE with immediate consumes is fetched and checked
         // before its last packet's data is placed, exactly as a SEND's is before
         // its first packet's.
         let recv_wr_id = if last && with_imm {
             let Some(wqe) = self.take_rq_wqe(cx, psn) else {
-                return;
+                return Ok(());
             };
             Some(wqe.wr_id)
         } else {
             None
         };
         if n > 0 {
-            let mut data = p.payload.clone();
             let target = va.wrapping_add(u64::from(offset));
-            match mr_access(
-                cx,
-                self.who(),
-                rkey,
-                Need::RemoteWrite,
-                target,
-                &mut data,
-                true,
-            ) {
+            let placed = mr_pieces(cx, self.who(), rkey, Need::RemoteWrite, target, len)
+                .map_err(PlaceError::Destination)
+                .and_then(|dst| place(cx, &dst, payload));
+            match placed {
                 Ok(()) => {}
-                Err(XferError::Prot(_)) => {
+                Err(PlaceError::Source(e)) => return Err(e),
+                Err(PlaceError::Destination(XferError::Prot(_))) => {
                     self.resp.cur = None;
                     self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
-                    return;
+                    return Ok(());
                 }
                 Err(_) => {
                     self.resp.cur = None;
                     self.resp_fail(cx, psn, syndrome::NAK_REMOTE_OPERATIONAL_ERROR);
-                    return;
+                    return Ok(());
                 }
             }
         }
@@ -1223,6 +1550,7 @@ impl Qp {
         } else {
             self.finish_packet(cx, p, last);
         }
+        Ok(())
     }
 
     /// Validates a READ request and emits its responses starting at `psn`.

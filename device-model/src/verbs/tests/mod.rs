@@ -6,6 +6,7 @@ mod admin;
 mod cm;
 mod cqs;
 mod fuzz;
+mod one_copy;
 mod protection;
 mod scopes;
 mod transport;
@@ -15,7 +16,7 @@ use super::async_event::AsyncEvent;
 use super::cq::decode_cqe;
 use super::{AdminStatus, Verbs, VerbsLimits};
 use crate::dma::DmaError;
-use crate::env::{DeviceEnv, DmaScope, Owner};
+use crate::env::{CopyError, DeviceEnv, DmaScope, Owner};
 use crate::events::Event;
 use crate::fault::{FaultAction, FaultPoint, FaultSite};
 pub use rnic_contract::admin::opcode;
@@ -61,6 +62,8 @@ pub struct TestEnv {
     pub dma_log: Vec<DmaRecord>,
     /// The sending QPN of every frame transmitted (`None`: not sent by a QP).
     pub frame_sources: Vec<Option<u32>>,
+    /// Bytes moved guest to guest by `dma_copy` (the loopback one-copy path).
+    pub copied_bytes: u64,
 }
 
 /// One DMA access seen by the test environment.
@@ -87,6 +90,7 @@ impl TestEnv {
             log_dma: false,
             dma_log: Vec::new(),
             frame_sources: Vec::new(),
+            copied_bytes: 0,
         }
     }
 
@@ -144,6 +148,33 @@ impl DeviceEnv for TestEnv {
     fn dma_write(&mut self, scope: DmaScope, addr: u64, buf: &[u8]) -> Result<(), DmaError> {
         self.record(Some(scope), true, addr, buf);
         self.write(addr, buf)
+    }
+    /// One guest-to-guest copy, logged as a read of the source and a write of the
+    /// destination (with their scopes); `fail_reads` fails it as it fails a read.
+    fn dma_copy(
+        &mut self,
+        src: DmaScope,
+        src_addr: u64,
+        dst: DmaScope,
+        dst_addr: u64,
+        len: usize,
+    ) -> Result<(), CopyError> {
+        if let Some((s, e)) = self.fail_reads {
+            if src_addr < e && src_addr + len as u64 > s {
+                return Err(CopyError::Source(DmaError::Injected {
+                    addr: src_addr,
+                    len: len as u64,
+                }));
+            }
+        }
+        let from = self.range(src_addr, len).map_err(CopyError::Source)?;
+        let to = self.range(dst_addr, len).map_err(CopyError::Destination)?;
+        self.record(Some(src), false, src_addr, &[]);
+        self.mem.copy_within(from, to.start);
+        let written = self.mem[to].to_vec();
+        self.record(Some(dst), true, dst_addr, &written);
+        self.copied_bytes += len as u64;
+        Ok(())
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {
         self.range(addr, len as usize).map(|_| ())
@@ -573,7 +604,11 @@ impl Loop {
     }
 
     pub fn with(p: ConnParams) -> Self {
-        let mut d = Dev::new(MAC_A, IP_A);
+        Self::with_limits(p, VerbsLimits::default())
+    }
+
+    pub fn with_limits(p: ConnParams, limits: VerbsLimits) -> Self {
+        let mut d = Dev::with_limits(MAC_A, IP_A, limits);
         let pd = d.pd();
         let cq_a = d.cq(64);
         let cq_b = d.cq(64);

@@ -718,3 +718,50 @@ fn duplicate_read_request_is_answered_with_at_most_one_window() {
         "{responses} responses to one duplicate READ request"
     );
 }
+
+#[test]
+fn a_wire_write_is_placed_from_the_frame_and_a_corrupted_frame_places_no_byte() {
+    let mut p = Pair::new(ConnParams::default());
+    let data = pattern(200, 9);
+    p.a.write_mem(p.buf_a, &data);
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
+    w.sges = vec![(p.buf_a, 200, p.key_a)];
+    w.remote_addr = p.buf_b;
+    w.rkey = p.key_b;
+    p.post_a(&w);
+    let mut f = p.a.env.frames.pop_front().expect("the WRITE frame");
+    let (_, payload) = roce::decode_in_place(&f).expect("a valid frame");
+    assert_eq!(
+        f[payload.clone()],
+        data[..],
+        "the payload's place in the frame"
+    );
+    // One payload bit flipped: the ICRC fails, nothing is placed, nothing answered.
+    f[payload.start + 7] ^= 0x40;
+    p.b.v.receive_frame(&mut p.b.env, &f);
+    assert_eq!(p.b.read_mem(p.buf_b, 200), vec![0; 200]);
+    assert!(
+        p.b.env.frames.is_empty(),
+        "no ACK or NAK for a corrupted frame"
+    );
+    // The retransmission after the ACK timeout is placed byte for byte.
+    let (ca, _) = p.run(|_, _| Verdict::Deliver, 3);
+    assert_eq!(ca[0].status, 0);
+    assert_eq!(p.b.read_mem(p.buf_b, 200), data);
+}
+
+#[test]
+fn a_wire_payload_that_cannot_be_read_sends_no_frame_and_fails_the_sender() {
+    let mut p = Pair::new(ConnParams::default());
+    p.a.env.fail_reads = Some((p.buf_a + 100, p.buf_a + 101));
+    let mut w = signaled(wqe::opcode::RDMA_WRITE, 1);
+    w.sges = vec![(p.buf_a, 200, p.key_a)];
+    w.remote_addr = p.buf_b;
+    w.rkey = p.key_b;
+    p.post_a(&w);
+    assert!(
+        p.a.env.frames.is_empty(),
+        "no frame for an unreadable payload"
+    );
+    assert_eq!(p.a.poll_cq(&mut p.cq_a)[0].status, st(WcStatus::Fatal));
+}

@@ -46,19 +46,7 @@ fn ndk_selftest_mdl_va_dereference_is_named() {
 /// verifier must name it with every one of `caught`, and the boot goes on to a clean verdict
 /// with the real driver.
 fn rule_selftest(name: &str, caught: &[&str]) {
-    let Some(a) = setup() else { return };
-    let out = boot_guest(&a, &["--cmdline", &format!("guest.selftest={name}")]);
-    let line = format!("guest: selftest {name}: the verifier caught it: ");
-    out.assert_in_order(&[&line, "ndis: DriverEntry", "verdict: PASS"]);
-    let report = out
-        .serial
-        .lines()
-        .find(|l| l.starts_with(&line))
-        .expect("report line");
-    for text in caught {
-        assert!(report.contains(text), "{report:?} lacks {text:?}");
-    }
-    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+    guest_boot_tests::assert_rule_selftest_caught(name, caught);
 }
 
 #[test]

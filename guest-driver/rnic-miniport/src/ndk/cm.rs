@@ -405,6 +405,29 @@ unsafe fn start(
     true
 }
 
+/// [`start`] on a connector that has a device connection: `STATUS_CONNECTION_INVALID`
+/// without one, `STATUS_DEVICE_BUSY` while another request runs, else `STATUS_SUCCESS`.
+///
+/// # Safety
+/// As for [`start`].
+unsafe fn start_connected(
+    c: *mut Connector,
+    r: Request,
+    completion: Option<NDK_FN_REQUEST_COMPLETION>,
+    context: *mut c_void,
+) -> NTSTATUS {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        if (*c).conn.load(Ordering::Acquire) == 0 {
+            STATUS_CONNECTION_INVALID
+        } else if !start(c, r, completion, context) {
+            STATUS_DEVICE_BUSY
+        } else {
+            STATUS_SUCCESS
+        }
+    }
+}
+
 /// Keeps the consumer's private data for the command (the limits were checked).
 ///
 /// # Safety
@@ -566,11 +589,9 @@ unsafe extern "win64" fn complete_connect(
     }
     // SAFETY: the consumer passes its live connector.
     unsafe {
-        if (*c).conn.load(Ordering::Acquire) == 0 {
-            return STATUS_CONNECTION_INVALID;
-        }
-        if !start(c, Request::CompleteConnect, completion, context) {
-            return STATUS_DEVICE_BUSY;
+        let status = start_connected(c, Request::CompleteConnect, completion, context);
+        if status != STATUS_SUCCESS {
+            return status;
         }
         (*c).disconnect_event = disconnect_event;
         (*c).disconnect_context = disconnect_context;
@@ -620,11 +641,12 @@ unsafe extern "win64" fn accept(
     }
     // SAFETY: the consumer passes live objects and a buffer of `pdata_len` bytes.
     unsafe {
-        if (*c).conn.load(Ordering::Acquire) == 0 || (*c).listener.is_null() {
+        if (*c).listener.is_null() {
             return STATUS_CONNECTION_INVALID;
         }
-        if !start(c, Request::Accept, completion, context) {
-            return STATUS_DEVICE_BUSY;
+        let status = start_connected(c, Request::Accept, completion, context);
+        if status != STATUS_SUCCESS {
+            return status;
         }
         (*c).qp = qp.cast();
         (*c).limits = (inbound, outbound);
@@ -829,11 +851,9 @@ unsafe extern "win64" fn disconnect(
     }
     // SAFETY: the consumer passes its live connector.
     unsafe {
-        if (*c).conn.load(Ordering::Acquire) == 0 {
-            return STATUS_CONNECTION_INVALID;
-        }
-        if !start(c, Request::Disconnect, completion, context) {
-            return STATUS_DEVICE_BUSY;
+        let status = start_connected(c, Request::Disconnect, completion, context);
+        if status != STATUS_SUCCESS {
+            return status;
         }
         if !ndk::defer((*c).a, disconnect_worker, c.cast()) {
             (*c).request = Request::None;

@@ -3,9 +3,9 @@
 //! A Windows kernel-mode PE32+ image (`/DRIVER /SUBSYSTEM:NATIVE /ENTRY:DriverEntry`) built on
 //! Linux by scripts/build-driver.sh. One file per path, as Microsoft's netvmini sample:
 //! `adapter` (life cycle), `oid` (control path), `send`, `receive`, `ethernet` (the rings),
-//! `interrupt`, `hw` (hardware access), `ndk` (the NDK provider: adapter, PD, CQ, MR objects),
+//! `interrupt`, `hw` (hardware access), `pause` (pending pauses), `ndk` (the NDK provider: adapter, PD, CQ, MR objects),
 //! `nmr` (the NMR provider of the RNIC diagnostics NPI);
-//! `logic` and `ndk_logic` are the pure, host-tested parts. Every log
+//! `logic`, `ndk_logic`, `nmr_binding`, `data_path` and `device_stats` are the pure, host-tested parts. Every log
 //! line goes through `DbgPrint` and starts with `rnic: `.
 //!
 //! This crate owns the driver only; the ABI it compiles against is `guest-driver/ndis-abi`
@@ -15,6 +15,8 @@
 #![allow(non_snake_case)]
 
 mod adapter;
+mod data_path;
+mod device_stats;
 mod ethernet;
 mod ffi;
 mod hw;
@@ -27,6 +29,7 @@ mod ndk_logic;
 mod nmr;
 mod nmr_binding;
 mod oid;
+mod pause;
 mod receive;
 mod send;
 

@@ -27,7 +27,9 @@ use core::fmt;
 /// and let the boot go on). The `nmr-*` ones each provoke one NMR verifier rule with a fake
 /// provider and client the guest plays (they report and let the boot go on);
 /// `nmr-refuse-provider` makes the driver's NmrRegisterProvider fail (out of resources), so the
-/// boot shows how DriverEntry fails.
+/// boot shows how DriverEntry fails. The `nbl-*` and `pause-*` ones each provoke one
+/// NBL-ownership or pause/restart rule with a misbehaving miniport the guest plays (they
+/// report and let the boot go on).
 pub const SELFTESTS: &[&str] = &[
     "ud",
     "de",
@@ -46,6 +48,16 @@ pub const SELFTESTS: &[&str] = &[
     "nmr-detach-double-complete",
     "nmr-deregister-incomplete",
     "nmr-refuse-provider",
+    "nbl-double-complete",
+    "nbl-leak",
+    "nbl-send-flags",
+    "nbl-receive-flags",
+    "nbl-receive-double-indicate",
+    "nbl-receive-freed",
+    "pause-return",
+    "pause-complete-not-pausing",
+    "pause-double-complete",
+    "pause-paused-data-path",
 ];
 
 /// Keys the command line may use.

@@ -236,15 +236,10 @@ unsafe extern "win64" fn QueryAdapterStatistics(
     index: u32,
     stats: *mut RNIC_DIAG_ADAPTER_STATISTICS,
 ) -> NTSTATUS {
-    if context.is_null() || stats.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
-    // SAFETY: `stats` is the caller's non-null output; its Size field is read first.
-    if unsafe { (*stats).Size } != size_of::<RNIC_DIAG_ADAPTER_STATISTICS>() as u32 {
-        return STATUS_INVALID_PARAMETER;
-    }
-    let Some(a) = enter(index) else {
-        return STATUS_NOT_FOUND;
+    // SAFETY: `stats` is the caller's statistics record (or NULL), led by its Size.
+    let a = match unsafe { enter_for(context, stats, index) } {
+        Ok(a) => a,
+        Err(status) => return status,
     };
     // SAFETY: a published adapter stays valid while READERS is non-zero (halt waits).
     let [sent, received, send_errors, receive_errors, no_buffer] = unsafe { (*a).counters() };
@@ -277,6 +272,27 @@ fn enter(index: u32) -> Option<*mut Adapter> {
     Some(a)
 }
 
+/// [`enter`] for a dispatch call that fills the caller's record `out` of type `T`:
+/// `STATUS_INVALID_PARAMETER` for a NULL binding context or record, or a record whose `Size`
+/// (set by the caller) is not `size_of::<T>()`; `STATUS_NOT_FOUND` for no adapter of `index`.
+///
+/// # Safety
+/// `out`, when non-null, points to the caller's `T`, whose first field is its `u32` `Size`.
+unsafe fn enter_for<T>(
+    context: *mut c_void,
+    out: *mut T,
+    index: u32,
+) -> Result<*mut Adapter, NTSTATUS> {
+    if context.is_null() || out.is_null() {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: a non-null record led by its u32 Size, by this function's contract.
+    if unsafe { out.cast::<u32>().read() } != size_of::<T>() as u32 {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    enter(index).ok_or(STATUS_NOT_FOUND)
+}
+
 /// Ends what [`enter`] began.
 fn leave() {
     READERS.fetch_sub(1, Ordering::AcqRel);
@@ -289,15 +305,10 @@ unsafe extern "win64" fn QueryDeviceFaultCounters(
     index: u32,
     counters: *mut RNIC_DIAG_DEVICE_FAULT_COUNTERS,
 ) -> NTSTATUS {
-    if context.is_null() || counters.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
-    // SAFETY: `counters` is the caller's non-null output; its Size field is read first.
-    if unsafe { (*counters).Size } != size_of::<RNIC_DIAG_DEVICE_FAULT_COUNTERS>() as u32 {
-        return STATUS_INVALID_PARAMETER;
-    }
-    let Some(a) = enter(index) else {
-        return STATUS_NOT_FOUND;
+    // SAFETY: `counters` is the caller's fault-counter record (or NULL), led by its Size.
+    let a = match unsafe { enter_for(context, counters, index) } {
+        Ok(a) => a,
+        Err(status) => return status,
     };
     if FAULT_READ_BUSY.swap(true, Ordering::Acquire) {
         leave();

@@ -5,7 +5,7 @@
 //! fake provider and client the guest plays) is caught and named; every import of rnic.sys
 //! is in the guest's export table and in the real system's export lists.
 
-use guest_boot_tests::{assert_rule_selftest_caught, boot_guest, setup};
+use guest_boot_tests::{assert_rule_selftest_caught, boot_guest, setup, LoopbackWire};
 
 #[test]
 fn default_boot_attaches_calls_and_detaches_the_diagnostics_npi() {
@@ -190,25 +190,22 @@ fn the_diagnostics_npi_reads_the_device_fault_counters() {
 #[test]
 fn an_injected_dma_fault_shows_in_the_device_fault_counters() {
     let Some(a) = setup() else { return };
-    let dir = std::env::temp_dir().join(format!("rnic-nmr-faults-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let plan = dir.join("plan.toml");
+    let wire = LoopbackWire::new();
+    let plan = wire.dir().join("plan.toml");
     std::fs::write(
         &plan,
         "[[fault]]\nsite = \"dma_write\"\naction = \"dma_error\"\nqueue = 0x10000\nonce_at = 1\n",
     )
     .unwrap();
-    let sock = dir.join("loop.sock");
     let rnic = format!(
-        "wire=unix:{0},{0},faults={1}",
-        sock.to_str().expect("utf-8 path"),
+        "{},faults={}",
+        wire.rnic_setting(),
         plan.to_str().expect("utf-8 path")
     );
     let out = boot_guest(
         &a,
         &["--rnic", &rnic, "--cmdline", "guest.ethernet=loopback"],
     );
-    let _ = std::fs::remove_dir_all(&dir);
     out.assert_in_order(&["nmr: QueryDeviceFaultCounters(0): ", "verdict: PASS"]);
     for name in ["dma_errors", "rx_queue0_errors"] {
         assert!(

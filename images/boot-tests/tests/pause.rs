@@ -6,7 +6,7 @@
 //! frame still goes through. Each data-path verifier rule's self test (a misbehaving
 //! miniport the guest plays) is caught and named.
 
-use guest_boot_tests::{assert_rule_selftest_caught, boot_guest, setup};
+use guest_boot_tests::{assert_rule_selftest_caught, boot_guest, setup, LoopbackWire};
 
 /// The default boot (no wire): four sends in flight when MiniportPause is called.
 #[test]
@@ -57,15 +57,16 @@ fn a_pause_with_sends_in_flight_pends_and_completes_once_they_complete() {
 #[test]
 fn a_pause_waits_for_the_receive_indication_to_return() {
     let Some(a) = setup() else { return };
-    let dir = std::env::temp_dir().join(format!("rnic-pause-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("loop.sock");
-    let wire = format!("wire=unix:{0},{0}", sock.to_str().expect("utf-8 path"));
+    let wire = LoopbackWire::new();
     let out = boot_guest(
         &a,
-        &["--rnic", &wire, "--cmdline", "guest.ethernet=loopback"],
+        &[
+            "--rnic",
+            &wire.rnic_setting(),
+            "--cmdline",
+            "guest.ethernet=loopback",
+        ],
     );
-    let _ = std::fs::remove_dir_all(&dir);
     out.assert_in_order(&[
         "ndis: pause with sends in flight (adapter 0)",
         "rnic: Pause pends (5 NBLs outstanding)",

@@ -832,28 +832,22 @@ fn read_fault_counters(
             c.Size, c.AdapterIndex, c.DeviceResets
         ));
     }
-    let mut wrong = RNIC_DIAG_DEVICE_FAULT_COUNTERS {
-        Size: size - 8,
-        ..Default::default()
-    };
-    // SAFETY: as above.
-    let status = unsafe { query(binding, 0, &mut wrong) };
-    if status != STATUS_INVALID_PARAMETER {
-        return Err(format!(
-            "QueryDeviceFaultCounters with Size {:#x} returned {status:#010x}, not STATUS_INVALID_PARAMETER",
-            size - 8
-        ));
-    }
-    let mut other = RNIC_DIAG_DEVICE_FAULT_COUNTERS {
-        Size: size,
-        ..Default::default()
-    };
-    // SAFETY: as above.
-    let status = unsafe { query(binding, 99, &mut other) };
-    if status != STATUS_NOT_FOUND {
-        return Err(format!(
-            "QueryDeviceFaultCounters(99) returned {status:#010x}, not STATUS_NOT_FOUND"
-        ));
+    // Refused calls: a record of the wrong size, an adapter that does not exist.
+    for (index, size, want) in [
+        (0, size - 8, STATUS_INVALID_PARAMETER),
+        (99, size, STATUS_NOT_FOUND),
+    ] {
+        let mut refused = RNIC_DIAG_DEVICE_FAULT_COUNTERS {
+            Size: size,
+            ..Default::default()
+        };
+        // SAFETY: as above.
+        let status = unsafe { query(binding, index, &mut refused) };
+        if status != want {
+            return Err(format!(
+                "QueryDeviceFaultCounters({index}) with Size {size:#x} returned {status:#010x}, not {want:#010x}"
+            ));
+        }
     }
     Ok(())
 }

@@ -292,6 +292,15 @@ fn selftest(what: &str) {
                 fail("NdisTimedDataHang self test", STATUS_VIOLATION);
             }
         },
+        rule if rule.starts_with("nbl-") || rule.starts_with("pause-") => {
+            match ndis::datapath_selftest::rule(rule) {
+                Ok(caught) => println!("guest: selftest {rule}: the verifier caught it: {caught}"),
+                Err(e) => {
+                    println!("guest: selftest {rule}: {e}");
+                    fail("data-path verifier self test", STATUS_VIOLATION);
+                }
+            }
+        }
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

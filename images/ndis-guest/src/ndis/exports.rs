@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 40] {
+fn rows() -> [Export; 41] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -49,6 +49,7 @@ fn rows() -> [Export; 40] {
             NdisWaitEvent,
             NdisMSendNetBufferListsComplete,
             NdisMOidRequestComplete,
+            NdisMPauseComplete = super::pause::NdisMPauseComplete,
             NdisAllocateNetBufferListPool = super::netbuf::NdisAllocateNetBufferListPool,
             NdisFreeNetBufferListPool = super::netbuf::NdisFreeNetBufferListPool,
             NdisAllocateNetBufferAndNetBufferList = super::netbuf::NdisAllocateNetBufferAndNetBufferList,

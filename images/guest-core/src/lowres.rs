@@ -7,6 +7,7 @@
 //! | value | fails |
 //! | --- | --- |
 //! | `every:N` | requests N, 2N, 3N, ... (N >= 1; `every:1` fails them all) |
+//! | `every:N,from:F` | requests F, F+N, F+2N, ... (F >= 1): the phases before request F run untouched |
 //! | `nth:N` | exactly request N (N >= 1): one boot per N is a systematic sweep |
 //! | `seed:S,percent:P` | each request with probability P % (0..=100), from a pseudo-random sequence seeded by S (a u64): the same seed fails the same requests |
 //! | `count` | none: every request is only numbered and listed (the first boot of a sweep, which learns what the life cycle asks for) |
@@ -18,13 +19,20 @@
 use core::fmt;
 
 /// The values `guest.lowres=` accepts, as the error messages list them.
-pub const FORMS: &str = "every:N, nth:N (N >= 1), seed:S,percent:P (S a u64, P 0..=100), count";
+pub const FORMS: &str =
+    "every:N, every:N,from:F, nth:N (N, F >= 1), seed:S,percent:P (S a u64, P 0..=100), count";
 
 /// Which allocation requests fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Every `n`th request (n >= 1).
-    Every(u32),
+    /// Requests `from`, `from + every`, `from + 2 × every`, ... (both >= 1; `every:N` is
+    /// `from` N).
+    Every {
+        /// Distance between two failed requests.
+        every: u32,
+        /// The first failed request.
+        from: u32,
+    },
     /// Exactly request number `n` (n >= 1).
     Nth(u32),
     /// Each request with probability `percent` % from a sequence seeded by `seed`.
@@ -59,8 +67,15 @@ pub fn parse(value: &str) -> Result<Mode, BadMode<'_>> {
     if value == "count" {
         return Ok(Mode::Count);
     }
-    if let Some(n) = value.strip_prefix("every:") {
-        return positive(n).map(Mode::Every).ok_or(bad);
+    if let Some(rest) = value.strip_prefix("every:") {
+        let (every, from) = match rest.split_once(",from:") {
+            Some((every, from)) => (positive(every), positive(from)),
+            None => (positive(rest), positive(rest)),
+        };
+        return match (every, from) {
+            (Some(every), Some(from)) => Ok(Mode::Every { every, from }),
+            _ => Err(bad),
+        };
     }
     if let Some(n) = value.strip_prefix("nth:") {
         return positive(n).map(Mode::Nth).ok_or(bad);
@@ -80,7 +95,8 @@ pub fn parse(value: &str) -> Result<Mode, BadMode<'_>> {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mode::Every(n) => write!(f, "every:{n}"),
+            Mode::Every { every, from } if every == from => write!(f, "every:{every}"),
+            Mode::Every { every, from } => write!(f, "every:{every},from:{from}"),
             Mode::Nth(n) => write!(f, "nth:{n}"),
             Mode::Seeded { seed, percent } => write!(f, "seed:{seed},percent:{percent}"),
             Mode::Count => f.write_str("count"),
@@ -140,7 +156,9 @@ impl Injector {
         let number = self.requests;
         let fail = match self.mode {
             None | Some(Mode::Count) => false,
-            Some(Mode::Every(n)) => number.is_multiple_of(n),
+            Some(Mode::Every { every, from }) => {
+                number >= from && (number - from).is_multiple_of(every)
+            }
             Some(Mode::Nth(n)) => number == n,
             Some(Mode::Seeded { percent, .. }) => self.next_percentile() < u64::from(percent),
         };
@@ -188,8 +206,12 @@ mod tests {
 
     #[test]
     fn every_n_fails_the_multiples_of_n() {
-        assert_eq!(failed(Mode::Every(3), 10), [3, 6, 9]);
-        assert_eq!(failed(Mode::Every(1), 4), [1, 2, 3, 4]);
+        let every = |every, from| Mode::Every { every, from };
+        assert_eq!(failed(every(3, 3), 10), [3, 6, 9]);
+        assert_eq!(failed(every(1, 1), 4), [1, 2, 3, 4]);
+        assert_eq!(failed(every(4, 7), 20), [7, 11, 15, 19]);
+        assert_eq!(parse("every:3"), Ok(every(3, 3)));
+        assert_eq!(parse("every:4,from:7"), Ok(every(4, 7)));
     }
 
     #[test]
@@ -250,7 +272,7 @@ mod tests {
         let mut count = Injector::new(Some(Mode::Count));
         assert!((0..9).all(|_| !count.request().fail));
         assert_eq!((count.requests(), count.injected()), (9, 0));
-        let mut every = Injector::new(Some(Mode::Every(2)));
+        let mut every = Injector::new(Some(Mode::Every { every: 2, from: 2 }));
         for _ in 0..5 {
             every.request();
         }
@@ -261,6 +283,7 @@ mod tests {
     fn the_accepted_forms_parse_and_print_back() {
         for text in [
             "every:4",
+            "every:4,from:150",
             "nth:1",
             "seed:18446744073709551615,percent:100",
             "count",
@@ -289,6 +312,9 @@ mod tests {
             "seed:1,percent:101",
             "percent:5,seed:1",
             "counts",
+            "every:2,from:0",
+            "every:0,from:3",
+            "every:2,from:",
         ] {
             let e = parse(text).unwrap_err();
             let msg = e.to_string();

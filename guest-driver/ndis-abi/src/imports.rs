@@ -60,6 +60,8 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisAllocateIoWorkItem"),
     (NDIS_SYS, "NdisQueueIoWorkItem"),
     (NDIS_SYS, "NdisFreeIoWorkItem"),
+    (NDIS_SYS, "NdisMIndicateStatusEx"),
+    (NDIS_SYS, "NdisMResetComplete"),
     (NTOSKRNL_EXE, "DbgPrint"),
     (crate::nmr::NETIO_SYS, "NmrRegisterProvider"),
     (crate::nmr::NETIO_SYS, "NmrDeregisterProvider"),
@@ -306,7 +308,7 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 38);
+        assert_eq!(SKELETON_IMPORTS.len(), 40);
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
         for import in crate::nmr::NMR_PROVIDER_IMPORTS {
             assert!(SKELETON_IMPORTS.contains(import), "{import:?}");

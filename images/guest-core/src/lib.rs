@@ -19,3 +19,4 @@ pub mod nmr;
 pub mod oid;
 pub mod pe;
 pub mod plan;
+pub mod reset;

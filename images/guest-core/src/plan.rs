@@ -30,7 +30,8 @@ use crate::lowres;
 /// and let the boot go on). The `nmr-*` ones each provoke one NMR verifier rule with a fake
 /// provider and client the guest plays (they report and let the boot go on);
 /// `nmr-refuse-provider` makes the driver's NmrRegisterProvider fail (out of resources), so the
-/// boot shows how DriverEntry fails.
+/// boot shows how DriverEntry fails. `data-hang` holds a fake send pending for 22.5 s of real
+/// time: Driver Verifier's `NdisTimedDataHang` must fire (it reports and lets the boot go on).
 pub const SELFTESTS: &[&str] = &[
     "ud",
     "de",
@@ -49,6 +50,7 @@ pub const SELFTESTS: &[&str] = &[
     "nmr-detach-double-complete",
     "nmr-deregister-incomplete",
     "nmr-refuse-provider",
+    "data-hang",
 ];
 
 /// Keys the command line may use.

@@ -286,6 +286,13 @@ fn selftest(what: &str) {
                 fail("NMR verifier self test", STATUS_VIOLATION);
             }
         },
+        "data-hang" => match ndis::reset::selftest_data_hang() {
+            Ok(caught) => println!("guest: selftest data-hang: the verifier caught it: {caught}"),
+            Err(e) => {
+                println!("guest: selftest data-hang: {e}");
+                fail("NdisTimedDataHang self test", STATUS_VIOLATION);
+            }
+        },
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

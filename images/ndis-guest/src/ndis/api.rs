@@ -990,6 +990,7 @@ pub unsafe extern "win64" fn NdisMSendNetBufferListsComplete(
         require_adapter(F, MiniportAdapterHandle)?;
         require_non_null(F, NetBufferList, "NetBufferList")?;
         let problems = super::send::completed(NetBufferList, SendCompleteFlags);
+        super::reset::send_completed();
         match problems.into_iter().next() {
             Some(first) => refuse(F, first, NDIS_STATUS_INVALID_PARAMETER),
             None => Ok(()),

@@ -27,7 +27,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 38] {
+fn rows() -> [Export; 40] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -62,7 +62,9 @@ fn rows() -> [Export; 38] {
             NdisMNetPnPEvent = super::ndk::NdisMNetPnPEvent,
             NdisAllocateIoWorkItem = super::workitem::NdisAllocateIoWorkItem,
             NdisQueueIoWorkItem = super::workitem::NdisQueueIoWorkItem,
-            NdisFreeIoWorkItem = super::workitem::NdisFreeIoWorkItem;
+            NdisFreeIoWorkItem = super::workitem::NdisFreeIoWorkItem,
+            NdisMIndicateStatusEx = super::reset::NdisMIndicateStatusEx,
+            NdisMResetComplete = super::reset::NdisMResetComplete;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
         "netio.sys":

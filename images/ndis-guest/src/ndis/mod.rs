@@ -1,6 +1,7 @@
 //! The NDIS personality: state shared by the exported functions, the contract verifier, and the
 //! life cycle the guest drives (as Windows would): DriverEntry -> MiniportInitializeEx ->
-//! MiniportHaltEx -> MiniportDriverUnload, with checks after each step.
+//! Restart/Pause rounds -> a reset (`reset`) -> MiniportHaltEx -> MiniportDriverUnload, with
+//! checks after each step.
 
 pub mod api;
 pub mod contract;
@@ -12,6 +13,7 @@ pub mod ndk;
 pub mod netbuf;
 pub mod nmr;
 pub mod oid;
+pub mod reset;
 pub mod selftest;
 pub mod send;
 pub mod workitem;
@@ -208,6 +210,8 @@ fn status_name(s: NDIS_STATUS) -> String {
         NDIS_STATUS_BAD_CHARACTERISTICS => String::from("NDIS_STATUS_BAD_CHARACTERISTICS"),
         NDIS_STATUS_DEVICE_FAILED => String::from("NDIS_STATUS_DEVICE_FAILED"),
         NDIS_STATUS_ADAPTER_NOT_FOUND => String::from("NDIS_STATUS_ADAPTER_NOT_FOUND"),
+        NDIS_STATUS_HARD_ERRORS => String::from("NDIS_STATUS_HARD_ERRORS"),
+        NDIS_STATUS_RESET_IN_PROGRESS => String::from("NDIS_STATUS_RESET_IN_PROGRESS"),
         other => format!("{other:#010x}"),
     }
 }
@@ -565,6 +569,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
 
     if !initialized.is_empty() {
         drive_pause_restart(&chars, &initialized);
+        reset::drive_reset(&chars, &initialized);
         // Let anything still in flight settle (interrupts, DPCs), then halt the paused
         // adapters.
         interrupt::idle(20);
@@ -667,6 +672,7 @@ fn finish(
         workitem::reset();
         ndk::reset();
         nmr::reset();
+        reset::reset_state();
         core::mem::take(&mut s.violations)
     };
     // Failed initializations first (they are the cause); moved in before the heap count so

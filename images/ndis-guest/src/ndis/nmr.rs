@@ -770,7 +770,8 @@ fn use_binding(
         .OidRequestHandler
         .and_then(|h| super::oid::query_counter(h, ctx, OID_GEN_XMIT_OK));
     match xmit_ok {
-        Some(x) if x == stats.FramesSent && x > 0 => {}
+        // Frames went out, or every one failed (a fatal device): the provider counted them.
+        Some(x) if x == stats.FramesSent && (x > 0 || stats.SendErrors > 0) => {}
         other => {
             return Err(format!(
                 "FramesSent {} is not plausible: OID_GEN_XMIT_OK says {other:?} after the Ethernet check",

@@ -132,6 +132,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
     ndis::set_ethernet_peer(plan.ethernet_peer);
     ndis::set_ndk(plan.ndk_suite, plan.ndk_bench);
     ndis::ndk::set_errors_expected(plan.ndk_errors_expected);
+    ndis::lowres::set_mode(plan.lowres);
     ndis::ndk::memory::install_fault_namer();
     for what in &plan.selftests {
         selftest(what);

@@ -743,6 +743,7 @@ pub unsafe extern "win64" fn NdisMAllocateSharedMemory(
                 NDIS_STATUS_FAILURE,
             );
         }
+        super::lowres::allocation(F)?;
         let p = allocate(Length, shared_layout, true)?;
         STATE.lock().adapters[adapter]
             .shared
@@ -819,6 +820,7 @@ pub unsafe extern "win64" fn NdisAllocateMemoryWithTagPriority(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         }
+        super::lowres::allocation(F)?;
         let p = allocate(Length, pool_layout, false)?;
         // SAFETY: fresh allocation of `Length` bytes. Pool memory is not zeroed: make that
         // visible.

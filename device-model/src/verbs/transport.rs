@@ -579,10 +579,12 @@ impl Qp {
     /// Emits `p`; with `source`, its payload stays in guest memory until the
     /// receiving QP places it (loopback).
     fn emit_from(&mut self, cx: &mut Ctx, p: RocePacket, mut source: Option<GuestPayload>) {
-        self.stats.tx_packets += 1;
+        self.stats.tx_packets += source.as_ref().map_or(1, |s| u64::from(s.packets));
         self.stats.tx_bytes += source.as_ref().map_or(p.payload.len(), |s| s.len) as u64;
         if let Some(g) = &mut source {
-            g.last = LastHeader::of(&p);
+            if g.packets == 1 {
+                g.last = LastHeader::of(&p);
+            }
             // The next packet of the train the previous packet ended (no ACK
             // request in between): the train grows instead of a new entry.
             if let Some(OutPacket {
@@ -601,7 +603,7 @@ impl Qp {
                     && first.bth.dest_qp == p.bth.dest_qp
                     && psn_add(first.bth.psn, t.packets) == p.bth.psn;
                 if follows {
-                    t.packets += 1;
+                    t.packets += g.packets;
                     t.len += g.len;
                     t.last = g.last;
                     return;
@@ -747,18 +749,24 @@ impl Qp {
                 self.req.send_pkt = 0;
                 continue;
             }
+            let loopback = w.inline.is_none() && self.to_own_port(cx.port);
             while self.req.send_pkt < w.npkts {
                 let k = self.req.send_pkt;
                 let psn = psn_add(w.first_psn, k);
                 if !self.in_window(cx, psn) {
                     break;
                 }
+                if loopback {
+                    if let Some(m) = self.transmit_train(cx, &w, k, mtu) {
+                        self.req.outstanding[i].transmitted = true;
+                        self.req.send_pkt += m;
+                        continue;
+                    }
+                }
                 let off = u64::from(k) * u64::from(mtu);
                 let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
-                let first = k == 0;
                 let last = k + 1 == w.npkts;
-                let opcode = packet_opcode(w.opcode, first, last);
-                let mut p = self.new_pkt(cx, opcode, psn);
+                let mut p = self.data_header(cx, &w, k);
                 // Loopback: the payload stays where it is; the requester's lkey
                 // check is made now and again when the responder places it (the
                 // MR may be gone by then). The wire: gathered into the packet.
@@ -788,29 +796,6 @@ impl Qp {
                         Vec::new()
                     }
                 };
-                if first
-                    && matches!(
-                        w.opcode,
-                        wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM
-                    )
-                {
-                    p.reth = Some(Reth {
-                        va: w.remote_addr,
-                        rkey: w.rkey,
-                        dma_len: w.len,
-                    });
-                }
-                if last {
-                    match w.opcode {
-                        wqe::opcode::SEND_WITH_IMM | wqe::opcode::RDMA_WRITE_WITH_IMM => {
-                            p.imm = Some(w.imm_inv)
-                        }
-                        wqe::opcode::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
-                        _ => {}
-                    }
-                    p.bth.solicited =
-                        w.flags & wqe::flags::SOLICITED != 0 && w.opcode != wqe::opcode::RDMA_WRITE;
-                }
                 self.req.since_ackreq += 1;
                 if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
                     p.bth.ack_req = true;
@@ -846,6 +831,91 @@ impl Qp {
             self.req.send_idx += 1;
             self.req.send_pkt = 0;
         }
+    }
+
+    /// Whether this QP's peer is the port itself (its packets go to the loopback
+    /// queue: the router's test of a packet, made from the QP's address vector).
+    fn to_own_port(&self, port: &super::Port) -> bool {
+        match self.remote_ip6 {
+            Some(v6) => port.ipv6 == Some(v6),
+            None => self.remote_ip == port.ip,
+        }
+    }
+
+    /// The headers of data packet `k` of SEND or RDMA WRITE `w` (no payload, no
+    /// ACK request).
+    fn data_header(&self, cx: &Ctx, w: &SqWqe, k: u32) -> RocePacket {
+        let first = k == 0;
+        let last = k + 1 == w.npkts;
+        let opcode = packet_opcode(w.opcode, first, last);
+        let mut p = self.new_pkt(cx, opcode, psn_add(w.first_psn, k));
+        if first
+            && matches!(
+                w.opcode,
+                wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM
+            )
+        {
+            p.reth = Some(Reth {
+                va: w.remote_addr,
+                rkey: w.rkey,
+                dma_len: w.len,
+            });
+        }
+        if last {
+            match w.opcode {
+                wqe::opcode::SEND_WITH_IMM | wqe::opcode::RDMA_WRITE_WITH_IMM => {
+                    p.imm = Some(w.imm_inv)
+                }
+                wqe::opcode::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
+                _ => {}
+            }
+            p.bth.solicited =
+                w.flags & wqe::flags::SOLICITED != 0 && w.opcode != wqe::opcode::RDMA_WRITE;
+        }
+        p
+    }
+
+    /// Loopback: sends data packets `k..` of `w` whose payload stays in guest
+    /// memory as one train, up to the next ACK request or the window's end, with
+    /// one lkey check of their whole range. Returns the packets sent, or `None`
+    /// (nothing sent) for a train of one packet or a range whose check fails: the
+    /// packets then go one by one, which stops at the failing one exactly.
+    fn transmit_train(&mut self, cx: &mut Ctx, w: &SqWqe, k: u32, mtu: u32) -> Option<u32> {
+        let half = (cx.limits.max_inflight / 2).max(1);
+        let (mut m, mut since, mut ack_req) = (0, self.req.since_ackreq, false);
+        while k + m < w.npkts && self.in_window(cx, psn_add(w.first_psn, k + m)) {
+            m += 1;
+            since += 1;
+            if k + m == w.npkts || since >= half {
+                ack_req = true;
+                break;
+            }
+        }
+        if m < 2 {
+            return None;
+        }
+        let off = u64::from(k) * u64::from(mtu);
+        let len = (u64::from(w.len) - off).min(u64::from(m) * u64::from(mtu)) as usize;
+        check_sges(cx, self.who(), &w.sges, off, len).ok()?;
+        let mut end = self.data_header(cx, w, k + m - 1);
+        end.bth.ack_req = ack_req;
+        let first = self.data_header(cx, w, k);
+        let source = GuestPayload {
+            who: self.who(),
+            sges: std::sync::Arc::clone(&w.sges),
+            need: Need::LocalRead,
+            offset: off,
+            len,
+            packets: m,
+            mtu,
+            last: LastHeader::of(&end),
+        };
+        self.req.since_ackreq = if ack_req { 0 } else { since };
+        for j in 0..m {
+            self.note_sent(psn_add(first.bth.psn, j));
+        }
+        self.emit_from(cx, first, Some(source));
+        Some(m)
     }
 
     /// FAST_REG and LOCAL_INV, executed in order when the transmit cursor reaches them.

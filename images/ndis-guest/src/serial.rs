@@ -105,6 +105,16 @@ impl Console {
 
     /// Appends `s`; sends the line when `s` ends with a newline.
     pub fn write_bytes(&mut self, mut s: &[u8]) {
+        if let [b] = s {
+            // DbgPrint output comes one byte at a time: no slice copy (a `memcpy` call).
+            let used = self.record.len as usize;
+            self.record.text[used] = *b;
+            self.record.len += 1;
+            if *b == b'\n' || used + 1 == LINE_CAPACITY {
+                self.flush();
+            }
+            return;
+        }
         let ends_line = s.last() == Some(&b'\n');
         while !s.is_empty() {
             let used = self.record.len as usize;

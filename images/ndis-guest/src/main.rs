@@ -64,7 +64,10 @@ pub(crate) fn fail(reason: &str, status: u32) -> ! {
 #[no_mangle]
 extern "C" fn kmain(start_info_phys: u64) -> ! {
     serial::init();
-    interrupts::init_idt();
+    if let Err(e) = interrupts::init_idt() {
+        println!("guest: {e}");
+        fail("bad interrupt table", STATUS_EXCEPTION);
+    }
     if let Err(what) = cpu::init_fpu() {
         println!("guest: the CPU lacks {what}, which the driver needs");
         fail("CPU lacks FXSR/SSE/SSE2", STATUS_EXCEPTION);

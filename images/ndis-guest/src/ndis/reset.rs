@@ -178,6 +178,12 @@ pub unsafe extern "win64" fn NdisMIndicateStatusEx(
     })
 }
 
+/// Adapter `i`'s `MediaConnectState` as last indicated, or `initial` (the general
+/// attributes') before any indication.
+pub fn connect_state(i: usize, initial: u32) -> u32 {
+    LINK.lock()[i].connect_state.unwrap_or(initial)
+}
+
 /// The name of a `MediaConnectState` value for the log.
 fn connect_name(state: u32) -> &'static str {
     if state == MediaConnectStateConnected {

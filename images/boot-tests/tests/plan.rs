@@ -29,7 +29,7 @@ fn an_unknown_selftest_is_a_bad_plan() {
     let Some(a) = setup() else { return };
     let out = boot(&a, &["--cmdline", "guest.selftest=bogus"]);
     out.assert_in_order(&[
-        "guest: bad plan: unknown self test \"bogus\" (known: ud, de, pf, panic, timer, contract, ndk-mdl-va, ndk-double-completion, ndk-completion-without-pending, ndk-callback-after-close, ndk-parent-close, ndk-irql, ndk-leak, nmr-double-attach, nmr-detach-double-complete, nmr-deregister-incomplete, nmr-refuse-provider)",
+        "guest: bad plan: unknown self test \"bogus\" (known: ud, de, pf, panic, timer, contract, ndk-mdl-va, ndk-double-completion, ndk-completion-without-pending, ndk-callback-after-close, ndk-parent-close, ndk-irql, ndk-leak, nmr-double-attach, nmr-detach-double-complete, nmr-deregister-incomplete, nmr-refuse-provider, data-hang)",
         "verdict: FAIL (bad guest plan)",
     ]);
     assert_eq!(out.status, Some(5), "{}\n{}", out.serial, out.stderr);

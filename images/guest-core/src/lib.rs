@@ -12,6 +12,7 @@ pub mod exports;
 pub mod fmt;
 pub mod heap;
 pub mod irq;
+pub mod lowres;
 pub mod memmap;
 pub mod ndk;
 pub mod nmr;

@@ -610,7 +610,7 @@ fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, i: usize) {
         "ndis: OID matrix: {} claimed OIDs",
         general.supported_oids.len()
     );
-    oid::run_matrix(handler, ctx, &general);
+    oid::run_matrix(handler, ctx, &general, i);
 }
 
 pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) -> ! {

@@ -61,6 +61,8 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisAllocateIoWorkItem"),
     (NDIS_SYS, "NdisQueueIoWorkItem"),
     (NDIS_SYS, "NdisFreeIoWorkItem"),
+    (NDIS_SYS, "NdisMIndicateStatusEx"),
+    (NDIS_SYS, "NdisMResetComplete"),
     (NTOSKRNL_EXE, "DbgPrint"),
     (crate::nmr::NETIO_SYS, "NmrRegisterProvider"),
     (crate::nmr::NETIO_SYS, "NmrDeregisterProvider"),
@@ -316,7 +318,7 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 39);
+        assert_eq!(SKELETON_IMPORTS.len(), 41);
         assert!(SKELETON_IMPORTS.contains(&(NDIS_SYS, "NdisMPauseComplete")));
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
         for import in crate::nmr::NMR_PROVIDER_IMPORTS {

@@ -1,6 +1,6 @@
 //! Per-adapter state and the life-cycle handlers (netvmini's adapter/miniport layer):
-//! InitializeEx (bring-up, NOP, queues, attributes), HaltEx, Pause/Restart, ResetEx,
-//! PnP and shutdown notifications. Hardware access is `hw`, interrupts `interrupt`, the
+//! InitializeEx (bring-up, NOP, queues, attributes), HaltEx, Pause/Restart, PnP and shutdown
+//! notifications (CheckForHangEx and ResetEx are `reset`'s, link indications `link`'s). Hardware access is `hw`, interrupts `interrupt`, the
 //! control path `oid`, the data path `send`/`receive` over the rings of `ethernet`.
 //!
 //! The adapter context is shared between PASSIVE_LEVEL handlers, the ISR and the DPC, so it is
@@ -94,6 +94,8 @@ pub struct Adapter {
     pub(crate) msix_messages: u32,
     /// The NDK provider's state (`crate::ndk`).
     pub(crate) ndk: crate::ndk::NdkState,
+    /// Fatal state, reset in progress, halt begun, hang watches (`crate::reset`).
+    pub(crate) health: crate::reset::Health,
 }
 
 impl Adapter {
@@ -176,7 +178,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
                 MiniportAdapterContext: a.cast::<c_void>(),
                 AttributeFlags: NDIS_MINIPORT_ATTRIBUTES_HARDWARE_DEVICE
                     | NDIS_MINIPORT_ATTRIBUTES_BUS_MASTER,
-                CheckForHangTimeInSeconds: 0,
+                CheckForHangTimeInSeconds: logic::health::CHECK_FOR_HANG_SECONDS,
                 InterfaceType: NdisInterfacePci,
             },
         };
@@ -377,7 +379,13 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
             return status;
         }
 
-        // 12. The NDK provider: verbs limits (QUERY_CAPS) and the NDK attributes.
+        // 12. The reset's work item and the link state just reported.
+        let status = crate::reset::initialize(a);
+        if status != NDIS_STATUS_SUCCESS {
+            return status;
+        }
+
+        // 13. The NDK provider: verbs limits (QUERY_CAPS) and the NDK attributes.
         crate::ndk::initialize(a)
     }
 }
@@ -470,6 +478,7 @@ unsafe fn teardown(a: *mut Adapter) {
             (*a).interrupt = null_mut();
         }
         (*a).rings_live.store(false, Ordering::Release);
+        crate::reset::teardown(a);
         crate::ndk::teardown(a);
         crate::ethernet::free_rings(a);
         if !(*a).asq_va.is_null() {
@@ -524,13 +533,20 @@ unsafe fn teardown(a: *mut Adapter) {
     }
 }
 
-/// MiniportHaltEx. IRQL: PASSIVE_LEVEL. Destroys the queues, disables the device and
-/// releases everything.
+/// MiniportHaltEx. IRQL: PASSIVE_LEVEL. Stops status indications, destroys the queues (a
+/// fatal device fails those commands at once), disables the device and releases everything.
 ///
 /// # Safety
 /// Called by NDIS with the context registered in InitializeEx.
 pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_HALT_ACTION) {
     log!("HaltEx (action %u)\n", action);
+    // SAFETY: the context is our adapter; `halting` is an atomic.
+    unsafe {
+        (*context.cast::<Adapter>())
+            .health
+            .halting
+            .store(true, Ordering::Release)
+    };
     crate::nmr::adapter_removed(context.cast::<Adapter>());
     // SAFETY: NDIS guarantees no other handler runs for this adapter during or after halt.
     unsafe {
@@ -581,20 +597,6 @@ pub unsafe extern "win64" fn MiniportRestart(
         log!("Restart of an adapter that is not Paused: refused\n");
         NDIS_STATUS_FAILURE
     }
-}
-
-/// MiniportResetEx. IRQL: <= DISPATCH_LEVEL. Nothing queued to reset; completes
-/// synchronously.
-pub unsafe extern "win64" fn MiniportResetEx(
-    _context: NDIS_HANDLE,
-    addressing_reset: *mut BOOLEAN,
-) -> NDIS_STATUS {
-    log!("ResetEx\n");
-    if !addressing_reset.is_null() {
-        // SAFETY: NDIS passes a valid out-pointer.
-        unsafe { *addressing_reset = FALSE };
-    }
-    NDIS_STATUS_SUCCESS
 }
 
 /// MiniportDevicePnPEventNotify. IRQL: PASSIVE_LEVEL. No PnP event needs action.

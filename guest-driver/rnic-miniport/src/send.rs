@@ -29,7 +29,13 @@ pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     }
     let at_dispatch = send_flags & NDIS_SEND_FLAGS_DISPATCH_LEVEL != 0;
     // SAFETY: context is our adapter; `nbls` is a valid NDIS-owned chain linked by `Next`.
-    unsafe { send(context.cast::<Adapter>(), nbls, at_dispatch) };
+    unsafe {
+        let a = context.cast::<Adapter>();
+        if crate::reset::refuse_sends(a, nbls, at_dispatch) {
+            return;
+        }
+        send(a, nbls, at_dispatch);
+    }
 }
 
 /// MiniportCancelSend. IRQL: <= DISPATCH_LEVEL. Frames on the TX ring are already with the
@@ -244,12 +250,20 @@ pub(crate) unsafe extern "win64" fn process_sg_list(
         while (*a).tx_lock.swap(true, Ordering::Acquire) {
             core::hint::spin_loop();
         }
-        if sgl.is_null() || !(*a).eth.tx_ring.has_room() {
+        // Checked under `tx_lock`: a fatal device's ring is emptied by `abort_tx` under the same
+        // lock, so a frame is either refused here or taken off the ring there.
+        let unavailable = crate::reset::unavailable(a);
+        if sgl.is_null() || !(*a).eth.tx_ring.has_room() || unavailable {
             (*a).tx_lock.store(false, Ordering::Release);
             if !sgl.is_null() {
                 ffi::NdisMFreeNetBufferSGList((*a).dma, sgl, nb);
             }
-            nb_failed(a, nbl, NDIS_STATUS_RESOURCES, true);
+            let status = if unavailable {
+                crate::reset::unavailable_status(a)
+            } else {
+                NDIS_STATUS_RESOURCES
+            };
+            nb_failed(a, nbl, status, true);
             return;
         }
         let slot = (*a).eth.tx_ring.tail;
@@ -333,6 +347,44 @@ pub unsafe fn reap_tx(a: *mut Adapter) {
             } else {
                 nb_failed(a, nbl, NDIS_STATUS_FAILURE, true);
             }
+        }
+    }
+}
+
+/// Completes every frame still on the TX ring with `status` (a fatal device or a reset: the
+/// device will never finish them), each NBL exactly once, and empties the ring's positions.
+/// The NBLs complete after `tx_lock` is released (a completion may send again), with the
+/// dispatch flag of the caller's IRQL (`at_dispatch`).
+///
+/// # Safety
+/// `a` is live; the device no longer processes the TX ring (fatal or reset); IRQL <=
+/// DISPATCH_LEVEL.
+pub(crate) unsafe fn abort_tx(a: *mut Adapter, status: NDIS_STATUS, at_dispatch: bool) {
+    // SAFETY: owners were recorded by process_sg_list; slots stay < RING_ENTRIES; `tx_lock`
+    // keeps senders off the ring while it is emptied.
+    unsafe {
+        if (*a).eth.tx.va.is_null() {
+            return;
+        }
+        let mut taken = [null_mut::<NET_BUFFER>(); ethring::RING_ENTRIES as usize];
+        while (*a).tx_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        let mut n = 0;
+        while (*a).eth.tx_ring.in_flight() != 0 {
+            let slot = (*a).eth.tx_ring.consume() as usize;
+            let nb = core::mem::replace(&mut (*a).eth.tx_owner[slot], null_mut());
+            if !nb.is_null() {
+                taken[n] = nb;
+                n += 1;
+            }
+        }
+        (*a).tx_lock.store(false, Ordering::Release);
+        for &nb in &taken[..n] {
+            let nbl = (*nb).MiniportReserved[NB_NBL].cast::<NET_BUFFER_LIST>();
+            let sgl = (*nb).MiniportReserved[NB_SGL].cast::<SCATTER_GATHER_LIST>();
+            ffi::NdisMFreeNetBufferSGList((*a).dma, sgl, nb);
+            nb_failed(a, nbl, status, at_dispatch);
         }
     }
 }

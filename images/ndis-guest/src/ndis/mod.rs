@@ -1,6 +1,7 @@
 //! The NDIS personality: state shared by the exported functions, the contract verifier, and the
 //! life cycle the guest drives (as Windows would): DriverEntry -> MiniportInitializeEx ->
-//! MiniportHaltEx -> MiniportDriverUnload, with checks after each step.
+//! Restart/Pause rounds -> a reset (`reset`) -> MiniportHaltEx -> MiniportDriverUnload, with
+//! checks after each step.
 
 pub mod api;
 pub mod contract;
@@ -8,11 +9,13 @@ pub mod datapath_selftest;
 pub mod dbgprint;
 pub mod exports;
 pub mod interrupt;
+pub mod lowres;
 pub mod ndk;
 pub mod netbuf;
 pub mod nmr;
 pub mod oid;
 pub mod pause;
+pub mod reset;
 pub mod selftest;
 pub mod send;
 pub mod workitem;
@@ -209,6 +212,8 @@ fn status_name(s: NDIS_STATUS) -> String {
         NDIS_STATUS_BAD_CHARACTERISTICS => String::from("NDIS_STATUS_BAD_CHARACTERISTICS"),
         NDIS_STATUS_DEVICE_FAILED => String::from("NDIS_STATUS_DEVICE_FAILED"),
         NDIS_STATUS_ADAPTER_NOT_FOUND => String::from("NDIS_STATUS_ADAPTER_NOT_FOUND"),
+        NDIS_STATUS_HARD_ERRORS => String::from("NDIS_STATUS_HARD_ERRORS"),
+        NDIS_STATUS_RESET_IN_PROGRESS => String::from("NDIS_STATUS_RESET_IN_PROGRESS"),
         other => format!("{other:#010x}"),
     }
 }
@@ -263,7 +268,8 @@ const PAUSE_RESTART_ROUNDS: u32 = 2;
 /// follows only on a paused adapter. A pause may pend: the guest waits for NdisMPauseComplete
 /// (`pause`). Round 1 pauses adapter 0 while sends are in flight
 /// ([`pause_with_sends_in_flight`]); round 2 checks a frame still goes through after the
-/// restart (both but with a peer guest on the wire, `guest.ethernet=peer`). MiniportRestart may not pend (the driver does not import NdisMRestartComplete).
+/// restart (both but with a peer guest on the wire, `guest.ethernet=peer`). MiniportRestart
+/// may not pend (the driver does not import NdisMRestartComplete).
 /// A restart that fails leaves the adapter Paused (as NDIS does) and ends the rounds.
 fn drive_pause_restart(
     chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
@@ -291,13 +297,13 @@ fn drive_pause_restart(
             let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
             let bench = NDK_BENCH.load(core::sync::atomic::Ordering::Relaxed);
             for &(i, ctx) in adapters {
-                run_oid_matrix(chars, i);
+                lowres::during("oid", || run_oid_matrix(chars, i));
                 if i == 0 {
-                    run_sends(chars, i);
-                    nmr::host_client(chars, ctx);
+                    lowres::during("send", || run_sends(chars, i));
+                    lowres::during("nmr-attach", || nmr::host_client(chars, ctx));
                 }
             }
-            ndk::host(chars, adapters, (suite, bench));
+            lowres::during("ndk", || ndk::host(chars, adapters, (suite, bench)));
         } else if !peer {
             send_after_restart(chars, adapters[0]);
         }
@@ -667,10 +673,17 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
                 "DriverEntry failed after NdisMRegisterMiniportDriver without NdisMDeregisterMiniportDriver",
             ));
         }
-        ends(
-            &format!("DriverEntry returned {status:#010x}"),
-            crate::STATUS_VIOLATION,
-        );
+        let why = format!("DriverEntry returned {status:#010x}");
+        if !lowres::excused(&why) {
+            ends(&why, crate::STATUS_VIOLATION);
+        }
+        // `finish` never returns: nothing of this frame may stay on the heap it counts.
+        drop(why);
+        // Under low resources a failed DriverEntry is the outcome: the driver must have
+        // released everything on its way out (no unload follows).
+        STATE.lock().phase = Phase::Unloaded;
+        nmr::unload_returned();
+        finish((drv, reg, reg16, name16), image, heap_baseline, Vec::new());
     }
     let chars = match STATE.lock().chars {
         Some(c) => c,
@@ -690,12 +703,14 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
     for (i, dev) in devices.iter().enumerate() {
         match initialize(init, i, dev) {
             Ok(ctx) => initialized.push((i, ctx)),
+            Err(why) if lowres::excused(&why) => {}
             Err(why) => init_failures.push(why),
         }
     }
 
     if !initialized.is_empty() {
         drive_pause_restart(&chars, &initialized);
+        reset::drive_reset(&chars, &initialized);
         // Let anything still in flight settle (interrupts, DPCs), then halt the paused
         // adapters.
         interrupt::idle(20);
@@ -746,6 +761,27 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
             ));
         }
     }
+    finish(
+        (drv, reg, reg16, name16),
+        image,
+        heap_baseline,
+        init_failures,
+    )
+}
+
+/// The kernel-side objects the driver saw (its DRIVER_OBJECT, registry path and their
+/// strings), held only to be released before the heap count.
+type DriverObjects = (Box<DRIVER_OBJECT>, Box<UNICODE_STRING>, Vec<u16>, Vec<u16>);
+
+/// After unload (or a DriverEntry that failed under low resources): the pool leak check, the
+/// unload of the image, the heap count against `heap_baseline`, and the verdict;
+/// `init_failures` are the failed InitializeEx calls (already excused under low resources).
+fn finish(
+    objects: DriverObjects,
+    image: LoadedImage,
+    heap_baseline: usize,
+    init_failures: Vec<String>,
+) -> ! {
     let leaked_pool: Vec<(u64, (u32, u32))> =
         STATE.lock().pool.iter().map(|(k, v)| (*k, *v)).collect();
     for (va, (len, tag)) in &leaked_pool {
@@ -762,10 +798,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
 
     // Release kernel-side objects, then compare the heap with the baseline taken before the
     // driver was loaded: every allocation made on the driver's behalf must be gone.
-    drop(reg);
-    drop(drv);
-    drop(reg16);
-    drop(name16);
+    drop(objects);
     let (isr_calls, isr_claimed, dpc_runs, stray) = interrupt::counters();
     let (ticks, spurious, unexpected) = crate::interrupts::counters();
     let nop_seen = dbgprint::nop_completed_seen();
@@ -781,6 +814,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         workitem::reset();
         ndk::reset();
         nmr::reset();
+        reset::reset_state();
         pause::reset();
         send::reset();
         core::mem::take(&mut s.violations)
@@ -802,7 +836,9 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
             "heap: {leaked} allocations still live after unload"
         ));
     }
-    if !init_failed {
+    // An injected allocation failure (guest.lowres) may leave the adapter without interrupts
+    // or its NOP: only the rules and the leak checks above still hold then.
+    if !init_failed && !lowres::degraded() {
         if isr_claimed == 0 {
             reasons.push(String::from(
                 "the driver's message ISR never claimed an interrupt",
@@ -815,6 +851,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
             reasons.push(String::from("the driver never reported the NOP completion"));
         }
     }
+    lowres::print_summary();
     if let Some(first) = reasons.first() {
         ends(first, crate::STATUS_VIOLATION);
     }

@@ -97,6 +97,7 @@ pub unsafe extern "win64" fn NdisAllocateNetBufferListPool(
                 NDIS_STATUS_NOT_SUPPORTED,
             );
         }
+        super::lowres::allocation(F)?;
         let cookie = Box::into_raw(Box::new(0u8)) as u64;
         NETBUF.lock().pools.insert(cookie);
         Ok(cookie as NDIS_HANDLE)
@@ -154,6 +155,7 @@ pub unsafe extern "win64" fn NdisAllocateNetBufferAndNetBufferList(
                 NDIS_STATUS_NOT_SUPPORTED,
             );
         }
+        super::lowres::allocation(F)?;
         // SAFETY: non-zero layouts; results checked.
         let (nbl, nb) = unsafe {
             (
@@ -226,6 +228,7 @@ pub unsafe extern "win64" fn NdisAllocateMdl(
         require_irql(F, DISPATCH_LEVEL)?;
         require_adapter(F, NdisHandle)?;
         require_non_null(F, VirtualAddress, "VirtualAddress")?;
+        super::lowres::allocation(F)?;
         let mdl = Box::into_raw(Box::new(MDL {
             Next: core::ptr::null_mut(),
             Size: core::mem::size_of::<MDL>() as i16,
@@ -467,6 +470,7 @@ pub unsafe extern "win64" fn NdisMAllocateNetBufferSGList(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         };
+        super::lowres::allocation(F)?;
         let Some(layout) = sg_layout(parts.len()) else {
             return Ok(NDIS_STATUS_RESOURCES);
         };

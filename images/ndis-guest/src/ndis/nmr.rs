@@ -172,6 +172,9 @@ impl Registering<'_> {
             );
             return Ok(STATUS_INSUFFICIENT_RESOURCES);
         }
+        if self.role == Role::Provider && super::lowres::allocation(func).is_err() {
+            return Ok(STATUS_INSUFFICIENT_RESOURCES);
+        }
         let h = NMR.lock().register(
             self.role,
             npi_bytes(&npi),
@@ -667,7 +670,7 @@ unsafe extern "win64" fn client_cleanup(context: *mut c_void) {
 /// dropped) and waits for the deregistration.
 pub fn host_client(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE) {
     if let Err(e) = run_client(chars, ctx) {
-        violation(format!("NMR diagnostics client: {e}"));
+        super::lowres::outcome_failed(format!("NMR diagnostics client: {e}"));
     }
 }
 
@@ -767,7 +770,8 @@ fn use_binding(
         .OidRequestHandler
         .and_then(|h| super::oid::query_counter(h, ctx, OID_GEN_XMIT_OK));
     match xmit_ok {
-        Some(x) if x == stats.FramesSent && x > 0 => {}
+        // Frames went out, or every one failed (a fatal device): the provider counted them.
+        Some(x) if x == stats.FramesSent && (x > 0 || stats.SendErrors > 0) => {}
         other => {
             return Err(format!(
                 "FramesSent {} is not plausible: OID_GEN_XMIT_OK says {other:?} after the Ethernet check",

@@ -42,7 +42,8 @@ pub struct Adapter {
     /// Set (Release) once the rings are programmed and `cq` is valid.
     pub(crate) rings_live: AtomicBool,
     pub(crate) dpc_busy: AtomicBool,
-    pub(crate) paused: AtomicBool,
+    /// Running/Pausing/Paused and the NBLs outstanding (`crate::data_path`); starts Paused.
+    pub(crate) data_path: crate::data_path::DataPath,
     /// The command id [`admin_wait`] waits for, and its state (`WAIT_*`), status and result 0.
     pub(crate) wait_id: AtomicU32,
     pub(crate) wait_state: AtomicU32,
@@ -159,7 +160,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
     unsafe {
         let miniport = (*a).miniport;
         // An adapter leaves InitializeEx Paused: no sends or indications before MiniportRestart.
-        (*a).paused.store(true, Ordering::Release);
+        (*a).data_path = crate::data_path::DataPath::new();
         // The device's reset values (docs/device-spec.md §5.5): MTU 1500, filter unicast +
         // broadcast, empty multicast list.
         (*a).mtu = eth::DEFAULT_MTU;
@@ -555,35 +556,47 @@ pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_H
     log!("halted\n");
 }
 
-/// MiniportPause. IRQL: PASSIVE_LEVEL. Stops sends and indications; the device sends
-/// synchronously at the doorbell, so nothing stays in flight and pausing is immediate.
+/// MiniportPause. IRQL: PASSIVE_LEVEL. Stops new sends (completed at once with
+/// `NDIS_STATUS_PAUSED`) and receive indications. With sends still on the TX ring or receive
+/// indications not yet returned it returns `NDIS_STATUS_PENDING`, and the last of them to
+/// complete or come back calls NdisMPauseComplete (`crate::pause::nbl_finished`), exactly
+/// once; otherwise the adapter is Paused at once.
 pub unsafe extern "win64" fn MiniportPause(
     context: NDIS_HANDLE,
     _params: *mut c_void,
 ) -> NDIS_STATUS {
-    log!("Pause\n");
     // SAFETY: context is our adapter.
-    unsafe {
-        (*context.cast::<Adapter>())
-            .paused
-            .store(true, Ordering::Release)
-    };
-    NDIS_STATUS_SUCCESS
+    let decision = unsafe { (*context.cast::<Adapter>()).data_path.pause() };
+    match decision {
+        crate::data_path::Pause::Now => {
+            log!("Pause\n");
+            NDIS_STATUS_SUCCESS
+        }
+        crate::data_path::Pause::Pends(outstanding) => {
+            log!("Pause pends (%u NBLs outstanding)\n", outstanding);
+            NDIS_STATUS_PENDING
+        }
+        crate::data_path::Pause::NotRunning => {
+            log!("Pause of an adapter that is not Running (ignored)\n");
+            NDIS_STATUS_SUCCESS
+        }
+    }
 }
 
-/// MiniportRestart. IRQL: PASSIVE_LEVEL. Lets sends and indications flow again.
+/// MiniportRestart. IRQL: PASSIVE_LEVEL. Lets sends and indications flow again; fails with
+/// `NDIS_STATUS_FAILURE` (changing nothing) unless the adapter is Paused.
 pub unsafe extern "win64" fn MiniportRestart(
     context: NDIS_HANDLE,
     _params: *mut c_void,
 ) -> NDIS_STATUS {
-    log!("Restart\n");
     // SAFETY: context is our adapter.
-    unsafe {
-        (*context.cast::<Adapter>())
-            .paused
-            .store(false, Ordering::Release)
-    };
-    NDIS_STATUS_SUCCESS
+    if unsafe { (*context.cast::<Adapter>()).data_path.restart() } {
+        log!("Restart\n");
+        NDIS_STATUS_SUCCESS
+    } else {
+        log!("Restart of an adapter that is not Paused: refused\n");
+        NDIS_STATUS_FAILURE
+    }
 }
 
 /// MiniportDevicePnPEventNotify. IRQL: PASSIVE_LEVEL. No PnP event needs action.

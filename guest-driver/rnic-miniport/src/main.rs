@@ -4,9 +4,9 @@
 //! Linux by scripts/build-driver.sh. One file per path, as Microsoft's netvmini sample:
 //! `adapter` (life cycle), `oid` (control path), `send`, `receive`, `ethernet` (the rings),
 //! `interrupt`, `hw` (hardware access), `reset` (fatal errors, CheckForHangEx, ResetEx),
-//! `link` (link-state indications), `ndk` (the NDK provider: adapter, PD, CQ, MR objects),
+//! `link` (link-state indications), `pause` (pending pauses), `ndk` (the NDK provider: adapter, PD, CQ, MR objects),
 //! `nmr` (the NMR provider of the RNIC diagnostics NPI);
-//! `logic` and `ndk_logic` are the pure, host-tested parts. Every log
+//! `logic`, `ndk_logic`, `nmr_binding`, `data_path` and `device_stats` are the pure, host-tested parts. Every log
 //! line goes through `DbgPrint` and starts with `rnic: `.
 //!
 //! This crate owns the driver only; the ABI it compiles against is `guest-driver/ndis-abi`
@@ -16,6 +16,8 @@
 #![allow(non_snake_case)]
 
 mod adapter;
+mod data_path;
+mod device_stats;
 mod ethernet;
 mod ffi;
 mod hw;
@@ -29,6 +31,7 @@ mod ndk_logic;
 mod nmr;
 mod nmr_binding;
 mod oid;
+mod pause;
 mod receive;
 mod reset;
 mod send;

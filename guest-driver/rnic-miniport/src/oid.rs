@@ -109,9 +109,11 @@ pub unsafe extern "win64" fn MiniportOidRequest(
     }
 }
 
-/// `OID_NDK_SET_STATE` set (IRQL <= DISPATCH_LEVEL, never pended): one BOOLEAN, TRUE
-/// enables NDK; the change is announced from a work item (`crate::ndk::set_state`). None for
-/// any other request (queries of the NDK OIDs are answered by `oids::query`).
+/// The NDK requests the provider answers itself (IRQL <= DISPATCH_LEVEL, never pended):
+/// the `OID_NDK_SET_STATE` set, one BOOLEAN, TRUE enables NDK (the change is announced from
+/// a work item, `crate::ndk::set_state`), and the queries of `OID_NDK_LOCAL_ENDPOINTS` /
+/// `OID_NDK_CONNECTIONS` ([`ndk_list`]). None for any other request (the other NDK queries
+/// are answered by `oids::query`).
 ///
 /// # Safety
 /// As for [`MiniportOidRequest`].
@@ -119,6 +121,13 @@ unsafe fn ndk_request(a: *mut Adapter, request: *mut NDIS_OID_REQUEST) -> Option
     // SAFETY: `request` and its buffer are valid per the contract.
     unsafe {
         let info = &mut (*request).Information;
+        let query = matches!(
+            (*request).RequestType,
+            NdisRequestQueryInformation | NdisRequestQueryStatistics
+        );
+        if query && (info.Oid == OID_NDK_LOCAL_ENDPOINTS || info.Oid == OID_NDK_CONNECTIONS) {
+            return Some(ndk_list(a, request));
+        }
         if info.Oid != OID_NDK_SET_STATE || (*request).RequestType != NdisRequestSetInformation {
             return None;
         }
@@ -134,6 +143,37 @@ unsafe fn ndk_request(a: *mut Adapter, request: *mut NDIS_OID_REQUEST) -> Option
             info.BytesWritten = 1;
         }
         Some(status)
+    }
+}
+
+/// A query of `OID_NDK_LOCAL_ENDPOINTS` or `OID_NDK_CONNECTIONS`: the NDK provider's live
+/// listeners or connections, both address families (`crate::ndk::cm::query_oid`).
+///
+/// # Safety
+/// As for [`MiniportOidRequest`].
+unsafe fn ndk_list(a: *mut Adapter, request: *mut NDIS_OID_REQUEST) -> NDIS_STATUS {
+    // SAFETY: `request` and its buffer of `InformationBufferLength` bytes are valid per the
+    // contract.
+    unsafe {
+        let info = &mut (*request).Information;
+        let buffer = info.InformationBuffer.cast::<u8>();
+        let out: &mut [u8] = if buffer.is_null() {
+            &mut []
+        } else {
+            slice::from_raw_parts_mut(buffer, info.InformationBufferLength as usize)
+        };
+        match crate::ndk::cm::query_oid(a, info.Oid, out) {
+            Ok(written) => {
+                info.BytesWritten = written;
+                info.BytesNeeded = 0;
+                NDIS_STATUS_SUCCESS
+            }
+            Err(needed) => {
+                info.BytesWritten = 0;
+                info.BytesNeeded = needed;
+                NDIS_STATUS_BUFFER_TOO_SHORT
+            }
+        }
     }
 }
 

@@ -16,8 +16,8 @@ use crate::hw;
 use crate::logic::ethring;
 
 /// MiniportSendNetBufferLists. IRQL: <= DISPATCH_LEVEL. While Running, every frame goes to
-/// the TX ring ([`crate::ethernet::send`]) and its NBL completes from the DPC once the device
-/// has sent it; while Paused every NBL completes at once with `NDIS_STATUS_PAUSED`.
+/// the TX ring ([`send`]) and its NBL completes from the DPC once the device has sent it;
+/// while Pausing or Paused every NBL completes at once with `NDIS_STATUS_PAUSED`.
 pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     context: NDIS_HANDLE,
     nbls: *mut NET_BUFFER_LIST,
@@ -34,21 +34,7 @@ pub unsafe extern "win64" fn MiniportSendNetBufferLists(
         if crate::reset::refuse_sends(a, nbls, at_dispatch) {
             return;
         }
-        if !(*a).paused.load(Ordering::Acquire) {
-            send(a, nbls, at_dispatch);
-            return;
-        }
-        let mut nbl = nbls;
-        while !nbl.is_null() {
-            (*nbl).Status = NDIS_STATUS_PAUSED;
-            nbl = (*nbl).Next;
-        }
-        let complete_flags = if at_dispatch {
-            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
-        } else {
-            0
-        };
-        ffi::NdisMSendNetBufferListsComplete((*a).miniport, nbls, complete_flags);
+        send(a, nbls, at_dispatch);
     }
 }
 
@@ -144,11 +130,25 @@ unsafe fn nb_done(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool)
     }
 }
 
-/// Completes one NBL to NDIS with its Status.
+/// Completes one NBL the data path counted to NDIS with its Status; the last one of a
+/// pending pause completes the pause.
+///
+/// # Safety
+/// The driver owns `nbl`, counted it with `data_path.begin()`, and gives it back exactly once.
+pub(crate) unsafe fn complete_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool) {
+    // SAFETY: guaranteed by the caller; the NBL is NDIS's again before the pause can end.
+    unsafe {
+        give_back(a, nbl, at_dispatch);
+        crate::pause::nbl_finished(a);
+    }
+}
+
+/// Hands one NBL back to NDIS (NdisMSendNetBufferListsComplete) with its Status, the
+/// completion flags saying whether the caller runs at DISPATCH_LEVEL.
 ///
 /// # Safety
 /// The driver owns `nbl` and gives it back exactly once.
-pub(crate) unsafe fn complete_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool) {
+unsafe fn give_back(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool) {
     // SAFETY: guaranteed by the caller.
     unsafe {
         (*nbl).Next = null_mut();
@@ -161,12 +161,13 @@ pub(crate) unsafe fn complete_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at
     }
 }
 
-/// The send half of MiniportSendNetBufferLists (IRQL <= DISPATCH_LEVEL) for a Running
-/// adapter: maps every NET_BUFFER for DMA (NdisMAllocateNetBufferSGList); each is queued on
-/// the TX ring by [`process_sg_list`] and its NBL completes from the DPC ([`reap_tx`]).
+/// MiniportSendNetBufferLists' work (IRQL <= DISPATCH_LEVEL): each NBL the data path takes
+/// (the adapter is Running) has every NET_BUFFER mapped for DMA (NdisMAllocateNetBufferSGList),
+/// queued on the TX ring by [`process_sg_list`], and completes from the DPC ([`reap_tx`]);
+/// an NBL arriving while Pausing or Paused completes at once with `NDIS_STATUS_PAUSED`.
 ///
 /// # Safety
-/// `a` is a live, Running adapter; `nbls` a valid chain NDIS hands over.
+/// `a` is a live adapter; `nbls` a valid chain NDIS hands over.
 pub unsafe fn send(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST, at_dispatch: bool) {
     // SAFETY: the chain is ours until completed; each NBL's `Next` and each NET_BUFFER's
     // `Next` are read before the buffer is handed on (after which it may complete).
@@ -175,6 +176,12 @@ pub unsafe fn send(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST, at_dispatch: boo
         while !nbl.is_null() {
             let next = (*nbl).Next;
             (*nbl).Next = null_mut();
+            if !(*a).data_path.begin() {
+                (*nbl).Status = NDIS_STATUS_PAUSED;
+                give_back(a, nbl, at_dispatch);
+                nbl = next;
+                continue;
+            }
             (*nbl).Status = NDIS_STATUS_SUCCESS;
             let mut count = 0;
             let mut nb = net_buffer_list_first_nb(nbl);

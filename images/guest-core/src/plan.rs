@@ -32,6 +32,9 @@ use crate::lowres;
 /// `nmr-refuse-provider` makes the driver's NmrRegisterProvider fail (out of resources), so the
 /// boot shows how DriverEntry fails. `data-hang` holds a fake send pending for 22.5 s of real
 /// time: Driver Verifier's `NdisTimedDataHang` must fire (it reports and lets the boot go on).
+/// The `nbl-*` and `pause-*` ones each provoke one
+/// NBL-ownership or pause/restart rule with a misbehaving miniport the guest plays (they
+/// report and let the boot go on).
 pub const SELFTESTS: &[&str] = &[
     "ud",
     "de",
@@ -51,6 +54,16 @@ pub const SELFTESTS: &[&str] = &[
     "nmr-deregister-incomplete",
     "nmr-refuse-provider",
     "data-hang",
+    "nbl-double-complete",
+    "nbl-leak",
+    "nbl-send-flags",
+    "nbl-receive-flags",
+    "nbl-receive-double-indicate",
+    "nbl-receive-freed",
+    "pause-return",
+    "pause-complete-not-pausing",
+    "pause-double-complete",
+    "pause-paused-data-path",
 ];
 
 /// Keys the command line may use.

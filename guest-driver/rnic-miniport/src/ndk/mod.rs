@@ -98,8 +98,9 @@ pub(crate) struct NdkState {
     pub cm: cm::CmTables,
     /// Key byte of the next registration (varied so stale keys stop matching).
     pub next_key_byte: AtomicU8,
-    /// The verbs port's IPv4 address (`QUERY_DEVICE`), what wildcard listeners report.
-    pub port_ipv4: [u8; 4],
+    /// The verbs port's IPv4 and IPv6 addresses (extended `QUERY_DEVICE`): what wildcard
+    /// listeners and unbound connectors report, and which source addresses are the port's.
+    pub port: ndk_logic::PortAddresses,
     /// Jobs reserved for closes, chained through [`Job::next`] (guarded by
     /// `reserve_lock`): every object created reserves one ([`reserve_close`]) and its close
     /// takes one ([`defer_close`]), because a close may never fail for lack of memory.
@@ -108,7 +109,7 @@ pub(crate) struct NdkState {
     pub reserve_lock: AtomicBool,
 }
 
-/// Reads `QUERY_CAPS` (verbs limits) and `QUERY_DEVICE` (the port's IPv4 address) and fills
+/// Reads `QUERY_CAPS` (verbs limits) and `QUERY_DEVICE` (the port's IPv4 and IPv6 addresses) and fills
 /// the NDK state (InitializeEx, PASSIVE_LEVEL), then sets the NDK attributes. A failed query
 /// fails InitializeEx.
 ///
@@ -116,23 +117,23 @@ pub(crate) struct NdkState {
 /// `a` is a live adapter context in bring-up, its admin queue live.
 pub(crate) unsafe fn initialize(a: *mut Adapter) -> NDIS_STATUS {
     // SAFETY: (whole body) `a` is live and owned by bring-up; the FFI calls get valid
-    // pointers; the record buffer is 64 bytes of shared memory read after its completion.
+    // pointers; the record buffers are shared memory read after their completion.
     unsafe {
-        let Some(record) = query_record(
+        let Some((record, _)) = query_record::<{ rnic_contract::admin::QUERY_RECORD_SIZE }>(
             a,
             rnic_contract::admin::opcode::QUERY_CAPS,
             ndk_logic::query_caps_operands,
         ) else {
             return NDIS_STATUS_FAILURE;
         };
-        let Some(device) = query_record(
+        let Some((device, written)) = query_record::<{ rnic_contract::admin::QUERY_DEVICE_EXT_SIZE }>(
             a,
             rnic_contract::admin::opcode::QUERY_DEVICE,
             ndk_logic::query_device_operands,
         ) else {
             return NDIS_STATUS_FAILURE;
         };
-        (*a).ndk.port_ipv4 = ndk_logic::port_ipv4(&device);
+        (*a).ndk.port = ndk_logic::PortAddresses::from_query_device(&device, written);
         let ndk = addr_of_mut!((*a).ndk);
         let mut caps = Caps::parse(&record);
         caps.max_cq = caps.max_cq.min(CQ_SLOTS as u32);
@@ -175,27 +176,30 @@ pub(crate) unsafe fn initialize(a: *mut Adapter) -> NDIS_STATUS {
     }
 }
 
-/// Runs one bring-up query command whose result is a 64-byte record (InitializeEx,
-/// PASSIVE_LEVEL); None when it failed (logged).
+/// Runs one bring-up query command whose result is a record of at most `N` bytes (the
+/// operands name an `N`-byte buffer) (InitializeEx, PASSIVE_LEVEL): the record and the
+/// bytes the device wrote (its r0); None when it failed (logged).
 ///
 /// # Safety
 /// `a` is a live adapter context in bring-up, its admin queue live.
-unsafe fn query_record(
+unsafe fn query_record<const N: usize>(
     a: *mut Adapter,
     opcode: u8,
     operands: fn(u64) -> [u32; 14],
-) -> Option<[u8; 64]> {
-    // SAFETY: the buffer is 64 bytes of shared memory, read after the completion and freed.
+) -> Option<([u8; N], usize)> {
+    // SAFETY: the buffer is N bytes of shared memory, read after the completion and freed.
     unsafe {
-        let (va, pa) = hw::alloc_ring(a, 64, 8)?;
+        let (va, pa) = hw::alloc_ring(a, N as u32, 8)?;
         let result = hw::admin_wait(a, opcode, logic::NOP_COMMAND_ID, &operands(pa as u64));
-        let mut record = [0u8; 64];
+        let mut record = [0u8; N];
         for (i, b) in record.iter_mut().enumerate() {
             *b = core::ptr::read_volatile(va.add(i));
         }
-        ffi::NdisMFreeSharedMemory((*a).miniport, 64, FALSE, va.cast(), pa);
+        ffi::NdisMFreeSharedMemory((*a).miniport, N as u32, FALSE, va.cast(), pa);
         match result {
-            Some((status, _)) if status == logic::ADMIN_STATUS_SUCCESS => Some(record),
+            Some((status, written)) if status == logic::ADMIN_STATUS_SUCCESS => {
+                Some((record, (written as usize).min(N)))
+            }
             Some((status, _)) => {
                 log!("query %x failed: status %x\n", opcode as u32, status as u32);
                 None

@@ -134,7 +134,7 @@ pub(crate) unsafe extern "win64" fn create(
 ///
 /// # Safety
 /// `mdl` is a chain of valid MDLs that stays untouched while the segments are used.
-unsafe fn segments<'a>(mdl: *mut MDL) -> impl Iterator<Item = MdlSegment<'a>> {
+pub(crate) unsafe fn segments<'a>(mdl: *mut MDL) -> impl Iterator<Item = MdlSegment<'a>> {
     let mut next = mdl;
     core::iter::from_fn(move || {
         if next.is_null() {

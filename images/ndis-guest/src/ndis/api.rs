@@ -987,8 +987,9 @@ pub unsafe extern "win64" fn NdisMSendNetBufferListsComplete(
     const F: &str = "NdisMSendNetBufferListsComplete";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_non_null(F, NetBufferList, "NetBufferList")?;
+        super::pause::require_not_paused(F, adapter, "a send completion")?;
         let problems = super::send::completed(NetBufferList, SendCompleteFlags);
         super::reset::send_completed();
         match problems.into_iter().next() {

@@ -221,11 +221,11 @@ pub fn drive_reset(
     chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
     adapters: &[(usize, NDIS_HANDLE)],
 ) {
-    let (Some(restart), Some(pause)) = (chars.RestartHandler, chars.PauseHandler) else {
+    let (Some(restart), Some(_)) = (chars.RestartHandler, chars.PauseHandler) else {
         return;
     };
-    for &(_, ctx) in adapters {
-        if !restart_one(restart, ctx, 3) {
+    for &(i, ctx) in adapters {
+        if !restart_one(restart, i, ctx, 3) {
             return;
         }
     }
@@ -244,8 +244,8 @@ pub fn drive_reset(
     if let Some(ret) = chars.ReturnNetBufferListsHandler {
         super::send::return_unclaimed(ret, adapters);
     }
-    for &(_, ctx) in adapters {
-        pause_one(pause, ctx, 3);
+    for &(i, ctx) in adapters {
+        pause_one(chars, i, ctx, 3);
     }
     STATE.lock().phase = Phase::Paused;
 }

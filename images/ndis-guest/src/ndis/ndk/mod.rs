@@ -456,7 +456,8 @@ pub fn host(
     if let Some((first, local)) = opened.first() {
         let (_, caps, info) = NDK.lock().attributes[*first].unwrap_or_default();
         let make = || {
-            let s = suite::Suite::new(local.adapter, (caps, info), (open, close), local.ctx);
+            let s = suite::Suite::new(local.adapter, (caps, info), (open, close), local.ctx)
+                .with_oid_handler(handler);
             match opened.get(1) {
                 Some((_, peer)) => s.with_peer(peer.adapter),
                 None => s,

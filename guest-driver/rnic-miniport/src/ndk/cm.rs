@@ -1441,6 +1441,10 @@ pub(crate) unsafe fn event(a: *mut Adapter, ev: u8, handle: u32, detail: u32) {
             bind(a, c, handle);
             if !ndk::defer(a, event_worker, c.cast()) {
                 log!("CM request %x dropped: out of memory\n", handle);
+                // Nobody will see this connector: close it as a consumer would (its close runs
+                // on the job its create reserved, so it cannot fail), which releases the
+                // connection and frees it.
+                close_connector(c.cast(), None, null_mut());
             }
             return;
         }

@@ -232,7 +232,7 @@ unsafe fn new_connector(owner: *mut NdkAdapter) -> *mut Connector {
     // SAFETY: guaranteed by the caller.
     unsafe {
         let a = ndk::device_of(owner);
-        let c = ndk::alloc_zeroed::<Connector>(a);
+        let c = ndk::alloc_object::<Connector>(a);
         if c.is_null() {
             return c;
         }
@@ -284,7 +284,7 @@ pub(crate) unsafe extern "win64" fn create_listener(
     // SAFETY: the consumer passes its live adapter and an out-pointer.
     unsafe {
         let a = ndk::device_of(owner);
-        let l = ndk::alloc_zeroed::<Listener>(a);
+        let l = ndk::alloc_object::<Listener>(a);
         if l.is_null() {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -1018,7 +1018,7 @@ unsafe extern "win64" fn close_connector(
         (*c).disconnect_event = None;
         (*c).close_completion = completion;
         (*c).close_context = context;
-        if !ndk::defer((*c).a, close_connector_worker, c.cast()) {
+        if !ndk::defer_close((*c).a, close_connector_worker, c.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }
@@ -1192,7 +1192,7 @@ unsafe extern "win64" fn close_listener(
         }
         (*l).close_completion = completion;
         (*l).context = context;
-        if !ndk::defer((*l).a, close_listener_worker, l.cast()) {
+        if !ndk::defer_close((*l).a, close_listener_worker, l.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }

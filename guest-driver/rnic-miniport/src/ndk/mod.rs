@@ -101,6 +101,12 @@ pub(crate) struct NdkState {
     /// The verbs port's IPv4 and IPv6 addresses (extended `QUERY_DEVICE`): what wildcard
     /// listeners and unbound connectors report, and which source addresses are the port's.
     pub port: ndk_logic::PortAddresses,
+    /// Jobs reserved for closes, chained through [`Job::next`] (guarded by
+    /// `reserve_lock`): every object created reserves one ([`reserve_close`]) and its close
+    /// takes one ([`defer_close`]), because a close may never fail for lack of memory.
+    pub reserved: *mut Job,
+    /// Held while `reserved` is pushed or popped.
+    pub reserve_lock: AtomicBool,
 }
 
 /// Reads `QUERY_CAPS` (verbs limits) and `QUERY_DEVICE` (the port's IPv4 and IPv6 addresses) and fills
@@ -227,6 +233,11 @@ pub(crate) unsafe fn teardown(a: *mut Adapter) {
             ffi::NdisFreeIoWorkItem((*ndk).pnp_item);
             (*ndk).pnp_item = null_mut();
         }
+        // Reservations no close took (objects whose create failed after reserving).
+        while let Some(job) = take_reserved(a) {
+            ffi::NdisFreeIoWorkItem((*job).item);
+            free(job);
+        }
     }
 }
 
@@ -347,6 +358,23 @@ pub(crate) unsafe fn alloc_zeroed<T>(a: *mut Adapter) -> *mut T {
     }
 }
 
+/// Allocates a zeroed NDK object `T` (IRQL <= DISPATCH_LEVEL) and reserves the job its close
+/// will run ([`reserve_close`]); null when out of memory (nothing left allocated).
+///
+/// # Safety
+/// As [`alloc_zeroed`]; the object is freed with [`free`].
+pub(crate) unsafe fn alloc_object<T>(a: *mut Adapter) -> *mut T {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let p = alloc_zeroed::<T>(a);
+        if !p.is_null() && !reserve_close(a) {
+            free(p);
+            return null_mut();
+        }
+        p
+    }
+}
+
 /// Frees what [`alloc_zeroed`] returned.
 ///
 /// # Safety
@@ -384,6 +412,108 @@ pub(crate) struct Job {
     pub run: JobFn,
     /// Its argument.
     pub object: *mut c_void,
+    /// The next reserved job ([`NdkState::reserved`]; null when queued).
+    pub next: *mut Job,
+}
+
+/// A job and its work item, or None when out of memory (nothing left allocated).
+///
+/// # Safety
+/// `a` is a live adapter context; IRQL <= DISPATCH_LEVEL.
+unsafe fn new_job(a: *mut Adapter) -> Option<*mut Job> {
+    // SAFETY: FFI allocations with checked results.
+    unsafe {
+        let job = alloc_zeroed::<Job>(a);
+        if job.is_null() {
+            return None;
+        }
+        let item = ffi::NdisAllocateIoWorkItem((*a).miniport);
+        if item.is_null() {
+            free(job);
+            return None;
+        }
+        (*job).a = a;
+        (*job).item = item;
+        Some(job)
+    }
+}
+
+/// Queues `job` to run `run(a, object)`; its worker frees it.
+///
+/// # Safety
+/// `job` came from [`new_job`] for `a` and is not queued; `object` stays valid until `run` is
+/// done with it.
+unsafe fn queue(a: *mut Adapter, job: *mut Job, run: JobFn, object: *mut c_void) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        (*job).run = run;
+        (*job).object = object;
+        (*job).next = null_mut();
+        (*a).ndk.jobs_in_flight.fetch_add(1, Ordering::AcqRel);
+        ffi::NdisQueueIoWorkItem((*job).item, job_worker, job.cast());
+    }
+}
+
+/// Reserves the job the close of one object about to be created will run (IRQL <=
+/// DISPATCH_LEVEL). False when out of memory: the create then fails with
+/// `STATUS_INSUFFICIENT_RESOURCES` (a close cannot fail: NDK_FN_CLOSE_COMPLETION).
+///
+/// # Safety
+/// `a` is a live adapter context.
+pub(crate) unsafe fn reserve_close(a: *mut Adapter) -> bool {
+    // SAFETY: the list is only touched under `reserve_lock`; `job` is fresh.
+    unsafe {
+        let Some(job) = new_job(a) else {
+            return false;
+        };
+        let ndk = addr_of_mut!((*a).ndk);
+        while (*ndk).reserve_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        (*job).next = (*ndk).reserved;
+        (*ndk).reserved = job;
+        (*ndk).reserve_lock.store(false, Ordering::Release);
+        true
+    }
+}
+
+/// Takes one reserved job (None when there is none).
+///
+/// # Safety
+/// `a` is a live adapter context.
+unsafe fn take_reserved(a: *mut Adapter) -> Option<*mut Job> {
+    // SAFETY: the list is only touched under `reserve_lock`.
+    unsafe {
+        let ndk = addr_of_mut!((*a).ndk);
+        while (*ndk).reserve_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        let job = (*ndk).reserved;
+        if !job.is_null() {
+            (*ndk).reserved = (*job).next;
+        }
+        (*ndk).reserve_lock.store(false, Ordering::Release);
+        (!job.is_null()).then_some(job)
+    }
+}
+
+/// Queues a close's `run(a, object)` on the job its object reserved at create (IRQL <=
+/// DISPATCH_LEVEL): allocates nothing, so it does not fail for lack of memory. False only
+/// when no job was reserved and none can be allocated.
+///
+/// # Safety
+/// As [`defer`]; the object was created with [`reserve_close`].
+pub(crate) unsafe fn defer_close(a: *mut Adapter, run: JobFn, object: *mut c_void) -> bool {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match take_reserved(a) {
+            Some(job) => {
+                queue(a, job, run, object);
+                true
+            }
+            None => defer(a, run, object),
+        }
+    }
 }
 
 /// Queues `run(a, object)` on a work item (IRQL <= DISPATCH_LEVEL). False when out of
@@ -392,23 +522,12 @@ pub(crate) struct Job {
 /// # Safety
 /// `a` is a live adapter context; `object` stays valid until `run` is done with it.
 pub(crate) unsafe fn defer(a: *mut Adapter, run: JobFn, object: *mut c_void) -> bool {
-    // SAFETY: FFI allocations with checked results; the job is freed by its worker.
+    // SAFETY: the job is fresh and freed by its worker.
     unsafe {
-        let job = alloc_zeroed::<Job>(a);
-        if job.is_null() {
+        let Some(job) = new_job(a) else {
             return false;
-        }
-        let item = ffi::NdisAllocateIoWorkItem((*a).miniport);
-        if item.is_null() {
-            free(job);
-            return false;
-        }
-        (*job).a = a;
-        (*job).item = item;
-        (*job).run = run;
-        (*job).object = object;
-        (*a).ndk.jobs_in_flight.fetch_add(1, Ordering::AcqRel);
-        ffi::NdisQueueIoWorkItem(item, job_worker, job.cast());
+        };
+        queue(a, job, run, object);
         true
     }
 }

@@ -524,16 +524,19 @@ impl Verbs {
     }
 
     /// One loopback queue entry: a packet, or a train of packets of one message.
-    /// A train's packets that open a message or end it with a completion go one by
-    /// one; the MIDDLE packets between them (with a plain RDMA WRITE LAST) are
-    /// placed together when the receiving QP's checks allow ([`qp::Qp`]'s
-    /// `on_train`), else one by one, exactly as if they had been queued singly.
+    /// A train's packets that open a SEND or end a message with a completion go
+    /// one by one; the packets between them (an RDMA WRITE's FIRST, MIDDLE and
+    /// plain LAST packets, a SEND's MIDDLE packets) are placed together when the
+    /// receiving QP's checks allow ([`qp::Qp`]'s `on_train`), else one by one,
+    /// exactly as if they had been queued singly.
     fn deliver_loopback(&mut self, env: &mut dyn DeviceEnv, mut o: transport::OutPacket) {
-        let middle = matches!(
+        let run_start = matches!(
             o.pkt.bth.opcode,
-            roce::opcode::RDMA_WRITE_MIDDLE | roce::opcode::SEND_MIDDLE
+            roce::opcode::RDMA_WRITE_FIRST
+                | roce::opcode::RDMA_WRITE_MIDDLE
+                | roce::opcode::SEND_MIDDLE
         );
-        if o.packets() > 1 && !middle {
+        if o.packets() > 1 && !run_start {
             let head = o.split_front(1);
             self.deliver_loopback(env, head);
         }

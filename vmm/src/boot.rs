@@ -6,8 +6,6 @@
 //! and writes `hvm_start_info`, the memory map, the module list, module names, the
 //! command line and the boot GDT (layout in [`crate::layout`]).
 
-use std::io::Cursor;
-
 use linux_loader::configurator::pvh::PvhBootConfigurator;
 use linux_loader::configurator::{BootConfigurator, BootParams};
 use linux_loader::loader::elf::{Elf, PvhBootCapability};
@@ -16,7 +14,7 @@ use linux_loader::start_info::{hvm_memmap_table_entry, hvm_modlist_entry, hvm_st
 use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::cpu::BOOT_GDT;
-use crate::elf::PvhKernel;
+use crate::elf::{KernelImage, PvhKernel};
 use crate::error::{LayoutError, Result, VmmError};
 use crate::layout::{self, MemoryLayout};
 
@@ -55,7 +53,7 @@ pub struct PlacedModule {
 pub struct BootPlan {
     layout: MemoryLayout,
     kernel: PvhKernel,
-    kernel_image: Vec<u8>,
+    kernel_image: KernelImage,
     modules: Vec<BootModule>,
     placed: Vec<PlacedModule>,
     cmdline: String,
@@ -66,10 +64,11 @@ impl BootPlan {
     pub fn new(
         layout: MemoryLayout,
         kernel: PvhKernel,
-        kernel_image: Vec<u8>,
+        kernel_image: impl Into<KernelImage>,
         modules: Vec<BootModule>,
         cmdline: String,
     ) -> Result<Self> {
+        let kernel_image = kernel_image.into();
         let memory_mib = layout.ram_bytes >> 20;
         for segment in &kernel.segments {
             if segment.paddr < layout::HIGH_RAM_START {
@@ -182,9 +181,13 @@ impl BootPlan {
     /// Loads the kernel and writes all boot data. Returns the address of
     /// `hvm_start_info` (the value for `ebx`).
     pub fn write(&self, mem: &GuestMemoryMmap) -> Result<u64> {
-        let mut image = Cursor::new(self.kernel_image.as_slice());
-        let loaded = Elf::load(mem, None, &mut image, None)
-            .map_err(|source| VmmError::KernelLoad { source })?;
+        let loaded = match &self.kernel_image {
+            KernelImage::File(file) => Elf::load(mem, None, &mut &*file, None),
+            KernelImage::Bytes(bytes) => {
+                Elf::load(mem, None, &mut std::io::Cursor::new(bytes.as_slice()), None)
+            }
+        }
+        .map_err(|source| VmmError::KernelLoad { source })?;
         match loaded.pvh_boot_cap {
             PvhBootCapability::PvhEntryPresent(addr) if addr.0 == u64::from(self.kernel.entry) => {}
             other => {

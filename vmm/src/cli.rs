@@ -1,6 +1,7 @@
 //! Command line: parsing (clap) and the checks that need no VM.
 
 use std::ffi::OsString;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -286,18 +287,35 @@ fn rnic_settings(cli: &Cli) -> Result<Vec<RnicSettings>> {
 
 /// Reads a file named on the command line; the error says which and why.
 pub fn read_input(what: &'static str, path: &Path) -> Result<Vec<u8>> {
-    let err = |reason: String| VmmError::File {
-        what,
-        path: path.to_path_buf(),
-        reason,
-    };
-    let meta = std::fs::metadata(path).map_err(|e| err(format!("{e}; check the path")))?;
+    let mut bytes = Vec::new();
+    open_input(what, path)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| input_error(what, path, format!("{e}; check its permissions")))?;
+    Ok(bytes)
+}
+
+/// Opens a regular file named on the command line for reading; the error says which
+/// and why.
+pub fn open_input(what: &'static str, path: &Path) -> Result<std::fs::File> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| input_error(what, path, format!("{e}; check the path")))?;
     if !meta.is_file() {
-        return Err(err(
+        return Err(input_error(
+            what,
+            path,
             "it is not a regular file (a directory, FIFO or device); pass a file".into(),
         ));
     }
-    std::fs::read(path).map_err(|e| err(format!("{e}; check its permissions")))
+    std::fs::File::open(path)
+        .map_err(|e| input_error(what, path, format!("{e}; check its permissions")))
+}
+
+fn input_error(what: &'static str, path: &Path, reason: String) -> VmmError {
+    VmmError::File {
+        what,
+        path: path.to_path_buf(),
+        reason,
+    }
 }
 
 #[cfg(test)]

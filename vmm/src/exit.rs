@@ -3,13 +3,20 @@
 //! synthetic exits (as Firecracker's are), without KVM.
 //!
 //! Port I/O is dispatched through a [`RangeBus`] of port ranges (COM1, PCI
-//! configuration mechanism #1, the exit port); MMIO goes to the PCI bus, whose own
-//! range bus holds the decoded BARs.
+//! configuration mechanism #1, the exit port, the line console); MMIO goes to the
+//! PCI bus, whose own range bus holds the decoded BARs.
+//!
+//! Every exit costs the guest a round trip through the host (about 8.5 us on the
+//! nested KVM here), and KVM's instruction emulator turns each byte of a `rep outsb`
+//! into its own exit: so besides COM1 the monitor offers a line console
+//! ([`CONSOLE_PORT`]) that takes a whole line of guest memory in one exit.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use kvm_ioctls::VcpuExit;
-use tracing::trace;
+use tracing::{trace, warn};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::bus::RangeBus;
 use crate::pci::{PciBus, CONFIG_ADDRESS_PORT, CONFIG_PORT_COUNT};
@@ -22,12 +29,67 @@ pub const EXIT_PORT: u16 = 0xF4;
 /// resolves to it; writes at the other three are dropped.
 const EXIT_PORT_WIDTH: u16 = 4;
 
+/// The line console's port (docs/platform.md, "Line console"): a 32-bit read
+/// returns [`CONSOLE_SIGNATURE`] (a machine without the console reads all ones); a
+/// 32-bit write of a guest-physical address A prints the line record at A: a
+/// little-endian `u32` byte count N (at most [`CONSOLE_MAX_LINE`]) followed by N
+/// bytes of text, written to the serial output as they are.
+pub const CONSOLE_PORT: u16 = 0xF8;
+/// Ports the console's range covers (a 32-bit access at [`CONSOLE_PORT`]).
+const CONSOLE_PORT_WIDTH: u16 = 4;
+/// What a 32-bit read of [`CONSOLE_PORT`] returns: `"RVMC"` in little-endian order.
+pub const CONSOLE_SIGNATURE: u32 = u32::from_le_bytes(*b"RVMC");
+/// Most bytes one console record may carry; a longer record is refused whole.
+pub const CONSOLE_MAX_LINE: u32 = 4096;
+
 /// A device on the port bus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PortDevice {
     Com1,
     PciConfig,
     Exit,
+    Console,
+}
+
+/// Exits handled, by kind, for the run's statistics (`-v` prints them at exit).
+#[derive(Debug, Default)]
+pub struct ExitCounts {
+    /// Port writes to COM1.
+    pub com1_writes: AtomicU64,
+    /// Port reads of COM1 (line status polls, mostly).
+    pub com1_reads: AtomicU64,
+    /// Line console records printed.
+    pub console_lines: AtomicU64,
+    /// Bytes those records carried.
+    pub console_bytes: AtomicU64,
+    /// PCI configuration port accesses.
+    pub pci_config: AtomicU64,
+    /// Other port accesses (unclaimed ports, reads of the console's signature).
+    pub other_ports: AtomicU64,
+    /// MMIO reads and writes (BARs of the RNICs and any unclaimed address).
+    pub mmio: AtomicU64,
+}
+
+impl ExitCounts {
+    fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Every counter, as `name=value` pairs for a log line.
+    pub fn summary(&self) -> String {
+        let v = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "com1_writes={} com1_reads={} console_lines={} console_bytes={} pci_config={} \
+             other_ports={} mmio={}",
+            v(&self.com1_writes),
+            v(&self.com1_reads),
+            v(&self.console_lines),
+            v(&self.console_bytes),
+            v(&self.pci_config),
+            v(&self.other_ports),
+            v(&self.mmio)
+        )
+    }
 }
 
 /// The devices behind port and MMIO exits.
@@ -35,6 +97,10 @@ pub struct Devices {
     serial: Mutex<Com1>,
     pci: Mutex<PciBus>,
     ports: RangeBus<PortDevice>,
+    /// Guest RAM, for the line console's records (None: records are ignored).
+    memory: Option<GuestMemoryMmap>,
+    /// Exits handled so far.
+    pub counts: ExitCounts,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -53,6 +119,7 @@ impl Devices {
                 PortDevice::PciConfig,
             ),
             (EXIT_PORT, EXIT_PORT_WIDTH, PortDevice::Exit),
+            (CONSOLE_PORT, CONSOLE_PORT_WIDTH, PortDevice::Console),
         ] {
             ports
                 .insert(u64::from(base), u64::from(len), device)
@@ -62,6 +129,64 @@ impl Devices {
             serial: Mutex::new(serial),
             pci: Mutex::new(pci),
             ports,
+            memory: None,
+            counts: ExitCounts::default(),
+        }
+    }
+
+    /// Lets the line console read its records from `memory` (the guest's RAM).
+    pub fn with_guest_memory(mut self, memory: GuestMemoryMmap) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Prints the line record at guest-physical `addr` (see [`CONSOLE_PORT`]). A
+    /// record outside RAM or longer than [`CONSOLE_MAX_LINE`] is refused with a
+    /// warning; the guest goes on.
+    fn console_line(&self, addr: u32) -> ExitAction {
+        let Some(mem) = &self.memory else {
+            warn!(
+                addr,
+                "line console record ignored: no guest memory attached"
+            );
+            return ExitAction::Resume;
+        };
+        let mut len = [0u8; 4];
+        let base = GuestAddress(u64::from(addr));
+        if mem.read_slice(&mut len, base).is_err() {
+            warn!(addr, "line console record outside guest RAM ignored");
+            return ExitAction::Resume;
+        }
+        let len = u32::from_le_bytes(len);
+        if len > CONSOLE_MAX_LINE {
+            warn!(
+                addr,
+                len,
+                max = CONSOLE_MAX_LINE,
+                "line console record too long: ignored"
+            );
+            return ExitAction::Resume;
+        }
+        let mut text = vec![0u8; len as usize];
+        if mem
+            .read_slice(&mut text, GuestAddress(u64::from(addr) + 4))
+            .is_err()
+        {
+            warn!(
+                addr,
+                len, "line console record runs outside guest RAM: ignored"
+            );
+            return ExitAction::Resume;
+        }
+        ExitCounts::bump(&self.counts.console_lines);
+        self.counts
+            .console_bytes
+            .fetch_add(u64::from(len), Ordering::Relaxed);
+        let mut serial = lock(&self.serial);
+        serial.write_text(&text);
+        match serial.take_error() {
+            Some(why) => ExitAction::MonitorError(why),
+            None => ExitAction::Resume,
         }
     }
 
@@ -107,6 +232,10 @@ pub fn internal_error_reason(suberror: u32) -> String {
 pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
     match exit {
         VcpuExit::IoOut(port, data) => match devices.port_device(port, data.len()) {
+            Some(PortDevice::Console) if port == CONSOLE_PORT && data.len() == 4 => {
+                let addr = u32::from_le_bytes([data[0], data[1], data[2], data[3]]);
+                devices.console_line(addr)
+            }
             Some(PortDevice::Exit) if port == EXIT_PORT => {
                 let mut status = [0u8; 4];
                 let n = data.len().min(4);
@@ -115,6 +244,7 @@ pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
                 ExitAction::GuestExit(status[0])
             }
             Some(PortDevice::Com1) => {
+                ExitCounts::bump(&devices.counts.com1_writes);
                 let mut serial = lock(&devices.serial);
                 serial.pio_write(port, data);
                 match serial.take_error() {
@@ -123,19 +253,32 @@ pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
                 }
             }
             Some(PortDevice::PciConfig) => {
+                ExitCounts::bump(&devices.counts.pci_config);
                 lock(&devices.pci).config_port_write(port, data);
                 ExitAction::Resume
             }
-            Some(PortDevice::Exit) | None => {
+            Some(PortDevice::Exit | PortDevice::Console) | None => {
+                ExitCounts::bump(&devices.counts.other_ports);
                 trace!(port, ?data, "write to unclaimed port ignored");
                 ExitAction::Resume
             }
         },
         VcpuExit::IoIn(port, data) => {
             match devices.port_device(port, data.len()) {
-                Some(PortDevice::Com1) => lock(&devices.serial).pio_read(port, data),
-                Some(PortDevice::PciConfig) => lock(&devices.pci).config_port_read(port, data),
-                Some(PortDevice::Exit) | None => {
+                Some(PortDevice::Com1) => {
+                    ExitCounts::bump(&devices.counts.com1_reads);
+                    lock(&devices.serial).pio_read(port, data)
+                }
+                Some(PortDevice::PciConfig) => {
+                    ExitCounts::bump(&devices.counts.pci_config);
+                    lock(&devices.pci).config_port_read(port, data)
+                }
+                Some(PortDevice::Console) if port == CONSOLE_PORT && data.len() == 4 => {
+                    ExitCounts::bump(&devices.counts.other_ports);
+                    data.copy_from_slice(&CONSOLE_SIGNATURE.to_le_bytes());
+                }
+                Some(PortDevice::Exit | PortDevice::Console) | None => {
+                    ExitCounts::bump(&devices.counts.other_ports);
                     data.fill(0xFF);
                     trace!(port, len = data.len(), "read of unclaimed port: all ones");
                 }
@@ -143,6 +286,7 @@ pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
             ExitAction::Resume
         }
         VcpuExit::MmioRead(addr, data) => {
+            ExitCounts::bump(&devices.counts.mmio);
             if !lock(&devices.pci).mmio_read(addr, data) {
                 trace!(
                     addr,
@@ -153,6 +297,7 @@ pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
             ExitAction::Resume
         }
         VcpuExit::MmioWrite(addr, data) => {
+            ExitCounts::bump(&devices.counts.mmio);
             if !lock(&devices.pci).mmio_write(addr, data) {
                 trace!(addr, ?data, "MMIO write outside any BAR ignored");
             }
@@ -237,6 +382,102 @@ mod tests {
         let mut id = [0u8; 4];
         handle_exit(VcpuExit::IoIn(0xCFC, &mut id), &d);
         assert_eq!(u32::from_le_bytes(id), 0x29C0_8086, "host bridge identity");
+    }
+
+    /// Devices whose console reads `ram` bytes of guest RAM at address 0.
+    fn devices_with_memory(ram: usize) -> (Devices, Captured, GuestMemoryMmap) {
+        let (d, out) = devices();
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), ram)]).unwrap();
+        (d.with_guest_memory(mem.clone()), out, mem)
+    }
+
+    fn put_record(mem: &GuestMemoryMmap, addr: u64, len: u32, text: &[u8]) {
+        mem.write_slice(&len.to_le_bytes(), GuestAddress(addr))
+            .unwrap();
+        mem.write_slice(text, GuestAddress(addr + 4)).unwrap();
+    }
+
+    #[test]
+    fn the_console_port_reads_its_signature_and_prints_a_record_in_one_exit() {
+        let (d, out, mem) = devices_with_memory(0x10000);
+        let mut sig = [0u8; 4];
+        handle_exit(VcpuExit::IoIn(CONSOLE_PORT, &mut sig), &d);
+        assert_eq!(&sig, b"RVMC");
+        assert_eq!(u32::from_le_bytes(sig), CONSOLE_SIGNATURE);
+        put_record(&mem, 0x2000, 12, b"guest: hello\n");
+        assert_eq!(
+            handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &0x2000u32.to_le_bytes()), &d),
+            ExitAction::Resume
+        );
+        // Only the counted bytes: the record says 12, the newline stays out.
+        assert_eq!(&*out.0.lock().unwrap(), b"guest: hello");
+        assert_eq!(d.counts.console_lines.load(Ordering::Relaxed), 1);
+        assert_eq!(d.counts.console_bytes.load(Ordering::Relaxed), 12);
+        // An empty record prints nothing and is fine.
+        put_record(&mem, 0x3000, 0, b"");
+        handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &0x3000u32.to_le_bytes()), &d);
+        assert_eq!(out.0.lock().unwrap().len(), 12);
+    }
+
+    #[test]
+    fn console_records_outside_ram_or_too_long_are_refused_whole() {
+        let (d, out, mem) = devices_with_memory(0x10000);
+        // The count lies past the end of RAM.
+        handle_exit(
+            VcpuExit::IoOut(CONSOLE_PORT, &0xFFFF_FFF0u32.to_le_bytes()),
+            &d,
+        );
+        // The text runs past the end of RAM.
+        put_record(&mem, 0xFFF0, 64, b"");
+        handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &0xFFF0u32.to_le_bytes()), &d);
+        // Longer than the limit, though inside RAM.
+        put_record(&mem, 0x100, CONSOLE_MAX_LINE + 1, b"x");
+        handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &0x100u32.to_le_bytes()), &d);
+        // Narrower accesses are not console accesses.
+        handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &[0]), &d);
+        let mut narrow = [0u8; 1];
+        handle_exit(VcpuExit::IoIn(CONSOLE_PORT, &mut narrow), &d);
+        assert_eq!(narrow, [0xFF]);
+        assert!(out.0.lock().unwrap().is_empty());
+        assert_eq!(d.counts.console_lines.load(Ordering::Relaxed), 0);
+        // Without guest memory a record is ignored, not a crash.
+        let (bare, bare_out) = devices();
+        assert_eq!(
+            handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &0u32.to_le_bytes()), &bare),
+            ExitAction::Resume
+        );
+        assert!(bare_out.0.lock().unwrap().is_empty());
+        // At the limit is fine.
+        let long = vec![b'y'; CONSOLE_MAX_LINE as usize];
+        put_record(&mem, 0x100, CONSOLE_MAX_LINE, &long);
+        handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &0x100u32.to_le_bytes()), &d);
+        assert_eq!(out.0.lock().unwrap().len(), CONSOLE_MAX_LINE as usize);
+    }
+
+    #[test]
+    fn a_failing_output_behind_the_console_stops_the_run_as_a_monitor_error() {
+        let serial = Com1::new(Box::new(Full), EventFd::new(0).unwrap());
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 0x1000)]).unwrap();
+        let d = Devices::new(serial, PciBus::new()).with_guest_memory(mem.clone());
+        put_record(&mem, 0, 1, b"x");
+        match handle_exit(VcpuExit::IoOut(CONSOLE_PORT, &0u32.to_le_bytes()), &d) {
+            ExitAction::MonitorError(why) => assert!(why.contains("serial output"), "{why}"),
+            other => panic!("expected a monitor error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn exits_are_counted_by_kind() {
+        let (d, _) = devices();
+        handle_exit(VcpuExit::IoOut(COM1_BASE, b"x"), &d);
+        let mut v = [0u8; 1];
+        handle_exit(VcpuExit::IoIn(COM1_BASE + 5, &mut v), &d);
+        handle_exit(VcpuExit::IoIn(COM1_BASE + 5, &mut v), &d);
+        let mut m = [0u8; 4];
+        handle_exit(VcpuExit::MmioRead(0xC000_0000, &mut m), &d);
+        let summary = d.counts.summary();
+        assert!(summary.contains("com1_writes=1 com1_reads=2"), "{summary}");
+        assert!(summary.contains("mmio=1"), "{summary}");
     }
 
     #[test]

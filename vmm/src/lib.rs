@@ -60,8 +60,8 @@ use error::{Result, VmmError};
 /// Checks every input, then builds and runs the VM described by `config`.
 pub fn launch(config: &Config) -> Result<vm::RunResult> {
     let layout = layout::MemoryLayout::new(config.memory_mib)?;
-    let image = cli::read_input("kernel", &config.kernel)?;
-    let kernel = elf::parse_pvh_kernel(&image).map_err(|reason| VmmError::Kernel {
+    let image = elf::KernelImage::File(cli::open_input("kernel", &config.kernel)?);
+    let kernel = elf::parse_pvh_kernel_image(&image).map_err(|reason| VmmError::Kernel {
         path: config.kernel.clone(),
         reason,
     })?;

@@ -89,6 +89,19 @@ impl Com1 {
         }
     }
 
+    /// Writes `text` to the output as it is (a line console record: the bytes do not
+    /// pass through the UART's registers), flushed. A failing output is kept for
+    /// [`Com1::take_error`] as in [`Com1::pio_write`].
+    pub fn write_text(&mut self, text: &[u8]) {
+        if let Err(e) = self.uart.writer_mut().write_all(text) {
+            if self.write_error.is_none() {
+                self.write_error = Some(format!(
+                    "serial output failed: {e}; free space or pass another --serial"
+                ));
+            }
+        }
+    }
+
     /// The first output failure since the last call, if any.
     pub fn take_error(&mut self) -> Option<String> {
         self.write_error.take()

@@ -408,7 +408,9 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         &mut pci,
         crate::pci::FIRST_RNIC_DEVICE + spec.rnics.len() as u8,
     )?;
-    let devices = Arc::new(Devices::new(Com1::new(spec.serial_out, serial_irq), pci));
+    let devices = Arc::new(
+        Devices::new(Com1::new(spec.serial_out, serial_irq), pci).with_guest_memory(mem.clone()),
+    );
 
     let supported = kvm
         .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
@@ -537,6 +539,7 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     }
     drop(remotes);
     devices.flush_serial();
+    debug!(exits = %devices.counts.summary(), "vCPU exits handled in user space");
     drop(api);
     Ok(RunResult { outcome, elapsed })
 }

@@ -213,15 +213,17 @@ fn rd_u64(d: &[u8], off: usize, what: &'static str) -> Result<u64, PeError> {
     Ok(lo | (hi << 32))
 }
 
-/// Reads a NUL-terminated ASCII name of at most [`MAX_NAME`] bytes.
-fn rd_name(d: &[u8], off: usize) -> Option<String> {
+/// Reads a NUL-terminated name of at most [`MAX_NAME`] printable ASCII bytes, in place (no copy:
+/// the loader runs on an emulated CPU where every instruction counts).
+fn rd_name(d: &[u8], off: usize) -> Option<&str> {
     let tail = d.get(off..)?;
     let len = tail.iter().take(MAX_NAME + 1).position(|&b| b == 0)?;
     let bytes = &tail[..len];
     if len == 0 || !bytes.iter().all(|b| b.is_ascii_graphic()) {
         return None;
     }
-    Some(bytes.iter().map(|&b| b as char).collect())
+    // Printable ASCII is UTF-8.
+    core::str::from_utf8(bytes).ok()
 }
 
 fn is_pow2(v: u32) -> bool {
@@ -403,9 +405,11 @@ impl PeInfo {
             });
         }
         let dest = &mut dest[..size];
-        dest.fill(0);
         let hdr = self.size_of_headers as usize;
         dest[..hdr].copy_from_slice(&data[..hdr]);
+        // Every byte is written once: file data where the file has it, zeros in between (the
+        // parser checked that sections ascend without overlapping, after the headers).
+        let mut filled = hdr;
         for s in &self.sections {
             let n = if s.virtual_size == 0 {
                 s.raw_size
@@ -417,8 +421,11 @@ impl PeInfo {
             }
             let src = &data[s.raw_offset as usize..s.raw_offset as usize + n];
             let va = s.virtual_address as usize;
+            dest[filled..va].fill(0);
             dest[va..va + n].copy_from_slice(src);
+            filled = va + n;
         }
+        dest[filled..].fill(0);
         let relocations_applied = self.relocate(dest, load_base)?;
         let imports_resolved = self.resolve_imports(dest, resolve)?;
         Ok(LoadStats {
@@ -515,9 +522,11 @@ impl PeInfo {
                 return Err(err("FirstThunk is zero"));
             }
             let lookup = if oft != 0 { oft } else { ft };
-            let mut i = 0usize;
+            // The names are read in place (no copies), so the addresses of one descriptor are
+            // collected first and written to its import address table after the walk.
+            let mut addrs = Vec::new();
             loop {
-                let thunk = rd_u64(img, lookup + i * 8, "import lookup table")
+                let thunk = rd_u64(img, lookup + addrs.len() * 8, "import lookup table")
                     .map_err(|_| err("lookup table runs past the image"))?;
                 if thunk == 0 {
                     break;
@@ -527,7 +536,7 @@ impl PeInfo {
                 }
                 if thunk >> 63 != 0 {
                     return Err(PeError::ImportByOrdinal {
-                        module,
+                        module: module.into(),
                         ordinal: thunk as u16,
                     });
                 }
@@ -535,16 +544,19 @@ impl PeInfo {
                     return Err(err("hint/name rva out of range"));
                 }
                 let name = rd_name(img, thunk as usize + 2).ok_or(err("import name invalid"))?;
-                let addr = resolve(&module, &name).ok_or_else(|| PeError::UnresolvedImport {
-                    module: module.clone(),
-                    name: name.clone(),
+                let addr = resolve(module, name).ok_or_else(|| PeError::UnresolvedImport {
+                    module: module.into(),
+                    name: name.into(),
                 })?;
-                let slot = ft + i * 8;
-                img.get_mut(slot..slot + 8)
-                    .ok_or(err("import address table runs past the image"))?
-                    .copy_from_slice(&addr.to_le_bytes());
+                addrs.push(addr);
                 resolved += 1;
-                i += 1;
+            }
+            let iat = img
+                .get_mut(ft..)
+                .and_then(|t| t.get_mut(..addrs.len() * 8))
+                .ok_or(err("import address table runs past the image"))?;
+            for (slot, addr) in iat.chunks_exact_mut(8).zip(&addrs) {
+                slot.copy_from_slice(&addr.to_le_bytes());
             }
             desc += 20;
         }
@@ -717,6 +729,10 @@ pub(crate) mod tests {
         // zero fill beyond raw data of .text (vsize 0x100 < raw 0x200: only 0x100 copied)
         assert!(dest[0x1100..0x2000].iter().all(|&b| b == 0));
         assert_eq!(&dest[0..2], b"MZ");
+        // Every byte the file does not provide is zero, though `dest` held 0xCC: between the
+        // headers and the first section, and after the last section's data.
+        assert!(dest[0x200..0x1000].iter().all(|&b| b == 0));
+        assert!(dest[0x3100..0x4000].iter().all(|&b| b == 0));
     }
 
     #[test]

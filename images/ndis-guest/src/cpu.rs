@@ -29,6 +29,13 @@ pub fn outl(port: u16, v: u32) {
     }
 }
 
+/// `outl` for a device that reads guest memory the value points to (rnic-vmm's line console):
+/// unlike [`outl`] the compiler must finish every store before it.
+pub fn outl_after_stores(port: u16, v: u32) {
+    // SAFETY: port I/O at CPL 0; the device only reads guest memory.
+    unsafe { asm!("out dx, eax", in("dx") port, in("eax") v, options(nostack, preserves_flags)) }
+}
+
 pub fn inl(port: u16) -> u32 {
     let v: u32;
     // SAFETY: as for `outb`.
@@ -78,6 +85,7 @@ pub fn wait_for_interrupt() {
 
 /// Ends the VM with `status` through the exit port; never returns.
 pub fn exit(status: u32) -> ! {
+    crate::serial::flush_before_exit();
     outl(EXIT_PORT, status);
     // A monitor without an exit port: stop here.
     loop {

@@ -38,6 +38,23 @@ impl<T> IrqLock<T> {
             were_enabled,
         }
     }
+
+    /// The lock, or None when it is held (by the code a fault interrupted): for the paths that
+    /// stop the machine and must not panic.
+    pub fn try_lock(&self) -> Option<IrqGuard<'_, T>> {
+        let were_enabled = cpu::interrupts_enabled();
+        cpu::cli();
+        if self.held.swap(true, Ordering::Acquire) {
+            if were_enabled {
+                cpu::sti();
+            }
+            return None;
+        }
+        Some(IrqGuard {
+            lock: self,
+            were_enabled,
+        })
+    }
 }
 
 pub struct IrqGuard<'a, T> {

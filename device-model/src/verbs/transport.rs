@@ -585,37 +585,62 @@ impl Qp {
             if g.packets == 1 {
                 g.last = LastHeader::of(&p);
             }
-            // The next packet of the train the previous packet ended (no ACK
-            // request in between): the train grows instead of a new entry.
-            if let Some(OutPacket {
-                pkt: first,
-                source: Some(t),
+        }
+        if !super::addressed_to(cx.port, &p) {
+            cx.out.push(OutPacket {
+                from: self.qpn,
+                pkt: p,
+                source,
                 frame: None,
-                ..
-            }) = cx.out.last_mut()
+            });
+            return;
+        }
+        let o = OutPacket {
+            from: self.qpn,
+            pkt: p,
+            source,
+            frame: None,
+        };
+        if let Some(back) = cx.loopback.back_mut() {
+            // An ACK right behind an older ACK between the same two QPs replaces
+            // it (ACKs are cumulative: the newer one says all the older one said),
+            // as a responder coalesces acknowledgements.
+            if supersedes(&o, back) {
+                *back = o;
+                return;
+            }
+            // The next packets of the train the previous entry ended (no ACK
+            // request in between): the train grows instead of a new entry.
+            if let (
+                OutPacket {
+                    pkt: first,
+                    source: Some(t),
+                    frame: None,
+                    from,
+                },
+                Some(g),
+            ) = (back, &o.source)
             {
-                let follows = t.who.qpn == g.who.qpn
+                let follows = *from == o.from
+                    && t.who.qpn == g.who.qpn
                     && std::sync::Arc::ptr_eq(&t.sges, &g.sges)
                     && t.mtu == g.mtu
                     && t.len == t.packets as usize * t.mtu as usize
                     && t.offset + t.len as u64 == g.offset
                     && !t.last.ack_req
-                    && first.bth.dest_qp == p.bth.dest_qp
-                    && psn_add(first.bth.psn, t.packets) == p.bth.psn;
+                    && first.bth.dest_qp == o.pkt.bth.dest_qp
+                    && psn_add(first.bth.psn, t.packets) == o.pkt.bth.psn;
                 if follows {
                     t.packets += g.packets;
                     t.len += g.len;
                     t.last = g.last;
+                    *cx.loopback_packets += u64::from(g.packets);
                     return;
                 }
             }
         }
-        cx.out.push(OutPacket {
-            from: self.qpn,
-            pkt: p,
-            source,
-            frame: None,
-        });
+        *cx.loopback_packets += u64::from(o.packets());
+        cx.loopback.push_back(o);
     }
 
     /// Emits a request packet already encoded into `frame` with `len` payload bytes.

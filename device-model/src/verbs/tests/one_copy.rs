@@ -270,3 +270,29 @@ fn a_train_whose_responder_mtu_differs_is_refused_packet_by_packet() {
     assert_eq!(mine[0].status, st(WcStatus::RemoteInvalidRequest));
     assert_eq!(d.read_mem(dst, 2048), vec![0; 2048]);
 }
+
+#[test]
+fn acks_queued_back_to_back_on_loopback_coalesce_into_the_newest() {
+    // 16 one-packet WRITEs (the SQ's size) behind one doorbell: the responder
+    // acknowledges each
+    // (every last packet asks for an ACK), and each ACK replaces the one queued
+    // right before it, so the requester handles one ACK that completes them all.
+    let mut l = Loop::new();
+    let mut a = l.a;
+    for i in 0..16u64 {
+        let mut w = write_wr(&l, 64, l.key_b);
+        w.wr_id = i;
+        w.flags = if i == 15 { wqe::flags::SIGNALED } else { 0 };
+        l.d.post_send_no_db(&mut a, &w);
+    }
+    l.d.ring_sq(&mut a);
+    l.a = a;
+    let ca = l.cqes_a();
+    assert_eq!(ca.len(), 1, "{ca:?}");
+    assert_eq!((ca[0].wr_id, ca[0].status), (15, 0));
+    let stats = l.d.v.stats().qps;
+    let of = |qpn: u32| stats.iter().find(|q| q.qpn == qpn).cloned().unwrap();
+    assert_eq!(of(l.b.qpn).acks_sent, 16);
+    assert_eq!(of(l.a.qpn).acks_received, 1);
+    assert_eq!(of(l.b.qpn).rx_bytes, 16 * 64);
+}

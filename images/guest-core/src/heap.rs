@@ -142,6 +142,14 @@ impl Heap {
         while !cur.is_null() {
             // SAFETY: list nodes are valid FreeBlocks inside the heap range (see `free`).
             let (bstart, bsize, next) = unsafe { (cur as usize, (*cur).size, (*cur).next) };
+            if bsize < need {
+                // Too small whatever the alignment: skip it before the alignment arithmetic
+                // (a division), as most blocks passed over are small holes and every
+                // instruction is emulated on the nested KVM here.
+                prev = cur;
+                cur = next;
+                continue;
+            }
             let bend = bstart + bsize;
             let mut a = bstart.div_ceil(align) * align;
             if a != bstart && a - bstart < GRAIN {

@@ -183,25 +183,28 @@ impl Dma {
         self.check(src, len).map_err(CopyError::Source)?;
         self.check(dst, len).map_err(CopyError::Destination)?;
         // Pieces that stay inside one memory region on both sides (one piece
-        // unless a range crosses a region boundary).
-        let mut pieces = Vec::new();
+        // unless a range crosses a region boundary), each one memmove. With
+        // overlapping ranges where the destination is above the source, the
+        // highest piece moves first so no piece overwrites source bytes not yet
+        // copied. No piece list is built (a copy allocates nothing).
+        let backwards = dst > src;
         let mut done = 0usize;
         while done < len {
             // Both checks above passed, so these additions cannot wrap.
-            let (s, d) = (src + done as u64, dst + done as u64);
-            let step = (len - done)
-                .min(self.region_rest(s).map_err(CopyError::Source)?)
-                .min(self.region_rest(d).map_err(CopyError::Destination)?);
-            pieces.push((s, d, step));
-            done += step;
-        }
-        // Overlapping ranges: when the destination is above the source, the
-        // highest piece moves first so no piece overwrites source bytes not yet
-        // copied (each piece itself is a memmove).
-        if dst > src {
-            pieces.reverse();
-        }
-        for (s, d, step) in pieces {
+            let (s, d, step) = if backwards {
+                let end = (len - done) as u64;
+                let (s_last, d_last) = (src + end - 1, dst + end - 1);
+                let step = (len - done)
+                    .min(self.region_before(s_last).map_err(CopyError::Source)?)
+                    .min(self.region_before(d_last).map_err(CopyError::Destination)?);
+                (s_last + 1 - step as u64, d_last + 1 - step as u64, step)
+            } else {
+                let (s, d) = (src + done as u64, dst + done as u64);
+                let step = (len - done)
+                    .min(self.region_rest(s).map_err(CopyError::Source)?)
+                    .min(self.region_rest(d).map_err(CopyError::Destination)?);
+                (s, d, step)
+            };
             let from = self
                 .mem
                 .get_slice(GuestAddress(s), step)
@@ -211,8 +214,20 @@ impl Dma {
                 .get_slice(GuestAddress(d), step)
                 .map_err(|e| CopyError::Destination(memory_error(d, step, &e)))?;
             from.copy_to_volatile_slice(to);
+            done += step;
         }
         Ok(())
+    }
+
+    /// Bytes from the start of the guest memory region holding `addr` up to and
+    /// including `addr`.
+    fn region_before(&self, addr: u64) -> Result<usize, DmaError> {
+        let region = self
+            .mem
+            .find_region(GuestAddress(addr))
+            .ok_or(DmaError::OutOfRange { addr, len: 1 })?;
+        let before = addr - region.start_addr().0 + 1;
+        Ok(usize::try_from(before).unwrap_or(usize::MAX))
     }
 
     /// Bytes from `addr` to the end of the guest memory region holding it.

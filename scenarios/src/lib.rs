@@ -81,6 +81,11 @@ pub struct Scenario {
     /// (e.g. its fault site is only reached by a data path the driver does not have yet).
     #[serde(default)]
     pub requires: Option<String>,
+    /// Texts the guest's serial output must contain, in this order (each found after the
+    /// previous one): what the expectation looks like in the log, for example the link-state
+    /// indications a link flap must produce, or the reset that recovers a fatal device.
+    #[serde(default)]
+    pub serial_contains: Vec<String>,
     /// The faults, as in a fault plan's `[[fault]]` tables.
     pub fault: Vec<FaultEntry>,
 }
@@ -209,6 +214,19 @@ fn leaked_allocations(serial: &str) -> Option<u64> {
     after.split_whitespace().next()?.parse().ok()
 }
 
+/// The first of `texts` not found in `serial` after the previous one (None: all there, in
+/// order).
+fn first_missing_in_order<'t>(serial: &str, texts: &'t [String]) -> Option<&'t str> {
+    let mut rest = serial;
+    for t in texts {
+        match rest.find(t.as_str()) {
+            Some(at) => rest = &rest[at + t.len()..],
+            None => return Some(t),
+        }
+    }
+    None
+}
+
 /// Judges a run against its scenario.
 pub fn judge(scenario: &Scenario, run: &RunRecord) -> Judgement {
     let mut reasons = Vec::new();
@@ -259,6 +277,11 @@ pub fn judge(scenario: &Scenario, run: &RunRecord) -> Judgement {
             status.map_or("none".into(), |s| s.to_string()),
             v.unwrap_or("no verdict")
         )),
+    }
+    if let Some(missing) = first_missing_in_order(&run.serial, &scenario.serial_contains) {
+        reasons.push(format!(
+            "the serial log lacks {missing:?} (the scenario's serial_contains, in order)"
+        ));
     }
     for (i, hits) in run.hits_per_fault.iter().enumerate() {
         if *hits == 0 {
@@ -417,6 +440,27 @@ mod tests {
                 verdict: "verdict: PASS".into()
             }
         );
+    }
+
+    #[test]
+    fn serial_expectations_must_appear_in_order() {
+        let mut s = scenario(Expect::Completes);
+        s.serial_contains = vec!["link down".into(), "link up".into()];
+        let log = format!("x: link down\ny: link up\n{PASS_LOG}");
+        assert!(matches!(
+            judge(&s, &run(Some(0), &log, 1)),
+            Judgement::Pass { .. }
+        ));
+        // Out of order, or missing: the run fails and names the text.
+        let swapped = format!("y: link up\nx: link down\n{PASS_LOG}");
+        let Judgement::Fail { reasons } = judge(&s, &run(Some(0), &swapped, 1)) else {
+            panic!("the link-up line came before the link-down line");
+        };
+        assert!(reasons[0].contains("\"link up\""), "{reasons:?}");
+        let Judgement::Fail { reasons } = judge(&s, &run(Some(0), PASS_LOG, 1)) else {
+            panic!("neither line is there");
+        };
+        assert!(reasons[0].contains("\"link down\""), "{reasons:?}");
     }
 
     #[test]

@@ -448,6 +448,7 @@ impl Verbs {
             env,
             mad::GSI_QPN,
             &mut vec![super::transport::OutPacket {
+                from: mad::GSI_QPN,
                 pkt: p,
                 source: None,
                 frame: None,

@@ -353,7 +353,7 @@ impl Verbs {
 
     /// Loopback packets queued for delivery by the next service call.
     pub fn loopback_pending(&self) -> usize {
-        self.loopback.len()
+        self.loopback.iter().map(|o| o.packets() as usize).sum()
     }
 
     /// Whether a service call left work for the next [`Verbs::poll`]: send WQEs
@@ -466,7 +466,16 @@ impl Verbs {
     fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: &mut Vec<transport::OutPacket>) {
         for o in out.drain(..) {
             if self.is_to_port(&o.pkt) {
-                self.stats.loopback_packets += 1;
+                // An ACK right behind an older ACK between the same two QPs
+                // replaces it (ACKs are cumulative: the newer one says all the
+                // older one said), as a responder coalesces acknowledgements.
+                if let Some(back) = self.loopback.back_mut() {
+                    if transport::supersedes(&o, back) {
+                        *back = o;
+                        continue;
+                    }
+                }
+                self.stats.loopback_packets += u64::from(o.packets());
                 self.loopback.push_back(o);
             } else if let Some(frame) = o.frame {
                 self.stats.frames_sent += 1;
@@ -492,18 +501,107 @@ impl Verbs {
         }
     }
 
+    /// Delivers queued loopback packets, at most `max_loopback_per_call` of them
+    /// (a train counts as its packets and is split at the bound).
     fn drain_loopback(&mut self, env: &mut dyn DeviceEnv) {
-        let mut n = 0;
-        while n < self.limits.max_loopback_per_call {
-            let Some(o) = self.loopback.pop_front() else {
+        let mut budget = self.limits.max_loopback_per_call;
+        while budget > 0 {
+            let Some(next) = self.loopback.front_mut() else {
                 break;
             };
-            let body = match &o.source {
-                Some(s) => transport::Body::Guest(s),
-                None => transport::Body::Packet,
+            let n = next.packets() as usize;
+            let o = if n > budget {
+                next.split_front(budget as u32)
+            } else {
+                match self.loopback.pop_front() {
+                    Some(o) => o,
+                    None => break,
+                }
             };
-            self.deliver(env, &o.pkt, body);
-            n += 1;
+            budget -= o.packets() as usize;
+            self.deliver_loopback(env, o);
+        }
+    }
+
+    /// One loopback queue entry: a packet, or a train of packets of one message.
+    /// A train's packets that open a message or end it with a completion go one by
+    /// one; the MIDDLE packets between them (with a plain RDMA WRITE LAST) are
+    /// placed together when the receiving QP's checks allow ([`qp::Qp`]'s
+    /// `on_train`), else one by one, exactly as if they had been queued singly.
+    fn deliver_loopback(&mut self, env: &mut dyn DeviceEnv, mut o: transport::OutPacket) {
+        let middle = matches!(
+            o.pkt.bth.opcode,
+            roce::opcode::RDMA_WRITE_MIDDLE | roce::opcode::SEND_MIDDLE
+        );
+        if o.packets() > 1 && !middle {
+            let head = o.split_front(1);
+            self.deliver_loopback(env, head);
+        }
+        let tail = match &o.source {
+            Some(s)
+                if s.packets > 1
+                    && !matches!(
+                        s.last.opcode,
+                        roce::opcode::RDMA_WRITE_MIDDLE
+                            | roce::opcode::RDMA_WRITE_LAST
+                            | roce::opcode::SEND_MIDDLE
+                    ) =>
+            {
+                let run = o.split_front(s.packets - 1);
+                Some(std::mem::replace(&mut o, run))
+            }
+            _ => None,
+        };
+        match &o.source {
+            Some(s) if s.packets > 1 => {
+                if !self.deliver_train(env, &o.pkt, s) {
+                    for i in 0..s.packets {
+                        let (p, one) = o.packet(i);
+                        if let Some(one) = &one {
+                            self.deliver(env, &p, transport::Body::Guest(one));
+                        }
+                    }
+                }
+            }
+            Some(s) => self.deliver(env, &o.pkt, transport::Body::Guest(s)),
+            None => self.deliver(env, &o.pkt, transport::Body::Packet),
+        }
+        if let Some(t) = tail {
+            self.deliver_loopback(env, t);
+        }
+    }
+
+    /// A train of MIDDLE packets placed at once by its QP; false (nothing changed)
+    /// when its packets must go one by one.
+    fn deliver_train(
+        &mut self,
+        env: &mut dyn DeviceEnv,
+        p: &RocePacket,
+        s: &transport::GuestPayload,
+    ) -> bool {
+        let qpn = p.bth.dest_qp;
+        // The checks `deliver` makes of every packet, without their side effects
+        // (a QP still waiting for its RTU takes its packets one by one).
+        let ready = self.qps.get(qpn).is_some_and(|q| {
+            let same_peer = match (&p.ip6, q.remote_ip6) {
+                (Some(v6), Some(remote)) => v6.src == remote,
+                (None, None) => q.remote_ip == p.ip.src,
+                _ => false,
+            };
+            same_peer && matches!(q.state, QpState::Rts | QpState::Sqd)
+        });
+        if !ready {
+            return false;
+        }
+        let r = self.with_qp(env, qpn, |qp, cx| qp.on_train(cx, p, s));
+        match r {
+            Some(Ok(fault)) => {
+                if let Some(f) = fault {
+                    self.with_qp(env, f.qpn, |qp, cx| qp.on_source_fault(cx, f.psn, f.status));
+                }
+                true
+            }
+            _ => false,
         }
     }
 
@@ -552,7 +650,7 @@ impl Verbs {
                 if (roce::opcode::RDMA_READ_RESPONSE_FIRST..=roce::opcode::RDMA_READ_RESPONSE_ONLY)
                     .contains(&opc)
                 {
-                    qp.on_read_response(cx, p);
+                    qp.on_read_response(cx, p, body);
                 }
             } else {
                 return qp.on_request(cx, p, body);
@@ -570,10 +668,10 @@ impl Verbs {
         self.stats.frames_received += 1;
         match roce::decode_in_place(frame) {
             Ok((mut p, payload)) if self.is_to_port(&p) => {
-                // An RC request's payload is placed straight from the frame (one
-                // copy); responses and MADs keep theirs in the packet.
+                // An RC request's or READ response's payload is placed straight
+                // from the frame (one copy); MADs keep theirs in the packet.
                 let opc = p.bth.opcode;
-                if roce::opcode::is_response(opc) || opc == roce::opcode::UD_SEND_ONLY {
+                if opc == roce::opcode::UD_SEND_ONLY {
                     p.payload = frame[payload].to_vec();
                     self.deliver(env, &p, transport::Body::Packet);
                 } else {

@@ -647,15 +647,25 @@ impl Qp {
 
     /// The first `n` SGEs of a WQE (`n` is at most [`wqe::MAX_SGE`], checked by the
     /// callers against the QP's maximum, which is no larger).
-    fn parse_sges(n: u8, sge: impl Fn(usize) -> Option<wqe::SgeRepr>) -> Vec<Sge> {
-        (0..usize::from(n))
-            .filter_map(sge)
-            .map(|s| Sge {
-                addr: s.addr,
-                len: s.len,
-                lkey: s.lkey,
-            })
-            .collect()
+    /// Parsed into an array on the stack (the caller copies them once into the
+    /// WQE's own storage); returns the array and how many are set.
+    fn parse_sges(
+        n: u8,
+        sge: impl Fn(usize) -> Option<wqe::SgeRepr>,
+    ) -> ([Sge; wqe::MAX_SGE as usize], usize) {
+        let mut out = [Sge::default(); wqe::MAX_SGE as usize];
+        let mut count = 0;
+        for s in (0..usize::from(n)).filter_map(sge) {
+            if let Some(slot) = out.get_mut(count) {
+                *slot = Sge {
+                    addr: s.addr,
+                    len: s.len,
+                    lkey: s.lkey,
+                };
+                count += 1;
+            }
+        }
+        (out, count)
     }
 
     /// Parses and validates a send WQE. Errors are recorded in the WQE.
@@ -719,7 +729,8 @@ impl Qp {
                 w.error = op_err;
                 return w;
             }
-            w.sges = Self::parse_sges(num_sge, |i| b.sge(i)).into();
+            let (sges, n) = Self::parse_sges(num_sge, |i| b.sge(i));
+            w.sges = std::sync::Arc::from(&sges[..n]);
             let mut total: u64 = 0;
             for s in w.sges.iter() {
                 total += u64::from(s.len);
@@ -754,7 +765,8 @@ impl Qp {
         if n > self.max_recv_sge {
             return Err(wr_id);
         }
-        let sges = Self::parse_sges(n, |i| b.sge(i));
+        let (sges, count) = Self::parse_sges(n, |i| b.sge(i));
+        let sges = sges[..count].to_vec();
         let capacity = sges.iter().map(|s| u64::from(s.len)).sum();
         Ok(RqWqe {
             wr_id,

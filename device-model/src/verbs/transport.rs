@@ -39,24 +39,163 @@ impl Who {
     }
 }
 
-/// Where the payload of a loopback packet is: still in the sender's guest memory,
-/// behind its SGEs. The payload moves once, straight from there into the
-/// destination, when the receiving QP has placed it (`docs/device-spec.md` §6).
+/// Where the payload of a loopback packet (or train of packets) is: still in the
+/// sender's guest memory, behind its SGEs. The payload moves once, straight from
+/// there into the destination, when the receiving QP has placed it
+/// (`docs/device-spec.md` §6).
+///
+/// One loopback queue entry stands for a *train*: `packets` consecutive packets of
+/// one message, exactly those the requester would have sent one by one (same PSNs,
+/// opcodes, headers and ACK requests). Every packet but the train's last carries
+/// `mtu` bytes. The train's first packet is the entry's `pkt`; its last packet's
+/// varying header fields are in `last`; packets in between are MIDDLE packets
+/// without optional headers. A train ends where the requester sets an ACK request,
+/// so the responder answers a train as it would its packets.
 #[derive(Clone, Debug)]
 pub(crate) struct GuestPayload {
     /// The sending QP and its PD (the lkey check and the DMA fault scope).
     pub who: Who,
-    /// The send WQE's SGEs.
+    /// The send WQE's SGEs, or for RDMA READ responses one element naming the
+    /// responder's MR range (`lkey` = the rkey of the request).
     pub sges: std::sync::Arc<[Sge]>,
-    /// Byte offset of this packet's payload in the SGE list.
+    /// The access the SGEs are checked for when the payload is read: `LocalRead`
+    /// (SEND and WRITE data) or `RemoteRead` (READ response data).
+    pub need: Need,
+    /// Byte offset of the train's payload in the SGE list.
     pub offset: u64,
-    /// Payload length in bytes.
+    /// Payload length in bytes (all packets of the train).
     pub len: usize,
+    /// Packets in the train (at least 1).
+    pub packets: u32,
+    /// Payload bytes of every packet but the last (the sender's path MTU).
+    pub mtu: u32,
+    /// Header fields of the train's last packet.
+    pub last: LastHeader,
+}
+
+/// The header fields that differ between the packets of a train, as the train's
+/// last packet carries them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LastHeader {
+    /// BTH opcode.
+    pub opcode: u8,
+    /// Immediate data.
+    pub imm: Option<u32>,
+    /// Key to invalidate.
+    pub ieth: Option<u32>,
+    /// BTH solicited-event bit.
+    pub solicited: bool,
+    /// BTH acknowledge-request bit.
+    pub ack_req: bool,
+    /// ACK extended transport header (READ responses).
+    pub aeth: Option<Aeth>,
+}
+
+impl LastHeader {
+    fn of(p: &RocePacket) -> Self {
+        LastHeader {
+            opcode: p.bth.opcode,
+            imm: p.imm,
+            ieth: p.ieth,
+            solicited: p.bth.solicited,
+            ack_req: p.bth.ack_req,
+            aeth: p.aeth,
+        }
+    }
+
+    fn apply(self, p: &mut RocePacket) {
+        p.bth.opcode = self.opcode;
+        p.imm = self.imm;
+        p.ieth = self.ieth;
+        p.bth.solicited = self.solicited;
+        p.bth.ack_req = self.ack_req;
+        p.aeth = self.aeth;
+    }
+}
+
+impl OutPacket {
+    /// Packets this entry stands for (a loopback train may stand for many).
+    pub(crate) fn packets(&self) -> u32 {
+        self.source.as_ref().map_or(1, |s| s.packets)
+    }
+
+    /// Packet `i` of a loopback train (`i < packets()`) as the requester would
+    /// have sent it alone: its headers and where its payload is.
+    pub(crate) fn packet(&self, i: u32) -> (RocePacket, Option<GuestPayload>) {
+        let Some(s) = &self.source else {
+            return (self.pkt.clone(), None);
+        };
+        let mut p = self.pkt.clone();
+        let mid = u64::from(s.mtu);
+        let off = u64::from(i) * mid;
+        let len = if i + 1 == s.packets {
+            s.len - off as usize
+        } else {
+            s.mtu as usize
+        };
+        if i > 0 {
+            p.bth.psn = psn_add(p.bth.psn, i);
+            p.reth = None;
+            LastHeader {
+                opcode: middle_opcode(self.pkt.bth.opcode),
+                ..LastHeader::default()
+            }
+            .apply(&mut p);
+        }
+        if i + 1 == s.packets {
+            s.last.apply(&mut p);
+        }
+        let one = GuestPayload {
+            offset: s.offset + off,
+            len,
+            packets: 1,
+            last: LastHeader::of(&p),
+            ..s.clone()
+        };
+        (p, Some(one))
+    }
+
+    /// Splits the first `k` packets (`0 < k < packets()`) off a loopback train:
+    /// returns them as a train and keeps the rest.
+    pub(crate) fn split_front(&mut self, k: u32) -> OutPacket {
+        let (before, _) = self.packet(k - 1);
+        let (rest_first, _) = self.packet(k);
+        let mut front = OutPacket {
+            from: self.from,
+            pkt: std::mem::replace(&mut self.pkt, rest_first),
+            source: self.source.clone(),
+            frame: None,
+        };
+        if let (Some(f), Some(s)) = (&mut front.source, &mut self.source) {
+            let moved = u64::from(k) * u64::from(s.mtu);
+            f.packets = k;
+            f.len = moved as usize;
+            f.last = LastHeader::of(&before);
+            s.packets -= k;
+            s.offset += moved;
+            s.len -= moved as usize;
+        }
+        front
+    }
+}
+
+/// The MIDDLE opcode of the message class (SEND, RDMA WRITE or READ response) of
+/// `opcode`.
+fn middle_opcode(opcode: u8) -> u8 {
+    if (op::RDMA_READ_RESPONSE_FIRST..=op::RDMA_READ_RESPONSE_ONLY).contains(&opcode) {
+        op::RDMA_READ_RESPONSE_MIDDLE
+    } else if (op::RDMA_WRITE_FIRST..=op::RDMA_WRITE_ONLY_WITH_IMMEDIATE).contains(&opcode) {
+        op::RDMA_WRITE_MIDDLE
+    } else {
+        op::SEND_MIDDLE
+    }
 }
 
 /// A packet a QP produced, on its way to the wire or the loopback queue.
 #[derive(Clone, Debug)]
 pub(crate) struct OutPacket {
+    /// The QP that sent it (QP1 for connection manager MADs).
+    pub from: u32,
     /// Headers and, unless `source` is set, the payload.
     pub pkt: RocePacket,
     /// For loopback request packets: the payload is in guest memory here and
@@ -126,6 +265,66 @@ enum PlaceError {
     Destination(XferError),
 }
 
+/// The checked pieces of one transfer, physically contiguous runs merged (a run
+/// of contiguous pages is one piece, so one copy). The first few live inline: a
+/// packet's transfer allocates nothing.
+#[derive(Debug)]
+struct Pieces {
+    inline: [Piece; Pieces::INLINE],
+    n: usize,
+    spill: Vec<Piece>,
+}
+
+impl Pieces {
+    const INLINE: usize = 4;
+
+    fn new() -> Self {
+        const NONE: Piece = Piece {
+            scope: DmaScope::ADMIN,
+            gpa: 0,
+            len: 0,
+        };
+        Pieces {
+            inline: [NONE; Pieces::INLINE],
+            n: 0,
+            spill: Vec::new(),
+        }
+    }
+
+    fn as_slice(&self) -> &[Piece] {
+        if self.spill.is_empty() {
+            &self.inline[..self.n]
+        } else {
+            &self.spill
+        }
+    }
+
+    /// Appends a piece, merged into the previous one when it continues it in
+    /// guest memory with the same scope.
+    fn push(&mut self, p: Piece) {
+        let prev = if self.spill.is_empty() {
+            self.n.checked_sub(1).map(|i| &mut self.inline[i])
+        } else {
+            self.spill.last_mut()
+        };
+        if let Some(prev) = prev {
+            if prev.scope == p.scope && prev.gpa.checked_add(prev.len as u64) == Some(p.gpa) {
+                prev.len += p.len;
+                return;
+            }
+        }
+        if self.spill.is_empty() && self.n < Pieces::INLINE {
+            self.inline[self.n] = p;
+            self.n += 1;
+        } else {
+            if self.spill.is_empty() {
+                self.spill.extend_from_slice(&self.inline[..self.n]);
+            }
+            self.spill.push(p);
+        }
+    }
+}
+
 /// The checked pieces of `[offset, offset+len)` of an SGE list.
 fn sge_pieces(
     cx: &mut Ctx,
@@ -134,8 +333,8 @@ fn sge_pieces(
     offset: u64,
     len: usize,
     need: Need,
-) -> Result<Vec<Piece>, XferError> {
-    let mut v = Vec::new();
+) -> Result<Pieces, XferError> {
+    let mut v = Pieces::new();
     walk_sges(cx, who.pdn, sges, offset, len, need, |_, mr, gpa, _, n| {
         v.push(Piece {
             scope: who.scope(mr),
@@ -155,13 +354,13 @@ fn mr_pieces(
     need: Need,
     va: u64,
     len: usize,
-) -> Result<Vec<Piece>, XferError> {
+) -> Result<Pieces, XferError> {
     let scope = who.scope(key >> 8);
     let mr = cx
         .mrs
         .check(key, who.pdn, need, va, len as u64)
         .map_err(XferError::Prot)?;
-    let mut v = Vec::new();
+    let mut v = Pieces::new();
     let _ = mr.for_each_piece::<()>(va, len as u64, |gpa, l| {
         v.push(Piece {
             scope,
@@ -254,29 +453,6 @@ fn check_sges(
     )
 }
 
-/// Writes `data` at byte `offset` of an SGE list.
-pub(crate) fn scatter(
-    cx: &mut Ctx,
-    who: Who,
-    sges: &[Sge],
-    offset: u64,
-    data: &[u8],
-    need: Need,
-) -> Result<(), XferError> {
-    walk_sges(
-        cx,
-        who.pdn,
-        sges,
-        offset,
-        data.len(),
-        need,
-        |env, mr, gpa, pos, n| {
-            env.dma_write(who.scope(mr), gpa, &data[pos..pos + n])
-                .map_err(|_| XferError::Dma)
-        },
-    )
-}
-
 /// Calls `f(env, mr index, guest address, position, length)` for each physically
 /// contiguous piece of `[offset, offset+len)` of the SGE list, after the
 /// protection check of each SGE.
@@ -323,39 +499,16 @@ fn walk_sges(
     }
 }
 
-/// Reads or writes `[va, va+len)` of a remote-access MR.
-fn mr_access(
-    cx: &mut Ctx,
-    who: Who,
-    rkey: u32,
-    need: Need,
-    va: u64,
-    buf: &mut [u8],
-    write: bool,
-) -> Result<(), XferError> {
-    let len = buf.len() as u64;
-    let scope = who.scope(rkey >> 8);
-    let pieces = {
-        let mr = cx
-            .mrs
-            .check(rkey, who.pdn, need, va, len)
-            .map_err(XferError::Prot)?;
-        let mut v = Vec::new();
-        let _ = mr.for_each_piece::<()>(va, len, |gpa, l| {
-            v.push((gpa, l as usize));
-            Ok(())
-        });
-        v
-    };
+/// Reads `[va, va+buf.len())` of the MR named by `rkey` for a remote reader into
+/// `buf`, after the protection check (no byte is read if it fails).
+fn mr_read(cx: &mut Ctx, who: Who, rkey: u32, va: u64, buf: &mut [u8]) -> Result<(), XferError> {
+    let pieces = mr_pieces(cx, who, rkey, Need::RemoteRead, va, buf.len())?;
     let mut pos = 0;
-    for (gpa, l) in pieces {
-        let r = if write {
-            cx.env.dma_write(scope, gpa, &buf[pos..pos + l])
-        } else {
-            cx.env.dma_read(scope, gpa, &mut buf[pos..pos + l])
-        };
-        r.map_err(|_| XferError::Dma)?;
-        pos += l;
+    for p in pieces.as_slice() {
+        cx.env
+            .dma_read(p.scope, p.gpa, &mut buf[pos..pos + p.len])
+            .map_err(|_| XferError::Dma)?;
+        pos += p.len;
     }
     Ok(())
 }
@@ -425,10 +578,40 @@ impl Qp {
 
     /// Emits `p`; with `source`, its payload stays in guest memory until the
     /// receiving QP places it (loopback).
-    fn emit_from(&mut self, cx: &mut Ctx, p: RocePacket, source: Option<GuestPayload>) {
-        self.stats.tx_packets += 1;
+    fn emit_from(&mut self, cx: &mut Ctx, p: RocePacket, mut source: Option<GuestPayload>) {
+        self.stats.tx_packets += source.as_ref().map_or(1, |s| u64::from(s.packets));
         self.stats.tx_bytes += source.as_ref().map_or(p.payload.len(), |s| s.len) as u64;
+        if let Some(g) = &mut source {
+            if g.packets == 1 {
+                g.last = LastHeader::of(&p);
+            }
+            // The next packet of the train the previous packet ended (no ACK
+            // request in between): the train grows instead of a new entry.
+            if let Some(OutPacket {
+                pkt: first,
+                source: Some(t),
+                frame: None,
+                ..
+            }) = cx.out.last_mut()
+            {
+                let follows = t.who.qpn == g.who.qpn
+                    && std::sync::Arc::ptr_eq(&t.sges, &g.sges)
+                    && t.mtu == g.mtu
+                    && t.len == t.packets as usize * t.mtu as usize
+                    && t.offset + t.len as u64 == g.offset
+                    && !t.last.ack_req
+                    && first.bth.dest_qp == p.bth.dest_qp
+                    && psn_add(first.bth.psn, t.packets) == p.bth.psn;
+                if follows {
+                    t.packets += g.packets;
+                    t.len += g.len;
+                    t.last = g.last;
+                    return;
+                }
+            }
+        }
         cx.out.push(OutPacket {
+            from: self.qpn,
             pkt: p,
             source,
             frame: None,
@@ -440,6 +623,7 @@ impl Qp {
         self.stats.tx_packets += 1;
         self.stats.tx_bytes += len as u64;
         cx.out.push(OutPacket {
+            from: self.qpn,
             pkt: p,
             source: None,
             frame: Some(frame),
@@ -565,18 +749,24 @@ impl Qp {
                 self.req.send_pkt = 0;
                 continue;
             }
+            let loopback = w.inline.is_none() && self.to_own_port(cx.port);
             while self.req.send_pkt < w.npkts {
                 let k = self.req.send_pkt;
                 let psn = psn_add(w.first_psn, k);
                 if !self.in_window(cx, psn) {
                     break;
                 }
+                if loopback {
+                    if let Some(m) = self.transmit_train(cx, &w, k, mtu) {
+                        self.req.outstanding[i].transmitted = true;
+                        self.req.send_pkt += m;
+                        continue;
+                    }
+                }
                 let off = u64::from(k) * u64::from(mtu);
                 let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
-                let first = k == 0;
                 let last = k + 1 == w.npkts;
-                let opcode = packet_opcode(w.opcode, first, last);
-                let mut p = self.new_pkt(cx, opcode, psn);
+                let mut p = self.data_header(cx, &w, k);
                 // Loopback: the payload stays where it is; the requester's lkey
                 // check is made now and again when the responder places it (the
                 // MR may be gone by then). The wire: gathered into the packet.
@@ -592,8 +782,12 @@ impl Qp {
                         source = Some(GuestPayload {
                             who: self.who(),
                             sges: std::sync::Arc::clone(&w.sges),
+                            need: Need::LocalRead,
                             offset: off,
                             len: n,
+                            packets: 1,
+                            mtu,
+                            last: LastHeader::default(),
                         });
                         Vec::new()
                     }
@@ -602,29 +796,6 @@ impl Qp {
                         Vec::new()
                     }
                 };
-                if first
-                    && matches!(
-                        w.opcode,
-                        wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM
-                    )
-                {
-                    p.reth = Some(Reth {
-                        va: w.remote_addr,
-                        rkey: w.rkey,
-                        dma_len: w.len,
-                    });
-                }
-                if last {
-                    match w.opcode {
-                        wqe::opcode::SEND_WITH_IMM | wqe::opcode::RDMA_WRITE_WITH_IMM => {
-                            p.imm = Some(w.imm_inv)
-                        }
-                        wqe::opcode::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
-                        _ => {}
-                    }
-                    p.bth.solicited =
-                        w.flags & wqe::flags::SOLICITED != 0 && w.opcode != wqe::opcode::RDMA_WRITE;
-                }
                 self.req.since_ackreq += 1;
                 if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
                     p.bth.ack_req = true;
@@ -660,6 +831,91 @@ impl Qp {
             self.req.send_idx += 1;
             self.req.send_pkt = 0;
         }
+    }
+
+    /// Whether this QP's peer is the port itself (its packets go to the loopback
+    /// queue: the router's test of a packet, made from the QP's address vector).
+    fn to_own_port(&self, port: &super::Port) -> bool {
+        match self.remote_ip6 {
+            Some(v6) => port.ipv6 == Some(v6),
+            None => self.remote_ip == port.ip,
+        }
+    }
+
+    /// The headers of data packet `k` of SEND or RDMA WRITE `w` (no payload, no
+    /// ACK request).
+    fn data_header(&self, cx: &Ctx, w: &SqWqe, k: u32) -> RocePacket {
+        let first = k == 0;
+        let last = k + 1 == w.npkts;
+        let opcode = packet_opcode(w.opcode, first, last);
+        let mut p = self.new_pkt(cx, opcode, psn_add(w.first_psn, k));
+        if first
+            && matches!(
+                w.opcode,
+                wqe::opcode::RDMA_WRITE | wqe::opcode::RDMA_WRITE_WITH_IMM
+            )
+        {
+            p.reth = Some(Reth {
+                va: w.remote_addr,
+                rkey: w.rkey,
+                dma_len: w.len,
+            });
+        }
+        if last {
+            match w.opcode {
+                wqe::opcode::SEND_WITH_IMM | wqe::opcode::RDMA_WRITE_WITH_IMM => {
+                    p.imm = Some(w.imm_inv)
+                }
+                wqe::opcode::SEND_WITH_INV => p.ieth = Some(w.imm_inv),
+                _ => {}
+            }
+            p.bth.solicited =
+                w.flags & wqe::flags::SOLICITED != 0 && w.opcode != wqe::opcode::RDMA_WRITE;
+        }
+        p
+    }
+
+    /// Loopback: sends data packets `k..` of `w` whose payload stays in guest
+    /// memory as one train, up to the next ACK request or the window's end, with
+    /// one lkey check of their whole range. Returns the packets sent, or `None`
+    /// (nothing sent) for a train of one packet or a range whose check fails: the
+    /// packets then go one by one, which stops at the failing one exactly.
+    fn transmit_train(&mut self, cx: &mut Ctx, w: &SqWqe, k: u32, mtu: u32) -> Option<u32> {
+        let half = (cx.limits.max_inflight / 2).max(1);
+        let (mut m, mut since, mut ack_req) = (0, self.req.since_ackreq, false);
+        while k + m < w.npkts && self.in_window(cx, psn_add(w.first_psn, k + m)) {
+            m += 1;
+            since += 1;
+            if k + m == w.npkts || since >= half {
+                ack_req = true;
+                break;
+            }
+        }
+        if m < 2 {
+            return None;
+        }
+        let off = u64::from(k) * u64::from(mtu);
+        let len = (u64::from(w.len) - off).min(u64::from(m) * u64::from(mtu)) as usize;
+        check_sges(cx, self.who(), &w.sges, off, len).ok()?;
+        let mut end = self.data_header(cx, w, k + m - 1);
+        end.bth.ack_req = ack_req;
+        let first = self.data_header(cx, w, k);
+        let source = GuestPayload {
+            who: self.who(),
+            sges: std::sync::Arc::clone(&w.sges),
+            need: Need::LocalRead,
+            offset: off,
+            len,
+            packets: m,
+            mtu,
+            last: LastHeader::of(&end),
+        };
+        self.req.since_ackreq = if ack_req { 0 } else { since };
+        for j in 0..m {
+            self.note_sent(psn_add(first.bth.psn, j));
+        }
+        self.emit_from(cx, first, Some(source));
+        Some(m)
     }
 
     /// FAST_REG and LOCAL_INV, executed in order when the transmit cursor reaches them.
@@ -992,8 +1248,15 @@ impl Qp {
         }
     }
 
-    /// RDMA READ response packets.
-    pub(crate) fn on_read_response(&mut self, cx: &mut Ctx, p: &RocePacket) {
+    /// RDMA READ response packets, their payload in `body`. A loopback response
+    /// names the responder's checked MR range: after the responder's check again
+    /// and this READ's check of its own buffers the data moves once, straight from
+    /// the responder's memory into the READ's buffers. A response whose source no
+    /// longer passes the responder's check (its MR went while the response was
+    /// queued) completes the READ `REMOTE_ACCESS_ERROR`, a failed read of the
+    /// responder's memory `REMOTE_OPERATION_ERROR`, as the NAKs the responder
+    /// would have sent (`docs/device-spec.md` §6.3).
+    pub(crate) fn on_read_response(&mut self, cx: &mut Ctx, p: &RocePacket, body: Body) {
         let psn = p.bth.psn;
         let Some(i) = self.req.outstanding.iter().position(|w| {
             w.opcode == wqe::opcode::RDMA_READ
@@ -1010,6 +1273,27 @@ impl Qp {
             self.stats.out_of_order_dropped += 1;
             return;
         }
+        let src = match body {
+            Body::Guest(s) => match sge_pieces(cx, s.who, &s.sges, s.offset, s.len, s.need) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    self.req.outstanding[i].error = Some((WcStatus::RemoteAccessError, 0));
+                    self.retire(cx);
+                    return;
+                }
+            },
+            _ => None,
+        };
+        let payload = match (&src, body) {
+            (Some(v), _) => Payload::Guest(v.as_slice()),
+            (None, Body::Frame(b)) => Payload::Bytes(b),
+            (None, _) => Payload::Bytes(&p.payload),
+        };
+        let len = match body {
+            Body::Packet => p.payload.len(),
+            Body::Frame(b) => b.len(),
+            Body::Guest(s) => s.len,
+        };
         // The response implicitly acknowledges everything before the READ.
         let mut progress = self.advance_una(w.first_psn);
         let k = w.read_rcvd;
@@ -1026,15 +1310,26 @@ impl Qp {
         );
         let off = u64::from(k) * u64::from(mtu);
         let expected_len = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
-        if ends != (k + 1 == w.npkts) || (k == 0 && !starts) || p.payload.len() != expected_len {
+        if ends != (k + 1 == w.npkts) || (k == 0 && !starts) || len != expected_len {
             self.req.outstanding[i].error = Some((WcStatus::BadResponse, 0));
             self.retire(cx);
             return;
         }
-        if let Err(e) = scatter(cx, self.who(), &w.sges, off, &p.payload, Need::ReadSink) {
-            self.req.outstanding[i].error = Some(xfer_status(e));
-            self.retire(cx);
-            return;
+        let placed = sge_pieces(cx, self.who(), &w.sges, off, len, Need::ReadSink)
+            .map_err(PlaceError::Destination)
+            .and_then(|dst| place(cx, dst.as_slice(), payload));
+        match placed {
+            Ok(()) => {}
+            Err(PlaceError::Destination(e)) => {
+                self.req.outstanding[i].error = Some(xfer_status(e));
+                self.retire(cx);
+                return;
+            }
+            Err(PlaceError::Source(_)) => {
+                self.req.outstanding[i].error = Some((WcStatus::RemoteOperationError, 0));
+                self.retire(cx);
+                return;
+            }
         }
         self.req.outstanding[i].read_rcvd += 1;
         if self.req.outstanding[i].read_rcvd == w.npkts {
@@ -1264,7 +1559,7 @@ impl Qp {
         // A loopback payload: the sender's lkey check again (its MR may have
         // gone since the packet was made), before anything of this QP changes.
         let source_pieces = match source {
-            Some(s) => match sge_pieces(cx, s.who, &s.sges, s.offset, s.len, Need::LocalRead) {
+            Some(s) => match sge_pieces(cx, s.who, &s.sges, s.offset, s.len, s.need) {
                 Ok(v) => Some(v),
                 Err(e) => {
                     return Some(SourceFault {
@@ -1277,7 +1572,7 @@ impl Qp {
             None => None,
         };
         let payload = match (&source_pieces, body) {
-            (Some(v), _) => Payload::Guest(v),
+            (Some(v), _) => Payload::Guest(v.as_slice()),
             (None, Body::Frame(b)) => Payload::Bytes(b),
             (None, _) => Payload::Bytes(&p.payload),
         };
@@ -1300,6 +1595,107 @@ impl Qp {
             }),
             _ => None,
         }
+    }
+
+    /// A loopback train of MIDDLE packets (and possibly a plain RDMA WRITE LAST)
+    /// in the middle of a SEND or RDMA WRITE message, `p` its first packet: placed
+    /// with one protection check per side and one copy per contiguous run, then
+    /// answered as its packets would have been (one ACK if its last packet asks).
+    /// `Err(())`: something would make the packets' one-by-one handling differ
+    /// (a sequence, length or protection check fails, the MTUs differ); nothing
+    /// has changed and the caller delivers the packets one by one. A DMA failure
+    /// while copying fails the train at its first packet.
+    pub(crate) fn on_train(
+        &mut self,
+        cx: &mut Ctx,
+        p: &RocePacket,
+        s: &GuestPayload,
+    ) -> Result<Option<SourceFault>, ()> {
+        let psn = p.bth.psn;
+        if !matches!(self.state, QpState::Rtr | QpState::Rts | QpState::Sqd)
+            || psn != self.resp.epsn
+            || s.mtu != self.mtu()
+            || s.len == 0
+        {
+            return Err(());
+        }
+        let ends = s.last.opcode == op::RDMA_WRITE_LAST;
+        let (dst, recv_wr_id) = match (&self.resp.cur, p.bth.opcode, s.last.opcode) {
+            (
+                Some(InMsg::Write {
+                    va,
+                    rkey,
+                    total,
+                    offset,
+                }),
+                op::RDMA_WRITE_MIDDLE,
+                op::RDMA_WRITE_MIDDLE | op::RDMA_WRITE_LAST,
+            ) => {
+                let end = u32::try_from(s.len)
+                    .ok()
+                    .and_then(|n| offset.checked_add(n))
+                    .ok_or(())?;
+                if end > *total || (ends && end != *total) {
+                    return Err(());
+                }
+                let target = va.wrapping_add(u64::from(*offset));
+                let dst = mr_pieces(cx, self.who(), *rkey, Need::RemoteWrite, target, s.len);
+                (dst.map_err(|_| ())?, None)
+            }
+            (Some(InMsg::Send { wqe, offset }), op::SEND_MIDDLE, op::SEND_MIDDLE) => {
+                if offset + s.len as u64 > wqe.capacity {
+                    return Err(());
+                }
+                let dst = sge_pieces(cx, self.who(), &wqe.sges, *offset, s.len, Need::LocalWrite);
+                (dst.map_err(|_| ())?, Some(wqe.wr_id))
+            }
+            _ => return Err(()),
+        };
+        let src = sge_pieces(cx, s.who, &s.sges, s.offset, s.len, s.need).map_err(|_| ())?;
+        // Every check passed: from here on the train is this QP's.
+        self.resp.nak_sent = false;
+        self.stats.rx_packets += u64::from(s.packets);
+        self.stats.rx_bytes += s.len as u64;
+        match place(cx, dst.as_slice(), Payload::Guest(src.as_slice())) {
+            Ok(()) => {}
+            Err(PlaceError::Source(e)) => {
+                return Ok(Some(SourceFault {
+                    qpn: s.who.qpn,
+                    psn,
+                    status: xfer_status(e),
+                }))
+            }
+            Err(PlaceError::Destination(e)) => {
+                match recv_wr_id {
+                    Some(wr_id) => {
+                        let (st, vendor) = xfer_status(e);
+                        let nak = syndrome::NAK_REMOTE_OPERATIONAL_ERROR;
+                        self.recv_fail(cx, wr_id, st, vendor, psn, nak);
+                    }
+                    None => {
+                        self.resp.cur = None;
+                        self.resp_fail(cx, psn, syndrome::NAK_REMOTE_OPERATIONAL_ERROR);
+                    }
+                }
+                return Ok(None);
+            }
+        }
+        match &mut self.resp.cur {
+            Some(InMsg::Write { offset, .. }) => *offset += s.len as u32,
+            Some(InMsg::Send { offset, .. }) => *offset += s.len as u64,
+            None => {}
+        }
+        let last_psn = psn_add(psn, s.packets - 1);
+        self.resp.epsn = psn_add(self.resp.epsn, s.packets);
+        if ends {
+            self.resp.msn = psn_add(self.resp.msn, 1);
+            self.resp.cur = None;
+        }
+        if s.last.ack_req {
+            let msn = self.resp.msn;
+            self.send_ack(cx, last_psn, Aeth::ack(msn));
+        }
+        Ok(None)
     }
 
     fn finish_packet(&mut self, cx: &mut Ctx, p: &RocePacket, last: bool) {
@@ -1364,7 +1760,7 @@ impl Qp {
         }
         let placed = sge_pieces(cx, self.who(), &wqe.sges, offset, len, Need::LocalWrite)
             .map_err(PlaceError::Destination)
-            .and_then(|dst| place(cx, &dst, payload));
+            .and_then(|dst| place(cx, dst.as_slice(), payload));
         if let Err(e) = placed {
             let e = match e {
                 PlaceError::Source(e) => return Err(e),
@@ -1508,7 +1904,7 @@ impl Qp {
             let target = va.wrapping_add(u64::from(offset));
             let placed = mr_pieces(cx, self.who(), rkey, Need::RemoteWrite, target, len)
                 .map_err(PlaceError::Destination)
-                .and_then(|dst| place(cx, &dst, payload));
+                .and_then(|dst| place(cx, dst.as_slice(), payload));
             match placed {
                 Ok(()) => {}
                 Err(PlaceError::Source(e)) => return Err(e),
@@ -1585,25 +1981,18 @@ impl Qp {
         let mtu = self.mtu();
         let npkts = reth.dma_len.div_ceil(mtu).max(1);
         let msn = psn_add(self.resp.msn, 1);
+        // Loopback: the responses name the checked MR range and the requester
+        // copies from it straight into its READ's buffers (one copy). The wire:
+        // each response's data is read straight into its frame.
+        let loopback = super::addressed_to(cx.port, &self.new_pkt(cx, op::ACKNOWLEDGE, psn));
+        let range: std::sync::Arc<[Sge]> = std::sync::Arc::new([Sge {
+            addr: reth.va,
+            len: reth.dma_len,
+            lkey: reth.rkey,
+        }]);
         for k in 0..npkts.min(max_pkts) {
             let off = u64::from(k) * u64::from(mtu);
             let n = (u64::from(reth.dma_len) - off).min(u64::from(mtu)) as usize;
-            let mut data = vec![0u8; n];
-            if n > 0 {
-                mr_access(
-                    cx,
-                    self.who(),
-                    reth.rkey,
-                    Need::RemoteRead,
-                    reth.va.wrapping_add(off),
-                    &mut data,
-                    false,
-                )
-                .map_err(|e| match e {
-                    XferError::Prot(_) => syndrome::NAK_REMOTE_ACCESS_ERROR,
-                    _ => syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
-                })?;
-            }
             let opcode = if npkts == 1 {
                 op::RDMA_READ_RESPONSE_ONLY
             } else if k == 0 {
@@ -1617,8 +2006,36 @@ impl Qp {
             if opcode != op::RDMA_READ_RESPONSE_MIDDLE {
                 r.aeth = Some(Aeth::ack(msn));
             }
-            r.payload = data;
-            self.emit(cx, r);
+            let nak = |e| match e {
+                XferError::Prot(_) => syndrome::NAK_REMOTE_ACCESS_ERROR,
+                _ => syndrome::NAK_REMOTE_OPERATIONAL_ERROR,
+            };
+            if n == 0 {
+                self.emit(cx, r);
+            } else if loopback {
+                let source = GuestPayload {
+                    who: self.who(),
+                    sges: std::sync::Arc::clone(&range),
+                    need: Need::RemoteRead,
+                    offset: off,
+                    len: n,
+                    packets: 1,
+                    mtu,
+                    last: LastHeader::default(),
+                };
+                self.emit_from(cx, r, Some(source));
+            } else {
+                let who = self.who();
+                let va = reth.va.wrapping_add(off);
+                let frame =
+                    crate::roce::encode_with(&r, n, |buf| mr_read(cx, who, reth.rkey, va, buf));
+                match frame {
+                    Ok(Ok(frame)) => self.emit_frame(cx, r, frame, n),
+                    Ok(Err(e)) => return Err(nak(e)),
+                    // An engine bug: the router counts it as an encoding error.
+                    Err(_) => self.emit(cx, r),
+                }
+            }
         }
         Ok(npkts)
     }
@@ -1689,4 +2106,23 @@ fn packet_opcode(wr_op: u8, first: bool, last: bool) -> u8 {
             _ => op::SEND_LAST,
         },
     }
+}
+
+/// Whether the ACK `newer` makes the queued ACK `older` redundant: both plain
+/// ACKs (no NAK) from the same QP to the same QP, `newer` for a later or equal
+/// PSN.
+pub(crate) fn supersedes(newer: &OutPacket, older: &OutPacket) -> bool {
+    let plain_ack = |o: &OutPacket| {
+        o.pkt.bth.opcode == op::ACKNOWLEDGE
+            && o.source.is_none()
+            && o.frame.is_none()
+            && o.pkt
+                .aeth
+                .is_some_and(|a| matches!(a.kind(), AethKind::Ack { .. }))
+    };
+    plain_ack(newer)
+        && plain_ack(older)
+        && newer.from == older.from
+        && newer.pkt.bth.dest_qp == older.pkt.bth.dest_qp
+        && psn_cmp(newer.pkt.bth.psn, older.pkt.bth.psn) != Ordering::Less
 }

@@ -46,6 +46,7 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisWaitEvent"),
     (NDIS_SYS, "NdisMSendNetBufferListsComplete"),
     (NDIS_SYS, "NdisMOidRequestComplete"),
+    (NDIS_SYS, "NdisMPauseComplete"),
     (NDIS_SYS, "NdisAllocateNetBufferListPool"),
     (NDIS_SYS, "NdisFreeNetBufferListPool"),
     (NDIS_SYS, "NdisAllocateNetBufferAndNetBufferList"),
@@ -60,6 +61,8 @@ pub const SKELETON_IMPORTS: &[(&str, &str)] = &[
     (NDIS_SYS, "NdisAllocateIoWorkItem"),
     (NDIS_SYS, "NdisQueueIoWorkItem"),
     (NDIS_SYS, "NdisFreeIoWorkItem"),
+    (NDIS_SYS, "NdisMIndicateStatusEx"),
+    (NDIS_SYS, "NdisMResetComplete"),
     (NTOSKRNL_EXE, "DbgPrint"),
     (crate::nmr::NETIO_SYS, "NmrRegisterProvider"),
     (crate::nmr::NETIO_SYS, "NmrDeregisterProvider"),
@@ -186,6 +189,15 @@ pub type NdisMSendNetBufferListsCompleteFn = unsafe extern "win64" fn(
     NetBufferList: *mut NET_BUFFER_LIST,
     SendCompleteFlags: u32,
 );
+/// `VOID NdisMPauseComplete(NDIS_HANDLE MiniportAdapterHandle)`: ends a pause MiniportPause
+/// returned `NDIS_STATUS_PENDING` for, exactly once, at IRQL <= DISPATCH_LEVEL, once every
+/// send the miniport held has completed and every receive indication has returned.
+pub type NdisMPauseCompleteFn = unsafe extern "win64" fn(MiniportAdapterHandle: NDIS_HANDLE);
+/// `VOID NdisMRestartComplete(NDIS_HANDLE MiniportAdapterHandle, NDIS_STATUS Status)`: ends a
+/// restart MiniportRestart returned `NDIS_STATUS_PENDING` for, exactly once, at IRQL <=
+/// DISPATCH_LEVEL.
+pub type NdisMRestartCompleteFn =
+    unsafe extern "win64" fn(MiniportAdapterHandle: NDIS_HANDLE, Status: NDIS_STATUS);
 /// `VOID NdisMOidRequestComplete(NDIS_HANDLE MiniportAdapterHandle, PNDIS_OID_REQUEST,
 /// NDIS_STATUS)`: completes an OID request the miniport returned `NDIS_STATUS_PENDING` for,
 /// exactly once, at IRQL <= DISPATCH_LEVEL.
@@ -306,7 +318,8 @@ mod tests {
                 assert_ne!(a, b, "duplicate import");
             }
         }
-        assert_eq!(SKELETON_IMPORTS.len(), 38);
+        assert_eq!(SKELETON_IMPORTS.len(), 41);
+        assert!(SKELETON_IMPORTS.contains(&(NDIS_SYS, "NdisMPauseComplete")));
         assert!(SKELETON_IMPORTS.contains(&(NTOSKRNL_EXE, "DbgPrint")));
         for import in crate::nmr::NMR_PROVIDER_IMPORTS {
             assert!(SKELETON_IMPORTS.contains(import), "{import:?}");

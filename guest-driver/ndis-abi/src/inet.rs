@@ -126,6 +126,30 @@ mod tests {
         assert_eq!(core::mem::align_of::<SOCKADDR_INET>(), 4);
     }
 
+    /// `SOCKADDR_IN6` as ws2ipdef.h declares it (checked against a copy of Microsoft's
+    /// declaration: repository m417z/windows-docs-scraper, file
+    /// sdk-api/ws2ipdef/ns-ws2ipdef-sockaddr_in6_lh.c: `ADDRESS_FAMILY sin6_family; USHORT
+    /// sin6_port; ULONG sin6_flowinfo; IN6_ADDR sin6_addr; union { ULONG sin6_scope_id;
+    /// SCOPE_ID sin6_scope_struct; }`), and `AF_INET6` 23 as ws2def.h defines it: what the
+    /// NDK connector and listener entries take for IPv6, 28 bytes, the family overlaying
+    /// `SOCKADDR`'s and `SOCKADDR_INET`'s.
+    #[test]
+    fn sockaddr_in6_matches_ws2ipdef() {
+        assert_eq!(size_of::<SOCKADDR_IN6>(), 28);
+        assert_eq!(core::mem::align_of::<SOCKADDR_IN6>(), 4);
+        assert_eq!(
+            offset_of!(SOCKADDR_IN6, sin6_family),
+            offset_of!(SOCKADDR, sa_family)
+        );
+        assert_eq!(offset_of!(SOCKADDR_IN6, sin6_port), 2);
+        assert_eq!(offset_of!(SOCKADDR_IN6, sin6_flowinfo), 4);
+        assert_eq!(offset_of!(SOCKADDR_IN6, sin6_addr), 8);
+        assert_eq!(offset_of!(SOCKADDR_IN6, sin6_scope_id), 24);
+        assert_eq!(offset_of!(SOCKADDR_INET, Ipv6), 0);
+        assert_eq!(offset_of!(SOCKADDR_INET, si_family), 0);
+        assert_eq!(AF_INET6, 23);
+    }
+
     #[test]
     fn guid_and_affinity_layouts() {
         assert_eq!(size_of::<GUID>(), 16);

@@ -13,7 +13,7 @@
 //! `ndk` holds the NDK provider interface (ndkpi.h), `ndis_ndk` its NDIS side (provider
 //! registration, capabilities, NDK OIDs, the enable/disable PnP events), `inet` the socket
 //! addresses NDK passes, `nmr` the Network Module Registrar (netio.sys) and the project's own
-//! RNIC diagnostics NPI.
+//! RNIC diagnostics NPI, `link` status indications (link state) and the reset's status codes.
 //!
 //! This crate holds definitions only. It owns no behaviour: the driver lives in
 //! `guest-driver/rnic-miniport`, the NDIS implementation in `images/ndis-guest`.
@@ -33,6 +33,7 @@ pub mod header;
 pub mod imports;
 pub mod inet;
 pub mod interrupt;
+pub mod link;
 pub mod nbl;
 pub mod ndis_ndk;
 pub mod ndk;
@@ -53,6 +54,7 @@ pub use header::*;
 pub use imports::*;
 pub use inet::*;
 pub use interrupt::*;
+pub use link::*;
 pub use nbl::*;
 pub use ndis_ndk::*;
 pub use ndk::*;

@@ -83,4 +83,14 @@ mod tests {
         assert_eq!(offset_of!(T, Status), 0x8C);
         assert_eq!(NET_BUFFER_LIST_MIN_ALLOCATION, 0x180 - 8);
     }
+
+    /// The data path's DISPATCH_LEVEL flags, as ndis/nblapi.h and ndis/nblreceive.h (WDK
+    /// header copies) define them: the verifier's `NdisNblFlagsIrql` rule rests on them.
+    #[test]
+    fn dispatch_level_flag_values() {
+        assert_eq!(NDIS_SEND_FLAGS_DISPATCH_LEVEL, 0x1);
+        assert_eq!(NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL, 0x1);
+        assert_eq!(NDIS_RETURN_FLAGS_DISPATCH_LEVEL, 0x1);
+        assert_eq!(crate::netbuf::NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL, 0x1);
+    }
 }

@@ -232,8 +232,12 @@ pub const RNIC_NMR_MODULE_GUID: GUID = GUID {
     Data4: [0x8e, 0x21, 0x0a, 0x9d, 0x6c, 0x3b, 0x7f, 0x54],
 };
 
-/// `Version` of [`RNIC_DIAG_PROVIDER_DISPATCH`] this ABI defines.
-pub const RNIC_DIAG_DISPATCH_VERSION: u16 = 1;
+/// `Version` of [`RNIC_DIAG_PROVIDER_DISPATCH`] this ABI defines: 2 added
+/// `QueryDeviceFaultCounters` at the end of the table (version 1 ended before it, size 0x20).
+/// A client checks `Version >= 2` and `Size >= 0x28` before calling it.
+pub const RNIC_DIAG_DISPATCH_VERSION: u16 = 2;
+/// `Size` of a version-1 dispatch table (no `QueryDeviceFaultCounters`).
+pub const RNIC_DIAG_DISPATCH_SIZE_V1: u16 = 0x20;
 
 /// Per-adapter statistics the diagnostics NPI reports (0x30 bytes), the same counters as the
 /// statistics OIDs (`OID_GEN_XMIT_OK`, `OID_GEN_RCV_OK`, ...): frames since the adapter was
@@ -281,14 +285,65 @@ pub type RnicDiagReferenceBindingFn =
 pub type RnicDiagDereferenceBindingFn =
     unsafe extern "win64" fn(ProviderBindingContext: *mut c_void);
 
-/// The provider dispatch table of the RNIC diagnostics NPI (0x20 bytes), what
+/// The device's own fault and error counters (0x58 bytes), read with its `GET_STATS` admin
+/// command (docs/device-spec.md section 14.1; the index of each counter in the device's
+/// block is given): totals since the device was powered on (a device reset keeps them), the
+/// queue counters since the adapter's queues were created.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RNIC_DIAG_DEVICE_FAULT_COUNTERS {
+    /// Size of this structure (0x58): the caller sets it; the provider refuses other sizes.
+    pub Size: u32,
+    /// Index of the adapter (order of MiniportInitializeEx).
+    pub AdapterIndex: u32,
+    /// Frames not sent because the link was down or no wire attached (index 6).
+    pub TxDroppedLinkDown: u64,
+    /// Frames the wire refused (index 7).
+    pub TxWireErrors: u64,
+    /// Received frames dropped for lack of a free RX descriptor (index 11).
+    pub RxDroppedNoBuffer: u64,
+    /// Receive errors the wire reported (index 14).
+    pub RxWireErrors: u64,
+    /// Admin commands completed with a non-zero status (index 18).
+    pub AdminFailed: u64,
+    /// Device DMA accesses that failed, injected ones included (index 19).
+    pub DmaErrors: u64,
+    /// Device resets, those inside an FLR included (index 20).
+    pub DeviceResets: u64,
+    /// Events dropped on a full event ring (index 24; a device reset clears it).
+    pub EventsOverflowed: u64,
+    /// TX queue 0 descriptors completed with ERROR (index 27).
+    pub TxQueue0Errors: u64,
+    /// RX queue 0 buffer DMA failures (index 59).
+    pub RxQueue0Errors: u64,
+}
+
+/// Index in the device's `GET_STATS` block (docs/device-spec.md section 14.1) of each
+/// counter of [`RNIC_DIAG_DEVICE_FAULT_COUNTERS`], in field order after `AdapterIndex`.
+pub const RNIC_DIAG_FAULT_COUNTER_INDICES: [usize; 10] = [6, 7, 11, 14, 18, 19, 20, 24, 27, 59];
+
+/// `NTSTATUS QueryDeviceFaultCounters(PVOID ProviderBindingContext, ULONG AdapterIndex,
+/// RNIC_DIAG_DEVICE_FAULT_COUNTERS* Counters)`: asks the device for its statistics
+/// (`GET_STATS`) and fills `Counters` (whose `Size` the caller set). `STATUS_NOT_FOUND` when
+/// no adapter has that index, `STATUS_INVALID_PARAMETER` for a NULL pointer or a wrong
+/// `Size`, `STATUS_DEVICE_BUSY` while another read is in progress,
+/// `STATUS_INSUFFICIENT_RESOURCES` without memory for the device's buffer,
+/// `STATUS_IO_DEVICE_ERROR` when the device fails the command or does not answer.
+/// IRQL = PASSIVE_LEVEL (it waits for the device). Dispatch table version 2 and later.
+pub type RnicDiagQueryDeviceFaultCountersFn = unsafe extern "win64" fn(
+    ProviderBindingContext: *mut c_void,
+    AdapterIndex: u32,
+    Counters: *mut RNIC_DIAG_DEVICE_FAULT_COUNTERS,
+) -> NTSTATUS;
+
+/// The provider dispatch table of the RNIC diagnostics NPI (0x28 bytes in version 2), what
 /// `ProviderAttachClient` returns as `ProviderDispatch`.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct RNIC_DIAG_PROVIDER_DISPATCH {
     /// [`RNIC_DIAG_DISPATCH_VERSION`].
     pub Version: u16,
-    /// `sizeof(RNIC_DIAG_PROVIDER_DISPATCH)` (0x20).
+    /// `sizeof(RNIC_DIAG_PROVIDER_DISPATCH)` (0x28; 0x20 in version 1).
     pub Size: u16,
     /// Reads one adapter's statistics.
     pub QueryAdapterStatistics: Option<RnicDiagQueryAdapterStatisticsFn>,
@@ -296,6 +351,8 @@ pub struct RNIC_DIAG_PROVIDER_DISPATCH {
     pub ReferenceBinding: Option<RnicDiagReferenceBindingFn>,
     /// Releases what `ReferenceBinding` held.
     pub DereferenceBinding: Option<RnicDiagDereferenceBindingFn>,
+    /// Reads one adapter's device fault counters (version 2).
+    pub QueryDeviceFaultCounters: Option<RnicDiagQueryDeviceFaultCountersFn>,
 }
 
 #[cfg(test)]
@@ -352,9 +409,35 @@ mod tests {
             0x28
         );
         type D = RNIC_DIAG_PROVIDER_DISPATCH;
-        assert_eq!(size_of::<D>(), 0x20);
+        assert_eq!(size_of::<D>(), 0x28);
         assert_eq!(offset_of!(D, QueryAdapterStatistics), 0x8);
         assert_eq!(offset_of!(D, DereferenceBinding), 0x18);
+        assert_eq!(
+            offset_of!(D, QueryDeviceFaultCounters),
+            RNIC_DIAG_DISPATCH_SIZE_V1 as usize
+        );
+        type F = RNIC_DIAG_DEVICE_FAULT_COUNTERS;
+        assert_eq!(size_of::<F>(), 0x58);
+        assert_eq!(offset_of!(F, TxDroppedLinkDown), 0x8);
+        assert_eq!(offset_of!(F, RxQueue0Errors), 0x50);
+        assert_eq!(
+            RNIC_DIAG_FAULT_COUNTER_INDICES.len(),
+            (size_of::<F>() - 8) / 8
+        );
+    }
+
+    /// The counter indices against docs/device-spec.md section 14.1 (an independent copy of
+    /// the table's numbers): port counters 0..=16, device 17..=20, MSI-X 21..=22, events
+    /// 23..=24, then four per TX queue from 25 and four per RX queue from 57 (frames, bytes,
+    /// errors, drops).
+    #[test]
+    fn fault_counter_indices_follow_the_get_stats_block() {
+        let tx_errors = |q: usize| 25 + 4 * q + 2;
+        let rx_errors = |q: usize| 57 + 4 * q + 2;
+        assert_eq!(
+            RNIC_DIAG_FAULT_COUNTER_INDICES,
+            [6, 7, 11, 14, 18, 19, 20, 24, tx_errors(0), rx_errors(0)]
+        );
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub const STATUS_NOT_SUPPORTED: NTSTATUS = 0xC000_00BB;
 pub const STATUS_BUFFER_OVERFLOW: NTSTATUS = 0x8000_0005;
 /// `STATUS_DEVICE_BUSY` (warning): the device cannot take the request now.
 pub const STATUS_DEVICE_BUSY: NTSTATUS = 0x8000_0011;
+/// `STATUS_IO_DEVICE_ERROR`: the device failed the request or did not answer it.
+pub const STATUS_IO_DEVICE_ERROR: NTSTATUS = 0xC000_0185;
 /// `STATUS_ACCESS_VIOLATION`: a memory access was refused (NDK: bad token, access rights or
 /// range on a local or remote memory region).
 pub const STATUS_ACCESS_VIOLATION: NTSTATUS = 0xC000_0005;
@@ -172,6 +174,7 @@ mod tests {
         assert_eq!(STATUS_REQUEST_ABORTED, 0xC0000240);
         assert_eq!(STATUS_DATA_ERROR, 0xC000003E);
         assert_eq!(STATUS_DEVICE_BUSY, 0x80000011);
+        assert_eq!(STATUS_IO_DEVICE_ERROR, 0xC0000185);
         assert_eq!(STATUS_CONNECTION_ACTIVE, 0xC000023B);
         assert_eq!(STATUS_DELETE_PENDING, 0xC0000056);
         assert_eq!(STATUS_INVALID_HANDLE, 0xC0000008);

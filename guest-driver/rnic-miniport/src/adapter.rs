@@ -1,6 +1,6 @@
 //! Per-adapter state and the life-cycle handlers (netvmini's adapter/miniport layer):
-//! InitializeEx (bring-up, NOP, queues, attributes), HaltEx, Pause/Restart, ResetEx,
-//! PnP and shutdown notifications. Hardware access is `hw`, interrupts `interrupt`, the
+//! InitializeEx (bring-up, NOP, queues, attributes), HaltEx, Pause/Restart, PnP and shutdown
+//! notifications (CheckForHangEx and ResetEx are `reset`'s, link indications `link`'s). Hardware access is `hw`, interrupts `interrupt`, the
 //! control path `oid`, the data path `send`/`receive` over the rings of `ethernet`.
 //!
 //! The adapter context is shared between PASSIVE_LEVEL handlers, the ISR and the DPC, so it is
@@ -42,7 +42,8 @@ pub struct Adapter {
     /// Set (Release) once the rings are programmed and `cq` is valid.
     pub(crate) rings_live: AtomicBool,
     pub(crate) dpc_busy: AtomicBool,
-    pub(crate) paused: AtomicBool,
+    /// Running/Pausing/Paused and the NBLs outstanding (`crate::data_path`); starts Paused.
+    pub(crate) data_path: crate::data_path::DataPath,
     /// The command id [`admin_wait`] waits for, and its state (`WAIT_*`), status and result 0.
     pub(crate) wait_id: AtomicU32,
     pub(crate) wait_state: AtomicU32,
@@ -93,6 +94,8 @@ pub struct Adapter {
     pub(crate) msix_messages: u32,
     /// The NDK provider's state (`crate::ndk`).
     pub(crate) ndk: crate::ndk::NdkState,
+    /// Fatal state, reset in progress, halt begun, hang watches (`crate::reset`).
+    pub(crate) health: crate::reset::Health,
 }
 
 impl Adapter {
@@ -157,7 +160,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
     unsafe {
         let miniport = (*a).miniport;
         // An adapter leaves InitializeEx Paused: no sends or indications before MiniportRestart.
-        (*a).paused.store(true, Ordering::Release);
+        (*a).data_path = crate::data_path::DataPath::new();
         // The device's reset values (docs/device-spec.md §5.5): MTU 1500, filter unicast +
         // broadcast, empty multicast list.
         (*a).mtu = eth::DEFAULT_MTU;
@@ -175,7 +178,7 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
                 MiniportAdapterContext: a.cast::<c_void>(),
                 AttributeFlags: NDIS_MINIPORT_ATTRIBUTES_HARDWARE_DEVICE
                     | NDIS_MINIPORT_ATTRIBUTES_BUS_MASTER,
-                CheckForHangTimeInSeconds: 0,
+                CheckForHangTimeInSeconds: logic::health::CHECK_FOR_HANG_SECONDS,
                 InterfaceType: NdisInterfacePci,
             },
         };
@@ -376,7 +379,13 @@ unsafe fn bring_up(a: *mut Adapter, params: *mut NDIS_MINIPORT_INIT_PARAMETERS) 
             return status;
         }
 
-        // 12. The NDK provider: verbs limits (QUERY_CAPS) and the NDK attributes.
+        // 12. The reset's work item and the link state just reported.
+        let status = crate::reset::initialize(a);
+        if status != NDIS_STATUS_SUCCESS {
+            return status;
+        }
+
+        // 13. The NDK provider: verbs limits (QUERY_CAPS) and the NDK attributes.
         crate::ndk::initialize(a)
     }
 }
@@ -469,6 +478,7 @@ unsafe fn teardown(a: *mut Adapter) {
             (*a).interrupt = null_mut();
         }
         (*a).rings_live.store(false, Ordering::Release);
+        crate::reset::teardown(a);
         crate::ndk::teardown(a);
         crate::ethernet::free_rings(a);
         if !(*a).asq_va.is_null() {
@@ -523,13 +533,20 @@ unsafe fn teardown(a: *mut Adapter) {
     }
 }
 
-/// MiniportHaltEx. IRQL: PASSIVE_LEVEL. Destroys the queues, disables the device and
-/// releases everything.
+/// MiniportHaltEx. IRQL: PASSIVE_LEVEL. Stops status indications, destroys the queues (a
+/// fatal device fails those commands at once), disables the device and releases everything.
 ///
 /// # Safety
 /// Called by NDIS with the context registered in InitializeEx.
 pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_HALT_ACTION) {
     log!("HaltEx (action %u)\n", action);
+    // SAFETY: the context is our adapter; `halting` is an atomic.
+    unsafe {
+        (*context.cast::<Adapter>())
+            .health
+            .halting
+            .store(true, Ordering::Release)
+    };
     crate::nmr::adapter_removed(context.cast::<Adapter>());
     // SAFETY: NDIS guarantees no other handler runs for this adapter during or after halt.
     unsafe {
@@ -539,49 +556,47 @@ pub unsafe extern "win64" fn MiniportHaltEx(context: NDIS_HANDLE, action: NDIS_H
     log!("halted\n");
 }
 
-/// MiniportPause. IRQL: PASSIVE_LEVEL. Stops sends and indications; the device sends
-/// synchronously at the doorbell, so nothing stays in flight and pausing is immediate.
+/// MiniportPause. IRQL: PASSIVE_LEVEL. Stops new sends (completed at once with
+/// `NDIS_STATUS_PAUSED`) and receive indications. With sends still on the TX ring or receive
+/// indications not yet returned it returns `NDIS_STATUS_PENDING`, and the last of them to
+/// complete or come back calls NdisMPauseComplete (`crate::pause::nbl_finished`), exactly
+/// once; otherwise the adapter is Paused at once.
 pub unsafe extern "win64" fn MiniportPause(
     context: NDIS_HANDLE,
     _params: *mut c_void,
 ) -> NDIS_STATUS {
-    log!("Pause\n");
     // SAFETY: context is our adapter.
-    unsafe {
-        (*context.cast::<Adapter>())
-            .paused
-            .store(true, Ordering::Release)
-    };
-    NDIS_STATUS_SUCCESS
+    let decision = unsafe { (*context.cast::<Adapter>()).data_path.pause() };
+    match decision {
+        crate::data_path::Pause::Now => {
+            log!("Pause\n");
+            NDIS_STATUS_SUCCESS
+        }
+        crate::data_path::Pause::Pends(outstanding) => {
+            log!("Pause pends (%u NBLs outstanding)\n", outstanding);
+            NDIS_STATUS_PENDING
+        }
+        crate::data_path::Pause::NotRunning => {
+            log!("Pause of an adapter that is not Running (ignored)\n");
+            NDIS_STATUS_SUCCESS
+        }
+    }
 }
 
-/// MiniportRestart. IRQL: PASSIVE_LEVEL. Lets sends and indications flow again.
+/// MiniportRestart. IRQL: PASSIVE_LEVEL. Lets sends and indications flow again; fails with
+/// `NDIS_STATUS_FAILURE` (changing nothing) unless the adapter is Paused.
 pub unsafe extern "win64" fn MiniportRestart(
     context: NDIS_HANDLE,
     _params: *mut c_void,
 ) -> NDIS_STATUS {
-    log!("Restart\n");
     // SAFETY: context is our adapter.
-    unsafe {
-        (*context.cast::<Adapter>())
-            .paused
-            .store(false, Ordering::Release)
-    };
-    NDIS_STATUS_SUCCESS
-}
-
-/// MiniportResetEx. IRQL: <= DISPATCH_LEVEL. Nothing queued to reset; completes
-/// synchronously.
-pub unsafe extern "win64" fn MiniportResetEx(
-    _context: NDIS_HANDLE,
-    addressing_reset: *mut BOOLEAN,
-) -> NDIS_STATUS {
-    log!("ResetEx\n");
-    if !addressing_reset.is_null() {
-        // SAFETY: NDIS passes a valid out-pointer.
-        unsafe { *addressing_reset = FALSE };
+    if unsafe { (*context.cast::<Adapter>()).data_path.restart() } {
+        log!("Restart\n");
+        NDIS_STATUS_SUCCESS
+    } else {
+        log!("Restart of an adapter that is not Paused: refused\n");
+        NDIS_STATUS_FAILURE
     }
-    NDIS_STATUS_SUCCESS
 }
 
 /// MiniportDevicePnPEventNotify. IRQL: PASSIVE_LEVEL. No PnP event needs action.

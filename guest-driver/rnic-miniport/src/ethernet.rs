@@ -123,28 +123,55 @@ pub unsafe fn create_queues(a: *mut Adapter) -> NDIS_STATUS {
         };
         (*a).eth.tx_buffers = Shared { va, pa };
         (*a).eth.tx_ring = ethring::Ring::new(ethring::RING_ENTRIES);
-
-        let entries = ethring::RING_ENTRIES;
-        let tx_ops = ethring::create_queue_operands((*a).eth.tx.pa as u64, entries, VECTOR, QUEUE);
-        if !queue_command(a, opcode::CREATE_TXQ, &tx_ops) {
+        if !create_device_queues(a) {
             return NDIS_STATUS_FAILURE;
         }
-        (*a).eth.tx_created = true;
-        let rx_ops = ethring::create_queue_operands((*a).eth.rx.pa as u64, entries, VECTOR, QUEUE);
-        if !queue_command(a, opcode::CREATE_RXQ, &rx_ops) {
-            return NDIS_STATUS_FAILURE;
-        }
-        (*a).eth.rx_created = true;
 
         let status = allocate_receive_nbls(a);
         if status != NDIS_STATUS_SUCCESS {
             return status;
         }
-        (*a).eth.rx_ring = ethring::Ring::new(entries);
-        let mut buffer = 0;
-        while (*a).eth.rx_ring.has_room() {
-            post_rx(a, buffer);
-            buffer += 1;
+        (*a).eth.rx_ring = ethring::Ring::new(ethring::RING_ENTRIES);
+        post_buffers(a, u64::MAX);
+        NDIS_STATUS_SUCCESS
+    }
+}
+
+/// `CREATE_TXQ` and `CREATE_RXQ` over the rings already allocated; false (logged) if the
+/// device refused one. Records each queue the device has.
+///
+/// # Safety
+/// `a` is live, its rings allocated, admin queue live, PASSIVE_LEVEL.
+unsafe fn create_device_queues(a: *mut Adapter) -> bool {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let entries = ethring::RING_ENTRIES;
+        let tx_ops = ethring::create_queue_operands((*a).eth.tx.pa as u64, entries, VECTOR, QUEUE);
+        if !queue_command(a, opcode::CREATE_TXQ, &tx_ops) {
+            return false;
+        }
+        (*a).eth.tx_created = true;
+        let rx_ops = ethring::create_queue_operands((*a).eth.rx.pa as u64, entries, VECTOR, QUEUE);
+        if !queue_command(a, opcode::CREATE_RXQ, &rx_ops) {
+            return false;
+        }
+        (*a).eth.rx_created = true;
+        true
+    }
+}
+
+/// Posts the receive buffers of `buffers` (bit `i` = buffer `i`) while the RX ring has room,
+/// rings `RXQ_TAIL` and logs the queues live.
+///
+/// # Safety
+/// `a` is live, RX queue created, its ring empty and the listed buffers owned by the driver.
+unsafe fn post_buffers(a: *mut Adapter, buffers: u64) {
+    // SAFETY: buffer indices stay below RING_ENTRIES (64, the width of the set).
+    unsafe {
+        for buffer in 0..ethring::RING_ENTRIES {
+            if buffers & (1 << buffer) != 0 && (*a).eth.rx_ring.has_room() {
+                post_rx(a, buffer);
+            }
         }
         core::sync::atomic::fence(core::sync::atomic::Ordering::Release);
         hw::wr(a, doorbell(eth_db::RXQ_TAIL), (*a).eth.rx_ring.tail);
@@ -152,9 +179,50 @@ pub unsafe fn create_queues(a: *mut Adapter) -> NDIS_STATUS {
             "Ethernet queues live: TX %u and RX %u, %u descriptors each, %u receive buffers posted\n",
             QUEUE as u32,
             QUEUE as u32,
-            entries,
+            ethring::RING_ENTRIES,
             (*a).eth.rx_ring.in_flight()
         );
+    }
+}
+
+/// After a device reset (§13.1 destroyed both queues): empties both descriptor rings and
+/// their positions; the rings and buffers stay allocated for [`recreate_queues`].
+///
+/// # Safety
+/// `a` is live; the device was reset and does not use the rings; every TX descriptor's frame
+/// was completed already (`send::abort_tx`).
+pub(crate) unsafe fn forget_queues(a: *mut Adapter) {
+    // SAFETY: both rings are RING_BYTES long allocations of the context.
+    unsafe {
+        (*a).eth.tx_created = false;
+        (*a).eth.rx_created = false;
+        if !(*a).eth.tx.va.is_null() {
+            core::ptr::write_bytes((*a).eth.tx.va, 0, ethring::RING_BYTES as usize);
+        }
+        if !(*a).eth.rx.va.is_null() {
+            core::ptr::write_bytes((*a).eth.rx.va, 0, ethring::RING_BYTES as usize);
+        }
+        (*a).eth.tx_ring = ethring::Ring::new(ethring::RING_ENTRIES);
+        (*a).eth.rx_ring = ethring::Ring::new(ethring::RING_ENTRIES);
+    }
+}
+
+/// Creates TX and RX queue 0 again after a reset and posts the receive buffers of
+/// `rx_buffers` (those the RX ring held before it; buffers NDIS still holds come back through
+/// MiniportReturnNetBufferLists).
+///
+/// # Safety
+/// As for [`create_device_queues`]; [`forget_queues`] ran.
+pub(crate) unsafe fn recreate_queues(a: *mut Adapter, rx_buffers: &u64) -> NDIS_STATUS {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        if (*a).eth.tx.va.is_null() || (*a).eth.rx.va.is_null() || (*a).eth.pool.is_null() {
+            return NDIS_STATUS_FAILURE;
+        }
+        if !create_device_queues(a) {
+            return NDIS_STATUS_FAILURE;
+        }
+        post_buffers(a, *rx_buffers);
         NDIS_STATUS_SUCCESS
     }
 }

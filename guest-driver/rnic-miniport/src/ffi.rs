@@ -136,6 +136,15 @@ extern "win64" {
         WorkItemContext: *mut c_void,
     );
     pub fn NdisFreeIoWorkItem(NdisIoWorkItemHandle: NDIS_HANDLE);
+    pub fn NdisMIndicateStatusEx(
+        MiniportAdapterHandle: NDIS_HANDLE,
+        StatusIndication: *mut NDIS_STATUS_INDICATION,
+    );
+    pub fn NdisMResetComplete(
+        MiniportAdapterHandle: NDIS_HANDLE,
+        Status: NDIS_STATUS,
+        AddressingReset: BOOLEAN,
+    );
 }
 
 #[link(name = "ntoskrnl.exe", kind = "raw-dylib", modifiers = "+verbatim")]
@@ -180,6 +189,8 @@ fn signature_checks() {
     let _: NdisAllocateIoWorkItemFn = NdisAllocateIoWorkItem;
     let _: NdisQueueIoWorkItemFn = NdisQueueIoWorkItem;
     let _: NdisFreeIoWorkItemFn = NdisFreeIoWorkItem;
+    let _: NdisMIndicateStatusExFn = NdisMIndicateStatusEx;
+    let _: NdisMResetCompleteFn = NdisMResetComplete;
     let _: DbgPrintFn = DbgPrint;
 }
 

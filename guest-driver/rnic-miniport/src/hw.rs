@@ -38,13 +38,14 @@ pub(crate) unsafe fn wr(a: *const Adapter, off: usize, value: u32) {
     unsafe { write_volatile((*a).regs.add(off).cast::<u32>(), value) }
 }
 
-/// `DEV_STATUS.LINK_UP`.
+/// `DEV_STATUS.LINK_UP`; false for a fatal device (whose registers read all ones, §13.3).
 ///
 /// # Safety
 /// BAR0 is mapped.
 pub(crate) unsafe fn link_up(a: *const Adapter) -> bool {
     // SAFETY: guaranteed by the caller.
-    unsafe { rd(a, reg::DEV_STATUS) & reg::DEV_STATUS_LINK_UP != 0 }
+    let status = unsafe { rd(a, reg::DEV_STATUS) };
+    !logic::health::is_fatal(status) && status & reg::DEV_STATUS_LINK_UP != 0
 }
 
 /// The device's current MAC address from `MAC_LO` (bytes 0..3, byte 0 in bits 7:0) and
@@ -119,6 +120,11 @@ pub(crate) unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
     // SAFETY: the slot lies inside the ASQ allocation (tail < ASQ_ENTRIES); `asq_tail` is only
     // touched under `asq_lock`.
     unsafe {
+        if crate::reset::device_failed(a) {
+            // A fatal device answers nothing: complete the command now, not after a timeout.
+            crate::reset::fail_command(a, command_id_of(command));
+            return;
+        }
         while (*a).asq_lock.swap(true, Ordering::Acquire) {
             core::hint::spin_loop();
         }
@@ -140,14 +146,24 @@ pub(crate) unsafe fn submit(a: *mut Adapter, command: &[u32; 16]) {
     }
 }
 
+/// The command id of an encoded command (bytes 2..4 of its first dword).
+fn command_id_of(command: &[u32; 16]) -> u16 {
+    (command[0] >> 16) as u16
+}
+
 /// [`submit`] unless [`ASQ_NDK_LIMIT`] commands already wait for their completion; false
-/// then (nothing written).
+/// then (nothing written). While the device is fatal or being reset the command completes at
+/// once with the device's `DEVICE_ERROR` status (true: it was handled).
 ///
 /// # Safety
 /// As for [`submit`].
 pub(crate) unsafe fn try_submit(a: *mut Adapter, command: &[u32; 16]) -> bool {
     // SAFETY: `a` is live per the contract.
     unsafe {
+        if crate::reset::unavailable(a) {
+            crate::reset::fail_command(a, command_id_of(command));
+            return true;
+        }
         if (*a).asq_in_flight.load(Ordering::Acquire) >= ASQ_NDK_LIMIT {
             return false;
         }
@@ -177,6 +193,8 @@ pub(crate) unsafe fn admin_wait(
         if ffi::NdisWaitEvent(addr_of_mut!((*a).wait_event), ADMIN_TIMEOUT_MS) == FALSE
             || (*a).wait_state.load(Ordering::Acquire) != WAIT_DONE
         {
+            // A device that went fatal while we waited: fail everything else fast from now on.
+            crate::reset::check_device(a, false);
             log!(
                 "admin command %x timed out after %u ms (ASQ_HEAD %u ACQ_TAIL %u DEV_STATUS %x)\n",
                 opcode as u32,

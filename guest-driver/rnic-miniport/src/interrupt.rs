@@ -1,6 +1,7 @@
 //! Interrupt handling: the message-signalled ISR and DPC (MSI-X message 0 serves the admin
 //! completion queue and both Ethernet queues), the line-based handlers NDIS requires, and the
-//! admin completion consumer. ISRs run at DIRQL, DPCs at DISPATCH_LEVEL.
+//! admin completion consumer, and the event ring (link events to `link`, the fatal event to
+//! `reset`, connection events to the NDK provider). ISRs run at DIRQL, DPCs at DISPATCH_LEVEL.
 
 use core::ffi::c_void;
 use core::ptr::{addr_of_mut, read_volatile};
@@ -12,6 +13,7 @@ use crate::adapter::*;
 use crate::ffi::{self, log};
 use crate::hw::*;
 use crate::logic::{self, reg, AdminCompletion};
+use rnic_contract::event::code as event_code;
 
 /// True if the ACQ slot at the consumer position holds a new entry.
 ///
@@ -61,6 +63,7 @@ pub(crate) unsafe fn process_admin_completions(a: *mut Adapter) {
                 ]);
                 (*a).cq.advance();
                 consumed += 1;
+                (*a).health.admin_completions.fetch_add(1, Ordering::AcqRel);
                 // One ASQ slot fewer waits (saturating: a completion of a command submitted
                 // before the counter existed must not wrap it).
                 let _ = (*a)
@@ -115,7 +118,13 @@ pub(crate) unsafe fn process_events(a: *mut Adapter) {
             let detail = read_volatile(entry.add(2));
             (*a).eq.advance();
             consumed += 1;
-            crate::ndk::cm::event(a, code, handle, detail);
+            match code {
+                event_code::LINK_UP => crate::link::event(a, true),
+                event_code::LINK_DOWN => crate::link::event(a, false),
+                // The device's last event before it stops (§13.3).
+                event_code::FATAL => crate::reset::note_fatal(a, logic::health::ALL_ONES, true),
+                _ => crate::ndk::cm::event(a, code, handle, detail),
+            }
         }
         if consumed != 0 {
             wr(a, reg::EQ_HEAD, (*a).eq.head);
@@ -186,12 +195,22 @@ pub(crate) unsafe extern "win64" fn message_dpc(
     _reserved: *mut c_void,
 ) {
     if message_id == 0 {
+        let a = context.cast::<Adapter>();
         // SAFETY: the interrupt context is our adapter, live while the interrupt is registered.
         unsafe {
-            process_admin_completions(context.cast::<Adapter>());
-            process_events(context.cast::<Adapter>());
-            crate::send::reap_tx(context.cast::<Adapter>());
-            crate::receive::reap_rx(context.cast::<Adapter>());
+            // While a reset rewrites the rings the DPC leaves them alone.
+            if !(*a).rings_live.load(Ordering::Acquire) {
+                return;
+            }
+            process_admin_completions(a);
+            process_events(a);
+            // Completions written before a fatal error were consumed above; a fatal device
+            // (all-ones registers) fails what is left at once.
+            if !crate::reset::device_failed(a) {
+                crate::reset::check_device(a, true);
+            }
+            crate::send::reap_tx(a);
+            crate::receive::reap_rx(a);
         }
     }
     // SAFETY: as above.

@@ -678,9 +678,259 @@ pub fn split_phys(pa: i64) -> (u32, u32) {
     (v as u32, (v >> 32) as u32)
 }
 
+/// The pure decisions of hang detection, reset and link indication (docs/device-spec.md §2.3,
+/// §4.2, §5.6, §13): what `MiniportCheckForHangEx` reports, whether a device reset brought the
+/// device back, and the `NDIS_LINK_STATE` a link event becomes. The driver's own choices (the
+/// check period, how many checks without progress make a stall) live here too.
+pub mod health {
+    use ndis_abi::{
+        MediaConnectStateConnected, MediaConnectStateDisconnected, MediaDuplexStateFull,
+        MediaDuplexStateUnknown, NdisPauseFunctionsUnknown, NdisPauseFunctionsUnsupported,
+        NDIS_LINK_SPEED_UNKNOWN, NDIS_LINK_STATE, NDIS_LINK_STATE_REVISION_1, NDIS_OBJECT_HEADER,
+        NDIS_OBJECT_TYPE_DEFAULT, NDIS_SIZEOF_LINK_STATE_REVISION_1,
+    };
+    use rnic_contract::eth;
+
+    /// What every BAR0 read returns while the device is fatal (§13.3) or gone.
+    pub const ALL_ONES: u32 = u32::MAX;
+
+    /// `CheckForHangTimeInSeconds`: NDIS calls `MiniportCheckForHangEx` every this many
+    /// seconds.
+    pub const CHECK_FOR_HANG_SECONDS: u32 = 2;
+
+    /// Consecutive `MiniportCheckForHangEx` calls that must see outstanding work and no
+    /// progress before the work counts as stalled: 2 calls, so a command or frame is declared
+    /// stuck after 2 to 4 seconds (the device answers in microseconds; the driver's own admin
+    /// waits give up after 2 s).
+    pub const STALL_CHECKS: u32 = 2;
+
+    /// True if a `DEV_STATUS` value says the device is fatal: the `FATAL` bit, or all ones
+    /// (what a fatal device, or one that is gone, returns for every read).
+    pub fn is_fatal(dev_status: u32) -> bool {
+        dev_status == ALL_ONES || dev_status & super::reg::DEV_STATUS_FATAL != 0
+    }
+
+    /// True if the `DEV_STATUS` read right after a device reset shows a device that left the
+    /// fatal state: §13.1 clears every register, so the reset device reads exactly 0.
+    pub fn reset_took(dev_status: u32) -> bool {
+        dev_status == 0
+    }
+
+    /// Watches one kind of work (admin commands, TX descriptors) across `MiniportCheckForHangEx`
+    /// calls: stalled when work was outstanding and the progress counter did not move for
+    /// [`STALL_CHECKS`] calls in a row.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ProgressWatch {
+        /// The progress counter at the last call.
+        last: u32,
+        /// Calls in a row that saw outstanding work and no progress.
+        idle_checks: u32,
+    }
+
+    impl ProgressWatch {
+        /// A watch that has seen nothing yet.
+        pub const fn new() -> Self {
+            ProgressWatch {
+                last: 0,
+                idle_checks: 0,
+            }
+        }
+
+        /// One check: `outstanding` says whether work waits for the device, `progress` is a
+        /// counter that moves whenever the device finishes some (it may wrap). Returns true
+        /// once the work has been stuck for [`STALL_CHECKS`] checks.
+        pub fn check(&mut self, outstanding: bool, progress: u32) -> bool {
+            if !outstanding || progress != self.last {
+                self.last = progress;
+                self.idle_checks = 0;
+                return false;
+            }
+            self.idle_checks = self.idle_checks.saturating_add(1);
+            self.idle_checks >= STALL_CHECKS
+        }
+    }
+
+    /// Why `MiniportCheckForHangEx` asks NDIS for a reset.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Hang {
+        /// `DEV_STATUS` has the `FATAL` bit or reads all ones.
+        DeviceFatal,
+        /// `DEV_STATUS.ADMIN_ERR`: the device stopped the admin queue (§2.4); only a reset
+        /// restarts it.
+        AdminQueueStopped,
+        /// An admin command has waited [`STALL_CHECKS`] checks without any completion.
+        AdminStalled,
+        /// Frames have waited on the TX ring [`STALL_CHECKS`] checks without any retiring.
+        TxStalled,
+    }
+
+    impl Hang {
+        /// A short name for the log line (`rnic: CheckForHangEx: hang: <name>`), NUL-terminated
+        /// for `DbgPrint`'s `%s`.
+        pub fn name(self) -> &'static core::ffi::CStr {
+            match self {
+                Hang::DeviceFatal => c"device fatal",
+                Hang::AdminQueueStopped => c"admin queue stopped",
+                Hang::AdminStalled => c"admin command stalled",
+                Hang::TxStalled => c"TX ring stalled",
+            }
+        }
+    }
+
+    /// The verdict of one `MiniportCheckForHangEx`: the first cause that applies, most severe
+    /// first, or None when the adapter is healthy.
+    pub fn hang_cause(dev_status: u32, admin_stalled: bool, tx_stalled: bool) -> Option<Hang> {
+        if is_fatal(dev_status) {
+            Some(Hang::DeviceFatal)
+        } else if dev_status & super::reg::DEV_STATUS_ADMIN_ERR != 0 {
+            Some(Hang::AdminQueueStopped)
+        } else if admin_stalled {
+            Some(Hang::AdminStalled)
+        } else if tx_stalled {
+            Some(Hang::TxStalled)
+        } else {
+            None
+        }
+    }
+
+    /// The `NDIS_LINK_STATE` for a link that is up (connected, full duplex, the port's
+    /// 100 Gb/s both ways, no pause frames) or down (disconnected, speeds and duplex unknown).
+    pub fn link_state(up: bool) -> NDIS_LINK_STATE {
+        let speed = if up {
+            u64::from(eth::LINK_SPEED_MBPS) * 1_000_000
+        } else {
+            NDIS_LINK_SPEED_UNKNOWN
+        };
+        NDIS_LINK_STATE {
+            Header: NDIS_OBJECT_HEADER::new(
+                NDIS_OBJECT_TYPE_DEFAULT,
+                NDIS_LINK_STATE_REVISION_1,
+                NDIS_SIZEOF_LINK_STATE_REVISION_1,
+            ),
+            MediaConnectState: if up {
+                MediaConnectStateConnected
+            } else {
+                MediaConnectStateDisconnected
+            },
+            MediaDuplexState: if up {
+                MediaDuplexStateFull
+            } else {
+                MediaDuplexStateUnknown
+            },
+            XmitLinkSpeed: speed,
+            RcvLinkSpeed: speed,
+            PauseFunctions: if up {
+                NdisPauseFunctionsUnsupported
+            } else {
+                NdisPauseFunctionsUnknown
+            },
+            AutoNegotiationFlags: 0,
+        }
+    }
+
+    /// Link state the driver reports (`LINK_DOWN`/`LINK_UP` encoded as 0/1; [`LINK_UNKNOWN`]
+    /// before the first report).
+    pub const LINK_UNKNOWN: u32 = 2;
+
+    /// Whether a link event must be indicated: only when it changes what was last reported
+    /// (`reported` is 0 down, 1 up, [`LINK_UNKNOWN`]). A device reset drops the link silently
+    /// and the next enable posts `LINK_UP` again (§13.1), which changes nothing for NDIS.
+    pub fn link_changes(reported: u32, up: bool) -> bool {
+        reported != u32::from(up)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fatal_is_the_fatal_bit_or_all_ones() {
+        assert!(health::is_fatal(0xFFFF_FFFF));
+        assert!(health::is_fatal(
+            reg::DEV_STATUS_FATAL | reg::DEV_STATUS_READY
+        ));
+        assert!(!health::is_fatal(
+            reg::DEV_STATUS_READY | reg::DEV_STATUS_LINK_UP
+        ));
+        assert!(!health::is_fatal(0));
+        // §13.1: a reset device reads 0; anything else (still all ones) did not recover.
+        assert!(health::reset_took(0));
+        assert!(!health::reset_took(0xFFFF_FFFF));
+        assert!(!health::reset_took(reg::DEV_STATUS_READY));
+    }
+
+    #[test]
+    fn a_watch_reports_a_stall_only_after_two_checks_without_progress() {
+        let mut w = health::ProgressWatch::new();
+        // Nothing outstanding: never a stall, however long the counter stands still.
+        for _ in 0..5 {
+            assert!(!w.check(false, 7));
+        }
+        // Outstanding work, counter still: stalled at the second check.
+        assert!(!w.check(true, 7));
+        assert!(w.check(true, 7));
+        assert!(w.check(true, 7));
+        // Progress (even a wrap) clears it.
+        assert!(!w.check(true, 8));
+        assert!(!w.check(true, 8));
+        assert!(w.check(true, 8));
+        let mut w = health::ProgressWatch::new();
+        assert!(!w.check(true, u32::MAX));
+        assert!(!w.check(true, 0));
+        // Work that finished between two checks resets the count too.
+        assert!(!w.check(true, 0));
+        assert!(!w.check(false, 0));
+        assert!(!w.check(true, 0));
+    }
+
+    #[test]
+    fn hang_causes_come_most_severe_first() {
+        use health::{hang_cause, Hang};
+        let healthy = reg::DEV_STATUS_READY | reg::DEV_STATUS_LINK_UP;
+        assert_eq!(hang_cause(healthy, false, false), None);
+        assert_eq!(hang_cause(0xFFFF_FFFF, true, true), Some(Hang::DeviceFatal));
+        assert_eq!(
+            hang_cause(reg::DEV_STATUS_FATAL, false, false),
+            Some(Hang::DeviceFatal)
+        );
+        assert_eq!(
+            hang_cause(reg::DEV_STATUS_ADMIN_ERR, true, true),
+            Some(Hang::AdminQueueStopped)
+        );
+        assert_eq!(hang_cause(healthy, true, true), Some(Hang::AdminStalled));
+        assert_eq!(hang_cause(healthy, false, true), Some(Hang::TxStalled));
+        assert_eq!(Hang::DeviceFatal.name(), c"device fatal");
+    }
+
+    #[test]
+    fn link_states_carry_speed_and_duplex_only_when_up() {
+        let up = health::link_state(true);
+        assert_eq!(up.Header.Type, 0x80);
+        assert_eq!(up.Header.Revision, 1);
+        assert_eq!(up.Header.Size, 0x28);
+        assert_eq!(up.MediaConnectState, 1);
+        assert_eq!(up.MediaDuplexState, 2);
+        // 100 Gb/s (§5.6: QUERY_LINK reports 100000 Mb/s) in bits per second.
+        assert_eq!(up.XmitLinkSpeed, 100_000_000_000);
+        assert_eq!(up.RcvLinkSpeed, 100_000_000_000);
+        let down = health::link_state(false);
+        assert_eq!(down.MediaConnectState, 2);
+        assert_eq!(down.MediaDuplexState, 0);
+        assert_eq!(down.XmitLinkSpeed, u64::MAX);
+        assert_eq!(down.RcvLinkSpeed, u64::MAX);
+    }
+
+    #[test]
+    fn only_link_changes_are_indicated() {
+        use health::{link_changes, LINK_UNKNOWN};
+        assert!(link_changes(LINK_UNKNOWN, true));
+        assert!(link_changes(LINK_UNKNOWN, false));
+        assert!(link_changes(1, false));
+        assert!(link_changes(0, true));
+        assert!(!link_changes(1, true));
+        assert!(!link_changes(0, false));
+    }
 
     #[test]
     fn nop_encoding() {

@@ -3,9 +3,10 @@
 //! A Windows kernel-mode PE32+ image (`/DRIVER /SUBSYSTEM:NATIVE /ENTRY:DriverEntry`) built on
 //! Linux by scripts/build-driver.sh. One file per path, as Microsoft's netvmini sample:
 //! `adapter` (life cycle), `oid` (control path), `send`, `receive`, `ethernet` (the rings),
-//! `interrupt`, `hw` (hardware access), `ndk` (the NDK provider: adapter, PD, CQ, MR objects),
+//! `interrupt`, `hw` (hardware access), `reset` (fatal errors, CheckForHangEx, ResetEx),
+//! `link` (link-state indications), `pause` (pending pauses), `ndk` (the NDK provider: adapter, PD, CQ, MR objects),
 //! `nmr` (the NMR provider of the RNIC diagnostics NPI);
-//! `logic` and `ndk_logic` are the pure, host-tested parts. Every log
+//! `logic`, `ndk_logic`, `nmr_binding`, `data_path` and `device_stats` are the pure, host-tested parts. Every log
 //! line goes through `DbgPrint` and starts with `rnic: `.
 //!
 //! This crate owns the driver only; the ABI it compiles against is `guest-driver/ndis-abi`
@@ -15,10 +16,13 @@
 #![allow(non_snake_case)]
 
 mod adapter;
+mod data_path;
+mod device_stats;
 mod ethernet;
 mod ffi;
 mod hw;
 mod interrupt;
+mod link;
 #[allow(dead_code)] // the full register map and helpers, not all used yet
 mod logic;
 mod ndk;
@@ -27,7 +31,9 @@ mod ndk_logic;
 mod nmr;
 mod nmr_binding;
 mod oid;
+mod pause;
 mod receive;
+mod reset;
 mod send;
 
 use core::ffi::c_void;
@@ -69,8 +75,8 @@ pub unsafe extern "win64" fn DriverEntry(
         SendNetBufferListsHandler: Some(send::MiniportSendNetBufferLists),
         ReturnNetBufferListsHandler: Some(receive::MiniportReturnNetBufferLists),
         CancelSendHandler: Some(send::MiniportCancelSend),
-        CheckForHangHandlerEx: None,
-        ResetHandlerEx: Some(adapter::MiniportResetEx),
+        CheckForHangHandlerEx: Some(reset::MiniportCheckForHangEx),
+        ResetHandlerEx: Some(reset::MiniportResetEx),
         DevicePnPEventNotifyHandler: Some(adapter::MiniportDevicePnPEventNotify),
         ShutdownHandlerEx: Some(adapter::MiniportShutdownEx),
         CancelOidRequestHandler: Some(oid::MiniportCancelOidRequest),

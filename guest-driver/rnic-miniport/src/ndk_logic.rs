@@ -295,6 +295,17 @@ pub fn mdl_pages<'a>(
     }
 }
 
+/// Bytes of the `NDK_LOGICAL_ADDRESS_MAPPING` NdkBuildLAM needs for `length` bytes whose
+/// first byte sits `first_byte_offset` into its page (one 4 KiB adapter page per page
+/// touched); None for a zero length, an offset outside the page or a size past `u32`.
+pub fn lam_size(first_byte_offset: u32, length: u64) -> Option<u32> {
+    if length == 0 || u64::from(first_byte_offset) >= PAGE_SIZE {
+        return None;
+    }
+    let pages = (u64::from(first_byte_offset) + length).div_ceil(PAGE_SIZE);
+    ndk_lam_size(u32::try_from(pages).ok()?)
+}
+
 /// Bytes an MDL chain describes in total (the sum of its byte counts).
 pub fn chain_bytes<'a>(chain: impl IntoIterator<Item = MdlSegment<'a>>) -> u64 {
     chain.into_iter().map(|s| u64::from(s.byte_count)).sum()
@@ -488,21 +499,76 @@ pub fn query_caps_operands(buffer: u64) -> [u32; 14] {
     dwords(&b)
 }
 
-/// `QUERY_DEVICE`: a 64-byte output buffer.
+/// `QUERY_DEVICE`: a 96-byte output buffer, so the device writes the extended record with the
+/// port's IPv6 address (docs/device-spec.md §3.7.1).
 pub fn query_device_operands(buffer: u64) -> [u32; 14] {
     let mut b = [0u8; contract::OPERANDS_LEN];
     field::set_u64(&mut b, operands::buffer::ADDR, buffer);
     field::set_u32(
         &mut b,
         operands::buffer::LEN,
-        contract::QUERY_RECORD_SIZE as u32,
+        contract::QUERY_DEVICE_EXT_SIZE as u32,
     );
     dwords(&b)
 }
 
-/// The verbs port's IPv4 address (network order bytes) from a `QUERY_DEVICE` record.
-pub fn port_ipv4(record: &[u8; contract::QUERY_RECORD_SIZE]) -> [u8; 4] {
-    field::get_array(&record[..], contract::query_device::PORT_IPV4)
+/// The verbs port's own addresses, as `QUERY_DEVICE` reports them: what a wildcard listener
+/// or an unbound connector stands for, and what a consumer's source address must be.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortAddresses {
+    /// IPv4 address, network-order bytes.
+    pub ipv4: [u8; 4],
+    /// IPv6 address, network-order bytes; None when the port has none (then every IPv6
+    /// connect and listen fails with `STATUS_INVALID_ADDRESS`).
+    pub ipv6: Option<[u8; 16]>,
+}
+
+impl PortAddresses {
+    /// The addresses in an extended `QUERY_DEVICE` record (`written` bytes of it valid: a
+    /// 64-byte record, from a device that predates the extension, has no IPv6 address).
+    pub fn from_query_device(
+        record: &[u8; contract::QUERY_DEVICE_EXT_SIZE],
+        written: usize,
+    ) -> Self {
+        let ipv6: [u8; 16] = field::get_array(&record[..], contract::query_device::PORT_IPV6);
+        Self {
+            ipv4: field::get_array(&record[..], contract::query_device::PORT_IPV4),
+            ipv6: (written >= contract::QUERY_DEVICE_EXT_SIZE && ipv6 != [0; 16]).then_some(ipv6),
+        }
+    }
+
+    /// The port's address of `family` as the connection manager writes it (16 bytes; IPv4 in
+    /// the first 4); None for an IPv6 port without an address or an unknown family.
+    pub fn own(&self, family: u8) -> Option<[u8; 16]> {
+        match family {
+            rnic_contract::cm::family::IPV4 => {
+                let mut a = [0u8; 16];
+                a[..4].copy_from_slice(&self.ipv4);
+                Some(a)
+            }
+            rnic_contract::cm::family::IPV6 => self.ipv6,
+            _ => None,
+        }
+    }
+
+    /// Whether a consumer may use `local` as its own endpoint: the port has an address of
+    /// that family and `local` names it or is the wildcard (all zero).
+    pub fn accepts(&self, local: &CmAddress) -> bool {
+        self.own(local.family)
+            .is_some_and(|own| local.addr == [0; 16] || local.addr == own)
+    }
+
+    /// `local` with a wildcard address replaced by the port's address of its family (what
+    /// NdkGetLocalAddress reports: the address peers reach).
+    pub fn resolve(&self, local: &CmAddress) -> CmAddress {
+        match self.own(local.family) {
+            Some(own) if local.addr == [0; 16] => CmAddress {
+                addr: own,
+                ..*local
+            },
+            _ => *local,
+        }
+    }
 }
 
 /// Commands whose only operand is a handle (`DESTROY_PD`, `DESTROY_CQ`, `DESTROY_QP`,
@@ -861,6 +927,92 @@ pub fn sockaddr_bytes(a: &CmAddress) -> ([u8; 28], usize) {
     }
 }
 
+/// Bytes of an `NDIS_NDK_LOCAL_ENDPOINT_ENTRY` (a `SOCKADDR_INET`, then `UserModeOwner`,
+/// `Listener` and `OwnerPid`).
+const LOCAL_ENDPOINT_ENTRY: usize = core::mem::size_of::<NDIS_NDK_LOCAL_ENDPOINT_ENTRY>();
+/// Bytes of an `NDIS_NDK_CONNECTION_ENTRY` (two `SOCKADDR_INET`s, `UserModeOwner`,
+/// `OwnerPid`).
+const CONNECTION_ENTRY: usize = core::mem::size_of::<NDIS_NDK_CONNECTION_ENTRY>();
+
+/// Writes an NDK list answer (`NDIS_NDK_LOCAL_ENDPOINTS` / `NDIS_NDK_CONNECTIONS`: the
+/// 0x10-byte header with `Count`, `Mapped...` FALSE, then one `entry`-byte entry per item of
+/// `items`, filled by `fill`): the bytes written, or Err(bytes needed) when `out` is too
+/// short. `items` is walked twice (count, then fill); should it yield fewer the second time
+/// (a listener closed in between), `Count` and the size say what was written.
+fn encode_ndk_list<T>(
+    out: &mut [u8],
+    entry: usize,
+    items: impl Iterator<Item = T> + Clone,
+    fill: impl Fn(&T, &mut [u8]),
+) -> Result<u32, u32> {
+    let needed = 0x10 + entry * items.clone().count();
+    if out.len() < needed {
+        return Err(needed as u32);
+    }
+    out[..needed].fill(0);
+    let mut count = 0usize;
+    for (item, e) in items.zip(out[0x10..needed].chunks_exact_mut(entry)) {
+        fill(&item, e);
+        count += 1;
+    }
+    let written = 0x10 + entry * count;
+    out[0] = NDIS_OBJECT_TYPE_DEFAULT;
+    out[1] = NDIS_NDK_LOCAL_ENDPOINTS_REVISION_1;
+    out[2..4].copy_from_slice(&(written.min(0xFFFF) as u16).to_le_bytes());
+    out[8..12].copy_from_slice(&(count as u32).to_le_bytes());
+    Ok(written as u32)
+}
+
+/// The answer to `OID_NDK_LOCAL_ENDPOINTS`: one kernel-owned entry per (endpoint, whether it
+/// is a listener; else a shared endpoint), IPv4 as `SOCKADDR_IN`, IPv6 as `SOCKADDR_IN6`, in
+/// the 28-byte `SOCKADDR_INET`; bytes written, or Err(bytes needed).
+pub fn encode_local_endpoints(
+    endpoints: impl Iterator<Item = (CmAddress, bool)> + Clone,
+    out: &mut [u8],
+) -> Result<u32, u32> {
+    encode_ndk_list(
+        out,
+        LOCAL_ENDPOINT_ENTRY,
+        endpoints,
+        |(local, listener), e| {
+            e[..28].copy_from_slice(&sockaddr_bytes(local).0);
+            // UserModeOwner FALSE at 28, Listener at 29, OwnerPid 0 at 32.
+            e[29] = BOOLEAN::from(*listener);
+        },
+    )
+}
+
+/// First port NdkCreateSharedEndpoint picks for port 0: below the device's ephemeral range
+/// (49152.., where it picks listener and connect ports), so the device never hands a shared
+/// endpoint's port to anyone else.
+pub const SHARED_PORT_FIRST: u16 = 45056;
+/// Last port NdkCreateSharedEndpoint picks.
+pub const SHARED_PORT_LAST: u16 = rnic_contract::cm::EPHEMERAL_PORT_FIRST - 1;
+
+/// The first port of the shared-endpoint range that `taken` does not claim; None when all
+/// are taken.
+pub fn pick_shared_port(taken: impl Fn(u16) -> bool) -> Option<u16> {
+    (SHARED_PORT_FIRST..=SHARED_PORT_LAST).find(|&p| !taken(p))
+}
+
+/// Whether two resolved local endpoints (wildcards replaced by the port's address) claim the
+/// same address and port: a shared endpoint and a listener, or two shared endpoints, cannot.
+pub fn endpoints_clash(a: &CmAddress, b: &CmAddress) -> bool {
+    a.family == b.family && a.port == b.port && a.addr == b.addr
+}
+
+/// The answer to `OID_NDK_CONNECTIONS`: one kernel-owned entry per (local, remote)
+/// connection; bytes written, or Err(bytes needed).
+pub fn encode_connections(
+    connections: impl Iterator<Item = (CmAddress, CmAddress)> + Clone,
+    out: &mut [u8],
+) -> Result<u32, u32> {
+    encode_ndk_list(out, CONNECTION_ENTRY, connections, |(local, remote), e| {
+        e[..28].copy_from_slice(&sockaddr_bytes(local).0);
+        e[28..56].copy_from_slice(&sockaddr_bytes(remote).0);
+    })
+}
+
 /// The local and remote endpoints of a `CM_QUERY` record.
 pub fn record_endpoints(r: &[u8]) -> Option<(CmAddress, CmAddress)> {
     use rnic_contract::cm::record as f;
@@ -1045,6 +1197,42 @@ mod tests {
         );
         assert!(version_supported(NDK_VERSION { Major: 1, Minor: 1 }));
         assert!(!version_supported(NDK_VERSION { Major: 0, Minor: 9 }));
+    }
+
+    #[test]
+    fn lam_sizes_count_every_page_touched() {
+        // NDK_LOGICAL_ADDRESS_MAPPING: AdapterContext 0, AdapterPageCount 8, pages from 0x10,
+        // 8 bytes each (ndkpi.h); one 4 KiB adapter page per page the bytes touch.
+        assert_eq!(lam_size(0, 4096), Some(0x18));
+        assert_eq!(lam_size(0, 4097), Some(0x20));
+        assert_eq!(lam_size(0x200, 3 * 4096), Some(0x10 + 4 * 8));
+        assert_eq!(lam_size(0xFFF, 2), Some(0x20));
+        assert_eq!(lam_size(0, 0), None, "an empty mapping is refused");
+        assert_eq!(lam_size(4096, 1), None, "an offset outside the first page");
+        assert_eq!(
+            lam_size(0, u64::MAX / 2),
+            None,
+            "more pages than a ULONG size holds"
+        );
+        // The pages themselves are the MDL chain's page list (logical = physical here), in
+        // a buffer of exactly the size asked for.
+        let pfns = [0x100, 0x2A0, 0x7, 0x31];
+        let seg = MdlSegment {
+            byte_offset: 0x200,
+            byte_count: 3 * 4096,
+            pfns: &pfns,
+        };
+        let pages = (lam_size(0x200, 3 * 4096).unwrap() as usize - 0x10) / 8;
+        let mut out = [0u64; 4];
+        let list = mdl_pages([seg], 3 * 4096, &mut out[..pages]).unwrap();
+        assert_eq!(
+            list,
+            PageList {
+                fbo: 0x200,
+                page_count: 4
+            }
+        );
+        assert_eq!(out, [0x10_0000, 0x2A_0000, 0x7000, 0x3_1000]);
     }
 
     #[test]
@@ -1341,11 +1529,237 @@ mod tests {
         assert_eq!(handle_operands(77)[0], 77);
         assert_eq!(query_caps_operands(0xABC0)[0], 0xABC0);
         let d = query_device_operands(0x1234_0000);
-        assert_eq!((d[0], d[2]), (0x1234_0000, 64));
-        let mut rec = [0u8; 64];
-        rec[60..64].copy_from_slice(&[10, 77, 0, 1]);
-        assert_eq!(port_ipv4(&rec), [10, 77, 0, 1]);
+        // A 96-byte buffer: the extended record with the port's IPv6 address (§3.7.1).
+        assert_eq!((d[0], d[2]), (0x1234_0000, 96));
         let _ = opcode::QUERY_CAPS;
+    }
+
+    /// The IPv6 address of `fd00:4d::N` as bytes.
+    fn v6(last: u8) -> [u8; 16] {
+        let mut a = [0u8; 16];
+        a[..4].copy_from_slice(&[0xfd, 0x00, 0x00, 0x4d]);
+        a[15] = last;
+        a
+    }
+
+    #[test]
+    fn port_addresses_from_the_extended_query_device_record() {
+        // Offsets copied independently from docs/device-spec.md §3.7.1: IPv4 at 60, IPv6 at
+        // 64..80 (extended record only; all zero = none).
+        let mut rec = [0u8; 96];
+        rec[60..64].copy_from_slice(&[10, 77, 0, 1]);
+        let none = PortAddresses::from_query_device(&rec, 96);
+        assert_eq!(
+            none,
+            PortAddresses {
+                ipv4: [10, 77, 0, 1],
+                ipv6: None
+            }
+        );
+        rec[64..80].copy_from_slice(&v6(1));
+        let both = PortAddresses::from_query_device(&rec, 96);
+        assert_eq!(both.ipv6, Some(v6(1)));
+        // A device that wrote only the 64-byte record has no IPv6 address, whatever the
+        // buffer held.
+        assert_eq!(PortAddresses::from_query_device(&rec, 64).ipv6, None);
+
+        let mut own4 = [0u8; 16];
+        own4[..4].copy_from_slice(&[10, 77, 0, 1]);
+        assert_eq!(both.own(4), Some(own4));
+        assert_eq!(both.own(6), Some(v6(1)));
+        assert_eq!(none.own(6), None);
+        assert_eq!(both.own(5), None);
+
+        let wild6 = CmAddress {
+            family: 6,
+            port: 7,
+            addr: [0; 16],
+        };
+        let mine6 = CmAddress {
+            addr: v6(1),
+            ..wild6
+        };
+        let other6 = CmAddress {
+            addr: v6(2),
+            ..wild6
+        };
+        assert!(both.accepts(&wild6) && both.accepts(&mine6));
+        assert!(
+            !both.accepts(&other6),
+            "another host's IPv6 address is not the port's"
+        );
+        assert!(!none.accepts(&wild6), "IPv6 on a port with no IPv6 address");
+        let wild4 = CmAddress {
+            family: 4,
+            port: 7,
+            addr: [0; 16],
+        };
+        assert!(none.accepts(&wild4));
+        assert!(!none.accepts(&CmAddress {
+            addr: [10, 77, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            ..wild4
+        }));
+        assert_eq!(both.resolve(&wild6), mine6);
+        assert_eq!(both.resolve(&wild4).addr, own4);
+        assert_eq!(both.resolve(&other6), other6);
+        assert_eq!(none.resolve(&wild6), wild6);
+    }
+
+    #[test]
+    fn ipv6_sockaddrs_and_cm_operands() {
+        // SOCKADDR_IN6 (ws2ipdef.h): family 23 at 0, port (big-endian) at 2, flow info at 4,
+        // address at 8..24, scope id at 24; 28 bytes.
+        let mut sin6 = [0u8; 28];
+        sin6[..2].copy_from_slice(&23u16.to_le_bytes());
+        sin6[2..4].copy_from_slice(&5002u16.to_be_bytes());
+        sin6[4..8].copy_from_slice(&[0, 0, 0, 9]);
+        sin6[8..24].copy_from_slice(&v6(2));
+        sin6[24..28].copy_from_slice(&3u32.to_le_bytes());
+        let remote = parse_sockaddr(&sin6).unwrap();
+        assert_eq!(
+            remote,
+            CmAddress {
+                family: 6,
+                port: 5002,
+                addr: v6(2)
+            }
+        );
+        // Written back: flow info and scope id 0 (the device keeps neither), 28 bytes.
+        let (bytes, n) = sockaddr_bytes(&remote);
+        assert_eq!(n, 28);
+        assert_eq!(bytes[..4], sin6[..4]);
+        assert_eq!(bytes[4..8], [0; 4]);
+        assert_eq!(bytes[8..24], v6(2));
+        assert_eq!(bytes[24..], [0; 4]);
+        // An AF_INET6 family in a SOCKADDR_IN-sized buffer is refused.
+        assert_eq!(parse_sockaddr(&sin6[..16]), None);
+        // Byte positions of docs/device-spec.md §3.14, copied independently: family 6, the
+        // 16 address bytes as they are.
+        let d = cm_listen_operands(&remote);
+        assert_eq!(
+            (d[0], d[4], d[7]),
+            (6 | 5002 << 16, 0x4d00_00fd, 0x0200_0000)
+        );
+        let d = cm_connect_operands(
+            9,
+            &CmAddress {
+                family: 6,
+                ..CmAddress::default()
+            },
+            &remote,
+            1,
+            1,
+            0,
+            0,
+        );
+        assert_eq!(d[1] & 0xFF, 6);
+        assert_eq!((d[4], d[7]), (0, 0), "local address 0: the port's own");
+        assert_eq!((d[8], d[11], d[12]), (0x4d00_00fd, 0x0200_0000, 5002));
+        let mut rec = [0u8; 64];
+        rec[1] = 6;
+        rec[2..4].copy_from_slice(&5002u16.to_le_bytes());
+        rec[4..6].copy_from_slice(&49153u16.to_le_bytes());
+        rec[16..32].copy_from_slice(&v6(2));
+        rec[32..48].copy_from_slice(&v6(1));
+        let (l, r) = record_endpoints(&rec).unwrap();
+        assert_eq!(
+            l,
+            CmAddress {
+                family: 6,
+                port: 5002,
+                addr: v6(2)
+            }
+        );
+        assert_eq!(
+            r,
+            CmAddress {
+                family: 6,
+                port: 49153,
+                addr: v6(1)
+            }
+        );
+    }
+
+    #[test]
+    fn shared_endpoint_ports_and_clashes() {
+        // The range sits just below the device's ephemeral ports (docs/device-spec.md §3.14:
+        // the device picks from 49152).
+        assert_eq!((SHARED_PORT_FIRST, SHARED_PORT_LAST), (45056, 49151));
+        assert_eq!(pick_shared_port(|_| false), Some(45056));
+        assert_eq!(pick_shared_port(|p| p < 45060), Some(45060));
+        assert_eq!(pick_shared_port(|_| true), None);
+        let a = CmAddress {
+            family: 6,
+            port: 7000,
+            addr: v6(1),
+        };
+        assert!(endpoints_clash(&a, &a));
+        assert!(!endpoints_clash(&a, &CmAddress { port: 7001, ..a }));
+        assert!(!endpoints_clash(&a, &CmAddress { family: 4, ..a }));
+        assert!(!endpoints_clash(&a, &CmAddress { addr: v6(2), ..a }));
+    }
+
+    #[test]
+    fn ndk_oid_lists_carry_both_families() {
+        // Layout copied independently from ndis.h (NDIS_NDK_LOCAL_ENDPOINTS /
+        // NDIS_NDK_CONNECTIONS, revision 1): header 0x80/1/size, Flags at 4, Count at 8,
+        // the mapped-to-TCP BOOLEAN at 12, entries from 0x10 (0x24 and 0x40 bytes).
+        let l4 = CmAddress {
+            family: 4,
+            port: 5000,
+            addr: [10, 77, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        };
+        let l6 = CmAddress {
+            family: 6,
+            port: 5001,
+            addr: v6(2),
+        };
+        let mut out = [0xAAu8; 0x10 + 2 * 0x24];
+        assert_eq!(
+            encode_local_endpoints([(l4, true), (l6, false)].into_iter(), &mut out[..0x20]),
+            Err(0x58)
+        );
+        assert_eq!(
+            encode_local_endpoints([(l4, true), (l6, false)].into_iter(), &mut out),
+            Ok(0x58)
+        );
+        assert_eq!(out[..4], [0x80, 1, 0x58, 0]);
+        assert_eq!(u32::from_le_bytes(out[8..12].try_into().unwrap()), 2);
+        assert_eq!(out[12], 0);
+        let e0 = &out[0x10..0x34];
+        assert_eq!(e0[..8], [2, 0, 0x13, 0x88, 10, 77, 0, 2]);
+        assert_eq!((e0[28], e0[29]), (0, 1), "kernel owner, a listener");
+        let e1 = &out[0x34..0x58];
+        assert_eq!(e1[..4], [23, 0, 0x13, 0x89]);
+        assert_eq!(e1[4..8], [0; 4], "flow info");
+        assert_eq!(e1[8..24], v6(2));
+        assert_eq!(e1[24..28], [0; 4], "scope id");
+        assert_eq!(e1[29], 0, "a shared endpoint");
+
+        let r6 = CmAddress {
+            family: 6,
+            port: 49152,
+            addr: v6(1),
+        };
+        let mut out = [0xAAu8; 0x50];
+        assert_eq!(
+            encode_connections([(l6, r6)].into_iter(), &mut out[..0x4F]),
+            Err(0x50)
+        );
+        assert_eq!(
+            encode_connections([(l6, r6)].into_iter(), &mut out),
+            Ok(0x50)
+        );
+        assert_eq!(out[..4], [0x80, 1, 0x50, 0]);
+        assert_eq!(out[8], 1);
+        assert_eq!(out[0x10..0x14], [23, 0, 0x13, 0x89]);
+        assert_eq!(out[0x18..0x28], v6(2));
+        assert_eq!(out[0x2C..0x30], [23, 0, 0xC0, 0x00]);
+        assert_eq!(out[0x34..0x44], v6(1));
+        assert_eq!(out[0x48..0x50], [0; 8], "kernel owner, pid 0");
+        // No entries: the bare header.
+        assert_eq!(encode_connections(core::iter::empty(), &mut out), Ok(0x10));
+        assert_eq!(out[..4], [0x80, 1, 0x10, 0]);
     }
 
     #[test]

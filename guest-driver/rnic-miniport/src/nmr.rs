@@ -1,7 +1,7 @@
 //! rnic.sys as an NMR provider of the RNIC diagnostics NPI (`ndis_abi::nmr`,
 //! guest-driver/README.md): DriverEntry registers it ([`register`]), a kernel client that
 //! registers for [`NPI_RNIC_DIAGNOSTICS_ID`] attaches and reads each adapter's statistics
-//! through [`RNIC_DIAG_PROVIDER_DISPATCH`], and MiniportDriverUnload deregisters it and waits
+//! and the device's fault counters (`GET_STATS`) through [`RNIC_DIAG_PROVIDER_DISPATCH`], and MiniportDriverUnload deregisters it and waits
 //! for every detach ([`deregister`]).
 //!
 //! A binding counts the call sequences a client holds (`ReferenceBinding` /
@@ -13,7 +13,7 @@
 use core::ffi::c_void;
 use core::mem::size_of;
 use core::ptr::{null, null_mut};
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering};
 
 use ndis_abi::*;
 
@@ -79,6 +79,7 @@ static DISPATCH: RNIC_DIAG_PROVIDER_DISPATCH = RNIC_DIAG_PROVIDER_DISPATCH {
     QueryAdapterStatistics: Some(QueryAdapterStatistics),
     ReferenceBinding: Some(ReferenceBinding),
     DereferenceBinding: Some(DereferenceBinding),
+    QueryDeviceFaultCounters: Some(QueryDeviceFaultCounters),
 };
 
 /// The NMR's handle of the registration (null: not registered).
@@ -90,6 +91,11 @@ static ADAPTERS: [AtomicPtr<Adapter>; MAX_ADAPTERS] =
     [const { AtomicPtr::new(null_mut()) }; MAX_ADAPTERS];
 /// Statistics reads in progress (an adapter leaves only when none is).
 static READERS: AtomicU32 = AtomicU32::new(0);
+/// Held by the one `QueryDeviceFaultCounters` waiting for the device (the adapter has one
+/// admin wait slot).
+static FAULT_READ_BUSY: AtomicBool = AtomicBool::new(false);
+/// Command id of the `GET_STATS` the diagnostics NPI submits.
+const STATS_COMMAND_ID: u16 = 4;
 
 /// One client's binding (the provider binding context).
 struct Binding {
@@ -230,39 +236,145 @@ unsafe extern "win64" fn QueryAdapterStatistics(
     index: u32,
     stats: *mut RNIC_DIAG_ADAPTER_STATISTICS,
 ) -> NTSTATUS {
-    if context.is_null() || stats.is_null() {
-        return STATUS_INVALID_PARAMETER;
-    }
-    // SAFETY: `stats` is the caller's non-null output; its Size field is read first.
-    if unsafe { (*stats).Size } != size_of::<RNIC_DIAG_ADAPTER_STATISTICS>() as u32 {
-        return STATUS_INVALID_PARAMETER;
-    }
-    let Some(slot) = ADAPTERS.get(index as usize) else {
-        return STATUS_NOT_FOUND;
+    // SAFETY: `stats` is the caller's statistics record (or NULL), led by its Size.
+    let a = match unsafe { enter_for(context, stats, index) } {
+        Ok(a) => a,
+        Err(status) => return status,
     };
+    // SAFETY: a published adapter stays valid while READERS is non-zero (halt waits).
+    let [sent, received, send_errors, receive_errors, no_buffer] = unsafe { (*a).counters() };
+    // SAFETY: checked non-null above; the caller owns the buffer.
+    unsafe {
+        stats.write(RNIC_DIAG_ADAPTER_STATISTICS {
+            Size: size_of::<RNIC_DIAG_ADAPTER_STATISTICS>() as u32,
+            AdapterIndex: index,
+            FramesSent: sent,
+            FramesReceived: received,
+            SendErrors: send_errors,
+            ReceiveErrors: receive_errors,
+            ReceiveNoBuffer: no_buffer,
+        })
+    };
+    leave();
+    STATUS_SUCCESS
+}
+
+/// The published adapter of `index` with a statistics reader counted (halt waits for it to
+/// leave: the caller calls [`leave`]); None (not counted) when there is none.
+fn enter(index: u32) -> Option<*mut Adapter> {
+    let slot = ADAPTERS.get(index as usize)?;
     READERS.fetch_add(1, Ordering::AcqRel);
     let a = slot.load(Ordering::Acquire);
-    let status = if a.is_null() {
-        STATUS_NOT_FOUND
-    } else {
-        // SAFETY: a published adapter stays valid while READERS is non-zero (halt waits).
-        let [sent, received, send_errors, receive_errors, no_buffer] = unsafe { (*a).counters() };
-        // SAFETY: checked non-null above; the caller owns the buffer.
-        unsafe {
-            stats.write(RNIC_DIAG_ADAPTER_STATISTICS {
-                Size: size_of::<RNIC_DIAG_ADAPTER_STATISTICS>() as u32,
-                AdapterIndex: index,
-                FramesSent: sent,
-                FramesReceived: received,
-                SendErrors: send_errors,
-                ReceiveErrors: receive_errors,
-                ReceiveNoBuffer: no_buffer,
-            })
-        };
-        STATUS_SUCCESS
-    };
+    if a.is_null() {
+        leave();
+        return None;
+    }
+    Some(a)
+}
+
+/// [`enter`] for a dispatch call that fills the caller's record `out` of type `T`:
+/// `STATUS_INVALID_PARAMETER` for a NULL binding context or record, or a record whose `Size`
+/// (set by the caller) is not `size_of::<T>()`; `STATUS_NOT_FOUND` for no adapter of `index`.
+///
+/// # Safety
+/// `out`, when non-null, points to the caller's `T`, whose first field is its `u32` `Size`.
+unsafe fn enter_for<T>(
+    context: *mut c_void,
+    out: *mut T,
+    index: u32,
+) -> Result<*mut Adapter, NTSTATUS> {
+    if context.is_null() || out.is_null() {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    // SAFETY: a non-null record led by its u32 Size, by this function's contract.
+    if unsafe { out.cast::<u32>().read() } != size_of::<T>() as u32 {
+        return Err(STATUS_INVALID_PARAMETER);
+    }
+    enter(index).ok_or(STATUS_NOT_FOUND)
+}
+
+/// Ends what [`enter`] began.
+fn leave() {
     READERS.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// QueryDeviceFaultCounters of the diagnostics NPI (dispatch version 2). IRQL: PASSIVE_LEVEL:
+/// it submits `GET_STATS` and waits for the device's completion.
+unsafe extern "win64" fn QueryDeviceFaultCounters(
+    context: *mut c_void,
+    index: u32,
+    counters: *mut RNIC_DIAG_DEVICE_FAULT_COUNTERS,
+) -> NTSTATUS {
+    // SAFETY: `counters` is the caller's fault-counter record (or NULL), led by its Size.
+    let a = match unsafe { enter_for(context, counters, index) } {
+        Ok(a) => a,
+        Err(status) => return status,
+    };
+    if FAULT_READ_BUSY.swap(true, Ordering::Acquire) {
+        leave();
+        return STATUS_DEVICE_BUSY;
+    }
+    // SAFETY: a published adapter stays valid while READERS is non-zero (halt waits); the
+    // admin wait slot is this caller's alone (FAULT_READ_BUSY; bring-up and halt, its other
+    // users, run while the adapter is not published); `counters` was checked above.
+    let status = unsafe {
+        match read_fault_counters(a, index) {
+            Ok(c) => {
+                counters.write(c);
+                STATUS_SUCCESS
+            }
+            Err(status) => status,
+        }
+    };
+    FAULT_READ_BUSY.store(false, Ordering::Release);
+    leave();
     status
+}
+
+/// Runs `GET_STATS` on adapter `a` into a shared-memory buffer and picks the fault counters
+/// out of the block (`crate::device_stats`). IRQL: PASSIVE_LEVEL.
+///
+/// # Safety
+/// `a` is a live, published adapter and the caller owns its admin wait slot.
+unsafe fn read_fault_counters(
+    a: *mut Adapter,
+    index: u32,
+) -> Result<RNIC_DIAG_DEVICE_FAULT_COUNTERS, NTSTATUS> {
+    use crate::device_stats::{fault_counters, get_stats_operands, BUFFER_BYTES};
+    // SAFETY: the buffer is BUFFER_BYTES of shared memory, read after the completion, then
+    // freed once.
+    unsafe {
+        let Some((va, pa)) = crate::hw::alloc_ring(a, BUFFER_BYTES, 8) else {
+            return Err(STATUS_INSUFFICIENT_RESOURCES);
+        };
+        let result = crate::hw::admin_wait(
+            a,
+            rnic_contract::admin::opcode::GET_STATS,
+            STATS_COMMAND_ID,
+            &get_stats_operands(pa as u64),
+        );
+        let mut block = [0u8; BUFFER_BYTES as usize];
+        for (i, b) in block.iter_mut().enumerate() {
+            *b = core::ptr::read_volatile(va.add(i));
+        }
+        ffi::NdisMFreeSharedMemory((*a).miniport, BUFFER_BYTES, FALSE, va.cast(), pa);
+        match result {
+            Some((status, written)) if status == crate::logic::ADMIN_STATUS_SUCCESS => {
+                fault_counters(&block, written, index).ok_or_else(|| {
+                    log!(
+                        "GET_STATS wrote a block without the fault counters (%u bytes)\n",
+                        written
+                    );
+                    STATUS_IO_DEVICE_ERROR
+                })
+            }
+            Some((status, _)) => {
+                log!("GET_STATS failed: status %x\n", status as u32);
+                Err(STATUS_IO_DEVICE_ERROR)
+            }
+            None => Err(STATUS_IO_DEVICE_ERROR),
+        }
+    }
 }
 
 /// ReferenceBinding of the diagnostics NPI. IRQL: <= DISPATCH_LEVEL. Refused once a detach

@@ -109,9 +109,11 @@ pub unsafe extern "win64" fn MiniportOidRequest(
     }
 }
 
-/// `OID_NDK_SET_STATE` set (IRQL <= DISPATCH_LEVEL, never pended): one BOOLEAN, TRUE
-/// enables NDK; the change is announced from a work item (`crate::ndk::set_state`). None for
-/// any other request (queries of the NDK OIDs are answered by `oids::query`).
+/// The NDK requests the provider answers itself (IRQL <= DISPATCH_LEVEL, never pended):
+/// the `OID_NDK_SET_STATE` set, one BOOLEAN, TRUE enables NDK (the change is announced from
+/// a work item, `crate::ndk::set_state`), and the queries of `OID_NDK_LOCAL_ENDPOINTS` /
+/// `OID_NDK_CONNECTIONS` ([`ndk_list`]). None for any other request (the other NDK queries
+/// are answered by `oids::query`).
 ///
 /// # Safety
 /// As for [`MiniportOidRequest`].
@@ -119,6 +121,13 @@ unsafe fn ndk_request(a: *mut Adapter, request: *mut NDIS_OID_REQUEST) -> Option
     // SAFETY: `request` and its buffer are valid per the contract.
     unsafe {
         let info = &mut (*request).Information;
+        let query = matches!(
+            (*request).RequestType,
+            NdisRequestQueryInformation | NdisRequestQueryStatistics
+        );
+        if query && (info.Oid == OID_NDK_LOCAL_ENDPOINTS || info.Oid == OID_NDK_CONNECTIONS) {
+            return Some(ndk_list(a, request));
+        }
         if info.Oid != OID_NDK_SET_STATE || (*request).RequestType != NdisRequestSetInformation {
             return None;
         }
@@ -134,6 +143,37 @@ unsafe fn ndk_request(a: *mut Adapter, request: *mut NDIS_OID_REQUEST) -> Option
             info.BytesWritten = 1;
         }
         Some(status)
+    }
+}
+
+/// A query of `OID_NDK_LOCAL_ENDPOINTS` or `OID_NDK_CONNECTIONS`: the NDK provider's live
+/// listeners or connections, both address families (`crate::ndk::cm::query_oid`).
+///
+/// # Safety
+/// As for [`MiniportOidRequest`].
+unsafe fn ndk_list(a: *mut Adapter, request: *mut NDIS_OID_REQUEST) -> NDIS_STATUS {
+    // SAFETY: `request` and its buffer of `InformationBufferLength` bytes are valid per the
+    // contract.
+    unsafe {
+        let info = &mut (*request).Information;
+        let buffer = info.InformationBuffer.cast::<u8>();
+        let out: &mut [u8] = if buffer.is_null() {
+            &mut []
+        } else {
+            slice::from_raw_parts_mut(buffer, info.InformationBufferLength as usize)
+        };
+        match crate::ndk::cm::query_oid(a, info.Oid, out) {
+            Ok(written) => {
+                info.BytesWritten = written;
+                info.BytesNeeded = 0;
+                NDIS_STATUS_SUCCESS
+            }
+            Err(needed) => {
+                info.BytesWritten = 0;
+                info.BytesNeeded = needed;
+                NDIS_STATUS_BUFFER_TOO_SHORT
+            }
+        }
     }
 }
 
@@ -157,37 +197,30 @@ unsafe fn set(
                 (*request).Information.BytesWritten = 4;
                 return NDIS_STATUS_SUCCESS;
             }
-            oids::SetAction::PacketFilter { ndis, device } => {
-                let mut ops = [0u32; 14];
-                ops[operands::set_rx_filter::FILTER.start / 4] = device;
-                (
-                    logic::encode_command(opcode::SET_RX_FILTER, logic::OID_COMMAND_ID, &ops),
-                    StagedSet::PacketFilter(ndis),
-                )
-            }
+            oids::SetAction::PacketFilter { ndis, device } => (
+                logic::encode_command(
+                    opcode::SET_RX_FILTER,
+                    logic::OID_COMMAND_ID,
+                    &device_filter_operands(device),
+                ),
+                StagedSet::PacketFilter(ndis),
+            ),
             oids::SetAction::Multicast { count } => {
-                let entries = (*a).mc_va;
-                for (i, mac) in data.chunks_exact(oids::MAC_LEN).enumerate() {
-                    let mut entry = [0u8; operands::set_multicast::ENTRY_SIZE];
-                    entry[..oids::MAC_LEN].copy_from_slice(mac);
-                    for (j, b) in entry.iter().enumerate() {
-                        write_volatile(
-                            entries.add(i * operands::set_multicast::ENTRY_SIZE + j),
-                            *b,
-                        );
-                    }
-                }
-                let mut ops = [0u32; 14];
-                let (lo, hi) = logic::split_phys((*a).mc_pa);
-                ops[operands::set_multicast::COUNT.start / 4] = count as u32;
-                ops[operands::set_multicast::LIST.start / 4] = lo;
-                ops[operands::set_multicast::LIST.start / 4 + 1] = hi;
+                let macs = data.chunks_exact(oids::MAC_LEN);
                 (
-                    logic::encode_command(opcode::SET_MULTICAST, logic::OID_COMMAND_ID, &ops),
+                    logic::encode_command(
+                        opcode::SET_MULTICAST,
+                        logic::OID_COMMAND_ID,
+                        &write_multicast(a, macs),
+                    ),
                     StagedSet::Multicast(count),
                 )
             }
         };
+        if crate::reset::unavailable(a) {
+            // The device cannot answer: fail now instead of pending until a timeout.
+            return crate::reset::unavailable_status(a);
+        }
         if !(*a).pending_oid.load(Ordering::Acquire).is_null() {
             // NDIS serializes requests; a second one while one pends is a caller bug.
             log!("OID set while another is pending\n");
@@ -198,6 +231,50 @@ unsafe fn set(
         (*a).pending_oid.store(request, Ordering::Release);
         hw::submit(a, &command);
         NDIS_STATUS_PENDING
+    }
+}
+
+/// `SET_RX_FILTER` operands for a device filter value.
+fn device_filter_operands(device: u32) -> [u32; 14] {
+    let mut ops = [0u32; 14];
+    ops[operands::set_rx_filter::FILTER.start / 4] = device;
+    ops
+}
+
+/// `SET_RX_FILTER` operands for an `NDIS_PACKET_TYPE_*` filter (the reset re-applies the one
+/// the device acknowledged).
+pub(crate) fn packet_filter_operands(ndis: u32) -> [u32; 14] {
+    device_filter_operands(oids::device_filter(ndis))
+}
+
+/// Writes the addresses of `macs` into the multicast DMA buffer in the device's format and
+/// returns the `SET_MULTICAST` operands for them.
+///
+/// # Safety
+/// `a` is live with its multicast buffer allocated; at most `MAX_MULTICAST` addresses.
+pub(crate) unsafe fn write_multicast<'m>(
+    a: *mut Adapter,
+    macs: impl Iterator<Item = &'m [u8]>,
+) -> [u32; 14] {
+    // SAFETY: each entry written lies inside the MAX_MULTICAST-entry buffer (the caller bounds
+    // the count).
+    unsafe {
+        let entries = (*a).mc_va;
+        let mut count = 0u32;
+        for (i, mac) in macs.take(eth::MAX_MULTICAST).enumerate() {
+            let mut entry = [0u8; operands::set_multicast::ENTRY_SIZE];
+            entry[..oids::MAC_LEN].copy_from_slice(&mac[..oids::MAC_LEN]);
+            for (j, b) in entry.iter().enumerate() {
+                write_volatile(entries.add(i * operands::set_multicast::ENTRY_SIZE + j), *b);
+            }
+            count += 1;
+        }
+        let mut ops = [0u32; 14];
+        let (lo, hi) = logic::split_phys((*a).mc_pa);
+        ops[operands::set_multicast::COUNT.start / 4] = count;
+        ops[operands::set_multicast::LIST.start / 4] = lo;
+        ops[operands::set_multicast::LIST.start / 4 + 1] = hi;
+        ops
     }
 }
 
@@ -237,7 +314,11 @@ pub unsafe fn admin_completed(a: *mut Adapter, c: &AdminCompletion) {
             NDIS_STATUS_SUCCESS
         } else {
             (*request).Information.BytesWritten = 0;
-            NDIS_STATUS_INVALID_DATA
+            if crate::reset::unavailable(a) {
+                crate::reset::unavailable_status(a)
+            } else {
+                NDIS_STATUS_INVALID_DATA
+            }
         };
         ffi::NdisMOidRequestComplete((*a).miniport, request, status);
     }

@@ -55,7 +55,9 @@ pub(crate) unsafe fn post_rx(a: *mut Adapter, buffer: u32) {
 
 /// Indicates every frame the device delivered (DPC, DISPATCH_LEVEL), one NBL per frame; a
 /// descriptor whose length the device got wrong is counted as a receive error and its
-/// buffer reposted, as is any frame that arrives while the adapter is Paused (dropped). Buffers come back through [`return_nbls`].
+/// buffer reposted, as is any frame that arrives while the adapter is Pausing or Paused
+/// (dropped). Each indication is counted by the data path until [`return_nbls`] gives its
+/// buffer back.
 ///
 /// # Safety
 /// `a` is live; called only from the message DPC (the single RX consumer).
@@ -85,8 +87,9 @@ pub unsafe fn reap_rx(a: *mut Adapter) {
                 repost(a, buffer);
                 continue;
             };
-            if (*a).paused.load(core::sync::atomic::Ordering::Acquire) {
-                // No indications while Paused: the frame is dropped, the buffer reposted.
+            if !(*a).data_path.begin() {
+                // No indications while Pausing or Paused: the frame is dropped, the buffer
+                // reposted.
                 repost(a, buffer);
                 continue;
             }
@@ -133,7 +136,7 @@ pub(crate) unsafe fn repost(a: *mut Adapter, buffer: u32) {
 }
 
 /// MiniportReturnNetBufferLists' work (IRQL <= DISPATCH_LEVEL): each returned NBL's buffer
-/// goes back on the RX ring.
+/// goes back on the RX ring, and the last indication of a pending pause completes it.
 ///
 /// # Safety
 /// `nbls` is a chain of NBLs this driver indicated.
@@ -145,10 +148,13 @@ pub unsafe fn return_nbls(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST) {
             let next = (*nbl).Next;
             let buffer = *pending_nbs(nbl);
             if buffer < ethring::RING_ENTRIES as usize && (*a).eth.rx_nbl[buffer] == nbl {
+                // No longer indicated: a second return of it is refused below.
+                *pending_nbs(nbl) = usize::MAX;
                 repost(a, buffer as u32);
+                crate::pause::nbl_finished(a);
             } else {
                 log!(
-                    "ReturnNetBufferLists: %p is not a receive NBL of this adapter\n",
+                    "ReturnNetBufferLists: %p is not a receive NBL this adapter indicated (ignored)\n",
                     nbl
                 );
             }

@@ -16,8 +16,8 @@ use crate::hw;
 use crate::logic::ethring;
 
 /// MiniportSendNetBufferLists. IRQL: <= DISPATCH_LEVEL. While Running, every frame goes to
-/// the TX ring ([`crate::ethernet::send`]) and its NBL completes from the DPC once the device
-/// has sent it; while Paused every NBL completes at once with `NDIS_STATUS_PAUSED`.
+/// the TX ring ([`send`]) and its NBL completes from the DPC once the device has sent it;
+/// while Pausing or Paused every NBL completes at once with `NDIS_STATUS_PAUSED`.
 pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     context: NDIS_HANDLE,
     nbls: *mut NET_BUFFER_LIST,
@@ -31,21 +31,10 @@ pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     // SAFETY: context is our adapter; `nbls` is a valid NDIS-owned chain linked by `Next`.
     unsafe {
         let a = context.cast::<Adapter>();
-        if !(*a).paused.load(Ordering::Acquire) {
-            send(a, nbls, at_dispatch);
+        if crate::reset::refuse_sends(a, nbls, at_dispatch) {
             return;
         }
-        let mut nbl = nbls;
-        while !nbl.is_null() {
-            (*nbl).Status = NDIS_STATUS_PAUSED;
-            nbl = (*nbl).Next;
-        }
-        let complete_flags = if at_dispatch {
-            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
-        } else {
-            0
-        };
-        ffi::NdisMSendNetBufferListsComplete((*a).miniport, nbls, complete_flags);
+        send(a, nbls, at_dispatch);
     }
 }
 
@@ -141,11 +130,25 @@ unsafe fn nb_done(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool)
     }
 }
 
-/// Completes one NBL to NDIS with its Status.
+/// Completes one NBL the data path counted to NDIS with its Status; the last one of a
+/// pending pause completes the pause.
+///
+/// # Safety
+/// The driver owns `nbl`, counted it with `data_path.begin()`, and gives it back exactly once.
+pub(crate) unsafe fn complete_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool) {
+    // SAFETY: guaranteed by the caller; the NBL is NDIS's again before the pause can end.
+    unsafe {
+        give_back(a, nbl, at_dispatch);
+        crate::pause::nbl_finished(a);
+    }
+}
+
+/// Hands one NBL back to NDIS (NdisMSendNetBufferListsComplete) with its Status, the
+/// completion flags saying whether the caller runs at DISPATCH_LEVEL.
 ///
 /// # Safety
 /// The driver owns `nbl` and gives it back exactly once.
-pub(crate) unsafe fn complete_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool) {
+unsafe fn give_back(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at_dispatch: bool) {
     // SAFETY: guaranteed by the caller.
     unsafe {
         (*nbl).Next = null_mut();
@@ -158,12 +161,13 @@ pub(crate) unsafe fn complete_nbl(a: *mut Adapter, nbl: *mut NET_BUFFER_LIST, at
     }
 }
 
-/// The send half of MiniportSendNetBufferLists (IRQL <= DISPATCH_LEVEL) for a Running
-/// adapter: maps every NET_BUFFER for DMA (NdisMAllocateNetBufferSGList); each is queued on
-/// the TX ring by [`process_sg_list`] and its NBL completes from the DPC ([`reap_tx`]).
+/// MiniportSendNetBufferLists' work (IRQL <= DISPATCH_LEVEL): each NBL the data path takes
+/// (the adapter is Running) has every NET_BUFFER mapped for DMA (NdisMAllocateNetBufferSGList),
+/// queued on the TX ring by [`process_sg_list`], and completes from the DPC ([`reap_tx`]);
+/// an NBL arriving while Pausing or Paused completes at once with `NDIS_STATUS_PAUSED`.
 ///
 /// # Safety
-/// `a` is a live, Running adapter; `nbls` a valid chain NDIS hands over.
+/// `a` is a live adapter; `nbls` a valid chain NDIS hands over.
 pub unsafe fn send(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST, at_dispatch: bool) {
     // SAFETY: the chain is ours until completed; each NBL's `Next` and each NET_BUFFER's
     // `Next` are read before the buffer is handed on (after which it may complete).
@@ -172,6 +176,12 @@ pub unsafe fn send(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST, at_dispatch: boo
         while !nbl.is_null() {
             let next = (*nbl).Next;
             (*nbl).Next = null_mut();
+            if !(*a).data_path.begin() {
+                (*nbl).Status = NDIS_STATUS_PAUSED;
+                give_back(a, nbl, at_dispatch);
+                nbl = next;
+                continue;
+            }
             (*nbl).Status = NDIS_STATUS_SUCCESS;
             let mut count = 0;
             let mut nb = net_buffer_list_first_nb(nbl);
@@ -240,12 +250,20 @@ pub(crate) unsafe extern "win64" fn process_sg_list(
         while (*a).tx_lock.swap(true, Ordering::Acquire) {
             core::hint::spin_loop();
         }
-        if sgl.is_null() || !(*a).eth.tx_ring.has_room() {
+        // Checked under `tx_lock`: a fatal device's ring is emptied by `abort_tx` under the same
+        // lock, so a frame is either refused here or taken off the ring there.
+        let unavailable = crate::reset::unavailable(a);
+        if sgl.is_null() || !(*a).eth.tx_ring.has_room() || unavailable {
             (*a).tx_lock.store(false, Ordering::Release);
             if !sgl.is_null() {
                 ffi::NdisMFreeNetBufferSGList((*a).dma, sgl, nb);
             }
-            nb_failed(a, nbl, NDIS_STATUS_RESOURCES, true);
+            let status = if unavailable {
+                crate::reset::unavailable_status(a)
+            } else {
+                NDIS_STATUS_RESOURCES
+            };
+            nb_failed(a, nbl, status, true);
             return;
         }
         let slot = (*a).eth.tx_ring.tail;
@@ -329,6 +347,44 @@ pub unsafe fn reap_tx(a: *mut Adapter) {
             } else {
                 nb_failed(a, nbl, NDIS_STATUS_FAILURE, true);
             }
+        }
+    }
+}
+
+/// Completes every frame still on the TX ring with `status` (a fatal device or a reset: the
+/// device will never finish them), each NBL exactly once, and empties the ring's positions.
+/// The NBLs complete after `tx_lock` is released (a completion may send again), with the
+/// dispatch flag of the caller's IRQL (`at_dispatch`).
+///
+/// # Safety
+/// `a` is live; the device no longer processes the TX ring (fatal or reset); IRQL <=
+/// DISPATCH_LEVEL.
+pub(crate) unsafe fn abort_tx(a: *mut Adapter, status: NDIS_STATUS, at_dispatch: bool) {
+    // SAFETY: owners were recorded by process_sg_list; slots stay < RING_ENTRIES; `tx_lock`
+    // keeps senders off the ring while it is emptied.
+    unsafe {
+        if (*a).eth.tx.va.is_null() {
+            return;
+        }
+        let mut taken = [null_mut::<NET_BUFFER>(); ethring::RING_ENTRIES as usize];
+        while (*a).tx_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        let mut n = 0;
+        while (*a).eth.tx_ring.in_flight() != 0 {
+            let slot = (*a).eth.tx_ring.consume() as usize;
+            let nb = core::mem::replace(&mut (*a).eth.tx_owner[slot], null_mut());
+            if !nb.is_null() {
+                taken[n] = nb;
+                n += 1;
+            }
+        }
+        (*a).tx_lock.store(false, Ordering::Release);
+        for &nb in &taken[..n] {
+            let nbl = (*nb).MiniportReserved[NB_NBL].cast::<NET_BUFFER_LIST>();
+            let sgl = (*nb).MiniportReserved[NB_SGL].cast::<SCATTER_GATHER_LIST>();
+            ffi::NdisMFreeNetBufferSGList((*a).dma, sgl, nb);
+            nb_failed(a, nbl, status, at_dispatch);
         }
     }
 }

@@ -231,6 +231,46 @@ fn run_dir() -> PathBuf {
     std::env::temp_dir().join(format!("rnic-boot-{}-{}", std::process::id(), run_number()))
 }
 
+/// A loopback cable for an RNIC: a scratch folder of its own (removed on drop) with the Unix
+/// datagram socket the RNIC both sends to and receives on, so every frame it sends comes back.
+pub struct LoopbackWire {
+    dir: PathBuf,
+}
+
+impl LoopbackWire {
+    /// A fresh folder for the socket; panics if it cannot be created (a test set-up failure).
+    pub fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("rnic-wire-{}-{}", std::process::id(), run_number()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        LoopbackWire { dir }
+    }
+
+    /// The folder, for other files of the run (a fault plan, say).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The `--rnic` setting of the cable: `wire=unix:SOCKET,SOCKET`.
+    pub fn rnic_setting(&self) -> String {
+        let socket = self.dir.join("loop.sock");
+        let socket = socket.to_str().expect("utf-8 temp path");
+        format!("wire=unix:{socket},{socket}")
+    }
+}
+
+impl Default for LoopbackWire {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LoopbackWire {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 /// A number no other run of this process gets.
 fn run_number() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -5,7 +5,7 @@
 //! fake provider and client the guest plays) is caught and named; every import of rnic.sys
 //! is in the guest's export table and in the real system's export lists.
 
-use guest_boot_tests::{assert_rule_selftest_caught, boot_guest, setup};
+use guest_boot_tests::{assert_rule_selftest_caught, boot_guest, setup, LoopbackWire};
 
 #[test]
 fn default_boot_attaches_calls_and_detaches_the_diagnostics_npi() {
@@ -139,4 +139,80 @@ fn every_rnic_sys_import_is_exported_by_the_guest_and_by_windows() {
         out.serial
     );
     out.assert_in_order(&["ndis: DriverEntry", "verdict: PASS"]);
+}
+
+/// The value printed after `name ` on the guest's `nmr: QueryDeviceFaultCounters(0): ` line.
+fn fault_counter(serial: &str, name: &str) -> u64 {
+    let line = serial
+        .lines()
+        .find(|l| l.starts_with("nmr: QueryDeviceFaultCounters(0): "))
+        .unwrap_or_else(|| panic!("no fault counters line\n{serial}"));
+    line.split(", ")
+        .find_map(|item| item.rsplit(": ").next()?.strip_prefix(&format!("{name} ")))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line:?} has no counter {name}"))
+}
+
+/// Without faults the device's fault counters, read over the diagnostics NPI (`GET_STATS`),
+/// are zero; the device was reset at InitializeEx.
+#[test]
+fn the_diagnostics_npi_reads_the_device_fault_counters() {
+    let Some(a) = setup() else { return };
+    let out = boot_guest(&a, &[]);
+    out.assert_in_order(&[
+        "nmr: QueryAdapterStatistics(0): ",
+        "nmr: QueryDeviceFaultCounters(0): ",
+        "nmr: diagnostics client detached",
+        "verdict: PASS",
+    ]);
+    assert!(fault_counter(&out.serial, "device_resets") >= 1);
+    for name in [
+        "tx_wire_errors",
+        "rx_wire_errors",
+        "admin_failed",
+        "dma_errors",
+        "tx_queue0_errors",
+        "rx_queue0_errors",
+    ] {
+        assert_eq!(
+            fault_counter(&out.serial, name),
+            0,
+            "{name}\n{}",
+            out.serial
+        );
+    }
+    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
+}
+
+/// With a fault plan that fails the device's first DMA write into receive queue 0 (a frame
+/// coming back over a loopback wire), the device's DMA error and RX queue 0 error counters
+/// read over the NPI are above zero, and the boot still completes.
+#[test]
+fn an_injected_dma_fault_shows_in_the_device_fault_counters() {
+    let Some(a) = setup() else { return };
+    let wire = LoopbackWire::new();
+    let plan = wire.dir().join("plan.toml");
+    std::fs::write(
+        &plan,
+        "[[fault]]\nsite = \"dma_write\"\naction = \"dma_error\"\nqueue = 0x10000\nonce_at = 1\n",
+    )
+    .unwrap();
+    let rnic = format!(
+        "{},faults={}",
+        wire.rnic_setting(),
+        plan.to_str().expect("utf-8 path")
+    );
+    let out = boot_guest(
+        &a,
+        &["--rnic", &rnic, "--cmdline", "guest.ethernet=loopback"],
+    );
+    out.assert_in_order(&["nmr: QueryDeviceFaultCounters(0): ", "verdict: PASS"]);
+    for name in ["dma_errors", "rx_queue0_errors"] {
+        assert!(
+            fault_counter(&out.serial, name) >= 1,
+            "{name}\n{}",
+            out.serial
+        );
+    }
+    assert_eq!(out.status, Some(0), "{}\n{}", out.serial, out.stderr);
 }

@@ -12,6 +12,7 @@
 //! | `guest.ndk` | one of [`NDK_MODES`] (repeatable) | `suite`: run the NDK consumer suite through the NDK contract verifier once the NDK adapter is open; `bench`: print the NDK figures (RDMA WRITE latency and throughput next to the MMIO floor and a guest memcpy; slow under the instruction emulator). Without it the guest only enables, opens and closes the NDK adapter |
 //!
 //! | `guest.expect` | one of [`EXPECTATIONS`] | the outcome the plan expects: `pass` (default) every suite passes; `ndk-errors` a fault plan makes the device fail NDK work, so failed NDK suite tests are reported, not counted as contract violations — every NDK and NDIS contract rule still holds, nothing leaks, and the adapter still halts and unloads |
+//! | `guest.lowres` | one of [`crate::lowres::FORMS`] | low-resources simulation ([`crate::lowres`]): fail the driver's allocation requests the value picks, in every phase; the plan then expects driver failures (a failed DriverEntry, InitializeEx, send, OID or NDK request) but still zero contract violations and zero leaks, and a clean halt and unload of whatever initialized |
 //! | `guest.hostile` | `registers` | before loading any driver, write pseudo-random values to pseudo-random offsets of every RNIC's BAR0 (registers and doorbells, bus mastering off), check that the device still answers as its contract says and comes back after a reset, and end the boot (no driver runs) |
 //!
 //! Anything else (an unknown key, a token without `=`, an unknown self test, an empty value)
@@ -20,6 +21,8 @@
 use alloc::vec::Vec;
 use core::fmt;
 
+use crate::lowres;
+
 /// The self tests the kernel knows, in the order its documentation lists them.
 ///
 /// The `ndk-*` ones each provoke one NDK contract-verifier rule with a misbehaving provider
@@ -27,7 +30,11 @@ use core::fmt;
 /// and let the boot go on). The `nmr-*` ones each provoke one NMR verifier rule with a fake
 /// provider and client the guest plays (they report and let the boot go on);
 /// `nmr-refuse-provider` makes the driver's NmrRegisterProvider fail (out of resources), so the
-/// boot shows how DriverEntry fails.
+/// boot shows how DriverEntry fails. `data-hang` holds a fake send pending for 22.5 s of real
+/// time: Driver Verifier's `NdisTimedDataHang` must fire (it reports and lets the boot go on).
+/// The `nbl-*` and `pause-*` ones each provoke one
+/// NBL-ownership or pause/restart rule with a misbehaving miniport the guest plays (they
+/// report and let the boot go on).
 pub const SELFTESTS: &[&str] = &[
     "ud",
     "de",
@@ -46,6 +53,17 @@ pub const SELFTESTS: &[&str] = &[
     "nmr-detach-double-complete",
     "nmr-deregister-incomplete",
     "nmr-refuse-provider",
+    "data-hang",
+    "nbl-double-complete",
+    "nbl-leak",
+    "nbl-send-flags",
+    "nbl-receive-flags",
+    "nbl-receive-double-indicate",
+    "nbl-receive-freed",
+    "pause-return",
+    "pause-complete-not-pausing",
+    "pause-double-complete",
+    "pause-paused-data-path",
 ];
 
 /// Keys the command line may use.
@@ -55,6 +73,7 @@ pub const KEYS: &[&str] = &[
     "guest.ndk",
     "guest.expect",
     "guest.hostile",
+    "guest.lowres",
 ];
 
 /// Values of `guest.hostile`.
@@ -87,6 +106,8 @@ pub struct GuestPlan<'a> {
     pub ndk_errors_expected: bool,
     /// `guest.hostile=registers`: random register and doorbell writes instead of a driver.
     pub hostile_registers: bool,
+    /// `guest.lowres=MODE`: which of the driver's allocation requests fail (None: none).
+    pub lowres: Option<lowres::Mode>,
 }
 
 /// What is wrong with a command line.
@@ -108,6 +129,8 @@ pub enum PlanError<'a> {
     UnknownExpectation(&'a str),
     /// `guest.hostile=` names no known mode.
     UnknownHostileMode(&'a str),
+    /// `guest.lowres=` is none of [`lowres::FORMS`].
+    BadLowResources(lowres::BadMode<'a>),
 }
 
 /// Writes `items` as `a, b, c`.
@@ -164,6 +187,7 @@ impl fmt::Display for PlanError<'_> {
                 "unknown guest.hostile mode {m:?} (known: {})",
                 List(HOSTILE_MODES)
             ),
+            PlanError::BadLowResources(e) => e.fmt(f),
         }
     }
 }
@@ -205,6 +229,9 @@ pub fn parse(cmdline: &str) -> Result<GuestPlan<'_>, PlanError<'_>> {
                     return Err(PlanError::UnknownHostileMode(value));
                 }
                 plan.hostile_registers = true;
+            }
+            "guest.lowres" => {
+                plan.lowres = Some(lowres::parse(value).map_err(PlanError::BadLowResources)?);
             }
             _ => {
                 if !SELFTESTS.contains(&value) {
@@ -322,6 +349,28 @@ mod tests {
         let text = e.to_string();
         assert!(
             text.contains("\"bogus\"") && text.contains("contract"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_low_resources_mode_is_read_and_checked() {
+        assert_eq!(parse("").unwrap().lowres, None);
+        let plan = parse("guest.lowres=nth:3 guest.ndk=suite").unwrap();
+        assert_eq!(plan.lowres, Some(lowres::Mode::Nth(3)));
+        assert!(plan.ndk_suite);
+        assert_eq!(
+            parse("guest.lowres=seed:9,percent:10").unwrap().lowres,
+            Some(lowres::Mode::Seeded {
+                seed: 9,
+                percent: 10
+            })
+        );
+        let e = parse("guest.lowres=often").unwrap_err();
+        assert_eq!(e, PlanError::BadLowResources(lowres::BadMode("often")));
+        let text = e.to_string();
+        assert!(
+            text.contains("guest.lowres") && text.contains("nth:N") && text.contains("seed:S"),
             "{text}"
         );
     }

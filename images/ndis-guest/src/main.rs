@@ -131,6 +131,7 @@ extern "C" fn kmain(start_info_phys: u64) -> ! {
     ndis::set_ethernet_peer(plan.ethernet_peer);
     ndis::set_ndk(plan.ndk_suite, plan.ndk_bench);
     ndis::ndk::set_errors_expected(plan.ndk_errors_expected);
+    ndis::lowres::set_mode(plan.lowres);
     ndis::ndk::memory::install_fault_namer();
     for what in &plan.selftests {
         selftest(what);
@@ -289,6 +290,22 @@ fn selftest(what: &str) {
                 fail("NMR verifier self test", STATUS_VIOLATION);
             }
         },
+        "data-hang" => match ndis::reset::selftest_data_hang() {
+            Ok(caught) => println!("guest: selftest data-hang: the verifier caught it: {caught}"),
+            Err(e) => {
+                println!("guest: selftest data-hang: {e}");
+                fail("NdisTimedDataHang self test", STATUS_VIOLATION);
+            }
+        },
+        rule if rule.starts_with("nbl-") || rule.starts_with("pause-") => {
+            match ndis::datapath_selftest::rule(rule) {
+                Ok(caught) => println!("guest: selftest {rule}: the verifier caught it: {caught}"),
+                Err(e) => {
+                    println!("guest: selftest {rule}: {e}");
+                    fail("data-path verifier self test", STATUS_VIOLATION);
+                }
+            }
+        }
         // The plan accepts only the names of guest_core::plan::SELFTESTS.
         other => unreachable!("self test {other} passed the plan check"),
     }

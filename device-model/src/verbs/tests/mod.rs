@@ -64,6 +64,8 @@ pub struct TestEnv {
     pub frame_sources: Vec<Option<u32>>,
     /// Bytes moved guest to guest by `dma_copy` (the loopback one-copy path).
     pub copied_bytes: u64,
+    /// `dma_copy` calls that moved bytes.
+    pub copies: u64,
 }
 
 /// One DMA access seen by the test environment.
@@ -91,6 +93,7 @@ impl TestEnv {
             dma_log: Vec::new(),
             frame_sources: Vec::new(),
             copied_bytes: 0,
+            copies: 0,
         }
     }
 
@@ -174,6 +177,7 @@ impl DeviceEnv for TestEnv {
         let written = self.mem[to].to_vec();
         self.record(Some(dst), true, dst_addr, &written);
         self.copied_bytes += len as u64;
+        self.copies += 1;
         Ok(())
     }
     fn dma_check(&self, addr: u64, len: u64) -> Result<(), DmaError> {

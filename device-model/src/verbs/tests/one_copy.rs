@@ -122,3 +122,151 @@ fn loopback_source_read_failure_completes_the_sender_fatal_and_writes_nothing() 
     assert_eq!(l.d.read_mem(l.buf_b, 16), vec![0; 16]);
     assert_eq!(l.d.qp_state(l.a.qpn), QpState::Err as u8);
 }
+
+fn read_wr(l: &Loop, len: u32, rkey: u32) -> SendWr {
+    let mut w = signaled(wqe::opcode::RDMA_READ, 9);
+    w.sges = vec![(l.buf_a, len, l.key_a)];
+    w.remote_addr = l.buf_b;
+    w.rkey = rkey;
+    w
+}
+
+#[test]
+fn loopback_read_moves_every_byte_with_one_guest_to_guest_copy() {
+    // MTU 256: a 700-byte READ is three responses; its data moves from the
+    // responder's MR straight into the READ's buffer.
+    let mut l = Loop::new();
+    let data = pattern(700, 7);
+    l.d.write_mem(l.buf_b, &data);
+    l.d.env.log_dma = true;
+    let w = read_wr(&l, 700, l.key_b);
+    l.send_a(w);
+    let ca = l.cqes_a();
+    assert_eq!((ca[0].status, ca[0].byte_len), (0, 700));
+    assert_eq!(l.d.read_mem(l.buf_a, 700), data);
+    assert_eq!(l.d.env.copied_bytes, 700);
+    // Only copies touched either buffer: no plain read of the responder's memory
+    // into a packet, no plain write into the requester's.
+    let plain = l.d.env.dma_log.iter().filter(|r| {
+        let inside = |b: u64| r.addr >= b && r.addr < b + 65536;
+        (inside(l.buf_a) || inside(l.buf_b)) && r.scope.is_some_and(|s| s.mr.is_some())
+    });
+    assert_eq!(plain.count(), 2 * l.d.env.copies as usize);
+}
+
+#[test]
+fn loopback_read_whose_responder_check_fails_moves_no_byte() {
+    let mut l = Loop::new();
+    l.d.write_mem(l.buf_b, &pattern(300, 1));
+    l.d.env.log_dma = true;
+    let w = read_wr(&l, 300, l.key_b ^ 0x80);
+    l.send_a(w);
+    assert_eq!(l.cqes_a()[0].status, st(WcStatus::RemoteAccessError));
+    assert_eq!(accesses_in(&l.d.env, l.buf_a, 65536), (0, 0));
+    assert_eq!(accesses_in(&l.d.env, l.buf_b, 65536), (0, 0));
+    assert_eq!(l.d.env.copied_bytes, 0);
+}
+
+#[test]
+fn loopback_read_whose_sink_check_fails_moves_no_byte() {
+    // The READ's own buffer lies past the end of its MR: the WQE fails its check
+    // before any request is sent.
+    let mut l = Loop::new();
+    l.d.write_mem(l.buf_b, &pattern(300, 1));
+    l.d.env.log_dma = true;
+    let mut w = read_wr(&l, 300, l.key_b);
+    w.sges = vec![(l.buf_a + 65536 - 100, 300, l.key_a)];
+    l.send_a(w);
+    assert_eq!(l.cqes_a()[0].status, st(WcStatus::LocalProtectionError));
+    assert_eq!(accesses_in(&l.d.env, l.buf_b, 65536), (0, 0));
+    assert_eq!(l.d.env.copied_bytes, 0);
+}
+
+#[test]
+fn responder_mr_deregistered_while_responses_are_queued_moves_no_byte() {
+    // One loopback packet per service call: the READ request is answered, the
+    // responses wait in the loopback queue when the responder's MR goes. The
+    // first is refused unread and the READ completes REMOTE_ACCESS_ERROR.
+    let limits = VerbsLimits {
+        max_loopback_per_call: 1,
+        ..VerbsLimits::default()
+    };
+    let mut l = Loop::with_limits(ConnParams::default(), limits);
+    l.d.write_mem(l.buf_b, &pattern(512, 5));
+    let w = read_wr(&l, 512, l.key_b);
+    l.send_a(w);
+    assert_eq!(l.d.v.loopback_pending(), 2, "two responses queued");
+    let mut o = [0u8; 56];
+    put32(&mut o, 0, l.key_b);
+    assert_eq!(l.d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
+    let mut ca = Vec::new();
+    for _ in 0..100 {
+        l.d.advance(Duration::from_millis(100));
+        ca = l.cqes_a();
+        if !ca.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(ca.len(), 1, "{ca:?}");
+    assert_eq!(ca[0].status, st(WcStatus::RemoteAccessError));
+    assert_eq!(l.d.read_mem(l.buf_a, 512), vec![0; 512]);
+    assert_eq!(l.d.env.copied_bytes, 0);
+}
+
+#[test]
+fn loopback_write_of_many_packets_is_one_copy_per_contiguous_run() {
+    // MTU 256, 16 KiB: 64 packets in one train (the ACK request is on the last).
+    // The first packet opens the message on its own; the other 63 are placed
+    // together: two copies in all, however many packets.
+    let mut l = Loop::new();
+    let data = pattern(16384, 9);
+    l.d.write_mem(l.buf_a, &data);
+    let w = write_wr(&l, 16384, l.key_b);
+    l.send_a(w);
+    assert_eq!(l.cqes_a()[0].status, 0);
+    assert_eq!(l.d.read_mem(l.buf_b, 16384), data);
+    assert_eq!(l.d.env.copied_bytes, 16384);
+    assert_eq!(l.d.env.copies, 2);
+    let st_b =
+        l.d.v
+            .stats()
+            .qps
+            .into_iter()
+            .find(|q| q.qpn == l.b.qpn)
+            .unwrap();
+    assert_eq!(st_b.rx_packets, 64, "every packet counted");
+    assert_eq!(st_b.acks_sent, 1, "one ACK request, on the last packet");
+}
+
+#[test]
+fn a_train_whose_responder_mtu_differs_is_refused_packet_by_packet() {
+    // The responder's path MTU is 512, the requester's 256: its packets are too
+    // short for the responder, which NAKs the first one as an invalid request,
+    // exactly as when the packets travelled one by one.
+    let mut d = Dev::new(MAC_A, IP_A);
+    let pd = d.pd();
+    let mut cq = d.cq(64);
+    let mut a = d.qp(pd, &cq, &cq, 16, 16);
+    let b = d.qp(pd, &cq, &cq, 16, 16);
+    d.connect(a.qpn, b.qpn, MAC_A, IP_A, &ConnParams::default());
+    let wide = ConnParams {
+        mtu: 2,
+        ..ConnParams::default()
+    };
+    d.connect(b.qpn, a.qpn, MAC_A, IP_A, &wide);
+    let (src, skey) = d.buf_mr(pd, 4096, ALL_ACCESS);
+    let (dst, dkey) = d.buf_mr(pd, 4096, ALL_ACCESS);
+    d.write_mem(src, &pattern(2048, 3));
+    let w = SendWr {
+        sges: vec![(src, 2048, skey)],
+        remote_addr: dst,
+        rkey: dkey,
+        ..signaled(wqe::opcode::RDMA_WRITE, 1)
+    };
+    d.post_send(&mut a, &w);
+    let c = d.poll_cq(&mut cq);
+    let mine: Vec<_> = c.iter().filter(|c| c.qpn == a.qpn).collect();
+    assert_eq!(mine.len(), 1, "{c:?}");
+    assert_eq!(mine[0].status, st(WcStatus::RemoteInvalidRequest));
+    assert_eq!(d.read_mem(dst, 2048), vec![0; 2048]);
+}

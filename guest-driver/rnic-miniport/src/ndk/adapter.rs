@@ -7,11 +7,11 @@
 //! | NdkQueryAdapterInfo | implemented (PASSIVE_LEVEL) |
 //! | NdkCreateCq | implemented (`cq`) |
 //! | NdkCreatePd | implemented (`pd`) |
-//! | NdkCreateSharedEndpoint | `STATUS_NOT_SUPPORTED` (connectors bind their own local address) |
+//! | NdkCreateSharedEndpoint | implemented (`cm`): a reserved local address and port several connectors connect from |
 //! | NdkCreateConnector | implemented (`cm`) |
 //! | NdkCreateListener | implemented (`cm`) |
-//! | NdkBuildLAM | `STATUS_NOT_SUPPORTED`: no privileged memory region token either, so logical address mappings would have no use |
-//! | NdkReleaseLAM | does nothing (no LAM is ever built) |
+//! | NdkBuildLAM | implemented, completes at once: logical address = guest-physical address, 4 KiB pages (for NdkFastRegister; there is no privileged memory region token) |
+//! | NdkReleaseLAM | implemented: nothing to free (no mapping is held for a LAM) |
 
 use core::ffi::c_void;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -40,7 +40,7 @@ static DISPATCH: NDK_ADAPTER_DISPATCH = NDK_ADAPTER_DISPATCH {
     NdkQueryAdapterInfo: Some(query_adapter_info),
     NdkCreateCq: Some(cq::create),
     NdkCreatePd: Some(pd::create),
-    NdkCreateSharedEndpoint: Some(create_shared_endpoint),
+    NdkCreateSharedEndpoint: Some(cm::create_shared_endpoint),
     NdkCreateConnector: Some(cm::create_connector),
     NdkCreateListener: Some(cm::create_listener),
     NdkBuildLAM: Some(build_lam),
@@ -159,36 +159,61 @@ unsafe extern "win64" fn query_adapter_info(
     }
 }
 
-/// NdkCreateSharedEndpoint. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED`.
-unsafe extern "win64" fn create_shared_endpoint(
-    _adapter: *mut NDK_ADAPTER,
-    _address: *const SOCKADDR,
-    _length: u32,
-    _completion: Option<NDK_FN_CREATE_COMPLETION>,
-    _context: *mut c_void,
-    _out: *mut *mut NDK_SHARED_ENDPOINT,
-) -> NTSTATUS {
-    STATUS_NOT_SUPPORTED
-}
-
-/// NdkBuildLAM. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED`: the device has no
-/// privileged (physical-address) token, so a logical address mapping could not be used in an
-/// SGE; consumers register memory regions instead.
+/// NdkBuildLAM. IRQL: <= DISPATCH_LEVEL. Completes at once (`STATUS_SUCCESS`, the request
+/// completion is never called): for this device an adapter logical address is the
+/// guest-physical address (`PFN << 12`, 4 KiB pages), so the mapping is the MDL chain's page
+/// list, written straight into the consumer's `NDK_LOGICAL_ADDRESS_MAPPING` with the first
+/// byte's offset in `*fbo`. The MDL's virtual address is never dereferenced. Fails with
+/// `STATUS_BUFFER_TOO_SMALL` and the needed size in `*lam_size` when the buffer is short,
+/// `STATUS_INVALID_PARAMETER` for a zero length, a length past the MDL chain or a chain that
+/// is not virtually contiguous.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "win64" fn build_lam(
-    _adapter: *mut NDK_ADAPTER,
-    _mdl: *mut MDL,
-    _length: usize,
+    adapter: *mut NDK_ADAPTER,
+    mdl: *mut MDL,
+    length: usize,
     _completion: Option<NDK_FN_REQUEST_COMPLETION>,
     _context: *mut c_void,
-    _lam: *mut NDK_LOGICAL_ADDRESS_MAPPING,
-    _lam_size: *mut u32,
-    _fbo: *mut u32,
+    lam: *mut NDK_LOGICAL_ADDRESS_MAPPING,
+    lam_size: *mut u32,
+    fbo: *mut u32,
 ) -> NTSTATUS {
-    STATUS_NOT_SUPPORTED
+    if adapter.is_null() || mdl.is_null() || lam_size.is_null() || fbo.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the consumer passes its live adapter, a locked MDL chain it leaves alone during
+    // the call, and a LAM buffer of `*lam_size` bytes (only headers and PFN arrays of the
+    // chain are read; the buffer is written within its size).
+    unsafe {
+        let Some(needed) = ndk_logic::lam_size((*mdl).ByteOffset, length as u64) else {
+            return STATUS_INVALID_PARAMETER;
+        };
+        if lam.is_null() || *lam_size < needed {
+            *lam_size = needed;
+            return STATUS_BUFFER_TOO_SMALL;
+        }
+        let pages = ((needed - LAM_HEADER) / 8) as usize;
+        let array = core::ptr::addr_of_mut!((*lam).AdapterPageArray).cast::<u64>();
+        let out = core::slice::from_raw_parts_mut(array, pages);
+        match ndk_logic::mdl_pages(crate::ndk::mr::segments(mdl), length as u64, out) {
+            Ok(list) => {
+                (*lam).AdapterContext = core::ptr::null_mut();
+                (*lam).AdapterPageCount = list.page_count;
+                *lam_size = needed;
+                *fbo = list.fbo;
+                STATUS_SUCCESS
+            }
+            Err(e) => e.status(),
+        }
+    }
 }
 
-/// NdkReleaseLAM. IRQL: <= DISPATCH_LEVEL. Nothing to release: no LAM is ever built.
+/// Bytes of an `NDK_LOGICAL_ADDRESS_MAPPING` before its page array.
+const LAM_HEADER: u32 = core::mem::offset_of!(NDK_LOGICAL_ADDRESS_MAPPING, AdapterPageArray) as u32;
+
+/// NdkReleaseLAM. IRQL: <= DISPATCH_LEVEL. The provider holds nothing for a LAM (the
+/// mapping lives in the consumer's buffer and its addresses are the pages' own, with no
+/// IOMMU mapping to undo), so there is nothing to free and the LAM is left as it is.
 unsafe extern "win64" fn release_lam(
     _adapter: *mut NDK_ADAPTER,
     _lam: *mut NDK_LOGICAL_ADDRESS_MAPPING,

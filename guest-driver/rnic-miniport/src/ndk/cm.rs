@@ -1,7 +1,10 @@
-//! NDK connectors and listeners over the device's connection manager (docs/device-spec.md
-//! §3.14 `CM_*` commands, §4.2 `CM_*` events). Every entry of `NDK_CONNECTOR_DISPATCH` and
-//! `NDK_LISTENER_DISPATCH` is implemented except NdkConnectWithSharedEndpoint and the
-//! QueryExtension entries (`STATUS_NOT_SUPPORTED`: no shared endpoints, no extensions).
+//! NDK connectors, listeners and shared endpoints over the device's connection manager
+//! (docs/device-spec.md §3.14 `CM_*` commands, §4.2 `CM_*` events), in IPv4 and IPv6. Every
+//! entry of `NDK_CONNECTOR_DISPATCH`, `NDK_LISTENER_DISPATCH` and
+//! `NDK_SHARED_ENDPOINT_DISPATCH` is implemented except the QueryExtension entries
+//! (`STATUS_NOT_SUPPORTED`: no extensions). A shared endpoint is a driver-side reservation
+//! of a local address and port that connectors connect from; the device keys connections by
+//! their communication ids, so one local port carries connections to several peers.
 //!
 //! * Commands run in work items ([`ndk::defer`]); the requests complete from the work item or
 //!   from the event that ends them: NdkConnect on `CM_CONNECT_REPLY` (success),
@@ -137,13 +140,34 @@ pub(crate) struct Listener {
     pub context: *mut c_void,
 }
 
-/// Connectors by connection slot and listeners by id (event routing).
+/// Shared endpoints an adapter holds at once.
+pub(crate) const SHARED_SLOTS: usize = 64;
+
+/// One NDK shared endpoint (`NDK_SHARED_ENDPOINT` first): a local address and port that
+/// several connectors connect from (NdkConnectWithSharedEndpoint), each connection to its
+/// own peer. The device's connection manager tells connections apart by their
+/// communication ids, never by ports, so one local port serves any number of them; the
+/// driver keeps the port from listeners and other shared endpoints.
+#[repr(C)]
+pub(crate) struct SharedEndpoint {
+    /// The NDK object the consumer sees.
+    pub ndk: NDK_SHARED_ENDPOINT,
+    /// The adapter it belongs to.
+    pub owner: *mut NdkAdapter,
+    /// The endpoint (the port's address, never the wildcard, and a port, never 0).
+    pub local: CmAddress,
+}
+
+/// Connectors by connection slot and listeners by id (event routing), and the shared
+/// endpoints (port reservations).
 #[repr(C)]
 pub(crate) struct CmTables {
     /// Connectors by `conn & 0xFFFF`.
     pub conns: [AtomicPtr<Connector>; CONN_SLOTS],
     /// Listeners by id.
     pub listeners: [AtomicPtr<Listener>; LISTENER_SLOTS],
+    /// Live shared endpoints, in any free slot.
+    pub shared: [AtomicPtr<SharedEndpoint>; SHARED_SLOTS],
     /// Events waiting for their connector.
     pub parked: Parked,
 }
@@ -160,6 +184,12 @@ static CONNECTOR_DISPATCH: NDK_CONNECTOR_DISPATCH = NDK_CONNECTOR_DISPATCH {
     NdkGetLocalAddress: Some(get_local_address),
     NdkGetPeerAddress: Some(get_peer_address),
     NdkDisconnect: Some(disconnect),
+};
+
+static SHARED_ENDPOINT_DISPATCH: NDK_SHARED_ENDPOINT_DISPATCH = NDK_SHARED_ENDPOINT_DISPATCH {
+    NdkCloseSharedEndpoint: Some(close_shared_endpoint),
+    NdkQueryExtension: Some(ndk::query_extension),
+    NdkGetLocalAddress: Some(shared_endpoint_local_address),
 };
 
 static LISTENER_DISPATCH: NDK_LISTENER_DISPATCH = NDK_LISTENER_DISPATCH {
@@ -183,7 +213,7 @@ unsafe fn new_connector(owner: *mut NdkAdapter) -> *mut Connector {
     // SAFETY: guaranteed by the caller.
     unsafe {
         let a = ndk::device_of(owner);
-        let c = ndk::alloc_zeroed::<Connector>(a);
+        let c = ndk::alloc_object::<Connector>(a);
         if c.is_null() {
             return c;
         }
@@ -236,7 +266,7 @@ pub(crate) unsafe extern "win64" fn create_listener(
     // SAFETY: the consumer passes its live adapter and an out-pointer.
     unsafe {
         let a = ndk::device_of(owner);
-        let l = ndk::alloc_zeroed::<Listener>(a);
+        let l = ndk::alloc_object::<Listener>(a);
         if l.is_null() {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -463,10 +493,12 @@ unsafe fn launch(c: *mut Connector, worker: ndk::JobFn) -> NTSTATUS {
 }
 
 /// NdkConnect. IRQL: <= DISPATCH_LEVEL. Private data up to 56 bytes (else
-/// `STATUS_INVALID_PARAMETER`), an IPv4 or IPv6 destination and an optional source of the
-/// same family (else `STATUS_INVALID_ADDRESS`; no source: the port's address and a port the
-/// device picks); pends until the peer accepts (`STATUS_SUCCESS`, then call
-/// NdkCompleteConnect), rejects (`STATUS_CONNECTION_REFUSED`) or cannot be reached.
+/// `STATUS_INVALID_PARAMETER`), an IPv4 (`SOCKADDR_IN`) or IPv6 (`SOCKADDR_IN6`) destination
+/// and an optional source of the same family that is the port's address or the wildcard
+/// (else `STATUS_INVALID_ADDRESS`, returned at once; so is an IPv6 connect on a port with no
+/// IPv6 address; no source: the port's address and a port the device picks); pends until
+/// the peer accepts (`STATUS_SUCCESS`, then call NdkCompleteConnect), rejects
+/// (`STATUS_CONNECTION_REFUSED`) or cannot be reached.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "win64" fn connect(
     connector: *mut NDK_CONNECTOR,
@@ -482,42 +514,92 @@ unsafe extern "win64" fn connect(
     completion: Option<NDK_FN_REQUEST_COMPLETION>,
     context: *mut c_void,
 ) -> NTSTATUS {
-    let c = connector.cast::<Connector>();
-    if c.is_null() || qp.is_null() || completion.is_none() || pdata_len > ndk_logic::MAX_CALLER_DATA
+    // SAFETY: the consumer passes `src_len` source address bytes (or none).
+    let local = unsafe {
+        if src.is_null() || src_len == 0 {
+            None
+        } else {
+            match read_address(src, src_len) {
+                Some(local) => Some(local),
+                None => return STATUS_INVALID_ADDRESS,
+            }
+        }
+    };
+    let request = ConnectRequest {
+        dst,
+        dst_len,
+        limits: (inbound, outbound),
+        pdata,
+        pdata_len,
+        completion,
+        context,
+    };
+    // SAFETY: the consumer passes live objects and buffers of the given lengths.
+    unsafe { begin_connect(connector.cast(), qp, local, &request) }
+}
+
+/// What NdkConnect and NdkConnectWithSharedEndpoint share: the destination, the read limits,
+/// the private data and the completion.
+struct ConnectRequest {
+    /// The destination socket address and its length.
+    dst: *const SOCKADDR,
+    /// Bytes at `dst`.
+    dst_len: u32,
+    /// Inbound and outbound read limits.
+    limits: (u32, u32),
+    /// The private data and its length.
+    pdata: *const c_void,
+    /// Bytes at `pdata`.
+    pdata_len: u32,
+    /// The request completion and its context.
+    completion: Option<NDK_FN_REQUEST_COMPLETION>,
+    /// Context of `completion`.
+    context: *mut c_void,
+}
+
+/// Checks a connect from `local` (None: the port's address of the destination's family, a
+/// port the device picks) and starts it (see [`connect`] for the statuses).
+///
+/// # Safety
+/// `c` is null or a live connector, `qp` null or a live QP; the request's buffers hold the
+/// bytes they claim.
+unsafe fn begin_connect(
+    c: *mut Connector,
+    qp: *mut NDK_QP,
+    local: Option<CmAddress>,
+    r: &ConnectRequest,
+) -> NTSTATUS {
+    if c.is_null()
+        || qp.is_null()
+        || r.completion.is_none()
+        || r.pdata_len > ndk_logic::MAX_CALLER_DATA
     {
         return STATUS_INVALID_PARAMETER;
     }
-    // SAFETY: the consumer passes live objects and buffers of the given lengths.
+    // SAFETY: guaranteed by the caller.
     unsafe {
-        let Some(remote) = read_address(dst, dst_len) else {
+        let Some(remote) = read_address(r.dst, r.dst_len) else {
             return STATUS_INVALID_ADDRESS;
         };
-        // No source address: the port's own address of the family, a port the device picks.
-        let local = if src.is_null() || src_len == 0 {
-            CmAddress {
-                family: remote.family,
-                ..CmAddress::default()
-            }
-        } else {
-            match read_address(src, src_len) {
-                Some(local) => local,
-                None => return STATUS_INVALID_ADDRESS,
-            }
-        };
-        if local.family != remote.family || remote.port == 0 {
+        let local = local.unwrap_or(CmAddress {
+            family: remote.family,
+            ..CmAddress::default()
+        });
+        if local.family != remote.family || remote.port == 0 || !(*(*c).a).ndk.port.accepts(&local)
+        {
             return STATUS_INVALID_ADDRESS;
         }
         if (*c).conn.load(Ordering::Acquire) != 0 {
             return STATUS_CONNECTION_ACTIVE;
         }
-        if !start(c, Request::Connect, completion, context) {
+        if !start(c, Request::Connect, r.completion, r.context) {
             return STATUS_DEVICE_BUSY;
         }
         (*c).qp = qp.cast();
         (*c).local = local;
         (*c).remote = remote;
-        (*c).limits = (inbound, outbound);
-        take_private_data(c, pdata, pdata_len);
+        (*c).limits = r.limits;
+        take_private_data(c, r.pdata, r.pdata_len);
         launch(c, connect_worker)
     }
 }
@@ -555,23 +637,38 @@ unsafe fn connect_worker(a: *mut Adapter, object: *mut c_void) {
     }
 }
 
-/// NdkConnectWithSharedEndpoint. IRQL: <= DISPATCH_LEVEL. `STATUS_NOT_SUPPORTED` (no shared
-/// endpoints).
+/// NdkConnectWithSharedEndpoint. IRQL: <= DISPATCH_LEVEL. NdkConnect from the shared
+/// endpoint's address and port (the destination must be of its family); the same statuses.
 #[allow(clippy::too_many_arguments)]
 unsafe extern "win64" fn connect_with_shared_endpoint(
-    _connector: *mut NDK_CONNECTOR,
-    _qp: *mut NDK_QP,
-    _endpoint: *mut NDK_SHARED_ENDPOINT,
-    _dst: *const SOCKADDR,
-    _dst_len: u32,
-    _inbound: u32,
-    _outbound: u32,
-    _pdata: *const c_void,
-    _pdata_len: u32,
-    _completion: Option<NDK_FN_REQUEST_COMPLETION>,
-    _context: *mut c_void,
+    connector: *mut NDK_CONNECTOR,
+    qp: *mut NDK_QP,
+    endpoint: *mut NDK_SHARED_ENDPOINT,
+    dst: *const SOCKADDR,
+    dst_len: u32,
+    inbound: u32,
+    outbound: u32,
+    pdata: *const c_void,
+    pdata_len: u32,
+    completion: Option<NDK_FN_REQUEST_COMPLETION>,
+    context: *mut c_void,
 ) -> NTSTATUS {
-    STATUS_NOT_SUPPORTED
+    let e = endpoint.cast::<SharedEndpoint>();
+    if e.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    let request = ConnectRequest {
+        dst,
+        dst_len,
+        limits: (inbound, outbound),
+        pdata,
+        pdata_len,
+        completion,
+        context,
+    };
+    // SAFETY: the consumer passes its live shared endpoint and connector, and buffers of the
+    // given lengths.
+    unsafe { begin_connect(connector.cast(), qp, Some((*e).local), &request) }
 }
 
 /// NdkCompleteConnect. IRQL: <= DISPATCH_LEVEL. After a successful NdkConnect: sends RTU
@@ -904,7 +1001,7 @@ unsafe extern "win64" fn close_connector(
         (*c).disconnect_event = None;
         (*c).close_completion = completion;
         (*c).close_context = context;
-        if !ndk::defer((*c).a, close_connector_worker, c.cast()) {
+        if !ndk::defer_close((*c).a, close_connector_worker, c.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }
@@ -947,8 +1044,9 @@ unsafe fn close_connector_worker(a: *mut Adapter, object: *mut c_void) {
 // Listener entries
 
 /// NdkListen. IRQL: <= DISPATCH_LEVEL. Pends; `CM_LISTEN` runs in a work item
-/// (`STATUS_ADDRESS_ALREADY_EXISTS` when another listener holds the address and port,
-/// `STATUS_INVALID_ADDRESS` for an address that is not the port's).
+/// (`STATUS_ADDRESS_ALREADY_EXISTS` when another listener holds the address and port).
+/// `STATUS_INVALID_ADDRESS` at once for an address that is neither the port's address of
+/// its family nor the wildcard, or an IPv6 address on a port with no IPv6 address.
 unsafe extern "win64" fn listen(
     listener: *mut NDK_LISTENER,
     address: *const SOCKADDR,
@@ -965,6 +1063,12 @@ unsafe extern "win64" fn listen(
         let Some(local) = read_address(address, len) else {
             return STATUS_INVALID_ADDRESS;
         };
+        if !(*(*l).a).ndk.port.accepts(&local) {
+            return STATUS_INVALID_ADDRESS;
+        }
+        if local.port != 0 && shared_holds((*l).a, &(*(*l).a).ndk.port.resolve(&local)) {
+            return STATUS_ADDRESS_ALREADY_EXISTS;
+        }
         if (*l).id != 0 || (*l).completion.is_some() {
             return STATUS_INVALID_DEVICE_STATE;
         }
@@ -993,12 +1097,9 @@ unsafe fn listen_worker(a: *mut Adapter, object: *mut c_void) {
             0 => {
                 (*l).id = id;
                 (*l).local.port = port as u16;
-                // A wildcard IPv4 listener reports the port's address (the one peers use).
-                if (*l).local.family == contract_cm::family::IPV4 && (*l).local.addr == [0; 16] {
-                    let ip = (*a).ndk.port_ipv4;
-                    let local = &mut (*l).local;
-                    local.addr[..4].copy_from_slice(&ip);
-                }
+                // A wildcard listener reports the port's address of its family (the one
+                // peers use).
+                (*l).local = (*a).ndk.port.resolve(&(*l).local);
                 (*a).ndk.cm.listeners[id as usize % LISTENER_SLOTS].store(l, Ordering::Release);
                 STATUS_SUCCESS
             }
@@ -1075,7 +1176,7 @@ unsafe extern "win64" fn close_listener(
         }
         (*l).close_completion = completion;
         (*l).context = context;
-        if !ndk::defer((*l).a, close_listener_worker, l.cast()) {
+        if !ndk::defer_close((*l).a, close_listener_worker, l.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }
@@ -1128,6 +1229,179 @@ unsafe fn deliver(l: *mut Listener, c: *mut Connector) {
         if let Some(f) = (*l).connect_event {
             f((*l).connect_context, c.cast());
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared endpoints
+
+/// Whether a shared endpoint of `a` holds the resolved endpoint `local`.
+///
+/// # Safety
+/// `a` is a live adapter context.
+unsafe fn shared_holds(a: *mut Adapter, local: &CmAddress) -> bool {
+    // SAFETY: table entries are live objects (cleared before they are freed).
+    unsafe {
+        (*a).ndk.cm.shared.iter().any(|e| {
+            let e = e.load(Ordering::Acquire);
+            !e.is_null() && ndk_logic::endpoints_clash(&(*e).local, local)
+        })
+    }
+}
+
+/// Whether a listening listener of `a` holds the resolved endpoint `local`.
+///
+/// # Safety
+/// `a` is a live adapter context.
+unsafe fn listener_holds(a: *mut Adapter, local: &CmAddress) -> bool {
+    // SAFETY: table entries are live objects (cleared before they are freed).
+    unsafe {
+        (*a).ndk.cm.listeners.iter().any(|l| {
+            let l = l.load(Ordering::Acquire);
+            !l.is_null() && (*l).id != 0 && ndk_logic::endpoints_clash(&(*l).local, local)
+        })
+    }
+}
+
+/// NdkCreateSharedEndpoint. IRQL: <= DISPATCH_LEVEL. Completes at once (`STATUS_SUCCESS`).
+/// The address is the port's IPv4 or IPv6 address or the wildcard (else
+/// `STATUS_INVALID_ADDRESS`, as is an IPv6 address on a port with none); port 0 picks a free
+/// one from 45056..=49151; a port a listener or another shared endpoint holds on that
+/// address is `STATUS_ADDRESS_ALREADY_EXISTS`; more than 64 shared endpoints,
+/// `STATUS_INSUFFICIENT_RESOURCES`.
+pub(crate) unsafe extern "win64" fn create_shared_endpoint(
+    adapter: *mut NDK_ADAPTER,
+    address: *const SOCKADDR,
+    len: u32,
+    _completion: Option<NDK_FN_CREATE_COMPLETION>,
+    _context: *mut c_void,
+    out: *mut *mut NDK_SHARED_ENDPOINT,
+) -> NTSTATUS {
+    let owner = adapter.cast::<NdkAdapter>();
+    if owner.is_null() || out.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the consumer passes its live adapter, `len` address bytes and an out-pointer.
+    unsafe {
+        let a = ndk::device_of(owner);
+        let Some(asked) = read_address(address, len) else {
+            return STATUS_INVALID_ADDRESS;
+        };
+        if !(*a).ndk.port.accepts(&asked) {
+            return STATUS_INVALID_ADDRESS;
+        }
+        let mut local = (*a).ndk.port.resolve(&asked);
+        if local.port == 0 {
+            let taken = |port| {
+                let candidate = CmAddress { port, ..local };
+                shared_holds(a, &candidate) || listener_holds(a, &candidate)
+            };
+            match ndk_logic::pick_shared_port(taken) {
+                Some(port) => local.port = port,
+                None => return STATUS_INSUFFICIENT_RESOURCES,
+            }
+        } else if shared_holds(a, &local) || listener_holds(a, &local) {
+            return STATUS_ADDRESS_ALREADY_EXISTS;
+        }
+        let e = ndk::alloc_zeroed::<SharedEndpoint>(a);
+        if e.is_null() {
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+        (*e).ndk = NDK_SHARED_ENDPOINT {
+            Header: NDK_OBJECT_HEADER::new(NDK_VERSION_1_2, NdkObjectTypeSharedEndpoint),
+            Dispatch: &SHARED_ENDPOINT_DISPATCH,
+        };
+        (*e).owner = owner;
+        (*e).local = local;
+        let slot = (*a).ndk.cm.shared.iter().find(|slot| {
+            slot.compare_exchange(null_mut(), e, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        });
+        if slot.is_none() {
+            ndk::free(e);
+            return STATUS_INSUFFICIENT_RESOURCES;
+        }
+        (*owner).children.fetch_add(1, Ordering::AcqRel);
+        (*a).ndk.live_objects.fetch_add(1, Ordering::AcqRel);
+        *out = e.cast();
+    }
+    STATUS_SUCCESS
+}
+
+/// NdkGetLocalAddress (shared endpoint). IRQL: <= DISPATCH_LEVEL. The endpoint's address
+/// (the port's, for a wildcard) and port (the one picked, for port 0).
+unsafe extern "win64" fn shared_endpoint_local_address(
+    endpoint: *mut NDK_SHARED_ENDPOINT,
+    out: *mut SOCKADDR,
+    len: *mut u32,
+) -> NTSTATUS {
+    let e = endpoint.cast::<SharedEndpoint>();
+    if e.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the consumer passes its live shared endpoint and a buffer of `*len` bytes.
+    unsafe { write_address(&(*e).local, out, len) }
+}
+
+/// NdkCloseSharedEndpoint. IRQL: <= DISPATCH_LEVEL. Completes at once (`STATUS_SUCCESS`, no
+/// callback): the port is free again; connections made from it go on (they hold their own
+/// endpoints).
+unsafe extern "win64" fn close_shared_endpoint(
+    object: *mut NDK_OBJECT_HEADER,
+    _completion: Option<NDK_FN_CLOSE_COMPLETION>,
+    _context: *mut c_void,
+) -> NTSTATUS {
+    let e = object.cast::<SharedEndpoint>();
+    if e.is_null() {
+        return STATUS_INVALID_PARAMETER;
+    }
+    // SAFETY: the consumer passes its live shared endpoint; it leaves the table before it is
+    // freed.
+    unsafe {
+        let owner = (*e).owner;
+        let a = ndk::device_of(owner);
+        for slot in (*a).ndk.cm.shared.iter() {
+            let _ = slot.compare_exchange(e, null_mut(), Ordering::AcqRel, Ordering::Acquire);
+        }
+        (*owner).children.fetch_sub(1, Ordering::AcqRel);
+        (*a).ndk.live_objects.fetch_sub(1, Ordering::AcqRel);
+        ndk::free(e);
+    }
+    STATUS_SUCCESS
+}
+
+// ---------------------------------------------------------------------------------------------
+// OID_NDK_LOCAL_ENDPOINTS and OID_NDK_CONNECTIONS
+
+/// Answers a query of `OID_NDK_LOCAL_ENDPOINTS` (every listening listener and every shared
+/// endpoint, IPv4 and IPv6)
+/// or `OID_NDK_CONNECTIONS` (every connector whose endpoints the device reported) into
+/// `out`: bytes written, or Err(bytes needed). IRQL: <= DISPATCH_LEVEL (the OID handler);
+/// reads the routing tables only.
+///
+/// # Safety
+/// `a` is a live adapter context.
+pub(crate) unsafe fn query_oid(a: *mut Adapter, oid: NDIS_OID, out: &mut [u8]) -> Result<u32, u32> {
+    // SAFETY: table entries are live objects (cleared before they are freed).
+    unsafe {
+        let cm = &(*a).ndk.cm;
+        if oid == OID_NDK_LOCAL_ENDPOINTS {
+            let listeners = cm.listeners.iter().filter_map(|l| {
+                let l = l.load(Ordering::Acquire);
+                (!l.is_null() && (*l).id != 0).then(|| ((*l).local, true))
+            });
+            let shared = cm.shared.iter().filter_map(|e| {
+                let e = e.load(Ordering::Acquire);
+                (!e.is_null()).then(|| ((*e).local, false))
+            });
+            return ndk_logic::encode_local_endpoints(listeners.chain(shared), out);
+        }
+        let connections = cm.conns.iter().filter_map(|c| {
+            let c = c.load(Ordering::Acquire);
+            (!c.is_null() && (*c).conn.load(Ordering::Acquire) != 0 && (*c).remote.family != 0)
+                .then(|| ((*c).local, (*c).remote))
+        });
+        ndk_logic::encode_connections(connections, out)
     }
 }
 

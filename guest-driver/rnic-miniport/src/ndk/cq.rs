@@ -117,7 +117,7 @@ pub(crate) unsafe extern "win64" fn create(
         if depth == 0 || ndk_logic::ring_entries(depth, max).is_none() {
             return STATUS_INVALID_PARAMETER;
         }
-        let cq = ndk::alloc_zeroed::<Cq>(a);
+        let cq = ndk::alloc_object::<Cq>(a);
         if cq.is_null() {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -249,7 +249,7 @@ unsafe extern "win64" fn close(
         (*a).ndk.cqs[(*cq).slot as usize].store(null_mut(), Ordering::Release);
         (*cq).close_completion = completion;
         (*cq).context = context;
-        if !ndk::defer(a, close_worker, cq.cast()) {
+        if !ndk::defer_close(a, close_worker, cq.cast()) {
             (*a).ndk.cqs[(*cq).slot as usize].store(cq, Ordering::Release);
             return STATUS_INSUFFICIENT_RESOURCES;
         }

@@ -98,11 +98,18 @@ pub(crate) struct NdkState {
     pub cm: cm::CmTables,
     /// Key byte of the next registration (varied so stale keys stop matching).
     pub next_key_byte: AtomicU8,
-    /// The verbs port's IPv4 address (`QUERY_DEVICE`), what wildcard listeners report.
-    pub port_ipv4: [u8; 4],
+    /// The verbs port's IPv4 and IPv6 addresses (extended `QUERY_DEVICE`): what wildcard
+    /// listeners and unbound connectors report, and which source addresses are the port's.
+    pub port: ndk_logic::PortAddresses,
+    /// Jobs reserved for closes, chained through [`Job::next`] (guarded by
+    /// `reserve_lock`): every object created reserves one ([`reserve_close`]) and its close
+    /// takes one ([`defer_close`]), because a close may never fail for lack of memory.
+    pub reserved: *mut Job,
+    /// Held while `reserved` is pushed or popped.
+    pub reserve_lock: AtomicBool,
 }
 
-/// Reads `QUERY_CAPS` (verbs limits) and `QUERY_DEVICE` (the port's IPv4 address) and fills
+/// Reads `QUERY_CAPS` (verbs limits) and `QUERY_DEVICE` (the port's IPv4 and IPv6 addresses) and fills
 /// the NDK state (InitializeEx, PASSIVE_LEVEL), then sets the NDK attributes. A failed query
 /// fails InitializeEx.
 ///
@@ -110,23 +117,23 @@ pub(crate) struct NdkState {
 /// `a` is a live adapter context in bring-up, its admin queue live.
 pub(crate) unsafe fn initialize(a: *mut Adapter) -> NDIS_STATUS {
     // SAFETY: (whole body) `a` is live and owned by bring-up; the FFI calls get valid
-    // pointers; the record buffer is 64 bytes of shared memory read after its completion.
+    // pointers; the record buffers are shared memory read after their completion.
     unsafe {
-        let Some(record) = query_record(
+        let Some((record, _)) = query_record::<{ rnic_contract::admin::QUERY_RECORD_SIZE }>(
             a,
             rnic_contract::admin::opcode::QUERY_CAPS,
             ndk_logic::query_caps_operands,
         ) else {
             return NDIS_STATUS_FAILURE;
         };
-        let Some(device) = query_record(
+        let Some((device, written)) = query_record::<{ rnic_contract::admin::QUERY_DEVICE_EXT_SIZE }>(
             a,
             rnic_contract::admin::opcode::QUERY_DEVICE,
             ndk_logic::query_device_operands,
         ) else {
             return NDIS_STATUS_FAILURE;
         };
-        (*a).ndk.port_ipv4 = ndk_logic::port_ipv4(&device);
+        (*a).ndk.port = ndk_logic::PortAddresses::from_query_device(&device, written);
         let ndk = addr_of_mut!((*a).ndk);
         let mut caps = Caps::parse(&record);
         caps.max_cq = caps.max_cq.min(CQ_SLOTS as u32);
@@ -169,27 +176,30 @@ pub(crate) unsafe fn initialize(a: *mut Adapter) -> NDIS_STATUS {
     }
 }
 
-/// Runs one bring-up query command whose result is a 64-byte record (InitializeEx,
-/// PASSIVE_LEVEL); None when it failed (logged).
+/// Runs one bring-up query command whose result is a record of at most `N` bytes (the
+/// operands name an `N`-byte buffer) (InitializeEx, PASSIVE_LEVEL): the record and the
+/// bytes the device wrote (its r0); None when it failed (logged).
 ///
 /// # Safety
 /// `a` is a live adapter context in bring-up, its admin queue live.
-unsafe fn query_record(
+unsafe fn query_record<const N: usize>(
     a: *mut Adapter,
     opcode: u8,
     operands: fn(u64) -> [u32; 14],
-) -> Option<[u8; 64]> {
-    // SAFETY: the buffer is 64 bytes of shared memory, read after the completion and freed.
+) -> Option<([u8; N], usize)> {
+    // SAFETY: the buffer is N bytes of shared memory, read after the completion and freed.
     unsafe {
-        let (va, pa) = hw::alloc_ring(a, 64, 8)?;
+        let (va, pa) = hw::alloc_ring(a, N as u32, 8)?;
         let result = hw::admin_wait(a, opcode, logic::NOP_COMMAND_ID, &operands(pa as u64));
-        let mut record = [0u8; 64];
+        let mut record = [0u8; N];
         for (i, b) in record.iter_mut().enumerate() {
             *b = core::ptr::read_volatile(va.add(i));
         }
-        ffi::NdisMFreeSharedMemory((*a).miniport, 64, FALSE, va.cast(), pa);
+        ffi::NdisMFreeSharedMemory((*a).miniport, N as u32, FALSE, va.cast(), pa);
         match result {
-            Some((status, _)) if status == logic::ADMIN_STATUS_SUCCESS => Some(record),
+            Some((status, written)) if status == logic::ADMIN_STATUS_SUCCESS => {
+                Some((record, (written as usize).min(N)))
+            }
             Some((status, _)) => {
                 log!("query %x failed: status %x\n", opcode as u32, status as u32);
                 None
@@ -222,6 +232,11 @@ pub(crate) unsafe fn teardown(a: *mut Adapter) {
         if !(*ndk).pnp_item.is_null() {
             ffi::NdisFreeIoWorkItem((*ndk).pnp_item);
             (*ndk).pnp_item = null_mut();
+        }
+        // Reservations no close took (objects whose create failed after reserving).
+        while let Some(job) = take_reserved(a) {
+            ffi::NdisFreeIoWorkItem((*job).item);
+            free(job);
         }
     }
 }
@@ -343,6 +358,23 @@ pub(crate) unsafe fn alloc_zeroed<T>(a: *mut Adapter) -> *mut T {
     }
 }
 
+/// Allocates a zeroed NDK object `T` (IRQL <= DISPATCH_LEVEL) and reserves the job its close
+/// will run ([`reserve_close`]); null when out of memory (nothing left allocated).
+///
+/// # Safety
+/// As [`alloc_zeroed`]; the object is freed with [`free`].
+pub(crate) unsafe fn alloc_object<T>(a: *mut Adapter) -> *mut T {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let p = alloc_zeroed::<T>(a);
+        if !p.is_null() && !reserve_close(a) {
+            free(p);
+            return null_mut();
+        }
+        p
+    }
+}
+
 /// Frees what [`alloc_zeroed`] returned.
 ///
 /// # Safety
@@ -380,6 +412,108 @@ pub(crate) struct Job {
     pub run: JobFn,
     /// Its argument.
     pub object: *mut c_void,
+    /// The next reserved job ([`NdkState::reserved`]; null when queued).
+    pub next: *mut Job,
+}
+
+/// A job and its work item, or None when out of memory (nothing left allocated).
+///
+/// # Safety
+/// `a` is a live adapter context; IRQL <= DISPATCH_LEVEL.
+unsafe fn new_job(a: *mut Adapter) -> Option<*mut Job> {
+    // SAFETY: FFI allocations with checked results.
+    unsafe {
+        let job = alloc_zeroed::<Job>(a);
+        if job.is_null() {
+            return None;
+        }
+        let item = ffi::NdisAllocateIoWorkItem((*a).miniport);
+        if item.is_null() {
+            free(job);
+            return None;
+        }
+        (*job).a = a;
+        (*job).item = item;
+        Some(job)
+    }
+}
+
+/// Queues `job` to run `run(a, object)`; its worker frees it.
+///
+/// # Safety
+/// `job` came from [`new_job`] for `a` and is not queued; `object` stays valid until `run` is
+/// done with it.
+unsafe fn queue(a: *mut Adapter, job: *mut Job, run: JobFn, object: *mut c_void) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        (*job).run = run;
+        (*job).object = object;
+        (*job).next = null_mut();
+        (*a).ndk.jobs_in_flight.fetch_add(1, Ordering::AcqRel);
+        ffi::NdisQueueIoWorkItem((*job).item, job_worker, job.cast());
+    }
+}
+
+/// Reserves the job the close of one object about to be created will run (IRQL <=
+/// DISPATCH_LEVEL). False when out of memory: the create then fails with
+/// `STATUS_INSUFFICIENT_RESOURCES` (a close cannot fail: NDK_FN_CLOSE_COMPLETION).
+///
+/// # Safety
+/// `a` is a live adapter context.
+pub(crate) unsafe fn reserve_close(a: *mut Adapter) -> bool {
+    // SAFETY: the list is only touched under `reserve_lock`; `job` is fresh.
+    unsafe {
+        let Some(job) = new_job(a) else {
+            return false;
+        };
+        let ndk = addr_of_mut!((*a).ndk);
+        while (*ndk).reserve_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        (*job).next = (*ndk).reserved;
+        (*ndk).reserved = job;
+        (*ndk).reserve_lock.store(false, Ordering::Release);
+        true
+    }
+}
+
+/// Takes one reserved job (None when there is none).
+///
+/// # Safety
+/// `a` is a live adapter context.
+unsafe fn take_reserved(a: *mut Adapter) -> Option<*mut Job> {
+    // SAFETY: the list is only touched under `reserve_lock`.
+    unsafe {
+        let ndk = addr_of_mut!((*a).ndk);
+        while (*ndk).reserve_lock.swap(true, Ordering::Acquire) {
+            core::hint::spin_loop();
+        }
+        let job = (*ndk).reserved;
+        if !job.is_null() {
+            (*ndk).reserved = (*job).next;
+        }
+        (*ndk).reserve_lock.store(false, Ordering::Release);
+        (!job.is_null()).then_some(job)
+    }
+}
+
+/// Queues a close's `run(a, object)` on the job its object reserved at create (IRQL <=
+/// DISPATCH_LEVEL): allocates nothing, so it does not fail for lack of memory. False only
+/// when no job was reserved and none can be allocated.
+///
+/// # Safety
+/// As [`defer`]; the object was created with [`reserve_close`].
+pub(crate) unsafe fn defer_close(a: *mut Adapter, run: JobFn, object: *mut c_void) -> bool {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match take_reserved(a) {
+            Some(job) => {
+                queue(a, job, run, object);
+                true
+            }
+            None => defer(a, run, object),
+        }
+    }
 }
 
 /// Queues `run(a, object)` on a work item (IRQL <= DISPATCH_LEVEL). False when out of
@@ -388,23 +522,12 @@ pub(crate) struct Job {
 /// # Safety
 /// `a` is a live adapter context; `object` stays valid until `run` is done with it.
 pub(crate) unsafe fn defer(a: *mut Adapter, run: JobFn, object: *mut c_void) -> bool {
-    // SAFETY: FFI allocations with checked results; the job is freed by its worker.
+    // SAFETY: the job is fresh and freed by its worker.
     unsafe {
-        let job = alloc_zeroed::<Job>(a);
-        if job.is_null() {
+        let Some(job) = new_job(a) else {
             return false;
-        }
-        let item = ffi::NdisAllocateIoWorkItem((*a).miniport);
-        if item.is_null() {
-            free(job);
-            return false;
-        }
-        (*job).a = a;
-        (*job).item = item;
-        (*job).run = run;
-        (*job).object = object;
-        (*a).ndk.jobs_in_flight.fetch_add(1, Ordering::AcqRel);
-        ffi::NdisQueueIoWorkItem(item, job_worker, job.cast());
+        };
+        queue(a, job, run, object);
         true
     }
 }

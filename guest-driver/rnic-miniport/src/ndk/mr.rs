@@ -108,7 +108,7 @@ pub(crate) unsafe extern "win64" fn create(
     // SAFETY: the consumer passes its live PD and a valid out-pointer.
     unsafe {
         let (pd, a) = pd::parts(pd);
-        let mr = ndk::alloc_zeroed::<Mr>(a);
+        let mr = ndk::alloc_object::<Mr>(a);
         if mr.is_null() {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -134,7 +134,7 @@ pub(crate) unsafe extern "win64" fn create(
 ///
 /// # Safety
 /// `mdl` is a chain of valid MDLs that stays untouched while the segments are used.
-unsafe fn segments<'a>(mdl: *mut MDL) -> impl Iterator<Item = MdlSegment<'a>> {
+pub(crate) unsafe fn segments<'a>(mdl: *mut MDL) -> impl Iterator<Item = MdlSegment<'a>> {
     let mut next = mdl;
     core::iter::from_fn(move || {
         if next.is_null() {
@@ -485,7 +485,7 @@ unsafe extern "win64" fn close(
         }
         (*mr).close_completion = completion;
         (*mr).context = context;
-        if !ndk::defer((*mr).a, close_worker, mr.cast()) {
+        if !ndk::defer_close((*mr).a, close_worker, mr.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }

@@ -69,7 +69,7 @@ pub(crate) unsafe extern "win64" fn create(
     // SAFETY: the consumer passes its live adapter; the PD is ours until completion.
     unsafe {
         let a = ndk::device_of(owner);
-        let pd = ndk::alloc_zeroed::<Pd>(a);
+        let pd = ndk::alloc_object::<Pd>(a);
         if pd.is_null() {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -137,7 +137,7 @@ unsafe extern "win64" fn close(
         let a = ndk::device_of((*pd).owner);
         (*pd).close_completion = completion;
         (*pd).context = context;
-        if !ndk::defer(a, close_worker, pd.cast()) {
+        if !ndk::defer_close(a, close_worker, pd.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }

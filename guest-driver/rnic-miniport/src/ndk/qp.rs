@@ -136,7 +136,7 @@ pub(crate) unsafe extern "win64" fn create(
         ) else {
             return STATUS_INVALID_PARAMETER;
         };
-        let qp = ndk::alloc_zeroed::<Qp>(a);
+        let qp = ndk::alloc_object::<Qp>(a);
         if qp.is_null() {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
@@ -322,7 +322,7 @@ unsafe extern "win64" fn close(
     unsafe {
         (*qp).close_completion = completion;
         (*qp).request_context = context;
-        if !ndk::defer((*qp).a, close_worker, qp.cast()) {
+        if !ndk::defer_close((*qp).a, close_worker, qp.cast()) {
             return STATUS_INSUFFICIENT_RESOURCES;
         }
     }

@@ -743,6 +743,7 @@ pub unsafe extern "win64" fn NdisMAllocateSharedMemory(
                 NDIS_STATUS_FAILURE,
             );
         }
+        super::lowres::allocation(F)?;
         let p = allocate(Length, shared_layout, true)?;
         STATE.lock().adapters[adapter]
             .shared
@@ -819,6 +820,7 @@ pub unsafe extern "win64" fn NdisAllocateMemoryWithTagPriority(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         }
+        super::lowres::allocation(F)?;
         let p = allocate(Length, pool_layout, false)?;
         // SAFETY: fresh allocation of `Length` bytes. Pool memory is not zeroed: make that
         // visible.
@@ -985,9 +987,11 @@ pub unsafe extern "win64" fn NdisMSendNetBufferListsComplete(
     const F: &str = "NdisMSendNetBufferListsComplete";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
-        require_adapter(F, MiniportAdapterHandle)?;
+        let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_non_null(F, NetBufferList, "NetBufferList")?;
+        super::pause::require_not_paused(F, adapter, "a send completion")?;
         let problems = super::send::completed(NetBufferList, SendCompleteFlags);
+        super::reset::send_completed();
         match problems.into_iter().next() {
             Some(first) => refuse(F, first, NDIS_STATUS_INVALID_PARAMETER),
             None => Ok(()),

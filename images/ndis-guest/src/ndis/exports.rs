@@ -31,7 +31,7 @@ macro_rules! exports {
 }
 
 /// Every function the guest exports (addresses are known only at run time).
-fn rows() -> [Export; 38] {
+fn rows() -> [Export; 41] {
     exports! {
         "ndis.sys":
             NdisMRegisterMiniportDriver,
@@ -53,6 +53,7 @@ fn rows() -> [Export; 38] {
             NdisWaitEvent,
             NdisMSendNetBufferListsComplete,
             NdisMOidRequestComplete,
+            NdisMPauseComplete = super::pause::NdisMPauseComplete,
             NdisAllocateNetBufferListPool = super::netbuf::NdisAllocateNetBufferListPool,
             NdisFreeNetBufferListPool = super::netbuf::NdisFreeNetBufferListPool,
             NdisAllocateNetBufferAndNetBufferList = super::netbuf::NdisAllocateNetBufferAndNetBufferList,
@@ -66,7 +67,9 @@ fn rows() -> [Export; 38] {
             NdisMNetPnPEvent = super::ndk::NdisMNetPnPEvent,
             NdisAllocateIoWorkItem = super::workitem::NdisAllocateIoWorkItem,
             NdisQueueIoWorkItem = super::workitem::NdisQueueIoWorkItem,
-            NdisFreeIoWorkItem = super::workitem::NdisFreeIoWorkItem;
+            NdisFreeIoWorkItem = super::workitem::NdisFreeIoWorkItem,
+            NdisMIndicateStatusEx = super::reset::NdisMIndicateStatusEx,
+            NdisMResetComplete = super::reset::NdisMResetComplete;
         "ntoskrnl.exe":
             DbgPrint = super::dbgprint::guest_DbgPrint;
         "netio.sys":

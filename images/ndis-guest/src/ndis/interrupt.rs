@@ -171,6 +171,7 @@ pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
         cpu::sti();
         run_pending_dpcs();
         super::workitem::run_queued();
+        super::reset::check_data_hang();
         if done() {
             break true;
         }

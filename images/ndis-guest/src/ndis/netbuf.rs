@@ -97,6 +97,7 @@ pub unsafe extern "win64" fn NdisAllocateNetBufferListPool(
                 NDIS_STATUS_NOT_SUPPORTED,
             );
         }
+        super::lowres::allocation(F)?;
         let cookie = Box::into_raw(Box::new(0u8)) as u64;
         NETBUF.lock().pools.insert(cookie);
         Ok(cookie as NDIS_HANDLE)
@@ -154,6 +155,7 @@ pub unsafe extern "win64" fn NdisAllocateNetBufferAndNetBufferList(
                 NDIS_STATUS_NOT_SUPPORTED,
             );
         }
+        super::lowres::allocation(F)?;
         // SAFETY: non-zero layouts; results checked.
         let (nbl, nb) = unsafe {
             (
@@ -193,6 +195,13 @@ pub unsafe extern "win64" fn NdisFreeNetBufferList(NetBufferList: *mut NET_BUFFE
     const F: &str = "NdisFreeNetBufferList";
     export(|| {
         require_irql(F, DISPATCH_LEVEL)?;
+        if is_indicated(NetBufferList as u64) {
+            return refuse(
+                F,
+                format!("NdisNblReceiveOwnership: {NetBufferList:p} is still indicated up (never returned): the driver does not own it"),
+                NDIS_STATUS_INVALID_PARAMETER,
+            );
+        }
         let Some((_, nb)) = NETBUF.lock().nbls.remove(&(NetBufferList as u64)) else {
             return refuse(
                 F,
@@ -200,16 +209,6 @@ pub unsafe extern "win64" fn NdisFreeNetBufferList(NetBufferList: *mut NET_BUFFE
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         };
-        if NETBUF
-            .lock()
-            .received
-            .iter()
-            .any(|(n, _)| *n == NetBufferList as u64)
-        {
-            violation(format!(
-                "{F}: {NetBufferList:p} is still indicated up (not yet returned)"
-            ));
-        }
         // SAFETY: allocated by NdisAllocateNetBufferAndNetBufferList with these layouts.
         unsafe {
             dealloc(nb as *mut u8, nb_layout());
@@ -229,6 +228,7 @@ pub unsafe extern "win64" fn NdisAllocateMdl(
         require_irql(F, DISPATCH_LEVEL)?;
         require_adapter(F, NdisHandle)?;
         require_non_null(F, VirtualAddress, "VirtualAddress")?;
+        super::lowres::allocation(F)?;
         let mdl = Box::into_raw(Box::new(MDL {
             Next: core::ptr::null_mut(),
             Size: core::mem::size_of::<MDL>() as i16,
@@ -305,6 +305,7 @@ pub unsafe extern "win64" fn NdisMIndicateReceiveNetBufferLists(
         require_irql(F, DISPATCH_LEVEL)?;
         let adapter = require_adapter(F, MiniportAdapterHandle)?;
         require_non_null(F, NetBufferLists, "NetBufferLists")?;
+        super::pause::require_not_paused(F, adapter, "a receive indication")?;
         let phase = STATE.lock().phase;
         if phase != Phase::Running {
             return refuse(
@@ -313,15 +314,23 @@ pub unsafe extern "win64" fn NdisMIndicateReceiveNetBufferLists(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         }
-        let at_dispatch = IRQL.load(Ordering::Relaxed) == DISPATCH_LEVEL;
-        if (ReceiveFlags & NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL != 0) != at_dispatch {
-            violation(format!(
-                "{F}: ReceiveFlags {ReceiveFlags:#x} do not match the caller's IRQL"
-            ));
+        if let Some(why) = super::send::flags_mismatch(
+            "ReceiveFlags",
+            ReceiveFlags,
+            NDIS_RECEIVE_FLAGS_DISPATCH_LEVEL,
+        ) {
+            violation(format!("{F}: {why}"));
         }
         let mut nbl = NetBufferLists;
         let mut count = 0;
         while !nbl.is_null() {
+            if is_indicated(nbl as u64) {
+                return refuse(
+                    F,
+                    format!("NdisNblReceiveOwnership: {nbl:p} indicated again before NDIS returned it: the driver does not own it"),
+                    NDIS_STATUS_INVALID_PARAMETER,
+                );
+            }
             let Some(&(_, nb)) = NETBUF.lock().nbls.get(&(nbl as u64)) else {
                 return refuse(
                     F,
@@ -351,6 +360,11 @@ pub unsafe extern "win64" fn NdisMIndicateReceiveNetBufferLists(
         }
         Ok(())
     })
+}
+
+/// Whether `nbl` is indicated up and not yet returned (NDIS owns it).
+fn is_indicated(nbl: u64) -> bool {
+    NETBUF.lock().received.iter().any(|(n, _)| *n == nbl)
 }
 
 /// Allocations still live (at unload): each is a leak the driver left.
@@ -456,6 +470,7 @@ pub unsafe extern "win64" fn NdisMAllocateNetBufferSGList(
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         };
+        super::lowres::allocation(F)?;
         let Some(layout) = sg_layout(parts.len()) else {
             return Ok(NDIS_STATUS_RESOURCES);
         };

@@ -172,6 +172,9 @@ impl Registering<'_> {
             );
             return Ok(STATUS_INSUFFICIENT_RESOURCES);
         }
+        if self.role == Role::Provider && super::lowres::allocation(func).is_err() {
+            return Ok(STATUS_INSUFFICIENT_RESOURCES);
+        }
         let h = NMR.lock().register(
             self.role,
             npi_bytes(&npi),
@@ -667,7 +670,7 @@ unsafe extern "win64" fn client_cleanup(context: *mut c_void) {
 /// dropped) and waits for the deregistration.
 pub fn host_client(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, ctx: NDIS_HANDLE) {
     if let Err(e) = run_client(chars, ctx) {
-        violation(format!("NMR diagnostics client: {e}"));
+        super::lowres::outcome_failed(format!("NMR diagnostics client: {e}"));
     }
 }
 
@@ -767,7 +770,8 @@ fn use_binding(
         .OidRequestHandler
         .and_then(|h| super::oid::query_counter(h, ctx, OID_GEN_XMIT_OK));
     match xmit_ok {
-        Some(x) if x == stats.FramesSent && x > 0 => {}
+        // Frames went out, or every one failed (a fatal device): the provider counted them.
+        Some(x) if x == stats.FramesSent && (x > 0 || stats.SendErrors > 0) => {}
         other => {
             return Err(format!(
                 "FramesSent {} is not plausible: OID_GEN_XMIT_OK says {other:?} after the Ethernet check",
@@ -785,6 +789,69 @@ fn use_binding(
         return Err(format!(
             "QueryAdapterStatistics(99) returned {status:#010x}, not STATUS_NOT_FOUND"
         ));
+    }
+    let faults = d
+        .QueryDeviceFaultCounters
+        .ok_or("the dispatch table (version 2) has no QueryDeviceFaultCounters")?;
+    read_fault_counters(faults, m.provider_context)
+}
+
+/// Reads adapter 0's device fault counters through the provider (PASSIVE_LEVEL) and prints
+/// them (`nmr: QueryDeviceFaultCounters(0): name value, ...`, for the boot tests to judge);
+/// the device was reset at least once (InitializeEx), a wrong size and an unknown index are
+/// refused.
+fn read_fault_counters(
+    query: RnicDiagQueryDeviceFaultCountersFn,
+    binding: *mut c_void,
+) -> Result<(), String> {
+    let size = core::mem::size_of::<RNIC_DIAG_DEVICE_FAULT_COUNTERS>() as u32;
+    let mut c = RNIC_DIAG_DEVICE_FAULT_COUNTERS {
+        Size: size,
+        ..Default::default()
+    };
+    // SAFETY: the provider's function with its binding context and a live output, at
+    // PASSIVE_LEVEL.
+    let status = unsafe { query(binding, 0, &mut c) };
+    if status != STATUS_SUCCESS {
+        return Err(format!(
+            "QueryDeviceFaultCounters(0) returned {status:#010x}"
+        ));
+    }
+    crate::println!(
+        "nmr: QueryDeviceFaultCounters(0): tx_dropped_link_down {}, tx_wire_errors {}, rx_dropped_no_buffer {}, rx_wire_errors {}, admin_failed {}, dma_errors {}, device_resets {}, events_overflowed {}, tx_queue0_errors {}, rx_queue0_errors {}",
+        c.TxDroppedLinkDown,
+        c.TxWireErrors,
+        c.RxDroppedNoBuffer,
+        c.RxWireErrors,
+        c.AdminFailed,
+        c.DmaErrors,
+        c.DeviceResets,
+        c.EventsOverflowed,
+        c.TxQueue0Errors,
+        c.RxQueue0Errors
+    );
+    if c.Size != size || c.AdapterIndex != 0 || c.DeviceResets == 0 {
+        return Err(format!(
+            "QueryDeviceFaultCounters(0): size {:#x}, adapter {}, {} device resets (InitializeEx resets the device)",
+            c.Size, c.AdapterIndex, c.DeviceResets
+        ));
+    }
+    // Refused calls: a record of the wrong size, an adapter that does not exist.
+    for (index, size, want) in [
+        (0, size - 8, STATUS_INVALID_PARAMETER),
+        (99, size, STATUS_NOT_FOUND),
+    ] {
+        let mut refused = RNIC_DIAG_DEVICE_FAULT_COUNTERS {
+            Size: size,
+            ..Default::default()
+        };
+        // SAFETY: as above.
+        let status = unsafe { query(binding, index, &mut refused) };
+        if status != want {
+            return Err(format!(
+                "QueryDeviceFaultCounters({index}) with Size {size:#x} returned {status:#010x}, not {want:#010x}"
+            ));
+        }
     }
     Ok(())
 }

@@ -156,7 +156,7 @@ pub fn query_counter(
 /// Reports a failed check of the matrix.
 fn check(ok: bool, what: impl FnOnce() -> String) -> bool {
     if !ok {
-        violation(what());
+        super::lowres::outcome_failed(what());
     }
     ok
 }

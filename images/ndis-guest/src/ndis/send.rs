@@ -27,14 +27,16 @@ const ETHERTYPE: [u8; 2] = [0x88, 0xB5];
 pub static OUTSTANDING: IrqLock<BTreeMap<u64, Option<NDIS_STATUS>>> = IrqLock::new(BTreeMap::new());
 
 /// Records the driver's completion of a chain; each NBL must be outstanding and not yet
-/// completed, and the flags must match the IRQL. Returns the violations found.
+/// completed (`NdisNblDoubleComplete`: the driver completes only NBLs it owns), and the flags
+/// must match the IRQL (`NdisNblFlagsIrql`). Returns the violations found.
 pub fn completed(chain: *mut NET_BUFFER_LIST, flags: u32) -> Vec<alloc::string::String> {
     let mut problems = Vec::new();
-    let at_dispatch = IRQL.load(core::sync::atomic::Ordering::Relaxed) == DISPATCH_LEVEL;
-    if (flags & NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL != 0) != at_dispatch {
-        problems.push(format!(
-            "SendCompleteFlags {flags:#x} do not match the caller's IRQL (DISPATCH_LEVEL: {at_dispatch})"
-        ));
+    if let Some(why) = flags_mismatch(
+        "SendCompleteFlags",
+        flags,
+        NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL,
+    ) {
+        problems.push(why);
     }
     let mut nbl = chain;
     let mut out = OUTSTANDING.lock();
@@ -49,13 +51,13 @@ pub fn completed(chain: *mut NET_BUFFER_LIST, flags: u32) -> Vec<alloc::string::
             }
             Some(Some(first)) => {
                 problems.push(format!(
-                    "NBL {nbl:p} completed twice (first with {first:#010x})"
+                    "NdisNblDoubleComplete: NBL {nbl:p} completed twice (first with {first:#010x}): the driver no longer owned it"
                 ));
                 break;
             }
             None => {
                 problems.push(format!(
-                    "NBL {nbl:p} completed but never sent to the driver"
+                    "NdisNblDoubleComplete: NBL {nbl:p} completed but the driver does not own it (never sent to it)"
                 ));
                 break;
             }
@@ -63,6 +65,44 @@ pub fn completed(chain: *mut NET_BUFFER_LIST, flags: u32) -> Vec<alloc::string::
         nbl = next;
     }
     problems
+}
+
+/// `NdisNblFlagsIrql`: the `DISPATCH_LEVEL` bit (`dispatch_bit`) of a completion's or an
+/// indication's `flags` (`what`) must say whether the caller runs at DISPATCH_LEVEL; the
+/// violation's text, or None.
+pub fn flags_mismatch(what: &str, flags: u32, dispatch_bit: u32) -> Option<alloc::string::String> {
+    let irql = IRQL.load(core::sync::atomic::Ordering::Relaxed);
+    let at_dispatch = irql == DISPATCH_LEVEL;
+    ((flags & dispatch_bit != 0) != at_dispatch).then(|| {
+        format!(
+            "NdisNblFlagsIrql: {what} {flags:#x} do not match the caller's IRQL {irql} (the DISPATCH_LEVEL flag {dispatch_bit:#x} must be set exactly at DISPATCH_LEVEL)"
+        )
+    })
+}
+
+/// Forgets every send record (leaks were reported): an emptied map keeps its nodes, so a
+/// fresh one is put in before the heap is compared with its baseline.
+pub fn reset() {
+    *OUTSTANDING.lock() = BTreeMap::new();
+}
+
+/// `NdisNblLeak`: the send NBLs handed to the driver and never completed, as violation texts
+/// (checked once the adapter has been halted).
+pub fn leaks() -> Vec<alloc::string::String> {
+    let out = OUTSTANDING.lock();
+    let never: Vec<u64> = out
+        .iter()
+        .filter(|(_, s)| s.is_none())
+        .map(|(nbl, _)| *nbl)
+        .collect();
+    if never.is_empty() {
+        return Vec::new();
+    }
+    alloc::vec![format!(
+        "NdisNblLeak: {} send NBL(s) never completed (first {:#x}): NdisMSendNetBufferListsComplete owed",
+        never.len(),
+        never[0]
+    )]
 }
 
 /// One test frame with its NBL, NET_BUFFER and MDLs (kept alive until completed). Frames
@@ -152,6 +192,22 @@ fn send_chain(
     ctx: NDIS_HANDLE,
     data: Vec<Vec<u8>>,
 ) -> usize {
+    let burst = post_chain(handler, ctx, data);
+    burst.wait()
+}
+
+/// Frames handed to the driver in one chain, kept alive until every NBL has come back.
+pub struct Burst {
+    frames: Vec<Frame>,
+}
+
+/// Hands `data` to the driver as one chain of NBLs (at the caller's IRQL, with send flags 0:
+/// PASSIVE_LEVEL) without waiting: the returned [`Burst`] keeps the frames alive.
+pub fn post_chain(
+    handler: MiniportSendNetBufferListsFn,
+    ctx: NDIS_HANDLE,
+    data: Vec<Vec<u8>>,
+) -> Burst {
     let mut frames: Vec<Frame> = data.into_iter().map(build).collect();
     // Chain them.
     for i in (0..frames.len().saturating_sub(1)).rev() {
@@ -173,30 +229,54 @@ fn send_chain(
     // SAFETY: the driver's handler with its context; the chain stays alive until every NBL
     // has been completed (or the guest gives up and leaks it).
     unsafe { handler(ctx, head, 0, 0) };
-    let all_done = || OUTSTANDING.lock().values().all(|v| v.is_some());
-    if !interrupt::wait_until(SEND_TIMEOUT_MS, all_done) {
-        violation(format!(
-            "NdisTimedDataSend: {} of {} NBLs not completed within {SEND_TIMEOUT_MS} ms",
-            OUTSTANDING.lock().values().filter(|v| v.is_none()).count(),
-            frames.len()
-        ));
-        // The driver may still touch them: keep them alive.
-        core::mem::forget(frames);
-        return 0;
+    Burst { frames }
+}
+
+impl Burst {
+    /// The status each NBL of the burst came back with so far (None: still with the driver).
+    pub fn statuses(&self) -> Vec<Option<NDIS_STATUS>> {
+        let out = OUTSTANDING.lock();
+        self.frames
+            .iter()
+            .map(|f| {
+                out.get(&(&*f.nbl as *const NET_BUFFER_LIST as u64))
+                    .copied()
+                    .flatten()
+            })
+            .collect()
     }
-    let done: Vec<Option<NDIS_STATUS>> = core::mem::take(&mut *OUTSTANDING.lock())
-        .into_values()
-        .collect();
-    let ok = done
-        .iter()
-        .filter(|s| **s == Some(NDIS_STATUS_SUCCESS))
-        .count();
-    crate::println!(
-        "ndis: send completions: {ok} of {} NBLs completed with NDIS_STATUS_SUCCESS",
-        done.len()
-    );
-    drop(frames);
-    ok
+
+    /// Waits (`NdisTimedDataSend`, 30 s) until every NBL of the burst has been completed;
+    /// forgets them and returns how many completed with NDIS_STATUS_SUCCESS (0 after a
+    /// timeout, whose NBLs are kept alive for ever: the driver may still touch them).
+    pub fn wait(self) -> usize {
+        let all_done = || self.statuses().iter().all(|s| s.is_some());
+        if !interrupt::wait_until(SEND_TIMEOUT_MS, all_done) {
+            violation(format!(
+                "NdisTimedDataSend: {} of {} NBLs not completed within {SEND_TIMEOUT_MS} ms",
+                self.statuses().iter().filter(|v| v.is_none()).count(),
+                self.frames.len()
+            ));
+            core::mem::forget(self);
+            return 0;
+        }
+        let done = self.statuses();
+        {
+            let mut out = OUTSTANDING.lock();
+            for f in &self.frames {
+                out.remove(&(&*f.nbl as *const NET_BUFFER_LIST as u64));
+            }
+        }
+        let ok = done
+            .iter()
+            .filter(|s| **s == Some(NDIS_STATUS_SUCCESS))
+            .count();
+        crate::println!(
+            "ndis: send completions: {ok} of {} NBLs completed with NDIS_STATUS_SUCCESS",
+            done.len()
+        );
+        ok
+    }
 }
 
 /// How long the guest waits for sent frames to come back through a loopback wire (plan key
@@ -255,27 +335,34 @@ pub fn receive_frames(
 /// and context of each), as a protocol that consumed or ignored them would: frames nobody
 /// waited for (the peer's ARP of an RDMA connection, say) must go back before the pause.
 pub fn return_unclaimed(ret: MiniportReturnNetBufferListsFn, adapters: &[(usize, NDIS_HANDLE)]) {
-    let (received, on) = {
-        let mut n = super::netbuf::NETBUF.lock();
-        (
-            core::mem::take(&mut n.received),
-            core::mem::take(&mut n.received_on),
-        )
-    };
     for &(i, ctx) in adapters {
-        let mine: Vec<(u64, Vec<u8>)> = received
-            .iter()
-            .filter(|(nbl, _)| on.get(nbl) == Some(&i))
-            .cloned()
-            .collect();
-        if !mine.is_empty() {
-            crate::println!(
-                "ndis: returning {} unclaimed received frame(s) to adapter {i}",
-                mine.len()
-            );
-        }
-        return_nbls(ret, ctx, &mine);
+        return_held(ret, i, ctx);
     }
+}
+
+/// Returns the NBLs adapter `i` (context `ctx`) indicated and the guest still holds, in one
+/// chain through `ret` at PASSIVE_LEVEL; those of other adapters stay held. Returns how many.
+pub fn return_held(ret: MiniportReturnNetBufferListsFn, i: usize, ctx: NDIS_HANDLE) -> usize {
+    let mine: Vec<(u64, Vec<u8>)> = {
+        let mut n = super::netbuf::NETBUF.lock();
+        let n = &mut *n;
+        let (mine, others) = core::mem::take(&mut n.received)
+            .into_iter()
+            .partition(|(nbl, _)| n.received_on.get(nbl) == Some(&i));
+        n.received = others;
+        for (nbl, _) in &mine {
+            n.received_on.remove(nbl);
+        }
+        mine
+    };
+    if !mine.is_empty() {
+        crate::println!(
+            "ndis: returning {} unclaimed received frame(s) to adapter {i}",
+            mine.len()
+        );
+    }
+    return_nbls(ret, ctx, &mine);
+    mine.len()
 }
 
 fn return_nbls(ret: MiniportReturnNetBufferListsFn, ctx: NDIS_HANDLE, received: &[(u64, Vec<u8>)]) {

@@ -82,6 +82,7 @@ pub unsafe extern "win64" fn NdisAllocateIoWorkItem(NdisObjectHandle: NDIS_HANDL
                 NDIS_STATUS_INVALID_PARAMETER,
             );
         }
+        super::lowres::allocation(F)?;
         let layout = core::alloc::Layout::from_size_align(ITEM_SIZE, 16)
             .map_err(|_| NDIS_STATUS_RESOURCES)?;
         // SAFETY: non-zero size.

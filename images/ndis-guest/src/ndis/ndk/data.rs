@@ -23,10 +23,12 @@ use super::suite::{buffer, chain, expect_success, fail, refused, skip, Suite, Te
 use super::verifier::{self, Watch};
 use crate::ndis::{interrupt, DISPATCH_LEVEL};
 
-/// The TCP-style port the suite's listeners use (each connection test its own).
-const BASE_PORT: u16 = 5000;
-/// The port of the one-adapter loopback connection test.
-pub const LOOPBACK_PORT: u16 = BASE_PORT + 30;
+/// The first TCP-style port of the IPv4 connection tests (each test its own, at an offset).
+const BASE_PORT_IPV4: u16 = 5000;
+/// The first port of the IPv6 connection tests.
+const BASE_PORT_IPV6: u16 = 6000;
+/// The port offset of the one-adapter loopback connection test.
+pub const LOOPBACK_PORT: u16 = 30;
 /// How long the suite waits for a connect event or a completion in a CQ.
 const EVENT_WAIT_MS: u64 = 5_000;
 /// How long a send with no receive posted at the peer is watched before a receive is posted.
@@ -34,20 +36,164 @@ const RNR_WAIT_MS: u64 = 300;
 /// The read limits the suite asks for.
 const READ_LIMIT: u32 = 1;
 
-fn sockaddr(addr: [u8; 4], port: u16) -> SOCKADDR_IN {
-    SOCKADDR_IN {
-        sin_family: AF_INET,
-        sin_port: port.to_be(),
-        sin_addr: addr,
-        sin_zero: [0; 8],
+/// The address family the connection tests run in (Microsoft's NDK logo tests take an IPv4
+/// and an IPv6 address; the suite runs its connection tests in both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    /// `AF_INET`: `SOCKADDR_IN`, 16 bytes.
+    Ipv4,
+    /// `AF_INET6`: `SOCKADDR_IN6`, 28 bytes.
+    Ipv6,
+}
+
+impl Family {
+    /// "ipv4" or "ipv6": the suffix of the test names of this family.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+
+    /// The Windows `ADDRESS_FAMILY` value.
+    fn af(self) -> ADDRESS_FAMILY {
+        match self {
+            Family::Ipv4 => AF_INET,
+            Family::Ipv6 => AF_INET6,
+        }
+    }
+
+    /// Bytes of the family's socket address.
+    fn sockaddr_len(self) -> u32 {
+        match self {
+            Family::Ipv4 => core::mem::size_of::<SOCKADDR_IN>() as u32,
+            Family::Ipv6 => core::mem::size_of::<SOCKADDR_IN6>() as u32,
+        }
+    }
+
+    /// Where the address bytes sit in the socket address, and how many there are.
+    fn ip_range(self) -> core::ops::Range<usize> {
+        match self {
+            Family::Ipv4 => 4..8,
+            Family::Ipv6 => 8..24,
+        }
+    }
+
+    /// The first port of this family's connection tests.
+    pub(super) fn base_port(self) -> u16 {
+        match self {
+            Family::Ipv4 => BASE_PORT_IPV4,
+            Family::Ipv6 => BASE_PORT_IPV6,
+        }
     }
 }
 
-fn sa(a: &SOCKADDR_IN) -> *const SOCKADDR {
-    (a as *const SOCKADDR_IN).cast()
+/// A socket address of either family in a `SOCKADDR_INET`-sized buffer (the bytes of a
+/// `SOCKADDR_IN` or `SOCKADDR_IN6`, exactly as the provider reads and writes them).
+#[repr(C, align(4))]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Addr {
+    bytes: [u8; 28],
 }
 
-const SA_LEN: u32 = core::mem::size_of::<SOCKADDR_IN>() as u32;
+impl Addr {
+    /// The wildcard address of `family` with `port`.
+    fn any(family: Family, port: u16) -> Addr {
+        let mut a = Addr { bytes: [0; 28] };
+        a.bytes[..2].copy_from_slice(&family.af().to_le_bytes());
+        a.with_port(port)
+    }
+
+    /// The address in the first 28 bytes of `b` (a `SOCKADDR_INET`).
+    fn from_inet(b: &[u8]) -> Addr {
+        let mut a = Addr::empty();
+        a.bytes.copy_from_slice(&b[..28]);
+        a
+    }
+
+    /// An empty buffer for the provider to write an address into.
+    fn empty() -> Addr {
+        Addr { bytes: [0; 28] }
+    }
+
+    /// The same address with another port.
+    fn with_port(mut self, port: u16) -> Addr {
+        self.bytes[2..4].copy_from_slice(&port.to_be_bytes());
+        self
+    }
+
+    /// Its family, None for a family the suite does not know.
+    fn family(&self) -> Option<Family> {
+        match u16::from_le_bytes([self.bytes[0], self.bytes[1]]) {
+            AF_INET => Some(Family::Ipv4),
+            AF_INET6 => Some(Family::Ipv6),
+            _ => None,
+        }
+    }
+
+    /// Its port.
+    fn port(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+    }
+
+    /// Its address bytes (4 or 16; none for an unknown family).
+    fn ip(&self) -> &[u8] {
+        self.family().map_or(&[], |f| &self.bytes[f.ip_range()])
+    }
+
+    /// Bytes of the socket address (16 or 28).
+    fn len(&self) -> u32 {
+        self.family().map_or(28, Family::sockaddr_len)
+    }
+
+    /// The `PSOCKADDR` the provider takes.
+    fn sa(&self) -> *const SOCKADDR {
+        self.bytes.as_ptr().cast()
+    }
+
+    /// The `PSOCKADDR` a provider getter writes.
+    fn sa_mut(&mut self) -> *mut SOCKADDR {
+        self.bytes.as_mut_ptr().cast()
+    }
+
+    /// Whether the two name the same host and port.
+    fn same_endpoint(&self, other: &Addr) -> bool {
+        self.family() == other.family() && self.ip() == other.ip() && self.port() == other.port()
+    }
+}
+
+impl core::fmt::Display for Addr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.family() {
+            Some(Family::Ipv4) => {
+                let ip = self.ip();
+                write!(f, "{}.{}.{}.{}:{}", ip[0], ip[1], ip[2], ip[3], self.port())
+            }
+            Some(Family::Ipv6) => {
+                f.write_str("[")?;
+                for (i, pair) in self.ip().chunks_exact(2).enumerate() {
+                    let sep = if i == 0 { "" } else { ":" };
+                    write!(f, "{sep}{:x}", u16::from_be_bytes([pair[0], pair[1]]))?;
+                }
+                write!(f, "]:{}", self.port())
+            }
+            None => write!(
+                f,
+                "(family {:#x})",
+                u16::from_le_bytes([self.bytes[0], self.bytes[1]])
+            ),
+        }
+    }
+}
+
+/// Where the passive end of a connection lives.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Passive {
+    /// On the second RNIC's adapter when there is one (across the wire), else on this one.
+    Peer,
+    /// On this adapter (the device's loopback).
+    Local,
+}
 
 /// One end of a connection.
 pub struct End {
@@ -136,6 +282,68 @@ impl Cleanup {
 }
 
 impl Suite {
+    /// The port at `offset` of the current family's connection tests (each test its own).
+    pub(super) fn port(&self, offset: u16) -> u16 {
+        self.family().base_port() + offset
+    }
+
+    /// An address a provider getter writes (`get(out, len)` with a 28-byte buffer): it must
+    /// succeed and be of the current family, with the family's length.
+    fn address_of(
+        &self,
+        what: &str,
+        get: impl FnOnce(*mut SOCKADDR, *mut u32) -> NTSTATUS,
+    ) -> Result<Addr, Outcome> {
+        let mut addr = Addr::empty();
+        let mut len = 28u32;
+        expect_success(what, get(addr.sa_mut(), &mut len))?;
+        let family = self.family();
+        if addr.family() != Some(family) || len != family.sockaddr_len() {
+            return fail(format!(
+                "{what} wrote {addr} in {len} bytes; an {} address of {} bytes expected",
+                family.name(),
+                family.sockaddr_len()
+            ));
+        }
+        Ok(addr)
+    }
+
+    /// NdkGetLocalAddress and NdkGetPeerAddress of a connected connector: both of the
+    /// current family; the peer is `peer` when given, and the local endpoint `local` when
+    /// given. Returns (local, peer).
+    fn check_endpoints(
+        &self,
+        conn: *mut NDK_CONNECTOR,
+        side: &str,
+        local: Option<&Addr>,
+        peer: Option<&Addr>,
+    ) -> Result<(Addr, Addr), Outcome> {
+        let d = connector_dispatch(conn);
+        let (Some(get_local), Some(get_peer)) = (d.NdkGetLocalAddress, d.NdkGetPeerAddress) else {
+            return fail(
+                "the connector dispatch table lacks NdkGetLocalAddress or NdkGetPeerAddress",
+            );
+        };
+        let mine = self.address_of("NdkGetLocalAddress (connector)", |out, len| {
+            // SAFETY: the provider's getter with its connector and live out-parameters.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { get_local(conn, out, len) })
+        })?;
+        let theirs = self.address_of("NdkGetPeerAddress", |out, len| {
+            // SAFETY: as above.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { get_peer(conn, out, len) })
+        })?;
+        for (what, got, want) in [("local", &mine, local), ("peer", &theirs, peer)] {
+            if let Some(want) = want {
+                if !got.same_endpoint(want) {
+                    return fail(format!(
+                        "{side}: the connector's {what} address is {got}; {want} expected"
+                    ));
+                }
+            }
+        }
+        Ok((mine, theirs))
+    }
+
     fn create_connector(&self, c: &mut Cleanup) -> Result<*mut NDK_CONNECTOR, Outcome> {
         let (a, d) = self.side(false);
         let f = match d.NdkCreateConnector {
@@ -160,7 +368,7 @@ impl Suite {
         &self,
         port: u16,
         c: &mut Cleanup,
-    ) -> Result<(*mut NDK_LISTENER, &'static Watch, SOCKADDR_IN), Outcome> {
+    ) -> Result<(*mut NDK_LISTENER, &'static Watch, Addr), Outcome> {
         self.listen_on(true, port, c)
     }
 
@@ -171,7 +379,7 @@ impl Suite {
         passive: bool,
         port: u16,
         c: &mut Cleanup,
-    ) -> Result<(*mut NDK_LISTENER, &'static Watch, SOCKADDR_IN), Outcome> {
+    ) -> Result<(*mut NDK_LISTENER, &'static Watch, Addr), Outcome> {
         let (a, d) = self.side(passive);
         let f = match d.NdkCreateListener {
             Some(f) => f,
@@ -202,26 +410,29 @@ impl Suite {
         let (Some(listen), Some(local)) = (d.NdkListen, d.NdkGetLocalAddress) else {
             return fail("the listener dispatch table lacks NdkListen or NdkGetLocalAddress");
         };
-        let any = sockaddr([0; 4], port);
+        let family = self.family();
+        let any = Addr::any(family, port);
         let st = verifier::call("NdkListen", DISPATCH_LEVEL, |ctx| {
             // SAFETY: the provider's function with its listener and a live address.
-            unsafe { listen(l, sa(&any), SA_LEN, Some(verifier::on_request), ctx) }
+            unsafe { listen(l, any.sa(), any.len(), Some(verifier::on_request), ctx) }
         })
         .status;
+        if st == STATUS_INVALID_ADDRESS && family == Family::Ipv6 {
+            return skip(
+                "NdkListen on [::] returned STATUS_INVALID_ADDRESS: the RNIC's port has no IPv6 address (give the RNIC `ipv6=` in rnic-vmm's --rnic)",
+            );
+        }
         if st != STATUS_SUCCESS {
             return no_connectors("NdkListen", st);
         }
-        let mut addr = SOCKADDR_IN::default();
-        let mut len = SA_LEN;
-        // SAFETY: the provider's getter with live out-parameters.
-        let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
-            local(l, (&raw mut addr).cast(), &mut len)
-        });
-        expect_success("NdkGetLocalAddress (listener)", st)?;
-        if addr.sin_addr == [0; 4] {
-            return fail(
-                "the listener's NdkGetLocalAddress reports 0.0.0.0: the suite cannot address it",
-            );
+        let addr = self.address_of("the listener's NdkGetLocalAddress", |out, len| {
+            // SAFETY: the provider's getter with live out-parameters.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { local(l, out, len) })
+        })?;
+        if addr.ip().iter().all(|&b| b == 0) || addr.port() == 0 {
+            return fail(format!(
+                "the listener's NdkGetLocalAddress reports {addr}: the suite cannot address it"
+            ));
         }
         Ok((l, watch, addr))
     }
@@ -250,16 +461,58 @@ impl Suite {
         &self,
         conn: *mut NDK_CONNECTOR,
         qp: *mut NDK_QP,
-        dest: &SOCKADDR_IN,
+        dest: &Addr,
         private: &'static [u8],
         c: &mut Cleanup,
     ) -> Result<verifier::Started, Outcome> {
-        let Some(connect) = connector_dispatch(conn).NdkConnect else {
+        self.start_connect_from(conn, qp, dest, private, None, c)
+    }
+
+    /// [`Self::start_connect`], or NdkConnectWithSharedEndpoint from `endpoint` when given.
+    fn start_connect_from(
+        &self,
+        conn: *mut NDK_CONNECTOR,
+        qp: *mut NDK_QP,
+        dest: &Addr,
+        private: &'static [u8],
+        endpoint: Option<*mut NDK_SHARED_ENDPOINT>,
+        c: &mut Cleanup,
+    ) -> Result<verifier::Started, Outcome> {
+        let d = connector_dispatch(conn);
+        let dest = *dest;
+        if let Some(endpoint) = endpoint {
+            let Some(connect) = d.NdkConnectWithSharedEndpoint else {
+                return fail("the connector dispatch table lacks NdkConnectWithSharedEndpoint");
+            };
+            return Ok(verifier::start(
+                "NdkConnectWithSharedEndpoint",
+                DISPATCH_LEVEL,
+                |ctx| {
+                    // SAFETY: the provider's function with its connector, QP and shared
+                    // endpoint, a live address and private data it copies before completing.
+                    unsafe {
+                        connect(
+                            conn,
+                            qp,
+                            endpoint,
+                            dest.sa(),
+                            dest.len(),
+                            READ_LIMIT,
+                            READ_LIMIT,
+                            private.as_ptr().cast(),
+                            private.len() as u32,
+                            Some(verifier::on_request),
+                            ctx,
+                        )
+                    }
+                },
+            ));
+        }
+        let Some(connect) = d.NdkConnect else {
             return fail("the connector dispatch table lacks NdkConnect");
         };
         let (_, _, local) = self.listen_on(false, 0, c)?;
-        let src = sockaddr(local.sin_addr, 0);
-        let dest = *dest;
+        let src = local.with_port(0);
         Ok(verifier::start("NdkConnect", DISPATCH_LEVEL, |ctx| {
             // SAFETY: the provider's function with its connector and QP, live addresses and
             // private data the provider copies before the call completes.
@@ -267,10 +520,10 @@ impl Suite {
                 connect(
                     conn,
                     qp,
-                    sa(&src),
-                    SA_LEN,
-                    sa(&dest),
-                    SA_LEN,
+                    src.sa(),
+                    src.len(),
+                    dest.sa(),
+                    dest.len(),
                     READ_LIMIT,
                     READ_LIMIT,
                     private.as_ptr().cast(),
@@ -291,21 +544,35 @@ impl Suite {
         to_a: &[u8],
         c: &mut Cleanup,
     ) -> Result<Connection, Outcome> {
+        self.connect_to(Passive::Peer, port, (to_b, to_a), None, c)
+    }
+
+    /// [`Self::connect`] with the listener and the passive end on `passive`'s adapter, from
+    /// the shared `endpoint` when given.
+    fn connect_to(
+        &self,
+        passive: Passive,
+        port: u16,
+        (to_b, to_a): (&'static [u8], &[u8]),
+        endpoint: Option<*mut NDK_SHARED_ENDPOINT>,
+        c: &mut Cleanup,
+    ) -> Result<Connection, Outcome> {
+        let on_peer = passive == Passive::Peer;
         let pd_a = c.add(self.create_pd_on(false)?, ObjectKind::Pd);
-        let pd_b = if self.has_peer() {
+        let pd_b = if self.has_peer() && on_peer {
             c.add(self.create_pd_on(true)?, ObjectKind::Pd)
         } else {
             pd_a
         };
         let (cq_a, qp_a) = self.end_qp(pd_a, false, c)?;
-        let (cq_b, qp_b) = self.end_qp(pd_b, true, c)?;
-        let (_listener, events, addr) = self.listen(port, c)?;
+        let (cq_b, qp_b) = self.end_qp(pd_b, on_peer, c)?;
+        let (_listener, events, addr) = self.listen_on(on_peer, port, c)?;
         let conn_a = self.create_connector(c)?;
         let da = connector_dispatch(conn_a);
         let Some(complete) = da.NdkCompleteConnect else {
             return fail("the connector dispatch table lacks NdkCompleteConnect");
         };
-        let connecting = self.start_connect(conn_a, qp_a, &addr, to_b, c)?;
+        let connecting = self.start_connect_from(conn_a, qp_a, &addr, to_b, endpoint, c)?;
         if !interrupt::wait_until(EVENT_WAIT_MS, || {
             events.fired.load(Ordering::Acquire) > 0 || connecting.is_done()
         }) || events.fired.load(Ordering::Acquire) == 0
@@ -320,7 +587,7 @@ impl Suite {
         verifier::adopt(
             conn_b as *const c_void,
             ObjectKind::Connector,
-            Some(self.side(true).0 as *const c_void),
+            Some(self.side(on_peer).0 as *const c_void),
         );
         c.add(conn_b, ObjectKind::Connector);
         self.check_connection_data(conn_b, to_b, "the passive side")?;
@@ -373,6 +640,11 @@ impl Suite {
         .status;
         expect_success("NdkCompleteConnect", st)?;
         expect_success("NdkAccept", accepting.wait().status)?;
+        // Both ends name each other in the connection's family: the active side's peer is
+        // the listener's endpoint, the passive side's local endpoint too, and each side's
+        // peer is the other's local endpoint.
+        let (a_local, _) = self.check_endpoints(conn_a, "the active side", None, Some(&addr))?;
+        self.check_endpoints(conn_b, "the passive side", Some(&addr), Some(&a_local))?;
         Ok(Connection {
             pd_a,
             pd_b,
@@ -549,7 +821,7 @@ impl Suite {
     /// payload checked byte for byte.
     pub fn send_receive_sizes(&mut self) -> TestResult {
         let max = self.info()?.MaxTransferLength.min(1 << 20) as usize;
-        self.with_connection(BASE_PORT, |s, conn, c| {
+        self.with_connection(self.port(0), |s, conn, c| {
             let mut a = s.registered(conn.pd_a, (max, 0x40), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let b = s.registered(conn.pd_b, (max, 0x80), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             for (i, size) in [1usize, 64, 4096, max].into_iter().enumerate() {
@@ -575,7 +847,7 @@ impl Suite {
 
     /// RDMA WRITE into the peer's buffer with its remote token, then RDMA READ it back.
     pub fn rdma_write_read(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 1, |s, conn, c| {
+        self.with_connection(self.port(1), |s, conn, c| {
             let size = 8192usize;
             let local = NDK_MR_FLAG_ALLOW_LOCAL_WRITE | NDK_MR_FLAG_RDMA_READ_SINK;
             let remote = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
@@ -606,7 +878,7 @@ impl Suite {
 
     /// Connect and accept with private data both ways, then a disconnect the peer sees once.
     pub fn connect_accept_disconnect(&mut self) -> TestResult {
-        self.connect_accept_disconnect_on(BASE_PORT + 2)
+        self.connect_accept_disconnect_on(self.port(2))
     }
 
     /// The connect/accept/disconnect exchange through a listener on `port`.
@@ -621,11 +893,11 @@ impl Suite {
         let r = (|| {
             // The listener only learns the passive adapter's address; it listens on another
             // port.
-            let (_, _, addr) = self.listen(BASE_PORT + 3, &mut c)?;
+            let (_, _, addr) = self.listen(self.port(3), &mut c)?;
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
             let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
-            let nobody = sockaddr(addr.sin_addr, BASE_PORT + 4);
+            let nobody = addr.with_port(self.port(4));
             let o = self.start_connect(conn, qp, &nobody, b"", &mut c)?.wait();
             if o.status != STATUS_CONNECTION_REFUSED {
                 return fail(format!(
@@ -643,8 +915,8 @@ impl Suite {
     pub fn dual_listen(&mut self) -> TestResult {
         let mut c = Cleanup::default();
         let r = (|| {
-            self.listen(BASE_PORT + 5, &mut c)?;
-            match self.listen(BASE_PORT + 5, &mut c) {
+            self.listen(self.port(5), &mut c)?;
+            match self.listen(self.port(5), &mut c) {
                 Ok(_) => fail("a second listener on the same port was accepted"),
                 Err(Outcome::Fail(why)) if why.contains("NdkListen returned") => Ok(()),
                 Err(other) => Err(other),
@@ -655,7 +927,167 @@ impl Suite {
     }
 }
 
-/// A connector call that failed: STATUS_NOT_SUPPORTED means the provider has no connectors
+/// Shared endpoints: one local address and port, several connections.
+impl Suite {
+    /// A shared endpoint on the active adapter (wildcard address, port 0):
+    /// NdkGetLocalAddress names the port's address and a port; a second shared endpoint on
+    /// that address and port is refused with STATUS_ADDRESS_ALREADY_EXISTS; two connectors
+    /// connect from it (NdkConnectWithSharedEndpoint) to two different peers, a listener on
+    /// the passive side's adapter and one on the active adapter itself, and every end names
+    /// the shared endpoint: the active connectors as their local address, the passive ones
+    /// as their peer.
+    pub fn shared_endpoint_two_peers(&mut self) -> TestResult {
+        let mut c = Cleanup::default();
+        let r = (|| {
+            let (adapter, d) = self.side(false);
+            let Some(create) = d.NdkCreateSharedEndpoint else {
+                return fail("the dispatch table has no NdkCreateSharedEndpoint");
+            };
+            let make = |addr: &Addr| {
+                verifier::create(
+                    "NdkCreateSharedEndpoint",
+                    ObjectKind::SharedEndpoint,
+                    Some(adapter as *const c_void),
+                    DISPATCH_LEVEL,
+                    // SAFETY: the provider's function with its adapter and a live address.
+                    |done, ctx, out| unsafe {
+                        create(adapter, addr.sa(), addr.len(), done, ctx, out)
+                    },
+                )
+            };
+            let endpoint = match make(&Addr::any(self.family(), 0)) {
+                Ok(e) => c.add(e, ObjectKind::SharedEndpoint),
+                Err(STATUS_INVALID_ADDRESS) if self.family() == Family::Ipv6 => {
+                    return skip("NdkCreateSharedEndpoint on [::] returned STATUS_INVALID_ADDRESS: the RNIC's port has no IPv6 address");
+                }
+                Err(st) => return refused("NdkCreateSharedEndpoint", st),
+            };
+            // SAFETY: a shared endpoint the provider returned.
+            let ed = unsafe { core::ptr::read_volatile((*endpoint).Dispatch) };
+            let Some(get) = ed.NdkGetLocalAddress else {
+                return fail("the shared endpoint dispatch table lacks NdkGetLocalAddress");
+            };
+            let mine = self.address_of("NdkGetLocalAddress (shared endpoint)", |out, len| {
+                // SAFETY: the provider's getter with its shared endpoint and live out-parameters.
+                verifier::sync(DISPATCH_LEVEL, || unsafe { get(endpoint, out, len) })
+            })?;
+            if mine.port() == 0 || mine.ip().iter().all(|&b| b == 0) {
+                return fail(format!(
+                    "the shared endpoint's NdkGetLocalAddress reports {mine}: neither the port's address nor a port"
+                ));
+            }
+            match make(&mine) {
+                Err(STATUS_ADDRESS_ALREADY_EXISTS) => {}
+                Ok(second) => {
+                    c.add(second, ObjectKind::SharedEndpoint);
+                    return fail(format!("a second shared endpoint on {mine} was created"));
+                }
+                Err(st) => {
+                    return fail(format!(
+                        "a second shared endpoint on {mine} returned {st:#010x}; STATUS_ADDRESS_ALREADY_EXISTS expected"
+                    ))
+                }
+            }
+            let first = self.connect_to(
+                Passive::Peer,
+                self.port(25),
+                (b"one", b"1"),
+                Some(endpoint),
+                &mut c,
+            )?;
+            let second = self.connect_to(
+                Passive::Local,
+                self.port(26),
+                (b"two", b"2"),
+                Some(endpoint),
+                &mut c,
+            )?;
+            let mut pairs = Vec::new();
+            for (conn, which) in [
+                (&first, "the first connection"),
+                (&second, "the second connection"),
+            ] {
+                pairs.push(self.check_endpoints(conn.a.conn, which, Some(&mine), None)?);
+                self.check_endpoints(conn.b.conn, which, None, Some(&mine))?;
+            }
+            self.check_ndk_list_oids(&mine, &pairs)?;
+            self.disconnect(&first)?;
+            self.disconnect(&second)
+        })();
+        let closed = c.close(self);
+        r.and(closed)
+    }
+}
+
+/// The NDK list OIDs.
+impl Suite {
+    /// `OID_NDK_LOCAL_ENDPOINTS` and `OID_NDK_CONNECTIONS` on this adapter: an 8-byte buffer
+    /// is `NDIS_STATUS_BUFFER_TOO_SHORT` with `BytesNeeded`; the full answer (header 0x80,
+    /// revision 1, `Count` entries of 0x24 / 0x40 bytes) lists `shared` as a kernel shared
+    /// endpoint (`Listener` FALSE) and every (local, remote) pair of `connections`, in the
+    /// current family.
+    fn check_ndk_list_oids(&self, shared: &Addr, connections: &[(Addr, Addr)]) -> TestResult {
+        let lists = [
+            (
+                OID_NDK_LOCAL_ENDPOINTS,
+                "OID_NDK_LOCAL_ENDPOINTS",
+                0x24usize,
+            ),
+            (OID_NDK_CONNECTIONS, "OID_NDK_CONNECTIONS", 0x40),
+        ];
+        for (oid, name, entry) in lists {
+            let mut short = [0u8; 8];
+            let Some(a) = self.query_oid(oid, &mut short) else {
+                return fail(format!("{name} could not be queried"));
+            };
+            if a.status != NDIS_STATUS_BUFFER_TOO_SHORT || (a.needed as usize) < 0x10 + entry {
+                return fail(format!(
+                    "{name} into 8 bytes returned {:#010x} needing {}; NDIS_STATUS_BUFFER_TOO_SHORT with the size of the entries expected",
+                    a.status, a.needed
+                ));
+            }
+            let mut buf = vec![0u8; a.needed as usize];
+            let Some(a) = self.query_oid(oid, &mut buf) else {
+                return fail(format!("{name} could not be queried"));
+            };
+            let count = u32::from_le_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+            let size = 0x10 + count * entry;
+            if a.status != NDIS_STATUS_SUCCESS
+                || a.written as usize != size
+                || buf[..4] != [0x80, 1, size as u8, (size >> 8) as u8]
+            {
+                return fail(format!(
+                    "{name} returned {:#010x}, {} bytes, header {:02x?}, count {count}",
+                    a.status,
+                    a.written,
+                    &buf[..4]
+                ));
+            }
+            let entries: Vec<&[u8]> = buf[0x10..size].chunks_exact(entry).collect();
+            let listed = |want: &dyn Fn(&[u8]) -> bool| entries.iter().any(|e| want(e));
+            if oid == OID_NDK_LOCAL_ENDPOINTS {
+                if !listed(&|e| Addr::from_inet(e).same_endpoint(shared) && e[29] == 0) {
+                    return fail(format!("{name} does not list the shared endpoint {shared}"));
+                }
+                continue;
+            }
+            for (local, remote) in connections {
+                let found = listed(&|e| {
+                    Addr::from_inet(e).same_endpoint(local)
+                        && Addr::from_inet(&e[28..]).same_endpoint(remote)
+                });
+                if !found {
+                    return fail(format!(
+                        "{name} does not list the connection {local} -> {remote}"
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A connector call that failed: STATUS_NOT_SUPPORTED means the provider has no connectors/// A connector call that failed: STATUS_NOT_SUPPORTED means the provider has no connectors
 /// yet (every connection test is then a skip with that reason), anything else fails.
 fn no_connectors<T>(what: &str, status: NTSTATUS) -> Result<T, Outcome> {
     if status == STATUS_NOT_SUPPORTED {
@@ -763,19 +1195,19 @@ impl Suite {
     /// MR without remote-write access, a wrong token.
     pub fn rdma_access_errors(&mut self) -> TestResult {
         let rw = NDK_MR_FLAG_ALLOW_REMOTE_WRITE | NDK_MR_FLAG_ALLOW_REMOTE_READ;
-        self.access_violation(BASE_PORT + 10, false, rw, 1, 0)
+        self.access_violation(self.port(10), false, rw, 1, 0)
             .map_err(|e| label(e, "over-write"))?;
-        self.access_violation(BASE_PORT + 11, true, rw, 1, 0)
+        self.access_violation(self.port(11), true, rw, 1, 0)
             .map_err(|e| label(e, "over-read"))?;
-        self.access_violation(BASE_PORT + 12, false, NDK_MR_FLAG_ALLOW_REMOTE_READ, 0, 0)
+        self.access_violation(self.port(12), false, NDK_MR_FLAG_ALLOW_REMOTE_READ, 0, 0)
             .map_err(|e| label(e, "write without remote-write access"))?;
-        self.access_violation(BASE_PORT + 13, false, rw, 0, 0x5A00)
+        self.access_violation(self.port(13), false, rw, 0, 0x5A00)
             .map_err(|e| label(e, "wrong token"))
     }
 
     /// A send larger than the posted receive: the receiver's completion reports the overflow.
     pub fn send_larger_than_receive(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 14, |s, conn, c| {
+        self.with_connection(self.port(14), |s, conn, c| {
             let a = s.registered(conn.pd_a, (128, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             s.post_recv(conn.b.qp, &Self::at(&b, 0, 64), 0x700)?;
@@ -796,7 +1228,7 @@ impl Suite {
     /// with infinite RNR retry (what the device's connections use), waits; then a receive
     /// posted late takes it, intact.
     pub fn send_without_receive(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 15, |s, conn, c| {
+        self.with_connection(self.port(15), |s, conn, c| {
             let mut a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             a.buf.fill(0x77);
@@ -825,7 +1257,7 @@ impl Suite {
 
     /// receiveflushqp: NdkFlush cancels every outstanding receive.
     pub fn flush_cancels_receives(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 16, |s, conn, c| {
+        self.with_connection(self.port(16), |s, conn, c| {
             let n = s.post_receives_and_flush(conn, 3, c)?;
             let rs = s.results(conn.b.cq, n)?;
             if let Some(r) = rs.iter().find(|r| r.Status != STATUS_CANCELLED) {
@@ -861,7 +1293,7 @@ impl Suite {
     /// reports the invalidated token.
     pub fn send_and_invalidate(&mut self) -> TestResult {
         self.needs_fast_register()?;
-        self.with_connection(BASE_PORT + 17, |s, conn, c| {
+        self.with_connection(self.port(17), |s, conn, c| {
             let a = s.registered(conn.pd_a, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let b = s.registered(conn.pd_b, (64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             // Remote invalidation applies to fast-registered MRs (as in InfiniBand).
@@ -904,7 +1336,7 @@ impl Suite {
     /// ArmCq(ANY) notifies once per arm; ArmCq(SOLICITED) ignores an unsolicited send and
     /// notifies for a solicited one.
     pub fn cq_arm(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 18, |s, conn, c| {
+        self.with_connection(self.port(18), |s, conn, c| {
             let a = s.registered(conn.pd_a, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let b = s.registered(conn.pd_b, (4 * 64, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             let Some(arm) = cq_dispatch(conn.b.cq).NdkArmCq else {
@@ -973,7 +1405,7 @@ impl Suite {
         if self.info()?.AdapterFlags & NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED == 0 {
             return skip("the adapter does not claim NDK_ADAPTER_FLAG_CQ_RESIZE_SUPPORTED");
         }
-        self.with_connection(BASE_PORT + 19, |s, conn, c| {
+        self.with_connection(self.port(19), |s, conn, c| {
             let held = s.post_receives_and_flush(conn, 8, c)?;
             interrupt::idle(50);
             let Some(resize) = cq_dispatch(conn.b.cq).NdkResizeCq else {
@@ -1003,7 +1435,7 @@ impl Suite {
     pub fn connect_reject(&mut self) -> TestResult {
         let mut c = Cleanup::default();
         let r = (|| {
-            let (_, events, addr) = self.listen(BASE_PORT + 20, &mut c)?;
+            let (_, events, addr) = self.listen(self.port(20), &mut c)?;
             let pd = c.add(self.create_pd()?, ObjectKind::Pd);
             let (_, qp) = self.end_qp(pd, false, &mut c)?;
             let conn = self.create_connector(&mut c)?;
@@ -1043,8 +1475,8 @@ impl Suite {
 
     /// dualconnection: a connector already connected cannot connect again.
     pub fn dual_connect(&mut self) -> TestResult {
-        self.with_connection(BASE_PORT + 21, |s, conn, c| {
-            let (_, _, addr) = s.listen(BASE_PORT + 22, c)?;
+        self.with_connection(self.port(21), |s, conn, c| {
+            let (_, _, addr) = s.listen(s.port(22), c)?;
             let o = s
                 .start_connect(conn.a.conn, conn.a.qp, &addr, b"", c)?
                 .wait();
@@ -1064,7 +1496,7 @@ impl Suite {
     /// WRITE fails with STATUS_ACCESS_VIOLATION.
     pub fn fast_register_write_invalidate(&mut self) -> TestResult {
         self.needs_fast_register()?;
-        self.with_connection(BASE_PORT + 23, |s, conn, c| {
+        self.with_connection(self.port(23), |s, conn, c| {
             let mut src = s.registered(conn.pd_a, (4096, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
             src.buf.fill(0x3C);
             let (mr, token, base, target) = s.fast_registered(conn, c)?;
@@ -1124,6 +1556,28 @@ impl Suite {
     ) -> Result<(*mut NDK_MR, u32, u64, Buffer), Outcome> {
         let size = 4 * 4096usize;
         let target = buffer(size, 0)?;
+        // Identity-mapped guest memory: the adapter's logical address is the physical one.
+        let page_array: Vec<NDK_LOGICAL_ADDRESS> = (0..4u64)
+            .map(|i| (target.addr() + i * 4096) as NDK_LOGICAL_ADDRESS)
+            .collect();
+        let base = super::memory::alias_of(target.addr());
+        let (mr, token) = self.fast_register_pages(conn, c, &page_array, 0, size, base)?;
+        Ok((mr, token, base, target))
+    }
+
+    /// A fast-register MR on the passive side, initialized for 4 pages and fast-registered
+    /// through the passive QP over `pages` (adapter logical addresses), the region starting
+    /// `fbo` bytes into the first and `length` bytes long, named `base`, with remote-write
+    /// access; returns the MR and its remote token.
+    fn fast_register_pages(
+        &self,
+        conn: &Connection,
+        c: &mut Cleanup,
+        pages: &[NDK_LOGICAL_ADDRESS],
+        fbo: u32,
+        length: usize,
+        base: u64,
+    ) -> Result<(*mut NDK_MR, u32), Outcome> {
         let mr = c.add(self.create_mr(conn.pd_b, true)?, ObjectKind::Mr);
         let d = Self::mr_dispatch(mr);
         let (Some(init), Some(remote)) = (d.NdkInitializeFastRegisterMr, d.NdkGetRemoteTokenFromMr)
@@ -1141,11 +1595,6 @@ impl Suite {
         let Some(fast) = qp_dispatch(conn.b.qp).NdkFastRegister else {
             return fail("the QP dispatch table lacks NdkFastRegister");
         };
-        // Identity-mapped guest memory: the adapter's logical address is the physical one.
-        let page_array: Vec<NDK_LOGICAL_ADDRESS> = (0..4u64)
-            .map(|i| (target.addr() + i * 4096) as NDK_LOGICAL_ADDRESS)
-            .collect();
-        let base = super::memory::alias_of(target.addr());
         let flags = NDK_OP_FLAG_ALLOW_REMOTE_WRITE | NDK_OP_FLAG_ALLOW_LOCAL_WRITE;
         // SAFETY: the provider's post function with its QP and MR and a live page array.
         let st = verifier::sync(DISPATCH_LEVEL, || unsafe {
@@ -1153,10 +1602,10 @@ impl Suite {
                 conn.b.qp,
                 0xD00 as *mut c_void,
                 mr,
-                4,
-                page_array.as_ptr(),
-                0,
-                size,
+                pages.len() as u32,
+                pages.as_ptr(),
+                fbo,
+                length,
                 base as *mut c_void,
                 flags,
             )
@@ -1171,7 +1620,91 @@ impl Suite {
         }
         // SAFETY: the provider's getter with its registered MR.
         let token = verifier::sync(DISPATCH_LEVEL, || unsafe { remote(mr) });
-        Ok((mr, token, base, target))
+        Ok((mr, token))
+    }
+}
+
+/// Logical address mappings (NdkBuildLAM / NdkReleaseLAM) used for a fast registration.
+impl Suite {
+    /// NdkBuildLAM on the passive adapter over a 3-page region 0x200 bytes into its first page,
+    /// described by chained one-page MDLs: a too-small LAM buffer gives
+    /// STATUS_BUFFER_TOO_SMALL with the needed size (0x10 + 4 pages × 8); then the LAM holds
+    /// the region's 4 pages (logical = guest-physical on this device) and FBO 0x200. Its
+    /// pages fast-register an MR on the passive QP, an RDMA WRITE from the active side lands
+    /// in the region through that MR, and NdkReleaseLAM takes the LAM back.
+    pub fn build_lam_fast_register_write(&mut self) -> TestResult {
+        self.needs_fast_register()?;
+        let (adapter, d) = self.side(true);
+        let (Some(build), Some(release)) = (d.NdkBuildLAM, d.NdkReleaseLAM) else {
+            return fail("the adapter dispatch table lacks NdkBuildLAM or NdkReleaseLAM");
+        };
+        self.with_connection(self.port(24), |s, conn, c| {
+            let (len, offset) = (3 * 4096usize, 0x200usize);
+            let target = buffer(len, offset)?;
+            let mdls = chain(&target, 1)?;
+            // The LAM buffer: header (AdapterContext, AdapterPageCount) and 4 pages.
+            let mut lam = [0u64; 2 + 4];
+            let lam_ptr = lam.as_mut_ptr().cast::<NDK_LOGICAL_ADDRESS_MAPPING>();
+            let build_into = |size: u32| {
+                let (mut size, mut fbo) = (size, 0u32);
+                let o = verifier::call("NdkBuildLAM", DISPATCH_LEVEL, |ctx| {
+                    // SAFETY: the provider's function with its adapter, a live MDL chain and a
+                    // LAM buffer of at least `size` bytes.
+                    unsafe {
+                        build(
+                            adapter,
+                            mdls.head(),
+                            len,
+                            Some(verifier::on_request),
+                            ctx,
+                            lam_ptr,
+                            &mut size,
+                            &mut fbo,
+                        )
+                    }
+                });
+                (o.status, size, fbo)
+            };
+            let needed = 0x10 + 4 * 8;
+            let (st, size, _) = build_into(0x10);
+            if st == STATUS_NOT_SUPPORTED {
+                return skip("NdkBuildLAM returned STATUS_NOT_SUPPORTED");
+            }
+            if st != STATUS_BUFFER_TOO_SMALL || size != needed {
+                return fail(format!(
+                    "NdkBuildLAM into 0x10 bytes returned {st:#010x} with size {size:#x}; STATUS_BUFFER_TOO_SMALL with {needed:#x} expected"
+                ));
+            }
+            let (st, size, fbo) = build_into(needed);
+            expect_success("NdkBuildLAM", st)?;
+            let count = lam[1] as u32;
+            let first_page = target.addr() & !0xFFF;
+            let want: Vec<u64> = (0..4).map(|i| first_page + i * 4096).collect();
+            if size != needed || fbo != offset as u32 || count != 4 || lam[2..] != want[..] {
+                return fail(format!(
+                    "the LAM: size {size:#x}, FBO {fbo:#x}, {count} pages {:x?}; {needed:#x}, {offset:#x}, 4 pages {want:x?} expected",
+                    &lam[2..]
+                ));
+            }
+            let pages: Vec<NDK_LOGICAL_ADDRESS> =
+                lam[2..].iter().map(|&p| p as NDK_LOGICAL_ADDRESS).collect();
+            let base = mdls.virtual_address();
+            let (_, token) = s.fast_register_pages(conn, c, &pages, fbo, len, base)?;
+            let mut src = s.registered(conn.pd_a, (len, 0), NDK_MR_FLAG_ALLOW_LOCAL_WRITE, c)?;
+            src.buf.fill(0x6B);
+            s.post_rdma(conn.a.qp, false, &Self::at(&src, 0, len), base, token)?;
+            let w = s.one(conn.a.cq)?;
+            let intact = target.bytes() == src.buf.bytes();
+            if w.Status != STATUS_SUCCESS || !intact {
+                return fail(format!(
+                    "the WRITE through the LAM's fast-registered MR completed with {:#010x}, payload intact {intact}",
+                    w.Status
+                ));
+            }
+            // SAFETY: the provider's function with its adapter and the LAM it built.
+            verifier::sync(DISPATCH_LEVEL, || unsafe { release(adapter, lam_ptr) });
+            Ok(())
+        })
     }
 }
 

@@ -346,7 +346,7 @@ fn set_state(
         ));
     }
     if a.status != NDIS_STATUS_SUCCESS {
-        violation(format!(
+        super::lowres::outcome_failed(format!(
             "OID_NDK_SET_STATE({enable}) returned {}",
             status_name(a.status)
         ));
@@ -456,7 +456,8 @@ pub fn host(
     if let Some((first, local)) = opened.first() {
         let (_, caps, info) = NDK.lock().attributes[*first].unwrap_or_default();
         let make = || {
-            let s = suite::Suite::new(local.adapter, (caps, info), (open, close), local.ctx);
+            let s = suite::Suite::new(local.adapter, (caps, info), (open, close), local.ctx)
+                .with_oid_handler(handler);
             match opened.get(1) {
                 Some((_, peer)) => s.with_peer(peer.adapter),
                 None => s,
@@ -516,7 +517,7 @@ fn report(report: guest_core::ndk::SuiteReport) {
             report.ok + report.failed + report.skipped
         );
     } else if report.failed > 0 {
-        violation(format!(
+        super::lowres::outcome_failed(format!(
             "NDK consumer suite: {} of {} tests failed",
             report.failed,
             report.ok + report.failed + report.skipped
@@ -535,10 +536,16 @@ fn open_checked(open: OPEN_NDK_ADAPTER_HANDLER, ctx: NDIS_HANDLE) -> Option<*mut
         status_name(status)
     );
     if status != NDIS_STATUS_SUCCESS || adapter.is_null() {
-        violation(format!(
+        let what = format!(
             "OpenNDKAdapterHandler returned {} with adapter {adapter:p} on an NDK-enabled adapter",
             status_name(status)
-        ));
+        );
+        // Out of memory is the one failure an open may report under low resources.
+        if status == NDIS_STATUS_RESOURCES && adapter.is_null() {
+            super::lowres::outcome_failed(what);
+        } else {
+            violation(what);
+        }
         return None;
     }
     if !check_adapter_object(adapter) {

@@ -1914,11 +1914,9 @@ impl Qp {
                 self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
                 return Ok(());
             }
-            if reth.dma_len > 0 {
-                if !self.remote_write_allowed(cx, reth) {
-                    self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
-                    return Ok(());
-                }
+            if reth.dma_len > 0 && !self.remote_write_allowed(cx, reth) {
+                self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
+                return Ok(());
             }
             self.resp.cur = Some(InMsg::Write {
                 va: reth.va,

@@ -291,7 +291,7 @@ fn acks_queued_back_to_back_on_loopback_coalesce_into_the_newest() {
         w.flags = if i == 15 { wqe::flags::SIGNALED } else { 0 };
         l.d.post_send_no_db(&mut a, &w);
     }
-    l.d.ring_sq(&mut a);
+    l.d.ring_sq(&a);
     l.a = a;
     let ca = l.cqes_a();
     assert_eq!(ca.len(), 1, "{ca:?}");

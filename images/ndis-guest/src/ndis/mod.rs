@@ -453,24 +453,32 @@ fn pause_with_sends_in_flight(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS) {
         "ndis: MiniportPause with {sends_held} send NBL(s) in flight and {receives_held} receive indication(s) up: {}",
         status_name(status)
     );
-    let late = send::post_chain(
-        send_handler,
-        ctx,
-        alloc::vec![send::test_frame(mac, 60, 0x60)],
-    );
-    let late_status = late.statuses()[0];
-    if late_status == Some(NDIS_STATUS_PAUSED) {
-        crate::println!("ndis: a send while Pausing completed at once with NDIS_STATUS_PAUSED");
-    } else if pended {
-        violation(format!(
-            "a send while Pausing must complete at once with NDIS_STATUS_PAUSED (got {})",
-            late_status.map_or(String::from("no completion"), status_name)
-        ));
+    // NDIS sends only while the pause is in progress; a pause that completed at once (nothing
+    // was in flight: a failed device completes its sends at once) leaves it Paused.
+    let late = pended.then(|| {
+        send::post_chain(
+            send_handler,
+            ctx,
+            alloc::vec![send::test_frame(mac, 60, 0x60)],
+        )
+    });
+    if let Some(late) = &late {
+        let late_status = late.statuses()[0];
+        if late_status == Some(NDIS_STATUS_PAUSED) {
+            crate::println!("ndis: a send while Pausing completed at once with NDIS_STATUS_PAUSED");
+        } else {
+            violation(format!(
+                "a send while Pausing must complete at once with NDIS_STATUS_PAUSED (got {})",
+                late_status.map_or(String::from("no completion"), status_name)
+            ));
+        }
     }
     if were_enabled {
         crate::cpu::sti();
     }
-    late.wait();
+    if let Some(late) = late {
+        late.wait();
+    }
     burst.wait();
     send::return_held(ret, I, ctx);
     let paused = pause::state(I) == pause::DataPath::Paused || pause::wait_for_pause(I);
@@ -501,7 +509,12 @@ fn send_after_restart(
         ctx,
         alloc::vec![send::test_frame(general.mac, 60, 0x70)],
     );
-    if burst.wait() != 1 {
+    let ok = burst.wait();
+    if ok != 1 && reset::hardware_failed(i) {
+        crate::println!(
+            "ndis: the frame after the restart failed: the driver reported a hardware failure (NDIS_STATUS_HARD_ERRORS), which the reset step must clear"
+        );
+    } else if ok != 1 {
         lowres::outcome_failed(String::from(
             "after the pause and MiniportRestart, a frame sent did not complete with NDIS_STATUS_SUCCESS",
         ));

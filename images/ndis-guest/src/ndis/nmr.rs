@@ -812,6 +812,15 @@ fn read_fault_counters(
     // SAFETY: the provider's function with its binding context and a live output, at
     // PASSIVE_LEVEL.
     let status = unsafe { query(binding, 0, &mut c) };
+    if status == STATUS_IO_DEVICE_ERROR {
+        // Documented: the device failed GET_STATS or did not answer (a fault plan may have
+        // made it fatal). Reported, not a violation; without faults the boot tests require
+        // the counters line.
+        crate::println!(
+            "nmr: QueryDeviceFaultCounters(0): STATUS_IO_DEVICE_ERROR (the device did not answer GET_STATS)"
+        );
+        return Ok(());
+    }
     if status != STATUS_SUCCESS {
         return Err(format!(
             "QueryDeviceFaultCounters(0) returned {status:#010x}"

@@ -308,14 +308,16 @@ fn drive_pause_restart(
             }
             lowres::during("ndk", || ndk::host(chars, adapters, (suite, bench)));
         } else if !peer {
-            send_after_restart(chars, adapters[0], sent_before_pause);
+            lowres::during("send", || {
+                send_after_restart(chars, adapters[0], sent_before_pause)
+            });
         }
         if let Some(ret) = chars.ReturnNetBufferListsHandler {
             send::return_unclaimed(ret, adapters);
         }
         for &(i, ctx) in adapters {
             if round == 1 && i == 0 && !peer {
-                sent_before_pause = pause_with_sends_in_flight(chars);
+                sent_before_pause = lowres::during("pause", || pause_with_sends_in_flight(chars));
             } else {
                 pause_one(chars, i, ctx, round);
             }
@@ -518,7 +520,7 @@ fn send_after_restart(
     );
     match (burst.wait() == 1, must) {
         (true, _) => crate::println!("ndis: after the restart a frame still goes through"),
-        (false, true) => violation(String::from(
+        (false, true) => lowres::outcome_failed(String::from(
             "after the pause and MiniportRestart, a frame sent did not complete with NDIS_STATUS_SUCCESS (the frames before the pause did)",
         )),
         (false, false) => crate::println!(
@@ -631,7 +633,7 @@ fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, i: usize) {
         "ndis: OID matrix: {} claimed OIDs",
         general.supported_oids.len()
     );
-    oid::run_matrix(handler, ctx, &general);
+    oid::run_matrix(handler, ctx, &general, i);
 }
 
 pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) -> ! {
@@ -727,7 +729,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
 
     if !initialized.is_empty() {
         drive_pause_restart(&chars, &initialized);
-        reset::drive_reset(&chars, &initialized);
+        lowres::during("reset", || reset::drive_reset(&chars, &initialized));
         // Let anything still in flight settle (interrupts, DPCs), then halt the paused
         // adapters.
         interrupt::idle(20);

@@ -129,6 +129,8 @@ pub struct CmStats {
 #[derive(Debug)]
 pub(crate) struct Cm {
     listeners: Vec<Option<Listener>>,
+    /// Connection slots in use or used before; grows up to `MAX_CONNECTIONS` as
+    /// slots are first needed (a device that never connects allocates none).
     conns: Vec<Option<Conn>>,
     generations: Vec<u16>,
     neighbours: NeighbourCache,
@@ -142,7 +144,7 @@ impl Default for Cm {
     fn default() -> Self {
         Cm {
             listeners: vec![None; usize::from(c::MAX_LISTENERS)],
-            conns: vec![None; usize::from(c::MAX_CONNECTIONS)],
+            conns: Vec::new(),
             generations: vec![0; usize::from(c::MAX_CONNECTIONS)],
             neighbours: NeighbourCache::default(),
             psn_seed: 0x5A17,
@@ -208,9 +210,22 @@ impl Cm {
 
     /// A free slot's new connection id.
     fn alloc_id(&mut self) -> Option<u32> {
-        let i = self.conns.iter().position(Option::is_none)?;
+        let i = match self.conns.iter().position(Option::is_none) {
+            Some(i) => i,
+            None if !self.full() => {
+                self.conns.push(None);
+                self.conns.len() - 1
+            }
+            None => return None,
+        };
         self.generations[i] = self.generations[i].wrapping_add(1);
         Some(u32::from(self.generations[i]) << 16 | (i as u32 + 1))
+    }
+
+    /// Whether every connection slot holds a connection.
+    fn full(&self) -> bool {
+        self.conns.len() >= usize::from(c::MAX_CONNECTIONS)
+            && self.conns.iter().all(Option::is_some)
     }
 
     fn insert(&mut self, conn: Conn) {
@@ -770,7 +785,7 @@ impl Verbs {
         };
         let qpn = o.u32(f::QPN);
         self.bindable_qp(qpn)?;
-        if self.cm.conns.iter().all(Option::is_some) {
+        if self.cm.full() {
             return Err(NoResources);
         }
         let private = Self::read_private(env, o.u64(f::PRIVATE_DATA), len, len)?;

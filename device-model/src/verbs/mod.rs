@@ -449,6 +449,8 @@ impl Verbs {
                 mrs: &mut self.mrs,
                 cqs: &mut self.cqs,
                 out: &mut out,
+                loopback: &mut self.loopback,
+                loopback_packets: &mut self.stats.loopback_packets,
                 port: &self.port,
                 limits: &self.limits,
                 service: self.service,
@@ -466,15 +468,6 @@ impl Verbs {
     fn route(&mut self, env: &mut dyn DeviceEnv, qpn: u32, out: &mut Vec<transport::OutPacket>) {
         for o in out.drain(..) {
             if self.is_to_port(&o.pkt) {
-                // An ACK right behind an older ACK between the same two QPs
-                // replaces it (ACKs are cumulative: the newer one says all the
-                // older one said), as a responder coalesces acknowledgements.
-                if let Some(back) = self.loopback.back_mut() {
-                    if transport::supersedes(&o, back) {
-                        *back = o;
-                        continue;
-                    }
-                }
                 self.stats.loopback_packets += u64::from(o.packets());
                 self.loopback.push_back(o);
             } else if let Some(frame) = o.frame {
@@ -524,16 +517,19 @@ impl Verbs {
     }
 
     /// One loopback queue entry: a packet, or a train of packets of one message.
-    /// A train's packets that open a message or end it with a completion go one by
-    /// one; the MIDDLE packets between them (with a plain RDMA WRITE LAST) are
-    /// placed together when the receiving QP's checks allow ([`qp::Qp`]'s
-    /// `on_train`), else one by one, exactly as if they had been queued singly.
+    /// A train's packets that open a SEND or end a message with a completion go
+    /// one by one; the packets between them (an RDMA WRITE's FIRST, MIDDLE and
+    /// plain LAST packets, a SEND's MIDDLE packets) are placed together when the
+    /// receiving QP's checks allow ([`qp::Qp`]'s `on_train`), else one by one,
+    /// exactly as if they had been queued singly.
     fn deliver_loopback(&mut self, env: &mut dyn DeviceEnv, mut o: transport::OutPacket) {
-        let middle = matches!(
+        let run_start = matches!(
             o.pkt.bth.opcode,
-            roce::opcode::RDMA_WRITE_MIDDLE | roce::opcode::SEND_MIDDLE
+            roce::opcode::RDMA_WRITE_FIRST
+                | roce::opcode::RDMA_WRITE_MIDDLE
+                | roce::opcode::SEND_MIDDLE
         );
-        if o.packets() > 1 && !middle {
+        if o.packets() > 1 && !run_start {
             let head = o.split_front(1);
             self.deliver_loopback(env, head);
         }

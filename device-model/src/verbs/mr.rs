@@ -94,7 +94,8 @@ impl Mr {
         }
     }
 
-    /// Calls `f(gpa, len)` for each physically contiguous piece of `[va, va+len)`.
+    /// Calls `f(gpa, len)` for each physically contiguous piece of `[va, va+len)`:
+    /// consecutive pages that follow each other in guest memory make one piece.
     /// The caller has checked [`Mr::contains`].
     pub fn for_each_piece<E>(
         &self,
@@ -105,16 +106,33 @@ impl Mr {
         let psize = 1u64 << self.page_shift;
         let mut off = va - self.iova + self.fbo;
         let mut left = len;
+        // The piece being grown: (guest address, length).
+        let mut run: Option<(u64, u64)> = None;
         while left > 0 {
             let page = (off >> self.page_shift) as usize;
             let in_page = off & (psize - 1);
             let chunk = left.min(psize - in_page);
-            let base = self.pages.get(page).copied().unwrap_or(u64::MAX);
-            f(base.wrapping_add(in_page), chunk)?;
+            let gpa = self
+                .pages
+                .get(page)
+                .copied()
+                .unwrap_or(u64::MAX)
+                .wrapping_add(in_page);
+            run = match run {
+                Some((start, n)) if start.checked_add(n) == Some(gpa) => Some((start, n + chunk)),
+                Some((start, n)) => {
+                    f(start, n)?;
+                    Some((gpa, chunk))
+                }
+                None => Some((gpa, chunk)),
+            };
             off += chunk;
             left -= chunk;
         }
-        Ok(())
+        match run {
+            Some((start, n)) => f(start, n),
+            None => Ok(()),
+        }
     }
 }
 
@@ -339,6 +357,32 @@ mod tests {
             page_shift: 12,
             pages: vec![0; pages],
         }
+    }
+
+    #[test]
+    fn pieces_merge_pages_that_follow_each_other_in_guest_memory() {
+        // Pages 0x10000, 0x11000 (contiguous), 0x30000, 0x31000 (contiguous),
+        // 0x20000: three runs. A range from 0x800 into the first page to 0x100
+        // into the last.
+        let mut m = mr(1, 5);
+        m.pages = vec![0x10000, 0x11000, 0x30000, 0x31000, 0x20000];
+        let mut got = Vec::new();
+        let r: Result<(), ()> = m.for_each_piece(0x800, 4 * 4096 - 0x800 + 0x100, |gpa, n| {
+            got.push((gpa, n));
+            Ok(())
+        });
+        assert_eq!(r, Ok(()));
+        assert_eq!(
+            got,
+            vec![(0x10800, 0x1800), (0x30000, 0x2000), (0x20000, 0x100)]
+        );
+        // Inside one page: one piece.
+        got.clear();
+        let _ = m.for_each_piece::<()>(0x2010, 16, |gpa, n| {
+            got.push((gpa, n));
+            Ok(())
+        });
+        assert_eq!(got, vec![(0x30010, 16)]);
     }
 
     #[test]

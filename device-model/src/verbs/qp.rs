@@ -23,7 +23,13 @@ pub(crate) struct Ctx<'a> {
     pub env: &'a mut dyn DeviceEnv,
     pub mrs: &'a mut MrTable,
     pub cqs: &'a mut Table<Cq>,
+    /// Packets for the wire (and the router's other checks).
     pub out: &'a mut Vec<super::transport::OutPacket>,
+    /// The engine's loopback queue: packets to the port's own address go straight
+    /// in (one move of the packet, trains grown and ACKs coalesced in place).
+    pub loopback: &'a mut VecDeque<super::transport::OutPacket>,
+    /// The engine's count of packets queued for loopback delivery.
+    pub loopback_packets: &'a mut u64,
     pub port: &'a Port,
     pub limits: &'a VerbsLimits,
     /// Number of the current service call of the engine (bounds per-call work).

@@ -585,37 +585,62 @@ impl Qp {
             if g.packets == 1 {
                 g.last = LastHeader::of(&p);
             }
-            // The next packet of the train the previous packet ended (no ACK
-            // request in between): the train grows instead of a new entry.
-            if let Some(OutPacket {
-                pkt: first,
-                source: Some(t),
+        }
+        if !super::addressed_to(cx.port, &p) {
+            cx.out.push(OutPacket {
+                from: self.qpn,
+                pkt: p,
+                source,
                 frame: None,
-                ..
-            }) = cx.out.last_mut()
+            });
+            return;
+        }
+        let o = OutPacket {
+            from: self.qpn,
+            pkt: p,
+            source,
+            frame: None,
+        };
+        if let Some(back) = cx.loopback.back_mut() {
+            // An ACK right behind an older ACK between the same two QPs replaces
+            // it (ACKs are cumulative: the newer one says all the older one said),
+            // as a responder coalesces acknowledgements.
+            if supersedes(&o, back) {
+                *back = o;
+                return;
+            }
+            // The next packets of the train the previous entry ended (no ACK
+            // request in between): the train grows instead of a new entry.
+            if let (
+                OutPacket {
+                    pkt: first,
+                    source: Some(t),
+                    frame: None,
+                    from,
+                },
+                Some(g),
+            ) = (back, &o.source)
             {
-                let follows = t.who.qpn == g.who.qpn
+                let follows = *from == o.from
+                    && t.who.qpn == g.who.qpn
                     && std::sync::Arc::ptr_eq(&t.sges, &g.sges)
                     && t.mtu == g.mtu
                     && t.len == t.packets as usize * t.mtu as usize
                     && t.offset + t.len as u64 == g.offset
                     && !t.last.ack_req
-                    && first.bth.dest_qp == p.bth.dest_qp
-                    && psn_add(first.bth.psn, t.packets) == p.bth.psn;
+                    && first.bth.dest_qp == o.pkt.bth.dest_qp
+                    && psn_add(first.bth.psn, t.packets) == o.pkt.bth.psn;
                 if follows {
                     t.packets += g.packets;
                     t.len += g.len;
                     t.last = g.last;
+                    *cx.loopback_packets += u64::from(g.packets);
                     return;
                 }
             }
         }
-        cx.out.push(OutPacket {
-            from: self.qpn,
-            pkt: p,
-            source,
-            frame: None,
-        });
+        *cx.loopback_packets += u64::from(o.packets());
+        cx.loopback.push_back(o);
     }
 
     /// Emits a request packet already encoded into `frame` with `len` payload bytes.
@@ -1597,8 +1622,9 @@ impl Qp {
         }
     }
 
-    /// A loopback train of MIDDLE packets (and possibly a plain RDMA WRITE LAST)
-    /// in the middle of a SEND or RDMA WRITE message, `p` its first packet: placed
+    /// A loopback train of MIDDLE packets in the middle of a SEND, or of an RDMA
+    /// WRITE's packets (its FIRST, MIDDLE and plain LAST packets), `p` its first
+    /// packet: placed
     /// with one protection check per side and one copy per contiguous run, then
     /// answered as its packets would have been (one ACK if its last packet asks).
     /// `Err(())`: something would make the packets' one-by-one handling differ
@@ -1620,7 +1646,28 @@ impl Qp {
             return Err(());
         }
         let ends = s.last.opcode == op::RDMA_WRITE_LAST;
-        let (dst, recv_wr_id) = match (&self.resp.cur, p.bth.opcode, s.last.opcode) {
+        // The RDMA WRITE the train belongs to: opened by its first packet (the
+        // checks of a WRITE's first packet, on its RETH) or already open.
+        let write = match (&self.resp.cur, p.bth.opcode) {
+            (None, op::RDMA_WRITE_FIRST) => {
+                let reth = p.reth.ok_or(())?;
+                let allowed = reth.dma_len <= cx.limits.max_msg_size
+                    && self.access & access::REMOTE_WRITE != 0
+                    && cx
+                        .mrs
+                        .check(
+                            reth.rkey,
+                            self.pdn,
+                            Need::RemoteWrite,
+                            reth.va,
+                            u64::from(reth.dma_len),
+                        )
+                        .is_ok();
+                if !allowed {
+                    return Err(());
+                }
+                Some((reth.va, reth.rkey, reth.dma_len, 0))
+            }
             (
                 Some(InMsg::Write {
                     va,
@@ -1629,20 +1676,25 @@ impl Qp {
                     offset,
                 }),
                 op::RDMA_WRITE_MIDDLE,
-                op::RDMA_WRITE_MIDDLE | op::RDMA_WRITE_LAST,
-            ) => {
+            ) => Some((*va, *rkey, *total, *offset)),
+            _ => None,
+        };
+        let (dst, recv_wr_id) = match (write, &self.resp.cur, s.last.opcode) {
+            (Some((va, rkey, total, offset)), _, op::RDMA_WRITE_MIDDLE | op::RDMA_WRITE_LAST) => {
                 let end = u32::try_from(s.len)
                     .ok()
                     .and_then(|n| offset.checked_add(n))
                     .ok_or(())?;
-                if end > *total || (ends && end != *total) {
+                if end > total || (ends && end != total) {
                     return Err(());
                 }
-                let target = va.wrapping_add(u64::from(*offset));
-                let dst = mr_pieces(cx, self.who(), *rkey, Need::RemoteWrite, target, s.len);
+                let target = va.wrapping_add(u64::from(offset));
+                let dst = mr_pieces(cx, self.who(), rkey, Need::RemoteWrite, target, s.len);
                 (dst.map_err(|_| ())?, None)
             }
-            (Some(InMsg::Send { wqe, offset }), op::SEND_MIDDLE, op::SEND_MIDDLE) => {
+            (None, Some(InMsg::Send { wqe, offset }), op::SEND_MIDDLE)
+                if p.bth.opcode == op::SEND_MIDDLE =>
+            {
                 if offset + s.len as u64 > wqe.capacity {
                     return Err(());
                 }
@@ -1680,10 +1732,17 @@ impl Qp {
                 return Ok(None);
             }
         }
-        match &mut self.resp.cur {
-            Some(InMsg::Write { offset, .. }) => *offset += s.len as u32,
-            Some(InMsg::Send { offset, .. }) => *offset += s.len as u64,
-            None => {}
+        match (write, &mut self.resp.cur) {
+            (Some((va, rkey, total, offset)), _) => {
+                self.resp.cur = Some(InMsg::Write {
+                    va,
+                    rkey,
+                    total,
+                    offset: offset + s.len as u32,
+                });
+            }
+            (None, Some(InMsg::Send { offset, .. })) => *offset += s.len as u64,
+            _ => {}
         }
         let last_psn = psn_add(psn, s.packets - 1);
         self.resp.epsn = psn_add(self.resp.epsn, s.packets);

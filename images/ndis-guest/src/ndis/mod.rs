@@ -305,14 +305,14 @@ fn drive_pause_restart(
             }
             lowres::during("ndk", || ndk::host(chars, adapters, (suite, bench)));
         } else if !peer {
-            send_after_restart(chars, adapters[0]);
+            lowres::during("send", || send_after_restart(chars, adapters[0]));
         }
         if let Some(ret) = chars.ReturnNetBufferListsHandler {
             send::return_unclaimed(ret, adapters);
         }
         for &(i, ctx) in adapters {
             if round == 1 && i == 0 && !peer {
-                pause_with_sends_in_flight(chars);
+                lowres::during("pause", || pause_with_sends_in_flight(chars));
             } else {
                 pause_one(chars, i, ctx, round);
             }
@@ -502,7 +502,7 @@ fn send_after_restart(
         alloc::vec![send::test_frame(general.mac, 60, 0x70)],
     );
     if burst.wait() != 1 {
-        violation(String::from(
+        lowres::outcome_failed(String::from(
             "after the pause and MiniportRestart, a frame sent did not complete with NDIS_STATUS_SUCCESS",
         ));
     } else {
@@ -710,7 +710,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
 
     if !initialized.is_empty() {
         drive_pause_restart(&chars, &initialized);
-        reset::drive_reset(&chars, &initialized);
+        lowres::during("reset", || reset::drive_reset(&chars, &initialized));
         // Let anything still in flight settle (interrupts, DPCs), then halt the paused
         // adapters.
         interrupt::idle(20);

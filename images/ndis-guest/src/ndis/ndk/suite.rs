@@ -257,13 +257,13 @@ impl Suite {
             "fast-register-write-invalidate",
             Suite::fast_register_write_invalidate,
         );
+        self.test("cq-arm-any-and-solicited", Suite::cq_arm);
+        self.test("cq-moderation", Suite::cq_moderation);
+        self.test("cq-resize-below-held", Suite::cq_resize_below_held);
         self.test(
             "build-lam-fast-register-write-release",
             Suite::build_lam_fast_register_write,
         );
-        self.test("cq-arm-any-and-solicited", Suite::cq_arm);
-        self.test("cq-moderation", Suite::cq_moderation);
-        self.test("cq-resize-below-held", Suite::cq_resize_below_held);
         self.connection_tests(Family::Ipv6);
         self.family = Family::Ipv4;
         self.report

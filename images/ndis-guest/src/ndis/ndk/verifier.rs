@@ -182,12 +182,15 @@ pub fn new_watch(what: &'static str) -> &'static Watch {
     unsafe { &*p }
 }
 
-/// The watch registered for `object` (a CQ's notification), if any.
+/// The newest watch registered for `object` (a CQ's notification), if any.
 pub fn watch_of(object: *const c_void) -> Option<&'static Watch> {
     let v = VERIFIER.lock();
+    // The newest watch of that address: a closed object's memory can come back as a new
+    // object's, and the closed one's watch (never removed) must not shadow the live one's.
     let w = v
         .watches
         .iter()
+        .rev()
         .find(|w| w.object.load(Ordering::Relaxed) == object as u64)?;
     let p: *const Watch = &**w;
     // SAFETY: watches live until `reset` (see `new_watch`).

@@ -2,7 +2,8 @@
 # Runs every benchmark and prints side-by-side figures measured in this one run:
 #   1. boot: rnic-vmm vs QEMU's microvm booting the same guest without an RNIC (wall time of
 #      the whole process, median of N runs), and rnic-vmm's full driver life cycle with the RNIC
-#      (the monitor's own "guest exited ... after T ms", median of N runs);
+#      (wall time of the whole process, monitor start to exit, and the monitor's own "guest
+#      exited ... after T ms", vCPU start to verdict; medians of N runs);
 #   2. the device benchmarks (`cargo bench -p rnic-device`, every bench target there), then a
 #      summary: RDMA WRITE vs memcpy per size (ratio memcpy time / write time), 64-byte WRITEs
 #      per second, the slowest single admin doorbell a guest can cause.
@@ -51,22 +52,27 @@ bench_boot() {
         [ "$status" = 5 ] || die "QEMU microvm exited with $status, expected 5 (guest status 2: no RNIC)"
         echo $((end - start)) >>"$tmp/qemu"
 
+        start=$(now_ms)
         status=0
         "$vmm" --kernel "$kernel" --module "$driver" >/dev/null 2>"$tmp/lifecycle.err" || status=$?
+        end=$(now_ms)
         [ "$status" = 0 ] || die "the driver life cycle failed (status $status): $(tail -n1 "$tmp/lifecycle.err")"
+        echo $((end - start)) >>"$tmp/lifecycle-process"
         sed -n 's/.*guest exited with status 0 after \([0-9]*\) ms.*/\1/p' "$tmp/lifecycle.err" >>"$tmp/lifecycle"
     done
-    local v q l
+    local v q l lp
     v=$(median <"$tmp/vmm")
     q=$(median <"$tmp/qemu")
     l=$(median <"$tmp/lifecycle")
+    lp=$(median <"$tmp/lifecycle-process")
     rm -rf "$tmp"
     echo
-    echo "boot (median of $runs, $(date -u +%Y-%m-%d), $(nproc) cores, $("$qemu" --version | head -n1))"
+    echo "boot (median of $runs, $(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg), $("$qemu" --version | head -n1))"
     printf '  %-58s %8s ms\n' "rnic-vmm --no-rnic, process start to exit" "$v"
     printf '  %-58s %8s ms\n' "QEMU microvm (qboot, KVM), same guest, start to exit" "$q"
     printf '  %-58s %8s\n' "ratio rnic-vmm / QEMU microvm" "$(awk -v a="$v" -v b="$q" 'BEGIN {printf "%.2fx", a / b}')"
-    printf '  %-58s %8s ms\n' "rnic-vmm with RNIC: monitor start to verdict (life cycle)" "$l"
+    printf '  %-58s %8s ms\n' "rnic-vmm with RNIC, life cycle: process start to exit" "$lp"
+    printf '  %-58s %8s ms\n' "rnic-vmm with RNIC, life cycle: vCPU start to verdict" "$l"
 }
 
 bench_device() {

@@ -2,9 +2,11 @@
 //! events become `NdisMIndicateStatusEx(NDIS_STATUS_LINK_STATE)` with an `NDIS_LINK_STATE`
 //! (`logic::health::link_state`: connected, full duplex, 100 Gb/s both ways; or disconnected
 //! with unknown speed and duplex). Only changes are indicated (a reset's silent link drop and
-//! the `LINK_UP` of the next enable change nothing), and nothing once HaltEx began. The OIDs
-//! that report the link (`OID_GEN_MEDIA_CONNECT_STATUS`, `OID_GEN_LINK_SPEED`) read
-//! `DEV_STATUS.LINK_UP` (`hw::link_up`), which a fatal device reports as down.
+//! the `LINK_UP` of the next enable change nothing), and nothing once HaltEx began. A device
+//! found fatal is indicated as disconnected (it sends and receives nothing, and posts no
+//! `LINK_DOWN` itself, §13.3); the `LINK_UP` after a successful reset reconnects it. The OIDs
+//! that report the link (`OID_GEN_MEDIA_CONNECT_STATUS`, `OID_GEN_LINK_SPEED`) answer the
+//! state last indicated ([`reported_up`]).
 
 use core::mem::size_of;
 use core::ptr::null_mut;
@@ -34,6 +36,16 @@ pub(crate) unsafe fn event(a: *mut Adapter, up: bool) {
             .store(u32::from(up), Ordering::Release);
         indicate(a, up);
     }
+}
+
+/// Whether the link is up as last reported to NDIS (general attributes, then indications):
+/// what the link OIDs answer, so that NDIS never hears two different stories.
+///
+/// # Safety
+/// `a` is a live adapter context.
+pub(crate) unsafe fn reported_up(a: *const Adapter) -> bool {
+    // SAFETY: an atomic of the live context.
+    unsafe { (*a).health.link_reported.load(Ordering::Acquire) == 1 }
 }
 
 /// `NdisMIndicateStatusEx(NDIS_STATUS_LINK_STATE)` with the `NDIS_LINK_STATE` for `up`

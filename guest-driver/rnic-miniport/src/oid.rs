@@ -72,7 +72,7 @@ pub unsafe extern "win64" fn MiniportOidRequest(
                 let view = oids::AdapterView {
                     mac: hw::read_mac(a),
                     mtu: (*a).mtu,
-                    link_up: hw::link_up(a),
+                    link_up: crate::link::reported_up(a),
                     packet_filter: (*a).packet_filter,
                     lookahead: (*a).lookahead,
                     multicast,

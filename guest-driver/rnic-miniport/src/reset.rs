@@ -159,6 +159,8 @@ pub(crate) unsafe fn note_fatal(a: *mut Adapter, dev_status: u32, at_dispatch: b
             dev_status
         );
         fail_outstanding(a, NDIS_STATUS_HARD_ERRORS, at_dispatch);
+        // A fatal device carries no traffic and posts no LINK_DOWN of its own (§13.3).
+        crate::link::event(a, false);
     }
 }
 

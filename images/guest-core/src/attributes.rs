@@ -73,6 +73,8 @@ pub struct GeneralAttributes {
     pub connect_state: u32,
     /// `XmitLinkSpeed` in bits per second.
     pub xmit_link_speed: u64,
+    /// `MaxXmitLinkSpeed` in bits per second: the speed of a connected link.
+    pub max_xmit_link_speed: u64,
     /// The OIDs the miniport claims to answer.
     pub supported_oids: Vec<u32>,
 }
@@ -149,6 +151,7 @@ pub fn check_general(
         mtu: attrs.MtuSize,
         connect_state: attrs.MediaConnectState,
         xmit_link_speed: attrs.XmitLinkSpeed,
+        max_xmit_link_speed: attrs.MaxXmitLinkSpeed,
         supported_oids: oids.to_vec(),
     })
 }
@@ -171,6 +174,7 @@ mod tests {
         a.CurrentMacAddress[..6].copy_from_slice(&[0x02, 0x7e, 0x57, 0, 0, 1]);
         a.MediaConnectState = MediaConnectStateConnected;
         a.XmitLinkSpeed = 100_000_000_000;
+        a.MaxXmitLinkSpeed = 100_000_000_000;
         a.SupportedOidList = OIDS.as_ptr();
         a.SupportedOidListLength = 8;
         a
@@ -184,6 +188,7 @@ mod tests {
         assert_eq!(g.supported_oids, OIDS);
         assert_eq!(g.connect_state, 1);
         assert_eq!(g.xmit_link_speed, 100_000_000_000);
+        assert_eq!(g.max_xmit_link_speed, 100_000_000_000);
         // Revision 1 with its smaller size is fine too, and an empty list is not an error.
         let mut a = good();
         a.Header = NDIS_OBJECT_HEADER::new(0x9F, 1, 0xD8);

@@ -10,6 +10,7 @@
 //! | `every:N,from:F` | requests F, F+N, F+2N, ... (F >= 1): the phases before request F run untouched |
 //! | `nth:N` | exactly request N (N >= 1): one boot per N is a systematic sweep |
 //! | `seed:S,percent:P` | each request with probability P % (0..=100), from a pseudo-random sequence seeded by S (a u64): the same seed fails the same requests |
+//! | `seed:S,percent:P,from:F` | the same, from request F on |
 //! | `count` | none: every request is only numbered and listed (the first boot of a sweep, which learns what the life cycle asks for) |
 //!
 //! Requests are numbered from 1 in the order the driver makes them. Only the decision lives
@@ -19,8 +20,7 @@
 use core::fmt;
 
 /// The values `guest.lowres=` accepts, as the error messages list them.
-pub const FORMS: &str =
-    "every:N, every:N,from:F, nth:N (N, F >= 1), seed:S,percent:P (S a u64, P 0..=100), count";
+pub const FORMS: &str = "every:N, every:N,from:F, nth:N (N, F >= 1), seed:S,percent:P, seed:S,percent:P,from:F (S a u64, P 0..=100), count";
 
 /// Which allocation requests fail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +41,8 @@ pub enum Mode {
         seed: u64,
         /// Chance of failure of each request, in percent (0..=100).
         percent: u8,
+        /// The first request that may fail (1: any).
+        from: u32,
     },
     /// Nothing fails; every request is listed.
     Count,
@@ -67,27 +69,33 @@ pub fn parse(value: &str) -> Result<Mode, BadMode<'_>> {
     if value == "count" {
         return Ok(Mode::Count);
     }
-    if let Some(rest) = value.strip_prefix("every:") {
-        let (every, from) = match rest.split_once(",from:") {
-            Some((every, from)) => (positive(every), positive(from)),
-            None => (positive(rest), positive(rest)),
-        };
-        return match (every, from) {
-            (Some(every), Some(from)) => Ok(Mode::Every { every, from }),
-            _ => Err(bad),
-        };
-    }
     if let Some(n) = value.strip_prefix("nth:") {
         return positive(n).map(Mode::Nth).ok_or(bad);
     }
-    let (seed, percent) = value.split_once(',').ok_or(bad)?;
+    // `every:` and `seed:` take an optional `,from:F` suffix.
+    let (base, from) = match value.split_once(",from:") {
+        Some((base, from)) => (base, Some(positive(from).ok_or(bad)?)),
+        None => (value, None),
+    };
+    if let Some(every) = base.strip_prefix("every:") {
+        let every = positive(every).ok_or(bad)?;
+        return Ok(Mode::Every {
+            every,
+            from: from.unwrap_or(every),
+        });
+    }
+    let (seed, percent) = base.split_once(',').ok_or(bad)?;
     let seed = seed.strip_prefix("seed:").and_then(|s| s.parse().ok());
     let percent = percent
         .strip_prefix("percent:")
         .and_then(|p| p.parse::<u8>().ok())
         .filter(|p| *p <= 100);
     match (seed, percent) {
-        (Some(seed), Some(percent)) => Ok(Mode::Seeded { seed, percent }),
+        (Some(seed), Some(percent)) => Ok(Mode::Seeded {
+            seed,
+            percent,
+            from: from.unwrap_or(1),
+        }),
         _ => Err(bad),
     }
 }
@@ -98,7 +106,16 @@ impl fmt::Display for Mode {
             Mode::Every { every, from } if every == from => write!(f, "every:{every}"),
             Mode::Every { every, from } => write!(f, "every:{every},from:{from}"),
             Mode::Nth(n) => write!(f, "nth:{n}"),
-            Mode::Seeded { seed, percent } => write!(f, "seed:{seed},percent:{percent}"),
+            Mode::Seeded {
+                seed,
+                percent,
+                from: 1,
+            } => write!(f, "seed:{seed},percent:{percent}"),
+            Mode::Seeded {
+                seed,
+                percent,
+                from,
+            } => write!(f, "seed:{seed},percent:{percent},from:{from}"),
             Mode::Count => f.write_str("count"),
         }
     }
@@ -160,7 +177,9 @@ impl Injector {
                 number >= from && (number - from).is_multiple_of(every)
             }
             Some(Mode::Nth(n)) => number == n,
-            Some(Mode::Seeded { percent, .. }) => self.next_percentile() < u64::from(percent),
+            Some(Mode::Seeded { percent, from, .. }) => {
+                number >= from && self.next_percentile() < u64::from(percent)
+            }
         };
         if fail {
             self.injected += 1;
@@ -225,6 +244,7 @@ mod tests {
         let mode = Mode::Seeded {
             seed: 42,
             percent: 20,
+            from: 1,
         };
         let a = failed(mode, 1000);
         assert_eq!(
@@ -237,6 +257,7 @@ mod tests {
             Mode::Seeded {
                 seed: 43,
                 percent: 20,
+                from: 1,
             },
             1000,
         );
@@ -244,7 +265,8 @@ mod tests {
         assert!(failed(
             Mode::Seeded {
                 seed: 0,
-                percent: 0
+                percent: 0,
+                from: 1
             },
             500
         )
@@ -253,12 +275,35 @@ mod tests {
             failed(
                 Mode::Seeded {
                     seed: 0,
-                    percent: 100
+                    percent: 100,
+                    from: 1
                 },
                 50
             )
             .len(),
             50
+        );
+    }
+
+    #[test]
+    fn seeded_runs_from_a_request_leave_the_earlier_ones_alone() {
+        let all = Mode::Seeded {
+            seed: 5,
+            percent: 100,
+            from: 30,
+        };
+        assert_eq!(failed(all, 33), [30, 31, 32, 33]);
+        let some = failed(
+            Mode::Seeded {
+                seed: 5,
+                percent: 30,
+                from: 100,
+            },
+            400,
+        );
+        assert!(
+            some.iter().all(|n| *n >= 100) && some.len() > 40,
+            "{some:?}"
         );
     }
 
@@ -286,6 +331,7 @@ mod tests {
             "every:4,from:150",
             "nth:1",
             "seed:18446744073709551615,percent:100",
+            "seed:3,percent:20,from:140",
             "count",
         ] {
             assert_eq!(parse(text).unwrap().to_string(), text);
@@ -295,7 +341,8 @@ mod tests {
             parse("seed:7,percent:5"),
             Ok(Mode::Seeded {
                 seed: 7,
-                percent: 5
+                percent: 5,
+                from: 1
             })
         );
     }
@@ -315,6 +362,8 @@ mod tests {
             "every:2,from:0",
             "every:0,from:3",
             "every:2,from:",
+            "nth:3,from:2",
+            "count,from:2",
         ] {
             let e = parse(text).unwrap_err();
             let msg = e.to_string();

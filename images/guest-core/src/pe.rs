@@ -217,13 +217,24 @@ fn rd_u64(d: &[u8], off: usize, what: &'static str) -> Result<u64, PeError> {
 /// the loader runs on an emulated CPU where every instruction counts).
 fn rd_name(d: &[u8], off: usize) -> Option<&str> {
     let tail = d.get(off..)?;
-    let len = tail.iter().take(MAX_NAME + 1).position(|&b| b == 0)?;
-    let bytes = &tail[..len];
-    if len == 0 || !bytes.iter().all(|b| b.is_ascii_graphic()) {
+    // One pass: find the NUL and check each byte on the way.
+    let mut len = 0;
+    loop {
+        let b = *tail.get(len)?;
+        if b == 0 {
+            break;
+        }
+        if len == MAX_NAME || !b.is_ascii_graphic() {
+            return None;
+        }
+        len += 1;
+    }
+    if len == 0 {
         return None;
     }
-    // Printable ASCII is UTF-8.
-    core::str::from_utf8(bytes).ok()
+    // SAFETY: every byte of `tail[..len]` is printable ASCII (checked above), which is UTF-8;
+    // a second validation pass would cost emulated instructions for nothing.
+    Some(unsafe { core::str::from_utf8_unchecked(&tail[..len]) })
 }
 
 fn is_pow2(v: u32) -> bool {
@@ -705,6 +716,26 @@ pub(crate) mod tests {
             ("ndis.sys", "DbgPrint") => Some(0xBBBB),
             _ => None,
         }
+    }
+
+    #[test]
+    fn names_are_read_in_place_up_to_the_limit() {
+        let mut d = vec![b'A'; MAX_NAME];
+        d.push(0);
+        assert_eq!(rd_name(&d, 0).map(str::len), Some(MAX_NAME));
+        assert_eq!(rd_name(&d, 5).map(str::len), Some(MAX_NAME - 5));
+        // One byte longer than the limit, an empty name, a control byte, no NUL at all.
+        let mut long = vec![b'A'; MAX_NAME + 1];
+        long.push(0);
+        assert_eq!(rd_name(&long, 0), None);
+        assert_eq!(rd_name(b"\0", 0), None);
+        assert_eq!(rd_name(b"Ndis\tX\0", 0), None);
+        assert_eq!(rd_name(b"NdisSetEvent", 0), None);
+        assert_eq!(rd_name(b"x\0", 2), None);
+        assert_eq!(
+            rd_name(b"ndis.sys\0NdisSetEvent\0", 9),
+            Some("NdisSetEvent")
+        );
     }
 
     #[test]

@@ -363,7 +363,8 @@ mod tests {
             parse("guest.lowres=seed:9,percent:10").unwrap().lowres,
             Some(lowres::Mode::Seeded {
                 seed: 9,
-                percent: 10
+                percent: 10,
+                from: 1
             })
         );
         let e = parse("guest.lowres=often").unwrap_err();

@@ -282,7 +282,7 @@ pub fn init_idt() -> Result<(), &'static str> {
     // SAFETY: the table and the stubs are static; only their addresses and contents are read.
     let (table, exc, irq, timer) = unsafe {
         (
-            &*(&raw const idt_table),
+            &idt_table,
             (&raw const exc_stubs) as u64,
             (&raw const irq_stubs) as u64,
             (&raw const timer_entry) as u64,

@@ -109,17 +109,6 @@ pub fn for_each_function(mut f: impl FnMut(Bdf)) {
     }
 }
 
-/// Every function on bus 0 with this vendor and device ID, in bus order.
-pub fn find_all(vendor: u16, device: u16) -> alloc::vec::Vec<Bdf> {
-    let mut found = alloc::vec::Vec::new();
-    for_each_function(|b| {
-        if b.vendor_device() == (vendor, device) {
-            found.push(b);
-        }
-    });
-    found
-}
-
 /// Decodes (and sizes) the six BARs. Memory decoding is turned off while sizing.
 pub fn decode_bars(b: Bdf) -> [Bar; 6] {
     let mut bars = [Bar::default(); 6];

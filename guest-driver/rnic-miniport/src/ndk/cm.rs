@@ -205,6 +205,25 @@ fn slot(conn: u32) -> usize {
     (conn & 0xFFFF) as usize % CONN_SLOTS
 }
 
+/// Counts a connector, listener or shared endpoint of `owner` in (`created`) or out (freed):
+/// the adapter's children (its close waits for none) and the live objects (the halt check).
+///
+/// # Safety
+/// `owner` is a live NDK adapter.
+unsafe fn count_child(owner: *mut NdkAdapter, created: bool) {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        let a = ndk::device_of(owner);
+        if created {
+            (*owner).children.fetch_add(1, Ordering::AcqRel);
+            (*a).ndk.live_objects.fetch_add(1, Ordering::AcqRel);
+        } else {
+            (*owner).children.fetch_sub(1, Ordering::AcqRel);
+            (*a).ndk.live_objects.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// A new connector of `owner` (IRQL <= DISPATCH_LEVEL); null when out of memory.
 ///
 /// # Safety
@@ -223,8 +242,7 @@ unsafe fn new_connector(owner: *mut NdkAdapter) -> *mut Connector {
         };
         (*c).owner = owner;
         (*c).a = a;
-        (*owner).children.fetch_add(1, Ordering::AcqRel);
-        (*a).ndk.live_objects.fetch_add(1, Ordering::AcqRel);
+        count_child(owner, true);
         c
     }
 }
@@ -278,8 +296,7 @@ pub(crate) unsafe extern "win64" fn create_listener(
         (*l).a = a;
         (*l).connect_event = event;
         (*l).connect_context = event_context;
-        (*owner).children.fetch_add(1, Ordering::AcqRel);
-        (*a).ndk.live_objects.fetch_add(1, Ordering::AcqRel);
+        count_child(owner, true);
         *out = l.cast();
     }
     STATUS_SUCCESS
@@ -1031,8 +1048,7 @@ unsafe fn close_connector_worker(a: *mut Adapter, object: *mut c_void) {
             );
         }
         let (f, ctx) = ((*c).close_completion, (*c).close_context);
-        (*(*c).owner).children.fetch_sub(1, Ordering::AcqRel);
-        (*a).ndk.live_objects.fetch_sub(1, Ordering::AcqRel);
+        count_child((*c).owner, false);
         ndk::free(c);
         if let Some(f) = f {
             f(ctx);
@@ -1201,8 +1217,7 @@ unsafe fn close_listener_worker(a: *mut Adapter, object: *mut c_void) {
             }
         }
         let (f, ctx) = ((*l).close_completion, (*l).context);
-        (*(*l).owner).children.fetch_sub(1, Ordering::AcqRel);
-        (*a).ndk.live_objects.fetch_sub(1, Ordering::AcqRel);
+        count_child((*l).owner, false);
         ndk::free(l);
         if let Some(f) = f {
             f(ctx);
@@ -1321,8 +1336,7 @@ pub(crate) unsafe extern "win64" fn create_shared_endpoint(
             ndk::free(e);
             return STATUS_INSUFFICIENT_RESOURCES;
         }
-        (*owner).children.fetch_add(1, Ordering::AcqRel);
-        (*a).ndk.live_objects.fetch_add(1, Ordering::AcqRel);
+        count_child(owner, true);
         *out = e.cast();
     }
     STATUS_SUCCESS
@@ -1363,8 +1377,7 @@ unsafe extern "win64" fn close_shared_endpoint(
         for slot in (*a).ndk.cm.shared.iter() {
             let _ = slot.compare_exchange(e, null_mut(), Ordering::AcqRel, Ordering::Acquire);
         }
-        (*owner).children.fetch_sub(1, Ordering::AcqRel);
-        (*a).ndk.live_objects.fetch_sub(1, Ordering::AcqRel);
+        count_child(owner, false);
         ndk::free(e);
     }
     STATUS_SUCCESS
@@ -1441,6 +1454,10 @@ pub(crate) unsafe fn event(a: *mut Adapter, ev: u8, handle: u32, detail: u32) {
             bind(a, c, handle);
             if !ndk::defer(a, event_worker, c.cast()) {
                 log!("CM request %x dropped: out of memory\n", handle);
+                // Nobody will see this connector: close it as a consumer would (its close runs
+                // on the job its create reserved, so it cannot fail), which releases the
+                // connection and frees it.
+                close_connector(c.cast(), None, null_mut());
             }
             return;
         }

@@ -7,7 +7,7 @@
 //! `lowres: request <n>: <function> phase <phase>` (what a sweep chooses its points from).
 //!
 //! The phase is the life-cycle phase ([`super::Phase`]), or, while the adapter runs, what
-//! the guest is driving ([`during`]: `oid`, `send`, `nmr-attach`, `ndk`).
+//! the guest is driving ([`during`]: `oid`, `send`, `nmr-attach`, `ndk`, `pause`, `reset`).
 
 use alloc::string::String;
 
@@ -33,7 +33,8 @@ pub fn injected() -> u32 {
     INJECTOR.lock().injected()
 }
 
-/// Runs `f` with the phase named `activity` (`oid`, `send`, `nmr-attach`, `ndk`).
+/// Runs `f` with the phase named `activity` (`oid`, `send`, `nmr-attach`, `ndk`, `pause`,
+/// `reset`).
 pub fn during<T>(activity: &'static str, f: impl FnOnce() -> T) -> T {
     let before = ACTIVITY.lock().replace(activity);
     let out = f();

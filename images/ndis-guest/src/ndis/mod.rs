@@ -268,7 +268,8 @@ const PAUSE_RESTART_ROUNDS: u32 = 2;
 /// follows only on a paused adapter. A pause may pend: the guest waits for NdisMPauseComplete
 /// (`pause`). Round 1 pauses adapter 0 while sends are in flight
 /// ([`pause_with_sends_in_flight`]); round 2 checks a frame still goes through after the
-/// restart. MiniportRestart may not pend (the driver does not import NdisMRestartComplete).
+/// restart (both but with a peer guest on the wire, `guest.ethernet=peer`). MiniportRestart
+/// may not pend (the driver does not import NdisMRestartComplete).
 /// A restart that fails leaves the adapter Paused (as NDIS does) and ends the rounds.
 fn drive_pause_restart(
     chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS,
@@ -281,6 +282,9 @@ fn drive_pause_restart(
         ));
         return;
     };
+    // With a peer guest on the wire only the exchange's frames may travel (its capture is
+    // checked frame by frame): no burst for the pause, no frame after the restart.
+    let peer = ETHERNET_PEER.load(core::sync::atomic::Ordering::Relaxed);
     for round in 1..=PAUSE_RESTART_ROUNDS {
         for &(i, ctx) in adapters {
             if !restart_one(restart, i, ctx, round) {
@@ -300,15 +304,15 @@ fn drive_pause_restart(
                 }
             }
             lowres::during("ndk", || ndk::host(chars, adapters, (suite, bench)));
-        } else {
-            send_after_restart(chars, adapters[0]);
+        } else if !peer {
+            lowres::during("send", || send_after_restart(chars, adapters[0]));
         }
         if let Some(ret) = chars.ReturnNetBufferListsHandler {
             send::return_unclaimed(ret, adapters);
         }
         for &(i, ctx) in adapters {
-            if round == 1 && i == 0 {
-                pause_with_sends_in_flight(chars);
+            if round == 1 && i == 0 && !peer {
+                lowres::during("pause", || pause_with_sends_in_flight(chars));
             } else {
                 pause_one(chars, i, ctx, round);
             }
@@ -498,7 +502,7 @@ fn send_after_restart(
         alloc::vec![send::test_frame(general.mac, 60, 0x70)],
     );
     if burst.wait() != 1 {
-        violation(String::from(
+        lowres::outcome_failed(String::from(
             "after the pause and MiniportRestart, a frame sent did not complete with NDIS_STATUS_SUCCESS",
         ));
     } else {
@@ -610,7 +614,7 @@ fn run_oid_matrix(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, i: usize) {
         "ndis: OID matrix: {} claimed OIDs",
         general.supported_oids.len()
     );
-    oid::run_matrix(handler, ctx, &general);
+    oid::run_matrix(handler, ctx, &general, i);
 }
 
 pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) -> ! {
@@ -706,7 +710,7 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
 
     if !initialized.is_empty() {
         drive_pause_restart(&chars, &initialized);
-        reset::drive_reset(&chars, &initialized);
+        lowres::during("reset", || reset::drive_reset(&chars, &initialized));
         // Let anything still in flight settle (interrupts, DPCs), then halt the paused
         // adapters.
         interrupt::idle(20);

@@ -5,8 +5,9 @@
 //!   each adapter is restarted, `MiniportCheckForHangEx` is called at DISPATCH_LEVEL as NDIS's
 //!   timer would, then `MiniportResetEx` (at DISPATCH_LEVEL); a pended reset must complete
 //!   through `NdisMResetComplete` exactly once within [`RESET_TIMEOUT_MS`]. A reset that
-//!   succeeded must leave an adapter that still sends and receives (the send check runs again:
-//!   frames out, back through the loopback wire, counters checked); one that failed is
+//!   succeeded must leave an adapter that still sends and receives (adapter 0 runs the send
+//!   check again: frames out, back through the loopback wire, counters checked; not over a
+//!   peer wire, whose other guest has finished its exchange); one that failed is
 //!   reported (the adapter is halted next, as NDIS would). Then the adapters are paused for
 //!   HaltEx.
 //! * the exports **`NdisMIndicateStatusEx`** (IRQL <= DISPATCH_LEVEL, the adapter's handle as
@@ -82,19 +83,29 @@ pub fn send_completed() {
     SEND_COMPLETIONS.fetch_add(1, Ordering::Relaxed);
 }
 
+/// When [`check_data_hang`] next looks (guest milliseconds): it runs in every wait loop, so
+/// it looks at most every [`DATA_HANG_CHECK_MS`].
+static NEXT_DATA_HANG_CHECK: AtomicU64 = AtomicU64::new(0);
+/// Period of the `NdisTimedDataHang` check (the rule's resolution).
+const DATA_HANG_CHECK_MS: u64 = 100;
+
 /// `NdisTimedDataHang` at the current time: records the violation when sends have been
-/// pending [`DATA_HANG_TIMEOUT_MS`] with none completing (once per such wait).
+/// pending [`DATA_HANG_TIMEOUT_MS`] with none completing (once per such wait). Looks at most
+/// every [`DATA_HANG_CHECK_MS`].
 pub fn check_data_hang() {
+    let now = crate::interrupts::now_ms();
+    if now < NEXT_DATA_HANG_CHECK.load(Ordering::Relaxed) {
+        return;
+    }
+    NEXT_DATA_HANG_CHECK.store(now + DATA_HANG_CHECK_MS, Ordering::Relaxed);
     let pending = super::send::OUTSTANDING
         .lock()
         .values()
         .filter(|v| v.is_none())
         .count();
-    let found = DATA_HANG.lock().check(
-        crate::interrupts::now_ms(),
-        pending,
-        SEND_COMPLETIONS.load(Ordering::Relaxed),
-    );
+    let found = DATA_HANG
+        .lock()
+        .check(now, pending, SEND_COMPLETIONS.load(Ordering::Relaxed));
     if let Some(v) = found {
         violation(v);
     }
@@ -178,6 +189,12 @@ pub unsafe extern "win64" fn NdisMIndicateStatusEx(
     })
 }
 
+/// Adapter `i`'s `MediaConnectState` as last indicated, or `initial` (the general
+/// attributes') before any indication.
+pub fn connect_state(i: usize, initial: u32) -> u32 {
+    LINK.lock()[i].connect_state.unwrap_or(initial)
+}
+
 /// The name of a `MediaConnectState` value for the log.
 fn connect_name(state: u32) -> &'static str {
     if state == MediaConnectStateConnected {
@@ -230,15 +247,21 @@ pub fn drive_reset(
         }
     }
     STATE.lock().phase = Phase::Running;
+    // Over a peer wire the exchange needs the other guest, which has finished its own: the
+    // reset is checked without traffic there.
+    let peer = super::ETHERNET_PEER.load(Ordering::Relaxed);
     for &(i, ctx) in adapters {
-        if reset_one(chars, i, ctx) {
+        if !reset_one(chars, i, ctx) {
+            continue;
+        }
+        if i == 0 && !peer {
             crate::println!(
                 "ndis: reset{}: the adapter recovered; sending again",
                 adapter_suffix(i)
             );
-            if i == 0 {
-                run_sends(chars, i);
-            }
+            run_sends(chars, i);
+        } else {
+            crate::println!("ndis: reset{}: the adapter recovered", adapter_suffix(i));
         }
     }
     if let Some(ret) = chars.ReturnNetBufferListsHandler {
@@ -325,6 +348,7 @@ pub fn selftest_data_hang() -> Result<String, String> {
     let early = STATE.lock().violations.len() - before;
     interrupt::idle(2_500);
     super::send::OUTSTANDING.lock().remove(&FAKE_NBL);
+    NEXT_DATA_HANG_CHECK.store(0, Ordering::Relaxed);
     check_data_hang();
     let new = STATE.lock().violations.split_off(before);
     *DATA_HANG.lock() = DataHangWatch::new();

@@ -28,6 +28,9 @@ use crate::ndis::{DISPATCH_LEVEL, PASSIVE_LEVEL};
 /// A test's verdict other than a pass.
 pub(super) type TestResult = Result<(), Outcome>;
 
+/// One test of the suite.
+type SuiteTest = fn(&mut Suite) -> TestResult;
+
 pub(super) fn fail<T>(why: impl Into<String>) -> Result<T, Outcome> {
     Err(Outcome::Fail(why.into()))
 }
@@ -267,14 +270,16 @@ impl Suite {
     }
 
     /// The connection tests in `family` (connect/accept with private data and disconnect,
-    /// loopback on one adapter, connect without a listener, dual listen, SEND/RECEIVE and
+    /// loopback on one adapter, connect without a listener, dual listen, local addresses
+    /// that are not the port's refused, SEND/RECEIVE (up to the maximum transfer in IPv4, to
+    /// 64 KiB in IPv6) and
     /// RDMA WRITE/READ over the connection, reject with private data, dual connect, a shared
     /// endpoint connecting to two peers), each
     /// named with the family ("-ipv4" / "-ipv6"): NDK providers serve both families, as
     /// Microsoft's NDK logo tests require.
     fn connection_tests(&mut self, family: Family) {
         self.family = family;
-        let tests: [(&str, fn(&mut Suite) -> TestResult); 9] = [
+        let tests: [(&str, SuiteTest); 10] = [
             (
                 "connect-accept-private-data-disconnect",
                 Suite::connect_accept_disconnect,
@@ -285,10 +290,17 @@ impl Suite {
             ),
             ("connect-without-listener", Suite::connect_without_listener),
             ("dual-listen", Suite::dual_listen),
-            (
-                "send-receive-1-byte-to-max-transfer",
-                Suite::send_receive_sizes,
-            ),
+            ("invalid-local-addresses-refused", Suite::invalid_addresses),
+            match family {
+                Family::Ipv4 => (
+                    "send-receive-1-byte-to-max-transfer",
+                    Suite::send_receive_sizes as SuiteTest,
+                ),
+                Family::Ipv6 => (
+                    "send-receive-1-byte-to-64-kib",
+                    Suite::send_receive_to_64_kib,
+                ),
+            },
             ("rdma-write-read-remote-token", Suite::rdma_write_read),
             ("connect-reject-private-data", Suite::connect_reject),
             ("dual-connect", Suite::dual_connect),

@@ -274,7 +274,8 @@ pub struct GlobalStats {
     pub frames_dropped: u64,
     /// RoCEv2 frames the engine sent.
     pub frames_sent: u64,
-    /// Packets delivered between QPs of this device without the wire.
+    /// Packets sent between QPs of this device without the wire (every packet of
+    /// a train counts; an ACK replaced in the queue by a newer one does not).
     pub loopback_packets: u64,
     /// Packets the engine could not encode (an engine bug if ever non-zero).
     pub encode_errors: u64,

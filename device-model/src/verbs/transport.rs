@@ -1651,18 +1651,8 @@ impl Qp {
         let write = match (&self.resp.cur, p.bth.opcode) {
             (None, op::RDMA_WRITE_FIRST) => {
                 let reth = p.reth.ok_or(())?;
-                let allowed = reth.dma_len <= cx.limits.max_msg_size
-                    && self.access & access::REMOTE_WRITE != 0
-                    && cx
-                        .mrs
-                        .check(
-                            reth.rkey,
-                            self.pdn,
-                            Need::RemoteWrite,
-                            reth.va,
-                            u64::from(reth.dma_len),
-                        )
-                        .is_ok();
+                let allowed =
+                    reth.dma_len <= cx.limits.max_msg_size && self.remote_write_allowed(cx, reth);
                 if !allowed {
                     return Err(());
                 }
@@ -1755,6 +1745,22 @@ impl Qp {
             self.send_ack(cx, last_psn, Aeth::ack(msn));
         }
         Ok(None)
+    }
+
+    /// The responder's check of an RDMA WRITE's whole range (its RETH): the QP's
+    /// remote-write right, then the rkey's protection check.
+    fn remote_write_allowed(&self, cx: &Ctx, reth: Reth) -> bool {
+        self.access & access::REMOTE_WRITE != 0
+            && cx
+                .mrs
+                .check(
+                    reth.rkey,
+                    self.pdn,
+                    Need::RemoteWrite,
+                    reth.va,
+                    u64::from(reth.dma_len),
+                )
+                .is_ok()
     }
 
     fn finish_packet(&mut self, cx: &mut Ctx, p: &RocePacket, last: bool) {
@@ -1908,22 +1914,9 @@ impl Qp {
                 self.resp_fail(cx, psn, syndrome::NAK_INVALID_REQUEST);
                 return Ok(());
             }
-            if reth.dma_len > 0 {
-                let ok = self.access & access::REMOTE_WRITE != 0
-                    && cx
-                        .mrs
-                        .check(
-                            reth.rkey,
-                            self.pdn,
-                            Need::RemoteWrite,
-                            reth.va,
-                            u64::from(reth.dma_len),
-                        )
-                        .is_ok();
-                if !ok {
-                    self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
-                    return Ok(());
-                }
+            if reth.dma_len > 0 && !self.remote_write_allowed(cx, reth) {
+                self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
+                return Ok(());
             }
             self.resp.cur = Some(InMsg::Write {
                 va: reth.va,

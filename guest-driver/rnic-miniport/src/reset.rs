@@ -452,34 +452,3 @@ unsafe fn admin_ok(a: *mut Adapter, op: u8, ops: &[u32; 14]) -> bool {
         }
     }
 }
-
-/// While the device is [`unavailable`], fails a whole send chain at once (each NBL completes
-/// with [`unavailable_status`]) and returns true; otherwise false (nothing touched).
-///
-/// # Safety
-/// `a` is live; `nbls` a chain NDIS handed to MiniportSendNetBufferLists.
-pub(crate) unsafe fn refuse_sends(
-    a: *mut Adapter,
-    nbls: *mut NET_BUFFER_LIST,
-    at_dispatch: bool,
-) -> bool {
-    // SAFETY: the chain is the driver's until completed, which happens here exactly once.
-    unsafe {
-        if !unavailable(a) {
-            return false;
-        }
-        let status = unavailable_status(a);
-        let mut nbl = nbls;
-        while !nbl.is_null() {
-            (*nbl).Status = status;
-            nbl = (*nbl).Next;
-        }
-        let flags = if at_dispatch {
-            NDIS_SEND_COMPLETE_FLAGS_DISPATCH_LEVEL
-        } else {
-            0
-        };
-        ffi::NdisMSendNetBufferListsComplete((*a).miniport, nbls, flags);
-        true
-    }
-}

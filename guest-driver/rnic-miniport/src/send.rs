@@ -31,9 +31,6 @@ pub unsafe extern "win64" fn MiniportSendNetBufferLists(
     // SAFETY: context is our adapter; `nbls` is a valid NDIS-owned chain linked by `Next`.
     unsafe {
         let a = context.cast::<Adapter>();
-        if crate::reset::refuse_sends(a, nbls, at_dispatch) {
-            return;
-        }
         send(a, nbls, at_dispatch);
     }
 }
@@ -179,6 +176,13 @@ pub unsafe fn send(a: *mut Adapter, nbls: *mut NET_BUFFER_LIST, at_dispatch: boo
             if !(*a).data_path.begin() {
                 (*nbl).Status = NDIS_STATUS_PAUSED;
                 give_back(a, nbl, at_dispatch);
+                nbl = next;
+                continue;
+            }
+            if crate::reset::unavailable(a) {
+                // A fatal device or a reset in progress: fail at once, never queue.
+                (*nbl).Status = crate::reset::unavailable_status(a);
+                complete_nbl(a, nbl, at_dispatch);
                 nbl = next;
                 continue;
             }

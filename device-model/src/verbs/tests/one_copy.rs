@@ -20,6 +20,22 @@ fn write_wr(l: &Loop, len: u32, rkey: u32) -> SendWr {
     w
 }
 
+/// A loop whose device delivers one loopback packet per service call (packets
+/// wait in the queue between calls).
+fn one_packet_per_call() -> Loop {
+    let limits = VerbsLimits {
+        max_loopback_per_call: 1,
+        ..VerbsLimits::default()
+    };
+    Loop::with_limits(ConnParams::default(), limits)
+}
+
+fn deregister(l: &mut Loop, key: u32) {
+    let mut o = [0u8; 56];
+    put32(&mut o, 0, key);
+    assert_eq!(l.d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
+}
+
 #[test]
 fn loopback_write_and_send_move_every_byte_with_one_guest_to_guest_copy() {
     // MTU 256: a 700-byte WRITE is three packets, the SEND's receive buffer is
@@ -90,20 +106,15 @@ fn source_mr_deregistered_in_flight_stops_the_copy_and_fails_the_sender() {
     // One loopback packet per service call: the first packet of a two-packet
     // WRITE is placed by the doorbell, the second is still queued when the source
     // MR goes; its payload is never read and the sender completes in error.
-    let limits = VerbsLimits {
-        max_loopback_per_call: 1,
-        ..VerbsLimits::default()
-    };
-    let mut l = Loop::with_limits(ConnParams::default(), limits);
+    let mut l = one_packet_per_call();
     let data = pattern(512, 5);
     l.d.write_mem(l.buf_a, &data);
     let w = write_wr(&l, 512, l.key_b);
     l.send_a(w);
     assert_eq!(l.d.read_mem(l.buf_b, 256), data[..256]);
     assert_eq!(l.d.v.loopback_pending(), 1);
-    let mut o = [0u8; 56];
-    put32(&mut o, 0, l.key_a);
-    assert_eq!(l.d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
+    let key = l.key_a;
+    deregister(&mut l, key);
     assert_eq!(l.d.read_mem(l.buf_b + 256, 256), vec![0; 256]);
     assert_eq!(l.d.env.copied_bytes, 256);
     let ca = l.cqes_a();
@@ -187,18 +198,13 @@ fn responder_mr_deregistered_while_responses_are_queued_moves_no_byte() {
     // One loopback packet per service call: the READ request is answered, the
     // responses wait in the loopback queue when the responder's MR goes. The
     // first is refused unread and the READ completes REMOTE_ACCESS_ERROR.
-    let limits = VerbsLimits {
-        max_loopback_per_call: 1,
-        ..VerbsLimits::default()
-    };
-    let mut l = Loop::with_limits(ConnParams::default(), limits);
+    let mut l = one_packet_per_call();
     l.d.write_mem(l.buf_b, &pattern(512, 5));
     let w = read_wr(&l, 512, l.key_b);
     l.send_a(w);
     assert_eq!(l.d.v.loopback_pending(), 2, "two responses queued");
-    let mut o = [0u8; 56];
-    put32(&mut o, 0, l.key_b);
-    assert_eq!(l.d.admin(opcode::DEREG_MR, o), Ok((0, 0)));
+    let key = l.key_b;
+    deregister(&mut l, key);
     let mut ca = Vec::new();
     for _ in 0..100 {
         l.d.advance(Duration::from_millis(100));
@@ -285,7 +291,7 @@ fn acks_queued_back_to_back_on_loopback_coalesce_into_the_newest() {
         w.flags = if i == 15 { wqe::flags::SIGNALED } else { 0 };
         l.d.post_send_no_db(&mut a, &w);
     }
-    l.d.ring_sq(&mut a);
+    l.d.ring_sq(&a);
     l.a = a;
     let ca = l.cqes_a();
     assert_eq!(ca.len(), 1, "{ca:?}");

@@ -991,7 +991,11 @@ pub unsafe extern "win64" fn NdisMSendNetBufferListsComplete(
         require_non_null(F, NetBufferList, "NetBufferList")?;
         super::pause::require_not_paused(F, adapter, "a send completion")?;
         let problems = super::send::completed(NetBufferList, SendCompleteFlags);
-        super::reset::send_completed();
+        if problems.is_empty() {
+            // SAFETY: every NBL of the chain is one the guest sent and still owns the memory
+            // of (`completed` checked each against its record).
+            unsafe { super::reset::send_completed(adapter, NetBufferList) };
+        }
         match problems.into_iter().next() {
             Some(first) => refuse(F, first, NDIS_STATUS_INVALID_PARAMETER),
             None => Ok(()),

@@ -812,6 +812,13 @@ fn read_fault_counters(
     // SAFETY: the provider's function with its binding context and a live output, at
     // PASSIVE_LEVEL.
     let status = unsafe { query(binding, 0, &mut c) };
+    if status == STATUS_IO_DEVICE_ERROR && super::reset::hardware_failed(0) {
+        // A failed device answers no statistics command; the driver said so already.
+        crate::println!(
+            "nmr: QueryDeviceFaultCounters(0): STATUS_IO_DEVICE_ERROR (the driver reported the device failed: NDIS_STATUS_HARD_ERRORS)"
+        );
+        return Ok(());
+    }
     if status != STATUS_SUCCESS {
         return Err(format!(
             "QueryDeviceFaultCounters(0) returned {status:#010x}"

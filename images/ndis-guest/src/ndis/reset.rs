@@ -78,9 +78,33 @@ static DATA_HANG: IrqLock<DataHangWatch> = IrqLock::new(DataHangWatch::new());
 /// Calls of `NdisMSendNetBufferListsComplete` so far (the send path's progress counter).
 static SEND_COMPLETIONS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts one call of `NdisMSendNetBufferListsComplete` (progress for `NdisTimedDataHang`).
-pub fn send_completed() {
+/// Per adapter: a send completed with `NDIS_STATUS_HARD_ERRORS` since the last successful
+/// reset (the driver says its device failed).
+static HARDWARE_FAILED: IrqLock<[bool; MAX_ADAPTERS]> = IrqLock::new([false; MAX_ADAPTERS]);
+
+/// Records a valid `NdisMSendNetBufferListsComplete` of adapter `i`: progress for
+/// `NdisTimedDataHang`, and whether an NBL of the chain reports a hardware failure.
+///
+/// # Safety
+/// `chain` is a chain of NBLs the guest sent (checked by `send::completed`), linked by `Next`.
+pub unsafe fn send_completed(i: usize, chain: *mut NET_BUFFER_LIST) {
     SEND_COMPLETIONS.fetch_add(1, Ordering::Relaxed);
+    let mut nbl = chain;
+    while !nbl.is_null() {
+        // SAFETY: guaranteed by the caller.
+        let (status, next) = unsafe { ((*nbl).Status, (*nbl).Next) };
+        if status == NDIS_STATUS_HARD_ERRORS {
+            HARDWARE_FAILED.lock()[i] = true;
+        }
+        nbl = next;
+    }
+}
+
+/// Whether adapter `i`'s driver reported a hardware failure (a send completed with
+/// `NDIS_STATUS_HARD_ERRORS`) that no successful reset has cleared yet: traffic checks before
+/// the reset step cannot expect frames to go through then.
+pub fn hardware_failed(i: usize) -> bool {
+    HARDWARE_FAILED.lock()[i]
 }
 
 /// When [`check_data_hang`] next looks (guest milliseconds): it runs in every wait loop, so
@@ -116,6 +140,7 @@ pub fn reset_state() {
     *LINK.lock() = [LinkSeen::default(); MAX_ADAPTERS];
     *RESETS.lock() = [ResetTracker::new(); MAX_ADAPTERS];
     *DATA_HANG.lock() = DataHangWatch::new();
+    *HARDWARE_FAILED.lock() = [false; MAX_ADAPTERS];
 }
 
 /// `NdisMIndicateStatusEx`: checks the indication (see the module documentation), records
@@ -323,7 +348,10 @@ fn reset_one(chars: &NDIS_MINIPORT_DRIVER_CHARACTERISTICS, i: usize, ctx: NDIS_H
     }
     let result = RESETS.lock()[i].result();
     match result {
-        Some(NDIS_STATUS_SUCCESS) => true,
+        Some(NDIS_STATUS_SUCCESS) => {
+            HARDWARE_FAILED.lock()[i] = false;
+            true
+        }
         Some(other) => {
             crate::println!(
                 "ndis: reset{suffix} failed with {}: the adapter is halted next, as NDIS does",

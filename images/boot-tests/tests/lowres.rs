@@ -86,8 +86,19 @@ fn boot_lowres(a: &Artifacts, mode: &str, more: &str) -> Outcome {
     let entry_failed = out
         .serial
         .contains("lowres: expected under low resources: DriverEntry returned");
-    if !entry_failed {
-        out.assert_in_order(&["ndis: MiniportInitializeEx", "ndis: MiniportDriverUnload"]);
+    let initialize_failed = out
+        .serial
+        .contains("lowres: expected under low resources: MiniportInitializeEx");
+    match (entry_failed, initialize_failed) {
+        (true, _) => {}
+        (false, true) => {
+            out.assert_in_order(&["ndis: MiniportInitializeEx", "ndis: MiniportDriverUnload"])
+        }
+        (false, false) => out.assert_in_order(&[
+            "ndis: MiniportInitializeEx returned NDIS_STATUS_SUCCESS",
+            "ndis: MiniportHaltEx",
+            "ndis: MiniportDriverUnload",
+        ]),
     }
     out
 }

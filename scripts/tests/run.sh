@@ -104,9 +104,9 @@ else
     st=$?
     if [ $st = 0 ]; then
         fail $t "succeeded against an unreachable mirror"
-    elif echo "$out" | grep -q 'no rust-src package found'; then
+    elif grep -q 'no rust-src package found' <<<"$out"; then
         fail $t "blamed the package: $out"
-    elif echo "$out" | grep -q '127.0.0.1:9'; then
+    elif grep -q '127.0.0.1:9' <<<"$out"; then
         ok $t
     else
         fail $t "message does not name the mirror: $out"
@@ -139,8 +139,8 @@ if ! have_kvm; then
 else
     out="$(cd "$WORK/user" && RNIC_SKIP_BUILD=1 "$RIG_ROOT/scripts/launch-vm.sh" --driver ./my-driver.sys --timeout 60 2>&1)"
     st=$?
-    if [ $st = 0 ] && echo "$out" | grep -q "using kernel .* and driver $WORK/user/my-driver.sys" \
-        && echo "$out" | grep -q 'guest verdict: PASS'; then
+    if [ $st = 0 ] && grep -q "using kernel .* and driver $WORK/user/my-driver.sys" <<<"$out" \
+        && grep -q 'guest verdict: PASS' <<<"$out"; then
         ok $t
     else
         fail $t "status $st: $(echo "$out" | tail -n3)"
@@ -150,7 +150,7 @@ fi
 t=launch_vm_names_a_missing_file_with_the_callers_directory
 out="$(cd "$WORK/user" && RNIC_SKIP_BUILD=1 "$RIG_ROOT/scripts/launch-vm.sh" --driver ./absent.sys 2>&1)"
 st=$?
-[ $st != 0 ] && echo "$out" | grep -q "absent.sys: no such file (relative paths are taken from $WORK/user)" \
+[ $st != 0 ] && grep -q "absent.sys: no such file (relative paths are taken from $WORK/user)" <<<"$out" \
     && ok $t || fail $t "status $st: $out"
 
 # --- a monitor error is labelled as such, not as a guest verdict.
@@ -158,7 +158,7 @@ t=launch_vm_labels_monitor_errors
 out="$(RNIC_SKIP_BUILD=1 scripts/launch-vm.sh --memory 0 2>&1)"
 st=$?
 if [ $st = 125 ] && echo "$out" | tail -n1 | grep -q 'no verdict: the monitor could not start' \
-    && ! echo "$out" | grep -q 'guest verdict'; then
+    && ! grep -q 'guest verdict' <<<"$out"; then
     ok $t
 else
     fail $t "status $st: $(echo "$out" | tail -n2)"
@@ -179,7 +179,7 @@ else
         -m 256 -nodefaults -nographic -serial stdio -kernel target/images/ndis-guest.elf \
         -initrd target/images/rnic.sys -device isa-debug-exit,iobase=0xf4,iosize=0x04 2>&1)"
     st=$?
-    if [ $st = 5 ] && echo "$out" | grep -q 'pci: no rnic found'; then
+    if [ $st = 5 ] && grep -q 'pci: no rnic found' <<<"$out"; then
         ok $t
     else
         mkdir -p target/test-artifacts
@@ -252,7 +252,7 @@ t=launch_pair_refuses_options_it_sets_itself
 out="$(RNIC_SKIP_BUILD=1 scripts/launch-pair.sh --rnic id=x 2>&1)"
 st=$?
 [ $st != 0 ] && [ "$(echo "$out" | wc -l)" = 1 ] \
-    && echo "$out" | grep -q '^launch-pair: error: --rnic: launch-pair.sh sets the RNICs' \
+    && grep -q '^launch-pair: error: --rnic: launch-pair.sh sets the RNICs' <<<"$out" \
     && ok $t || fail $t "status $st: $out"
 
 echo "script tests: $passed passed, $failed failed, $skipped skipped"

@@ -4,20 +4,25 @@
 #      the whole process, median of N runs), and rnic-vmm's full driver life cycle with the RNIC
 #      (wall time of the whole process, monitor start to exit, and the monitor's own "guest
 #      exited ... after T ms", vCPU start to verdict; medians of N runs);
-#   2. the device benchmarks (`cargo bench -p rnic-device`, every bench target there), then a
+#   2. ndk: one boot of the guest with two RNICs on the pair wire and `guest.ndk=bench`: through
+#      rnic.sys, 64-byte RDMA WRITE latency (doorbell to completion seen by the NDK consumer,
+#      p50/p99) next to the raw floor measured in the same boot (an MMIO exit round trip), and
+#      64 KiB / 1 MiB RDMA WRITE throughput between the two RNICs next to a guest memcpy of the
+#      same size (the guest's own `ndk: bench:` lines, printed as they are);
+#   3. the device benchmarks (`cargo bench -p rnic-device`, every bench target there), then a
 #      summary: RDMA WRITE vs memcpy per size (ratio memcpy time / write time), 64-byte WRITEs
 #      per second, the slowest single admin doorbell a guest can cause.
 # Figures are printed, never asserted: the machines are shared and noisy. Record them in
 # docs/performance.md with the machine and the date.
 #
-# Usage: scripts/bench.sh [boot|device|all]   (default all)
+# Usage: scripts/bench.sh [boot|ndk|device|all]   (default all)
 # Environment: BENCH_RUNS (default 7) boots per configuration.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 cd "$RIG_ROOT"
 
 what="${1:-all}"
-case "$what" in boot | device | all) ;; *) die "usage: scripts/bench.sh [boot|device|all]" ;; esac
+case "$what" in boot | ndk | device | all) ;; *) die "usage: scripts/bench.sh [boot|ndk|device|all]" ;; esac
 runs="${BENCH_RUNS:-7}"
 [[ "$runs" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RUNS must be a positive integer (got '$runs')"
 
@@ -75,6 +80,25 @@ bench_boot() {
     printf '  %-58s %8s ms\n' "rnic-vmm with RNIC, life cycle: vCPU start to verdict" "$l"
 }
 
+bench_ndk() {
+    "$RIG_ROOT/scripts/build.sh"
+    [ -r /dev/kvm ] && [ -w /dev/kvm ] || die "/dev/kvm is not usable: the NDK benchmark needs KVM"
+    local vmm kernel driver serial status
+    vmm="$(host_target_dir)/debug/rnic-vmm"
+    kernel="$RIG_ROOT/target/images/ndis-guest.elf"
+    driver="$RIG_ROOT/target/images/rnic.sys"
+    serial="$(host_target_dir)/bench-ndk.serial"
+    log "ndk: one boot with two RNICs and guest.ndk=bench (a few minutes: every guest instruction is emulated); serial log: $serial"
+    status=0
+    "$vmm" --kernel "$kernel" --module "$driver" --rnic id=a,wire=pair:b --rnic id=b,wire=pair:a \
+        --cmdline guest.ndk=bench --timeout 900 --serial "$serial" >/dev/null 2>"$serial.err" || status=$?
+    [ "$status" = 0 ] || die "the NDK benchmark boot failed (status $status): $(tail -n1 "$serial.err"); serial log: $serial"
+    echo
+    echo "ndk in the guest ($(date -u +%Y-%m-%d), $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    grep -E '^ndk: bench: ' "$serial" | sed 's/^ndk: bench: /  /' \
+        || die "the NDK benchmark boot printed no figures; serial log: $serial"
+}
+
 bench_device() {
     log "device benchmarks: cargo bench -p rnic-device (a few minutes)"
     local out
@@ -96,9 +120,11 @@ bench_device() {
 
 case "$what" in
     boot) bench_boot ;;
+    ndk) bench_ndk ;;
     device) bench_device ;;
     all)
         bench_boot
+        bench_ndk
         bench_device
         ;;
 esac

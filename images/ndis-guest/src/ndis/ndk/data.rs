@@ -1430,7 +1430,24 @@ impl Suite {
                 verifier::sync(DISPATCH_LEVEL, || unsafe { get(conn.b.cq, &mut r, 1) }) == 1
             });
             if !got {
-                return fail("no receive completion within the wait");
+                // What the sender saw tells a lost send from a lost receive completion.
+                let Some(get_a) = cq_dispatch(conn.a.cq).NdkGetCqResultsEx else {
+                    return fail("no receive completion within the wait");
+                };
+                // SAFETY: all-zero is a valid NDK_RESULT_EX.
+                let mut sent: NDK_RESULT_EX = unsafe { core::mem::zeroed() };
+                // SAFETY: the provider's function with one live result.
+                let n = verifier::sync(DISPATCH_LEVEL, || unsafe { get_a(conn.a.cq, &mut sent, 1) });
+                return fail(if n == 1 {
+                    format!(
+                        "no receive completion within the wait; the sender's completion: status {:#010x} type {:#x}",
+                        sent.Status, sent.Type
+                    )
+                } else {
+                    alloc::string::String::from(
+                        "no receive completion within the wait, and no send completion either",
+                    )
+                });
             }
             if r.Status != STATUS_SUCCESS
                 || r.Type != NdkOperationTypeReceiveAndInvalidate

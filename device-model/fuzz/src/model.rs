@@ -813,6 +813,18 @@ impl Model {
         self.mrs.values().any(|m| m.pdn == pdn) || self.qps.values().any(|q| q.pdn == pdn)
     }
 
+    /// Live PDs that no MR or QP names, ascending ([`Model::pd_busy`] of every
+    /// PD, in one pass over the MRs and QPs).
+    pub fn unused_pds(&self) -> Vec<u32> {
+        let busy: BTreeSet<u32> = self
+            .mrs
+            .values()
+            .map(|m| m.pdn)
+            .chain(self.qps.values().map(|q| q.pdn))
+            .collect();
+        self.pds.difference(&busy).copied().collect()
+    }
+
     fn cq_busy(&self, cqn: u32) -> bool {
         self.qps
             .values()

@@ -787,12 +787,10 @@ impl Rig {
         self.dev
             .config_write(CFG_MSIX_CTRL, &MSIX_ENABLE.to_le_bytes());
         for v in 0..16u64 {
+            // Quadword writes (address; data and vector control, unmasked).
             let e = v * 16;
-            self.dev.bar_write(2, e, &0xFEE0_0000u32.to_le_bytes());
-            self.dev.bar_write(2, e + 4, &0u32.to_le_bytes());
-            self.dev
-                .bar_write(2, e + 8, &(0x20 + v as u32).to_le_bytes());
-            self.dev.bar_write(2, e + 12, &0u32.to_le_bytes());
+            self.dev.bar_write(2, e, &0xFEE0_0000u64.to_le_bytes());
+            self.dev.bar_write(2, e + 8, &(0x20 + v).to_le_bytes());
         }
         self.write32(REG_DEV_CTRL, 2);
         let asq = asq_size.clamp(2, 32).next_power_of_two();
@@ -1204,12 +1202,7 @@ impl Rig {
             return;
         }
         for i in 0..=u32::from(destroy % 8) {
-            let unused: Vec<u32> = self
-                .model
-                .live(Kind::Pd)
-                .into_iter()
-                .filter(|&p| !self.model.pd_busy(p))
-                .collect();
+            let unused = self.model.unused_pds();
             if unused.is_empty() {
                 return;
             }
@@ -1419,11 +1412,20 @@ fn first_difference(mem: &GuestMemoryMmap, at: u64, len: u64, byte: u8) -> Optio
     None
 }
 
+/// Programs BAR0 and BAR2 (64-bit memory BARs) at `BAR0_AT` and `BAR2_AT`; a BAR
+/// dword that already holds its value is not written again (such a write changes
+/// nothing).
 fn place_bars(dev: &mut Rnic) {
-    dev.config_write(CFG_BAR0, &(BAR0_AT as u32 | 0x4).to_le_bytes());
-    dev.config_write(CFG_BAR0 + 4, &0u32.to_le_bytes());
-    dev.config_write(CFG_BAR2, &(BAR2_AT as u32 | 0x4).to_le_bytes());
-    dev.config_write(CFG_BAR2 + 4, &0u32.to_le_bytes());
+    for (offset, value) in [
+        (CFG_BAR0, BAR0_AT as u32 | 0x4),
+        (CFG_BAR0 + 4, 0),
+        (CFG_BAR2, BAR2_AT as u32 | 0x4),
+        (CFG_BAR2 + 4, 0),
+    ] {
+        if dev.config_read(offset) != value {
+            dev.config_write(offset, &value.to_le_bytes());
+        }
+    }
 }
 
 /// Reads a script from fuzzer bytes: a little interpreter that never fails (it

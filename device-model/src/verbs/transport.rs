@@ -266,8 +266,10 @@ enum PlaceError {
 }
 
 /// The checked pieces of one transfer, physically contiguous runs merged (a run
-/// of contiguous pages is one piece, so one copy). The first few live inline: a
-/// packet's transfer allocates nothing.
+/// of contiguous pages is one piece, so one copy). The first two live inline: a
+/// packet's transfer (one page, or two when it crosses a page boundary)
+/// allocates nothing, and the list stays small enough to move without a
+/// `memcpy` call.
 #[derive(Debug)]
 struct Pieces {
     inline: [Piece; Pieces::INLINE],
@@ -276,7 +278,7 @@ struct Pieces {
 }
 
 impl Pieces {
-    const INLINE: usize = 4;
+    const INLINE: usize = 2;
 
     fn new() -> Self {
         const NONE: Piece = Piece {
@@ -595,21 +597,9 @@ impl Qp {
             });
             return;
         }
-        let o = OutPacket {
-            from: self.qpn,
-            pkt: p,
-            source,
-            frame: None,
-        };
         if let Some(back) = cx.loopback.back_mut() {
-            // An ACK right behind an older ACK between the same two QPs replaces
-            // it (ACKs are cumulative: the newer one says all the older one said),
-            // as a responder coalesces acknowledgements.
-            if supersedes(&o, back) {
-                *back = o;
-                return;
-            }
-            // The next packets of the train the previous entry ended (no ACK
+            // (ACKs are merged into a queued ACK before they are built:
+            // `coalesce_ack`.) The next packets of the train the previous entry ended (no ACK
             // request in between): the train grows instead of a new entry.
             if let (
                 OutPacket {
@@ -619,17 +609,17 @@ impl Qp {
                     from,
                 },
                 Some(g),
-            ) = (back, &o.source)
+            ) = (back, &source)
             {
-                let follows = *from == o.from
+                let follows = *from == self.qpn
                     && t.who.qpn == g.who.qpn
                     && t.sges.same(&g.sges)
                     && t.mtu == g.mtu
                     && t.len == t.packets as usize * t.mtu as usize
                     && t.offset + t.len as u64 == g.offset
                     && !t.last.ack_req
-                    && first.bth.dest_qp == o.pkt.bth.dest_qp
-                    && psn_add(first.bth.psn, t.packets) == o.pkt.bth.psn;
+                    && first.bth.dest_qp == p.bth.dest_qp
+                    && psn_add(first.bth.psn, t.packets) == p.bth.psn;
                 if follows {
                     t.packets += g.packets;
                     t.len += g.len;
@@ -639,8 +629,13 @@ impl Qp {
                 }
             }
         }
-        *cx.loopback_packets += u64::from(o.packets());
-        cx.loopback.push_back(o);
+        *cx.loopback_packets += u64::from(source.as_ref().map_or(1, |s| s.packets));
+        cx.loopback.push_back(OutPacket {
+            from: self.qpn,
+            pkt: p,
+            source,
+            frame: None,
+        });
     }
 
     /// Emits a request packet already encoded into `frame` with `len` payload bytes.
@@ -1031,20 +1026,19 @@ impl Qp {
             if !self.wqe_complete(w) {
                 break;
             }
-            let w = self.req.outstanding.pop_front().unwrap_or_default();
+            let signaled = w.flags & wqe::flags::SIGNALED != 0 || self.sig_all;
+            let cqe = CqeRepr {
+                wr_id: w.wr_id,
+                opcode: w.cqe_opcode(),
+                byte_len: if w.is_local() { 0 } else { w.len },
+                ..CqeRepr::default()
+            };
+            // Dropped where it lies (no move of the retired WQE out of the queue).
+            self.req.outstanding.drain(..1);
             self.req.send_idx = self.req.send_idx.saturating_sub(1);
             self.sq_retired = self.sq_retired.wrapping_add(1);
-            if w.flags & wqe::flags::SIGNALED != 0 || self.sig_all {
-                let byte_len = if w.is_local() { 0 } else { w.len };
-                let cqe = CqeRepr {
-                    wr_id: w.wr_id,
-                    opcode: w.cqe_opcode(),
-                    byte_len,
-                    ..CqeRepr::default()
-                };
-                if !self.complete_checked(cx, false, cqe, false) {
-                    return;
-                }
+            if signaled && !self.complete_checked(cx, false, cqe, false) {
+                return;
             }
         }
     }
@@ -1425,9 +1419,10 @@ impl Qp {
     }
 
     /// Loopback: a plain ACK for `psn` when the newest queued packet is an older
-    /// plain ACK of this QP to the same peer QP is merged into it in place (ACKs
-    /// are cumulative; the same outcome as [`supersedes`], without building a
-    /// packet). Returns whether it was merged.
+    /// plain ACK of this QP to the same peer QP, with the same addresses, is
+    /// merged into it in place (ACKs are cumulative: the newer one says all the
+    /// older one said, as a responder coalesces acknowledgements), without
+    /// building a packet. Returns whether it was merged.
     fn coalesce_ack(&mut self, cx: &mut Ctx, psn: u32, aeth: Aeth) -> bool {
         if !matches!(aeth.kind(), AethKind::Ack { .. }) || !self.to_own_port(cx.port) {
             return false;
@@ -2069,7 +2064,7 @@ impl Qp {
         // Loopback: the responses name the checked MR range and the requester
         // copies from it straight into its READ's buffers (one copy). The wire:
         // each response's data is read straight into its frame.
-        let loopback = super::addressed_to(cx.port, &self.new_pkt(cx, op::ACKNOWLEDGE, psn));
+        let loopback = self.to_own_port(cx.port);
         let range = SgeList::new(&[Sge {
             addr: reth.va,
             len: reth.dma_len,
@@ -2191,17 +2186,6 @@ fn packet_opcode(wr_op: u8, first: bool, last: bool) -> u8 {
             _ => op::SEND_LAST,
         },
     }
-}
-
-/// Whether the ACK `newer` makes the queued ACK `older` redundant: both plain
-/// ACKs (no NAK) from the same QP to the same QP, `newer` for a later or equal
-/// PSN.
-pub(crate) fn supersedes(newer: &OutPacket, older: &OutPacket) -> bool {
-    plain_ack(newer)
-        && plain_ack(older)
-        && newer.from == older.from
-        && newer.pkt.bth.dest_qp == older.pkt.bth.dest_qp
-        && psn_cmp(newer.pkt.bth.psn, older.pkt.bth.psn) != Ordering::Less
 }
 
 /// Whether `o` is a plain ACK (an ACKNOWLEDGE that is no NAK, without payload).

@@ -4,7 +4,7 @@
 use rnic_contract::event::qp_error_cause;
 
 use super::async_event::AsyncEvent;
-use super::mr::{pages_needed, MrError, MrState, Need};
+use super::mr::{pages_needed, Mr, MrError, MrState, Need};
 use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SgeList, SqWqe};
 use crate::env::{CopyError, DeviceEnv, DmaScope};
 use crate::roce::{
@@ -436,7 +436,8 @@ fn gather_into(
     )
 }
 
-/// The requester's lkey check of `[offset, offset+len)` of an SGE list (no access).
+/// The requester's lkey check of `[offset, offset+len)` of an SGE list: each SGE's
+/// key, PD, access and bounds, without walking its pages (no access).
 fn check_sges(
     cx: &mut Ctx,
     who: Who,
@@ -444,14 +445,14 @@ fn check_sges(
     offset: u64,
     len: usize,
 ) -> Result<(), XferError> {
-    walk_sges(
+    walk_segments(
         cx,
         who.pdn,
         sges,
         offset,
         len,
         Need::LocalRead,
-        |_, _, _, _, _| Ok(()),
+        |_, _, _, _, _, _| Ok(()),
     )
 }
 
@@ -462,10 +463,31 @@ fn walk_sges(
     cx: &mut Ctx,
     pdn: u32,
     sges: &[Sge],
-    mut offset: u64,
+    offset: u64,
     len: usize,
     need: Need,
     mut f: impl FnMut(&mut dyn DeviceEnv, u32, u64, usize, usize) -> Result<(), XferError>,
+) -> Result<(), XferError> {
+    walk_segments(cx, pdn, sges, offset, len, need, |env, lkey, mr, va, n, mut pos| {
+        mr.for_each_piece(va, n, |gpa, l| {
+            f(env, lkey >> 8, gpa, pos, l as usize)?;
+            pos += l as usize;
+            Ok(())
+        })
+    })
+}
+
+/// Calls `f(env, lkey, checked MR, va, length, position)` for the part of each SGE
+/// that `[offset, offset+len)` of the list covers, after that part's protection
+/// check; `Length` if the list is shorter.
+fn walk_segments(
+    cx: &mut Ctx,
+    pdn: u32,
+    sges: &[Sge],
+    mut offset: u64,
+    len: usize,
+    need: Need,
+    mut f: impl FnMut(&mut dyn DeviceEnv, u32, &Mr, u64, u64, usize) -> Result<(), XferError>,
 ) -> Result<(), XferError> {
     let mut pos = 0usize;
     for s in sges {
@@ -486,12 +508,8 @@ fn walk_sges(
             .mrs
             .check(s.lkey, pdn, need, va, n)
             .map_err(XferError::Prot)?;
-        let env = &mut *cx.env;
-        mr.for_each_piece(va, n, |gpa, l| {
-            f(env, s.lkey >> 8, gpa, pos, l as usize)?;
-            pos += l as usize;
-            Ok(())
-        })?;
+        f(&mut *cx.env, s.lkey, mr, va, n, pos)?;
+        pos += n as usize;
         offset = 0;
     }
     if pos == len {

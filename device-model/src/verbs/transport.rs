@@ -734,26 +734,33 @@ impl Qp {
         if !matches!(self.state, QpState::Rts | QpState::Sqd) || self.req.rnr_until.is_some() {
             return;
         }
+        // The loop reads each WQE where it lies (no copy per WQE): the queue is
+        // taken out of the QP while it runs (nothing the loop calls touches the
+        // QP's queue) and put back.
+        let mut q = std::mem::take(&mut self.req.outstanding);
+        self.transmit_from(cx, &mut q);
+        self.req.outstanding = q;
+    }
+
+    /// The transmit loop over `q`, the QP's outstanding WQEs.
+    fn transmit_from(&mut self, cx: &mut Ctx, q: &mut std::collections::VecDeque<SqWqe>) {
         let mtu = self.mtu();
-        while self.req.send_idx < self.req.outstanding.len() {
+        while self.req.send_idx < q.len() {
             let i = self.req.send_idx;
-            if self.req.outstanding[i].error.is_some() {
+            if q[i].error.is_some() {
                 break;
             }
-            if self.req.outstanding[i].flags & wqe::flags::FENCE != 0
-                && self
-                    .req
-                    .outstanding
-                    .iter()
+            if q[i].flags & wqe::flags::FENCE != 0
+                && q.iter()
                     .take(i)
                     .any(|w| w.opcode == wqe::opcode::RDMA_READ && w.read_rcvd < w.npkts)
             {
                 break;
             }
-            if self.req.outstanding[i].is_local() {
-                if !self.req.outstanding[i].done {
-                    self.exec_local(cx, i);
-                    if self.req.outstanding[i].error.is_some() {
+            if q[i].is_local() {
+                if !q[i].done {
+                    self.exec_local(cx, &mut q[i]);
+                    if q[i].error.is_some() {
                         break;
                     }
                 }
@@ -761,7 +768,7 @@ impl Qp {
                 self.req.send_pkt = 0;
                 continue;
             }
-            let w = self.req.outstanding[i].clone();
+            let w = &q[i];
             if w.opcode == wqe::opcode::RDMA_READ {
                 let psn = psn_add(w.first_psn, w.read_rcvd);
                 if w.read_rcvd >= w.npkts {
@@ -779,96 +786,113 @@ impl Qp {
                     rkey: w.rkey,
                     dma_len: (u64::from(w.len) - done.min(u64::from(w.len))) as u32,
                 });
+                let last_psn = psn_add(w.first_psn, w.npkts - 1);
                 self.emit(cx, p);
                 // A READ request covers all PSNs of its responses.
-                self.note_sent(psn_add(w.first_psn, w.npkts - 1));
-                self.req.outstanding[i].transmitted = true;
+                self.note_sent(last_psn);
+                q[i].transmitted = true;
                 self.req.send_idx += 1;
                 self.req.send_pkt = 0;
                 continue;
             }
-            let loopback = w.inline.is_none() && self.to_own_port(cx.port);
-            while self.req.send_pkt < w.npkts {
-                let k = self.req.send_pkt;
-                let psn = psn_add(w.first_psn, k);
-                if !self.in_window(cx, psn) {
-                    break;
-                }
-                if loopback {
-                    if let Some(m) = self.transmit_train(cx, &w, k, mtu) {
-                        self.req.outstanding[i].transmitted = true;
-                        self.req.send_pkt += m;
-                        continue;
-                    }
-                }
-                let off = u64::from(k) * u64::from(mtu);
-                let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
-                let last = k + 1 == w.npkts;
-                let mut p = self.data_header(cx, &w, k);
-                // Loopback: the payload stays where it is; the requester's lkey
-                // check is made now and again when the responder places it (the
-                // MR may be gone by then). The wire: gathered into the packet.
-                let mut source = None;
-                let mut gather_into_frame = false;
-                let payload = match &w.inline {
-                    Some(d) => d[off as usize..off as usize + n].to_vec(),
-                    None if super::addressed_to(cx.port, &p) => {
-                        if let Err(e) = check_sges(cx, self.who(), &w.sges, off, n) {
-                            self.req.outstanding[i].error = Some(xfer_status(e));
-                            break;
-                        }
-                        source = Some(GuestPayload {
-                            who: self.who(),
-                            sges: w.sges.clone(),
-                            need: Need::LocalRead,
-                            offset: off,
-                            len: n,
-                            packets: 1,
-                            mtu,
-                            last: LastHeader::default(),
-                        });
-                        Vec::new()
-                    }
-                    None => {
-                        gather_into_frame = true;
-                        Vec::new()
-                    }
-                };
-                self.req.since_ackreq += 1;
-                if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
-                    p.bth.ack_req = true;
-                    self.req.since_ackreq = 0;
-                }
-                p.payload = payload;
-                if gather_into_frame {
-                    // The wire: the payload is read once, straight into the frame.
-                    let who = self.who();
-                    let frame = crate::roce::encode_with(&p, n, |buf| {
-                        gather_into(cx, who, &w.sges, off, buf)
-                    });
-                    match frame {
-                        Ok(Ok(frame)) => self.emit_frame(cx, p, frame, n),
-                        Ok(Err(e)) => {
-                            self.req.outstanding[i].error = Some(xfer_status(e));
-                            break;
-                        }
-                        // An engine bug: the packet goes to the router, which
-                        // counts it as an encoding error.
-                        Err(_) => self.emit_from(cx, p, None),
-                    }
-                } else {
-                    self.emit_from(cx, p, source);
-                }
-                self.note_sent(psn);
-                self.req.outstanding[i].transmitted = true;
-                self.req.send_pkt += 1;
+            let (sent, error) = self.transmit_packets(cx, w, mtu);
+            if sent {
+                q[i].transmitted = true;
             }
-            if self.req.outstanding[i].error.is_some() || self.req.send_pkt < w.npkts {
+            if let Some(e) = error {
+                q[i].error = Some(e);
+                break;
+            }
+            if self.req.send_pkt < q[i].npkts {
                 break;
             }
             self.req.send_idx += 1;
             self.req.send_pkt = 0;
         }
+    }
+
+    /// Sends the data packets of SEND or RDMA WRITE `w` from the transmit cursor
+    /// on, while the window allows. Returns whether a packet was sent and the
+    /// error that stopped the WQE, if any.
+    fn transmit_packets(
+        &mut self,
+        cx: &mut Ctx,
+        w: &SqWqe,
+        mtu: u32,
+    ) -> (bool, Option<(WcStatus, u32)>) {
+        let mut sent = false;
+        let loopback = w.inline.is_none() && self.to_own_port(cx.port);
+        while self.req.send_pkt < w.npkts {
+            let k = self.req.send_pkt;
+            let psn = psn_add(w.first_psn, k);
+            if !self.in_window(cx, psn) {
+                break;
+            }
+            if loopback {
+                if let Some(m) = self.transmit_train(cx, w, k, mtu) {
+                    sent = true;
+                    self.req.send_pkt += m;
+                    continue;
+                }
+            }
+            let off = u64::from(k) * u64::from(mtu);
+            let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
+            let last = k + 1 == w.npkts;
+            let mut p = self.data_header(cx, w, k);
+            // Loopback: the payload stays where it is; the requester's lkey
+            // check is made now and again when the responder places it (the
+            // MR may be gone by then). The wire: gathered into the packet.
+            let mut source = None;
+            let mut gather_into_frame = false;
+            let payload = match &w.inline {
+                Some(d) => d[off as usize..off as usize + n].to_vec(),
+                None if loopback => {
+                    if let Err(e) = check_sges(cx, self.who(), &w.sges, off, n) {
+                        return (sent, Some(xfer_status(e)));
+                    }
+                    source = Some(GuestPayload {
+                        who: self.who(),
+                        sges: w.sges.clone(),
+                        need: Need::LocalRead,
+                        offset: off,
+                        len: n,
+                        packets: 1,
+                        mtu,
+                        last: LastHeader::default(),
+                    });
+                    Vec::new()
+                }
+                None => {
+                    gather_into_frame = true;
+                    Vec::new()
+                }
+            };
+            self.req.since_ackreq += 1;
+            if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
+                p.bth.ack_req = true;
+                self.req.since_ackreq = 0;
+            }
+            p.payload = payload;
+            if gather_into_frame {
+                // The wire: the payload is read once, straight into the frame.
+                let who = self.who();
+                let frame =
+                    crate::roce::encode_with(&p, n, |buf| gather_into(cx, who, &w.sges, off, buf));
+                match frame {
+                    Ok(Ok(frame)) => self.emit_frame(cx, p, frame, n),
+                    Ok(Err(e)) => return (sent, Some(xfer_status(e))),
+                    // An engine bug: the packet goes to the router, which
+                    // counts it as an encoding error.
+                    Err(_) => self.emit_from(cx, p, None),
+                }
+            } else {
+                self.emit_from(cx, p, source);
+            }
+            self.note_sent(psn);
+            sent = true;
+            self.req.send_pkt += 1;
+        }
+        (sent, None)
     }
 
     /// Whether this QP's peer is the port itself (its packets go to the loopback
@@ -957,14 +981,12 @@ impl Qp {
     }
 
     /// FAST_REG and LOCAL_INV, executed in order when the transmit cursor reaches them.
-    fn exec_local(&mut self, cx: &mut Ctx, i: usize) {
-        let w = self.req.outstanding[i].clone();
-        let result = if w.opcode == wqe::opcode::FAST_REG {
-            self.fast_register(cx, &w)
+    fn exec_local(&mut self, cx: &mut Ctx, slot: &mut SqWqe) {
+        let result = if slot.opcode == wqe::opcode::FAST_REG {
+            self.fast_register(cx, slot)
         } else {
-            invalidate(cx, w.imm_inv, self.pdn).map_err(|_| 0)
+            invalidate(cx, slot.imm_inv, self.pdn).map_err(|_| 0)
         };
-        let slot = &mut self.req.outstanding[i];
         slot.transmitted = true;
         match result {
             Ok(()) => slot.done = true,

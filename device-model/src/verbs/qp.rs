@@ -789,8 +789,21 @@ impl Qp {
                 w.error = op_err;
                 return w;
             }
-            let (sges, n) = Self::parse_sges(num_sge, |i| b.sge(i));
-            w.sges = SgeList::new(&sges[..n]);
+            w.sges = match num_sge {
+                // One SGE (the common case) goes straight into the inline list.
+                1 => b.sge(0).map_or_else(SgeList::default, |s| SgeList::Inline {
+                    sge: Sge {
+                        addr: s.addr,
+                        len: s.len,
+                        lkey: s.lkey,
+                    },
+                    len: 1,
+                }),
+                _ => {
+                    let (sges, n) = Self::parse_sges(num_sge, |i| b.sge(i));
+                    SgeList::new(&sges[..n])
+                }
+            };
             let mut total: u64 = 0;
             for s in w.sges.iter() {
                 total += u64::from(s.len);

@@ -375,10 +375,11 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         "boot image loaded"
     );
 
-    let router = Arc::new(GsiRouter::new(
+    // KVM_CREATE_IRQCHIP installed the default routes: nothing to send until an MSI.
+    let router = Arc::new(GsiRouter::over_installed(
         KvmIrqBackend::new(vm.clone()),
         default_irqchip_routes(),
-    )?);
+    ));
     let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
     vm.register_irqfd(&serial_irq, COM1_GSI)
         .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;

@@ -9,7 +9,8 @@
 # default (AddressSanitizer); set FUZZ_SANITIZER=none to measure without one.
 # The run starts from the repository's minimised corpus (DIR/corpus-min/TARGET,
 # read-only) and grows a working corpus in DIR/corpus/TARGET (not in git). Crashes
-# land in DIR/artifacts/TARGET.
+# land in DIR/artifacts/TARGET. An interrupted run (Ctrl-C, SIGTERM) says so and still
+# prints libFuzzer's statistics; only a build failure or a finding ends with an error.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -42,8 +43,34 @@ mkdir -p "$corpus"
 inputs=("$corpus")
 [ -d "$seeds" ] && inputs+=("$seeds")
 
-log "fuzzing $target for ${seconds}s (sanitizer: $sanitizer)"
 cd "$fuzz_dir"
-RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer "$sanitizer" "$target" "${inputs[@]}" -- \
-    -max_total_time="$seconds" -print_final_stats=1 -rss_limit_mb=2048 \
-    || die "fuzz target $target failed to build or found a crash (see above; crashes are saved under $fuzz_dir/artifacts/$target)"
+log "building $target (sanitizer: $sanitizer)"
+RUSTC_BOOTSTRAP=1 cargo fuzz build --sanitizer "$sanitizer" "$target" \
+    || die "fuzz target $target failed to build (see the compiler's messages above)"
+host="$(rustc -vV | sed -n 's/^host: //p')"
+binary="$fuzz_dir/target/$host/release/$target"
+[ -x "$binary" ] || die "cargo fuzz build did not leave the fuzz binary at $binary"
+
+# The binary runs directly (not under `cargo fuzz run`) so its exit status is libFuzzer's
+# own: 0 at the end of the time, 72 when interrupted (SIGINT/SIGTERM; libFuzzer prints its
+# final statistics itself before leaving), anything else a crash, a timeout or an
+# out-of-memory stop. A SIGINT/SIGTERM sent to this script is passed on to the fuzzer.
+log "fuzzing $target for ${seconds}s (sanitizer: $sanitizer)"
+mkdir -p "$fuzz_dir/artifacts/$target"
+"$binary" -artifact_prefix="$fuzz_dir/artifacts/$target/" -max_total_time="$seconds" \
+    -print_final_stats=1 -rss_limit_mb=2048 "${inputs[@]}" &
+fuzzer=$!
+trap 'kill -INT "$fuzzer" 2>/dev/null || true' INT TERM
+status=0
+# `wait` returns early (status > 128) when a trapped signal arrives; wait again until the
+# fuzzer itself has exited.
+while :; do
+    wait "$fuzzer" && status=0 || status=$?
+    kill -0 "$fuzzer" 2>/dev/null || break
+done
+trap - INT TERM
+case "$status" in
+    0) log "fuzz target $target ran for ${seconds}s without a finding (statistics above)" ;;
+    72) log "fuzz target $target was interrupted before ${seconds}s; it found nothing up to then (libFuzzer's statistics above)" ;;
+    *) die "fuzz target $target stopped with libFuzzer exit status $status: a crash, timeout or out-of-memory finding (see above; the input is saved under $fuzz_dir/artifacts/$target)" ;;
+esac

@@ -501,6 +501,7 @@ fn bench_wr_rate(c: &mut Criterion) {
     g.finish();
     // The same batches in one timed loop, printed for scripts/bench.sh.
     const BATCHES: u32 = 20_000;
+    let cpu = thread_cpu_time();
     let t = Instant::now();
     for _ in 0..BATCHES {
         for i in 0..BATCH {
@@ -509,11 +510,29 @@ fn bench_wr_rate(c: &mut Criterion) {
         b.ring();
         black_box(b.reap());
     }
-    let per_s = f64::from(BATCH * BATCHES) / t.elapsed().as_secs_f64();
+    let wall = t.elapsed();
+    let writes = f64::from(BATCH * BATCHES);
     eprintln!(
         "\nwr_rate: 64-byte RDMA WRITEs per second (batches of {BATCH}, one core): {:.2} M",
-        per_s / 1e6
+        writes / wall.as_secs_f64() / 1e6
     );
+    if let (Some(before), Some(after)) = (cpu, thread_cpu_time()) {
+        let busy = after.saturating_sub(before).as_secs_f64();
+        eprintln!(
+            "wr_rate: the same per second of this thread's CPU time: {:.2} M ({:.0} ns per write)",
+            writes / busy / 1e6,
+            busy * 1e9 / writes
+        );
+    }
+}
+
+/// CPU time this thread has run so far (Linux `/proc/thread-self/schedstat`, in
+/// ns), or `None` where that file is missing. On a shared host it leaves out the
+/// time other jobs held the core, which wall time does not.
+fn thread_cpu_time() -> Option<Duration> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    let ns = s.split_whitespace().next()?.parse().ok()?;
+    Some(Duration::from_nanos(ns))
 }
 
 fn bench_mr_reg(c: &mut Criterion) {

@@ -18,6 +18,7 @@ use crate::env::CopyError;
 use crate::fault::FaultAction;
 use vm_memory::{
     ByteValued, Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion,
+    GuestRegionMmap, MemoryRegionAddress,
 };
 
 /// Why a device access to guest memory failed.
@@ -133,7 +134,9 @@ impl Dma {
         let Ok(ulen) = usize::try_from(len) else {
             return Err(DmaError::OutOfRange { addr, len });
         };
-        if !self.mem.check_range(GuestAddress(addr), ulen) {
+        if self.in_one_region(addr, ulen).is_none()
+            && !self.mem.check_range(GuestAddress(addr), ulen)
+        {
             return Err(DmaError::OutOfRange { addr, len });
         }
         Ok(())
@@ -146,10 +149,36 @@ impl Dma {
         self.check_range(addr, len as u64)
     }
 
+    /// The memory region holding all of `[addr, addr + len)` and the offset of
+    /// `addr` in it, or `None` when the range is not entirely inside one region.
+    /// Nearly every device access fits in one region; those are copied straight to
+    /// or from that region's mapping (one `memcpy`) instead of going through the
+    /// guest memory's per-region iteration, which cost a large part of the
+    /// fuzz targets' time.
+    fn in_one_region(
+        &self,
+        addr: u64,
+        len: usize,
+    ) -> Option<(&GuestRegionMmap, MemoryRegionAddress)> {
+        let region = self.mem.find_region(GuestAddress(addr))?;
+        let offset = addr - region.start_addr().0;
+        let fits = offset
+            .checked_add(len as u64)
+            .is_some_and(|end| end <= region.len());
+        fits.then_some((region, MemoryRegionAddress(offset)))
+    }
+
     /// Reads `buf.len()` bytes at `addr`.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
         self.check(addr, buf.len())?;
         if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some((region, offset)) = self.in_one_region(addr, buf.len()) {
+            let slice = region
+                .get_slice(offset, buf.len())
+                .map_err(|e| memory_error(addr, buf.len(), &e))?;
+            slice.copy_to(buf);
             return Ok(());
         }
         self.mem
@@ -165,6 +194,13 @@ impl Dma {
     pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
         self.check(addr, data.len())?;
         if data.is_empty() {
+            return Ok(());
+        }
+        if let Some((region, offset)) = self.in_one_region(addr, data.len()) {
+            let slice = region
+                .get_slice(offset, data.len())
+                .map_err(|e| memory_error(addr, data.len(), &e))?;
+            slice.copy_from(data);
             return Ok(());
         }
         self.mem
@@ -436,6 +472,36 @@ mod tests {
         let mut b = [0; 8];
         d.read(0xFFFC, &mut b).unwrap();
         assert_eq!(b, [1; 8]);
+    }
+
+    #[test]
+    fn accesses_inside_one_region_keep_every_bound() {
+        // Ranges ending exactly at a region's end take the one-region copy; one byte
+        // more crosses into the next region (allowed) or past the last one (refused).
+        let d = dma();
+        d.write(0xFFF0, &[7; 16]).unwrap();
+        let mut b = [0u8; 17];
+        d.read(0xFFF0, &mut b[..16]).unwrap();
+        assert_eq!(b[..16], [7; 16]);
+        d.read(0xFFF0, &mut b).unwrap();
+        assert_eq!(b[16], 0, "the second region's first byte");
+        d.write(0x40FF0, &[9; 16]).unwrap();
+        d.read(0x40FF0, &mut b[..16]).unwrap();
+        assert_eq!(b[..16], [9; 16]);
+        assert!(matches!(
+            d.write(0x40FF0, &[9; 17]),
+            Err(DmaError::OutOfRange { .. })
+        ));
+        assert!(matches!(
+            d.read(0x40FF0, &mut b),
+            Err(DmaError::OutOfRange { .. })
+        ));
+        assert_eq!(d.check_range(0x40FF0, 16), Ok(()));
+        assert!(d.check_range(0x40FF0, 17).is_err());
+        assert!(
+            d.check_range(0x1FFF0, 0x20).is_err(),
+            "into the hole after 0x20000"
+        );
     }
 
     #[test]

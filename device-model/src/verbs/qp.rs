@@ -46,6 +46,60 @@ pub(crate) struct Sge {
     pub(crate) lkey: u32,
 }
 
+/// A send WQE's SGE list as the transmit loop and loopback packets share it. A
+/// list of at most one SGE (the common case) is held inline: fetching, sending
+/// and placing such a work request allocates nothing and touches no reference
+/// count. Longer lists are shared behind one allocation per WQE.
+#[derive(Clone, Debug)]
+pub(crate) enum SgeList {
+    /// No SGE or one (`len` is 0 or 1).
+    Inline { sge: Sge, len: u8 },
+    /// Two or more SGEs.
+    Shared(std::sync::Arc<[Sge]>),
+}
+
+impl SgeList {
+    /// The list holding `sges`.
+    pub(crate) fn new(sges: &[Sge]) -> Self {
+        match sges {
+            [] => SgeList::Inline {
+                sge: Sge::default(),
+                len: 0,
+            },
+            [one] => SgeList::Inline { sge: *one, len: 1 },
+            more => SgeList::Shared(std::sync::Arc::from(more)),
+        }
+    }
+
+    /// Whether `other` is this same list (the same shared allocation, or the same
+    /// inline SGE).
+    pub(crate) fn same(&self, other: &SgeList) -> bool {
+        match (self, other) {
+            (SgeList::Shared(a), SgeList::Shared(b)) => std::sync::Arc::ptr_eq(a, b),
+            (SgeList::Inline { sge: a, len: m }, SgeList::Inline { sge: b, len: n }) => {
+                a == b && m == n
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Default for SgeList {
+    fn default() -> Self {
+        SgeList::new(&[])
+    }
+}
+
+impl std::ops::Deref for SgeList {
+    type Target = [Sge];
+    fn deref(&self) -> &[Sge] {
+        match self {
+            SgeList::Inline { sge, len } => &std::slice::from_ref(sge)[..usize::from(*len)],
+            SgeList::Shared(v) => v,
+        }
+    }
+}
+
 /// Fields of a FAST_REG WQE.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct FastReg {
@@ -69,7 +123,7 @@ pub(crate) struct SqWqe {
     pub(crate) remote_addr: u64,
     pub(crate) rkey: u32,
     /// Shared: the transmit loop and loopback packets hold it without copying.
-    pub(crate) sges: std::sync::Arc<[Sge]>,
+    pub(crate) sges: SgeList,
     pub(crate) inline: Option<std::sync::Arc<[u8]>>,
     pub(crate) len: u32,
     pub(crate) fr: FastReg,
@@ -736,7 +790,7 @@ impl Qp {
                 return w;
             }
             let (sges, n) = Self::parse_sges(num_sge, |i| b.sge(i));
-            w.sges = std::sync::Arc::from(&sges[..n]);
+            w.sges = SgeList::new(&sges[..n]);
             let mut total: u64 = 0;
             for s in w.sges.iter() {
                 total += u64::from(s.len);

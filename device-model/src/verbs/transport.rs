@@ -5,7 +5,7 @@ use rnic_contract::event::qp_error_cause;
 
 use super::async_event::AsyncEvent;
 use super::mr::{pages_needed, MrError, MrState, Need};
-use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SqWqe};
+use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SgeList, SqWqe};
 use crate::env::{CopyError, DeviceEnv, DmaScope};
 use crate::roce::{
     opcode as op, psn_add, psn_cmp, psn_distance, syndrome, Aeth, AethKind, Bth, EthHeader,
@@ -57,7 +57,7 @@ pub(crate) struct GuestPayload {
     pub who: Who,
     /// The send WQE's SGEs, or for RDMA READ responses one element naming the
     /// responder's MR range (`lkey` = the rkey of the request).
-    pub sges: std::sync::Arc<[Sge]>,
+    pub sges: SgeList,
     /// The access the SGEs are checked for when the payload is read: `LocalRead`
     /// (SEND and WRITE data) or `RemoteRead` (READ response data).
     pub need: Need,
@@ -623,7 +623,7 @@ impl Qp {
             {
                 let follows = *from == o.from
                     && t.who.qpn == g.who.qpn
-                    && std::sync::Arc::ptr_eq(&t.sges, &g.sges)
+                    && t.sges.same(&g.sges)
                     && t.mtu == g.mtu
                     && t.len == t.packets as usize * t.mtu as usize
                     && t.offset + t.len as u64 == g.offset
@@ -806,7 +806,7 @@ impl Qp {
                         }
                         source = Some(GuestPayload {
                             who: self.who(),
-                            sges: std::sync::Arc::clone(&w.sges),
+                            sges: w.sges.clone(),
                             need: Need::LocalRead,
                             offset: off,
                             len: n,
@@ -927,7 +927,7 @@ impl Qp {
         let first = self.data_header(cx, w, k);
         let source = GuestPayload {
             who: self.who(),
-            sges: std::sync::Arc::clone(&w.sges),
+            sges: w.sges.clone(),
             need: Need::LocalRead,
             offset: off,
             len,
@@ -1410,15 +1410,48 @@ impl Qp {
     // =====================================================================
 
     fn send_ack(&mut self, cx: &mut Ctx, psn: u32, aeth: Aeth) {
-        let mut p = self.new_pkt(cx, op::ACKNOWLEDGE, psn);
-        p.aeth = Some(aeth);
         match aeth.kind() {
             AethKind::Ack { .. } => self.stats.acks_sent += 1,
             AethKind::RnrNak { .. } => self.stats.rnr_naks_sent += 1,
             AethKind::Nak { code: 0 } => self.stats.seq_naks_sent += 1,
             _ => self.stats.error_naks_sent += 1,
         }
+        if self.coalesce_ack(cx, psn, aeth) {
+            return;
+        }
+        let mut p = self.new_pkt(cx, op::ACKNOWLEDGE, psn);
+        p.aeth = Some(aeth);
         self.emit(cx, p);
+    }
+
+    /// Loopback: a plain ACK for `psn` when the newest queued packet is an older
+    /// plain ACK of this QP to the same peer QP is merged into it in place (ACKs
+    /// are cumulative; the same outcome as [`supersedes`], without building a
+    /// packet). Returns whether it was merged.
+    fn coalesce_ack(&mut self, cx: &mut Ctx, psn: u32, aeth: Aeth) -> bool {
+        if !matches!(aeth.kind(), AethKind::Ack { .. }) || !self.to_own_port(cx.port) {
+            return false;
+        }
+        let Some(back) = cx.loopback.back_mut() else {
+            return false;
+        };
+        let same_path = back.from == self.qpn
+            && back.pkt.bth.dest_qp == self.dest_qpn
+            && back.pkt.eth.dst == self.remote_mac
+            && back.pkt.eth.src == cx.port.mac
+            && back.pkt.ip.dst == self.remote_ip
+            && back.pkt.ip.src == cx.port.ip
+            && back.pkt.ip6.map(|v6| (v6.src, v6.dst))
+                == self
+                    .remote_ip6
+                    .map(|dst| (cx.port.ipv6.unwrap_or_default(), dst));
+        if !same_path || !plain_ack(back) || psn_cmp(psn, back.pkt.bth.psn) == Ordering::Less {
+            return false;
+        }
+        back.pkt.bth.psn = psn;
+        back.pkt.aeth = Some(aeth);
+        self.stats.tx_packets += 1;
+        true
     }
 
     /// A responder-detected error: NAK, async event, QP → ERR.
@@ -2037,7 +2070,7 @@ impl Qp {
         // copies from it straight into its READ's buffers (one copy). The wire:
         // each response's data is read straight into its frame.
         let loopback = super::addressed_to(cx.port, &self.new_pkt(cx, op::ACKNOWLEDGE, psn));
-        let range: std::sync::Arc<[Sge]> = std::sync::Arc::new([Sge {
+        let range = SgeList::new(&[Sge {
             addr: reth.va,
             len: reth.dma_len,
             lkey: reth.rkey,
@@ -2067,7 +2100,7 @@ impl Qp {
             } else if loopback {
                 let source = GuestPayload {
                     who: self.who(),
-                    sges: std::sync::Arc::clone(&range),
+                    sges: range.clone(),
                     need: Need::RemoteRead,
                     offset: off,
                     len: n,
@@ -2164,17 +2197,19 @@ fn packet_opcode(wr_op: u8, first: bool, last: bool) -> u8 {
 /// ACKs (no NAK) from the same QP to the same QP, `newer` for a later or equal
 /// PSN.
 pub(crate) fn supersedes(newer: &OutPacket, older: &OutPacket) -> bool {
-    let plain_ack = |o: &OutPacket| {
-        o.pkt.bth.opcode == op::ACKNOWLEDGE
-            && o.source.is_none()
-            && o.frame.is_none()
-            && o.pkt
-                .aeth
-                .is_some_and(|a| matches!(a.kind(), AethKind::Ack { .. }))
-    };
     plain_ack(newer)
         && plain_ack(older)
         && newer.from == older.from
         && newer.pkt.bth.dest_qp == older.pkt.bth.dest_qp
         && psn_cmp(newer.pkt.bth.psn, older.pkt.bth.psn) != Ordering::Less
+}
+
+/// Whether `o` is a plain ACK (an ACKNOWLEDGE that is no NAK, without payload).
+fn plain_ack(o: &OutPacket) -> bool {
+    o.pkt.bth.opcode == op::ACKNOWLEDGE
+        && o.source.is_none()
+        && o.frame.is_none()
+        && o.pkt
+            .aeth
+            .is_some_and(|a| matches!(a.kind(), AethKind::Ack { .. }))
 }

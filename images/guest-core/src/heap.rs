@@ -1,16 +1,100 @@
-//! A first-fit free-list allocator over one contiguous memory range.
+//! A first-fit free-list allocator over one contiguous memory range, with a size-class pool
+//! for small blocks.
 //!
 //! Free blocks form a singly linked list sorted by address; each free block stores its size and
 //! the next pointer in its first 16 bytes. Allocations carry no header (the caller passes the
 //! same size and alignment to [`Heap::free`], as `GlobalAlloc` does), every block is a multiple
-//! of 16 bytes, and freeing coalesces with both neighbours, so freeing everything restores one
-//! block. A free that overlaps a free block (double free, wrong size) is reported, not absorbed.
+//! of 16 bytes, and freeing coalesces with both neighbours. A free that overlaps a free block
+//! (double free, wrong size) is reported, not absorbed.
+//!
+//! Small blocks (at most [`SMALL_MAX`] bytes, alignment at most 16: the NDIS layer's net
+//! buffer lists, MDLs, OID requests, map nodes, strings) come from the small pool instead: one
+//! [`SMALL_POOL`]-byte block taken from the free list at the first small allocation, carved
+//! upwards and recycled through one LIFO list per 16-byte size class, so that `alloc` and
+//! `free` cost a few instructions instead of a walk of the address-ordered list (about 90
+//! emulated instructions each, 1.1-1.5 us apiece on the nested KVM here). The pool keeps the
+//! same checks: a bitmap at its start holds one bit per 16-byte grain, set while the grain is
+//! allocated, so a free whose grains are not all allocated (double free, a size larger than
+//! allocated, an address never handed out) is refused as an overlap. When the pool is full,
+//! small requests fall back to the free list. [`Heap::release_small_pool`] hands an empty
+//! pool back to the free list, after which freeing everything leaves one free block again.
 //!
 //! The heap is not thread-safe by itself: the kernel wraps it in an interrupt-disabling lock.
 
 use core::ptr;
 
 const GRAIN: usize = 16;
+
+/// The largest block, in bytes, the small pool serves (requests of up to this size rounded
+/// up to 16 bytes, with an alignment of at most 16).
+pub const SMALL_MAX: usize = 256;
+/// Size classes of the small pool: class `c` holds blocks of `(c + 1) * 16` bytes.
+const SMALL_CLASSES: usize = SMALL_MAX / GRAIN;
+/// Bytes of the small pool, its allocation bitmap included.
+pub const SMALL_POOL: usize = 256 * 1024;
+/// Grains (16 bytes) of the small pool, one bitmap bit each.
+const POOL_GRAINS: usize = SMALL_POOL / GRAIN;
+/// Bytes of the bitmap at the pool's start (its own grains are never handed out).
+const POOL_BITMAP_BYTES: usize = POOL_GRAINS / 8;
+
+/// A free block of the small pool: the next block of its size class.
+#[repr(C)]
+struct PooledBlock {
+    next: *mut PooledBlock,
+}
+
+/// The small pool's state (all zero while it is not taken from the free list).
+struct SmallPool {
+    /// Start of the pool (its bitmap), 0 while there is no pool.
+    start: usize,
+    /// End of the pool.
+    end: usize,
+    /// Blocks below `bump` have been handed out at least once; above it, never.
+    bump: usize,
+    /// Bitmap words (from the first) already zeroed: the bitmap is cleared as `bump` reaches
+    /// the grains a word covers, not all at once.
+    words_ready: usize,
+    /// Head of each size class's free list.
+    classes: [*mut PooledBlock; SMALL_CLASSES],
+    /// Blocks of the pool allocated now.
+    live: usize,
+    /// The free list could not spare a pool once: small requests use the list from then on
+    /// (rather than retrying, a walk of the whole list, at every small request).
+    unavailable: bool,
+}
+
+impl SmallPool {
+    const fn none() -> SmallPool {
+        SmallPool {
+            start: 0,
+            end: 0,
+            bump: 0,
+            words_ready: 0,
+            classes: [ptr::null_mut(); SMALL_CLASSES],
+            live: 0,
+            unavailable: false,
+        }
+    }
+
+    fn contains(&self, addr: usize) -> bool {
+        self.start != 0 && addr >= self.start && addr < self.end
+    }
+
+    /// The bitmap words and masks of the `len` bytes at `addr` (inside the pool, at most
+    /// [`SMALL_MAX`] bytes: at most 16 grains, so at most two words).
+    fn masks(&self, addr: usize, len: usize) -> [(usize, u64); 2] {
+        let grain = (addr - self.start) / GRAIN;
+        let n = len / GRAIN;
+        let (word, bit) = (grain / 64, grain % 64);
+        let ones = |k: usize| if k >= 64 { u64::MAX } else { (1u64 << k) - 1 };
+        let first = n.min(64 - bit);
+        [(word, ones(first) << bit), (word + 1, ones(n - first))]
+    }
+
+    fn word(&self, index: usize) -> *mut u64 {
+        (self.start + index * 8) as *mut u64
+    }
+}
 
 #[repr(C)]
 struct FreeBlock {
@@ -66,6 +150,7 @@ pub struct Heap {
     start: usize,
     end: usize,
     stats: HeapStats,
+    pool: SmallPool,
 }
 
 // SAFETY: the heap only hands out raw memory; the kernel serializes all access behind a lock.
@@ -91,6 +176,7 @@ impl Heap {
                 failed_allocs: 0,
                 capacity: 0,
             },
+            pool: SmallPool::none(),
         }
     }
 
@@ -141,7 +227,99 @@ impl Heap {
     /// Allocates `size` bytes aligned to `align` (a power of two); null when out of memory.
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
         let need = block_size(size);
-        let align = align.max(GRAIN);
+        let small = if need <= SMALL_MAX && align <= GRAIN {
+            self.pool_alloc(need)
+        } else {
+            0
+        };
+        let addr = if small != 0 {
+            small
+        } else {
+            self.list_alloc(need, align.max(GRAIN))
+        };
+        if addr == 0 {
+            self.stats.failed_allocs += 1;
+            return ptr::null_mut();
+        }
+        self.stats.live_allocs += 1;
+        self.stats.live_bytes += size;
+        self.stats.total_allocs += 1;
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.stats.live_bytes);
+        addr as *mut u8
+    }
+
+    /// A block of `need` bytes (a multiple of 16, at most [`SMALL_MAX`]) from the small pool,
+    /// taking the pool from the free list first if there is none; 0 when the pool is full or
+    /// cannot be had.
+    fn pool_alloc(&mut self, need: usize) -> usize {
+        if self.pool.start == 0 && (self.pool.unavailable || !self.take_pool()) {
+            return 0;
+        }
+        let class = need / GRAIN - 1;
+        let head = self.pool.classes[class];
+        let addr = if !head.is_null() {
+            // SAFETY: class list nodes are free pool blocks we wrote (see `pool_free`).
+            self.pool.classes[class] = unsafe { (*head).next };
+            head as usize
+        } else if self.pool.end - self.pool.bump >= need {
+            let addr = self.pool.bump;
+            self.pool.bump += need;
+            // Zero the bitmap words that now cover handed-out grains for the first time.
+            let last_word = (self.pool.bump - self.pool.start - 1) / GRAIN / 64;
+            while self.pool.words_ready <= last_word {
+                // SAFETY: the word lies in the bitmap at the pool's start, inside the heap.
+                unsafe { self.pool.word(self.pool.words_ready).write(0) };
+                self.pool.words_ready += 1;
+            }
+            addr
+        } else {
+            return 0;
+        };
+        for (word, mask) in self.pool.masks(addr, need) {
+            if mask != 0 {
+                // SAFETY: a bitmap word below `words_ready` (the block lies below `bump`).
+                unsafe { *self.pool.word(word) |= mask };
+            }
+        }
+        self.pool.live += 1;
+        addr
+    }
+
+    /// Takes [`SMALL_POOL`] bytes from the free list for the small pool; false when the heap
+    /// cannot spare them (small requests then use the free list).
+    fn take_pool(&mut self) -> bool {
+        let start = self.list_alloc(SMALL_POOL, GRAIN);
+        if start == 0 {
+            self.pool.unavailable = true;
+            return false;
+        }
+        self.pool.start = start;
+        self.pool.end = start + SMALL_POOL;
+        self.pool.bump = start + POOL_BITMAP_BYTES;
+        // The bitmap's own grains are never handed out: their words start ready and their
+        // bits are never read.
+        self.pool.words_ready = POOL_BITMAP_BYTES / GRAIN / 64;
+        true
+    }
+
+    /// Hands the small pool back to the free list if none of its blocks is allocated; returns
+    /// whether it did (or there was no pool). The next small allocation takes a new pool.
+    pub fn release_small_pool(&mut self) -> bool {
+        if self.pool.start == 0 {
+            return true;
+        }
+        if self.pool.live != 0 {
+            return false;
+        }
+        let start = self.pool.start;
+        self.pool = SmallPool::none();
+        // SAFETY: the pool was one block of the free list's, now unused.
+        unsafe { self.list_free(start, SMALL_POOL) }.is_ok()
+    }
+
+    /// The first-fit walk of the address-ordered free list: the address of a block of `need`
+    /// bytes aligned to `align` (both multiples of 16), or 0.
+    fn list_alloc(&mut self, need: usize, align: usize) -> usize {
         let mut prev: *mut FreeBlock = ptr::null_mut();
         let mut cur = self.head;
         while !cur.is_null() {
@@ -193,17 +371,12 @@ impl Heap {
                         unsafe { (*prev).next = link };
                     }
                 }
-                self.stats.live_allocs += 1;
-                self.stats.live_bytes += size;
-                self.stats.total_allocs += 1;
-                self.stats.peak_bytes = self.stats.peak_bytes.max(self.stats.live_bytes);
-                return a as *mut u8;
+                return a;
             }
             prev = cur;
             cur = next;
         }
-        self.stats.failed_allocs += 1;
-        ptr::null_mut()
+        0
     }
 
     /// Returns a block obtained from [`Heap::alloc`] with the same `size`.
@@ -216,6 +389,60 @@ impl Heap {
         if !addr.is_multiple_of(GRAIN) || addr < self.start || addr.saturating_add(len) > self.end {
             return Err(FreeError::OutOfRange { addr, size });
         }
+        if self.pool.contains(addr) {
+            self.pool_free(addr, len)
+        } else {
+            // SAFETY: forwarded from the caller.
+            unsafe { self.list_free(addr, len) }
+        }
+        .map_err(|()| FreeError::Overlap { addr, size })?;
+        self.stats.live_allocs -= 1;
+        self.stats.live_bytes -= size;
+        Ok(())
+    }
+
+    /// Returns a pool block of `len` bytes at `addr` to its size class; Err when any of its
+    /// grains is not allocated (double free, wrong size, never handed out) or it cannot be a
+    /// pool block (too large, past the pool's end).
+    fn pool_free(&mut self, addr: usize, len: usize) -> Result<(), ()> {
+        if len > SMALL_MAX
+            || addr + len > self.pool.bump
+            || addr < self.pool.start + POOL_BITMAP_BYTES
+        {
+            return Err(());
+        }
+        let masks = self.pool.masks(addr, len);
+        for (word, mask) in masks {
+            // SAFETY: the block lies below `bump`, so its words are ready bitmap words.
+            if mask != 0 && unsafe { *self.pool.word(word) } & mask != mask {
+                return Err(());
+            }
+        }
+        for (word, mask) in masks {
+            if mask != 0 {
+                // SAFETY: as above.
+                unsafe { *self.pool.word(word) &= !mask };
+            }
+        }
+        let class = len / GRAIN - 1;
+        let b = addr as *mut PooledBlock;
+        // SAFETY: the block was allocated and is ours again; 16-aligned, at least 16 bytes.
+        unsafe {
+            b.write(PooledBlock {
+                next: self.pool.classes[class],
+            })
+        };
+        self.pool.classes[class] = b;
+        self.pool.live -= 1;
+        Ok(())
+    }
+
+    /// Inserts `len` bytes at `addr` (16-aligned, inside the heap) into the address-ordered
+    /// free list, coalescing; Err when they overlap a free block.
+    ///
+    /// # Safety
+    /// The range must be an allocation of this heap's free list that is not used afterwards.
+    unsafe fn list_free(&mut self, addr: usize, len: usize) -> Result<(), ()> {
         let end = addr + len;
         // Every node before the finger lies below it, so a walk for an address above the
         // finger may start there.
@@ -237,7 +464,7 @@ impl Heap {
             prev as usize + unsafe { (*prev).size }
         };
         if prev_end > addr || (!cur.is_null() && (cur as usize) < end) {
-            return Err(FreeError::Overlap { addr, size });
+            return Err(());
         }
         let b = addr as *mut FreeBlock;
         // SAFETY: [addr, end) was an allocation of ours and is now free; 16-aligned.
@@ -262,8 +489,6 @@ impl Heap {
         // `prev` stays in the list (it may have absorbed the block); without one, the block
         // is the head.
         self.finger = if prev.is_null() { self.head } else { prev };
-        self.stats.live_allocs -= 1;
-        self.stats.live_bytes -= size;
         Ok(())
     }
 }
@@ -323,6 +548,7 @@ mod tests {
         }
         let st = a.heap.stats();
         assert_eq!((st.live_allocs, st.live_bytes), (0, 0));
+        assert!(a.heap.release_small_pool(), "the pool is empty");
         assert_eq!(a.heap.free_summary(), (st.capacity, 1), "fully coalesced");
         assert!(a.mem.len() > st.capacity);
     }
@@ -405,5 +631,104 @@ mod tests {
             a.heap.free(small2, 32).unwrap();
         }
         assert_eq!(a.heap.free_summary().1, 1);
+    }
+    #[test]
+    fn small_blocks_come_from_the_pool_and_are_recycled_per_size_class() {
+        let mut a = arena(1 << 20);
+        let big = a.heap.alloc(4096, 4096);
+        let p = a.heap.alloc(40, 8);
+        let q = a.heap.alloc(40, 16);
+        let r = a.heap.alloc(200, 16);
+        assert!(![big, p, q, r].iter().any(|x| x.is_null()));
+        let pool = a.heap.pool.start;
+        for x in [p, q, r] {
+            let x = x as usize;
+            assert!(
+                x >= pool + POOL_BITMAP_BYTES && x < pool + SMALL_POOL,
+                "{x:#x} in the pool"
+            );
+        }
+        assert_eq!(
+            q as usize,
+            p as usize + 48,
+            "carved upwards, 48-byte blocks"
+        );
+        // A larger alignment is not served by the pool.
+        let aligned = a.heap.alloc(40, 64);
+        assert!(!a.heap.pool.contains(aligned as usize));
+        // SAFETY: live allocations, each freed once.
+        unsafe {
+            a.heap.free(p, 40).unwrap();
+            // The same class hands the block back first (LIFO); another class does not.
+            assert_eq!(a.heap.alloc(33, 16), p);
+            assert_ne!(a.heap.alloc(20, 16), q);
+        }
+        assert_eq!(a.heap.stats().live_allocs, 6);
+    }
+
+    #[test]
+    fn the_pool_refuses_double_frees_wrong_sizes_and_blocks_never_handed_out() {
+        let mut a = arena(1 << 20);
+        let p = a.heap.alloc(64, 16);
+        let q = a.heap.alloc(64, 16);
+        assert!(a.heap.pool.contains(p as usize));
+        let overlap = |r| matches!(r, Err(FreeError::Overlap { .. }));
+        // SAFETY: p and q are live; every refused free changes nothing.
+        unsafe {
+            a.heap.free(p, 64).unwrap();
+            assert!(overlap(a.heap.free(p, 64)), "double free");
+            assert!(overlap(a.heap.free(p, 16)), "double free with another size");
+            assert!(
+                overlap(a.heap.free(q, 128)),
+                "a size running past the block into free grains"
+            );
+            assert!(overlap(a.heap.free(q.add(128), 16)), "never handed out");
+            assert!(
+                overlap(a.heap.free(a.heap.pool.start as *mut u8, 16)),
+                "the bitmap"
+            );
+            assert!(overlap(a.heap.free(q, 512)), "larger than any pool block");
+            assert!(!a.heap.release_small_pool(), "q is still allocated");
+            a.heap.free(q, 64).unwrap();
+        }
+        let st = a.heap.stats();
+        assert_eq!((st.live_allocs, st.live_bytes), (0, 0));
+        assert!(a.heap.release_small_pool());
+        assert_eq!(a.heap.free_summary(), (st.capacity, 1), "fully coalesced");
+        // The next small allocation takes a new pool.
+        let again = a.heap.alloc(64, 16);
+        assert!(a.heap.pool.contains(again as usize));
+    }
+
+    #[test]
+    fn a_full_pool_or_a_heap_too_small_for_one_falls_back_to_the_list() {
+        let mut a = arena(SMALL_POOL + (64 << 10));
+        let per_pool = (SMALL_POOL - POOL_BITMAP_BYTES) / SMALL_MAX;
+        let blocks: Vec<*mut u8> = (0..per_pool + 3)
+            .map(|_| a.heap.alloc(SMALL_MAX, 16))
+            .collect();
+        assert!(blocks.iter().all(|p| !p.is_null()));
+        let pooled = blocks
+            .iter()
+            .filter(|p| a.heap.pool.contains(**p as usize))
+            .count();
+        assert_eq!(pooled, per_pool, "the rest came from the list");
+        // SAFETY: every block is live and freed once.
+        unsafe {
+            for p in &blocks {
+                a.heap.free(*p, SMALL_MAX).unwrap();
+            }
+        }
+        assert!(a.heap.release_small_pool());
+        assert_eq!(a.heap.free_summary().1, 1);
+
+        let mut tiny = arena(4096);
+        let p = tiny.heap.alloc(32, 16);
+        assert!(
+            !p.is_null() && tiny.heap.pool.start == 0,
+            "no pool in a 4 KiB heap"
+        );
+        // SAFETY: live.
+        unsafe { tiny.heap.free(p, 32).unwrap() };
     }
 }

@@ -327,7 +327,9 @@ impl Pieces {
     }
 }
 
-/// The checked pieces of `[offset, offset+len)` of an SGE list.
+/// The checked pieces of `[offset, offset+len)` of an SGE list. (Inlined: the
+/// list is built in the caller's frame instead of being moved out of this one.)
+#[inline(always)]
 fn sge_pieces(
     cx: &mut Ctx,
     who: Who,
@@ -348,7 +350,9 @@ fn sge_pieces(
     Ok(v)
 }
 
-/// The checked pieces of `[va, va+len)` of the MR named by `key`.
+/// The checked pieces of `[va, va+len)` of the MR named by `key` (inlined, as
+/// [`sge_pieces`]).
+#[inline(always)]
 fn mr_pieces(
     cx: &Ctx,
     who: Who,

@@ -327,7 +327,9 @@ impl Pieces {
     }
 }
 
-/// The checked pieces of `[offset, offset+len)` of an SGE list.
+/// The checked pieces of `[offset, offset+len)` of an SGE list. (Inlined: the
+/// list is built in the caller's frame instead of being moved out of this one.)
+#[inline(always)]
 fn sge_pieces(
     cx: &mut Ctx,
     who: Who,
@@ -348,7 +350,9 @@ fn sge_pieces(
     Ok(v)
 }
 
-/// The checked pieces of `[va, va+len)` of the MR named by `key`.
+/// The checked pieces of `[va, va+len)` of the MR named by `key` (inlined, as
+/// [`sge_pieces`]).
+#[inline(always)]
 fn mr_pieces(
     cx: &Ctx,
     who: Who,
@@ -1876,7 +1880,9 @@ impl Qp {
             };
             self.resp.cur = Some(InMsg::Send { wqe, offset: 0 });
         }
-        let Some(InMsg::Send { wqe, offset }) = self.resp.cur.clone() else {
+        // The message's receive WQE is taken out of the responder (no copy of its
+        // SGE list per packet) and put back with the new offset below.
+        let Some(InMsg::Send { wqe, offset }) = self.resp.cur.take() else {
             return Ok(());
         };
         let end = offset + len as u64;
@@ -1896,7 +1902,11 @@ impl Qp {
             .and_then(|dst| place(cx, dst.as_slice(), payload));
         if let Err(e) = placed {
             let e = match e {
-                PlaceError::Source(e) => return Err(e),
+                PlaceError::Source(e) => {
+                    // The packet is dropped: the message stays where it was.
+                    self.resp.cur = Some(InMsg::Send { wqe, offset });
+                    return Err(e);
+                }
                 PlaceError::Destination(e) => e,
             };
             let (st, vendor) = xfer_status(e);
@@ -1910,13 +1920,11 @@ impl Qp {
             );
             return Ok(());
         }
-        self.resp.cur = Some(InMsg::Send {
-            wqe: wqe.clone(),
-            offset: end,
-        });
+        let wr_id = wqe.wr_id;
+        self.resp.cur = Some(InMsg::Send { wqe, offset: end });
         if last {
             let mut cqe = CqeRepr {
-                wr_id: wqe.wr_id,
+                wr_id,
                 opcode: cqe::opcode::RECV,
                 byte_len: end as u32,
                 ..CqeRepr::default()
@@ -1929,7 +1937,7 @@ impl Qp {
                 if invalidate(cx, rkey, self.pdn).is_err() {
                     self.recv_fail(
                         cx,
-                        wqe.wr_id,
+                        wr_id,
                         WcStatus::MemoryManagementError,
                         0,
                         psn,
@@ -1986,21 +1994,28 @@ impl Qp {
                 self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
                 return Ok(());
             }
+        }
+        // The message's state as locals: read from the fields just checked (a
+        // new message) or from the responder, never written and read back.
+        let (va, rkey, total, offset) = if first {
+            let Some(reth) = p.reth else { return Ok(()) };
             self.resp.cur = Some(InMsg::Write {
                 va: reth.va,
                 rkey: reth.rkey,
                 total: reth.dma_len,
                 offset: 0,
             });
-        }
-        let Some(InMsg::Write {
-            va,
-            rkey,
-            total,
-            offset,
-        }) = self.resp.cur.clone()
-        else {
-            return Ok(());
+            (reth.va, reth.rkey, reth.dma_len, 0)
+        } else {
+            match self.resp.cur {
+                Some(InMsg::Write {
+                    va,
+                    rkey,
+                    total,
+                    offset,
+                }) => (va, rkey, total, offset),
+                _ => return Ok(()),
+            }
         };
         let n = len as u32;
         let end = offset.saturating_add(n);

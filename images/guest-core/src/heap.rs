@@ -11,13 +11,14 @@
 //! buffer lists, MDLs, OID requests, map nodes, strings) come from the small pool instead: one
 //! [`SMALL_POOL`]-byte block taken from the free list at the first small allocation, carved
 //! upwards and recycled through one LIFO list per 16-byte size class, so that `alloc` and
-//! `free` cost a few instructions instead of a walk of the address-ordered list (about 90
-//! emulated instructions each, 1.1-1.5 us apiece on the nested KVM here). The pool keeps the
-//! same checks: a bitmap at its start holds one bit per 16-byte grain, set while the grain is
-//! allocated, so a free whose grains are not all allocated (double free, a size larger than
-//! allocated, an address never handed out) is refused as an overlap. When the pool is full,
-//! small requests fall back to the free list. [`Heap::release_small_pool`] hands an empty
-//! pool back to the free list, after which freeing everything leaves one free block again.
+//! `free` of a recycled block cost a few instructions instead of a walk of the address-ordered
+//! list (85-95 emulated instructions per call, at 1.1-1.5 us apiece on the nested KVM here).
+//! The pool keeps the checks: a size map at its start holds one byte per 16-byte grain, the
+//! block's length in grains at the first grain of each allocated block and zero elsewhere, so
+//! a free is accepted only for exactly the block handed out (a double free, a wrong size, an
+//! address inside a block or never handed out is refused as an overlap). When the pool is
+//! full, small requests fall back to the free list. [`Heap::release_small_pool`] hands an
+//! empty pool back to the free list, after which freeing everything leaves one free block.
 //!
 //! The heap is not thread-safe by itself: the kernel wraps it in an interrupt-disabling lock.
 
@@ -27,15 +28,15 @@ const GRAIN: usize = 16;
 
 /// The largest block, in bytes, the small pool serves (requests of up to this size rounded
 /// up to 16 bytes, with an alignment of at most 16).
-pub const SMALL_MAX: usize = 256;
+pub const SMALL_MAX: usize = 1024;
 /// Size classes of the small pool: class `c` holds blocks of `(c + 1) * 16` bytes.
 const SMALL_CLASSES: usize = SMALL_MAX / GRAIN;
-/// Bytes of the small pool, its allocation bitmap included.
-pub const SMALL_POOL: usize = 256 * 1024;
-/// Grains (16 bytes) of the small pool, one bitmap bit each.
+/// Bytes of the small pool, its size map included.
+pub const SMALL_POOL: usize = 512 * 1024;
+/// Grains (16 bytes) of the small pool, one size-map byte each.
 const POOL_GRAINS: usize = SMALL_POOL / GRAIN;
-/// Bytes of the bitmap at the pool's start (its own grains are never handed out).
-const POOL_BITMAP_BYTES: usize = POOL_GRAINS / 8;
+/// Bytes of the size map at the pool's start (its own grains are never handed out).
+const POOL_MAP_BYTES: usize = POOL_GRAINS;
 
 /// A free block of the small pool: the next block of its size class.
 #[repr(C)]
@@ -44,16 +45,21 @@ struct PooledBlock {
 }
 
 /// The small pool's state (all zero while it is not taken from the free list).
+///
+/// The size map holds one byte per grain of the carved part of the pool (below `bump`): at
+/// the first grain of an allocated block, its length in grains; everywhere else (free blocks,
+/// the grains inside a block) zero. A free is accepted only where the map holds exactly the
+/// freed length.
 struct SmallPool {
-    /// Start of the pool (its bitmap), 0 while there is no pool.
+    /// Start of the pool (its size map), 0 while there is no pool.
     start: usize,
     /// End of the pool.
     end: usize,
-    /// Blocks below `bump` have been handed out at least once; above it, never.
+    /// Blocks below `bump` have been handed out at least once; above it, never (their map
+    /// bytes are not initialised).
     bump: usize,
-    /// Bitmap words (from the first) already zeroed: the bitmap is cleared as `bump` reaches
-    /// the grains a word covers, not all at once.
-    words_ready: usize,
+    /// Map bytes below this address are initialised (zeroed as `bump` advances).
+    map_zeroed: usize,
     /// Head of each size class's free list.
     classes: [*mut PooledBlock; SMALL_CLASSES],
     /// Blocks of the pool allocated now.
@@ -69,7 +75,7 @@ impl SmallPool {
             start: 0,
             end: 0,
             bump: 0,
-            words_ready: 0,
+            map_zeroed: 0,
             classes: [ptr::null_mut(); SMALL_CLASSES],
             live: 0,
             unavailable: false,
@@ -77,22 +83,12 @@ impl SmallPool {
     }
 
     fn contains(&self, addr: usize) -> bool {
-        self.start != 0 && addr >= self.start && addr < self.end
+        addr >= self.start && addr < self.end
     }
 
-    /// The bitmap words and masks of the `len` bytes at `addr` (inside the pool, at most
-    /// [`SMALL_MAX`] bytes: at most 16 grains, so at most two words).
-    fn masks(&self, addr: usize, len: usize) -> [(usize, u64); 2] {
-        let grain = (addr - self.start) / GRAIN;
-        let n = len / GRAIN;
-        let (word, bit) = (grain / 64, grain % 64);
-        let ones = |k: usize| if k >= 64 { u64::MAX } else { (1u64 << k) - 1 };
-        let first = n.min(64 - bit);
-        [(word, ones(first) << bit), (word + 1, ones(n - first))]
-    }
-
-    fn word(&self, index: usize) -> *mut u64 {
-        (self.start + index * 8) as *mut u64
+    /// The size-map byte of the grain at `addr` (inside the pool).
+    fn map_byte(&self, addr: usize) -> *mut u8 {
+        (self.start + (addr - self.start) / GRAIN) as *mut u8
     }
 }
 
@@ -226,9 +222,39 @@ impl Heap {
 
     /// Allocates `size` bytes aligned to `align` (a power of two); null when out of memory.
     pub fn alloc(&mut self, size: usize, align: usize) -> *mut u8 {
+        // The fast path: a block of the request's size class, free in the pool.
+        if size <= SMALL_MAX && align <= GRAIN {
+            let grains = block_size(size) / GRAIN;
+            let head = self.pool.classes[grains - 1];
+            if !head.is_null() {
+                // SAFETY: class list nodes are free pool blocks we wrote (see `pool_free`);
+                // their size-map byte lies in the pool's map.
+                unsafe {
+                    self.pool.classes[grains - 1] = (*head).next;
+                    *self.pool.map_byte(head as usize) = grains as u8;
+                }
+                self.pool.live += 1;
+                self.count_alloc(size);
+                return head.cast();
+            }
+        }
+        self.alloc_slow(size, align)
+    }
+
+    fn count_alloc(&mut self, size: usize) {
+        self.stats.live_allocs += 1;
+        self.stats.live_bytes += size;
+        self.stats.total_allocs += 1;
+        self.stats.peak_bytes = self.stats.peak_bytes.max(self.stats.live_bytes);
+    }
+
+    /// [`Heap::alloc`] without a free pool block of the right class: carve one from the pool,
+    /// or walk the free list.
+    #[inline(never)]
+    fn alloc_slow(&mut self, size: usize, align: usize) -> *mut u8 {
         let need = block_size(size);
         let small = if need <= SMALL_MAX && align <= GRAIN {
-            self.pool_alloc(need)
+            self.pool_carve(need)
         } else {
             0
         };
@@ -241,46 +267,33 @@ impl Heap {
             self.stats.failed_allocs += 1;
             return ptr::null_mut();
         }
-        self.stats.live_allocs += 1;
-        self.stats.live_bytes += size;
-        self.stats.total_allocs += 1;
-        self.stats.peak_bytes = self.stats.peak_bytes.max(self.stats.live_bytes);
+        self.count_alloc(size);
         addr as *mut u8
     }
 
-    /// A block of `need` bytes (a multiple of 16, at most [`SMALL_MAX`]) from the small pool,
-    /// taking the pool from the free list first if there is none; 0 when the pool is full or
-    /// cannot be had.
-    fn pool_alloc(&mut self, need: usize) -> usize {
+    /// A new block of `need` bytes (a multiple of 16, at most [`SMALL_MAX`]) from the pool's
+    /// never-used part, taking the pool from the free list first if there is none; 0 when
+    /// the pool is full or cannot be had.
+    fn pool_carve(&mut self, need: usize) -> usize {
         if self.pool.start == 0 && (self.pool.unavailable || !self.take_pool()) {
             return 0;
         }
-        let class = need / GRAIN - 1;
-        let head = self.pool.classes[class];
-        let addr = if !head.is_null() {
-            // SAFETY: class list nodes are free pool blocks we wrote (see `pool_free`).
-            self.pool.classes[class] = unsafe { (*head).next };
-            head as usize
-        } else if self.pool.end - self.pool.bump >= need {
-            let addr = self.pool.bump;
-            self.pool.bump += need;
-            // Zero the bitmap words that now cover handed-out grains for the first time.
-            let last_word = (self.pool.bump - self.pool.start - 1) / GRAIN / 64;
-            while self.pool.words_ready <= last_word {
-                // SAFETY: the word lies in the bitmap at the pool's start, inside the heap.
-                unsafe { self.pool.word(self.pool.words_ready).write(0) };
-                self.pool.words_ready += 1;
-            }
-            addr
-        } else {
+        if self.pool.end - self.pool.bump < need {
             return 0;
-        };
-        for (word, mask) in self.pool.masks(addr, need) {
-            if mask != 0 {
-                // SAFETY: a bitmap word below `words_ready` (the block lies below `bump`).
-                unsafe { *self.pool.word(word) |= mask };
-            }
         }
+        let addr = self.pool.bump;
+        self.pool.bump += need;
+        // Zero the map up to the new end of the carved part, eight grains at a time (the
+        // inner grains of a block must read zero: never a block start).
+        let carved_end = self.pool.map_byte(self.pool.bump) as usize;
+        while self.pool.map_zeroed < carved_end {
+            // SAFETY: an 8-aligned word of the map (it starts 16-aligned and advances by 8),
+            // inside the pool: the map covers the pool's grains.
+            unsafe { (self.pool.map_zeroed as *mut u64).write(0) };
+            self.pool.map_zeroed += 8;
+        }
+        // SAFETY: the block's first map byte, in the map, now zeroed.
+        unsafe { *self.pool.map_byte(addr) = (need / GRAIN) as u8 };
         self.pool.live += 1;
         addr
     }
@@ -295,10 +308,9 @@ impl Heap {
         }
         self.pool.start = start;
         self.pool.end = start + SMALL_POOL;
-        self.pool.bump = start + POOL_BITMAP_BYTES;
-        // The bitmap's own grains are never handed out: their words start ready and their
-        // bits are never read.
-        self.pool.words_ready = POOL_BITMAP_BYTES / GRAIN / 64;
+        // The map's own grains are never handed out (and `pool_free` refuses them).
+        self.pool.bump = start + POOL_MAP_BYTES;
+        self.pool.map_zeroed = self.pool.map_byte(self.pool.bump) as usize;
         true
     }
 
@@ -385,54 +397,61 @@ impl Heap {
     /// `ptr`/`size` must describe a live allocation of this heap, not used afterwards.
     pub unsafe fn free(&mut self, ptr: *mut u8, size: usize) -> Result<(), FreeError> {
         let addr = ptr as usize;
+        // The fast path: a block of the pool (which lies inside the heap).
+        if self.pool.contains(addr) && addr.is_multiple_of(GRAIN) {
+            self.pool_free(addr, block_size(size))
+                .map_err(|()| FreeError::Overlap { addr, size })?;
+            self.count_free(size);
+            return Ok(());
+        }
+        // SAFETY: forwarded from the caller.
+        unsafe { self.free_slow(addr, size) }
+    }
+
+    fn count_free(&mut self, size: usize) {
+        self.stats.live_allocs -= 1;
+        self.stats.live_bytes -= size;
+    }
+
+    /// [`Heap::free`] of a block outside the pool: checks the range, then returns the block
+    /// to the address-ordered free list.
+    ///
+    /// # Safety
+    /// As [`Heap::free`].
+    #[inline(never)]
+    unsafe fn free_slow(&mut self, addr: usize, size: usize) -> Result<(), FreeError> {
         let len = block_size(size);
         if !addr.is_multiple_of(GRAIN) || addr < self.start || addr.saturating_add(len) > self.end {
             return Err(FreeError::OutOfRange { addr, size });
         }
-        if self.pool.contains(addr) {
-            self.pool_free(addr, len)
-        } else {
-            // SAFETY: forwarded from the caller.
-            unsafe { self.list_free(addr, len) }
-        }
-        .map_err(|()| FreeError::Overlap { addr, size })?;
-        self.stats.live_allocs -= 1;
-        self.stats.live_bytes -= size;
+        // SAFETY: forwarded from the caller.
+        unsafe { self.list_free(addr, len) }.map_err(|()| FreeError::Overlap { addr, size })?;
+        self.count_free(size);
         Ok(())
     }
 
-    /// Returns a pool block of `len` bytes at `addr` to its size class; Err when any of its
-    /// grains is not allocated (double free, wrong size, never handed out) or it cannot be a
-    /// pool block (too large, past the pool's end).
+    /// Returns a pool block of `len` bytes at `addr` to its size class; Err unless the size
+    /// map says a block of exactly `len` bytes is allocated there (a double free, a wrong
+    /// size, an address inside a block or never handed out are all refused).
     fn pool_free(&mut self, addr: usize, len: usize) -> Result<(), ()> {
-        if len > SMALL_MAX
-            || addr + len > self.pool.bump
-            || addr < self.pool.start + POOL_BITMAP_BYTES
-        {
+        if addr >= self.pool.bump || addr < self.pool.start + POOL_MAP_BYTES {
             return Err(());
         }
-        let masks = self.pool.masks(addr, len);
-        for (word, mask) in masks {
-            // SAFETY: the block lies below `bump`, so its words are ready bitmap words.
-            if mask != 0 && unsafe { *self.pool.word(word) } & mask != mask {
-                return Err(());
-            }
+        let map = self.pool.map_byte(addr);
+        // SAFETY: `addr` lies in the carved part of the pool, whose map bytes are initialised.
+        if usize::from(unsafe { *map }) != len / GRAIN {
+            return Err(());
         }
-        for (word, mask) in masks {
-            if mask != 0 {
-                // SAFETY: as above.
-                unsafe { *self.pool.word(word) &= !mask };
-            }
-        }
-        let class = len / GRAIN - 1;
         let b = addr as *mut PooledBlock;
-        // SAFETY: the block was allocated and is ours again; 16-aligned, at least 16 bytes.
+        // SAFETY: the block was allocated and is ours again; 16-aligned, at least 16 bytes;
+        // its map byte as above.
         unsafe {
+            *map = 0;
             b.write(PooledBlock {
-                next: self.pool.classes[class],
-            })
-        };
-        self.pool.classes[class] = b;
+                next: self.pool.classes[len / GRAIN - 1],
+            });
+        }
+        self.pool.classes[len / GRAIN - 1] = b;
         self.pool.live -= 1;
         Ok(())
     }
@@ -644,7 +663,7 @@ mod tests {
         for x in [p, q, r] {
             let x = x as usize;
             assert!(
-                x >= pool + POOL_BITMAP_BYTES && x < pool + SMALL_POOL,
+                x >= pool + POOL_MAP_BYTES && x < pool + SMALL_POOL,
                 "{x:#x} in the pool"
             );
         }
@@ -685,9 +704,10 @@ mod tests {
             assert!(overlap(a.heap.free(q.add(128), 16)), "never handed out");
             assert!(
                 overlap(a.heap.free(a.heap.pool.start as *mut u8, 16)),
-                "the bitmap"
+                "the size map"
             );
-            assert!(overlap(a.heap.free(q, 512)), "larger than any pool block");
+            assert!(overlap(a.heap.free(q, 32)), "a size smaller than the block");
+            assert!(overlap(a.heap.free(q.add(16), 16)), "inside a block");
             assert!(!a.heap.release_small_pool(), "q is still allocated");
             a.heap.free(q, 64).unwrap();
         }
@@ -703,7 +723,7 @@ mod tests {
     #[test]
     fn a_full_pool_or_a_heap_too_small_for_one_falls_back_to_the_list() {
         let mut a = arena(SMALL_POOL + (64 << 10));
-        let per_pool = (SMALL_POOL - POOL_BITMAP_BYTES) / SMALL_MAX;
+        let per_pool = (SMALL_POOL - POOL_MAP_BYTES) / SMALL_MAX;
         let blocks: Vec<*mut u8> = (0..per_pool + 3)
             .map(|_| a.heap.alloc(SMALL_MAX, 16))
             .collect();

@@ -1201,20 +1201,21 @@ impl Rig {
         if !self.submit_all(op, &creates) {
             return;
         }
+        // The PDs to destroy, picked one after the other from the unused ones left
+        // (each destroy leaves the others unused), then destroyed in that order
+        // in batches.
+        let mut unused = self.model.unused_pds();
+        let mut destroys = Vec::new();
         for i in 0..=u32::from(destroy % 8) {
-            let unused = self.model.unused_pds();
             if unused.is_empty() {
-                return;
+                break;
             }
-            let pdn = unused
-                [(u32::from(destroy).wrapping_mul(7919) + i * 104_729) as usize % unused.len()];
-            let id = self.new_id();
-            let mut c = Cmd::new(opc::DESTROY_PD, id);
-            c.put32(0, pdn);
-            if !self.submit(op, &c, &[]) {
-                return;
-            }
+            let at = (u32::from(destroy).wrapping_mul(7919) + i * 104_729) as usize % unused.len();
+            let mut c = Cmd::new(opc::DESTROY_PD, self.new_id());
+            c.put32(0, unused.remove(at));
+            destroys.push(c);
         }
+        self.submit_all(op, &destroys);
     }
 }
 

@@ -472,13 +472,21 @@ fn walk_sges(
     need: Need,
     mut f: impl FnMut(&mut dyn DeviceEnv, u32, u64, usize, usize) -> Result<(), XferError>,
 ) -> Result<(), XferError> {
-    walk_segments(cx, pdn, sges, offset, len, need, |env, lkey, mr, va, n, mut pos| {
-        mr.for_each_piece(va, n, |gpa, l| {
-            f(env, lkey >> 8, gpa, pos, l as usize)?;
-            pos += l as usize;
-            Ok(())
-        })
-    })
+    walk_segments(
+        cx,
+        pdn,
+        sges,
+        offset,
+        len,
+        need,
+        |env, lkey, mr, va, n, mut pos| {
+            mr.for_each_piece(va, n, |gpa, l| {
+                f(env, lkey >> 8, gpa, pos, l as usize)?;
+                pos += l as usize;
+                Ok(())
+            })
+        },
+    )
 }
 
 /// Calls `f(env, lkey, checked MR, va, length, position)` for the part of each SGE

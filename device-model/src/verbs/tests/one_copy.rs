@@ -327,7 +327,10 @@ fn loopback_delivery_keeps_queue_order_when_the_bound_splits_every_drain() {
         w.sges = if i % 2 == 0 {
             vec![(l.buf_a + at, 96, l.key_a)]
         } else {
-            vec![(l.buf_a + at, 40, l.key_a), (l.buf_a + at + 40, 56, l.key_a)]
+            vec![
+                (l.buf_a + at, 40, l.key_a),
+                (l.buf_a + at + 40, 56, l.key_a),
+            ]
         };
         w.remote_addr = l.buf_b + at;
         w.rkey = l.key_b;
@@ -351,7 +354,11 @@ fn loopback_delivery_keeps_queue_order_when_the_bound_splits_every_drain() {
     let of = |qpn: u32| stats.iter().find(|q| q.qpn == qpn).cloned().unwrap();
     let (qa, qb) = (of(l.a.qpn), of(l.b.qpn));
     assert_eq!(
-        (qb.seq_naks_sent, qb.duplicates_received, qb.out_of_order_dropped),
+        (
+            qb.seq_naks_sent,
+            qb.duplicates_received,
+            qb.out_of_order_dropped
+        ),
         (0, 0, 0)
     );
     assert_eq!((qa.retransmitted_packets, qa.out_of_order_dropped), (0, 0));

@@ -465,6 +465,29 @@ impl Rig {
             copy_overlap(*at, record, addr, data);
         }
         copy_overlap(ASQ_AT, &mut self.asq_record, addr, data);
+        self.taint_ring_writers(addr, data.len() as u64);
+    }
+
+    /// Taints the model when the rig's bytes just placed in the submission ring
+    /// hold a command whose output would land on the admin rings. Any slot can run
+    /// (a raw `ASQ_TAIL` write replays old slots), and such a command's output can
+    /// overwrite completions the rig reads before that command's own completion, so
+    /// the model stops being exact when the command is placed, not when it completes.
+    fn taint_ring_writers(&mut self, addr: u64, len: u64) {
+        let (lo, hi) = (addr.max(ASQ_AT), (addr + len).min(ACQ_AT));
+        if lo >= hi {
+            return;
+        }
+        for slot in (lo - ASQ_AT) / 64..(hi - ASQ_AT).div_ceil(64) {
+            let cmd = Cmd::from_bytes(&self.read_mem::<64>(ASQ_AT + slot * 64));
+            if let Some((at, n)) = cmd.device_writes().filter(|&w| over_admin_rings(w)) {
+                self.model.taint(&format!(
+                    "{} in submission slot {slot} would make the device write {at:#x}+{n:#x}, over the admin rings",
+                    opc::name(cmd.opcode)
+                ));
+                return;
+            }
+        }
     }
 
     /// One device access `f` (the rig's own RAM writes must come before it), with
@@ -571,7 +594,7 @@ impl Rig {
                     since_clear = Some(0);
                 }
                 if let Some((addr, len)) = cmd.device_writes() {
-                    if addr < SCRATCH_AT && addr.saturating_add(len) > ASQ_AT {
+                    if over_admin_rings((addr, len)) {
                         self.model.taint(&format!(
                             "{} makes the device write {addr:#x}+{len:#x}, over the admin rings",
                             opc::name(cmd.opcode)
@@ -1221,6 +1244,11 @@ impl Rig {
 
 /// Copies the part of `data` (guest RAM at `addr`) that overlaps `record` (a copy of
 /// guest RAM at `at`) into `record`.
+/// Whether a device write of `(addr, len)` reaches the rig's admin rings.
+fn over_admin_rings((addr, len): (u64, u64)) -> bool {
+    addr < SCRATCH_AT && addr.saturating_add(len) > ASQ_AT
+}
+
 fn copy_overlap(at: u64, record: &mut [u8], addr: u64, data: &[u8]) {
     let end = addr + data.len() as u64;
     let (lo, hi) = (addr.max(at), end.min(at + record.len() as u64));

@@ -465,7 +465,7 @@ impl Rig {
             copy_overlap(*at, record, addr, data);
         }
         copy_overlap(ASQ_AT, &mut self.asq_record, addr, data);
-        self.taint_ring_writers(addr, data.len() as u64);
+        self.taint_ring_writers(addr, data);
     }
 
     /// Taints the model when the rig's bytes just placed in the submission ring
@@ -473,13 +473,26 @@ impl Rig {
     /// (a raw `ASQ_TAIL` write replays old slots), and such a command's output can
     /// overwrite completions the rig reads before that command's own completion, so
     /// the model stops being exact when the command is placed, not when it completes.
-    fn taint_ring_writers(&mut self, addr: u64, len: u64) {
-        let (lo, hi) = (addr.max(ASQ_AT), (addr + len).min(ACQ_AT));
+    fn taint_ring_writers(&mut self, addr: u64, data: &[u8]) {
+        let end = addr + data.len() as u64;
+        let (lo, hi) = (addr.max(ASQ_AT), end.min(ACQ_AT));
         if lo >= hi {
             return;
         }
         for slot in (lo - ASQ_AT) / 64..(hi - ASQ_AT).div_ceil(64) {
-            let cmd = Cmd::from_bytes(&self.read_mem::<64>(ASQ_AT + slot * 64));
+            let at = ASQ_AT + slot * 64;
+            // A slot the write covers is in `data`; one it covers in part is read
+            // back. An all-zero slot (a bring-up clears 128 of them) names nothing.
+            let bytes: [u8; 64] = if at >= addr && at + 64 <= end {
+                let from = (at - addr) as usize;
+                data[from..from + 64].try_into().expect("a 64-byte slot")
+            } else {
+                self.read_mem::<64>(at)
+            };
+            if bytes == [0u8; 64] {
+                continue;
+            }
+            let cmd = Cmd::from_bytes(&bytes);
             if let Some((at, n)) = cmd.device_writes().filter(|&w| over_admin_rings(w)) {
                 self.model.taint(&format!(
                     "{} in submission slot {slot} would make the device write {at:#x}+{n:#x}, over the admin rings",
@@ -1242,13 +1255,13 @@ impl Rig {
     }
 }
 
-/// Copies the part of `data` (guest RAM at `addr`) that overlaps `record` (a copy of
-/// guest RAM at `at`) into `record`.
 /// Whether a device write of `(addr, len)` reaches the rig's admin rings.
 fn over_admin_rings((addr, len): (u64, u64)) -> bool {
     addr < SCRATCH_AT && addr.saturating_add(len) > ASQ_AT
 }
 
+/// Copies the part of `data` (guest RAM at `addr`) that overlaps `record` (a copy of
+/// guest RAM at `at`) into `record`.
 fn copy_overlap(at: u64, record: &mut [u8], addr: u64, data: &[u8]) {
     let end = addr + data.len() as u64;
     let (lo, hi) = (addr.max(at), end.min(at + record.len() as u64));

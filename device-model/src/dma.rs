@@ -118,11 +118,22 @@ impl Dma {
     /// Checks that `[addr, addr+len)` is inside guest RAM, outside the device's BARs
     /// and does not wrap; does not look at bus mastering.
     pub fn check_range(&self, addr: u64, len: u64) -> Result<(), DmaError> {
+        self.checked_region(addr, len).map(|_| ())
+    }
+
+    /// [`Dma::check_range`], also returning the memory region holding the whole
+    /// range and the offset of `addr` in it when there is one (`None` for an empty
+    /// range or one spanning adjacent regions), so an access finds its region once.
+    fn checked_region(
+        &self,
+        addr: u64,
+        len: u64,
+    ) -> Result<Option<(&GuestRegionMmap, MemoryRegionAddress)>, DmaError> {
         let end = addr
             .checked_add(len)
             .ok_or(DmaError::Overflow { addr, len })?;
         if len == 0 {
-            return Ok(());
+            return Ok(None);
         }
         if self
             .excluded
@@ -134,19 +145,27 @@ impl Dma {
         let Ok(ulen) = usize::try_from(len) else {
             return Err(DmaError::OutOfRange { addr, len });
         };
-        if self.in_one_region(addr, ulen).is_none()
-            && !self.mem.check_range(GuestAddress(addr), ulen)
-        {
+        let region = self.in_one_region(addr, ulen);
+        if region.is_none() && !self.mem.check_range(GuestAddress(addr), ulen) {
             return Err(DmaError::OutOfRange { addr, len });
         }
-        Ok(())
+        Ok(region)
     }
 
     fn check(&self, addr: u64, len: usize) -> Result<(), DmaError> {
+        self.checked_access(addr, len).map(|_| ())
+    }
+
+    /// The checks of an access (bus mastering, then [`Dma::checked_region`]).
+    fn checked_access(
+        &self,
+        addr: u64,
+        len: usize,
+    ) -> Result<Option<(&GuestRegionMmap, MemoryRegionAddress)>, DmaError> {
         if !self.bus_master {
             return Err(DmaError::BusMasterDisabled { addr });
         }
-        self.check_range(addr, len as u64)
+        self.checked_region(addr, len as u64)
     }
 
     /// The memory region holding all of `[addr, addr + len)` and the offset of
@@ -170,11 +189,11 @@ impl Dma {
 
     /// Reads `buf.len()` bytes at `addr`.
     pub fn read(&self, addr: u64, buf: &mut [u8]) -> Result<(), DmaError> {
-        self.check(addr, buf.len())?;
+        let region = self.checked_access(addr, buf.len())?;
         if buf.is_empty() {
             return Ok(());
         }
-        if let Some((region, offset)) = self.in_one_region(addr, buf.len()) {
+        if let Some((region, offset)) = region {
             let slice = region
                 .get_slice(offset, buf.len())
                 .map_err(|e| memory_error(addr, buf.len(), &e))?;
@@ -192,11 +211,11 @@ impl Dma {
 
     /// Writes `data` at `addr`.
     pub fn write(&self, addr: u64, data: &[u8]) -> Result<(), DmaError> {
-        self.check(addr, data.len())?;
+        let region = self.checked_access(addr, data.len())?;
         if data.is_empty() {
             return Ok(());
         }
-        if let Some((region, offset)) = self.in_one_region(addr, data.len()) {
+        if let Some((region, offset)) = region {
             let slice = region
                 .get_slice(offset, data.len())
                 .map_err(|e| memory_error(addr, data.len(), &e))?;

@@ -297,7 +297,11 @@ impl ConfigSpace {
             return fx;
         }
         let old_cmd = self.command();
-        let old_bars = self.bar_regions();
+        // Only the six BAR registers place the BARs.
+        let bar_registers = BAR0..BAR0 + 6 * 4;
+        let touches_bars = (offset as usize) < bar_registers.end
+            && offset as usize + data.len() > bar_registers.start;
+        let old_bars = touches_bars.then(|| self.bar_regions());
         let old_msix = self.msix_control();
         let old_pm = self.power_state();
         let devctl = PCIE_CAP + PCIE_DEVICE_CONTROL;
@@ -315,7 +319,7 @@ impl ConfigSpace {
             self.data[off] = v;
         }
         fx.command_changed = self.command() != old_cmd;
-        fx.bars_changed = self.bar_regions() != old_bars;
+        fx.bars_changed = old_bars.is_some_and(|old| self.bar_regions() != old);
         fx.msix_control_changed = self.msix_control() != old_msix;
         fx.power_state_changed = self.power_state() != old_pm;
         fx
@@ -484,7 +488,15 @@ mod tests {
         assert!(c.bar_regions().iter().all(|r| r.index != 0));
         let fx = c.write(0x10, &0xC000_0000u32.to_le_bytes());
         assert!(fx.bars_changed);
-        c.write(0x14, &0u32.to_le_bytes());
+        let fx = c.write(0x14, &0u32.to_le_bytes());
+        assert!(fx.bars_changed, "the high dword moves a 64-bit BAR");
+        // Writes next to the BAR registers never report a move; a partial write of
+        // a BAR's address bits does.
+        assert!(!c.write(0x0C, &0xFFFF_FFFFu32.to_le_bytes()).bars_changed);
+        assert!(!c.write(0x28, &0xFFFF_FFFFu32.to_le_bytes()).bars_changed);
+        assert!(c.write(0x12, &[0x00, 0xD0]).bars_changed);
+        assert_eq!(c.bar_regions()[0].address, 0xD000_0000);
+        c.write(0x10, &0xC000_0000u32.to_le_bytes());
         assert_eq!(
             c.bar_regions()[0],
             BarRegion {

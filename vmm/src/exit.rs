@@ -3,7 +3,8 @@
 //! synthetic exits (as Firecracker's are), without KVM.
 //!
 //! Port I/O is dispatched through a [`RangeBus`] of port ranges (COM1, PCI
-//! configuration mechanism #1, the exit port, the line console); MMIO goes to the
+//! configuration mechanism #1, the exit port, the line console, the PIT and port
+//! `0x61`); MMIO goes to the
 //! PCI bus, whose own range bus holds the decoded BARs.
 //!
 //! Every exit costs the guest a round trip through the host (about 8.5 us on the
@@ -20,6 +21,7 @@ use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
 
 use crate::bus::RangeBus;
 use crate::pci::{PciBus, CONFIG_ADDRESS_PORT, CONFIG_PORT_COUNT};
+use crate::pit::{Pit, PIT_BASE, PIT_PORT_COUNT, PORT_B};
 use crate::serial::{Com1, COM1_BASE, COM1_PORT_COUNT};
 
 /// The exit port: a write of status S (1, 2 or 4 bytes) ends the run with guest
@@ -49,6 +51,7 @@ enum PortDevice {
     PciConfig,
     Exit,
     Console,
+    Pit,
 }
 
 /// Exits handled, by kind, for the run's statistics (`-v` prints them at exit).
@@ -96,6 +99,7 @@ impl ExitCounts {
 pub struct Devices {
     serial: Mutex<Com1>,
     pci: Mutex<PciBus>,
+    pit: Mutex<Pit>,
     ports: RangeBus<PortDevice>,
     /// Guest RAM, for the line console's records (None: records are ignored).
     memory: Option<GuestMemoryMmap>,
@@ -120,6 +124,8 @@ impl Devices {
             ),
             (EXIT_PORT, EXIT_PORT_WIDTH, PortDevice::Exit),
             (CONSOLE_PORT, CONSOLE_PORT_WIDTH, PortDevice::Console),
+            (PIT_BASE, PIT_PORT_COUNT, PortDevice::Pit),
+            (PORT_B, 1, PortDevice::Pit),
         ] {
             ports
                 .insert(u64::from(base), u64::from(len), device)
@@ -128,6 +134,7 @@ impl Devices {
         Devices {
             serial: Mutex::new(serial),
             pci: Mutex::new(pci),
+            pit: Mutex::new(Pit::new()),
             ports,
             memory: None,
             counts: ExitCounts::default(),
@@ -257,6 +264,15 @@ pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
                 lock(&devices.pci).config_port_write(port, data);
                 ExitAction::Resume
             }
+            Some(PortDevice::Pit) => {
+                ExitCounts::bump(&devices.counts.other_ports);
+                let mut pit = lock(&devices.pit);
+                let now = pit.now();
+                for (byte_port, &byte) in (port..).zip(data.iter()) {
+                    pit.write(byte_port, byte, now);
+                }
+                ExitAction::Resume
+            }
             Some(PortDevice::Exit | PortDevice::Console) | None => {
                 ExitCounts::bump(&devices.counts.other_ports);
                 trace!(port, ?data, "write to unclaimed port ignored");
@@ -276,6 +292,14 @@ pub fn handle_exit(exit: VcpuExit<'_>, devices: &Devices) -> ExitAction {
                 Some(PortDevice::Console) if port == CONSOLE_PORT && data.len() == 4 => {
                     ExitCounts::bump(&devices.counts.other_ports);
                     data.copy_from_slice(&CONSOLE_SIGNATURE.to_le_bytes());
+                }
+                Some(PortDevice::Pit) => {
+                    ExitCounts::bump(&devices.counts.other_ports);
+                    let mut pit = lock(&devices.pit);
+                    let now = pit.now();
+                    for (byte_port, byte) in (port..).zip(data.iter_mut()) {
+                        *byte = pit.read(byte_port, now);
+                    }
                 }
                 Some(PortDevice::Exit | PortDevice::Console) | None => {
                     ExitCounts::bump(&devices.counts.other_ports);
@@ -382,6 +406,44 @@ mod tests {
         let mut id = [0u8; 4];
         handle_exit(VcpuExit::IoIn(0xCFC, &mut id), &d);
         assert_eq!(u32::from_le_bytes(id), 0x29C0_8086, "host bridge identity");
+    }
+
+    /// The PIT is served in user space (there is no in-kernel PIT): a calibration loop's
+    /// accesses reach it, and channel 2 counts down from the count written once its gate
+    /// is on.
+    #[test]
+    fn pit_ports_reach_the_user_space_pit() {
+        let (d, _) = devices();
+        let out = |port: u16, v: u8| {
+            assert_eq!(
+                handle_exit(VcpuExit::IoOut(port, &[v]), &d),
+                ExitAction::Resume
+            )
+        };
+        let read = |port: u16| {
+            let mut v = [0u8; 1];
+            assert_eq!(
+                handle_exit(VcpuExit::IoIn(port, &mut v), &d),
+                ExitAction::Resume
+            );
+            v[0]
+        };
+        assert_eq!(read(PORT_B) & 1, 0, "channel 2's gate is off at power-on");
+        out(PORT_B, 1);
+        out(0x43, 0b1011_0000);
+        out(0x42, 0xFF);
+        out(0x42, 0xFF);
+        assert_eq!(
+            read(PORT_B) & 0x21,
+            0x01,
+            "gate on, OUT2 low while counting"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        out(0x43, 0b1000_0000);
+        let count = u16::from_le_bytes([read(0x42), read(0x42)]);
+        // At least 2 ms of 1.193 MHz ticks have passed (a slow host may add more).
+        assert!(count <= 0xFFFF - 2_386, "count {count:#x}");
+        assert_eq!(read(0x43), 0xFF, "the control port is write-only");
     }
 
     /// Devices whose console reads `ram` bytes of guest RAM at address 0.

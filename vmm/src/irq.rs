@@ -351,7 +351,16 @@ impl<B: IrqBackend> GsiRouter<B> {
         backend
             .set_routes(&fixed)
             .map_err(RouteError::InitialTable)?;
-        Ok(GsiRouter {
+        Ok(Self::over_installed(backend, fixed))
+    }
+
+    /// A router over a backend that already routes exactly `fixed` (KVM after
+    /// `KVM_CREATE_IRQCHIP` routes [`default_irqchip_routes`]): sends nothing until the
+    /// first MSI route, then whole tables with `fixed` first, as [`GsiRouter::new`]'s.
+    /// Saves a `KVM_SET_GSI_ROUTING` (an SRCU grace period in the kernel, up to a few ms
+    /// here) on every run that never routes an MSI, such as a boot without an RNIC.
+    pub fn over_installed(backend: B, fixed: Vec<Route>) -> Self {
+        GsiRouter {
             state: Mutex::new(RouterState {
                 backend,
                 fixed,
@@ -361,7 +370,7 @@ impl<B: IrqBackend> GsiRouter<B> {
                 AddressAllocator::new(0, u64::from(MAX_VECTORS))
                     .expect("0..MAX_VECTORS is a non-empty range"),
             ),
-        })
+        }
     }
 
     /// Reserves `count` consecutive vectors for one device (its MSI-X vector `i` is
@@ -475,6 +484,21 @@ mod tests {
         let r = GsiRouter::new(fake.clone(), default_irqchip_routes()).unwrap();
         fake.ops.lock().unwrap().clear();
         (r, fake)
+    }
+
+    #[test]
+    fn a_router_over_installed_routes_sends_nothing_until_the_first_msi_route() {
+        let fake = Fake::default();
+        let r = GsiRouter::over_installed(fake.clone(), default_irqchip_routes());
+        assert!(fake.ops.lock().unwrap().is_empty());
+        assert_eq!(r.table(), default_irqchip_routes());
+        r.update_route(0, Some((0xFEE0_0000, 0x41))).unwrap();
+        let mut expected = default_irqchip_routes();
+        expected.push(msi(24, 0x41));
+        assert_eq!(
+            *fake.ops.lock().unwrap(),
+            vec![Op::Set(expected), Op::Assign(24)]
+        );
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! | [`faultplan`] | TOML/JSON fault plans and API fault entries -> fault engine rules (re-exported from `rnic-control`) |
 //! | [`irq`] | GSI routing table + irqfd per MSI-X vector |
 //! | [`serial`] | COM1 (vm-superio 16550) |
+//! | [`pit`] | the 8254 PIT's counters and port 0x61, in user space (a clock to read; no IRQ 0) |
 //! | [`passthrough`] | `--vfio-device`: a VFIO device on the bus, its MSI-X table kept by the monitor and routed through irqfds, guest RAM mapped for its DMA (tested against fakes only) |
 //! | [`remote`] | `--rnic socket=PATH`: an RNIC served by another process over vfio-user |
 //! | [`rnic`] | the RNICs: interrupt sinks, PCI placement, wires, faults, service pass |
@@ -47,6 +48,7 @@ pub mod layout;
 pub mod options;
 pub mod passthrough;
 pub mod pci;
+pub mod pit;
 pub mod remote;
 pub mod rnic;
 pub mod serial;

@@ -26,9 +26,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use event_manager::{EventManager, EventOps, Events, MutEventSubscriber, SubscriberOps};
-use kvm_bindings::{
-    kvm_pit_config, kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES, KVM_PIT_SPEAKER_DUMMY,
-};
+use kvm_bindings::{kvm_userspace_memory_region, KVM_MAX_CPUID_ENTRIES};
 use kvm_ioctls::{Kvm, VcpuFd, VmFd};
 use tracing::{debug, error, info, warn};
 use vm_memory::{GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
@@ -359,14 +357,8 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
     }
     vm.create_irq_chip()
         .map_err(VmmError::kvm("KVM_CREATE_IRQCHIP"))?;
-    // In-kernel PIT (IRQ 0) with KVM's dummy speaker port 0x61: a calibration
-    // source for the guest's TSC/LAPIC timer.
-    let pit = kvm_pit_config {
-        flags: KVM_PIT_SPEAKER_DUMMY,
-        ..Default::default()
-    };
-    vm.create_pit2(pit)
-        .map_err(VmmError::kvm("KVM_CREATE_PIT2"))?;
+    // No in-kernel PIT: the monitor serves the PIT's ports itself (`crate::pit`), as
+    // tearing KVM's down cost 10-16 ms of every run's exit here.
 
     // A device in another process maps guest RAM: it must be a shared memfd then.
     let mem = if spec.rnics.iter().any(|p| p.settings.socket.is_some()) {
@@ -383,10 +375,11 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         "boot image loaded"
     );
 
-    let router = Arc::new(GsiRouter::new(
+    // KVM_CREATE_IRQCHIP installed the default routes: nothing to send until an MSI.
+    let router = Arc::new(GsiRouter::over_installed(
         KvmIrqBackend::new(vm.clone()),
         default_irqchip_routes(),
-    )?);
+    ));
     let serial_irq = EventFd::new(EFD_NONBLOCK).map_err(VmmError::host("eventfd"))?;
     vm.register_irqfd(&serial_irq, COM1_GSI)
         .map_err(VmmError::kvm("KVM_IRQFD (COM1)"))?;
@@ -494,12 +487,17 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         .map_err(VmmError::host("device server heartbeat thread"))?;
 
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    let (stopped_sender, vcpu_stopped) = std::sync::mpsc::channel::<()>();
     for (id, vcpu) in vcpus.into_iter().enumerate() {
         let vcpu_devices = devices.clone();
         let vcpu_shutdown = shutdown.clone();
+        let stopped = stopped_sender.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("rnic-vmm-vcpu{id}"))
-            .spawn(move || vcpu_loop(vcpu, id as u8, vcpu_devices, vcpu_shutdown))
+            .spawn(move || {
+                vcpu_loop(vcpu, id as u8, vcpu_devices, vcpu_shutdown);
+                let _ = stopped.send(());
+            })
             .map_err(VmmError::host("vCPU thread"));
         match spawned {
             Ok(thread) => threads.push(thread),
@@ -510,6 +508,7 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         }
     }
 
+    drop(stopped_sender);
     let (outcome, at) = shutdown.wait();
     let elapsed = at.duration_since(started);
     if spec.hold && api.is_some() && matches!(outcome, Outcome::GuestExit(_)) {
@@ -522,12 +521,26 @@ pub fn run(kvm: &Kvm, spec: VmSpec) -> Result<RunResult> {
         shutdown.wait_release();
     }
 
-    // Kick every vCPU out of KVM_RUN until all threads have returned.
-    while threads.iter().any(|t| !t.is_finished()) {
+    // Kick every vCPU out of KVM_RUN until all threads have reported that they left
+    // their loop. A thread that stopped by itself (the one that saw the exit port)
+    // reports at once, so the common case waits for nothing.
+    let mut running = threads.len();
+    loop {
+        while running > 0 && vcpu_stopped.try_recv().is_ok() {
+            running -= 1;
+        }
+        if running == 0 {
+            break;
+        }
         for t in threads.iter().filter(|t| !t.is_finished()) {
             let _ = t.kill(SIGRTMIN());
         }
-        std::thread::sleep(Duration::from_millis(2));
+        match vcpu_stopped.recv_timeout(Duration::from_millis(2)) {
+            Ok(()) => running -= 1,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            // Every vCPU thread has ended (and dropped its sender).
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
     }
     for t in threads {
         let _ = t.join();

@@ -34,7 +34,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 
 use rnic_device::verbs::mr::MrState;
-use rnic_device::{Rnic, RnicStats};
+use rnic_device::verbs::VerbsStats;
+use rnic_device::Rnic;
 
 /// Admin status codes (§3.4).
 pub mod status {
@@ -812,6 +813,18 @@ impl Model {
         self.mrs.values().any(|m| m.pdn == pdn) || self.qps.values().any(|q| q.pdn == pdn)
     }
 
+    /// Live PDs that no MR or QP names, ascending ([`Model::pd_busy`] of every
+    /// PD, in one pass over the MRs and QPs).
+    pub fn unused_pds(&self) -> Vec<u32> {
+        let busy: BTreeSet<u32> = self
+            .mrs
+            .values()
+            .map(|m| m.pdn)
+            .chain(self.qps.values().map(|q| q.pdn))
+            .collect();
+        self.pds.difference(&busy).copied().collect()
+    }
+
     fn cq_busy(&self, cqn: u32) -> bool {
         self.qps
             .values()
@@ -1535,11 +1548,10 @@ impl Model {
 
     /// Compares the model with the tables the device reports host-side, learning
     /// the changes the device may make on its own (see the module documentation).
-    pub fn check_host(&mut self, dev: &Rnic, st: &RnicStats) -> Result<(), String> {
+    pub fn check_host(&mut self, dev: &Rnic, v: &VerbsStats) -> Result<(), String> {
         if !self.exact {
             return Ok(());
         }
-        let v = &st.verbs;
         if v.pds as usize != self.pds.len() {
             return Err(format!(
                 "the device holds {} PDs, the driver was told of {}: {:?}",
@@ -1548,28 +1560,44 @@ impl Model {
                 self.pds
             ));
         }
-        let dev_cqs: BTreeSet<u32> = v.cqs.iter().map(|c| c.cqn).collect();
-        if dev_cqs != self.cqs || v.cqs.len() != self.cqs.len() {
-            return Err(format!(
-                "the device's CQs are {dev_cqs:?}, the driver was told of {:?}",
-                self.cqs
-            ));
+        // The device lists its objects by ascending handle, as the model's sets
+        // iterate, so equal lists are compared without building sets (which the
+        // failure path still does, to say it plainly whatever the order).
+        if !v.cqs.iter().map(|c| c.cqn).eq(self.cqs.iter().copied()) {
+            let dev_cqs: BTreeSet<u32> = v.cqs.iter().map(|c| c.cqn).collect();
+            if dev_cqs != self.cqs || v.cqs.len() != self.cqs.len() {
+                return Err(format!(
+                    "the device's CQs are {dev_cqs:?}, the driver was told of {:?}",
+                    self.cqs
+                ));
+            }
         }
-        let dev_qps: BTreeMap<u32, u8> = v
+        let states = v
             .qps
             .iter()
-            .map(|q| (q.qpn, q.state.map_or(0xFF, |s| s as u8)))
-            .collect();
-        if dev_qps.keys().ne(self.qps.keys()) || v.qps.len() != self.qps.len() {
-            return Err(format!(
-                "the device's QPs are {:?}, the driver was told of {:?}",
-                dev_qps.keys().collect::<Vec<_>>(),
-                self.qps.keys().collect::<Vec<_>>()
-            ));
-        }
-        for (&qpn, &state) in &dev_qps {
-            let q = self.qps[&qpn];
-            self.learn_qp_state(qpn, q, state, "the device's state")?;
+            .map(|q| (q.qpn, q.state.map_or(0xFF, |s| s as u8)));
+        if states
+            .clone()
+            .map(|(qpn, _)| qpn)
+            .eq(self.qps.keys().copied())
+        {
+            for (qpn, state) in states {
+                let q = self.qps[&qpn];
+                self.learn_qp_state(qpn, q, state, "the device's state")?;
+            }
+        } else {
+            let dev_qps: BTreeMap<u32, u8> = states.collect();
+            if dev_qps.keys().ne(self.qps.keys()) || v.qps.len() != self.qps.len() {
+                return Err(format!(
+                    "the device's QPs are {:?}, the driver was told of {:?}",
+                    dev_qps.keys().collect::<Vec<_>>(),
+                    self.qps.keys().collect::<Vec<_>>()
+                ));
+            }
+            for (&qpn, &state) in &dev_qps {
+                let q = self.qps[&qpn];
+                self.learn_qp_state(qpn, q, state, "the device's state")?;
+            }
         }
         if v.mrs as usize != self.mrs.len() {
             return Err(format!(

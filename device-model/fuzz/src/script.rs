@@ -205,9 +205,17 @@ pub struct Rig {
     /// script — any difference is a device DMA into its own BARs. No copy is taken
     /// around individual device accesses.
     bar_ram: Vec<(u64, Vec<u8>)>,
-    /// Reused buffers: the admin submission ring before and after a device access.
-    asq_before: Vec<u8>,
+    /// The rig's record of its admin submission ring (at `ASQ_AT`, the size of
+    /// [`RingTrack`]): taken at a bring-up, kept up to date by the rig's own writes
+    /// and compared with RAM after every device access (a difference is a device
+    /// write into the ring). Completions are matched with the commands recorded
+    /// here, so the ring is read once per access instead of before and after it.
+    asq_record: Vec<u8>,
+    /// Reused buffer: the admin submission ring after a device access.
     asq_after: Vec<u8>,
+    /// Device accesses so far (register and configuration accesses, fault-rule
+    /// changes): an op that made none leaves the device's tables as they were.
+    accesses: u64,
     /// Ops applied so far.
     pub steps: u64,
     /// The reference model of the object tables.
@@ -251,8 +259,9 @@ impl Rig {
             asq_size: 0,
             asq_tail: 0,
             bar_ram: Vec::new(),
-            asq_before: Vec::new(),
+            asq_record: Vec::new(),
             asq_after: Vec::new(),
+            accesses: 0,
             steps: 0,
             model,
             ring: None,
@@ -337,7 +346,7 @@ impl Rig {
     pub fn finish(&mut self) {
         let op = Op::Audit { sel: 0 };
         self.audit(&op, 0);
-        self.check_state(&op);
+        self.check_state(&op, true);
         self.verify_bars(&format!("the script ({} steps)", self.steps));
         self.check_guard(&format!("the script ({} steps)", self.steps));
     }
@@ -359,17 +368,13 @@ impl Rig {
         );
     }
 
-    fn check_state(&mut self, op: &Op) {
-        let st = self.dev.dev_status();
-        if st & STATUS_READY != 0 {
-            assert_eq!(
-                st & STATUS_FATAL,
-                0,
-                "READY and FATAL together after {op:?}"
-            );
-        }
-        let stats = self.dev.stats();
-        let f = &stats.faults;
+    /// The device's statistics and object tables: fault counts that add up, object
+    /// counts within the limits, and the tables the device reports host-side equal
+    /// to the model's.
+    fn check_tables(&mut self, op: &Op) {
+        // Only the statistics checked here (`Rnic::stats` also gathers every
+        // queue's and vector's counters).
+        let f = &self.dev.faults_mut().stats();
         assert_eq!(
             f.total_hits,
             f.sites.iter().map(|x| x.hits).sum::<u64>(),
@@ -379,7 +384,7 @@ impl Rig {
             f.rules.iter().all(|r| r.hits <= r.events),
             "a rule hit more often than it saw events"
         );
-        let v = &stats.verbs;
+        let v = &self.dev.verbs().stats();
         let lim = self.dev.verbs().limits();
         assert!(
             v.pds <= lim.max_pd && v.mrs <= lim.max_mr,
@@ -390,8 +395,26 @@ impl Rig {
             v.mr_pages <= lim.max_total_pages,
             "MR pages beyond the limit after {op:?}"
         );
-        if let Err(e) = self.model.check_host(&self.dev, &stats) {
+        if let Err(e) = self.model.check_host(&self.dev, v) {
             self.model_failure(op, &e);
+        }
+    }
+
+    /// The invariants after `op`. The comparisons with the device's tables and
+    /// statistics run only when the op reached the device (`accessed`): an op that
+    /// made no device access (a RAM write, a command the rig could not submit)
+    /// leaves them and the model as the previous check saw them.
+    fn check_state(&mut self, op: &Op, accessed: bool) {
+        let st = self.dev.dev_status();
+        if st & STATUS_READY != 0 {
+            assert_eq!(
+                st & STATUS_FATAL,
+                0,
+                "READY and FATAL together after {op:?}"
+            );
+        }
+        if accessed {
+            self.check_tables(op);
         }
         for e in self.sink.take() {
             match e {
@@ -438,14 +461,10 @@ impl Rig {
     /// Writes guest RAM as the rig; the record of the RAM under the BARs follows.
     fn write_mem(&mut self, addr: u64, data: &[u8]) {
         ram(&self.mem, addr, data.len()).copy_from(data);
-        let end = addr + data.len() as u64;
-        for (at, ram) in &mut self.bar_ram {
-            let (lo, hi) = (addr.max(*at), end.min(*at + ram.len() as u64));
-            if lo < hi {
-                ram[(lo - *at) as usize..(hi - *at) as usize]
-                    .copy_from_slice(&data[(lo - addr) as usize..(hi - addr) as usize]);
-            }
+        for (at, record) in &mut self.bar_ram {
+            copy_overlap(*at, record, addr, data);
         }
+        copy_overlap(ASQ_AT, &mut self.asq_record, addr, data);
     }
 
     /// One device access `f` (the rig's own RAM writes must come before it), with
@@ -459,20 +478,14 @@ impl Rig {
             admin_commands: d.admin_commands,
             never_completed: d.admin_never_completed,
         };
-        let asq = self.ring.map(|r| {
-            let mut before = std::mem::take(&mut self.asq_before);
-            self.read_asq(r.asq_size, &mut before);
-            before
-        });
+        let tracked = self.ring.is_some();
+        self.accesses += 1;
         f(self);
         if matches!(op, Op::ConfigWrite { .. }) {
             // Only a configuration write moves the BARs.
             self.check_bars_untouched(op);
         }
-        self.after_device(op, pre, asq.as_deref());
-        if let Some(before) = asq {
-            self.asq_before = before;
-        }
+        self.after_device(op, pre, tracked);
     }
 
     /// Reads the rig's admin submission ring of `size` entries into `buf`.
@@ -481,7 +494,10 @@ impl Rig {
         ram(&self.mem, ASQ_AT, buf.len()).copy_to(buf);
     }
 
-    fn after_device(&mut self, op: &Op, pre: PreStep, asq: Option<&[u8]>) {
+    /// After a device access: resets, then (when the rig's admin rings were live
+    /// before the access, `tracked`) a device write into the submission ring and
+    /// every completion the access produced, matched with its command.
+    fn after_device(&mut self, op: &Op, pre: PreStep, tracked: bool) {
         let d = self.dev.device_counters();
         if d.resets > pre.resets {
             // DEV_CTRL.RESET, ENABLE 1→0 or an FLR: every object is gone and the
@@ -490,7 +506,7 @@ impl Rig {
             self.model.device_reset(!self.blinding_rules);
             return;
         }
-        let (Some(mut ring), Some(asq)) = (self.ring, asq) else {
+        let (Some(mut ring), true) = (self.ring, tracked) else {
             if self.dev.dev_status() & STATUS_READY != 0 {
                 self.model
                     .taint("the admin queue runs on rings the rig did not set up");
@@ -499,8 +515,12 @@ impl Rig {
         };
         let mut after = std::mem::take(&mut self.asq_after);
         self.read_asq(ring.asq_size, &mut after);
-        let rewritten = after != asq;
-        self.asq_after = after;
+        // The commands as they were before the access (the record), and the ring
+        // as the access left it (the record from now on).
+        let asq = std::mem::replace(&mut self.asq_record, after);
+        let rewritten = asq != self.asq_record;
+        self.asq_after = asq;
+        let asq = &self.asq_after;
         if rewritten {
             // Before the completions: a command may have run from altered bytes.
             self.model
@@ -579,6 +599,7 @@ impl Rig {
     /// Runs one op, then checks the invariants (panics on a violation).
     pub fn apply(&mut self, op: &Op) {
         self.steps += 1;
+        let accesses = self.accesses;
         match op {
             Op::Mem { offset, data } => {
                 let off = offset % ARENA_SIZE;
@@ -618,6 +639,7 @@ impl Rig {
                 }
             }
             Op::BringUp { asq_size, acq_size } => {
+                self.accesses += 1;
                 let resets = self.dev.device_counters().resets;
                 let rings = self.bring_up(*asq_size, *acq_size);
                 self.check_bars_untouched(op);
@@ -625,6 +647,9 @@ impl Rig {
                     // The DEV_CTRL reset emptied the device; the rings are the rig's.
                     self.model.device_reset(!self.blinding_rules);
                     self.ring = Some(rings);
+                    let mut record = std::mem::take(&mut self.asq_record);
+                    self.read_asq(rings.asq_size, &mut record);
+                    self.asq_record = record;
                 } else {
                     // BAR0 did not decode (a low-power state): nothing happened, and
                     // the rig just zeroed whatever rings the device may be using.
@@ -656,12 +681,14 @@ impl Rig {
                     },
                 };
                 let action = fault_action(*action, *param);
+                self.accesses += 1;
                 let rule = FaultRule::new(site, action).with_trigger(trigger);
                 if self.dev.faults_mut().add_rule(rule).is_ok() {
                     self.note_fault_rule(site, action);
                 }
             }
             Op::ClearFaults => {
+                self.accesses += 1;
                 self.dev.faults_mut().clear();
                 self.blinding_rules = false;
                 self.admin_rules = false;
@@ -672,7 +699,7 @@ impl Rig {
             Op::FillPds { destroy } => self.fill_pds(op, *destroy),
             _ => self.device_step(op, |r| r.device_op(op)),
         }
-        self.check_state(op);
+        self.check_state(op, self.accesses != accesses);
     }
 
     /// What an installed fault rule means for the model.
@@ -760,12 +787,10 @@ impl Rig {
         self.dev
             .config_write(CFG_MSIX_CTRL, &MSIX_ENABLE.to_le_bytes());
         for v in 0..16u64 {
+            // Quadword writes (address; data and vector control, unmasked).
             let e = v * 16;
-            self.dev.bar_write(2, e, &0xFEE0_0000u32.to_le_bytes());
-            self.dev.bar_write(2, e + 4, &0u32.to_le_bytes());
-            self.dev
-                .bar_write(2, e + 8, &(0x20 + v as u32).to_le_bytes());
-            self.dev.bar_write(2, e + 12, &0u32.to_le_bytes());
+            self.dev.bar_write(2, e, &0xFEE0_0000u64.to_le_bytes());
+            self.dev.bar_write(2, e + 8, &(0x20 + v).to_le_bytes());
         }
         self.write32(REG_DEV_CTRL, 2);
         let asq = asq_size.clamp(2, 32).next_power_of_two();
@@ -807,35 +832,74 @@ impl Rig {
     /// rig's admin queue is not usable (not set up, not READY, BAR0 not decoding,
     /// ring full).
     fn submit(&mut self, op: &Op, cmd: &Cmd, writes: &[(u64, Vec<u8>)]) -> bool {
-        let Some(ring) = self.ring else { return false };
+        self.submit_batch(op, std::slice::from_ref(cmd), writes) == 1
+    }
+
+    /// Submits `cmds` like a driver that queues several commands and rings the
+    /// doorbell once per batch (as many as the submission ring has room for and
+    /// the completion ring can take); returns false when the admin queue became
+    /// unusable before every command was submitted.
+    fn submit_all(&mut self, op: &Op, cmds: &[Cmd]) -> bool {
+        let mut rest = cmds;
+        while !rest.is_empty() {
+            let n = self.submit_batch(op, rest, &[]);
+            if n == 0 {
+                return false;
+            }
+            rest = &rest[n..];
+        }
+        true
+    }
+
+    /// Submits the first of `cmds` that fit (see [`Rig::submit_all`]) with one
+    /// `ASQ_TAIL` write, after writing `writes`; returns how many it submitted (0
+    /// when the rig's admin queue is not usable).
+    fn submit_batch(&mut self, op: &Op, cmds: &[Cmd], writes: &[(u64, Vec<u8>)]) -> usize {
+        let Some(ring) = self.ring else { return 0 };
         if self.dev.dev_status() & STATUS_READY == 0 || self.read32(REG_VERSION) != VERSION_VALUE {
-            return false;
+            return 0;
         }
         let (acq_head, acq_tail) = (self.read32(REG_ACQ_HEAD), self.read32(REG_ACQ_TAIL));
         if acq_head != acq_tail {
             self.device_step(op, |r| r.write32(REG_ACQ_HEAD, acq_tail));
             if self.dev.dev_status() & STATUS_READY == 0 {
-                return false;
+                return 0;
             }
         }
         let (head, tail) = (self.read32(REG_ASQ_HEAD), self.read32(REG_ASQ_TAIL));
-        if tail >= ring.asq_size || (tail + 1) % ring.asq_size == head {
-            return false;
+        let size = ring.asq_size;
+        if tail >= size || (tail + 1) % size == head {
+            return 0;
         }
+        // Free submission slots (a head outside the ring leaves the one slot the
+        // check above proved free); the completion ring, just emptied, takes
+        // `acq_size - 1` completions.
+        let room = if head < size {
+            (head + size - tail - 1) % size
+        } else {
+            1
+        };
+        let n = cmds
+            .len()
+            .min(room as usize)
+            .min(ring.acq_size as usize - 1);
         for (addr, data) in writes {
             self.write_mem(*addr, data);
         }
-        if let Some(addr) = query_buffer(cmd) {
-            self.write_mem(addr, &[0u8; 64]);
-            self.pending_bufs.push((tail, addr));
+        let mut slot = tail;
+        for cmd in &cmds[..n] {
+            if let Some(addr) = query_buffer(cmd) {
+                self.write_mem(addr, &[0u8; 64]);
+                self.pending_bufs.push((slot, addr));
+            }
+            self.write_mem(ASQ_AT + u64::from(slot) * 64, &cmd.to_bytes());
+            slot = (slot + 1) % size;
         }
-        self.write_mem(ASQ_AT + u64::from(tail) * 64, &cmd.to_bytes());
-        self.asq_size = ring.asq_size;
-        self.asq_tail = (tail + 1) % ring.asq_size;
-        let t = self.asq_tail;
-        self.device_step(op, |r| r.write32(REG_ASQ_TAIL, t));
+        self.asq_size = size;
+        self.asq_tail = slot;
+        self.device_step(op, |r| r.write32(REG_ASQ_TAIL, slot));
         self.pending_bufs.clear();
-        true
+        n
     }
 
     /// A ring (or buffer) of `bytes` in free arena space, aligned to `align`.
@@ -1120,11 +1184,7 @@ impl Rig {
             c.put32(0, h);
             cmds.push(c);
         }
-        for c in cmds {
-            if !self.submit(op, &c, &[]) {
-                break;
-            }
-        }
+        self.submit_all(op, &cmds);
     }
 }
 
@@ -1135,31 +1195,38 @@ impl Rig {
         }
         let max = self.dev.verbs().limits().max_pd as usize;
         let missing = (max + 1).saturating_sub(self.model.live(Kind::Pd).len());
-        for _ in 0..missing {
-            let id = self.new_id();
-            if !self.submit(op, &Cmd::new(opc::CREATE_PD, id), &[]) {
-                return;
-            }
+        let creates: Vec<Cmd> = (0..missing)
+            .map(|_| Cmd::new(opc::CREATE_PD, self.new_id()))
+            .collect();
+        if !self.submit_all(op, &creates) {
+            return;
         }
+        // The PDs to destroy, picked one after the other from the unused ones left
+        // (each destroy leaves the others unused), then destroyed in that order
+        // in batches.
+        let mut unused = self.model.unused_pds();
+        let mut destroys = Vec::new();
         for i in 0..=u32::from(destroy % 8) {
-            let unused: Vec<u32> = self
-                .model
-                .live(Kind::Pd)
-                .into_iter()
-                .filter(|&p| !self.model.pd_busy(p))
-                .collect();
             if unused.is_empty() {
-                return;
+                break;
             }
-            let pdn = unused
-                [(u32::from(destroy).wrapping_mul(7919) + i * 104_729) as usize % unused.len()];
-            let id = self.new_id();
-            let mut c = Cmd::new(opc::DESTROY_PD, id);
-            c.put32(0, pdn);
-            if !self.submit(op, &c, &[]) {
-                return;
-            }
+            let at = (u32::from(destroy).wrapping_mul(7919) + i * 104_729) as usize % unused.len();
+            let mut c = Cmd::new(opc::DESTROY_PD, self.new_id());
+            c.put32(0, unused.remove(at));
+            destroys.push(c);
         }
+        self.submit_all(op, &destroys);
+    }
+}
+
+/// Copies the part of `data` (guest RAM at `addr`) that overlaps `record` (a copy of
+/// guest RAM at `at`) into `record`.
+fn copy_overlap(at: u64, record: &mut [u8], addr: u64, data: &[u8]) {
+    let end = addr + data.len() as u64;
+    let (lo, hi) = (addr.max(at), end.min(at + record.len() as u64));
+    if lo < hi {
+        record[(lo - at) as usize..(hi - at) as usize]
+            .copy_from_slice(&data[(lo - addr) as usize..(hi - addr) as usize]);
     }
 }
 
@@ -1298,7 +1365,11 @@ impl Drop for Rig {
 /// than through the guest memory's walk over its regions, whose instrumented
 /// comparisons showed in profiles of the fuzz target.
 fn ram(mem: &GuestMemoryMmap, addr: u64, len: usize) -> VolatileSlice<'_> {
-    let region = mem.find_region(GuestAddress(addr)).expect("rig RAM");
+    // Two regions, the arena first: no search needed.
+    let region = mem
+        .iter()
+        .nth(usize::from(addr >= GUARD_BASE))
+        .expect("the rig's two RAM regions");
     region
         .get_slice(MemoryRegionAddress(addr - region.start_addr().0), len)
         .expect("a range inside one region of the rig's RAM")
@@ -1342,11 +1413,20 @@ fn first_difference(mem: &GuestMemoryMmap, at: u64, len: u64, byte: u8) -> Optio
     None
 }
 
+/// Programs BAR0 and BAR2 (64-bit memory BARs) at `BAR0_AT` and `BAR2_AT`; a BAR
+/// dword that already holds its value is not written again (such a write changes
+/// nothing).
 fn place_bars(dev: &mut Rnic) {
-    dev.config_write(CFG_BAR0, &(BAR0_AT as u32 | 0x4).to_le_bytes());
-    dev.config_write(CFG_BAR0 + 4, &0u32.to_le_bytes());
-    dev.config_write(CFG_BAR2, &(BAR2_AT as u32 | 0x4).to_le_bytes());
-    dev.config_write(CFG_BAR2 + 4, &0u32.to_le_bytes());
+    for (offset, value) in [
+        (CFG_BAR0, BAR0_AT as u32 | 0x4),
+        (CFG_BAR0 + 4, 0),
+        (CFG_BAR2, BAR2_AT as u32 | 0x4),
+        (CFG_BAR2 + 4, 0),
+    ] {
+        if dev.config_read(offset) != value {
+            dev.config_write(offset, &value.to_le_bytes());
+        }
+    }
 }
 
 /// Reads a script from fuzzer bytes: a little interpreter that never fails (it

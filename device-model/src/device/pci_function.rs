@@ -12,7 +12,13 @@ impl PciFunction for Rnic {
     fn config_write(&mut self, offset: u16, data: &[u8]) -> Vec<BarMove> {
         let before = self.decoded_bars();
         let fx = self.pci.write(offset, data);
+        // The decoded BARs follow the BAR registers, memory decoding (Command) and
+        // the power state; an FLR resets all three.
+        let may_move = fx.flr || fx.bars_changed || fx.command_changed || fx.power_state_changed;
         self.apply_config_effects(fx);
+        if !may_move {
+            return Vec::new();
+        }
         bar_moves(&before, &self.decoded_bars())
     }
 

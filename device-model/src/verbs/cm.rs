@@ -143,7 +143,7 @@ pub(crate) struct Cm {
 impl Default for Cm {
     fn default() -> Self {
         Cm {
-            listeners: vec![None; usize::from(c::MAX_LISTENERS)],
+            listeners: Vec::new(),
             conns: Vec::new(),
             generations: vec![0; usize::from(c::MAX_CONNECTIONS)],
             neighbours: NeighbourCache::default(),
@@ -156,6 +156,20 @@ impl Default for Cm {
 }
 
 impl Cm {
+    /// The lowest free listener slot, growing the table (slots are made as
+    /// listeners need them, up to `MAX_LISTENERS`, so a device that never listens
+    /// has no slots to scan); `None` when all `MAX_LISTENERS` are taken.
+    fn free_listener_slot(&mut self) -> Option<usize> {
+        if let Some(i) = self.listeners.iter().position(Option::is_none) {
+            return Some(i);
+        }
+        if self.listeners.len() >= usize::from(c::MAX_LISTENERS) {
+            return None;
+        }
+        self.listeners.push(None);
+        Some(self.listeners.len() - 1)
+    }
+
     /// Counters, with the current table occupancy.
     pub(crate) fn stats(&self) -> CmStats {
         let mut s = self.stats.clone();
@@ -733,12 +747,7 @@ impl Verbs {
         if port != 0 && self.cm.listeners.iter().flatten().any(|l| clash(l, port)) {
             return Err(AddressInUse);
         }
-        let slot = self
-            .cm
-            .listeners
-            .iter()
-            .position(Option::is_none)
-            .ok_or(NoResources)?;
+        let slot = self.cm.free_listener_slot().ok_or(NoResources)?;
         if port == 0 {
             let listeners = self.cm.listeners.clone();
             port = self

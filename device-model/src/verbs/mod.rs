@@ -321,6 +321,9 @@ pub struct Verbs {
     qps: Table<Qp>,
     mrs: MrTable,
     loopback: VecDeque<transport::OutPacket>,
+    /// An empty queue kept with its capacity: `drain_loopback` takes the
+    /// loopback queue out and puts this one in its place (no allocation per call).
+    loopback_spare: VecDeque<transport::OutPacket>,
     /// The packets of the QP being run, kept between calls so that running a QP
     /// allocates nothing once the buffer has grown.
     out: Vec<transport::OutPacket>,
@@ -345,6 +348,7 @@ impl Verbs {
             eth_mtu: rnic_contract::eth::DEFAULT_MTU,
             cm: cm::Cm::default(),
             loopback: VecDeque::new(),
+            loopback_spare: VecDeque::new(),
             out: Vec::new(),
             stats: GlobalStats::default(),
             service: 0,
@@ -497,24 +501,45 @@ impl Verbs {
 
     /// Delivers queued loopback packets, at most `max_loopback_per_call` of them
     /// (a train counts as its packets and is split at the bound).
+    ///
+    /// Entries are delivered where they lie, in a queue taken out of the engine
+    /// (no move of a packet out of the queue); what delivery emits goes to the
+    /// engine's queue, which is taken in turn once the first is done, so packets
+    /// are delivered in the order they were queued.
     fn drain_loopback(&mut self, env: &mut dyn DeviceEnv) {
         let mut budget = self.limits.max_loopback_per_call;
+        if self.loopback.is_empty() {
+            return;
+        }
+        let spare = std::mem::take(&mut self.loopback_spare);
+        let mut q = std::mem::replace(&mut self.loopback, spare);
         while budget > 0 {
-            let Some(next) = self.loopback.front_mut() else {
+            if q.is_empty() {
+                if self.loopback.is_empty() {
+                    break;
+                }
+                std::mem::swap(&mut q, &mut self.loopback);
+            }
+            let Some(next) = q.front_mut() else {
                 break;
             };
             let n = next.packets() as usize;
-            let o = if n > budget {
-                next.split_front(budget as u32)
+            if n > budget {
+                let mut front = next.split_front(budget as u32);
+                budget = 0;
+                self.deliver_loopback(env, &mut front);
             } else {
-                match self.loopback.pop_front() {
-                    Some(o) => o,
-                    None => break,
-                }
-            };
-            budget -= o.packets() as usize;
-            self.deliver_loopback(env, o);
+                budget -= n;
+                self.deliver_loopback(env, next);
+                q.drain(..1);
+            }
         }
+        // What is left of the taken queue goes before what delivery emitted.
+        if !q.is_empty() {
+            q.append(&mut self.loopback);
+            std::mem::swap(&mut q, &mut self.loopback);
+        }
+        self.loopback_spare = q;
     }
 
     /// One loopback queue entry: a packet, or a train of packets of one message.
@@ -523,7 +548,7 @@ impl Verbs {
     /// plain LAST packets, a SEND's MIDDLE packets) are placed together when the
     /// receiving QP's checks allow ([`qp::Qp`]'s `on_train`), else one by one,
     /// exactly as if they had been queued singly.
-    fn deliver_loopback(&mut self, env: &mut dyn DeviceEnv, mut o: transport::OutPacket) {
+    fn deliver_loopback(&mut self, env: &mut dyn DeviceEnv, o: &mut transport::OutPacket) {
         let run_start = matches!(
             o.pkt.bth.opcode,
             roce::opcode::RDMA_WRITE_FIRST
@@ -531,8 +556,8 @@ impl Verbs {
                 | roce::opcode::SEND_MIDDLE
         );
         if o.packets() > 1 && !run_start {
-            let head = o.split_front(1);
-            self.deliver_loopback(env, head);
+            let mut head = o.split_front(1);
+            self.deliver_loopback(env, &mut head);
         }
         let tail = match &o.source {
             Some(s)
@@ -545,7 +570,7 @@ impl Verbs {
                     ) =>
             {
                 let run = o.split_front(s.packets - 1);
-                Some(std::mem::replace(&mut o, run))
+                Some(std::mem::replace(o, run))
             }
             _ => None,
         };
@@ -563,8 +588,8 @@ impl Verbs {
             Some(s) => self.deliver(env, &o.pkt, transport::Body::Guest(s)),
             None => self.deliver(env, &o.pkt, transport::Body::Packet),
         }
-        if let Some(t) = tail {
-            self.deliver_loopback(env, t);
+        if let Some(mut t) = tail {
+            self.deliver_loopback(env, &mut t);
         }
     }
 

@@ -789,8 +789,21 @@ impl Qp {
                 w.error = op_err;
                 return w;
             }
-            let (sges, n) = Self::parse_sges(num_sge, |i| b.sge(i));
-            w.sges = SgeList::new(&sges[..n]);
+            w.sges = match num_sge {
+                // One SGE (the common case) goes straight into the inline list.
+                1 => b.sge(0).map_or_else(SgeList::default, |s| SgeList::Inline {
+                    sge: Sge {
+                        addr: s.addr,
+                        len: s.len,
+                        lkey: s.lkey,
+                    },
+                    len: 1,
+                }),
+                _ => {
+                    let (sges, n) = Self::parse_sges(num_sge, |i| b.sge(i));
+                    SgeList::new(&sges[..n])
+                }
+            };
             let mut total: u64 = 0;
             for s in w.sges.iter() {
                 total += u64::from(s.len);
@@ -1028,5 +1041,43 @@ pub fn mr_err_code(e: MrError) -> u32 {
         MrError::NoAccess => 3,
         MrError::NotValid => 4,
         MrError::Bounds => 5,
+    }
+}
+
+#[cfg(test)]
+mod sge_list_tests {
+    use super::{Sge, SgeList};
+
+    fn sge(addr: u64) -> Sge {
+        Sge {
+            addr,
+            len: 64,
+            lkey: 0x100,
+        }
+    }
+
+    #[test]
+    fn lists_of_up_to_one_sge_are_inline_and_longer_ones_shared() {
+        assert!(matches!(SgeList::new(&[]), SgeList::Inline { len: 0, .. }));
+        assert!(SgeList::new(&[]).is_empty());
+        let one = SgeList::new(&[sge(0x1000)]);
+        assert!(matches!(one, SgeList::Inline { len: 1, .. }));
+        assert_eq!(&*one, &[sge(0x1000)]);
+        let two = SgeList::new(&[sge(0x1000), sge(0x2000)]);
+        assert!(matches!(two, SgeList::Shared(_)));
+        assert_eq!(&*two, &[sge(0x1000), sge(0x2000)]);
+    }
+
+    #[test]
+    fn same_means_the_same_shared_list_or_an_equal_inline_sge() {
+        let one = SgeList::new(&[sge(0x1000)]);
+        assert!(one.same(&one.clone()));
+        assert!(one.same(&SgeList::new(&[sge(0x1000)])));
+        assert!(!one.same(&SgeList::new(&[sge(0x2000)])));
+        let two = SgeList::new(&[sge(0x1000), sge(0x2000)]);
+        assert!(two.same(&two.clone()));
+        // Equal contents in another allocation are another WQE's list.
+        assert!(!two.same(&SgeList::new(&[sge(0x1000), sge(0x2000)])));
+        assert!(!one.same(&two));
     }
 }

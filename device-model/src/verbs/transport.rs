@@ -4,7 +4,7 @@
 use rnic_contract::event::qp_error_cause;
 
 use super::async_event::AsyncEvent;
-use super::mr::{pages_needed, MrError, MrState, Need};
+use super::mr::{pages_needed, Mr, MrError, MrState, Need};
 use super::qp::{mr_err_code, Ctx, InMsg, Qp, RqWqe, Sge, SgeList, SqWqe};
 use crate::env::{CopyError, DeviceEnv, DmaScope};
 use crate::roce::{
@@ -266,8 +266,10 @@ enum PlaceError {
 }
 
 /// The checked pieces of one transfer, physically contiguous runs merged (a run
-/// of contiguous pages is one piece, so one copy). The first few live inline: a
-/// packet's transfer allocates nothing.
+/// of contiguous pages is one piece, so one copy). The first two live inline: a
+/// packet's transfer (one page, or two when it crosses a page boundary)
+/// allocates nothing, and the list stays small enough to move without a
+/// `memcpy` call.
 #[derive(Debug)]
 struct Pieces {
     inline: [Piece; Pieces::INLINE],
@@ -276,7 +278,7 @@ struct Pieces {
 }
 
 impl Pieces {
-    const INLINE: usize = 4;
+    const INLINE: usize = 2;
 
     fn new() -> Self {
         const NONE: Piece = Piece {
@@ -325,7 +327,9 @@ impl Pieces {
     }
 }
 
-/// The checked pieces of `[offset, offset+len)` of an SGE list.
+/// The checked pieces of `[offset, offset+len)` of an SGE list. (Inlined: the
+/// list is built in the caller's frame instead of being moved out of this one.)
+#[inline(always)]
 fn sge_pieces(
     cx: &mut Ctx,
     who: Who,
@@ -346,7 +350,9 @@ fn sge_pieces(
     Ok(v)
 }
 
-/// The checked pieces of `[va, va+len)` of the MR named by `key`.
+/// The checked pieces of `[va, va+len)` of the MR named by `key` (inlined, as
+/// [`sge_pieces`]).
+#[inline(always)]
 fn mr_pieces(
     cx: &Ctx,
     who: Who,
@@ -434,7 +440,8 @@ fn gather_into(
     )
 }
 
-/// The requester's lkey check of `[offset, offset+len)` of an SGE list (no access).
+/// The requester's lkey check of `[offset, offset+len)` of an SGE list: each SGE's
+/// key, PD, access and bounds, without walking its pages (no access).
 fn check_sges(
     cx: &mut Ctx,
     who: Who,
@@ -442,14 +449,14 @@ fn check_sges(
     offset: u64,
     len: usize,
 ) -> Result<(), XferError> {
-    walk_sges(
+    walk_segments(
         cx,
         who.pdn,
         sges,
         offset,
         len,
         Need::LocalRead,
-        |_, _, _, _, _| Ok(()),
+        |_, _, _, _, _, _| Ok(()),
     )
 }
 
@@ -460,10 +467,39 @@ fn walk_sges(
     cx: &mut Ctx,
     pdn: u32,
     sges: &[Sge],
-    mut offset: u64,
+    offset: u64,
     len: usize,
     need: Need,
     mut f: impl FnMut(&mut dyn DeviceEnv, u32, u64, usize, usize) -> Result<(), XferError>,
+) -> Result<(), XferError> {
+    walk_segments(
+        cx,
+        pdn,
+        sges,
+        offset,
+        len,
+        need,
+        |env, lkey, mr, va, n, mut pos| {
+            mr.for_each_piece(va, n, |gpa, l| {
+                f(env, lkey >> 8, gpa, pos, l as usize)?;
+                pos += l as usize;
+                Ok(())
+            })
+        },
+    )
+}
+
+/// Calls `f(env, lkey, checked MR, va, length, position)` for the part of each SGE
+/// that `[offset, offset+len)` of the list covers, after that part's protection
+/// check; `Length` if the list is shorter.
+fn walk_segments(
+    cx: &mut Ctx,
+    pdn: u32,
+    sges: &[Sge],
+    mut offset: u64,
+    len: usize,
+    need: Need,
+    mut f: impl FnMut(&mut dyn DeviceEnv, u32, &Mr, u64, u64, usize) -> Result<(), XferError>,
 ) -> Result<(), XferError> {
     let mut pos = 0usize;
     for s in sges {
@@ -484,12 +520,8 @@ fn walk_sges(
             .mrs
             .check(s.lkey, pdn, need, va, n)
             .map_err(XferError::Prot)?;
-        let env = &mut *cx.env;
-        mr.for_each_piece(va, n, |gpa, l| {
-            f(env, s.lkey >> 8, gpa, pos, l as usize)?;
-            pos += l as usize;
-            Ok(())
-        })?;
+        f(&mut *cx.env, s.lkey, mr, va, n, pos)?;
+        pos += n as usize;
         offset = 0;
     }
     if pos == len {
@@ -595,21 +627,9 @@ impl Qp {
             });
             return;
         }
-        let o = OutPacket {
-            from: self.qpn,
-            pkt: p,
-            source,
-            frame: None,
-        };
         if let Some(back) = cx.loopback.back_mut() {
-            // An ACK right behind an older ACK between the same two QPs replaces
-            // it (ACKs are cumulative: the newer one says all the older one said),
-            // as a responder coalesces acknowledgements.
-            if supersedes(&o, back) {
-                *back = o;
-                return;
-            }
-            // The next packets of the train the previous entry ended (no ACK
+            // (ACKs are merged into a queued ACK before they are built:
+            // `coalesce_ack`.) The next packets of the train the previous entry ended (no ACK
             // request in between): the train grows instead of a new entry.
             if let (
                 OutPacket {
@@ -619,17 +639,17 @@ impl Qp {
                     from,
                 },
                 Some(g),
-            ) = (back, &o.source)
+            ) = (back, &source)
             {
-                let follows = *from == o.from
+                let follows = *from == self.qpn
                     && t.who.qpn == g.who.qpn
                     && t.sges.same(&g.sges)
                     && t.mtu == g.mtu
                     && t.len == t.packets as usize * t.mtu as usize
                     && t.offset + t.len as u64 == g.offset
                     && !t.last.ack_req
-                    && first.bth.dest_qp == o.pkt.bth.dest_qp
-                    && psn_add(first.bth.psn, t.packets) == o.pkt.bth.psn;
+                    && first.bth.dest_qp == p.bth.dest_qp
+                    && psn_add(first.bth.psn, t.packets) == p.bth.psn;
                 if follows {
                     t.packets += g.packets;
                     t.len += g.len;
@@ -639,8 +659,13 @@ impl Qp {
                 }
             }
         }
-        *cx.loopback_packets += u64::from(o.packets());
-        cx.loopback.push_back(o);
+        *cx.loopback_packets += u64::from(source.as_ref().map_or(1, |s| s.packets));
+        cx.loopback.push_back(OutPacket {
+            from: self.qpn,
+            pkt: p,
+            source,
+            frame: None,
+        });
     }
 
     /// Emits a request packet already encoded into `frame` with `len` payload bytes.
@@ -721,26 +746,33 @@ impl Qp {
         if !matches!(self.state, QpState::Rts | QpState::Sqd) || self.req.rnr_until.is_some() {
             return;
         }
+        // The loop reads each WQE where it lies (no copy per WQE): the queue is
+        // taken out of the QP while it runs (nothing the loop calls touches the
+        // QP's queue) and put back.
+        let mut q = std::mem::take(&mut self.req.outstanding);
+        self.transmit_from(cx, &mut q);
+        self.req.outstanding = q;
+    }
+
+    /// The transmit loop over `q`, the QP's outstanding WQEs.
+    fn transmit_from(&mut self, cx: &mut Ctx, q: &mut std::collections::VecDeque<SqWqe>) {
         let mtu = self.mtu();
-        while self.req.send_idx < self.req.outstanding.len() {
+        while self.req.send_idx < q.len() {
             let i = self.req.send_idx;
-            if self.req.outstanding[i].error.is_some() {
+            if q[i].error.is_some() {
                 break;
             }
-            if self.req.outstanding[i].flags & wqe::flags::FENCE != 0
-                && self
-                    .req
-                    .outstanding
-                    .iter()
+            if q[i].flags & wqe::flags::FENCE != 0
+                && q.iter()
                     .take(i)
                     .any(|w| w.opcode == wqe::opcode::RDMA_READ && w.read_rcvd < w.npkts)
             {
                 break;
             }
-            if self.req.outstanding[i].is_local() {
-                if !self.req.outstanding[i].done {
-                    self.exec_local(cx, i);
-                    if self.req.outstanding[i].error.is_some() {
+            if q[i].is_local() {
+                if !q[i].done {
+                    self.exec_local(cx, &mut q[i]);
+                    if q[i].error.is_some() {
                         break;
                     }
                 }
@@ -748,7 +780,7 @@ impl Qp {
                 self.req.send_pkt = 0;
                 continue;
             }
-            let w = self.req.outstanding[i].clone();
+            let w = &q[i];
             if w.opcode == wqe::opcode::RDMA_READ {
                 let psn = psn_add(w.first_psn, w.read_rcvd);
                 if w.read_rcvd >= w.npkts {
@@ -766,96 +798,113 @@ impl Qp {
                     rkey: w.rkey,
                     dma_len: (u64::from(w.len) - done.min(u64::from(w.len))) as u32,
                 });
+                let last_psn = psn_add(w.first_psn, w.npkts - 1);
                 self.emit(cx, p);
                 // A READ request covers all PSNs of its responses.
-                self.note_sent(psn_add(w.first_psn, w.npkts - 1));
-                self.req.outstanding[i].transmitted = true;
+                self.note_sent(last_psn);
+                q[i].transmitted = true;
                 self.req.send_idx += 1;
                 self.req.send_pkt = 0;
                 continue;
             }
-            let loopback = w.inline.is_none() && self.to_own_port(cx.port);
-            while self.req.send_pkt < w.npkts {
-                let k = self.req.send_pkt;
-                let psn = psn_add(w.first_psn, k);
-                if !self.in_window(cx, psn) {
-                    break;
-                }
-                if loopback {
-                    if let Some(m) = self.transmit_train(cx, &w, k, mtu) {
-                        self.req.outstanding[i].transmitted = true;
-                        self.req.send_pkt += m;
-                        continue;
-                    }
-                }
-                let off = u64::from(k) * u64::from(mtu);
-                let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
-                let last = k + 1 == w.npkts;
-                let mut p = self.data_header(cx, &w, k);
-                // Loopback: the payload stays where it is; the requester's lkey
-                // check is made now and again when the responder places it (the
-                // MR may be gone by then). The wire: gathered into the packet.
-                let mut source = None;
-                let mut gather_into_frame = false;
-                let payload = match &w.inline {
-                    Some(d) => d[off as usize..off as usize + n].to_vec(),
-                    None if super::addressed_to(cx.port, &p) => {
-                        if let Err(e) = check_sges(cx, self.who(), &w.sges, off, n) {
-                            self.req.outstanding[i].error = Some(xfer_status(e));
-                            break;
-                        }
-                        source = Some(GuestPayload {
-                            who: self.who(),
-                            sges: w.sges.clone(),
-                            need: Need::LocalRead,
-                            offset: off,
-                            len: n,
-                            packets: 1,
-                            mtu,
-                            last: LastHeader::default(),
-                        });
-                        Vec::new()
-                    }
-                    None => {
-                        gather_into_frame = true;
-                        Vec::new()
-                    }
-                };
-                self.req.since_ackreq += 1;
-                if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
-                    p.bth.ack_req = true;
-                    self.req.since_ackreq = 0;
-                }
-                p.payload = payload;
-                if gather_into_frame {
-                    // The wire: the payload is read once, straight into the frame.
-                    let who = self.who();
-                    let frame = crate::roce::encode_with(&p, n, |buf| {
-                        gather_into(cx, who, &w.sges, off, buf)
-                    });
-                    match frame {
-                        Ok(Ok(frame)) => self.emit_frame(cx, p, frame, n),
-                        Ok(Err(e)) => {
-                            self.req.outstanding[i].error = Some(xfer_status(e));
-                            break;
-                        }
-                        // An engine bug: the packet goes to the router, which
-                        // counts it as an encoding error.
-                        Err(_) => self.emit_from(cx, p, None),
-                    }
-                } else {
-                    self.emit_from(cx, p, source);
-                }
-                self.note_sent(psn);
-                self.req.outstanding[i].transmitted = true;
-                self.req.send_pkt += 1;
+            let (sent, error) = self.transmit_packets(cx, w, mtu);
+            if sent {
+                q[i].transmitted = true;
             }
-            if self.req.outstanding[i].error.is_some() || self.req.send_pkt < w.npkts {
+            if let Some(e) = error {
+                q[i].error = Some(e);
+                break;
+            }
+            if self.req.send_pkt < q[i].npkts {
                 break;
             }
             self.req.send_idx += 1;
             self.req.send_pkt = 0;
         }
+    }
+
+    /// Sends the data packets of SEND or RDMA WRITE `w` from the transmit cursor
+    /// on, while the window allows. Returns whether a packet was sent and the
+    /// error that stopped the WQE, if any.
+    fn transmit_packets(
+        &mut self,
+        cx: &mut Ctx,
+        w: &SqWqe,
+        mtu: u32,
+    ) -> (bool, Option<(WcStatus, u32)>) {
+        let mut sent = false;
+        let loopback = w.inline.is_none() && self.to_own_port(cx.port);
+        while self.req.send_pkt < w.npkts {
+            let k = self.req.send_pkt;
+            let psn = psn_add(w.first_psn, k);
+            if !self.in_window(cx, psn) {
+                break;
+            }
+            if loopback {
+                if let Some(m) = self.transmit_train(cx, w, k, mtu) {
+                    sent = true;
+                    self.req.send_pkt += m;
+                    continue;
+                }
+            }
+            let off = u64::from(k) * u64::from(mtu);
+            let n = (u64::from(w.len) - off).min(u64::from(mtu)) as usize;
+            let last = k + 1 == w.npkts;
+            let mut p = self.data_header(cx, w, k);
+            // Loopback: the payload stays where it is; the requester's lkey
+            // check is made now and again when the responder places it (the
+            // MR may be gone by then). The wire: gathered into the packet.
+            let mut source = None;
+            let mut gather_into_frame = false;
+            let payload = match &w.inline {
+                Some(d) => d[off as usize..off as usize + n].to_vec(),
+                None if loopback => {
+                    if let Err(e) = check_sges(cx, self.who(), &w.sges, off, n) {
+                        return (sent, Some(xfer_status(e)));
+                    }
+                    source = Some(GuestPayload {
+                        who: self.who(),
+                        sges: w.sges.clone(),
+                        need: Need::LocalRead,
+                        offset: off,
+                        len: n,
+                        packets: 1,
+                        mtu,
+                        last: LastHeader::default(),
+                    });
+                    Vec::new()
+                }
+                None => {
+                    gather_into_frame = true;
+                    Vec::new()
+                }
+            };
+            self.req.since_ackreq += 1;
+            if last || self.req.since_ackreq >= (cx.limits.max_inflight / 2).max(1) {
+                p.bth.ack_req = true;
+                self.req.since_ackreq = 0;
+            }
+            p.payload = payload;
+            if gather_into_frame {
+                // The wire: the payload is read once, straight into the frame.
+                let who = self.who();
+                let frame =
+                    crate::roce::encode_with(&p, n, |buf| gather_into(cx, who, &w.sges, off, buf));
+                match frame {
+                    Ok(Ok(frame)) => self.emit_frame(cx, p, frame, n),
+                    Ok(Err(e)) => return (sent, Some(xfer_status(e))),
+                    // An engine bug: the packet goes to the router, which
+                    // counts it as an encoding error.
+                    Err(_) => self.emit_from(cx, p, None),
+                }
+            } else {
+                self.emit_from(cx, p, source);
+            }
+            self.note_sent(psn);
+            sent = true;
+            self.req.send_pkt += 1;
+        }
+        (sent, None)
     }
 
     /// Whether this QP's peer is the port itself (its packets go to the loopback
@@ -944,14 +993,12 @@ impl Qp {
     }
 
     /// FAST_REG and LOCAL_INV, executed in order when the transmit cursor reaches them.
-    fn exec_local(&mut self, cx: &mut Ctx, i: usize) {
-        let w = self.req.outstanding[i].clone();
-        let result = if w.opcode == wqe::opcode::FAST_REG {
-            self.fast_register(cx, &w)
+    fn exec_local(&mut self, cx: &mut Ctx, slot: &mut SqWqe) {
+        let result = if slot.opcode == wqe::opcode::FAST_REG {
+            self.fast_register(cx, slot)
         } else {
-            invalidate(cx, w.imm_inv, self.pdn).map_err(|_| 0)
+            invalidate(cx, slot.imm_inv, self.pdn).map_err(|_| 0)
         };
-        let slot = &mut self.req.outstanding[i];
         slot.transmitted = true;
         match result {
             Ok(()) => slot.done = true,
@@ -1031,20 +1078,19 @@ impl Qp {
             if !self.wqe_complete(w) {
                 break;
             }
-            let w = self.req.outstanding.pop_front().unwrap_or_default();
+            let signaled = w.flags & wqe::flags::SIGNALED != 0 || self.sig_all;
+            let cqe = CqeRepr {
+                wr_id: w.wr_id,
+                opcode: w.cqe_opcode(),
+                byte_len: if w.is_local() { 0 } else { w.len },
+                ..CqeRepr::default()
+            };
+            // Dropped where it lies (no move of the retired WQE out of the queue).
+            self.req.outstanding.drain(..1);
             self.req.send_idx = self.req.send_idx.saturating_sub(1);
             self.sq_retired = self.sq_retired.wrapping_add(1);
-            if w.flags & wqe::flags::SIGNALED != 0 || self.sig_all {
-                let byte_len = if w.is_local() { 0 } else { w.len };
-                let cqe = CqeRepr {
-                    wr_id: w.wr_id,
-                    opcode: w.cqe_opcode(),
-                    byte_len,
-                    ..CqeRepr::default()
-                };
-                if !self.complete_checked(cx, false, cqe, false) {
-                    return;
-                }
+            if signaled && !self.complete_checked(cx, false, cqe, false) {
+                return;
             }
         }
     }
@@ -1425,9 +1471,10 @@ impl Qp {
     }
 
     /// Loopback: a plain ACK for `psn` when the newest queued packet is an older
-    /// plain ACK of this QP to the same peer QP is merged into it in place (ACKs
-    /// are cumulative; the same outcome as [`supersedes`], without building a
-    /// packet). Returns whether it was merged.
+    /// plain ACK of this QP to the same peer QP, with the same addresses, is
+    /// merged into it in place (ACKs are cumulative: the newer one says all the
+    /// older one said, as a responder coalesces acknowledgements), without
+    /// building a packet. Returns whether it was merged.
     fn coalesce_ack(&mut self, cx: &mut Ctx, psn: u32, aeth: Aeth) -> bool {
         if !matches!(aeth.kind(), AethKind::Ack { .. }) || !self.to_own_port(cx.port) {
             return false;
@@ -1841,7 +1888,9 @@ impl Qp {
             };
             self.resp.cur = Some(InMsg::Send { wqe, offset: 0 });
         }
-        let Some(InMsg::Send { wqe, offset }) = self.resp.cur.clone() else {
+        // The message's receive WQE is taken out of the responder (no copy of its
+        // SGE list per packet) and put back with the new offset below.
+        let Some(InMsg::Send { wqe, offset }) = self.resp.cur.take() else {
             return Ok(());
         };
         let end = offset + len as u64;
@@ -1861,7 +1910,11 @@ impl Qp {
             .and_then(|dst| place(cx, dst.as_slice(), payload));
         if let Err(e) = placed {
             let e = match e {
-                PlaceError::Source(e) => return Err(e),
+                PlaceError::Source(e) => {
+                    // The packet is dropped: the message stays where it was.
+                    self.resp.cur = Some(InMsg::Send { wqe, offset });
+                    return Err(e);
+                }
                 PlaceError::Destination(e) => e,
             };
             let (st, vendor) = xfer_status(e);
@@ -1875,13 +1928,11 @@ impl Qp {
             );
             return Ok(());
         }
-        self.resp.cur = Some(InMsg::Send {
-            wqe: wqe.clone(),
-            offset: end,
-        });
+        let wr_id = wqe.wr_id;
+        self.resp.cur = Some(InMsg::Send { wqe, offset: end });
         if last {
             let mut cqe = CqeRepr {
-                wr_id: wqe.wr_id,
+                wr_id,
                 opcode: cqe::opcode::RECV,
                 byte_len: end as u32,
                 ..CqeRepr::default()
@@ -1894,7 +1945,7 @@ impl Qp {
                 if invalidate(cx, rkey, self.pdn).is_err() {
                     self.recv_fail(
                         cx,
-                        wqe.wr_id,
+                        wr_id,
                         WcStatus::MemoryManagementError,
                         0,
                         psn,
@@ -1951,21 +2002,28 @@ impl Qp {
                 self.resp_fail(cx, psn, syndrome::NAK_REMOTE_ACCESS_ERROR);
                 return Ok(());
             }
+        }
+        // The message's state as locals: read from the fields just checked (a
+        // new message) or from the responder, never written and read back.
+        let (va, rkey, total, offset) = if first {
+            let Some(reth) = p.reth else { return Ok(()) };
             self.resp.cur = Some(InMsg::Write {
                 va: reth.va,
                 rkey: reth.rkey,
                 total: reth.dma_len,
                 offset: 0,
             });
-        }
-        let Some(InMsg::Write {
-            va,
-            rkey,
-            total,
-            offset,
-        }) = self.resp.cur.clone()
-        else {
-            return Ok(());
+            (reth.va, reth.rkey, reth.dma_len, 0)
+        } else {
+            match self.resp.cur {
+                Some(InMsg::Write {
+                    va,
+                    rkey,
+                    total,
+                    offset,
+                }) => (va, rkey, total, offset),
+                _ => return Ok(()),
+            }
         };
         let n = len as u32;
         let end = offset.saturating_add(n);
@@ -2069,7 +2127,7 @@ impl Qp {
         // Loopback: the responses name the checked MR range and the requester
         // copies from it straight into its READ's buffers (one copy). The wire:
         // each response's data is read straight into its frame.
-        let loopback = super::addressed_to(cx.port, &self.new_pkt(cx, op::ACKNOWLEDGE, psn));
+        let loopback = self.to_own_port(cx.port);
         let range = SgeList::new(&[Sge {
             addr: reth.va,
             len: reth.dma_len,
@@ -2191,17 +2249,6 @@ fn packet_opcode(wr_op: u8, first: bool, last: bool) -> u8 {
             _ => op::SEND_LAST,
         },
     }
-}
-
-/// Whether the ACK `newer` makes the queued ACK `older` redundant: both plain
-/// ACKs (no NAK) from the same QP to the same QP, `newer` for a later or equal
-/// PSN.
-pub(crate) fn supersedes(newer: &OutPacket, older: &OutPacket) -> bool {
-    plain_ack(newer)
-        && plain_ack(older)
-        && newer.from == older.from
-        && newer.pkt.bth.dest_qp == older.pkt.bth.dest_qp
-        && psn_cmp(newer.pkt.bth.psn, older.pkt.bth.psn) != Ordering::Less
 }
 
 /// Whether `o` is a plain ACK (an ACKNOWLEDGE that is no NAK, without payload).

@@ -266,6 +266,30 @@ fn memory_decode_gated_by_command() {
 }
 
 #[test]
+fn config_writes_report_bar_moves_only_when_decoding_changes() {
+    let mut h = Harness::new();
+    let moved = |m: &[crate::pci::BarMove]| m.iter().map(|m| m.index).collect::<Vec<_>>();
+    // Writes that leave the BARs, memory decoding and the power state alone.
+    assert!(h.dev.config_write(0x3C, &[5]).is_empty(), "interrupt line");
+    assert!(h
+        .dev
+        .config_write(crate::pci::MSIX_CAP as u16 + 2, &0x8000u16.to_le_bytes())
+        .is_empty());
+    assert!(h
+        .dev
+        .config_write(0x10, &0xC000_0000u32.to_le_bytes())
+        .is_empty());
+    // Memory decoding off and on again: both BARs leave, then come back.
+    assert_eq!(moved(&h.dev.config_write(4, &4u16.to_le_bytes())), [0, 2]);
+    assert_eq!(moved(&h.dev.config_write(4, &6u16.to_le_bytes())), [0, 2]);
+    // Moving BAR2 while decoding reports BAR2 alone, from its old range.
+    let m = h.dev.config_write(0x18, &0xD000_0000u32.to_le_bytes());
+    assert_eq!(moved(&m), [2]);
+    assert_eq!(m[0].old.map(|r| r.address), Some(0xC001_0000));
+    assert_eq!(m[0].new.map(|r| r.address), Some(0xD000_0000));
+}
+
+#[test]
 fn bad_ring_configuration() {
     let cases: [(u64, u32, u64, u32, u32); 6] = [
         (ASQ + 8, 4, ACQ, 4, admin_error::BAD_ASQ),

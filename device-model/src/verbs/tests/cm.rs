@@ -664,6 +664,23 @@ fn malformed_mads_are_dropped_and_counted() {
 }
 
 #[test]
+fn listener_handles_are_reused_lowest_first_and_unknown_ones_refused() {
+    // Listener slots are made as listeners need them: a handle past the slots made
+    // so far (or past the 64) is an invalid handle, and a freed slot is the next
+    // one handed out.
+    let mut d = Dev::new(MAC_A, IP_A);
+    assert_eq!(d.on_conn(CM_UNLISTEN, 1), Err(AdminStatus::InvalidHandle));
+    let handles: Vec<u32> = (1..=3).map(|p| d.listen(p, [0; 16]).unwrap().0).collect();
+    assert_eq!(handles, [1, 2, 3]);
+    d.on_conn(CM_UNLISTEN, 2).unwrap();
+    for h in [2, 4, 64, 65] {
+        assert_eq!(d.on_conn(CM_UNLISTEN, h), Err(AdminStatus::InvalidHandle));
+    }
+    assert_eq!(d.listen(7, [0; 16]).unwrap().0, 2);
+    assert_eq!(d.listen(8, [0; 16]).unwrap().0, 4);
+}
+
+#[test]
 fn limits_listeners_connections_and_private_data() {
     let mut d = Dev::new(MAC_A, IP_A);
     for port in 1..=64 {

@@ -302,3 +302,65 @@ fn acks_queued_back_to_back_on_loopback_coalesce_into_the_newest() {
     assert_eq!(of(l.a.qpn).acks_received, 1);
     assert_eq!(of(l.b.qpn).rx_bytes, 16 * 64);
 }
+
+#[test]
+fn loopback_delivery_keeps_queue_order_when_the_bound_splits_every_drain() {
+    // Three packets per service call and a window of four: every drain stops
+    // inside the queue while the ACKs it delivers let the requester send more,
+    // which must queue behind the requests left over (putting them in front
+    // made the responder see a PSN gap). Sixteen WRITEs, one or two SGEs each
+    // (inline and shared SGE lists), all signaled: they arrive in PSN order (no
+    // sequence NAK, no retransmission, nothing dropped) and each moves its own
+    // bytes.
+    let limits = VerbsLimits {
+        max_loopback_per_call: 3,
+        max_inflight: 4,
+        ..VerbsLimits::default()
+    };
+    let mut l = Loop::with_limits(ConnParams::default(), limits);
+    let src = pattern(16 * 96, 5);
+    l.d.write_mem(l.buf_a, &src);
+    let mut a = l.a;
+    for i in 0..16u64 {
+        let at = i * 96;
+        let mut w = signaled(wqe::opcode::RDMA_WRITE, i);
+        w.sges = if i % 2 == 0 {
+            vec![(l.buf_a + at, 96, l.key_a)]
+        } else {
+            vec![
+                (l.buf_a + at, 40, l.key_a),
+                (l.buf_a + at + 40, 56, l.key_a),
+            ]
+        };
+        w.remote_addr = l.buf_b + at;
+        w.rkey = l.key_b;
+        l.d.post_send_no_db(&mut a, &w);
+    }
+    l.d.ring_sq(&a);
+    l.a = a;
+    let mut done = Vec::new();
+    for _ in 0..100 {
+        done.extend(l.cqes_a());
+        if done.len() == 16 {
+            break;
+        }
+        l.d.v.poll(&mut l.d.env);
+    }
+    let got: Vec<(u64, u8)> = done.iter().map(|c| (c.wr_id, c.status)).collect();
+    let want: Vec<(u64, u8)> = (0..16).map(|i| (i, 0)).collect();
+    assert_eq!(got, want);
+    assert_eq!(l.d.read_mem(l.buf_b, src.len()), src);
+    let stats = l.d.v.stats().qps;
+    let of = |qpn: u32| stats.iter().find(|q| q.qpn == qpn).cloned().unwrap();
+    let (qa, qb) = (of(l.a.qpn), of(l.b.qpn));
+    assert_eq!(
+        (
+            qb.seq_naks_sent,
+            qb.duplicates_received,
+            qb.out_of_order_dropped
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!((qa.retransmitted_packets, qa.out_of_order_dropped), (0, 0));
+    assert_eq!(qb.rx_bytes, 16 * 96);
+}

@@ -214,6 +214,30 @@ pub fn idle(ms: u64) {
     wait_until(ms, || false);
 }
 
+/// How long no message interrupt may arrive, with no DPC queued, before [`settle`] calls the
+/// adapters quiet, in milliseconds (timer ticks: one tick may be short, so two are needed to
+/// cover at least one whole millisecond).
+pub const QUIET_MS: u64 = 2;
+
+/// Lets what is in flight land (message interrupts, their DPCs and the work items those
+/// queue) and returns as soon as the adapters are quiet: no DPC queued and no message
+/// interrupt for [`QUIET_MS`]; at the latest after `max_ms`. Returns whether they went
+/// quiet. Replaces fixed idles that waited `max_ms` whatever happened.
+pub fn settle(max_ms: u64) -> bool {
+    let mut last_isr = ISR_CALLS.load(Ordering::Relaxed);
+    let mut quiet_since = interrupts::now_ms();
+    wait_until(max_ms, || {
+        let isr = ISR_CALLS.load(Ordering::Relaxed);
+        let now = interrupts::now_ms();
+        if isr != last_isr || DPC_PENDING.load(Ordering::Relaxed) != 0 {
+            last_isr = isr;
+            quiet_since = now;
+            return false;
+        }
+        now.saturating_sub(quiet_since) >= QUIET_MS
+    })
+}
+
 /// Tears down a registration the driver failed to remove (so no handler of an unloaded
 /// driver can run).
 pub fn force_deregister(adapter: usize) {

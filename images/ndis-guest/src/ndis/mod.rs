@@ -295,7 +295,8 @@ fn drive_pause_restart(
             }
         }
         STATE.lock().phase = Phase::Running;
-        interrupt::idle(10);
+        // Let the restart's interrupts and DPCs land (at most the 10 ms this once idled).
+        interrupt::settle(10);
         if round == 1 {
             let suite = NDK_SUITE.load(core::sync::atomic::Ordering::Relaxed);
             let bench = NDK_BENCH.load(core::sync::atomic::Ordering::Relaxed);
@@ -734,8 +735,8 @@ pub fn run(devices: &[pci::Device], image: LoadedImage, heap_baseline: usize) ->
         drive_pause_restart(&chars, &initialized);
         lowres::during("reset", || reset::drive_reset(&chars, &initialized));
         // Let anything still in flight settle (interrupts, DPCs), then halt the paused
-        // adapters.
-        interrupt::idle(20);
+        // adapters: done once they are quiet, at most the 20 ms this once idled.
+        interrupt::settle(20);
         for &(i, ctx) in &initialized {
             STATE.lock().phase = Phase::Halting;
             crate::println!("ndis: MiniportHaltEx{}", adapter_suffix(i));

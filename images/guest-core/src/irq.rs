@@ -147,6 +147,48 @@ impl HookTable {
     }
 }
 
+/// The steps of the guest's wait loop ([`wait_loop`]) that touch the CPU and the clock: the
+/// kernel implements them with `sti`/`cli`/`hlt` and its tick count, host tests with a script.
+pub trait WaitSteps {
+    /// Runs what is pending with interrupts enabled (DPCs, work items, watchdogs).
+    fn service(&mut self);
+    /// Whether the wait's deadline has passed.
+    fn expired(&mut self) -> bool;
+    /// Disables interrupts (so no wake-up is lost between the last check and the sleep) and
+    /// returns whether work is already pending (then the loop services it instead of sleeping).
+    fn quiesce(&mut self) -> bool;
+    /// Re-enables interrupts and sleeps until the next one, atomically (`sti; hlt`).
+    fn sleep(&mut self);
+}
+
+/// Waits until `done()` returns true (then true) or the deadline passes (then false):
+/// services pending work, asks `done()`, and, with interrupts disabled and nothing pending,
+/// asks `done()` once more before sleeping, so a completion that arrived in between never
+/// costs a sleep.
+///
+/// `done` may consume what it finds (an NDK consumer's `NdkGetCqResults` takes the
+/// completion it reports): whichever call returns true ends the wait with true. Ignoring the
+/// pre-sleep call's answer lost such a completion whenever it arrived between the two calls
+/// (the suite's `send-and-invalidate-in-results-ex` then saw "no receive completion within
+/// the wait" although the device had written it and the driver had handed it out).
+pub fn wait_loop(steps: &mut impl WaitSteps, mut done: impl FnMut() -> bool) -> bool {
+    loop {
+        steps.service();
+        if done() {
+            return true;
+        }
+        if steps.expired() {
+            return false;
+        }
+        if !steps.quiesce() {
+            if done() {
+                return true;
+            }
+            steps.sleep();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,5 +288,88 @@ mod tests {
         assert!(t.message_hook().is_none());
         t.install(other).unwrap();
         assert!(matches!(t.route(0x30), Route::Message { .. }));
+    }
+
+    /// A scripted wait: `checks_left` deadline checks before it expires; counts sleeps.
+    struct Script {
+        checks_left: u32,
+        sleeps: u32,
+    }
+
+    impl WaitSteps for Script {
+        fn service(&mut self) {}
+        fn expired(&mut self) -> bool {
+            if self.checks_left == 0 {
+                return true;
+            }
+            self.checks_left -= 1;
+            false
+        }
+        fn quiesce(&mut self) -> bool {
+            false
+        }
+        fn sleep(&mut self) {
+            self.sleeps += 1;
+        }
+    }
+
+    /// The completion arrives between the loop's first check and its pre-sleep check, and the
+    /// check that sees it consumes it (as NdkGetCqResults does): the wait must report it, not
+    /// time out asking again for what it already took.
+    #[test]
+    fn a_completion_taken_by_the_pre_sleep_check_ends_the_wait() {
+        let mut script = Script {
+            checks_left: 100,
+            sleeps: 0,
+        };
+        let mut calls = 0u32;
+        let mut held = 0u32;
+        let got = wait_loop(&mut script, || {
+            calls += 1;
+            if calls == 2 {
+                held += 1;
+            }
+            // Takes what is there, as a CQ poll does.
+            let taken = held;
+            held = 0;
+            taken == 1
+        });
+        assert!(got, "the completion taken by the pre-sleep check was lost");
+        assert_eq!(calls, 2);
+        assert_eq!(script.sleeps, 0, "no sleep once the completion was there");
+    }
+
+    /// Nothing arrives: the wait sleeps between checks and ends false at its deadline.
+    #[test]
+    fn a_wait_for_nothing_sleeps_and_expires() {
+        let mut script = Script {
+            checks_left: 3,
+            sleeps: 0,
+        };
+        assert!(!wait_loop(&mut script, || false));
+        assert_eq!(script.sleeps, 3);
+    }
+
+    /// Work pending when interrupts go off: serviced at once, no sleep, no pre-sleep check.
+    #[test]
+    fn pending_work_is_serviced_before_sleeping() {
+        struct Busy(u32, u32);
+        impl WaitSteps for Busy {
+            fn service(&mut self) {
+                self.0 += 1;
+            }
+            fn expired(&mut self) -> bool {
+                self.0 > 2
+            }
+            fn quiesce(&mut self) -> bool {
+                true
+            }
+            fn sleep(&mut self) {
+                self.1 += 1;
+            }
+        }
+        let mut busy = Busy(0, 0);
+        assert!(!wait_loop(&mut busy, || false));
+        assert_eq!((busy.0, busy.1), (3, 0));
     }
 }

@@ -163,34 +163,50 @@ fn run_dpc(msg: u32) {
 }
 
 /// Waits (interrupts enabled, DPCs and work items running) until `done()` or `timeout_ms` elapse.
-/// Returns whether `done()` became true.
-pub fn wait_until(timeout_ms: u64, mut done: impl FnMut() -> bool) -> bool {
-    let deadline = interrupts::now_ms().saturating_add(timeout_ms);
+/// Returns whether `done()` became true. `done` may consume what it finds (a CQ poll): the call
+/// that returns true ends the wait ([`guest_core::irq::wait_loop`]).
+pub fn wait_until(timeout_ms: u64, done: impl FnMut() -> bool) -> bool {
     let were_enabled = cpu::interrupts_enabled();
-    let result = loop {
-        cpu::sti();
-        run_pending_dpcs();
-        super::workitem::run_queued();
-        super::reset::check_data_hang();
-        if done() {
-            break true;
-        }
-        if interrupts::now_ms() >= deadline {
-            break false;
-        }
-        cpu::cli();
-        if DPC_PENDING.load(Ordering::Relaxed) == 0 && !done() {
-            // Atomically re-enables interrupts and sleeps until the next one (the 1 kHz tick
-            // bounds the sleep).
-            cpu::wait_for_interrupt();
-        }
+    let mut steps = KernelWait {
+        deadline: interrupts::now_ms().saturating_add(timeout_ms),
     };
+    let result = guest_core::irq::wait_loop(&mut steps, done);
     if were_enabled {
         cpu::sti();
     } else {
         cpu::cli();
     }
     result
+}
+
+/// The kernel's steps of [`wait_until`]: DPCs, work items and the data-hang watch with
+/// interrupts on, the tick count for the deadline (guest milliseconds), `sti; hlt` to sleep.
+struct KernelWait {
+    deadline: u64,
+}
+
+impl guest_core::irq::WaitSteps for KernelWait {
+    fn service(&mut self) {
+        cpu::sti();
+        run_pending_dpcs();
+        super::workitem::run_queued();
+        super::reset::check_data_hang();
+    }
+
+    fn expired(&mut self) -> bool {
+        interrupts::now_ms() >= self.deadline
+    }
+
+    fn quiesce(&mut self) -> bool {
+        cpu::cli();
+        DPC_PENDING.load(Ordering::Relaxed) != 0
+    }
+
+    fn sleep(&mut self) {
+        // Atomically re-enables interrupts and sleeps until the next one (the 1 kHz tick
+        // bounds the sleep).
+        cpu::wait_for_interrupt();
+    }
 }
 
 /// Lets the system run for `ms` milliseconds (interrupts and DPCs are serviced).

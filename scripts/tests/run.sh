@@ -226,7 +226,10 @@ for wire in unix udp; do
     cp "$WORK/pair-$wire/pair.pcap" "target/test-artifacts/pair-$wire.pcap" 2>/dev/null || true
     if [ $st != 0 ] || [ "$(echo "$out" | grep -c 'guest verdict: PASS (exit status 0)')" != 2 ] \
         || [ "$(echo "$out" | grep -c 'ndis: peer: 3 of 3 frames from the peer intact')" != 2 ]; then
-        fail $t "status $st: $(echo "$out" | tail -n4 | tr '\n' ' ')"
+        # Keep both guests' serial logs and monitor output for the person reading the failure.
+        mkdir -p "target/test-artifacts/pair-$wire"
+        cp "$WORK/pair-$wire/"*.serial "$WORK/pair-$wire/"*.stderr "target/test-artifacts/pair-$wire/" 2>/dev/null || true
+        fail $t "status $st: $(echo "$out" | tail -n4 | tr '\n' ' ') (serial logs kept in target/test-artifacts/pair-$wire/)"
     elif why="$(pair_capture_matches "$WORK/pair-$wire/pair.pcap" "$WORK/pair-$wire/left.serial" "$WORK/pair-$wire/right.serial")"; then
         ok $t
     else

@@ -7,6 +7,7 @@
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
@@ -410,6 +411,47 @@ fn peer_frame_index(frame: &[u8], mac: [u8; 6]) -> Option<usize> {
     (frame[..6] == BROADCAST && frame[6..12] != mac && frame[12..] == expected[12..]).then_some(i)
 }
 
+/// How many frames that are none of the peer's test frames the exchange describes on the
+/// console (the count covers them all).
+const FOREIGN_DESCRIBED: u32 = 4;
+
+/// One line on a received frame that is none of the peer's test frames: its length, its
+/// addresses and EtherType, and where it first differs from the test frame of its size
+/// (so a reader can tell a stray frame from a damaged or truncated test frame).
+fn describe_foreign(frame: &[u8], mac: [u8; 6]) -> String {
+    let hex = |b: &[u8]| {
+        b.iter()
+            .map(|x| format!("{x:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut line = format!("{} bytes", frame.len());
+    if frame.len() >= 14 {
+        line += &format!(
+            ", dst {}, src {}, type {:02x}{:02x}",
+            hex(&frame[..6]),
+            hex(&frame[6..12]),
+            frame[12],
+            frame[13]
+        );
+    }
+    match FRAME_SIZES.iter().position(|&size| size == frame.len()) {
+        Some(i) => {
+            let expected = test_frame(mac, frame.len(), i as u8);
+            let at = (12..frame.len()).find(|&k| frame[k] != expected[k]);
+            line += &match at {
+                Some(k) => format!(
+                    ", differs from the test payload from byte {k} ({:#04x}, expected {:#04x})",
+                    frame[k], expected[k]
+                ),
+                None => ", the test payload of its size from a source or to a destination the exchange does not expect".to_string(),
+            };
+        }
+        None => line += ", a length no test frame has",
+    }
+    line
+}
+
 /// `guest.ethernet=peer`: the wire goes to another guest running the same plan. Sends the
 /// frames of [`FRAME_SIZES`] (from `mac` to the broadcast address, the test payloads) in
 /// rounds every [`PEER_ROUND_MS`] until the peer's frames have all arrived intact, then
@@ -441,7 +483,15 @@ pub fn exchange_with_peer(
             match peer_frame_index(frame, mac) {
                 Some(i) if got[i] => repeats += 1,
                 Some(i) => got[i] = true,
-                None => foreign += 1,
+                None => {
+                    foreign += 1;
+                    if foreign <= FOREIGN_DESCRIBED {
+                        crate::println!(
+                            "ndis: peer: other frame: {}",
+                            describe_foreign(frame, mac)
+                        );
+                    }
+                }
             }
         }
         return_nbls(ret, ctx, &received);
